@@ -1,0 +1,1 @@
+"""Channel adapters, the web app, the outbox dispatcher and the `concorder` command."""

@@ -1,0 +1,62 @@
+"""The one aiohttp application: webhooks, simulator, health, metrics, organiser API."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bot.metrics import REGISTRY
+from bot.settings import Settings
+from store.db import make_engine, sessionmaker, upgrade_async
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", object)
+SESSIONS = web.AppKey("sessions", object)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True,
+               dispatch: bool = True) -> web.Application:
+    """Build the app. `dispatch=False` leaves the outbox alone (tests drive it themselves)."""
+    settings = settings or Settings()
+    app = web.Application(client_max_size=256 * 1024)
+    app[SETTINGS] = settings
+
+    async def database(app: web.Application):
+        if migrate:
+            await upgrade_async(settings.database_url)
+        engine = make_engine(settings.database_url)
+        app[ENGINE] = engine
+        app[SESSIONS] = sessionmaker(engine)
+        yield
+        await engine.dispose()
+
+    app.cleanup_ctx.append(database)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    import bot.wiring  # noqa: F401  (each feature module registers itself with @feature)
+
+    for install in _feature_routes:
+        install(app, settings, dispatch)
+    return app
+
+
+# Features add their routes and background tasks here: install(app, settings, dispatch).
+_feature_routes: list = []
+
+
+def feature(install):
+    _feature_routes.append(install)
+    return install

@@ -1,0 +1,82 @@
+"""The `concorder` command: run the service, manage the database, check the audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import typer
+from rich.console import Console
+
+from bot.settings import Settings
+from store import audit
+from store.db import make_engine, sessionmaker, upgrade
+
+app = typer.Typer(help="Concorder Relay: messaging for citizens' assemblies over SMS and "
+                  "Telegram.", no_args_is_help=True, rich_markup_mode="rich")
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+          port: int = typer.Option(8080, help="Port to listen on.")) -> None:
+    """Run the service: webhooks, the simulator, the organiser API and the dispatcher."""
+    from aiohttp import web
+
+    from bot.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    application = create_app(settings)
+    shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
+    console.print(f"Concorder Relay on [bold]http://{shown}:{port}/[/]")
+    if settings.simulated_channels:
+        channels = ", ".join(sorted(settings.simulated_channels))
+        console.print(f"Simulator ({channels}): [bold]http://{shown}:{port}/simulator[/]")
+    web.run_app(application, host=host, port=port, print=None)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or update the database schema to the latest version."""
+    settings = Settings()
+    upgrade(settings.database_url)
+    console.print("Database schema is up to date.")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit hash chain and name the first event that does not match."""
+    settings = Settings()
+
+    async def check():
+        engine = make_engine(settings.database_url)
+        try:
+            async with sessionmaker(engine)() as session:
+                return await audit.verify(session)
+        finally:
+            await engine.dispose()
+
+    result = run(check())
+    if result.ok:
+        console.print(f"Audit trail intact: {result.checked} events, head {result.head_hash}.")
+        return
+    err.print(f"[red]Audit trail broken at event {result.first_bad_seq}[/]: {result.reason} "
+              f"({result.checked} events before it check out).")
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    import bot.cli_commands  # noqa: F401  (each feature module adds its commands)
+
+    app()

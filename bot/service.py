@@ -1,0 +1,209 @@
+"""The application layer: one inbound message or one flow start is one transaction.
+
+The participant's new state, the messages it causes (outbox rows) and the audit events
+commit together or not at all; the dispatcher sends the rows afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import flows.catalog  # noqa: F401  (registers every flow)
+from bot.metrics import MESSAGES_IN
+from bot.render import render
+from bot.settings import Settings
+from flows import engine
+from flows.i18n import shipped_languages
+from flows.model import Context, Inbound, Outbound, State, Turn
+from store import audit
+from store.models import Contact, InboundMessage, OutboxMessage, Participant, utcnow
+
+log = logging.getLogger(__name__)
+
+# Facts a flow may need about the world (the assembly, its deadlines): filled by features.
+FactsProvider = Callable[[AsyncSession, Participant], Any]
+_facts_providers: list[FactsProvider] = []
+
+
+def provide_facts(provider: FactsProvider) -> FactsProvider:
+    """Register an async function adding facts to every flow context."""
+    _facts_providers.append(provider)
+    return provider
+
+
+async def facts_for(session: AsyncSession, participant: Participant) -> dict[str, Any]:
+    facts: dict[str, Any] = {}
+    for provider in _facts_providers:
+        facts.update(await provider(session, participant) or {})
+    return facts
+
+
+# Woken after every commit that queues messages, so the dispatcher need not poll hard.
+outbox_signal = asyncio.Event()
+
+
+@dataclass
+class Received:
+    duplicate: bool
+    participant_id: str | None = None
+    queued: int = 0
+
+
+def best_language(hint: str | None, default: str) -> str:
+    shipped = shipped_languages()
+    if hint:
+        code = hint.replace("_", "-").split("-")[0].lower()
+        if code in shipped:
+            return code
+    return default if default in shipped else shipped[0]
+
+
+async def find_or_create_contact(session: AsyncSession, channel: str, address: str,
+                                 language: str) -> Contact:
+    contact = (
+        await session.execute(
+            select(Contact).where(Contact.channel == channel, Contact.address == address)
+        )
+    ).scalar_one_or_none()
+    if contact is not None:
+        return contact
+    participant = Participant(language=language, state=State(language=language).to_json())
+    session.add(participant)
+    await session.flush()
+    contact = Contact(participant_id=participant.id, channel=channel, address=address,
+                      sms_consent=channel == "sms")
+    session.add(contact)
+    await session.flush()
+    await audit.append(session, "participant.created", {"channel": channel},
+                       participant_id=participant.id)
+    return contact
+
+
+async def lock_participant(session: AsyncSession, participant_id: str) -> Participant:
+    return (
+        await session.execute(
+            select(Participant).where(Participant.id == participant_id).with_for_update()
+        )
+    ).scalar_one()
+
+
+async def receive(sessions: async_sessionmaker[AsyncSession], settings: Settings, *,
+                  channel: str, address: str, text: str = "", button: str | None = None,
+                  provider_id: str, language_hint: str | None = None,
+                  now: datetime | None = None) -> Received:
+    """Store an inbound message once and run it through the conversation engine."""
+    now = now or utcnow()
+    async with sessions.begin() as session:
+        record = InboundMessage(channel=channel, provider_id=provider_id, text=text,
+                                button=button, received_at=now)
+        try:
+            async with session.begin_nested():
+                session.add(record)
+                await session.flush()
+        except IntegrityError:
+            MESSAGES_IN.labels(channel, "duplicate").inc()
+            return Received(duplicate=True)
+        language = best_language(language_hint, settings.default_language)
+        contact = await find_or_create_contact(session, channel, address, language)
+        record.contact_id = contact.id
+        participant = await lock_participant(session, contact.participant_id)
+        state = State.from_json(participant.state, language=participant.language)
+        ctx = Context(now=now, participant_id=participant.id, channel=channel,
+                      facts=await facts_for(session, participant))
+        turn = engine.handle(state, Inbound(channel=channel, text=text, button=button), ctx)
+        queued = await apply_turn(session, settings, participant, contact, turn, now)
+    MESSAGES_IN.labels(channel, "handled").inc()
+    if queued:
+        outbox_signal.set()
+    return Received(duplicate=False, participant_id=participant.id, queued=queued)
+
+
+async def start_flow(session: AsyncSession, settings: Settings, participant: Participant,
+                     flow: str, *, step: str | None = None, contact: Contact | None = None,
+                     now: datetime | None = None) -> int:
+    """Begin a flow for a participant inside the caller's transaction (invitations, draws)."""
+    now = now or utcnow()
+    contact = contact or await preferred_contact(session, participant)
+    if contact is None:
+        return 0
+    state = State.from_json(participant.state, language=participant.language)
+    ctx = Context(now=now, participant_id=participant.id, channel=contact.channel,
+                  facts=await facts_for(session, participant))
+    turn = engine.start(state, flow, ctx, step)
+    return await apply_turn(session, settings, participant, contact, turn, now)
+
+
+async def apply_turn(session: AsyncSession, settings: Settings, participant: Participant,
+                     contact: Contact, turn: Turn, now: datetime) -> int:
+    """Save the new state, queue the messages and append the events of one turn."""
+    participant.state = turn.state.to_json()
+    participant.language = turn.state.language
+    participant.opted_out = turn.state.opted_out
+    participant.updated_at = now
+    for event in turn.events:
+        await audit.append(session, event.kind, event.data, participant_id=participant.id, at=now)
+    return await enqueue(session, settings, participant, contact, turn.outbound,
+                         prompt_id=turn.state.prompt_id, now=now)
+
+
+async def enqueue(session: AsyncSession, settings: Settings, participant: Participant,
+                  contact: Contact, messages: Iterable[Outbound], *, prompt_id: str | None,
+                  now: datetime, not_before: datetime | None = None,
+                  broadcast_id: int | None = None) -> int:
+    """Write outbox rows for `messages`, in order, split into channel-sized parts."""
+    count = 0
+    for message in messages:
+        target = contact
+        if message.to_channel and message.to_channel != contact.channel:
+            target = await contact_on(session, participant, message.to_channel) or contact
+        parts = render(message, target.channel, participant.language, prompt_id,
+                       settings.sms_max_segments)
+        for number, part in enumerate(parts, start=1):
+            seq = target.next_seq
+            target.next_seq = seq + 1
+            session.add(OutboxMessage(
+                participant_id=participant.id, contact_id=target.id, seq=seq,
+                channel=target.channel, address=target.address, text=part.text,
+                buttons=part.buttons, markdown=message.markdown,
+                compliance=message.compliance, kind=message.kind, broadcast_id=broadcast_id,
+                part=number, parts=len(parts), segments=part.segments, encoding=part.encoding,
+                not_before=not_before or now, next_attempt_at=not_before or now,
+                created_at=now,
+            ))
+            count += 1
+    await session.flush()
+    return count
+
+
+async def contact_on(session: AsyncSession, participant: Participant,
+                     channel: str) -> Contact | None:
+    return (
+        await session.execute(
+            select(Contact).where(Contact.participant_id == participant.id,
+                                  Contact.channel == channel)
+        )
+    ).scalars().first()
+
+
+async def preferred_contact(session: AsyncSession, participant: Participant) -> Contact | None:
+    """Telegram when it still works, else SMS the person agreed to; None if unreachable."""
+    contacts = (
+        await session.execute(
+            select(Contact).where(Contact.participant_id == participant.id).order_by(Contact.id)
+        )
+    ).scalars().all()
+    usable = [c for c in contacts if c.unreachable_at is None and c.opted_out_at is None]
+    for channel in ("telegram", "sms"):
+        for contact in usable:
+            if contact.channel == channel and (channel != "sms" or contact.sms_consent):
+                return contact
+    return None

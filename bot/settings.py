@@ -1,0 +1,60 @@
+"""Configuration from the environment. Every channel is optional and switches on when set."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from store.db import DEFAULT_URL
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = Field(DEFAULT_URL, alias="CONCORDER_DATABASE_URL")
+    public_url: str | None = Field(None, alias="CONCORDER_PUBLIC_URL")
+    default_language: str = Field("en", alias="CONCORDER_DEFAULT_LANGUAGE")
+    default_region: str = Field("GB", alias="CONCORDER_DEFAULT_REGION")  # for national numbers
+    assembly_file: str | None = Field(None, alias="CONCORDER_ASSEMBLY")
+
+    telegram_bot_token: str | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
+    telegram_webhook_secret: str | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
+    telegram_api_base_url: str = Field("https://api.telegram.org", alias="TELEGRAM_API_BASE_URL")
+
+    twilio_account_sid: str | None = Field(None, alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str | None = Field(None, alias="TWILIO_AUTH_TOKEN")
+    twilio_from_number: str | None = Field(None, alias="TWILIO_FROM_NUMBER")
+    twilio_messaging_service_sid: str | None = Field(None, alias="TWILIO_MESSAGING_SERVICE_SID")
+    twilio_api_base_url: str | None = Field(None, alias="TWILIO_API_BASE_URL")
+
+    # Delivery limits. Telegram: about 30 messages/s overall and 1/s per chat.
+    telegram_rate: float = Field(30.0, alias="CONCORDER_TELEGRAM_RATE")
+    telegram_chat_rate: float = Field(1.0, alias="CONCORDER_TELEGRAM_CHAT_RATE")
+    sms_rate: float = Field(1.0, alias="CONCORDER_SMS_RATE")  # per sender number
+    sms_cost_per_segment: float = Field(0.0079, alias="CONCORDER_SMS_COST_PER_SEGMENT")
+    sms_max_segments: int = Field(10, alias="CONCORDER_SMS_MAX_SEGMENTS")
+    max_attempts: int = Field(8, alias="CONCORDER_MAX_ATTEMPTS")
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return bool(self.telegram_bot_token)
+
+    @property
+    def sms_enabled(self) -> bool:
+        return bool(
+            self.twilio_account_sid
+            and self.twilio_auth_token
+            and (self.twilio_from_number or self.twilio_messaging_service_sid)
+        )
+
+    @cached_property
+    def simulated_channels(self) -> frozenset[str]:
+        """Channels with no real account configured are served by the built-in simulator."""
+        simulated = set()
+        if not self.telegram_enabled:
+            simulated.add("telegram")
+        if not self.sms_enabled:
+            simulated.add("sms")
+        return frozenset(simulated)

@@ -1,0 +1,1 @@
+"""Importing this module lets each feature add its routes and background tasks to the app."""

@@ -1,0 +1,243 @@
+"""The conversation engine: keywords first, then the participant's current flow.
+
+`handle(state, inbound, ctx)` is the whole contract. Flows are small classes registered
+by name; each knows how to ask each of its steps and how to take a reply to it.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from flows.i18n import Translator, shipped_languages, translator
+from flows.keywords import Keyword, keyword_of, language_of
+from flows.model import Choice, Context, Event, Inbound, Outbound, State, Turn
+from flows.text import fold
+
+MAX_TEXT = 1600  # longer input is cut before any flow sees it
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A reply to the current step: the raw text and the choice it matched, if any."""
+
+    text: str
+    choice: str | None = None
+
+
+class Conversation:
+    """The working surface of one turn: flows read state and say things through it."""
+
+    def __init__(self, state: State, ctx: Context):
+        self.state = state
+        self.ctx = ctx
+        self.outbound: list[Outbound] = []
+        self.events: list[Event] = []
+
+    @property
+    def t(self) -> Translator:
+        return translator(self.state.language)
+
+    def _(self, message: str, **values: object) -> str:
+        return self.t.gettext(message, **values)
+
+    def say(self, text: str, **options: Any) -> None:
+        self.outbound.append(Outbound(text=text, **options))
+
+    def ask(self, step: str, text: str, choices: tuple[Choice, ...] = (), **options: Any) -> None:
+        """Send a prompt and wait at `step` for its answer."""
+        self.state.step = step
+        self.state.offered = [[c.key, c.label] for c in choices]
+        self.state.prompt_id = _next_prompt_id(self.state)
+        self.outbound.append(Outbound(text=text, choices=choices, **options))
+
+    def emit(self, kind: str, **data: Any) -> None:
+        self.events.append(Event(kind=kind, data=data))
+
+    def goto(self, flow: str, step: str | None = None) -> None:
+        """Leave the current flow and enter another (at its first step unless named)."""
+        self.state.flow = flow
+        self.state.step = None
+        self.state.offered = []
+        get_flow(flow).enter(self) if step is None else get_flow(flow).ask(self, step)
+
+    def finish(self) -> None:
+        """No flow is waiting for an answer any more."""
+        self.state.flow = None
+        self.state.step = None
+        self.state.offered = []
+
+    def not_understood(self) -> None:
+        """The standard answer to a reply that does not fit: say so and list valid replies."""
+        self.say(self._("Sorry, I did not understand that."))
+        self.repeat()
+
+    def repeat(self) -> None:
+        """Ask the current step again (in the current language)."""
+        flow = current_flow(self.state, self.ctx)
+        if self.state.step is None:
+            flow.enter(self)
+        else:
+            flow.ask(self, self.state.step)
+
+    def choices(self, *pairs: tuple[str, str]) -> tuple[Choice, ...]:
+        return tuple(Choice(key, label) for key, label in pairs)
+
+
+class Flow(ABC):
+    """A conversation. Subclasses set `name` and implement `enter`, `ask` and `reply`."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def enter(self, conv: Conversation) -> None:
+        """Start the flow: usually ask its first step."""
+
+    @abstractmethod
+    def ask(self, conv: Conversation, step: str) -> None:
+        """(Re-)send the prompt of `step`."""
+
+    @abstractmethod
+    def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
+        """Take an answer to `step`. Call conv.not_understood() for one that does not fit."""
+
+
+_FLOWS: dict[str, Flow] = {}
+
+
+def register(cls: type[Flow]) -> type[Flow]:
+    """Class decorator: make a flow available by its name."""
+    _FLOWS[cls.name] = cls()
+    return cls
+
+
+def get_flow(name: str) -> Flow:
+    try:
+        return _FLOWS[name]
+    except KeyError:
+        raise LookupError(f"no flow named {name!r}") from None
+
+
+def current_flow(state: State, ctx: Context) -> Flow:
+    return get_flow(state.flow or ctx.facts.get("default_flow", "welcome"))
+
+
+def _next_prompt_id(state: State) -> str:
+    counter = int(state.data.get("_prompts", 0)) + 1
+    state.data["_prompts"] = counter
+    return _base36(counter)
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+def button_data(prompt_id: str | None, key: str) -> str:
+    """Callback data of an inline button: the prompt it belongs to and the choice key."""
+    return f"{prompt_id or '0'}:{key}"
+
+
+def match_choice(state: State, inbound: Inbound) -> tuple[str | None, bool]:
+    """The offered choice a message picks, and whether it was a stale button press."""
+    if inbound.button is not None:
+        prompt_id, _, key = inbound.button.partition(":")
+        if prompt_id != state.prompt_id or key not in {k for k, _ in state.offered}:
+            return None, True
+        return key, False
+    word = fold(inbound.text)
+    if not word:
+        return None, False
+    for index, (key, label) in enumerate(state.offered, start=1):
+        if word in (str(index), fold(key), fold(label)):
+            return key, False
+    return None, False
+
+
+def handle(state: State, inbound: Inbound, ctx: Context) -> Turn:
+    """One inbound message in, a new state, messages and audit events out."""
+    conv = Conversation(copy.deepcopy(state), ctx)
+    text = inbound.text[:MAX_TEXT]
+    inbound = Inbound(channel=inbound.channel, text=text, button=inbound.button)
+    keyword = keyword_of(text) if inbound.button is None else None
+
+    if conv.state.opted_out:
+        if keyword is Keyword.OPT_IN:
+            conv.state.opted_out = False
+            conv.emit("participant.opted_in", channel=inbound.channel)
+            conv.say(conv._("Welcome back. You will receive messages from us again."))
+            conv.repeat()
+        # Anything else from someone who opted out gets a deliberate silence.
+        return Turn(conv.state, conv.outbound, conv.events)
+
+    if keyword is Keyword.OPT_OUT:
+        conv.state.opted_out = True
+        conv.emit("participant.opted_out", channel=inbound.channel)
+        conv.say(
+            conv._(
+                "You have been unsubscribed and will get no more messages from us. "
+                "Reply START to subscribe again."
+            ),
+            compliance=True,
+        )
+        return Turn(conv.state, conv.outbound, conv.events)
+
+    if keyword is Keyword.HELP:
+        conv.say(help_text(conv))
+        conv.repeat()
+        return Turn(conv.state, conv.outbound, conv.events)
+
+    language = language_of(text, shipped_languages()) if inbound.button is None else None
+    if language is not None:
+        previous = conv.state.language
+        conv.state.language = language
+        conv.emit("participant.language_changed", previous=previous, language=language)
+        conv.say(conv._("From now on I will write to you in English."))
+        conv.repeat()
+        return Turn(conv.state, conv.outbound, conv.events)
+
+    choice, stale = match_choice(conv.state, inbound)
+    if stale:
+        conv.say(conv._("That button belongs to an earlier question."))
+        conv.repeat()
+        return Turn(conv.state, conv.outbound, conv.events)
+
+    flow = current_flow(conv.state, ctx)
+    if conv.state.step is None:
+        conv.state.flow = flow.name
+        flow.enter(conv)
+    else:
+        flow.reply(conv, conv.state.step, Answer(text=text, choice=choice))
+    return Turn(conv.state, conv.outbound, conv.events)
+
+
+def start(state: State, flow: str, ctx: Context, step: str | None = None) -> Turn:
+    """Begin a flow for a participant without an inbound message (an invitation, a draw)."""
+    conv = Conversation(copy.deepcopy(state), ctx)
+    if conv.state.opted_out:
+        return Turn(conv.state, [], [])
+    conv.goto(flow, step)
+    return Turn(conv.state, conv.outbound, conv.events)
+
+
+def help_text(conv: Conversation) -> str:
+    name = conv.ctx.facts.get("service_name", "Concorder Relay")
+    assembly = conv.ctx.facts.get("assembly_name")
+    if assembly:
+        intro = conv._("This is {service}, the messaging service of {assembly}.",
+                       service=name, assembly=assembly)
+    else:
+        intro = conv._("This is {service}, the messaging service of a citizens' assembly.",
+                       service=name)
+    return " ".join([
+        intro,
+        conv._("Reply STOP at any time to get no more messages."),
+        conv._("Reply ENGLISH, FRANCAIS or ESPANOL to change language."),
+    ])

@@ -1,0 +1,59 @@
+"""Keywords that work everywhere, in every shipped language, before any flow runs.
+
+The words are data, not gettext messages: a French speaker who types STOP and an English
+speaker who types ARRET must both be opted out whatever language their profile says.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from flows.text import fold
+
+
+class Keyword(Enum):
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+    HELP = "help"
+
+
+# Twilio's standard opt-out words first, then their equivalents in each shipped language.
+OPT_OUT_WORDS = {
+    "stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout",
+    # fr
+    "arret", "arreter", "desabonner", "desinscrire", "desinscription",
+    # es
+    "alto", "parar", "baja", "darmedebaja", "cancelar", "detener",
+}
+OPT_IN_WORDS = {"start", "yes", "unstop", "oui", "si", "reprendre", "reanudar", "alta"}
+HELP_WORDS = {"help", "info", "aide", "ayuda"}
+
+# Words that switch the conversation language, mapped to the locale they choose.
+LANGUAGE_WORDS = {
+    "english": "en", "anglais": "en", "ingles": "en", "en": "en",
+    "francais": "fr", "french": "fr", "frances": "fr", "fr": "fr",
+    "espanol": "es", "spanish": "es", "espagnol": "es", "es": "es",
+}
+
+
+def keyword_of(text: str) -> Keyword | None:
+    """The keyword a whole message is, or None. Only whole messages count."""
+    word = fold(text)
+    if word in OPT_OUT_WORDS:
+        return Keyword.OPT_OUT
+    if word in OPT_IN_WORDS:
+        return Keyword.OPT_IN
+    if word in HELP_WORDS:
+        return Keyword.HELP
+    return None
+
+
+def language_of(text: str, shipped: tuple[str, ...]) -> str | None:
+    """The language a whole message asks for ('FRANÇAIS', 'lang fr'), if it is shipped."""
+    word = fold(text)
+    for prefix in ("language", "lang", "langue", "idioma"):
+        if word.startswith(prefix) and word != prefix:
+            word = word[len(prefix):]
+            break
+    code = LANGUAGE_WORDS.get(word)
+    return code if code in shipped else None

@@ -1,0 +1,1 @@
+"""The data model: tables, migrations, the audit chain and database sessions."""
