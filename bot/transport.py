@@ -1,0 +1,73 @@
+"""The port every channel adapter implements, and how the service picks one per channel.
+
+The dispatcher hands an `Outgoing` to `Transport.send`. A transport returns `Sent`, or
+raises `RetryLater` (rate limited, network trouble: try again) or `PermanentFailure`
+(never retry; it may say the person is unreachable or opted out on this channel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.settings import Settings
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    id: int  # outbox row id: an idempotency key where the channel takes one
+    channel: str
+    address: str
+    text: str
+    buttons: list[dict[str, str]] | None = None  # [{"label": ..., "data": ...}]
+    markdown: bool = False
+    part: int = 1
+    parts: int = 1
+    kind: str = "reply"
+
+
+@dataclass(frozen=True)
+class Sent:
+    provider_id: str | None = None
+    delivered: bool = False  # True when the channel confirms delivery at once (simulator)
+
+
+class RetryLater(Exception):
+    def __init__(self, reason: str, after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.after = after  # seconds the channel asked us to wait (Telegram retry_after)
+
+
+class PermanentFailure(Exception):
+    def __init__(self, reason: str, *, unreachable: bool = False, opted_out: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.unreachable = unreachable  # e.g. the person blocked the bot
+        self.opted_out = opted_out  # e.g. Twilio error 21610
+
+
+class Transport(Protocol):
+    channel: str
+
+    async def send(self, message: Outgoing) -> Sent: ...
+
+    async def close(self) -> None: ...
+
+
+def build_transports(settings: Settings) -> dict[str, Transport]:
+    """A transport per channel: the real one when configured, else the simulator."""
+    from bot.simulator import SimulatorTransport
+
+    transports: dict[str, Transport] = {}
+    if settings.telegram_enabled:
+        from bot.telegram import TelegramTransport
+
+        transports["telegram"] = TelegramTransport(settings)
+    if settings.sms_enabled:
+        from bot.sms import SmsTransport
+
+        transports["sms"] = SmsTransport(settings)
+    for channel in settings.simulated_channels:
+        transports[channel] = SimulatorTransport(channel)
+    return transports
