@@ -1,0 +1,17 @@
+"""The migrations build exactly the schema the models describe, on both backends."""
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+import store.schema  # noqa: F401
+from store.models import Base
+
+
+async def test_migrated_schema_matches_the_models(db):
+    def diff(connection):
+        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        return compare_metadata(context, Base.metadata)
+
+    async with db.engine.connect() as connection:
+        differences = await connection.run_sync(diff)
+    assert differences == []
