@@ -33,7 +33,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     """Run the service: webhooks, the simulator, the organiser API and the dispatcher."""
     from aiohttp import web
 
-    from bot.app import create_app
+    from bot.app import PrivateAccessLogger, create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
@@ -43,7 +43,8 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     if settings.simulated_channels:
         channels = ", ".join(sorted(settings.simulated_channels))
         console.print(f"Simulator ({channels}): [bold]http://{shown}:{port}/simulator[/]")
-    web.run_app(application, host=host, port=port, print=None)
+    web.run_app(application, host=host, port=port, print=None,
+                access_log_class=PrivateAccessLogger)
 
 
 @db_app.command("upgrade")
