@@ -1,3 +1,4 @@
 """Imports every module that defines tables, so Base.metadata is complete."""
 
+import store.recruitment  # noqa: F401
 from store import models  # noqa: F401
