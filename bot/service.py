@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,7 @@ from bot.render import render
 from bot.settings import Settings
 from flows import engine
 from flows.i18n import shipped_languages
-from flows.model import Context, Inbound, Outbound, State, Turn
+from flows.model import Context, Event, Inbound, Outbound, State, Turn
 from store import audit
 from store.models import Contact, InboundMessage, OutboxMessage, Participant, utcnow
 
@@ -45,6 +45,32 @@ async def facts_for(session: AsyncSession, participant: Participant) -> dict[str
     for provider in _facts_providers:
         facts.update(await provider(session, participant) or {})
     return facts
+
+
+# Features that turn flow events into rows of their own (a consent, an answer): called
+# inside the turn's transaction, after the participant's new state is set.
+EventHandler = Callable[[AsyncSession, Participant, Event, datetime], Awaitable[None]]
+_event_handlers: dict[str, list[EventHandler]] = {}
+
+
+def on_event(kind: str) -> Callable[[EventHandler], EventHandler]:
+    """Register an async handler for flow events of `kind` (persisting what they mean)."""
+    def register(handler: EventHandler) -> EventHandler:
+        _event_handlers.setdefault(kind, []).append(handler)
+        return handler
+    return register
+
+
+# Run before an inbound message finds its contact: may bind the address to an existing
+# participant (a Telegram /start link carrying an invitation code).
+InboundHook = Callable[..., Awaitable[None]]
+_inbound_hooks: list[InboundHook] = []
+
+
+def before_inbound(hook: InboundHook) -> InboundHook:
+    """Register `async hook(session, *, channel, address, text, language, now)`."""
+    _inbound_hooks.append(hook)
+    return hook
 
 
 # Woken after every commit that queues messages, so the dispatcher need not poll hard.
@@ -113,6 +139,9 @@ async def receive(sessions: async_sessionmaker[AsyncSession], settings: Settings
             MESSAGES_IN.labels(channel, "duplicate").inc()
             return Received(duplicate=True)
         language = best_language(language_hint, settings.default_language)
+        for hook in _inbound_hooks:
+            await hook(session, channel=channel, address=address, text=text,
+                       language=language, now=now)
         contact = await find_or_create_contact(session, channel, address, language)
         record.contact_id = contact.id
         participant = await lock_participant(session, contact.participant_id)
@@ -151,6 +180,8 @@ async def apply_turn(session: AsyncSession, settings: Settings, participant: Par
     participant.updated_at = now
     for event in turn.events:
         await audit.append(session, event.kind, event.data, participant_id=participant.id, at=now)
+        for handler in _event_handlers.get(event.kind, ()):
+            await handler(session, participant, event, now)
     return await enqueue(session, settings, participant, contact, turn.outbound,
                          prompt_id=turn.state.prompt_id, now=now)
 
