@@ -1,1 +1,2 @@
 """Importing this module lets each feature add its routes and background tasks to the app."""
+from bot import simulator  # noqa: F401

@@ -1,0 +1,228 @@
+"""The built-in simulator: a channel that needs no account, and a web page to chat on it.
+
+A channel with no real account configured (settings.simulated_channels) is served by
+`SimulatorTransport`: handing a message over is delivering it. The JSON API lets the page
+(and `concorder simulate`) play the person: POST what they send, GET what came back.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+from aiohttp import web
+from sqlalchemy import select
+
+from bot import service
+from bot.addresses import CHANNELS, BadAddress, normalise
+from bot.app import SESSIONS, SETTINGS, feature
+from bot.settings import Settings
+from bot.transport import Outgoing, Sent
+from flows.i18n import shipped_languages, translator
+from store.models import OutboxMessage
+
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_TEXT = 2000  # what the page lets you type; longer than any real SMS or quick reply
+MAX_BUTTON = 64  # callback data limit of Telegram (and of the inbound table's column)
+SHOWN_STATUSES = ("sent", "delivered")
+
+
+class SimulatorTransport:
+    """The transport of a simulated channel: a send is an immediate delivery."""
+
+    def __init__(self, channel: str):
+        self.channel = channel
+
+    async def send(self, message: Outgoing) -> Sent:
+        return Sent(provider_id=f"sim-{message.id}", delivered=True)
+
+    async def close(self) -> None:
+        return None
+
+
+class InputError(Exception):
+    """A request the simulator refuses; `status` and the message go back as JSON."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def _error(exc: InputError) -> web.Response:
+    return web.json_response({"error": exc.message}, status=exc.status)
+
+
+def _channel(value: Any, settings: Settings) -> str:
+    if not isinstance(value, str) or not value:
+        raise InputError(f"'channel' is required: one of {', '.join(CHANNELS)}")
+    if value not in CHANNELS:
+        raise InputError(f"unknown channel {value[:20]!r}; use one of {', '.join(CHANNELS)}")
+    if value not in settings.simulated_channels:
+        raise InputError(
+            f"the simulator is off for {value}: a real {value} account is configured, so "
+            "messages on this channel go to real people",
+            status=409,
+        )
+    return value
+
+
+def _address(channel: str, value: Any, settings: Settings) -> str:
+    if not isinstance(value, str) or not value.strip():
+        what = "a phone number" if channel == "sms" else "a chat id"
+        raise InputError(f"'address' is required: {what}")
+    try:
+        return normalise(channel, value, settings.default_region)
+    except BadAddress as exc:
+        fictional = channel == "sms" and _fictional_number(value, settings.default_region)
+        if fictional:
+            return fictional
+        raise InputError(f"bad address: {exc}") from None
+
+
+def _fictional_number(value: str, region: str) -> str | None:
+    """Numbers reserved for drama (UK 07700 900xxx, US 555-01xx) have the right length but
+    are assigned to no one: ideal for a simulator, so they are taken in E.164 form."""
+    try:
+        parsed = phonenumbers.parse(value.strip(), region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError("the body must be JSON, e.g. "
+                         '{"channel": "sms", "address": "+447700900123", "text": "hello"}'
+                         ) from None
+    if not isinstance(body, dict):
+        raise InputError("the body must be a JSON object")
+    return body
+
+
+def parse_message(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Check what the simulated person sends; InputError says what is wrong."""
+    channel = _channel(body.get("channel"), settings)
+    address = _address(channel, body.get("address"), settings)
+    text = body.get("text", "")
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise InputError("'text' must be a string")
+    if len(text) > MAX_TEXT:
+        raise InputError(
+            f"the text is {len(text):,} characters long; the simulator takes at most "
+            f"{MAX_TEXT:,}. Nothing was sent.",
+            status=413,
+        )
+    button = body.get("button")
+    if button is not None:
+        if channel != "telegram":
+            raise InputError("'button' is for telegram only: SMS has no buttons, send the "
+                             "number as text")
+        if not isinstance(button, str) or not button or len(button) > MAX_BUTTON:
+            raise InputError(f"'button' must be the button's callback data "
+                             f"(1 to {MAX_BUTTON} characters)")
+    elif not text.strip():
+        raise InputError("'text' is required (or 'button' for a Telegram button press)")
+    language = body.get("language")
+    if language is not None and (not isinstance(language, str) or len(language) > 35):
+        raise InputError("'language' must be a language code such as 'en' or 'fr'")
+    return {"channel": channel, "address": address, "text": text, "button": button,
+            "language": language or None}
+
+
+async def post_message(request: web.Request) -> web.Response:
+    settings: Settings = request.app[SETTINGS]
+    try:
+        message = parse_message(await _json_body(request), settings)
+    except InputError as exc:
+        return _error(exc)
+    received = await service.receive(
+        request.app[SESSIONS], settings,
+        channel=message["channel"], address=message["address"], text=message["text"],
+        button=message["button"], provider_id=f"sim-{uuid.uuid4().hex}",
+        language_hint=message["language"],
+    )
+    return web.json_response(
+        {"participant_id": received.participant_id, "address": message["address"],
+         "queued": received.queued},
+        status=202,
+    )
+
+
+def message_json(row: OutboxMessage) -> dict[str, Any]:
+    at = row.delivered_at or row.sent_at or row.created_at
+    return {
+        "seq": row.seq,
+        "text": row.text,
+        "choices": [{"label": b["label"], "data": b["data"]} for b in row.buttons or []],
+        "status": row.status,
+        "time": at.isoformat() if at else None,
+        "part": row.part,
+        "parts": row.parts,
+        "segments": row.segments if row.channel == "sms" else None,
+        "encoding": row.encoding if row.channel == "sms" else None,
+    }
+
+
+async def get_messages(request: web.Request) -> web.Response:
+    settings: Settings = request.app[SETTINGS]
+    query = request.query
+    try:
+        channel = _channel(query.get("channel"), settings)
+        address = _address(channel, query.get("address"), settings)
+        after = query.get("after", "0")
+        if not after.isdigit():
+            raise InputError("'after' must be a message seq number (0 for all)")
+    except InputError as exc:
+        return _error(exc)
+    async with request.app[SESSIONS]() as session:
+        rows = (
+            await session.execute(
+                select(OutboxMessage)
+                .where(OutboxMessage.channel == channel, OutboxMessage.address == address)
+                .order_by(OutboxMessage.seq)
+            )
+        ).scalars().all()
+    shown = [r for r in rows if r.status in SHOWN_STATUSES and r.seq > int(after)]
+    # Queued rows are on their way (the dispatcher has not handed them over yet).
+    pending = sum(1 for r in rows if r.status in ("queued", "sending"))
+    return web.json_response(
+        {"channel": channel, "address": address, "messages": [message_json(r) for r in shown],
+         "pending": pending}
+    )
+
+
+async def get_config(request: web.Request) -> web.Response:
+    """What the page offers: the simulated channels and the shipped languages."""
+    settings: Settings = request.app[SETTINGS]
+    languages = [{"code": code, "name": translator(code).language_name(code)}
+                 for code in shipped_languages()]
+    return web.json_response({
+        "channels": sorted(settings.simulated_channels),
+        "languages": languages,
+        "default_language": settings.default_language,
+        "max_text": MAX_TEXT,
+    })
+
+
+async def page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "simulator.html")
+
+
+@feature
+def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
+    app.router.add_get("/simulator", page)
+    app.router.add_get("/simulator/", page)
+    app.router.add_static("/simulator/static/", STATIC)
+    app.router.add_get("/simulator/api/config", get_config)
+    app.router.add_post("/simulator/api/messages", post_message)
+    app.router.add_get("/simulator/api/messages", get_messages)

@@ -1,0 +1,216 @@
+"""The built-in simulator: its transport, its JSON API and the page, on a real database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import create_app
+from bot.settings import Settings
+from bot.simulator import SimulatorTransport
+from bot.transport import Outgoing, Sent, Transport, build_transports
+from store.models import OutboxMessage, utcnow
+
+PHONE = "+447700900123"
+
+
+async def deliver_queued(sessions) -> int:
+    """Hand every queued outbox row to the simulator, as the dispatcher does for simulated
+    channels, and record the delivery. Returns how many rows went out."""
+    async with sessions.begin() as session:
+        rows = (
+            await session.execute(
+                select(OutboxMessage).where(OutboxMessage.status == "queued")
+                .order_by(OutboxMessage.contact_id, OutboxMessage.seq)
+            )
+        ).scalars().all()
+        for row in rows:
+            sent = await SimulatorTransport(row.channel).send(Outgoing(
+                id=row.id, channel=row.channel, address=row.address, text=row.text,
+                buttons=row.buttons, markdown=row.markdown, part=row.part, parts=row.parts,
+                kind=row.kind,
+            ))
+            now = utcnow()
+            row.attempts += 1
+            row.provider_id = sent.provider_id
+            row.sent_at = now
+            row.status = "delivered" if sent.delivered else "sent"
+            row.delivered_at = now if sent.delivered else None
+    return len(rows)
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings):
+    return await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
+
+
+async def say(client, **body):
+    response = await client.post("/simulator/api/messages", json=body)
+    assert response.status == 202, await response.text()
+    return await response.json()
+
+
+async def replies(client, channel, address, after=0):
+    response = await client.get("/simulator/api/messages",
+                                params={"channel": channel, "address": address,
+                                        "after": str(after)})
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def test_simulator_transport_delivers_at_once():
+    transport: Transport = SimulatorTransport("sms")
+    assert transport.channel == "sms"
+    sent = await transport.send(Outgoing(id=42, channel="sms", address=PHONE, text="hi"))
+    assert sent == Sent(provider_id="sim-42", delivered=True)
+    await transport.close()
+
+
+def test_unconfigured_channels_are_simulated():
+    settings = Settings(_env_file=None)
+    transports = build_transports(settings)
+    assert set(transports) == {"sms", "telegram"}
+    assert all(isinstance(t, SimulatorTransport) for t in transports.values())
+    assert transports["telegram"].channel == "telegram"
+
+
+async def test_sms_conversation_through_the_api(client, db):
+    sent = await say(client, channel="sms", address="07700 900123", text="hello")
+    assert sent["address"] == PHONE  # a national number is normalised (default region GB)
+    assert sent["participant_id"].startswith("P")
+
+    before = await replies(client, "sms", PHONE)
+    assert before["messages"] == [] and before["pending"] == 1  # queued, not yet sent
+
+    assert await deliver_queued(db.sessions) == 1
+    menu = (await replies(client, "sms", PHONE))["messages"]
+    assert len(menu) == 1
+    assert menu[0]["text"].startswith("Hello, this is Concorder Relay.")
+    assert menu[0]["text"].endswith("1 About\n2 Language\nReply 1 or 2.")
+    assert menu[0]["choices"] == []  # SMS carries its choices in the text
+    assert menu[0]["status"] == "delivered" and menu[0]["time"]
+    assert menu[0]["segments"] == 2 and menu[0]["encoding"] == "GSM-7"
+
+    await say(client, channel="sms", address=PHONE, text="2")
+    await deliver_queued(db.sessions)
+    everything = (await replies(client, "sms", PHONE))["messages"]
+    assert [m["seq"] for m in everything] == [1, 2]  # oldest first
+    newer = (await replies(client, "sms", PHONE, after=menu[0]["seq"]))["messages"]
+    assert len(newer) == 1 and newer[0]["text"].startswith("Which language would you like?")
+    assert "3 Français" in newer[0]["text"]
+
+
+async def test_telegram_buttons_can_be_pressed(client, db):
+    await say(client, channel="telegram", address="100001", text="/start", language="fr-FR")
+    await deliver_queued(db.sessions)
+    menu = (await replies(client, "telegram", "100001"))["messages"][0]
+    assert menu["text"].startswith("Bonjour")  # the language hint of a new contact
+    assert [c["label"] for c in menu["choices"]] == ["À propos", "Langue"]
+    assert menu["segments"] is None
+
+    language = next(c for c in menu["choices"] if c["label"] == "Langue")
+    await say(client, channel="telegram", address="100001", button=language["data"])
+    await deliver_queued(db.sessions)
+    question = (await replies(client, "telegram", "100001", after=menu["seq"]))["messages"][0]
+    assert question["text"] == "Dans quelle langue souhaitez-vous échanger ?"
+    assert [c["label"] for c in question["choices"]] == ["English", "Español", "Français"]
+
+
+async def test_each_simulated_address_sees_only_its_own_messages(client, db):
+    await say(client, channel="sms", address=PHONE, text="hi")
+    await say(client, channel="sms", address="+447700900456", text="hi")
+    await say(client, channel="telegram", address="447700900123", text="hi")
+    await deliver_queued(db.sessions)
+    for channel, address in [("sms", PHONE), ("sms", "+447700900456"),
+                             ("telegram", "447700900123")]:
+        assert len((await replies(client, channel, address))["messages"]) == 1
+    assert (await replies(client, "sms", "+447700900789"))["messages"] == []
+
+
+async def test_stop_gets_one_confirmation_then_silence(client, db):
+    await say(client, channel="sms", address=PHONE, text="hello")
+    await say(client, channel="sms", address=PHONE, text="STOP")
+    await say(client, channel="sms", address=PHONE, text="hello?")
+    await deliver_queued(db.sessions)
+    texts = [m["text"] for m in (await replies(client, "sms", PHONE))["messages"]]
+    assert len(texts) == 2
+    assert texts[1].startswith("You have been unsubscribed")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ({"address": PHONE, "text": "hi"}, 400, "'channel' is required"),
+        ({"channel": "whatsapp", "address": PHONE, "text": "hi"}, 400, "unknown channel"),
+        ({"channel": "sms", "text": "hi"}, 400, "'address' is required"),
+        ({"channel": "sms", "address": "12", "text": "hi"}, 400, "bad address"),
+        ({"channel": "sms", "address": "+44 7700 900123 999", "text": "x"}, 400, "bad address"),
+        ({"channel": "telegram", "address": "@someone", "text": "hi"}, 400,
+         "a Telegram chat id is a number"),
+        ({"channel": "sms", "address": PHONE}, 400, "'text' is required"),
+        ({"channel": "sms", "address": PHONE, "text": "   "}, 400, "'text' is required"),
+        ({"channel": "sms", "address": PHONE, "text": 12}, 400, "'text' must be a string"),
+        ({"channel": "sms", "address": PHONE, "text": "x" * 2001}, 413, "at most 2,000"),
+        ({"channel": "sms", "address": PHONE, "button": "1:about"}, 400, "telegram only"),
+        ({"channel": "telegram", "address": "1", "button": "x" * 65}, 400, "callback data"),
+        ({"channel": "sms", "address": PHONE, "text": "hi", "language": 3}, 400,
+         "'language' must be"),
+    ],
+)
+async def test_bad_requests_are_refused_clearly(client, db, body, status, says):
+    response = await client.post("/simulator/api/messages", json=body)
+    assert response.status == status
+    assert says in (await response.json())["error"]
+    async with db.sessions() as session:
+        assert (await session.execute(select(OutboxMessage))).first() is None
+
+
+async def test_exactly_2000_characters_are_accepted(client, db):
+    await say(client, channel="sms", address=PHONE, text="é" * 2000)
+
+
+@pytest.mark.parametrize("raw", [b"", b"not json", b"[1, 2]", b'"text"', b"\xff\xfe"])
+async def test_a_body_that_is_not_a_json_object_is_refused(client, raw):
+    response = await client.post("/simulator/api/messages", data=raw,
+                                 headers={"Content-Type": "application/json"})
+    assert response.status == 400
+    assert "JSON" in (await response.json())["error"]
+
+
+async def test_listing_checks_its_query(client):
+    response = await client.get("/simulator/api/messages", params={"channel": "sms"})
+    assert response.status == 400
+    assert "'address' is required" in (await response.json())["error"]
+    response = await client.get("/simulator/api/messages",
+                                params={"channel": "sms", "address": PHONE, "after": "-1"})
+    assert response.status == 400
+
+
+async def test_simulator_is_off_for_a_channel_with_a_real_account(aiohttp_client, db):
+    settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN="123:abc",
+                        _env_file=None)
+    client = await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
+    response = await client.post("/simulator/api/messages",
+                                 json={"channel": "telegram", "address": "1", "text": "hi"})
+    assert response.status == 409
+    assert "simulator is off for telegram" in (await response.json())["error"]
+    response = await client.get("/simulator/api/messages",
+                                params={"channel": "telegram", "address": "1"})
+    assert response.status == 409
+    config = await (await client.get("/simulator/api/config")).json()
+    assert config["channels"] == ["sms"]
+    await say(client, channel="sms", address=PHONE, text="hi")  # SMS is still simulated
+
+
+async def test_page_and_its_assets_are_served(client):
+    page = await client.get("/simulator")
+    assert page.status == 200 and page.content_type == "text/html"
+    html = await page.text()
+    assert '<meta name="viewport"' in html and 'aria-live="polite"' in html
+    for asset in ("/simulator/static/simulator.js", "/simulator/static/simulator.css"):
+        assert asset in html
+        assert (await client.get(asset)).status == 200
+    config = await (await client.get("/simulator/api/config")).json()
+    assert config["channels"] == ["sms", "telegram"]
+    assert [lang["code"] for lang in config["languages"]][:1] == ["en"]
+    assert {"code": "fr", "name": "Français"} in config["languages"]
