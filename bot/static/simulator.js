@@ -45,7 +45,7 @@ function addBubble(who, text, meta, extraClass) {
     item.append(small);
   }
   $("log").append(item);
-  item.scrollIntoView({ block: "end" });
+  $("log").scrollTop = $("log").scrollHeight; // scroll the chat, not the page
   return item;
 }
 
@@ -144,6 +144,7 @@ function updateCounter() {
 function openConversation() {
   const form = $("setup");
   state.channel = form.elements.channel.value;
+  describeAddress();
   state.address = $("address").value.trim();
   state.language = $("language").value;
   state.after = 0;
@@ -159,12 +160,16 @@ function openConversation() {
   poll();
 }
 
-function channelChanged() {
+function describeAddress() {
   const sms = $("setup").elements.channel.value === "sms";
   $("address-label").textContent = sms ? "Phone number" : "Telegram chat id";
   $("address-hint").textContent = sms
     ? "Any number in international form, such as +447700900123."
     : "A number, such as 100001.";
+}
+
+function channelChanged() {
+  const sms = $("setup").elements.channel.value === "sms";
   $("address").value = sms ? "+447700900123" : "100001";
   openConversation();
 }
@@ -185,11 +190,15 @@ async function loadConfig() {
     radio.disabled = !simulated;
     radio.parentElement.title = simulated ? "" : "A real account is configured for this channel";
   }
-  const saved = JSON.parse(localStorage.getItem("simulator") || "null");
+  // A link may name the conversation: /simulator?channel=telegram&address=100001&language=fr
+  const params = new URLSearchParams(location.search);
+  const linked = params.get("channel") && { channel: params.get("channel"),
+    address: params.get("address") || "", language: params.get("language") || "" };
+  const saved = linked || JSON.parse(localStorage.getItem("simulator") || "null");
   if (saved && config.channels.includes(saved.channel)) {
     $("setup").elements.channel.value = saved.channel;
     $("address").value = saved.address;
-    if (saved.language) select.value = saved.language;
+    if (config.languages.some((l) => l.code === saved.language)) select.value = saved.language;
   } else if (config.channels.length && !config.channels.includes("sms")) {
     $("setup").elements.channel.value = config.channels[0];
     $("address").value = "100001";
