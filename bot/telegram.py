@@ -1,0 +1,402 @@
+"""The Telegram channel: the webhook, long polling, and the transport that sends messages.
+
+Inbound updates arrive either at POST /webhooks/telegram (when CONCORDER_PUBLIC_URL and
+TELEGRAM_WEBHOOK_SECRET are set) or through a long-polling loop (a token is enough); both
+feed `process_update`. Outbound messages go through `TelegramTransport.send`.
+Message text and chat ids are personal data: they never reach a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import warnings
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.request import BaseRequest, HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
+
+from bot import service
+from bot.app import SESSIONS, SETTINGS, feature
+from bot.metrics import WEBHOOKS_REJECTED
+from bot.settings import Settings
+from bot.telegram_format import markdown_to_html
+from bot.transport import Outgoing, PermanentFailure, RetryLater, Sent
+from store import audit
+from store.models import Contact, ProcessedUpdate, utcnow
+
+log = logging.getLogger(__name__)
+
+# python-telegram-bot logs every call's parameters (message text, chat ids) at DEBUG, and
+# httpx logs every URL (which holds the bot token) at INFO. Neither may reach our logs.
+logging.getLogger("telegram").setLevel(logging.INFO)
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+WEBHOOK_PATH = "/webhooks/telegram"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+CHANNEL = "telegram"
+MAX_CALLBACK_BYTES = 64  # Telegram's limit on callback_data
+# The update kinds we act on; asking for exactly these keeps the rest off the wire.
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+
+POLL_TIMEOUT = 25  # seconds Telegram holds a getUpdates call open when nothing happens
+POLL_PAUSE = 0.25  # pause after an empty answer (servers that ignore the long-poll timeout)
+MAX_UPDATE_FAILURES = 5  # an update that keeps failing is skipped after this many tries
+
+TELEGRAM_BOT = web.AppKey("telegram_bot", Bot)
+
+
+def request_factory(read_timeout: float = 10.0) -> BaseRequest:
+    """The HTTP client python-telegram-bot uses (tests swap in one for their emulator)."""
+    return HTTPXRequest(connection_pool_size=32, read_timeout=read_timeout)
+
+
+def make_bot(settings: Settings, request: BaseRequest | None = None,
+             get_updates_request: BaseRequest | None = None) -> Bot:
+    if not settings.telegram_bot_token:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    base = settings.telegram_api_base_url.rstrip("/")
+    return Bot(
+        settings.telegram_bot_token,
+        base_url=f"{base}/bot",
+        base_file_url=f"{base}/file/bot",
+        request=request or request_factory(),
+        get_updates_request=get_updates_request or request_factory(POLL_TIMEOUT + 10),
+    )
+
+
+# --- inbound -------------------------------------------------------------------------------
+
+
+class BadUpdate(ValueError):
+    """A body that is not a Telegram update."""
+
+
+def parse_update(data: Any, bot: Bot | None = None) -> Update:
+    if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+        raise BadUpdate("not a Telegram update: a JSON object with an integer update_id")
+    try:
+        update = Update.de_json(data, bot)
+    except Exception as exc:  # de_json raises KeyError/TypeError/ValueError on bad shapes
+        raise BadUpdate(f"malformed Telegram update ({type(exc).__name__})") from exc
+    if update is None:
+        raise BadUpdate("empty Telegram update")
+    return update
+
+
+async def process_update(data: Any, *, bot: Bot, sessions: async_sessionmaker[AsyncSession],
+                         settings: Settings) -> str:
+    """Handle one update (from the webhook or from polling); returns what was done.
+
+    Raises BadUpdate for a body that is not an update. An update seen before is not
+    processed again: receive() dedupes on "tg:<update_id>".
+    """
+    update = parse_update(data, bot)
+    provider_id = f"tg:{update.update_id}"
+    if update.message is not None:
+        message = update.message
+        if message.chat.type != "private":
+            return "ignored"  # groups would mix people; the relay talks one to one
+        user = message.from_user
+        received = await service.receive(
+            sessions, settings, channel=CHANNEL, address=str(message.chat.id),
+            text=message.text or "", provider_id=provider_id,
+            language_hint=user.language_code if user else None,
+        )
+        return "duplicate" if received.duplicate else "message"
+    if update.callback_query is not None:
+        return await _callback(update, bot, sessions, settings, provider_id)
+    if update.my_chat_member is not None:
+        return await _membership(update, sessions)
+    return "ignored"  # edited messages, channel posts and the like
+
+
+async def _callback(update: Update, bot: Bot, sessions: async_sessionmaker[AsyncSession],
+                    settings: Settings, provider_id: str) -> str:
+    query = update.callback_query
+    # Answer first and always (duplicates too): the button spins until it is answered.
+    try:
+        await bot.answer_callback_query(query.id)
+    except TelegramError as exc:
+        log.warning("telegram update %s: callback not answered (%s)", update.update_id,
+                    type(exc).__name__)
+    chat = query.message.chat if query.message is not None else None
+    if chat is not None and chat.type != "private":
+        return "ignored"
+    address = str(chat.id if chat is not None else query.from_user.id)
+    received = await service.receive(
+        sessions, settings, channel=CHANNEL, address=address, text="",
+        button=query.data or "", provider_id=provider_id,
+        language_hint=query.from_user.language_code,
+    )
+    return "duplicate" if received.duplicate else "callback"
+
+
+async def _membership(update: Update, sessions: async_sessionmaker[AsyncSession]) -> str:
+    """The person blocked the bot ("kicked") or unblocked it ("member")."""
+    member = update.my_chat_member
+    if member.chat.type != "private":
+        return "ignored"
+    status = member.new_chat_member.status
+    if status not in ("kicked", "member"):
+        return "ignored"
+    now = utcnow()
+    async with sessions.begin() as session:
+        try:
+            async with session.begin_nested():
+                session.add(ProcessedUpdate(source=CHANNEL, key=str(update.update_id), at=now))
+                await session.flush()
+        except IntegrityError:
+            return "duplicate"
+        contact = (
+            await session.execute(
+                select(Contact).where(Contact.channel == CHANNEL,
+                                      Contact.address == str(member.chat.id))
+            )
+        ).scalar_one_or_none()
+        if contact is None:
+            return "ignored"  # never wrote to us: nothing to mark
+        if status == "kicked" and contact.unreachable_at is None:
+            contact.unreachable_at = now
+            await audit.append(session, "contact.unreachable",
+                               {"channel": CHANNEL, "reason": "blocked"},
+                               participant_id=contact.participant_id, at=now)
+            return "blocked"
+        if status == "member" and contact.unreachable_at is not None:
+            contact.unreachable_at = None
+            await audit.append(session, "contact.reachable", {"channel": CHANNEL},
+                               participant_id=contact.participant_id, at=now)
+            return "unblocked"
+    return "ignored"
+
+
+async def webhook(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    secret = settings.telegram_webhook_secret
+    given = request.headers.get(SECRET_HEADER)
+    bot = request.app.get(TELEGRAM_BOT)
+    if (not secret or bot is None or given is None
+            or not hmac.compare_digest(given.encode(), secret.encode())):
+        WEBHOOKS_REJECTED.labels(CHANNEL).inc()
+        return web.json_response({"error": "forbidden"}, status=403)
+    try:
+        data = json.loads(await request.read())
+        update_id = parse_update(data).update_id
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return web.json_response({"error": f"body is not JSON: {exc}"}, status=400)
+    except BadUpdate as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    outcome = await process_update(data, bot=bot, sessions=request.app[SESSIONS],
+                                   settings=settings)
+    log.debug("telegram update %s: %s", update_id, outcome)
+    return web.json_response({"ok": True})
+
+
+# --- long polling and webhook registration -------------------------------------------------
+
+
+async def fetch_updates(bot: Bot, offset: int | None) -> list[dict[str, Any]]:
+    """getUpdates as raw JSON, so one malformed update cannot block the ones after it
+    (Bot.get_updates parses the whole batch at once and logs it raw when that fails)."""
+    data: dict[str, Any] = {"timeout": POLL_TIMEOUT, "allowed_updates": ALLOWED_UPDATES}
+    if offset is not None:
+        data["offset"] = offset
+    result = await bot._post("getUpdates", data, read_timeout=POLL_TIMEOUT + 10)
+    return result if isinstance(result, list) else []
+
+
+async def poll(bot: Bot, sessions: async_sessionmaker[AsyncSession], settings: Settings,
+               pause: float = POLL_PAUSE) -> None:
+    """Fetch updates until cancelled, handling each with the webhook's code."""
+    offset: int | None = None
+    failures = 0
+    backoff = 1.0
+    await _until_done(lambda: bot.delete_webhook(), "deleteWebhook")  # polling needs it gone
+    log.info("telegram: long polling started")
+    while True:
+        try:
+            updates = await fetch_updates(bot, offset)
+        except RetryAfter as exc:
+            await asyncio.sleep(retry_seconds(exc))
+            continue
+        except TimedOut:
+            continue
+        except (NetworkError, Conflict, InvalidToken, TelegramError) as exc:
+            log.warning("telegram: getUpdates failed (%s); retrying in %.0f s",
+                        type(exc).__name__, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 60.0)
+            continue
+        backoff = 1.0
+        if not updates:
+            await asyncio.sleep(pause)
+        for raw in updates:
+            update_id = raw.get("update_id") if isinstance(raw, dict) else None
+            try:
+                outcome = await process_update(raw, bot=bot, sessions=sessions,
+                                               settings=settings)
+                log.debug("telegram update %s: %s", update_id, outcome)
+            except BadUpdate as exc:
+                log.warning("telegram update %s skipped: %s", update_id, exc)
+            except Exception:
+                failures += 1
+                if failures < MAX_UPDATE_FAILURES:
+                    log.exception("telegram update %s failed; will retry", update_id)
+                    await asyncio.sleep(min(failures, 5))
+                    break  # fetch again from the same offset: Telegram re-sends it
+                log.exception("telegram update %s failed %d times; skipped", update_id,
+                              failures)
+            failures = 0
+            if isinstance(update_id, int):
+                offset = update_id + 1
+
+
+async def register_webhook(bot: Bot, settings: Settings) -> None:
+    url = f"{settings.public_url.rstrip('/')}{WEBHOOK_PATH}"
+    await _until_done(
+        lambda: bot.set_webhook(url=url, secret_token=settings.telegram_webhook_secret,
+                                allowed_updates=ALLOWED_UPDATES),
+        "setWebhook",
+    )
+    log.info("telegram: webhook registered")
+
+
+async def _until_done(call: Callable[[], Any], name: str) -> None:
+    """Retry a start-up call with growing pauses: Telegram may be briefly unreachable."""
+    backoff = 1.0
+    while True:
+        try:
+            await call()
+            return
+        except RetryAfter as exc:
+            await asyncio.sleep(retry_seconds(exc))
+        except TelegramError as exc:
+            log.warning("telegram: %s failed (%s); retrying in %.0f s", name,
+                        type(exc).__name__, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 300.0)
+
+
+def webhook_mode(settings: Settings) -> bool:
+    return bool(settings.public_url and settings.telegram_webhook_secret)
+
+
+@feature
+def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
+    app.router.add_post(WEBHOOK_PATH, webhook)
+    if not settings.telegram_enabled:
+        return
+
+    async def lifecycle(app: web.Application):
+        bot = make_bot(settings)
+        app[TELEGRAM_BOT] = bot
+        task = None
+        if dispatch:  # dispatch=False: no background work and no calls out at start-up
+            if webhook_mode(settings):
+                task = asyncio.create_task(register_webhook(bot, settings))
+            else:
+                task = asyncio.create_task(poll(bot, app[SESSIONS], settings))
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await bot.shutdown()
+
+    app.cleanup_ctx.append(lifecycle)
+
+
+# --- outbound ------------------------------------------------------------------------------
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():  # retry_after turns into a timedelta in PTB 23
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        after = exc.retry_after
+    return after.total_seconds() if isinstance(after, timedelta) else float(after)
+
+
+def callback_data(data: str) -> str:
+    """Callback data cut to Telegram's 64 bytes without splitting a character."""
+    raw = data.encode()
+    if len(raw) <= MAX_CALLBACK_BYTES:
+        return data
+    log.warning("telegram: callback data of %d bytes cut to %d", len(raw), MAX_CALLBACK_BYTES)
+    return raw[:MAX_CALLBACK_BYTES].decode(errors="ignore")
+
+
+def keyboard(buttons: list[dict[str, str]] | None) -> InlineKeyboardMarkup | None:
+    """One button per row: labels stay readable on narrow phones."""
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b["label"], callback_data=callback_data(b["data"]))]
+         for b in buttons]
+    )
+
+
+class TelegramTransport:
+    """Sends outbox messages with python-telegram-bot; maps Telegram errors onto the port."""
+
+    channel = CHANNEL
+
+    def __init__(self, settings: Settings, request: BaseRequest | None = None):
+        self.bot = make_bot(settings, request=request)
+
+    async def send(self, message: Outgoing) -> Sent:
+        markup = keyboard(message.buttons)
+        try:
+            try:
+                if message.markdown:
+                    sent = await self._send(message, markdown_to_html(message.text),
+                                            ParseMode.HTML, markup)
+                else:
+                    sent = await self._send(message, message.text, None, markup)
+            except BadRequest as exc:
+                if not (message.markdown and "parse entities" in exc.message.lower()):
+                    raise
+                # Our HTML was refused: the words matter more than the formatting.
+                log.warning("telegram: outbox %s sent without formatting", message.id)
+                sent = await self._send(message, message.text, None, markup)
+        except RetryAfter as exc:
+            raise RetryLater("telegram flood control", after=retry_seconds(exc)) from exc
+        except Forbidden as exc:  # blocked by the user, or the account is gone
+            raise PermanentFailure(f"telegram: {exc.message}", unreachable=True) from exc
+        except (BadRequest, ChatMigrated) as exc:  # chat not found, text refused
+            raise PermanentFailure(f"telegram: {exc.message}") from exc
+        except (TimedOut, NetworkError) as exc:
+            raise RetryLater(f"telegram network: {type(exc).__name__}") from exc
+        except TelegramError as exc:  # a rejected token or a server error: ours to fix
+            raise RetryLater(f"telegram: {type(exc).__name__}: {exc.message}") from exc
+        return Sent(provider_id=str(sent.message_id))
+
+    async def _send(self, message: Outgoing, text: str, parse_mode: str | None,
+                    markup: InlineKeyboardMarkup | None):
+        return await self.bot.send_message(
+            chat_id=message.address, text=text, parse_mode=parse_mode, reply_markup=markup,
+        )
+
+    async def close(self) -> None:
+        await self.bot.shutdown()
