@@ -86,6 +86,8 @@ class Invitation(Base):
     consented_at: Mapped[datetime | None]
     registered_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]  # not interested, lapsed or withdrawn
+    # When a registered person not drawn was told the outcome of the draw.
+    outcome_sent_at: Mapped[datetime | None]
     # The Telegram contact that used the code: a second account is refused.
     bound_contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     bound_at: Mapped[datetime | None]

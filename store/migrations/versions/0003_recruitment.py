@@ -96,6 +96,7 @@ def upgrade() -> None:
     sa.Column('consented_at', store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('registered_at', store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('closed_at', store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('outcome_sent_at', store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('bound_contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('bound_at', store.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['bound_contact_id'], ['contacts.id'], ),
