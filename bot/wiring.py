@@ -1,2 +1,3 @@
 """Importing this module lets each feature add its routes and background tasks to the app."""
 from bot import simulator  # noqa: F401
+from bot import telegram  # noqa: F401
