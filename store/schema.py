@@ -2,3 +2,4 @@
 
 import store.recruitment  # noqa: F401
 from store import models  # noqa: F401
+from store import calendar  # noqa: F401

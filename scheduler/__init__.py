@@ -1,0 +1,1 @@
+"""The assembly calendar: sessions, briefings, reminders, and when each is due."""
