@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -113,6 +114,18 @@ def register(cls: type[Flow]) -> type[Flow]:
     return cls
 
 
+# Commands some people may give whatever flow they are in ('/broadcast' from an organiser):
+# each handler takes the turn by returning True, or leaves it to the current flow.
+CommandHandler = Callable[[Conversation, Inbound], bool]
+_COMMANDS: list[CommandHandler] = []
+
+
+def command(handler: CommandHandler) -> CommandHandler:
+    """Register a command handler, checked after the keywords and before the current flow."""
+    _COMMANDS.append(handler)
+    return handler
+
+
 def get_flow(name: str) -> Flow:
     try:
         return _FLOWS[name]
@@ -202,6 +215,10 @@ def handle(state: State, inbound: Inbound, ctx: Context) -> Turn:
         conv.say(conv._("From now on I will write to you in English."))
         conv.repeat()
         return Turn(conv.state, conv.outbound, conv.events)
+
+    for take_command in _COMMANDS:
+        if take_command(conv, inbound):
+            return Turn(conv.state, conv.outbound, conv.events)
 
     choice, stale = match_choice(conv.state, inbound)
     if stale:
