@@ -73,6 +73,19 @@ def before_inbound(hook: InboundHook) -> InboundHook:
     return hook
 
 
+# Run after a turn's state, messages and events are written, in the same transaction, with
+# what event handlers do not get: the settings, the contact and the message text (an
+# organiser's SEND turns the text they previewed into a broadcast). Returns rows queued.
+TurnHook = Callable[..., Awaitable[int]]
+_turn_hooks: list[TurnHook] = []
+
+
+def after_turn(hook: TurnHook) -> TurnHook:
+    """Register `async hook(session, settings, *, participant, contact, text, turn, now)`."""
+    _turn_hooks.append(hook)
+    return hook
+
+
 # Woken after every commit that queues messages, so the dispatcher need not poll hard.
 outbox_signal = asyncio.Event()
 
@@ -150,6 +163,9 @@ async def receive(sessions: async_sessionmaker[AsyncSession], settings: Settings
                       facts=await facts_for(session, participant))
         turn = engine.handle(state, Inbound(channel=channel, text=text, button=button), ctx)
         queued = await apply_turn(session, settings, participant, contact, turn, now)
+        for hook in _turn_hooks:
+            queued += await hook(session, settings, participant=participant, contact=contact,
+                                 text=text, turn=turn, now=now)
     MESSAGES_IN.labels(channel, "handled").inc()
     if queued:
         outbox_signal.set()
