@@ -1,3 +1,4 @@
 """Importing this module lets each feature add its routes and background tasks to the app."""
 from bot import simulator  # noqa: F401
 from bot import telegram  # noqa: F401
+from bot import sms  # noqa: F401
