@@ -1,3 +1,4 @@
 """Every flow the service knows. Importing this module registers them all."""
 
+import flows.organiser  # noqa: F401  (commands: /broadcast, /schedule, LATE)
 from flows import welcome  # noqa: F401

@@ -1,5 +1,6 @@
 """Imports every module that defines tables, so Base.metadata is complete."""
 
+import store.organisers  # noqa: F401
 import store.recruitment  # noqa: F401
 from store import models  # noqa: F401
 from store import calendar  # noqa: F401

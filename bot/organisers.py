@@ -1,0 +1,331 @@
+"""Who the organisers are, how a message is recognised as coming from one, and the audit
+of everything they do. Organisers are known by a Telegram user id and/or an E.164 phone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.addresses import BadAddress, normalise
+from bot.service import after_turn, enqueue, find_or_create_contact, provide_facts
+from bot.settings import Settings
+from flows.i18n import translator
+from flows.model import Outbound, Turn
+from flows.organiser import PREVIEW_MINUTES, parse_broadcast, split_command
+from scheduler import config as scheduler_config
+from store import audit
+from store.calendar import AttendanceNotice, SessionMove
+from store.models import Contact, OutboxMessage, Participant, utcnow
+from store.organisers import BroadcastPreview, Organiser
+from store.recruitment import CONFIRMED, SELECTED, PoolEntry, Selection
+
+
+class OrganiserError(ValueError):
+    """An organiser command that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class OrganiserInfo:
+    """What the rest of the service needs about an organiser (no ORM object)."""
+
+    id: int
+    name: str | None
+    telegram_id: str | None
+    phone: str | None
+
+    @classmethod
+    def of(cls, row: Organiser) -> OrganiserInfo:
+        return cls(row.id, row.name, row.telegram_id, row.phone)
+
+    @property
+    def channels(self) -> list[str]:
+        return [c for c, a in (("telegram", self.telegram_id), ("sms", self.phone)) if a]
+
+
+async def record(session: AsyncSession, action: str, organiser_id: int | None,
+                 **data: Any) -> None:
+    """Audit one organiser action ('organiser.added', 'broadcast.queued', ...).
+
+    `organiser_id` None means the command line. Data holds ids and counts, never text,
+    names or numbers."""
+    await audit.append(session, action, {"organiser": organiser_id, **data})
+
+
+def normalised_addresses(telegram_id: str | None, phone: str | None,
+                         default_region: str) -> tuple[str | None, str | None]:
+    if not telegram_id and not phone:
+        raise OrganiserError("give --telegram-id or --phone (or both)")
+    try:
+        tg = normalise("telegram", telegram_id) if telegram_id else None
+        if tg is not None and int(tg) <= 0:
+            raise BadAddress("a Telegram user id is a positive number")
+        number = normalise("sms", phone, default_region) if phone else None
+    except BadAddress as exc:
+        raise OrganiserError(str(exc)) from None
+    return tg, number
+
+
+async def add_organiser(session: AsyncSession, *, telegram_id: str | None = None,
+                        phone: str | None = None, name: str | None = None,
+                        default_region: str = "GB", now: datetime | None = None
+                        ) -> OrganiserInfo:
+    tg, number = normalised_addresses(telegram_id, phone, default_region)
+    clash = (await session.execute(select(Organiser).where(or_(
+        Organiser.telegram_id == tg if tg else False,
+        Organiser.phone == number if number else False,
+    )))).scalars().first()
+    if clash is not None:
+        raise OrganiserError(f"organiser {clash.id} already has this "
+                             f"{'Telegram id' if tg and clash.telegram_id == tg else 'phone'}")
+    name = (name or "").strip()[:120] or None
+    row = Organiser(name=name, telegram_id=tg, phone=number, created_at=now or utcnow())
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError:
+        raise OrganiserError("another organiser was just added with this address") from None
+    info = OrganiserInfo.of(row)
+    await record(session, "organiser.added", None, added=row.id, channels=info.channels)
+    return info
+
+
+async def find_organiser(session: AsyncSession, ref: str,
+                         default_region: str = "GB") -> Organiser | None:
+    """An organiser by id ('3'), Telegram id or phone number."""
+    ref = (ref or "").strip()
+    if ref.isdigit():
+        found = await session.get(Organiser, int(ref))
+        if found is not None:
+            return found
+    clauses = []
+    if ref.lstrip("-").isdigit():
+        clauses.append(Organiser.telegram_id == str(int(ref)))
+    try:
+        clauses.append(Organiser.phone == normalise("sms", ref, default_region))
+    except BadAddress:
+        pass
+    if not clauses:
+        return None
+    return (await session.execute(select(Organiser).where(or_(*clauses)))).scalars().first()
+
+
+async def remove_organiser(session: AsyncSession, ref: str,
+                           default_region: str = "GB") -> OrganiserInfo:
+    row = await find_organiser(session, ref, default_region)
+    if row is None:
+        raise OrganiserError("no organiser with that id, Telegram id or phone number")
+    info = OrganiserInfo.of(row)
+    await session.delete(row)
+    await session.flush()
+    await record(session, "organiser.removed", None, removed=info.id)
+    return info
+
+
+async def list_organisers(session: AsyncSession) -> list[OrganiserInfo]:
+    rows = (await session.execute(select(Organiser).order_by(Organiser.id))).scalars().all()
+    return [OrganiserInfo.of(r) for r in rows]
+
+
+def _matches_contact():
+    """Organiser rows whose Telegram id or phone is the address of a contact."""
+    return or_(
+        (Contact.channel == "telegram") & (Contact.address == Organiser.telegram_id),
+        (Contact.channel == "sms") & (Contact.address == Organiser.phone),
+    )
+
+
+async def organiser_of(session: AsyncSession, participant_id: str) -> OrganiserInfo | None:
+    """The organiser whose Telegram chat or phone this participant writes from, if any."""
+    row = (await session.execute(
+        select(Organiser).join(Contact, _matches_contact())
+        .where(Contact.participant_id == participant_id).order_by(Organiser.id)
+    )).scalars().first()
+    return OrganiserInfo.of(row) if row else None
+
+
+async def organiser_ids_of_participants(session: AsyncSession) -> set[str]:
+    """Participants who are organisers: broadcasts to the assembly leave them out."""
+    rows = await session.execute(select(Contact.participant_id).join(Organiser, _matches_contact()))
+    return {pid for (pid,) in rows}
+
+
+async def organiser_contacts(session: AsyncSession, default_language: str
+                             ) -> list[tuple[OrganiserInfo, Participant, Contact]]:
+    """How to write to each organiser: Telegram when they have it, else SMS.
+
+    An organiser who never wrote to the bot gets a contact (and a pseudonymous participant)
+    now, so messages to them go through the outbox like any other."""
+    found = []
+    for info in await list_organisers(session):
+        channel, address = ("telegram", info.telegram_id) if info.telegram_id else (
+            "sms", info.phone)
+        contact = await find_or_create_contact(session, channel, address, default_language)
+        participant = await session.get(Participant, contact.participant_id)
+        if participant is None or participant.opted_out or contact.opted_out_at:
+            continue
+        if channel == "sms":
+            contact.sms_consent = True  # an organiser registered this number to be told
+        found.append((info, participant, contact))
+    return found
+
+
+# --- chat: what the organiser commands know, and what their events do ------------------------
+
+PREVIEW_LIFETIME = timedelta(minutes=PREVIEW_MINUTES)
+
+
+def calendar_sessions(moves: dict[str, SessionMove], now: datetime) -> tuple[list[dict], str]:
+    """Upcoming sessions of the running calendar (with command-line moves), and its zone."""
+    cal = scheduler_config.current()
+    if cal is None:
+        return [], "UTC"
+    upcoming = []
+    for number, item in enumerate(cal.sessions, start=1):
+        start = cal.localise(item.start)
+        move = moves.get(item.id)
+        if move is not None and move.original_start == start:
+            start = move.start
+        end = cal.localise(item.end) if item.end else start
+        if max(start, end) < now:
+            continue
+        upcoming.append({"number": number, "id": item.id, "title": dict(item.title),
+                         "start": start, "place": dict(item.place) if item.place else None,
+                         "call_in": item.call_in})
+    upcoming.sort(key=lambda s: s["start"])
+    return upcoming, cal.schedule.timezone
+
+
+async def _sessions(session: AsyncSession, now: datetime) -> tuple[list[dict], str]:
+    moves = {m.session_id: m for m in (await session.execute(select(SessionMove))).scalars()}
+    return calendar_sessions(moves, now)
+
+
+@provide_facts
+async def organiser_facts(session: AsyncSession, participant: Participant) -> dict[str, Any]:
+    from bot import broadcast
+
+    now = utcnow()
+    info = await organiser_of(session, participant.id)
+    if info is None:
+        seat = (await session.execute(select(Selection.status).where(
+            Selection.participant_id == participant.id))).scalar_one_or_none()
+        facts: dict[str, Any] = {"organiser": None, "panel": seat in (SELECTED, CONFIRMED)}
+        if facts["panel"]:
+            upcoming, _zone = await _sessions(session, now)
+            facts["next_session"] = upcoming[0]["id"] if upcoming else None
+        return facts
+    members = await broadcast.load_members(session)
+    counts = broadcast.audience_counts(members, now)
+    preview = await session.get(BroadcastPreview, info.id)
+    upcoming, zone = await _sessions(session, now)
+    return {
+        "organiser": {"id": info.id},
+        "audiences": {key: count.facts() for key, count in counts.items()},
+        "pending_broadcast": None if preview is None else {
+            "audience": preview.audience, "recipients": preview.recipients,
+            "expired": preview.expires_at <= now},
+        "sessions": upcoming,
+        "timezone": zone,
+    }
+
+
+@after_turn
+async def organiser_events(session: AsyncSession, settings: Settings, *,
+                           participant: Participant, contact: Contact, text: str,
+                           turn: Turn, now: datetime) -> int:
+    """Store previews, send confirmed broadcasts, drop discarded ones, forward notices."""
+    from bot import broadcast
+
+    queued = 0
+    for event in turn.events:
+        organiser_id = event.data.get("organiser")
+        if event.kind == "broadcast.previewed":
+            audience, body = parse_broadcast(split_command(text)[1])
+            preview = await session.get(BroadcastPreview, organiser_id)
+            if preview is None:
+                preview = BroadcastPreview(organiser_id=organiser_id)
+                session.add(preview)
+            preview.text, preview.audience = body, audience
+            preview.recipients = int(event.data.get("recipients", 0))
+            preview.origin, preview.created_at = contact.channel, now
+            preview.expires_at = now + PREVIEW_LIFETIME
+        elif event.kind in ("broadcast.confirmed", "broadcast.discarded"):
+            preview = await session.get(BroadcastPreview, organiser_id, with_for_update=True)
+            if preview is None:
+                continue
+            if event.kind == "broadcast.confirmed":
+                row = await broadcast.create(
+                    session, settings, broadcast.text_content(preview.text),
+                    broadcast.parse_audience(preview.audience), organiser_id=organiser_id,
+                    origin=preview.origin, now=now)
+                queued += await _count_rows(session, row.id)
+            await session.delete(preview)
+            await session.flush()
+    if any(event.kind == "attendance.reported" for event in turn.events):
+        for event in turn.events:
+            if event.kind == "attendance.reported":
+                session.add(AttendanceNotice(participant_id=participant.id,
+                                             session_id=event.data.get("session"),
+                                             kind=event.data["kind"], at=now))
+        await session.flush()
+        queued += await forward_attendance(session, settings, now, words={participant.id: text})
+    return queued
+
+
+async def _count_rows(session: AsyncSession, broadcast_id: int) -> int:
+    return (await session.execute(select(func.count()).where(
+        OutboxMessage.broadcast_id == broadcast_id))).scalar_one()
+
+
+async def forward_attendance(session: AsyncSession, settings: Settings, now: datetime, *,
+                             words: dict[str, str] | None = None) -> int:
+    """Tell every organiser about LATE / CAN'T COME notices not yet forwarded.
+
+    Notices are locked (skipped if another instance holds them), so each goes out once; they
+    stay unforwarded while there is no organiser to tell."""
+    notices = (await session.execute(
+        select(AttendanceNotice).where(AttendanceNotice.forwarded_at.is_(None))
+        .order_by(AttendanceNotice.id).with_for_update(skip_locked=True)
+    )).scalars().all()
+    if not notices:
+        return 0
+    recipients = await organiser_contacts(session, settings.default_language)
+    if not recipients:
+        return 0
+    upcoming, _zone = await _sessions(session, now - timedelta(days=1))
+    numbers = {s["id"]: s["number"] for s in upcoming}
+    refs = dict((await session.execute(
+        select(PoolEntry.participant_id, PoolEntry.external_id).where(
+            PoolEntry.participant_id.in_([n.participant_id for n in notices]))
+    )).all())
+    queued = 0
+    for notice in notices:
+        who = notice.participant_id + (f" ({refs[notice.participant_id]})"
+                                       if refs.get(notice.participant_id) else "")
+        said = (words or {}).get(notice.participant_id)
+        for _info, organiser, organiser_contact in recipients:
+            t = translator(organiser.language)
+            number = numbers.get(notice.session_id or "")
+            if notice.kind == "late":
+                line = (t.gettext("{who} will be late for session {number}.", who=who,
+                                  number=number) if number else
+                        t.gettext("{who} will be late.", who=who))
+            else:
+                line = (t.gettext("{who} cannot come to session {number}.", who=who,
+                                  number=number) if number else
+                        t.gettext("{who} cannot come.", who=who))
+            if said:
+                line += "\n" + t.gettext("Their message: {text}", text=said)
+            queued += await enqueue(session, settings, organiser, organiser_contact,
+                                    [Outbound(text=line, kind="attendance")],
+                                    prompt_id=None, now=now)
+        notice.forwarded_at = now
+        await record(session, "attendance.forwarded", None, notice=notice.id,
+                     kind=notice.kind, organisers=len(recipients))
+    return queued

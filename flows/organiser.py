@@ -1,0 +1,189 @@
+"""Chat commands: organisers broadcast and look at the schedule; participants say LATE or
+CAN'T COME.
+
+These are engine commands, not a flow a person is put in: they work whatever conversation
+someone is in, and leave it where it was. Everything they know comes from ctx.facts
+(filled by bot.organisers): `organiser` ({"id"} for a registered organiser), `audiences`
+(counts per audience), `pending_broadcast`, `sessions` (upcoming), `timezone`, `panel`
+(the participant holds a seat). They emit events; the service turns
+"broadcast.previewed" into a stored preview, "broadcast.confirmed" into the broadcast
+itself and "attendance.reported" into a notice to every organiser.
+
+SEND and DISCARD answer a preview (CANCEL would opt the organiser out: it is a global
+keyword). A preview lapses after PREVIEW_MINUTES.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flows.engine import Conversation, command
+from flows.model import Inbound
+from flows.text import fold, words
+
+PREVIEW_MINUTES = 30
+AUDIENCE_KINDS = ("all", "selected", "reserve")
+
+# Whole-message starts that report lateness or absence, in every shipped language.
+LATE_PHRASES = {"late", "runninglate", "illbelate", "imlate", "retard", "enretard",
+                "jesuisenretard", "jeseraienretard", "tarde", "llegotarde", "llegaretarde",
+                "voyallegartarde"}
+ABSENT_PHRASES = {"cantcome", "cannotcome", "cantmakeit", "absent", "jenepeuxpasvenir",
+                  "jenepourraipasvenir", "nopuedoir", "nopuedovenir", "ausente"}
+
+
+def split_command(text: str) -> tuple[str, str] | None:
+    """('broadcast', 'rest of the message') for '/broadcast@Bot rest' or 'BROADCAST rest'."""
+    parts = text.strip().split(maxsplit=1)
+    if not parts:
+        return None
+    head = parts[0].lstrip("/").split("@", 1)[0]
+    return fold(head), (parts[1].strip() if len(parts) > 1 else "")
+
+
+def parse_broadcast(rest: str) -> tuple[str, str]:
+    """('audience', 'text') from 'to:reserve Hello all' or 'Hello all' (audience 'all')."""
+    first, _, body = rest.partition(" ")
+    if first.casefold().startswith("to:"):
+        return first[3:].casefold(), body.strip()
+    return "all", rest.strip()
+
+
+def valid_audience(audience: str) -> bool:
+    kind, sep, value = audience.partition(":")
+    return (kind in AUDIENCE_KINDS and not sep) or (kind in ("group", "lang") and bool(value))
+
+
+def attendance_report(text: str) -> str | None:
+    """'late' or 'absent' when a message starts by saying so ("CAN'T COME, sick")."""
+    said = words(text)
+    for length in range(min(len(said), 5), 0, -1):
+        phrase = "".join(said[:length])
+        if phrase in LATE_PHRASES:
+            return "late"
+        if phrase in ABSENT_PHRASES:
+            return "absent"
+    return None
+
+
+@command
+def organiser_commands(conv: Conversation, inbound: Inbound) -> bool:
+    if inbound.button is not None:
+        return False
+    facts = conv.ctx.facts
+    organiser = facts.get("organiser")
+    parsed = split_command(inbound.text)
+    if parsed is None:
+        return False
+    name, rest = parsed
+    if organiser is None:
+        if name == "broadcast" or (name == "schedule" and inbound.text.lstrip().startswith("/")):
+            # Not an organiser: the attempt is recorded and the conversation answers as usual.
+            conv.emit("organiser.command_refused", command=name, channel=inbound.channel)
+            return False
+        return _attendance(conv, inbound)
+    if name == "broadcast":
+        _broadcast(conv, organiser["id"], rest)
+        return True
+    if name == "schedule":
+        _schedule(conv, organiser["id"])
+        return True
+    pending = facts.get("pending_broadcast")
+    if name in ("send", "discard") and not rest and pending is not None:
+        _answer_preview(conv, organiser["id"], name, pending)
+        return True
+    return False
+
+
+def _broadcast(conv: Conversation, organiser_id: int, rest: str) -> None:
+    _ = conv._
+    audience, text = parse_broadcast(rest)
+    if not text:
+        conv.say(_("To send a message to the assembly, write /broadcast followed by the "
+                   "text. Start with to:selected, to:reserve, to:group:NAME or to:lang:CODE "
+                   "to reach fewer people."))
+        return
+    if not valid_audience(audience):
+        conv.say(_("I do not know the audience \"{audience}\". Use all, selected, reserve, "
+                   "group:NAME or lang:CODE.", audience=audience))
+        return
+    counts = conv.ctx.facts.get("audiences", {}).get(audience)
+    if not counts or not counts.get("reachable"):
+        conv.say(_("Nobody in \"{audience}\" can be reached, so there is nothing to send.",
+                   audience=audience))
+        return
+    people = conv.t.ngettext("{n} person", "{n} people", counts["reachable"])
+    lines = [
+        _("Preview of your broadcast to {audience}: {people} ({telegram} on Telegram, "
+          "{sms} by SMS).", audience=audience, people=people,
+          telegram=counts.get("telegram", 0), sms=counts.get("sms", 0)),
+    ]
+    if counts.get("held"):
+        lines.append(conv.t.ngettext(
+            "{n} of them is in quiet hours and will get it when they end.",
+            "{n} of them are in quiet hours and will get it when they end.", counts["held"]))
+    lines += ["", text, "",
+              _("Reply SEND to send it, or DISCARD to drop it.")]
+    conv.say("\n".join(lines))
+    conv.emit("broadcast.previewed", organiser=organiser_id, audience=audience,
+              recipients=counts["reachable"], channel=conv.ctx.channel)
+
+
+def _answer_preview(conv: Conversation, organiser_id: int, answer: str,
+                    pending: dict) -> None:
+    _ = conv._
+    if pending.get("expired"):
+        conv.emit("broadcast.discarded", organiser=organiser_id, reason="expired")
+        conv.say(_("That preview has expired and was not sent. Write /broadcast again."))
+        return
+    if answer == "discard":
+        conv.emit("broadcast.discarded", organiser=organiser_id, reason="organiser")
+        conv.say(_("Discarded. Nothing was sent."))
+        return
+    conv.emit("broadcast.confirmed", organiser=organiser_id, audience=pending["audience"],
+              channel=conv.ctx.channel)
+    conv.say(conv.t.ngettext("Sending your broadcast to {n} person.",
+                             "Sending your broadcast to {n} people.",
+                             int(pending.get("recipients", 0))))
+
+
+def _schedule(conv: Conversation, organiser_id: int) -> None:
+    _ = conv._
+    conv.emit("organiser.schedule_viewed", organiser=organiser_id)
+    sessions = conv.ctx.facts.get("sessions") or []
+    if not sessions:
+        conv.say(_("No sessions are coming up."))
+        return
+    zone = ZoneInfo(conv.ctx.facts.get("timezone") or "UTC")
+    language = conv.state.language
+    lines = [_("Coming up:")]
+    for session in sessions:
+        start: datetime = session["start"]
+        line = _("Session {number}: {title}, {start}", number=session["number"],
+                 title=_pick(session.get("title"), language),
+                 start=conv.t.datetime(start.astimezone(zone)))
+        place = _pick(session.get("place"), language) or session.get("call_in") or ""
+        lines.append(f"{line} ({place})" if place else line)
+    conv.say("\n".join(lines))
+
+
+def _attendance(conv: Conversation, inbound: Inbound) -> bool:
+    if not conv.ctx.facts.get("panel"):
+        return False
+    report = attendance_report(inbound.text)
+    if report is None:
+        return False
+    session = conv.ctx.facts.get("next_session")
+    conv.emit("attendance.reported", kind=report, session=session)
+    conv.say(conv._("Thank you for letting us know. The organisers have been told."))
+    return True
+
+
+def _pick(texts: dict[str, str] | str | None, language: str) -> str:
+    if not texts:
+        return ""
+    if isinstance(texts, str):
+        return texts
+    return (texts.get(language) or texts.get("*") or texts.get("en")
+            or next(iter(texts.values()), ""))
