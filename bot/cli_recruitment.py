@@ -1,0 +1,275 @@
+"""Organiser commands for recruitment: `concorder pool import`, `invite`, `status`,
+`notify-draw`. Every command that changes something has --dry-run."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from bot import recruitment
+from bot.cli import app, console, err, run
+from bot.settings import Settings
+from flows.assembly import Assembly, AssemblyError, load_assembly
+from store.db import make_engine, sessionmaker, upgrade
+from store.models import utcnow
+
+pool_app = typer.Typer(help="The recruitment pool: the people who may be invited.",
+                       no_args_is_help=True)
+app.add_typer(pool_app, name="pool")
+
+ASSEMBLY = typer.Option(None, "--assembly", help="The assembly file (TOML). "
+                        "Default: CONCORDER_ASSEMBLY.")
+DRY_RUN = typer.Option(False, "--dry-run", help="Show what would happen; change nothing.")
+SHOWN_BAD_ROWS = 50
+
+
+def _assembly(path: Path | None, settings: Settings) -> Assembly:
+    chosen = str(path) if path else settings.assembly_file
+    if not chosen:
+        err.print("[red]No assembly file.[/] Give --assembly PATH or set CONCORDER_ASSEMBLY.")
+        raise typer.Exit(2)
+    try:
+        assembly = load_assembly(chosen)
+    except AssemblyError as exc:
+        err.print(f"[red]The assembly file {exc.path} cannot be used:[/]")
+        for problem in exc.problems:
+            err.print(f"  - {problem}")
+        raise typer.Exit(2) from None
+    recruitment.use_assembly(assembly, chosen)
+    return assembly
+
+
+@contextmanager
+def _progress():
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console, transient=True) as progress:
+        yield progress
+
+
+async def _with_db(settings: Settings, work):
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        return await work(sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+@pool_app.command("import")
+def pool_import(
+    file: Annotated[Path, typer.Argument(
+        exists=True, dir_okay=False, readable=True,
+        help="CSV with a header: phone and/or telegram, language, household, id, and any "
+        "known attributes.")],
+    assembly_path: Path | None = ASSEMBLY,
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Import the good rows even if "
+                                  "some are bad (default: nothing is imported)."),
+    dry_run: bool = DRY_RUN,
+) -> None:
+    """Import the recruitment pool. Duplicates (same phone, handle or id) are merged."""
+    settings = Settings()
+    assembly = _assembly(assembly_path, settings)
+    with _progress() as progress:
+        task = progress.add_task("Reading", total=None)
+        try:
+            parsed = recruitment.parse_pool(
+                file, assembly, settings.default_region,
+                progress=lambda n: progress.update(task, completed=n))
+        except (recruitment.RecruitmentError, UnicodeDecodeError) as exc:
+            err.print(f"[red]Cannot read the pool:[/] {exc}")
+            raise typer.Exit(2) from None
+    _show_bad_rows(parsed.bad)
+    summary = Table(title="Pool file", show_header=False)
+    summary.add_row("Rows read", str(parsed.read))
+    summary.add_row("People (after merging duplicates)", str(len(parsed.rows)))
+    summary.add_row("Duplicate rows merged", str(parsed.merged))
+    summary.add_row("Bad rows", str(len(parsed.bad)))
+    console.print(summary)
+    if parsed.bad and not skip_bad:
+        err.print(f"[red]Nothing imported:[/] {len(parsed.bad)} bad rows. Fix them, or use "
+                  "--skip-bad to import the others.")
+        raise typer.Exit(1)
+    if dry_run:
+        console.print(f"Dry run: {len(parsed.rows)} people would be imported or updated.")
+        return
+
+    async def work(sessions):
+        with _progress() as progress:
+            task = progress.add_task("Importing", total=len(parsed.rows))
+            return await recruitment.import_pool(
+                sessions, assembly, parsed.rows,
+                progress=lambda n: progress.advance(task, n))
+
+    try:
+        result = run(_with_db(settings, work))
+    except recruitment.RecruitmentError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"Imported: {result.created} new people, {result.updated} updated.")
+
+
+def _show_bad_rows(bad: list[recruitment.BadRow]) -> None:
+    if not bad:
+        return
+    table = Table(title="Bad rows")
+    table.add_column("Line", justify="right")
+    table.add_column("Reason")
+    for row in bad[:SHOWN_BAD_ROWS]:
+        table.add_row(str(row.line), row.reason)
+    err.print(table)
+    if len(bad) > SHOWN_BAD_ROWS:
+        err.print(f"... and {len(bad) - SHOWN_BAD_ROWS} more.")
+
+
+@app.command()
+def invite(
+    assembly_path: Path | None = ASSEMBLY,
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Invite at most N people."),
+    letters: Annotated[Path, typer.Option(
+        "--letters", help="Where the Telegram links of handle-only people go (CSV, "
+        "appended), for letters or QR codes.")] = Path("invitation-letters.csv"),
+    bot_username: str | None = typer.Option(None, "--bot-username",
+                                            help="The Telegram bot's username for links "
+                                            "(default: asked of Telegram, else the "
+                                            "assembly file)."),
+    remind: bool = typer.Option(False, "--remind", help="Instead of inviting: send the "
+                                "reminders that are due and close unanswered invitations."),
+    dry_run: bool = DRY_RUN,
+) -> None:
+    """Invite the pool: by SMS (with a Telegram link), or by letter for handle-only people.
+    Resumable: nobody is ever invited twice."""
+    settings = Settings()
+    assembly = _assembly(assembly_path, settings)
+    if remind:
+        _remind(settings, dry_run)
+        return
+
+    async def work(sessions):
+        username, source = await recruitment.resolve_bot_username(settings, assembly,
+                                                                  bot_username)
+        if source == "placeholder":
+            console.print(f"[yellow]No Telegram bot configured: links use the placeholder "
+                          f"@{username} and only work in the simulator.[/]")
+        if dry_run:
+            async with sessions() as session:
+                return await recruitment.plan_invitations(session, settings, assembly,
+                                                          username, limit)
+        async with sessions() as session:
+            plan = await recruitment.plan_invitations(session, settings, assembly, username,
+                                                      limit)
+        with _progress() as progress:
+            task = progress.add_task("Inviting", total=plan.total)
+            return await recruitment.send_invitations(
+                sessions, settings, assembly, username, limit=limit, letters_path=letters,
+                progress=lambda n: progress.advance(task, n))
+
+    try:
+        outcome = run(_with_db(settings, work))
+    except recruitment.RecruitmentError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    if isinstance(outcome, recruitment.InvitePlan):
+        _show_plan(outcome, settings)
+        return
+    table = Table(title="Invitations sent")
+    table.add_column("Channel")
+    table.add_column("People", justify="right")
+    for channel, count in sorted(outcome.invited.items()):
+        table.add_row(channel, str(count))
+    console.print(table)
+    console.print(f"{outcome.messages} messages queued.")
+    if outcome.letters:
+        console.print(f"{outcome.letters} letter links written to {letters}.")
+
+
+def _show_plan(plan: recruitment.InvitePlan, settings: Settings) -> None:
+    table = Table(title="Dry run: invitations that would go out")
+    table.add_column("Channel")
+    table.add_column("Language")
+    table.add_column("People", justify="right")
+    for (channel, language), count in sorted(plan.by_channel_language.items()):
+        table.add_row(channel, language, str(count))
+    table.add_row("[bold]total[/]", "", f"[bold]{plan.total}[/]")
+    console.print(table)
+    console.print(f"SMS: {plan.sms_messages} messages, {plan.sms_segments} segments, "
+                  f"estimated cost {plan.cost(settings.sms_cost_per_segment):.2f} "
+                  f"(at {settings.sms_cost_per_segment} per segment).")
+
+
+def _remind(settings: Settings, dry_run: bool, now: datetime | None = None) -> None:
+    now = now or utcnow()
+
+    async def work(sessions):
+        if dry_run:
+            async with sessions() as session:
+                due = await recruitment.due_invitation_reminders(session, now)
+            return len(due), None
+        sent = await recruitment.send_invitation_reminders(sessions, settings, now)
+        async with sessions.begin() as session:
+            lapsed = await recruitment.lapse_invitations(session, now)
+        return sent, lapsed
+
+    sent, lapsed = run(_with_db(settings, work))
+    if dry_run:
+        console.print(f"Dry run: {sent} reminders are due.")
+        return
+    console.print(f"{sent} reminders sent, {lapsed} invitations lapsed.")
+
+
+@app.command("notify-draw")
+def notify_draw(assembly_path: Path | None = ASSEMBLY, dry_run: bool = DRY_RUN) -> None:
+    """After a draw: ask the selected to CONFIRM, tell reserves, thank the others."""
+    settings = Settings()
+    assembly = _assembly(assembly_path, settings)
+    if dry_run:
+        status = run(_with_db(settings, _funnel))
+        console.print(f"Dry run: {status.selections.get('selected', 0)} selected and "
+                      f"{status.selections.get('reserve', 0)} reserves in the draw; those "
+                      "not told yet would be written to now.")
+        return
+
+    async def work(sessions):
+        return await recruitment.notify_draw_outcome(sessions, settings, assembly)
+
+    told = run(_with_db(settings, work))
+    table = Table(title="Told the outcome of the draw")
+    table.add_column("Outcome")
+    table.add_column("People", justify="right")
+    for outcome, count in sorted(told.items()):
+        table.add_row(outcome, str(count))
+    console.print(table)
+
+
+async def _funnel(sessions):
+    async with sessions() as session:
+        return await recruitment.funnel(session)
+
+
+@app.command()
+def status(assembly_path: Path | None = ASSEMBLY) -> None:
+    """The recruitment funnel: pool, invitations, replies, consents, registrations, draw."""
+    settings = Settings()
+    assembly = _assembly(assembly_path, settings)
+    data = run(_with_db(settings, _funnel))
+    table = Table(title=f"Recruitment: {assembly.name}")
+    table.add_column("Stage")
+    table.add_column("People", justify="right")
+    table.add_row("In the pool", str(data.pool))
+    for reach, count in data.pool_by_reach.items():
+        table.add_row(f"  with a {reach}", str(count))
+    table.add_row("Not invited yet", str(data.not_invited))
+    table.add_row("Invited", str(data.invited))
+    for channel, count in sorted(data.invitations_by_channel.items()):
+        table.add_row(f"  by {channel}", str(count))
+    for state in recruitment.INVITATION_STATUSES:
+        table.add_row(f"  now {state.replace('_', ' ')}", str(data.invitations.get(state, 0)))
+    table.add_row("Consents in force", str(data.consents))
+    for state in recruitment.SELECTION_STATUSES:
+        table.add_row(f"Draw: {state}", str(data.selections.get(state, 0)))
+    console.print(table)

@@ -1,0 +1,248 @@
+"""The assembly file (TOML): who is recruiting, the consent text, the registration questions.
+
+Loading it checks everything a conversation will need, in every language the assembly
+offers, and names the place of each problem ("questions #2 (id 'age') > options #1 >
+label: no text in 'fr'"). The tables `sessions`, `briefings` and `schedule` belong to the
+calendar and are kept as they are.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from flows.i18n import shipped_languages
+from flows.text import fold
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(d|h|m)\s*$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_+-]{0,39}$"  # short: Telegram callback data is 64 bytes
+# Words the recruitment flows answer themselves: an option may not be one of them.
+RESERVED_KEYS = {"back", "withdraw", "stop", "start", "help", "cancel", "end", "quit", "yes"}
+
+
+class AssemblyError(ValueError):
+    """The assembly file cannot be used; `problems` lists each place and what is wrong."""
+
+    def __init__(self, path: str, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError("write a duration as a number and a unit: '3d', '12h' or '30m'")
+    amount, unit = match.groups()
+    return timedelta(**{_UNITS[unit]: int(amount)})
+
+
+def _aware(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError("give the time zone, e.g. 2026-12-01T18:00:00Z or +01:00")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+Moment = Annotated[datetime, BeforeValidator(_aware)]
+Localised = dict[str, str]  # language code -> text
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AssemblyInfo(_Strict):
+    name: str = Field(min_length=1, max_length=120)
+    organiser: str | None = None
+    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
+    default_language: str = "en"
+
+    @model_validator(mode="after")
+    def _known_languages(self) -> AssemblyInfo:
+        shipped = shipped_languages()
+        for code in self.languages:
+            if code not in shipped:
+                raise ValueError(f"language {code!r} has no translation catalog "
+                                 f"(available: {', '.join(shipped)})")
+        if self.default_language not in self.languages:
+            raise ValueError(f"default_language {self.default_language!r} is not in languages")
+        return self
+
+
+class Recruitment(_Strict):
+    # A person who has not replied gets one reminder this long after the invitation...
+    remind_after: Duration = timedelta(days=3)
+    # ...and the invitation lapses this long after the reminder.
+    lapse_after: Duration = timedelta(days=4)
+    registration_deadline: Moment | None = None
+    # After the draw, the selected have this long to CONFIRM.
+    confirm_within: Duration = timedelta(days=3)
+    # Used for invitation links when the bot's own name cannot be asked of Telegram.
+    telegram_bot_username: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+
+
+class Consent(_Strict):
+    version: str = Field(min_length=1, max_length=64)
+    text: Localised
+
+
+class Option(_Strict):
+    key: str = Field(pattern=KEY_PATTERN)
+    label: Localised
+
+
+class Question(_Strict):
+    id: str = Field(pattern=KEY_PATTERN)
+    text: Localised
+    options: list[Option] = Field(min_length=2, max_length=12)
+
+    @model_validator(mode="after")
+    def _distinct_options(self) -> Question:
+        seen: set[str] = set()
+        for option in self.options:
+            if option.key in RESERVED_KEYS:
+                raise ValueError(f"option key {option.key!r} is a reply word the service "
+                                 "keeps for itself; choose another")
+            if option.key in seen:
+                raise ValueError(f"option key {option.key!r} appears twice")
+            seen.add(option.key)
+        return self
+
+
+class Assembly(_Strict):
+    assembly: AssemblyInfo
+    recruitment: Recruitment = Recruitment()
+    consent: Consent
+    questions: list[Question] = Field(default_factory=list)
+    # The calendar feature's tables, kept untouched.
+    sessions: Any = None
+    briefings: Any = None
+    schedule: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.assembly.name
+
+    @property
+    def languages(self) -> list[str]:
+        return self.assembly.languages
+
+    def question(self, question_id: str) -> Question | None:
+        return next((q for q in self.questions if q.id == question_id), None)
+
+    def facts(self) -> dict[str, Any]:
+        """Plain data for flow contexts (the conversation never sees this class)."""
+        recruitment = self.recruitment
+        return {
+            "name": self.assembly.name,
+            "languages": list(self.assembly.languages),
+            "default_language": self.assembly.default_language,
+            "consent_version": self.consent.version,
+            "consent_text": dict(self.consent.text),
+            "questions": [
+                {"id": q.id, "text": dict(q.text),
+                 "options": [{"key": o.key, "label": dict(o.label)} for o in q.options]}
+                for q in self.questions
+            ],
+            "registration_deadline": recruitment.registration_deadline,
+        }
+
+
+def _missing_languages(assembly: Assembly) -> list[str]:
+    """Every text must exist in every language the assembly offers."""
+    problems = []
+    languages = assembly.assembly.languages
+
+    def check(place: str, texts: Localised) -> None:
+        for code in languages:
+            if not (texts.get(code) or "").strip():
+                problems.append(f"{place}: no text in {code!r}")
+
+    check("consent > text", assembly.consent.text)
+    seen: set[str] = set()
+    for n, question in enumerate(assembly.questions, start=1):
+        place = f"questions #{n} (id {question.id!r})"
+        if question.id in seen:
+            problems.append(f"{place}: the id {question.id!r} is used twice")
+        seen.add(question.id)
+        check(f"{place} > text", question.text)
+        labels_seen: dict[str, set[str]] = {}
+        for m, option in enumerate(question.options, start=1):
+            check(f"{place} > options #{m} > label", option.label)
+            for code, label in option.label.items():
+                # A reply is matched by number, key or label: two equal labels are ambiguous.
+                folded = fold(label)
+                if folded in labels_seen.setdefault(code, set()):
+                    problems.append(f"{place} > options #{m} > label: {label!r} repeats "
+                                    f"another option in {code!r}")
+                labels_seen[code].add(folded)
+    return problems
+
+
+def _place(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    """A readable place for a pydantic error location: list items by number and id."""
+    parts: list[str] = []
+    node: Any = raw
+    for step in loc:
+        if isinstance(step, int):
+            label = f"#{step + 1}"
+            item = node[step] if isinstance(node, list) and step < len(node) else None
+            if isinstance(item, dict) and "id" in item:
+                label += f" (id {item['id']!r})"
+            parts[-1] = f"{parts[-1]} {label}" if parts else label
+            node = item
+        else:
+            parts.append(str(step))
+            node = node.get(step) if isinstance(node, dict) else None
+    return " > ".join(parts) or "(top level)"
+
+
+def parse_assembly(text: str, path: str = "assembly.toml") -> Assembly:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise AssemblyError(path, [f"not valid TOML: {exc}"]) from None
+    try:
+        assembly = Assembly.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown setting (check its spelling and its table)"
+            problems.append(f"{_place(error['loc'], raw)}: {message}")
+        raise AssemblyError(path, problems) from None
+    problems = _missing_languages(assembly)
+    if problems:
+        raise AssemblyError(path, problems)
+    return assembly
+
+
+def load_assembly(path: str | Path) -> Assembly:
+    """Read and check an assembly file, or raise AssemblyError naming every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AssemblyError(str(path), ["file not found"]) from None
+    except UnicodeDecodeError:
+        raise AssemblyError(str(path), ["not UTF-8 text"]) from None
+    return parse_assembly(text, str(path))
+
+
+def localised(texts: Localised, language: str, default: str = "en") -> str:
+    """The text in `language`, else the default language, else any."""
+    return texts.get(language) or texts.get(default) or next(iter(texts.values()), "")
+
+
+def utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None

@@ -1,0 +1,77 @@
+"""After the draw: the selected CONFIRM or DECLINE by a deadline; reserves and everyone
+else registered hear the outcome."""
+
+from __future__ import annotations
+
+from flows.engine import Answer, Conversation, Flow, register
+from flows.invitation import (
+    assembly_name,
+    is_start_command,
+    recruitment_facts,
+    wants_to_withdraw,
+    withdraw,
+)
+
+
+def _deadline(conv: Conversation):
+    return (recruitment_facts(conv).get("selection") or {}).get("confirm_by")
+
+
+@register
+class Confirmation(Flow):
+    name = "confirmation"
+
+    def enter(self, conv: Conversation) -> None:
+        self.ask(conv, "confirm")
+
+    def ask(self, conv: Conversation, step: str) -> None:
+        _ = conv._
+        name = assembly_name(conv)
+        if step == "reserve":
+            conv.say(_("Thank you for registering for {assembly}. You have been drawn as a "
+                       "reserve: if a place opens, we will write to you.", assembly=name))
+            conv.finish()
+            return
+        if step == "thanks":
+            conv.say(_("Thank you for registering for {assembly}. The draw has taken place "
+                       "and you were not selected this time.", assembly=name))
+            conv.finish()
+            return
+        deadline = _deadline(conv)
+        if deadline is not None:
+            when = conv.t.datetime(deadline)
+            text = _("Good news: you have been selected for {assembly}. Reply CONFIRM by "
+                     "{deadline} to take your place, or DECLINE to give it to someone else.",
+                     assembly=name, deadline=when)
+        else:
+            text = _("Good news: you have been selected for {assembly}. Reply CONFIRM to take "
+                     "your place, or DECLINE to give it to someone else.", assembly=name)
+        conv.ask("confirm", text, conv.choices(("confirm", _("Confirm")),
+                                               ("decline", _("Decline"))))
+
+    def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
+        name = assembly_name(conv)
+        if wants_to_withdraw(answer):
+            withdraw(conv)
+            return
+        deadline = _deadline(conv)
+        late = deadline is not None and conv.ctx.now > deadline
+        if answer.choice in ("confirm", "decline") and late:
+            conv.emit("selection.late_reply", choice=answer.choice)
+            conv.say(conv._("Sorry, the deadline to reply has passed and your place has been "
+                            "offered to someone else."))
+            conv.finish()
+        elif answer.choice == "confirm":
+            conv.emit("selection.confirmed")
+            conv.say(conv._("Thank you, your place in {assembly} is confirmed. We will send "
+                            "you the dates and the practical details.", assembly=name))
+            conv.finish()
+        elif answer.choice == "decline":
+            conv.emit("selection.declined")
+            conv.say(conv._("Thank you for letting us know. Your place will go to someone "
+                            "else."))
+            conv.finish()
+        elif is_start_command(answer):
+            conv.repeat()
+        else:
+            conv.not_understood()

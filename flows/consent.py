@@ -1,0 +1,46 @@
+"""Consent to the assembly's data text, in the person's language, before any question."""
+
+from __future__ import annotations
+
+from flows.engine import Answer, Conversation, Flow, register
+from flows.invitation import (
+    assembly_name,
+    in_language,
+    is_start_command,
+    recruitment_facts,
+    wants_to_withdraw,
+    withdraw,
+)
+
+
+@register
+class Consent(Flow):
+    name = "consent"
+
+    def enter(self, conv: Conversation) -> None:
+        self.ask(conv, "agree")
+
+    def ask(self, conv: Conversation, step: str) -> None:
+        _ = conv._
+        text = in_language(conv, recruitment_facts(conv).get("consent_text") or {})
+        conv.ask("agree", "\n\n".join([text, _("Do you agree?")]),
+                 conv.choices(("agree", _("I agree")), ("disagree", _("I do not agree"))))
+
+    def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
+        facts = recruitment_facts(conv)
+        if wants_to_withdraw(answer):
+            withdraw(conv)
+        elif answer.choice == "agree":
+            # The version and language say exactly which text was agreed to.
+            conv.emit("consent.given", version=facts.get("consent_version", ""),
+                      language=conv.state.language, channel=conv.ctx.channel)
+            conv.goto("registration")
+        elif answer.choice == "disagree":
+            conv.emit("consent.refused", version=facts.get("consent_version", ""))
+            conv.say(conv._("Without your agreement we cannot register you. Thank you for "
+                            "your interest in {assembly}.", assembly=assembly_name(conv)))
+            conv.finish()
+        elif is_start_command(answer):
+            conv.repeat()
+        else:
+            conv.not_understood()

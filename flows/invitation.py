@@ -1,0 +1,110 @@
+"""The invitation: would you like to take part? Then consent, then registration.
+
+Facts come in ctx.facts["recruitment"] (see bot/recruitment.py): the assembly's name and
+texts, this person's invitation status, and at sending time the Telegram link to include.
+WITHDRAW works in every recruitment step: it leaves and asks for the data to be erased.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.assembly import localised
+from flows.engine import Answer, Conversation, Flow, register
+from flows.text import fold
+
+WITHDRAW_WORDS = {"withdraw", "retirer", "retirarme", "retiro"}
+
+
+def recruitment_facts(conv: Conversation) -> dict[str, Any]:
+    return conv.ctx.facts.get("recruitment") or {}
+
+
+def assembly_name(conv: Conversation) -> str:
+    return recruitment_facts(conv).get("name") or conv._("the citizens' assembly")
+
+
+def in_language(conv: Conversation, texts: dict[str, str]) -> str:
+    facts = recruitment_facts(conv)
+    return localised(texts, conv.state.language, facts.get("default_language", "en"))
+
+
+def wants_to_withdraw(answer: Answer) -> bool:
+    return answer.choice is None and fold(answer.text) in WITHDRAW_WORDS
+
+
+def withdraw(conv: Conversation) -> None:
+    """Leave the recruitment for good: no more messages, data marked for erasure."""
+    conv.emit("participant.withdrew", channel=conv.ctx.channel)
+    conv.say(
+        conv._("You have withdrawn from {assembly}. We will send you no more messages and "
+               "will delete your details.", assembly=assembly_name(conv)),
+        compliance=True,
+    )
+    conv.state.opted_out = True
+    conv.state.data.pop("registration", None)
+    conv.finish()
+
+
+def is_start_command(answer: Answer) -> bool:
+    """Telegram's '/start <code>' when someone opens their link again."""
+    return answer.choice is None and answer.text.strip().lower().startswith("/start")
+
+
+@register
+class Invitation(Flow):
+    name = "invitation"
+
+    def enter(self, conv: Conversation) -> None:
+        refused = conv.state.data.pop("invitation_refused", None)
+        if refused is not None:
+            self.refuse(conv, refused)
+            return
+        self.ask(conv, "respond")
+
+    def refuse(self, conv: Conversation, reason: str) -> None:
+        if reason == "used":
+            conv.say(conv._("This invitation link has already been used from another "
+                            "account. Please use the account you first opened it with."))
+        else:
+            conv.say(conv._("This invitation link is not valid or has expired."))
+        conv.finish()
+
+    def ask(self, conv: Conversation, step: str) -> None:
+        _ = conv._
+        name = assembly_name(conv)
+        if step == "reminder":
+            text = _("A reminder: you are invited to take part in {assembly}. Would you like "
+                     "to take part?", assembly=name)
+        else:
+            text = _("You are invited to take part in {assembly}, a citizens' assembly chosen "
+                     "by lot. Taking part is voluntary. Would you like to take part?",
+                     assembly=name)
+            link = recruitment_facts(conv).get("invite_link")
+            if link and conv.ctx.channel == "sms":
+                text += " " + _("You can also reply on Telegram: {link}", link=link)
+            if conv.ctx.channel == "sms":
+                text += " " + _("Reply STOP at any time to get no more messages.")
+        conv.ask("respond", text, conv.choices(("join", _("Yes, tell me more")),
+                                               ("no", _("No, thank you"))))
+
+    def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
+        if wants_to_withdraw(answer):
+            withdraw(conv)
+        elif answer.choice == "join":
+            conv.emit("invitation.accepted", channel=conv.ctx.channel)
+            conv.goto("consent")
+        elif answer.choice == "no":
+            conv.emit("invitation.declined", channel=conv.ctx.channel)
+            conv.say(conv._("Thank you for letting us know. We will not contact you about "
+                            "{assembly} again.", assembly=assembly_name(conv)))
+            conv.finish()
+        elif is_start_command(answer):
+            conv.repeat()
+        else:
+            conv.not_understood()
+
+
+# The flows an invitation leads to register together with it (flows/catalog.py imports
+# this module only).
+from flows import confirmation, consent, registration  # noqa: E402, F401
