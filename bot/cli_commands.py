@@ -2,3 +2,4 @@
 import bot.cli_recruitment  # noqa: F401
 from bot import cli_simulate  # noqa: F401
 from bot import cli_broadcast  # noqa: F401
+from bot import cli_simulate  # noqa: F401

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
+
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner, Result
 
+from bot import cli
 from bot.app import create_app
 from bot.settings import Settings
 from bot.simulator import SimulatorTransport
@@ -137,30 +143,30 @@ async def test_stop_gets_one_confirmation_then_silence(client, db):
     assert texts[1].startswith("You have been unsubscribed")
 
 
-@pytest.mark.parametrize(
-    ("body", "status", "says"),
-    [
-        ({"address": PHONE, "text": "hi"}, 400, "'channel' is required"),
-        ({"channel": "whatsapp", "address": PHONE, "text": "hi"}, 400, "unknown channel"),
-        ({"channel": "sms", "text": "hi"}, 400, "'address' is required"),
-        ({"channel": "sms", "address": "12", "text": "hi"}, 400, "bad address"),
-        ({"channel": "sms", "address": "+44 7700 900123 999", "text": "x"}, 400, "bad address"),
-        ({"channel": "telegram", "address": "@someone", "text": "hi"}, 400,
-         "a Telegram chat id is a number"),
-        ({"channel": "sms", "address": PHONE}, 400, "'text' is required"),
-        ({"channel": "sms", "address": PHONE, "text": "   "}, 400, "'text' is required"),
-        ({"channel": "sms", "address": PHONE, "text": 12}, 400, "'text' must be a string"),
-        ({"channel": "sms", "address": PHONE, "text": "x" * 2001}, 413, "at most 2,000"),
-        ({"channel": "sms", "address": PHONE, "button": "1:about"}, 400, "telegram only"),
-        ({"channel": "telegram", "address": "1", "button": "x" * 65}, 400, "callback data"),
-        ({"channel": "sms", "address": PHONE, "text": "hi", "language": 3}, 400,
-         "'language' must be"),
-    ],
+BAD_REQUESTS = (
+    ({"address": PHONE, "text": "hi"}, 400, "'channel' is required"),
+    ({"channel": "whatsapp", "address": PHONE, "text": "hi"}, 400, "unknown channel"),
+    ({"channel": "sms", "text": "hi"}, 400, "'address' is required"),
+    ({"channel": "sms", "address": "12", "text": "hi"}, 400, "bad address"),
+    ({"channel": "sms", "address": "+44 7700 900123 999", "text": "x"}, 400, "bad address"),
+    ({"channel": "telegram", "address": "@someone", "text": "hi"}, 400,
+     "a Telegram chat id is a number"),
+    ({"channel": "sms", "address": PHONE}, 400, "'text' is required"),
+    ({"channel": "sms", "address": PHONE, "text": "   "}, 400, "'text' is required"),
+    ({"channel": "sms", "address": PHONE, "text": 12}, 400, "'text' must be a string"),
+    ({"channel": "sms", "address": PHONE, "text": "x" * 2001}, 413, "at most 2,000"),
+    ({"channel": "sms", "address": PHONE, "button": "1:about"}, 400, "telegram only"),
+    ({"channel": "telegram", "address": "1", "button": "x" * 65}, 400, "callback data"),
+    ({"channel": "sms", "address": PHONE, "text": "hi", "language": 3}, 400,
+     "'language' must be"),
 )
-async def test_bad_requests_are_refused_clearly(client, db, body, status, says):
-    response = await client.post("/simulator/api/messages", json=body)
-    assert response.status == status
-    assert says in (await response.json())["error"]
+
+
+async def test_bad_requests_are_refused_clearly(client, db):
+    for body, status, says in BAD_REQUESTS:
+        response = await client.post("/simulator/api/messages", json=body)
+        assert response.status == status, body
+        assert says in (await response.json())["error"], body
     async with db.sessions() as session:
         assert (await session.execute(select(OutboxMessage))).first() is None
 
@@ -169,12 +175,12 @@ async def test_exactly_2000_characters_are_accepted(client, db):
     await say(client, channel="sms", address=PHONE, text="é" * 2000)
 
 
-@pytest.mark.parametrize("raw", [b"", b"not json", b"[1, 2]", b'"text"', b"\xff\xfe"])
-async def test_a_body_that_is_not_a_json_object_is_refused(client, raw):
-    response = await client.post("/simulator/api/messages", data=raw,
-                                 headers={"Content-Type": "application/json"})
-    assert response.status == 400
-    assert "JSON" in (await response.json())["error"]
+async def test_a_body_that_is_not_a_json_object_is_refused(client):
+    for raw in [b"", b"not json", b"[1, 2]", b'"text"', b"\xff\xfe"]:
+        response = await client.post("/simulator/api/messages", data=raw,
+                                     headers={"Content-Type": "application/json"})
+        assert response.status == 400, raw
+        assert "JSON" in (await response.json())["error"], raw
 
 
 async def test_listing_checks_its_query(client):
@@ -214,3 +220,72 @@ async def test_page_and_its_assets_are_served(client):
     assert config["channels"] == ["sms", "telegram"]
     assert [lang["code"] for lang in config["languages"]][:1] == ["en"]
     assert {"code": "fr", "name": "Français"} in config["languages"]
+
+
+@pytest.fixture
+async def running_service(aiohttp_server, settings, db):
+    """The service on a free loopback port, with the simulated channels delivering."""
+    server = await aiohttp_server(create_app(settings, migrate=False, dispatch=False))
+
+    async def deliver_forever():
+        while True:
+            await deliver_queued(db.sessions)
+            await asyncio.sleep(0.05)
+
+    delivering = asyncio.create_task(deliver_forever())
+    yield f"http://127.0.0.1:{server.port}"
+    delivering.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await delivering
+
+
+def run_cli(*args: str, input: str) -> Result:
+    import bot.cli_simulate  # noqa: F401  (adds the command)
+
+    return CliRunner().invoke(cli.app, ["simulate", *args], input=input)
+
+
+async def test_terminal_chat_on_sms(running_service):
+    result = await asyncio.to_thread(
+        run_cli, "--url", running_service, "--address", "07700 900123", input="hello\n2\n3\n")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "relay> Hello, this is Concorder Relay." in out
+    assert "Reply 1 or 2." in out and "(2 segments, GSM-7)" in out
+    assert "Which language would you like?" in out
+    assert "Désormais, je vous écrirai en français." in out
+    assert out.index("Hello, this is") < out.index("Which language") < out.index("Désormais")
+
+
+async def test_terminal_chat_presses_telegram_buttons_by_number(running_service):
+    result = await asyncio.to_thread(
+        run_cli, "--url", running_service, "--channel", "telegram", "--address", "100001",
+        "--language", "es", input="hola\n2\n2\nSTOP\nhola\n")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "[1] Acerca de  [2] Idioma" in out
+    assert "[1] English  [2] Español  [3] Français" in out
+    assert "A partir de ahora le escribiré en español." in out
+    after_stop = out.split("Responda START para volver a suscribirse.")[1]
+    assert "relay>" not in after_stop and "(no reply)" in after_stop  # opted out: silence
+
+
+async def test_terminal_chat_history_and_refusals(running_service):
+    await asyncio.to_thread(run_cli, "--url", running_service, input="hello\n")
+    again = await asyncio.to_thread(run_cli, "--url", running_service, input="x" * 2001 + "\n")
+    assert again.exit_code == 0
+    assert "relay> Hello, this is Concorder Relay." in again.output  # recent history first
+    assert "Not sent: the text is 2,001 characters long" in again.output
+    bad = await asyncio.to_thread(run_cli, "--url", running_service, "--address", "12",
+                                  input="")
+    assert bad.exit_code == 1 and "bad address" in bad.output
+
+
+def test_terminal_chat_says_when_the_service_is_not_running():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # free, and nothing listens once closed
+    result = run_cli("--url", f"http://127.0.0.1:{port}", input="hello\n")
+    assert result.exit_code == 1
+    assert "No Concorder Relay service answers" in result.output
+    assert "concorder serve" in result.output
