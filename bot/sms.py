@@ -125,7 +125,8 @@ async def lift_carrier_opt_out(sessions, address: str, sid: str) -> None:
         if contact is None or contact.opted_out_at is None:
             return
         contact.opted_out_at = None
-        await audit.append(session, "contact.opted_in", {"channel": "sms", "source": "carrier"},
+        await audit.append(session, "contact.opted_in",
+                           {"channel": "sms", "contact_id": contact.id},
                            participant_id=contact.participant_id, at=now)
 
 
@@ -157,7 +158,8 @@ async def apply_status(sessions, sid: str, twilio_status: str, code: int | None)
             .with_for_update()
         )).scalars().first()
         if row is None:
-            log.info("status for unknown sms %s ignored", sid)
+            # Not ours, or the dispatcher has not stored the sid yet: nothing to move.
+            log.info("status %s for unknown sms %s ignored", twilio_status, sid)
             return None
         if code == OPTED_OUT:
             await mark_opted_out(session, row.contact_id, now)
@@ -185,7 +187,7 @@ async def mark_opted_out(session: AsyncSession, contact_id: int, now: datetime) 
         return
     contact.opted_out_at = now
     await audit.append(session, "contact.opted_out",
-                       {"channel": "sms", "source": "carrier", "code": OPTED_OUT},
+                       {"channel": "sms", "contact_id": contact.id, "code": OPTED_OUT},
                        participant_id=contact.participant_id, at=now)
 
 

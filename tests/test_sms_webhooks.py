@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from sqlalchemy import func, select, update
 
 from bot.app import create_app
 from bot.metrics import REGISTRY
+from bot.sms import SmsTransport
+from bot.transport import Outgoing
 from store.models import AuditEvent, Contact, InboundMessage, OutboxMessage, utcnow
 from tests.twilio_peer import sign, twilio_settings
+
+pytest_plugins = ["tests.twilio_peer"]  # fixtures: prism, recording_prism
 
 SMS = "/webhooks/twilio/sms"
 STATUS = "/webhooks/twilio/status"
@@ -243,3 +249,34 @@ async def test_an_unreachable_number_fails_the_message_with_the_code(client, db,
     message = await row(db, row_id)
     assert message.status == "failed" and code in message.error
     assert ALICE not in message.error
+
+
+async def test_a_reply_goes_out_through_twilio_and_its_delivery_comes_back(db, aiohttp_client,
+                                                                         recording_prism):
+    public = "https://relay.example.org"
+    settings = twilio_settings(db.url, CONCORDER_PUBLIC_URL=public,
+                               TWILIO_API_BASE_URL=recording_prism.url)
+    client = await aiohttp_client(create_app(settings, dispatch=False))
+    await post(client, SMS, inbound("SM" + "78" * 16, "Bonjour"),
+               signed_url=public + SMS)
+    reply = (await outbox_for(db, ALICE))[0]
+
+    # What the dispatcher does with the row: send it, keep Twilio's sid.
+    transport = SmsTransport(settings)
+    try:
+        sent = await transport.send(Outgoing(id=reply.id, channel="sms", address=reply.address,
+                                             text=reply.text))
+    finally:
+        await transport.close()
+    async with db.sessions.begin() as session:
+        await session.execute(update(OutboxMessage).where(OutboxMessage.id == reply.id)
+                              .values(status="sent", provider_id=sent.provider_id))
+    [request] = recording_prism.requests
+    assert request.form["To"] == [ALICE] and request.form["Body"] == [reply.text]
+
+    callback = request.form["StatusCallback"][0]
+    form = status(sent.provider_id, "delivered")
+    answer = await post(client, urlsplit(callback).path, form, signed_url=callback)
+
+    assert answer.status == 200
+    assert (await row(db, reply.id)).status == "delivered"
