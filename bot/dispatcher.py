@@ -1,0 +1,559 @@
+"""The outbox dispatcher: claims queued messages and hands them to the channel transports.
+
+Guarantees:
+- Several dispatchers on one database never send a row twice: a claim marks rows
+  "sending" under a lease (`lease_until`, `lease_owner`) in one short transaction, with
+  `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite serialises writers with BEGIN IMMEDIATE).
+  A row whose lease ran out (its dispatcher died mid-send) is claimed again.
+- Messages to one contact leave in `seq` order: a row is only claimable while no earlier row
+  of its contact is queued or sending. Different contacts are sent concurrently, so a slow,
+  failing or blocked recipient holds up no one else.
+- Opted-out people get nothing but the opt-out confirmation; a contact that became
+  unreachable has its messages moved to SMS when the person agreed to SMS.
+- Each outcome commits in its own small transaction (outcomes finishing together share one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from bot import service
+from bot.app import SESSIONS, feature
+from bot.metrics import DISPATCH_LATENCY, MESSAGES_OUT, QUEUE_DEPTH
+from bot.ratelimit import DeliveryLimits
+from bot.render import render
+from bot.settings import Settings
+from bot.transport import (
+    Outgoing,
+    PermanentFailure,
+    RetryLater,
+    Sent,
+    Transport,
+    build_transports,
+)
+from flows.model import Choice, Outbound
+from store import audit
+from store.models import Contact, OutboxMessage, Participant, UTCDateTime, utcnow
+
+log = logging.getLogger(__name__)
+
+outbox = OutboxMessage.__table__
+PENDING = ("queued", "sending")
+ERROR_MAX = 255
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A snapshot of one claimed row and the facts about its recipient checked before send."""
+
+    id: int
+    participant_id: str
+    contact_id: int
+    seq: int
+    channel: str
+    address: str
+    text: str
+    buttons: list[dict[str, str]] | None
+    markdown: bool
+    compliance: bool
+    kind: str
+    broadcast_id: int | None
+    part: int
+    parts: int
+    segments: int
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    language: str
+    participant_opted_out: bool
+    contact_opted_out: bool
+    contact_unreachable: bool
+
+    def outgoing(self) -> Outgoing:
+        return Outgoing(id=self.id, channel=self.channel, address=self.address, text=self.text,
+                        buttons=self.buttons, markdown=self.markdown, part=self.part,
+                        parts=self.parts, kind=self.kind)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The new state of a row after one attempt; written by the batched outcome writer."""
+
+    id: int
+    channel: str
+    status: str
+    next_attempt_at: datetime
+    provider_id: str | None = None
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+    error: str | None = None
+
+
+def backoff(attempt: int, *, base: float = 2.0, cap: float = 900.0,
+            rng: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with jitter: half fixed, half random, so retries spread out."""
+    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    return ceiling / 2 + ceiling / 2 * rng()
+
+
+def _short(reason: str) -> str:
+    return reason if len(reason) <= ERROR_MAX else reason[: ERROR_MAX - 1] + "…"
+
+
+class OutcomeWriter:
+    """Group commit: outcomes arriving while a write is in progress go in the next one."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], owner: str):
+        self.sessions = sessions
+        self.owner = owner
+        self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._statement = (
+            update(outbox)
+            .where(outbox.c.id == bindparam("b_id"), outbox.c.lease_owner == self.owner,
+                   outbox.c.status == "sending")
+            .values(status=bindparam("b_status"),
+                    next_attempt_at=bindparam("b_next", type_=UTCDateTime()),
+                    provider_id=bindparam("b_provider"),
+                    sent_at=bindparam("b_sent", type_=UTCDateTime()),
+                    delivered_at=bindparam("b_delivered", type_=UTCDateTime()),
+                    error=bindparam("b_error"), lease_until=None, lease_owner=None)
+        )
+
+    async def write(self, outcome: Outcome) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((outcome, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            params = [
+                {"b_id": o.id, "b_status": o.status, "b_next": o.next_attempt_at,
+                 "b_provider": o.provider_id, "b_sent": o.sent_at,
+                 "b_delivered": o.delivered_at, "b_error": o.error}
+                for o, _ in batch
+            ]
+            try:
+                async with self.sessions.begin() as session:
+                    await session.execute(self._statement, params)
+            except Exception as exc:  # the rows stay "sending"; their lease will expire
+                log.exception("could not record %d outbox outcomes", len(batch))
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for outcome, future in batch:
+                MESSAGES_OUT.labels(outcome.channel, outcome.status).inc()
+                if not future.done():
+                    future.set_result(None)
+
+
+class Dispatcher:
+    """Claims due outbox rows and sends them; `run()` until `stop()`."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession],
+                 transports: dict[str, Transport], settings: Settings,
+                 clock: Callable[[], datetime] = utcnow, *,
+                 limits: DeliveryLimits | None = None, concurrency: int = 64,
+                 lease: timedelta = timedelta(seconds=120), send_timeout: float = 30.0,
+                 poll_interval: float = 0.5, depth_interval: float = 15.0,
+                 rng: Callable[[], float] = random.random, owner: str | None = None):
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if send_timeout >= lease.total_seconds():
+            raise ValueError("send_timeout must be shorter than the lease")
+        self.sessions = sessions
+        self.transports = transports
+        self.settings = settings
+        self.clock = clock
+        self.limits = limits if limits is not None else DeliveryLimits.from_settings(settings)
+        self.concurrency = concurrency
+        self.lease = lease
+        self.send_timeout = send_timeout
+        self.poll_interval = poll_interval
+        self.depth_interval = depth_interval
+        self.rng = rng
+        self.owner = owner or f"dispatcher-{uuid.uuid4().hex[:12]}"
+        self.writer = OutcomeWriter(sessions, self.owner)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        # Rows claimed ahead per channel: about two seconds' worth at the channel's rate, so
+        # no claimed row waits in memory for long (its lease would run out meanwhile).
+        self._budget = {channel: self._channel_budget(channel) for channel in transports}
+        self._busy = dict.fromkeys(transports, 0)
+        self._stopping = False
+        self._wake: asyncio.Event | None = None
+        self._is_postgres: bool | None = None
+
+    def _channel_budget(self, channel: str) -> int:
+        limits = self.limits.for_channel(channel)
+        rates = [] if limits is None else [
+            limiter.rate for limiter in (limits.overall, limits.per_sender) if limiter is not None
+        ]
+        if not rates:
+            return self.concurrency
+        return max(1, min(self.concurrency, math.ceil(min(rates) * 2)))
+
+    # --- running -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Claim and send until stopped; sends in flight finish before this returns."""
+        self._stopping = False
+        self._wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        next_depth = 0.0
+        try:
+            while not self._stopping:
+                if loop.time() >= next_depth:
+                    await self._refresh_depth_safely()
+                    next_depth = loop.time() + self.depth_interval
+                full = False
+                for channel in self.transports:
+                    free = min(self.concurrency - len(self._in_flight),
+                               self._budget[channel] - self._busy[channel])
+                    if free <= 0:
+                        continue
+                    try:
+                        claimed = await self.claim(free, [channel])
+                    except Exception:
+                        log.exception("claiming outbox rows failed; retrying shortly")
+                        continue
+                    for row in claimed:
+                        self._start(row)
+                    full = full or len(claimed) == free
+                if not full:
+                    await self._idle()
+        finally:
+            if self._in_flight:
+                await asyncio.wait(self._in_flight, timeout=self.send_timeout + 5)
+            for task in self._in_flight:
+                task.cancel()
+
+    def _start(self, row: Claimed) -> None:
+        task = asyncio.create_task(self.process(row))
+        self._in_flight.add(task)
+        self._busy[row.channel] += 1
+        task.add_done_callback(lambda done: self._finished(done, row.channel))
+
+    def _finished(self, task: asyncio.Task[None], channel: str) -> None:
+        self._in_flight.discard(task)
+        self._busy[channel] -= 1
+        if not task.cancelled() and task.exception() is not None:
+            log.error("sending an outbox row failed", exc_info=task.exception())
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _idle(self) -> None:
+        """Wait for a freed slot, a new message (outbox_signal), a stop, or the poll time.
+
+        `outbox_signal` is read as a flag rather than awaited: an asyncio.Event binds to
+        the first loop that waits on it, and the service's one is module-wide.
+        """
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.poll_interval
+        while not self._stopping and loop.time() < deadline:
+            if service.outbox_signal.is_set():
+                service.outbox_signal.clear()
+                return
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=min(0.02, self.poll_interval))
+            except TimeoutError:
+                continue
+            self._wake.clear()
+            return
+
+    async def run_once(self) -> int:
+        """Claim one batch of due rows and process all of them. Returns how many."""
+        claimed: list[Claimed] = []
+        for channel in self.transports:
+            claimed += await self.claim(self._budget[channel], [channel])
+        await asyncio.gather(*(self.process(row) for row in claimed))
+        return len(claimed)
+
+    async def drain(self, max_rounds: int = 10_000) -> int:
+        """Process due rows until none is left (rows waiting for a retry time stay)."""
+        total = 0
+        for _ in range(max_rounds):
+            count = await self.run_once()
+            if count == 0:
+                break
+            total += count
+        return total
+
+    # --- claiming ------------------------------------------------------------------------
+
+    async def claim(self, limit: int, channels: list[str] | None = None) -> list[Claimed]:
+        """Mark up to `limit` due rows "sending" under our lease, in one short transaction."""
+        channels = list(self.transports) if channels is None else channels
+        if limit <= 0 or not channels:
+            return []
+        now = self.clock()
+        earlier = aliased(outbox)
+        blocked = (
+            select(earlier.c.id)
+            .where(earlier.c.contact_id == outbox.c.contact_id, earlier.c.seq < outbox.c.seq,
+                   earlier.c.status.in_(PENDING))
+            .exists()
+        )
+        due = or_(
+            and_(outbox.c.status == "queued", outbox.c.next_attempt_at <= now,
+                 outbox.c.not_before <= now),
+            and_(outbox.c.status == "sending", outbox.c.lease_until < now),
+        )
+        query = (
+            select(outbox.c.id)
+            .where(due, outbox.c.channel.in_(channels), ~blocked)
+            .order_by(outbox.c.next_attempt_at, outbox.c.id)
+            .limit(limit)
+        )
+        async with self.sessions.begin() as session:
+            if self._is_postgres is None:
+                self._is_postgres = session.bind.dialect.name == "postgresql"
+            if self._is_postgres:
+                query = query.with_for_update(of=outbox, skip_locked=True)
+            ids = list((await session.execute(query)).scalars())
+            if not ids:
+                return []
+            await session.execute(
+                update(outbox).where(outbox.c.id.in_(ids)).values(
+                    status="sending", lease_until=now + self.lease, lease_owner=self.owner,
+                    attempts=outbox.c.attempts + 1,
+                )
+            )
+            rows = await session.execute(
+                select(outbox, Participant.language, Participant.opted_out.label("p_out"),
+                       Contact.opted_out_at, Contact.unreachable_at)
+                .join(Participant, Participant.id == outbox.c.participant_id)
+                .join(Contact, Contact.id == outbox.c.contact_id)
+                .where(outbox.c.id.in_(ids))
+                .order_by(outbox.c.contact_id, outbox.c.seq)
+            )
+            return [self._snapshot(row) for row in rows.mappings()]
+
+    @staticmethod
+    def _snapshot(row: Any) -> Claimed:
+        return Claimed(
+            id=row["id"], participant_id=row["participant_id"], contact_id=row["contact_id"],
+            seq=row["seq"], channel=row["channel"], address=row["address"], text=row["text"],
+            buttons=row["buttons"], markdown=row["markdown"], compliance=row["compliance"],
+            kind=row["kind"], broadcast_id=row["broadcast_id"], part=row["part"],
+            parts=row["parts"], segments=row["segments"], attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"], created_at=row["created_at"],
+            language=row["language"], participant_opted_out=bool(row["p_out"]),
+            contact_opted_out=row["opted_out_at"] is not None,
+            contact_unreachable=row["unreachable_at"] is not None,
+        )
+
+    # --- sending -------------------------------------------------------------------------
+
+    async def process(self, row: Claimed) -> None:
+        """Check the recipient, wait for the rate limits, send, and record the outcome."""
+        if (row.participant_opted_out or row.contact_opted_out) and not row.compliance:
+            await self._finish(row, "cancelled", error="recipient opted out")
+            return
+        if row.contact_unreachable:
+            await self._reroute(row, "contact unreachable")
+            return
+        limits = self.limits.for_channel(row.channel)
+        if limits is not None:
+            await limits.acquire(row.address)
+        handed_over = self.clock()
+        DISPATCH_LATENCY.labels(row.channel).observe(
+            max(0.0, (handed_over - row.created_at).total_seconds()))
+        try:
+            sent = await asyncio.wait_for(self.transports[row.channel].send(row.outgoing()),
+                                          timeout=self.send_timeout)
+        except RetryLater as exc:
+            if exc.after is not None and limits is not None:
+                limits.hold(row.address, exc.after)
+            await self._retry(row, exc.reason, exc.after)
+        except PermanentFailure as exc:
+            await self._permanent(row, exc)
+        except TimeoutError:
+            await self._retry(row, "send timed out", None)
+        except Exception as exc:  # a transport bug or network error: retry, never crash
+            log.warning("transport %s raised %s for outbox row %d", row.channel,
+                        type(exc).__name__, row.id)
+            await self._retry(row, f"transport error: {type(exc).__name__}", None)
+        else:
+            await self._sent(row, sent)
+
+    async def _sent(self, row: Claimed, sent: Sent) -> None:
+        now = self.clock()
+        await self._finish(row, "delivered" if sent.delivered else "sent",
+                           provider_id=sent.provider_id, sent_at=now,
+                           delivered_at=now if sent.delivered else None)
+
+    async def _retry(self, row: Claimed, reason: str, after: float | None) -> None:
+        if row.attempts >= self.settings.max_attempts:
+            await self._finish(row, "failed",
+                               error=f"gave up after {row.attempts} attempts: {reason}")
+            return
+        # The channel's own retry_after is honoured exactly; our guesses get jitter.
+        delay = after if after is not None else backoff(row.attempts, rng=self.rng)
+        await self._finish(row, "queued", error=reason,
+                           next_attempt_at=self.clock() + timedelta(seconds=delay))
+
+    async def _finish(self, row: Claimed, status: str, *, error: str | None = None,
+                      next_attempt_at: datetime | None = None, provider_id: str | None = None,
+                      sent_at: datetime | None = None,
+                      delivered_at: datetime | None = None) -> None:
+        await self.writer.write(Outcome(
+            id=row.id, channel=row.channel, status=status,
+            next_attempt_at=next_attempt_at or row.next_attempt_at, provider_id=provider_id,
+            sent_at=sent_at, delivered_at=delivered_at,
+            error=_short(error) if error else None,
+        ))
+
+    async def _permanent(self, row: Claimed, exc: PermanentFailure) -> None:
+        """Record what the channel told us about the person, then reroute or give up."""
+        if not (exc.unreachable or exc.opted_out):
+            await self._finish(row, "failed", error=exc.reason)
+            return
+        now = self.clock()
+        async with self.sessions.begin() as session:
+            contact = await session.get(Contact, row.contact_id, with_for_update=True)
+            if exc.opted_out and contact.opted_out_at is None:
+                contact.opted_out_at = now
+                await audit.append(session, "contact.opted_out",
+                                   {"channel": row.channel, "contact_id": row.contact_id},
+                                   participant_id=row.participant_id, at=now)
+            if exc.unreachable and contact.unreachable_at is None:
+                contact.unreachable_at = now
+                await audit.append(session, "contact.unreachable",
+                                   {"channel": row.channel, "contact_id": row.contact_id},
+                                   participant_id=row.participant_id, at=now)
+        if exc.unreachable and not exc.opted_out:
+            await self._reroute(row, exc.reason, status="undeliverable")
+        else:
+            await self._finish(row, "undeliverable", error=exc.reason)
+
+    async def _reroute(self, row: Claimed, reason: str, status: str = "cancelled") -> None:
+        """Move a message for an unreachable contact to the person's consented SMS number.
+
+        The new SMS rows and the end of this row commit together, so a crash in between
+        can never queue the message twice.
+        """
+        if row.compliance or row.channel == "sms":
+            await self._finish(row, status, error=f"{reason}; no other channel")
+            return
+        now = self.clock()
+        async with self.sessions.begin() as session:
+            moved = await self._requeue_on_sms(session, row, now)
+            if moved:
+                await session.execute(
+                    update(outbox)
+                    .where(outbox.c.id == row.id, outbox.c.lease_owner == self.owner)
+                    .values(status=status, error=_short(f"{reason}; moved to sms"),
+                            lease_until=None, lease_owner=None)
+                )
+        if not moved:
+            await self._finish(row, status, error=f"{reason}; no other channel")
+            return
+        MESSAGES_OUT.labels(row.channel, status).inc()
+        service.outbox_signal.set()
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _requeue_on_sms(self, session: AsyncSession, row: Claimed, now: datetime) -> int:
+        # The same lock service.receive takes, so sequence numbers never collide.
+        participant = await service.lock_participant(session, row.participant_id)
+        if participant.opted_out:
+            return 0
+        sms = (
+            await session.execute(
+                select(Contact)
+                .where(Contact.participant_id == participant.id, Contact.channel == "sms",
+                       Contact.sms_consent.is_(True), Contact.unreachable_at.is_(None),
+                       Contact.opted_out_at.is_(None))
+                .order_by(Contact.id)
+            )
+        ).scalars().first()
+        if sms is None:
+            return 0
+        message = Outbound(text=row.text, choices=tuple(_choices(row.buttons or [])),
+                           kind=row.kind, compliance=row.compliance)
+        parts = render(message, "sms", participant.language, None,
+                       self.settings.sms_max_segments)
+        for number, part in enumerate(parts, start=1):
+            seq, sms.next_seq = sms.next_seq, sms.next_seq + 1
+            session.add(OutboxMessage(
+                participant_id=participant.id, contact_id=sms.id, seq=seq, channel="sms",
+                address=sms.address, text=part.text, buttons=None, markdown=False,
+                compliance=row.compliance, kind=row.kind, broadcast_id=row.broadcast_id,
+                part=number, parts=len(parts), segments=part.segments,
+                encoding=part.encoding, not_before=now, next_attempt_at=now,
+                created_at=row.created_at,
+            ))
+        await session.flush()
+        return len(parts)
+
+    # --- metrics -------------------------------------------------------------------------
+
+    async def refresh_queue_depth(self) -> dict[str, int]:
+        async with self.sessions() as session:
+            counts = dict(
+                (await session.execute(
+                    select(outbox.c.channel, func.count())
+                    .where(outbox.c.status.in_(PENDING))
+                    .group_by(outbox.c.channel)
+                )).all()
+            )
+        for channel in set(self.transports) | set(counts):
+            QUEUE_DEPTH.labels(channel).set(counts.get(channel, 0))
+        return counts
+
+    async def _refresh_depth_safely(self) -> None:
+        try:
+            await self.refresh_queue_depth()
+        except Exception:
+            log.exception("could not count the outbox queue")
+
+
+def _choices(buttons: Iterable[dict[str, str]]) -> Iterable[Choice]:
+    for number, button in enumerate(buttons, start=1):
+        key = button.get("data", "").partition(":")[2] or str(number)
+        yield Choice(key=key, label=button.get("label", ""))
+
+
+@feature
+def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
+    """Run the dispatcher beside the web server while `dispatch` is on."""
+    if not dispatch:
+        return
+
+    async def dispatcher_context(app: web.Application):
+        transports = build_transports(settings)
+        dispatcher = Dispatcher(app[SESSIONS], transports, settings)
+        task = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
+        yield
+        dispatcher.stop()
+        await task
+        for transport in transports.values():
+            try:
+                await transport.close()
+            except Exception:
+                log.exception("closing the %s transport failed", transport.channel)
+
+    app.cleanup_ctx.append(dispatcher_context)
