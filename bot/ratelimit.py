@@ -21,6 +21,7 @@ Sleep = Callable[[float], Awaitable[None]]
 # together than they left. Pacing 2% under the published rate keeps the far side's count
 # for any one-second window at or under the limit.
 HEADROOM = 0.98
+EPSILON = 1e-9  # float sums of intervals drift by ~1e-13; never wait for that
 
 
 class Gcra:
@@ -46,7 +47,8 @@ class Gcra:
 
     def wait_time(self) -> float:
         """Seconds until a send would conform (0 when it may go now)."""
-        return max(0.0, self.tat - self.tolerance - self.clock())
+        wait = self.tat - self.tolerance - self.clock()
+        return wait if wait > EPSILON else 0.0
 
     def take(self, cost: float = 1.0) -> None:
         """Record a send happening now (whether or not it conformed)."""
