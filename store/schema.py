@@ -4,3 +4,4 @@ import store.organisers  # noqa: F401
 import store.recruitment  # noqa: F401
 from store import models  # noqa: F401
 from store import calendar  # noqa: F401
+from store import draw_records  # noqa: F401
