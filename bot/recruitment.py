@@ -947,8 +947,10 @@ async def notify_draw_outcome(sessions: async_sessionmaker[AsyncSession], settin
     async with sessions.begin() as session:
         await expire_selections(session, now)
         selections = (await session.execute(
-            select(Selection).where(Selection.notified_at.is_(None),
-                                    Selection.status.in_((SELECTED, RESERVE)))
+            # Not told yet, or a reserve promoted to selected (no deadline yet).
+            select(Selection).where(
+                (Selection.notified_at.is_(None) & Selection.status.in_((SELECTED, RESERVE)))
+                | ((Selection.status == SELECTED) & Selection.confirm_by.is_(None)))
             .order_by(Selection.id).with_for_update())).scalars().all()
         for selection in selections:
             if selection.status == SELECTED and selection.confirm_by is None:
