@@ -181,12 +181,14 @@ async def _membership(update: Update, sessions: async_sessionmaker[AsyncSession]
         if status == "kicked" and contact.unreachable_at is None:
             contact.unreachable_at = now
             await audit.append(session, "contact.unreachable",
-                               {"channel": CHANNEL, "reason": "blocked"},
+                               {"channel": CHANNEL, "contact_id": contact.id,
+                                "reason": "blocked"},
                                participant_id=contact.participant_id, at=now)
             return "blocked"
         if status == "member" and contact.unreachable_at is not None:
             contact.unreachable_at = None
-            await audit.append(session, "contact.reachable", {"channel": CHANNEL},
+            await audit.append(session, "contact.reachable",
+                               {"channel": CHANNEL, "contact_id": contact.id},
                                participant_id=contact.participant_id, at=now)
             return "unblocked"
     return "ignored"
