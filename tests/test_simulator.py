@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 
 import pytest
@@ -12,37 +11,23 @@ from typer.testing import CliRunner, Result
 
 from bot import cli
 from bot.app import create_app
+from bot.dispatcher import Dispatcher
+from bot.ratelimit import DeliveryLimits
 from bot.settings import Settings
 from bot.simulator import SimulatorTransport
 from bot.transport import Outgoing, Sent, Transport, build_transports
-from store.models import OutboxMessage, utcnow
+from store.models import OutboxMessage
 
 PHONE = "+447700900123"
 
 
 async def deliver_queued(sessions) -> int:
-    """Hand every queued outbox row to the simulator, as the dispatcher does for simulated
-    channels, and record the delivery. Returns how many rows went out."""
-    async with sessions.begin() as session:
-        rows = (
-            await session.execute(
-                select(OutboxMessage).where(OutboxMessage.status == "queued")
-                .order_by(OutboxMessage.contact_id, OutboxMessage.seq)
-            )
-        ).scalars().all()
-        for row in rows:
-            sent = await SimulatorTransport(row.channel).send(Outgoing(
-                id=row.id, channel=row.channel, address=row.address, text=row.text,
-                buttons=row.buttons, markdown=row.markdown, part=row.part, parts=row.parts,
-                kind=row.kind,
-            ))
-            now = utcnow()
-            row.attempts += 1
-            row.provider_id = sent.provider_id
-            row.sent_at = now
-            row.status = "delivered" if sent.delivered else "sent"
-            row.delivered_at = now if sent.delivered else None
-    return len(rows)
+    """Run the outbox dispatcher over the simulated channels until nothing is due, as
+    `concorder serve` does in the background. Returns how many rows it handled."""
+    transports = {channel: SimulatorTransport(channel) for channel in ("sms", "telegram")}
+    dispatcher = Dispatcher(sessions, transports, Settings(_env_file=None),
+                            limits=DeliveryLimits.off())
+    return await dispatcher.drain()
 
 
 @pytest.fixture
@@ -134,13 +119,21 @@ async def test_each_simulated_address_sees_only_its_own_messages(client, db):
 
 
 async def test_stop_gets_one_confirmation_then_silence(client, db):
-    await say(client, channel="sms", address=PHONE, text="hello")
-    await say(client, channel="sms", address=PHONE, text="STOP")
-    await say(client, channel="sms", address=PHONE, text="hello?")
-    await deliver_queued(db.sessions)
+    for text in ("hello", "STOP", "hello?", "2"):
+        await say(client, channel="sms", address=PHONE, text=text)
+        await deliver_queued(db.sessions)
     texts = [m["text"] for m in (await replies(client, "sms", PHONE))["messages"]]
     assert len(texts) == 2
     assert texts[1].startswith("You have been unsubscribed")
+
+
+async def test_replies_still_queued_at_a_stop_are_never_shown(client, db):
+    await say(client, channel="sms", address=PHONE, text="hello")
+    await say(client, channel="sms", address=PHONE, text="STOP")  # before the menu went out
+    await deliver_queued(db.sessions)
+    listing = await replies(client, "sms", PHONE)
+    assert [m["text"][:27] for m in listing["messages"]] == ["You have been unsubscribed "]
+    assert listing["pending"] == 0
 
 
 BAD_REQUESTS = (
@@ -223,20 +216,14 @@ async def test_page_and_its_assets_are_served(client):
 
 
 @pytest.fixture
-async def running_service(aiohttp_server, settings, db):
-    """The service on a free loopback port, with the simulated channels delivering."""
-    server = await aiohttp_server(create_app(settings, migrate=False, dispatch=False))
-
-    async def deliver_forever():
-        while True:
-            await deliver_queued(db.sessions)
-            await asyncio.sleep(0.05)
-
-    delivering = asyncio.create_task(deliver_forever())
-    yield f"http://127.0.0.1:{server.port}"
-    delivering.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await delivering
+async def running_service(aiohttp_server, db):
+    """The whole service on a free loopback port, its dispatcher delivering on the simulated
+    channels (without the real channels' rate limits, to keep the tests quick)."""
+    settings = Settings(CONCORDER_DATABASE_URL=db.url, CONCORDER_SMS_RATE=0,
+                        CONCORDER_TELEGRAM_RATE=0, CONCORDER_TELEGRAM_CHAT_RATE=0,
+                        _env_file=None)
+    server = await aiohttp_server(create_app(settings, migrate=False, dispatch=True))
+    return f"http://127.0.0.1:{server.port}"
 
 
 def run_cli(*args: str, input: str) -> Result:
