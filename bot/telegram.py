@@ -13,6 +13,7 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import warnings
 from collections.abc import Callable
 from datetime import timedelta
@@ -57,6 +58,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 WEBHOOK_PATH = "/webhooks/telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 CHANNEL = "telegram"
+SECRET_FORMAT = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook accepts
 MAX_CALLBACK_BYTES = 64  # Telegram's limit on callback_data
 # The update kinds we act on; asking for exactly these keeps the rest off the wire.
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
@@ -210,8 +212,12 @@ async def webhook(request: web.Request) -> web.Response:
         return web.json_response({"error": f"body is not JSON: {exc}"}, status=400)
     except BadUpdate as exc:
         return web.json_response({"error": str(exc)}, status=400)
-    outcome = await process_update(data, bot=bot, sessions=request.app[SESSIONS],
-                                   settings=settings)
+    try:
+        outcome = await process_update(data, bot=bot, sessions=request.app[SESSIONS],
+                                       settings=settings)
+    except Exception as exc:  # Telegram retries on 5xx; the error text may quote the message
+        log.error("telegram update %s failed (%s)", update_id, type(exc).__name__)
+        return web.json_response({"error": "temporarily unavailable"}, status=500)
     log.debug("telegram update %s: %s", update_id, outcome)
     return web.json_response({"ok": True})
 
@@ -262,38 +268,47 @@ async def poll(bot: Bot, sessions: async_sessionmaker[AsyncSession], settings: S
                 log.debug("telegram update %s: %s", update_id, outcome)
             except BadUpdate as exc:
                 log.warning("telegram update %s skipped: %s", update_id, exc)
-            except Exception:
+            except Exception as exc:  # only the type: database errors quote their parameters
                 failures += 1
                 if failures < MAX_UPDATE_FAILURES:
-                    log.exception("telegram update %s failed; will retry", update_id)
+                    log.error("telegram update %s failed (%s); will retry", update_id,
+                              type(exc).__name__)
                     await asyncio.sleep(min(failures, 5))
                     break  # fetch again from the same offset: Telegram re-sends it
-                log.exception("telegram update %s failed %d times; skipped", update_id,
-                              failures)
+                log.error("telegram update %s failed %d times (%s); skipped", update_id,
+                          failures, type(exc).__name__)
             failures = 0
             if isinstance(update_id, int):
                 offset = update_id + 1
 
 
 async def register_webhook(bot: Bot, settings: Settings) -> None:
+    secret = settings.telegram_webhook_secret or ""
+    if not SECRET_FORMAT.fullmatch(secret):
+        log.error("telegram: TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, "
+                  "0-9, _ and -; the webhook was not registered")
+        return
     url = f"{settings.public_url.rstrip('/')}{WEBHOOK_PATH}"
-    await _until_done(
-        lambda: bot.set_webhook(url=url, secret_token=settings.telegram_webhook_secret,
-                                allowed_updates=ALLOWED_UPDATES),
+    if await _until_done(
+        lambda: bot.set_webhook(url=url, secret_token=secret, allowed_updates=ALLOWED_UPDATES),
         "setWebhook",
-    )
-    log.info("telegram: webhook registered")
+    ):
+        log.info("telegram: webhook registered")
 
 
-async def _until_done(call: Callable[[], Any], name: str) -> None:
-    """Retry a start-up call with growing pauses: Telegram may be briefly unreachable."""
+async def _until_done(call: Callable[[], Any], name: str) -> bool:
+    """Retry a start-up call with growing pauses: Telegram may be briefly unreachable.
+    Gives up (False) when Telegram refuses the call itself: retrying cannot help."""
     backoff = 1.0
     while True:
         try:
             await call()
-            return
+            return True
         except RetryAfter as exc:
             await asyncio.sleep(retry_seconds(exc))
+        except (BadRequest, InvalidToken, Forbidden) as exc:
+            log.error("telegram: %s refused: %s", name, exc.message)
+            return False
         except TelegramError as exc:
             log.warning("telegram: %s failed (%s); retrying in %.0f s", name,
                         type(exc).__name__, backoff)

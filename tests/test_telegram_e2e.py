@@ -133,3 +133,15 @@ async def test_with_a_public_url_the_webhook_is_registered_with_its_secret(db, b
     assert registered["secret_token"] == "s3cret"
     assert bot_api.called("getUpdates") == []
 
+
+
+async def test_a_secret_telegram_would_refuse_is_reported_not_registered(db, bot_api, caplog):
+    settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN="123:abc",
+                        TELEGRAM_API_BASE_URL=bot_api.url, TELEGRAM_WEBHOOK_SECRET="no spaces!",
+                        CONCORDER_PUBLIC_URL="https://relay.example.org", _env_file=None)
+
+    async with Service(settings):
+        await asyncio.sleep(0.2)
+
+    assert bot_api.called("setWebhook") == []
+    assert "TELEGRAM_WEBHOOK_SECRET must be" in caplog.text
