@@ -3,3 +3,4 @@ from bot import simulator  # noqa: F401
 from bot import telegram  # noqa: F401
 from bot import sms  # noqa: F401
 from bot import dispatcher  # noqa: F401
+from scheduler import runner  # noqa: F401

@@ -1,0 +1,58 @@
+"""What calendar replies mean for the store, written in the reply's own transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.service import on_event
+from flows.model import Event
+from scheduler.config import current
+from scheduler.jobs import sync
+from store.calendar import BriefingRead, CalendarPreference
+from store.models import Participant
+
+
+@on_event("briefing.time_changed")
+async def briefing_time_changed(session: AsyncSession, participant: Participant, event: Event,
+                                now: datetime) -> None:
+    pref = await session.get(CalendarPreference, participant.id)
+    if pref is None:
+        session.add(CalendarPreference(participant_id=participant.id,
+                                       briefing_time=event.data["time"], updated_at=now))
+    else:
+        pref.briefing_time, pref.updated_at = event.data["time"], now
+    await session.flush()
+    calendar = current()
+    if calendar is not None:  # their pending briefings move to the new time at once
+        await sync(session, calendar, now, only=[participant.id])
+
+
+async def _read_row(session: AsyncSession, participant: Participant, briefing: str,
+                    channel: str, now: datetime) -> BriefingRead:
+    read = (await session.execute(select(BriefingRead).where(
+        BriefingRead.participant_id == participant.id, BriefingRead.briefing == briefing)
+    )).scalar_one_or_none()
+    if read is None:
+        read = BriefingRead(participant_id=participant.id, briefing=briefing, channel=channel,
+                            pages_sent=1, pages=1, sent_at=now)
+        session.add(read)
+    return read
+
+
+@on_event("briefing.paged")
+async def briefing_paged(session: AsyncSession, participant: Participant, event: Event,
+                         now: datetime) -> None:
+    read = await _read_row(session, participant, event.data["briefing"], "sms", now)
+    read.pages_sent = max(read.pages_sent or 0, int(event.data["page"]))
+    read.pages = int(event.data["pages"])
+
+
+@on_event("briefing.read")
+async def briefing_read(session: AsyncSession, participant: Participant, event: Event,
+                        now: datetime) -> None:
+    read = await _read_row(session, participant, event.data["briefing"],
+                           event.data.get("channel", "telegram"), now)
+    read.read_at = read.read_at or now

@@ -1,0 +1,67 @@
+"""The calendar as plain data for a panel member's conversations (`ctx.facts["calendar"]`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.service import provide_facts
+from scheduler import audience
+from scheduler.config import Calendar, current, pick
+from scheduler.paging import render_briefing
+from scheduler.plan import Member, Move, timed_sessions
+from store.calendar import CalendarPreference, SessionMove
+from store.models import Participant
+
+
+async def load_moves(session: AsyncSession) -> dict[str, Move]:
+    rows = (await session.execute(select(SessionMove))).scalars()
+    return {m.session_id: Move(m.original_start, m.start, m.end) for m in rows}
+
+
+async def member_of(session: AsyncSession, participant: Participant) -> Member:
+    pref = await session.get(CalendarPreference, participant.id)
+    chosen = time.fromisoformat(pref.briefing_time) if pref else None
+    return Member(participant.id, participant.timezone, chosen, participant.language)
+
+
+def calendar_facts(calendar: Calendar, member: Member,
+                   moves: Mapping[str, Move] | None = None) -> dict[str, Any]:
+    """Sessions and briefings in the member's language, times as ISO UTC strings."""
+    language, default = member.language, calendar.default_language
+    sessions = []
+    for timed in timed_sessions(calendar, moves):
+        s = timed.session
+        sessions.append({
+            "id": s.id, "title": pick(s.title, language, default),
+            "start": timed.start.isoformat(),
+            "end": timed.end.isoformat() if timed.end else None,
+            "place": pick(s.place, language, default) or None, "call_in": s.call_in,
+        })
+    briefings = {}
+    for b in calendar.briefings:
+        rendered = render_briefing(calendar, b.id, language)
+        briefings[b.id] = {"title": rendered.title, "document": rendered.document,
+                           "pages": list(rendered.pages)}
+    clock = member.briefing_time or calendar.schedule.briefing_time
+    return {
+        "timezone": member.timezone or calendar.schedule.timezone,
+        "default_timezone": calendar.schedule.timezone,
+        "briefing_time": f"{clock:%H:%M}",
+        "quiet_hours": str(calendar.schedule.quiet_hours),
+        "sessions": sessions,
+        "briefings": briefings,
+    }
+
+
+@provide_facts
+async def panel_calendar(session: AsyncSession, participant: Participant) -> dict[str, Any]:
+    calendar = current()
+    if calendar is None or not await audience.on_panel(session, participant.id):
+        return {}
+    member = await member_of(session, participant)
+    return {"calendar": calendar_facts(calendar, member, await load_moves(session))}

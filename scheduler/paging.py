@@ -1,0 +1,126 @@
+"""Briefings rendered per language: the Telegram document, SMS pages, and what they cost.
+
+An SMS page fills whole segments (the schedule's `sms_page_segments`) including its
+"(1/3) Reply MORE for the next part." ending, so organisers can know the cost beforehand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot import segments
+from flows.briefing import briefing_document, more_suffix, plain_text
+from flows.i18n import translator
+from scheduler.config import Briefing, Calendar, pick
+
+
+def _units(text: str, encoding: str) -> int:
+    if encoding == segments.GSM7:
+        return sum(2 if c in segments.GSM7_EXTENSION else 1 for c in text)
+    return len(text.encode("utf-16-le")) // 2
+
+
+def sms_pages(text: str, language: str, page_segments: int) -> list[str]:
+    """`text` cut between words into pages of at most `page_segments` segments each, every
+    page but the last ending with the MORE suffix."""
+    t = translator(language)
+    whole = segments.measure(text)
+    if whole.segments <= page_segments:
+        return [text]
+    # Size pages for the encoding the whole text needs, suffix included.
+    encoding = segments.encoding_of(text + more_suffix(t, 99, 99))
+    capacity = (153 if encoding == segments.GSM7 else 67) * page_segments
+    if page_segments == 1:
+        capacity = 160 if encoding == segments.GSM7 else 70
+    # The widest suffix ("(99/99) ...") bounds the room it takes on any page.
+    room = capacity - _units("\n" + more_suffix(t, 99, 99), encoding)
+    pieces = _split(text, room, lambda s: _units(s, encoding))
+    # The last piece needs no suffix: merge it back if it then fits on the page before.
+    if len(pieces) > 1 and _units(pieces[-2] + "\n\n" + pieces[-1], encoding) <= capacity:
+        pieces[-2:] = [pieces[-2] + "\n\n" + pieces[-1]]
+    total = len(pieces)
+    return [piece if n == total else f"{piece}\n{more_suffix(t, n, total)}"
+            for n, piece in enumerate(pieces, start=1)]
+
+
+def _split(text: str, room: int, size) -> list[str]:
+    """Pieces of at most `room` units, cut at a paragraph or line break when one falls in
+    the second half of the piece (pages stay full), else between words."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while rest:
+        if size(rest) <= room:
+            pieces.append(rest)
+            break
+        lo, hi = 1, len(rest)
+        while lo < hi:  # the longest prefix that fits
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if size(rest[:mid]) <= room else (lo, mid - 1)
+        window, cut = rest[:lo], lo
+        for sep, least in (("\n\n", lo // 2), ("\n", lo // 2), (" ", 1)):
+            at = window.rfind(sep)
+            if at >= least:
+                cut = at
+                break
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    return pieces
+
+
+@dataclass(frozen=True)
+class Rendered:
+    title: str
+    document: str  # Markdown, for Telegram
+    pages: tuple[str, ...]  # plain text, for SMS
+
+
+@dataclass(frozen=True)
+class SmsCost:
+    pages: int
+    first_page_segments: int  # what every SMS reader costs
+    all_pages_segments: int  # what a reader who sends MORE to the end costs
+    encoding: str
+
+
+def _localised_list(items, language: str, default: str) -> list[dict[str, str]]:
+    return [{k: pick(v, language, default) if isinstance(v, dict) else v
+             for k, v in item.model_dump().items()} for item in items]
+
+
+# Rendered briefings by (calendar identity, briefing, language); the calendar is kept in
+# the entry so its id cannot be reused by another while cached.
+_cache: dict[tuple[int, str, str], tuple[Calendar, Rendered]] = {}
+
+
+def render_briefing(calendar: Calendar, briefing_id: str, language: str) -> Rendered:
+    key = (id(calendar), briefing_id, language)
+    entry = _cache.get(key)
+    if entry is None or entry[0] is not calendar:
+        if len(_cache) > 1024:
+            _cache.clear()
+        entry = _cache[key] = (calendar, _render(calendar, briefing_id, language))
+    return entry[1]
+
+
+def _render(calendar: Calendar, briefing_id: str, language: str) -> Rendered:
+    briefing: Briefing = calendar.briefing(briefing_id)
+    default = calendar.default_language
+    t = translator(language)
+    title = pick(briefing.title, language, default)
+    document = briefing_document(
+        t, title=title, text=pick(briefing.text, language, default),
+        perspectives=_localised_list(briefing.perspectives, language, default),
+        sources=_localised_list(briefing.sources, language, default),
+        audio=pick(briefing.audio, language, default) or None,
+    )
+    pages = sms_pages(plain_text(document), language,
+                      calendar.schedule.sms_page_segments)
+    return Rendered(title, document, tuple(pages))
+
+
+def sms_cost(calendar: Calendar, briefing_id: str, language: str) -> SmsCost:
+    """The SMS segments a briefing costs one reader in `language`."""
+    pages = render_briefing(calendar, briefing_id, language).pages
+    sizes = [segments.measure(page) for page in pages]
+    encoding = segments.UCS2 if any(s.encoding == segments.UCS2 for s in sizes) else segments.GSM7
+    return SmsCost(len(pages), sizes[0].segments, sum(s.segments for s in sizes), encoding)

@@ -1,0 +1,117 @@
+"""The calendar inside the service: every tick, plan (now and then) and run what is due.
+
+An apscheduler 3 AsyncIOScheduler ticks `CalendarRunner.tick`; tests call `tick(now)` on a
+clock of their own. Any number of instances may run on one PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import scheduler.events  # noqa: F401  (reply events -> calendar tables)
+import scheduler.facts  # noqa: F401  (the calendar in panel members' conversations)
+from bot.app import SESSIONS, feature
+from bot.settings import Settings
+from scheduler.config import Calendar, CalendarError, current, load_calendar, set_current
+from scheduler.jobs import SyncResult, run_due, sync
+from store.models import utcnow
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 30
+REPLAN_EVERY = timedelta(minutes=1)
+
+
+@dataclass
+class Tick:
+    planned: SyncResult | None
+    ran: int
+
+
+class CalendarRunner:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings, *,
+                 calendar: Calendar | None = None, owner: str | None = None,
+                 replan_every: timedelta = REPLAN_EVERY):
+        self.sessions = sessions
+        self.settings = settings
+        self._calendar = calendar
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.replan_every = replan_every
+        self._planned_at: datetime | None = None
+
+    @property
+    def calendar(self) -> Calendar | None:
+        return self._calendar or current()
+
+    async def tick(self, now: datetime | None = None) -> Tick:
+        """Plan when it is time to, then claim and run every job due at `now`."""
+        now = now or utcnow()
+        calendar = self.calendar
+        if calendar is None:
+            return Tick(None, 0)
+        planned = None
+        if self._planned_at is None or now - self._planned_at >= self.replan_every \
+                or now < self._planned_at:
+            async with self.sessions.begin() as session:
+                planned = await sync(session, calendar, now)
+            self._planned_at = now
+        ran = await run_due(self.sessions, self.settings, calendar, now, owner=self.owner)
+        return Tick(planned, ran)
+
+
+def has_calendar(path: str | Path) -> bool:
+    """Whether an assembly file has calendar tables at all (a recruitment-only file has not)."""
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return True  # let the loader report the problem
+    return any(key in raw for key in ("sessions", "briefings", "schedule"))
+
+
+def load_for(settings: Settings) -> Calendar | None:
+    """The calendar of the configured assembly file, or None when there is none."""
+    if not settings.assembly_file or not has_calendar(settings.assembly_file):
+        return None
+    return load_calendar(settings.assembly_file)
+
+
+@feature
+def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
+    try:
+        calendar = load_for(settings)
+    except CalendarError as exc:
+        for problem in exc.problems:
+            log.error("calendar: %s: %s", exc.path, problem)
+        raise
+    if calendar is not None:
+        set_current(calendar)
+    if not dispatch or calendar is None:
+        return
+
+    async def background(app: web.Application):
+        runner = CalendarRunner(app[SESSIONS], settings, calendar=calendar)
+        scheduler = AsyncIOScheduler(timezone="UTC")
+
+        async def tick() -> None:
+            try:
+                await runner.tick()
+            except Exception:  # keep ticking; the next tick retries what did not commit
+                log.exception("calendar tick failed")
+
+        scheduler.add_job(tick, "interval", seconds=TICK_SECONDS, max_instances=1,
+                          coalesce=True, next_run_time=utcnow(), id="calendar")
+        scheduler.start()
+        yield
+        scheduler.shutdown(wait=False)
+
+    app.cleanup_ctx.append(background)
