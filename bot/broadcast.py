@@ -238,6 +238,15 @@ def content_of(broadcast: Broadcast) -> Content:
     return Content(broadcast.text, broadcast.template, dict(broadcast.params or {}))
 
 
+# Babel puts no-break spaces in dates ('6:30\u202fPM'); one such character makes a whole SMS
+# UCS-2 (70 characters a segment instead of 160), so SMS copies get plain spaces.
+_NO_BREAK_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " "})
+
+
+def gsm_spaces(text: str) -> str:
+    return text.translate(_NO_BREAK_SPACES)
+
+
 # --- time --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -307,7 +316,10 @@ class _Renderer:
     def parts(self, language: str, tz: str | None, channel: str) -> list:
         key = (language, tz if self.content.template else None, channel)
         if key not in self._parts:
-            message = Outbound(text=self.text(language, tz), urgent=self.urgent, kind="broadcast")
+            text = self.text(language, tz)
+            if channel == "sms":
+                text = gsm_spaces(text)
+            message = Outbound(text=text, urgent=self.urgent, kind="broadcast")
             self._parts[key] = render(message, channel, language, None,
                                       self.settings.sms_max_segments)
         return self._parts[key]

@@ -25,6 +25,10 @@ from flows.text import fold, words
 PREVIEW_MINUTES = 30
 AUDIENCE_KINDS = ("all", "selected", "reserve")
 
+# Answers to a preview: the English words the messages name, and their translations.
+PREVIEW_ANSWERS = {"send": "send", "envoyer": "send", "enviar": "send",
+                   "discard": "discard", "abandonner": "discard", "descartar": "discard"}
+
 # Whole-message starts that report lateness or absence, in every shipped language.
 LATE_PHRASES = {"late", "runninglate", "illbelate", "imlate", "retard", "enretard",
                 "jesuisenretard", "jeseraienretard", "tarde", "llegotarde", "llegaretarde",
@@ -90,8 +94,9 @@ def organiser_commands(conv: Conversation, inbound: Inbound) -> bool:
         _schedule(conv, organiser["id"])
         return True
     pending = facts.get("pending_broadcast")
-    if name in ("send", "discard") and not rest and pending is not None:
-        _answer_preview(conv, organiser["id"], name, pending)
+    answer = PREVIEW_ANSWERS.get(name)
+    if answer and not rest and pending is not None:
+        _answer_preview(conv, organiser["id"], answer, pending)
         return True
     return False
 
