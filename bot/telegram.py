@@ -75,18 +75,21 @@ def request_factory(read_timeout: float = 10.0) -> BaseRequest:
     return HTTPXRequest(connection_pool_size=32, read_timeout=read_timeout)
 
 
-def make_bot(settings: Settings, request: BaseRequest | None = None,
-             get_updates_request: BaseRequest | None = None) -> Bot:
+def make_bot(settings: Settings, request: BaseRequest | None = None) -> Bot:
+    """A Bot on one HTTP client (getUpdates passes its own long read timeout per call)."""
     if not settings.telegram_bot_token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     base = settings.telegram_api_base_url.rstrip("/")
-    return Bot(
-        settings.telegram_bot_token,
-        base_url=f"{base}/bot",
-        base_file_url=f"{base}/file/bot",
-        request=request or request_factory(),
-        get_updates_request=get_updates_request or request_factory(POLL_TIMEOUT + 10),
-    )
+    request = request or request_factory()
+    return Bot(settings.telegram_bot_token, base_url=f"{base}/bot",
+               base_file_url=f"{base}/file/bot", request=request, get_updates_request=request)
+
+
+async def close_bot(bot: Bot) -> None:
+    # Bot.shutdown() only closes clients after Bot.initialize(), which calls getMe: we never
+    # need that call, so the HTTP client is closed here directly.
+    await bot.shutdown()
+    await bot.request.shutdown()
 
 
 # --- inbound -------------------------------------------------------------------------------
@@ -340,7 +343,7 @@ def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await bot.shutdown()
+        await close_bot(bot)
 
     app.cleanup_ctx.append(lifecycle)
 
@@ -416,4 +419,4 @@ class TelegramTransport:
         )
 
     async def close(self) -> None:
-        await self.bot.shutdown()
+        await close_bot(self.bot)
