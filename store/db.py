@@ -25,6 +25,8 @@ def is_sqlite(url: str) -> bool:
 
 
 def make_engine(url: str = DEFAULT_URL, **kwargs) -> AsyncEngine:
+    # SQL parameters carry message text and phone numbers: keep them out of error text/logs.
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
