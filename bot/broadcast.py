@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,9 +31,12 @@ from bot.app import SESSIONS, feature
 from bot.organisers import record
 from bot.render import render
 from bot.settings import Settings
+from flows.briefing import session_moved_text
 from flows.i18n import shipped_languages, translator
 from flows.model import Outbound
 from scheduler import config as scheduler_config
+from scheduler.config import QuietHours, pick
+from scheduler.plan import after_quiet_hours
 from store.models import Contact, OutboxMessage, Participant, utcnow
 from store.organisers import Broadcast
 from store.recruitment import CONFIRMED, RESERVE, SELECTED, PoolEntry, Selection
@@ -202,13 +205,12 @@ class Content:
         if self.template is None:
             return self.text or ""
         t = translator(language)
+        if self.params.get("title"):
+            # The calendar's own wording, as its reminders put it (zone named if not ours).
+            session = {"title": pick(self.params["title"], language), "start": self.params["start"]}
+            zones = {"timezone": tz.key, "default_timezone": self.params.get("zone", tz.key)}
+            return session_moved_text(t, session, zones)
         start = datetime.fromisoformat(self.params["start"]).astimezone(tz)
-        title = (self.params.get("title") or {})
-        title = title.get(language) or title.get("en") or next(iter(title.values()), None)
-        if title:
-            return t.gettext("Change of schedule: session {number} ({title}) now starts on "
-                             "{start}.", number=self.params["session"], title=title,
-                             start=t.datetime(start))
         return t.gettext("Change of schedule: session {number} now starts on {start}.",
                          number=self.params["session"], start=t.datetime(start))
 
@@ -222,8 +224,10 @@ def text_content(text: str) -> Content:
     return Content(text=text)
 
 
-def session_moved(session_number: int, start: datetime,
-                  title: dict[str, str] | None = None) -> Content:
+def session_moved(session_number: int, start: datetime, title: dict[str, str] | None = None,
+                  zone: str | None = None) -> Content:
+    """The session-moved template. With the session's `title` (from the calendar) it reads
+    as the calendar's reminders do; `zone` is the assembly's."""
     if session_number < 1:
         raise BroadcastError("sessions are numbered from 1")
     if start.tzinfo is None:
@@ -231,6 +235,7 @@ def session_moved(session_number: int, start: datetime,
     params: dict[str, Any] = {"session": session_number, "start": start.astimezone(UTC).isoformat()}
     if title:
         params["title"] = dict(title)
+        params["zone"] = zone or "UTC"
     return Content(template=SESSION_MOVED, params=params)
 
 
@@ -249,13 +254,15 @@ def gsm_spaces(text: str) -> str:
 
 # --- time --------------------------------------------------------------------------------------
 
+DEFAULT_QUIET = QuietHours(start=time(21, 0), end=time(8, 0))
+
+
 @dataclass(frozen=True)
 class Timing:
     """What broadcasts need of the assembly's calendar: its zone and quiet hours."""
 
     timezone: str = "UTC"
-    quiet_start: time = time(21, 0)
-    quiet_end: time = time(8, 0)
+    quiet: QuietHours = DEFAULT_QUIET
 
     def zone(self, name: str | None) -> ZoneInfo:
         for candidate in (name, self.timezone):
@@ -268,13 +275,7 @@ class Timing:
 
     def release(self, now: datetime, tz: ZoneInfo) -> datetime:
         """`now`, or the end of the quiet hours `now` falls in (in zone `tz`)."""
-        local = now.astimezone(tz)
-        start, end, clock = self.quiet_start, self.quiet_end, local.time()
-        quiet = (clock >= start or clock < end) if start > end else (start <= clock < end)
-        if not quiet or start == end:
-            return now
-        day = local.date() if clock < end else local.date() + timedelta(days=1)
-        return datetime.combine(day, end, tzinfo=tz).astimezone(UTC)
+        return after_quiet_hours(now, tz, self.quiet)
 
 
 def current_timing() -> Timing:
@@ -282,8 +283,7 @@ def current_timing() -> Timing:
     cal = scheduler_config.current()
     if cal is None:
         return Timing()
-    quiet = cal.schedule.quiet_hours
-    return Timing(cal.schedule.timezone, quiet.start, quiet.end)
+    return Timing(cal.schedule.timezone, cal.schedule.quiet_hours)
 
 
 # --- dry run -------------------------------------------------------------------------------

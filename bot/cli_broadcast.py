@@ -251,7 +251,7 @@ def _content(words: list[str], template: str | None, session: str | None,
         _fail("without an assembly file, give the session's number")
     moment = parse_time_or_fail(start, now, zone, on_day=day)
     try:
-        return broadcasts.session_moved(number, moment, title), True
+        return broadcasts.session_moved(number, moment, title, zone), True
     except BroadcastError as exc:
         _fail(str(exc))
 

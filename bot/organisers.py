@@ -18,8 +18,10 @@ from flows.i18n import translator
 from flows.model import Outbound, Turn
 from flows.organiser import PREVIEW_MINUTES, parse_broadcast, split_command
 from scheduler import config as scheduler_config
+from scheduler.facts import load_moves
+from scheduler.plan import timed_sessions
 from store import audit
-from store.calendar import AttendanceNotice, SessionMove
+from store.calendar import AttendanceNotice
 from store.models import Contact, OutboxMessage, Participant, utcnow
 from store.organisers import BroadcastPreview, Organiser
 from store.recruitment import CONFIRMED, SELECTED, PoolEntry, Selection
@@ -180,30 +182,21 @@ async def organiser_contacts(session: AsyncSession, default_language: str
 PREVIEW_LIFETIME = timedelta(minutes=PREVIEW_MINUTES)
 
 
-def calendar_sessions(moves: dict[str, SessionMove], now: datetime) -> tuple[list[dict], str]:
-    """Upcoming sessions of the running calendar (with command-line moves), and its zone."""
+async def _sessions(session: AsyncSession) -> tuple[list[dict], str]:
+    """The sessions of the running calendar (moves applied, in time order), and its zone.
+    The flow picks the coming ones by its own clock."""
     cal = scheduler_config.current()
     if cal is None:
         return [], "UTC"
-    upcoming = []
-    for number, item in enumerate(cal.sessions, start=1):
-        start = cal.localise(item.start)
-        move = moves.get(item.id)
-        if move is not None and move.original_start == start:
-            start = move.start
-        end = cal.localise(item.end) if item.end else start
-        if max(start, end) < now:
-            continue
-        upcoming.append({"number": number, "id": item.id, "title": dict(item.title),
-                         "start": start, "place": dict(item.place) if item.place else None,
-                         "call_in": item.call_in})
-    upcoming.sort(key=lambda s: s["start"])
-    return upcoming, cal.schedule.timezone
-
-
-async def _sessions(session: AsyncSession, now: datetime) -> tuple[list[dict], str]:
-    moves = {m.session_id: m for m in (await session.execute(select(SessionMove))).scalars()}
-    return calendar_sessions(moves, now)
+    found = []
+    for number, timed in enumerate(timed_sessions(cal, await load_moves(session)), start=1):
+        item = timed.session
+        found.append({"number": number, "id": item.id, "title": dict(item.title),
+                      "start": timed.start, "end": timed.end or timed.start,
+                      "place": dict(item.place) if item.place else None,
+                      "call_in": item.call_in})
+    found.sort(key=lambda s: s["start"])
+    return found, cal.schedule.timezone
 
 
 @provide_facts
@@ -217,20 +210,19 @@ async def organiser_facts(session: AsyncSession, participant: Participant) -> di
             Selection.participant_id == participant.id))).scalar_one_or_none()
         facts: dict[str, Any] = {"organiser": None, "panel": seat in (SELECTED, CONFIRMED)}
         if facts["panel"]:
-            upcoming, _zone = await _sessions(session, now)
-            facts["next_session"] = upcoming[0]["id"] if upcoming else None
+            facts["sessions"], facts["timezone"] = await _sessions(session)
         return facts
     members = await broadcast.load_members(session)
     counts = broadcast.audience_counts(members, now)
     preview = await session.get(BroadcastPreview, info.id)
-    upcoming, zone = await _sessions(session, now)
+    sessions, zone = await _sessions(session)
     return {
         "organiser": {"id": info.id},
         "audiences": {key: count.facts() for key, count in counts.items()},
         "pending_broadcast": None if preview is None else {
             "audience": preview.audience, "recipients": preview.recipients,
-            "expired": preview.expires_at <= now},
-        "sessions": upcoming,
+            "expires_at": preview.expires_at.isoformat()},
+        "sessions": sessions,
         "timezone": zone,
     }
 
@@ -272,10 +264,16 @@ async def organiser_events(session: AsyncSession, settings: Settings, *,
             if event.kind == "attendance.reported":
                 session.add(AttendanceNotice(participant_id=participant.id,
                                              session_id=event.data.get("session"),
-                                             kind=event.data["kind"], at=now))
+                                             kind=_report_kind(event.data), at=now))
         await session.flush()
         queued += await forward_attendance(session, settings, now, words={participant.id: text})
     return queued
+
+
+def _report_kind(data: dict[str, Any]) -> str:
+    """'late' or 'absent'. Emitters name it `report` (`kind` would clash with emit's own
+    first argument); `kind` is read too, for events built without emit."""
+    return "late" if (data.get("report") or data.get("kind")) == "late" else "absent"
 
 
 async def _count_rows(session: AsyncSession, broadcast_id: int) -> int:
@@ -298,8 +296,7 @@ async def forward_attendance(session: AsyncSession, settings: Settings, now: dat
     recipients = await organiser_contacts(session, settings.default_language)
     if not recipients:
         return 0
-    upcoming, _zone = await _sessions(session, now - timedelta(days=1))
-    numbers = {s["id"]: s["number"] for s in upcoming}
+    numbers = {s["id"]: s["number"] for s in (await _sessions(session))[0]}
     refs = dict((await session.execute(
         select(PoolEntry.participant_id, PoolEntry.external_id).where(
             PoolEntry.participant_id.in_([n.participant_id for n in notices]))

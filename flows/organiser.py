@@ -4,8 +4,8 @@ CAN'T COME.
 These are engine commands, not a flow a person is put in: they work whatever conversation
 someone is in, and leave it where it was. Everything they know comes from ctx.facts
 (filled by bot.organisers): `organiser` ({"id"} for a registered organiser), `audiences`
-(counts per audience), `pending_broadcast`, `sessions` (upcoming), `timezone`, `panel`
-(the participant holds a seat). They emit events; the service turns
+(counts per audience), `pending_broadcast`, `sessions` (all, in time order), `timezone`,
+`panel` (the participant holds a seat). They emit events; the service turns
 "broadcast.previewed" into a stored preview, "broadcast.confirmed" into the broadcast
 itself and "attendance.reported" into a notice to every organiser.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from flows.briefing import _session_for as reminded_session
 from flows.engine import Conversation, command
 from flows.model import Inbound
 from flows.text import fold, words
@@ -138,7 +139,7 @@ def _broadcast(conv: Conversation, organiser_id: int, rest: str) -> None:
 def _answer_preview(conv: Conversation, organiser_id: int, answer: str,
                     pending: dict) -> None:
     _ = conv._
-    if pending.get("expired"):
+    if conv.ctx.now >= datetime.fromisoformat(pending["expires_at"]):
         conv.emit("broadcast.discarded", organiser=organiser_id, reason="expired")
         conv.say(_("That preview has expired and was not sent. Write /broadcast again."))
         return
@@ -156,7 +157,7 @@ def _answer_preview(conv: Conversation, organiser_id: int, answer: str,
 def _schedule(conv: Conversation, organiser_id: int) -> None:
     _ = conv._
     conv.emit("organiser.schedule_viewed", organiser=organiser_id)
-    sessions = conv.ctx.facts.get("sessions") or []
+    sessions = coming(conv.ctx.facts.get("sessions") or [], conv.ctx.now)
     if not sessions:
         conv.say(_("No sessions are coming up."))
         return
@@ -174,15 +175,26 @@ def _schedule(conv: Conversation, organiser_id: int) -> None:
 
 
 def _attendance(conv: Conversation, inbound: Inbound) -> bool:
-    if not conv.ctx.facts.get("panel"):
+    calendar = conv.ctx.facts.get("calendar")
+    if not (calendar or conv.ctx.facts.get("panel")):
         return False
     report = attendance_report(inbound.text)
     if report is None:
         return False
-    session = conv.ctx.facts.get("next_session")
-    conv.emit("attendance.reported", kind=report, session=session)
+    if calendar:  # the session the buttons under a reminder would name
+        chosen = reminded_session(conv, calendar)
+        session = chosen["id"] if chosen else None
+    else:
+        upcoming = coming(conv.ctx.facts.get("sessions") or [], conv.ctx.now)
+        session = upcoming[0]["id"] if upcoming else None
+    conv.emit("attendance.reported", report=report, session=session)
     conv.say(conv._("Thank you for letting us know. The organisers have been told."))
     return True
+
+
+def coming(sessions: list[dict], now: datetime) -> list[dict]:
+    """The sessions that have not ended by `now`."""
+    return [s for s in sessions if s["end"] >= now]
 
 
 def _pick(texts: dict[str, str] | str | None, language: str) -> str:

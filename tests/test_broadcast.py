@@ -324,6 +324,6 @@ def test_cli_session_moved_template_uses_the_assembly_calendar(db, monkeypatch, 
     assert dry.exit_code == 0, dry.output
     shown = " ".join(dry.output.replace("\u202f", " ").split())  # undo the terminal wrapping
     # Times are the assembly's (Europe/Paris) for people without a zone of their own.
-    assert "session 2 (Evidence) now starts on Saturday, December 12, 2026 at 2:30 PM" in shown
-    assert "la séance 2 (Auditions) commence désormais le samedi 12 décembre 2026 à 14:30" in shown
+    assert "Change of time: Evidence is now on Saturday, December 12, 2026 at 2:30 PM." in shown
+    assert "Auditions a désormais lieu le samedi 12 décembre 2026 à 14:30." in shown
     monkeypatch.setattr(scheduler_config, "_current", None)

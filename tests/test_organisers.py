@@ -1,0 +1,253 @@
+"""Organisers in chat: /broadcast (or BROADCAST by SMS) is previewed and only sent after
+SEND; DISCARD drops it; /schedule lists the sessions; LATE and CAN'T COME reach every
+organiser; anyone else typing an organiser command gets the usual answer, and it is audited."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import count
+
+import pytest
+from sqlalchemy import func, select
+
+import bot.broadcast  # noqa: F401  (registers the organiser facts and turn hook)
+from bot import service
+from bot.organisers import add_organiser, remove_organiser
+from scheduler import config as scheduler_config
+from store.calendar import AttendanceNotice
+from store.models import AuditEvent, OutboxMessage
+from store.organisers import Broadcast, BroadcastPreview
+from store.recruitment import CONFIRMED, RESERVE
+from tests.test_broadcast import add_member
+
+NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+ORGANISER_CHAT = "5551"
+ORGANISER_PHONE = "+447911000111"
+_ids = count(1)
+
+CALENDAR = """
+[assembly]
+name = "Jury"
+languages = ["en", "fr", "es"]
+
+[schedule]
+timezone = "Europe/Paris"
+quiet_hours = "{quiet}"
+
+[[sessions]]
+title = {{ en = "Opening", fr = "Ouverture", es = "Apertura" }}
+start = 2026-12-05T10:00:00
+place = "Town hall"
+
+[[sessions]]
+title = {{ en = "Evidence", fr = "Auditions", es = "Audiencias" }}
+start = 2026-12-12T10:00:00
+call_in = "https://example.org/call"
+"""
+
+
+@pytest.fixture(autouse=True)
+def calendar():
+    """A calendar without quiet hours, so what is held does not depend on the test's clock."""
+    scheduler_config.set_current(scheduler_config.parse_calendar(CALENDAR.format(quiet="")))
+    yield
+    scheduler_config.set_current(None)
+
+
+async def say(db, settings, address, text, *, channel="telegram", now=NOW):
+    return await service.receive(db.sessions, settings, channel=channel, address=address,
+                                 text=text, provider_id=f"m{next(_ids)}", now=now)
+
+
+async def replies_to(db, address) -> list[str]:
+    async with db.sessions() as session:
+        rows = await session.execute(select(OutboxMessage.text).where(
+            OutboxMessage.address == address).order_by(OutboxMessage.id))
+        return list(rows.scalars())
+
+
+async def audit_kinds(db) -> list[str]:
+    async with db.sessions() as session:
+        return list((await session.execute(
+            select(AuditEvent.kind).order_by(AuditEvent.seq))).scalars())
+
+
+async def total(db, model, *where) -> int:
+    async with db.sessions() as session:
+        return (await session.execute(
+            select(func.count()).select_from(model).where(*where))).scalar_one()
+
+
+async def panel(db, *, reserve_fr_sms=True):
+    async with db.sessions.begin() as session:
+        members = [await add_member(session), await add_member(session)]
+        if reserve_fr_sms:
+            members.append(await add_member(session, channel="sms", language="fr",
+                                            status=RESERVE))
+        await add_organiser(session, telegram_id=ORGANISER_CHAT, name="Ann")
+        await add_organiser(session, phone=ORGANISER_PHONE)
+    return members
+
+
+async def test_telegram_broadcast_is_previewed_and_sent_only_after_send(db, settings):
+    await panel(db)
+    await say(db, settings, ORGANISER_CHAT, "/broadcast Meeting moved to room B")
+    preview = (await replies_to(db, ORGANISER_CHAT))[-1]
+    assert preview.startswith("Preview of your broadcast to all: 3 people "
+                              "(2 on Telegram, 1 by SMS).")
+    assert "Meeting moved to room B" in preview and "Reply SEND" in preview
+    assert await total(db, Broadcast) == 0 and await total(db, BroadcastPreview) == 1
+
+    await say(db, settings, ORGANISER_CHAT, "SEND", now=NOW + timedelta(minutes=2))
+    assert (await replies_to(db, ORGANISER_CHAT))[-1] == "Sending your broadcast to 3 people."
+    async with db.sessions() as session:
+        row = (await session.execute(select(Broadcast))).scalar_one()
+        sent = (await session.execute(select(OutboxMessage).where(
+            OutboxMessage.broadcast_id == row.id))).scalars().all()
+    assert (row.status, row.origin, row.recipients, row.text) == (
+        "queued", "telegram", 3, "Meeting moved to room B")
+    assert row.created_by is not None
+    assert len(sent) == 3 and {m.text for m in sent} == {"Meeting moved to room B"}
+    assert await total(db, BroadcastPreview) == 0
+
+    kinds = await audit_kinds(db)
+    for kind in ("broadcast.previewed", "broadcast.confirmed", "broadcast.queued"):
+        assert kind in kinds
+    async with db.sessions() as session:
+        data = [str(e.data) for e in (await session.execute(select(AuditEvent))).scalars()]
+    assert not any("room B" in d for d in data)  # the text never goes into the audit trail
+
+    # A second SEND has nothing to send: no second broadcast.
+    await say(db, settings, ORGANISER_CHAT, "SEND", now=NOW + timedelta(minutes=3))
+    assert await total(db, Broadcast) == 1
+
+
+async def test_sms_broadcast_to_one_language_can_be_discarded(db, settings):
+    await panel(db)
+    await say(db, settings, ORGANISER_PHONE, "BROADCAST to:lang:fr Salle B demain",
+              channel="sms")
+    preview = (await replies_to(db, ORGANISER_PHONE))[-1]
+    assert "to lang:fr: 1 person (0 on Telegram, 1 by SMS)" in preview
+    await say(db, settings, ORGANISER_PHONE, "discard", channel="sms")
+    assert (await replies_to(db, ORGANISER_PHONE))[-1] == "Discarded. Nothing was sent."
+    assert await total(db, Broadcast) == 0
+    assert await total(db, OutboxMessage, OutboxMessage.broadcast_id.is_not(None)) == 0
+    assert "broadcast.discarded" in await audit_kinds(db)
+
+
+async def test_broadcast_mistakes_get_a_clear_answer(db, settings):
+    await panel(db, reserve_fr_sms=False)
+    cases = [
+        ("/broadcast", "write /broadcast followed by the text"),
+        ("/broadcast to:friends Hello", 'I do not know the audience "friends"'),
+        ("/broadcast to:group:north Hello", 'Nobody in "group:north" can be reached'),
+    ]
+    for text, said in cases:
+        await say(db, settings, ORGANISER_CHAT, text)
+        assert said in (await replies_to(db, ORGANISER_CHAT))[-1]
+    assert await total(db, BroadcastPreview) == 0
+
+
+async def test_a_preview_lapses(db, settings):
+    await panel(db)
+    await say(db, settings, ORGANISER_CHAT, "/broadcast@ConcorderBot Hello")
+    await say(db, settings, ORGANISER_CHAT, "SEND", now=NOW + timedelta(minutes=31))
+    assert "has expired" in (await replies_to(db, ORGANISER_CHAT))[-1]
+    assert await total(db, Broadcast) == 0 and await total(db, BroadcastPreview) == 0
+
+
+async def test_french_organiser_gets_french_preview_and_can_answer_envoyer(db, settings):
+    await panel(db)
+    await say(db, settings, ORGANISER_CHAT, "FRANCAIS")
+    await say(db, settings, ORGANISER_CHAT, "/broadcast to:reserve Rappel")
+    preview = (await replies_to(db, ORGANISER_CHAT))[-1]
+    assert preview.startswith("Aperçu de votre message à reserve : 1 personne")
+    assert "Répondez SEND" in preview
+    await say(db, settings, ORGANISER_CHAT, "envoyer")
+    assert (await replies_to(db, ORGANISER_CHAT))[-1] == "Envoi de votre message à 1 personne."
+    assert await total(db, Broadcast) == 1
+
+
+async def test_people_in_quiet_hours_are_counted_in_the_preview_and_wait(db, settings):
+    scheduler_config.set_current(scheduler_config.parse_calendar(
+        CALENDAR.format(quiet="00:00-23:59")))
+    await panel(db)
+    await say(db, settings, ORGANISER_CHAT, "/broadcast Hello")
+    assert "3 of them are in quiet hours" in (await replies_to(db, ORGANISER_CHAT))[-1]
+    await say(db, settings, ORGANISER_CHAT, "SEND")
+    async with db.sessions() as session:
+        waits = (await session.execute(select(OutboxMessage.not_before).where(
+            OutboxMessage.broadcast_id.is_not(None)))).scalars().all()
+    assert len(waits) == 3 and all(w > NOW for w in waits)
+
+
+async def test_non_organisers_get_the_usual_answer_and_the_attempt_is_audited(db, settings):
+    await panel(db)
+    stranger = "9990001"
+    await say(db, settings, stranger, "hello")
+    await say(db, settings, stranger, "/broadcast Free pizza")
+    assert (await replies_to(db, stranger))[-2] == "Sorry, I did not understand that."
+    assert "organiser.command_refused" in await audit_kinds(db)
+    assert await total(db, BroadcastPreview) == 0 and await total(db, Broadcast) == 0
+
+    async with db.sessions.begin() as session:
+        await remove_organiser(session, ORGANISER_CHAT)
+    await say(db, settings, ORGANISER_CHAT, "/broadcast Still me?")
+    assert await total(db, BroadcastPreview) == 0
+    assert "Preview" not in (await replies_to(db, ORGANISER_CHAT))[-1]
+
+
+async def test_schedule_lists_the_coming_sessions_in_the_organisers_language(db, settings):
+    await panel(db)
+    await say(db, settings, ORGANISER_CHAT, "/schedule")
+    listing = (await replies_to(db, ORGANISER_CHAT))[-1].replace("\u202f", " ")
+    assert listing.splitlines() == [
+        "Coming up:",
+        "Session 1: Opening, Saturday, December 5, 2026 at 10:00 AM (Town hall)",
+        "Session 2: Evidence, Saturday, December 12, 2026 at 10:00 AM "
+        "(https://example.org/call)",
+    ]
+    await say(db, settings, ORGANISER_PHONE, "ESPANOL", channel="sms")
+    await say(db, settings, ORGANISER_PHONE, "SCHEDULE", channel="sms",
+              now=datetime(2026, 12, 6, tzinfo=UTC))
+    listing = (await replies_to(db, ORGANISER_PHONE))[-1]
+    assert listing.splitlines()[0] == "Próximamente:"
+    assert "Sesión 2: Audiencias, sábado, 12 de diciembre de 2026" in listing
+    assert "Apertura" not in listing  # session 1 is over
+
+
+async def test_late_and_cant_come_reach_every_organiser(db, settings):
+    await panel(db)
+    async with db.sessions.begin() as session:
+        member = await add_member(session, channel="sms", status=CONFIRMED)
+    contact = (await _addresses(db, member.id))[0]
+    await say(db, settings, contact, "LATE, stuck in traffic", channel="sms")
+    assert (await replies_to(db, contact))[-1] == (
+        "Thank you for letting us know. The organisers have been told.")
+    for organiser in (ORGANISER_CHAT, ORGANISER_PHONE):
+        told = (await replies_to(db, organiser))[-1]
+        assert told == (f"{member.id} will be late for session 1.\n"
+                        "Their message: LATE, stuck in traffic")
+    await say(db, settings, contact, "Can't come", channel="sms")
+    assert (await replies_to(db, ORGANISER_CHAT))[-1].startswith(
+        f"{member.id} cannot come to session 1.")
+    async with db.sessions() as session:
+        notices = (await session.execute(select(AttendanceNotice))).scalars().all()
+    assert [(n.kind, n.session_id) for n in notices] == [("late", "s1"), ("absent", "s1")]
+    assert all(n.forwarded_at is not None for n in notices)
+    assert (await audit_kinds(db)).count("attendance.forwarded") == 2
+
+
+async def test_late_from_someone_outside_the_panel_is_not_forwarded(db, settings):
+    await panel(db)
+    await say(db, settings, "+447911000999", "late", channel="sms")
+    assert await total(db, AttendanceNotice) == 0
+    assert "late" not in " ".join(await replies_to(db, ORGANISER_CHAT)).lower()
+
+
+async def _addresses(db, participant_id) -> list[str]:
+    from store.models import Contact
+
+    async with db.sessions() as session:
+        return list((await session.execute(select(Contact.address).where(
+            Contact.participant_id == participant_id))).scalars())
