@@ -336,6 +336,19 @@ def rerun(payload: Mapping[str, Any], progress: Progress | None = None) -> dict[
     return _solve_in_child(dict(payload), progress)
 
 
+def rerun_many(payloads: Sequence[Mapping[str, Any]],
+               progress: Progress | None = None) -> list[dict[str, Any] | DrawError]:
+    """Several recorded payloads in one child process: an answer or a DrawError each."""
+    if not payloads:
+        return []
+    for payload in payloads:
+        check_algorithm(payload["algorithm"])
+    answers = _solve_in_child({"mode": "batch", "payloads": list(payloads)}, progress)
+    return [DrawError(a["error"]["message"], a["error"].get("categories", ()),
+                      a["error"].get("kind", "draw")) if "error" in a else a["result"]
+            for a in answers["answers"]]
+
+
 def _draw_from_answer(answer: dict[str, Any], payload: dict[str, Any]) -> Draw:
     panels = answer.get("panels") or []
     extra: dict[str, Any] = {}
@@ -464,6 +477,15 @@ def _child_main() -> None:
 
 
 def solve(payload: Mapping[str, Any], reporter: Any = None) -> dict[str, Any]:
+    if payload["mode"] == "batch":
+        answers = []
+        for one in payload["payloads"]:
+            try:
+                answers.append({"result": solve(one, reporter)})
+            except DrawError as error:
+                answers.append({"error": {"message": error.message, "kind": error.kind,
+                                          "categories": error.categories}})
+        return {"answers": answers}
     if payload["mode"] == "select":
         return _solve_select(payload, reporter)
     if payload["mode"] == "replace":
@@ -560,8 +582,51 @@ def _run(features: Any, people: Any, size: int, settings: Any, quotas: Mapping[s
             raise error
         if isinstance(error, RuntimeError) and "urobi" in str(error):
             raise SolverUnavailable(str(error.args[0] if error.args else error))
-        raise _explain(error, quotas)
+        explained = _explain(error, quotas)
+        if explained.kind == "infeasible" and _is_infeasible_quotas(error):
+            explained = _name_conflict(explained, quotas, people, size, settings)
+        raise explained
     return panels, _probabilities(report)
+
+
+def _is_infeasible_quotas(error: Exception) -> bool:
+    from sortition_algorithms.errors import InfeasibleQuotasCantRelaxError, InfeasibleQuotasError
+
+    return isinstance(error, InfeasibleQuotasError | InfeasibleQuotasCantRelaxError)
+
+
+def _feasible(quotas: Mapping[str, Any], people: Any, size: int, settings: Any) -> bool:
+    from sortition_algorithms.committee_generation import find_any_committee
+    from sortition_algorithms.errors import SelectionError, SortitionBaseError
+
+    try:
+        find_any_committee(_features(quotas, size), people, size,
+                           settings.normalised_address_columns)
+    except (SelectionError, SortitionBaseError, DrawError):
+        return False
+    return True
+
+
+def _name_conflict(error: DrawError, quotas: Mapping[str, Any], people: Any, size: int,
+                   settings: Any) -> DrawError:
+    """Which categories clash: drop categories one at a time while the rest stay
+    infeasible; those left form a smallest set that cannot be met together."""
+    conflict = list(quotas)
+    for category in list(quotas):
+        trial = {c: quotas[c] for c in conflict if c != category}
+        if not trial or not _feasible(trial, people, size, settings):
+            if trial:
+                conflict.remove(category)
+    if len(conflict) == 1 and _feasible({}, people, size, settings) is False:
+        conflict = []
+    if not conflict:
+        return DrawError("The panel cannot be filled with one person per household: too few "
+                         "households among the respondents.", [], kind="infeasible")
+    advice = error.message.split("Smallest change that would work:", 1)[-1].strip()
+    return DrawError(
+        f"The quotas cannot all be met with these respondents. Categories in conflict: "
+        f"{', '.join(conflict)}. Smallest change that would work: {advice}", conflict,
+        kind="infeasible")
 
 
 def _probabilities(report: Any) -> dict[str, float]:

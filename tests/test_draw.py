@@ -1,0 +1,349 @@
+"""The stratified draw: quotas met, reproducible from the seed, recorded and verifiable.
+
+Solver runs are kept small (the library's maximin solves one integer program per
+respondent); the 300-respondent pool uses the library's legacy algorithm, which is fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot import cli_draw, draw
+from bot.draw import DrawInput, Respondent
+from store import audit
+from store.draw_records import DONE, PUBLISHED, SUPERSEDED, DrawRun
+from store.models import AuditEvent, Participant
+from store.recruitment import (
+    DECLINED,
+    REGISTERED,
+    RESERVE,
+    SELECTED,
+    Invitation,
+    PoolEntry,
+    RegistrationAnswer,
+    Selection,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+CATEGORIES = {
+    "age": ["16-29", "30-49", "50-64", "65+"],
+    "gender": ["woman", "man", "other"],
+    "education": ["school", "college", "degree"],
+    "area": ["north", "south", "east", "west"],
+}
+
+
+def synthetic_pool(size: int, seed: int = 7, couples_every: int = 5) -> list[Respondent]:
+    """`size` respondents; every `couples_every`-th one shares a household with the next."""
+    rng = random.Random(seed)
+    people = []
+    for i in range(size):
+        household = f"house-{i // 2}" if i % couples_every in (0, 1) else f"house-solo-{i}"
+        people.append(Respondent(f"P{i:05d}", household,
+                                 {c: rng.choice(v) for c, v in CATEGORIES.items()}))
+    return people
+
+
+def proportional_quotas(people: list[Respondent], panel: int, slack: float = 0.25):
+    spec = {}
+    for category, values in CATEGORIES.items():
+        spec[category] = {}
+        for value in values:
+            share = sum(1 for p in people if p.attributes[category] == value) / len(people)
+            spec[category][value] = {"min": int(share * panel * (1 - slack)),
+                                     "max": int(share * panel * (1 + slack)) + 1}
+    return draw.quota_bounds(spec, panel)
+
+
+def assert_quotas_met(result_table, people, chosen, quotas):
+    by_id = {p.id: p for p in people}
+    for category, values in quotas.items():
+        counts = Counter(by_id[pid].attributes[category] for pid in chosen)
+        for value, bounds in values.items():
+            assert bounds.min <= counts[value] <= bounds.max, (category, value, counts[value])
+    assert all(row.met for row in result_table)
+
+
+def households(people, ids):
+    by_id = {p.id: p for p in people}
+    return [by_id[pid].household for pid in ids]
+
+
+# ------------------------------------------------------------------- plain data, no DB
+
+
+def test_pool_of_300_meets_quotas_is_reproducible_and_changes_with_the_seed():
+    people = synthetic_pool(300)
+    quotas = proportional_quotas(people, 30)
+    inp = DrawInput(people, quotas, panel_size=30, reserve_size=10, one_per_household=True)
+
+    first = draw.run_draw(inp, "2026-11-25 lottery 07 19 33", "legacy")
+    again = draw.run_draw(inp, "2026-11-25 lottery 07 19 33", "legacy")
+    other = draw.run_draw(inp, "another seed", "legacy")
+
+    assert len(first.selected) == 30 and len(set(first.selected)) == 30
+    assert_quotas_met(first.quota_table, people, first.selected, quotas)
+    assert_quotas_met(other.quota_table, people, other.selected, quotas)
+    # One per household, across panel and reserve.
+    drawn = [*first.selected, *first.reserve]
+    assert len(set(households(people, drawn))) == len(drawn) == 40
+    assert (first.selected, first.reserve) == (again.selected, again.reserve)
+    assert first.selected != other.selected
+    assert first.audit["input_sha256"] == inp.sha256() == again.audit["input_sha256"]
+    assert first.audit["library_version"] == draw.library_version()
+    assert first.audit["seed"] == "2026-11-25 lottery 07 19 33"
+    assert first.lowest_probability is None  # legacy computes no distribution
+
+
+def test_maximin_reports_probabilities_and_gives_the_same_panel_in_another_process():
+    people = synthetic_pool(24, seed=3)
+    quotas = proportional_quotas(people, 6, slack=0.5)
+    inp = DrawInput(people, quotas, panel_size=6, one_per_household=False)
+    here = draw.run_draw(inp, "42")
+    assert_quotas_met(here.quota_table, people, here.selected, quotas)
+    assert 0 < here.lowest_probability <= here.mean_probability
+    assert here.mean_probability == pytest.approx(6 / 24, abs=1e-3)
+
+    # The same draw from an interpreter with another hash seed (as `--verify` would be).
+    script = ("import json, sys; from bot import draw; "
+              "p = json.loads(sys.stdin.read()); print(json.dumps(draw.rerun(p)))")
+    payload = {"mode": "select", "input": inp.canonical(), "seed": "42",
+               "seed_number": draw.seed_number("42"), "algorithm": "maximin", "panels": 1,
+               "pick_seed": None}
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", script], input=json.dumps(payload), cwd=ROOT,
+                         env=env, capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["selected"] == here.selected
+
+
+def test_leximin_without_gurobi_says_so_plainly():
+    assert not draw.gurobi_available()
+    inp = DrawInput(synthetic_pool(10), proportional_quotas(synthetic_pool(10), 4), 4)
+    with pytest.raises(draw.SolverUnavailable, match="Gurobi"):
+        draw.run_draw(inp, "1", "leximin")
+
+
+def test_infeasible_quotas_name_the_categories_in_conflict():
+    # Every older respondent is a man, yet the quotas want 3 older people and 1 man at most.
+    people = [Respondent(f"P{i:03d}", None,
+                         {"age": "65+" if i < 6 else "16-29", "gender": "man" if i < 6 else
+                          "woman"}) for i in range(16)]
+    quotas = draw.quota_bounds({"age": {"65+": {"min": 3, "max": 4}, "16-29": {"min": 0,
+                                                                                 "max": 6}},
+                                "gender": {"man": {"min": 0, "max": 1},
+                                           "woman": {"min": 0, "max": 6}}}, 6)
+    with pytest.raises(draw.DrawError) as caught:
+        draw.run_draw(DrawInput(people, quotas, 6), "5")
+    assert set(caught.value.categories) == {"age", "gender"}
+    assert "age" in caught.value.message and "gender" in caught.value.message
+
+
+def test_quota_sums_that_cannot_make_the_panel_name_the_category():
+    people = synthetic_pool(40)
+    spec = {c: {v: {"min": 0, "max": 10} for v in values} for c, values in CATEGORIES.items()}
+    spec["gender"] = {v: {"min": 5, "max": 6} for v in CATEGORIES["gender"]}  # 15+ > 10 seats
+    with pytest.raises(draw.DrawError) as caught:
+        draw.run_draw(DrawInput(people, draw.quota_bounds(spec, 10), 10), "5", "legacy")
+    assert caught.value.categories == ["gender"]
+
+
+def test_target_shares_become_min_and_max():
+    quotas = draw.quota_bounds({"gender": {"woman": 0.5, "man": {"share": 0.45},
+                                           "other": {"min": 0, "max": 2}}}, 15)
+    assert quotas["gender"]["woman"] == draw.Bounds(7, 8)
+    assert quotas["gender"]["man"] == draw.Bounds(6, 7)
+    assert quotas["gender"]["other"] == draw.Bounds(0, 2)
+    with pytest.raises(draw.DrawError, match="gender/other"):
+        draw.quota_bounds({"gender": {"other": {"min": 3, "max": 1}}}, 15)
+
+
+def test_seeds_are_numbers_or_phrases_never_zero():
+    assert draw.seed_number("42") == 42
+    assert draw.seed_number("0") != 0
+    assert draw.seed_number("07 19 33") == draw.seed_number(" 07 19 33 ")
+    assert draw.seed_number("07 19 33") != draw.seed_number("07 19 34")
+    with pytest.raises(draw.DrawError):
+        draw.seed_number("  ")
+
+
+# ------------------------------------------------------------------ recorded in the DB
+# Each of these runs on SQLite and on PostgreSQL; the solve before the recording is the
+# same for both, so it is computed once (the verify step always re-runs for real).
+
+_solved: dict[tuple, object] = {}
+
+
+def solved_once(function, inp, *args, **kwargs):
+    key = (function.__name__, inp.sha256(), args, tuple(sorted(kwargs.items())))
+    if key not in _solved:
+        _solved[key] = function(inp, *args, **kwargs)
+    return _solved[key]
+
+
+
+async def registered_pool(db, people: list[Respondent]) -> None:
+    async with db.sessions.begin() as session:
+        for n, person in enumerate(people):
+            session.add(Participant(id=person.id, language="en"))
+            await session.flush()
+            session.add(PoolEntry(participant_id=person.id, household_id=person.household,
+                                  attributes={"area": person.attributes["area"]}))
+            session.add(Invitation(participant_id=person.id, code_hash=f"{n:064d}",
+                                   channel="sms", language="en", status=REGISTERED))
+            for question in ("age", "gender", "education"):
+                session.add(RegistrationAnswer(participant_id=person.id, question_id=question,
+                                               answer=person.attributes[question],
+                                               answered_at=audit.utcnow()))
+
+
+RULES = {"panel_size": 8, "reserve_size": 4, "one_per_household": True}
+
+
+def rules_for(people, panel=8):
+    return cli_draw.DrawRules(proportional_quotas(people, panel, slack=0.4), panel, 4, True)
+
+
+async def test_draw_writes_rows_and_audit_together_and_verifies(db):
+    people = synthetic_pool(60, seed=21)
+    await registered_pool(db, people)
+    rules = rules_for(people)
+    async with db.sessions() as session:
+        inp = await cli_draw.draw_input(session, rules)
+    assert sorted(r.id for r in inp.respondents) == sorted(p.id for p in people)
+    assert inp.sha256() == DrawInput(people, rules.quotas, 8, 4, True).sha256()
+
+    result = solved_once(draw.run_draw, inp, "1789", "legacy")
+    payload = cli_draw._payload(result, "1789", "legacy", 1, None)
+    async with db.sessions.begin() as session:
+        run = await cli_draw.record_selection(session, result, payload)
+
+    async with db.sessions() as session:
+        rows = (await session.execute(select(Selection))).scalars().all()
+        event = (await session.execute(select(AuditEvent).where(
+            AuditEvent.kind == "draw.completed"))).scalar_one()
+        assert (await audit.verify(session)).ok
+    assert sorted(r.participant_id for r in rows if r.status == SELECTED) == result.selected
+    reserve = sorted((r for r in rows if r.status == RESERVE), key=lambda r: r.reserve_rank)
+    assert [r.participant_id for r in reserve] == result.reserve
+    assert {r.draw_id for r in rows} == {run.draw_id}
+    assert event.data["input_sha256"] == inp.sha256()
+    assert event.data["seed"] == "1789" and event.data["algorithm"] == "legacy"
+    assert event.data["library_version"] == draw.library_version()
+
+    checks = await cli_draw.verify_draws(db.sessions)
+    assert [c.ok for c in checks] == [True]
+
+    # A second draw is refused: replacements go through `replace`.
+    with pytest.raises(cli_draw.DrawCommandError, match="already drawn"):
+        async with db.sessions.begin() as session:
+            await cli_draw.record_selection(session, result, payload)
+
+    # Someone edits the recorded panel, or the input: verify names the difference.
+    async with db.sessions.begin() as session:
+        stored = (await session.execute(select(DrawRun))).scalar_one()
+        outsider = next(p.id for p in people if p.id not in result.selected)
+        stored.result = {**stored.result, "selected": [*result.selected[1:], outsider]}
+        stored.payload = {**stored.payload, "seed": "1790"}
+    async with db.sessions() as session:
+        stored = (await session.execute(select(DrawRun))).scalar_one()
+        differences, _ = await cli_draw.check_record(session, stored)
+    assert any("seed" in d for d in differences)
+    differences = cli_draw.compare_rerun(stored, {"selected": result.selected,
+                                                  "reserve": result.reserve})
+    assert differences == [f"panel differs: only in the record {outsider}; only in the "
+                           f"re-run {result.selected[0]}"]
+
+
+async def test_replace_promotes_from_the_reserve_and_is_audited(db):
+    people = synthetic_pool(60, seed=22)
+    await registered_pool(db, people)
+    rules = rules_for(people)
+    async with db.sessions() as session:
+        inp = await cli_draw.draw_input(session, rules)
+    result = solved_once(draw.run_draw, inp, "1848", "legacy")
+    async with db.sessions.begin() as session:
+        await cli_draw.record_selection(session, result,
+                                        cli_draw._payload(result, "1848", "legacy", 1, None))
+
+    leaving = [result.selected[0]]
+    async with db.sessions() as session:
+        rinp = await cli_draw.replace_input(session, rules, leaving)
+    assert rinp.candidate_tiers[0] == result.reserve
+    replacement = solved_once(draw.run_replace, rinp, "1849", "legacy")
+    payload = {"mode": "replace", "input": replacement.canonical_input, "seed": "1849",
+               "seed_number": draw.seed_number("1849"), "algorithm": "legacy"}
+    async with db.sessions.begin() as session:
+        await cli_draw.record_replacement(session, replacement, payload)
+
+    async with db.sessions() as session:
+        rows = {r.participant_id: r for r in (await session.execute(select(Selection))).scalars()}
+        event = (await session.execute(select(AuditEvent).where(
+            AuditEvent.kind == "draw.replaced"))).scalar_one()
+    assert rows[leaving[0]].status == DECLINED and rows[leaving[0]].reason == "dropped_out"
+    panel = [pid for pid, r in rows.items() if r.status == SELECTED]
+    assert len(panel) == 8 and not set(replacement.added) & set(result.selected)
+    assert_quotas_met(replacement.quota_table, people, panel, rules.quotas)
+    assert len(set(households(people, panel))) == 8  # still one per household
+    if replacement.tier == 0:
+        assert set(replacement.added) <= set(result.reserve)
+    assert all(rows[pid].notified_at is None for pid in replacement.added)
+    assert event.data["leaving"] == leaving and event.data["added"] == replacement.added
+    checks = await cli_draw.verify_draws(db.sessions)
+    assert [(c.kind, c.ok) for c in checks] == [("select", True), ("replace", True)]
+
+    with pytest.raises(cli_draw.DrawCommandError, match="reserve"):
+        async with db.sessions() as session:
+            reserve_member = next(pid for pid, r in rows.items() if r.status == RESERVE)
+            await cli_draw.replace_input(session, rules, [reserve_member])
+
+
+async def test_published_lottery_then_pick_is_recorded_and_verified(db):
+    people = synthetic_pool(14, seed=4, couples_every=100)
+    await registered_pool(db, people)
+    rules = cli_draw.DrawRules(proportional_quotas(people, 4, slack=0.6), 4, 0, False)
+    async with db.sessions() as session:
+        inp = await cli_draw.draw_input(session, rules)
+    published = solved_once(draw.run_draw, inp, "3", "maximin", panels=4)
+    async with db.sessions.begin() as session:
+        lottery = await cli_draw.record_publication(
+            session, published, cli_draw._payload(published, "3", "maximin", 4, None))
+    async with db.sessions() as session:
+        event = (await session.execute(select(AuditEvent).where(
+            AuditEvent.kind == "draw.panels_published"))).scalar_one()
+        assert (await session.execute(select(Selection))).first() is None
+    assert event.data["panel_list_sha256"] == published.audit["panel_list_sha256"]
+    assert lottery.status == PUBLISHED and not published.complete
+    assert len(published.panels) == 4
+    for panel in published.panels:
+        assert len(panel) == 4
+        assert_quotas_met([], people, panel, rules.quotas)
+    hashes = [p["sha256"] for p in published.published_panels]
+    assert hashes == [draw.panel_hash(p) for p in published.panels]
+    assert published.audit["panel_list_sha256"] == draw.panel_list_hash(hashes)
+
+    payload = cli_draw._payload(published, "3", "maximin", 4, "announced later")
+    picked = solved_once(draw.run_draw, inp, "3", "maximin", panels=4,
+                         pick_seed="announced later")
+    async with db.sessions.begin() as session:
+        current = await cli_draw.published_lottery(session)
+        await cli_draw.record_selection(session, picked, payload, published=current)
+    async with db.sessions() as session:
+        statuses = {r.draw_id: r.status for r in (await session.execute(select(DrawRun))).scalars()}
+        selected = sorted(r.participant_id for r in (await session.execute(
+            select(Selection))).scalars())
+    assert statuses[lottery.draw_id] == SUPERSEDED and DONE in statuses.values()
+    assert picked.panels == published.panels
+    assert picked.pick == draw.pick_index("announced later", 4)
+    assert selected == picked.selected == published.panels[picked.pick]
+    assert picked.audit["pick_seed"] == "announced later"
+    checks = await cli_draw.verify_draws(db.sessions)
+    assert [c.ok for c in checks] == [True]
