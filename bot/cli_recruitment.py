@@ -52,8 +52,13 @@ def _progress():
         yield progress
 
 
+_upgraded: set[str] = set()
+
+
 async def _with_db(settings: Settings, work):
-    upgrade(settings.database_url)
+    if settings.database_url not in _upgraded:  # once per process: alembic takes a while
+        upgrade(settings.database_url)
+        _upgraded.add(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
         return await work(sessionmaker(engine))

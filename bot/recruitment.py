@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import service
@@ -573,11 +573,12 @@ async def _import_chunk(session: AsyncSession, assembly: Assembly, rows: list[Po
                     "sms_consent": True, "created_at": now, "next_seq": 1})
             continue
         updated += await _update_entry(session, pid, row, now, new_contacts)
+    conn = await session.connection()
     if new_participants:
-        await session.execute(insert(Participant), new_participants)
-        await session.execute(insert(PoolEntry), new_entries)
+        await conn.execute(Participant.__table__.insert(), new_participants)
+        await conn.execute(PoolEntry.__table__.insert(), new_entries)
     if new_contacts:
-        await session.execute(insert(Contact), new_contacts)
+        await conn.execute(Contact.__table__.insert(), new_contacts)
     return len(new_participants), updated
 
 
@@ -622,12 +623,13 @@ async def resolve_bot_username(settings: Settings, assembly: Assembly | None,
     if given:
         return given.lstrip("@"), "option"
     if settings.telegram_enabled:
-        from telegram import Bot
+        from bot.telegram import close_bot, make_bot
 
-        bot = Bot(settings.telegram_bot_token,
-                  base_url=f"{settings.telegram_api_base_url.rstrip('/')}/bot")
-        async with bot:
+        bot = make_bot(settings)
+        try:
             me = await bot.get_me()
+        finally:
+            await close_bot(bot)
         return me.username, "telegram"
     if assembly is not None and assembly.recruitment.telegram_bot_username:
         return assembly.recruitment.telegram_bot_username, "assembly file"
@@ -644,15 +646,16 @@ def _usable_telegram(contact: dict[str, Any]) -> bool:
             and contact["unreachable_at"] is None)
 
 
-def _pending_query(limit: int | None):
-    """Pool entries with no invitation yet, of people who have not opted out."""
+def _pending_query(limit: int | None, after_id: int = 0):
+    """Pool entries with no invitation yet, of people who have not opted out (in pool
+    order, after `after_id`: a run does not scan again what it has just invited)."""
     query = (
         select(PoolEntry.id, PoolEntry.participant_id, PoolEntry.language,
                PoolEntry.telegram_handle, Participant.state)
         .join(Participant, Participant.id == PoolEntry.participant_id)
         .outerjoin(Invitation, Invitation.participant_id == PoolEntry.participant_id)
         .where(Invitation.id.is_(None), Participant.opted_out.is_(False),
-               Participant.erase_requested_at.is_(None))
+               Participant.erase_requested_at.is_(None), PoolEntry.id > after_id)
         .order_by(PoolEntry.id)
     )
     return query.limit(limit) if limit else query
@@ -761,13 +764,15 @@ async def send_invitations(sessions: async_sessionmaker[AsyncSession], settings:
     async with sessions.begin() as session:
         await check_one_assembly(session, assembly)
     letters = None
+    last_id = 0
     try:
         while limit is None or result.total < limit:
             size = chunk if limit is None else min(chunk, limit - result.total)
             async with sessions.begin() as session:
-                rows = (await session.execute(_pending_query(size))).all()
+                rows = (await session.execute(_pending_query(size, last_id))).all()
                 if not rows:
                     break
+                last_id = rows[-1].id
                 if letters is None and letters_path and any(
                         r.telegram_handle for r in rows):
                     letters = _open_letters(letters_path)
@@ -793,6 +798,21 @@ def _open_letters(path: str | Path):
     return fp
 
 
+_CODE_MARK = "Q" * 32  # stands for the code in a rendered invitation; codes are 32 long
+
+
+def _rendered_invitation(settings: Settings, assembly: Assembly, bot_username: str,
+                         state: State, channel: str, now: datetime):
+    """The invitation turn for one person, rendered: the new state, the events, and the
+    parts with _CODE_MARK where the person's code goes."""
+    ctx = Context(now=now, participant_id="P0", channel=channel,
+                  facts=_facts(assembly, invite_link(bot_username, _CODE_MARK)))
+    turn = engine.start(state, "invitation", ctx)
+    messages = [(message, render(message, channel, turn.state.language, turn.state.prompt_id,
+                                 settings.sms_max_segments)) for message in turn.outbound]
+    return turn.state.to_json(), turn.events, messages
+
+
 async def _invite_chunk(session: AsyncSession, settings: Settings, assembly: Assembly,
                         bot_username: str, rows: list, now: datetime, letters,
                         result: InviteResult) -> int:
@@ -800,52 +820,67 @@ async def _invite_chunk(session: AsyncSession, settings: Settings, assembly: Ass
     contacts = await _contacts_of(session, [r.participant_id for r in rows])
     invitations, outbox, states, seqs, events = [], [], [], [], []
     writer = csv.writer(letters) if letters is not None else None
+    # People who never wrote have the same fresh state: their invitation differs only by
+    # the code, so it is rendered once per channel and language and the code filled in.
+    fresh: dict[tuple[str, str], Any] = {}
+    remind_at = now + recruitment.remind_after
+    lapse_at = remind_at + recruitment.lapse_after
     for row in rows:
         pid = row.participant_id
         channel, contact = _channel_for(contacts.get(pid, []), row.telegram_handle)
         code = new_code()
-        link = invite_link(bot_username, code)
         state = State.from_json(row.state, language=row.language)
         if contact is not None:
-            ctx = Context(now=now, participant_id=pid, channel=channel,
-                          facts=_facts(assembly, link))
-            turn = engine.start(state, "invitation", ctx)
+            pristine = state.flow is None and not state.data
+            key = (channel, state.language)
+            if pristine and key in fresh:
+                new_state, turn_events, messages = fresh[key]
+            else:
+                new_state, turn_events, messages = _rendered_invitation(
+                    settings, assembly, bot_username, state, channel, now)
+                if pristine:
+                    fresh[key] = (new_state, turn_events, messages)
             seq = contact["next_seq"]
-            for message in turn.outbound:
-                parts = render(message, channel, turn.state.language, turn.state.prompt_id,
-                               settings.sms_max_segments)
+            for message, parts in messages:
                 for number, part in enumerate(parts, start=1):
                     outbox.append({
                         "participant_id": pid, "contact_id": contact["id"], "seq": seq,
-                        "channel": channel, "address": contact["address"], "text": part.text,
+                        "channel": channel, "address": contact["address"],
+                        "text": part.text.replace(_CODE_MARK, code),
                         "buttons": part.buttons, "markdown": message.markdown,
-                        "compliance": False, "kind": "invitation", "part": number,
-                        "parts": len(parts), "segments": part.segments,
+                        "compliance": False, "kind": "invitation", "broadcast_id": None,
+                        "part": number, "parts": len(parts), "segments": part.segments,
                         "encoding": part.encoding, "status": "queued", "attempts": 0,
                         "not_before": now, "next_attempt_at": now, "created_at": now})
                     seq += 1
-            seqs.append({"id": contact["id"], "next_seq": seq})
-            states.append({"id": pid, "state": turn.state.to_json(), "updated_at": now})
-            events.extend((e.kind, e.data, pid) for e in turn.events)
+            seqs.append({"b_id": contact["id"], "b_seq": seq})
+            states.append({"b_id": pid, "b_state": new_state, "b_at": now})
+            events.extend((e.kind, e.data, pid) for e in turn_events)
         elif channel == "letter" and writer is not None:
-            writer.writerow([pid, row.telegram_handle, state.language, link])
+            writer.writerow([pid, row.telegram_handle, state.language,
+                             invite_link(bot_username, code)])
             result.letters += 1
+        failed = channel == FAILED
         invitations.append({
             "participant_id": pid, "code_hash": hash_code(code), "channel": channel,
-            "language": state.language, "status": FAILED if channel == FAILED else INVITED,
-            "sent_at": now,
-            "remind_at": now + recruitment.remind_after if contact is not None else None,
-            "lapse_at": (now + recruitment.remind_after + recruitment.lapse_after
-                         if channel != FAILED else None),
-            "closed_at": now if channel == FAILED else None})
-        events.append(("invitation.sent" if channel != FAILED else "invitation.unreachable",
+            "language": state.language, "status": FAILED if failed else INVITED,
+            "sent_at": now, "remind_at": remind_at if contact is not None else None,
+            "lapse_at": None if failed else lapse_at, "closed_at": now if failed else None})
+        events.append(("invitation.unreachable" if failed else "invitation.sent",
                        {"channel": channel, "language": state.language}, pid))
         result.invited[channel] += 1
-    await session.execute(insert(Invitation), invitations)
+    # Core statements: one executemany each, no ORM objects for a quarter million rows.
+    conn = await session.connection()
+    await conn.execute(Invitation.__table__.insert(), invitations)
     if outbox:
-        await session.execute(insert(OutboxMessage), outbox)
-        await session.execute(update(Contact), seqs)
-        await session.execute(update(Participant), states)
+        await conn.execute(OutboxMessage.__table__.insert(), outbox)
+        contact_table, participant_table = Contact.__table__, Participant.__table__
+        await conn.execute(
+            contact_table.update().where(contact_table.c.id == bindparam("b_id"))
+            .values(next_seq=bindparam("b_seq")), seqs)
+        await conn.execute(
+            participant_table.update().where(participant_table.c.id == bindparam("b_id"))
+            .values(state=bindparam("b_state"), updated_at=bindparam("b_at")), states)
     await append_audit_many(session, events, now)
     result.messages += len(outbox)
     if outbox:
@@ -875,7 +910,7 @@ async def append_audit_many(session: AsyncSession,
         rows.append({"seq": seq, "at": at, "kind": kind, "participant_id": pid, "data": data,
                      "prev_hash": prev, "hash": digest})
         prev = digest
-    await session.execute(insert(AuditEvent), rows)
+    await (await session.connection()).execute(AuditEvent.__table__.insert(), rows)
     head.seq, head.hash = seq, prev
     await session.flush()
 

@@ -57,6 +57,8 @@ class Invitation(Flow):
 
     def enter(self, conv: Conversation) -> None:
         refused = conv.state.data.pop("invitation_refused", None)
+        if refused is None and recruitment_facts(conv).get("invitation_status") == "lapsed":
+            refused = "expired"
         if refused is not None:
             self.refuse(conv, refused)
             return
@@ -91,6 +93,9 @@ class Invitation(Flow):
     def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
         if wants_to_withdraw(answer):
             withdraw(conv)
+        elif recruitment_facts(conv).get("invitation_status") == "lapsed" and (
+                answer.choice or is_start_command(answer)):
+            self.refuse(conv, "expired")
         elif answer.choice == "join":
             conv.emit("invitation.accepted", channel=conv.ctx.channel)
             conv.goto("consent")
