@@ -1,0 +1,111 @@
+"""The assembly file: the example loads; every problem is reported with its place; the
+calendar's tables are accepted untouched."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from flows.assembly import AssemblyError, load_assembly, parse_assembly
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "citizens-jury" / "assembly.toml"
+
+MINIMAL = """
+[assembly]
+name = "Test Jury"
+
+[consent]
+version = "v1"
+text = { en = "We keep your answers." }
+
+[[questions]]
+id = "age"
+text = { en = "How old are you?" }
+options = [
+  { key = "young", label = { en = "Under 40" } },
+  { key = "older", label = { en = "40 or over" } },
+]
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(AssemblyError) as caught:
+        parse_assembly(text, "jury.toml")
+    return caught.value.problems
+
+
+def test_the_example_loads():
+    assembly = load_assembly(EXAMPLE)
+    assert assembly.name == "Riverside Citizens' Jury on Transport"
+    assert assembly.languages == ["en", "fr", "es"]
+    assert [q.id for q in assembly.questions] == ["age", "travel", "gender"]
+    assert assembly.recruitment.remind_after == timedelta(days=3)
+    facts = assembly.facts()
+    assert facts["consent_version"] == "2026-11-v1"
+    assert facts["questions"][0]["options"][3] == {
+        "key": "65+", "label": {"en": "65 or over", "fr": "65 ans ou plus", "es": "65 o más"}}
+
+
+def test_defaults_and_the_calendar_tables_are_kept_untouched():
+    text = MINIMAL + """
+[[sessions]]
+id = "s1"
+starts = 2027-02-01T10:00:00Z
+anything = { the = "calendar decides" }
+
+[briefings]
+folder = "briefings/"
+
+[schedule]
+reminders = ["1d", "2h"]
+"""
+    assembly = parse_assembly(text)
+    assert assembly.languages == ["en"]
+    assert assembly.recruitment.lapse_after == timedelta(days=4)
+    assert assembly.sessions[0]["anything"] == {"the": "calendar decides"}
+    assert assembly.briefings == {"folder": "briefings/"}
+    assert assembly.schedule == {"reminders": ["1d", "2h"]}
+
+
+def test_missing_translations_are_named_by_place():
+    text = MINIMAL.replace('name = "Test Jury"', 'name = "Test Jury"\nlanguages = ["en", "fr"]')
+    found = problems(text)
+    assert "consent > text: no text in 'fr'" in found
+    assert "questions #1 (id 'age') > text: no text in 'fr'" in found
+    assert "questions #1 (id 'age') > options #2 > label: no text in 'fr'" in found
+
+
+def test_type_and_shape_errors_are_named_by_place():
+    text = MINIMAL.replace('key = "older"', 'key = "Older Ones!"') + """
+[recruitment]
+remind_after = "three days"
+registration_deadline = 2027-01-15T18:00:00
+colour = "blue"
+"""
+    found = problems(text)
+    assert any(p.startswith("questions #1 (id 'age') > options #2 > key: String should "
+                            "match pattern") for p in found)
+    assert any(p.startswith("recruitment > remind_after: write a duration") for p in found)
+    assert any(p.startswith("recruitment > registration_deadline: give the time zone")
+               for p in found)
+    assert "recruitment > colour: unknown setting (check its spelling and its table)" in found
+
+
+def test_language_and_option_rules():
+    text = MINIMAL.replace('name = "Test Jury"', 'name = "Test Jury"\nlanguages = ["en", "de"]')
+    assert any("language 'de' has no translation catalog" in p for p in problems(text))
+    text = MINIMAL.replace('key = "older"', 'key = "back"')
+    assert any("'back' is a reply word the service keeps" in p for p in problems(text))
+    text = MINIMAL.replace('label = { en = "40 or over" }', 'label = { en = "under 40" }')
+    assert any("repeats another option" in p for p in problems(text))
+    assert problems(MINIMAL.replace("[consent]", "[consent_]")) == [
+        "consent: Field required",
+        "consent_: unknown setting (check its spelling and its table)"]
+
+
+def test_syntax_errors_and_missing_files():
+    assert problems("[assembly\nname = 1")[0].startswith("not valid TOML: ")
+    with pytest.raises(AssemblyError, match="file not found"):
+        load_assembly("/nonexistent/jury.toml")
