@@ -21,15 +21,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import service
 from bot.addresses import BadAddress, normalise_phone
+from bot.app import SESSIONS, feature
 from bot.render import render
 from bot.settings import Settings
 from flows import engine
-from flows.assembly import Assembly, load_assembly
+from flows.assembly import Assembly, AssemblyError, load_assembly
 from flows.model import Context, Event, State
 from store import audit
 from store.models import (
@@ -1077,3 +1080,53 @@ __all__ = [
     "import_pool", "lapse_invitations", "notify_draw_outcome", "parse_pool",
     "plan_invitations", "send_invitation_reminders", "send_invitations", "use_assembly",
 ]
+
+
+# ------------------------------------------------------------ in the running service
+
+TICK_SECONDS = 600
+
+
+async def recruitment_tick(sessions: async_sessionmaker[AsyncSession], settings: Settings,
+                           now: datetime | None = None) -> dict[str, int]:
+    """The timed work of recruitment: due reminders, lapsed invitations, expired places.
+    The service runs it every TICK_SECONDS; a scheduler may call it instead."""
+    now = now or utcnow()
+    reminded = await send_invitation_reminders(sessions, settings, now)
+    async with sessions.begin() as session:
+        lapsed = await lapse_invitations(session, now)
+        expired = await expire_selections(session, now)
+    return {"reminded": reminded, "lapsed": lapsed, "expired": expired}
+
+
+@feature
+def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
+    if not settings.assembly_file:
+        return
+    try:
+        use_assembly(load_assembly(settings.assembly_file), settings.assembly_file)
+    except AssemblyError as exc:
+        for problem in exc.problems:
+            log.error("assembly: %s: %s", exc.path, problem)
+        raise
+    if not dispatch:
+        return
+
+    async def background(app: web.Application):
+        scheduler = AsyncIOScheduler(timezone="UTC")
+
+        async def tick() -> None:
+            try:
+                done = await recruitment_tick(app[SESSIONS], settings)
+                if any(done.values()):
+                    log.info("recruitment: %s", done)
+            except Exception:  # keep ticking; the next tick retries what did not commit
+                log.exception("recruitment tick failed")
+
+        scheduler.add_job(tick, "interval", seconds=TICK_SECONDS, max_instances=1,
+                          coalesce=True, next_run_time=utcnow(), id="recruitment")
+        scheduler.start()
+        yield
+        scheduler.shutdown(wait=False)
+
+    app.cleanup_ctx.append(background)

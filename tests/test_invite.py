@@ -199,3 +199,22 @@ def test_cli_dry_run_then_invite_then_remind(tmp_path, monkeypatch):
         assert re.search(r"Not invited yet\s*│\s*0", status.output)
     finally:
         recruitment.use_assembly(None)
+
+
+async def test_the_service_loads_the_assembly_and_runs_the_timed_work(db, assembly, pool):
+    from bot.app import create_app
+
+    recruitment.use_assembly(None)
+    settings = Settings(CONCORDER_DATABASE_URL=db.url, _env_file=None,
+                        CONCORDER_ASSEMBLY=str(EXAMPLE / "assembly.toml"))
+    create_app(settings, migrate=False, dispatch=False)
+    assert recruitment.active_assembly().name == assembly.name
+    now = utcnow()
+    await recruitment.send_invitations(db.sessions, settings, assembly, "RiversideJuryBot",
+                                       now=now)
+    later = now + assembly.recruitment.remind_after
+    assert await recruitment.recruitment_tick(db.sessions, settings, later) == {
+        "reminded": 4, "lapsed": 0, "expired": 0}
+    assert await recruitment.recruitment_tick(
+        db.sessions, settings, later + assembly.recruitment.lapse_after) == {
+        "reminded": 0, "lapsed": 5, "expired": 0}
