@@ -24,7 +24,7 @@ session_app = typer.Typer(help="The assembly's sessions.", no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(session_app, name="session")
 
-ASSEMBLY = typer.Option(None, "--assembly", help="The assembly file (TOML). "
+ASSEMBLY = typer.Option("--assembly", help="The assembly file (TOML). "
                         "Default: CONCORDER_ASSEMBLY.")
 
 

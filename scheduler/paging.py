@@ -14,53 +14,47 @@ from flows.i18n import translator
 from scheduler.config import Briefing, Calendar, pick
 
 
-def _units(text: str, encoding: str) -> int:
-    if encoding == segments.GSM7:
-        return sum(2 if c in segments.GSM7_EXTENSION else 1 for c in text)
-    return len(text.encode("utf-16-le")) // 2
-
-
 def sms_pages(text: str, language: str, page_segments: int) -> list[str]:
     """`text` cut between words into pages of at most `page_segments` segments each, every
-    page but the last ending with the MORE suffix."""
-    t = translator(language)
-    whole = segments.measure(text)
-    if whole.segments <= page_segments:
+    page but the last ending with the MORE suffix. Each page is as full as its own
+    encoding allows (one accented letter makes only its page UCS-2)."""
+    if segments.measure(text).segments <= page_segments:
         return [text]
-    # Size pages for the encoding the whole text needs, suffix included.
-    encoding = segments.encoding_of(text + more_suffix(t, 99, 99))
-    capacity = (153 if encoding == segments.GSM7 else 67) * page_segments
-    if page_segments == 1:
-        capacity = 160 if encoding == segments.GSM7 else 70
-    # The widest suffix ("(99/99) ...") bounds the room it takes on any page.
-    room = capacity - _units("\n" + more_suffix(t, 99, 99), encoding)
-    pieces = _split(text, room, lambda s: _units(s, encoding))
+    t = translator(language)
+    widest = "\n" + more_suffix(t, 99, 99)  # bounds the room any page's suffix takes
+
+    def fits(piece: str) -> bool:
+        return segments.measure(piece + widest).segments <= page_segments
+
+    pieces = _split(text, fits)
     # The last piece needs no suffix: merge it back if it then fits on the page before.
-    if len(pieces) > 1 and _units(pieces[-2] + "\n\n" + pieces[-1], encoding) <= capacity:
+    if len(pieces) > 1 and segments.measure(
+            pieces[-2] + "\n\n" + pieces[-1]).segments <= page_segments:
         pieces[-2:] = [pieces[-2] + "\n\n" + pieces[-1]]
     total = len(pieces)
     return [piece if n == total else f"{piece}\n{more_suffix(t, n, total)}"
             for n, piece in enumerate(pieces, start=1)]
 
 
-def _split(text: str, room: int, size) -> list[str]:
-    """Pieces of at most `room` units, cut at a paragraph or line break when one falls in
-    the second half of the piece (pages stay full), else between words."""
+def _split(text: str, fits) -> list[str]:
+    """Pieces that each `fits`, cut at a paragraph or line break when one falls in the
+    second half of the piece (pages stay full), else after a sentence in its last third,
+    else between words. `fits` must stay false once false as a piece grows."""
     pieces: list[str] = []
     rest = text.strip()
     while rest:
-        if size(rest) <= room:
+        if fits(rest):
             pieces.append(rest)
             break
         lo, hi = 1, len(rest)
         while lo < hi:  # the longest prefix that fits
             mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if size(rest[:mid]) <= room else (lo, mid - 1)
+            lo, hi = (mid, hi) if fits(rest[:mid]) else (lo, mid - 1)
         window, cut = rest[:lo], lo
-        for sep, least in (("\n\n", lo // 2), ("\n", lo // 2), (" ", 1)):
+        for sep, least in (("\n\n", lo // 2), ("\n", lo // 2), (". ", lo * 2 // 3), (" ", 1)):
             at = window.rfind(sep)
             if at >= least:
-                cut = at
+                cut = at + 1 if sep == ". " else at  # a sentence keeps its full stop
                 break
         pieces.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip()

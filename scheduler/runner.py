@@ -41,12 +41,13 @@ class Tick:
 class CalendarRunner:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings, *,
                  calendar: Calendar | None = None, owner: str | None = None,
-                 replan_every: timedelta = REPLAN_EVERY):
+                 replan_every: timedelta = REPLAN_EVERY, batch: int = 50):
         self.sessions = sessions
         self.settings = settings
         self._calendar = calendar
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.replan_every = replan_every
+        self.batch = batch  # jobs per transaction
         self._planned_at: datetime | None = None
 
     @property
@@ -65,7 +66,8 @@ class CalendarRunner:
             async with self.sessions.begin() as session:
                 planned = await sync(session, calendar, now)
             self._planned_at = now
-        ran = await run_due(self.sessions, self.settings, calendar, now, owner=self.owner)
+        ran = await run_due(self.sessions, self.settings, calendar, now, owner=self.owner,
+                            batch=self.batch)
         return Tick(planned, ran)
 
 
