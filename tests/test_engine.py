@@ -1,0 +1,194 @@
+"""The conversation engine on its own: pure functions, no database, no network, no clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import flows.catalog  # noqa: F401  (registers every flow, as the service does)
+from flows.engine import (
+    MAX_TEXT,
+    Answer,
+    Conversation,
+    Flow,
+    button_data,
+    handle,
+    match_choice,
+    register,
+    start,
+)
+from flows.keywords import language_of
+from flows.model import Context, Inbound, State
+
+NOW = datetime(2026, 3, 3, 18, 30, tzinfo=UTC)
+
+
+def ctx(channel: str = "sms", **facts) -> Context:
+    return Context(now=NOW, participant_id="PTEST", channel=channel, facts=facts)
+
+
+@register
+class Echo(Flow):
+    """A flow for these tests: says how much of the answer it was given."""
+
+    name = "test_echo"
+
+    def enter(self, conv: Conversation) -> None:
+        self.ask(conv, "ask")
+
+    def ask(self, conv: Conversation, step: str) -> None:
+        conv.ask("ask", "Say something.", conv.choices(("red", "Rouge"), ("green", "Vert")))
+
+    def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
+        if answer.choice is None and not answer.text.startswith("free"):
+            conv.not_understood()
+            return
+        conv.say(f"{answer.choice or '-'} {len(answer.text)}")
+        conv.finish()
+
+
+def talk(state: State, *messages: str, channel: str = "sms", **facts):
+    """Send messages in turn; the last turn and every text that came back."""
+    said: list[str] = []
+    turn = None
+    for message in messages:
+        turn = handle(state, Inbound(channel=channel, text=message), ctx(channel, **facts))
+        state = turn.state
+        said += [out.text for out in turn.outbound]
+    return turn, said
+
+
+def echo_state(**changes) -> State:
+    state = start(State(), "test_echo", ctx()).state
+    for key, value in changes.items():
+        setattr(state, key, value)
+    return state
+
+
+def test_first_message_opens_the_default_flow():
+    turn, said = talk(State(), "hello")
+    assert turn.state.flow == "welcome" and turn.state.step == "menu"
+    assert said[0].startswith("Hello, this is Concorder Relay.")
+    assert [e.kind for e in turn.events] == ["conversation.started"]
+    assert [c.key for c in turn.outbound[0].choices] == ["about", "language"]
+
+
+def test_the_given_state_is_never_changed():
+    state = echo_state()
+    before = state.to_json()
+    handle(state, Inbound("sms", "STOP"), ctx())
+    handle(state, Inbound("sms", "1"), ctx())
+    assert state.to_json() == before
+
+
+def test_replies_match_by_number_key_or_label_however_written():
+    state = echo_state()
+    for text in ("1", " 1 ", "１", "red", "RED", "rouge", "Rouge!", "  r o u g e "):
+        assert match_choice(state, Inbound("sms", text)) == ("red", False), text
+    for text in ("3", "0", "12", "", "🙂", "redgreen"):
+        assert match_choice(state, Inbound("sms", text)) == (None, False), text
+
+
+def test_buttons_match_only_the_current_prompt():
+    state = echo_state()
+    current = button_data(state.prompt_id, "green")
+    assert match_choice(state, Inbound("telegram", "", current)) == ("green", False)
+    assert match_choice(state, Inbound("telegram", "1", current)) == ("green", False)
+    for stale in (button_data("zz", "green"), button_data(state.prompt_id, "blue"), "junk"):
+        assert match_choice(state, Inbound("telegram", "", stale)) == (None, True), stale
+
+
+def test_a_stale_button_says_so_and_asks_again_with_fresh_buttons():
+    state = echo_state()
+    old = state.prompt_id
+    turn = handle(state, Inbound("telegram", "", button_data("0", "red")), ctx("telegram"))
+    assert [o.text for o in turn.outbound] == [
+        "That button belongs to an earlier question.", "Say something."]
+    assert turn.state.prompt_id != old and turn.state.step == "ask"
+
+
+def test_prompt_ids_are_new_for_every_question():
+    state = echo_state()
+    seen = {state.prompt_id}
+    for _ in range(40):
+        state = handle(state, Inbound("sms", "nonsense"), ctx()).state
+        assert state.prompt_id not in seen
+        seen.add(state.prompt_id)
+    assert button_data(None, "x") == "0:x"
+
+
+def test_not_understood_repeats_the_question_and_its_choices():
+    turn, said = talk(echo_state(), "purple")
+    assert said == ["Sorry, I did not understand that.", "Say something."]
+    assert [c.label for c in turn.outbound[1].choices] == ["Rouge", "Vert"]
+
+
+def test_long_text_is_cut_before_the_flow_sees_it():
+    _, said = talk(echo_state(), "free " + "x" * 5000)
+    assert said == [f"- {MAX_TEXT}"]
+
+
+def test_a_button_is_never_read_as_a_keyword():
+    state = echo_state()
+    turn = handle(state, Inbound("telegram", "STOP", button_data(state.prompt_id, "red")),
+                  ctx("telegram"))
+    assert not turn.state.opted_out
+    assert [o.text for o in turn.outbound] == ["red 4"]
+
+
+def test_opt_out_then_silence_then_opt_in():
+    turn, said = talk(echo_state(), "STOP")
+    assert turn.state.opted_out and len(said) == 1 and turn.outbound[0].compliance
+    assert [e.kind for e in turn.events] == ["participant.opted_out"]
+    state = turn.state
+    for text in ("hello", "1", "HELP", "FRANCAIS", "STOP", "lang es"):
+        quiet = handle(state, Inbound("sms", text), ctx())
+        assert quiet.outbound == [] and quiet.events == [] and quiet.state.opted_out, text
+    pressed = handle(state, Inbound("telegram", "", button_data(state.prompt_id, "red")),
+                     ctx("telegram"))
+    assert pressed.outbound == [] and pressed.state.opted_out
+    back = handle(state, Inbound("sms", "start"), ctx())
+    assert not back.state.opted_out
+    assert [o.text for o in back.outbound] == [
+        "Welcome back. You will receive messages from us again.", "Say something."]
+    assert [e.kind for e in back.events] == ["participant.opted_in"]
+
+
+def test_nothing_starts_for_someone_who_opted_out():
+    state = State(opted_out=True)
+    turn = start(state, "test_echo", ctx())
+    assert turn.outbound == [] and turn.state.flow is None
+
+
+def test_start_enters_a_flow_without_an_inbound_message():
+    turn = start(State(language="fr"), "welcome", ctx())
+    assert turn.state.flow == "welcome" and turn.outbound[0].text.startswith("Bonjour")
+
+
+def test_help_names_the_assembly_when_known_and_asks_again():
+    _, said = talk(echo_state(), "help", assembly_name="the Climate Assembly")
+    assert said[0].startswith(
+        "This is Concorder Relay, the messaging service of the Climate Assembly.")
+    assert "Reply STOP" in said[0] and said[1] == "Say something."
+
+
+def test_language_words_switch_and_record_the_change():
+    turn, said = talk(echo_state(), "Español")
+    assert turn.state.language == "es"
+    assert said[0] == "A partir de ahora le escribiré en español."
+    assert turn.events[0].kind == "participant.language_changed"
+    assert turn.events[0].data == {"previous": "en", "language": "es"}
+    turn, _ = talk(turn.state, "lang fr")
+    assert turn.state.language == "fr"
+
+
+def test_a_language_that_is_not_shipped_is_not_a_keyword():
+    assert language_of("deutsch", ("en", "fr", "es")) is None
+    assert language_of("fr", ("en",)) is None  # only shipped languages count
+    turn, said = talk(echo_state(), "deutsch")
+    assert turn.state.language == "en" and said[0] == "Sorry, I did not understand that."
+
+
+def test_state_survives_a_json_round_trip():
+    state = echo_state(language="es", data={"x": [1, 2]})
+    assert State.from_json(state.to_json()).to_json() == state.to_json()
+    assert State.from_json(None, language="fr").language == "fr"
