@@ -84,11 +84,14 @@ async def sync(session: AsyncSession, calendar: Calendar, now: datetime, *,
     # Everything planned; only what has not expired gets a new row (an expired pending row
     # stays, and the claimer records it as skipped).
     wanted = {d.key: d for d in plan(calendar, members, await load_moves(session))}
-    query = select(CalendarJob).where(CalendarJob.kind.in_(PLANNED_KINDS))
+    # Plain rows, not ORM objects: the whole panel's jobs are read on every plan.
+    J = CalendarJob
+    query = select(J.id, J.kind, J.participant_id, J.subject, J.occurrence, J.status,
+                   J.send_at, J.due_at, J.expires_at).where(J.kind.in_(PLANNED_KINDS))
     if only is not None:
-        query = query.where(CalendarJob.participant_id.in_(only))
+        query = query.where(J.participant_id.in_(only))
     existing = {(j.kind, j.participant_id, j.subject, j.occurrence): j
-                for j in (await session.execute(query)).scalars()}
+                for j in (await session.execute(query)).all()}
     result = SyncResult()
     new = [d for key, d in wanted.items() if key not in existing
            and (d.expires_at is None or d.expires_at > now)]
@@ -107,13 +110,13 @@ async def sync(session: AsyncSession, calendar: Calendar, now: datetime, *,
         due = wanted.get(key)
         if due is None:
             changed = await session.execute(
-                update(CalendarJob).where(CalendarJob.id == job.id, CalendarJob.status == PENDING)
+                update(J).where(J.id == job.id, J.status == PENDING)
                 .values(status=CANCELLED, result="no longer planned", updated_at=now))
             result.cancelled += changed.rowcount
         elif (job.send_at, job.due_at, job.expires_at) != (due.send_at, due.due_at,
                                                             due.expires_at):
             changed = await session.execute(
-                update(CalendarJob).where(CalendarJob.id == job.id, CalendarJob.status == PENDING)
+                update(J).where(J.id == job.id, J.status == PENDING)
                 .values(send_at=due.send_at, due_at=due.due_at, expires_at=due.expires_at,
                         updated_at=now))
             result.rescheduled += changed.rowcount

@@ -10,7 +10,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.render import render
-from bot.service import preferred_contact
 from bot.settings import Settings
 from flows.briefing import PROMPT, reminder_messages
 from flows.i18n import translator
@@ -20,7 +19,7 @@ from scheduler.jobs import load_members
 from scheduler.paging import sms_cost
 from scheduler.plan import BRIEFING, Member, plan
 from store.calendar import PENDING, CalendarJob
-from store.models import Participant
+from store.models import Contact
 
 
 @dataclass
@@ -36,13 +35,22 @@ class PreviewRow:
 
 
 async def members_with_channels(session: AsyncSession, calendar: Calendar) -> list[Member]:
+    """The panel with the channel each would be reached on now (as bot.service's
+    preferred_contact picks it: Telegram that still works, else SMS they agreed to)."""
     members = await load_members(session, calendar)
+    contacts: dict[str, list[Contact]] = defaultdict(list)
+    for contact in (await session.execute(
+            select(Contact).where(Contact.participant_id.in_([m.id for m in members]))
+            .order_by(Contact.id))).scalars():
+        contacts[contact.participant_id].append(contact)
     out = []
     for member in members:
-        participant = await session.get(Participant, member.id)
-        contact = await preferred_contact(session, participant)
+        usable = [c for c in contacts[member.id]
+                  if c.unreachable_at is None and c.opted_out_at is None]
+        channel = next((c.channel for wanted in ("telegram", "sms") for c in usable
+                        if c.channel == wanted and (wanted != "sms" or c.sms_consent)), None)
         out.append(Member(member.id, member.timezone, member.briefing_time, member.language,
-                          contact.channel if contact else None))
+                          channel))
     return out
 
 

@@ -41,7 +41,8 @@ class Tick:
 class CalendarRunner:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings, *,
                  calendar: Calendar | None = None, owner: str | None = None,
-                 replan_every: timedelta = REPLAN_EVERY, batch: int = 50):
+                 replan_every: timedelta = REPLAN_EVERY, batch: int = 50,
+                 path: str | Path | None = None):
         self.sessions = sessions
         self.settings = settings
         self._calendar = calendar
@@ -49,14 +50,45 @@ class CalendarRunner:
         self.replan_every = replan_every
         self.batch = batch  # jobs per transaction
         self._planned_at: datetime | None = None
+        # The assembly file, re-read when it changes (a session moved in the file).
+        self.path = Path(path) if path else None
+        self._mtime: float | None = None
+        if self.path is not None and calendar is None:
+            self.reload_if_changed()
+        elif self.path is not None and self.path.exists():
+            self._mtime = self.path.stat().st_mtime
 
     @property
     def calendar(self) -> Calendar | None:
         return self._calendar or current()
 
+    def reload_if_changed(self) -> bool:
+        """Re-read the assembly file if it changed; a broken edit keeps the old calendar."""
+        if self.path is None:
+            return False
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError:
+            return False
+        if mtime == self._mtime:
+            return False
+        self._mtime = mtime
+        try:
+            calendar = load_calendar(self.path)
+        except CalendarError as exc:
+            for problem in exc.problems:
+                log.error("calendar not reloaded: %s: %s", exc.path, problem)
+            return False
+        self._calendar = calendar
+        set_current(calendar)
+        self._planned_at = None  # plan again now
+        log.info("calendar reloaded from %s", self.path)
+        return True
+
     async def tick(self, now: datetime | None = None) -> Tick:
         """Plan when it is time to, then claim and run every job due at `now`."""
         now = now or utcnow()
+        self.reload_if_changed()
         calendar = self.calendar
         if calendar is None:
             return Tick(None, 0)
@@ -101,7 +133,8 @@ def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
         return
 
     async def background(app: web.Application):
-        runner = CalendarRunner(app[SESSIONS], settings, calendar=calendar)
+        runner = CalendarRunner(app[SESSIONS], settings, calendar=calendar,
+                                path=settings.assembly_file)
         scheduler = AsyncIOScheduler(timezone="UTC")
 
         async def tick() -> None:
@@ -111,7 +144,8 @@ def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
                 log.exception("calendar tick failed")
 
         scheduler.add_job(tick, "interval", seconds=TICK_SECONDS, max_instances=1,
-                          coalesce=True, next_run_time=utcnow(), id="calendar")
+                          coalesce=True, next_run_time=utcnow(), id="calendar",
+                          name="calendar: plan and send briefings and reminders")
         scheduler.start()
         yield
         scheduler.shutdown(wait=False)

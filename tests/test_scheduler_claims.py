@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter
 
+import pytest
 from sqlalchemy import select
 
 from scheduler.runner import CalendarRunner
@@ -12,7 +14,7 @@ from store.calendar import DONE, CalendarJob
 from store.db import make_engine, sessionmaker
 from store.models import Contact, OutboxMessage, Participant
 from store.recruitment import CONFIRMED, Selection
-from tests.calendar_world import at, load
+from tests.calendar_world import CALENDAR, add_person, at, load, outbox
 
 PEOPLE = 20
 
@@ -53,3 +55,47 @@ async def test_two_instances_claim_each_job_once(db, settings):
     assert len(due) == 2 * PEOPLE and {j.status for j in due} == {DONE}
     sent = Counter((m.participant_id, m.kind) for m in rows)
     assert len(sent) == 2 * PEOPLE and set(sent.values()) == {1}
+
+
+async def test_a_crash_mid_batch_commits_nothing_and_the_next_run_sends_once(
+        db, settings, monkeypatch):
+    import scheduler.jobs as jobs
+
+    calendar = load()
+    people = [await add_person(db, channel="sms", address=f"+4477009008{n:02d}")
+              for n in range(6)]
+    real_enqueue, calls = jobs.enqueue, []
+
+    async def failing_enqueue(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise ConnectionError("the process dies here")
+        return await real_enqueue(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "enqueue", failing_enqueue)
+    with pytest.raises(ConnectionError):
+        await CalendarRunner(db.sessions, settings, calendar=calendar).tick(
+            at("2027-03-08T08:00"))
+    assert [m for m in await outbox(db) if m.kind == "briefing"] == []
+    monkeypatch.setattr(jobs, "enqueue", real_enqueue)
+    await CalendarRunner(db.sessions, settings, calendar=calendar).tick(at("2027-03-08T08:01"))
+    sent = Counter(m.participant_id for m in await outbox(db) if m.kind == "briefing")
+    assert sent == dict.fromkeys(people, 1)
+
+
+async def test_a_session_moved_in_the_file_is_planned_again(db, settings, tmp_path):
+    path = tmp_path / "assembly.toml"
+    path.write_text(CALENDAR, encoding="utf-8")
+    await add_person(db, channel="telegram", address="9901")
+    runner = CalendarRunner(db.sessions, settings, path=path)
+    await runner.tick(at("2027-03-07T12:00"))
+    path.write_text(CALENDAR.replace("2027-03-09T18:30:00", "2027-03-09T19:30:00")
+                    .replace("2027-03-09T21:00:00", "2027-03-09T22:00:00"), encoding="utf-8")
+    os.utime(path, (1, 1))  # a different modification time, whatever the file system
+    await runner.tick(at("2027-03-07T12:01"))
+    async with db.sessions() as session:
+        jobs = (await session.execute(select(CalendarJob).where(
+            CalendarJob.subject == "s1"))).scalars().all()
+    assert sorted((j.occurrence, j.status) for j in jobs) == [
+        ("1d@20270309T1830Z", "cancelled"), ("1d@20270309T1930Z", "pending"),
+        ("2h@20270309T1830Z", "cancelled"), ("2h@20270309T1930Z", "pending")]
