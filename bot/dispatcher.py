@@ -16,17 +16,18 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -113,11 +114,37 @@ def _short(reason: str) -> str:
     return reason if len(reason) <= ERROR_MAX else reason[: ERROR_MAX - 1] + "…"
 
 
+class Transactions:
+    """Opens the dispatcher's transactions; on SQLite one at a time.
+
+    SQLite has one writer (every transaction begins IMMEDIATE); two of ours contending
+    would sleep in SQLite's busy handler instead of queueing here in order.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+        self.sessions = sessions
+        bind = sessions.kw.get("bind")
+        self.serial = bind is None or bind.dialect.name == "sqlite"
+        self.postgres = bind is not None and bind.dialect.name == "postgresql"
+        self._lock: asyncio.Lock | None = None
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:
+        if not self.serial:
+            async with self.sessions.begin() as session:
+                yield session
+            return
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock, self.sessions.begin() as session:
+            yield session
+
+
 class OutcomeWriter:
     """Group commit: outcomes arriving while a write is in progress go in the next one."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], owner: str):
-        self.sessions = sessions
+    def __init__(self, transactions: Transactions, owner: str):
+        self.transactions = transactions
         self.owner = owner
         self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -150,7 +177,7 @@ class OutcomeWriter:
                 for o, _ in batch
             ]
             try:
-                async with self.sessions.begin() as session:
+                async with self.transactions.begin() as session:
                     await session.execute(self._statement, params)
             except Exception as exc:  # the rows stay "sending"; their lease will expire
                 log.exception("could not record %d outbox outcomes", len(batch))
@@ -190,21 +217,20 @@ class Dispatcher:
         self.depth_interval = depth_interval
         self.rng = rng
         self.owner = owner or f"dispatcher-{uuid.uuid4().hex[:12]}"
-        self.writer = OutcomeWriter(sessions, self.owner)
+        self.transactions = Transactions(sessions)
+        self.writer = OutcomeWriter(self.transactions, self.owner)
         self._in_flight: set[asyncio.Task[None]] = set()
         # Rows claimed ahead per channel: about two seconds' worth at the channel's rate, so
         # no claimed row waits in memory for long (its lease would run out meanwhile).
         self._budget = {channel: self._channel_budget(channel) for channel in transports}
         self._busy = dict.fromkeys(transports, 0)
+        self._batch = {channel: max(1, budget // 4) for channel, budget in self._budget.items()}
         self._stopping = False
         self._wake: asyncio.Event | None = None
-        self._is_postgres: bool | None = None
 
     def _channel_budget(self, channel: str) -> int:
         limits = self.limits.for_channel(channel)
-        rates = [] if limits is None else [
-            limiter.rate for limiter in (limits.overall, limits.per_sender) if limiter is not None
-        ]
+        rates = [] if limits is None else [limiter.rate for limiter in limits.shared()]
         if not rates:
             return self.concurrency
         return max(1, min(self.concurrency, math.ceil(min(rates) * 2)))
@@ -231,7 +257,9 @@ class Dispatcher:
                 for channel in self.transports:
                     free = min(self.concurrency - len(self._in_flight),
                                self._budget[channel] - self._busy[channel])
-                    if free <= 0:
+                    # Claim in batches: one claim per freed slot would cost a transaction
+                    # per message under load.
+                    if free <= 0 or (self._busy[channel] and free < self._batch[channel]):
                         continue
                     try:
                         claimed = await self.claim(free, [channel])
@@ -316,40 +344,40 @@ class Dispatcher:
                    earlier.c.status.in_(PENDING))
             .exists()
         )
-        due = or_(
-            and_(outbox.c.status == "queued", outbox.c.next_attempt_at <= now,
-                 outbox.c.not_before <= now),
-            and_(outbox.c.status == "sending", outbox.c.lease_until < now),
-        )
-        query = (
-            select(outbox.c.id)
-            .where(due, outbox.c.channel.in_(channels), ~blocked)
-            .order_by(outbox.c.next_attempt_at, outbox.c.id)
-            .limit(limit)
-        )
-        async with self.sessions.begin() as session:
-            if self._is_postgres is None:
-                self._is_postgres = session.bind.dialect.name == "postgresql"
-            if self._is_postgres:
-                query = query.with_for_update(of=outbox, skip_locked=True)
-            ids = list((await session.execute(query)).scalars())
-            if not ids:
+        # Two scans, each able to walk an index in order and stop at `limit`: leases that
+        # ran out (rare), then queued rows by due time.
+        expired = and_(outbox.c.status == "sending", outbox.c.lease_until < now)
+        queued = and_(outbox.c.status == "queued", outbox.c.next_attempt_at <= now,
+                      outbox.c.not_before <= now)
+        rows: list[Claimed] = []
+        async with self.transactions.begin() as session:
+            for due, order in ((expired, outbox.c.lease_until),
+                               (queued, outbox.c.next_attempt_at)):
+                if len(rows) >= limit:
+                    break
+                # The recipient's facts come along; PostgreSQL locks only the outbox rows.
+                query = (
+                    select(outbox, Participant.language, Participant.opted_out.label("p_out"),
+                           Contact.opted_out_at, Contact.unreachable_at)
+                    .join(Participant, Participant.id == outbox.c.participant_id)
+                    .join(Contact, Contact.id == outbox.c.contact_id)
+                    .where(due, outbox.c.channel.in_(channels), ~blocked)
+                    .order_by(order)
+                    .limit(limit - len(rows))
+                )
+                if self.transactions.postgres:
+                    query = query.with_for_update(of=outbox, skip_locked=True)
+                result = await session.execute(query)
+                rows += [self._snapshot(row) for row in result.mappings()]
+            if not rows:
                 return []
             await session.execute(
-                update(outbox).where(outbox.c.id.in_(ids)).values(
+                update(outbox).where(outbox.c.id.in_([row.id for row in rows])).values(
                     status="sending", lease_until=now + self.lease, lease_owner=self.owner,
                     attempts=outbox.c.attempts + 1,
                 )
             )
-            rows = await session.execute(
-                select(outbox, Participant.language, Participant.opted_out.label("p_out"),
-                       Contact.opted_out_at, Contact.unreachable_at)
-                .join(Participant, Participant.id == outbox.c.participant_id)
-                .join(Contact, Contact.id == outbox.c.contact_id)
-                .where(outbox.c.id.in_(ids))
-                .order_by(outbox.c.contact_id, outbox.c.seq)
-            )
-            return [self._snapshot(row) for row in rows.mappings()]
+        return sorted(rows, key=lambda row: (row.contact_id, row.seq))
 
     @staticmethod
     def _snapshot(row: Any) -> Claimed:
@@ -358,7 +386,7 @@ class Dispatcher:
             seq=row["seq"], channel=row["channel"], address=row["address"], text=row["text"],
             buttons=row["buttons"], markdown=row["markdown"], compliance=row["compliance"],
             kind=row["kind"], broadcast_id=row["broadcast_id"], part=row["part"],
-            parts=row["parts"], segments=row["segments"], attempts=row["attempts"],
+            parts=row["parts"], segments=row["segments"], attempts=row["attempts"] + 1,
             next_attempt_at=row["next_attempt_at"], created_at=row["created_at"],
             language=row["language"], participant_opted_out=bool(row["p_out"]),
             contact_opted_out=row["opted_out_at"] is not None,
@@ -432,7 +460,7 @@ class Dispatcher:
             await self._finish(row, "failed", error=exc.reason)
             return
         now = self.clock()
-        async with self.sessions.begin() as session:
+        async with self.transactions.begin() as session:
             contact = await session.get(Contact, row.contact_id, with_for_update=True)
             if exc.opted_out and contact.opted_out_at is None:
                 contact.opted_out_at = now
@@ -459,7 +487,7 @@ class Dispatcher:
             await self._finish(row, status, error=f"{reason}; no other channel")
             return
         now = self.clock()
-        async with self.sessions.begin() as session:
+        async with self.transactions.begin() as session:
             moved = await self._requeue_on_sms(session, row, now)
             if moved:
                 await session.execute(
@@ -512,7 +540,7 @@ class Dispatcher:
     # --- metrics -------------------------------------------------------------------------
 
     async def refresh_queue_depth(self) -> dict[str, int]:
-        async with self.sessions() as session:
+        async with self.transactions.begin() as session:
             counts = dict(
                 (await session.execute(
                     select(outbox.c.channel, func.count())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -79,6 +80,32 @@ class Gcra:
         return self.tat - self.tolerance <= self.clock()
 
 
+class WindowCap:
+    """At most `limit` sends in any `window` seconds, counted on the actual send times.
+
+    GCRA paces; this caps. A sender woken late may catch up in a short burst, but never
+    beyond what the window allows.
+    """
+
+    def __init__(self, limit: int, window: float, *, clock: Clock = time.monotonic):
+        if limit < 1 or window <= 0:
+            raise ValueError("a window cap needs limit >= 1 and a positive window")
+        self.limit, self.window, self.clock = limit, window, clock
+        self.rate = limit / window
+        self._times: deque[float] = deque(maxlen=limit)
+
+    def wait_time(self) -> float:
+        if len(self._times) < self.limit:
+            return 0.0
+        wait = self._times[0] + self.window - self.clock()
+        return wait if wait > EPSILON else 0.0
+
+    def take(self, cost: float = 1.0) -> None:
+        now = self.clock()
+        for _ in range(max(1, round(cost))):
+            self._times.append(now)
+
+
 class KeyedGcra:
     """One `Gcra` per key (a chat, a sender number), forgetting keys that have gone idle."""
 
@@ -112,22 +139,37 @@ class ChannelLimits:
     """The limits one send on a channel must pass: overall, per recipient, per sender."""
 
     overall: Gcra | None = None
+    overall_cap: WindowCap | None = None
     per_recipient: KeyedGcra | None = None
     per_sender: KeyedGcra | None = None
     sender: str = ""
+    sleep: Sleep = asyncio.sleep
+    _lock: asyncio.Lock | None = field(default=None, repr=False, compare=False)
+
+    def shared(self) -> list[Gcra | WindowCap]:
+        limiters: list[Gcra | WindowCap | None] = [
+            self.per_sender[self.sender] if self.per_sender is not None else None,
+            self.overall, self.overall_cap,
+        ]
+        return [limiter for limiter in limiters if limiter is not None]
 
     async def acquire(self, recipient: str, cost: float = 1.0) -> None:
         """Wait until this send conforms to every rule, then count it against each."""
         chat = self.per_recipient[recipient] if self.per_recipient is not None else None
         # One message per recipient is in flight at a time (order is kept per contact), so
-        # waiting for the recipient first never holds a shared limiter while idle.
+        # waiting for the recipient first never holds the shared limiters while idle.
         if chat is not None:
             while (delay := chat.wait_time()) > 0:
-                await chat.sleep(delay)
-        if self.per_sender is not None:
-            await self.per_sender[self.sender].acquire(cost)
-        if self.overall is not None:
-            await self.overall.acquire(cost)
+                await self.sleep(delay)
+        shared = self.shared()
+        if shared:
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            async with self._lock:  # first come, first served across recipients
+                while (delay := max(limiter.wait_time() for limiter in shared)) > 0:
+                    await self.sleep(delay)
+                for limiter in shared:
+                    limiter.take(cost)
         if chat is not None:
             chat.take(cost)
 
@@ -153,16 +195,24 @@ class DeliveryLimits:
                       ) -> DeliveryLimits:
         """Telegram: overall and per-chat; SMS: per sender number. Rates <= 0 mean no limit."""
 
-        def gcra(rate: float) -> Gcra | None:
-            return Gcra(rate * headroom, clock=clock, sleep=sleep) if rate > 0 else None
-
         def keyed(rate: float) -> KeyedGcra | None:
             return KeyedGcra(rate * headroom, clock=clock, sleep=sleep) if rate > 0 else None
 
+        def cap(rate: float) -> WindowCap | None:
+            # Telegram counts per second: at most int(rate) in any (slightly long) second.
+            return WindowCap(int(rate), 1.0 / headroom, clock=clock) if rate >= 1 else None
+
+        overall = settings.telegram_rate
         sender = (settings.twilio_from_number or settings.twilio_messaging_service_sid
                   or "sms")
         return cls({
-            "telegram": ChannelLimits(overall=gcra(settings.telegram_rate),
-                                      per_recipient=keyed(settings.telegram_chat_rate)),
-            "sms": ChannelLimits(per_sender=keyed(settings.sms_rate), sender=sender),
+            "telegram": ChannelLimits(
+                # Paced at the full rate with a little slack for late wake-ups; the window
+                # cap keeps any second at or under the limit.
+                overall=Gcra(overall, burst=3, clock=clock, sleep=sleep) if overall > 0
+                else None,
+                overall_cap=cap(overall) if overall > 0 else None,
+                per_recipient=keyed(settings.telegram_chat_rate), sleep=sleep),
+            "sms": ChannelLimits(per_sender=keyed(settings.sms_rate), sender=sender,
+                                 sleep=sleep),
         })
