@@ -72,7 +72,7 @@ from store.recruitment import (
 log = logging.getLogger(__name__)
 
 PLACEHOLDER_BOT = "ConcorderSimulatorBot"  # links made without a real bot point here
-CHUNK = 2000
+CHUNK = 5000
 
 # ---------------------------------------------------------------------------- assembly
 
@@ -772,6 +772,7 @@ async def send_invitations(sessions: async_sessionmaker[AsyncSession], settings:
         while limit is None or result.total < limit:
             size = chunk if limit is None else min(chunk, limit - result.total)
             async with sessions.begin() as session:
+                await _roomy_cache(session)
                 rows = (await session.execute(_pending_query(size, last_id))).all()
                 if not rows:
                     break
@@ -790,6 +791,14 @@ async def send_invitations(sessions: async_sessionmaker[AsyncSession], settings:
         if letters is not None:
             letters.close()
     return result
+
+
+async def _roomy_cache(session: AsyncSession) -> None:
+    """Random keys (codes, hashes, pseudonyms) touch pages all over the indexes: SQLite's
+    default 2 MB page cache would read them from the file again and again."""
+    conn = await session.connection()
+    if conn.dialect.name == "sqlite":
+        await conn.exec_driver_sql("PRAGMA cache_size=-65536")  # 64 MB, this connection
 
 
 def _open_letters(path: str | Path):
