@@ -439,7 +439,7 @@ def show_audit(audit_data: dict[str, Any]) -> None:
                   f"{audit_data['library_version']}, input sha256 {audit_data['input_sha256']}.")
 
 
-def show_published(result: draw.Draw, path: Path) -> None:
+def show_published(result: draw.Draw, path: Path | None) -> None:
     table = Table(title=f"{len(result.panels)} quota-compliant panels")
     table.add_column("#", justify="right")
     table.add_column("Panel sha256")
@@ -447,7 +447,7 @@ def show_published(result: draw.Draw, path: Path) -> None:
         table.add_row(str(panel["index"]), panel["sha256"])
     console.print(table)
     console.print(f"List hash (in the audit trail): [bold]{result.audit['panel_list_sha256']}"
-                  f"[/]. Published to {path}.")
+                  f"[/]." + (f" Published to {path}." if path else ""))
     console.print("Announce a pick seed nobody could know before now (e.g. tomorrow's "
                   "lottery numbers), then run `concorder select --pick-seed SEED`. The panel "
                   f"is number int(sha256(SEED), 16) mod {len(result.panels)}.")
@@ -563,10 +563,8 @@ def _select(settings: Settings, assembly: Any, seed: str | None, algorithm: str,
             console.print(f"Selection probability: lowest {result.lowest_probability:.2%}, "
                           f"mean {result.mean_probability:.2%}.")
         if dry_run:
-            path = publish or Path("panels-dry-run.json")
-            write_publication(result, "dry-run", path)
-            show_published(result, path)
-            console.print("[yellow]Dry run: nothing recorded.[/]")
+            show_published(result, None)
+            console.print("[yellow]Dry run: nothing recorded, no file written.[/]")
             return
 
         async def publish_it(sessions):

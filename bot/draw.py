@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -293,7 +294,8 @@ Progress = Callable[[dict[str, Any]], None]
 
 
 def run_draw(inp: DrawInput, seed: str, algorithm: str = "maximin", *, panels: int = 1,
-             pick_seed: str | None = None, progress: Progress | None = None) -> Draw:
+             pick_seed: str | None = None, progress: Progress | None = None,
+             time_limit: float | None = None) -> Draw:
     """Select a panel (and its reserve). With panels > 1: compute that many quota-compliant
     panels; without `pick_seed` stop there (to publish them), with it pick one."""
     check_algorithm(algorithm)
@@ -310,7 +312,7 @@ def run_draw(inp: DrawInput, seed: str, algorithm: str = "maximin", *, panels: i
     payload = {"mode": "select", "input": canonical, "seed": seed,
                "seed_number": seed_number(seed), "algorithm": algorithm, "panels": panels,
                "pick_seed": pick_seed}
-    answer = _solve_in_child(payload, progress)
+    answer = _solve_in_child(payload, progress, time_limit)
     return _draw_from_answer(answer, payload)
 
 
@@ -336,14 +338,15 @@ def rerun(payload: Mapping[str, Any], progress: Progress | None = None) -> dict[
     return _solve_in_child(dict(payload), progress)
 
 
-def rerun_many(payloads: Sequence[Mapping[str, Any]],
-               progress: Progress | None = None) -> list[dict[str, Any] | DrawError]:
+def rerun_many(payloads: Sequence[Mapping[str, Any]], progress: Progress | None = None,
+               time_limit: float | None = None) -> list[dict[str, Any] | DrawError]:
     """Several recorded payloads in one child process: an answer or a DrawError each."""
     if not payloads:
         return []
     for payload in payloads:
         check_algorithm(payload["algorithm"])
-    answers = _solve_in_child({"mode": "batch", "payloads": list(payloads)}, progress)
+    answers = _solve_in_child({"mode": "batch", "payloads": list(payloads)}, progress,
+                              time_limit)
     return [DrawError(a["error"]["message"], a["error"].get("categories", ()),
                       a["error"].get("kind", "draw")) if "error" in a else a["result"]
             for a in answers["answers"]]
@@ -396,7 +399,9 @@ def _audit(payload: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
 # --- the child process -----------------------------------------------------------------
 
 
-def _solve_in_child(payload: dict[str, Any], progress: Progress | None) -> dict[str, Any]:
+def _solve_in_child(payload: dict[str, Any], progress: Progress | None,
+                    time_limit: float | None = None) -> dict[str, Any]:
+    """Run `payload` in a child interpreter; with `time_limit` (seconds), stop it then."""
     env = {**os.environ, "PYTHONHASHSEED": HASH_SEED}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
@@ -404,11 +409,14 @@ def _solve_in_child(payload: dict[str, Any], progress: Progress | None) -> dict[
         child = subprocess.Popen(
             [sys.executable, "-m", "bot.draw"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=errors, text=True, env=env, cwd=root)
-        assert child.stdin and child.stdout
-        child.stdin.write(canonical_json(payload))
-        child.stdin.close()
+        timer = threading.Timer(time_limit, child.kill) if time_limit else None
         answer: dict[str, Any] | None = None
         try:
+            assert child.stdin and child.stdout
+            child.stdin.write(canonical_json(payload))
+            child.stdin.close()
+            if timer:
+                timer.start()
             for line in child.stdout:
                 message = json.loads(line)
                 if "progress" in message:
@@ -417,9 +425,16 @@ def _solve_in_child(payload: dict[str, Any], progress: Progress | None) -> dict[
                 else:
                     answer = message
         finally:
+            if timer:
+                timer.cancel()
+            if child.poll() is None and answer is None:
+                child.kill()  # interrupted: never leave a solver running
             child.stdout.close()
             code = child.wait()
         if answer is None:
+            if timer and timer.finished.is_set() and code != 0:
+                raise DrawError(f"Stopped after the time limit of {time_limit:g} s.",
+                                kind="timeout")
             errors.seek(0)
             tail = errors.read()[-2000:]
             raise DrawError(f"The selection process stopped unexpectedly (exit {code}). "
