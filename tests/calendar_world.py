@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
 
 from scheduler.config import parse_calendar, set_current
@@ -75,6 +76,13 @@ session = "s3"
 title = "Deliberation day"
 text = "Bring your notes."
 """
+
+
+@pytest.fixture(autouse=True)
+def calendar_reset():
+    """Each test module that imports this leaves no calendar behind for other tests."""
+    yield
+    set_current(None)
 
 
 def at(text: str) -> datetime:

@@ -13,7 +13,11 @@ from scheduler.config import load_calendar
 from scheduler.jobs import sync
 from store.calendar import CANCELLED, PENDING, CalendarJob, SessionMove
 from store.models import utcnow
-from tests.calendar_world import CALENDAR, add_person
+from tests.calendar_world import (  # noqa: F401  (calendar_reset: a fixture)
+    CALENDAR,
+    add_person,
+    calendar_reset,
+)
 
 
 def write_calendar(tmp_path, start_year: int) -> str:

@@ -16,7 +16,13 @@ from scheduler.paging import render_briefing
 from scheduler.runner import CalendarRunner
 from store.calendar import PENDING, AttendanceNotice, BriefingRead, CalendarJob, CalendarPreference
 from store.models import Contact
-from tests.calendar_world import add_person, at, load, outbox
+from tests.calendar_world import (  # noqa: F401  (calendar_reset: a fixture)
+    add_person,
+    at,
+    calendar_reset,
+    load,
+    outbox,
+)
 
 _ids = itertools.count(1)
 
