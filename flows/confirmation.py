@@ -8,6 +8,7 @@ from flows.invitation import (
     assembly_name,
     is_start_command,
     recruitment_facts,
+    wait,
     wants_to_withdraw,
     withdraw,
 )
@@ -30,7 +31,7 @@ class Confirmation(Flow):
         if step == "reserve":
             conv.say(_("Thank you for registering for {assembly}. You have been drawn as a "
                        "reserve: if a place opens, we will write to you.", assembly=name))
-            conv.finish()
+            wait(conv, self.name, "reserve")
             return
         if step == "thanks":
             conv.say(_("Thank you for registering for {assembly}. The draw has taken place "
@@ -53,6 +54,9 @@ class Confirmation(Flow):
         name = assembly_name(conv)
         if wants_to_withdraw(answer):
             withdraw(conv)
+            return
+        if step == "reserve":
+            self.ask(conv, "reserve")
             return
         deadline = _deadline(conv)
         late = deadline is not None and conv.ctx.now > deadline

@@ -46,6 +46,12 @@ def withdraw(conv: Conversation) -> None:
     conv.finish()
 
 
+def wait(conv: Conversation, flow: str, step: str) -> None:
+    """Stay at a step with no question, so a later WITHDRAW still reaches the flow."""
+    conv.finish()
+    conv.state.flow, conv.state.step = flow, step
+
+
 def is_start_command(answer: Answer) -> bool:
     """Telegram's '/start <code>' when someone opens their link again."""
     return answer.choice is None and answer.text.strip().lower().startswith("/start")

@@ -11,6 +11,7 @@ from flows.invitation import (
     in_language,
     is_start_command,
     recruitment_facts,
+    wait,
     wants_to_withdraw,
     withdraw,
 )
@@ -41,9 +42,7 @@ class Registration(Flow):
 
     def enter(self, conv: Conversation) -> None:
         if recruitment_facts(conv).get("invitation_status") == "registered":
-            conv.say(conv._("You are registered for {assembly}. We will write to you after "
-                            "the draw.", assembly=assembly_name(conv)))
-            conv.finish()
+            self.ask(conv, "done")
             return
         if _closed(conv):
             self.closed(conv)
@@ -71,6 +70,11 @@ class Registration(Flow):
 
     def ask(self, conv: Conversation, step: str) -> None:
         _ = conv._
+        if step == "done":
+            conv.say(_("You are registered for {assembly}. We will write to you after the "
+                       "draw.", assembly=assembly_name(conv)))
+            wait(conv, self.name, "done")
+            return
         questions = _questions(conv)
         if step.startswith("q:"):
             index = next((i for i, q in enumerate(questions) if "q:" + q["id"] == step), None)
@@ -100,6 +104,9 @@ class Registration(Flow):
         if wants_to_withdraw(answer):
             withdraw(conv)
             return
+        if step == "done":  # registered, waiting for the draw
+            self.ask(conv, "done")
+            return
         if _closed(conv):
             self.closed(conv)
             return
@@ -109,7 +116,7 @@ class Registration(Flow):
             conv.emit("registration.completed", questions=len(progress["answers"]))
             conv.say(conv._("Thank you, you are registered for {assembly}. If you are drawn "
                             "we will write to you.", assembly=assembly_name(conv)))
-            conv.finish()
+            wait(conv, self.name, "done")
         elif step == "summary" and answer.choice == "restart":
             progress["answers"], progress["order"] = {}, []
             self.next_step(conv)

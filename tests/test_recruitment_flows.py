@@ -268,3 +268,23 @@ async def test_registered_but_not_drawn_are_thanked_once(db, settings, invited, 
     assert told == {"selected": 1, "not selected": 1}
     assert "pas été" in (await outbox_of(db, PHONE_FR))[-1]
     assert await recruitment.notify_draw_outcome(db.sessions, settings, assembly) == {}
+
+
+async def test_waiting_for_the_draw_answers_and_still_hears_withdraw(db, settings, invited,
+                                                                      assembly):
+    await _register(db, settings, PHONE)
+    replies = await say(db, settings, PHONE, "hello?")
+    assert "We will write to you after the draw" in replies[0]
+    pid = (await invitation_of(db, PHONE)).participant_id
+    async with db.sessions.begin() as session:
+        session.add(Selection(participant_id=pid, draw_id="d1", status=RESERVE,
+                              reserve_rank=1))
+    await recruitment.notify_draw_outcome(db.sessions, settings, assembly)
+    replies = await say(db, settings, PHONE, "Withdraw")
+    assert "You have withdrawn" in replies[0]
+    async with db.sessions() as session:
+        selection = await session.scalar(select(Selection))
+        consent = await session.scalar(select(Consent))
+    assert (selection.status, selection.reason) == (DECLINED, "withdrawn")
+    assert consent.withdrawn_at is not None
+    assert (await invitation_of(db, PHONE)).status == WITHDRAWN
