@@ -29,6 +29,7 @@ from store.recruitment import (
     RegistrationAnswer,
     Selection,
 )
+from tests.telegram_peer import EmulatorRequest, telegram_emulator_fixture  # noqa: F401
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "citizens-jury"
 PHONE, PHONE_FR = "+447700900101", "+447700900102"
@@ -288,3 +289,32 @@ async def test_waiting_for_the_draw_answers_and_still_hears_withdraw(db, setting
     assert (selection.status, selection.reason) == (DECLINED, "withdrawn")
     assert consent.withdrawn_at is not None
     assert (await invitation_of(db, PHONE)).status == WITHDRAWN
+
+
+async def test_a_letter_link_opened_in_telegram_through_the_bot_api(
+        db, invited, telegram_emulator, monkeypatch):
+    import bot.telegram
+    from tests.test_telegram_e2e import Service, polling_settings
+
+    monkeypatch.setattr(bot.telegram, "request_factory",
+                        lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout))
+
+    token = telegram_emulator.new_token()
+    settings = polling_settings(db, telegram_emulator.url, token)
+    code = invited["ana_riverside"].split("start=")[1]
+    async with Service(settings):
+        await telegram_emulator.user_writes(token, 4242, f"/start {code}")
+        (invitation,) = await telegram_emulator.user_reads(token, 4242)
+        rows = invitation["reply_markup"]["inline_keyboard"]
+        assert invitation["text"].startswith("You are invited to take part in Riverside")
+        assert [[b["text"] for b in row] for row in rows] == [["Yes, tell me more"],
+                                                             ["No, thank you"]]
+        await telegram_emulator.user_presses(token, 4242, invitation,
+                                             rows[0][0]["callback_data"])
+        (consent,) = await telegram_emulator.user_reads(token, 4242)
+    assert "Do you agree?" in consent["text"]
+    async with db.sessions() as session:
+        invitation_row = await session.scalar(select(Invitation).join(
+            PoolEntry, PoolEntry.participant_id == Invitation.participant_id).where(
+            PoolEntry.telegram_handle == "ana_riverside"))
+    assert invitation_row.status == "responded" and invitation_row.bound_contact_id
