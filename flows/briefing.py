@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from flows.engine import Conversation, command
 from flows.i18n import Translator
-from flows.model import Choice, Event, Inbound, Outbound
+from flows.model import Choice, Inbound, Outbound
 from flows.text import fold
 
 # Button keys, distinct from any flow's choice keys; the prompt part of the data is ignored.
@@ -179,8 +179,7 @@ def _attendance(conv: Conversation, calendar: dict[str, Any], kind: str) -> None
     if session is None:
         conv.say(conv._("There is no upcoming session to tell the organisers about."))
         return
-    # Appended directly: the data has a field called "kind", which emit() takes itself.
-    conv.events.append(Event("attendance.reported", {"kind": kind, "session": session["id"]}))
+    conv.emit("attendance.reported", report=kind, session=session["id"])
     conv.say(conv._("Thank you for letting us know. The organisers have been told."))
 
 
