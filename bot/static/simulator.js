@@ -95,7 +95,11 @@ async function poll() {
   try {
     const query = new URLSearchParams({
       channel: state.channel, address: state.address, after: String(state.after) });
+    const asked = query.toString();
     const data = await api("GET", `${API}?${query}`);
+    const now = new URLSearchParams({
+      channel: state.channel, address: state.address, after: String(state.after) });
+    if (now.toString() !== asked) return; // the conversation changed meanwhile
     for (const message of data.messages) {
       addReply(message);
       state.after = Math.max(state.after, message.seq);
