@@ -404,14 +404,17 @@ class Dispatcher:
             await self._reroute(row, "contact unreachable")
             return
         limits = self.limits.for_channel(row.channel)
-        if limits is not None:
-            await limits.acquire(row.address)
+        token = await limits.acquire(row.address) if limits is not None else None
         handed_over = self.clock()
         DISPATCH_LATENCY.labels(row.channel).observe(
             max(0.0, (handed_over - row.created_at).total_seconds()))
         try:
-            sent = await asyncio.wait_for(self.transports[row.channel].send(row.outgoing()),
-                                          timeout=self.send_timeout)
+            try:
+                sent = await asyncio.wait_for(
+                    self.transports[row.channel].send(row.outgoing()), timeout=self.send_timeout)
+            finally:
+                if limits is not None:
+                    limits.done(token)
         except RetryLater as exc:
             if exc.after is not None and limits is not None:
                 limits.hold(row.address, exc.after)

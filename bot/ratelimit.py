@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -19,8 +18,8 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 # Limits are enforced on our side of the network; requests can arrive a little closer
-# together than they left. Pacing 2% under the published rate keeps the far side's count
-# for any one-second window at or under the limit.
+# together than they left. Per-recipient and per-sender pacing runs 2% under the published
+# rate for that reason (Telegram's overall limit has an exact window cap instead).
 HEADROOM = 0.98
 EPSILON = 1e-9  # float sums of intervals drift by ~1e-13; never wait for that
 
@@ -51,10 +50,11 @@ class Gcra:
         wait = self.tat - self.tolerance - self.clock()
         return wait if wait > EPSILON else 0.0
 
-    def take(self, cost: float = 1.0) -> None:
+    def take(self, cost: float = 1.0) -> float:
         """Record a send happening now (whether or not it conformed)."""
         now = self.clock()
         self.tat = max(self.tat, now) + self.interval * cost
+        return now
 
     def try_take(self, cost: float = 1.0) -> bool:
         if self.wait_time() > 0:
@@ -81,10 +81,12 @@ class Gcra:
 
 
 class WindowCap:
-    """At most `limit` sends in any `window` seconds, counted on the actual send times.
+    """At most `limit` sends in any `window` seconds, as the far side counts them.
 
-    GCRA paces; this caps. A sender woken late may catch up in a short burst, but never
-    beyond what the window allows.
+    A send counts from when it was handed over until it is `done`, and then from its
+    completion: the far side saw it somewhere in between, so the next send that would make
+    `limit + 1` waits until a full window after that completion, whatever the network
+    jitter. GCRA paces; this caps.
     """
 
     def __init__(self, limit: int, window: float, *, clock: Clock = time.monotonic):
@@ -92,18 +94,29 @@ class WindowCap:
             raise ValueError("a window cap needs limit >= 1 and a positive window")
         self.limit, self.window, self.clock = limit, window, clock
         self.rate = limit / window
-        self._times: deque[float] = deque(maxlen=limit)
+        self._slots: list[float] = []
 
     def wait_time(self) -> float:
-        if len(self._times) < self.limit:
+        now = self.clock()
+        self._slots = [t for t in self._slots if t + self.window > now]
+        if len(self._slots) < self.limit:
             return 0.0
-        wait = self._times[0] + self.window - self.clock()
+        wait = min(self._slots) + self.window - now
         return wait if wait > EPSILON else 0.0
 
-    def take(self, cost: float = 1.0) -> None:
+    def take(self, cost: float = 1.0) -> float:
+        """Count a send handed over now; returns the time to pass to `done`."""
         now = self.clock()
-        for _ in range(max(1, round(cost))):
-            self._times.append(now)
+        self._slots += [now] * max(1, round(cost))
+        return now
+
+    def done(self, handed_over: float) -> None:
+        """The send handed over at `handed_over` has been answered: count from now."""
+        try:
+            index = self._slots.index(handed_over)
+        except ValueError:
+            return  # already outside the window
+        self._slots[index] = self.clock()
 
 
 class KeyedGcra:
@@ -153,8 +166,12 @@ class ChannelLimits:
         ]
         return [limiter for limiter in limiters if limiter is not None]
 
-    async def acquire(self, recipient: str, cost: float = 1.0) -> None:
-        """Wait until this send conforms to every rule, then count it against each."""
+    async def acquire(self, recipient: str, cost: float = 1.0) -> float | None:
+        """Wait until this send conforms to every rule, then count it against each.
+
+        Returns a token for `done`, to be called once the far side has answered.
+        """
+        handed_over = None
         chat = self.per_recipient[recipient] if self.per_recipient is not None else None
         # One message per recipient is in flight at a time (order is kept per contact), so
         # waiting for the recipient first never holds the shared limiters while idle.
@@ -169,9 +186,15 @@ class ChannelLimits:
                 while (delay := max(limiter.wait_time() for limiter in shared)) > 0:
                     await self.sleep(delay)
                 for limiter in shared:
-                    limiter.take(cost)
+                    handed_over = limiter.take(cost)
         if chat is not None:
             chat.take(cost)
+        return handed_over if self.overall_cap is not None else None
+
+    def done(self, handed_over: float | None) -> None:
+        """Tell the window cap the send is answered (pass what `acquire` returned)."""
+        if handed_over is not None and self.overall_cap is not None:
+            self.overall_cap.done(handed_over)
 
     def hold(self, recipient: str, seconds: float) -> None:
         if self.per_recipient is not None:
@@ -199,16 +222,16 @@ class DeliveryLimits:
             return KeyedGcra(rate * headroom, clock=clock, sleep=sleep) if rate > 0 else None
 
         def cap(rate: float) -> WindowCap | None:
-            # Telegram counts per second: at most int(rate) in any (slightly long) second.
-            return WindowCap(int(rate), 1.0 / headroom, clock=clock) if rate >= 1 else None
+            # Telegram counts per second: at most int(rate) in any second on its side.
+            return WindowCap(int(rate), 1.0, clock=clock) if rate >= 1 else None
 
         overall = settings.telegram_rate
         sender = (settings.twilio_from_number or settings.twilio_messaging_service_sid
                   or "sms")
         return cls({
             "telegram": ChannelLimits(
-                # Paced at the full rate with a little slack for late wake-ups; the window
-                # cap keeps any second at or under the limit.
+                # Paced at the full rate, with slack to catch up after a late wake-up; the
+                # window cap keeps every second at or under the limit.
                 overall=Gcra(overall, burst=3, clock=clock, sleep=sleep) if overall > 0
                 else None,
                 overall_cap=cap(overall) if overall > 0 else None,

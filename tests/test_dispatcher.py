@@ -560,7 +560,7 @@ async def test_the_app_dispatches_in_the_background_and_stops_cleanly(sqlite_db)
     try:
         await service.receive(sqlite_db.sessions, settings, channel="sms",
                               address="+447700900111", text="hi", provider_id="app-1")
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(20):  # generous: other features start beside it
             while not [r for r in await rows(sqlite_db) if r.status == "delivered"]:
                 await asyncio.sleep(0.05)
     finally:
