@@ -27,8 +27,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import service
 from bot.app import SESSIONS, feature
-from bot.organisers import record
+from bot.organisers import forward_attendance, record
 from bot.render import render
 from bot.settings import Settings
 from flows.briefing import session_moved_text
@@ -439,8 +440,7 @@ async def release_due(sessions: async_sessionmaker[AsyncSession], settings: Sett
                 return released
             await queue(session, settings, row, now=current)
             released.append(row.id)
-        from bot.service import outbox_signal
-        outbox_signal.set()
+        service.outbox_signal.set()
 
 
 async def discard(session: AsyncSession, broadcast_id: int, *,
@@ -504,11 +504,17 @@ RELEASE_EVERY = 15.0  # seconds
 
 
 async def release_loop(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    """Scheduled broadcasts that are due, and attendance notices no organiser was told of
+    yet (there was none when they came in)."""
     while True:
         try:
             released = await release_due(sessions, settings)
             if released:
                 log.info("released %d scheduled broadcast(s)", len(released))
+            async with sessions.begin() as session:
+                forwarded = await forward_attendance(session, settings, utcnow())
+            if forwarded:
+                service.outbox_signal.set()
         except asyncio.CancelledError:
             raise
         except Exception:  # keep the loop alive; the row stays scheduled and is retried

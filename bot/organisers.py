@@ -16,7 +16,7 @@ from bot.service import after_turn, enqueue, find_or_create_contact, provide_fac
 from bot.settings import Settings
 from flows.i18n import translator
 from flows.model import Outbound, Turn
-from flows.organiser import PREVIEW_MINUTES, parse_broadcast, split_command
+from flows.organiser import PREVIEW_MINUTES, is_urgent, parse_broadcast, split_command
 from scheduler import config as scheduler_config
 from scheduler.facts import load_moves
 from scheduler.plan import timed_sessions
@@ -255,7 +255,7 @@ async def organiser_events(session: AsyncSession, settings: Settings, *,
                 row = await broadcast.create(
                     session, settings, broadcast.text_content(preview.text),
                     broadcast.parse_audience(preview.audience), organiser_id=organiser_id,
-                    origin=preview.origin, now=now)
+                    origin=preview.origin, urgent=is_urgent(preview.text), now=now)
                 queued += await _count_rows(session, row.id)
             await session.delete(preview)
             await session.flush()

@@ -10,7 +10,8 @@ someone is in, and leave it where it was. Everything they know comes from ctx.fa
 itself and "attendance.reported" into a notice to every organiser.
 
 SEND and DISCARD answer a preview (CANCEL would opt the organiser out: it is a global
-keyword). A preview lapses after PREVIEW_MINUTES.
+keyword). A preview lapses after PREVIEW_MINUTES. A broadcast waits for the end of each
+person's quiet hours, unless its text starts with URGENT.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from flows.text import fold, words
 
 PREVIEW_MINUTES = 30
 AUDIENCE_KINDS = ("all", "selected", "reserve")
+
+URGENT_WORDS = {"urgent", "urgente"}
 
 # Answers to a preview: the English words the messages name, and their translations.
 PREVIEW_ANSWERS = {"send": "send", "envoyer": "send", "enviar": "send",
@@ -53,6 +56,12 @@ def parse_broadcast(rest: str) -> tuple[str, str]:
     if first.casefold().startswith("to:"):
         return first[3:].casefold(), body.strip()
     return "all", rest.strip()
+
+
+def is_urgent(text: str) -> bool:
+    """A broadcast whose text starts with URGENT goes out at once, even in quiet hours."""
+    said = words(text)
+    return bool(said) and said[0] in URGENT_WORDS
 
 
 def valid_audience(audience: str) -> bool:
@@ -125,7 +134,10 @@ def _broadcast(conv: Conversation, organiser_id: int, rest: str) -> None:
           "{sms} by SMS).", audience=audience, people=people,
           telegram=counts.get("telegram", 0), sms=counts.get("sms", 0)),
     ]
-    if counts.get("held"):
+    if is_urgent(text):
+        lines.append(_("It starts with URGENT, so it goes out at once, even during quiet "
+                       "hours."))
+    elif counts.get("held"):
         lines.append(conv.t.ngettext(
             "{n} of them is in quiet hours and will get it when they end.",
             "{n} of them are in quiet hours and will get it when they end.", counts["held"]))
@@ -133,7 +145,7 @@ def _broadcast(conv: Conversation, organiser_id: int, rest: str) -> None:
               _("Reply SEND to send it, or DISCARD to drop it.")]
     conv.say("\n".join(lines))
     conv.emit("broadcast.previewed", organiser=organiser_id, audience=audience,
-              recipients=counts["reachable"], channel=conv.ctx.channel)
+              recipients=counts["reachable"], urgent=is_urgent(text), channel=conv.ctx.channel)
 
 
 def _answer_preview(conv: Conversation, organiser_id: int, answer: str,

@@ -181,6 +181,40 @@ async def test_people_in_quiet_hours_are_counted_in_the_preview_and_wait(db, set
     assert len(waits) == 3 and all(w > NOW for w in waits)
 
 
+async def test_urgent_broadcast_ignores_quiet_hours(db, settings):
+    scheduler_config.set_current(scheduler_config.parse_calendar(
+        CALENDAR.format(quiet="00:00-23:59")))
+    await panel(db)
+    await say(db, settings, ORGANISER_CHAT, "/broadcast URGENT: the hall is closed today")
+    preview = (await replies_to(db, ORGANISER_CHAT))[-1]
+    assert "goes out at once" in preview and "quiet hours and will get it" not in preview
+    await say(db, settings, ORGANISER_CHAT, "SEND")
+    async with db.sessions() as session:
+        row = (await session.execute(select(Broadcast))).scalar_one()
+        waits = set((await session.execute(select(OutboxMessage.not_before).where(
+            OutboxMessage.broadcast_id == row.id))).scalars())
+    assert row.urgent and waits == {NOW}
+
+
+async def test_notices_wait_for_an_organiser_to_tell(db, settings):
+    from bot.organisers import forward_attendance
+
+    async with db.sessions.begin() as session:
+        member = await add_member(session, channel="sms", status=CONFIRMED)
+    contact = (await _addresses(db, member.id))[0]
+    await say(db, settings, contact, "I'm late", channel="sms")  # nobody to tell yet
+    async with db.sessions() as session:
+        notice = (await session.execute(select(AttendanceNotice))).scalar_one()
+    assert notice.forwarded_at is None
+    async with db.sessions.begin() as session:
+        await add_organiser(session, phone=ORGANISER_PHONE)
+    async with db.sessions.begin() as session:
+        assert await forward_attendance(session, settings, NOW) == 1
+    async with db.sessions.begin() as session:
+        assert await forward_attendance(session, settings, NOW) == 0  # told once
+    assert (await replies_to(db, ORGANISER_PHONE)) == [f"{member.id} will be late for session 1."]
+
+
 async def test_non_organisers_get_the_usual_answer_and_the_attempt_is_audited(db, settings):
     await panel(db)
     stranger = "9990001"

@@ -1,0 +1,263 @@
+"""Benchmark: an organiser's broadcast to 10,000 participants, from SEND to the channels.
+
+    .venv/bin/python bench/broadcast.py [--people 10000] [--sms-share 0.3] [--window 10]
+                                        [--database-url URL]
+
+An organiser writes `/broadcast ...` on Telegram and then SEND, through the service as a
+webhook would. The broadcast is queued in that turn's transaction and the real dispatcher
+(bot/dispatcher.py) sends it with the real transports (python-telegram-bot, twilio) to a
+loopback sink that answers like the Bot API (sendMessage) and like Twilio (Messages.json).
+
+1. Limits off: the time from the organiser's SEND to the last message handed to a channel.
+2. Limits on (settings: Telegram 30/s overall, SMS per sender number): a second broadcast
+   runs for a bounded window (default 10 s); the achieved rate of each channel against its
+   limit (target: at least 95%).
+
+The sink runs in a child process so it does not share an event loop with what it measures.
+A temporary SQLite database by default; --database-url for another (it must be empty).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as a script, this directory comes first on sys.path, where bench/select.py would
+# shadow the standard library's select module: put the repository there instead.
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import itertools  # noqa: E402
+import logging  # noqa: E402
+import random  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import aiohttp  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+TOKEN = "123456:bench"
+ACCOUNT = "AC" + "0" * 32
+SENDER = "+15005550006"
+ORGANISER_CHAT = "4242"
+TARGET = 0.95
+TEXT = "The venue has changed: all sessions now take place at the Town Hall, Room B."
+
+
+# --- the sink (child process) ------------------------------------------------------------
+
+def run_sink() -> None:
+    """Answer like the Bot API and like Twilio; remember when each message arrived."""
+    arrivals: list[tuple[float, str]] = []
+    ids = itertools.count(1)
+
+    async def bot_method(request: web.Request) -> web.Response:
+        params = (await request.json() if request.content_type == "application/json"
+                  else dict(await request.post()))
+        arrivals.append((time.time(), "telegram"))
+        return web.json_response({"ok": True, "result": {
+            "message_id": next(ids), "date": int(time.time()),
+            "chat": {"id": int(params["chat_id"]), "type": "private"},
+            "text": params.get("text", "")}})
+
+    async def twilio_messages(request: web.Request) -> web.Response:
+        form = await request.post()
+        arrivals.append((time.time(), "sms"))
+        sid = f"SM{next(ids):032x}"
+        return web.json_response({
+            "sid": sid, "account_sid": request.match_info["account"], "to": form.get("To"),
+            "from": form.get("From"), "body": form.get("Body"), "status": "queued",
+            "num_segments": "1", "direction": "outbound-api", "api_version": "2010-04-01",
+            "uri": f"/2010-04-01/Accounts/{request.match_info['account']}/Messages/{sid}.json",
+        }, status=201)
+
+    async def stats(request: web.Request) -> web.Response:
+        since = float(request.query.get("since", 0))
+        return web.json_response({"count": len(arrivals),
+                                  "arrivals": [a for a in arrivals if a[0] >= since]
+                                  if "since" in request.query else []})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/bot{token}/{method}", bot_method)
+        app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", twilio_messages)
+        app.router.add_get("/stats", stats)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        print(runner.addresses[0][1], flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, __file__, "--sink"],
+                                        stdout=subprocess.PIPE, text=True)
+        self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
+        self.http: aiohttp.ClientSession | None = None
+
+    async def stats(self, since: float | None = None) -> dict:
+        self.http = self.http or aiohttp.ClientSession()
+        query = "" if since is None else f"?since={since}"
+        async with self.http.get(f"{self.url}/stats{query}") as response:
+            return await response.json()
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+        self.process.terminate()
+        self.process.wait(timeout=5)
+
+
+# --- the assembly --------------------------------------------------------------------------
+
+async def seed(sessions, people: int, sms_share: float) -> dict[str, int]:
+    """Drawn participants with one contact each (Telegram or SMS), written in bulk."""
+    from sqlalchemy import insert
+
+    from store.models import Contact, Participant, utcnow
+    from store.recruitment import Selection
+
+    rng = random.Random(4)
+    now = utcnow()
+    rows, contacts, seats, channels = [], [], [], {"telegram": 0, "sms": 0}
+    for n in range(people):
+        pid = f"P{n:011d}"
+        language = rng.choice(("en", "en", "fr", "es"))
+        sms = rng.random() < sms_share
+        channel = "sms" if sms else "telegram"
+        channels[channel] += 1
+        rows.append({"id": pid, "language": language, "opted_out": False,
+                     "state": {"language": language}, "created_at": now, "updated_at": now})
+        contacts.append({"participant_id": pid, "channel": channel,
+                         "address": f"+4479{n:08d}" if sms else str(10_000_000 + n),
+                         "sms_consent": sms, "created_at": now, "next_seq": 1})
+        seats.append({"participant_id": pid, "draw_id": "bench", "status": "confirmed",
+                      "selected_at": now})
+    async with sessions.begin() as session:
+        for table, data in ((Participant, rows), (Contact, contacts), (Selection, seats)):
+            for start in range(0, len(data), 2000):
+                await session.execute(insert(table), data[start:start + 2000])
+    return channels
+
+
+async def organiser_sends(sessions, settings, label: str) -> tuple[float, float]:
+    """The organiser's preview, then SEND. Returns (SEND time, seconds SEND took)."""
+    from bot import service
+
+    await service.receive(sessions, settings, channel="telegram", address=ORGANISER_CHAT,
+                          text=f"/broadcast {TEXT} ({label})", provider_id=f"{label}-1")
+    sent_at = time.time()
+    started = time.perf_counter()
+    await service.receive(sessions, settings, channel="telegram", address=ORGANISER_CHAT,
+                          text="SEND", provider_id=f"{label}-2")
+    return sent_at, time.perf_counter() - started
+
+
+def achieved(arrivals: list[list], channel: str, window: float, start: float) -> float:
+    """Messages a second on `channel` between its first arrival and the end of the window."""
+    times = sorted(t for t, c in arrivals if c == channel and t <= start + window)
+    if len(times) < 2:
+        return 0.0
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+async def main(args: argparse.Namespace) -> int:
+    from bot import broadcast  # noqa: F401  (organiser chat: facts, previews, SEND)
+    from bot.dispatcher import Dispatcher
+    from bot.organisers import add_organiser
+    from bot.ratelimit import DeliveryLimits
+    from bot.settings import Settings
+    from bot.transport import build_transports
+    from scheduler import config as scheduler_config
+    from store.db import make_engine, sessionmaker, upgrade_async
+
+    logging.basicConfig(level=logging.WARNING)
+    tmp = tempfile.TemporaryDirectory(prefix="concorder-bench-")
+    url = args.database_url or f"sqlite+aiosqlite:///{tmp.name}/bench.db"
+    sink = Sink()
+    # No quiet hours: the benchmark measures sending, whatever the time of day it runs at.
+    scheduler_config.set_current(scheduler_config.parse_calendar('[schedule]\nquiet_hours = ""\n'))
+    settings = Settings(_env_file=None, CONCORDER_DATABASE_URL=url, TELEGRAM_BOT_TOKEN=TOKEN,
+                        TELEGRAM_API_BASE_URL=sink.url, TWILIO_ACCOUNT_SID=ACCOUNT,
+                        TWILIO_AUTH_TOKEN="bench", TWILIO_FROM_NUMBER=SENDER,
+                        TWILIO_API_BASE_URL=sink.url)
+    await upgrade_async(url)
+    engine = make_engine(url)
+    sessions = sessionmaker(engine)
+    ok = True
+    try:
+        channels = await seed(sessions, args.people, args.sms_share)
+        async with sessions.begin() as session:
+            await add_organiser(session, telegram_id=ORGANISER_CHAT)
+        print(f"{args.people} participants: {channels['telegram']} on Telegram, "
+              f"{channels['sms']} by SMS ({engine.dialect.name}).")
+
+        # 1. Limits off: SEND -> last message handed over.
+        transports = build_transports(settings)
+        dispatcher = Dispatcher(sessions, transports, settings, limits=DeliveryLimits.off(),
+                                poll_interval=0.05)
+        running = asyncio.create_task(dispatcher.run())
+        before = (await sink.stats())["count"]
+        sent_at, queue_time = await organiser_sends(sessions, settings, "off")
+        expected = before + args.people + 1  # everyone, and "Sending..." to the organiser
+        deadline = time.monotonic() + args.timeout
+        while (await sink.stats())["count"] < expected:
+            if time.monotonic() > deadline:
+                print("Timed out waiting for the broadcast to be handed over.")
+                ok = False
+                break
+            await asyncio.sleep(0.05)
+        last = max(t for t, _c in (await sink.stats(since=sent_at))["arrivals"])
+        dispatcher.stop()
+        await running
+        total = last - sent_at
+        print(f"\n1. Limits off: SEND -> last message handed to a channel: {total:.2f} s "
+              f"({args.people / total:.0f} messages/s); queueing in the SEND transaction "
+              f"took {queue_time:.2f} s.")
+
+        # 2. Limits on, over a bounded window.
+        dispatcher = Dispatcher(sessions, transports, settings, poll_interval=0.05)
+        running = asyncio.create_task(dispatcher.run())
+        sent_at, _queue = await organiser_sends(sessions, settings, "on")
+        await asyncio.sleep(args.window + 1)
+        dispatcher.stop()
+        await running
+        arrivals = (await sink.stats(since=sent_at))["arrivals"]
+        start = min(t for t, _c in arrivals)
+        print(f"\n2. Limits on, {args.window:.0f} s window:")
+        for channel, limit in (("telegram", settings.telegram_rate),
+                               ("sms", settings.sms_rate)):
+            rate = achieved(arrivals, channel, args.window, start)
+            share = rate / limit if limit else 0.0
+            verdict = "ok" if share >= TARGET else f"below the {TARGET:.0%} target"
+            ok = ok and share >= TARGET
+            print(f"   {channel:8} {rate:6.2f}/s against a limit of {limit:g}/s: "
+                  f"{share:.1%} ({verdict})")
+        for transport in transports.values():
+            await transport.close()
+    finally:
+        await engine.dispose()
+        await sink.stop()
+        tmp.cleanup()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--sink"]:
+        run_sink()
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--people", type=int, default=10_000)
+    parser.add_argument("--sms-share", type=float, default=0.3,
+                        help="the share of participants reached by SMS")
+    parser.add_argument("--window", type=float, default=10.0,
+                        help="seconds over which the rates with limits on are measured")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--database-url", help="an empty database (default: temporary SQLite)")
+    sys.exit(asyncio.run(main(parser.parse_args())))
