@@ -10,9 +10,9 @@ maximin solves one integer program per respondent before it optimises; on a smal
 2,000 respondents can take longer than the time budget, in which case the run is stopped
 and the table says how far it got and how long the first phase would take at that pace.
 
-A smaller comparison (300 respondents, 30 seats) follows, where maximin finishes.
+A smaller comparison (200 respondents, 20 seats) follows, where maximin finishes.
 
-Usage: .venv/bin/python bench/select.py [--budget 60] [--legacy-budget 30] [--nash]
+Usage: .venv/bin/python bench/select.py [--budget 45] [--legacy-budget 25] [--nash]
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def run_legacy(inp: draw.DrawInput, budget: float) -> dict[str, Any]:
     return {"algorithm": "legacy", "seconds": seconds, "lowest": min(frequencies),
             "mean": sum(frequencies) / len(frequencies),
             "quotas_met": all(row.met for row in first.quota_table),
-            "note": f"estimated from {draws} draws; {never} people never drawn"}
+            "note": f"estimated from {draws} draws; never drawn: {never}"}
 
 
 def compare(size: int, seats: int, args: argparse.Namespace, budget: float,
@@ -160,13 +160,13 @@ def compare(size: int, seats: int, args: argparse.Namespace, budget: float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=60,
+    parser.add_argument("--budget", type=float, default=45,
                         help="time limit for one maximin (or nash) draw of 2,000, seconds")
-    parser.add_argument("--legacy-budget", type=float, default=30,
+    parser.add_argument("--legacy-budget", type=float, default=25,
                         help="time spent on repeated legacy draws of 2,000, seconds")
     parser.add_argument("--nash", action="store_true", help="also run nash (as slow as maximin)")
     parser.add_argument("--no-small", action="store_true",
-                        help="skip the 300-respondent comparison")
+                        help="skip the 200-respondent comparison")
     args = parser.parse_args()
 
     console.print(f"{len(CATEGORIES)} categories, one per household; {draw.LIBRARY} "
@@ -175,7 +175,7 @@ def main() -> None:
     rows = compare(RESPONDENTS, SEATS, args, args.budget, args.legacy_budget)
     if not args.no_small:
         # Small enough for maximin to finish here, so both columns can be compared.
-        rows += compare(300, 30, args, 60, 15)
+        rows += compare(200, 20, args, 60, 12)
 
     table = Table(title="Stratified draw: maximin against legacy")
     for column in ("Respondents / seats", "Algorithm", "One draw", "Lowest probability",

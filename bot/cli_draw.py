@@ -67,6 +67,10 @@ ASSEMBLY = typer.Option(None, "--assembly", help="The assembly file (TOML). "
 ALGORITHM = typer.Option("maximin", "--algorithm", help="maximin (default, free HiGHS "
                          "solver), nash, leximin (needs Gurobi) or legacy.")
 DRY_RUN = typer.Option(False, "--dry-run", help="Show what would happen; write nothing.")
+QUOTAS = typer.Option(None, "--quotas", help="TOML file with panel_size, reserve_size, "
+                      "one_per_household and [quotas.<category>] tables (value = {min = 2, "
+                      "max = 4} or value = 0.25 as a target share). Default: the assembly "
+                      "file's own.")
 PUBLISH = typer.Option(None, "--publish", help="Where to write the list of panels (JSON). "
                        "Default: panels-<draw>.json.")
 PARTICIPANTS = typer.Argument(None, metavar="PARTICIPANT...", help="Pseudonymous ids of panel "
@@ -104,12 +108,45 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def rules_from_file(path: Path) -> DrawRules:
+    """The draw's rules from a TOML file: panel_size, reserve_size, one_per_household and
+    [quotas.<category>] tables of value = {min = .., max = ..} or value = share."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DrawCommandError(f"{path}: file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise DrawCommandError(f"{path}: not valid TOML: {error}") from None
+    try:
+        return rules_from_assembly(data)
+    except DrawCommandError as error:
+        raise DrawCommandError(f"{path}: {error}") from None
+
+
+def recorded_rules(run: DrawRun) -> DrawRules:
+    """The rules the panel was drawn under: replacements keep to them."""
+    data = run.payload["input"]
+    quotas = {c: {v: draw.Bounds(*b) for v, b in values.items()}
+              for c, values in data["quotas"].items()}
+    return DrawRules(quotas, data["panel_size"], data.get("reserve_size", 0),
+                     data["one_per_household"])
+
+
+def rules_for(assembly: Any, quotas_file: Path | None) -> DrawRules:
+    return rules_from_file(quotas_file) if quotas_file else rules_from_assembly(assembly)
+
+
 def rules_from_assembly(assembly: Any) -> DrawRules:
     """Panel size, reserve size, one-per-household and quotas from the assembly file."""
     section = _get(assembly, "selection") or _get(assembly, "draw") or assembly
     panel_size = _get(section, "panel_size")
     if not panel_size:
-        raise DrawCommandError("The assembly file gives no panel size for the draw.")
+        raise DrawCommandError("No panel size for the draw: give --quotas FILE (see "
+                               "`concorder select --help`).")
+    if not isinstance(panel_size, int) or panel_size < 1:
+        raise DrawCommandError(f"panel_size must be a positive whole number, not {panel_size!r}.")
     quotas_spec = _plain(_get(section, "quotas") or {})
     if isinstance(quotas_spec, list):  # [{category, value, min, max}] rows
         table: dict[str, dict[str, Any]] = {}
@@ -118,7 +155,8 @@ def rules_from_assembly(assembly: Any) -> DrawRules:
             table.setdefault(row["category"], {})[row["value"]] = row
         quotas_spec = table
     if not quotas_spec:
-        raise DrawCommandError("The assembly file gives no quotas for the draw.")
+        raise DrawCommandError("No quotas for the draw: give --quotas FILE with "
+                               "[quotas.<category>] tables.")
     try:
         quotas = draw.quota_bounds(quotas_spec, int(panel_size))
     except draw.DrawError as error:
@@ -518,6 +556,7 @@ def select_command(
     verify: bool = typer.Option(False, "--verify", help="Re-run every recorded draw from the "
                                 "audit trail and confirm the same result."),
     dry_run: bool = DRY_RUN,
+    quotas_file: Path = QUOTAS,
     assembly_path: Path = ASSEMBLY,
 ) -> None:
     """Draw the panel and its ordered reserve among the registered respondents."""
@@ -530,16 +569,16 @@ def select_command(
         if pick_seed is not None:
             _pick(settings, assembly, pick_seed, dry_run)
         else:
-            _select(settings, assembly, seed, algorithm, panels, publish, dry_run)
+            rules = rules_for(assembly, quotas_file)
+            _select(settings, assembly, rules, seed, algorithm, panels, publish, dry_run)
     except (draw.DrawError, DrawCommandError) as error:
         raise _fail(getattr(error, "message", str(error))) from None
 
 
-def _select(settings: Settings, assembly: Any, seed: str | None, algorithm: str, panels: int,
-            publish: Path | None, dry_run: bool) -> None:
+def _select(settings: Settings, assembly: Any, rules: DrawRules, seed: str | None,
+            algorithm: str, panels: int, publish: Path | None, dry_run: bool) -> None:
     if not seed:
         raise DrawCommandError("Give --seed SEED (announce it before the draw).")
-    rules = rules_from_assembly(assembly)
     draw.check_algorithm(algorithm)
 
     async def gather(sessions):
@@ -672,22 +711,21 @@ def replace_command(
     assembly_path: Path = ASSEMBLY,
 ) -> None:
     """Draw replacements (reserve first, then everyone else registered) so the panel keeps
-    its quotas, and ask them to confirm."""
+    the quotas it was drawn under, and ask them to confirm."""
     settings = Settings()
     assembly = _assembly(assembly_path, settings)
     leaving = sorted(set(participants or []))
     try:
-        rules = rules_from_assembly(assembly)
-
         async def gather(sessions):
             async with sessions() as session:
-                if await completed_selection(session) is None:
+                done = await completed_selection(session)
+                if done is None:
                     raise DrawCommandError("No panel has been drawn yet: run `concorder "
                                            "select` first.")
-                return await replace_input(session, rules, leaving)
+                return await replace_input(session, recorded_rules(done), leaving)
 
         inp = _with_db(settings, gather)
-        places = rules.panel_size - len(inp.kept)
+        places = inp.panel_size - len(inp.kept)
         console.print(f"{len(inp.kept)} stay on the panel; {places} place(s) to fill "
                       f"({len(inp.candidate_tiers[0])} on the reserve, "
                       f"{len(inp.candidate_tiers[1])} others registered).")

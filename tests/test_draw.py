@@ -6,6 +6,7 @@ respondent); the 300-respondent pool uses the library's legacy algorithm, which 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -432,3 +433,100 @@ async def registered_pool_with_phones(db, people: list[Respondent]) -> None:
         for person in people:
             session.add(Contact(participant_id=person.id, channel="sms",
                                 address=phone_of(person.id), sms_consent=True))
+
+
+# ------------------------------------------------------------ the organiser's commands
+
+QUOTAS_TOML = """
+panel_size = 4
+reserve_size = 2
+one_per_household = true
+
+[quotas.gender]
+woman = 0.5
+man = 0.5
+other = { min = 0, max = 0 }
+"""
+
+
+async def concorder_process(db, tmp_path, *args):
+    """Run the installed `concorder` command; (exit code, stdout, stderr)."""
+    env = {**os.environ, "CONCORDER_DATABASE_URL": db.url, "COLUMNS": "200"}
+    env.pop("CONCORDER_ASSEMBLY", None)
+    process = await asyncio.create_subprocess_exec(
+        str(ROOT / ".venv" / "bin" / "concorder"), *args, cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await process.communicate()
+    return process.returncode, out.decode(), err.decode()
+
+
+async def concorder(db, tmp_path, *args):
+    """The same command line, run in this process (a thread: it runs its own event loop)."""
+    from typer.testing import CliRunner
+
+    import bot.cli_commands  # noqa: F401
+    from bot import recruitment
+    from bot.cli import app
+
+    env = {"CONCORDER_DATABASE_URL": db.url, "COLUMNS": "200", "CONCORDER_ASSEMBLY": None}
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+    finally:
+        os.chdir(cwd)
+        recruitment.use_assembly(None)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+async def test_select_replace_and_verify_from_the_command_line(sqlite_db, tmp_path):
+    db = sqlite_db
+    rng = random.Random(9)
+    people = [Respondent(f"P{i:05d}", f"H{i}", {
+        "age": rng.choice(["16-29", "30-49", "50-64", "65+"]), "gender": ["woman", "man"][i % 2],
+        "travel": rng.choice(["car", "bus", "bike"]), "area": "north"}) for i in range(12)]
+    await registered_pool_with_phones(db, people)
+    (tmp_path / "quotas.toml").write_text(QUOTAS_TOML)
+    common = ["--quotas", "quotas.toml", "--assembly", str(EXAMPLE)]
+
+    code, out, err = await concorder_process(db, tmp_path, "select", "--seed", "1",
+                                             "--algorithm", "leximin", *common)
+    assert code != 0 and "Gurobi" in err and "Traceback" not in err + out
+
+    code, out, err = await concorder(db, tmp_path, "select", "--seed", "2027", "--algorithm",
+                                     "legacy", "--dry-run", *common)
+    assert code == 0, err
+    assert "Dry run" in out and "woman" in out and "Reserve, in order (2)" in out
+    async with db.sessions() as session:
+        assert (await session.execute(select(Selection))).first() is None
+
+    code, out, err = await concorder(db, tmp_path, "select", "--seed", "2027", "--algorithm",
+                                     "legacy", *common)
+    assert code == 0, err
+    assert "4 selected" in out and "2 reserve" in out and "6 not selected" in out
+    async with db.sessions() as session:
+        rows = {r.participant_id: r for r in (await session.execute(select(Selection))).scalars()}
+    panel = sorted(pid for pid, r in rows.items() if r.status == SELECTED)
+    assert len(panel) == 4 and all(rows[pid].confirm_by is not None for pid in panel)
+
+    code, out, err = await concorder(db, tmp_path, "replace", panel[0], "--seed", "5",
+                                     "--algorithm", "legacy", "--assembly", str(EXAMPLE))
+    assert code == 0, err
+    assert "1 selected" in out
+    async with db.sessions() as session:
+        rows = {r.participant_id: r for r in (await session.execute(select(Selection))).scalars()}
+    assert rows[panel[0]].status == DECLINED
+    assert sum(1 for r in rows.values() if r.status == SELECTED) == 4
+
+    code, out, err = await concorder(db, tmp_path, "select", "--verify")
+    assert code == 0, err
+    assert out.count("same result") == 2
+
+    async with db.sessions.begin() as session:
+        run = (await session.execute(select(DrawRun).where(DrawRun.kind == "select"))).scalar_one()
+        run.result = {**run.result, "reserve": list(reversed(run.result["reserve"]))}
+    code, out, err = await concorder(db, tmp_path, "select", "--verify")
+    assert code == 1
+    assert "reserve: same people in another order" in err
