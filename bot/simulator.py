@@ -14,7 +14,7 @@ from typing import Any
 
 import phonenumbers
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 
 from bot import service
 from bot.addresses import CHANNELS, BadAddress, normalise
@@ -22,7 +22,7 @@ from bot.app import SESSIONS, SETTINGS, feature
 from bot.settings import Settings
 from bot.transport import Outgoing, Sent
 from flows.i18n import shipped_languages, translator
-from store.models import OutboxMessage
+from store.models import OutboxMessage, utcnow
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_TEXT = 2000  # what the page lets you type; longer than any real SMS or quick reply
@@ -180,21 +180,32 @@ async def get_messages(request: web.Request) -> web.Response:
         channel = _channel(query.get("channel"), settings)
         address = _address(channel, query.get("address"), settings)
         after = query.get("after", "0")
-        if not after.isdigit():
+        if not (after.isascii() and after.isdigit() and len(after) <= 9):
             raise InputError("'after' must be a message seq number (0 for all)")
     except InputError as exc:
         return _error(exc)
+    mine = (OutboxMessage.channel == channel, OutboxMessage.address == address)
     async with request.app[SESSIONS]() as session:
-        rows = (
+        shown = (
             await session.execute(
                 select(OutboxMessage)
-                .where(OutboxMessage.channel == channel, OutboxMessage.address == address)
+                .where(*mine, OutboxMessage.status.in_(SHOWN_STATUSES),
+                       OutboxMessage.seq > int(after))
                 .order_by(OutboxMessage.seq)
             )
         ).scalars().all()
-    shown = [r for r in rows if r.status in SHOWN_STATUSES and r.seq > int(after)]
-    # Queued rows are on their way (the dispatcher has not handed them over yet).
-    pending = sum(1 for r in rows if r.status in ("queued", "sending"))
+        # Replies on their way: due now, but the dispatcher has not handed them over yet
+        # (a message scheduled for later, after quiet hours say, is not on its way).
+        pending = (
+            await session.execute(
+                select(func.count()).select_from(OutboxMessage).where(
+                    *mine,
+                    or_(OutboxMessage.status == "sending",
+                        and_(OutboxMessage.status == "queued",
+                             OutboxMessage.next_attempt_at <= utcnow())),
+                )
+            )
+        ).scalar_one()
     return web.json_response(
         {"channel": channel, "address": address, "messages": [message_json(r) for r in shown],
          "pending": pending}

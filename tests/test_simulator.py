@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from bot.ratelimit import DeliveryLimits
 from bot.settings import Settings
 from bot.simulator import SimulatorTransport
 from bot.transport import Outgoing, Sent, Transport, build_transports
-from store.models import OutboxMessage
+from store.models import OutboxMessage, utcnow
 
 PHONE = "+447700900123"
 
@@ -180,9 +181,11 @@ async def test_listing_checks_its_query(client):
     response = await client.get("/simulator/api/messages", params={"channel": "sms"})
     assert response.status == 400
     assert "'address' is required" in (await response.json())["error"]
-    response = await client.get("/simulator/api/messages",
-                                params={"channel": "sms", "address": PHONE, "after": "-1"})
-    assert response.status == 400
+    for after in ("-1", "x", "9" * 5000, "１"):
+        response = await client.get("/simulator/api/messages",
+                                    params={"channel": "sms", "address": PHONE, "after": after})
+        assert response.status == 400
+        assert "'after' must be" in (await response.json())["error"]
 
 
 async def test_simulator_is_off_for_a_channel_with_a_real_account(aiohttp_client, db):
@@ -276,3 +279,13 @@ def test_terminal_chat_says_when_the_service_is_not_running():
     assert result.exit_code == 1
     assert "No Concorder Relay service answers" in result.output
     assert "concorder serve" in result.output
+
+
+async def test_a_message_scheduled_for_later_is_not_on_its_way(client, db):
+    await say(client, channel="sms", address=PHONE, text="hello")
+    assert (await replies(client, "sms", PHONE))["pending"] == 1
+    async with db.sessions.begin() as session:
+        row = (await session.execute(select(OutboxMessage))).scalar_one()
+        row.next_attempt_at = row.not_before = utcnow() + timedelta(hours=9)  # quiet hours
+    listing = await replies(client, "sms", PHONE)
+    assert listing == {"channel": "sms", "address": PHONE, "messages": [], "pending": 0}
