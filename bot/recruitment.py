@@ -71,6 +71,7 @@ from store.recruitment import (
 
 log = logging.getLogger(__name__)
 
+RECRUITMENT_FLOWS = ("invitation", "consent", "registration", "confirmation")
 PLACEHOLDER_BOT = "ConcorderSimulatorBot"  # links made without a real bot point here
 CHUNK = 5000
 
@@ -301,6 +302,13 @@ async def bind_invitation_link(session: AsyncSession, *, channel: str, address: 
         session.add(contact)
         await session.flush()
     elif contact.participant_id != invitation.participant_id:
+        if await _is_recruited(session, contact.participant_id):
+            # One account, one person: it already speaks for someone of the pool.
+            await audit.append(session, "invitation.code_refused",
+                               {"reason": "account linked to another person"},
+                               participant_id=invitation.participant_id, at=now)
+            await _mark_refused(session, contact, address, language, "other")
+            return
         # This chat wrote before opening its link: it belongs to the invited person now.
         await audit.append(session, "contact.moved", {"from": contact.participant_id},
                            participant_id=invitation.participant_id, at=now)
@@ -313,6 +321,12 @@ async def bind_invitation_link(session: AsyncSession, *, channel: str, address: 
                        participant_id=invitation.participant_id, at=now)
 
 
+async def _is_recruited(session: AsyncSession, participant_id: str) -> bool:
+    found = await session.scalar(select(PoolEntry.id).where(
+        PoolEntry.participant_id == participant_id))
+    return found is not None
+
+
 async def _mark_refused(session: AsyncSession, contact: Contact | None, address: str,
                         language: str, reason: str) -> None:
     """Let the invitation flow tell this chat why its link did not work."""
@@ -320,7 +334,10 @@ async def _mark_refused(session: AsyncSession, contact: Contact | None, address:
         contact = await service.find_or_create_contact(session, "telegram", address, language)
     participant = await service.lock_participant(session, contact.participant_id)
     state = State.from_json(participant.state, language=participant.language)
-    state.flow, state.step, state.offered = "invitation", None, []
+    if state.flow not in RECRUITMENT_FLOWS or state.step is None:
+        state.flow, state.step, state.offered = "invitation", None, []
+    # Else the person is in the middle of their own recruitment: the flow says why the
+    # link was refused and asks its current question again.
     state.data["invitation_refused"] = reason
     participant.state = state.to_json()
 

@@ -8,6 +8,7 @@ from flows.invitation import (
     assembly_name,
     is_start_command,
     recruitment_facts,
+    reopened,
     wait,
     wants_to_withdraw,
     withdraw,
@@ -76,6 +77,6 @@ class Confirmation(Flow):
                             "else."))
             conv.finish()
         elif is_start_command(answer):
-            conv.repeat()
+            reopened(conv)
         else:
             conv.not_understood()

@@ -8,6 +8,7 @@ from flows.invitation import (
     in_language,
     is_start_command,
     recruitment_facts,
+    reopened,
     wants_to_withdraw,
     withdraw,
 )
@@ -41,6 +42,6 @@ class Consent(Flow):
                             "your interest in {assembly}.", assembly=assembly_name(conv)))
             conv.finish()
         elif is_start_command(answer):
-            conv.repeat()
+            reopened(conv)
         else:
             conv.not_understood()

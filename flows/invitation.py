@@ -46,6 +46,26 @@ def withdraw(conv: Conversation) -> None:
     conv.finish()
 
 
+def refusal(conv: Conversation, reason: str) -> str:
+    """Why a Telegram link did not bind (the service decided; the flow explains)."""
+    if reason == "other":
+        return conv._("This Telegram account is already linked to another invitation. "
+                      "Please open your link from your own account.")
+    if reason == "used":
+        return conv._("This invitation link has already been used from another account. "
+                      "Please use the account you first opened it with.")
+    return conv._("This invitation link is not valid or has expired.")
+
+
+def reopened(conv: Conversation) -> None:
+    """'/start <code>' in the middle of a conversation: say if the link was refused, then
+    ask the current question again."""
+    reason = conv.state.data.pop("invitation_refused", None)
+    if reason is not None:
+        conv.say(refusal(conv, reason))
+    conv.repeat()
+
+
 def wait(conv: Conversation, flow: str, step: str) -> None:
     """Stay at a step with no question, so a later WITHDRAW still reaches the flow."""
     conv.finish()
@@ -71,11 +91,7 @@ class Invitation(Flow):
         self.ask(conv, "respond")
 
     def refuse(self, conv: Conversation, reason: str) -> None:
-        if reason == "used":
-            conv.say(conv._("This invitation link has already been used from another "
-                            "account. Please use the account you first opened it with."))
-        else:
-            conv.say(conv._("This invitation link is not valid or has expired."))
+        conv.say(refusal(conv, reason))
         conv.finish()
 
     def ask(self, conv: Conversation, step: str) -> None:
@@ -111,7 +127,7 @@ class Invitation(Flow):
                             "{assembly} again.", assembly=assembly_name(conv)))
             conv.finish()
         elif is_start_command(answer):
-            conv.repeat()
+            reopened(conv)
         else:
             conv.not_understood()
 

@@ -11,6 +11,7 @@ from flows.invitation import (
     in_language,
     is_start_command,
     recruitment_facts,
+    reopened,
     wait,
     wants_to_withdraw,
     withdraw,
@@ -127,7 +128,7 @@ class Registration(Flow):
             progress["order"].append(question_id)
             self.next_step(conv)
         elif is_start_command(answer):
-            conv.repeat()
+            reopened(conv)
         else:
             conv.not_understood()
 

@@ -166,6 +166,12 @@ async def test_letter_link_binds_telegram_once_and_refuses_another_account(db, s
     assert other.participant_id != entry.participant_id
     assert "invitation.code_refused" in kinds and "invitation.code_invalid" in kinds
 
+    # Ana's account cannot also take the invitation sent to another person's phone.
+    sms_code = (await outbox_of(db, PHONE))[0].split("start=")[1].split()[0]
+    replies = await say(db, settings, "5001", f"/start {sms_code}", channel="telegram")
+    assert "already linked to another invitation" in replies[0]
+    assert (await invitation_of(db, PHONE)).bound_contact_id is None
+
     # Ana goes on in Telegram with buttons.
     replies = await say(db, settings, "5001", "Yes, tell me more", channel="telegram")
     assert "Do you agree?" in replies[0]
