@@ -182,8 +182,10 @@ def simulate(
                 sent = chat.turn(line)
             except ApiError as exc:
                 if exc.status >= 500:
-                    raise
-                err.print(Text(f"Not sent: {exc.message}", style="red"))
+                    err.print(Text(f"The service failed to take it ({exc.message}); its log "
+                                   "says why.", style="red"))
+                else:
+                    err.print(Text(f"Not sent: {exc.message}", style="red"))
                 continue
             chat.wait_for_replies(sent.get("queued", 0), wait)
     except ServiceDown as exc:
