@@ -530,3 +530,41 @@ async def test_select_replace_and_verify_from_the_command_line(sqlite_db, tmp_pa
     code, out, err = await concorder(db, tmp_path, "select", "--verify")
     assert code == 1
     assert "reserve: same people in another order" in err
+
+
+async def test_transparent_lottery_from_the_command_line(sqlite_db, tmp_path):
+    db = sqlite_db
+    people = [Respondent(f"P{i:05d}", f"H{i}", {"age": "30-49", "gender": ["woman", "man"][i % 2],
+                                                "travel": "bus", "area": "north"})
+              for i in range(10)]
+    await registered_pool_with_phones(db, people)
+    (tmp_path / "quotas.toml").write_text(QUOTAS_TOML.replace("reserve_size = 2",
+                                                              "reserve_size = 0"))
+    common = ["--quotas", "quotas.toml", "--assembly", str(EXAMPLE)]
+
+    code, out, err = await concorder(db, tmp_path, "select", "--seed", "31", "--panels", "3",
+                                     "--publish", "panels.json", *common)
+    assert code == 0, err
+    published = json.loads((tmp_path / "panels.json").read_text())
+    hashes = [p["sha256"] for p in published["panels"]]
+    assert len(hashes) == 3 and published["list_sha256"] == draw.panel_list_hash(hashes)
+    assert all(draw.panel_hash(p["members"]) == p["sha256"] for p in published["panels"])
+    async with db.sessions() as session:
+        event = (await session.execute(select(AuditEvent).where(
+            AuditEvent.kind == "draw.panels_published"))).scalar_one()
+        assert (await session.execute(select(Selection))).first() is None
+    assert event.data["panel_list_sha256"] == published["list_sha256"]
+
+    # A second list cannot be drawn while this one awaits its pick.
+    code, out, err = await concorder(db, tmp_path, "select", "--seed", "32", *common)
+    assert code == 1 and "awaits its pick" in err
+
+    code, out, err = await concorder(db, tmp_path, "select", "--pick-seed", "EuroMillions 5 17",
+                                     "--assembly", str(EXAMPLE))
+    assert code == 0, err
+    chosen = published["panels"][draw.pick_index("EuroMillions 5 17", 3)]
+    async with db.sessions() as session:
+        selected = sorted(r.participant_id for r in (await session.execute(
+            select(Selection))).scalars())
+    assert selected == chosen["members"]
+    assert f"panel {chosen['index']} of 3" in out
