@@ -24,7 +24,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import service
@@ -43,6 +43,8 @@ from store.organisers import Broadcast
 from store.recruitment import CONFIRMED, RESERVE, SELECTED, PoolEntry, Selection
 
 log = logging.getLogger(__name__)
+OUTBOX = OutboxMessage.__table__
+CONTACTS = Contact.__table__
 
 AUDIENCE_FORMS = "all, selected, reserve, group:NAME or lang:CODE"
 MAX_TEXT = 1600  # ten SMS segments of GSM-7 text
@@ -103,7 +105,21 @@ class Member:
     opted_out: bool
     selection: str
     group: str | None
-    contact: Contact | None = None
+    contact: ContactRef | None = None
+
+
+@dataclass
+class ContactRef:
+    """The columns of a contact a broadcast needs (plain rows: 10,000 ORM objects are slow)."""
+
+    id: int
+    participant_id: str
+    channel: str
+    address: str
+    next_seq: int
+    unreachable_at: datetime | None
+    opted_out_at: datetime | None
+    sms_consent: bool
 
 
 # The people a broadcast can reach: everyone with a live row in the draw's selections table.
@@ -124,12 +140,15 @@ async def load_members(session: AsyncSession, *, lock: bool = False) -> list[Mem
         .order_by(Participant.id)
     )).all()
     drawn = select(Selection.participant_id).where(Selection.status.in_(DRAWN))
-    query = select(Contact).where(Contact.participant_id.in_(drawn)).order_by(Contact.id)
+    query = (select(Contact.id, Contact.participant_id, Contact.channel, Contact.address,
+                    Contact.next_seq, Contact.unreachable_at, Contact.opted_out_at,
+                    Contact.sms_consent)
+             .where(Contact.participant_id.in_(drawn)).order_by(Contact.id))
     if lock:
-        query = query.with_for_update()
-    contacts: dict[str, list[Contact]] = {}
-    for contact in (await session.execute(query)).scalars():
-        contacts.setdefault(contact.participant_id, []).append(contact)
+        query = query.with_for_update(of=Contact)
+    contacts: dict[str, list[ContactRef]] = {}
+    for row in await session.execute(query):
+        contacts.setdefault(row.participant_id, []).append(ContactRef(*row))
     members = []
     for pid, language, tz, opted_out, status, attributes in rows:
         group = (attributes or {}).get("group")
@@ -139,7 +158,7 @@ async def load_members(session: AsyncSession, *, lock: bool = False) -> list[Mem
     return members
 
 
-def preferred(contacts: list[Contact]) -> Contact | None:
+def preferred(contacts: list[ContactRef]) -> ContactRef | None:
     """Telegram when it still works, else SMS the person agreed to (as service does)."""
     usable = [c for c in contacts if c.unreachable_at is None and c.opted_out_at is None]
     for channel in ("telegram", "sms"):
@@ -390,6 +409,7 @@ async def queue(session: AsyncSession, settings: Settings, row: Broadcast, *,
     audience = parse_audience(row.audience)
     renderer = _Renderer(content_of(row), settings, row.urgent, timing or current_timing(), now)
     outbox: list[dict[str, Any]] = []
+    next_seqs: list[dict[str, int]] = []
     people = 0
     for member in await load_members(session, lock=True):
         contact = member.contact
@@ -410,14 +430,28 @@ async def queue(session: AsyncSession, settings: Settings, row: Broadcast, *,
                 "created_at": now,
             })
             contact.next_seq += 1
+        next_seqs.append({"cid": contact.id, "seq": contact.next_seq})
+    # Core statements, executed many: the ORM's per-row bookkeeping is most of the cost.
     for start in range(0, len(outbox), 2000):
-        await session.execute(insert(OutboxMessage), outbox[start:start + 2000])
+        await session.execute(OUTBOX.insert(), outbox[start:start + 2000])
+    if next_seqs:
+        await session.execute(
+            update(CONTACTS).where(CONTACTS.c.id == bindparam("cid"))
+            .values(next_seq=bindparam("seq")), next_seqs)
+        _expire_next_seq(session, {n["cid"] for n in next_seqs})
     row.status, row.recipients, row.queued_at = "queued", people, now
     await session.flush()
     await record(session, "broadcast.queued", row.created_by, broadcast=row.id,
                  audience=row.audience, template=row.template, urgent=row.urgent,
                  origin=row.origin, recipients=people, messages=len(outbox))
     return len(outbox)
+
+
+def _expire_next_seq(session: AsyncSession, contact_ids: set[int]) -> None:
+    """Contacts this session already holds must re-read the sequence numbers we moved."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Contact) and obj.id in contact_ids:
+            session.expire(obj, ["next_seq"])
 
 
 async def release_due(sessions: async_sessionmaker[AsyncSession], settings: Settings,

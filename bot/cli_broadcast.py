@@ -16,6 +16,8 @@ from bot.cli import app, console, err, run
 from bot.organisers import OrganiserError, add_organiser, list_organisers, remove_organiser
 from bot.settings import Settings
 from scheduler import config as scheduler_config
+from scheduler.facts import load_moves
+from scheduler.plan import timed_sessions
 from store.db import make_engine, sessionmaker, upgrade
 from store.models import utcnow
 
@@ -192,6 +194,8 @@ def broadcast_command(
     when = parse_time_or_fail(at, now, timing.timezone) if at else None
     if when is not None and when <= now:
         _fail("that time has already passed")
+    if is_template:
+        _warn_if_not_moved(content)
     if dry_run:
         _show_dry_run(_do(lambda s, st: _dry(s, st, content, audience, urgent, now)), urgent)
         return
@@ -254,6 +258,28 @@ def _content(words: list[str], template: str | None, session: str | None,
         return broadcasts.session_moved(number, moment, title, zone), True
     except BroadcastError as exc:
         _fail(str(exc))
+
+
+def _warn_if_not_moved(content: broadcasts.Content) -> None:
+    """The template only tells people; reminders follow the calendar. Say so when the
+    calendar still has the session at another time."""
+    cal = scheduler_config.current()
+    if cal is None:
+        return
+
+    async def effective(session, settings):
+        timed = timed_sessions(cal, await load_moves(session))
+        return timed[content.params["session"] - 1].start
+
+    start = _do(effective)
+    announced = datetime.fromisoformat(content.params["start"])
+    if start != announced:
+        number = content.params["session"]
+        local = announced.astimezone(cal.zone)
+        err.print(f"[yellow]Note:[/] the calendar still has session {number} at "
+                  f"{start.astimezone(cal.zone):%Y-%m-%d %H:%M}; its reminders will say so. "
+                  f"Move it with: concorder session move {number} --start "
+                  f"{local:%Y-%m-%dT%H:%M}")
 
 
 async def _dry(session, settings, content, audience, urgent, now):

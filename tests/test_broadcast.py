@@ -326,4 +326,6 @@ def test_cli_session_moved_template_uses_the_assembly_calendar(db, monkeypatch, 
     # Times are the assembly's (Europe/Paris) for people without a zone of their own.
     assert "Change of time: Evidence is now on Saturday, December 12, 2026 at 2:30 PM." in shown
     assert "Auditions a désormais lieu le samedi 12 décembre 2026 à 14:30." in shown
+    # The calendar still says 10:00: the organiser is told how to move the session itself.
+    assert "concorder session move 2 --start 2026-12-12T14:30" in shown
     monkeypatch.setattr(scheduler_config, "_current", None)
