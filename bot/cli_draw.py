@@ -333,6 +333,7 @@ class RunCheck:
     kind: str
     differences: list[str]
     warnings: list[str]
+    audited: dict[str, Any] | None = None  # the draw's audit event data
 
     @property
     def ok(self) -> bool:
@@ -351,7 +352,8 @@ def _compare(label: str, recorded: list[str], again: list[str], ordered: bool = 
             f"only in the re-run {', '.join(only_again) or '-'}"]
 
 
-async def check_record(session: AsyncSession, run: DrawRun) -> tuple[list[str], list[str]]:
+async def check_record(session: AsyncSession, run: DrawRun
+                       ) -> tuple[list[str], list[str], dict[str, Any] | None]:
     """The recorded payload against the audit trail, and the rows against the result."""
     differences: list[str] = []
     warnings: list[str] = []
@@ -374,7 +376,27 @@ async def check_record(session: AsyncSession, run: DrawRun) -> tuple[list[str], 
         missing = sorted(set(run.result["selected"]) - rows)
         if missing:
             differences.append(f"selected but with no selection row: {', '.join(missing)}")
-    return differences, warnings
+    return differences, warnings, (event.data if event is not None else None)
+
+
+def compare_audited(audited: dict[str, Any] | None, again: dict[str, Any]) -> list[str]:
+    """The re-run against the hashes in the audit trail (which cannot be edited unseen)."""
+    if not audited:
+        return []
+    found = {}
+    if "added" in again:
+        found["added_sha256"] = draw.panel_hash(again["added"])
+    if again.get("panels"):
+        found["panel_list_sha256"] = draw.panel_list_hash(
+            [draw.panel_hash(p) for p in again["panels"]])
+        found["pick_index"] = again.get("pick")
+    if again.get("selected") is not None:
+        found["selected_sha256"] = draw.panel_hash(again["selected"])
+        found["reserve_sha256"] = draw.reserve_hash(again["reserve"])
+    names = {"added_sha256": "replacements", "panel_list_sha256": "list of panels",
+             "pick_index": "pick", "selected_sha256": "panel", "reserve_sha256": "reserve"}
+    return [f"the re-run's {names[key]} does not match the audit trail"
+            for key, value in found.items() if key in audited and audited[key] != value]
 
 
 def compare_rerun(run: DrawRun, again: dict[str, Any]) -> list[str]:
@@ -407,8 +429,11 @@ async def verify_draws(sessions: async_sessionmaker[AsyncSession],
             raise DrawCommandError("No draw is recorded yet: nothing to verify.")
         checks = []
         for run in recorded:
-            differences, warnings = await check_record(session, run)
-            checks.append(RunCheck(run.draw_id, run.kind, differences, warnings))
+            differences, warnings, audited = await check_record(session, run)
+            checks.append(RunCheck(run.draw_id, run.kind, differences, warnings, audited))
+        chain = await audit.verify(session)
+        trail = RunCheck("audit trail", "audit", [] if chain.ok else [
+            f"broken at event {chain.first_bad_seq}: {chain.reason}"], [])
     if on_run:
         for run in recorded:
             on_run(run)
@@ -419,7 +444,8 @@ async def verify_draws(sessions: async_sessionmaker[AsyncSession],
             check.differences.append(f"the re-run failed: {again.message}")
             continue
         check.differences += compare_rerun(run, again)
-    return checks
+        check.differences += compare_audited(check.audited, again)
+    return [trail, *checks]
 
 
 # ------------------------------------------------------------------------------ display
@@ -692,7 +718,9 @@ def _verify(settings: Settings) -> None:
     for check in checks:
         for warning in check.warnings:
             console.print(f"[yellow]{check.draw_id}: {warning}[/]")
-        if check.ok:
+        if check.kind == "audit" and check.ok:
+            console.print("[green]Audit trail intact.[/]")
+        elif check.ok:
             console.print(f"[green]{check.kind} {check.draw_id}: same result.[/]")
         else:
             bad = True

@@ -98,6 +98,11 @@ def panel_hash(members: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(members)).encode()).hexdigest()
 
 
+def reserve_hash(ordered: Sequence[str]) -> str:
+    """SHA-256 of the reserve ids in their order, one per line (the order matters)."""
+    return hashlib.sha256("\n".join(ordered).encode()).hexdigest()
+
+
 def panel_list_hash(hashes: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
 
@@ -362,8 +367,7 @@ def _draw_from_answer(answer: dict[str, Any], payload: dict[str, Any]) -> Draw:
             extra.update(pick_seed=payload["pick_seed"], pick_index=answer["pick"])
     if answer.get("selected") is not None:
         extra.update(selected_sha256=panel_hash(answer["selected"]),
-                     reserve_sha256=hashlib.sha256(
-                         "\n".join(answer["reserve"]).encode()).hexdigest(),
+                     reserve_sha256=reserve_hash(answer["reserve"]),
                      selected=len(answer["selected"]), reserve=len(answer["reserve"]))
     return Draw(
         selected=answer.get("selected") or [],

@@ -242,7 +242,7 @@ async def test_draw_writes_rows_and_audit_together_and_verifies(db):
     assert event.data["library_version"] == draw.library_version()
 
     checks = await cli_draw.verify_draws(db.sessions)
-    assert [c.ok for c in checks] == [True]
+    assert [(c.kind, c.ok) for c in checks] == [("audit", True), ("select", True)]
 
     # A second draw is refused: replacements go through `replace`.
     with pytest.raises(cli_draw.DrawCommandError, match="already drawn"):
@@ -257,12 +257,16 @@ async def test_draw_writes_rows_and_audit_together_and_verifies(db):
         stored.payload = {**stored.payload, "seed": "1790"}
     async with db.sessions() as session:
         stored = (await session.execute(select(DrawRun))).scalar_one()
-        differences, _ = await cli_draw.check_record(session, stored)
+        differences, _, audited = await cli_draw.check_record(session, stored)
     assert any("seed" in d for d in differences)
-    differences = cli_draw.compare_rerun(stored, {"selected": result.selected,
-                                                  "reserve": result.reserve})
-    assert differences == [f"panel differs: only in the record {outsider}; only in the "
-                           f"re-run {result.selected[0]}"]
+    rerun = {"selected": result.selected, "reserve": result.reserve}
+    assert cli_draw.compare_rerun(stored, rerun) == [
+        f"panel differs: only in the record {outsider}; only in the re-run "
+        f"{result.selected[0]}"]
+    # The audit trail still holds the true panel's hash; another panel would not match it.
+    assert cli_draw.compare_audited(audited, rerun) == []
+    assert cli_draw.compare_audited(audited, {**rerun, "selected": stored.result["selected"]}
+                                    ) == ["the re-run's panel does not match the audit trail"]
 
 
 async def test_replace_promotes_from_the_reserve_and_is_audited(db):
@@ -300,7 +304,8 @@ async def test_replace_promotes_from_the_reserve_and_is_audited(db):
     assert all(rows[pid].notified_at is None for pid in replacement.added)
     assert event.data["leaving"] == leaving and event.data["added"] == replacement.added
     checks = await cli_draw.verify_draws(db.sessions)
-    assert [(c.kind, c.ok) for c in checks] == [("select", True), ("replace", True)]
+    assert [(c.kind, c.ok) for c in checks] == [("audit", True), ("select", True),
+                                                ("replace", True)]
 
     with pytest.raises(cli_draw.DrawCommandError, match="reserve"):
         async with db.sessions() as session:
@@ -348,7 +353,7 @@ async def test_published_lottery_then_pick_is_recorded_and_verified(db):
     assert selected == picked.selected == published.panels[picked.pick]
     assert picked.audit["pick_seed"] == "announced later"
     checks = await cli_draw.verify_draws(db.sessions)
-    assert [c.ok for c in checks] == [True]
+    assert [(c.kind, c.ok) for c in checks] == [("audit", True), ("select", True)]
 
 
 # ------------------------------------------------- end to end with the participant flows
