@@ -581,6 +581,7 @@ def _explain(error: Exception, quotas: Mapping[str, Any]) -> DrawError:
             f"{', '.join(categories) or 'unknown'}. Smallest change that would work: "
             + " ".join(advice), categories, kind="infeasible")
     text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    text = text.replace("features", "categories").replace("feature", "category")
     named = sorted(c for c in quotas if f"'{c}'" in text or f" {c} " in f" {text} ")
     if named:
         text += f" (categories: {', '.join(named)})"
