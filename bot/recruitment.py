@@ -73,7 +73,7 @@ log = logging.getLogger(__name__)
 
 RECRUITMENT_FLOWS = ("invitation", "consent", "registration", "confirmation")
 PLACEHOLDER_BOT = "ConcorderSimulatorBot"  # links made without a real bot point here
-CHUNK = 5000
+CHUNK = 10000
 
 # ---------------------------------------------------------------------------- assembly
 
