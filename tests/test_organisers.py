@@ -4,20 +4,26 @@ organiser; anyone else typing an organiser command gets the usual answer, and it
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
+from aiohttp import web
 from sqlalchemy import func, select
 
 import bot.broadcast  # noqa: F401  (registers the organiser facts and turn hook)
+import bot.telegram
 from bot import service
+from bot.app import create_app
 from bot.organisers import add_organiser, remove_organiser
+from bot.settings import Settings
 from scheduler import config as scheduler_config
 from store.calendar import AttendanceNotice
-from store.models import AuditEvent, OutboxMessage
+from store.models import AuditEvent, Contact, OutboxMessage
 from store.organisers import Broadcast, BroadcastPreview
 from store.recruitment import CONFIRMED, RESERVE
+from tests.telegram_peer import EmulatorRequest, telegram_emulator_fixture  # noqa: F401
 from tests.test_broadcast import add_member
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
@@ -280,8 +286,44 @@ async def test_late_from_someone_outside_the_panel_is_not_forwarded(db, settings
 
 
 async def _addresses(db, participant_id) -> list[str]:
-    from store.models import Contact
-
     async with db.sessions() as session:
         return list((await session.execute(select(Contact.address).where(
             Contact.participant_id == participant_id))).scalars())
+
+
+# --- end to end over the Telegram emulator -------------------------------------------------
+
+async def test_organiser_broadcasts_from_telegram_through_the_running_service(
+        db, telegram_emulator, monkeypatch):
+    """The app as deployed (polling, dispatcher, simulated SMS): the organiser's /broadcast
+    comes back as a preview, and after SEND each member's Telegram chat receives it."""
+    monkeypatch.setattr(bot.telegram, "request_factory",
+                        lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout))
+    members, organiser = (6660001, 6660002), 6660100
+    async with db.sessions.begin() as session:
+        for chat in members:
+            await add_member(session, address=str(chat))
+        await add_member(session, channel="sms")
+        await add_organiser(session, telegram_id=str(organiser))
+    token = telegram_emulator.new_token()
+    settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN=token,
+                        TELEGRAM_API_BASE_URL=telegram_emulator.url, _env_file=None)
+    runner = web.AppRunner(create_app(settings, migrate=False))
+    await runner.setup()
+    try:
+        await telegram_emulator.user_writes(token, organiser, "/broadcast Doors open at 9:30")
+        (preview,) = await telegram_emulator.user_reads(token, organiser)
+        assert preview["text"].startswith("Preview of your broadcast to all: 3 people "
+                                          "(2 on Telegram, 1 by SMS).")
+        await telegram_emulator.user_writes(token, organiser, "SEND")
+        (confirmation,) = await telegram_emulator.user_reads(token, organiser)
+        assert confirmation["text"] == "Sending your broadcast to 3 people."
+        for chat in members:
+            (received,) = await telegram_emulator.user_reads(token, chat)
+            assert received["text"] == "Doors open at 9:30"
+    finally:
+        await asyncio.wait_for(runner.cleanup(), timeout=10)
+    async with db.sessions() as session:
+        statuses = (await session.execute(select(OutboxMessage.status).where(
+            OutboxMessage.broadcast_id.is_not(None)))).scalars().all()
+    assert sorted(statuses) == ["delivered", "sent", "sent"]  # the simulator delivers at once
