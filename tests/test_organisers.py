@@ -16,8 +16,11 @@ import bot.broadcast  # noqa: F401  (registers the organiser facts and turn hook
 import bot.telegram
 from bot import service
 from bot.app import create_app
+from bot.dispatcher import Dispatcher
 from bot.organisers import add_organiser, remove_organiser
+from bot.ratelimit import DeliveryLimits
 from bot.settings import Settings
+from bot.sms import SmsTransport
 from scheduler import config as scheduler_config
 from store.calendar import AttendanceNotice
 from store.models import AuditEvent, Contact, OutboxMessage
@@ -25,6 +28,9 @@ from store.organisers import Broadcast, BroadcastPreview
 from store.recruitment import CONFIRMED, RESERVE
 from tests.telegram_peer import EmulatorRequest, telegram_emulator_fixture  # noqa: F401
 from tests.test_broadcast import add_member
+from tests.twilio_peer import ACCOUNT_SID, FROM_NUMBER, sign, twilio_settings
+
+pytest_plugins = ["tests.twilio_peer"]  # fixtures: prism, recording_prism
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 ORGANISER_CHAT = "5551"
@@ -327,3 +333,37 @@ async def test_organiser_broadcasts_from_telegram_through_the_running_service(
         statuses = (await session.execute(select(OutboxMessage.status).where(
             OutboxMessage.broadcast_id.is_not(None)))).scalars().all()
     assert sorted(statuses) == ["delivered", "sent", "sent"]  # the simulator delivers at once
+
+
+# --- end to end by SMS: signed Twilio webhooks in, Twilio's API (Prism) out ---------------
+
+async def test_organiser_broadcasts_by_sms_through_twilio(db, aiohttp_client, recording_prism):
+    settings = twilio_settings(db.url, TWILIO_API_BASE_URL=recording_prism.url)
+    client = await aiohttp_client(create_app(settings, dispatch=False))
+    async with db.sessions.begin() as session:
+        french = await add_member(session, channel="sms", language="fr")
+        await add_member(session, language="en")
+        await add_organiser(session, phone=ORGANISER_PHONE)
+    member_phone = (await _addresses(db, french.id))[0]
+
+    async def organiser_texts(sid: str, body: str) -> None:
+        form = {"MessageSid": sid, "SmsSid": sid, "AccountSid": ACCOUNT_SID,
+                "From": ORGANISER_PHONE, "To": FROM_NUMBER, "Body": body, "NumMedia": "0"}
+        url = str(client.make_url("/webhooks/twilio/sms"))
+        answer = await client.post("/webhooks/twilio/sms", data=form, headers=sign(url, form))
+        assert answer.status == 200
+
+    await organiser_texts("SM" + "a1" * 16, "BROADCAST to:lang:fr Salle B demain")
+    await organiser_texts("SM" + "a2" * 16, "SEND")
+    dispatcher = Dispatcher(db.sessions, {"sms": SmsTransport(settings)}, settings,
+                            limits=DeliveryLimits.off())
+    try:
+        await dispatcher.drain()
+    finally:
+        await dispatcher.transports["sms"].close()
+    sent = {(r.form["To"][0], r.form["Body"][0]) for r in recording_prism.requests}
+    assert (member_phone, "Salle B demain") in sent
+    to_organiser = [body for to, body in sent if to == ORGANISER_PHONE]
+    assert any(b.startswith("Preview of your broadcast to lang:fr: 1 person") for b in to_organiser)
+    assert "Sending your broadcast to 1 person." in to_organiser
+    assert len(sent) == 3  # the English member is not in lang:fr
