@@ -93,6 +93,9 @@ class Invitation(Flow):
     def refuse(self, conv: Conversation, reason: str) -> None:
         conv.say(refusal(conv, reason))
         conv.finish()
+        if recruitment_facts(conv).get("invitation_status") is None:
+            # Nobody we invited: show what anyone writing to us can do.
+            conv.goto("welcome")
 
     def ask(self, conv: Conversation, step: str) -> None:
         _ = conv._

@@ -65,7 +65,7 @@ async def test_a_person_starts_the_bot_presses_a_button_and_gets_the_answer(
     settings = polling_settings(db, telegram_emulator.url, token)
 
     async with Service(settings):
-        await telegram_emulator.user_writes(token, CHAT, "/start invite-abc")
+        await telegram_emulator.user_writes(token, CHAT, "/start")
         (welcome,) = await telegram_emulator.user_reads(token, CHAT)
 
         assert welcome["text"].startswith("Hello, this is Concorder Relay.")

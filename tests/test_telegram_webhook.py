@@ -111,7 +111,7 @@ async def test_a_body_that_is_not_an_update_is_a_bad_request(db, client):
 
 
 async def test_a_first_message_gets_the_welcome_in_the_persons_language(db, client):
-    response = await post(client, message_update(10, "/start invite-abc"))
+    response = await post(client, message_update(10, "/start"))
 
     assert response.status == 200
     async with db.sessions() as session:
@@ -121,6 +121,15 @@ async def test_a_first_message_gets_the_welcome_in_the_persons_language(db, clie
     assert row.address == str(CHAT)
     assert row.text.startswith("Bonjour")  # language_code "fr" chose French
     assert [b["label"] for b in row.buttons] == ["À propos", "Langue"]
+
+
+async def test_an_unknown_invitation_link_is_refused_then_the_welcome_follows(db, client):
+    response = await post(client, message_update(12, "/start invite-abc"))
+
+    assert response.status == 200
+    refusal, welcome = await outbox_texts(db)
+    assert refusal == "Ce lien d'invitation n'est pas valide ou a expiré."
+    assert welcome.startswith("Bonjour")
 
 
 async def test_an_update_delivered_twice_is_handled_once(db, client):
