@@ -53,8 +53,10 @@ from store.models import AuditEvent, utcnow
 from store.recruitment import (
     CONFIRMED,
     DECLINED,
+    REGISTERED,
     RESERVE,
     SELECTED,
+    Invitation,
     Selection,
     draw_candidates,
 )
@@ -247,17 +249,28 @@ async def record_selection(session: AsyncSession, result: draw.Draw, payload: di
     clash = existing & {*result.selected, *result.reserve}
     if clash:
         raise DrawCommandError(f"Selection rows already exist for {', '.join(sorted(clash))}.")
+    # Someone may have withdrawn since the input was read (a lottery's pick can come days
+    # after its publication): their place is recorded as declined, never offered.
+    drawn = [*result.selected, *result.reserve]
+    still = set((await session.execute(select(Invitation.participant_id).where(
+        Invitation.participant_id.in_(drawn), Invitation.status == REGISTERED))).scalars())
+    gone = sorted(set(drawn) - still)
     for pid in result.selected:
-        session.add(Selection(participant_id=pid, draw_id=run.draw_id, status=SELECTED,
-                              selected_at=now))
+        status = SELECTED if pid in still else DECLINED
+        session.add(Selection(participant_id=pid, draw_id=run.draw_id, status=status,
+                              selected_at=now, reason=None if pid in still else "withdrawn"))
     for rank, pid in enumerate(result.reserve, start=1):
-        session.add(Selection(participant_id=pid, draw_id=run.draw_id, status=RESERVE,
-                              reserve_rank=rank, selected_at=now))
+        status = RESERVE if pid in still else DECLINED
+        session.add(Selection(participant_id=pid, draw_id=run.draw_id, status=status,
+                              reserve_rank=rank, selected_at=now,
+                              reason=None if pid in still else "withdrawn"))
     if published is not None:
         published.status = SUPERSEDED
-    event = await audit.append(session, "draw.completed", {"draw": run.draw_id, **result.audit},
+    event = await audit.append(session, "draw.completed",
+                               {"draw": run.draw_id, **result.audit, "withdrawn_since": gone},
                                at=now)
     run.audit_seq = event.seq
+    run.result = {**run.result, "withdrawn_since": gone}
     return run
 
 
@@ -651,8 +664,16 @@ def _select(settings: Settings, assembly: Any, rules: DrawRules, seed: str | Non
             return await record_selection(session, result, payload)
 
     run = _with_db(settings, save)
-    console.print(f"Draw {run.draw_id} recorded (audit event {run.audit_seq}).")
+    _recorded(run)
     _notify(settings, assembly)
+
+
+def _recorded(run: DrawRun) -> None:
+    console.print(f"Draw {run.draw_id} recorded (audit event {run.audit_seq}).")
+    gone = run.result.get("withdrawn_since") or []
+    if gone:
+        console.print(f"[yellow]Withdrawn since the input was read, recorded as declined: "
+                      f"{' '.join(gone)}. Run `concorder replace` to fill their places.[/]")
 
 
 def _payload(result: draw.Draw, seed: str, algorithm: str, panels: int,
@@ -699,7 +720,7 @@ def _pick(settings: Settings, assembly: Any, pick_seed: str, dry_run: bool) -> N
             return await record_selection(session, result, payload, published=current)
 
     run = _with_db(settings, save)
-    console.print(f"Draw {run.draw_id} recorded (audit event {run.audit_seq}).")
+    _recorded(run)
     _notify(settings, assembly)
 
 

@@ -10,7 +10,8 @@ Reproducibility: the library keeps committees in Python sets of strings, whose i
 order depends on the interpreter's hash seed, so the same seed could give another panel in
 another process. Every solve therefore runs in a child interpreter with PYTHONHASHSEED
 fixed (`python -m bot.draw`), which also keeps the solver's console output off ours. The
-child speaks JSON lines: progress events, then one result or one error.
+child reads one JSON payload per line and answers with JSON lines: progress events, then
+one result or one error. It is reused for the next solve of the same process.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -403,46 +405,81 @@ def _audit(payload: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
 # --- the child process -----------------------------------------------------------------
 
 
-def _solve_in_child(payload: dict[str, Any], progress: Progress | None,
-                    time_limit: float | None = None) -> dict[str, Any]:
-    """Run `payload` in a child interpreter; with `time_limit` (seconds), stop it then."""
-    env = {**os.environ, "PYTHONHASHSEED": HASH_SEED}
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    with tempfile.TemporaryFile(mode="w+") as errors:
-        child = subprocess.Popen(
+class _Worker:
+    """A child interpreter with a fixed hash seed that solves one payload per input line.
+
+    It is kept for the next solve (starting Python and the solver costs seconds); it ends
+    when this process closes its input, and is killed on a time limit or an interrupt."""
+
+    def __init__(self) -> None:
+        env = {**os.environ, "PYTHONHASHSEED": HASH_SEED}
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        self.errors = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "bot.draw"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=errors, text=True, env=env, cwd=root)
-        timer = threading.Timer(time_limit, child.kill) if time_limit else None
-        answer: dict[str, Any] | None = None
+            stderr=self.errors, text=True, bufsize=1, env=env, cwd=root)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def ask(self, payload: dict[str, Any], progress: Progress | None,
+            time_limit: float | None) -> dict[str, Any]:
+        process = self.process
+        assert process.stdin and process.stdout
+        timer = threading.Timer(time_limit, process.kill) if time_limit else None
         try:
-            assert child.stdin and child.stdout
-            child.stdin.write(canonical_json(payload))
-            child.stdin.close()
+            process.stdin.write(canonical_json(payload) + "\n")
+            process.stdin.flush()
             if timer:
                 timer.start()
-            for line in child.stdout:
+            for line in process.stdout:
                 message = json.loads(line)
-                if "progress" in message:
-                    if progress is not None:
-                        progress(message["progress"])
-                else:
-                    answer = message
+                if "progress" not in message:
+                    return message
+                if progress is not None:
+                    progress(message["progress"])
+        except BrokenPipeError:
+            pass
         finally:
             if timer:
                 timer.cancel()
-            if child.poll() is None and answer is None:
-                child.kill()  # interrupted: never leave a solver running
-            child.stdout.close()
-            code = child.wait()
-        if answer is None:
-            if timer and timer.finished.is_set() and code != 0:
-                raise DrawError(f"Stopped after the time limit of {time_limit:g} s.",
-                                kind="timeout")
-            errors.seek(0)
-            tail = errors.read()[-2000:]
-            raise DrawError(f"The selection process stopped unexpectedly (exit {code}). "
-                            f"Its last output:\n{tail}")
+        code = process.wait()
+        if timer and timer.finished.is_set():
+            raise DrawError(f"Stopped after the time limit of {time_limit:g} s.",
+                            kind="timeout")
+        self.errors.seek(0)
+        tail = self.errors.read()[-2000:]
+        raise DrawError(f"The selection process stopped unexpectedly (exit {code}). "
+                        f"Its last output:\n{tail}")
+
+    def close(self) -> None:
+        if self.alive:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout, self.errors):
+            if stream:
+                stream.close()
+
+
+_worker: _Worker | None = None
+_worker_lock = threading.Lock()
+
+
+def _solve_in_child(payload: dict[str, Any], progress: Progress | None,
+                    time_limit: float | None = None) -> dict[str, Any]:
+    """Run `payload` in the child interpreter; with `time_limit` (seconds), stop it then."""
+    global _worker
+    with _worker_lock:
+        if _worker is None or not _worker.alive:
+            _worker = _Worker()
+        try:
+            answer = _worker.ask(payload, progress, time_limit)
+        except BaseException:
+            _worker.close()  # interrupted or dead: never leave a solver running
+            _worker = None
+            raise
     if "error" in answer:
         error = answer["error"]
         if error.get("kind") == "solver":
@@ -481,14 +518,19 @@ def _child_main() -> None:
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    payload = json.loads(sys.stdin.read())
-    try:
-        result = solve(payload, _Reporter(out))
-        out.write(canonical_json({"result": result}) + "\n")
-    except DrawError as error:
-        out.write(canonical_json({"error": {"message": error.message, "kind": error.kind,
-                                            "categories": error.categories}}) + "\n")
-    out.flush()
+    for line in sys.stdin:
+        payload = json.loads(line)
+        try:
+            answer = {"result": solve(payload, _Reporter(out))}
+        except DrawError as error:
+            answer = {"error": {"message": error.message, "kind": error.kind,
+                                "categories": error.categories}}
+        except Exception as error:  # a library failure: say which, keep serving
+            traceback.print_exc()
+            answer = {"error": {"message": f"The selection library failed: "
+                                           f"{type(error).__name__}: {error}", "kind": "crash"}}
+        out.write(canonical_json(answer) + "\n")
+        out.flush()
 
 
 # --- inside the child: the library calls -----------------------------------------------

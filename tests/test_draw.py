@@ -28,6 +28,7 @@ from store.recruitment import (
     REGISTERED,
     RESERVE,
     SELECTED,
+    WITHDRAWN,
     Invitation,
     PoolEntry,
     RegistrationAnswer,
@@ -340,13 +341,22 @@ async def test_published_lottery_then_pick_is_recorded_and_verified(db):
     payload = cli_draw._payload(published, "3", "maximin", 4, "announced later")
     picked = solved_once(draw.run_draw, inp, "3", "maximin", panels=4,
                          pick_seed="announced later")
+    # One of the panel withdrew between the publication and the pick.
+    async with db.sessions.begin() as session:
+        invitation = (await session.execute(select(Invitation).where(
+            Invitation.participant_id == picked.selected[0]))).scalar_one()
+        invitation.status = WITHDRAWN
     async with db.sessions.begin() as session:
         current = await cli_draw.published_lottery(session)
-        await cli_draw.record_selection(session, picked, payload, published=current)
+        run = await cli_draw.record_selection(session, picked, payload, published=current)
+    assert run.result["withdrawn_since"] == [picked.selected[0]]
     async with db.sessions() as session:
         statuses = {r.draw_id: r.status for r in (await session.execute(select(DrawRun))).scalars()}
-        selected = sorted(r.participant_id for r in (await session.execute(
-            select(Selection))).scalars())
+        rows = {r.participant_id: r for r in (await session.execute(select(Selection))).scalars()}
+        selected = sorted(rows)
+    assert (rows[picked.selected[0]].status, rows[picked.selected[0]].reason) == (
+        DECLINED, "withdrawn")
+    assert all(rows[pid].status == SELECTED for pid in picked.selected[1:])
     assert statuses[lottery.draw_id] == SUPERSEDED and DONE in statuses.values()
     assert picked.panels == published.panels
     assert picked.pick == draw.pick_index("announced later", 4)
