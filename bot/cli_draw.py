@@ -121,6 +121,14 @@ def rules_from_file(path: Path) -> DrawRules:
         raise DrawCommandError(f"{path}: file not found") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise DrawCommandError(f"{path}: not valid TOML: {error}") from None
+    unknown = sorted(set(data) - {"panel_size", "reserve_size", "one_per_household", "quotas"})
+    if unknown:
+        raise DrawCommandError(f"{path}: unknown setting(s) {', '.join(unknown)} (known: "
+                               "panel_size, reserve_size, one_per_household, [quotas.*])")
+    if not isinstance(data.get("reserve_size", 0), int) or data.get("reserve_size", 0) < 0:
+        raise DrawCommandError(f"{path}: reserve_size must be a whole number, 0 or more")
+    if not isinstance(data.get("one_per_household", False), bool):
+        raise DrawCommandError(f"{path}: one_per_household must be true or false")
     try:
         return rules_from_assembly(data)
     except DrawCommandError as error:

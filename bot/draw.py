@@ -149,18 +149,28 @@ def quota_bounds(spec: Mapping[str, Mapping[str, Any]], panel_size: int) -> Quot
     problems = []
     for category, values in spec.items():
         quotas[category] = {}
+        if not isinstance(values, Mapping) or not values:
+            problems.append(f"{category}/*: give a table of values with their quotas")
+            continue
         for value, target in values.items():
             place = f"{category}/{value}"
-            if isinstance(target, Bounds):
-                bounds = target
-            elif isinstance(target, int | float) and not isinstance(target, bool):
-                bounds = _share_bounds(float(target), panel_size)
-            elif isinstance(target, Mapping) and "share" in target:
-                bounds = _share_bounds(float(target["share"]), panel_size)
-            elif isinstance(target, Mapping) and {"min", "max"} <= set(target):
-                bounds = Bounds(int(target["min"]), int(target["max"]))
-            else:
-                problems.append(f"{place}: give min and max, or a share")
+            try:
+                if isinstance(target, Bounds):
+                    bounds = target
+                elif isinstance(target, int | float) and not isinstance(target, bool):
+                    bounds = _share_bounds(float(target), panel_size)
+                elif isinstance(target, Mapping) and "share" in target:
+                    bounds = _share_bounds(float(target["share"]), panel_size)
+                elif isinstance(target, Mapping) and {"min", "max"} <= set(target):
+                    bounds = Bounds(_whole(target["min"]), _whole(target["max"]))
+                else:
+                    problems.append(f"{place}: give min and max, or a share")
+                    continue
+            except (TypeError, ValueError) as error:
+                problems.append(f"{place}: {error}")
+                continue
+            except DrawError as error:
+                problems.append(f"{place}: {error.message}")
                 continue
             if bounds.min < 0 or bounds.max < bounds.min:
                 problems.append(f"{place}: min {bounds.min} and max {bounds.max} do not fit")
@@ -169,6 +179,12 @@ def quota_bounds(spec: Mapping[str, Mapping[str, Any]], panel_size: int) -> Quot
         raise DrawError("Quotas are not usable: " + "; ".join(problems),
                         sorted({p.split("/")[0] for p in problems}))
     return quotas
+
+
+def _whole(number: Any) -> int:
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise ValueError(f"{number!r} is not a whole number")
+    return number
 
 
 def _share_bounds(share: float, panel_size: int) -> Bounds:

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -166,6 +167,26 @@ def test_target_shares_become_min_and_max():
     assert quotas["gender"]["other"] == draw.Bounds(0, 2)
     with pytest.raises(draw.DrawError, match="gender/other"):
         draw.quota_bounds({"gender": {"other": {"min": 3, "max": 1}}}, 15)
+
+
+def test_quotas_file_is_checked_and_each_mistake_named(tmp_path):
+    good = tmp_path / "quotas.toml"
+    good.write_text('panel_size = 10\nreserve_size = 3\none_per_household = true\n'
+                    '[quotas.gender]\nwoman = 0.5\nman = { min = 4, max = 6 }\n')
+    rules = cli_draw.rules_from_file(good)
+    assert (rules.panel_size, rules.reserve_size, rules.one_per_household) == (10, 3, True)
+    assert rules.quotas["gender"] == {"woman": draw.Bounds(5, 5), "man": draw.Bounds(4, 6)}
+    for text, complaint in (
+        ("panelsize = 10\n", "unknown setting(s) panelsize"),
+        ("panel_size = 10\n", "No quotas"),
+        ("panel_size = 10\n[quotas.age]\nold = { min = 'two', max = 3 }\n", "age/old"),
+        ("panel_size = 10\n[quotas]\nage = 3\n", "age/*"),
+        ("panel_size = [\n", "not valid TOML"),
+    ):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        with pytest.raises(cli_draw.DrawCommandError, match=re.escape(complaint)):
+            cli_draw.rules_from_file(bad)
 
 
 def test_seeds_are_numbers_or_phrases_never_zero():
