@@ -157,12 +157,16 @@ def rules_from_assembly(assembly: Any) -> DrawRules:
                                "`concorder select --help`).")
     if not isinstance(panel_size, int) or panel_size < 1:
         raise DrawCommandError(f"panel_size must be a positive whole number, not {panel_size!r}.")
-    quotas_spec = _plain(_get(section, "quotas") or {})
+    quotas_spec = _plain(_get(section, "quotas") or _get(assembly, "quotas") or {})
     if isinstance(quotas_spec, list):  # [{category, value, min, max}] rows
         table: dict[str, dict[str, Any]] = {}
-        for row in quotas_spec:
-            row = _plain(row)
-            table.setdefault(row["category"], {})[row["value"]] = row
+        for row in map(_plain, quotas_spec):
+            category = next((row[k] for k in ("category", "question", "feature") if k in row),
+                            None)
+            value = next((row[k] for k in ("value", "option", "key") if k in row), None)
+            if category is None or value is None:
+                raise DrawCommandError(f"A quota row names no category and value: {row}")
+            table.setdefault(str(category), {})[str(value)] = row
         quotas_spec = table
     if not quotas_spec:
         raise DrawCommandError("No quotas for the draw: give --quotas FILE with "
