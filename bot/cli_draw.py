@@ -646,7 +646,7 @@ def _select(settings: Settings, assembly: Any, rules: DrawRules, seed: str | Non
                   f"{', one per household' if rules.one_per_household else ''}.")
     with solver_progress() as progress:
         result = draw.run_draw(inp, seed, algorithm, panels=panels, progress=progress)
-    payload = _payload(result, seed, algorithm, panels, None)
+    payload = select_payload(result, seed, algorithm, panels, None)
     show_audit(result.audit)
     if panels > 1:
         if result.lowest_probability is not None:
@@ -688,7 +688,7 @@ def _recorded(run: DrawRun) -> None:
                       f"{' '.join(gone)}. Run `concorder replace` to fill their places.[/]")
 
 
-def _payload(result: draw.Draw, seed: str, algorithm: str, panels: int,
+def select_payload(result: draw.Draw, seed: str, algorithm: str, panels: int,
              pick_seed: str | None) -> dict[str, Any]:
     return {"mode": "select", "input": result.canonical_input, "seed": seed,
             "seed_number": draw.seed_number(seed), "algorithm": algorithm, "panels": panels,
@@ -715,7 +715,7 @@ def _pick(settings: Settings, assembly: Any, pick_seed: str, dry_run: bool) -> N
     if hashes != published.result["panels"]:
         raise DrawCommandError("The panels computed again differ from the published list; "
                                "nothing picked. Run `concorder select --verify`.")
-    result = draw._draw_from_answer(answer, payload)
+    result = draw.draw_from_answer(answer, payload)
     console.print(f"Pick seed {pick_seed!r}: panel {result.pick} of {len(hashes)} "
                   f"(sha256 {hashes[result.pick]}).")
     show_audit(result.audit)

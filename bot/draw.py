@@ -336,7 +336,7 @@ def run_draw(inp: DrawInput, seed: str, algorithm: str = "maximin", *, panels: i
                "seed_number": seed_number(seed), "algorithm": algorithm, "panels": panels,
                "pick_seed": pick_seed}
     answer = _solve_in_child(payload, progress, time_limit)
-    return _draw_from_answer(answer, payload)
+    return draw_from_answer(answer, payload)
 
 
 def run_replace(inp: ReplaceInput, seed: str, algorithm: str = "maximin", *,
@@ -375,7 +375,7 @@ def rerun_many(payloads: Sequence[Mapping[str, Any]], progress: Progress | None 
             for a in answers["answers"]]
 
 
-def _draw_from_answer(answer: dict[str, Any], payload: dict[str, Any]) -> Draw:
+def draw_from_answer(answer: dict[str, Any], payload: dict[str, Any]) -> Draw:
     panels = answer.get("panels") or []
     extra: dict[str, Any] = {}
     if panels:

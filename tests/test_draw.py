@@ -246,7 +246,7 @@ async def test_draw_writes_rows_and_audit_together_and_verifies(db):
     assert inp.sha256() == DrawInput(people, rules.quotas, 8, 4, True).sha256()
 
     result = solved_once(draw.run_draw, inp, "1789", "legacy")
-    payload = cli_draw._payload(result, "1789", "legacy", 1, None)
+    payload = cli_draw.select_payload(result, "1789", "legacy", 1, None)
     async with db.sessions.begin() as session:
         run = await cli_draw.record_selection(session, result, payload)
 
@@ -300,7 +300,7 @@ async def test_replace_promotes_from_the_reserve_and_is_audited(db):
     result = solved_once(draw.run_draw, inp, "1848", "legacy")
     async with db.sessions.begin() as session:
         await cli_draw.record_selection(session, result,
-                                        cli_draw._payload(result, "1848", "legacy", 1, None))
+                                        cli_draw.select_payload(result, "1848", "legacy", 1, None))
 
     leaving = [result.selected[0]]
     async with db.sessions() as session:
@@ -344,7 +344,7 @@ async def test_published_lottery_then_pick_is_recorded_and_verified(db):
     published = solved_once(draw.run_draw, inp, "3", "maximin", panels=4)
     async with db.sessions.begin() as session:
         lottery = await cli_draw.record_publication(
-            session, published, cli_draw._payload(published, "3", "maximin", 4, None))
+            session, published, cli_draw.select_payload(published, "3", "maximin", 4, None))
     async with db.sessions() as session:
         event = (await session.execute(select(AuditEvent).where(
             AuditEvent.kind == "draw.panels_published"))).scalar_one()
@@ -359,7 +359,7 @@ async def test_published_lottery_then_pick_is_recorded_and_verified(db):
     assert hashes == [draw.panel_hash(p) for p in published.panels]
     assert published.audit["panel_list_sha256"] == draw.panel_list_hash(hashes)
 
-    payload = cli_draw._payload(published, "3", "maximin", 4, "announced later")
+    payload = cli_draw.select_payload(published, "3", "maximin", 4, "announced later")
     picked = solved_once(draw.run_draw, inp, "3", "maximin", panels=4,
                          pick_seed="announced later")
     # One of the panel withdrew between the publication and the pick.
@@ -415,7 +415,7 @@ async def test_drawn_people_are_asked_to_confirm_and_a_decline_is_replaced(db, s
         result = solved_once(draw.run_draw, inp, "2027", "legacy")
         async with db.sessions.begin() as session:
             await cli_draw.record_selection(
-                session, result, cli_draw._payload(result, "2027", "legacy", 1, None))
+                session, result, cli_draw.select_payload(result, "2027", "legacy", 1, None))
         told = await recruitment.notify_draw_outcome(db.sessions, settings,
                                                      recruitment.active_assembly())
         assert told == Counter({"selected": 4, "reserve": 2, "not selected": 10})
