@@ -213,13 +213,20 @@ async def main(args: argparse.Namespace) -> int:
                 ok = False
                 break
             await asyncio.sleep(0.05)
-        last = max(t for t, _c in (await sink.stats(since=sent_at))["arrivals"])
+        arrivals = (await sink.stats(since=sent_at))["arrivals"]
+        last = max(t for t, _c in arrivals)
         dispatcher.stop()
         await running
         total = last - sent_at
         print(f"\n1. Limits off: SEND -> last message handed to a channel: {total:.2f} s "
               f"({args.people / total:.0f} messages/s); queueing in the SEND transaction "
               f"took {queue_time:.2f} s.")
+        for channel in ("telegram", "sms"):
+            times = [t for t, c in arrivals if c == channel]
+            if times:
+                print(f"   {channel:8} {len(times):6d} messages, the last "
+                      f"{max(times) - sent_at:6.2f} s after SEND "
+                      f"({len(times) / (max(times) - sent_at):.0f}/s)")
 
         # 2. Limits on, over a bounded window.
         dispatcher = Dispatcher(sessions, transports, settings, poll_interval=0.05)

@@ -75,7 +75,8 @@ class Audience:
             return member.selection == RESERVE
         if self.kind == "lang":
             return member.language == self.value
-        return member.group == self.value  # group
+        # group: names match whatever their case ('to:group:North' typed in chat)
+        return member.group is not None and member.group.casefold() == self.value.casefold()
 
 
 def parse_audience(text: str) -> Audience:
@@ -205,7 +206,7 @@ def audience_counts(members: list[Member], now: datetime,
         keys = ["all", "selected" if member.selection in (SELECTED, CONFIRMED) else "reserve",
                 f"lang:{member.language}"]
         if member.group:
-            keys.append(f"group:{member.group}")
+            keys.append(f"group:{member.group.casefold()}")
         for key in keys:
             counts.setdefault(key, AudienceCount()).add(member, quiet[member.timezone])
     return counts

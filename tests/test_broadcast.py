@@ -66,7 +66,7 @@ def test_audiences_are_checked():
 
 async def test_audiences_pick_the_right_people(db, settings):
     async with db.sessions.begin() as session:
-        chosen = await add_member(session, status=SELECTED, group="north")
+        chosen = await add_member(session, status=SELECTED, group="North")
         confirmed = await add_member(session, status=CONFIRMED, language="fr")
         reserve = await add_member(session, status=RESERVE, group="north")
         await add_member(session, status=DECLINED)
@@ -79,7 +79,8 @@ async def test_audiences_pick_the_right_people(db, settings):
     assert ids("all") == {chosen.id, confirmed.id, reserve.id}
     assert ids("selected") == {chosen.id, confirmed.id}
     assert ids("reserve") == {reserve.id}
-    assert ids("group:north") == {chosen.id, reserve.id}
+    assert ids("group:north") == ids("group:NORTH") == {chosen.id, reserve.id}
+    assert "group:north" in broadcast.audience_counts(members, NOW, Timing())
     assert ids("lang:fr") == {confirmed.id}
 
 
