@@ -40,7 +40,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     application = create_app(settings)
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
     console.print(f"Concorder Relay on [bold]http://{shown}:{port}/[/]")
-    if settings.simulated_channels:
+    if settings.simulated_channels and settings.simulator_enabled:
         channels = ", ".join(sorted(settings.simulated_channels))
         console.print(f"Simulator ({channels}): [bold]http://{shown}:{port}/simulator[/]")
     web.run_app(application, host=host, port=port, print=None,

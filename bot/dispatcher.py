@@ -576,7 +576,11 @@ def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
 
     async def dispatcher_context(app: web.Application):
         transports = build_transports(settings)
-        dispatcher = Dispatcher(app[SESSIONS], transports, settings)
+        limits = DeliveryLimits.from_settings(settings)
+        for channel in settings.simulated_channels:
+            # The simulator is no carrier: its replies should appear at once.
+            limits.channels.pop(channel, None)
+        dispatcher = Dispatcher(app[SESSIONS], transports, settings, limits=limits)
         task = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
         yield
         dispatcher.stop()

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     default_language: str = Field("en", alias="CONCORDER_DEFAULT_LANGUAGE")
     default_region: str = Field("GB", alias="CONCORDER_DEFAULT_REGION")  # for national numbers
     assembly_file: str | None = Field(None, alias="CONCORDER_ASSEMBLY")
+    # The simulator page and API let anyone speak as any address: on by default only while
+    # the service is not public (no CONCORDER_PUBLIC_URL).
+    simulator: bool | None = Field(None, alias="CONCORDER_SIMULATOR")
 
     telegram_bot_token: str | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
     telegram_webhook_secret: str | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
@@ -48,6 +51,10 @@ class Settings(BaseSettings):
             and self.twilio_auth_token
             and (self.twilio_from_number or self.twilio_messaging_service_sid)
         )
+
+    @property
+    def simulator_enabled(self) -> bool:
+        return self.simulator if self.simulator is not None else self.public_url is None
 
     @cached_property
     def simulated_channels(self) -> frozenset[str]:

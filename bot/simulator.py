@@ -231,6 +231,9 @@ async def page(request: web.Request) -> web.FileResponse:
 
 @feature
 def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
+    if not settings.simulator_enabled:
+        # A public service must not let anyone speak as any phone number.
+        return
     app.router.add_get("/simulator", page)
     app.router.add_get("/simulator/", page)
     app.router.add_static("/simulator/static/", STATIC)

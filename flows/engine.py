@@ -207,7 +207,11 @@ def handle(state: State, inbound: Inbound, ctx: Context) -> Turn:
         conv.repeat()
         return Turn(conv.state, conv.outbound, conv.events)
 
-    language = language_of(text, shipped_languages()) if inbound.button is None else None
+    choice, stale = match_choice(conv.state, inbound)
+    # A reply that is one of the offered options ('Français' at the language question)
+    # goes to the flow, not to the language keyword.
+    language = (language_of(text, shipped_languages())
+                if inbound.button is None and choice is None else None)
     if language is not None:
         previous = conv.state.language
         conv.state.language = language
@@ -220,7 +224,6 @@ def handle(state: State, inbound: Inbound, ctx: Context) -> Turn:
         if take_command(conv, inbound):
             return Turn(conv.state, conv.outbound, conv.events)
 
-    choice, stale = match_choice(conv.state, inbound)
     if stale:
         conv.say(conv._("That button belongs to an earlier question."))
         conv.repeat()

@@ -192,3 +192,12 @@ def test_state_survives_a_json_round_trip():
     state = echo_state(language="es", data={"x": [1, 2]})
     assert State.from_json(state.to_json()).to_json() == state.to_json()
     assert State.from_json(None, language="fr").language == "fr"
+
+
+def test_a_language_name_offered_as_an_option_is_taken_as_the_answer():
+    ctx = Context(now=datetime(2026, 3, 3, tzinfo=UTC), participant_id="P1", channel="sms")
+    state = handle(State(), Inbound("sms", "hi"), ctx).state
+    state = handle(state, Inbound("sms", "2"), ctx).state  # the language question
+    turn = handle(state, Inbound("sms", "Français"), ctx)
+    assert turn.state.language == "fr"
+    assert turn.state.step == "menu"  # back to the menu, not the same question again

@@ -289,3 +289,20 @@ async def test_a_message_scheduled_for_later_is_not_on_its_way(client, db):
         row.next_attempt_at = row.not_before = utcnow() + timedelta(hours=9)  # quiet hours
     listing = await replies(client, "sms", PHONE)
     assert listing == {"channel": "sms", "address": PHONE, "messages": [], "pending": 0}
+
+
+async def test_a_public_service_has_no_simulator_unless_asked(db, aiohttp_client):
+    from bot.app import create_app
+    from bot.settings import Settings
+
+    public = Settings(CONCORDER_DATABASE_URL=db.url, CONCORDER_PUBLIC_URL="https://relay.example",
+                      _env_file=None)
+    client = await aiohttp_client(create_app(public, dispatch=False))
+    assert (await client.get("/simulator")).status == 404
+    assert (await client.post("/simulator/api/messages", json={
+        "channel": "sms", "address": "+447700900123", "text": "YES"})).status == 404
+
+    asked = Settings(CONCORDER_DATABASE_URL=db.url, CONCORDER_PUBLIC_URL="https://relay.example",
+                     CONCORDER_SIMULATOR="1", _env_file=None)
+    client = await aiohttp_client(create_app(asked, dispatch=False))
+    assert (await client.get("/simulator")).status == 200
