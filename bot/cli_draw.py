@@ -153,8 +153,9 @@ def rules_from_assembly(assembly: Any) -> DrawRules:
     section = _get(assembly, "selection") or _get(assembly, "draw") or assembly
     panel_size = _get(section, "panel_size")
     if not panel_size:
-        raise DrawCommandError("No panel size for the draw: give --quotas FILE (see "
-                               "`concorder select --help`).")
+        raise DrawCommandError("No panel size for the draw: add a [selection] table with "
+                               "panel_size and quotas to the assembly file (see "
+                               "examples/citizens-jury/assembly.toml), or give --quotas FILE.")
     if not isinstance(panel_size, int) or panel_size < 1:
         raise DrawCommandError(f"panel_size must be a positive whole number, not {panel_size!r}.")
     quotas_spec = _plain(_get(section, "quotas") or _get(assembly, "quotas") or {})
@@ -169,8 +170,8 @@ def rules_from_assembly(assembly: Any) -> DrawRules:
             table.setdefault(str(category), {})[str(value)] = row
         quotas_spec = table
     if not quotas_spec:
-        raise DrawCommandError("No quotas for the draw: give --quotas FILE with "
-                               "[quotas.<category>] tables.")
+        raise DrawCommandError("No quotas for the draw: add [selection.quotas.<category>] "
+                               "tables to the assembly file, or give --quotas FILE.")
     try:
         quotas = draw.quota_bounds(quotas_spec, int(panel_size))
     except draw.DrawError as error:

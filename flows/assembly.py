@@ -14,7 +14,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    model_validator,
+)
 
 from flows.i18n import shipped_languages
 from flows.text import fold
@@ -118,11 +126,72 @@ class Question(_Strict):
         return self
 
 
+class QuotaRange(_Strict):
+    min: int = Field(ge=0)
+    max: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> QuotaRange:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is more than max ({self.max})")
+        return self
+
+
+def _quota(value: Any) -> QuotaRange | float:
+    """A value's quota: seats as {min, max}, or a target share of the panel (0.25)."""
+    if isinstance(value, QuotaRange):
+        return value
+    if isinstance(value, dict):
+        try:
+            return QuotaRange.model_validate(value)
+        except ValidationError as exc:
+            raise ValueError("; ".join(
+                f"{'.'.join(map(str, e['loc'])) + ': ' if e['loc'] else ''}"
+                f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())) from None
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1:
+        return float(value)
+    raise ValueError("give seats as { min = 2, max = 4 } or a share of the panel such as 0.25")
+
+
+Quota = Annotated[QuotaRange | float, PlainValidator(_quota)]
+
+
+class Selection(_Strict):
+    """The stratified draw: panel and reserve sizes, households, quotas per category.
+
+    A category is a registration question's id (values are its option keys) or an
+    attribute known from the pool file (values as written there)."""
+
+    panel_size: int = Field(ge=1, le=100_000)
+    reserve_size: int = Field(0, ge=0)
+    one_per_household: bool = True
+    quotas: dict[str, dict[str, Quota]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Selection:
+        for category, values in self.quotas.items():
+            if not values:
+                raise ValueError(f"quotas > {category}: give at least one value")
+            ranges = [q for q in values.values() if isinstance(q, QuotaRange)]
+            if len(ranges) == len(values):
+                low, high = sum(q.min for q in ranges), sum(q.max for q in ranges)
+                if not low <= self.panel_size <= high:
+                    raise ValueError(
+                        f"quotas > {category}: the minimums add up to {low} and the maximums "
+                        f"to {high}, so a panel of {self.panel_size} cannot meet them")
+            shares = [q for q in values.values() if not isinstance(q, QuotaRange)]
+            if len(shares) == len(values) and abs(sum(shares) - 1) > 0.02:
+                raise ValueError(f"quotas > {category}: the shares add up to "
+                                 f"{sum(shares):.2f}, not 1")
+        return self
+
+
 class Assembly(_Strict):
     assembly: AssemblyInfo
     recruitment: Recruitment = Recruitment()
     consent: Consent
     questions: list[Question] = Field(default_factory=list)
+    selection: Selection | None = None
     # The calendar feature's tables, kept untouched.
     sessions: Any = None
     briefings: Any = None
@@ -168,6 +237,16 @@ def _missing_languages(assembly: Assembly) -> list[str]:
                 problems.append(f"{place}: no text in {code!r}")
 
     check("consent > text", assembly.consent.text)
+    if assembly.selection is not None:
+        for category, values in assembly.selection.quotas.items():
+            question = assembly.question(category)
+            if question is None:
+                continue  # an attribute from the pool file
+            keys = {option.key for option in question.options}
+            for value in values:
+                if value not in keys:
+                    problems.append(f"selection > quotas > {category} > {value}: not an option "
+                                    f"of question {category!r} ({', '.join(sorted(keys))})")
     seen: set[str] = set()
     for n, question in enumerate(assembly.questions, start=1):
         place = f"questions #{n} (id {question.id!r})"

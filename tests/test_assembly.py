@@ -109,3 +109,58 @@ def test_syntax_errors_and_missing_files():
     assert problems("[assembly\nname = 1")[0].startswith("not valid TOML: ")
     with pytest.raises(AssemblyError, match="file not found"):
         load_assembly("/nonexistent/jury.toml")
+
+
+def test_the_draw_rules_live_in_the_assembly_file():
+    assembly = parse_assembly(MINIMAL + """
+[selection]
+panel_size = 10
+reserve_size = 3
+[selection.quotas.age]
+young = { min = 4, max = 6 }
+older = 0.5
+[selection.quotas.region]
+north = 0.5
+south = 0.5
+""")
+    assert (assembly.selection.panel_size, assembly.selection.reserve_size) == (10, 3)
+    assert assembly.selection.one_per_household is True
+    assert assembly.selection.quotas["age"]["older"] == 0.5
+
+
+def test_impossible_or_misspelt_quotas_are_named_by_place():
+    found = problems(MINIMAL + """
+[selection]
+panel_size = 10
+[selection.quotas.age]
+young = { min = 1, max = 2 }
+older = { min = 1, max = 2 }
+""")
+    assert found == ["selection: quotas > age: the minimums add up to 2 and the maximums to 4, "
+                     "so a panel of 10 cannot meet them"]
+    found = problems(MINIMAL + """
+[selection]
+panel_size = 10
+[selection.quotas.age]
+young = { min = 6, max = 4 }
+elderly = 0.5
+""")
+    assert found == ["selection > quotas > age > young: min (6) is more than max (4)"]
+    found = problems(MINIMAL + """
+[selection]
+panel_size = 4
+[selection.quotas.age]
+young = 0.5
+elderly = 0.5
+""")
+    assert found == ["selection > quotas > age > elderly: not an option of question 'age' "
+                     "(older, young)"]
+
+
+def test_the_draw_takes_its_rules_from_the_example_assembly():
+    from bot.cli_draw import rules_from_assembly
+
+    rules = rules_from_assembly(load_assembly(EXAMPLE))
+    assert (rules.panel_size, rules.reserve_size, rules.one_per_household) == (12, 4, True)
+    assert sorted(rules.quotas) == ["age", "gender", "region"]
+    assert (rules.quotas["gender"]["woman"].min, rules.quotas["gender"]["woman"].max) == (5, 7)
