@@ -1,7 +1,7 @@
 """Benchmark: an organiser's broadcast to 10,000 participants, from SEND to the channels.
 
     .venv/bin/python bench/broadcast.py [--people 10000] [--sms-share 0.3] [--window 10]
-                                        [--database-url URL]
+                                        [--postgres [USER@HOST:PORT] | --database-url URL]
 
 An organiser writes `/broadcast ...` on Telegram and then SEND, through the service as a
 webhook would. The broadcast is queued in that turn's transaction and the real dispatcher
@@ -14,7 +14,8 @@ loopback sink that answers like the Bot API (sendMessage) and like Twilio (Messa
    limit (target: at least 95%).
 
 The sink runs in a child process so it does not share an event loop with what it measures.
-A temporary SQLite database by default; --database-url for another (it must be empty).
+A temporary SQLite database by default; --postgres for a scratch PostgreSQL database
+(CONCORDER_BENCH_PG, default postgres@127.0.0.1:5432), or --database-url for an empty one.
 """
 
 from __future__ import annotations
@@ -159,6 +160,16 @@ async def organiser_sends(sessions, settings, label: str) -> tuple[float, float]
     return sent_at, time.perf_counter() - started
 
 
+async def pg_admin(server: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(f"postgresql://{server}/postgres", timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 def achieved(arrivals: list[list], channel: str, window: float, start: float) -> float:
     """Messages a second on `channel` between its first arrival and the end of the window."""
     times = sorted(t for t, c in arrivals if c == channel and t <= start + window)
@@ -180,6 +191,11 @@ async def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
     tmp = tempfile.TemporaryDirectory(prefix="concorder-bench-")
     url = args.database_url or f"sqlite+aiosqlite:///{tmp.name}/bench.db"
+    scratch = None
+    if args.postgres:
+        scratch = f"concorder_bench_{os.getpid()}"
+        await pg_admin(args.postgres, f'CREATE DATABASE "{scratch}"')
+        url = f"postgresql+asyncpg://{args.postgres}/{scratch}"
     sink = Sink()
     # No quiet hours: the benchmark measures sending, whatever the time of day it runs at.
     scheduler_config.set_current(scheduler_config.parse_calendar('[schedule]\nquiet_hours = ""\n'))
@@ -237,6 +253,13 @@ async def main(args: argparse.Namespace) -> int:
         await running
         arrivals = (await sink.stats(since=sent_at))["arrivals"]
         start = min(t for t, _c in arrivals)
+        if args.verbose:
+            per_second: dict[int, int] = {}
+            for t, c in arrivals:
+                if c == "telegram":
+                    per_second[int(t - start)] = per_second.get(int(t - start), 0) + 1
+            print("   Telegram messages per second:", [per_second.get(n, 0) for n in
+                                                      range(int(args.window) + 1)])
         print(f"\n2. Limits on, {args.window:.0f} s window:")
         for channel, limit in (("telegram", settings.telegram_rate),
                                ("sms", settings.sms_rate)):
@@ -252,6 +275,8 @@ async def main(args: argparse.Namespace) -> int:
         await engine.dispose()
         await sink.stop()
         tmp.cleanup()
+        if scratch:
+            await pg_admin(args.postgres, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
     return 0 if ok else 1
 
 
@@ -266,5 +291,10 @@ if __name__ == "__main__":
     parser.add_argument("--window", type=float, default=10.0,
                         help="seconds over which the rates with limits on are measured")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show Telegram arrivals second by second")
     parser.add_argument("--database-url", help="an empty database (default: temporary SQLite)")
+    parser.add_argument("--postgres", nargs="?", metavar="USER@HOST:PORT",
+                        const=os.environ.get("CONCORDER_BENCH_PG", "postgres@127.0.0.1:5432"),
+                        help="run on a scratch PostgreSQL database, dropped afterwards")
     sys.exit(asyncio.run(main(parser.parse_args())))
