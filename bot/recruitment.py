@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import secrets
+import string
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -627,9 +628,15 @@ async def _update_entry(session: AsyncSession, pid: str, row: PoolRow, now: date
 
 # -------------------------------------------------------------------- invitations
 
+CODE_ALPHABET = string.ascii_letters + string.digits
+
+
 def new_code() -> str:
-    """A one-time invitation code: 32 characters of A-Za-z0-9_- (Telegram allows 64)."""
-    return secrets.token_urlsafe(24)
+    """A one-time invitation code: 32 letters and digits (Telegram allows 64 of A-Za-z0-9_-).
+
+    No '-' or '_': phones that turn the SMS link into a tap target often leave a trailing
+    '-' out of the link, which would break the code."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(32))
 
 
 def invite_link(bot_username: str, code: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from flows.i18n import Translator, shipped_languages, translator
-from flows.keywords import Keyword, keyword_of, language_of
+from flows.keywords import REPLY_WORDS, Keyword, keyword_of, language_of
 from flows.model import Choice, Context, Event, Inbound, Outbound, State, Turn
 from flows.text import fold
 
@@ -169,7 +169,7 @@ def match_choice(state: State, inbound: Inbound) -> tuple[str | None, bool]:
     if not word:
         return None, False
     for index, (key, label) in enumerate(state.offered, start=1):
-        if word in (str(index), fold(key), fold(label)):
+        if word in (str(index), fold(key), fold(label)) or word in REPLY_WORDS.get(key, ()):
             return key, False
     return None, False
 

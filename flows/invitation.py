@@ -112,7 +112,7 @@ class Invitation(Flow):
                 text += " " + _("You can also reply on Telegram: {link}", link=link)
             if conv.ctx.channel == "sms":
                 text += " " + _("Reply STOP at any time to get no more messages.")
-        conv.ask("respond", text, conv.choices(("join", _("Yes, tell me more")),
+        conv.ask("respond", text, conv.choices(("yes", _("Yes, tell me more")),
                                                ("no", _("No, thank you"))))
 
     def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
@@ -121,7 +121,7 @@ class Invitation(Flow):
         elif recruitment_facts(conv).get("invitation_status") == "lapsed" and (
                 answer.choice or is_start_command(answer)):
             self.refuse(conv, "expired")
-        elif answer.choice == "join":
+        elif answer.choice == "yes":
             conv.emit("invitation.accepted", channel=conv.ctx.channel)
             conv.goto("consent")
         elif answer.choice == "no":

@@ -36,6 +36,19 @@ LANGUAGE_WORDS = {
 }
 
 
+# Words that pick an offered option by its key, in every shipped language, besides its
+# number and its label: an SMS invitation asks for YES or NO, consent for AGREE.
+REPLY_WORDS = {
+    "yes": {"yes", "y", "oui", "si", "ok", "yep"},
+    "no": {"no", "n", "non", "nope"},
+    "agree": {"agree", "iagree", "accept", "accepte", "jaccepte", "daccord", "acepto",
+              "deacuerdo"},
+    "disagree": {"disagree", "refuse", "jerefuse", "norefuse", "rechazo", "noacepto"},
+    "confirm": {"confirm", "confirme", "confirmer", "jeconfirme", "confirmo", "confirmar"},
+    "decline": {"decline", "refuser", "decliner", "jedecline", "rechazar", "declino"},
+}
+
+
 def keyword_of(text: str) -> Keyword | None:
     """The keyword a whole message is, or None. Only whole messages count."""
     word = fold(text)

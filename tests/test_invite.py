@@ -34,7 +34,7 @@ POOL = ("phone,telegram,language,household\n"
         "+447700900203,both_ways,es,H2\n"
         ",only_handle,en,H3\n"
         "+447700900205,,en,H4\n")
-LINK = re.compile(r"https://t\.me/RiversideJuryBot\?start=([A-Za-z0-9_-]{1,63})\b")
+LINK = re.compile(r"https://t\.me/RiversideJuryBot\?start=([A-Za-z0-9_-]{1,63})(?![A-Za-z0-9_-])")
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from store import audit
 from store.models import AuditEvent, Contact, OutboxMessage, Participant, utcnow
 from store.recruitment import (
     CONFIRMED,
+    CONSENTED,
     DECLINED,
     REGISTERED,
     RESERVE,
@@ -324,3 +325,17 @@ async def test_a_letter_link_opened_in_telegram_through_the_bot_api(
             PoolEntry, PoolEntry.participant_id == Invitation.participant_id).where(
             PoolEntry.telegram_handle == "ana_riverside"))
     assert invitation_row.status == "responded" and invitation_row.bound_contact_id
+
+
+async def test_invitees_answer_in_words_in_their_own_language(db, settings, invited):
+    # An SMS invitation asks for YES or NO: the words work as well as the numbers.
+    replies = await say(db, settings, PHONE, "Yes!")
+    assert "Do you agree?" in replies[0]
+    replies = await say(db, settings, PHONE, "AGREE")
+    assert "Question 1 of 2" in replies[-1]
+
+    replies = await say(db, settings, PHONE_FR, "oui")
+    assert "Êtes-vous d'accord ?" in replies[0]
+    replies = await say(db, settings, PHONE_FR, "J'accepte")
+    assert "Question 1" in replies[-1]
+    assert (await invitation_of(db, PHONE_FR)).status == CONSENTED
