@@ -36,6 +36,8 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     from bot.app import PrivateAccessLogger, create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Every tick of every timer at INFO drowns what matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     settings = Settings()
     application = create_app(settings)
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
