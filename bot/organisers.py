@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.addresses import BadAddress, normalise
 from bot.service import after_turn, enqueue, find_or_create_contact, provide_facts
 from bot.settings import Settings
+from flows.engine import MAX_TEXT
 from flows.i18n import translator
 from flows.model import Outbound, Turn
 from flows.organiser import PREVIEW_MINUTES, is_urgent, parse_broadcast, split_command
@@ -238,7 +239,8 @@ async def organiser_events(session: AsyncSession, settings: Settings, *,
     for event in turn.events:
         organiser_id = event.data.get("organiser")
         if event.kind == "broadcast.previewed":
-            audience, body = parse_broadcast(split_command(text)[1])
+            # The text as the flow saw it (the engine cuts long messages before flows).
+            audience, body = parse_broadcast(split_command(text[:MAX_TEXT])[1])
             preview = await session.get(BroadcastPreview, organiser_id)
             if preview is None:
                 preview = BroadcastPreview(organiser_id=organiser_id)
