@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import service
+from bot import segments, service
 from bot.app import SESSIONS, feature
 from bot.organisers import forward_attendance, record
 from bot.render import render
@@ -264,13 +264,9 @@ def content_of(broadcast: Broadcast) -> Content:
     return Content(broadcast.text, broadcast.template, dict(broadcast.params or {}))
 
 
-# Babel puts no-break spaces in dates ('6:30\u202fPM'); one such character makes a whole SMS
-# UCS-2 (70 characters a segment instead of 160), so SMS copies get plain spaces.
-_NO_BREAK_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " "})
-
-
 def gsm_spaces(text: str) -> str:
-    return text.translate(_NO_BREAK_SPACES)
+    """The SMS copy of a text, as the renderer will send it (plain spaces and quotes)."""
+    return segments.gsm_friendly(text)
 
 
 # --- time --------------------------------------------------------------------------------------

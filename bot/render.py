@@ -39,7 +39,7 @@ def sms_text(message: Outbound, language: str) -> str:
 def render(message: Outbound, channel: str, language: str, prompt_id: str | None,
            sms_max_segments: int = 10) -> list[Part]:
     if channel == "sms":
-        text = sms_text(message, language)
+        text = segments.gsm_friendly(sms_text(message, language))
         parts = []
         for piece in segments.split(text, sms_max_segments):
             size = segments.measure(piece)
