@@ -159,5 +159,6 @@ def session_move(
     console.print(f"Reminders and briefings: {planned.inserted} planned, "
                   f"{planned.rescheduled} rescheduled, {planned.cancelled} cancelled.")
     when = f"{moved.start.astimezone(zone):%Y-%m-%dT%H:%M}"
+    # soft_wrap: the command must stay on one line, to be copied whole.
     console.print("Tell the participants with:\n  concorder broadcast --template session-moved "
-                  f"--session {moved.number} --start {when}")
+                  f"--session {moved.number} --start {when}", soft_wrap=True)

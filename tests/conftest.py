@@ -24,6 +24,8 @@ from store.db import make_engine, sessionmaker, upgrade
 from store.models import Base
 
 PG_SERVER = os.environ.get("CONCORDER_TEST_PG", "postgres@127.0.0.1:5432")
+# Command output is read by the tests: give rich a wide, fixed terminal whatever runs them.
+os.environ["COLUMNS"] = "200"
 
 
 @dataclass

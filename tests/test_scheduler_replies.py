@@ -44,10 +44,10 @@ async def test_time_changes_the_briefing_time_and_moves_the_pending_briefing(db,
     await runner.tick(at("2027-03-07T12:00"))  # plans the week
 
     answer = await say(db, settings, address, "time", now=at("2027-03-07T12:05"))
-    assert answer == ["Your daily briefing arrives at 8:00\u202fAM. Reply TIME followed by the "
+    assert answer == ["Your daily briefing arrives at 8:00 AM. Reply TIME followed by the "
                       "time you want, for example TIME 7:30."]
     answer = await say(db, settings, address, "TIME 7:30", now=at("2027-03-07T12:10"))
-    assert answer == ["Your daily briefing will now arrive at 7:30\u202fAM."]
+    assert answer == ["Your daily briefing will now arrive at 7:30 AM."]
     async with db.sessions() as session:
         pref = await session.get(CalendarPreference, person)
         job = (await session.execute(select(CalendarJob).where(
