@@ -16,7 +16,6 @@ and the audit event commit together, so a crash sends all of it or none of it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -534,38 +533,23 @@ async def recent(session: AsyncSession, limit: int = 20) -> list[Broadcast]:
 RELEASE_EVERY = 15.0  # seconds
 
 
-async def release_loop(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+async def release_once(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
     """Scheduled broadcasts that are due, and attendance notices no organiser was told of
     yet (there was none when they came in)."""
-    while True:
-        try:
-            released = await release_due(sessions, settings)
-            if released:
-                log.info("released %d scheduled broadcast(s)", len(released))
-            async with sessions.begin() as session:
-                forwarded = await forward_attendance(session, settings, utcnow())
-            if forwarded:
-                service.outbox_signal.set()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # keep the loop alive; the row stays scheduled and is retried
-            log.exception("releasing scheduled broadcasts failed")
-        await asyncio.sleep(RELEASE_EVERY)
+    released = await release_due(sessions, settings)
+    if released:
+        log.info("released %d scheduled broadcast(s)", len(released))
+    async with sessions.begin() as session:
+        forwarded = await forward_attendance(session, settings, utcnow())
+    if forwarded:
+        service.outbox_signal.set()
 
 
 @feature
 def install(app, settings: Settings, dispatch: bool) -> None:
-    """Run the release loop with the service (not when tests drive the outbox)."""
-    if not dispatch:
-        return
+    """Release scheduled broadcasts with the service (not when tests drive the outbox)."""
+    from scheduler import timers
 
-    async def lifecycle(app):
-        task = asyncio.create_task(release_loop(app[SESSIONS], settings))
-        yield
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-
-    app.cleanup_ctx.append(lifecycle)
+    if dispatch:
+        timers.add(app, "broadcasts: release the scheduled ones", RELEASE_EVERY,
+                   lambda: release_once(app[SESSIONS], settings))

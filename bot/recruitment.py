@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,6 +34,7 @@ from bot.settings import Settings
 from flows import engine
 from flows.assembly import Assembly, AssemblyError, load_assembly
 from flows.model import Context, Event, State
+from scheduler import timers
 from store import audit
 from store.models import (
     AuditEvent,
@@ -1145,21 +1145,9 @@ def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
     if not dispatch:
         return
 
-    async def background(app: web.Application):
-        scheduler = AsyncIOScheduler(timezone="UTC")
+    async def tick() -> None:
+        done = await recruitment_tick(app[SESSIONS], settings)
+        if any(done.values()):
+            log.info("recruitment: %s", done)
 
-        async def tick() -> None:
-            try:
-                done = await recruitment_tick(app[SESSIONS], settings)
-                if any(done.values()):
-                    log.info("recruitment: %s", done)
-            except Exception:  # keep ticking; the next tick retries what did not commit
-                log.exception("recruitment tick failed")
-
-        scheduler.add_job(tick, "interval", seconds=TICK_SECONDS, max_instances=1,
-                          coalesce=True, next_run_time=utcnow(), id="recruitment")
-        scheduler.start()
-        yield
-        scheduler.shutdown(wait=False)
-
-    app.cleanup_ctx.append(background)
+    timers.add(app, "recruitment: reminders and lapsing", TICK_SECONDS, tick)

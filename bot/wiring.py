@@ -7,4 +7,4 @@ from bot import (
     sms,  # noqa: F401
     telegram,  # noqa: F401
 )
-from scheduler import runner  # noqa: F401
+from scheduler import runner, timers  # noqa: F401

@@ -1,6 +1,6 @@
 """The calendar inside the service: every tick, plan (now and then) and run what is due.
 
-An apscheduler 3 AsyncIOScheduler ticks `CalendarRunner.tick`; tests call `tick(now)` on a
+The service's timers (scheduler/timers.py) tick `CalendarRunner.tick`; tests call `tick(now)` on a
 clock of their own. Any number of instances may run on one PostgreSQL database.
 """
 
@@ -15,13 +15,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import scheduler.events  # noqa: F401  (reply events -> calendar tables)
 import scheduler.facts  # noqa: F401  (the calendar in panel members' conversations)
 from bot.app import SESSIONS, feature
 from bot.settings import Settings
+from scheduler import timers
 from scheduler.config import Calendar, CalendarError, current, load_calendar, set_current
 from scheduler.jobs import SyncResult, run_due, sync
 from store.models import utcnow
@@ -132,22 +132,12 @@ def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
     if not dispatch or calendar is None:
         return
 
-    async def background(app: web.Application):
-        runner = CalendarRunner(app[SESSIONS], settings, calendar=calendar,
-                                path=settings.assembly_file)
-        scheduler = AsyncIOScheduler(timezone="UTC")
+    runners: list[CalendarRunner] = []  # made at the first tick, when the database is up
 
-        async def tick() -> None:
-            try:
-                await runner.tick()
-            except Exception:  # keep ticking; the next tick retries what did not commit
-                log.exception("calendar tick failed")
+    async def tick() -> None:
+        if not runners:
+            runners.append(CalendarRunner(app[SESSIONS], settings, calendar=calendar,
+                                          path=settings.assembly_file))
+        await runners[0].tick()
 
-        scheduler.add_job(tick, "interval", seconds=TICK_SECONDS, max_instances=1,
-                          coalesce=True, next_run_time=utcnow(), id="calendar",
-                          name="calendar: plan and send briefings and reminders")
-        scheduler.start()
-        yield
-        scheduler.shutdown(wait=False)
-
-    app.cleanup_ctx.append(background)
+    timers.add(app, "calendar: plan and send briefings and reminders", TICK_SECONDS, tick)

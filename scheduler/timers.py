@@ -1,0 +1,68 @@
+"""Every timed job of the running service on one apscheduler 3 AsyncIOScheduler.
+
+Features add their periodic work with `add(app, name, seconds, job)` while the app is built;
+the scheduler starts with the service and stops with it. Each job must be safe to run on
+several instances at once (they claim rows) and to miss a beat: a slow run is never
+overlapped by the next one, and missed runs are coalesced into one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.app import feature
+from bot.settings import Settings
+from store.models import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Timer:
+    name: str
+    seconds: float
+    job: Callable[[], Awaitable[object]]
+
+
+TIMERS = web.AppKey("timers", list)
+
+
+def add(app: web.Application, name: str, seconds: float,
+        job: Callable[[], Awaitable[object]]) -> None:
+    """Run `job` every `seconds` (first right at start-up) while the service runs."""
+    if TIMERS not in app:
+        app[TIMERS] = []
+    app[TIMERS].append(Timer(name, seconds, job))
+
+
+def _guarded(timer: Timer) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            await timer.job()
+        except Exception:  # keep ticking; the next run retries what did not commit
+            log.exception("%s failed", timer.name)
+
+    return run
+
+
+@feature
+def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
+    if not dispatch:
+        return
+
+    async def timers(app: web.Application):
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        for timer in app.get(TIMERS, []):
+            scheduler.add_job(_guarded(timer), "interval", seconds=timer.seconds,
+                              max_instances=1, coalesce=True, next_run_time=utcnow(),
+                              name=timer.name)
+        scheduler.start()
+        yield
+        scheduler.shutdown(wait=False)
+
+    app.cleanup_ctx.append(timers)
