@@ -261,7 +261,13 @@ def status(assembly_path: Path | None = ASSEMBLY) -> None:
     """The recruitment funnel: pool, invitations, replies, consents, registrations, draw."""
     settings = Settings()
     assembly = _assembly(assembly_path, settings)
-    data = run(_with_db(settings, _funnel))
+
+    async def work(sessions):
+        async with sessions() as session:
+            return (await recruitment.funnel(session),
+                    await recruitment.funnel_by_category(session, assembly))
+
+    data, categories = run(_with_db(settings, work))
     table = Table(title=f"Recruitment: {assembly.name}")
     table.add_column("Stage")
     table.add_column("People", justify="right")
@@ -277,4 +283,20 @@ def status(assembly_path: Path | None = ASSEMBLY) -> None:
     table.add_row("Consents in force", str(data.consents))
     for state in recruitment.SELECTION_STATUSES:
         table.add_row(f"Draw: {state}", str(data.selections.get(state, 0)))
+    console.print(table)
+    _show_categories(categories)
+
+
+def _show_categories(categories: list[recruitment.CategoryFunnel]) -> None:
+    """Per category of the draw: who registered, who holds a place, who confirmed."""
+    table = Table(title="By category (registered people; selected: holding a place)")
+    table.add_column("Category")
+    table.add_column("Value")
+    for column in ("Registered", "Selected", "Confirmed"):
+        table.add_column(column, justify="right")
+    for counts in categories:
+        for n, value in enumerate(counts.values):
+            table.add_row(counts.category if n == 0 else "", value,
+                          str(counts.registered[value]), str(counts.selected[value]),
+                          str(counts.confirmed[value]), end_section=n == len(counts.values) - 1)
     console.print(table)

@@ -1107,9 +1107,67 @@ async def funnel(session: AsyncSession) -> Funnel:
                   statuses, channels, consents, selections, not_invited)
 
 
+NO_VALUE = "(no answer)"
+
+
+@dataclass
+class CategoryFunnel:
+    """One category of the draw: how many people are registered, selected (holding a
+    place: not answered yet, or confirmed) and confirmed, per value."""
+
+    category: str
+    values: list[str]  # the assembly's order, then any other value met, NO_VALUE last
+    registered: Counter
+    selected: Counter
+    confirmed: Counter
+
+
+def funnel_categories(assembly: Assembly) -> dict[str, list[str]]:
+    """The categories the status shows, with their values in the assembly's order: the
+    quota categories of [selection], else every registration question."""
+    if assembly.selection is not None and assembly.selection.quotas:
+        return {category: list(values) for category, values
+                in assembly.selection.quotas.items()}
+    return {q.id: [o.key for o in q.options] for q in assembly.questions}
+
+
+async def funnel_by_category(session: AsyncSession, assembly: Assembly) -> list[CategoryFunnel]:
+    """The funnel per category value. A person's value is their registration answer, else
+    what the pool file said; people withdrawn or erased count nowhere."""
+    categories = funnel_categories(assembly)
+    people = {pid: dict(attributes or {}) for pid, attributes in await session.execute(
+        select(PoolEntry.participant_id, PoolEntry.attributes)
+        .join(Invitation, Invitation.participant_id == PoolEntry.participant_id)
+        .where(Invitation.status == REGISTERED))}
+    for pid, question, answer in await session.execute(
+            select(RegistrationAnswer.participant_id, RegistrationAnswer.question_id,
+                   RegistrationAnswer.answer)
+            .join(Invitation, Invitation.participant_id == RegistrationAnswer.participant_id)
+            .where(Invitation.status == REGISTERED)):
+        people.setdefault(pid, {})[question] = answer
+    drawn = dict((await session.execute(
+        select(Selection.participant_id, Selection.status)
+        .where(Selection.status.in_((SELECTED, CONFIRMED))))).all())
+    result = []
+    for category, values in categories.items():
+        counts = CategoryFunnel(category, list(values), Counter(), Counter(), Counter())
+        for pid, features in people.items():
+            value = str(features.get(category) or NO_VALUE)
+            counts.registered[value] += 1
+            if pid in drawn:
+                counts.selected[value] += 1
+                if drawn[pid] == CONFIRMED:
+                    counts.confirmed[value] += 1
+        others = sorted(v for v in counts.registered if v not in values and v != NO_VALUE)
+        counts.values += others + ([NO_VALUE] if NO_VALUE in counts.registered else [])
+        result.append(counts)
+    return result
+
+
 __all__ = [
-    "INVITATION_STATUSES", "SELECTION_STATUSES", "Funnel", "InvitePlan", "InviteResult",
-    "RecruitmentError", "active_assembly", "due_invitation_reminders", "funnel",
+    "INVITATION_STATUSES", "SELECTION_STATUSES", "CategoryFunnel", "Funnel", "InvitePlan",
+    "InviteResult", "RecruitmentError", "active_assembly", "due_invitation_reminders", "funnel",
+    "funnel_by_category",
     "import_pool", "lapse_invitations", "notify_draw_outcome", "parse_pool",
     "plan_invitations", "send_invitation_reminders", "send_invitations", "use_assembly",
 ]
