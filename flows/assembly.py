@@ -9,7 +9,6 @@ calendar and are kept as they are.
 from __future__ import annotations
 
 import re
-import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from flows.config_file import ConfigError, parse_toml, problems_of, read_text
 from flows.i18n import shipped_languages
 from flows.text import fold
 
@@ -34,13 +34,8 @@ KEY_PATTERN = r"^[a-z0-9][a-z0-9_+-]{0,39}$"  # short: Telegram callback data is
 RESERVED_KEYS = {"back", "withdraw", "stop", "start", "help", "cancel", "end", "quit", "yes"}
 
 
-class AssemblyError(ValueError):
+class AssemblyError(ConfigError):
     """The assembly file cannot be used; `problems` lists each place and what is wrong."""
-
-    def __init__(self, path: str, problems: list[str]):
-        self.path = path
-        self.problems = problems
-        super().__init__(f"{path}: " + "; ".join(problems))
 
 
 def _duration(value: Any) -> timedelta:
@@ -267,39 +262,12 @@ def _missing_languages(assembly: Assembly) -> list[str]:
     return problems
 
 
-def _place(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
-    """A readable place for a pydantic error location: list items by number and id."""
-    parts: list[str] = []
-    node: Any = raw
-    for step in loc:
-        if isinstance(step, int):
-            label = f"#{step + 1}"
-            item = node[step] if isinstance(node, list) and step < len(node) else None
-            if isinstance(item, dict) and "id" in item:
-                label += f" (id {item['id']!r})"
-            parts[-1] = f"{parts[-1]} {label}" if parts else label
-            node = item
-        else:
-            parts.append(str(step))
-            node = node.get(step) if isinstance(node, dict) else None
-    return " > ".join(parts) or "(top level)"
-
-
 def parse_assembly(text: str, path: str = "assembly.toml") -> Assembly:
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise AssemblyError(path, [f"not valid TOML: {exc}"]) from None
+    raw = parse_toml(text, path, AssemblyError)
     try:
         assembly = Assembly.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown setting (check its spelling and its table)"
-            problems.append(f"{_place(error['loc'], raw)}: {message}")
-        raise AssemblyError(path, problems) from None
+        raise AssemblyError(path, problems_of(exc, raw, text)) from None
     problems = _missing_languages(assembly)
     if problems:
         raise AssemblyError(path, problems)
@@ -308,14 +276,7 @@ def parse_assembly(text: str, path: str = "assembly.toml") -> Assembly:
 
 def load_assembly(path: str | Path) -> Assembly:
     """Read and check an assembly file, or raise AssemblyError naming every problem."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AssemblyError(str(path), ["file not found"]) from None
-    except UnicodeDecodeError:
-        raise AssemblyError(str(path), ["not UTF-8 text"]) from None
-    return parse_assembly(text, str(path))
+    return parse_assembly(read_text(path, AssemblyError), str(path))
 
 
 def localised(texts: Localised, language: str, default: str = "en") -> str:

@@ -8,7 +8,6 @@ names the place of each mistake ("sessions #2 (id 's2') > end (line 41): ...").
 from __future__ import annotations
 
 import re
-import tomllib
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,19 +23,16 @@ from pydantic import (
     model_validator,
 )
 
+from flows.config_file import ConfigError, parse_toml, problems_of, read_text
+
 _DURATION_PART = re.compile(r"(\d+)\s*(d|h|m)")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 _CLOCK = re.compile(r"^\s*(\d{1,2})[:.hH](\d{2})\s*$")
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,23}$"  # short: job keys and Telegram callback data
 
 
-class CalendarError(ValueError):
+class CalendarError(ConfigError):
     """The calendar cannot be used; `problems` lists each place and what is wrong."""
-
-    def __init__(self, path: str, problems: list[str]):
-        self.path = path
-        self.problems = problems
-        super().__init__(f"{path}: " + "; ".join(problems))
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -256,60 +252,9 @@ def _cross_checks(calendar: Calendar) -> list[str]:
     return problems
 
 
-def _place(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
-    """A readable place: list items by number and id, e.g. 'sessions #2 (id 's2') > end'."""
-    parts: list[str] = []
-    node: Any = raw
-    for step in loc:
-        if isinstance(step, int):
-            item = node[step] if isinstance(node, list) and step < len(node) else None
-            label = f"#{step + 1}"
-            if isinstance(item, dict) and "id" in item:
-                label += f" (id {item['id']!r})"
-            parts[-1] = f"{parts[-1]} {label}" if parts else label
-            node = item
-        else:
-            parts.append(str(step))
-            node = node.get(step) if isinstance(node, dict) else None
-    return " > ".join(parts) or "(top level)"
-
-
-def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
-    """The line of the key an error is about, found from the table headers (best effort)."""
-    lines = text.splitlines()
-    if not loc or not isinstance(loc[0], str):
-        return None
-    table, start = loc[0], 0
-    if len(loc) > 1 and isinstance(loc[1], int):
-        header = re.compile(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]")
-        hits = [i for i, line in enumerate(lines) if header.match(line)]
-        if loc[1] >= len(hits):
-            return None
-        start, keys = hits[loc[1]], loc[2:]
-    else:
-        header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]")
-        hits = [i for i, line in enumerate(lines) if header.match(line)]
-        if not hits:
-            return None
-        start, keys = hits[0], loc[1:]
-    key = next((k for k in keys if isinstance(k, str)), None)
-    if key is None:
-        return start + 1
-    pattern = re.compile(rf"^\s*{re.escape(key)}\s*[=.]")
-    for i in range(start + 1, len(lines)):
-        if lines[i].lstrip().startswith("["):
-            break
-        if pattern.match(lines[i]):
-            return i + 1
-    return start + 1
-
-
 def parse_calendar(text: str, path: str = "assembly.toml") -> Calendar:
     """The calendar tables of an assembly file; CalendarError lists every mistake."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CalendarError(path, [f"not valid TOML: {exc}"]) from None
+    raw = parse_toml(text, path, CalendarError)
     info = raw.get("assembly") if isinstance(raw.get("assembly"), dict) else {}
     data = {key: raw[key] for key in ("sessions", "briefings", "schedule") if key in raw}
     _default_ids(data)
@@ -322,15 +267,7 @@ def parse_calendar(text: str, path: str = "assembly.toml") -> Calendar:
     try:
         calendar = Calendar.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown setting (check its spelling and its table)"
-            line = _line_of(text, error["loc"])
-            where = f" (line {line})" if line else ""
-            problems.append(f"{_place(error['loc'], data)}{where}: {message}")
-        raise CalendarError(path, problems) from None
+        raise CalendarError(path, problems_of(exc, data, text)) from None
     problems = _cross_checks(calendar)
     if problems:
         raise CalendarError(path, problems)
@@ -339,14 +276,7 @@ def parse_calendar(text: str, path: str = "assembly.toml") -> Calendar:
 
 def load_calendar(path: str | Path) -> Calendar:
     """Read and check the calendar tables of an assembly file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CalendarError(str(path), ["file not found"]) from None
-    except UnicodeDecodeError:
-        raise CalendarError(str(path), ["not UTF-8 text"]) from None
-    return parse_calendar(text, str(path))
+    return parse_calendar(read_text(path, CalendarError), str(path))
 
 
 # The calendar the running service uses: loaded at start, replaceable (tests, reloads).

@@ -85,12 +85,15 @@ registration_deadline = 2027-01-15T18:00:00
 colour = "blue"
 """
     found = problems(text)
-    assert any(p.startswith("questions #1 (id 'age') > options #2 > key: String should "
-                            "match pattern") for p in found)
-    assert any(p.startswith("recruitment > remind_after: write a duration") for p in found)
-    assert any(p.startswith("recruitment > registration_deadline: give the time zone")
+    # Each mistake names its place and the line of the file it is on.
+    assert any(p.startswith("questions #1 (id 'age') > options #2 > key (line 12): String "
+                            "should match pattern") for p in found)
+    assert any(p.startswith("recruitment > remind_after (line 18): write a duration")
                for p in found)
-    assert "recruitment > colour: unknown setting (check its spelling and its table)" in found
+    assert any(p.startswith("recruitment > registration_deadline (line 19): give the time "
+                            "zone") for p in found)
+    assert ("recruitment > colour (line 20): unknown setting (check its spelling and its "
+            "table)") in found
 
 
 def test_language_and_option_rules():
@@ -102,7 +105,7 @@ def test_language_and_option_rules():
     assert any("repeats another option" in p for p in problems(text))
     assert problems(MINIMAL.replace("[consent]", "[consent_]")) == [
         "consent: Field required",
-        "consent_: unknown setting (check its spelling and its table)"]
+        "consent_ (line 5): unknown setting (check its spelling and its table)"]
 
 
 def test_syntax_errors_and_missing_files():
@@ -136,8 +139,8 @@ panel_size = 10
 young = { min = 1, max = 2 }
 older = { min = 1, max = 2 }
 """)
-    assert found == ["selection: quotas > age: the minimums add up to 2 and the maximums to 4, "
-                     "so a panel of 10 cannot meet them"]
+    assert found == ["selection (line 17): quotas > age: the minimums add up to 2 and the "
+                     "maximums to 4, so a panel of 10 cannot meet them"]
     found = problems(MINIMAL + """
 [selection]
 panel_size = 10
@@ -145,7 +148,7 @@ panel_size = 10
 young = { min = 6, max = 4 }
 elderly = 0.5
 """)
-    assert found == ["selection > quotas > age > young: min (6) is more than max (4)"]
+    assert found == ["selection > quotas > age > young (line 17): min (6) is more than max (4)"]
     found = problems(MINIMAL + """
 [selection]
 panel_size = 4

@@ -1,0 +1,96 @@
+"""Reading the assembly file's TOML and naming each mistake by its place and line."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+
+class ConfigError(ValueError):
+    """A file that cannot be used; `problems` lists each place and what is wrong."""
+
+    def __init__(self, path: str, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+def read_text(path: str | Path, error: type[ConfigError]) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(str(path), ["file not found"]) from None
+    except UnicodeDecodeError:
+        raise error(str(path), ["not UTF-8 text"]) from None
+
+
+def parse_toml(text: str, path: str, error: type[ConfigError]) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(path, [f"not valid TOML: {exc}"]) from None
+
+
+def problems_of(exc: ValidationError, data: dict[str, Any], text: str) -> list[str]:
+    """One readable line per validation error: place, line in the file, what is wrong."""
+    problems = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting (check its spelling and its table)"
+        line = line_of(text, error["loc"])
+        where = f" (line {line})" if line else ""
+        problems.append(f"{place(error['loc'], data)}{where}: {message}")
+    return problems
+
+
+def place(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    """A readable place: list items by number and id, e.g. 'sessions #2 (id 's2') > end'."""
+    parts: list[str] = []
+    node: Any = raw
+    for step in loc:
+        if isinstance(step, int):
+            item = node[step] if isinstance(node, list) and step < len(node) else None
+            label = f"#{step + 1}"
+            if isinstance(item, dict) and "id" in item:
+                label += f" (id {item['id']!r})"
+            parts[-1] = f"{parts[-1]} {label}" if parts else label
+            node = item
+        else:
+            parts.append(str(step))
+            node = node.get(step) if isinstance(node, dict) else None
+    return " > ".join(parts) or "(top level)"
+
+
+def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """The line of the key an error is about, found from the table headers (best effort)."""
+    lines = text.splitlines()
+    if not loc or not isinstance(loc[0], str):
+        return None
+    table, start = loc[0], 0
+    if len(loc) > 1 and isinstance(loc[1], int):
+        header = re.compile(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]")
+        hits = [i for i, line in enumerate(lines) if header.match(line)]
+        if loc[1] >= len(hits):
+            return None
+        start, keys = hits[loc[1]], loc[2:]
+    else:
+        header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]")
+        hits = [i for i, line in enumerate(lines) if header.match(line)]
+        if not hits:
+            return None
+        start, keys = hits[0], loc[1:]
+    key = next((k for k in keys if isinstance(k, str)), None)
+    if key is None:
+        return start + 1
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*[=.]")
+    for i in range(start + 1, len(lines)):
+        if lines[i].lstrip().startswith("["):
+            break
+        if pattern.match(lines[i]):
+            return i + 1
+    return start + 1
