@@ -12,6 +12,16 @@ another process. Every solve therefore runs in a child interpreter with PYTHONHA
 fixed (`python -m bot.draw`), which also keeps the solver's console output off ours. The
 child reads one JSON payload per line and answers with JSON lines: progress events, then
 one result or one error. It is reused for the next solve of the same process.
+
+Solver: the library's maximin and nash solve one integer program per respondent (and one
+more per respondent no committee covers yet) before they optimise. With the library's
+default backend ("highspy") each costs 0.4 to 1 s for 2,000 respondents on two cores, as
+its HiGHS wrapper solves every program twice (setting the objective already solves); the
+library's "mip-cbc" backend (python-mip with the free CBC solver) solves it once, five to
+eight times faster, so a draw of 2,000 takes minutes instead of half an hour or more
+(bench/select.py measures both). The lowest probability is the same (it is an optimum),
+but the panel a seed yields depends on the backend: the audit records it, and a payload
+that names one ("solver_backend") re-runs with that one.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ ALGORITHMS = ("maximin", "nash", "leximin", "legacy")
 LIBRARY = "sortition-algorithms"
 HASH_SEED = "0"  # the interpreter hash seed every solve runs under
 FORMAT = 1  # version of the canonical input and of the pick rule below
+SOLVER_BACKEND = "mip-cbc"  # the library's python-mip + CBC backend (see the docstring)
 
 
 class DrawError(Exception):
@@ -69,7 +80,7 @@ def check_algorithm(algorithm: str) -> None:
         raise SolverUnavailable(
             "The leximin algorithm needs the commercial Gurobi solver (Python package "
             "'gurobipy' with a licence), and it is not installed. Use --algorithm maximin, "
-            "which runs on the free HiGHS solver, or install Gurobi.")
+            "which runs on the free CBC solver, or install Gurobi.")
 
 
 # --- seeds, hashes ---------------------------------------------------------------------
@@ -409,6 +420,7 @@ def _audit(payload: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
         "algorithm": payload["algorithm"],
         "library": LIBRARY,
         "library_version": library_version(),
+        "solver_backend": payload.get("solver_backend", SOLVER_BACKEND),
         "python_hash_seed": HASH_SEED,
         "input_sha256": sha256_of(payload["input"]),
         "panel_size": payload["input"]["panel_size"],
@@ -577,7 +589,19 @@ def _library_settings(payload: Mapping[str, Any]) -> Any:
     return Settings(id_column="id", columns_to_keep=[], check_same_address=household,
                     check_same_address_columns=["household"] if household else [],
                     selection_algorithm=payload["algorithm"],
+                    solver_backend=_solver_backend(payload),
                     random_number_seed=int(payload["seed_number"]))
+
+
+def _solver_backend(payload: Mapping[str, Any]) -> str:
+    """The backend a payload names (a recorded one keeps its own), else SOLVER_BACKEND.
+    Never a silent fallback to another: the same seed would give another panel."""
+    backend = str(payload.get("solver_backend") or SOLVER_BACKEND)
+    if backend.startswith("mip") and importlib.util.find_spec("mip") is None:
+        raise SolverUnavailable(
+            f"The draw runs on the {backend!r} solver backend, which needs the Python package "
+            "'mip' (python-mip, with the free CBC solver): pip install 'mip>=1.17,<2'.")
+    return backend
 
 
 def _features(quotas: Mapping[str, Mapping[str, Sequence[int]]], size: int) -> Any:
@@ -679,7 +703,7 @@ def _feasible(quotas: Mapping[str, Any], people: Any, size: int, settings: Any) 
 
     try:
         find_any_committee(_features(quotas, size), people, size,
-                           settings.normalised_address_columns)
+                           settings.normalised_address_columns, settings.solver_backend)
     except (SelectionError, SortitionBaseError, DrawError):
         return False
     return True
