@@ -141,16 +141,39 @@ async def recruitment_facts(session: AsyncSession, participant: Participant) -> 
     result: dict[str, Any] = {"assembly_name": assembly.name, "recruitment": facts}
     if selection is not None:
         facts["selection"] = {"status": selection.status, "confirm_by": selection.confirm_by}
+    facts["outcome"] = _outcome(invitation, selection)
+    facts["timezone"] = participant.timezone or _assembly_timezone()
     default = _default_flow(invitation, selection)
     if default:
         result["default_flow"] = default
     return result
 
 
+def _assembly_timezone() -> str:
+    """The assembly's time zone (its calendar's), in which deadlines are written."""
+    from scheduler.config import current
+
+    calendar = current()
+    return calendar.schedule.timezone if calendar is not None else "UTC"
+
+
+def _outcome(invitation: Invitation | None, selection: Selection | None) -> str | None:
+    """What the draw decided for this person, once they have been told."""
+    if selection is not None:
+        return selection.status
+    if invitation is not None and invitation.outcome_sent_at is not None:
+        return "not_selected"
+    return None
+
+
 def _default_flow(invitation: Invitation | None, selection: Selection | None) -> str | None:
     """Where a message lands when no question is waiting for an answer."""
     if selection is not None and selection.status == SELECTED and selection.responded_at is None:
         return "confirmation"
+    if invitation is not None and invitation.status == WITHDRAWN:
+        return None
+    if _outcome(invitation, selection) is not None:
+        return "outcome"
     if invitation is None:
         return None
     if invitation.status in (*AWAITING_REPLY, LAPSED):

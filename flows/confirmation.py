@@ -3,6 +3,9 @@ else registered hear the outcome."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from flows.engine import Answer, Conversation, Flow, register
 from flows.invitation import (
     assembly_name,
@@ -17,6 +20,14 @@ from flows.invitation import (
 
 def _deadline(conv: Conversation):
     return (recruitment_facts(conv).get("selection") or {}).get("confirm_by")
+
+
+def _local(conv: Conversation, moment: datetime) -> datetime:
+    """A moment in the assembly's (or the person's) time zone, as they read clocks."""
+    try:
+        return moment.astimezone(ZoneInfo(recruitment_facts(conv).get("timezone") or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        return moment
 
 
 @register
@@ -41,7 +52,7 @@ class Confirmation(Flow):
             return
         deadline = _deadline(conv)
         if deadline is not None:
-            when = conv.t.datetime(deadline)
+            when = conv.t.datetime(_local(conv, deadline))
             text = _("Good news: you have been selected for {assembly}. Reply CONFIRM by "
                      "{deadline} to take your place, or DECLINE to give it to someone else.",
                      assembly=name, deadline=when)
@@ -80,3 +91,38 @@ class Confirmation(Flow):
             reopened(conv)
         else:
             conv.not_understood()
+
+
+@register
+class Outcome(Flow):
+    """What anyone the draw has decided about hears when they write in afterwards."""
+
+    name = "outcome"
+
+    def enter(self, conv: Conversation) -> None:
+        self.ask(conv, "status")
+
+    def ask(self, conv: Conversation, step: str) -> None:
+        _ = conv._
+        name = assembly_name(conv)
+        outcome = recruitment_facts(conv).get("outcome")
+        if outcome == "confirmed":
+            text = _("You are a member of {assembly}. Briefings and reminders will come here; "
+                     "reply HELP at any time.", assembly=name)
+        elif outcome == "reserve":
+            text = _("You are on the reserve list for {assembly}: if a place opens, we will "
+                     "write to you.", assembly=name)
+        elif outcome == "declined":
+            text = _("You have given up your place in {assembly}. Thank you for taking part "
+                     "in the draw.", assembly=name)
+        else:
+            text = _("The draw for {assembly} has taken place and you were not selected this "
+                     "time. Thank you for registering.", assembly=name)
+        conv.say(text)
+        wait(conv, self.name, "status")
+
+    def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
+        if wants_to_withdraw(answer):
+            withdraw(conv)
+        else:
+            self.ask(conv, "status")

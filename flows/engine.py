@@ -192,6 +192,8 @@ def handle(state: State, inbound: Inbound, ctx: Context) -> Turn:
 
     if keyword is Keyword.OPT_OUT:
         conv.state.opted_out = True
+        # No question stays open: whoever comes back with START starts afresh.
+        conv.finish()
         conv.emit("participant.opted_out", channel=inbound.channel)
         conv.say(
             conv._(

@@ -54,6 +54,8 @@ def refusal(conv: Conversation, reason: str) -> str:
     if reason == "used":
         return conv._("This invitation link has already been used from another account. "
                       "Please use the account you first opened it with.")
+    if reason == "expired" and conv.ctx.channel == "sms":
+        return conv._("This invitation has expired. Thank you for your interest.")
     return conv._("This invitation link is not valid or has expired.")
 
 

@@ -45,7 +45,8 @@ REPLY_WORDS = {
               "deacuerdo"},
     "disagree": {"disagree", "refuse", "jerefuse", "norefuse", "rechazo", "noacepto"},
     "confirm": {"confirm", "confirme", "confirmer", "jeconfirme", "confirmo", "confirmar"},
-    "decline": {"decline", "refuser", "decliner", "jedecline", "rechazar", "declino"},
+    "decline": {"decline", "refuse", "refuser", "jerefuse", "decliner", "jedecline",
+                "rechazar", "rechazo", "declino"},
 }
 
 

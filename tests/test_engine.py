@@ -148,9 +148,11 @@ def test_opt_out_then_silence_then_opt_in():
     assert pressed.outbound == [] and pressed.state.opted_out
     back = handle(state, Inbound("sms", "start"), ctx())
     assert not back.state.opted_out
-    assert [o.text for o in back.outbound] == [
-        "Welcome back. You will receive messages from us again.", "Say something."]
-    assert [e.kind for e in back.events] == ["participant.opted_in"]
+    # STOP closed the open question: START begins afresh where anyone new would.
+    assert back.outbound[0].text == "Welcome back. You will receive messages from us again."
+    assert back.outbound[1].text.startswith("Hello, this is Concorder Relay.")
+    assert back.state.flow == "welcome"
+    assert [e.kind for e in back.events] == ["participant.opted_in", "conversation.started"]
 
 
 def test_nothing_starts_for_someone_who_opted_out():

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import flows.catalog  # noqa: F401  (registers every flow)
-from bot.recruitment import _default_flow
+from bot.recruitment import _default_flow, _outcome
 from flows import engine
 from flows.assembly import load_assembly
 from flows.i18n import shipped_languages
@@ -82,7 +82,9 @@ class World:
                                   "confirm_by": NOW + ASSEMBLY.recruitment.confirm_within}
             selection = SimpleNamespace(status=self.selection,
                                         responded_at=NOW if self.selection_answered else None)
-        default = _default_flow(SimpleNamespace(status=self.status), selection)
+        invitation = SimpleNamespace(status=self.status, outcome_sent_at=None)
+        facts["outcome"] = _outcome(invitation, selection)
+        default = _default_flow(invitation, selection)
         if default:
             result["default_flow"] = default
         return Context(now=NOW, participant_id="P1", channel=self.channel, facts=result)
