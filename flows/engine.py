@@ -79,6 +79,7 @@ class Conversation:
         """Ask the current step again (in the current language)."""
         flow = current_flow(self.state, self.ctx)
         if self.state.step is None:
+            self.state.flow = flow.name  # its steps must come back to it, whatever the default
             flow.enter(self)
         else:
             flow.ask(self, self.state.step)
