@@ -66,7 +66,7 @@ err = Console(stderr=True)
 
 ASSEMBLY = typer.Option(None, "--assembly", help="The assembly file (TOML). "
                         "Default: CONCORDER_ASSEMBLY.")
-ALGORITHM = typer.Option("maximin", "--algorithm", help="maximin (default, free HiGHS "
+ALGORITHM = typer.Option("maximin", "--algorithm", help="maximin (default, free CBC "
                          "solver), nash, leximin (needs Gurobi) or legacy.")
 DRY_RUN = typer.Option(False, "--dry-run", help="Show what would happen; write nothing.")
 QUOTAS = typer.Option(None, "--quotas", help="TOML file with panel_size, reserve_size, "
