@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import random
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import and_, bindparam, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
+from sqlalchemy import bindparam, func, literal_column, select, union_all, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import service
 from bot.app import SESSIONS, feature
@@ -53,7 +54,14 @@ log = logging.getLogger(__name__)
 
 outbox = OutboxMessage.__table__
 PENDING = ("queued", "sending")
+# What a claim reads back: the message and its schedule (fewer columns, less to convert).
+CLAIMED_COLUMNS = ("id", "participant_id", "contact_id", "seq", "channel", "address", "text",
+                   "buttons", "markdown", "compliance", "kind", "broadcast_id", "part",
+                   "parts", "segments", "attempts", "next_attempt_at", "created_at")
 ERROR_MAX = 255
+# Rows claimed per send slot with no rate limit: a send slot that frees up takes the next
+# claimed row at once, and each claim transaction covers a good batch of rows.
+READ_AHEAD = 2
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,16 @@ class Outcome:
     error: str | None = None
 
 
+@functools.cache
+def _sent_counter(channel: str, status: str) -> Any:
+    return MESSAGES_OUT.labels(channel, status)  # labels() is a locked lookup: once a pair
+
+
+@functools.cache
+def _latency(channel: str) -> Any:
+    return DISPATCH_LATENCY.labels(channel)
+
+
 def backoff(attempt: int, *, base: float = 2.0, cap: float = 900.0,
             rng: Callable[[], float] = random.random) -> float:
     """Exponential backoff with jitter: half fixed, half random, so retries spread out."""
@@ -127,6 +145,7 @@ class Transactions:
         self.serial = bind is None or bind.dialect.name == "sqlite"
         self.postgres = bind is not None and bind.dialect.name == "postgresql"
         self._lock: asyncio.Lock | None = None
+        self._held: AsyncConnection | None = None
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncSession]:
@@ -139,13 +158,66 @@ class Transactions:
         async with self._lock, self.sessions.begin() as session:
             yield session
 
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A Core transaction for the hot path: no ORM session to build and tear down."""
+        engine = self.sessions.kw.get("bind")
+        if not isinstance(engine, AsyncEngine):
+            async with self.begin() as session:
+                yield await session.connection()
+            return
+        async with self._serialised(), engine.begin() as connection:
+            yield connection
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[AsyncConnection]:
+        """Like `connect`, on one connection kept open from call to call (the loop's own):
+        no pool check-out and reset per transaction. Any error closes it; the next call
+        opens a fresh one."""
+        engine = self.sessions.kw.get("bind")
+        if not isinstance(engine, AsyncEngine):
+            async with self.connect() as connection:
+                yield connection
+            return
+        async with self._serialised():
+            if self._held is None:
+                self._held = await engine.connect()
+            try:
+                async with self._held.begin():
+                    yield self._held
+            except BaseException:
+                await self.release()
+                raise
+
+    async def release(self) -> None:
+        connection, self._held = self._held, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    @contextlib.asynccontextmanager
+    async def _serialised(self) -> AsyncIterator[None]:
+        if not self.serial:
+            yield
+            return
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            yield
+
 
 class OutcomeWriter:
-    """Group commit: outcomes arriving while a write is in progress go in the next one."""
+    """Group commit: outcomes arriving while a write is in progress go in the next one.
+
+    While the dispatcher's loop runs it takes the waiting outcomes itself (`take`) and
+    writes them in the same transaction as its next claim (`wake` tells it some arrived):
+    one commit then both records what was sent and leases what goes next.
+    """
 
     def __init__(self, transactions: Transactions, owner: str):
         self.transactions = transactions
         self.owner = owner
+        self.wake: Callable[[], None] | None = None
         self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self._statement = (
@@ -163,32 +235,67 @@ class OutcomeWriter:
     async def write(self, outcome: Outcome) -> None:
         future = asyncio.get_running_loop().create_future()
         self._pending.append((outcome, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._flush())
+        if self.wake is not None:
+            self.wake()
+        else:
+            self._start_flush()
         await future
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            params = [
+    @property
+    def count(self) -> int:
+        return len(self._pending)
+
+    def take(self) -> list[tuple[Outcome, asyncio.Future[None]]]:
+        batch, self._pending = self._pending, []
+        return batch
+
+    def detach(self) -> None:
+        """The loop stopped: write on our own again, starting with anything left waiting."""
+        self.wake = None
+        if self._pending:
+            self._start_flush()
+
+    def _start_flush(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush())
+
+    async def record(self, connection: AsyncConnection,
+                     batch: list[tuple[Outcome, asyncio.Future[None]]]) -> None:
+        if batch:
+            await connection.execute(self._statement, [
                 {"b_id": o.id, "b_status": o.status, "b_next": o.next_attempt_at,
                  "b_provider": o.provider_id, "b_sent": o.sent_at,
                  "b_delivered": o.delivered_at, "b_error": o.error}
                 for o, _ in batch
-            ]
-            try:
-                async with self.transactions.begin() as session:
-                    await session.execute(self._statement, params)
-            except Exception as exc:  # the rows stay "sending"; their lease will expire
-                log.exception("could not record %d outbox outcomes", len(batch))
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+            ])
+
+    @staticmethod
+    def settle(batch: list[tuple[Outcome, asyncio.Future[None]]],
+               error: BaseException | None = None) -> None:
+        for outcome, future in batch:
+            if error is None:
+                _sent_counter(outcome.channel, outcome.status).inc()
+            if future.done():
                 continue
-            for outcome, future in batch:
-                MESSAGES_OUT.labels(outcome.channel, outcome.status).inc()
-                if not future.done():
-                    future.set_result(None)
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+    async def write_batch(self, batch: list[tuple[Outcome, asyncio.Future[None]]]) -> None:
+        """Write `batch` in a transaction of its own; on failure its senders are told."""
+        try:
+            async with self.transactions.connect() as connection:
+                await self.record(connection, batch)
+        except Exception as exc:  # the rows stay "sending"; their lease will expire
+            log.exception("could not record %d outbox outcomes", len(batch))
+            self.settle(batch, exc)
+        else:
+            self.settle(batch)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            await self.write_batch(self.take())
 
 
 class Dispatcher:
@@ -219,12 +326,16 @@ class Dispatcher:
         self.owner = owner or f"dispatcher-{uuid.uuid4().hex[:12]}"
         self.transactions = Transactions(sessions)
         self.writer = OutcomeWriter(self.transactions, self.owner)
+        self._claim_statement = self._build_claim_statement()
         self._in_flight: set[asyncio.Task[None]] = set()
         # Rows claimed ahead per channel: about two seconds' worth at the channel's rate, so
-        # no claimed row waits in memory for long (its lease would run out meanwhile).
+        # no claimed row waits in memory for long (its lease would run out meanwhile); with
+        # no limit, READ_AHEAD times `concurrency`. At most `concurrency` sends are in
+        # flight at once; the other claimed rows wait their turn in memory.
         self._budget = {channel: self._channel_budget(channel) for channel in transports}
         self._busy = dict.fromkeys(transports, 0)
         self._batch = {channel: max(1, budget // 4) for channel, budget in self._budget.items()}
+        self._sending: asyncio.Semaphore | None = None
         self._stopping = False
         self._wake: asyncio.Event | None = None
 
@@ -232,7 +343,7 @@ class Dispatcher:
         limits = self.limits.for_channel(channel)
         rates = [] if limits is None else [limiter.rate for limiter in limits.shared()]
         if not rates:
-            return self.concurrency
+            return READ_AHEAD * self.concurrency
         return max(1, min(self.concurrency, math.ceil(min(rates) * 2)))
 
     # --- running -------------------------------------------------------------------------
@@ -246,6 +357,7 @@ class Dispatcher:
         """Claim and send until stopped; sends in flight finish before this returns."""
         self._stopping = False
         self._wake = asyncio.Event()
+        self.writer.wake = self._wake.set
         loop = asyncio.get_running_loop()
         next_depth = 0.0
         try:
@@ -253,29 +365,53 @@ class Dispatcher:
                 if loop.time() >= next_depth:
                     await self._refresh_depth_safely()
                     next_depth = loop.time() + self.depth_interval
-                full = False
-                for channel in self.transports:
-                    free = min(self.concurrency - len(self._in_flight),
-                               self._budget[channel] - self._busy[channel])
-                    # Claim in batches: one claim per freed slot would cost a transaction
-                    # per message under load.
-                    if free <= 0 or (self._busy[channel] and free < self._batch[channel]):
-                        continue
-                    try:
-                        claimed = await self.claim(free, [channel])
-                    except Exception:
-                        log.exception("claiming outbox rows failed; retrying shortly")
-                        continue
-                    for row in claimed:
-                        self._start(row)
-                    full = full or len(claimed) == free
-                if not full:
+                if not await self._pump():
                     await self._idle()
         finally:
+            self.writer.detach()
+            await self.transactions.release()
             if self._in_flight:
                 await asyncio.wait(self._in_flight, timeout=self.send_timeout + 5)
             for task in self._in_flight:
                 task.cancel()
+
+    async def _pump(self) -> bool:
+        """Record finished sends and claim more, in one transaction.
+
+        Returns True when there may be more to do at once (a claim came back full, or
+        outcomes arrived meanwhile), False when the loop should wait.
+        """
+        outcomes = self.writer.take()
+        finishing = Counter(outcome.channel for outcome, _ in outcomes)
+        wanted: dict[str, int] = {}
+        for channel in self.transports:
+            # Rows whose outcome is written now free their slots in this same transaction.
+            busy = self._busy[channel] - finishing[channel]
+            free = min(READ_AHEAD * self.concurrency - len(self._in_flight) + len(outcomes),
+                       self._budget[channel] - busy)
+            # Claim in batches: one claim per freed slot would cost a transaction per
+            # message under load.
+            if free > 0 and (not busy or free >= self._batch[channel]):
+                wanted[channel] = free
+        if not outcomes and not wanted:
+            return False
+        claimed: dict[str, list[Claimed]] = {}
+        try:
+            async with self.transactions.held() as connection:
+                await self.writer.record(connection, outcomes)
+                for channel, free in wanted.items():
+                    claimed[channel] = await self._claim_in(connection, free, [channel])
+        except Exception:
+            log.exception("claiming outbox rows failed; retrying shortly")
+            if outcomes:  # a failed claim must not lose what was sent
+                await self.writer.write_batch(outcomes)
+            return False
+        self.writer.settle(outcomes)
+        for rows in claimed.values():
+            for row in rows:
+                self._start(row)
+        full = any(len(claimed[channel]) == free for channel, free in wanted.items())
+        return full or self.writer.count > 0
 
     def _start(self, row: Claimed) -> None:
         task = asyncio.create_task(self.process(row))
@@ -336,48 +472,82 @@ class Dispatcher:
         channels = list(self.transports) if channels is None else channels
         if limit <= 0 or not channels:
             return []
+        async with self.transactions.connect() as connection:
+            return await self._claim_in(connection, limit, channels)
+
+    async def _claim_in(self, connection: AsyncConnection, limit: int,
+                        channels: list[str]) -> list[Claimed]:
+        """One UPDATE ... RETURNING: picks, leases and reads the rows in a single round trip."""
         now = self.clock()
-        earlier = aliased(outbox)
+        result = await connection.execute(self._claim_statement, {
+            "now": now, "limit": limit, "channels": channels,
+            "lease_until": now + self.lease, "owner": self.owner,
+        })
+        rows = [self._snapshot(row) for row in result.mappings()]
+        return sorted(rows, key=lambda row: (row.contact_id, row.seq))
+
+    def _build_claim_statement(self) -> Any:
+        """The claim, built once: SQLAlchemy then reuses its compiled form on every call.
+
+        Two scans, each able to walk ix_outbox_due in order and stop at the limit: leases
+        that ran out (rare), then queued rows by due time. A row is picked only while no
+        earlier row of its contact is queued or sending (per-contact order). On PostgreSQL
+        each scan locks what it picks and skips rows another dispatcher holds, in a CTE that
+        runs once, so two dispatchers never lease the same row.
+        """
+        now = bindparam("now", type_=UTCDateTime())
+        limit = bindparam("limit")
+        channels = bindparam("channels", expanding=True)
+        candidate = outbox.alias("candidate")
+        earlier = outbox.alias("earlier")
         blocked = (
             select(earlier.c.id)
-            .where(earlier.c.contact_id == outbox.c.contact_id, earlier.c.seq < outbox.c.seq,
-                   earlier.c.status.in_(PENDING))
+            .where(earlier.c.contact_id == candidate.c.contact_id,
+                   earlier.c.seq < candidate.c.seq, earlier.c.status.in_(PENDING))
             .exists()
         )
-        # Two scans, each able to walk an index in order and stop at `limit`: leases that
-        # ran out (rare), then queued rows by due time.
-        expired = and_(outbox.c.status == "sending", outbox.c.lease_until < now)
-        queued = and_(outbox.c.status == "queued", outbox.c.next_attempt_at <= now,
-                      outbox.c.not_before <= now)
-        rows: list[Claimed] = []
-        async with self.transactions.begin() as session:
-            for due, order in ((expired, outbox.c.lease_until),
-                               (queued, outbox.c.next_attempt_at)):
-                if len(rows) >= limit:
-                    break
-                # The recipient's facts come along; PostgreSQL locks only the outbox rows.
-                query = (
-                    select(outbox, Participant.language, Participant.opted_out.label("p_out"),
-                           Contact.opted_out_at, Contact.unreachable_at)
-                    .join(Participant, Participant.id == outbox.c.participant_id)
-                    .join(Contact, Contact.id == outbox.c.contact_id)
-                    .where(due, outbox.c.channel.in_(channels), ~blocked)
-                    .order_by(order)
-                    .limit(limit - len(rows))
-                )
-                if self.transactions.postgres:
-                    query = query.with_for_update(of=outbox, skip_locked=True)
-                result = await session.execute(query)
-                rows += [self._snapshot(row) for row in result.mappings()]
-            if not rows:
-                return []
-            await session.execute(
-                update(outbox).where(outbox.c.id.in_([row.id for row in rows])).values(
-                    status="sending", lease_until=now + self.lease, lease_owner=self.owner,
-                    attempts=outbox.c.attempts + 1,
-                )
+        scans = []
+        for due, order in (
+            ((candidate.c.status == "sending", candidate.c.lease_until < now),
+             candidate.c.lease_until),
+            ((candidate.c.status == "queued", candidate.c.next_attempt_at <= now,
+              candidate.c.not_before <= now), candidate.c.next_attempt_at),
+        ):
+            scan = (select(candidate.c.id)
+                    .where(*due, candidate.c.channel.in_(channels), ~blocked)
+                    .order_by(order).limit(limit))
+            if self.transactions.postgres:
+                scan = scan.with_for_update(skip_locked=True)
+            scans.append(select(scan.subquery().c.id))
+        both = union_all(*scans).subquery()
+        picked = select(both.c.id).limit(limit)
+        if self.transactions.postgres:
+            picked = select(picked.cte("picked").prefix_with("MATERIALIZED").c.id)
+        else:
+            picked = select(picked.subquery().c.id)
+
+        # Spelt out: SQLite's RETURNING drops table names, and a bare "id" would be ambiguous.
+        def recipient(table: str, column: str, key: str) -> Any:
+            return literal_column(
+                f"(SELECT {column} FROM {table} AS recipient WHERE recipient.id = outbox.{key})"
+            ).label(column)
+
+        person, contact = Participant.__tablename__, Contact.__tablename__
+
+        return (
+            update(outbox)
+            .where(outbox.c.id.in_(picked))
+            .values(status="sending", attempts=outbox.c.attempts + 1,
+                    lease_until=bindparam("lease_until", type_=UTCDateTime()),
+                    lease_owner=bindparam("owner"))
+            .returning(
+                *(outbox.c[name] for name in CLAIMED_COLUMNS),
+                recipient(person, "language", "participant_id"),
+                recipient(person, "opted_out", "participant_id").label("p_out"),
+                recipient(contact, "opted_out_at", "contact_id"),
+                recipient(contact, "unreachable_at", "contact_id"),
             )
-        return sorted(rows, key=lambda row: (row.contact_id, row.seq))
+        )
 
     @staticmethod
     def _snapshot(row: Any) -> Claimed:
@@ -386,7 +556,7 @@ class Dispatcher:
             seq=row["seq"], channel=row["channel"], address=row["address"], text=row["text"],
             buttons=row["buttons"], markdown=row["markdown"], compliance=row["compliance"],
             kind=row["kind"], broadcast_id=row["broadcast_id"], part=row["part"],
-            parts=row["parts"], segments=row["segments"], attempts=row["attempts"] + 1,
+            parts=row["parts"], segments=row["segments"], attempts=row["attempts"],
             next_attempt_at=row["next_attempt_at"], created_at=row["created_at"],
             language=row["language"], participant_opted_out=bool(row["p_out"]),
             contact_opted_out=row["opted_out_at"] is not None,
@@ -403,15 +573,22 @@ class Dispatcher:
         if row.contact_unreachable:
             await self._reroute(row, "contact unreachable")
             return
+        if self._sending is None:
+            self._sending = asyncio.Semaphore(self.concurrency)
+        async with self._sending:
+            await self._send(row)
+
+    async def _send(self, row: Claimed) -> None:
         limits = self.limits.for_channel(row.channel)
         token = await limits.acquire(row.address) if limits is not None else None
         handed_over = self.clock()
-        DISPATCH_LATENCY.labels(row.channel).observe(
+        _latency(row.channel).observe(
             max(0.0, (handed_over - row.created_at).total_seconds()))
         try:
             try:
-                sent = await asyncio.wait_for(
-                    self.transports[row.channel].send(row.outgoing()), timeout=self.send_timeout)
+                # asyncio.timeout, not wait_for: no extra task per message.
+                async with asyncio.timeout(self.send_timeout):
+                    sent = await self.transports[row.channel].send(row.outgoing())
             finally:
                 if limits is not None:
                     limits.done(token)

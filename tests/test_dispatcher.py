@@ -569,3 +569,71 @@ async def test_the_app_dispatches_in_the_background_and_stops_cleanly(sqlite_db)
         await runner.cleanup()
     (row,) = await rows(sqlite_db)
     assert row.provider_id == f"sim-{row.id}"
+
+
+# --- the running loop: read-ahead, outcomes recorded with the next claim ------------------
+
+
+async def run_until(worker: Dispatcher, done: Callable[[], bool], seconds: float = 30) -> None:
+    task = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(seconds):
+            while not done():
+                await asyncio.sleep(0.02)
+    finally:
+        worker.stop()
+        await task
+
+
+async def test_rows_claimed_ahead_never_exceed_the_concurrent_sends(db, settings):
+    people = [await person(db, telegram=str(14_000 + n)) for n in range(12)]
+    now = datetime.now(UTC)
+    for who in people:
+        await queue(db, settings, who, "telegram", "a", "b", now=now)
+    sending = peak = 0
+
+    class Counting(RecordingTransport):
+        async def send(self, message: Outgoing) -> Sent:
+            nonlocal sending, peak
+            sending += 1
+            peak = max(peak, sending)
+            try:
+                await asyncio.sleep(0.01)
+                return await super().send(message)
+            finally:
+                sending -= 1
+
+    transport = Counting()
+    worker = Dispatcher(db.sessions, {"telegram": transport}, settings,
+                        limits=DeliveryLimits.off(), concurrency=3, poll_interval=0.02)
+    await run_until(worker, lambda: len(transport.sent) == 24)
+    assert peak == 3
+    for who in people:
+        assert transport.texts(str(14_000 + people.index(who))) == ["a", "b"]
+    assert {r.status for r in await rows(db)} == {"sent"}
+
+
+async def test_a_failed_claim_still_records_what_was_sent(db, settings, monkeypatch):
+    people = [await person(db, telegram=str(15_000 + n)) for n in range(3)]
+    now = datetime.now(UTC)
+    for who in people:
+        await queue(db, settings, who, "telegram", "one", "two", now=now)
+    transport = RecordingTransport()
+    worker = Dispatcher(db.sessions, {"telegram": transport}, settings,
+                        limits=DeliveryLimits.off(), concurrency=4, poll_interval=0.02)
+    claim = worker._claim_in
+    calls = 0
+
+    async def flaky(connection, limit, channels):
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the claim that shares its transaction with the first outcomes
+            raise ConnectionError("database went away")
+        return await claim(connection, limit, channels)
+
+    monkeypatch.setattr(worker, "_claim_in", flaky)
+    await run_until(worker, lambda: len(transport.sent) == 6)
+    await asyncio.sleep(0.1)
+    assert calls > 2
+    assert sorted(m.text for m in transport.attempts) == ["one"] * 3 + ["two"] * 3
+    assert {(r.status, r.attempts) for r in await rows(db)} == {("sent", 1)}
