@@ -22,7 +22,6 @@ import logging
 import math
 import random
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -328,6 +327,7 @@ class Dispatcher:
         self.writer = OutcomeWriter(self.transactions, self.owner)
         self._claim_statement = self._build_claim_statement()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._unsent: set[int] = set()  # ids of claimed rows not yet handed to a transport
         # Rows claimed ahead per channel: about two seconds' worth at the channel's rate, so
         # no claimed row waits in memory for long (its lease would run out meanwhile); with
         # no limit, READ_AHEAD times `concurrency`. At most `concurrency` sends are in
@@ -382,12 +382,12 @@ class Dispatcher:
         outcomes arrived meanwhile), False when the loop should wait.
         """
         outcomes = self.writer.take()
-        finishing = Counter(outcome.channel for outcome, _ in outcomes)
         wanted: dict[str, int] = {}
         for channel in self.transports:
-            # Rows whose outcome is written now free their slots in this same transaction.
-            busy = self._busy[channel] - finishing[channel]
-            free = min(READ_AHEAD * self.concurrency - len(self._in_flight) + len(outcomes),
+            # Only rows not yet handed over count: one whose outcome is on its way to the
+            # database is no longer waiting for a send slot.
+            busy = self._busy[channel]
+            free = min(READ_AHEAD * self.concurrency - len(self._unsent),
                        self._budget[channel] - busy)
             # Claim in batches: one claim per freed slot would cost a transaction per
             # message under load.
@@ -416,12 +416,21 @@ class Dispatcher:
     def _start(self, row: Claimed) -> None:
         task = asyncio.create_task(self.process(row))
         self._in_flight.add(task)
+        self._unsent.add(row.id)
         self._busy[row.channel] += 1
-        task.add_done_callback(lambda done: self._finished(done, row.channel))
+        task.add_done_callback(lambda done: self._finished(done, row))
 
-    def _finished(self, task: asyncio.Task[None], channel: str) -> None:
+    def _handed_over(self, row: Claimed) -> None:
+        """The row no longer waits for a send slot: it stops counting against the budget."""
+        if row.id in self._unsent:
+            self._unsent.remove(row.id)
+            self._busy[row.channel] -= 1
+            if self._wake is not None:
+                self._wake.set()
+
+    def _finished(self, task: asyncio.Task[None], row: Claimed) -> None:
         self._in_flight.discard(task)
-        self._busy[channel] -= 1
+        self._handed_over(row)
         if not task.cancelled() and task.exception() is not None:
             log.error("sending an outbox row failed", exc_info=task.exception())
         if self._wake is not None:
@@ -575,23 +584,23 @@ class Dispatcher:
             return
         if self._sending is None:
             self._sending = asyncio.Semaphore(self.concurrency)
-        async with self._sending:
-            await self._send(row)
-
-    async def _send(self, row: Claimed) -> None:
         limits = self.limits.for_channel(row.channel)
-        token = await limits.acquire(row.address) if limits is not None else None
-        handed_over = self.clock()
-        _latency(row.channel).observe(
-            max(0.0, (handed_over - row.created_at).total_seconds()))
         try:
-            try:
-                # asyncio.timeout, not wait_for: no extra task per message.
-                async with asyncio.timeout(self.send_timeout):
-                    sent = await self.transports[row.channel].send(row.outgoing())
-            finally:
-                if limits is not None:
-                    limits.done(token)
+            # The send slot covers the hand-over only: recording the outcome waits for a
+            # commit, and a slot held meanwhile would sit idle.
+            async with self._sending:
+                token = await limits.acquire(row.address) if limits is not None else None
+                handed_over = self.clock()
+                _latency(row.channel).observe(
+                    max(0.0, (handed_over - row.created_at).total_seconds()))
+                try:
+                    # asyncio.timeout, not wait_for: no extra task per message.
+                    async with asyncio.timeout(self.send_timeout):
+                        sent = await self.transports[row.channel].send(row.outgoing())
+                finally:
+                    if limits is not None:
+                        limits.done(token)
+                    self._handed_over(row)
         except RetryLater as exc:
             if exc.after is not None and limits is not None:
                 limits.hold(row.address, exc.after)
