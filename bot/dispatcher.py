@@ -10,7 +10,9 @@ Guarantees:
   failing or blocked recipient holds up no one else.
 - Opted-out people get nothing but the opt-out confirmation; a contact that became
   unreachable has its messages moved to SMS when the person agreed to SMS.
-- Each outcome commits in its own small transaction (outcomes finishing together share one).
+- While `run()` loops, one transaction records every outcome that finished meanwhile and
+  then claims what goes next (one UPDATE ... RETURNING); `drain()` commits outcomes
+  finishing together in one transaction of their own.
 """
 
 from __future__ import annotations
