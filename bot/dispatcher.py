@@ -538,9 +538,12 @@ class Dispatcher:
             picked = select(picked.subquery().c.id)
 
         # Spelt out: SQLite's RETURNING drops table names, and a bare "id" would be ambiguous.
-        def recipient(table: str, column: str, key: str) -> Any:
+        # The CAST gives the key back the type SQLite's RETURNING loses, so the primary key
+        # index is searched instead of the whole table being scanned for every row.
+        def recipient(table: str, column: str, key: str, key_type: str) -> Any:
             return literal_column(
-                f"(SELECT {column} FROM {table} AS recipient WHERE recipient.id = outbox.{key})"
+                f"(SELECT {column} FROM {table} AS recipient"
+                f" WHERE recipient.id = CAST(outbox.{key} AS {key_type}))"
             ).label(column)
 
         person, contact = Participant.__tablename__, Contact.__tablename__
@@ -553,10 +556,10 @@ class Dispatcher:
                     lease_owner=bindparam("owner"))
             .returning(
                 *(outbox.c[name] for name in CLAIMED_COLUMNS),
-                recipient(person, "language", "participant_id"),
-                recipient(person, "opted_out", "participant_id").label("p_out"),
-                recipient(contact, "opted_out_at", "contact_id"),
-                recipient(contact, "unreachable_at", "contact_id"),
+                recipient(person, "language", "participant_id", "TEXT"),
+                recipient(person, "opted_out", "participant_id", "TEXT").label("p_out"),
+                recipient(contact, "opted_out_at", "contact_id", "BIGINT"),
+                recipient(contact, "unreachable_at", "contact_id", "BIGINT"),
             )
         )
 
