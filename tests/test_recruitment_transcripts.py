@@ -46,7 +46,14 @@ from flows.assembly import load_assembly
 from flows.i18n import shipped_languages
 from store.models import Participant, new_participant_id
 from store.recruitment import RESERVE, SELECTED, Invitation, Selection
-from tests.test_transcripts import EXPECTATION, TRANSCRIPTS, Conversation, TranscriptError
+from tests.test_transcripts import (
+    EXPECTATION,
+    TRANSCRIPTS,
+    Conversation,
+    TranscriptError,
+    conversation_address,
+    language_line,
+)
 from tests.test_transcripts import message_lines as transcript_lines
 
 PREFIX = "recruitment-"
@@ -158,18 +165,10 @@ async def play(script: str, sessions: async_sessionmaker[AsyncSession],
                     continue
                 out.append(line)
                 if line.startswith("language:"):
-                    language = line.partition(":")[2].strip()
-                    if language not in shipped_languages():
-                        raise TranscriptError(f"line {number}: {language!r} is not shipped")
+                    language = language_line(line, number)
                 elif line.startswith("=== "):
-                    channel = line[4:].partition(":")[0].strip()
                     started += 1
-                    if channel == "sms":
-                        address = f"+44770090{started:04d}"
-                    elif channel == "telegram":
-                        address = str(800_000 + started)
-                    else:
-                        raise TranscriptError(f"line {number}: channel must be sms or telegram")
+                    channel, address = conversation_address(line, number, started, 800_000)
                     person = Invitee(sessions, settings, channel, address, language,
                                      number=started)
                 elif line.startswith(("> ", "* ")):

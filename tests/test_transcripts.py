@@ -136,6 +136,25 @@ def message_lines(text: str, buttons: list[dict[str, str]] | None) -> list[str]:
     return lines
 
 
+def language_line(line: str, number: int) -> str:
+    """The language a 'language: xx' line sets, if it is shipped."""
+    language = line.partition(":")[2].strip()
+    if language not in shipped_languages():
+        raise TranscriptError(f"line {number}: {language!r} is not a shipped language")
+    return language
+
+
+def conversation_address(line: str, number: int, started: int,
+                         telegram_base: int) -> tuple[str, str]:
+    """The channel of a '=== channel: title' line and a fresh address on it."""
+    channel = line[4:].partition(":")[0].strip()
+    if channel == "sms":
+        return channel, f"+44770090{started:04d}"
+    if channel == "telegram":
+        return channel, str(telegram_base + started)
+    raise TranscriptError(f"line {number}: channel must be sms or telegram")
+
+
 async def play(script: str, sessions: async_sessionmaker[AsyncSession], settings: Settings,
                dispatcher: Dispatcher | None = None, started: int = 0) -> str:
     """The transcript with what the service actually answers in place of the expectations.
@@ -148,18 +167,10 @@ async def play(script: str, sessions: async_sessionmaker[AsyncSession], settings
             continue
         out.append(line)
         if line.startswith("language:"):
-            language = line.partition(":")[2].strip()
-            if language not in shipped_languages():
-                raise TranscriptError(f"line {number}: {language!r} is not a shipped language")
+            language = language_line(line, number)
         elif line.startswith("=== "):
-            channel = line[4:].partition(":")[0].strip()
             started += 1
-            if channel == "sms":
-                address = f"+44770090{started:04d}"
-            elif channel == "telegram":
-                address = str(700_000 + started)
-            else:
-                raise TranscriptError(f"line {number}: channel must be sms or telegram")
+            channel, address = conversation_address(line, number, started, 700_000)
             conversation = Conversation(sessions, settings, channel, address, language,
                                         dispatcher=dispatcher)
         elif line.startswith("> "):
