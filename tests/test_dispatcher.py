@@ -442,15 +442,12 @@ async def test_opted_out_person_gets_only_the_confirmation(db, settings, clock):
 
 async def test_two_dispatchers_racing_send_each_message_once_in_order(db, settings):
     people = [await person(db, telegram=str(10_000 + n)) for n in range(50)]
-    now = datetime.now(UTC)
-    for who in people:
-        await queue(db, settings, who, "telegram", "m1", "m2", "m3", "m4", now=now)
     # One engine each: separate connection pools, as two processes would have.
     engines = [make_engine(db.url), make_engine(db.url)]
     sent: list[tuple[str, Outgoing]] = []
 
     def transport(name: str) -> RecordingTransport:
-        recording = RecordingTransport(delay=lambda m: random.uniform(0, 0.004))
+        recording = RecordingTransport(delay=lambda m: random.uniform(0.002, 0.02))
         original = recording.send
 
         async def send(message: Outgoing) -> Sent:
@@ -462,12 +459,18 @@ async def test_two_dispatchers_racing_send_each_message_once_in_order(db, settin
         return recording
 
     workers = [
+        # Few sends in flight each, so that neither can take all the work alone.
         Dispatcher(sessionmaker(engine), {"telegram": transport(name)}, settings,
-                   limits=DeliveryLimits.off(), concurrency=16, poll_interval=0.02)
+                   limits=DeliveryLimits.off(), concurrency=4, poll_interval=0.02)
         for name, engine in zip(("a", "b"), engines, strict=True)
     ]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
+        # Both are up and polling before the work arrives, so that they really race.
+        await asyncio.sleep(0.3)
+        now = datetime.now(UTC)
+        for who in people:
+            await queue(db, settings, who, "telegram", "m1", "m2", "m3", "m4", now=now)
         async with asyncio.timeout(60):
             while len(sent) < 200:
                 await asyncio.sleep(0.05)
