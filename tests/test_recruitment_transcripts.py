@@ -53,6 +53,7 @@ from tests.test_transcripts import (
     TranscriptError,
     conversation_address,
     language_line,
+    record,
 )
 from tests.test_transcripts import message_lines as transcript_lines
 
@@ -216,21 +217,5 @@ async def test_a_recruitment_transcript_reads_the_same_on_postgresql(db, setting
     assert await play(expected, db.sessions, settings) == expected
 
 
-async def _record(paths: list[Path]) -> None:
-    from store.db import make_engine, sessionmaker, upgrade_async
-
-    with tempfile.TemporaryDirectory() as scratch:
-        for path in paths:
-            url = f"sqlite+aiosqlite:///{scratch}/{path.stem}.db"
-            await upgrade_async(url)
-            engine = make_engine(url)
-            try:
-                settings = Settings(CONCORDER_DATABASE_URL=url, _env_file=None)
-                path.write_text(await play(path.read_text(), sessionmaker(engine), settings))
-                print(f"recorded {path}")
-            finally:
-                await engine.dispose()
-
-
 if __name__ == "__main__":
-    asyncio.run(_record([Path(arg).resolve() for arg in sys.argv[1:]] or FILES))
+    asyncio.run(record([Path(arg).resolve() for arg in sys.argv[1:]] or FILES, play))

@@ -209,8 +209,11 @@ async def test_transcripts_read_the_same_through_the_dispatcher(db, settings):
     assert await play(expected, db.sessions, settings, dispatcher) == expected
 
 
-async def _record(paths: list[Path]) -> None:
+async def record(paths: list[Path], player=None) -> None:
+    """Play each transcript on a fresh database and write back what the service said."""
     from store.db import make_engine, sessionmaker, upgrade_async
+
+    player = player or play
 
     with tempfile.TemporaryDirectory() as scratch:
         for path in paths:
@@ -219,11 +222,11 @@ async def _record(paths: list[Path]) -> None:
             engine = make_engine(url)
             try:
                 settings = Settings(CONCORDER_DATABASE_URL=url, _env_file=None)
-                path.write_text(await play(path.read_text(), sessionmaker(engine), settings))
+                path.write_text(await player(path.read_text(), sessionmaker(engine), settings))
                 print(f"recorded {path}")
             finally:
                 await engine.dispose()
 
 
 if __name__ == "__main__":
-    asyncio.run(_record([Path(arg).resolve() for arg in sys.argv[1:]] or FILES))
+    asyncio.run(record([Path(arg).resolve() for arg in sys.argv[1:]] or FILES))
