@@ -27,6 +27,25 @@ def run(coro):
     return asyncio.run(coro)
 
 
+def load_config_or_exit(path, settings: Settings, load, what: str):
+    """(file, loaded) for an organiser command, or exit 2 listing every mistake in it.
+
+    `path` is --assembly (else CONCORDER_ASSEMBLY); `what` names the part being read."""
+    from flows.config_file import ConfigError
+
+    chosen = str(path) if path else settings.assembly_file
+    if not chosen:
+        err.print("[red]No assembly file.[/] Give --assembly PATH or set CONCORDER_ASSEMBLY.")
+        raise typer.Exit(2)
+    try:
+        return chosen, load(chosen)
+    except ConfigError as exc:
+        err.print(f"[red]The {what} in {exc.path} cannot be used:[/]")
+        for problem in exc.problems:
+            err.print(f"  - {problem}")
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
           port: int = typer.Option(8080, help="Port to listen on.")) -> None:

@@ -13,9 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bot import recruitment
-from bot.cli import app, console, err, run
+from bot.cli import app, console, err, load_config_or_exit, run
 from bot.settings import Settings
-from flows.assembly import Assembly, AssemblyError, load_assembly
+from flows.assembly import Assembly, load_assembly
 from store.db import make_engine, sessionmaker, upgrade
 from store.models import utcnow
 
@@ -30,17 +30,7 @@ SHOWN_BAD_ROWS = 50
 
 
 def _assembly(path: Path | None, settings: Settings) -> Assembly:
-    chosen = str(path) if path else settings.assembly_file
-    if not chosen:
-        err.print("[red]No assembly file.[/] Give --assembly PATH or set CONCORDER_ASSEMBLY.")
-        raise typer.Exit(2)
-    try:
-        assembly = load_assembly(chosen)
-    except AssemblyError as exc:
-        err.print(f"[red]The assembly file {exc.path} cannot be used:[/]")
-        for problem in exc.problems:
-            err.print(f"  - {problem}")
-        raise typer.Exit(2) from None
+    chosen, assembly = load_config_or_exit(path, settings, load_assembly, "assembly file")
     recruitment.use_assembly(assembly, chosen)
     return assembly
 

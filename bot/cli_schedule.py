@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bot.cli import app, console, err, run
+from bot.cli import app, console, err, load_config_or_exit, run
 from bot.settings import Settings
-from scheduler.config import Calendar, CalendarError, load_calendar, set_current
+from scheduler.config import Calendar, load_calendar, set_current
 from scheduler.moves import MoveError, move_session
 from scheduler.plan import parse_local_time
 from scheduler.preview import briefing_costs, preview
@@ -33,17 +33,7 @@ class _Rollback(Exception):
 
 
 def _calendar(path: Path | None, settings: Settings) -> Calendar:
-    chosen = str(path) if path else settings.assembly_file
-    if not chosen:
-        err.print("[red]No assembly file.[/] Give --assembly PATH or set CONCORDER_ASSEMBLY.")
-        raise typer.Exit(2)
-    try:
-        calendar = load_calendar(chosen)
-    except CalendarError as exc:
-        err.print(f"[red]The calendar in {exc.path} cannot be used:[/]")
-        for problem in exc.problems:
-            err.print(f"  - {problem}")
-        raise typer.Exit(2) from None
+    _, calendar = load_config_or_exit(path, settings, load_calendar, "calendar")
     set_current(calendar)
     return calendar
 
