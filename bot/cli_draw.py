@@ -245,19 +245,26 @@ async def _refuse_second_draw(session: AsyncSession) -> None:
             "--verify` to check that draw.")
 
 
-async def record_selection(session: AsyncSession, result: draw.Draw, payload: dict[str, Any],
-                           published: DrawRun | None = None,
-                           now: datetime | None = None) -> DrawRun:
-    """The draw run, one selection row per person drawn and the audit event, together."""
-    now = now or utcnow()
+async def _new_draw_run(session: AsyncSession, result: draw.Draw, payload: dict[str, Any],
+                        status: str, now: datetime) -> DrawRun:
+    """The record of a first draw (refused if one exists), flushed to get its id."""
     await _refuse_second_draw(session)
-    run = DrawRun(draw_id=new_draw_id(), kind=SELECT, status=DONE, seed=payload["seed"],
+    run = DrawRun(draw_id=new_draw_id(), kind=SELECT, status=status, seed=payload["seed"],
                   algorithm=payload["algorithm"], library_version=result.audit["library_version"],
                   input_sha256=result.audit["input_sha256"], payload=payload,
                   result=_result_record(result), lowest_probability=result.lowest_probability,
                   created_at=now)
     session.add(run)
     await session.flush()
+    return run
+
+
+async def record_selection(session: AsyncSession, result: draw.Draw, payload: dict[str, Any],
+                           published: DrawRun | None = None,
+                           now: datetime | None = None) -> DrawRun:
+    """The draw run, one selection row per person drawn and the audit event, together."""
+    now = now or utcnow()
+    run = await _new_draw_run(session, result, payload, DONE, now)
     existing = {s.participant_id for s in (await session.execute(select(Selection))).scalars()}
     clash = existing & {*result.selected, *result.reserve}
     if clash:
@@ -290,14 +297,7 @@ async def record_selection(session: AsyncSession, result: draw.Draw, payload: di
 async def record_publication(session: AsyncSession, result: draw.Draw, payload: dict[str, Any],
                              now: datetime | None = None) -> DrawRun:
     now = now or utcnow()
-    await _refuse_second_draw(session)
-    run = DrawRun(draw_id=new_draw_id(), kind=SELECT, status=PUBLISHED, seed=payload["seed"],
-                  algorithm=payload["algorithm"], library_version=result.audit["library_version"],
-                  input_sha256=result.audit["input_sha256"], payload=payload,
-                  result=_result_record(result), lowest_probability=result.lowest_probability,
-                  created_at=now)
-    session.add(run)
-    await session.flush()
+    run = await _new_draw_run(session, result, payload, PUBLISHED, now)
     event = await audit.append(session, "draw.panels_published",
                                {"draw": run.draw_id, **result.audit}, at=now)
     run.audit_seq = event.seq
