@@ -10,9 +10,10 @@ Guarantees:
   failing or blocked recipient holds up no one else.
 - Opted-out people get nothing but the opt-out confirmation; a contact that became
   unreachable has its messages moved to SMS when the person agreed to SMS.
-- While `run()` loops, one transaction records every outcome that finished meanwhile and
-  then claims what goes next (one UPDATE ... RETURNING); `drain()` commits outcomes
-  finishing together in one transaction of their own.
+- While `run()` loops, long-lived send workers take claimed rows from a queue in memory,
+  and one transaction records every outcome that finished meanwhile and then claims what
+  goes next (one UPDATE ... RETURNING). `drain()` commits a batch's outcomes together
+  after its sends.
 """
 
 from __future__ import annotations
@@ -49,23 +50,30 @@ from bot.transport import (
 )
 from flows.model import Choice, Outbound
 from store import audit
-from store.models import Contact, OutboxMessage, Participant, UTCDateTime, utcnow
+from store.models import (
+    PENDING_STATUSES,
+    Contact,
+    OutboxMessage,
+    Participant,
+    UTCDateTime,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
 outbox = OutboxMessage.__table__
-PENDING = ("queued", "sending")
 # What a claim reads back: the message and its schedule (fewer columns, less to convert).
 CLAIMED_COLUMNS = ("id", "participant_id", "contact_id", "seq", "channel", "address", "text",
                    "buttons", "markdown", "compliance", "kind", "broadcast_id", "part",
                    "parts", "segments", "attempts", "next_attempt_at", "created_at")
 ERROR_MAX = 255
-# Rows claimed per send slot with no rate limit: a send slot that frees up takes the next
-# claimed row at once, and each claim transaction covers a good batch of rows.
-READ_AHEAD = 2
+# Rows held claimed per send slot with no rate limit, counting the one being sent: a worker
+# that frees up takes the next claimed row at once, even while a claim transaction is
+# under way, and each claim transaction covers a good batch of rows.
+READ_AHEAD = 4
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Claimed:
     """A snapshot of one claimed row and the facts about its recipient checked before send."""
 
@@ -98,7 +106,7 @@ class Claimed:
                         parts=self.parts, kind=self.kind)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
     """The new state of a row after one attempt; written by the batched outcome writer."""
 
@@ -127,6 +135,16 @@ def backoff(attempt: int, *, base: float = 2.0, cap: float = 900.0,
     """Exponential backoff with jitter: half fixed, half random, so retries spread out."""
     ceiling = min(cap, base * 2 ** max(0, attempt - 1))
     return ceiling / 2 + ceiling / 2 * rng()
+
+
+def _sql(value: str) -> Any:
+    """A string written into the SQL itself, not bound."""
+    return literal_column(f"'{value}'")
+
+
+def pending(table: Any) -> Any:
+    """`status IN ('queued', 'sending')`, as the partial indexes spell it (PENDING_SQL)."""
+    return table.c.status.in_([_sql(status) for status in PENDING_STATUSES])
 
 
 def _short(reason: str) -> str:
@@ -208,93 +226,83 @@ class Transactions:
 
 
 class OutcomeWriter:
-    """Group commit: outcomes arriving while a write is in progress go in the next one.
+    """Group commit: outcomes wait in memory and are written together.
 
-    While the dispatcher's loop runs it takes the waiting outcomes itself (`take`) and
-    writes them in the same transaction as its next claim (`wake` tells it some arrived):
-    one commit then both records what was sent and leases what goes next.
+    A send does not wait for its outcome's commit. While the dispatcher's loop runs it
+    takes the waiting outcomes itself (`take`) and writes them in the same transaction as
+    its next claim (`wake` tells it some arrived): one commit then both records what was
+    sent and leases what goes next. Otherwise `flush` writes them.
+
+    Until its outcome is committed a row stays "sending" under our lease: if we crash
+    first, it is sent again once the lease runs out, never lost.
     """
 
     def __init__(self, transactions: Transactions, owner: str):
         self.transactions = transactions
-        self.owner = owner
         self.wake: Callable[[], None] | None = None
-        self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
-        self._statement = (
-            update(outbox)
-            .where(outbox.c.id == bindparam("b_id"), outbox.c.lease_owner == self.owner,
-                   outbox.c.status == "sending")
-            .values(status=bindparam("b_status"),
-                    next_attempt_at=bindparam("b_next", type_=UTCDateTime()),
-                    provider_id=bindparam("b_provider"),
-                    sent_at=bindparam("b_sent", type_=UTCDateTime()),
-                    delivered_at=bindparam("b_delivered", type_=UTCDateTime()),
-                    error=bindparam("b_error"), lease_until=None, lease_owner=None)
-        )
+        self._pending: list[Outcome] = []
+        ours = (outbox.c.id == bindparam("b_id"), outbox.c.lease_owner == owner,
+                outbox.c.status == "sending")
+        released = {"lease_until": None, "lease_owner": None}
+        # Two shapes: a send (the common case) leaves the schedule alone, so it binds
+        # fewer values; anything else may move the next attempt and says why.
+        self._sent = update(outbox).where(*ours).values(
+            status=bindparam("b_status"), provider_id=bindparam("b_provider"),
+            sent_at=bindparam("b_sent", type_=UTCDateTime()),
+            delivered_at=bindparam("b_delivered", type_=UTCDateTime()),
+            error=None, **released)
+        self._other = update(outbox).where(*ours).values(
+            status=bindparam("b_status"),
+            next_attempt_at=bindparam("b_next", type_=UTCDateTime()),
+            error=bindparam("b_error"), **released)
 
-    async def write(self, outcome: Outcome) -> None:
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append((outcome, future))
+    def add(self, outcome: Outcome) -> None:
+        self._pending.append(outcome)
         if self.wake is not None:
             self.wake()
-        else:
-            self._start_flush()
-        await future
 
     @property
     def count(self) -> int:
         return len(self._pending)
 
-    def take(self) -> list[tuple[Outcome, asyncio.Future[None]]]:
+    def take(self) -> list[Outcome]:
         batch, self._pending = self._pending, []
         return batch
 
-    def detach(self) -> None:
-        """The loop stopped: write on our own again, starting with anything left waiting."""
-        self.wake = None
-        if self._pending:
-            self._start_flush()
-
-    def _start_flush(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._flush())
-
-    async def record(self, connection: AsyncConnection,
-                     batch: list[tuple[Outcome, asyncio.Future[None]]]) -> None:
-        if batch:
-            await connection.execute(self._statement, [
-                {"b_id": o.id, "b_status": o.status, "b_next": o.next_attempt_at,
-                 "b_provider": o.provider_id, "b_sent": o.sent_at,
-                 "b_delivered": o.delivered_at, "b_error": o.error}
-                for o, _ in batch
-            ])
+    async def record(self, connection: AsyncConnection, batch: list[Outcome]) -> None:
+        sent = [{"b_id": o.id, "b_status": o.status, "b_provider": o.provider_id,
+                 "b_sent": o.sent_at, "b_delivered": o.delivered_at}
+                for o in batch if o.sent_at is not None]
+        other = [{"b_id": o.id, "b_status": o.status, "b_next": o.next_attempt_at,
+                  "b_error": o.error}
+                 for o in batch if o.sent_at is None]
+        if sent:
+            await connection.execute(self._sent, sent)
+        if other:
+            await connection.execute(self._other, other)
 
     @staticmethod
-    def settle(batch: list[tuple[Outcome, asyncio.Future[None]]],
-               error: BaseException | None = None) -> None:
-        for outcome, future in batch:
-            if error is None:
-                _sent_counter(outcome.channel, outcome.status).inc()
-            if future.done():
-                continue
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
+    def settle(batch: list[Outcome]) -> None:
+        """Count what was committed (once a pair: labels() is a locked lookup)."""
+        counts: dict[tuple[str, str], int] = {}
+        for outcome in batch:
+            key = (outcome.channel, outcome.status)
+            counts[key] = counts.get(key, 0) + 1
+        for (channel, status), count in counts.items():
+            _sent_counter(channel, status).inc(count)
 
-    async def write_batch(self, batch: list[tuple[Outcome, asyncio.Future[None]]]) -> None:
-        """Write `batch` in a transaction of its own; on failure its senders are told."""
+    async def write_batch(self, batch: list[Outcome]) -> bool:
+        """Write `batch` in a transaction of its own; False (and logged) when it failed."""
         try:
             async with self.transactions.connect() as connection:
                 await self.record(connection, batch)
-        except Exception as exc:  # the rows stay "sending"; their lease will expire
+        except Exception:  # the rows stay "sending"; their lease will expire
             log.exception("could not record %d outbox outcomes", len(batch))
-            self.settle(batch, exc)
-        else:
-            self.settle(batch)
+            return False
+        self.settle(batch)
+        return True
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
         while self._pending:
             await self.write_batch(self.take())
 
@@ -328,16 +336,14 @@ class Dispatcher:
         self.transactions = Transactions(sessions)
         self.writer = OutcomeWriter(self.transactions, self.owner)
         self._claim_statement = self._build_claim_statement()
-        self._in_flight: set[asyncio.Task[None]] = set()
-        self._unsent: set[int] = set()  # ids of claimed rows not yet handed to a transport
         # Rows claimed ahead per channel: about two seconds' worth at the channel's rate, so
         # no claimed row waits in memory for long (its lease would run out meanwhile); with
-        # no limit, READ_AHEAD times `concurrency`. At most `concurrency` sends are in
-        # flight at once; the other claimed rows wait their turn in memory.
+        # no limit, READ_AHEAD times `concurrency`. `concurrency` workers send; the other
+        # claimed rows wait their turn in memory.
         self._budget = {channel: self._channel_budget(channel) for channel in transports}
-        self._busy = dict.fromkeys(transports, 0)
         self._batch = {channel: max(1, budget // 4) for channel, budget in self._budget.items()}
-        self._sending: asyncio.Semaphore | None = None
+        self._held = dict.fromkeys(transports, 0)  # claimed rows whose outcome is not in yet
+        self._ready: asyncio.Queue[Claimed | None] | None = None
         self._stopping = False
         self._wake: asyncio.Event | None = None
 
@@ -356,10 +362,13 @@ class Dispatcher:
             self._wake.set()
 
     async def run(self) -> None:
-        """Claim and send until stopped; sends in flight finish before this returns."""
+        """Claim and send until stopped; rows already claimed are sent before this returns."""
         self._stopping = False
         self._wake = asyncio.Event()
+        self._ready = asyncio.Queue()
         self.writer.wake = self._wake.set
+        workers = [asyncio.create_task(self._work(self._ready), name=f"outbox-sender-{n}")
+                   for n in range(self.concurrency)]
         loop = asyncio.get_running_loop()
         next_depth = 0.0
         try:
@@ -370,12 +379,30 @@ class Dispatcher:
                 if not await self._pump():
                     await self._idle()
         finally:
-            self.writer.detach()
+            for _ in workers:
+                self._ready.put_nowait(None)  # each worker stops after what is queued
+            _, stuck = await asyncio.wait(workers, timeout=self.send_timeout + 5)
+            for worker in stuck:
+                worker.cancel()
+            self.writer.wake = None
+            await self.writer.flush()
             await self.transactions.release()
-            if self._in_flight:
-                await asyncio.wait(self._in_flight, timeout=self.send_timeout + 5)
-            for task in self._in_flight:
-                task.cancel()
+
+    async def _work(self, ready: asyncio.Queue[Claimed | None]) -> None:
+        """A send worker: one row at a time, for as long as the loop runs."""
+        while (row := await ready.get()) is not None:
+            await self._process_safely(row)
+
+    async def _process_safely(self, row: Claimed) -> None:
+        try:
+            await self.process(row)
+        except Exception:
+            # The row stays "sending" under our lease and is tried again when it runs out.
+            log.exception("sending outbox row %d failed", row.id)
+        finally:
+            self._held[row.channel] -= 1
+            if self._wake is not None:
+                self._wake.set()
 
     async def _pump(self) -> bool:
         """Record finished sends and claim more, in one transaction.
@@ -383,17 +410,15 @@ class Dispatcher:
         Returns True when there may be more to do at once (a claim came back full, or
         outcomes arrived meanwhile), False when the loop should wait.
         """
+        assert self._ready is not None
         outcomes = self.writer.take()
         wanted: dict[str, int] = {}
         for channel in self.transports:
-            # Only rows not yet handed over count: one whose outcome is on its way to the
-            # database is no longer waiting for a send slot.
-            busy = self._busy[channel]
-            free = min(READ_AHEAD * self.concurrency - len(self._unsent),
-                       self._budget[channel] - busy)
+            held = self._held[channel]
+            free = self._budget[channel] - held
             # Claim in batches: one claim per freed slot would cost a transaction per
             # message under load.
-            if free > 0 and (not busy or free >= self._batch[channel]):
+            if free > 0 and (not held or free >= self._batch[channel]):
                 wanted[channel] = free
         if not outcomes and not wanted:
             return False
@@ -409,34 +434,12 @@ class Dispatcher:
                 await self.writer.write_batch(outcomes)
             return False
         self.writer.settle(outcomes)
-        for rows in claimed.values():
+        for channel, rows in claimed.items():
+            self._held[channel] += len(rows)
             for row in rows:
-                self._start(row)
+                self._ready.put_nowait(row)
         full = any(len(claimed[channel]) == free for channel, free in wanted.items())
         return full or self.writer.count > 0
-
-    def _start(self, row: Claimed) -> None:
-        task = asyncio.create_task(self.process(row))
-        self._in_flight.add(task)
-        self._unsent.add(row.id)
-        self._busy[row.channel] += 1
-        task.add_done_callback(lambda done: self._finished(done, row))
-
-    def _handed_over(self, row: Claimed) -> None:
-        """The row no longer waits for a send slot: it stops counting against the budget."""
-        if row.id in self._unsent:
-            self._unsent.remove(row.id)
-            self._busy[row.channel] -= 1
-            if self._wake is not None:
-                self._wake.set()
-
-    def _finished(self, task: asyncio.Task[None], row: Claimed) -> None:
-        self._in_flight.discard(task)
-        self._handed_over(row)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("sending an outbox row failed", exc_info=task.exception())
-        if self._wake is not None:
-            self._wake.set()
 
     async def _idle(self) -> None:
         """Wait for a freed slot, a new message (outbox_signal), a stop, or the poll time.
@@ -452,18 +455,26 @@ class Dispatcher:
                 service.outbox_signal.clear()
                 return
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=min(0.02, self.poll_interval))
+                async with asyncio.timeout(min(0.02, self.poll_interval)):
+                    await self._wake.wait()
             except TimeoutError:
                 continue
             self._wake.clear()
             return
 
     async def run_once(self) -> int:
-        """Claim one batch of due rows and process all of them. Returns how many."""
+        """Claim one batch of due rows, send all of them and record the outcomes."""
         claimed: list[Claimed] = []
         for channel in self.transports:
             claimed += await self.claim(self._budget[channel], [channel])
-        await asyncio.gather(*(self.process(row) for row in claimed))
+        ready: asyncio.Queue[Claimed | None] = asyncio.Queue()
+        workers = min(self.concurrency, len(claimed))
+        for row in [*claimed, *[None] * workers]:
+            ready.put_nowait(row)
+        for row in claimed:
+            self._held[row.channel] += 1
+        await asyncio.gather(*(self._work(ready) for _ in range(workers)))
+        await self.writer.flush()
         return len(claimed)
 
     async def drain(self, max_rounds: int = 10_000) -> int:
@@ -494,7 +505,7 @@ class Dispatcher:
             "now": now, "limit": limit, "channels": channels,
             "lease_until": now + self.lease, "owner": self.owner,
         })
-        rows = [self._snapshot(row) for row in result.mappings()]
+        rows = [self._snapshot(row) for row in result.all()]
         return sorted(rows, key=lambda row: (row.contact_id, row.seq))
 
     def _build_claim_statement(self) -> Any:
@@ -502,7 +513,9 @@ class Dispatcher:
 
         Two scans, each able to walk ix_outbox_due in order and stop at the limit: leases
         that ran out (rare), then queued rows by due time. A row is picked only while no
-        earlier row of its contact is queued or sending (per-contact order). On PostgreSQL
+        earlier row of its contact is queued or sending (per-contact order), which one probe
+        of ix_outbox_pending_contact tells. Statuses are written out, not bound, so that
+        both databases see the partial indexes' own condition and use them. On PostgreSQL
         each scan locks what it picks and skips rows another dispatcher holds, in a CTE that
         runs once, so two dispatchers never lease the same row.
         """
@@ -513,19 +526,20 @@ class Dispatcher:
         earlier = outbox.alias("earlier")
         blocked = (
             select(earlier.c.id)
-            .where(earlier.c.contact_id == candidate.c.contact_id,
-                   earlier.c.seq < candidate.c.seq, earlier.c.status.in_(PENDING))
+            .where(pending(earlier), earlier.c.contact_id == candidate.c.contact_id,
+                   earlier.c.seq < candidate.c.seq)
             .exists()
         )
         scans = []
         for due, order in (
-            ((candidate.c.status == "sending", candidate.c.lease_until < now),
+            ((candidate.c.status == _sql("sending"), candidate.c.lease_until < now),
              candidate.c.lease_until),
-            ((candidate.c.status == "queued", candidate.c.next_attempt_at <= now,
+            ((candidate.c.status == _sql("queued"), candidate.c.next_attempt_at <= now,
               candidate.c.not_before <= now), candidate.c.next_attempt_at),
         ):
             scan = (select(candidate.c.id)
-                    .where(*due, candidate.c.channel.in_(channels), ~blocked)
+                    .where(pending(candidate), *due, candidate.c.channel.in_(channels),
+                           ~blocked)
                     .order_by(order).limit(limit))
             if self.transactions.postgres:
                 scan = scan.with_for_update(skip_locked=True)
@@ -565,83 +579,70 @@ class Dispatcher:
 
     @staticmethod
     def _snapshot(row: Any) -> Claimed:
-        return Claimed(
-            id=row["id"], participant_id=row["participant_id"], contact_id=row["contact_id"],
-            seq=row["seq"], channel=row["channel"], address=row["address"], text=row["text"],
-            buttons=row["buttons"], markdown=row["markdown"], compliance=row["compliance"],
-            kind=row["kind"], broadcast_id=row["broadcast_id"], part=row["part"],
-            parts=row["parts"], segments=row["segments"], attempts=row["attempts"],
-            next_attempt_at=row["next_attempt_at"], created_at=row["created_at"],
-            language=row["language"], participant_opted_out=bool(row["p_out"]),
-            contact_opted_out=row["opted_out_at"] is not None,
-            contact_unreachable=row["unreachable_at"] is not None,
-        )
+        # Positional: the RETURNING list is CLAIMED_COLUMNS, then the recipient's facts.
+        *columns, language, participant_out, contact_out, unreachable = row
+        return Claimed(*columns, language, bool(participant_out), contact_out is not None,
+                       unreachable is not None)
 
     # --- sending -------------------------------------------------------------------------
 
     async def process(self, row: Claimed) -> None:
-        """Check the recipient, wait for the rate limits, send, and record the outcome."""
+        """Check the recipient, wait for the rate limits, send, and queue the outcome."""
         if (row.participant_opted_out or row.contact_opted_out) and not row.compliance:
-            await self._finish(row, "cancelled", error="recipient opted out")
+            self._finish(row, "cancelled", error="recipient opted out")
             return
         if row.contact_unreachable:
             await self._reroute(row, "contact unreachable")
             return
-        if self._sending is None:
-            self._sending = asyncio.Semaphore(self.concurrency)
         limits = self.limits.for_channel(row.channel)
         try:
-            # The send slot covers the hand-over only: recording the outcome waits for a
-            # commit, and a slot held meanwhile would sit idle.
-            async with self._sending:
-                token = await limits.acquire(row.address) if limits is not None else None
-                handed_over = self.clock()
-                _latency(row.channel).observe(
-                    max(0.0, (handed_over - row.created_at).total_seconds()))
-                try:
-                    # asyncio.timeout, not wait_for: no extra task per message.
-                    async with asyncio.timeout(self.send_timeout):
-                        sent = await self.transports[row.channel].send(row.outgoing())
-                finally:
-                    if limits is not None:
-                        limits.done(token)
-                    self._handed_over(row)
+            token = await limits.acquire(row.address) if limits is not None else None
+            handed_over = self.clock()
+            _latency(row.channel).observe(
+                max(0.0, (handed_over - row.created_at).total_seconds()))
+            try:
+                # asyncio.timeout, not wait_for: no extra task per message.
+                async with asyncio.timeout(self.send_timeout):
+                    sent = await self.transports[row.channel].send(row.outgoing())
+            finally:
+                if limits is not None:
+                    limits.done(token)
         except RetryLater as exc:
             if exc.after is not None and limits is not None:
                 limits.hold(row.address, exc.after)
-            await self._retry(row, exc.reason, exc.after)
+            self._retry(row, exc.reason, exc.after)
         except PermanentFailure as exc:
             await self._permanent(row, exc)
         except TimeoutError:
-            await self._retry(row, "send timed out", None)
+            self._retry(row, "send timed out", None)
         except Exception as exc:  # a transport bug or network error: retry, never crash
             log.warning("transport %s raised %s for outbox row %d", row.channel,
                         type(exc).__name__, row.id)
-            await self._retry(row, f"transport error: {type(exc).__name__}", None)
+            self._retry(row, f"transport error: {type(exc).__name__}", None)
         else:
-            await self._sent(row, sent)
+            self._sent(row, sent)
 
-    async def _sent(self, row: Claimed, sent: Sent) -> None:
+    def _sent(self, row: Claimed, sent: Sent) -> None:
         now = self.clock()
-        await self._finish(row, "delivered" if sent.delivered else "sent",
+        self._finish(row, "delivered" if sent.delivered else "sent",
                            provider_id=sent.provider_id, sent_at=now,
                            delivered_at=now if sent.delivered else None)
 
-    async def _retry(self, row: Claimed, reason: str, after: float | None) -> None:
+    def _retry(self, row: Claimed, reason: str, after: float | None) -> None:
         if row.attempts >= self.settings.max_attempts:
-            await self._finish(row, "failed",
+            self._finish(row, "failed",
                                error=f"gave up after {row.attempts} attempts: {reason}")
             return
         # The channel's own retry_after is honoured exactly; our guesses get jitter.
         delay = after if after is not None else backoff(row.attempts, rng=self.rng)
-        await self._finish(row, "queued", error=reason,
+        self._finish(row, "queued", error=reason,
                            next_attempt_at=self.clock() + timedelta(seconds=delay))
 
-    async def _finish(self, row: Claimed, status: str, *, error: str | None = None,
+    def _finish(self, row: Claimed, status: str, *, error: str | None = None,
                       next_attempt_at: datetime | None = None, provider_id: str | None = None,
                       sent_at: datetime | None = None,
                       delivered_at: datetime | None = None) -> None:
-        await self.writer.write(Outcome(
+        self.writer.add(Outcome(
             id=row.id, channel=row.channel, status=status,
             next_attempt_at=next_attempt_at or row.next_attempt_at, provider_id=provider_id,
             sent_at=sent_at, delivered_at=delivered_at,
@@ -651,7 +652,7 @@ class Dispatcher:
     async def _permanent(self, row: Claimed, exc: PermanentFailure) -> None:
         """Record what the channel told us about the person, then reroute or give up."""
         if not (exc.unreachable or exc.opted_out):
-            await self._finish(row, "failed", error=exc.reason)
+            self._finish(row, "failed", error=exc.reason)
             return
         now = self.clock()
         async with self.transactions.begin() as session:
@@ -669,7 +670,7 @@ class Dispatcher:
         if exc.unreachable and not exc.opted_out:
             await self._reroute(row, exc.reason, status="undeliverable")
         else:
-            await self._finish(row, "undeliverable", error=exc.reason)
+            self._finish(row, "undeliverable", error=exc.reason)
 
     async def _reroute(self, row: Claimed, reason: str, status: str = "cancelled") -> None:
         """Move a message for an unreachable contact to the person's consented SMS number.
@@ -678,7 +679,7 @@ class Dispatcher:
         can never queue the message twice.
         """
         if row.compliance or row.channel == "sms":
-            await self._finish(row, status, error=f"{reason}; no other channel")
+            self._finish(row, status, error=f"{reason}; no other channel")
             return
         now = self.clock()
         async with self.transactions.begin() as session:
@@ -691,7 +692,7 @@ class Dispatcher:
                             lease_until=None, lease_owner=None)
                 )
         if not moved:
-            await self._finish(row, status, error=f"{reason}; no other channel")
+            self._finish(row, status, error=f"{reason}; no other channel")
             return
         MESSAGES_OUT.labels(row.channel, status).inc()
         service.outbox_signal.set()
@@ -738,7 +739,7 @@ class Dispatcher:
             counts = dict(
                 (await session.execute(
                     select(outbox.c.channel, func.count())
-                    .where(outbox.c.status.in_(PENDING))
+                    .where(pending(outbox))
                     .group_by(outbox.c.channel)
                 )).all()
             )
