@@ -24,6 +24,7 @@ import functools
 import logging
 import math
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -70,7 +71,9 @@ ERROR_MAX = 255
 # Rows held claimed per send slot with no rate limit, counting the one being sent: a worker
 # that frees up takes the next claimed row at once, even while a claim transaction is
 # under way, and each claim transaction covers a good batch of rows.
-READ_AHEAD = 4
+READ_AHEAD = 8
+# How long a finished send's outcome may wait in memory for others to share its commit.
+RECORD_DELAY = 0.02
 
 
 @dataclass(slots=True)
@@ -123,11 +126,6 @@ class Outcome:
 @functools.cache
 def _sent_counter(channel: str, status: str) -> Any:
     return MESSAGES_OUT.labels(channel, status)  # labels() is a locked lookup: once a pair
-
-
-@functools.cache
-def _latency(channel: str) -> Any:
-    return DISPATCH_LATENCY.labels(channel)
 
 
 def backoff(attempt: int, *, base: float = 2.0, cap: float = 900.0,
@@ -240,6 +238,8 @@ class OutcomeWriter:
     def __init__(self, transactions: Transactions, owner: str):
         self.transactions = transactions
         self.wake: Callable[[], None] | None = None
+        self.wake_at = 1  # how many waiting outcomes call `wake`
+        self.since = 0.0  # when the oldest waiting outcome arrived (time.monotonic)
         self._pending: list[Outcome] = []
         ours = (outbox.c.id == bindparam("b_id"), outbox.c.lease_owner == owner,
                 outbox.c.status == "sending")
@@ -257,8 +257,11 @@ class OutcomeWriter:
             error=bindparam("b_error"), **released)
 
     def add(self, outcome: Outcome) -> None:
-        self._pending.append(outcome)
-        if self.wake is not None:
+        pending = self._pending
+        if not pending:
+            self.since = time.monotonic()
+        pending.append(outcome)
+        if self.wake is not None and len(pending) == self.wake_at:
             self.wake()
 
     @property
@@ -341,7 +344,11 @@ class Dispatcher:
         # no limit, READ_AHEAD times `concurrency`. `concurrency` workers send; the other
         # claimed rows wait their turn in memory.
         self._budget = {channel: self._channel_budget(channel) for channel in transports}
-        self._batch = {channel: max(1, budget // 4) for channel, budget in self._budget.items()}
+        # Claim once half the budget is free, and record outcomes in batches as large: under
+        # load each transaction then carries many rows, while the other half keeps the
+        # workers busy meanwhile.
+        self._batch = {channel: max(1, budget // 2) for channel, budget in self._budget.items()}
+        self._record_batch = max(self._batch.values(), default=1)
         self._held = dict.fromkeys(transports, 0)  # claimed rows whose outcome is not in yet
         self._ready: asyncio.Queue[Claimed | None] | None = None
         self._stopping = False
@@ -367,6 +374,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._ready = asyncio.Queue()
         self.writer.wake = self._wake.set
+        self.writer.wake_at = self._record_batch
         workers = [asyncio.create_task(self._work(self._ready), name=f"outbox-sender-{n}")
                    for n in range(self.concurrency)]
         loop = asyncio.get_running_loop()
@@ -400,18 +408,22 @@ class Dispatcher:
             # The row stays "sending" under our lease and is tried again when it runs out.
             log.exception("sending outbox row %d failed", row.id)
         finally:
-            self._held[row.channel] -= 1
-            if self._wake is not None:
+            channel = row.channel
+            self._held[channel] -= 1
+            # Wake the loop when a claim is due, not for every row.
+            held = self._held[channel]
+            if self._wake is not None and (
+                    not held or self._budget[channel] - held == self._batch[channel]):
                 self._wake.set()
 
     async def _pump(self) -> bool:
         """Record finished sends and claim more, in one transaction.
 
-        Returns True when there may be more to do at once (a claim came back full, or
-        outcomes arrived meanwhile), False when the loop should wait.
+        Outcomes wait for a batch, for RECORD_DELAY, or for a claim to ride along with.
+        Returns True when there may be more to do at once (a claim came back full), False
+        when the loop should wait.
         """
         assert self._ready is not None
-        outcomes = self.writer.take()
         wanted: dict[str, int] = {}
         for channel in self.transports:
             held = self._held[channel]
@@ -420,8 +432,12 @@ class Dispatcher:
             # message under load.
             if free > 0 and (not held or free >= self._batch[channel]):
                 wanted[channel] = free
-        if not outcomes and not wanted:
+        waiting = self.writer.count
+        if not wanted and (not waiting or (
+                waiting < self._record_batch and any(self._held.values())
+                and time.monotonic() - self.writer.since < RECORD_DELAY)):
             return False
+        outcomes = self.writer.take()
         claimed: dict[str, list[Claimed]] = {}
         try:
             async with self.transactions.held() as connection:
@@ -438,11 +454,11 @@ class Dispatcher:
             self._held[channel] += len(rows)
             for row in rows:
                 self._ready.put_nowait(row)
-        full = any(len(claimed[channel]) == free for channel, free in wanted.items())
-        return full or self.writer.count > 0
+        return any(len(claimed[channel]) == free for channel, free in wanted.items())
 
     async def _idle(self) -> None:
-        """Wait for a freed slot, a new message (outbox_signal), a stop, or the poll time.
+        """Wait for a claim to be due, a new message (outbox_signal), outcomes to record, a
+        stop, or the poll time.
 
         `outbox_signal` is read as a flag rather than awaited: an asyncio.Event binds to
         the first loop that waits on it, and the service's one is module-wide.
@@ -453,6 +469,8 @@ class Dispatcher:
         while not self._stopping and loop.time() < deadline:
             if service.outbox_signal.is_set():
                 service.outbox_signal.clear()
+                return
+            if self.writer.count and time.monotonic() - self.writer.since >= RECORD_DELAY:
                 return
             try:
                 async with asyncio.timeout(min(0.02, self.poll_interval)):
@@ -598,8 +616,8 @@ class Dispatcher:
         try:
             token = await limits.acquire(row.address) if limits is not None else None
             handed_over = self.clock()
-            _latency(row.channel).observe(
-                max(0.0, (handed_over - row.created_at).total_seconds()))
+            DISPATCH_LATENCY.observe(
+                row.channel, max(0.0, (handed_over - row.created_at).total_seconds()))
             try:
                 # asyncio.timeout, not wait_for: no extra task per message.
                 async with asyncio.timeout(self.send_timeout):

@@ -1,8 +1,62 @@
 """Prometheus metrics. Labels never carry personal data."""
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import HistogramMetricFamily
 
 REGISTRY = CollectorRegistry()
+
+
+class ChannelHistogram:
+    """A histogram by channel, observed from the event loop and read when scraped.
+
+    prometheus_client's Histogram takes a lock for its sum and again for a bucket on every
+    observation; observed once per message sent, that cost as much as the rest of the
+    dispatcher's own work for the message. Here an observation is a bisect and two
+    additions. Only the event loop's thread observes; a scrape reads a consistent enough
+    copy (each list read is atomic).
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float],
+                 registry: CollectorRegistry):
+        self.name, self.documentation = name, documentation
+        self.bounds = sorted(float(bound) for bound in buckets)
+        self._counts: dict[str, list[int]] = {}
+        self._sums: dict[str, float] = {}
+        registry.register(self)
+
+    def observe(self, channel: str, seconds: float) -> None:
+        counts = self._counts.get(channel)
+        if counts is None:
+            counts = self._counts[channel] = [0] * (len(self.bounds) + 1)
+            self._sums[channel] = 0.0
+        counts[bisect_left(self.bounds, seconds)] += 1  # the first bucket with le >= seconds
+        self._sums[channel] += seconds
+
+    def count(self, channel: str) -> int:
+        return sum(self._counts.get(channel, ()))
+
+    def total(self, channel: str) -> float:
+        return self._sums.get(channel, 0.0)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=["channel"])
+        for channel, counts in list(self._counts.items()):
+            running, buckets = 0, []
+            for bound, count in zip([*map(str, self.bounds), "+Inf"], list(counts),
+                                    strict=True):
+                running += count
+                buckets.append((bound, running))
+            family.add_metric([channel], buckets, self._sums[channel])
+        yield family
+
+    def describe(self) -> list[HistogramMetricFamily]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=["channel"])]
+
 
 MESSAGES_IN = Counter(
     "concorder_messages_in_total", "Inbound messages by channel and outcome",
@@ -12,10 +66,9 @@ MESSAGES_OUT = Counter(
     "concorder_messages_out_total", "Outbound messages by channel and status",
     ["channel", "status"], registry=REGISTRY,
 )
-DISPATCH_LATENCY = Histogram(
+DISPATCH_LATENCY = ChannelHistogram(
     "concorder_dispatch_latency_seconds", "Time from queueing to hand-over to the channel",
-    ["channel"], registry=REGISTRY,
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900), registry=REGISTRY,
 )
 QUEUE_DEPTH = Gauge(
     "concorder_outbox_queue_depth", "Messages waiting in the outbox", ["channel"],

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from bot import service
 from bot.dispatcher import Dispatcher, backoff
-from bot.metrics import DISPATCH_LATENCY, MESSAGES_OUT, QUEUE_DEPTH
+from bot.metrics import MESSAGES_OUT, QUEUE_DEPTH, REGISTRY
 from bot.ratelimit import DeliveryLimits
 from bot.simulator import SimulatorTransport
 from bot.telegram import TelegramTransport
@@ -122,6 +122,12 @@ def dispatcher(db, settings, transports, clock=None, **options) -> Dispatcher:
     return Dispatcher(db.sessions, transports, settings, clock or FakeClock(), **options)
 
 
+def latency_sum(channel: str) -> float:
+    """The dispatch latency histogram's sum, as a scrape of /metrics reads it."""
+    return REGISTRY.get_sample_value("concorder_dispatch_latency_seconds_sum",
+                                     {"channel": channel}) or 0.0
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -141,7 +147,7 @@ async def test_each_queued_message_is_delivered_once_with_its_outcome(db, settin
     ada = await person(db, sms="+447700900101")
     ids = await queue(db, settings, ada, "sms", "One", "Two", now=clock.now)
     delivered = MESSAGES_OUT.labels("sms", "delivered")._value.get()
-    latencies = DISPATCH_LATENCY.labels("sms")._sum.get()
+    latencies = latency_sum("sms")
     clock.advance(3)
 
     sent = await dispatcher(db, settings, {"sms": SimulatorTransport("sms")}, clock).drain()
@@ -153,7 +159,7 @@ async def test_each_queued_message_is_delivered_once_with_its_outcome(db, settin
     assert all(r.sent_at == clock.now and r.delivered_at == clock.now for r in outbox)
     assert all(r.lease_owner is None and r.attempts == 1 for r in outbox)
     assert MESSAGES_OUT.labels("sms", "delivered")._value.get() == delivered + 2
-    assert DISPATCH_LATENCY.labels("sms")._sum.get() == pytest.approx(latencies + 6)
+    assert latency_sum("sms") == pytest.approx(latencies + 6)
 
 
 async def test_sent_through_telegram_records_the_message_id(db, settings, clock, bot_api):
@@ -640,3 +646,27 @@ async def test_a_failed_claim_still_records_what_was_sent(db, settings, monkeypa
     assert calls > 2
     assert sorted(m.text for m in transport.attempts) == ["one"] * 3 + ["two"] * 3
     assert {(r.status, r.attempts) for r in await rows(db)} == {("sent", 1)}
+
+
+def test_dispatch_latency_is_scraped_as_a_cumulative_histogram_per_channel():
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from bot.metrics import ChannelHistogram
+
+    registry = CollectorRegistry()
+    latency = ChannelHistogram("demo_latency_seconds", "demo", buckets=(0.05, 1, 10),
+                               registry=registry)
+    for seconds in (0.05, 0.07, 0.9, 1000):  # 0.05 is "le 0.05": it counts in that bucket
+        latency.observe("sms", seconds)
+    latency.observe("telegram", 2)
+
+    text = generate_latest(registry).decode()
+    for line in ('demo_latency_seconds_bucket{channel="sms",le="0.05"} 1.0',
+                 'demo_latency_seconds_bucket{channel="sms",le="1.0"} 3.0',
+                 'demo_latency_seconds_bucket{channel="sms",le="10.0"} 3.0',
+                 'demo_latency_seconds_bucket{channel="sms",le="+Inf"} 4.0',
+                 'demo_latency_seconds_count{channel="sms"} 4.0',
+                 'demo_latency_seconds_sum{channel="sms"} 1001.02',
+                 'demo_latency_seconds_bucket{channel="telegram",le="1.0"} 0.0',
+                 'demo_latency_seconds_bucket{channel="telegram",le="10.0"} 1.0'):
+        assert line in text.splitlines()
