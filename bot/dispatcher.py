@@ -149,6 +149,61 @@ def _short(reason: str) -> str:
     return reason if len(reason) <= ERROR_MAX else reason[: ERROR_MAX - 1] + "…"
 
 
+class Sender:
+    """One send worker, as the watchdog sees it: the deadline of the send in progress."""
+
+    __slots__ = ("task", "deadline", "expired")
+
+    def __init__(self, task: asyncio.Task[Any]):
+        self.task = task
+        self.deadline: float | None = None  # time.monotonic(); None between sends
+        self.expired = False  # the watchdog cancelled this send
+
+
+class SendWatch:
+    """Send timeouts for the workers, kept by one watchdog task.
+
+    asyncio.timeout around each send costs a timer, a task lookup and two event loop
+    lookups per message. Here a send only notes its deadline, and the watchdog looks every
+    `period` seconds: a worker whose send has outlived its deadline is cancelled, and turns
+    that cancellation into TimeoutError (a send may so run up to `period` too long).
+    """
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self.period = min(1.0, timeout / 4)
+        self.senders: set[Sender] = set()
+
+    def enlist(self) -> Sender:
+        task = asyncio.current_task()
+        assert task is not None
+        sender = Sender(task)
+        self.senders.add(sender)
+        return sender
+
+    def expire_overdue(self) -> None:
+        now = time.monotonic()
+        for sender in self.senders:
+            if sender.deadline is not None and now >= sender.deadline and not sender.expired:
+                sender.expired = True
+                sender.task.cancel()
+
+    @contextlib.asynccontextmanager
+    async def watching(self) -> AsyncIterator[None]:
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(self.period)
+                self.expire_overdue()
+
+        watchdog = asyncio.create_task(watch(), name="outbox-send-watchdog")
+        try:
+            yield
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+
+
 class Transactions:
     """Opens the dispatcher's transactions; on SQLite one at a time.
 
@@ -351,6 +406,7 @@ class Dispatcher:
         self._record_batch = max(self._batch.values(), default=1)
         self._held = dict.fromkeys(transports, 0)  # claimed rows whose outcome is not in yet
         self._ready: asyncio.Queue[Claimed | None] | None = None
+        self._watch = SendWatch(send_timeout)
         self._stopping = False
         self._wake: asyncio.Event | None = None
 
@@ -375,35 +431,43 @@ class Dispatcher:
         self._ready = asyncio.Queue()
         self.writer.wake = self._wake.set
         self.writer.wake_at = self._record_batch
-        workers = [asyncio.create_task(self._work(self._ready), name=f"outbox-sender-{n}")
-                   for n in range(self.concurrency)]
+        async with self._watch.watching():
+            workers = [asyncio.create_task(self._work(self._ready), name=f"outbox-sender-{n}")
+                       for n in range(self.concurrency)]
+            try:
+                await self._loop()
+            finally:
+                for _ in workers:
+                    self._ready.put_nowait(None)  # each worker stops after what is queued
+                _, stuck = await asyncio.wait(workers, timeout=self.send_timeout + 5)
+                for worker in stuck:
+                    worker.cancel()
+                self.writer.wake = None
+                await self.writer.flush()
+                await self.transactions.release()
+
+    async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         next_depth = 0.0
-        try:
-            while not self._stopping:
-                if loop.time() >= next_depth:
-                    await self._refresh_depth_safely()
-                    next_depth = loop.time() + self.depth_interval
-                if not await self._pump():
-                    await self._idle()
-        finally:
-            for _ in workers:
-                self._ready.put_nowait(None)  # each worker stops after what is queued
-            _, stuck = await asyncio.wait(workers, timeout=self.send_timeout + 5)
-            for worker in stuck:
-                worker.cancel()
-            self.writer.wake = None
-            await self.writer.flush()
-            await self.transactions.release()
+        while not self._stopping:
+            if loop.time() >= next_depth:
+                await self._refresh_depth_safely()
+                next_depth = loop.time() + self.depth_interval
+            if not await self._pump():
+                await self._idle()
 
     async def _work(self, ready: asyncio.Queue[Claimed | None]) -> None:
         """A send worker: one row at a time, for as long as the loop runs."""
-        while (row := await ready.get()) is not None:
-            await self._process_safely(row)
-
-    async def _process_safely(self, row: Claimed) -> None:
+        sender = self._watch.enlist()
         try:
-            await self.process(row)
+            while (row := await ready.get()) is not None:
+                await self._process_safely(row, sender)
+        finally:
+            self._watch.senders.discard(sender)
+
+    async def _process_safely(self, row: Claimed, sender: Sender) -> None:
+        try:
+            await self.process(row, sender)
         except Exception:
             # The row stays "sending" under our lease and is tried again when it runs out.
             log.exception("sending outbox row %d failed", row.id)
@@ -491,7 +555,8 @@ class Dispatcher:
             ready.put_nowait(row)
         for row in claimed:
             self._held[row.channel] += 1
-        await asyncio.gather(*(self._work(ready) for _ in range(workers)))
+        async with self._watch.watching():
+            await asyncio.gather(*(self._work(ready) for _ in range(workers)))
         await self.writer.flush()
         return len(claimed)
 
@@ -604,7 +669,7 @@ class Dispatcher:
 
     # --- sending -------------------------------------------------------------------------
 
-    async def process(self, row: Claimed) -> None:
+    async def process(self, row: Claimed, sender: Sender) -> None:
         """Check the recipient, wait for the rate limits, send, and queue the outcome."""
         if (row.participant_opted_out or row.contact_opted_out) and not row.compliance:
             self._finish(row, "cancelled", error="recipient opted out")
@@ -618,11 +683,16 @@ class Dispatcher:
             handed_over = self.clock()
             DISPATCH_LATENCY.observe(
                 row.channel, max(0.0, (handed_over - row.created_at).total_seconds()))
+            sender.deadline = time.monotonic() + self.send_timeout
             try:
-                # asyncio.timeout, not wait_for: no extra task per message.
-                async with asyncio.timeout(self.send_timeout):
-                    sent = await self.transports[row.channel].send(row.outgoing())
+                sent = await self.transports[row.channel].send(row.outgoing())
+            except asyncio.CancelledError:
+                if not sender.expired:
+                    raise
+                sender.task.uncancel()  # our watchdog's cancellation: the send timed out
+                raise TimeoutError from None
             finally:
+                sender.deadline, sender.expired = None, False
                 if limits is not None:
                     limits.done(token)
         except RetryLater as exc:

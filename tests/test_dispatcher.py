@@ -304,6 +304,27 @@ async def test_a_stuck_or_failing_recipient_does_not_hold_up_others(db, settings
     assert [r.status for r in await rows(db, text="s2")] == ["queued"]
 
 
+async def test_a_send_that_hangs_is_given_up_after_the_send_timeout_and_retried_later(
+        db, settings, clock):
+    hung = await person(db, telegram="7201")
+    fine = await person(db, telegram="7202")
+    await queue(db, settings, hung, "telegram", "h1", now=clock.now)
+    await queue(db, settings, fine, "telegram", "f1", "f2", "f3", now=clock.now)
+    transport = RecordingTransport(delay=lambda m: 3600 if m.address == "7201" else 0)
+    # One worker: the hung send holds it until the timeout, then it takes the rest.
+    worker = dispatcher(db, settings, {"telegram": transport}, clock, send_timeout=0.4,
+                        concurrency=1)
+    started = asyncio.get_running_loop().time()
+    async with asyncio.timeout(10):
+        await worker.drain()
+    assert asyncio.get_running_loop().time() - started < 5
+    (h1,) = await rows(db, text="h1")
+    assert (h1.status, h1.error, h1.attempts) == ("queued", "send timed out", 1)
+    assert h1.next_attempt_at > clock.now  # a later attempt, after a backoff
+    assert transport.texts("7202") == ["f1", "f2", "f3"]
+    assert not asyncio.current_task().cancelling()  # the watchdog's cancel stayed inside
+
+
 # --- what the channel says -----------------------------------------------------------------
 
 
