@@ -71,7 +71,7 @@ ERROR_MAX = 255
 # Rows held claimed per send slot with no rate limit, counting the one being sent: a worker
 # that frees up takes the next claimed row at once, even while a claim transaction is
 # under way, and each claim transaction covers a good batch of rows.
-READ_AHEAD = 8
+READ_AHEAD = 16
 # How long a finished send's outcome may wait in memory for others to share its commit.
 RECORD_DELAY = 0.02
 
