@@ -19,6 +19,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import logging
@@ -29,10 +30,19 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
-from sqlalchemy import bindparam, func, literal_column, select, union_all, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import service
@@ -51,6 +61,7 @@ from bot.transport import (
 )
 from flows.model import Choice, Outbound
 from store import audit
+from store.db import sqlite_file_engine
 from store.models import (
     PENDING_STATUSES,
     Contact,
@@ -61,6 +72,7 @@ from store.models import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 outbox = OutboxMessage.__table__
 # What a claim reads back: the message and its schedule (fewer columns, less to convert).
@@ -218,6 +230,46 @@ class Transactions:
         self.postgres = bind is not None and bind.dialect.name == "postgresql"
         self._lock: asyncio.Lock | None = None
         self._held: AsyncConnection | None = None
+        # SQLite on a file: the loop's transactions run whole in a thread of their own.
+        self._file: Engine | None = (
+            sqlite_file_engine(bind) if isinstance(bind, AsyncEngine) else None)
+        self._thread: concurrent.futures.ThreadPoolExecutor | None = None
+        self._file_held: Connection | None = None
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(connection, *args)` in one transaction on the loop's own connection.
+
+        On an SQLite file the whole transaction runs in one call to a thread of its own,
+        on a synchronous connection: aiosqlite hands every statement, fetch and cursor to
+        its thread and back (each a wake-up of the event loop), a dozen hand-overs for
+        what is here one. Elsewhere it runs on the held asynchronous connection.
+        """
+        if self._file is None:
+            async with self.held() as connection:
+                return await connection.run_sync(work, *args)
+        if self._thread is None:
+            self._thread = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="outbox-transactions")
+        loop = asyncio.get_running_loop()
+        async with self._serialised():
+            return await loop.run_in_executor(self._thread, self._in_thread, work, args)
+
+    def _in_thread(self, work: Callable[..., T], args: tuple[Any, ...]) -> T:
+        assert self._file is not None
+        if self._file_held is None:
+            self._file_held = self._file.connect()
+        try:
+            with self._file_held.begin():
+                return work(self._file_held, *args)
+        except BaseException:
+            self._close_in_thread()
+            raise
+
+    def _close_in_thread(self) -> None:
+        connection, self._file_held = self._file_held, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncSession]:
@@ -266,6 +318,10 @@ class Transactions:
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.close()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.get_running_loop().run_in_executor(thread, self._close_in_thread)
+            thread.shutdown(wait=False)
 
     @contextlib.asynccontextmanager
     async def _serialised(self) -> AsyncIterator[None]:
@@ -327,7 +383,8 @@ class OutcomeWriter:
         batch, self._pending = self._pending, []
         return batch
 
-    async def record(self, connection: AsyncConnection, batch: list[Outcome]) -> None:
+    def record(self, connection: Connection, batch: list[Outcome]) -> None:
+        """Write `batch` on a synchronous connection (or one that `run_sync` lends)."""
         sent = [{"b_id": o.id, "b_status": o.status, "b_provider": o.provider_id,
                  "b_sent": o.sent_at, "b_delivered": o.delivered_at}
                 for o in batch if o.sent_at is not None]
@@ -335,9 +392,9 @@ class OutcomeWriter:
                   "b_error": o.error}
                  for o in batch if o.sent_at is None]
         if sent:
-            await connection.execute(self._sent, sent)
+            connection.execute(self._sent, sent)
         if other:
-            await connection.execute(self._other, other)
+            connection.execute(self._other, other)
 
     @staticmethod
     def settle(batch: list[Outcome]) -> None:
@@ -353,7 +410,7 @@ class OutcomeWriter:
         """Write `batch` in a transaction of its own; False (and logged) when it failed."""
         try:
             async with self.transactions.connect() as connection:
-                await self.record(connection, batch)
+                await connection.run_sync(self.record, batch)
         except Exception:  # the rows stay "sending"; their lease will expire
             log.exception("could not record %d outbox outcomes", len(batch))
             return False
@@ -502,12 +559,8 @@ class Dispatcher:
                 and time.monotonic() - self.writer.since < RECORD_DELAY)):
             return False
         outcomes = self.writer.take()
-        claimed: dict[str, list[Claimed]] = {}
         try:
-            async with self.transactions.held() as connection:
-                await self.writer.record(connection, outcomes)
-                for channel, free in wanted.items():
-                    claimed[channel] = await self._claim_in(connection, free, [channel])
+            claimed = await self.transactions.run(self._record_and_claim, outcomes, wanted)
         except Exception:
             log.exception("claiming outbox rows failed; retrying shortly")
             if outcomes:  # a failed claim must not lose what was sent
@@ -544,6 +597,12 @@ class Dispatcher:
             self._wake.clear()
             return
 
+    def _record_and_claim(self, connection: Connection, outcomes: list[Outcome],
+                          wanted: dict[str, int]) -> dict[str, list[Claimed]]:
+        self.writer.record(connection, outcomes)
+        return {channel: self._claim_in(connection, free, [channel])
+                for channel, free in wanted.items()}
+
     async def run_once(self) -> int:
         """Claim one batch of due rows, send all of them and record the outcomes."""
         claimed: list[Claimed] = []
@@ -578,13 +637,13 @@ class Dispatcher:
         if limit <= 0 or not channels:
             return []
         async with self.transactions.connect() as connection:
-            return await self._claim_in(connection, limit, channels)
+            return await connection.run_sync(self._claim_in, limit, channels)
 
-    async def _claim_in(self, connection: AsyncConnection, limit: int,
-                        channels: list[str]) -> list[Claimed]:
+    def _claim_in(self, connection: Connection, limit: int,
+                  channels: list[str]) -> list[Claimed]:
         """One UPDATE ... RETURNING: picks, leases and reads the rows in a single round trip."""
         now = self.clock()
-        result = await connection.execute(self._claim_statement, {
+        result = connection.execute(self._claim_statement, {
             "now": now, "limit": limit, "channels": channels,
             "lease_until": now + self.lease, "owner": self.owner,
         })

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,26 +29,40 @@ def make_engine(url: str = DEFAULT_URL, **kwargs) -> AsyncEngine:
     kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):
-            # We issue BEGIN ourselves (below); WAL lets the dispatcher read while a webhook
-            # writes; foreign keys are off by default in SQLite.
-            dbapi_conn.isolation_level = None
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _sqlite_begin(conn):
-            # Take the write lock at BEGIN so two writers queue instead of deadlocking.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
+        _sqlite_setup(engine.sync_engine)
         return engine
     kwargs.setdefault("pool_size", 10)
     return create_async_engine(url, **kwargs)
+
+
+def sqlite_file_engine(engine: AsyncEngine) -> Engine | None:
+    """A synchronous engine on the same SQLite file as `engine`, set up alike, for work that
+    runs whole in a thread of its own; None when `engine` is not on an SQLite file."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    sync = create_engine(url.set(drivername="sqlite"), hide_parameters=True,
+                         connect_args={"timeout": 30, "check_same_thread": False})
+    _sqlite_setup(sync)
+    return sync
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn, _record):
+        # We issue BEGIN ourselves (below); WAL lets the dispatcher read while a webhook
+        # writes; foreign keys are off by default in SQLite.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn):
+        # Take the write lock at BEGIN so two writers queue instead of deadlocking.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -654,12 +654,12 @@ async def test_a_failed_claim_still_records_what_was_sent(db, settings, monkeypa
     claim = worker._claim_in
     calls = 0
 
-    async def flaky(connection, limit, channels):
+    def flaky(connection, limit, channels):
         nonlocal calls
         calls += 1
         if calls == 2:  # the claim that shares its transaction with the first outcomes
             raise ConnectionError("database went away")
-        return await claim(connection, limit, channels)
+        return claim(connection, limit, channels)
 
     monkeypatch.setattr(worker, "_claim_in", flaky)
     await run_until(worker, lambda: len(transport.sent) == 6)
