@@ -19,23 +19,19 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
-import functools
 import logging
 import math
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import (
     Connection,
-    Engine,
     bindparam,
     func,
     literal_column,
@@ -43,13 +39,16 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import service
 from bot.app import SESSIONS, feature
 from bot.metrics import DISPATCH_LATENCY, MESSAGES_OUT, QUEUE_DEPTH
+from bot.outbox_transactions import Transactions
+from bot.outcomes import Outcome, OutcomeWriter
 from bot.ratelimit import DeliveryLimits
 from bot.render import render
+from bot.send_watch import Sender, SendWatch
 from bot.settings import Settings
 from bot.transport import (
     Outgoing,
@@ -61,7 +60,6 @@ from bot.transport import (
 )
 from flows.model import Choice, Outbound
 from store import audit
-from store.db import sqlite_file_engine
 from store.models import (
     PENDING_STATUSES,
     Contact,
@@ -72,7 +70,6 @@ from store.models import (
 )
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 outbox = OutboxMessage.__table__
 # What a claim reads back: the message and its schedule (fewer columns, less to convert).
@@ -121,25 +118,6 @@ class Claimed:
                         parts=self.parts, kind=self.kind)
 
 
-@dataclass(slots=True)
-class Outcome:
-    """The new state of a row after one attempt; written by the batched outcome writer."""
-
-    id: int
-    channel: str
-    status: str
-    next_attempt_at: datetime
-    provider_id: str | None = None
-    sent_at: datetime | None = None
-    delivered_at: datetime | None = None
-    error: str | None = None
-
-
-@functools.cache
-def _sent_counter(channel: str, status: str) -> Any:
-    return MESSAGES_OUT.labels(channel, status)  # labels() is a locked lookup: once a pair
-
-
 def backoff(attempt: int, *, base: float = 2.0, cap: float = 900.0,
             rng: Callable[[], float] = random.random) -> float:
     """Exponential backoff with jitter: half fixed, half random, so retries spread out."""
@@ -159,267 +137,6 @@ def pending(table: Any) -> Any:
 
 def _short(reason: str) -> str:
     return reason if len(reason) <= ERROR_MAX else reason[: ERROR_MAX - 1] + "…"
-
-
-class Sender:
-    """One send worker, as the watchdog sees it: the deadline of the send in progress."""
-
-    __slots__ = ("task", "deadline", "expired")
-
-    def __init__(self, task: asyncio.Task[Any]):
-        self.task = task
-        self.deadline: float | None = None  # time.monotonic(); None between sends
-        self.expired = False  # the watchdog cancelled this send
-
-
-class SendWatch:
-    """Send timeouts for the workers, kept by one watchdog task.
-
-    asyncio.timeout around each send costs a timer, a task lookup and two event loop
-    lookups per message. Here a send only notes its deadline, and the watchdog looks every
-    `period` seconds: a worker whose send has outlived its deadline is cancelled, and turns
-    that cancellation into TimeoutError (a send may so run up to `period` too long).
-    """
-
-    def __init__(self, timeout: float):
-        self.timeout = timeout
-        self.period = min(1.0, timeout / 4)
-        self.senders: set[Sender] = set()
-
-    def enlist(self) -> Sender:
-        task = asyncio.current_task()
-        assert task is not None
-        sender = Sender(task)
-        self.senders.add(sender)
-        return sender
-
-    def expire_overdue(self) -> None:
-        now = time.monotonic()
-        for sender in self.senders:
-            if sender.deadline is not None and now >= sender.deadline and not sender.expired:
-                sender.expired = True
-                sender.task.cancel()
-
-    @contextlib.asynccontextmanager
-    async def watching(self) -> AsyncIterator[None]:
-        async def watch() -> None:
-            while True:
-                await asyncio.sleep(self.period)
-                self.expire_overdue()
-
-        watchdog = asyncio.create_task(watch(), name="outbox-send-watchdog")
-        try:
-            yield
-        finally:
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
-
-
-class Transactions:
-    """Opens the dispatcher's transactions; on SQLite one at a time.
-
-    SQLite has one writer (every transaction begins IMMEDIATE); two of ours contending
-    would sleep in SQLite's busy handler instead of queueing here in order.
-    """
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
-        self.sessions = sessions
-        bind = sessions.kw.get("bind")
-        self.serial = bind is None or bind.dialect.name == "sqlite"
-        self.postgres = bind is not None and bind.dialect.name == "postgresql"
-        self._lock: asyncio.Lock | None = None
-        self._held: AsyncConnection | None = None
-        # SQLite on a file: the loop's transactions run whole in a thread of their own.
-        self._file: Engine | None = (
-            sqlite_file_engine(bind) if isinstance(bind, AsyncEngine) else None)
-        self._thread: concurrent.futures.ThreadPoolExecutor | None = None
-        self._file_held: Connection | None = None
-
-    async def run(self, work: Callable[..., T], *args: Any) -> T:
-        """`work(connection, *args)` in one transaction on the loop's own connection.
-
-        On an SQLite file the whole transaction runs in one call to a thread of its own,
-        on a synchronous connection: aiosqlite hands every statement, fetch and cursor to
-        its thread and back (each a wake-up of the event loop), a dozen hand-overs for
-        what is here one. Elsewhere it runs on the held asynchronous connection.
-        """
-        if self._file is None:
-            async with self.held() as connection:
-                return await connection.run_sync(work, *args)
-        if self._thread is None:
-            self._thread = concurrent.futures.ThreadPoolExecutor(
-                1, thread_name_prefix="outbox-transactions")
-        loop = asyncio.get_running_loop()
-        async with self._serialised():
-            return await loop.run_in_executor(self._thread, self._in_thread, work, args)
-
-    def _in_thread(self, work: Callable[..., T], args: tuple[Any, ...]) -> T:
-        assert self._file is not None
-        if self._file_held is None:
-            self._file_held = self._file.connect()
-        try:
-            with self._file_held.begin():
-                return work(self._file_held, *args)
-        except BaseException:
-            self._close_in_thread()
-            raise
-
-    def _close_in_thread(self) -> None:
-        connection, self._file_held = self._file_held, None
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                connection.close()
-
-    @contextlib.asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncSession]:
-        if not self.serial:
-            async with self.sessions.begin() as session:
-                yield session
-            return
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock, self.sessions.begin() as session:
-            yield session
-
-    @contextlib.asynccontextmanager
-    async def connect(self) -> AsyncIterator[AsyncConnection]:
-        """A Core transaction for the hot path: no ORM session to build and tear down."""
-        engine = self.sessions.kw.get("bind")
-        if not isinstance(engine, AsyncEngine):
-            async with self.begin() as session:
-                yield await session.connection()
-            return
-        async with self._serialised(), engine.begin() as connection:
-            yield connection
-
-    @contextlib.asynccontextmanager
-    async def held(self) -> AsyncIterator[AsyncConnection]:
-        """Like `connect`, on one connection kept open from call to call (the loop's own):
-        no pool check-out and reset per transaction. Any error closes it; the next call
-        opens a fresh one."""
-        engine = self.sessions.kw.get("bind")
-        if not isinstance(engine, AsyncEngine):
-            async with self.connect() as connection:
-                yield connection
-            return
-        async with self._serialised():
-            if self._held is None:
-                self._held = await engine.connect()
-            try:
-                async with self._held.begin():
-                    yield self._held
-            except BaseException:
-                await self.release()
-                raise
-
-    async def release(self) -> None:
-        connection, self._held = self._held, None
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.close()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            await asyncio.get_running_loop().run_in_executor(thread, self._close_in_thread)
-            thread.shutdown(wait=False)
-
-    @contextlib.asynccontextmanager
-    async def _serialised(self) -> AsyncIterator[None]:
-        if not self.serial:
-            yield
-            return
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            yield
-
-
-class OutcomeWriter:
-    """Group commit: outcomes wait in memory and are written together.
-
-    A send does not wait for its outcome's commit. While the dispatcher's loop runs it
-    takes the waiting outcomes itself (`take`) and writes them in the same transaction as
-    its next claim (`wake` tells it some arrived): one commit then both records what was
-    sent and leases what goes next. Otherwise `flush` writes them.
-
-    Until its outcome is committed a row stays "sending" under our lease: if we crash
-    first, it is sent again once the lease runs out, never lost.
-    """
-
-    def __init__(self, transactions: Transactions, owner: str):
-        self.transactions = transactions
-        self.wake: Callable[[], None] | None = None
-        self.wake_at = 1  # how many waiting outcomes call `wake`
-        self.since = 0.0  # when the oldest waiting outcome arrived (time.monotonic)
-        self._pending: list[Outcome] = []
-        ours = (outbox.c.id == bindparam("b_id"), outbox.c.lease_owner == owner,
-                outbox.c.status == "sending")
-        released = {"lease_until": None, "lease_owner": None}
-        # Two shapes: a send (the common case) leaves the schedule alone, so it binds
-        # fewer values; anything else may move the next attempt and says why.
-        self._sent = update(outbox).where(*ours).values(
-            status=bindparam("b_status"), provider_id=bindparam("b_provider"),
-            sent_at=bindparam("b_sent", type_=UTCDateTime()),
-            delivered_at=bindparam("b_delivered", type_=UTCDateTime()),
-            error=None, **released)
-        self._other = update(outbox).where(*ours).values(
-            status=bindparam("b_status"),
-            next_attempt_at=bindparam("b_next", type_=UTCDateTime()),
-            error=bindparam("b_error"), **released)
-
-    def add(self, outcome: Outcome) -> None:
-        pending = self._pending
-        if not pending:
-            self.since = time.monotonic()
-        pending.append(outcome)
-        if self.wake is not None and len(pending) == self.wake_at:
-            self.wake()
-
-    @property
-    def count(self) -> int:
-        return len(self._pending)
-
-    def take(self) -> list[Outcome]:
-        batch, self._pending = self._pending, []
-        return batch
-
-    def record(self, connection: Connection, batch: list[Outcome]) -> None:
-        """Write `batch` on a synchronous connection (or one that `run_sync` lends)."""
-        sent = [{"b_id": o.id, "b_status": o.status, "b_provider": o.provider_id,
-                 "b_sent": o.sent_at, "b_delivered": o.delivered_at}
-                for o in batch if o.sent_at is not None]
-        other = [{"b_id": o.id, "b_status": o.status, "b_next": o.next_attempt_at,
-                  "b_error": o.error}
-                 for o in batch if o.sent_at is None]
-        if sent:
-            connection.execute(self._sent, sent)
-        if other:
-            connection.execute(self._other, other)
-
-    @staticmethod
-    def settle(batch: list[Outcome]) -> None:
-        """Count what was committed (once a pair: labels() is a locked lookup)."""
-        counts: dict[tuple[str, str], int] = {}
-        for outcome in batch:
-            key = (outcome.channel, outcome.status)
-            counts[key] = counts.get(key, 0) + 1
-        for (channel, status), count in counts.items():
-            _sent_counter(channel, status).inc(count)
-
-    async def write_batch(self, batch: list[Outcome]) -> bool:
-        """Write `batch` in a transaction of its own; False (and logged) when it failed."""
-        try:
-            async with self.transactions.connect() as connection:
-                await connection.run_sync(self.record, batch)
-        except Exception:  # the rows stay "sending"; their lease will expire
-            log.exception("could not record %d outbox outcomes", len(batch))
-            return False
-        self.settle(batch)
-        return True
-
-    async def flush(self) -> None:
-        while self._pending:
-            await self.write_batch(self.take())
 
 
 class Dispatcher:
