@@ -19,6 +19,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import math
 import random
@@ -139,6 +140,42 @@ def _short(reason: str) -> str:
     return reason if len(reason) <= ERROR_MAX else reason[: ERROR_MAX - 1] + "…"
 
 
+class ReadyRows:
+    """Claimed rows waiting for a send worker, taken from each channel in turn.
+
+    One queue in claim order would put a channel's next message behind every row claimed
+    before it on another; here a worker takes from the channels round the table. Each row
+    put is one ticket in an asyncio.Queue, so a worker waits only when none is left.
+    """
+
+    def __init__(self, channels: Iterable[str]):
+        self._rows: dict[str, collections.deque[Claimed]] = {
+            channel: collections.deque() for channel in channels}
+        self._order = list(self._rows)
+        self._turn = 0
+        self._tickets: asyncio.Queue[bool] = asyncio.Queue()
+
+    def put(self, row: Claimed) -> None:
+        self._rows[row.channel].append(row)
+        self._tickets.put_nowait(True)
+
+    def close(self, workers: int) -> None:
+        """Each worker stops once the rows put before this are taken."""
+        for _ in range(workers):
+            self._tickets.put_nowait(False)
+
+    async def get(self) -> Claimed | None:
+        if not await self._tickets.get():
+            return None
+        order, count = self._order, len(self._order)
+        for step in range(count):
+            rows = self._rows[order[(self._turn + step) % count]]
+            if rows:
+                self._turn = (self._turn + step + 1) % count
+                return rows.popleft()
+        raise AssertionError("a ticket without a row")
+
+
 class Dispatcher:
     """Claims due outbox rows and sends them; `run()` until `stop()`."""
 
@@ -179,7 +216,7 @@ class Dispatcher:
         self._batch = {channel: max(1, budget // 2) for channel, budget in self._budget.items()}
         self._record_batch = max(self._batch.values(), default=1)
         self._held = dict.fromkeys(transports, 0)  # claimed rows whose outcome is not in yet
-        self._ready: asyncio.Queue[Claimed | None] | None = None
+        self._ready: ReadyRows | None = None
         self._watch = SendWatch(send_timeout)
         self._stopping = False
         self._wake: asyncio.Event | None = None
@@ -202,7 +239,7 @@ class Dispatcher:
         """Claim and send until stopped; rows already claimed are sent before this returns."""
         self._stopping = False
         self._wake = asyncio.Event()
-        self._ready = asyncio.Queue()
+        self._ready = ReadyRows(self.transports)
         self.writer.wake = self._wake.set
         self.writer.wake_at = self._record_batch
         async with self._watch.watching():
@@ -211,8 +248,7 @@ class Dispatcher:
             try:
                 await self._loop()
             finally:
-                for _ in workers:
-                    self._ready.put_nowait(None)  # each worker stops after what is queued
+                self._ready.close(len(workers))  # each worker stops after what is queued
                 _, stuck = await asyncio.wait(workers, timeout=self.send_timeout + 5)
                 for worker in stuck:
                     worker.cancel()
@@ -230,7 +266,7 @@ class Dispatcher:
             if not await self._pump():
                 await self._idle()
 
-    async def _work(self, ready: asyncio.Queue[Claimed | None]) -> None:
+    async def _work(self, ready: ReadyRows) -> None:
         """A send worker: one row at a time, for as long as the loop runs."""
         sender = self._watch.enlist()
         try:
@@ -287,7 +323,7 @@ class Dispatcher:
         for channel, rows in claimed.items():
             self._held[channel] += len(rows)
             for row in rows:
-                self._ready.put_nowait(row)
+                self._ready.put(row)
         return any(len(claimed[channel]) == free for channel, free in wanted.items())
 
     async def _idle(self) -> None:
@@ -325,12 +361,12 @@ class Dispatcher:
         claimed: list[Claimed] = []
         for channel in self.transports:
             claimed += await self.claim(self._budget[channel], [channel])
-        ready: asyncio.Queue[Claimed | None] = asyncio.Queue()
+        ready = ReadyRows(self.transports)
         workers = min(self.concurrency, len(claimed))
-        for row in [*claimed, *[None] * workers]:
-            ready.put_nowait(row)
         for row in claimed:
+            ready.put(row)
             self._held[row.channel] += 1
+        ready.close(workers)
         async with self._watch.watching():
             await asyncio.gather(*(self._work(ready) for _ in range(workers)))
         await self.writer.flush()

@@ -120,8 +120,14 @@ class Transactions:
                 await connection.close()
         thread, self._thread = self._thread, None
         if thread is not None:
-            await asyncio.get_running_loop().run_in_executor(thread, self._close_in_thread)
+            await asyncio.get_running_loop().run_in_executor(thread, self._close_file)
             thread.shutdown(wait=False)
+
+    def _close_file(self) -> None:
+        """Close the thread's connection and the file engine's pool: the file is let go."""
+        self._close_in_thread()
+        if self._file is not None:
+            self._file.dispose()
 
     @contextlib.asynccontextmanager
     async def _serialised(self) -> AsyncIterator[None]:

@@ -691,3 +691,26 @@ def test_dispatch_latency_is_scraped_as_a_cumulative_histogram_per_channel():
                  'demo_latency_seconds_bucket{channel="telegram",le="1.0"} 0.0',
                  'demo_latency_seconds_bucket{channel="telegram",le="10.0"} 1.0'):
         assert line in text.splitlines()
+
+
+async def test_a_long_queue_on_one_channel_does_not_hold_up_another_channel(db, settings):
+    busy = [await person(db, telegram=str(16_000 + n)) for n in range(60)]
+    now = datetime.now(UTC)
+    for who in busy:
+        await queue(db, settings, who, "telegram", "t1", "t2", now=now)
+    sms_person = await person(db, sms="+447700900190")
+    await queue(db, settings, sms_person, "sms", "your session moved", now=now)
+    handed_over: list[str] = []
+
+    class Slow(RecordingTransport):
+        async def send(self, message: Outgoing) -> Sent:
+            await asyncio.sleep(0.01)
+            handed_over.append(message.channel)
+            return await super().send(message)
+
+    telegram, sms = Slow(), Slow("sms")
+    worker = Dispatcher(db.sessions, {"telegram": telegram, "sms": sms}, settings,
+                        limits=DeliveryLimits.off(), concurrency=2, poll_interval=0.02)
+    await run_until(worker, lambda: len(handed_over) == 121)
+    assert handed_over.index("sms") < 10  # not after the 120 Telegram messages
+    assert {r.status for r in await rows(db)} == {"sent"}
