@@ -8,6 +8,7 @@ Nothing here logs a phone number or message text.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from datetime import datetime
 
@@ -45,6 +46,16 @@ CARRIER_OPT_IN_WORDS = {"start", "yes", "unstop"}
 RANK = {"queued": 0, "sending": 1, "sent": 2,
         "delivered": 3, "failed": 3, "undeliverable": 3, "cancelled": 3}
 FINAL = 3
+# A status callback for a sid not stored yet is tried again after each of these pauses
+# (seconds, about 3 in all; Twilio waits 15 s for an answer).
+EARLY_STATUS_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.5)
+
+
+class Unknown(enum.Enum):
+    SID = "no message of ours has this sid"
+
+
+UNKNOWN = Unknown.SID
 # Twilio's MessageStatus -> the outbox status it means. Twilio's own in-flight statuses
 # (accepted, queued, sending) say less than the "sent" the row already has: ignored.
 FROM_TWILIO = {"sent": "sent", "delivered": "delivered",
@@ -141,15 +152,26 @@ async def status_callback(request: web.Request) -> web.Response:
     raw_code = (form.get("ErrorCode") or "").strip()
     if raw_code and not raw_code.isdigit():
         return bad_request("ErrorCode is not a number")
-    changed = await apply_status(request.app[SESSIONS], sid, status,
-                                 int(raw_code) if raw_code else None)
-    if changed:
+    code = int(raw_code) if raw_code else None
+    changed = await apply_status(request.app[SESSIONS], sid, status, code)
+    for pause in EARLY_STATUS_PAUSES:
+        if changed is not UNKNOWN:
+            break
+        # Twilio can call back before the dispatcher has committed the send that tells us
+        # this sid (it records sends in batches): wait for it a little, then give up.
+        await asyncio.sleep(pause)
+        changed = await apply_status(request.app[SESSIONS], sid, status, code)
+    if changed is UNKNOWN:
+        log.info("status %s for an unknown sms ignored", status[:20])
+    elif changed:
         MESSAGES_OUT.labels("sms", changed).inc()
     return web.Response(status=200)
 
 
-async def apply_status(sessions, sid: str, twilio_status: str, code: int | None) -> str | None:
-    """Move the outbox row forward (never back); returns the new status if it changed."""
+async def apply_status(sessions, sid: str, twilio_status: str,
+                       code: int | None) -> str | None | Unknown:
+    """Move the outbox row forward (never back); returns the new status if it changed,
+    UNKNOWN when no message of ours has this sid (yet)."""
     now = utcnow()
     async with sessions.begin() as session:
         row = (await session.execute(
@@ -158,9 +180,7 @@ async def apply_status(sessions, sid: str, twilio_status: str, code: int | None)
             .with_for_update()
         )).scalars().first()
         if row is None:
-            # Not ours, or the dispatcher has not stored the sid yet: nothing to move.
-            log.info("status %s for unknown sms %s ignored", twilio_status, sid)
-            return None
+            return UNKNOWN
         if code == OPTED_OUT:
             await mark_opted_out(session, row.contact_id, now)
         target = FROM_TWILIO.get(twilio_status)

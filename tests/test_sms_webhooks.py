@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlsplit
 
 import pytest
@@ -195,6 +196,29 @@ async def test_delivery_is_recorded_once_and_never_undone(client, db):
     assert message.status == "delivered" and message.delivered_at is not None
     assert message.error is None
     assert sms_out("delivered") - delivered_before == 1
+
+
+async def test_a_status_that_comes_before_the_send_is_recorded_waits_for_it(client, db):
+    await post(client, SMS, inbound("SM" + "8" * 32, "Hello"))
+    reply = (await outbox_for(db, ALICE))[0]
+    sid = "SM" + "7" * 32
+    early = asyncio.create_task(post(client, STATUS, status(sid, "delivered")))
+    await asyncio.sleep(0.3)
+    assert not early.done()  # Twilio was quicker than our commit of the send
+    async with db.sessions.begin() as session:  # what the dispatcher records for the send
+        await session.execute(update(OutboxMessage).where(OutboxMessage.id == reply.id)
+                              .values(status="sent", provider_id=sid))
+    assert (await early).status == 200
+    assert (await row(db, reply.id)).status == "delivered"
+
+
+async def test_a_status_for_a_message_that_is_not_ours_is_acknowledged_and_changes_nothing(
+        client, db, monkeypatch):
+    monkeypatch.setattr("bot.sms.EARLY_STATUS_PAUSES", (0.01, 0.01))
+    row_id = await handed_to_twilio(client, db, "SM" + "5" * 32, "SM" + "6" * 32)
+    answer = await post(client, STATUS, status("SM" + "4" * 32, "failed", "30003"))
+    assert answer.status == 200
+    assert (await row(db, row_id)).status == "sent"
 
 
 async def test_a_forged_status_callback_changes_nothing(client, db):
