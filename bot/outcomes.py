@@ -39,18 +39,13 @@ def _sent_counter(channel: str, status: str) -> Any:
     return MESSAGES_OUT.labels(channel, status)  # labels() is a locked lookup: once a pair
 
 
-@functools.cache
-def _sent_counter(channel: str, status: str) -> Any:
-    return MESSAGES_OUT.labels(channel, status)  # labels() is a locked lookup: once a pair
-
-
 class OutcomeWriter:
     """Group commit: outcomes wait in memory and are written together.
 
     A send does not wait for its outcome's commit. While the dispatcher's loop runs it
     takes the waiting outcomes itself (`take`) and writes them in the same transaction as
-    its next claim (`wake` tells it some arrived): one commit then both records what was
-    sent and leases what goes next. Otherwise `flush` writes them.
+    its next claim (`wake` tells it when `wake_at` are waiting): one commit then both
+    records what was sent and leases what goes next. Otherwise `flush` writes them.
 
     Until its outcome is committed a row stays "sending" under our lease: if we crash
     first, it is sent again once the lease runs out, never lost.
