@@ -30,7 +30,6 @@ class SendWatch:
     """
 
     def __init__(self, timeout: float):
-        self.timeout = timeout
         self.period = min(1.0, timeout / 4)
         self.senders: set[Sender] = set()
 
