@@ -307,20 +307,24 @@ async def bind_invitation_link(session: AsyncSession, *, channel: str, address: 
         await session.execute(select(Contact).where(
             Contact.channel == "telegram", Contact.address == address))
     ).scalar_one_or_none()
+    # The chat's contact is written before the audit chain's head is locked, as every
+    # inbound message does: two writers taking them in opposite orders would deadlock.
     if invitation is None or invitation.status in (LAPSED, WITHDRAWN, FAILED):
+        await _mark_refused(session, contact, address, language, "invalid")
         await audit.append(session, "invitation.code_invalid",
                            {"known": invitation is not None}, at=now)
-        await _mark_refused(session, contact, address, language, "invalid")
         return
     if invitation.bound_contact_id is not None:
         if contact is not None and contact.id == invitation.bound_contact_id:
             return  # the same account opening its link again
+        await _mark_refused(session, contact, address, language, "used")
         await audit.append(session, "invitation.code_refused",
                            {"reason": "used by another account"},
                            participant_id=invitation.participant_id, at=now)
-        await _mark_refused(session, contact, address, language, "used")
         return
     if contact is None:
+        # A concurrent message from this chat may create it first: the unique address
+        # then fails this transaction, and service.receive runs it again.
         contact = Contact(participant_id=invitation.participant_id, channel="telegram",
                           address=address)
         session.add(contact)

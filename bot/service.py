@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import flows.catalog  # noqa: F401  (registers every flow)
@@ -28,6 +29,7 @@ from store import audit
 from store.models import Contact, InboundMessage, OutboxMessage, Participant, utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Facts a flow may need about the world (the assembly, its deadlines): filled by features.
 FactsProvider = Callable[[AsyncSession, Participant], Any]
@@ -106,22 +108,37 @@ def best_language(hint: str | None, default: str) -> str:
     return default if default in shipped else shipped[0]
 
 
-async def find_or_create_contact(session: AsyncSession, channel: str, address: str,
-                                 language: str) -> Contact:
-    contact = (
+async def contact_at(session: AsyncSession, channel: str, address: str) -> Contact | None:
+    return (
         await session.execute(
             select(Contact).where(Contact.channel == channel, Contact.address == address)
         )
     ).scalar_one_or_none()
+
+
+async def find_or_create_contact(session: AsyncSession, channel: str, address: str,
+                                 language: str) -> Contact:
+    """The contact at this address, or a new one with a new participant: insert-or-get, so
+    two first messages from one address at once (two instances, say) both go through."""
+    contact = await contact_at(session, channel, address)
     if contact is not None:
         return contact
-    participant = Participant(language=language, state=State(language=language).to_json())
-    session.add(participant)
-    await session.flush()
-    contact = Contact(participant_id=participant.id, channel=channel, address=address,
-                      sms_consent=channel == "sms")
-    session.add(contact)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            participant = Participant(language=language,
+                                      state=State(language=language).to_json())
+            session.add(participant)
+            await session.flush()
+            contact = Contact(participant_id=participant.id, channel=channel,
+                              address=address, sms_consent=channel == "sms")
+            session.add(contact)
+            await session.flush()
+    except IntegrityError:
+        # Another transaction created it and has committed (ours waited for it): use it.
+        contact = await contact_at(session, channel, address)
+        if contact is None:
+            raise
+        return contact
     await audit.append(session, "participant.created", {"channel": channel},
                        participant_id=participant.id)
     return contact
@@ -141,6 +158,15 @@ async def receive(sessions: async_sessionmaker[AsyncSession], settings: Settings
                   now: datetime | None = None) -> Received:
     """Store an inbound message once and run it through the conversation engine."""
     now = now or utcnow()
+    return await retry_conflicts(lambda: _receive_once(
+        sessions, settings, channel=channel, address=address, text=text, button=button,
+        provider_id=provider_id, language_hint=language_hint, now=now))
+
+
+async def _receive_once(sessions: async_sessionmaker[AsyncSession], settings: Settings, *,
+                        channel: str, address: str, text: str, button: str | None,
+                        provider_id: str, language_hint: str | None,
+                        now: datetime) -> Received:
     async with sessions.begin() as session:
         record = InboundMessage(channel=channel, provider_id=provider_id, text=text,
                                 button=button, received_at=now)
@@ -170,6 +196,33 @@ async def receive(sessions: async_sessionmaker[AsyncSession], settings: Settings
     if queued:
         outbox_signal.set()
     return Received(duplicate=False, participant_id=participant.id, queued=queued)
+
+
+# PostgreSQL's codes for a transaction that lost a race and would pass if run again:
+# serialization failure and deadlock (a unique violation is an IntegrityError).
+RETRYABLE_SQLSTATES = {"40001", "40P01"}
+CONFLICT_RETRIES = 4
+
+
+def lost_a_race(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    return getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+async def retry_conflicts(transaction: Callable[[], Awaitable[T]]) -> T:
+    """Run `transaction` (which opens and commits its own), again if it lost a race with a
+    concurrent one: Twilio never resends an inbound SMS, so a 500 would lose the message.
+    A conflict that is not a race comes back every time and is raised after the last try."""
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            return await transaction()
+        except DBAPIError as exc:
+            if attempt == CONFLICT_RETRIES - 1 or not lost_a_race(exc):
+                raise
+            log.info("transaction lost a race (%s); trying again", type(exc.orig).__name__)
+            await asyncio.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 async def start_flow(session: AsyncSession, settings: Settings, participant: Participant,

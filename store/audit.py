@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import AuditEvent, AuditHead, utcnow
@@ -41,12 +43,7 @@ async def append(session: AsyncSession, kind: str, data: dict[str, Any] | None =
     """Append one event inside the caller's transaction (it commits with the change)."""
     data = json.loads(json.dumps(data or {}, sort_keys=True))  # what the JSON column returns
     at = at or utcnow()
-    head = (
-        await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())
-    ).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
+    head = await _locked_head(session)
     seq = head.seq + 1
     digest = link_hash(head.hash, canonical(seq, at, kind, participant_id, data))
     event = AuditEvent(seq=seq, at=at, kind=kind, participant_id=participant_id, data=data,
@@ -55,6 +52,20 @@ async def append(session: AsyncSession, kind: str, data: dict[str, Any] | None =
     head.seq, head.hash = seq, digest
     await session.flush()
     return event
+
+
+async def _locked_head(session: AsyncSession) -> AuditHead:
+    """The head row, locked; created on first use without racing another first append
+    (a plain insert would fail one of two transactions that both found no head)."""
+    locked = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    head = (await session.execute(locked)).scalar_one_or_none()
+    if head is None:
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        await session.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS)
+                              .on_conflict_do_nothing(index_elements=["id"]))
+        head = (await session.execute(locked)).scalar_one()
+    return head
 
 
 @dataclass

@@ -1,0 +1,138 @@
+"""Messages that arrive at the same moment are all kept: two first messages from one new
+number, on one instance or on two instances sharing a database, and a Telegram invitation
+link opened while the same chat writes something else."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import recruitment
+from bot.app import create_app
+from bot.service import receive
+from flows.assembly import load_assembly
+from store import audit
+from store.db import make_engine, sessionmaker
+from store.models import Contact, InboundMessage, Participant
+from store.recruitment import Invitation
+from tests.twilio_peer import sign, twilio_settings
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "citizens-jury"
+ROUNDS = 12  # enough to hit the window between "no contact yet" and the insert
+
+
+@pytest.fixture
+async def second_instance(db):
+    """Another engine on the same database: a second instance of the service."""
+    engine = make_engine(db.url)
+    yield sessionmaker(engine)
+    await engine.dispose()
+
+
+async def kept(db, channel: str, address: str) -> tuple[int, int, int]:
+    """(inbound messages, contacts, participants) stored for one address."""
+    async with db.sessions() as session:
+        contacts = (await session.execute(select(Contact).where(
+            Contact.channel == channel, Contact.address == address))).scalars().all()
+        ids = [c.id for c in contacts]
+        inbound = await session.scalar(select(func.count()).select_from(InboundMessage)
+                                       .where(InboundMessage.contact_id.in_(ids)))
+        people = await session.scalar(select(func.count()).select_from(Participant).where(
+            Participant.id.in_([c.participant_id for c in contacts])))
+    return inbound, len(contacts), people
+
+
+async def test_two_first_messages_from_one_new_number_on_two_instances_are_both_kept(
+        db, settings, second_instance):
+    for round_ in range(ROUNDS):
+        address = f"+4479111234{round_:02d}"
+        results = await asyncio.gather(
+            receive(db.sessions, settings, channel="sms", address=address, text="hello",
+                    provider_id=f"SMa{round_}"),
+            receive(second_instance, settings, channel="sms", address=address, text="hi",
+                    provider_id=f"SMb{round_}"),
+            return_exceptions=True)
+        assert [type(r).__name__ for r in results] == ["Received", "Received"], results
+        assert await kept(db, "sms", address) == (2, 1, 1)
+    async with db.sessions() as session:
+        assert (await audit.verify(session)).ok
+
+
+async def test_simultaneous_signed_webhooks_from_a_new_number_all_answer_200(
+        db, aiohttp_client):
+    first = await aiohttp_client(create_app(twilio_settings(db.url), dispatch=False))
+    second = await aiohttp_client(create_app(twilio_settings(db.url), dispatch=False))
+
+    async def text_in(client, sid: str, sender: str, body: str) -> int:
+        form = {"MessageSid": sid, "AccountSid": "AC" + "0" * 32, "From": sender,
+                "To": "+15005550006", "Body": body}
+        url = str(client.make_url("/webhooks/twilio/sms"))
+        return (await client.post("/webhooks/twilio/sms", data=form,
+                                  headers=sign(url, form))).status
+
+    for round_ in range(ROUNDS):
+        sender = f"+4479111235{round_:02d}"
+        statuses = await asyncio.gather(
+            text_in(first, f"SM{round_}a", sender, "Hello"),
+            text_in(second, f"SM{round_}b", sender, "Are you there?"),
+            text_in(first, f"SM{round_}c", sender, "1"))
+        assert statuses == [200, 200, 200]
+        assert await kept(db, "sms", sender) == (3, 1, 1)
+
+
+@pytest.fixture
+async def letter_links(db, settings, tmp_path):
+    """Invitations by letter (Telegram links), one per handle."""
+    assembly = load_assembly(EXAMPLE / "assembly.toml")
+    recruitment.use_assembly(assembly)
+    pool = tmp_path / "pool.csv"
+    pool.write_text("phone,telegram,language,household\n"
+                    + "".join(f",reader_{n},en,H{n}\n" for n in range(ROUNDS)))
+    parsed = recruitment.parse_pool(pool, assembly)
+    await recruitment.import_pool(db.sessions, assembly, parsed.rows)
+    letters = tmp_path / "letters.csv"
+    await recruitment.send_invitations(db.sessions, settings, assembly, "RiversideJuryBot",
+                                       letters_path=letters)
+    with letters.open() as fp:
+        yield [row["link"].split("start=")[1] for row in csv.DictReader(fp)]
+    recruitment.use_assembly(None)
+
+
+async def test_a_link_opened_while_the_chat_writes_again_binds_and_keeps_both(
+        db, settings, second_instance, letter_links):
+    for round_, code in enumerate(letter_links):
+        chat = str(880000 + round_)
+        results = await asyncio.gather(
+            receive(db.sessions, settings, channel="telegram", address=chat,
+                    text=f"/start {code}", provider_id=f"tg:{round_}01"),
+            receive(second_instance, settings, channel="telegram", address=chat,
+                    text="hello?", provider_id=f"tg:{round_}02"),
+            return_exceptions=True)
+        assert [type(r).__name__ for r in results] == ["Received", "Received"], results
+        inbound, contacts, _ = await kept(db, "telegram", chat)
+        assert (inbound, contacts) == (2, 1)
+        async with db.sessions() as session:
+            contact = await session.scalar(select(Contact).where(Contact.address == chat))
+            invitation = await session.scalar(select(Invitation).where(
+                Invitation.bound_contact_id == contact.id))
+        # The chat now speaks for the invited person, whichever message came first.
+        assert invitation is not None
+        assert contact.participant_id == invitation.participant_id
+
+
+async def test_bad_links_opened_twice_at_once_from_a_new_chat_are_both_answered(
+        db, settings, second_instance):
+    for round_ in range(ROUNDS):
+        chat = str(990000 + round_)
+        results = await asyncio.gather(
+            receive(db.sessions, settings, channel="telegram", address=chat,
+                    text="/start not-a-code", provider_id=f"tg:{round_}1"),
+            receive(second_instance, settings, channel="telegram", address=chat,
+                    text="hello", provider_id=f"tg:{round_}2"),
+            return_exceptions=True)
+        assert [type(r).__name__ for r in results] == ["Received", "Received"], results
+        assert await kept(db, "telegram", chat) == (2, 1, 1)
