@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 
 CHANNELS = ("sms", "telegram")
@@ -36,3 +38,46 @@ def normalise_phone(number: str, default_region: str = "GB") -> str:
         raise BadAddress("the phone number does not exist in its numbering plan")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
+
+
+# What Twilio can put in an inbound `From` besides a number phonenumbers knows: an E.164
+# number outside its metadata (new ranges, the fictional 07700 900xxx), a short code, or
+# an alphanumeric sender name. Twilio has vouched for the sender, so all of them are kept.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+SHORT_CODE = re.compile(r"[0-9]{3,8}")
+NUMBER_FORMATTING = re.compile(r"[\s().-]")
+MAX_ADDRESS = 64  # the contacts table's column
+
+
+def inbound_sender(sender: str, default_region: str = "GB") -> str:
+    """The address to file an inbound SMS under: E.164 for any number (known to the
+    numbering plan or not), else the short code or sender name as Twilio gave it.
+    BadAddress only for an empty, overlong or unprintable sender."""
+    sender = (sender or "").strip()
+    try:
+        return normalise_phone(sender, default_region)
+    except BadAddress:
+        pass
+    digits = NUMBER_FORMATTING.sub("", sender)
+    if digits.startswith("+"):
+        try:
+            parsed = phonenumbers.parse(digits, default_region)
+        except phonenumbers.NumberParseException:
+            parsed = None
+        if parsed is not None and phonenumbers.is_possible_number(parsed):
+            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        if E164.fullmatch(digits):
+            return digits
+        raise BadAddress("the number has the wrong length for an international number")
+    if SHORT_CODE.fullmatch(digits):
+        return digits
+    if not sender:
+        raise BadAddress("the sender is empty")
+    if len(sender) > MAX_ADDRESS or not sender.isprintable():
+        raise BadAddress("not a phone number, short code or sender name")
+    return sender
+
+
+def can_receive_sms(address: str) -> bool:
+    """Only a full number can be texted back; a short code or sender name cannot."""
+    return E164.fullmatch(address) is not None

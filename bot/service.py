@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import flows.catalog  # noqa: F401  (registers every flow)
+from bot.addresses import can_receive_sms
 from bot.metrics import MESSAGES_IN
 from bot.render import render
 from bot.settings import Settings
@@ -88,6 +89,8 @@ def after_turn(hook: TurnHook) -> TurnHook:
     return hook
 
 
+NO_SMS_REPLY = "the sender is a short code or name: it cannot receive SMS"
+
 # Woken after every commit that queues messages, so the dispatcher need not poll hard.
 outbox_signal = asyncio.Event()
 
@@ -97,6 +100,19 @@ class Received:
     duplicate: bool
     participant_id: str | None = None
     queued: int = 0
+
+
+MAX_BUTTON = 64  # the inbound table's column, and Telegram's own limit on callback data
+
+
+def storable(text: str) -> str:
+    """What a person wrote, as every database can store it: a NUL (PostgreSQL refuses it)
+    and a lone surrogate (no database can encode it) become U+FFFD; the rest is untouched.
+    A surrogate pair that arrives as two code points is joined into its character."""
+    if text.isascii():
+        return text.replace("\x00", "\ufffd")
+    joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return joined.replace("\x00", "\ufffd")
 
 
 def best_language(hint: str | None, default: str) -> str:
@@ -129,8 +145,11 @@ async def find_or_create_contact(session: AsyncSession, channel: str, address: s
                                       state=State(language=language).to_json())
             session.add(participant)
             await session.flush()
+            # A short code or sender name texted us: it can never be answered by SMS.
+            silent = channel == "sms" and not can_receive_sms(address)
             contact = Contact(participant_id=participant.id, channel=channel,
-                              address=address, sms_consent=channel == "sms")
+                              address=address, sms_consent=channel == "sms" and not silent,
+                              unreachable_at=utcnow() if silent else None)
             session.add(contact)
             await session.flush()
     except IntegrityError:
@@ -158,6 +177,8 @@ async def receive(sessions: async_sessionmaker[AsyncSession], settings: Settings
                   now: datetime | None = None) -> Received:
     """Store an inbound message once and run it through the conversation engine."""
     now = now or utcnow()
+    text = storable(text or "")
+    button = storable(button)[:MAX_BUTTON] if button is not None else None
     return await retry_conflicts(lambda: _receive_once(
         sessions, settings, channel=channel, address=address, text=text, button=button,
         provider_id=provider_id, language_hint=language_hint, now=now))
@@ -267,6 +288,8 @@ async def enqueue(session: AsyncSession, settings: Settings, participant: Partic
             target = await contact_on(session, participant, message.to_channel) or contact
         parts = render(message, target.channel, participant.language, prompt_id,
                        settings.sms_max_segments)
+        # The reply to a sender that cannot receive SMS is a deliberate silence, on record.
+        silent = target.channel == "sms" and not can_receive_sms(target.address)
         for number, part in enumerate(parts, start=1):
             seq = target.next_seq
             target.next_seq = seq + 1
@@ -278,8 +301,9 @@ async def enqueue(session: AsyncSession, settings: Settings, participant: Partic
                 part=number, parts=len(parts), segments=part.segments, encoding=part.encoding,
                 not_before=not_before or now, next_attempt_at=not_before or now,
                 created_at=now,
+                **({"status": "cancelled", "error": NO_SMS_REPLY} if silent else {}),
             ))
-            count += 1
+            count += 0 if silent else 1
     await session.flush()
     return count
 

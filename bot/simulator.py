@@ -98,7 +98,9 @@ def _fictional_number(value: str, region: str) -> str | None:
 async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except RecursionError:
+        raise InputError("the body is JSON nested too deeply") from None
+    except (ValueError, UnicodeDecodeError):  # not JSON, or a number of 5,000 digits
         raise InputError("the body must be JSON, e.g. "
                          '{"channel": "sms", "address": "+447700900123", "text": "hello"}'
                          ) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import re
 from datetime import datetime
 
 import aiohttp
@@ -23,7 +24,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from bot import service
-from bot.addresses import BadAddress, normalise_phone
+from bot.addresses import BadAddress, inbound_sender
 from bot.app import SESSIONS, SETTINGS, feature
 from bot.metrics import MESSAGES_IN, MESSAGES_OUT, WEBHOOKS_REJECTED
 from bot.settings import Settings
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 INBOUND_PATH = "/webhooks/twilio/sms"
 STATUS_PATH = "/webhooks/twilio/status"
+SID_FORMAT = re.compile(r"[A-Za-z0-9]{2,64}")  # Twilio's are 34: two letters, 32 hex digits
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 # Twilio lifts its own STOP block when the number texts one of these words.
@@ -74,7 +76,12 @@ def signed_url(request: web.Request, settings: Settings) -> str:
 async def verified_form(request: web.Request) -> MultiDictProxy[str] | None:
     """The posted form when X-Twilio-Signature proves Twilio sent it, else None."""
     settings = request.app[SETTINGS]
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (UnicodeDecodeError, LookupError):  # not UTF-8, or a charset Python lacks
+        log.warning("refused a Twilio webhook on %s: the form is not UTF-8", request.path)
+        WEBHOOKS_REJECTED.labels("twilio").inc()
+        raise web.HTTPBadRequest(text="the form must be UTF-8 URL-encoded\n") from None
     signature = request.headers.get("X-Twilio-Signature")
     token = settings.twilio_auth_token
     if token and signature:
@@ -106,8 +113,11 @@ async def inbound_sms(request: web.Request) -> web.Response:
     sid = form.get("MessageSid") or form.get("SmsSid")
     if not sid:
         return bad_request("MessageSid is missing")
+    if not SID_FORMAT.fullmatch(sid):
+        return bad_request("MessageSid is not a Twilio message sid")
     try:
-        address = normalise_phone(form.get("From", ""), settings.default_region)
+        # Twilio has vouched for the sender: any number, short code or sender name is kept.
+        address = inbound_sender(form.get("From", ""), settings.default_region)
     except BadAddress as exc:
         MESSAGES_IN.labels("sms", "bad_address").inc()
         return bad_request(f"From: {exc}")

@@ -99,11 +99,61 @@ class BadUpdate(ValueError):
     """A body that is not a Telegram update."""
 
 
+ID_LIMIT = 2**63  # Telegram's ids all fit a signed 64-bit integer
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < ID_LIMIT
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise BadUpdate(f"malformed Telegram update: {what}")
+
+
+def _check_chat(chat: Any) -> None:
+    _check(chat is not None and _is_id(chat.id), "chat.id must be an integer")
+    _check(isinstance(chat.type, str), "chat.type must be a string")
+
+
+def _check_user(user: Any) -> None:
+    if user is not None:
+        _check(_is_id(user.id), "from.id must be an integer")
+        _check(user.language_code is None or isinstance(user.language_code, str),
+               "from.language_code must be a string")
+
+
+def check_fields(update: Update) -> None:
+    """The fields process_update reads, typed as Telegram types them: de_json takes any
+    JSON value for any field, and a number where text belongs must not reach the store."""
+    if (message := update.message) is not None:
+        _check_chat(message.chat)
+        _check_user(message.from_user)
+        _check(message.text is None or isinstance(message.text, str),
+               "message.text must be a string")
+    if (query := update.callback_query) is not None:
+        _check(isinstance(query.id, str), "callback_query.id must be a string")
+        _check(query.from_user is not None, "callback_query.from is required")
+        _check_user(query.from_user)
+        _check(query.data is None or isinstance(query.data, str),
+               "callback_query.data must be a string")
+        if query.message is not None:
+            _check_chat(query.message.chat)
+    if (member := update.my_chat_member) is not None:
+        _check_chat(member.chat)
+        _check(isinstance(member.new_chat_member.status, str),
+               "my_chat_member.new_chat_member.status must be a string")
+
+
 def parse_update(data: Any, bot: Bot | None = None) -> Update:
-    if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+    if not isinstance(data, dict) or not _is_id(data.get("update_id")):
         raise BadUpdate("not a Telegram update: a JSON object with an integer update_id")
     try:
         update = Update.de_json(data, bot)
+        if update is not None:
+            check_fields(update)
+    except BadUpdate:
+        raise
     except Exception as exc:  # de_json raises KeyError/TypeError/ValueError on bad shapes
         raise BadUpdate(f"malformed Telegram update ({type(exc).__name__})") from exc
     if update is None:
@@ -211,7 +261,9 @@ async def webhook(request: web.Request) -> web.Response:
     try:
         data = json.loads(await request.read())
         update_id = parse_update(data).update_id
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        return web.json_response({"error": "body is JSON nested too deeply"}, status=400)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or a 5,000-digit number
         return web.json_response({"error": f"body is not JSON: {exc}"}, status=400)
     except BadUpdate as exc:
         return web.json_response({"error": str(exc)}, status=400)
