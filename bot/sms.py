@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 INBOUND_PATH = "/webhooks/twilio/sms"
 STATUS_PATH = "/webhooks/twilio/status"
+FORM_TYPE = "application/x-www-form-urlencoded"
 SID_FORMAT = re.compile(r"[A-Za-z0-9]{2,64}")  # Twilio's are 34: two letters, 32 hex digits
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
@@ -76,6 +77,9 @@ def signed_url(request: web.Request, settings: Settings) -> str:
 async def verified_form(request: web.Request) -> MultiDictProxy[str] | None:
     """The posted form when X-Twilio-Signature proves Twilio sent it, else None."""
     settings = request.app[SETTINGS]
+    if request.content_type != FORM_TYPE:  # a multipart upload would give files, not text
+        WEBHOOKS_REJECTED.labels("twilio").inc()
+        raise web.HTTPBadRequest(text=f"Twilio webhooks are {FORM_TYPE}\n")
     try:
         form = await request.post()
     except (UnicodeDecodeError, LookupError):  # not UTF-8, or a charset Python lacks
@@ -158,6 +162,8 @@ async def status_callback(request: web.Request) -> web.Response:
     sid = form.get("MessageSid") or form.get("SmsSid")
     if not sid:
         return bad_request("MessageSid is missing")
+    if not SID_FORMAT.fullmatch(sid):
+        return bad_request("MessageSid is not a Twilio message sid")
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
     raw_code = (form.get("ErrorCode") or "").strip()
     if raw_code and not raw_code.isdigit():

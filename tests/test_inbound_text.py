@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
 import pytest
 from sqlalchemy import func, select
 
@@ -82,6 +83,25 @@ async def test_an_sms_form_that_is_not_utf8_is_refused_without_a_500(db, sms_cli
                                                   "X-Twilio-Signature": "x"})
         assert response.status in (400, 403), content_type
     assert await count_inbound(db) == 0
+
+
+async def test_an_upload_to_a_twilio_webhook_is_refused_without_a_500(db, sms_client):
+    for path in (SMS, "/webhooks/twilio/status"):
+        upload = aiohttp.FormData()
+        upload.add_field("Body", b"a file", filename="body.txt")
+        upload.add_field("From", "+447911123456")
+        response = await sms_client.post(path, data=upload, headers={"X-Twilio-Signature": "x"})
+        assert response.status == 400, path
+        assert "x-www-form-urlencoded" in await response.text()
+    assert await count_inbound(db) == 0
+
+
+async def test_a_status_callback_with_a_sid_twilio_never_sends_is_a_bad_request(sms_client):
+    form = {"MessageSid": "SM\x00" + "1" * 32, "MessageStatus": "delivered"}
+    url = str(sms_client.make_url("/webhooks/twilio/status"))
+    response = await sms_client.post("/webhooks/twilio/status", data=form,
+                                     headers=sign(url, form))
+    assert response.status == 400
 
 
 async def test_an_sms_sid_twilio_never_sends_is_a_bad_request(db, sms_client):
