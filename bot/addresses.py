@@ -18,7 +18,9 @@ def normalise(channel: str, address: str, default_region: str = "GB") -> str:
     if channel == "sms":
         return normalise_phone(address, default_region)
     if channel == "telegram":
-        if not address.lstrip("-").isdigit() or len(address) > 20:
+        digits = address.removeprefix("-")
+        # ASCII only: "²" passes isdigit() but int() refuses it.
+        if not (digits.isascii() and digits.isdigit()) or len(address) > 20:
             raise BadAddress("a Telegram chat id is a number")
         return str(int(address))
     raise BadAddress(f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")

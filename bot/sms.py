@@ -166,7 +166,7 @@ async def status_callback(request: web.Request) -> web.Response:
         return bad_request("MessageSid is not a Twilio message sid")
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
     raw_code = (form.get("ErrorCode") or "").strip()
-    if raw_code and not raw_code.isdigit():
+    if raw_code and not (raw_code.isascii() and raw_code.isdigit()):
         return bad_request("ErrorCode is not a number")
     code = int(raw_code) if raw_code else None
     changed = await apply_status(request.app[SESSIONS], sid, status, code)

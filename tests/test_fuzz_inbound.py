@@ -223,7 +223,7 @@ SIM_PEOPLE = st.one_of(
     st.tuples(st.just("sms"), st.sampled_from(["+447700900555", "+447911123456"])),
     st.tuples(st.just("telegram"), st.sampled_from(["4242", "4343"])),
     st.tuples(mostly(st.sampled_from(["sms", "telegram"]), JUNK),
-              st.sampled_from(["12345", "ACME", "", "-100"]) | JUNK))
+              st.sampled_from(["12345", "ACME", "", "-100", "\u00b2", "\u0663"]) | JUNK))
 SIM_MESSAGE = st.builds(
     lambda person, text, extra: {"channel": person[0], "address": person[1], "text": text,
                                  **extra},

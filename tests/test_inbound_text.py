@@ -104,6 +104,23 @@ async def test_a_status_callback_with_a_sid_twilio_never_sends_is_a_bad_request(
     assert response.status == 400
 
 
+async def test_a_status_callback_with_a_non_ascii_error_code_is_a_bad_request(sms_client):
+    form = {"MessageSid": "SM" + "1" * 32, "MessageStatus": "failed", "ErrorCode": "\u00b2"}
+    url = str(sms_client.make_url("/webhooks/twilio/status"))
+    response = await sms_client.post("/webhooks/twilio/status", data=form,
+                                     headers=sign(url, form))
+    assert response.status == 400
+
+
+async def test_a_simulated_chat_id_of_unicode_digits_is_a_bad_request(db, simulator_client):
+    for address in ("\u00b2", "-\u00b2", "\u0663"):
+        response = await simulator_client.post(SIMULATOR, json={
+            "channel": "telegram", "address": address, "text": "hello"})
+        assert response.status == 400, address
+        assert "chat id" in (await response.json())["error"]
+    assert await count_inbound(db) == 0
+
+
 async def test_an_sms_sid_twilio_never_sends_is_a_bad_request(db, sms_client):
     for sid in ("SM" + "9" * 200, "SM\x00abc", "SM caf\u00e9"):
         form = {"MessageSid": sid, "From": "+447911123456", "Body": "hi"}
