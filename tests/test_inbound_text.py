@@ -4,7 +4,9 @@ that are not messages at all (deep or huge JSON, wrong types) are refused with a
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 import aiohttp
 import pytest
@@ -13,6 +15,8 @@ from sqlalchemy import func, select
 from bot.app import create_app
 from store.models import InboundMessage, OutboxMessage
 from tests.telegram_peer import bot_api_fixture  # noqa: F401  (fixture)
+from tests.test_telegram_e2e import Service as PollingService
+from tests.test_telegram_e2e import polling_settings
 from tests.test_telegram_webhook import SECRET, callback_update, message_update, webhook_settings
 from tests.twilio_peer import sign, twilio_settings
 
@@ -188,3 +192,17 @@ async def test_simulator_bodies_too_deep_or_too_big_are_a_clear_400(db, simulato
         assert response.status == 400, body[:60]
         assert "JSON" in (await response.json())["error"]
     assert await count_inbound(db) == 0
+
+
+async def test_long_polling_stores_text_with_nul_and_lone_surrogates(db, bot_api):
+    bot_api.updates.append(message_update(910, "poll\x00ed \ud800"))
+    bot_api.updates.append(callback_update(911, "lang:es\x00"))
+
+    async with PollingService(polling_settings(db, bot_api.url, "123:abc")):
+        deadline = time.monotonic() + 10
+        while not any(c.get("offset") == "912" for c in bot_api.called("getUpdates")):
+            assert time.monotonic() < deadline, "polling did not move past the updates"
+            await asyncio.sleep(0.05)
+
+    assert (await stored(db, "tg:910")).text == "poll\ufffded \ufffd"
+    assert (await stored(db, "tg:911")).button == "lang:es\ufffd"
