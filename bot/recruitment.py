@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import service
@@ -323,13 +324,18 @@ async def bind_invitation_link(session: AsyncSession, *, channel: str, address: 
                            participant_id=invitation.participant_id, at=now)
         return
     if contact is None:
-        # A concurrent message from this chat may create it first: the unique address
-        # then fails this transaction, and service.receive runs it again.
-        contact = Contact(participant_id=invitation.participant_id, channel="telegram",
-                          address=address)
-        session.add(contact)
-        await session.flush()
-    elif contact.participant_id != invitation.participant_id:
+        try:
+            async with session.begin_nested():
+                contact = Contact(participant_id=invitation.participant_id,
+                                  channel="telegram", address=address)
+                session.add(contact)
+                await session.flush()
+        except IntegrityError:
+            # The chat's other message, sent at the same moment, created it first.
+            contact = await service.contact_at(session, "telegram", address)
+            if contact is None:
+                raise
+    if contact.participant_id != invitation.participant_id:
         if await _is_recruited(session, contact.participant_id):
             # One account, one person: it already speaks for someone of the pool.
             await audit.append(session, "invitation.code_refused",

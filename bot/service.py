@@ -205,6 +205,9 @@ async def _receive_once(sessions: async_sessionmaker[AsyncSession], settings: Se
         contact = await find_or_create_contact(session, channel, address, language)
         record.contact_id = contact.id
         participant = await lock_participant(session, contact.participant_id)
+        # Read after the lock: a message from the same person that held it may have moved
+        # the contact on (its next outbox seq) while this one waited.
+        await session.refresh(contact)
         state = State.from_json(participant.state, language=participant.language)
         ctx = Context(now=now, participant_id=participant.id, channel=channel,
                       facts=await facts_for(session, participant))

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from bot import recruitment
 from bot.app import create_app
-from bot.service import receive
+from bot.service import receive, retry_conflicts
 from flows.assembly import load_assembly
 from store import audit
 from store.db import make_engine, sessionmaker
-from store.models import Contact, InboundMessage, Participant
+from store.models import Contact, InboundMessage, OutboxMessage, Participant
 from store.recruitment import Invitation
 from tests.twilio_peer import sign, twilio_settings
 
@@ -60,6 +61,27 @@ async def test_two_first_messages_from_one_new_number_on_two_instances_are_both_
         assert await kept(db, "sms", address) == (2, 1, 1)
     async with db.sessions() as session:
         assert (await audit.verify(session)).ok
+
+
+async def test_messages_at_once_from_someone_known_are_all_answered_in_order(
+        db, settings, second_instance):
+    address = "+447911123499"
+    await receive(db.sessions, settings, channel="sms", address=address, text="hello",
+                  provider_id="SM-first")
+    for round_ in range(ROUNDS):
+        results = await asyncio.gather(*(
+            receive(sessions, settings, channel="sms", address=address, text=text,
+                    provider_id=f"SM{round_}-{n}")
+            for n, (sessions, text) in enumerate([(db.sessions, "1"),
+                                                   (second_instance, "2"),
+                                                   (db.sessions, "help")])),
+            return_exceptions=True)
+        assert [type(r).__name__ for r in results] == ["Received"] * 3, results
+    async with db.sessions() as session:
+        seqs = (await session.execute(select(OutboxMessage.seq).where(
+            OutboxMessage.address == address).order_by(OutboxMessage.seq))).scalars().all()
+    assert seqs == list(range(1, len(seqs) + 1))  # one queue, no gap, no clash
+    assert await kept(db, "sms", address) == (1 + 3 * ROUNDS, 1, 1)
 
 
 async def test_simultaneous_signed_webhooks_from_a_new_number_all_answer_200(
@@ -136,3 +158,28 @@ async def test_bad_links_opened_twice_at_once_from_a_new_chat_are_both_answered(
             return_exceptions=True)
         assert [type(r).__name__ for r in results] == ["Received", "Received"], results
         assert await kept(db, "telegram", chat) == (2, 1, 1)
+
+
+async def test_a_transaction_that_lost_a_race_runs_again_and_a_real_error_is_not_hidden(db):
+    attempts = []
+
+    async def first_loses_then_wins():
+        attempts.append(len(attempts))
+        async with db.sessions.begin() as session:
+            session.add(Participant(id="PRACE0000001", language="en", state={}))
+            if len(attempts) == 1:  # the other instance's row, already there
+                session.add(Participant(id="PRACE0000001", language="en", state={}))
+            await session.flush()
+        return "done"
+
+    assert await retry_conflicts(first_loses_then_wins) == "done"
+    assert len(attempts) == 2
+
+    async def always_wrong():
+        attempts.append(len(attempts))
+        async with db.sessions.begin() as session:
+            await session.execute(select(func.no_such_function()))
+
+    with pytest.raises(DBAPIError):
+        await retry_conflicts(always_wrong)
+    assert len(attempts) == 3  # not a race: tried once, raised
