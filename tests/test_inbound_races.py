@@ -9,7 +9,7 @@ import csv
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import DBAPIError
 
 from bot import recruitment
@@ -18,7 +18,14 @@ from bot.service import receive, retry_conflicts
 from flows.assembly import load_assembly
 from store import audit
 from store.db import make_engine, sessionmaker
-from store.models import Contact, InboundMessage, OutboxMessage, Participant
+from store.models import (
+    AuditEvent,
+    AuditHead,
+    Contact,
+    InboundMessage,
+    OutboxMessage,
+    Participant,
+)
 from store.recruitment import Invitation
 from tests.twilio_peer import sign, twilio_settings
 
@@ -183,3 +190,20 @@ async def test_a_transaction_that_lost_a_race_runs_again_and_a_real_error_is_not
     with pytest.raises(DBAPIError):
         await retry_conflicts(always_wrong)
     assert len(attempts) == 3  # not a race: tried once, raised
+
+
+async def test_the_first_messages_a_new_deployment_receives_at_once_are_all_kept(
+        db, settings, second_instance):
+    for round_ in range(ROUNDS):
+        async with db.sessions.begin() as session:  # a new deployment: no audit chain yet
+            await session.execute(delete(AuditEvent))
+            await session.execute(delete(AuditHead))
+        results = await asyncio.gather(
+            receive(db.sessions, settings, channel="sms", address=f"+4479111236{round_:02d}",
+                    text="hello", provider_id=f"SMfresh{round_}a"),
+            receive(second_instance, settings, channel="telegram", address=f"77{round_}",
+                    text="hello", provider_id=f"tg:fresh{round_}"),
+            return_exceptions=True)
+        assert [type(r).__name__ for r in results] == ["Received", "Received"], results
+        async with db.sessions() as session:
+            assert (await audit.verify(session)).ok
