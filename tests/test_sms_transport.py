@@ -4,6 +4,7 @@ a loopback server answering with Twilio's error codes."""
 from __future__ import annotations
 
 import base64
+import logging
 
 import pytest
 
@@ -123,3 +124,13 @@ async def test_a_slow_api_times_out_and_is_retried(twilio_like):
             await transport.send(outgoing())
     finally:
         await transport.close()
+
+
+async def test_sending_logs_no_account_sid_number_or_text(recording_prism, caplog):
+    caplog.set_level(logging.DEBUG)  # what `concorder serve` would print at its most verbose
+    settings = twilio_settings(DB, TWILIO_API_BASE_URL=recording_prism.url)
+    await send_with(settings, outgoing("Secret venue"))
+
+    assert recording_prism.requests
+    for secret in (ACCOUNT_SID, TO, "Secret venue", AUTH_TOKEN):
+        assert secret not in caplog.text
