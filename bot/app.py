@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import traceback
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bot import invite_codes
 from bot.metrics import REGISTRY
 from bot.settings import Settings
 from store.db import make_engine, sessionmaker, upgrade_async
@@ -27,6 +29,24 @@ class PrivateAccessLogger(AbstractAccessLogger):
         self.logger.info("%s %s %s %.3fs", request.method, request.path, response.status, time)
 
 
+@web.middleware
+async def hide_failures(request: web.Request, handler) -> web.StreamResponse:
+    """The safety net for a handler that fails: a plain 500 without details, and a log line
+    with the route and the exception's type only (its message may quote a phone number or a
+    message, as a database's unique violation does)."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise  # a response, not a failure
+    except Exception as exc:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "(no route)"
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        log.error("%s %s failed: %s%s", request.method, route, type(exc).__name__, where)
+        return web.Response(status=500, text="Internal Server Error\n")
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -40,7 +60,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True,
                dispatch: bool = True) -> web.Application:
     """Build the app. `dispatch=False` leaves the outbox alone (tests drive it themselves)."""
     settings = settings or Settings()
-    app = web.Application(client_max_size=256 * 1024)
+    invite_codes.use_settings(settings)
+    app = web.Application(client_max_size=256 * 1024, middlewares=[hide_failures])
     app[SETTINGS] = settings
 
     async def database(app: web.Application):

@@ -42,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import service
+from bot import invite_codes, service
 from bot.app import SESSIONS, feature
 from bot.metrics import DISPATCH_LATENCY, MESSAGES_OUT, QUEUE_DEPTH
 from bot.outbox_transactions import Transactions
@@ -114,7 +114,8 @@ class Claimed:
     contact_unreachable: bool
 
     def outgoing(self) -> Outgoing:
-        return Outgoing(id=self.id, channel=self.channel, address=self.address, text=self.text,
+        return Outgoing(id=self.id, channel=self.channel, address=self.address,
+                        text=invite_codes.reveal(self.text, self.kind),
                         buttons=self.buttons, markdown=self.markdown, part=self.part,
                         parts=self.parts, kind=self.kind)
 

@@ -13,8 +13,6 @@ import json
 import logging
 import os
 import re
-import secrets
-import string
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ from aiohttp import web
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import service
+from bot import invite_codes, service
 from bot.addresses import BadAddress, normalise_phone
 from bot.app import SESSIONS, feature
 from bot.render import render
@@ -40,6 +38,7 @@ from store.models import (
     AuditEvent,
     AuditHead,
     Contact,
+    InboundMessage,
     OutboxMessage,
     Participant,
     new_participant_id,
@@ -289,6 +288,7 @@ async def _selection_declined(session, participant, event: Event, now: datetime)
 
 # ----------------------------------------------------- Telegram invitation links
 
+STORED_START = "/start [code not kept]"
 _START = re.compile(r"^/start(?:@\w+)?\s+([A-Za-z0-9_-]{1,64})\s*$")
 
 
@@ -299,6 +299,13 @@ async def bind_invitation_link(session: AsyncSession, *, channel: str, address: 
     match = _START.match(text.strip()) if channel == "telegram" else None
     if match is None:
         return
+    # The stored inbound message keeps the command, not the code: a code refused here (this
+    # chat speaks for someone else) stays unbound, and usable by whoever reads it.
+    await session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.channel == "telegram", InboundMessage.contact_id.is_(None),
+               InboundMessage.text == text)
+        .values(text=STORED_START))
     invitation = (
         await session.execute(select(Invitation).where(
             Invitation.code_hash == hash_code(match.group(1))).with_for_update())
@@ -651,17 +658,6 @@ async def _update_entry(session: AsyncSession, pid: str, row: PoolRow, now: date
 
 # -------------------------------------------------------------------- invitations
 
-CODE_ALPHABET = string.ascii_letters + string.digits
-
-
-def new_code() -> str:
-    """A one-time invitation code: 32 letters and digits (Telegram allows 64 of A-Za-z0-9_-).
-
-    No '-' or '_': phones that turn the SMS link into a tap target often leave a trailing
-    '-' out of the link, which would break the code."""
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(32))
-
-
 def invite_link(bot_username: str, code: str) -> str:
     return f"https://t.me/{bot_username}?start={code}"
 
@@ -759,7 +755,7 @@ async def plan_invitations(session: AsyncSession, settings: Settings, assembly: 
                            bot_username: str, limit: int | None = None) -> InvitePlan:
     """Count without writing anything: who would be invited, how, and the SMS bill."""
     plan = InvitePlan()
-    sample_link = invite_link(bot_username, "x" * 32)  # codes all have the same length
+    sample_link = invite_link(bot_username, "x" * invite_codes.CODE_LENGTH)  # all as long
     segments_by_language: dict[str, int] = {}
     result = await session.stream(_pending_query(limit).execution_options(yield_per=CHUNK))
     async for batch in result.partitions(CHUNK):
@@ -857,7 +853,7 @@ def _open_letters(path: str | Path):
     return fp
 
 
-_CODE_MARK = "Q" * 32  # stands for the code in a rendered invitation; codes are 32 long
+_CODE_MARK = "Q" * invite_codes.CODE_LENGTH  # where the code goes in a rendered invitation
 
 
 def _rendered_invitation(settings: Settings, assembly: Assembly, bot_username: str,
@@ -882,12 +878,16 @@ async def _invite_chunk(session: AsyncSession, settings: Settings, assembly: Ass
     # People who never wrote have the same fresh state: their invitation differs only by
     # the code, so it is rendered once per channel and language and the code filled in.
     fresh: dict[tuple[str, str], Any] = {}
+    secret = invite_codes.server_key(settings)
     remind_at = now + recruitment.remind_after
     lapse_at = remind_at + recruitment.lapse_after
     for row in rows:
         pid = row.participant_id
         channel, contact = _channel_for(contacts.get(pid, []), row.telegram_handle)
-        code = new_code()
+        # The outbox keeps only the nonce; the code is made again as the message leaves.
+        nonce = invite_codes.new_nonce()
+        code = invite_codes.code_for(nonce, secret)
+        code_marker = invite_codes.marker(nonce)
         state = State.from_json(row.state, language=row.language)
         if contact is not None:
             pristine = state.flow is None and not state.data
@@ -905,7 +905,7 @@ async def _invite_chunk(session: AsyncSession, settings: Settings, assembly: Ass
                     outbox.append({
                         "participant_id": pid, "contact_id": contact["id"], "seq": seq,
                         "channel": channel, "address": contact["address"],
-                        "text": part.text.replace(_CODE_MARK, code),
+                        "text": part.text.replace(_CODE_MARK, code_marker),
                         "buttons": part.buttons, "markdown": message.markdown,
                         "compliance": False, "kind": "invitation", "broadcast_id": None,
                         "part": number, "parts": len(parts), "segments": part.segments,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from store.db import DEFAULT_URL
@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     # The simulator page and API let anyone speak as any address: on by default only while
     # the service is not public (no CONCORDER_PUBLIC_URL).
     simulator: bool | None = Field(None, alias="CONCORDER_SIMULATOR")
+
+    # Derives the one-time invitation codes (bot/invite_codes.py); unset, a random key is
+    # kept in a file. Instances sharing a database must share it.
+    secret_key: SecretStr | None = Field(None, alias="CONCORDER_SECRET_KEY")
 
     telegram_bot_token: str | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
     telegram_webhook_secret: str | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
@@ -39,6 +43,14 @@ class Settings(BaseSettings):
     sms_cost_per_segment: float = Field(0.0079, alias="CONCORDER_SMS_COST_PER_SEGMENT")
     sms_max_segments: int = Field(10, alias="CONCORDER_SMS_MAX_SEGMENTS")
     max_attempts: int = Field(8, alias="CONCORDER_MAX_ATTEMPTS")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 32:
+            raise ValueError("CONCORDER_SECRET_KEY must be at least 32 characters; make one "
+                             "with: python3 -c 'import secrets; print(secrets.token_hex(32))'")
+        return value
 
     @property
     def telegram_enabled(self) -> bool:

@@ -16,7 +16,7 @@ import phonenumbers
 from aiohttp import web
 from sqlalchemy import and_, func, or_, select
 
-from bot import service
+from bot import invite_codes, service
 from bot.addresses import CHANNELS, BadAddress, normalise
 from bot.app import SESSIONS, SETTINGS, feature
 from bot.settings import Settings
@@ -162,7 +162,7 @@ def message_json(row: OutboxMessage) -> dict[str, Any]:
     at = row.delivered_at or row.sent_at or row.created_at
     return {
         "seq": row.seq,
-        "text": row.text,
+        "text": invite_codes.reveal(row.text, row.kind),  # codes are filled in as they leave
         "choices": [{"label": b["label"], "data": b["data"]} for b in row.buttons or []],
         "status": row.status,
         "time": at.isoformat() if at else None,
