@@ -53,8 +53,9 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     from aiohttp import web
 
     from bot.app import PrivateAccessLogger, create_app
+    from bot.logs import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()  # no personal data or secrets in any line (bot/logs.py)
     # Every tick of every timer at INFO drowns what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     settings = Settings()
