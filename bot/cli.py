@@ -101,5 +101,8 @@ def audit_verify() -> None:
 
 def main() -> None:
     import bot.cli_commands  # noqa: F401  (each feature module adds its commands)
+    from bot.logs import configure_logging
+
+    configure_logging(level=logging.WARNING)  # every command; serve logs from INFO
 
     app()

@@ -142,17 +142,22 @@ def configure_logging(settings: Any = None, *, stream: IO[str] | None = None,
                       level: int = logging.INFO) -> logging.Handler:
     """Send every log line through PrivateFormatter (to stderr unless `stream`) and quiet
     the libraries that log each request. Safe to call again: the handler is replaced."""
-    if settings is None:
-        from bot.settings import Settings
+    secrets: list[str] = []
+    try:
+        if settings is None:
+            from bot.settings import Settings
 
-        settings = Settings()
+            settings = Settings()
+        secrets = configured_secrets(settings)
+    except ValueError:
+        pass  # a configuration the command will refuse, with its own message
     root = logging.getLogger()
     for handler in list(root.handlers):
         if handler.get_name() == HANDLER_NAME:
             root.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(HANDLER_NAME)
-    handler.setFormatter(PrivateFormatter(FORMAT, configured_secrets(settings)))
+    handler.setFormatter(PrivateFormatter(FORMAT, secrets))
     root.addHandler(handler)
     root.setLevel(level)
     for name in QUIET:

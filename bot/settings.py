@@ -11,7 +11,8 @@ from store.db import DEFAULT_URL
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A refused value (a secret, a token) is never repeated in the error.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     database_url: str = Field(DEFAULT_URL, alias="CONCORDER_DATABASE_URL")
     public_url: str | None = Field(None, alias="CONCORDER_PUBLIC_URL")

@@ -195,8 +195,9 @@ def test_instances_sharing_the_secret_make_the_same_codes(tmp_path, monkeypatch)
     assert invite_codes.code_for(nonce, one) == invite_codes.code_for(nonce, two)
     assert invite_codes.code_for(nonce, one) != invite_codes.code_for(nonce, b"x" * 64)
     assert not (tmp_path / invite_codes.KEY_FILE).exists()  # no file when the secret is set
-    with pytest.raises(ValidationError, match="at least 32 characters"):
-        Settings(CONCORDER_SECRET_KEY="short", _env_file=None)
+    with pytest.raises(ValidationError, match="at least 32 characters") as refused:
+        Settings(CONCORDER_SECRET_KEY="short-9f8e7d", _env_file=None)
+    assert "9f8e7d" not in str(refused.value)  # a refused secret is not repeated
 
 
 def test_only_invitations_have_their_markers_filled_in():
