@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -41,10 +42,19 @@ async def hide_failures(request: web.Request, handler) -> web.StreamResponse:
     except Exception as exc:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "(no route)"
-        frames = traceback.extract_tb(exc.__traceback__)
-        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        where = _our_innermost_frame(exc)
         log.error("%s %s failed: %s%s", request.method, route, type(exc).__name__, where)
         return web.Response(status=500, text="Internal Server Error\n")
+
+
+def _our_innermost_frame(exc: BaseException) -> str:
+    """' at bot/service.py:123': the last line of this project the failure passed through."""
+    root = Path(__file__).resolve().parent.parent
+    ours = [frame for frame in traceback.extract_tb(exc.__traceback__)
+            if frame.filename.startswith(str(root)) and "site-packages" not in frame.filename]
+    if not ours:
+        return ""
+    return f" at {Path(ours[-1].filename).relative_to(root)}:{ours[-1].lineno}"
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -39,8 +39,9 @@ _REDACTIONS = (
     # A Telegram invitation link's one-time code.
     (re.compile(r"(start=|/start\s+)[A-Za-z0-9_-]{8,64}"), r"\1[code]"),
     # Phone numbers in any spelling (+44 7700 900123, 07700-900123, (415) 555-0100) and
-    # chat ids: seven digits or more, however grouped; an ISO date is left alone.
-    (re.compile(r"(?<![\w+.-])(?!\d{4}-\d{2}-\d{2}(?!\d))\+?\(?\d(?:[ ().-]{0,2}\d){6,}"),
+    # chat ids: seven digits or more, grouped by spaces, dashes or brackets. Not dots: a
+    # status and a duration ("200 0.004s") are not a number; nor is an ISO date.
+    (re.compile(r"(?<![\w+.-])(?!\d{4}-\d{2}-\d{2}(?!\d))\+?\(?\d(?:[ ()-]{0,2}\d){6,}"),
      "[number]"),
 )
 

@@ -202,5 +202,6 @@ def test_what_looks_like_a_number_or_secret_is_replaced(text):
 
 
 def test_dates_and_small_numbers_are_kept():
-    line = "released 3 scheduled broadcast(s) for 2026-12-03 18:30 after 12.5 s"
+    line = ("released 3 scheduled broadcast(s) for 2026-12-03 18:30 after 12.5 s; "
+            "GET /simulator/api/messages 200 0.004s")
     assert redact(line) == line
