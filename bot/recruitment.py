@@ -847,7 +847,9 @@ async def _roomy_cache(session: AsyncSession) -> None:
 def _open_letters(path: str | Path):
     path = Path(path)
     new = not path.exists() or path.stat().st_size == 0
-    fp = path.open("a", newline="", encoding="utf-8")
+    # Its links open invitations: readable by the organiser only, like the key.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fp = os.fdopen(fd, "a", newline="", encoding="utf-8")
     if new:
         csv.writer(fp).writerow(["participant_id", "telegram_handle", "language", "link"])
     return fp

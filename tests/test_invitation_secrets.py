@@ -117,6 +117,7 @@ async def test_no_code_in_the_database_yet_the_sms_link_binds_a_telegram_chat(
 
 
 async def test_a_refused_link_leaves_no_usable_code_in_the_stored_message(db, settings, invited):
+    assert stat.S_IMODE(invited.stat().st_mode) == 0o600  # the letters' links: organiser only
     letter_code = LINK.search(invited.read_text()).group(1)
     await receive(db.sessions, settings, channel="telegram", address="5550302",
                   text=f"/start {letter_code}", provider_id="tg-1")
