@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -35,6 +36,8 @@ NONCE_LENGTH = CODE_LENGTH - len(MARK)
 _MARKER = re.compile(rf"{MARK}([A-Za-z0-9]{{{NONCE_LENGTH}}})(?![A-Za-z0-9])")
 KEY_FILE = "concorder-secret.key"
 INVITATION_KIND = "invitation"
+
+log = logging.getLogger(__name__)
 
 _keys: dict[tuple[str | None, Path | None], bytes] = {}
 _current: dict[str, Settings | None] = {"settings": None}
@@ -99,6 +102,12 @@ def server_key(settings: Settings | None = None) -> bytes:
         given = settings.secret_key.get_secret_value().strip() if settings.secret_key else None
         where = None if given else key_file(settings.database_url)
         if (given, where) not in _keys:
+            if where is not None and not where.exists():
+                # Another working directory, another instance: another key, and links
+                # made by one would not open with the other.
+                log.warning("no CONCORDER_SECRET_KEY: a new secret key is kept in %s; set "
+                            "the variable wherever more than one process or directory "
+                            "serves this database", where)
             _keys[given, where] = given.encode() if given else _file_key(where)
         return _keys[given, where]
 
