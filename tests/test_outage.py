@@ -249,3 +249,34 @@ async def test_healthz_says_degraded_while_a_channel_keeps_failing_and_metrics_s
     assert body["status"] == "ok"
     assert body["channels"]["sms"]["consecutive_failures"] == 0
     assert body["channels"]["sms"]["pending"] == 0
+
+
+async def test_a_broadcast_preview_left_unsent_until_it_lapses_is_never_delivered(
+        db, settings, organiser_calendar):
+    from tests.test_dispatcher import RecordingTransport
+    from tests.test_organisers import NOW, ORGANISER_CHAT, panel, say
+
+    await panel(db)
+    await say(db, settings, ORGANISER_CHAT, "/broadcast Meeting moved to room B")
+    telegram = RecordingTransport()
+    # Telegram was down for the preview's whole life: by the time it is back, "Reply SEND"
+    # would only earn "That preview has expired".
+    clock = Clock(NOW + timedelta(minutes=31))
+    await Dispatcher(db.sessions, {"telegram": telegram}, settings, clock,
+                     limits=DeliveryLimits.off()).drain()
+    assert telegram.texts(ORGANISER_CHAT) == []
+    async with db.sessions() as session:
+        (preview,) = (await session.execute(select(OutboxMessage).where(
+            OutboxMessage.address == ORGANISER_CHAT))).scalars().all()
+    assert preview.status == "expired"
+    assert preview.expires_at == NOW + timedelta(minutes=30)
+
+
+@pytest.fixture
+def organiser_calendar():
+    from scheduler import config as scheduler_config
+    from tests.test_organisers import CALENDAR
+
+    scheduler_config.set_current(scheduler_config.parse_calendar(CALENDAR.format(quiet="")))
+    yield
+    scheduler_config.set_current(None)
