@@ -58,7 +58,34 @@ def _our_innermost_frame(exc: BaseException) -> str:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """"ok", or "degraded" while a channel keeps failing, with each channel's queue.
+
+    Always HTTP 200 while the process answers: a provider outage is no reason for a load
+    balancer to take this instance out, which would refuse the webhooks that bring people's
+    messages in (those are stored and answered once the channel is back).
+    """
+    from bot import channel_health, outbox_queue
+    from store.models import utcnow
+
+    now = utcnow()
+    health = channel_health.channels()
+    body: dict[str, object] = {"status": "ok"}
+    try:
+        async with request.app[SESSIONS]() as session:
+            queues = await outbox_queue.waiting(session, now)
+    except Exception:
+        log.exception("healthz could not read the outbox")
+        queues, body["database"] = {}, "unreachable"
+    channels = {}
+    for name in sorted(set(health) | set(queues)):
+        seen = health.get(name) or channel_health.ChannelHealth(name)
+        queue = queues.get(name) or outbox_queue.Waiting(name, 0, 0, None)
+        channels[name] = {"status": "degraded" if seen.degraded else "ok",
+                          **seen.as_json(), **queue.as_json(now)}
+    if "database" in body or any(c["status"] == "degraded" for c in channels.values()):
+        body["status"] = "degraded"
+    body["channels"] = channels
+    return web.json_response(body)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -249,6 +249,12 @@ async def organiser_events(session: AsyncSession, settings: Settings, *,
             preview.recipients = int(event.data.get("recipients", 0))
             preview.origin, preview.created_at = contact.channel, now
             preview.expires_at = now + PREVIEW_LIFETIME
+            # The preview message asks for SEND within its lifetime: it lapses with it.
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.contact_id == contact.id, OutboxMessage.created_at == now,
+                       OutboxMessage.status == "queued")
+                .values(expires_at=preview.expires_at))
         elif event.kind in ("broadcast.confirmed", "broadcast.discarded"):
             preview = await session.get(BroadcastPreview, organiser_id, with_for_update=True)
             if preview is None:

@@ -205,8 +205,9 @@ async def apply_turn(session: AsyncSession, settings: Settings, participant: Par
 async def enqueue(session: AsyncSession, settings: Settings, participant: Participant,
                   contact: Contact, messages: Iterable[Outbound], *, prompt_id: str | None,
                   now: datetime, not_before: datetime | None = None,
-                  broadcast_id: int | None = None) -> int:
-    """Write outbox rows for `messages`, in order, split into channel-sized parts."""
+                  broadcast_id: int | None = None, expires_at: datetime | None = None) -> int:
+    """Write outbox rows for `messages`, in order, split into channel-sized parts; rows
+    with `expires_at` are never sent from that moment on."""
     count = 0
     for message in messages:
         target = contact
@@ -224,7 +225,7 @@ async def enqueue(session: AsyncSession, settings: Settings, participant: Partic
                 compliance=message.compliance, kind=message.kind, broadcast_id=broadcast_id,
                 part=number, parts=len(parts), segments=part.segments, encoding=part.encoding,
                 not_before=not_before or now, next_attempt_at=not_before or now,
-                created_at=now,
+                expires_at=expires_at, created_at=now,
             ))
             count += 1
     await session.flush()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from functools import cached_property
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from store.db import DEFAULT_URL
+
+DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class Settings(BaseSettings):
@@ -43,7 +48,34 @@ class Settings(BaseSettings):
     sms_rate: float = Field(1.0, alias="CONCORDER_SMS_RATE")  # per sender number
     sms_cost_per_segment: float = Field(0.0079, alias="CONCORDER_SMS_COST_PER_SEGMENT")
     sms_max_segments: int = Field(10, alias="CONCORDER_SMS_MAX_SEGMENTS")
-    max_attempts: int = Field(8, alias="CONCORDER_MAX_ATTEMPTS")
+    # Delivery: how long a message that keeps failing for a passing reason (the provider is
+    # down, a timeout) is retried from the moment it was due, before it is marked failed;
+    # and how long a dispatcher holds a message it is sending before another may take it.
+    retry_for: timedelta = Field(timedelta(hours=24), alias="CONCORDER_RETRY_FOR")
+    send_lease: timedelta = Field(timedelta(minutes=2), alias="CONCORDER_SEND_LEASE")
+
+    @field_validator("retry_for", "send_lease", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        """Also "36h", "90m", "2d", "45s" (besides seconds and ISO 8601 like PT36H)."""
+        if isinstance(value, str):
+            match = DURATION.fullmatch(value.strip().lower())
+            if match:
+                number, unit = float(match[1]), match[2]
+                return timedelta(seconds=number * DURATION_UNITS[unit])
+        return value
+
+    @field_validator("retry_for", "send_lease")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+
+    @property
+    def send_timeout(self) -> float:
+        """How long one send may take: well within the lease, at most 30 s."""
+        return min(30.0, self.send_lease.total_seconds() / 4)
 
     @field_validator("secret_key")
     @classmethod
