@@ -76,9 +76,12 @@ async def test_sms_pages_show_lists_as_lines_and_links_with_their_address(db, se
     (first,) = await briefings(db, person)
     pages = [first.text]
     for n, word in enumerate(("MORE", "more"), start=1):
+        before = len(await outbox(db, person))
         await receive(db.sessions, settings, channel="sms", address=address, text=word,
                       provider_id=f"more-{n}", now=at("2027-02-04T08:05"))
-        pages.append((await briefings(db, person))[-1].text)
+        (page,) = [(m.kind, m.text) for m in (await outbox(db, person))[before:]]
+        assert page[0] == "briefing", page
+        pages.append(page[1])
 
     assert pages[0].startswith("Before the hearing: bus lanes\n\nRiverside has 12 km")
     assert ("Perspectives presented\n- Riverside Cycling Campaign: More protected lanes for "
