@@ -46,6 +46,26 @@ def load_config_or_exit(path, settings: Settings, load, what: str):
         raise typer.Exit(2) from None
 
 
+def ready_to_serve_or_exit(settings: Settings, host: str, port: int) -> list:
+    """Before anything starts: the assembly file's problems by name, or one sentence about
+    the database or the address, and exit; else the sockets to serve on."""
+    from bot.serve_checks import NotReady, check_database, listen
+    from flows.assembly import load_assembly
+    from scheduler.config import load_calendar
+    from scheduler.runner import has_calendar
+
+    if settings.assembly_file:
+        load_config_or_exit(None, settings, load_assembly, "assembly file")
+        if has_calendar(settings.assembly_file):
+            load_config_or_exit(None, settings, load_calendar, "calendar")
+    try:
+        check_database(settings.database_url)
+        return listen(host, port)
+    except NotReady as exc:
+        err.print(f"[red]Cannot start:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
           port: int = typer.Option(8080, help="Port to listen on.")) -> None:
@@ -59,14 +79,14 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     # Every tick of every timer at INFO drowns what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     settings = Settings()
+    sockets = ready_to_serve_or_exit(settings, host, port)
     application = create_app(settings)
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
     console.print(f"Concorder Relay on [bold]http://{shown}:{port}/[/]")
     if settings.simulated_channels and settings.simulator_enabled:
         channels = ", ".join(sorted(settings.simulated_channels))
         console.print(f"Simulator ({channels}): [bold]http://{shown}:{port}/simulator[/]")
-    web.run_app(application, host=host, port=port, print=None,
-                access_log_class=PrivateAccessLogger)
+    web.run_app(application, sock=sockets, print=None, access_log_class=PrivateAccessLogger)
 
 
 @db_app.command("upgrade")

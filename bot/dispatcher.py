@@ -652,7 +652,7 @@ class Dispatcher:
         if sms is None:
             return 0
         message = Outbound(text=row.text, choices=tuple(_choices(row.buttons or [])),
-                           kind=row.kind, compliance=row.compliance)
+                           markdown=row.markdown, kind=row.kind, compliance=row.compliance)
         parts = render(message, "sms", participant.language, None,
                        self.settings.sms_max_segments)
         for number, part in enumerate(parts, start=1):
