@@ -143,12 +143,21 @@ def _matches_contact():
     )
 
 
-async def organiser_of(session: AsyncSession, participant_id: str) -> OrganiserInfo | None:
-    """The organiser whose Telegram chat or phone this participant writes from, if any."""
-    row = (await session.execute(
-        select(Organiser).join(Contact, _matches_contact())
-        .where(Contact.participant_id == participant_id).order_by(Organiser.id)
-    )).scalars().first()
+async def organiser_of(session: AsyncSession, contact: Contact | None) -> OrganiserInfo | None:
+    """The organiser whose Telegram id or phone is this very contact, if any.
+
+    Rights follow the address a message came in on, never the participant it belongs to:
+    an invitation link can move an organiser's chat to someone else, and a pool import can
+    give that person a phone of their own."""
+    if contact is None:
+        return None
+    if contact.channel == "telegram":
+        found = Organiser.telegram_id == contact.address
+    elif contact.channel == "sms":
+        found = Organiser.phone == contact.address
+    else:
+        return None
+    row = (await session.execute(select(Organiser).where(found))).scalars().first()
     return OrganiserInfo.of(row) if row else None
 
 
@@ -205,7 +214,7 @@ async def organiser_facts(session: AsyncSession, participant: Participant) -> di
     from bot import broadcast
 
     now = utcnow()
-    info = await organiser_of(session, participant.id)
+    info = await organiser_of(session, session.info.get("turn_contact"))
     if info is None:
         seat = (await session.execute(select(Selection.status).where(
             Selection.participant_id == participant.id))).scalar_one_or_none()

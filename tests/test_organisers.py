@@ -367,3 +367,38 @@ async def test_organiser_broadcasts_by_sms_through_twilio(db, aiohttp_client, re
     assert any(b.startswith("Preview of your broadcast to lang:fr: 1 person") for b in to_organiser)
     assert "Sending your broadcast to 1 person." in to_organiser
     assert len(sent) == 3  # the English member is not in lang:fr
+
+
+# --- organiser rights follow the contact a message came in on ------------------------------
+
+async def test_a_chat_moved_by_an_invitation_link_gives_no_rights_to_the_invited_phone(
+        db, settings):
+    """The organiser opens an invitation link in their own chat (to try it, or by mistake):
+    the chat now belongs to the invited person. The invited person's own phone must not
+    become an organiser's, while the organiser's chat stays theirs."""
+    import bot.recruitment  # noqa: F401  (binds invitation links)
+    from store.recruitment import Invitation, PoolEntry, hash_code
+
+    await panel(db, reserve_fr_sms=False)
+    await say(db, settings, ORGANISER_CHAT, "hello")  # the organiser's chat is known
+    invited_phone, code = "+447911000222", "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp"
+    async with db.sessions.begin() as session:
+        invited = (await service.find_or_create_contact(
+            session, "sms", invited_phone, "en")).participant_id
+        session.add(PoolEntry(participant_id=invited, language="en", attributes={}))
+        session.add(Invitation(participant_id=invited, channel="sms", language="en",
+                               code_hash=hash_code(code)))
+    await say(db, settings, ORGANISER_CHAT, f"/start {code}")
+    assert "contact.moved" in await audit_kinds(db)
+    async with db.sessions() as session:
+        owners = set((await session.execute(select(Contact.participant_id).where(
+            Contact.address.in_([ORGANISER_CHAT, invited_phone])))).scalars())
+    assert owners == {invited}  # one participant now holds both contacts
+
+    await say(db, settings, invited_phone, "BROADCAST Free pizza", channel="sms")
+    assert await total(db, BroadcastPreview) == 0
+    assert not any("Preview" in text for text in await replies_to(db, invited_phone))
+    assert "organiser.command_refused" in await audit_kinds(db)
+
+    await say(db, settings, ORGANISER_CHAT, "/broadcast Doors open at 9")  # still theirs
+    assert (await replies_to(db, ORGANISER_CHAT))[-1].startswith("Preview of your broadcast")
