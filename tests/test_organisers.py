@@ -5,6 +5,7 @@ organiser; anyone else typing an organiser command gets the usual answer, and it
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
@@ -353,20 +354,25 @@ async def test_organiser_broadcasts_by_sms_through_twilio(db, aiohttp_client, re
         answer = await client.post("/webhooks/twilio/sms", data=form, headers=sign(url, form))
         assert answer.status == 200
 
-    await organiser_texts("SM" + "a1" * 16, "BROADCAST to:lang:fr Salle B demain")
-    await organiser_texts("SM" + "a2" * 16, "SEND")
     dispatcher = Dispatcher(db.sessions, {"sms": SmsTransport(settings)}, settings,
                             limits=DeliveryLimits.off())
+
+    def sent() -> set[tuple[str, str]]:
+        return {(r.form["To"][0], r.form["Body"][0]) for r in recording_prism.requests}
+
     try:
+        await organiser_texts("SM" + "a1" * 16, "BROADCAST to:lang:fr Salle B demain")
+        await dispatcher.drain()
+        (preview,) = [body for to, body in sent() if to == ORGANISER_PHONE]
+        assert preview.startswith("Preview of your broadcast to lang:fr: 1 person")
+        code = re.search(r"Reply SEND (\d{6}) to send it to 1 person", preview).group(1)
+        await organiser_texts("SM" + "a2" * 16, f"SEND {code}")  # the code from their phone
         await dispatcher.drain()
     finally:
         await dispatcher.transports["sms"].close()
-    sent = {(r.form["To"][0], r.form["Body"][0]) for r in recording_prism.requests}
-    assert (member_phone, "Salle B demain") in sent
-    to_organiser = [body for to, body in sent if to == ORGANISER_PHONE]
-    assert any(b.startswith("Preview of your broadcast to lang:fr: 1 person") for b in to_organiser)
-    assert "Sending your broadcast to 1 person." in to_organiser
-    assert len(sent) == 3  # the English member is not in lang:fr
+    assert (member_phone, "Salle B demain") in sent()
+    assert (ORGANISER_PHONE, "Sending your broadcast to 1 person.") in sent()
+    assert len(sent()) == 3  # the English member is not in lang:fr
 
 
 # --- organiser rights follow the contact a message came in on ------------------------------
