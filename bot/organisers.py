@@ -145,14 +145,6 @@ async def list_organisers(session: AsyncSession) -> list[OrganiserInfo]:
     return [OrganiserInfo.of(r) for r in rows]
 
 
-def _matches_contact():
-    """Organiser rows whose Telegram id or phone is the address of a contact."""
-    return or_(
-        (Contact.channel == "telegram") & (Contact.address == Organiser.telegram_id),
-        (Contact.channel == "sms") & (Contact.address == Organiser.phone),
-    )
-
-
 async def organiser_of(session: AsyncSession, contact: Contact | None) -> OrganiserInfo | None:
     """The organiser whose Telegram id or phone is this very contact, if any.
 
@@ -169,12 +161,6 @@ async def organiser_of(session: AsyncSession, contact: Contact | None) -> Organi
         return None
     row = (await session.execute(select(Organiser).where(found))).scalars().first()
     return OrganiserInfo.of(row) if row else None
-
-
-async def organiser_ids_of_participants(session: AsyncSession) -> set[str]:
-    """Participants who are organisers: broadcasts to the assembly leave them out."""
-    rows = await session.execute(select(Contact.participant_id).join(Organiser, _matches_contact()))
-    return {pid for (pid,) in rows}
 
 
 async def organiser_contacts(session: AsyncSession, default_language: str

@@ -408,3 +408,22 @@ async def test_a_chat_moved_by_an_invitation_link_gives_no_rights_to_the_invited
 
     await say(db, settings, ORGANISER_CHAT, "/broadcast Doors open at 9")  # still theirs
     assert (await replies_to(db, ORGANISER_CHAT))[-1].startswith("Preview of your broadcast")
+
+
+async def test_a_phone_attached_to_an_organisers_participant_gets_no_rights(db, settings):
+    """A pool import that matches the organiser's participant (by external id, say) and
+    attaches another phone to it: that phone is someone else's, not an organiser's."""
+    await panel(db, reserve_fr_sms=False)
+    other_phone = "+447911000333"
+    await say(db, settings, ORGANISER_PHONE, "hello", channel="sms")
+    async with db.sessions.begin() as session:
+        organiser_contact = (await session.execute(select(Contact).where(
+            Contact.address == ORGANISER_PHONE))).scalar_one()
+        session.add(Contact(participant_id=organiser_contact.participant_id, channel="sms",
+                            address=other_phone, sms_consent=True))
+    await say(db, settings, other_phone, "BROADCAST Free pizza", channel="sms")
+    assert await total(db, BroadcastPreview) == 0
+    await say(db, settings, other_phone, "SCHEDULE", channel="sms")
+    assert not any("Coming up" in said for said in await replies_to(db, other_phone))
+    await say(db, settings, ORGANISER_PHONE, "BROADCAST Doors open at 9", channel="sms")
+    assert (await replies_to(db, ORGANISER_PHONE))[-1].startswith("Preview of your broadcast")
