@@ -13,7 +13,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.addresses import BadAddress, normalise
-from bot.service import after_turn, enqueue, find_or_create_contact, provide_facts
+from bot.service import (
+    TURN_CONTACT,
+    after_turn,
+    enqueue,
+    find_or_create_contact,
+    provide_facts,
+)
 from bot.settings import Settings
 from flows.engine import MAX_TEXT
 from flows.i18n import translator
@@ -205,12 +211,17 @@ async def _sessions(session: AsyncSession) -> tuple[list[dict], str]:
     return found, cal.schedule.timezone
 
 
+# The hash of the code offered in this turn, from the facts to the turn hook.
+NEW_CODE_HASH = "organiser_new_code_hash"
+
+
 @provide_facts
 async def organiser_facts(session: AsyncSession, participant: Participant) -> dict[str, Any]:
     from bot import broadcast
 
     now = utcnow()
-    info = await organiser_of(session, session.info.get("turn_contact"))
+    contact = session.info.get(TURN_CONTACT)
+    info = await organiser_of(session, contact)
     if info is None:
         seat = (await session.execute(select(Selection.status).where(
             Selection.participant_id == participant.id))).scalar_one_or_none()
@@ -235,16 +246,13 @@ async def organiser_facts(session: AsyncSession, participant: Participant) -> di
         "sessions": sessions,
         "timezone": zone,
     }
-    if session.info["turn_contact"].channel == "sms":
+    if contact.channel == "sms":
         # The code a preview made in this turn carries; only its hash is kept, for the
         # turn hook to store with the preview (flows get no randomness of their own).
         code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
         facts["confirmation_code"] = code
         session.info[NEW_CODE_HASH] = code_digest(secrets.token_hex(8), code)
     return facts
-
-
-NEW_CODE_HASH = "organiser_new_code_hash"
 
 
 @after_turn

@@ -40,17 +40,20 @@ def provide_facts(provider: FactsProvider) -> FactsProvider:
     return provider
 
 
+# Where providers find the contact a turn came in on: rights that belong to an address and
+# not to a person (an organiser's) are read from it, never from the participant's others.
+TURN_CONTACT = "turn_contact"
+
+
 async def facts_for(session: AsyncSession, participant: Participant,
                     contact: Contact | None = None) -> dict[str, Any]:
-    """`contact` is the one the turn came in on: rights that belong to an address and not
-    to a person (an organiser's) are read from it, as session.info["turn_contact"]."""
     facts: dict[str, Any] = {}
-    session.info["turn_contact"] = contact
+    session.info[TURN_CONTACT] = contact
     try:
         for provider in _facts_providers:
             facts.update(await provider(session, participant) or {})
     finally:
-        session.info.pop("turn_contact", None)
+        session.info.pop(TURN_CONTACT, None)
     return facts
 
 
