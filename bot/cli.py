@@ -83,9 +83,13 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     application = create_app(settings)
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
     console.print(f"Concorder Relay on [bold]http://{shown}:{port}/[/]")
-    if settings.simulated_channels and settings.simulator_enabled:
-        channels = ", ".join(sorted(settings.simulated_channels))
-        console.print(f"Simulator ({channels}): [bold]http://{shown}:{port}/simulator[/]")
+    if settings.simulator_kept_apart:
+        err.print("[bold red]WARNING: the simulator is ON beside a real channel[/] "
+                  "(CONCORDER_SIMULATOR=1): anyone who reaches this port can chat as simulated "
+                  "people. They are kept apart from real contacts and organisers; set "
+                  "CONCORDER_SIMULATOR=0 to turn it off.")
+    if settings.simulator_enabled:
+        console.print(f"Simulator: [bold]http://{shown}:{port}/simulator[/]")
     web.run_app(application, sock=sockets, print=None, access_log_class=PrivateAccessLogger)
 
 

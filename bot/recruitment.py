@@ -29,6 +29,7 @@ from bot.addresses import BadAddress, normalise_phone
 from bot.app import SESSIONS, feature
 from bot.render import render
 from bot.settings import Settings
+from bot.transport import is_simulated
 from flows import engine
 from flows.assembly import Assembly, AssemblyError, load_assembly
 from flows.model import Context, Event, State
@@ -296,7 +297,9 @@ _START = re.compile(r"^/start(?:@\w+)?\s+([A-Za-z0-9_-]{1,64})\s*$")
 async def bind_invitation_link(session: AsyncSession, *, channel: str, address: str,
                                text: str, language: str, now: datetime) -> None:
     """'/start <code>' from a Telegram chat binds that chat to the invited person, once."""
-    match = _START.match(text.strip()) if channel == "telegram" else None
+    # A simulated chat never takes over an invited person, whatever code it types.
+    real_chat = channel == "telegram" and not is_simulated(address)
+    match = _START.match(text.strip()) if real_chat else None
     if match is None:
         return
     # The stored inbound message keeps the command, not the code: a code refused here (this

@@ -40,10 +40,20 @@ def provide_facts(provider: FactsProvider) -> FactsProvider:
     return provider
 
 
-async def facts_for(session: AsyncSession, participant: Participant) -> dict[str, Any]:
+# Where providers find the contact a turn came in on: rights that belong to an address and
+# not to a person (an organiser's) are read from it, never from the participant's others.
+TURN_CONTACT = "turn_contact"
+
+
+async def facts_for(session: AsyncSession, participant: Participant,
+                    contact: Contact | None = None) -> dict[str, Any]:
     facts: dict[str, Any] = {}
-    for provider in _facts_providers:
-        facts.update(await provider(session, participant) or {})
+    session.info[TURN_CONTACT] = contact
+    try:
+        for provider in _facts_providers:
+            facts.update(await provider(session, participant) or {})
+    finally:
+        session.info.pop(TURN_CONTACT, None)
     return facts
 
 
@@ -160,7 +170,7 @@ async def receive(sessions: async_sessionmaker[AsyncSession], settings: Settings
         participant = await lock_participant(session, contact.participant_id)
         state = State.from_json(participant.state, language=participant.language)
         ctx = Context(now=now, participant_id=participant.id, channel=channel,
-                      facts=await facts_for(session, participant))
+                      facts=await facts_for(session, participant, contact))
         turn = engine.handle(state, Inbound(channel=channel, text=text, button=button), ctx)
         queued = await apply_turn(session, settings, participant, contact, turn, now)
         for hook in _turn_hooks:
@@ -182,7 +192,7 @@ async def start_flow(session: AsyncSession, settings: Settings, participant: Par
         return 0
     state = State.from_json(participant.state, language=participant.language)
     ctx = Context(now=now, participant_id=participant.id, channel=contact.channel,
-                  facts=await facts_for(session, participant))
+                  facts=await facts_for(session, participant, contact))
     turn = engine.start(state, flow, ctx, step)
     return await apply_turn(session, settings, participant, contact, turn, now)
 

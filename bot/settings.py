@@ -24,8 +24,9 @@ class Settings(BaseSettings):
     default_language: str = Field("en", alias="CONCORDER_DEFAULT_LANGUAGE")
     default_region: str = Field("GB", alias="CONCORDER_DEFAULT_REGION")  # for national numbers
     assembly_file: str | None = Field(None, alias="CONCORDER_ASSEMBLY")
-    # The simulator page and API let anyone speak as any address: on by default only while
-    # the service is not public (no CONCORDER_PUBLIC_URL).
+    # The simulator page and API let anyone who reaches the port chat as any address: on by
+    # default only with no real channel and no public URL; beside a real channel only when
+    # asked (CONCORDER_SIMULATOR=1), and then its people are kept apart from real contacts.
     simulator: bool | None = Field(None, alias="CONCORDER_SIMULATOR")
 
     # Derives the one-time invitation codes (bot/invite_codes.py); unset, a random key is
@@ -98,8 +99,21 @@ class Settings(BaseSettings):
         )
 
     @property
+    def real_channel_configured(self) -> bool:
+        """Any real account is set, even half of one: messages may reach real people."""
+        return bool(self.telegram_bot_token or self.twilio_account_sid)
+
+    @property
     def simulator_enabled(self) -> bool:
-        return self.simulator if self.simulator is not None else self.public_url is None
+        if self.simulator is not None:
+            return self.simulator
+        return not self.real_channel_configured and self.public_url is None
+
+    @property
+    def simulator_kept_apart(self) -> bool:
+        """Simulated people get addresses of their own (bot.transport.simulated_address), so
+        they can never speak as, reach or merge with a real contact or an organiser."""
+        return self.simulator_enabled and self.real_channel_configured
 
     @cached_property
     def simulated_channels(self) -> frozenset[str]:
