@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import traceback
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bot import invite_codes
 from bot.metrics import REGISTRY
 from bot.settings import Settings
 from store.db import make_engine, sessionmaker, upgrade_async
@@ -27,8 +30,62 @@ class PrivateAccessLogger(AbstractAccessLogger):
         self.logger.info("%s %s %s %.3fs", request.method, request.path, response.status, time)
 
 
+@web.middleware
+async def hide_failures(request: web.Request, handler) -> web.StreamResponse:
+    """The safety net for a handler that fails: a plain 500 without details, and a log line
+    with the route and the exception's type only (its message may quote a phone number or a
+    message, as a database's unique violation does)."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise  # a response, not a failure
+    except Exception as exc:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "(no route)"
+        where = _our_innermost_frame(exc)
+        log.error("%s %s failed: %s%s", request.method, route, type(exc).__name__, where)
+        return web.Response(status=500, text="Internal Server Error\n")
+
+
+def _our_innermost_frame(exc: BaseException) -> str:
+    """' at bot/service.py:123': the last line of this project the failure passed through."""
+    root = Path(__file__).resolve().parent.parent
+    ours = [frame for frame in traceback.extract_tb(exc.__traceback__)
+            if frame.filename.startswith(str(root)) and "site-packages" not in frame.filename]
+    if not ours:
+        return ""
+    return f" at {Path(ours[-1].filename).relative_to(root)}:{ours[-1].lineno}"
+
+
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """"ok", or "degraded" while a channel keeps failing, with each channel's queue.
+
+    Always HTTP 200 while the process answers: a provider outage is no reason for a load
+    balancer to take this instance out, which would refuse the webhooks that bring people's
+    messages in (those are stored and answered once the channel is back).
+    """
+    from bot import channel_health, outbox_queue
+    from store.models import utcnow
+
+    now = utcnow()
+    health = channel_health.channels()
+    body: dict[str, object] = {"status": "ok"}
+    try:
+        async with request.app[SESSIONS]() as session:
+            queues = await outbox_queue.waiting(session, now)
+    except Exception:
+        log.exception("healthz could not read the outbox")
+        queues, body["database"] = {}, "unreachable"
+    channels = {}
+    for name in sorted(set(health) | set(queues)):
+        seen = health.get(name) or channel_health.ChannelHealth(name)
+        queue = queues.get(name) or outbox_queue.Waiting(name, 0, 0, None)
+        channels[name] = {"status": "degraded" if seen.degraded else "ok",
+                          **seen.as_json(), **queue.as_json(now)}
+    if "database" in body or any(c["status"] == "degraded" for c in channels.values()):
+        body["status"] = "degraded"
+    body["channels"] = channels
+    return web.json_response(body)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -40,7 +97,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True,
                dispatch: bool = True) -> web.Application:
     """Build the app. `dispatch=False` leaves the outbox alone (tests drive it themselves)."""
     settings = settings or Settings()
-    app = web.Application(client_max_size=256 * 1024)
+    invite_codes.use_settings(settings)
+    app = web.Application(client_max_size=256 * 1024, middlewares=[hide_failures])
     app[SETTINGS] = settings
 
     async def database(app: web.Application):

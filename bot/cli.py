@@ -46,6 +46,26 @@ def load_config_or_exit(path, settings: Settings, load, what: str):
         raise typer.Exit(2) from None
 
 
+def ready_to_serve_or_exit(settings: Settings, host: str, port: int) -> list:
+    """Before anything starts: the assembly file's problems by name, or one sentence about
+    the database or the address, and exit; else the sockets to serve on."""
+    from bot.serve_checks import NotReady, check_database, listen
+    from flows.assembly import load_assembly
+    from scheduler.config import load_calendar
+    from scheduler.runner import has_calendar
+
+    if settings.assembly_file:
+        load_config_or_exit(None, settings, load_assembly, "assembly file")
+        if has_calendar(settings.assembly_file):
+            load_config_or_exit(None, settings, load_calendar, "calendar")
+    try:
+        check_database(settings.database_url)
+        return listen(host, port)
+    except NotReady as exc:
+        err.print(f"[red]Cannot start:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
           port: int = typer.Option(8080, help="Port to listen on.")) -> None:
@@ -53,19 +73,24 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     from aiohttp import web
 
     from bot.app import PrivateAccessLogger, create_app
+    from bot.logs import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()  # no personal data or secrets in any line (bot/logs.py)
     # Every tick of every timer at INFO drowns what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     settings = Settings()
+    sockets = ready_to_serve_or_exit(settings, host, port)
     application = create_app(settings)
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
     console.print(f"Concorder Relay on [bold]http://{shown}:{port}/[/]")
-    if settings.simulated_channels and settings.simulator_enabled:
-        channels = ", ".join(sorted(settings.simulated_channels))
-        console.print(f"Simulator ({channels}): [bold]http://{shown}:{port}/simulator[/]")
-    web.run_app(application, host=host, port=port, print=None,
-                access_log_class=PrivateAccessLogger)
+    if settings.simulator_kept_apart:
+        err.print("[bold red]WARNING: the simulator is ON beside a real channel[/] "
+                  "(CONCORDER_SIMULATOR=1): anyone who reaches this port can chat as simulated "
+                  "people. They are kept apart from real contacts and organisers; set "
+                  "CONCORDER_SIMULATOR=0 to turn it off.")
+    if settings.simulator_enabled:
+        console.print(f"Simulator: [bold]http://{shown}:{port}/simulator[/]")
+    web.run_app(application, sock=sockets, print=None, access_log_class=PrivateAccessLogger)
 
 
 @db_app.command("upgrade")
@@ -100,5 +125,8 @@ def audit_verify() -> None:
 
 def main() -> None:
     import bot.cli_commands  # noqa: F401  (each feature module adds its commands)
+    from bot.logs import configure_logging
+
+    configure_logging(level=logging.WARNING)  # every command; serve logs from INFO
 
     app()

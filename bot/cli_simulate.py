@@ -1,7 +1,8 @@
 """`concorder simulate`: chat with a running service from the terminal, as a participant.
 
 It uses the simulator's JSON API (the same as the web page), so it needs `concorder serve`
-running, and works only on channels with no real account configured.
+running with the simulator on; beside a real channel the person it plays is kept apart from
+real contacts and organisers.
 """
 
 from __future__ import annotations

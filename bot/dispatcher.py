@@ -8,6 +8,12 @@ Guarantees:
 - Messages to one contact leave in `seq` order: a row is only claimable while no earlier row
   of its contact is queued or sending. Different contacts are sent concurrently, so a slow,
   failing or blocked recipient holds up no one else.
+- A message that fails for a passing reason (provider down, timeout) is retried with capped
+  exponential backoff and jitter until it has been due for `settings.retry_for` (24 hours
+  by default): it is given up by age, not after a few attempts. Meanwhile the messages
+  behind it to the same contact wait, so they still arrive in order.
+- A message with `expires_at` (a reminder of a session that has begun) is never sent after
+  it: it ends "expired" and the messages behind it go on.
 - Opted-out people get nothing but the opt-out confirmation; a contact that became
   unreachable has its messages moved to SMS when the person agreed to SMS.
 - While `run()` loops, long-lived send workers take claimed rows from a queue in memory,
@@ -34,7 +40,6 @@ from aiohttp import web
 from sqlalchemy import (
     Connection,
     bindparam,
-    func,
     literal_column,
     select,
     union_all,
@@ -42,9 +47,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import service
+from bot import channel_health, invite_codes, outbox_queue, service
 from bot.app import SESSIONS, feature
-from bot.metrics import DISPATCH_LATENCY, MESSAGES_OUT, QUEUE_DEPTH
+from bot.metrics import DISPATCH_LATENCY, MESSAGES_OUT, OLDEST_WAITING, QUEUE_DEPTH
 from bot.outbox_transactions import Transactions
 from bot.outcomes import Outcome, OutcomeWriter
 from bot.ratelimit import DeliveryLimits
@@ -76,12 +81,16 @@ outbox = OutboxMessage.__table__
 # What a claim reads back: the message and its schedule (fewer columns, less to convert).
 CLAIMED_COLUMNS = ("id", "participant_id", "contact_id", "seq", "channel", "address", "text",
                    "buttons", "markdown", "compliance", "kind", "broadcast_id", "part",
-                   "parts", "segments", "attempts", "next_attempt_at", "created_at")
+                   "parts", "segments", "attempts", "next_attempt_at", "created_at",
+                   "not_before", "expires_at")
 ERROR_MAX = 255
 # Rows held claimed per send slot with no rate limit, counting the one being sent: a worker
 # that frees up takes the next claimed row at once, even while a claim transaction is
 # under way, and each claim transaction covers a good batch of rows.
 READ_AHEAD = 16
+# The longest wait between two attempts at one message (before jitter halves it at most):
+# after an outage the queue starts moving again within five minutes.
+BACKOFF_CAP = 300.0
 # How long a finished send's outcome may wait in memory for others to share its commit.
 RECORD_DELAY = 0.02
 
@@ -108,21 +117,24 @@ class Claimed:
     attempts: int
     next_attempt_at: datetime
     created_at: datetime
+    not_before: datetime  # when it first became due: retries are counted from here
+    expires_at: datetime | None
     language: str
     participant_opted_out: bool
     contact_opted_out: bool
     contact_unreachable: bool
 
     def outgoing(self) -> Outgoing:
-        return Outgoing(id=self.id, channel=self.channel, address=self.address, text=self.text,
+        return Outgoing(id=self.id, channel=self.channel, address=self.address,
+                        text=invite_codes.reveal(self.text, self.kind),
                         buttons=self.buttons, markdown=self.markdown, part=self.part,
                         parts=self.parts, kind=self.kind)
 
 
-def backoff(attempt: int, *, base: float = 2.0, cap: float = 900.0,
+def backoff(attempt: int, *, base: float = 2.0, cap: float = BACKOFF_CAP,
             rng: Callable[[], float] = random.random) -> float:
     """Exponential backoff with jitter: half fixed, half random, so retries spread out."""
-    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    ceiling = min(cap, base * 2 ** min(30, max(0, attempt - 1)))
     return ceiling / 2 + ceiling / 2 * rng()
 
 
@@ -134,6 +146,11 @@ def _sql(value: str) -> Any:
 def pending(table: Any) -> Any:
     """`status IN ('queued', 'sending')`, as the partial indexes spell it (PENDING_SQL)."""
     return table.c.status.in_([_sql(status) for status in PENDING_STATUSES])
+
+
+def _age(age: timedelta) -> str:
+    hours, seconds = divmod(int(age.total_seconds()), 3600)
+    return f"{hours} h {seconds // 60} min" if hours else f"{seconds // 60} min {seconds % 60} s"
 
 
 def _short(reason: str) -> str:
@@ -218,6 +235,7 @@ class Dispatcher:
         self._held = dict.fromkeys(transports, 0)  # claimed rows whose outcome is not in yet
         self._ready: ReadyRows | None = None
         self._watch = SendWatch(send_timeout)
+        self._health = {channel: channel_health.channel(channel) for channel in transports}
         self._stopping = False
         self._wake: asyncio.Event | None = None
 
@@ -483,6 +501,9 @@ class Dispatcher:
 
     async def process(self, row: Claimed, sender: Sender) -> None:
         """Check the recipient, wait for the rate limits, send, and queue the outcome."""
+        if row.expires_at is not None and row.expires_at <= self.clock():
+            self._finish(row, "expired", error="its moment passed before it could be sent")
+            return
         if (row.participant_opted_out or row.contact_opted_out) and not row.compliance:
             self._finish(row, "cancelled", error="recipient opted out")
             return
@@ -510,16 +531,24 @@ class Dispatcher:
         except RetryLater as exc:
             if exc.after is not None and limits is not None:
                 limits.hold(row.address, exc.after)
+            if exc.after is None:  # the channel asking us to slow down is no failure of it
+                self._health[row.channel].failed(self.clock(), exc.reason)
             self._retry(row, exc.reason, exc.after)
         except PermanentFailure as exc:
             await self._permanent(row, exc)
         except TimeoutError:
+            self._health[row.channel].failed(self.clock(), "send timed out")
             self._retry(row, "send timed out", None)
         except Exception as exc:  # a transport bug or network error: retry, never crash
             log.warning("transport %s raised %s for outbox row %d", row.channel,
                         type(exc).__name__, row.id)
-            self._retry(row, f"transport error: {type(exc).__name__}", None)
+            reason = f"transport error: {type(exc).__name__}"
+            self._health[row.channel].failed(self.clock(), reason)
+            self._retry(row, reason, None)
         else:
+            health = self._health[row.channel]
+            if health.failures:
+                health.succeeded()
             self._sent(row, sent)
 
     def _sent(self, row: Claimed, sent: Sent) -> None:
@@ -529,14 +558,21 @@ class Dispatcher:
                            delivered_at=now if sent.delivered else None)
 
     def _retry(self, row: Claimed, reason: str, after: float | None) -> None:
-        if row.attempts >= self.settings.max_attempts:
-            self._finish(row, "failed",
-                               error=f"gave up after {row.attempts} attempts: {reason}")
+        """Try again later, until the message has been due for `retry_for`; a message that
+        expires sooner is looked at again when it expires, so it holds up nobody behind."""
+        now = self.clock()
+        give_up_at = row.not_before + self.settings.retry_for
+        if now >= give_up_at:
+            self._finish(row, "failed", error=(
+                f"gave up after {row.attempts} attempts over {_age(now - row.not_before)}: "
+                f"{reason}"))
             return
         # The channel's own retry_after is honoured exactly; our guesses get jitter.
         delay = after if after is not None else backoff(row.attempts, rng=self.rng)
-        self._finish(row, "queued", error=reason,
-                           next_attempt_at=self.clock() + timedelta(seconds=delay))
+        next_attempt = min(now + timedelta(seconds=delay), give_up_at)
+        if row.expires_at is not None:
+            next_attempt = min(next_attempt, row.expires_at)
+        self._finish(row, "queued", error=reason, next_attempt_at=next_attempt)
 
     def _finish(self, row: Claimed, status: str, *, error: str | None = None,
                       next_attempt_at: datetime | None = None, provider_id: str | None = None,
@@ -616,7 +652,7 @@ class Dispatcher:
         if sms is None:
             return 0
         message = Outbound(text=row.text, choices=tuple(_choices(row.buttons or [])),
-                           kind=row.kind, compliance=row.compliance)
+                           markdown=row.markdown, kind=row.kind, compliance=row.compliance)
         parts = render(message, "sms", participant.language, None,
                        self.settings.sms_max_segments)
         for number, part in enumerate(parts, start=1):
@@ -627,7 +663,7 @@ class Dispatcher:
                 compliance=row.compliance, kind=row.kind, broadcast_id=row.broadcast_id,
                 part=number, parts=len(parts), segments=part.segments,
                 encoding=part.encoding, not_before=now, next_attempt_at=now,
-                created_at=row.created_at,
+                expires_at=row.expires_at, created_at=row.created_at,
             ))
         await session.flush()
         return len(parts)
@@ -635,17 +671,14 @@ class Dispatcher:
     # --- metrics -------------------------------------------------------------------------
 
     async def refresh_queue_depth(self) -> dict[str, int]:
+        now = self.clock()
         async with self.transactions.begin() as session:
-            counts = dict(
-                (await session.execute(
-                    select(outbox.c.channel, func.count())
-                    .where(pending(outbox))
-                    .group_by(outbox.c.channel)
-                )).all()
-            )
-        for channel in set(self.transports) | set(counts):
-            QUEUE_DEPTH.labels(channel).set(counts.get(channel, 0))
-        return counts
+            queues = await outbox_queue.waiting(session, now)
+        for channel in set(self.transports) | set(queues):
+            queue = queues.get(channel)
+            QUEUE_DEPTH.labels(channel).set(queue.pending if queue else 0)
+            OLDEST_WAITING.labels(channel).set(queue.waited(now) if queue else 0)
+        return {channel: queue.pending for channel, queue in queues.items()}
 
     async def _refresh_depth_safely(self) -> None:
         try:
@@ -672,7 +705,8 @@ def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
         for channel in settings.simulated_channels:
             # The simulator is no carrier: its replies should appear at once.
             limits.channels.pop(channel, None)
-        dispatcher = Dispatcher(app[SESSIONS], transports, settings, limits=limits)
+        dispatcher = Dispatcher(app[SESSIONS], transports, settings, limits=limits,
+                                lease=settings.send_lease, send_timeout=settings.send_timeout)
         task = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
         yield
         dispatcher.stop()

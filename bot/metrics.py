@@ -78,3 +78,17 @@ WEBHOOKS_REJECTED = Counter(
     "concorder_webhooks_rejected_total", "Webhook calls refused (bad signature or secret)",
     ["source"], registry=REGISTRY,
 )
+CHANNEL_FAILURES = Gauge(
+    "concorder_channel_consecutive_failures",
+    "Sends in a row that failed for a passing reason (provider down, timeout); 0 when the "
+    "last send went through", ["channel"], registry=REGISTRY,
+)
+CHANNEL_DEGRADED = Gauge(
+    "concorder_channel_degraded", "1 while a channel keeps failing, else 0", ["channel"],
+    registry=REGISTRY,
+)
+OLDEST_WAITING = Gauge(
+    "concorder_outbox_oldest_waiting_seconds",
+    "Age of the oldest message due and not yet sent (0 when none waits)", ["channel"],
+    registry=REGISTRY,
+)

@@ -3,21 +3,37 @@ of everything they do. Organisers are known by a Telegram user id and/or an E.16
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.addresses import BadAddress, normalise
-from bot.service import after_turn, enqueue, find_or_create_contact, provide_facts
+from bot.service import (
+    TURN_CONTACT,
+    after_turn,
+    enqueue,
+    find_or_create_contact,
+    provide_facts,
+)
 from bot.settings import Settings
 from flows.engine import MAX_TEXT
 from flows.i18n import translator
-from flows.model import Outbound, Turn
-from flows.organiser import PREVIEW_MINUTES, is_urgent, parse_broadcast, split_command
+from flows.model import Event, Outbound, Turn
+from flows.organiser import (
+    CODE_DIGITS,
+    LOCK_MINUTES,
+    MAX_CODE_FAILURES,
+    PREVIEW_MINUTES,
+    code_digest,
+    is_urgent,
+    parse_broadcast,
+    split_command,
+)
 from scheduler import config as scheduler_config
 from scheduler.facts import load_moves
 from scheduler.plan import timed_sessions
@@ -135,27 +151,22 @@ async def list_organisers(session: AsyncSession) -> list[OrganiserInfo]:
     return [OrganiserInfo.of(r) for r in rows]
 
 
-def _matches_contact():
-    """Organiser rows whose Telegram id or phone is the address of a contact."""
-    return or_(
-        (Contact.channel == "telegram") & (Contact.address == Organiser.telegram_id),
-        (Contact.channel == "sms") & (Contact.address == Organiser.phone),
-    )
+async def organiser_of(session: AsyncSession, contact: Contact | None) -> OrganiserInfo | None:
+    """The organiser whose Telegram id or phone is this very contact, if any.
 
-
-async def organiser_of(session: AsyncSession, participant_id: str) -> OrganiserInfo | None:
-    """The organiser whose Telegram chat or phone this participant writes from, if any."""
-    row = (await session.execute(
-        select(Organiser).join(Contact, _matches_contact())
-        .where(Contact.participant_id == participant_id).order_by(Organiser.id)
-    )).scalars().first()
+    Rights follow the address a message came in on, never the participant it belongs to:
+    an invitation link can move an organiser's chat to someone else, and a pool import can
+    give that person a phone of their own."""
+    if contact is None:
+        return None
+    if contact.channel == "telegram":
+        found = Organiser.telegram_id == contact.address
+    elif contact.channel == "sms":
+        found = Organiser.phone == contact.address
+    else:
+        return None
+    row = (await session.execute(select(Organiser).where(found))).scalars().first()
     return OrganiserInfo.of(row) if row else None
-
-
-async def organiser_ids_of_participants(session: AsyncSession) -> set[str]:
-    """Participants who are organisers: broadcasts to the assembly leave them out."""
-    rows = await session.execute(select(Contact.participant_id).join(Organiser, _matches_contact()))
-    return {pid for (pid,) in rows}
 
 
 async def organiser_contacts(session: AsyncSession, default_language: str
@@ -200,12 +211,17 @@ async def _sessions(session: AsyncSession) -> tuple[list[dict], str]:
     return found, cal.schedule.timezone
 
 
+# The hash of the code offered in this turn, from the facts to the turn hook.
+NEW_CODE_HASH = "organiser_new_code_hash"
+
+
 @provide_facts
 async def organiser_facts(session: AsyncSession, participant: Participant) -> dict[str, Any]:
     from bot import broadcast
 
     now = utcnow()
-    info = await organiser_of(session, participant.id)
+    contact = session.info.get(TURN_CONTACT)
+    info = await organiser_of(session, contact)
     if info is None:
         seat = (await session.execute(select(Selection.status).where(
             Selection.participant_id == participant.id))).scalar_one_or_none()
@@ -217,15 +233,26 @@ async def organiser_facts(session: AsyncSession, participant: Participant) -> di
     counts = broadcast.audience_counts(members, now)
     preview = await session.get(BroadcastPreview, info.id)
     sessions, zone = await _sessions(session)
-    return {
-        "organiser": {"id": info.id},
+    guard = await session.get(Organiser, info.id)
+    facts = {
+        "organiser": {"id": info.id, "sms_failures": guard.sms_failures,
+                      "sms_locked_until": guard.sms_locked_until.isoformat()
+                      if guard.sms_locked_until else None},
         "audiences": {key: count.facts() for key, count in counts.items()},
         "pending_broadcast": None if preview is None else {
             "audience": preview.audience, "recipients": preview.recipients,
-            "expires_at": preview.expires_at.isoformat()},
+            "expires_at": preview.expires_at.isoformat(), "origin": preview.origin,
+            "code_hash": preview.code_hash},
         "sessions": sessions,
         "timezone": zone,
     }
+    if contact.channel == "sms":
+        # The code a preview made in this turn carries; only its hash is kept, for the
+        # turn hook to store with the preview (flows get no randomness of their own).
+        code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+        facts["confirmation_code"] = code
+        session.info[NEW_CODE_HASH] = code_digest(secrets.token_hex(8), code)
+    return facts
 
 
 @after_turn
@@ -249,11 +276,23 @@ async def organiser_events(session: AsyncSession, settings: Settings, *,
             preview.recipients = int(event.data.get("recipients", 0))
             preview.origin, preview.created_at = contact.channel, now
             preview.expires_at = now + PREVIEW_LIFETIME
+            # The preview message asks for SEND within its lifetime: it lapses with it.
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.contact_id == contact.id, OutboxMessage.created_at == now,
+                       OutboxMessage.status == "queued")
+                .values(expires_at=preview.expires_at))
+            preview.code_hash = (session.info.pop(NEW_CODE_HASH, None)
+                                 if contact.channel == "sms" else None)
+        elif event.kind in ("organiser.code_rejected", "organiser.sms_locked"):
+            queued += await _count_wrong_code(session, settings, event, now)
         elif event.kind in ("broadcast.confirmed", "broadcast.discarded"):
             preview = await session.get(BroadcastPreview, organiser_id, with_for_update=True)
             if preview is None:
                 continue
             if event.kind == "broadcast.confirmed":
+                if contact.channel == "sms":
+                    (await session.get(Organiser, organiser_id)).sms_failures = 0
                 row = await broadcast.create(
                     session, settings, broadcast.text_content(preview.text),
                     broadcast.parse_audience(preview.audience), organiser_id=organiser_id,
@@ -269,6 +308,35 @@ async def organiser_events(session: AsyncSession, settings: Settings, *,
                                              kind=_report_kind(event.data), at=now))
         await session.flush()
         queued += await forward_attendance(session, settings, now, words={participant.id: text})
+    return queued
+
+
+async def _count_wrong_code(session: AsyncSession, settings: Settings, event: Event,
+                            now: datetime) -> int:
+    """Keep the count of wrong SMS codes; at a lock, tell the other organisers."""
+    guard = await session.get(Organiser, event.data.get("organiser"), with_for_update=True)
+    if guard is None:
+        return 0
+    if event.kind == "organiser.code_rejected":
+        guard.sms_failures = int(event.data.get("failures", guard.sms_failures + 1))
+        return 0
+    guard.sms_failures = 0
+    guard.sms_locked_until = datetime.fromisoformat(event.data["until"])
+    await session.flush()
+    queued = 0
+    for info, organiser, organiser_contact in await organiser_contacts(
+            session, settings.default_language):
+        if info.id == guard.id:
+            continue
+        t = translator(organiser.language)
+        who = guard.name or t.gettext("organiser {id}", id=guard.id)
+        text = t.gettext(
+            "Organiser commands by SMS from {who} are locked for {minutes} minutes: {n} wrong "
+            "confirmation codes were sent from their number. If it was not them, someone "
+            "may be forging it.", who=who, minutes=LOCK_MINUTES, n=MAX_CODE_FAILURES)
+        queued += await enqueue(session, settings, organiser, organiser_contact,
+                                [Outbound(text=text, kind="security")], prompt_id=None,
+                                now=now)
     return queued
 
 

@@ -13,8 +13,6 @@ import json
 import logging
 import os
 import re
-import secrets
-import string
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,11 +25,12 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import service
+from bot import invite_codes, service
 from bot.addresses import BadAddress, normalise_phone
 from bot.app import SESSIONS, feature
 from bot.render import render
 from bot.settings import Settings
+from bot.transport import is_simulated
 from flows import engine
 from flows.assembly import Assembly, AssemblyError, load_assembly
 from flows.model import Context, Event, State
@@ -41,6 +40,7 @@ from store.models import (
     AuditEvent,
     AuditHead,
     Contact,
+    InboundMessage,
     OutboxMessage,
     Participant,
     new_participant_id,
@@ -290,6 +290,7 @@ async def _selection_declined(session, participant, event: Event, now: datetime)
 
 # ----------------------------------------------------- Telegram invitation links
 
+STORED_START = "/start [code not kept]"
 _START = re.compile(r"^/start(?:@\w+)?\s+([A-Za-z0-9_-]{1,64})\s*$")
 
 
@@ -297,9 +298,18 @@ _START = re.compile(r"^/start(?:@\w+)?\s+([A-Za-z0-9_-]{1,64})\s*$")
 async def bind_invitation_link(session: AsyncSession, *, channel: str, address: str,
                                text: str, language: str, now: datetime) -> None:
     """'/start <code>' from a Telegram chat binds that chat to the invited person, once."""
-    match = _START.match(text.strip()) if channel == "telegram" else None
+    # A simulated chat never takes over an invited person, whatever code it types.
+    real_chat = channel == "telegram" and not is_simulated(address)
+    match = _START.match(text.strip()) if real_chat else None
     if match is None:
         return
+    # The stored inbound message keeps the command, not the code: a code refused here (this
+    # chat speaks for someone else) stays unbound, and usable by whoever reads it.
+    await session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.channel == "telegram", InboundMessage.contact_id.is_(None),
+               InboundMessage.text == text)
+        .values(text=STORED_START))
     invitation = (
         await session.execute(select(Invitation).where(
             Invitation.code_hash == hash_code(match.group(1))).with_for_update())
@@ -661,17 +671,6 @@ async def _update_entry(session: AsyncSession, pid: str, row: PoolRow, now: date
 
 # -------------------------------------------------------------------- invitations
 
-CODE_ALPHABET = string.ascii_letters + string.digits
-
-
-def new_code() -> str:
-    """A one-time invitation code: 32 letters and digits (Telegram allows 64 of A-Za-z0-9_-).
-
-    No '-' or '_': phones that turn the SMS link into a tap target often leave a trailing
-    '-' out of the link, which would break the code."""
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(32))
-
-
 def invite_link(bot_username: str, code: str) -> str:
     return f"https://t.me/{bot_username}?start={code}"
 
@@ -769,7 +768,7 @@ async def plan_invitations(session: AsyncSession, settings: Settings, assembly: 
                            bot_username: str, limit: int | None = None) -> InvitePlan:
     """Count without writing anything: who would be invited, how, and the SMS bill."""
     plan = InvitePlan()
-    sample_link = invite_link(bot_username, "x" * 32)  # codes all have the same length
+    sample_link = invite_link(bot_username, "x" * invite_codes.CODE_LENGTH)  # all as long
     segments_by_language: dict[str, int] = {}
     result = await session.stream(_pending_query(limit).execution_options(yield_per=CHUNK))
     async for batch in result.partitions(CHUNK):
@@ -861,13 +860,15 @@ async def _roomy_cache(session: AsyncSession) -> None:
 def _open_letters(path: str | Path):
     path = Path(path)
     new = not path.exists() or path.stat().st_size == 0
-    fp = path.open("a", newline="", encoding="utf-8")
+    # Its links open invitations: readable by the organiser only, like the key.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fp = os.fdopen(fd, "a", newline="", encoding="utf-8")
     if new:
         csv.writer(fp).writerow(["participant_id", "telegram_handle", "language", "link"])
     return fp
 
 
-_CODE_MARK = "Q" * 32  # stands for the code in a rendered invitation; codes are 32 long
+_CODE_MARK = "Q" * invite_codes.CODE_LENGTH  # where the code goes in a rendered invitation
 
 
 def _rendered_invitation(settings: Settings, assembly: Assembly, bot_username: str,
@@ -892,12 +893,16 @@ async def _invite_chunk(session: AsyncSession, settings: Settings, assembly: Ass
     # People who never wrote have the same fresh state: their invitation differs only by
     # the code, so it is rendered once per channel and language and the code filled in.
     fresh: dict[tuple[str, str], Any] = {}
+    secret = invite_codes.server_key(settings)
     remind_at = now + recruitment.remind_after
     lapse_at = remind_at + recruitment.lapse_after
     for row in rows:
         pid = row.participant_id
         channel, contact = _channel_for(contacts.get(pid, []), row.telegram_handle)
-        code = new_code()
+        # The outbox keeps only the nonce; the code is made again as the message leaves.
+        nonce = invite_codes.new_nonce()
+        code = invite_codes.code_for(nonce, secret)
+        code_marker = invite_codes.marker(nonce)
         state = State.from_json(row.state, language=row.language)
         if contact is not None:
             pristine = state.flow is None and not state.data
@@ -915,7 +920,7 @@ async def _invite_chunk(session: AsyncSession, settings: Settings, assembly: Ass
                     outbox.append({
                         "participant_id": pid, "contact_id": contact["id"], "seq": seq,
                         "channel": channel, "address": contact["address"],
-                        "text": part.text.replace(_CODE_MARK, code),
+                        "text": part.text.replace(_CODE_MARK, code_marker),
                         "buttons": part.buttons, "markdown": message.markdown,
                         "compliance": False, "kind": "invitation", "broadcast_id": None,
                         "part": number, "parts": len(parts), "segments": part.segments,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from babel.lists import format_list
 
 from bot import segments
+from bot.sms_format import markdown_to_plain
 from flows.engine import button_data
 from flows.i18n import translator
 from flows.model import Outbound
@@ -23,11 +24,13 @@ class Part:
 
 
 def sms_text(message: Outbound, language: str) -> str:
-    """The message with its choices as numbered replies ('Reply 1, 2 or 3')."""
+    """The message as plain text (an SMS shows Markdown's marks as they are), with its
+    choices as numbered replies ('Reply 1, 2 or 3')."""
+    text = markdown_to_plain(message.text) if message.markdown else message.text
     if not message.choices:
-        return message.text
+        return text
     t = translator(language)
-    lines = [message.text, ""]
+    lines = [text, ""]
     lines += [f"{n} {choice.label}" for n, choice in enumerate(message.choices, start=1)]
     numbers = [str(n) for n in range(1, len(message.choices) + 1)]
     lines.append(
@@ -39,6 +42,7 @@ def sms_text(message: Outbound, language: str) -> str:
 def render(message: Outbound, channel: str, language: str, prompt_id: str | None,
            sms_max_segments: int = 10) -> list[Part]:
     if channel == "sms":
+        # Segments are counted on the very text that is sent.
         text = segments.gsm_friendly(sms_text(message, language))
         parts = []
         for piece in segments.split(text, sms_max_segments):

@@ -43,10 +43,20 @@ def provide_facts(provider: FactsProvider) -> FactsProvider:
     return provider
 
 
-async def facts_for(session: AsyncSession, participant: Participant) -> dict[str, Any]:
+# Where providers find the contact a turn came in on: rights that belong to an address and
+# not to a person (an organiser's) are read from it, never from the participant's others.
+TURN_CONTACT = "turn_contact"
+
+
+async def facts_for(session: AsyncSession, participant: Participant,
+                    contact: Contact | None = None) -> dict[str, Any]:
     facts: dict[str, Any] = {}
-    for provider in _facts_providers:
-        facts.update(await provider(session, participant) or {})
+    session.info[TURN_CONTACT] = contact
+    try:
+        for provider in _facts_providers:
+            facts.update(await provider(session, participant) or {})
+    finally:
+        session.info.pop(TURN_CONTACT, None)
     return facts
 
 
@@ -210,7 +220,7 @@ async def _receive_once(sessions: async_sessionmaker[AsyncSession], settings: Se
         await session.refresh(contact)
         state = State.from_json(participant.state, language=participant.language)
         ctx = Context(now=now, participant_id=participant.id, channel=channel,
-                      facts=await facts_for(session, participant))
+                      facts=await facts_for(session, participant, contact))
         turn = engine.handle(state, Inbound(channel=channel, text=text, button=button), ctx)
         queued = await apply_turn(session, settings, participant, contact, turn, now)
         for hook in _turn_hooks:
@@ -259,7 +269,7 @@ async def start_flow(session: AsyncSession, settings: Settings, participant: Par
         return 0
     state = State.from_json(participant.state, language=participant.language)
     ctx = Context(now=now, participant_id=participant.id, channel=contact.channel,
-                  facts=await facts_for(session, participant))
+                  facts=await facts_for(session, participant, contact))
     turn = engine.start(state, flow, ctx, step)
     return await apply_turn(session, settings, participant, contact, turn, now)
 
@@ -282,8 +292,9 @@ async def apply_turn(session: AsyncSession, settings: Settings, participant: Par
 async def enqueue(session: AsyncSession, settings: Settings, participant: Participant,
                   contact: Contact, messages: Iterable[Outbound], *, prompt_id: str | None,
                   now: datetime, not_before: datetime | None = None,
-                  broadcast_id: int | None = None) -> int:
-    """Write outbox rows for `messages`, in order, split into channel-sized parts."""
+                  broadcast_id: int | None = None, expires_at: datetime | None = None) -> int:
+    """Write outbox rows for `messages`, in order, split into channel-sized parts; rows
+    with `expires_at` are never sent from that moment on."""
     count = 0
     for message in messages:
         target = contact
@@ -303,7 +314,7 @@ async def enqueue(session: AsyncSession, settings: Settings, participant: Partic
                 compliance=message.compliance, kind=message.kind, broadcast_id=broadcast_id,
                 part=number, parts=len(parts), segments=part.segments, encoding=part.encoding,
                 not_before=not_before or now, next_attempt_at=not_before or now,
-                created_at=now,
+                expires_at=expires_at, created_at=now,
                 **({"status": "cancelled", "error": NO_SMS_REPLY} if silent else {}),
             ))
             count += 0 if silent else 1

@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from functools import cached_property
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from store.db import DEFAULT_URL
 
+DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A refused value (a secret, a token) is never repeated in the error.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     database_url: str = Field(DEFAULT_URL, alias="CONCORDER_DATABASE_URL")
     public_url: str | None = Field(None, alias="CONCORDER_PUBLIC_URL")
     default_language: str = Field("en", alias="CONCORDER_DEFAULT_LANGUAGE")
     default_region: str = Field("GB", alias="CONCORDER_DEFAULT_REGION")  # for national numbers
     assembly_file: str | None = Field(None, alias="CONCORDER_ASSEMBLY")
-    # The simulator page and API let anyone speak as any address: on by default only while
-    # the service is not public (no CONCORDER_PUBLIC_URL).
+    # The simulator page and API let anyone who reaches the port chat as any address: on by
+    # default only with no real channel and no public URL; beside a real channel only when
+    # asked (CONCORDER_SIMULATOR=1), and then its people are kept apart from real contacts.
     simulator: bool | None = Field(None, alias="CONCORDER_SIMULATOR")
+
+    # Derives the one-time invitation codes (bot/invite_codes.py); unset, a random key is
+    # kept in a file. Instances sharing a database must share it.
+    secret_key: SecretStr | None = Field(None, alias="CONCORDER_SECRET_KEY")
 
     telegram_bot_token: str | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
     telegram_webhook_secret: str | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
@@ -38,7 +49,42 @@ class Settings(BaseSettings):
     sms_rate: float = Field(1.0, alias="CONCORDER_SMS_RATE")  # per sender number
     sms_cost_per_segment: float = Field(0.0079, alias="CONCORDER_SMS_COST_PER_SEGMENT")
     sms_max_segments: int = Field(10, alias="CONCORDER_SMS_MAX_SEGMENTS")
-    max_attempts: int = Field(8, alias="CONCORDER_MAX_ATTEMPTS")
+    # Delivery: how long a message that keeps failing for a passing reason (the provider is
+    # down, a timeout) is retried from the moment it was due, before it is marked failed;
+    # and how long a dispatcher holds a message it is sending before another may take it.
+    retry_for: timedelta = Field(timedelta(hours=24), alias="CONCORDER_RETRY_FOR")
+    send_lease: timedelta = Field(timedelta(minutes=2), alias="CONCORDER_SEND_LEASE")
+
+    @field_validator("retry_for", "send_lease", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        """Also "36h", "90m", "2d", "45s" (besides seconds and ISO 8601 like PT36H)."""
+        if isinstance(value, str):
+            match = DURATION.fullmatch(value.strip().lower())
+            if match:
+                number, unit = float(match[1]), match[2]
+                return timedelta(seconds=number * DURATION_UNITS[unit])
+        return value
+
+    @field_validator("retry_for", "send_lease")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+
+    @property
+    def send_timeout(self) -> float:
+        """How long one send may take: well within the lease, at most 30 s."""
+        return min(30.0, self.send_lease.total_seconds() / 4)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 32:
+            raise ValueError("CONCORDER_SECRET_KEY must be at least 32 characters; make one "
+                             "with: python3 -c 'import secrets; print(secrets.token_hex(32))'")
+        return value
 
     @property
     def telegram_enabled(self) -> bool:
@@ -53,8 +99,21 @@ class Settings(BaseSettings):
         )
 
     @property
+    def real_channel_configured(self) -> bool:
+        """Any real account is set, even half of one: messages may reach real people."""
+        return bool(self.telegram_bot_token or self.twilio_account_sid)
+
+    @property
     def simulator_enabled(self) -> bool:
-        return self.simulator if self.simulator is not None else self.public_url is None
+        if self.simulator is not None:
+            return self.simulator
+        return not self.real_channel_configured and self.public_url is None
+
+    @property
+    def simulator_kept_apart(self) -> bool:
+        """Simulated people get addresses of their own (bot.transport.simulated_address), so
+        they can never speak as, reach or merge with a real contact or an organiser."""
+        return self.simulator_enabled and self.real_channel_configured
 
     @cached_property
     def simulated_channels(self) -> frozenset[str]:

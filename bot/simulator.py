@@ -3,6 +3,11 @@
 A channel with no real account configured (settings.simulated_channels) is served by
 `SimulatorTransport`: handing a message over is delivering it. The JSON API lets the page
 (and `concorder simulate`) play the person: POST what they send, GET what came back.
+
+Beside a real channel (settings.simulator_kept_apart) the people played here live under
+addresses of their own ("sim:+447700900123"): they can never speak as, read the messages of,
+or merge with a real contact or an organiser, and the real channel's transport hands what is
+queued for them back to the simulator (bot.transport.KeepSimulatedApart).
 """
 
 from __future__ import annotations
@@ -16,11 +21,11 @@ import phonenumbers
 from aiohttp import web
 from sqlalchemy import and_, func, or_, select
 
-from bot import service
+from bot import invite_codes, service
 from bot.addresses import CHANNELS, BadAddress, normalise
 from bot.app import SESSIONS, SETTINGS, feature
 from bot.settings import Settings
-from bot.transport import Outgoing, Sent
+from bot.transport import Outgoing, Sent, simulated_address
 from flows.i18n import shipped_languages, translator
 from store.models import OutboxMessage, utcnow
 
@@ -56,21 +61,16 @@ def _error(exc: InputError) -> web.Response:
     return web.json_response({"error": exc.message}, status=exc.status)
 
 
-def _channel(value: Any, settings: Settings) -> str:
+def _channel(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise InputError(f"'channel' is required: one of {', '.join(CHANNELS)}")
     if value not in CHANNELS:
         raise InputError(f"unknown channel {value[:20]!r}; use one of {', '.join(CHANNELS)}")
-    if value not in settings.simulated_channels:
-        raise InputError(
-            f"the simulator is off for {value}: a real {value} account is configured, so "
-            "messages on this channel go to real people",
-            status=409,
-        )
     return value
 
 
 def _address(channel: str, value: Any, settings: Settings) -> str:
+    """The address as the person typed it, normalised (what the API shows back)."""
     if not isinstance(value, str) or not value.strip():
         what = "a phone number" if channel == "sms" else "a chat id"
         raise InputError(f"'address' is required: {what}")
@@ -81,6 +81,11 @@ def _address(channel: str, value: Any, settings: Settings) -> str:
         if fictional:
             return fictional
         raise InputError(f"bad address: {exc}") from None
+
+
+def stored_address(address: str, settings: Settings) -> str:
+    """Where the simulated person lives: apart from real contacts beside a real channel."""
+    return simulated_address(address) if settings.simulator_kept_apart else address
 
 
 def _fictional_number(value: str, region: str) -> str | None:
@@ -111,7 +116,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 def parse_message(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Check what the simulated person sends; InputError says what is wrong."""
-    channel = _channel(body.get("channel"), settings)
+    channel = _channel(body.get("channel"))
     address = _address(channel, body.get("address"), settings)
     text = body.get("text", "")
     if text is None:
@@ -149,7 +154,8 @@ async def post_message(request: web.Request) -> web.Response:
         return _error(exc)
     received = await service.receive(
         request.app[SESSIONS], settings,
-        channel=message["channel"], address=message["address"], text=message["text"],
+        channel=message["channel"], address=stored_address(message["address"], settings),
+        text=message["text"],
         button=message["button"], provider_id=f"sim-{uuid.uuid4().hex}",
         language_hint=message["language"],
     )
@@ -164,7 +170,7 @@ def message_json(row: OutboxMessage) -> dict[str, Any]:
     at = row.delivered_at or row.sent_at or row.created_at
     return {
         "seq": row.seq,
-        "text": row.text,
+        "text": invite_codes.reveal(row.text, row.kind),  # codes are filled in as they leave
         "choices": [{"label": b["label"], "data": b["data"]} for b in row.buttons or []],
         "status": row.status,
         "time": at.isoformat() if at else None,
@@ -179,14 +185,15 @@ async def get_messages(request: web.Request) -> web.Response:
     settings: Settings = request.app[SETTINGS]
     query = request.query
     try:
-        channel = _channel(query.get("channel"), settings)
+        channel = _channel(query.get("channel"))
         address = _address(channel, query.get("address"), settings)
         after = query.get("after", "0")
         if not (after.isascii() and after.isdigit() and len(after) <= 9):
             raise InputError("'after' must be a message seq number (0 for all)")
     except InputError as exc:
         return _error(exc)
-    mine = (OutboxMessage.channel == channel, OutboxMessage.address == address)
+    mine = (OutboxMessage.channel == channel,
+            OutboxMessage.address == stored_address(address, settings))
     async with request.app[SESSIONS]() as session:
         shown = (
             await session.execute(
@@ -215,12 +222,14 @@ async def get_messages(request: web.Request) -> web.Response:
 
 
 async def get_config(request: web.Request) -> web.Response:
-    """What the page offers: the simulated channels and the shipped languages."""
+    """What the page offers: every channel, the shipped languages, and whether the people
+    played are kept apart from real ones (a real channel is configured)."""
     settings: Settings = request.app[SETTINGS]
     languages = [{"code": code, "name": translator(code).language_name(code)}
                  for code in shipped_languages()]
     return web.json_response({
-        "channels": sorted(settings.simulated_channels),
+        "channels": sorted(CHANNELS),
+        "kept_apart": settings.simulator_kept_apart,
         "languages": languages,
         "default_language": settings.default_language,
         "max_text": MAX_TEXT,
@@ -234,7 +243,7 @@ async def page(request: web.Request) -> web.FileResponse:
 @feature
 def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
     if not settings.simulator_enabled:
-        # A public service must not let anyone speak as any phone number.
+        # A real or public service must not let anyone speak as any phone number.
         return
     app.router.add_get("/simulator", page)
     app.router.add_get("/simulator/", page)

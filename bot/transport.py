@@ -55,6 +55,37 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+# Beside a real channel, the simulator's people have addresses no real contact can have
+# (a phone number or chat id never starts with a letter): "sim:+447700900123".
+SIMULATED_PREFIX = "sim:"
+
+
+def simulated_address(address: str) -> str:
+    return SIMULATED_PREFIX + address
+
+
+def is_simulated(address: str) -> bool:
+    return address.startswith(SIMULATED_PREFIX)
+
+
+class KeepSimulatedApart:
+    """A real channel's transport that hands messages for simulated addresses to the
+    simulator instead: whatever is queued for a simulated person never leaves the service."""
+
+    def __init__(self, real: Transport, simulator: Transport):
+        self.channel = real.channel
+        self.real = real
+        self.simulator = simulator
+
+    async def send(self, message: Outgoing) -> Sent:
+        if is_simulated(message.address):
+            return await self.simulator.send(message)
+        return await self.real.send(message)
+
+    async def close(self) -> None:
+        await self.real.close()
+
+
 def build_transports(settings: Settings) -> dict[str, Transport]:
     """A transport per channel: the real one when configured, else the simulator."""
     from bot.simulator import SimulatorTransport
@@ -68,6 +99,10 @@ def build_transports(settings: Settings) -> dict[str, Transport]:
         from bot.sms import SmsTransport
 
         transports["sms"] = SmsTransport(settings)
+    for channel, real in transports.items():
+        # Always, not only while the simulator is on: rows queued for simulated people
+        # before it was turned off must not reach a carrier either.
+        transports[channel] = KeepSimulatedApart(real, SimulatorTransport(channel))
     for channel in settings.simulated_channels:
         transports[channel] = SimulatorTransport(channel)
     return transports

@@ -73,36 +73,6 @@ def briefing_document(t: Translator, *, title: str, text: str,
     return "\n\n".join(parts)
 
 
-_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
-_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s*", re.MULTILINE)
-_BULLET = re.compile(r"^(\s*)[*+]\s+", re.MULTILINE)
-
-
-def plain_text(markdown: str) -> str:
-    """Markdown as a text message shows it: no markup, links as 'title (address)', lines
-    wrapped in the file joined (a single line break in Markdown is a space)."""
-    text = _LINK.sub(lambda m: f"{m[1]} ({m[2]})", markdown.strip())
-    text = _HEADING.sub("", text)
-    text = _BULLET.sub(r"\1- ", text)
-    previous = None
-    while previous != text:
-        previous, text = text, _EMPHASIS.sub(r"\2", text)
-    paragraphs = []
-    for paragraph in re.split(r"\n\s*\n", text):
-        lines = [line.strip() for line in paragraph.splitlines() if line.strip()]
-        joined = ""
-        for line in lines:
-            if not joined:
-                joined = line
-            elif line.startswith("- ") or joined.endswith(":"):
-                joined += "\n" + line
-            else:
-                joined += " " + line
-        paragraphs.append(joined)
-    return "\n\n".join(p for p in paragraphs if p)
-
-
 def more_suffix(t: Translator, page: int, pages: int) -> str:
     """What ends every SMS page but the last."""
     return t.gettext("({page}/{pages}) Reply MORE for the next part.", page=page, pages=pages)

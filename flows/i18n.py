@@ -1,11 +1,15 @@
-"""Translations from the gettext catalogs in locales/, compiled with Babel when first used."""
+"""Translations from the gettext catalogs in locales/, compiled with Babel when first used.
+
+The catalogs are read as the `locales` package's resources, so an installed copy of the
+service (a wheel, not the source tree) finds them too."""
 
 from __future__ import annotations
 
 import functools
 import io
 from datetime import datetime
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 from babel import Locale
 from babel.dates import format_date, format_datetime, format_time
@@ -13,21 +17,25 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
-LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+LOCALES = files("locales")
 DOMAIN = "messages"
 SOURCE_LANGUAGE = "en"
 
 
 def shipped_languages() -> tuple[str, ...]:
     """Every language with a catalog, the source language first."""
-    found = sorted(p.parent.parent.name for p in LOCALES_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
+    found = sorted(entry.name for entry in LOCALES.iterdir() if _catalog(entry.name).is_file())
     return (SOURCE_LANGUAGE, *[code for code in found if code != SOURCE_LANGUAGE])
+
+
+def _catalog(language: str) -> Traversable:
+    return LOCALES / language / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
 @functools.cache
 def _translations(language: str) -> NullTranslations:
-    path = LOCALES_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
-    if not path.exists():
+    path = _catalog(language)
+    if not path.is_file():
         return NullTranslations()
     with path.open("rb") as fp:
         catalog = read_po(fp, locale=language)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -81,7 +82,9 @@ class State:
             step=raw.get("step"),
             offered=[list(pair) for pair in raw.get("offered", [])],
             prompt_id=raw.get("prompt_id"),
-            data=dict(raw.get("data", {})),
+            # A deep copy: changes to nested data must not reach the stored row's own dict,
+            # or the ORM sees no change when the state is assigned back and drops them.
+            data=copy.deepcopy(raw.get("data", {})),
         )
 
 

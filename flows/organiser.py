@@ -10,13 +10,22 @@ someone is in, and leave it where it was. Everything they know comes from ctx.fa
 itself and "attendance.reported" into a notice to every organiser.
 
 SEND and DISCARD answer a preview (CANCEL would opt the organiser out: it is a global
-keyword). A preview lapses after PREVIEW_MINUTES. A broadcast waits for the end of each
-person's quiet hours, unless its text starts with URGENT.
+keyword), on the channel the preview was made on. A preview lapses after PREVIEW_MINUTES.
+A broadcast waits for the end of each person's quiet hours, unless its text starts with URGENT.
+
+A sender number can be forged, so a preview made by SMS carries a one-time code, sent only
+to the organiser's phone (`confirmation_code` in the facts, made by the service): SEND
+without it sends nothing. MAX_CODE_FAILURES wrong codes lock the organiser's SMS commands
+for LOCK_MINUTES ("organiser.sms_locked"; the service tells the other organisers). The
+organiser facts carry `sms_failures` and `sms_locked_until`; the pending preview its
+`origin` and `code_hash`. A Telegram organiser is known by their user id: plain SEND.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import hmac
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flows.briefing import _session_for as reminded_session
@@ -25,6 +34,9 @@ from flows.model import Inbound
 from flows.text import fold, words
 
 PREVIEW_MINUTES = 30
+CODE_DIGITS = 6
+MAX_CODE_FAILURES = 3
+LOCK_MINUTES = 30
 AUDIENCE_KINDS = ("all", "selected", "reserve")
 
 URGENT_WORDS = {"urgent", "urgente"}
@@ -69,6 +81,17 @@ def valid_audience(audience: str) -> bool:
     return (kind in AUDIENCE_KINDS and not sep) or (kind in ("group", "lang") and bool(value))
 
 
+def code_digest(salt: str, code: str) -> str:
+    """What is stored of a confirmation code: "salt$sha256(salt:code)"."""
+    return f"{salt}${hashlib.sha256(f'{salt}:{code}'.encode()).hexdigest()}"
+
+
+def code_matches(stored: str | None, given: str) -> bool:
+    if not stored or "$" not in stored:
+        return False
+    return hmac.compare_digest(stored, code_digest(stored.split("$", 1)[0], given.strip()))
+
+
 def attendance_report(text: str) -> str | None:
     """'late' or 'absent' when a message starts by saying so ("CAN'T COME, sick")."""
     said = words(text)
@@ -97,18 +120,39 @@ def organiser_commands(conv: Conversation, inbound: Inbound) -> bool:
             conv.emit("organiser.command_refused", command=name, channel=inbound.channel)
             return False
         return _attendance(conv, inbound)
-    if name == "broadcast":
-        _broadcast(conv, organiser["id"], rest)
-        return True
-    if name == "schedule":
-        _schedule(conv, organiser["id"])
-        return True
+    on_sms = inbound.channel == "sms"
     pending = facts.get("pending_broadcast")
     answer = PREVIEW_ANSWERS.get(name)
-    if answer and not rest and pending is not None:
-        _answer_preview(conv, organiser["id"], answer, pending)
+    # Over SMS, SEND carries the preview's code ("SEND 482193"); on Telegram it is bare.
+    answers_preview = bool(answer) and pending is not None and (on_sms or not rest)
+    if name not in ("broadcast", "schedule") and not answers_preview:
+        return False
+    if on_sms and _sms_locked(conv, organiser, name):
         return True
-    return False
+    if name == "broadcast":
+        _broadcast(conv, organiser["id"], rest)
+    elif name == "schedule":
+        _schedule(conv, organiser["id"])
+    else:
+        _answer_preview(conv, organiser, answer, pending, rest)
+    return True
+
+
+def _sms_locked(conv: Conversation, organiser: dict, command: str) -> bool:
+    """Refuse the command while wrong codes keep this organiser's SMS commands locked."""
+    until = organiser.get("sms_locked_until")
+    if not until or conv.ctx.now >= datetime.fromisoformat(until):
+        return False
+    left = datetime.fromisoformat(until) - conv.ctx.now
+    minutes = max(1, -(-int(left.total_seconds()) // 60))
+    conv.emit("organiser.command_refused", command=command, channel="sms", reason="locked",
+              organiser=organiser["id"])
+    conv.say(conv.t.ngettext(
+        "Organiser commands by SMS from this number are locked for {n} more minute, "
+        "after too many wrong codes. Telegram still works.",
+        "Organiser commands by SMS from this number are locked for {n} more minutes, "
+        "after too many wrong codes. Telegram still works.", minutes))
+    return True
 
 
 def _broadcast(conv: Conversation, organiser_id: int, rest: str) -> None:
@@ -141,16 +185,36 @@ def _broadcast(conv: Conversation, organiser_id: int, rest: str) -> None:
         lines.append(conv.t.ngettext(
             "{n} of them is in quiet hours and will get it when they end.",
             "{n} of them are in quiet hours and will get it when they end.", counts["held"]))
-    lines += ["", text, "",
-              _("Reply SEND to send it, or DISCARD to drop it.")]
+    if conv.ctx.channel == "sms":
+        code = conv.ctx.facts.get("confirmation_code")
+        if not code:
+            conv.say(_("A broadcast by SMS needs a confirmation code and none could be "
+                       "made, so nothing was prepared. Use Telegram or the command line."))
+            return
+        answer = _("Reply SEND {code} to send it to {people}, or DISCARD to drop it. The "
+                   "code works once, for {minutes} minutes.", code=code, people=people,
+                   minutes=PREVIEW_MINUTES)
+    else:
+        answer = _("Reply SEND to send it, or DISCARD to drop it.")
+    lines += ["", text, "", answer]
     conv.say("\n".join(lines))
     conv.emit("broadcast.previewed", organiser=organiser_id, audience=audience,
               recipients=counts["reachable"], urgent=is_urgent(text), channel=conv.ctx.channel)
 
 
-def _answer_preview(conv: Conversation, organiser_id: int, answer: str,
-                    pending: dict) -> None:
+def _answer_preview(conv: Conversation, organiser: dict, answer: str, pending: dict,
+                    given_code: str) -> None:
     _ = conv._
+    organiser_id = organiser["id"]
+    origin = pending.get("origin") or conv.ctx.channel
+    if origin != conv.ctx.channel:
+        # Answered only where it was made: a forged SMS must not confirm a Telegram
+        # preview, nor Telegram send a preview someone made with the organiser's number.
+        conv.say(_("The broadcast waiting for your answer was previewed by SMS: answer "
+                   "it there.") if origin == "sms" else
+                 _("The broadcast waiting for your answer was previewed on Telegram: "
+                   "answer it there."))
+        return
     if conv.ctx.now >= datetime.fromisoformat(pending["expires_at"]):
         conv.emit("broadcast.discarded", organiser=organiser_id, reason="expired")
         conv.say(_("That preview has expired and was not sent. Write /broadcast again."))
@@ -159,11 +223,41 @@ def _answer_preview(conv: Conversation, organiser_id: int, answer: str,
         conv.emit("broadcast.discarded", organiser=organiser_id, reason="organiser")
         conv.say(_("Discarded. Nothing was sent."))
         return
+    if conv.ctx.channel == "sms":
+        given_code = "".join(given_code.split())  # "SEND 482 193" is a code too
+        if not given_code.isdigit():
+            conv.say(_("To send it, reply SEND followed by the code from the preview. "
+                       "Nothing was sent."))
+            return
+        if not code_matches(pending.get("code_hash"), given_code):
+            _wrong_code(conv, organiser)
+            return
     conv.emit("broadcast.confirmed", organiser=organiser_id, audience=pending["audience"],
               channel=conv.ctx.channel)
     conv.say(conv.t.ngettext("Sending your broadcast to {n} person.",
                              "Sending your broadcast to {n} people.",
                              int(pending.get("recipients", 0))))
+
+
+def _wrong_code(conv: Conversation, organiser: dict) -> None:
+    """Count a wrong SMS code; the last allowed one locks SMS commands and drops the preview."""
+    failures = int(organiser.get("sms_failures") or 0) + 1
+    if failures < MAX_CODE_FAILURES:
+        conv.emit("organiser.code_rejected", organiser=organiser["id"], failures=failures)
+        conv.say(conv.t.ngettext(
+            "That code is wrong, so nothing was sent. {n} more try before SMS commands "
+            "are locked.",
+            "That code is wrong, so nothing was sent. {n} more tries before SMS commands "
+            "are locked.", MAX_CODE_FAILURES - failures))
+        return
+    until = conv.ctx.now + timedelta(minutes=LOCK_MINUTES)
+    conv.emit("organiser.sms_locked", organiser=organiser["id"], failures=failures,
+              until=until.isoformat())
+    conv.emit("broadcast.discarded", organiser=organiser["id"], reason="locked")
+    conv.say(conv._("That code is wrong, so nothing was sent and the preview is dropped. "
+                    "Organiser commands by SMS from this number are locked for {minutes} "
+                    "minutes, and the other organisers have been told.",
+                    minutes=LOCK_MINUTES))
 
 
 def _schedule(conv: Conversation, organiser_id: int) -> None:

@@ -216,7 +216,8 @@ async def _run(session: AsyncSession, settings: Settings, calendar: Calendar, jo
     # before quiet hours end.
     not_before = after_quiet_hours(now, zone, calendar.schedule.quiet_hours) if late else now
     queued = await enqueue(session, settings, participant, contact, messages,
-                           prompt_id=PROMPT, now=now, not_before=not_before)
+                           prompt_id=PROMPT, now=now, not_before=not_before,
+                           expires_at=job.expires_at)  # a reminder lapses when its session starts
     job.status, job.updated_at, job.done_at, job.done_by = DONE, now, now, owner
     job.payload = {"channel": contact.channel, "late": late, "parts": queued}
     await audit.append(session, "calendar.sent", {

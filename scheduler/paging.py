@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot import segments
-from flows.briefing import briefing_document, more_suffix, plain_text
+from bot.sms_format import markdown_to_plain
+from flows.briefing import briefing_document, more_suffix
 from flows.i18n import translator
 from scheduler.config import Briefing, Calendar, pick
 
@@ -107,7 +108,7 @@ def _render(calendar: Calendar, briefing_id: str, language: str) -> Rendered:
         sources=_localised_list(briefing.sources, language, default),
         audio=pick(briefing.audio, language, default) or None,
     )
-    pages = sms_pages(plain_text(document), language,
+    pages = sms_pages(markdown_to_plain(document), language,
                       calendar.schedule.sms_page_segments)
     return Rendered(title, document, tuple(pages))
 

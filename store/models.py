@@ -150,11 +150,14 @@ class OutboxMessage(Base):
     parts: Mapped[int] = mapped_column(Integer, default=1)
     segments: Mapped[int] = mapped_column(Integer, default=1)
     encoding: Mapped[str | None] = mapped_column(String(8))  # "GSM-7" | "UCS-2" for SMS
-    # queued -> sending -> sent -> delivered | failed | undeliverable | cancelled
+    # queued -> sending -> sent -> delivered | failed | undeliverable | cancelled | expired
     status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A message whose moment passes (a session's reminder, a preview's code) is never sent
+    # after this: it ends "expired" instead of arriving late.
+    expires_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     provider_id: Mapped[str | None] = mapped_column(String(64), index=True)

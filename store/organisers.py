@@ -22,6 +22,10 @@ class Organiser(Base):
     telegram_id: Mapped[str | None] = mapped_column(String(20), unique=True)
     phone: Mapped[str | None] = mapped_column(String(20), unique=True)  # E.164
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A sender number can be forged: wrong SEND codes by SMS are counted, and enough of
+    # them lock this organiser's SMS commands until `sms_locked_until`.
+    sms_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sms_locked_until: Mapped[datetime | None]
 
 
 class Broadcast(Base):
@@ -61,3 +65,6 @@ class BroadcastPreview(Base):
     origin: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+    # A preview made by SMS is sent only with the one-time code that went to the
+    # organiser's phone: "salt$sha256(salt:code)", never the code itself.
+    code_hash: Mapped[str | None] = mapped_column(String(96))

@@ -416,8 +416,8 @@ async def test_carrier_opt_out_stops_further_sms(db, settings, clock):
     assert kinds == ["contact.opted_out"]
 
 
-async def test_permanent_failure_and_exhausted_retries_fail_the_row(db, settings, clock):
-    settings = settings.model_copy(update={"max_attempts": 3})
+async def test_permanent_failure_and_retries_for_too_long_fail_the_row(db, settings, clock):
+    settings = settings.model_copy(update={"retry_for": timedelta(hours=3)})
     kim = await person(db, sms="+447700900107")
     lou = await person(db, sms="+447700900108")
     await queue(db, settings, kim, "sms", "refused", now=clock.now)
@@ -434,8 +434,9 @@ async def test_permanent_failure_and_exhausted_retries_fail_the_row(db, settings
         clock.advance(3600)
     refused, flaky = await rows(db)
     assert (refused.status, refused.error) == ("failed", "invalid number")
-    assert (flaky.status, flaky.attempts) == ("failed", 3)
-    assert flaky.error == "gave up after 3 attempts: carrier busy"
+    # Tried at 0, 1, 2 and 3 hours: given up once it had been due for retry_for.
+    assert (flaky.status, flaky.attempts) == ("failed", 4)
+    assert flaky.error == "gave up after 4 attempts over 3 h 0 min: carrier busy"
 
 
 async def test_opted_out_person_gets_only_the_confirmation(db, settings, clock):

@@ -5,6 +5,7 @@ organiser; anyone else typing an organiser command gets the usual answer, and it
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
@@ -353,17 +354,76 @@ async def test_organiser_broadcasts_by_sms_through_twilio(db, aiohttp_client, re
         answer = await client.post("/webhooks/twilio/sms", data=form, headers=sign(url, form))
         assert answer.status == 200
 
-    await organiser_texts("SM" + "a1" * 16, "BROADCAST to:lang:fr Salle B demain")
-    await organiser_texts("SM" + "a2" * 16, "SEND")
     dispatcher = Dispatcher(db.sessions, {"sms": SmsTransport(settings)}, settings,
                             limits=DeliveryLimits.off())
+
+    def sent() -> set[tuple[str, str]]:
+        return {(r.form["To"][0], r.form["Body"][0]) for r in recording_prism.requests}
+
     try:
+        await organiser_texts("SM" + "a1" * 16, "BROADCAST to:lang:fr Salle B demain")
+        await dispatcher.drain()
+        (preview,) = [body for to, body in sent() if to == ORGANISER_PHONE]
+        assert preview.startswith("Preview of your broadcast to lang:fr: 1 person")
+        code = re.search(r"Reply SEND (\d{6}) to send it to 1 person", preview).group(1)
+        await organiser_texts("SM" + "a2" * 16, f"SEND {code}")  # the code from their phone
         await dispatcher.drain()
     finally:
         await dispatcher.transports["sms"].close()
-    sent = {(r.form["To"][0], r.form["Body"][0]) for r in recording_prism.requests}
-    assert (member_phone, "Salle B demain") in sent
-    to_organiser = [body for to, body in sent if to == ORGANISER_PHONE]
-    assert any(b.startswith("Preview of your broadcast to lang:fr: 1 person") for b in to_organiser)
-    assert "Sending your broadcast to 1 person." in to_organiser
-    assert len(sent) == 3  # the English member is not in lang:fr
+    assert (member_phone, "Salle B demain") in sent()
+    assert (ORGANISER_PHONE, "Sending your broadcast to 1 person.") in sent()
+    assert len(sent()) == 3  # the English member is not in lang:fr
+
+
+# --- organiser rights follow the contact a message came in on ------------------------------
+
+async def test_a_chat_moved_by_an_invitation_link_gives_no_rights_to_the_invited_phone(
+        db, settings):
+    """The organiser opens an invitation link in their own chat (to try it, or by mistake):
+    the chat now belongs to the invited person. The invited person's own phone must not
+    become an organiser's, while the organiser's chat stays theirs."""
+    import bot.recruitment  # noqa: F401  (binds invitation links)
+    from store.recruitment import Invitation, PoolEntry, hash_code
+
+    await panel(db, reserve_fr_sms=False)
+    await say(db, settings, ORGANISER_CHAT, "hello")  # the organiser's chat is known
+    invited_phone, code = "+447911000222", "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp"
+    async with db.sessions.begin() as session:
+        invited = (await service.find_or_create_contact(
+            session, "sms", invited_phone, "en")).participant_id
+        session.add(PoolEntry(participant_id=invited, language="en", attributes={}))
+        session.add(Invitation(participant_id=invited, channel="sms", language="en",
+                               code_hash=hash_code(code)))
+    await say(db, settings, ORGANISER_CHAT, f"/start {code}")
+    assert "contact.moved" in await audit_kinds(db)
+    async with db.sessions() as session:
+        owners = set((await session.execute(select(Contact.participant_id).where(
+            Contact.address.in_([ORGANISER_CHAT, invited_phone])))).scalars())
+    assert owners == {invited}  # one participant now holds both contacts
+
+    await say(db, settings, invited_phone, "BROADCAST Free pizza", channel="sms")
+    assert await total(db, BroadcastPreview) == 0
+    assert not any("Preview" in text for text in await replies_to(db, invited_phone))
+    assert "organiser.command_refused" in await audit_kinds(db)
+
+    await say(db, settings, ORGANISER_CHAT, "/broadcast Doors open at 9")  # still theirs
+    assert (await replies_to(db, ORGANISER_CHAT))[-1].startswith("Preview of your broadcast")
+
+
+async def test_a_phone_attached_to_an_organisers_participant_gets_no_rights(db, settings):
+    """A pool import that matches the organiser's participant (by external id, say) and
+    attaches another phone to it: that phone is someone else's, not an organiser's."""
+    await panel(db, reserve_fr_sms=False)
+    other_phone = "+447911000333"
+    await say(db, settings, ORGANISER_PHONE, "hello", channel="sms")
+    async with db.sessions.begin() as session:
+        organiser_contact = (await session.execute(select(Contact).where(
+            Contact.address == ORGANISER_PHONE))).scalar_one()
+        session.add(Contact(participant_id=organiser_contact.participant_id, channel="sms",
+                            address=other_phone, sms_consent=True))
+    await say(db, settings, other_phone, "BROADCAST Free pizza", channel="sms")
+    assert await total(db, BroadcastPreview) == 0
+    await say(db, settings, other_phone, "SCHEDULE", channel="sms")
+    assert not any("Coming up" in said for said in await replies_to(db, other_phone))
+    await say(db, settings, ORGANISER_PHONE, "BROADCAST Doors open at 9", channel="sms")
+    assert (await replies_to(db, ORGANISER_PHONE))[-1].startswith("Preview of your broadcast")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot import recruitment
+from bot import invite_codes, recruitment
 from bot.service import receive
 from flows.assembly import load_assembly
 from store import audit
@@ -168,7 +168,8 @@ async def test_letter_link_binds_telegram_once_and_refuses_another_account(db, s
     assert "invitation.code_refused" in kinds and "invitation.code_invalid" in kinds
 
     # Ana's account cannot also take the invitation sent to another person's phone.
-    sms_code = (await outbox_of(db, PHONE))[0].split("start=")[1].split()[0]
+    sent = invite_codes.reveal((await outbox_of(db, PHONE))[0])  # as it left the service
+    sms_code = sent.split("start=")[1].split()[0]
     replies = await say(db, settings, "5001", f"/start {sms_code}", channel="telegram")
     assert "already linked to another invitation" in replies[0]
     assert (await invitation_of(db, PHONE)).bound_contact_id is None

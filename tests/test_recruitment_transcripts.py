@@ -40,7 +40,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import recruitment, service
+from bot import invite_codes, recruitment, service
 from bot.settings import Settings
 from flows.assembly import load_assembly
 from flows.i18n import shipped_languages
@@ -88,7 +88,8 @@ class Invitee(Conversation):
     async def shown(self) -> list[str]:
         lines: list[str] = []
         for row in await self.deliver():
-            lines += transcript_lines(row.text, row.buttons)
+            # What the person reads: the invitation's code filled in, as the dispatcher does.
+            lines += transcript_lines(invite_codes.reveal(row.text, row.kind), row.buttons)
             if row.buttons:
                 self.keyboards.append(row.buttons)
         return [line.replace(self.code, "CODE") if self.code else line for line in lines]
@@ -122,8 +123,9 @@ class Invitee(Conversation):
         if parsed.bad:
             raise TranscriptError(f"bad pool row: {parsed.bad[0].reason}")
         await recruitment.import_pool(self.sessions, assembly, parsed.rows, now=self.now)
-        self.code = f"Transcript{self.number:022d}"  # 32 letters and digits, as real codes
-        with mock.patch.object(recruitment, "new_code", lambda: self.code):
+        nonce = f"Transcript{self.number:016d}"
+        self.code = invite_codes.code_for(nonce, invite_codes.server_key(self.settings))
+        with mock.patch.object(invite_codes, "new_nonce", lambda: nonce):
             await recruitment.send_invitations(self.sessions, self.settings, assembly, BOT,
                                                letters_path=scratch / "letters.csv",
                                                now=self.now)

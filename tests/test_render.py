@@ -2,7 +2,10 @@
 
 from datetime import datetime
 
+import pytest
+
 from bot.render import render
+from bot.sms_format import markdown_to_plain
 from flows.i18n import translator
 from flows.model import Choice, Outbound
 
@@ -33,3 +36,33 @@ def test_long_texts_are_split_between_words_on_both_channels():
     telegram_parts = render(Outbound(words), "telegram", "en", None)
     assert all(len(p.text) < 4096 for p in telegram_parts) and len(telegram_parts) > 1
     assert " ".join(p.text for p in telegram_parts) == words
+
+
+def test_a_markdown_message_is_plain_text_on_sms_and_counted_as_such():
+    # 139 characters as sent, one segment; with its marks it would be 168, two.
+    source = ("**Vote** by _Friday_: read [the report](https://example.org/r) first. "
+              "**Bring** your **notes**, your **questions** and **a friend** if you like it. "
+              "**See** you _there_.")
+    (sms,) = render(Outbound(source, markdown=True), "sms", "en", None)
+    assert sms.text == ("Vote by Friday: read the report (https://example.org/r) first. Bring "
+                        "your notes, your questions and a friend if you like it. See you there.")
+    assert (sms.segments, sms.encoding) == (1, "GSM-7")
+    (telegram,) = render(Outbound(source, markdown=True), "telegram", "en", None)
+    assert telegram.text == source  # formatted by the Telegram transport
+
+
+@pytest.mark.parametrize(("source", "plain"), [
+    ("# Session 2\n\nBring *notes*.", "Session 2\n\nBring notes."),
+    ("Sources:\n- [Survey](https://x.org/s)\n- Minutes",
+     "Sources:\n- Survey (https://x.org/s)\n- Minutes"),
+    ("Agenda\n\n1. Welcome\n2. Evidence\n   - buses\n   - bikes",
+     "Agenda\n\n1. Welcome\n2. Evidence\n  - buses\n  - bikes"),
+    ("See <https://x.org/a>, or [write](mailto:jury@x.org).",
+     "See https://x.org/a, or write (jury@x.org)."),
+    ("Wrapped\nin the file,  \nbroken here.", "Wrapped in the file,\nbroken here."),
+    ("Raw <b>tags</b>, `code`, ~~old~~ and \\*stars\\*.",
+     "Raw <b>tags</b>, code, old and *stars*."),
+    ("> Quoted **words**", "Quoted words"),
+])
+def test_markdown_becomes_the_plain_text_an_sms_shows(source, plain):
+    assert markdown_to_plain(source) == plain

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 import bot.organisers  # noqa: F401  (the service's hook that records and forwards notices)
 from bot.service import receive
+from bot.sms_format import markdown_to_plain
 from bot.transport import PermanentFailure
-from flows.briefing import plain_text
 from scheduler.paging import render_briefing
 from scheduler.runner import CalendarRunner
 from store.calendar import PENDING, AttendanceNotice, BriefingRead, CalendarJob, CalendarPreference
@@ -108,7 +108,7 @@ async def test_more_pages_through_an_sms_briefing(db, settings):
     pages = [first[0].text, second[0], third[0]]
     words = " ".join(p.rsplit("\n(", 1)[0] if "Reply MORE" in p else p for p in pages).split()
     document = render_briefing(calendar, "bus-lanes", "en").document
-    assert words == plain_text(document).split()
+    assert words == markdown_to_plain(document).split()
 
 
 async def test_someone_not_on_the_panel_is_not_answered_by_the_calendar(db, settings):

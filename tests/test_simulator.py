@@ -17,7 +17,7 @@ from bot.ratelimit import DeliveryLimits
 from bot.settings import Settings
 from bot.simulator import SimulatorTransport
 from bot.transport import Outgoing, Sent, Transport, build_transports
-from store.models import OutboxMessage, utcnow
+from store.models import Contact, OutboxMessage, utcnow
 
 PHONE = "+447700900123"
 
@@ -188,20 +188,21 @@ async def test_listing_checks_its_query(client):
         assert "'after' must be" in (await response.json())["error"]
 
 
-async def test_simulator_is_off_for_a_channel_with_a_real_account(aiohttp_client, db):
+async def test_beside_a_real_channel_simulated_people_get_addresses_of_their_own(
+        aiohttp_client, db):
     settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN="123:abc",
-                        _env_file=None)
+                        CONCORDER_SIMULATOR="1", _env_file=None)
     client = await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
-    response = await client.post("/simulator/api/messages",
-                                 json={"channel": "telegram", "address": "1", "text": "hi"})
-    assert response.status == 409
-    assert "simulator is off for telegram" in (await response.json())["error"]
-    response = await client.get("/simulator/api/messages",
-                                params={"channel": "telegram", "address": "1"})
-    assert response.status == 409
     config = await (await client.get("/simulator/api/config")).json()
-    assert config["channels"] == ["sms"]
-    await say(client, channel="sms", address=PHONE, text="hi")  # SMS is still simulated
+    assert config["channels"] == ["sms", "telegram"] and config["kept_apart"] is True
+    sent = await say(client, channel="telegram", address="1", text="hi")
+    assert sent["address"] == "1"  # the page keeps showing what was typed
+    await say(client, channel="sms", address=PHONE, text="hi")
+    async with db.sessions() as session:
+        stored = set((await session.execute(select(Contact.channel, Contact.address))).all())
+    assert stored == {("telegram", "sim:1"), ("sms", f"sim:{PHONE}")}
+    await deliver_queued(db.sessions)
+    assert len((await replies(client, "telegram", "1"))["messages"]) == 1
 
 
 async def test_page_and_its_assets_are_served(client):

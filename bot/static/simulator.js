@@ -207,6 +207,11 @@ async function loadConfig() {
     $("setup").elements.channel.value = config.channels[0];
     $("address").value = "100001";
   }
+  if (config.kept_apart) {
+    document.querySelector(".intro").textContent = "A real channel is configured. The people " +
+      "you play here are simulated: they are kept apart from real participants and " +
+      "organisers, and nothing they are sent reaches a real phone or chat.";
+  }
   if (!config.channels.length) {
     showError("Every channel has a real account configured: the simulator is off.");
     return;
