@@ -35,8 +35,6 @@ from store import audit
 from store.models import Contact, InboundMessage, OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
-# The twilio client logs every request at INFO: its URL holds the account SID.
-logging.getLogger("twilio").setLevel(logging.WARNING)
 
 INBOUND_PATH = "/webhooks/twilio/sms"
 STATUS_PATH = "/webhooks/twilio/status"

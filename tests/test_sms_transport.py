@@ -4,10 +4,12 @@ a loopback server answering with Twilio's error codes."""
 from __future__ import annotations
 
 import base64
+import io
 import logging
 
 import pytest
 
+from bot.logs import configure_logging
 from bot.sms import SmsTransport
 from bot.transport import Outgoing, PermanentFailure, RetryLater
 from tests.twilio_peer import (
@@ -127,9 +129,14 @@ async def test_a_slow_api_times_out_and_is_retried(twilio_like):
 
 
 async def test_sending_logs_no_account_sid_number_or_text(recording_prism, caplog):
-    caplog.set_level(logging.DEBUG)  # what `concorder serve` would print at its most verbose
     settings = twilio_settings(DB, TWILIO_API_BASE_URL=recording_prism.url)
-    await send_with(settings, outgoing("Secret venue"))
+    # The service's own logging set-up, then everything at its most verbose.
+    handler = configure_logging(settings, stream=io.StringIO())
+    caplog.set_level(logging.DEBUG)
+    try:
+        await send_with(settings, outgoing("Secret venue"))
+    finally:
+        logging.getLogger().removeHandler(handler)
 
     assert recording_prism.requests
     # The recording hop's own access log is the test peer's, not the relay's.
