@@ -80,6 +80,20 @@ def inbound_sender(sender: str, default_region: str = "GB") -> str:
     return sender
 
 
+# Beside a real channel, the simulator's people have addresses no real contact can have
+# (a phone number or chat id never starts with a letter): "sim:+447700900123".
+SIMULATED_PREFIX = "sim:"
+
+
+def simulated_address(address: str) -> str:
+    return SIMULATED_PREFIX + address
+
+
+def is_simulated(address: str) -> bool:
+    return address.startswith(SIMULATED_PREFIX)
+
+
 def can_receive_sms(address: str) -> bool:
-    """Only a full number can be texted back; a short code or sender name cannot."""
-    return E164.fullmatch(address) is not None
+    """Only a full number can be texted back; a short code or sender name cannot. A
+    simulated person's number is answered on the simulator page."""
+    return E164.fullmatch(address.removeprefix(SIMULATED_PREFIX)) is not None

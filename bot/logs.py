@@ -25,7 +25,7 @@ OUR_PACKAGES = ("bot", "flows", "scheduler", "store")
 
 # Libraries that log each request (URLs with the bot token or account SID, headers,
 # parameters with chat ids and text) at INFO or DEBUG, or every timer tick.
-QUIET = ("twilio", "httpx", "httpcore",
+QUIET = ("twilio.http_client", "twilio.async_http_client", "httpx", "httpcore",
          "telegram.Bot", "telegram.ext.ExtBot", "telegram.request", "apscheduler",
          "aiosqlite", "asyncio")
 

@@ -26,11 +26,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import invite_codes, service
-from bot.addresses import BadAddress, normalise_phone
+from bot.addresses import BadAddress, is_simulated, normalise_phone
 from bot.app import SESSIONS, feature
 from bot.render import render
 from bot.settings import Settings
-from bot.transport import is_simulated
 from flows import engine
 from flows.assembly import Assembly, AssemblyError, load_assembly
 from flows.model import Context, Event, State

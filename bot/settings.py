@@ -111,7 +111,7 @@ class Settings(BaseSettings):
 
     @property
     def simulator_kept_apart(self) -> bool:
-        """Simulated people get addresses of their own (bot.transport.simulated_address), so
+        """Simulated people get addresses of their own (bot.addresses.simulated_address), so
         they can never speak as, reach or merge with a real contact or an organiser."""
         return self.simulator_enabled and self.real_channel_configured
 

@@ -22,10 +22,10 @@ from aiohttp import web
 from sqlalchemy import and_, func, or_, select
 
 from bot import invite_codes, service
-from bot.addresses import CHANNELS, BadAddress, normalise
+from bot.addresses import CHANNELS, BadAddress, normalise, simulated_address
 from bot.app import SESSIONS, SETTINGS, feature
 from bot.settings import Settings
-from bot.transport import Outgoing, Sent, simulated_address
+from bot.transport import Outgoing, Sent
 from flows.i18n import shipped_languages, translator
 from store.models import OutboxMessage, utcnow
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.addresses import is_simulated
 from bot.settings import Settings
 
 
@@ -53,19 +54,6 @@ class Transport(Protocol):
     async def send(self, message: Outgoing) -> Sent: ...
 
     async def close(self) -> None: ...
-
-
-# Beside a real channel, the simulator's people have addresses no real contact can have
-# (a phone number or chat id never starts with a letter): "sim:+447700900123".
-SIMULATED_PREFIX = "sim:"
-
-
-def simulated_address(address: str) -> str:
-    return SIMULATED_PREFIX + address
-
-
-def is_simulated(address: str) -> bool:
-    return address.startswith(SIMULATED_PREFIX)
 
 
 class KeepSimulatedApart:

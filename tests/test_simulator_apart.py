@@ -152,7 +152,7 @@ async def test_a_simulated_chat_cannot_take_an_invitation_link(db):
     """Even with a real invitation code, a simulated chat is not bound to the invited
     person: it stays a simulated person of its own."""
     from bot import service
-    from bot.transport import simulated_address
+    from bot.addresses import simulated_address
     from store.recruitment import Invitation, hash_code
 
     code = "AbCdEf0123456789AbCdEf0123456789"
