@@ -27,6 +27,22 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def with_database(settings: Settings, work):
+    """Run `work(sessions)` on the configured database, its schema brought up to date first
+    (once per process: alembic takes a while)."""
+    if settings.database_url not in _upgraded:
+        upgrade(settings.database_url)
+        _upgraded.add(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        return await work(sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+_upgraded: set[str] = set()
+
+
 def load_config_or_exit(path, settings: Settings, load, what: str):
     """(file, loaded) for an organiser command, or exit 2 listing every mistake in it.
 

@@ -10,11 +10,10 @@ import typer
 from rich.table import Table
 from sqlalchemy import and_, func, or_, select, update
 
-from bot.cli import app, console, err, run
+from bot.cli import app, console, err, run, with_database
 from bot.outbox_queue import waiting
 from bot.settings import DURATION, DURATION_UNITS, Settings
 from store import audit
-from store.db import make_engine, sessionmaker, upgrade
 from store.models import Contact, OutboxMessage, Participant, utcnow
 
 outbox_app = typer.Typer(help="The outbox: what waits to be sent, and failed messages.",
@@ -25,16 +24,6 @@ CHANNELS = ("telegram", "sms")
 # Columns of the status table, in the order a message goes through them.
 STATES = ("queued", "sending", "sent", "delivered", "failed", "expired", "undeliverable",
           "cancelled")
-
-
-async def _with_db(work):
-    settings = Settings()
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    try:
-        return await work(sessionmaker(engine))
-    finally:
-        await engine.dispose()
 
 
 def _ago(seconds: float) -> str:
@@ -64,7 +53,7 @@ def status() -> None:
                 .group_by(OutboxMessage.channel, OutboxMessage.error))).all()
         return now, counts, queues, errors
 
-    now, counts, queues, errors = run(_with_db(read))
+    now, counts, queues, errors = run(with_database(Settings(), read))
     if not counts:
         console.print("The outbox is empty: nothing was ever queued.")
         return
@@ -162,7 +151,7 @@ def retry(
         return (Counter(row.channel for row in revive),
                 sum(1 for row in rows if row[2]), sum(1 for row in rows if row[3] and not row[2]))
 
-    revived, opted_out, expired = run(_with_db(put_back))
+    revived, opted_out, expired = run(with_database(Settings(), put_back))
     total = sum(revived.values())
     per_channel = ", ".join(f"{name} {count}" for name, count in sorted(revived.items()))
     verb = "Would put back" if dry_run else "Put back"

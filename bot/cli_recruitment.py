@@ -13,10 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bot import recruitment
-from bot.cli import app, console, err, load_config_or_exit, run
+from bot.cli import app, console, err, load_config_or_exit, run, with_database
 from bot.settings import Settings
 from flows.assembly import Assembly, load_assembly
-from store.db import make_engine, sessionmaker, upgrade
 from store.models import utcnow
 
 pool_app = typer.Typer(help="The recruitment pool: the people who may be invited.",
@@ -40,20 +39,6 @@ def _progress():
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as progress:
         yield progress
-
-
-_upgraded: set[str] = set()
-
-
-async def _with_db(settings: Settings, work):
-    if settings.database_url not in _upgraded:  # once per process: alembic takes a while
-        upgrade(settings.database_url)
-        _upgraded.add(settings.database_url)
-    engine = make_engine(settings.database_url)
-    try:
-        return await work(sessionmaker(engine))
-    finally:
-        await engine.dispose()
 
 
 @pool_app.command("import")
@@ -102,7 +87,7 @@ def pool_import(
                 progress=lambda n: progress.advance(task, n))
 
     try:
-        result = run(_with_db(settings, work))
+        result = run(with_database(settings, work))
     except recruitment.RecruitmentError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
@@ -165,7 +150,7 @@ def invite(
                 progress=lambda n: progress.advance(task, n))
 
     try:
-        outcome = run(_with_db(settings, work))
+        outcome = run(with_database(settings, work))
     except recruitment.RecruitmentError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
@@ -210,7 +195,7 @@ def _remind(settings: Settings, dry_run: bool, now: datetime | None = None) -> N
             lapsed = await recruitment.lapse_invitations(session, now)
         return sent, lapsed
 
-    sent, lapsed = run(_with_db(settings, work))
+    sent, lapsed = run(with_database(settings, work))
     if dry_run:
         console.print(f"Dry run: {sent} reminders are due.")
         return
@@ -223,7 +208,7 @@ def notify_draw(assembly_path: Path | None = ASSEMBLY, dry_run: bool = DRY_RUN) 
     settings = Settings()
     assembly = _assembly(assembly_path, settings)
     if dry_run:
-        status = run(_with_db(settings, _funnel))
+        status = run(with_database(settings, _funnel))
         console.print(f"Dry run: {status.selections.get('selected', 0)} selected and "
                       f"{status.selections.get('reserve', 0)} reserves in the draw; those "
                       "not told yet would be written to now.")
@@ -232,7 +217,7 @@ def notify_draw(assembly_path: Path | None = ASSEMBLY, dry_run: bool = DRY_RUN) 
     async def work(sessions):
         return await recruitment.notify_draw_outcome(sessions, settings, assembly)
 
-    told = run(_with_db(settings, work))
+    told = run(with_database(settings, work))
     table = Table(title="Told the outcome of the draw")
     table.add_column("Outcome")
     table.add_column("People", justify="right")
@@ -257,7 +242,7 @@ def status(assembly_path: Path | None = ASSEMBLY) -> None:
             return (await recruitment.funnel(session),
                     await recruitment.funnel_by_category(session, assembly))
 
-    data, categories = run(_with_db(settings, work))
+    data, categories = run(with_database(settings, work))
     table = Table(title=f"Recruitment: {assembly.name}")
     table.add_column("Stage")
     table.add_column("People", justify="right")

@@ -9,13 +9,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bot.cli import app, console, err, load_config_or_exit, run
+from bot.cli import app, console, err, load_config_or_exit, run, with_database
 from bot.settings import Settings
 from scheduler.config import Calendar, load_calendar, set_current
 from scheduler.moves import MoveError, move_session
 from scheduler.plan import parse_local_time
 from scheduler.preview import briefing_costs, preview
-from store.db import make_engine, sessionmaker, upgrade
 from store.models import utcnow
 
 schedule_app = typer.Typer(help="The assembly calendar: briefings and reminders.",
@@ -48,15 +47,6 @@ def _moment(text: str | None, calendar: Calendar, default: datetime, option: str
         raise typer.Exit(2) from None
 
 
-async def _with_db(settings: Settings, work):
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    try:
-        return await work(sessionmaker(engine))
-    finally:
-        await engine.dispose()
-
-
 @schedule_app.command("preview")
 def schedule_preview(
     start: Annotated[str | None, typer.Option("--from", help="From this local date and time "
@@ -78,7 +68,7 @@ def schedule_preview(
         async with sessions() as session:
             return await preview(session, calendar, settings, begin, end)
 
-    rows = run(_with_db(settings, work))
+    rows = run(with_database(settings, work))
     zone = calendar.zone
     table = Table(title=f"Calendar from {begin.astimezone(zone):%a %d %b %H:%M} to "
                   f"{end.astimezone(zone):%a %d %b %H:%M} ({calendar.schedule.timezone})")
@@ -135,7 +125,7 @@ def session_move(
             return undone.args[0]
 
     try:
-        moved = run(_with_db(settings, work))
+        moved = run(with_database(settings, work))
     except MoveError as exc:
         err.print(f"[red]Cannot move the session:[/] {exc}")
         raise typer.Exit(2) from None

@@ -12,6 +12,8 @@ from __future__ import annotations
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from bot.telegram_format import list_marker
+
 _PARSER = MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
 
 # Addresses a phone can open; any other link target (javascript:, a relative path) is
@@ -43,22 +45,12 @@ def markdown_to_plain(source: str) -> str:
             if not lists:
                 out.append("\n")
         elif kind == "list_item_open":
-            out.append(_bullet(lists))
+            out.append(list_marker(lists, "-"))
         elif kind in ("fence", "code_block"):
             out.append(token.content.rstrip("\n") + "\n\n")
         elif kind == "hr":
             out.append("\n")
     return _tidy("".join(out))
-
-
-def _bullet(lists: list[list[int | None]]) -> str:
-    indent = "  " * (len(lists) - 1)
-    current = lists[-1] if lists else [None]
-    if current[0] is None:
-        return f"{indent}- "
-    number = current[0]
-    current[0] = number + 1
-    return f"{indent}{number}. "
 
 
 def _inline(children: list[Token]) -> str:

@@ -45,7 +45,7 @@ def markdown_to_html(source: str) -> str:
             if not lists:
                 out.append("\n")
         elif kind == "list_item_open":
-            out.append(_bullet(lists))
+            out.append(list_marker(lists))
         elif kind == "blockquote_open":
             out.append("<blockquote>")
         elif kind == "blockquote_close":
@@ -59,11 +59,13 @@ def markdown_to_html(source: str) -> str:
     return "".join(out)
 
 
-def _bullet(lists: list[list[int | None]]) -> str:
+def list_marker(lists: list[list[int | None]], bullet: str = "•") -> str:
+    """The mark opening a list item, indented by depth: the bullet, or the item's number
+    (each list on the stack holds its next number, None for a bulleted list)."""
     indent = "  " * (len(lists) - 1)
     current = lists[-1] if lists else [None]
     if current[0] is None:
-        return f"{indent}• "
+        return f"{indent}{bullet} "
     number = current[0]
     current[0] = number + 1
     return f"{indent}{number}. "
