@@ -74,8 +74,27 @@ class KeepSimulatedApart:
         await self.real.close()
 
 
+class NotConfigured:
+    """A channel with no account beside one that has: its real people's messages wait (and
+    show on /healthz) until the account is set, instead of being taken by the simulator as
+    delivered when nobody got them. Simulated people are still served by the simulator."""
+
+    def __init__(self, simulator: Transport):
+        self.channel = simulator.channel
+        self.simulator = simulator
+
+    async def send(self, message: Outgoing) -> Sent:
+        if is_simulated(message.address):
+            return await self.simulator.send(message)
+        raise RetryLater(f"{self.channel} is not configured: set its account to send")
+
+    async def close(self) -> None:
+        await self.simulator.close()
+
+
 def build_transports(settings: Settings) -> dict[str, Transport]:
-    """A transport per channel: the real one when configured, else the simulator."""
+    """A transport per channel: the real one when configured, else the simulator (only
+    while no channel is real: then nobody real can be waiting for a message)."""
     from bot.simulator import SimulatorTransport
 
     transports: dict[str, Transport] = {}
@@ -92,5 +111,7 @@ def build_transports(settings: Settings) -> dict[str, Transport]:
         # before it was turned off must not reach a carrier either.
         transports[channel] = KeepSimulatedApart(real, SimulatorTransport(channel))
     for channel in settings.simulated_channels:
-        transports[channel] = SimulatorTransport(channel)
+        simulator = SimulatorTransport(channel)
+        transports[channel] = (NotConfigured(simulator) if settings.real_channel_configured
+                               else simulator)
     return transports

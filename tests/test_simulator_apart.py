@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -15,7 +16,7 @@ from bot import cli
 from bot.app import create_app
 from bot.organisers import add_organiser
 from bot.settings import Settings
-from bot.transport import Outgoing, Sent, build_transports
+from bot.transport import Outgoing, RetryLater, Sent, build_transports
 from store.models import AuditEvent, Contact, OutboxMessage
 from store.organisers import BroadcastPreview
 from tests.telegram_peer import (  # noqa: F401  (fixture)
@@ -65,6 +66,24 @@ async def test_real_transports_hand_simulated_addresses_to_the_simulator(db):
             sent = await transports[channel].send(
                 Outgoing(id=7, channel=channel, address=address, text="hi"))
             assert sent == Sent(provider_id="sim-7", delivered=True)
+    finally:
+        for transport in transports.values():
+            await transport.close()
+
+
+async def test_a_channel_with_no_account_beside_a_real_one_never_claims_a_delivery(db):
+    """Telegram is real, SMS has no account: a real person's SMS waits to be retried (and
+    can be sent once the account is set), it is not marked delivered by the simulator."""
+    settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN="123:abc",
+                        _env_file=None)
+    transports = build_transports(settings)
+    try:
+        with pytest.raises(RetryLater, match="sms is not configured"):
+            await transports["sms"].send(
+                Outgoing(id=8, channel="sms", address="+447700900123", text="hi"))
+        sent = await transports["sms"].send(
+            Outgoing(id=9, channel="sms", address="sim:+447700900123", text="hi"))
+        assert sent.delivered
     finally:
         for transport in transports.values():
             await transport.close()
