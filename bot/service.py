@@ -238,8 +238,15 @@ RETRYABLE_SQLSTATES = {"40001", "40P01"}
 CONFLICT_RETRIES = 4
 
 
+# SQLite's "database is busy" and "locked" (extended codes keep the primary one in the low
+# byte): a writer that waited out the busy timeout, or whose snapshot went stale.
+RETRYABLE_SQLITE_CODES = {5, 6}
+
+
 def lost_a_race(exc: DBAPIError) -> bool:
     if isinstance(exc, IntegrityError):
+        return True
+    if getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF in RETRYABLE_SQLITE_CODES:
         return True
     return getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
 

@@ -9,7 +9,7 @@ import csv
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from bot import recruitment
@@ -207,3 +207,39 @@ async def test_the_first_messages_a_new_deployment_receives_at_once_are_all_kept
         assert [type(r).__name__ for r in results] == ["Received", "Received"], results
         async with db.sessions() as session:
             assert (await audit.verify(session)).ok
+
+
+async def test_a_message_that_waited_out_sqlites_busy_timeout_is_kept(sqlite_db):
+    """An SQLite writer that waits longer than its busy timeout for another instance's
+    transaction gets "database is locked": the message is tried again, not lost."""
+
+
+    impatient = make_engine(sqlite_db.url)
+
+    @event.listens_for(impatient.sync_engine, "connect")
+    def short_wait(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=50")
+        cursor.close()
+
+    settings = twilio_settings(sqlite_db.url)
+    try:
+        async with sqlite_db.engine.connect() as other_instance:
+            await other_instance.begin()
+            await other_instance.execute(text("UPDATE participants SET language = language"))
+
+            async def release_soon():
+                await asyncio.sleep(0.08)  # longer than the busy timeout
+                await other_instance.commit()
+
+            received, _ = await asyncio.gather(
+                receive(sessionmaker(impatient), settings, channel="sms",
+                        address="+447911123499", text="Hello", provider_id="SMbusy"),
+                release_soon())
+    finally:
+        await impatient.dispose()
+    assert not received.duplicate
+    async with sqlite_db.sessions() as session:
+        stored = await session.scalar(select(func.count()).select_from(InboundMessage).where(
+            InboundMessage.provider_id == "SMbusy"))
+    assert stored == 1
