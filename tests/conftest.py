@@ -113,3 +113,18 @@ async def sqlite_db(tmp_path, sqlite_template) -> Database:
 def settings(db) -> Settings:
     """Settings on the test database with no real channel configured (all simulated)."""
     return Settings(CONCORDER_DATABASE_URL=db.url, _env_file=None)
+
+
+EXAMPLE_ASSEMBLY = Path(__file__).resolve().parent.parent / "examples" / "citizens-jury"
+
+
+@pytest.fixture
+def assembly():
+    """The example assembly, active for recruitment while the test runs."""
+    from bot import recruitment
+    from flows.assembly import load_assembly
+
+    loaded = load_assembly(EXAMPLE_ASSEMBLY / "assembly.toml")
+    recruitment.use_assembly(loaded)
+    yield loaded
+    recruitment.use_assembly(None)

@@ -23,7 +23,6 @@ from bot.service import receive
 from bot.settings import Settings
 from bot.simulator import SimulatorTransport
 from bot.sms import SmsTransport
-from flows.assembly import load_assembly
 from store.models import AuditEvent, Contact, InboundMessage, OutboxMessage, Participant
 from store.recruitment import Invitation, hash_code
 from tests.twilio_peer import twilio_settings
@@ -37,14 +36,6 @@ BOT = "RiversideJuryBot"
 LINK = re.compile(rf"https://t\.me/{BOT}\?start=([A-Za-z0-9_-]{{1,64}})")
 TOKENS = re.compile(r"[A-Za-z0-9_-]{8,64}")
 SECRET = "a-server-secret-of-at-least-32-characters"
-
-
-@pytest.fixture
-def assembly():
-    loaded = load_assembly(EXAMPLE / "assembly.toml")
-    recruitment.use_assembly(loaded)
-    yield loaded
-    recruitment.use_assembly(None)
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from bot import invite_codes, recruitment, segments
 from bot.cli import app
 from bot.service import receive
 from bot.settings import Settings
-from flows.assembly import load_assembly
 from store import audit
 from store.db import upgrade
 from store.models import AuditEvent, OutboxMessage, utcnow
@@ -35,14 +34,6 @@ POOL = ("phone,telegram,language,household\n"
         ",only_handle,en,H3\n"
         "+447700900205,,en,H4\n")
 LINK = re.compile(r"https://t\.me/RiversideJuryBot\?start=([A-Za-z0-9_-]{1,63})(?![A-Za-z0-9_-])")
-
-
-@pytest.fixture
-def assembly():
-    loaded = load_assembly(EXAMPLE / "assembly.toml")
-    recruitment.use_assembly(loaded)
-    yield loaded
-    recruitment.use_assembly(None)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import bot.cli_recruitment  # noqa: F401  (adds the recruitment commands)
 from bot import recruitment
 from bot.cli import app
-from flows.assembly import load_assembly, parse_assembly
+from flows.assembly import parse_assembly
 from store.db import upgrade
 from store.models import Contact, Participant
 from store.recruitment import PoolEntry
@@ -32,14 +32,6 @@ GOOD_AND_BAD = (
     "A9,+44 7700 900309,jo_smith2,es,H6,65+,east\n"   # line 10: fine
     "A1,07700 900399,,en,H1,,\n"                      # line 11: same id, another phone
 )
-
-
-@pytest.fixture
-def assembly():
-    loaded = load_assembly(EXAMPLE / "assembly.toml")
-    recruitment.use_assembly(loaded)
-    yield loaded
-    recruitment.use_assembly(None)
 
 
 def write(tmp_path, text) -> Path:

@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from bot import invite_codes, recruitment
 from bot.service import receive
-from flows.assembly import load_assembly
 from store import audit
 from store.models import AuditEvent, Contact, OutboxMessage, Participant, utcnow
 from store.recruitment import (
@@ -34,14 +33,6 @@ from tests.telegram_peer import EmulatorRequest, telegram_emulator_fixture  # no
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "citizens-jury"
 PHONE, PHONE_FR = "+447700900101", "+447700900102"
-
-
-@pytest.fixture
-def assembly():
-    loaded = load_assembly(EXAMPLE / "assembly.toml")
-    recruitment.use_assembly(loaded)
-    yield loaded
-    recruitment.use_assembly(None)
 
 
 @pytest.fixture
