@@ -20,8 +20,8 @@ from store.recruitment import CONFIRMED, DECLINED, SELECTED, Selection
 from tests import test_recruitment_flows as flows_tests
 from tests.test_recruitment_flows import EXAMPLE, PHONE, PHONE_FR, _register, invitation_of, say
 
-# The example assembly loaded, and three people invited (see tests/test_recruitment_flows.py).
-assembly, invited = flows_tests.assembly, flows_tests.invited
+# Three people invited to the example assembly (see tests/test_recruitment_flows.py).
+invited = flows_tests.invited
 
 
 async def register_two_and_draw(db, settings) -> None:
