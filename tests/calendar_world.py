@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from bot.transport import PermanentFailure
 from scheduler.config import parse_calendar, set_current
 from store.models import Contact, OutboxMessage, Participant
 from store.recruitment import CONFIRMED, RESERVE, Selection
@@ -121,3 +122,15 @@ async def outbox(db, participant_id: str | None = None) -> list[OutboxMessage]:
         if participant_id:
             query = query.where(OutboxMessage.participant_id == participant_id)
         return list((await session.execute(query)).scalars())
+
+
+class BlockedTelegram:
+    """A Telegram transport whose every recipient has blocked the bot."""
+
+    channel = "telegram"
+
+    async def send(self, message):
+        raise PermanentFailure("Forbidden: bot was blocked by the user", unreachable=True)
+
+    async def close(self):
+        return None

@@ -167,9 +167,14 @@ def telegram_emulator_fixture() -> TelegramEmulator:
         process.kill()
         pytest.fail(f"telegram-test-api did not start: {line.strip()!r}", pytrace=False)
     yield TelegramEmulator(f"http://127.0.0.1:{port}", process)
+    stop(process, timeout=5)
+
+
+def stop(process: subprocess.Popen, timeout: float) -> None:
+    """Ask a child process to end; kill it if it has not within `timeout` seconds."""
     process.terminate()
     try:
-        process.wait(timeout=5)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()

@@ -11,12 +11,12 @@ from sqlalchemy import select
 import bot.organisers  # noqa: F401  (the service's hook that records and forwards notices)
 from bot.service import receive
 from bot.sms_format import markdown_to_plain
-from bot.transport import PermanentFailure
 from scheduler.paging import render_briefing
 from scheduler.runner import CalendarRunner
 from store.calendar import PENDING, AttendanceNotice, BriefingRead, CalendarJob, CalendarPreference
 from store.models import Contact
 from tests.calendar_world import (  # noqa: F401  (calendar_reset: a fixture)
+    BlockedTelegram,
     add_person,
     at,
     calendar_reset,
@@ -173,21 +173,14 @@ async def test_a_telegram_failure_after_queueing_reaches_the_person_by_sms(db, s
     from bot.dispatcher import Dispatcher
     from bot.simulator import SimulatorTransport
 
-    class Blocked:
-        channel = "telegram"
-
-        async def send(self, message):
-            raise PermanentFailure("Forbidden: bot was blocked by the user", unreachable=True)
-
-        async def close(self):
-            return None
 
     calendar = load()
     person = await add_person(db, channel="telegram", address="7001", sms_too="+447700900501")
     runner = CalendarRunner(db.sessions, settings, calendar=calendar)
     await runner.tick(at("2027-03-08T08:00"))
     clock = at("2027-03-08T08:00")
-    dispatcher = Dispatcher(db.sessions, {"telegram": Blocked(), "sms": SimulatorTransport("sms")},
+    transports = {"telegram": BlockedTelegram(), "sms": SimulatorTransport("sms")}
+    dispatcher = Dispatcher(db.sessions, transports,
                             settings, clock=lambda: clock + timedelta(seconds=1))
     await dispatcher.drain()
     rows = [m for m in await outbox(db, person) if m.kind == "briefing"]

@@ -13,10 +13,10 @@ from bot.dispatcher import Dispatcher
 from bot.service import receive
 from bot.simulator import SimulatorTransport
 from bot.telegram_format import markdown_to_html
-from bot.transport import PermanentFailure
 from scheduler.config import load_calendar, set_current
 from scheduler.runner import CalendarRunner
 from tests.calendar_world import (  # noqa: F401  (calendar_reset: a fixture)
+    BlockedTelegram,
     add_person,
     at,
     calendar_reset,
@@ -97,20 +97,13 @@ async def test_sms_pages_show_lists_as_lines_and_links_with_their_address(db, se
 
 
 async def test_a_telegram_briefing_moved_to_sms_arrives_as_plain_text(db, settings):
-    class Blocked:
-        channel = "telegram"
-
-        async def send(self, message):
-            raise PermanentFailure("Forbidden: bot was blocked by the user", unreachable=True)
-
-        async def close(self):
-            return None
 
     calendar = example_calendar()
     person = await add_person(db, channel="telegram", address="8002", sms_too="+447700900603")
     await CalendarRunner(db.sessions, settings, calendar=calendar).tick(at("2027-02-02T08:00"))
     clock = at("2027-02-02T08:00")
-    dispatcher = Dispatcher(db.sessions, {"telegram": Blocked(), "sms": SimulatorTransport("sms")},
+    transports = {"telegram": BlockedTelegram(), "sms": SimulatorTransport("sms")}
+    dispatcher = Dispatcher(db.sessions, transports,
                             settings, clock=lambda: clock + timedelta(seconds=1))
     await dispatcher.drain()
 

@@ -20,6 +20,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from tests.telegram_peer import stop
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "citizens-jury" / "assembly.toml"
 # What a build needs is the source tree without the tests, caches and local state.
@@ -142,10 +144,5 @@ def test_an_installed_wheel_speaks_french_with_the_example_assembly(tmp_path, re
         assert about.startswith("Ici Concorder Relay, le service de messagerie de Riverside")
         assert "Répondez STOP à tout moment" in about
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, timeout=30)
         log.close()
