@@ -1,4 +1,7 @@
-"""The one aiohttp application: webhooks, simulator, health, metrics, organiser API."""
+"""The web application's own pieces: its keys, the failure middleware, health, metrics.
+
+`bot.bootstrap.create_app` assembles the application from these and each feature's routes.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +13,16 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bot import invite_codes
+from bot import outbox_queue
+from bot.channel_health import ChannelHealth
 from bot.metrics import REGISTRY
+from bot.relay import Relay
 from bot.settings import Settings
-from store.db import make_engine, sessionmaker, upgrade_async
+from store.models import utcnow
 
 log = logging.getLogger(__name__)
 
+RELAY = web.AppKey("relay", Relay)
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", object)
 SESSIONS = web.AppKey("sessions", object)
@@ -64,11 +70,8 @@ async def healthz(request: web.Request) -> web.Response:
     balancer to take this instance out, which would refuse the webhooks that bring people's
     messages in (those are stored and answered once the channel is back).
     """
-    from bot import channel_health, outbox_queue
-    from store.models import utcnow
-
     now = utcnow()
-    health = channel_health.channels()
+    health = request.app[RELAY].health.channels()
     body: dict[str, object] = {"status": "ok"}
     try:
         async with request.app[SESSIONS]() as session:
@@ -78,7 +81,7 @@ async def healthz(request: web.Request) -> web.Response:
         queues, body["database"] = {}, "unreachable"
     channels = {}
     for name in sorted(set(health) | set(queues)):
-        seen = health.get(name) or channel_health.ChannelHealth(name)
+        seen = health.get(name) or ChannelHealth(name)
         queue = queues.get(name) or outbox_queue.Waiting(name, 0, 0, None)
         channels[name] = {"status": "degraded" if seen.degraded else "ok",
                           **seen.as_json(), **queue.as_json(now)}
@@ -91,39 +94,3 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def create_app(settings: Settings | None = None, *, migrate: bool = True,
-               dispatch: bool = True) -> web.Application:
-    """Build the app. `dispatch=False` leaves the outbox alone (tests drive it themselves)."""
-    settings = settings or Settings()
-    invite_codes.use_settings(settings)
-    app = web.Application(client_max_size=256 * 1024, middlewares=[hide_failures])
-    app[SETTINGS] = settings
-
-    async def database(app: web.Application):
-        if migrate:
-            await upgrade_async(settings.database_url)
-        engine = make_engine(settings.database_url)
-        app[ENGINE] = engine
-        app[SESSIONS] = sessionmaker(engine)
-        yield
-        await engine.dispose()
-
-    app.cleanup_ctx.append(database)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    import bot.wiring  # noqa: F401  (each feature module registers itself with @feature)
-
-    for install in _feature_routes:
-        install(app, settings, dispatch)
-    return app
-
-
-# Features add their routes and background tasks here: install(app, settings, dispatch).
-_feature_routes: list = []
-
-
-def feature(install):
-    _feature_routes.append(install)
-    return install

@@ -26,16 +26,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import segments, service
-from bot.app import SESSIONS, feature
+from bot import segments
 from bot.organisers import forward_attendance, record
+from bot.relay import Relay
 from bot.render import render
 from bot.settings import Settings
 from flows.briefing import session_moved_text
 from flows.i18n import shipped_languages, translator
 from flows.model import Outbound
-from scheduler import config as scheduler_config
-from scheduler.config import QuietHours, pick
+from scheduler import timers
+from scheduler.config import Calendar, QuietHours, pick
 from scheduler.plan import after_quiet_hours
 from store.models import Contact, OutboxMessage, Participant, utcnow
 from store.organisers import Broadcast
@@ -196,7 +196,7 @@ class AudienceCount:
 def audience_counts(members: list[Member], now: datetime,
                     timing: Timing | None = None) -> dict[str, AudienceCount]:
     """Counts for every audience that has someone in it (what a chat preview shows)."""
-    timing = timing or current_timing()
+    timing = timing or Timing()
     counts: dict[str, AudienceCount] = {}
     quiet: dict[str | None, bool] = {}
     for member in members:
@@ -294,9 +294,8 @@ class Timing:
         return after_quiet_hours(now, tz, self.quiet)
 
 
-def current_timing() -> Timing:
-    """The zone and quiet hours of the calendar the service runs (defaults without one)."""
-    cal = scheduler_config.current()
+def timing_of(cal: Calendar | None) -> Timing:
+    """The zone and quiet hours of an assembly's calendar (defaults without one)."""
     if cal is None:
         return Timing()
     return Timing(cal.schedule.timezone, cal.schedule.quiet_hours)
@@ -352,7 +351,7 @@ async def dry_run(session: AsyncSession, settings: Settings, content: Content,
                   audience: Audience, *, urgent: bool = False, now: datetime | None = None,
                   timing: Timing | None = None) -> DryRun:
     now = now or utcnow()
-    renderer = _Renderer(content, settings, urgent, timing or current_timing(), now)
+    renderer = _Renderer(content, settings, urgent, timing or Timing(), now)
     result = DryRun(str(audience), AudienceCount(), Counter())
     for member in await load_members(session):
         if not audience.includes(member):
@@ -379,7 +378,7 @@ async def dry_run(session: AsyncSession, settings: Settings, content: Content,
 async def create(session: AsyncSession, settings: Settings, content: Content,
                  audience: Audience, *, organiser_id: int | None, origin: str,
                  urgent: bool = False, at: datetime | None = None,
-                 now: datetime | None = None) -> Broadcast:
+                 now: datetime | None = None, timing: Timing | None = None) -> Broadcast:
     """Store a broadcast; queue it at once unless `at` is in the future (then it waits)."""
     now = now or utcnow()
     if at is not None and at.tzinfo is None:
@@ -394,7 +393,7 @@ async def create(session: AsyncSession, settings: Settings, content: Content,
                      audience=str(audience), template=content.template, urgent=urgent,
                      origin=origin, at=at.astimezone(UTC).isoformat())
         return row
-    await queue(session, settings, row, now=now)
+    await queue(session, settings, row, now=now, timing=timing)
     return row
 
 
@@ -403,7 +402,7 @@ async def queue(session: AsyncSession, settings: Settings, row: Broadcast, *,
     """Write one outbox row per message part for every reachable member of the audience."""
     now = now or utcnow()
     audience = parse_audience(row.audience)
-    renderer = _Renderer(content_of(row), settings, row.urgent, timing or current_timing(), now)
+    renderer = _Renderer(content_of(row), settings, row.urgent, timing or Timing(), now)
     outbox: list[dict[str, Any]] = []
     next_seqs: list[dict[str, int]] = []
     people = 0
@@ -451,7 +450,8 @@ def _expire_next_seq(session: AsyncSession, contact_ids: set[int]) -> None:
 
 
 async def release_due(sessions: async_sessionmaker[AsyncSession], settings: Settings,
-                      now: datetime | None = None) -> list[int]:
+                      now: datetime | None = None,
+                      timing: Timing | None = None) -> list[int]:
     """Queue every scheduled broadcast whose time has come, each in its own transaction.
 
     The row is locked (skipped if another instance holds it) and its status checked again,
@@ -468,9 +468,8 @@ async def release_due(sessions: async_sessionmaker[AsyncSession], settings: Sett
             )).scalar_one_or_none()
             if row is None:
                 return released
-            await queue(session, settings, row, now=current)
+            await queue(session, settings, row, now=current, timing=timing)
             released.append(row.id)
-        service.outbox_signal.set()
 
 
 async def discard(session: AsyncSession, broadcast_id: int, *,
@@ -533,23 +532,25 @@ async def recent(session: AsyncSession, limit: int = 20) -> list[Broadcast]:
 RELEASE_EVERY = 15.0  # seconds
 
 
-async def release_once(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+async def release_once(sessions: async_sessionmaker[AsyncSession], settings: Settings,
+                       calendar: Calendar | None = None) -> int:
     """Scheduled broadcasts that are due, and attendance notices no organiser was told of
-    yet (there was none when they came in)."""
-    released = await release_due(sessions, settings)
+    yet (there was none when they came in). Returns how many of both went out."""
+    released = await release_due(sessions, settings, timing=timing_of(calendar))
     if released:
         log.info("released %d scheduled broadcast(s)", len(released))
     async with sessions.begin() as session:
-        forwarded = await forward_attendance(session, settings, utcnow())
-    if forwarded:
-        service.outbox_signal.set()
+        forwarded = await forward_attendance(session, settings, utcnow(), calendar=calendar)
+    return len(released) + forwarded
 
 
-@feature
-def install(app, settings: Settings, dispatch: bool) -> None:
+def install(app, relay: Relay, dispatch: bool) -> None:
     """Release scheduled broadcasts with the service (not when tests drive the outbox)."""
-    from scheduler import timers
+    if not dispatch:
+        return
 
-    if dispatch:
-        timers.add(app, "broadcasts: release the scheduled ones", RELEASE_EVERY,
-                   lambda: release_once(app[SESSIONS], settings))
+    async def tick() -> None:
+        if await release_once(relay.sessions, relay.settings, relay.calendar):
+            relay.outbox_signal.set()
+
+    timers.add(app, "broadcasts: release the scheduled ones", RELEASE_EVERY, tick)

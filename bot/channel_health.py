@@ -47,25 +47,19 @@ class ChannelHealth:
                 "last_error": self.last_error}
 
 
-_channels: dict[str, ChannelHealth] = {}
+class ChannelBook:
+    """Every channel's health in one service instance (what /healthz reports)."""
 
+    def __init__(self) -> None:
+        self._channels: dict[str, ChannelHealth] = {}
 
-def channel(name: str) -> ChannelHealth:
-    health = _channels.get(name)
-    if health is None:
-        health = _channels[name] = ChannelHealth(name)
-        CHANNEL_FAILURES.labels(name).set(0)
-        CHANNEL_DEGRADED.labels(name).set(0)
-    return health
+    def channel(self, name: str) -> ChannelHealth:
+        health = self._channels.get(name)
+        if health is None:
+            health = self._channels[name] = ChannelHealth(name)
+            CHANNEL_FAILURES.labels(name).set(0)
+            CHANNEL_DEGRADED.labels(name).set(0)
+        return health
 
-
-def channels() -> dict[str, ChannelHealth]:
-    return dict(_channels)
-
-
-def forget() -> None:
-    """Start afresh (a new dispatcher in tests)."""
-    for health in _channels.values():
-        if health.failures:
-            health.succeeded()
-    _channels.clear()
+    def channels(self) -> dict[str, ChannelHealth]:
+        return dict(self._channels)

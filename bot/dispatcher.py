@@ -47,12 +47,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import channel_health, invite_codes, outbox_queue, service
-from bot.app import SESSIONS, feature
+from bot import invite_codes, outbox_queue, service
+from bot.channel_health import ChannelBook
 from bot.metrics import DISPATCH_LATENCY, MESSAGES_OUT, OLDEST_WAITING, QUEUE_DEPTH
 from bot.outbox_transactions import Transactions
 from bot.outcomes import Outcome, OutcomeWriter
 from bot.ratelimit import DeliveryLimits
+from bot.relay import Relay
 from bot.render import render
 from bot.send_watch import Sender, SendWatch
 from bot.settings import Settings
@@ -124,9 +125,9 @@ class Claimed:
     contact_opted_out: bool
     contact_unreachable: bool
 
-    def outgoing(self) -> Outgoing:
+    def outgoing(self, invite_key: bytes) -> Outgoing:
         return Outgoing(id=self.id, channel=self.channel, address=self.address,
-                        text=invite_codes.reveal(self.text, self.kind),
+                        text=invite_codes.reveal(self.text, self.kind, invite_key),
                         buttons=self.buttons, markdown=self.markdown, part=self.part,
                         parts=self.parts, kind=self.kind)
 
@@ -202,7 +203,9 @@ class Dispatcher:
                  limits: DeliveryLimits | None = None, concurrency: int = 64,
                  lease: timedelta = timedelta(seconds=120), send_timeout: float = 30.0,
                  poll_interval: float = 0.5, depth_interval: float = 15.0,
-                 rng: Callable[[], float] = random.random, owner: str | None = None):
+                 rng: Callable[[], float] = random.random, owner: str | None = None,
+                 signal: asyncio.Event | None = None, health: ChannelBook | None = None,
+                 invite_key: bytes | None = None):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if send_timeout >= lease.total_seconds():
@@ -210,6 +213,10 @@ class Dispatcher:
         self.sessions = sessions
         self.transports = transports
         self.settings = settings
+        # Set by whoever queues rows (the service's turns), so new rows go out at once.
+        self.signal = signal or asyncio.Event()
+        self.health = health or ChannelBook()
+        self._invite_key = invite_key
         self.clock = clock
         self.limits = limits if limits is not None else DeliveryLimits.from_settings(settings)
         self.concurrency = concurrency
@@ -235,9 +242,15 @@ class Dispatcher:
         self._held = dict.fromkeys(transports, 0)  # claimed rows whose outcome is not in yet
         self._ready: ReadyRows | None = None
         self._watch = SendWatch(send_timeout)
-        self._health = {channel: channel_health.channel(channel) for channel in transports}
+        self._health = {channel: self.health.channel(channel) for channel in transports}
         self._stopping = False
         self._wake: asyncio.Event | None = None
+
+    @property
+    def invite_key(self) -> bytes:
+        if self._invite_key is None:  # read when the first row goes out, not at start-up
+            self._invite_key = invite_codes.server_key(self.settings)
+        return self._invite_key
 
     def _channel_budget(self, channel: str) -> int:
         limits = self.limits.for_channel(channel)
@@ -345,18 +358,15 @@ class Dispatcher:
         return any(len(claimed[channel]) == free for channel, free in wanted.items())
 
     async def _idle(self) -> None:
-        """Wait for a claim to be due, a new message (outbox_signal), outcomes to record, a
-        stop, or the poll time.
-
-        `outbox_signal` is read as a flag rather than awaited: an asyncio.Event binds to
-        the first loop that waits on it, and the service's one is module-wide.
-        """
+        """Wait for a claim to be due, a new message (the signal), outcomes to record, a
+        stop, or the poll time. The signal is read as a flag rather than awaited: several
+        writers set it and nobody else clears it."""
         assert self._wake is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.poll_interval
         while not self._stopping and loop.time() < deadline:
-            if service.outbox_signal.is_set():
-                service.outbox_signal.clear()
+            if self.signal.is_set():
+                self.signal.clear()
                 return
             if self.writer.count and time.monotonic() - self.writer.since >= RECORD_DELAY:
                 return
@@ -518,7 +528,7 @@ class Dispatcher:
                 row.channel, max(0.0, (handed_over - row.created_at).total_seconds()))
             sender.deadline = time.monotonic() + self.send_timeout
             try:
-                sent = await self.transports[row.channel].send(row.outgoing())
+                sent = await self.transports[row.channel].send(row.outgoing(self.invite_key))
             except asyncio.CancelledError:
                 if not sender.expired:
                     raise
@@ -631,7 +641,7 @@ class Dispatcher:
             self._finish(row, status, error=f"{reason}; no other channel")
             return
         MESSAGES_OUT.labels(row.channel, status).inc()
-        service.outbox_signal.set()
+        self.signal.set()
         if self._wake is not None:
             self._wake.set()
 
@@ -693,11 +703,11 @@ def _choices(buttons: Iterable[dict[str, str]]) -> Iterable[Choice]:
         yield Choice(key=key, label=button.get("label", ""))
 
 
-@feature
-def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
+def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
     """Run the dispatcher beside the web server while `dispatch` is on."""
     if not dispatch:
         return
+    settings = relay.settings
 
     async def dispatcher_context(app: web.Application):
         transports = build_transports(settings)
@@ -705,8 +715,9 @@ def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
         for channel in settings.simulated_channels:
             # The simulator is no carrier: its replies should appear at once.
             limits.channels.pop(channel, None)
-        dispatcher = Dispatcher(app[SESSIONS], transports, settings, limits=limits,
-                                lease=settings.send_lease, send_timeout=settings.send_timeout)
+        dispatcher = Dispatcher(relay.sessions, transports, settings, limits=limits,
+                                lease=settings.send_lease, send_timeout=settings.send_timeout,
+                                signal=relay.outbox_signal, health=relay.health)
         task = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
         yield
         dispatcher.stop()

@@ -20,7 +20,6 @@ import os
 import re
 import secrets
 import string
-import threading
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -39,9 +38,6 @@ INVITATION_KIND = "invitation"
 
 log = logging.getLogger(__name__)
 
-_keys: dict[tuple[str | None, Path | None], bytes] = {}
-_current: dict[str, Settings | None] = {"settings": None}
-_lock = threading.Lock()
 
 
 def new_nonce() -> str:
@@ -64,12 +60,11 @@ def code_for(nonce: str, key: bytes) -> str:
     return "".join(chars)
 
 
-def reveal(text: str, kind: str = INVITATION_KIND, key: bytes | None = None) -> str:
+def reveal(text: str, kind: str, key: bytes) -> str:
     """The text as it leaves the service: each marker of an invitation replaced by its code.
     Texts of other kinds are left alone, whatever they hold."""
     if kind != INVITATION_KIND or MARK not in text:
         return text
-    key = key or server_key()
     return _MARKER.sub(lambda found: code_for(found.group(1), key), text)
 
 
@@ -83,33 +78,20 @@ def key_file(database_url: str) -> Path:
     return Path.cwd() / KEY_FILE
 
 
-def use_settings(settings: Settings) -> None:
-    """The configuration whose secret `reveal` uses (the service's); the key is read or
-    made only when a code is first needed."""
-    with _lock:
-        _current["settings"] = settings
-
-
-def server_key(settings: Settings | None = None) -> bytes:
-    """The secret of `settings`, or of the settings last given (a process serves one
-    database), or of the environment's. A generated key is created on first use."""
-    with _lock:
-        if settings is not None:
-            _current["settings"] = settings
-        settings = _current["settings"]
-        if settings is None:
-            settings = _current["settings"] = Settings()
-        given = settings.secret_key.get_secret_value().strip() if settings.secret_key else None
-        where = None if given else key_file(settings.database_url)
-        if (given, where) not in _keys:
-            if where is not None and not where.exists():
-                # Another working directory, another instance: another key, and links
-                # made by one would not open with the other.
-                log.warning("no CONCORDER_SECRET_KEY: a new secret key is kept in %s; set "
-                            "the variable wherever more than one process or directory "
-                            "serves this database", where)
-            _keys[given, where] = given.encode() if given else _file_key(where)
-        return _keys[given, where]
+def server_key(settings: Settings) -> bytes:
+    """The secret of `settings`: CONCORDER_SECRET_KEY, else the key file (made on first
+    use). Read once per service instance (`Relay.invite_key`)."""
+    given = settings.secret_key.get_secret_value().strip() if settings.secret_key else None
+    if given:
+        return given.encode()
+    where = key_file(settings.database_url)
+    if not where.exists():
+        # Another working directory, another instance: another key, and links made by one
+        # would not open with the other.
+        log.warning("no CONCORDER_SECRET_KEY: a new secret key is kept in %s; set the "
+                    "variable wherever more than one process or directory serves this "
+                    "database", where)
+    return _file_key(where)
 
 
 def _file_key(path: Path) -> bytes:

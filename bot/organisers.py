@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -13,13 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.addresses import BadAddress, normalise
-from bot.service import (
-    TURN_CONTACT,
-    after_turn,
-    enqueue,
-    find_or_create_contact,
-    provide_facts,
-)
+from bot.service import TURN_CONTACT, enqueue, find_or_create_contact
 from bot.settings import Settings
 from flows.engine import MAX_TEXT
 from flows.i18n import translator
@@ -34,7 +29,7 @@ from flows.organiser import (
     parse_broadcast,
     split_command,
 )
-from scheduler import config as scheduler_config
+from scheduler.config import Calendar, CalendarSource
 from scheduler.facts import load_moves
 from scheduler.plan import timed_sessions
 from store import audit
@@ -194,10 +189,9 @@ async def organiser_contacts(session: AsyncSession, default_language: str
 PREVIEW_LIFETIME = timedelta(minutes=PREVIEW_MINUTES)
 
 
-async def _sessions(session: AsyncSession) -> tuple[list[dict], str]:
+async def _sessions(session: AsyncSession, cal: Calendar | None) -> tuple[list[dict], str]:
     """The sessions of the running calendar (moves applied, in time order), and its zone.
     The flow picks the coming ones by its own clock."""
-    cal = scheduler_config.current()
     if cal is None:
         return [], "UTC"
     found = []
@@ -215,11 +209,12 @@ async def _sessions(session: AsyncSession) -> tuple[list[dict], str]:
 NEW_CODE_HASH = "organiser_new_code_hash"
 
 
-@provide_facts
-async def organiser_facts(session: AsyncSession, participant: Participant) -> dict[str, Any]:
+async def organiser_facts(calendar_of: CalendarSource, session: AsyncSession,
+                          participant: Participant) -> dict[str, Any]:
     from bot import broadcast
 
     now = utcnow()
+    calendar = calendar_of()
     contact = session.info.get(TURN_CONTACT)
     info = await organiser_of(session, contact)
     if info is None:
@@ -227,12 +222,12 @@ async def organiser_facts(session: AsyncSession, participant: Participant) -> di
             Selection.participant_id == participant.id))).scalar_one_or_none()
         facts: dict[str, Any] = {"organiser": None, "panel": seat in (SELECTED, CONFIRMED)}
         if facts["panel"]:
-            facts["sessions"], facts["timezone"] = await _sessions(session)
+            facts["sessions"], facts["timezone"] = await _sessions(session, calendar)
         return facts
     members = await broadcast.load_members(session)
-    counts = broadcast.audience_counts(members, now)
+    counts = broadcast.audience_counts(members, now, broadcast.timing_of(calendar))
     preview = await session.get(BroadcastPreview, info.id)
-    sessions, zone = await _sessions(session)
+    sessions, zone = await _sessions(session, calendar)
     guard = await session.get(Organiser, info.id)
     facts = {
         "organiser": {"id": info.id, "sms_failures": guard.sms_failures,
@@ -255,13 +250,14 @@ async def organiser_facts(session: AsyncSession, participant: Participant) -> di
     return facts
 
 
-@after_turn
-async def organiser_events(session: AsyncSession, settings: Settings, *,
+async def organiser_events(calendar_of: CalendarSource, session: AsyncSession,
+                           settings: Settings, *,
                            participant: Participant, contact: Contact, text: str,
                            turn: Turn, now: datetime) -> int:
     """Store previews, send confirmed broadcasts, drop discarded ones, forward notices."""
     from bot import broadcast
 
+    calendar = calendar_of()
     queued = 0
     for event in turn.events:
         organiser_id = event.data.get("organiser")
@@ -296,7 +292,8 @@ async def organiser_events(session: AsyncSession, settings: Settings, *,
                 row = await broadcast.create(
                     session, settings, broadcast.text_content(preview.text),
                     broadcast.parse_audience(preview.audience), organiser_id=organiser_id,
-                    origin=preview.origin, urgent=is_urgent(preview.text), now=now)
+                    origin=preview.origin, urgent=is_urgent(preview.text), now=now,
+                    timing=broadcast.timing_of(calendar))
                 queued += await _count_rows(session, row.id)
             await session.delete(preview)
             await session.flush()
@@ -307,7 +304,8 @@ async def organiser_events(session: AsyncSession, settings: Settings, *,
                                              session_id=event.data.get("session"),
                                              kind=_report_kind(event.data), at=now))
         await session.flush()
-        queued += await forward_attendance(session, settings, now, words={participant.id: text})
+        queued += await forward_attendance(session, settings, now, calendar=calendar,
+                                           words={participant.id: text})
     return queued
 
 
@@ -352,6 +350,7 @@ async def _count_rows(session: AsyncSession, broadcast_id: int) -> int:
 
 
 async def forward_attendance(session: AsyncSession, settings: Settings, now: datetime, *,
+                             calendar: Calendar | None = None,
                              words: dict[str, str] | None = None) -> int:
     """Tell every organiser about LATE / CAN'T COME notices not yet forwarded.
 
@@ -366,7 +365,7 @@ async def forward_attendance(session: AsyncSession, settings: Settings, now: dat
     recipients = await organiser_contacts(session, settings.default_language)
     if not recipients:
         return 0
-    numbers = {s["id"]: s["number"] for s in (await _sessions(session))[0]}
+    numbers = {s["id"]: s["number"] for s in (await _sessions(session, calendar))[0]}
     refs = dict((await session.execute(
         select(PoolEntry.participant_id, PoolEntry.external_id).where(
             PoolEntry.participant_id.in_([n.participant_id for n in notices]))
@@ -396,3 +395,13 @@ async def forward_attendance(session: AsyncSession, settings: Settings, now: dat
         await record(session, "attendance.forwarded", None, notice=notice.id,
                      kind=notice.kind, organisers=len(recipients))
     return queued
+
+
+def register(relay) -> None:
+    """Join the conversations: organisers' facts, then what their turns mean
+    (`relay`: bot.relay.Relay)."""
+    def calendar_of() -> Calendar | None:
+        return relay.calendar
+
+    relay.hooks.provide_facts(partial(organiser_facts, calendar_of))
+    relay.hooks.after_turn(partial(organiser_events, calendar_of))

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import invite_codes, service
 from bot.addresses import BadAddress, is_simulated, normalise_phone
-from bot.app import SESSIONS, feature
+from bot.relay import Relay
 from bot.render import render
 from bot.settings import Settings
 from flows import engine
-from flows.assembly import Assembly, AssemblyError, load_assembly
+from flows.assembly import Assembly
 from flows.model import Context, Event, State
 from scheduler import timers
 from store import audit
@@ -78,22 +79,6 @@ CHUNK = 10000
 
 # ---------------------------------------------------------------------------- assembly
 
-_active: dict[str, Any] = {"assembly": None, "path": None}
-
-
-def use_assembly(assembly: Assembly | None, path: str | None = None) -> None:
-    """Make `assembly` the one the conversations of this process talk about."""
-    _active["assembly"], _active["path"] = assembly, path
-
-
-def active_assembly() -> Assembly | None:
-    if _active["assembly"] is None:
-        path = Settings().assembly_file
-        if path:
-            use_assembly(load_assembly(path), path)
-    return _active["assembly"]
-
-
 async def check_one_assembly(session: AsyncSession, assembly: Assembly) -> None:
     """One assembly per database: refuse work for another one than the first recorded."""
     recorded = (
@@ -117,11 +102,10 @@ class RecruitmentError(RuntimeError):
 
 # ------------------------------------------------------------------- facts for flows
 
-@service.provide_facts
-async def recruitment_facts(session: AsyncSession, participant: Participant) -> dict[str, Any]:
-    assembly = active_assembly()
-    if assembly is None:
-        return {}
+async def recruitment_facts(assembly: Assembly, timezone: Callable[[], str],
+                            session: AsyncSession, participant: Participant) -> dict[str, Any]:
+    """What the recruitment flows know: the assembly's questions, this person's
+    invitation, answers and place in the draw; deadlines in the assembly's `timezone()`."""
     facts = assembly.facts()
     invitation = (
         await session.execute(select(Invitation).where(
@@ -142,19 +126,11 @@ async def recruitment_facts(session: AsyncSession, participant: Participant) -> 
     if selection is not None:
         facts["selection"] = {"status": selection.status, "confirm_by": selection.confirm_by}
     facts["outcome"] = _outcome(invitation, selection)
-    facts["timezone"] = participant.timezone or _assembly_timezone()
+    facts["timezone"] = participant.timezone or timezone()
     default = _default_flow(invitation, selection)
     if default:
         result["default_flow"] = default
     return result
-
-
-def _assembly_timezone() -> str:
-    """The assembly's time zone (its calendar's), in which deadlines are written."""
-    from scheduler.config import current
-
-    calendar = current()
-    return calendar.schedule.timezone if calendar is not None else "UTC"
 
 
 def _outcome(invitation: Invitation | None, selection: Selection | None) -> str | None:
@@ -194,7 +170,6 @@ async def _invitation_of(session: AsyncSession, participant_id: str) -> Invitati
     ).scalar_one_or_none()
 
 
-@service.on_event("invitation.accepted")
 async def _accepted(session, participant, event: Event, now: datetime) -> None:
     invitation = await _invitation_of(session, participant.id)
     if invitation is not None:
@@ -209,17 +184,14 @@ async def _close(session, participant, now: datetime, status: str) -> None:
         invitation.status, invitation.closed_at = status, now
 
 
-@service.on_event("invitation.declined")
 async def _declined(session, participant, event: Event, now: datetime) -> None:
     await _close(session, participant, now, NOT_INTERESTED)
 
 
-@service.on_event("consent.refused")
 async def _consent_refused(session, participant, event: Event, now: datetime) -> None:
     await _close(session, participant, now, NOT_INTERESTED)
 
 
-@service.on_event("consent.given")
 async def _consent_given(session, participant, event: Event, now: datetime) -> None:
     session.add(Consent(participant_id=participant.id,
                         text_version=str(event.data.get("version", "")),
@@ -231,7 +203,6 @@ async def _consent_given(session, participant, event: Event, now: datetime) -> N
         invitation.consented_at, invitation.status = now, CONSENTED
 
 
-@service.on_event("registration.completed")
 async def _registered(session, participant, event: Event, now: datetime) -> None:
     state = dict(participant.state)
     data = dict(state.get("data") or {})
@@ -249,8 +220,6 @@ async def _registered(session, participant, event: Event, now: datetime) -> None
         invitation.registered_at, invitation.status = now, REGISTERED
 
 
-@service.on_event("participant.withdrew")
-@service.on_event("participant.opted_out")
 async def _withdrew(session, participant, event: Event, now: datetime) -> None:
     """WITHDRAW or STOP: stop everything and mark the person's data for erasure."""
     invitation = await _invitation_of(session, participant.id)
@@ -277,12 +246,10 @@ async def _answer_selection(session, participant, now: datetime, status: str) ->
         selection.reason = "declined" if status == DECLINED else None
 
 
-@service.on_event("selection.confirmed")
 async def _confirmed(session, participant, event: Event, now: datetime) -> None:
     await _answer_selection(session, participant, now, CONFIRMED)
 
 
-@service.on_event("selection.declined")
 async def _selection_declined(session, participant, event: Event, now: datetime) -> None:
     await _answer_selection(session, participant, now, DECLINED)
 
@@ -293,7 +260,6 @@ STORED_START = "/start [code not kept]"
 _START = re.compile(r"^/start(?:@\w+)?\s+([A-Za-z0-9_-]{1,64})\s*$")
 
 
-@service.before_inbound
 async def bind_invitation_link(session: AsyncSession, *, channel: str, address: str,
                                text: str, language: str, now: datetime) -> None:
     """'/start <code>' from a Telegram chat binds that chat to the invited person, once."""
@@ -956,8 +922,6 @@ async def _invite_chunk(session: AsyncSession, settings: Settings, assembly: Ass
             .values(state=bindparam("b_state"), updated_at=bindparam("b_at")), states)
     await append_audit_many(session, events, now)
     result.messages += len(outbox)
-    if outbox:
-        service.outbox_signal.set()
     return len(rows)
 
 
@@ -1002,21 +966,20 @@ async def due_invitation_reminders(session: AsyncSession, now: datetime,
     return list((await session.execute(query.limit(limit) if limit else query)).scalars())
 
 
-async def send_invitation_reminders(sessions: async_sessionmaker[AsyncSession],
-                                    settings: Settings, now: datetime | None = None,
+async def send_invitation_reminders(relay: Relay, now: datetime | None = None,
                                     chunk: int = 500) -> int:
     """Send every due reminder (one per invitation, ever), a chunk per transaction."""
     now = now or utcnow()
     sent = 0
     while True:
-        async with sessions.begin() as session:
+        async with relay.sessions.begin() as session:
             due = await due_invitation_reminders(session, now, chunk)
             for invitation in due:
                 participant = await service.lock_participant(session, invitation.participant_id)
                 invitation.reminded_at, invitation.status = now, REMINDED
                 if participant.opted_out or participant.erase_requested_at:
                     continue
-                await service.start_flow(session, settings, participant, "invitation",
+                await service.start_flow(session, relay, participant, "invitation",
                                          step="reminder", now=now)
                 await audit.append(session, "invitation.reminded", {},
                                    participant_id=participant.id, at=now)
@@ -1045,14 +1008,14 @@ async def lapse_invitations(session: AsyncSession, now: datetime) -> int:
 
 # ------------------------------------------------------------ the draw's outcome
 
-async def notify_draw_outcome(sessions: async_sessionmaker[AsyncSession], settings: Settings,
-                              assembly: Assembly, now: datetime | None = None) -> Counter:
+async def notify_draw_outcome(relay: Relay, assembly: Assembly,
+                              now: datetime | None = None) -> Counter:
     """Tell people what the draw wrote: the selected are asked to CONFIRM by a deadline,
     reserves hear they are reserves, everyone else registered is thanked. Each person is
     told once; rows the draw adds later (a reserve promoted to selected) are told then."""
     now = now or utcnow()
     told: Counter = Counter()
-    async with sessions.begin() as session:
+    async with relay.sessions.begin() as session:
         await expire_selections(session, now)
         selections = (await session.execute(
             # Not told yet, or a reserve promoted to selected (no deadline yet).
@@ -1066,7 +1029,7 @@ async def notify_draw_outcome(sessions: async_sessionmaker[AsyncSession], settin
             selection.notified_at = now
             participant = await service.lock_participant(session, selection.participant_id)
             step = "confirm" if selection.status == SELECTED else "reserve"
-            await service.start_flow(session, settings, participant, "confirmation",
+            await service.start_flow(session, relay, participant, "confirmation",
                                      step=step, now=now)
             await audit.append(session, "selection.notified", {"status": selection.status},
                                participant_id=participant.id, at=now)
@@ -1081,7 +1044,7 @@ async def notify_draw_outcome(sessions: async_sessionmaker[AsyncSession], settin
             for invitation in others:
                 invitation.outcome_sent_at = now
                 participant = await service.lock_participant(session, invitation.participant_id)
-                await service.start_flow(session, settings, participant, "confirmation",
+                await service.start_flow(session, relay, participant, "confirmation",
                                          step="thanks", now=now)
                 told["not selected"] += 1
             if others:
@@ -1203,10 +1166,10 @@ async def funnel_by_category(session: AsyncSession, assembly: Assembly) -> list[
 
 __all__ = [
     "INVITATION_STATUSES", "SELECTION_STATUSES", "CategoryFunnel", "Funnel", "InvitePlan",
-    "InviteResult", "RecruitmentError", "active_assembly", "due_invitation_reminders", "funnel",
+    "InviteResult", "RecruitmentError", "due_invitation_reminders", "funnel",
     "funnel_by_category",
     "import_pool", "lapse_invitations", "notify_draw_outcome", "parse_pool",
-    "plan_invitations", "send_invitation_reminders", "send_invitations", "use_assembly",
+    "plan_invitations", "send_invitation_reminders", "send_invitations",
 ]
 
 
@@ -1215,33 +1178,46 @@ __all__ = [
 TICK_SECONDS = 600
 
 
-async def recruitment_tick(sessions: async_sessionmaker[AsyncSession], settings: Settings,
-                           now: datetime | None = None) -> dict[str, int]:
+async def recruitment_tick(relay: Relay, now: datetime | None = None) -> dict[str, int]:
     """The timed work of recruitment: due reminders, lapsed invitations, expired places.
     The service runs it every TICK_SECONDS; a scheduler may call it instead."""
     now = now or utcnow()
-    reminded = await send_invitation_reminders(sessions, settings, now)
-    async with sessions.begin() as session:
+    reminded = await send_invitation_reminders(relay, now)
+    async with relay.sessions.begin() as session:
         lapsed = await lapse_invitations(session, now)
         expired = await expire_selections(session, now)
     return {"reminded": reminded, "lapsed": lapsed, "expired": expired}
 
 
-@feature
-def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
-    if not settings.assembly_file:
-        return
-    try:
-        use_assembly(load_assembly(settings.assembly_file), settings.assembly_file)
-    except AssemblyError as exc:
-        for problem in exc.problems:
-            log.error("assembly: %s: %s", exc.path, problem)
-        raise
-    if not dispatch:
+def register(relay: Relay) -> None:
+    """Join the conversations: invitation links first, then facts, then what events mean."""
+    hooks = relay.hooks
+    hooks.before_inbound(bind_invitation_link)
+    if relay.assembly is not None:
+        def zone() -> str:  # the calendar's, which may be reloaded while the service runs
+            return relay.calendar.schedule.timezone if relay.calendar is not None else "UTC"
+
+        hooks.provide_facts(partial(recruitment_facts, relay.assembly, zone))
+    hooks.on_event("invitation.accepted", _accepted)
+    hooks.on_event("invitation.declined", _declined)
+    hooks.on_event("consent.refused", _consent_refused)
+    hooks.on_event("consent.given", _consent_given)
+    hooks.on_event("registration.completed", _registered)
+    hooks.on_event("participant.withdrew", _withdrew)
+    hooks.on_event("participant.opted_out", _withdrew)
+    hooks.on_event("selection.confirmed", _confirmed)
+    hooks.on_event("selection.declined", _selection_declined)
+
+
+def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
+    """Reminders and lapsing on a timer, while the service dispatches."""
+    if relay.assembly is None or not dispatch:
         return
 
     async def tick() -> None:
-        done = await recruitment_tick(app[SESSIONS], settings)
+        done = await recruitment_tick(relay)
+        if done["reminded"]:
+            relay.outbox_signal.set()
         if any(done.values()):
             log.info("recruitment: %s", done)
 

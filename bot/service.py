@@ -16,93 +16,39 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-import flows.catalog  # noqa: F401  (registers every flow)
 from bot.addresses import can_receive_sms
 from bot.metrics import MESSAGES_IN
+from bot.relay import Relay
 from bot.render import render
 from bot.settings import Settings
-from flows import engine
 from flows.i18n import shipped_languages
-from flows.model import Context, Event, Inbound, Outbound, State, Turn
+from flows.model import Context, Inbound, Outbound, State, Turn
 from store import audit
 from store.models import Contact, InboundMessage, OutboxMessage, Participant, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Facts a flow may need about the world (the assembly, its deadlines): filled by features.
-FactsProvider = Callable[[AsyncSession, Participant], Any]
-_facts_providers: list[FactsProvider] = []
-
-
-def provide_facts(provider: FactsProvider) -> FactsProvider:
-    """Register an async function adding facts to every flow context."""
-    _facts_providers.append(provider)
-    return provider
-
-
 # Where providers find the contact a turn came in on: rights that belong to an address and
 # not to a person (an organiser's) are read from it, never from the participant's others.
 TURN_CONTACT = "turn_contact"
 
 
-async def facts_for(session: AsyncSession, participant: Participant,
+async def facts_for(session: AsyncSession, relay: Relay, participant: Participant,
                     contact: Contact | None = None) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     session.info[TURN_CONTACT] = contact
     try:
-        for provider in _facts_providers:
+        for provider in relay.hooks.facts:
             facts.update(await provider(session, participant) or {})
     finally:
         session.info.pop(TURN_CONTACT, None)
     return facts
 
 
-# Features that turn flow events into rows of their own (a consent, an answer): called
-# inside the turn's transaction, after the participant's new state is set.
-EventHandler = Callable[[AsyncSession, Participant, Event, datetime], Awaitable[None]]
-_event_handlers: dict[str, list[EventHandler]] = {}
-
-
-def on_event(kind: str) -> Callable[[EventHandler], EventHandler]:
-    """Register an async handler for flow events of `kind` (persisting what they mean)."""
-    def register(handler: EventHandler) -> EventHandler:
-        _event_handlers.setdefault(kind, []).append(handler)
-        return handler
-    return register
-
-
-# Run before an inbound message finds its contact: may bind the address to an existing
-# participant (a Telegram /start link carrying an invitation code).
-InboundHook = Callable[..., Awaitable[None]]
-_inbound_hooks: list[InboundHook] = []
-
-
-def before_inbound(hook: InboundHook) -> InboundHook:
-    """Register `async hook(session, *, channel, address, text, language, now)`."""
-    _inbound_hooks.append(hook)
-    return hook
-
-
-# Run after a turn's state, messages and events are written, in the same transaction, with
-# what event handlers do not get: the settings, the contact and the message text (an
-# organiser's SEND turns the text they previewed into a broadcast). Returns rows queued.
-TurnHook = Callable[..., Awaitable[int]]
-_turn_hooks: list[TurnHook] = []
-
-
-def after_turn(hook: TurnHook) -> TurnHook:
-    """Register `async hook(session, settings, *, participant, contact, text, turn, now)`."""
-    _turn_hooks.append(hook)
-    return hook
-
-
 NO_SMS_REPLY = "the sender is a short code or name: it cannot receive SMS"
-
-# Woken after every commit that queues messages, so the dispatcher need not poll hard.
-outbox_signal = asyncio.Event()
 
 
 @dataclass
@@ -181,7 +127,7 @@ async def lock_participant(session: AsyncSession, participant_id: str) -> Partic
     ).scalar_one()
 
 
-async def receive(sessions: async_sessionmaker[AsyncSession], settings: Settings, *,
+async def receive(relay: Relay, *,
                   channel: str, address: str, text: str = "", button: str | None = None,
                   provider_id: str, language_hint: str | None = None,
                   now: datetime | None = None) -> Received:
@@ -190,15 +136,16 @@ async def receive(sessions: async_sessionmaker[AsyncSession], settings: Settings
     text = storable(text or "")
     button = storable(button)[:MAX_BUTTON] if button is not None else None
     return await retry_conflicts(lambda: _receive_once(
-        sessions, settings, channel=channel, address=address, text=text, button=button,
+        relay, channel=channel, address=address, text=text, button=button,
         provider_id=provider_id, language_hint=language_hint, now=now))
 
 
-async def _receive_once(sessions: async_sessionmaker[AsyncSession], settings: Settings, *,
+async def _receive_once(relay: Relay, *,
                         channel: str, address: str, text: str, button: str | None,
                         provider_id: str, language_hint: str | None,
                         now: datetime) -> Received:
-    async with sessions.begin() as session:
+    settings = relay.settings
+    async with relay.sessions.begin() as session:
         record = InboundMessage(channel=channel, provider_id=provider_id, text=text,
                                 button=button, received_at=now)
         try:
@@ -209,7 +156,7 @@ async def _receive_once(sessions: async_sessionmaker[AsyncSession], settings: Se
             MESSAGES_IN.labels(channel, "duplicate").inc()
             return Received(duplicate=True)
         language = best_language(language_hint, settings.default_language)
-        for hook in _inbound_hooks:
+        for hook in relay.hooks.inbound:
             await hook(session, channel=channel, address=address, text=text,
                        language=language, now=now)
         contact = await find_or_create_contact(session, channel, address, language)
@@ -220,15 +167,16 @@ async def _receive_once(sessions: async_sessionmaker[AsyncSession], settings: Se
         await session.refresh(contact)
         state = State.from_json(participant.state, language=participant.language)
         ctx = Context(now=now, participant_id=participant.id, channel=channel,
-                      facts=await facts_for(session, participant, contact))
-        turn = engine.handle(state, Inbound(channel=channel, text=text, button=button), ctx)
-        queued = await apply_turn(session, settings, participant, contact, turn, now)
-        for hook in _turn_hooks:
+                      facts=await facts_for(session, relay, participant, contact))
+        turn = relay.engine.handle(state, Inbound(channel=channel, text=text, button=button),
+                                   ctx)
+        queued = await apply_turn(session, relay, participant, contact, turn, now)
+        for hook in relay.hooks.turns:
             queued += await hook(session, settings, participant=participant, contact=contact,
                                  text=text, turn=turn, now=now)
     MESSAGES_IN.labels(channel, "handled").inc()
     if queued:
-        outbox_signal.set()
+        relay.outbox_signal.set()
     return Received(duplicate=False, participant_id=participant.id, queued=queued)
 
 
@@ -266,7 +214,7 @@ async def retry_conflicts(transaction: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
-async def start_flow(session: AsyncSession, settings: Settings, participant: Participant,
+async def start_flow(session: AsyncSession, relay: Relay, participant: Participant,
                      flow: str, *, step: str | None = None, contact: Contact | None = None,
                      now: datetime | None = None) -> int:
     """Begin a flow for a participant inside the caller's transaction (invitations, draws)."""
@@ -276,12 +224,12 @@ async def start_flow(session: AsyncSession, settings: Settings, participant: Par
         return 0
     state = State.from_json(participant.state, language=participant.language)
     ctx = Context(now=now, participant_id=participant.id, channel=contact.channel,
-                  facts=await facts_for(session, participant, contact))
-    turn = engine.start(state, flow, ctx, step)
-    return await apply_turn(session, settings, participant, contact, turn, now)
+                  facts=await facts_for(session, relay, participant, contact))
+    turn = relay.engine.start(state, flow, ctx, step)
+    return await apply_turn(session, relay, participant, contact, turn, now)
 
 
-async def apply_turn(session: AsyncSession, settings: Settings, participant: Participant,
+async def apply_turn(session: AsyncSession, relay: Relay, participant: Participant,
                      contact: Contact, turn: Turn, now: datetime) -> int:
     """Save the new state, queue the messages and append the events of one turn."""
     participant.state = turn.state.to_json()
@@ -290,9 +238,9 @@ async def apply_turn(session: AsyncSession, settings: Settings, participant: Par
     participant.updated_at = now
     for event in turn.events:
         await audit.append(session, event.kind, event.data, participant_id=participant.id, at=now)
-        for handler in _event_handlers.get(event.kind, ()):
+        for handler in relay.hooks.handlers(event.kind):
             await handler(session, participant, event, now)
-    return await enqueue(session, settings, participant, contact, turn.outbound,
+    return await enqueue(session, relay.settings, participant, contact, turn.outbound,
                          prompt_id=turn.state.prompt_id, now=now)
 
 

@@ -23,7 +23,8 @@ from sqlalchemy import and_, func, or_, select
 
 from bot import invite_codes, service
 from bot.addresses import CHANNELS, BadAddress, normalise, simulated_address
-from bot.app import SESSIONS, SETTINGS, feature
+from bot.app import RELAY, SESSIONS, SETTINGS
+from bot.relay import Relay
 from bot.settings import Settings
 from bot.transport import Outgoing, Sent
 from flows.i18n import shipped_languages, translator
@@ -153,7 +154,7 @@ async def post_message(request: web.Request) -> web.Response:
     except InputError as exc:
         return _error(exc)
     received = await service.receive(
-        request.app[SESSIONS], settings,
+        request.app[RELAY],
         channel=message["channel"], address=stored_address(message["address"], settings),
         text=message["text"],
         button=message["button"], provider_id=f"sim-{uuid.uuid4().hex}",
@@ -166,11 +167,12 @@ async def post_message(request: web.Request) -> web.Response:
     )
 
 
-def message_json(row: OutboxMessage) -> dict[str, Any]:
+def message_json(row: OutboxMessage, invite_key: bytes) -> dict[str, Any]:
     at = row.delivered_at or row.sent_at or row.created_at
     return {
         "seq": row.seq,
-        "text": invite_codes.reveal(row.text, row.kind),  # codes are filled in as they leave
+        # Codes are filled in as they leave.
+        "text": invite_codes.reveal(row.text, row.kind, invite_key),
         "choices": [{"label": b["label"], "data": b["data"]} for b in row.buttons or []],
         "status": row.status,
         "time": at.isoformat() if at else None,
@@ -215,9 +217,10 @@ async def get_messages(request: web.Request) -> web.Response:
                 )
             )
         ).scalar_one()
+    key = request.app[RELAY].invite_key
     return web.json_response(
-        {"channel": channel, "address": address, "messages": [message_json(r) for r in shown],
-         "pending": pending}
+        {"channel": channel, "address": address,
+         "messages": [message_json(r, key) for r in shown], "pending": pending}
     )
 
 
@@ -240,9 +243,8 @@ async def page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "simulator.html")
 
 
-@feature
-def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
-    if not settings.simulator_enabled:
+def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
+    if not relay.settings.simulator_enabled:
         # A real or public service must not let anyone speak as any phone number.
         return
     app.router.add_get("/simulator", page)

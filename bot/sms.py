@@ -25,8 +25,9 @@ from twilio.rest import Client
 
 from bot import service
 from bot.addresses import BadAddress, inbound_sender
-from bot.app import SESSIONS, SETTINGS, feature
+from bot.app import RELAY, SESSIONS, SETTINGS
 from bot.metrics import MESSAGES_IN, MESSAGES_OUT, WEBHOOKS_REJECTED
+from bot.relay import Relay
 from bot.settings import Settings
 from bot.transport import Outgoing, RetryLater, Sent
 from bot.twilio_errors import OPTED_OUT, UNDELIVERABLE, classify, describe
@@ -129,7 +130,7 @@ async def inbound_sms(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
     if fold(body) in CARRIER_OPT_IN_WORDS:
         await lift_carrier_opt_out(sessions, address, sid)
-    result = await service.receive(sessions, settings, channel="sms", address=address,
+    result = await service.receive(request.app[RELAY], channel="sms", address=address,
                                    text=body, provider_id=sid)
     if result.duplicate:
         log.info("sms %s received again: acknowledged, not processed", sid)
@@ -227,8 +228,7 @@ async def mark_opted_out(session: AsyncSession, contact_id: int, now: datetime) 
                        participant_id=contact.participant_id, at=now)
 
 
-@feature
-def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
+def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
     app.router.add_post(INBOUND_PATH, inbound_sms)
     app.router.add_post(STATUS_PATH, status_callback)
 

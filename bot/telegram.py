@@ -40,8 +40,9 @@ from telegram.request import BaseRequest, HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from bot import service
-from bot.app import SESSIONS, SETTINGS, feature
+from bot.app import RELAY, SETTINGS
 from bot.metrics import WEBHOOKS_REJECTED
+from bot.relay import Relay
 from bot.settings import Settings
 from bot.telegram_format import markdown_to_html
 from bot.transport import Outgoing, PermanentFailure, RetryLater, Sent
@@ -161,8 +162,7 @@ def parse_update(data: Any, bot: Bot | None = None) -> Update:
     return update
 
 
-async def process_update(data: Any, *, bot: Bot, sessions: async_sessionmaker[AsyncSession],
-                         settings: Settings) -> str:
+async def process_update(data: Any, *, bot: Bot, relay: Relay) -> str:
     """Handle one update (from the webhook or from polling); returns what was done.
 
     Raises BadUpdate for a body that is not an update. An update seen before is not
@@ -176,20 +176,19 @@ async def process_update(data: Any, *, bot: Bot, sessions: async_sessionmaker[As
             return "ignored"  # groups would mix people; the relay talks one to one
         user = message.from_user
         received = await service.receive(
-            sessions, settings, channel=CHANNEL, address=str(message.chat.id),
+            relay, channel=CHANNEL, address=str(message.chat.id),
             text=message.text or "", provider_id=provider_id,
             language_hint=user.language_code if user else None,
         )
         return "duplicate" if received.duplicate else "message"
     if update.callback_query is not None:
-        return await _callback(update, bot, sessions, settings, provider_id)
+        return await _callback(update, bot, relay, provider_id)
     if update.my_chat_member is not None:
-        return await _membership(update, sessions)
+        return await _membership(update, relay.sessions)
     return "ignored"  # edited messages, channel posts and the like
 
 
-async def _callback(update: Update, bot: Bot, sessions: async_sessionmaker[AsyncSession],
-                    settings: Settings, provider_id: str) -> str:
+async def _callback(update: Update, bot: Bot, relay: Relay, provider_id: str) -> str:
     query = update.callback_query
     # Answer first and always (duplicates too): the button spins until it is answered.
     try:
@@ -202,7 +201,7 @@ async def _callback(update: Update, bot: Bot, sessions: async_sessionmaker[Async
         return "ignored"
     address = str(chat.id if chat is not None else query.from_user.id)
     received = await service.receive(
-        sessions, settings, channel=CHANNEL, address=address, text="",
+        relay, channel=CHANNEL, address=address, text="",
         button=query.data or "", provider_id=provider_id,
         language_hint=query.from_user.language_code,
     )
@@ -268,8 +267,7 @@ async def webhook(request: web.Request) -> web.Response:
     except BadUpdate as exc:
         return web.json_response({"error": str(exc)}, status=400)
     try:
-        outcome = await process_update(data, bot=bot, sessions=request.app[SESSIONS],
-                                       settings=settings)
+        outcome = await process_update(data, bot=bot, relay=request.app[RELAY])
     except Exception as exc:  # Telegram retries on 5xx; the error text may quote the message
         log.error("telegram update %s failed (%s)", update_id, type(exc).__name__)
         return web.json_response({"error": "temporarily unavailable"}, status=500)
@@ -290,8 +288,7 @@ async def fetch_updates(bot: Bot, offset: int | None) -> list[dict[str, Any]]:
     return result if isinstance(result, list) else []
 
 
-async def poll(bot: Bot, sessions: async_sessionmaker[AsyncSession], settings: Settings,
-               pause: float = POLL_PAUSE) -> None:
+async def poll(bot: Bot, relay: Relay, pause: float = POLL_PAUSE) -> None:
     """Fetch updates until cancelled, handling each with the webhook's code."""
     offset: int | None = None
     failures = 0
@@ -318,8 +315,7 @@ async def poll(bot: Bot, sessions: async_sessionmaker[AsyncSession], settings: S
         for raw in updates:
             update_id = raw.get("update_id") if isinstance(raw, dict) else None
             try:
-                outcome = await process_update(raw, bot=bot, sessions=sessions,
-                                               settings=settings)
+                outcome = await process_update(raw, bot=bot, relay=relay)
                 log.debug("telegram update %s: %s", update_id, outcome)
             except BadUpdate as exc:
                 log.warning("telegram update %s skipped: %s", update_id, exc)
@@ -375,8 +371,8 @@ def webhook_mode(settings: Settings) -> bool:
     return bool(settings.public_url and settings.telegram_webhook_secret)
 
 
-@feature
-def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
+def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
+    settings = relay.settings
     app.router.add_post(WEBHOOK_PATH, webhook)
     if not settings.telegram_enabled:
         return
@@ -389,7 +385,7 @@ def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
             if webhook_mode(settings):
                 task = asyncio.create_task(register_webhook(bot, settings))
             else:
-                task = asyncio.create_task(poll(bot, app[SESSIONS], settings))
+                task = asyncio.create_task(poll(bot, relay))
         yield
         if task is not None:
             task.cancel()

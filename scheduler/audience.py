@@ -1,7 +1,6 @@
 """Who gets briefings and reminders: the confirmed panel, from the recruitment tables.
 
-The audience is a replaceable function so another source (a test, a later feature such
-as sub-groups) can be pointed at it without touching the planner.
+`Audience` is the shape another source (a later feature such as sub-groups) takes.
 """
 
 from __future__ import annotations
@@ -23,23 +22,13 @@ async def confirmed_panel(session: AsyncSession) -> set[str]:
     return set(rows.scalars())
 
 
-_audience: Audience = confirmed_panel
-
-
-def set_audience(audience: Audience | None) -> None:
-    """Point the calendar at another audience (None: back to the confirmed panel)."""
-    global _audience
-    _audience = audience or confirmed_panel
-
-
 async def panel(session: AsyncSession) -> set[str]:
-    return await _audience(session)
+    return await confirmed_panel(session)
 
 
 async def on_panel(session: AsyncSession, participant_id: str) -> bool:
-    if _audience is confirmed_panel:  # one row, not the whole panel, on every message
-        found = await session.execute(
-            select(Selection.id).where(Selection.participant_id == participant_id,
-                                       Selection.status == CONFIRMED))
-        return found.first() is not None
-    return participant_id in await _audience(session)
+    """One row, not the whole panel, on every message."""
+    found = await session.execute(
+        select(Selection.id).where(Selection.participant_id == participant_id,
+                                   Selection.status == CONFIRMED))
+    return found.first() is not None

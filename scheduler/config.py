@@ -8,6 +8,7 @@ names the place of each mistake ("sessions #2 (id 's2') > end (line 41): ...").
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -197,6 +199,11 @@ class Calendar(_Strict):
     schedule: Schedule = Schedule()
     languages: list[str] = Field(default_factory=lambda: ["en"])
     default_language: str = "en"
+    # What is derived from this calendar and costly to redo (rendered briefings).
+    _memo: dict[Any, Any] = PrivateAttr(default_factory=dict)
+
+    def memo(self) -> dict[Any, Any]:
+        return self._memo
 
     @property
     def zone(self) -> ZoneInfo:
@@ -279,14 +286,5 @@ def load_calendar(path: str | Path) -> Calendar:
     return parse_calendar(read_text(path, CalendarError), str(path))
 
 
-# The calendar the running service uses: loaded at start, replaceable (tests, reloads).
-_current: Calendar | None = None
-
-
-def set_current(calendar: Calendar | None) -> None:
-    global _current
-    _current = calendar
-
-
-def current() -> Calendar | None:
-    return _current
+# Where the running service's calendar is read (it may be reloaded while it runs).
+CalendarSource = Callable[[], Calendar | None]

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.service import on_event
 from flows.model import Event
-from scheduler.config import current
+from scheduler.config import CalendarSource
 from scheduler.jobs import sync
 from store.calendar import BriefingRead, CalendarPreference
 from store.models import Participant
 
 
-@on_event("briefing.time_changed")
-async def briefing_time_changed(session: AsyncSession, participant: Participant, event: Event,
+async def briefing_time_changed(calendar_of: CalendarSource, session: AsyncSession,
+                                participant: Participant, event: Event,
                                 now: datetime) -> None:
     pref = await session.get(CalendarPreference, participant.id)
     if pref is None:
@@ -25,7 +25,7 @@ async def briefing_time_changed(session: AsyncSession, participant: Participant,
     else:
         pref.briefing_time, pref.updated_at = event.data["time"], now
     await session.flush()
-    calendar = current()
+    calendar = calendar_of()
     if calendar is not None:  # their pending briefings move to the new time at once
         await sync(session, calendar, now, only=[participant.id])
 
@@ -42,7 +42,6 @@ async def _read_row(session: AsyncSession, participant: Participant, briefing: s
     return read
 
 
-@on_event("briefing.paged")
 async def briefing_paged(session: AsyncSession, participant: Participant, event: Event,
                          now: datetime) -> None:
     read = await _read_row(session, participant, event.data["briefing"], "sms", now)
@@ -50,9 +49,15 @@ async def briefing_paged(session: AsyncSession, participant: Participant, event:
     read.pages = int(event.data["pages"])
 
 
-@on_event("briefing.read")
 async def briefing_read(session: AsyncSession, participant: Participant, event: Event,
                         now: datetime) -> None:
     read = await _read_row(session, participant, event.data["briefing"],
                            event.data.get("channel", "telegram"), now)
     read.read_at = read.read_at or now
+
+
+def register(hooks, calendar_of: CalendarSource) -> None:
+    """Join the conversations: calendar replies become rows (`hooks`: bot.hooks.Hooks)."""
+    hooks.on_event("briefing.time_changed", partial(briefing_time_changed, calendar_of))
+    hooks.on_event("briefing.paged", briefing_paged)
+    hooks.on_event("briefing.read", briefing_read)

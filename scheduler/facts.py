@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import time
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.service import provide_facts
 from scheduler import audience
-from scheduler.config import Calendar, current, pick
+from scheduler.config import Calendar, CalendarSource, pick
 from scheduler.paging import render_briefing
 from scheduler.plan import Member, Move, timed_sessions
 from store.calendar import CalendarPreference, SessionMove
@@ -58,10 +58,15 @@ def calendar_facts(calendar: Calendar, member: Member,
     }
 
 
-@provide_facts
-async def panel_calendar(session: AsyncSession, participant: Participant) -> dict[str, Any]:
-    calendar = current()
+async def panel_calendar(calendar_of: CalendarSource, session: AsyncSession,
+                         participant: Participant) -> dict[str, Any]:
+    calendar = calendar_of()
     if calendar is None or not await audience.on_panel(session, participant.id):
         return {}
     member = await member_of(session, participant)
     return {"calendar": calendar_facts(calendar, member, await load_moves(session))}
+
+
+def register(hooks, calendar_of: CalendarSource) -> None:
+    """Give panel members' conversations the calendar (`hooks`: bot.hooks.Hooks)."""
+    hooks.provide_facts(partial(panel_calendar, calendar_of))

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.service import enqueue, outbox_signal, preferred_contact
+from bot.service import enqueue, preferred_contact
 from bot.settings import Settings
 from flows.briefing import PROMPT, briefing_messages, reminder_messages
 from flows.i18n import translator
@@ -151,13 +151,10 @@ async def run_due(sessions: async_sessionmaker[AsyncSession], settings: Settings
                 .with_for_update())).scalars()}
             panel = await audience.panel(session)
             moves = await load_moves(session)
-            queued = 0
             for job in jobs:
-                queued += await _run(session, settings, calendar, job, people.get(
-                    job.participant_id), panel, moves, now, owner)
+                await _run(session, settings, calendar, job, people.get(job.participant_id),
+                           panel, moves, now, owner)
             ran += len(jobs)
-        if queued:
-            outbox_signal.set()
         if len(jobs) < batch:
             break
     return ran

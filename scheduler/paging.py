@@ -82,19 +82,14 @@ def _localised_list(items, language: str, default: str) -> list[dict[str, str]]:
              for k, v in item.model_dump().items()} for item in items]
 
 
-# Rendered briefings by (calendar identity, briefing, language); the calendar is kept in
-# the entry so its id cannot be reused by another while cached.
-_cache: dict[tuple[int, str, str], tuple[Calendar, Rendered]] = {}
-
-
 def render_briefing(calendar: Calendar, briefing_id: str, language: str) -> Rendered:
-    key = (id(calendar), briefing_id, language)
-    entry = _cache.get(key)
-    if entry is None or entry[0] is not calendar:
-        if len(_cache) > 1024:
-            _cache.clear()
-        entry = _cache[key] = (calendar, _render(calendar, briefing_id, language))
-    return entry[1]
+    """The briefing as sent, rendered once per calendar (kept with the calendar it came
+    from, so a reloaded calendar is rendered afresh)."""
+    memo = calendar.memo()
+    key = ("briefing", briefing_id, language)
+    if key not in memo:
+        memo[key] = _render(calendar, briefing_id, language)
+    return memo[key]
 
 
 def _render(calendar: Calendar, briefing_id: str, language: str) -> Rendered:

@@ -10,19 +10,15 @@ import logging
 import os
 import socket
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import scheduler.events  # noqa: F401  (reply events -> calendar tables)
-import scheduler.facts  # noqa: F401  (the calendar in panel members' conversations)
-from bot.app import SESSIONS, feature
-from bot.settings import Settings
-from scheduler import timers
-from scheduler.config import Calendar, CalendarError, current, load_calendar, set_current
+from scheduler.config import Calendar, CalendarError, load_calendar
 from scheduler.jobs import SyncResult, run_due, sync
 from store.models import utcnow
 
@@ -39,12 +35,16 @@ class Tick:
 
 
 class CalendarRunner:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings, *,
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Any, *,
                  calendar: Calendar | None = None, owner: str | None = None,
                  replan_every: timedelta = REPLAN_EVERY, batch: int = 50,
-                 path: str | Path | None = None):
+                 path: str | Path | None = None,
+                 on_reload: Callable[[Calendar], None] | None = None):
+        """`settings`: the service's (bot.settings.Settings); `on_reload` is told of a
+        calendar re-read from the file, so the conversations see it too."""
         self.sessions = sessions
         self.settings = settings
+        self.on_reload = on_reload
         self._calendar = calendar
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.replan_every = replan_every
@@ -60,7 +60,7 @@ class CalendarRunner:
 
     @property
     def calendar(self) -> Calendar | None:
-        return self._calendar or current()
+        return self._calendar
 
     def reload_if_changed(self) -> bool:
         """Re-read the assembly file if it changed; a broken edit keeps the old calendar."""
@@ -80,7 +80,8 @@ class CalendarRunner:
                 log.error("calendar not reloaded: %s: %s", exc.path, problem)
             return False
         self._calendar = calendar
-        set_current(calendar)
+        if self.on_reload is not None:
+            self.on_reload(calendar)
         self._planned_at = None  # plan again now
         log.info("calendar reloaded from %s", self.path)
         return True
@@ -112,32 +113,8 @@ def has_calendar(path: str | Path) -> bool:
     return any(key in raw for key in ("sessions", "briefings", "schedule"))
 
 
-def load_for(settings: Settings) -> Calendar | None:
-    """The calendar of the configured assembly file, or None when there is none."""
-    if not settings.assembly_file or not has_calendar(settings.assembly_file):
+def load_for(assembly_file: str | None) -> Calendar | None:
+    """The calendar of an assembly file, or None when there is none."""
+    if not assembly_file or not has_calendar(assembly_file):
         return None
-    return load_calendar(settings.assembly_file)
-
-
-@feature
-def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
-    try:
-        calendar = load_for(settings)
-    except CalendarError as exc:
-        for problem in exc.problems:
-            log.error("calendar: %s: %s", exc.path, problem)
-        raise
-    if calendar is not None:
-        set_current(calendar)
-    if not dispatch or calendar is None:
-        return
-
-    runners: list[CalendarRunner] = []  # made at the first tick, when the database is up
-
-    async def tick() -> None:
-        if not runners:
-            runners.append(CalendarRunner(app[SESSIONS], settings, calendar=calendar,
-                                          path=settings.assembly_file))
-        await runners[0].tick()
-
-    timers.add(app, "calendar: plan and send briefings and reminders", TICK_SECONDS, tick)
+    return load_calendar(assembly_file)

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.app import feature
-from bot.settings import Settings
 from store.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -50,10 +48,8 @@ def _guarded(timer: Timer) -> Callable[[], Awaitable[None]]:
     return run
 
 
-@feature
-def install(app: web.Application, settings: Settings, dispatch: bool) -> None:
-    if not dispatch:
-        return
+def install(app: web.Application) -> None:
+    """Start every timer added so far with the app, stop them with it."""
 
     async def timers(app: web.Application):
         scheduler = AsyncIOScheduler(timezone="UTC")

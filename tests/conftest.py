@@ -120,11 +120,21 @@ EXAMPLE_ASSEMBLY = Path(__file__).resolve().parent.parent / "examples" / "citize
 
 @pytest.fixture
 def assembly():
-    """The example assembly, active for recruitment while the test runs."""
-    from bot import recruitment
+    """The example assembly (the `relay` of a test that asks for both runs it)."""
     from flows.assembly import load_assembly
 
-    loaded = load_assembly(EXAMPLE_ASSEMBLY / "assembly.toml")
-    recruitment.use_assembly(loaded)
-    yield loaded
-    recruitment.use_assembly(None)
+    return load_assembly(EXAMPLE_ASSEMBLY / "assembly.toml")
+
+
+@pytest.fixture
+def relay(request, settings, db):
+    """The application built as the service builds it, on the test database; with the
+    example assembly when the test asks for `assembly`, with the test calendar when it
+    asks for `calendar`."""
+    from bot.bootstrap import build
+
+    assembly = (request.getfixturevalue("assembly")
+                if "assembly" in request.fixturenames else None)
+    calendar = (request.getfixturevalue("calendar")
+                if "calendar" in request.fixturenames else None)
+    return build(settings, assembly=assembly, calendar=calendar, sessions=db.sessions)

@@ -1,0 +1,128 @@
+"""The composition root: the one place that builds the application and wires its parts.
+
+`build` makes a `Relay` (settings, the assembly file read once, the flows, the hooks in the
+order they run); `create_app` puts the web application around it (database, routes,
+background work, timers in a visible order). Commands, the service and tests all start here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import flows.catalog  # noqa: F401  (replaced by an explicit engine below)
+from bot import (
+    broadcast,
+    dispatcher,
+    organisers,
+    recruitment,
+    simulator,
+    sms,
+    telegram,
+)
+from bot.app import ENGINE, RELAY, SESSIONS, SETTINGS, healthz, hide_failures, metrics
+from bot.relay import Relay
+from bot.settings import Settings
+from flows import engine as flow_engine
+from flows.assembly import Assembly, AssemblyError, load_assembly
+from scheduler import events as calendar_events
+from scheduler import facts as calendar_facts
+from scheduler import timers
+from scheduler.config import Calendar, CalendarError
+from scheduler.runner import TICK_SECONDS, CalendarRunner, load_for
+from store.db import make_engine, sessionmaker, upgrade_async
+
+log = logging.getLogger(__name__)
+
+
+def build(settings: Settings | None = None, *, assembly: Assembly | None = None,
+          calendar: Calendar | None = None,
+          sessions: async_sessionmaker[AsyncSession] | None = None) -> Relay:
+    """The application's parts. The assembly and calendar come from the arguments, else
+    from the assembly file in the settings (its problems are logged, then raised)."""
+    settings = settings or Settings()
+    if assembly is None and calendar is None and settings.assembly_file:
+        assembly, calendar = read_assembly_file(settings.assembly_file)
+    relay = Relay(settings=settings, engine=flow_engine, assembly=assembly,
+                  calendar=calendar, sessions=sessions)
+    register_hooks(relay)
+    return relay
+
+
+def register_hooks(relay: Relay) -> None:
+    """Every feature's part in a turn, in the order it runs."""
+    recruitment.register(relay)  # invitation links bind before a message finds its contact
+    organisers.register(relay)
+
+    def calendar_of() -> Calendar | None:
+        return relay.calendar
+
+    calendar_facts.register(relay.hooks, calendar_of)
+    calendar_events.register(relay.hooks, calendar_of)
+
+
+def read_assembly_file(path: str) -> tuple[Assembly, Calendar | None]:
+    try:
+        assembly = load_assembly(path)
+        calendar = load_for(path)
+    except (AssemblyError, CalendarError) as exc:
+        for problem in exc.problems:
+            log.error("assembly: %s: %s", exc.path, problem)
+        raise
+    return assembly, calendar
+
+
+def create_app(settings: Settings | None = None, *, relay: Relay | None = None,
+               migrate: bool = True, dispatch: bool = True) -> web.Application:
+    """The web application. `dispatch=False` leaves the outbox and timers alone (tests
+    drive them themselves)."""
+    relay = relay or build(settings)
+    app = web.Application(client_max_size=256 * 1024, middlewares=[hide_failures])
+    app[RELAY] = relay
+    app[SETTINGS] = relay.settings
+
+    async def database(app: web.Application):
+        if migrate:
+            await upgrade_async(relay.settings.database_url)
+        engine = make_engine(relay.settings.database_url)
+        app[ENGINE] = engine
+        app[SESSIONS] = relay.sessions = sessionmaker(engine)
+        yield
+        await engine.dispose()
+
+    app.cleanup_ctx.append(database)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    telegram.install(app, relay, dispatch)
+    sms.install(app, relay, dispatch)
+    simulator.install(app, relay, dispatch)
+    dispatcher.install(app, relay, dispatch)
+    if dispatch:
+        recruitment.install(app, relay, dispatch)
+        broadcast.install(app, relay, dispatch)
+        install_calendar(app, relay)
+        timers.install(app)
+    return app
+
+
+def install_calendar(app: web.Application, relay: Relay) -> None:
+    """Plan and send briefings and reminders on a timer; reload the file when it changes."""
+    if relay.calendar is None:
+        return
+    runners: list[CalendarRunner] = []  # made at the first tick, when the database is up
+
+    def reloaded(calendar: Calendar) -> None:
+        relay.calendar = calendar
+
+    async def tick() -> None:
+        if not runners:
+            runners.append(CalendarRunner(relay.sessions, relay.settings,
+                                          calendar=relay.calendar,
+                                          path=relay.settings.assembly_file,
+                                          on_reload=reloaded))
+        if (await runners[0].tick()).ran:
+            relay.outbox_signal.set()
+
+    timers.add(app, "calendar: plan and send briefings and reminders", TICK_SECONDS, tick)

@@ -1,0 +1,54 @@
+"""The points where features join the one-transaction turn in `bot.service`.
+
+Each feature's `register(...)` adds its functions here; the composition root
+(`bot.bootstrap`) calls those in a visible order, which is the order they run in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flows.model import Event
+from store.models import Participant
+
+# Facts a flow may need about the world (the assembly, its deadlines).
+FactsProvider = Callable[[AsyncSession, Participant], Awaitable[dict[str, Any] | None]]
+# Turns a flow event into rows of its own (a consent, an answer), inside the turn's
+# transaction, after the participant's new state is set.
+EventHandler = Callable[[AsyncSession, Participant, Event, datetime], Awaitable[None]]
+# Before an inbound message finds its contact: may bind the address to an existing
+# participant (a Telegram /start link carrying an invitation code). Called as
+# `hook(session, *, channel, address, text, language, now)`.
+InboundHook = Callable[..., Awaitable[None]]
+# After a turn's state, messages and events are written, in the same transaction, with
+# what event handlers do not get: the contact and the message text (an organiser's SEND
+# turns the text they previewed into a broadcast). Called as
+# `hook(session, settings, *, participant, contact, text, turn, now)`; returns rows queued.
+TurnHook = Callable[..., Awaitable[int]]
+
+
+class Hooks:
+    def __init__(self) -> None:
+        self.facts: list[FactsProvider] = []
+        self.events: dict[str, list[EventHandler]] = {}
+        self.inbound: list[InboundHook] = []
+        self.turns: list[TurnHook] = []
+
+    def provide_facts(self, provider: FactsProvider) -> None:
+        self.facts.append(provider)
+
+    def on_event(self, kind: str, handler: EventHandler) -> None:
+        self.events.setdefault(kind, []).append(handler)
+
+    def before_inbound(self, hook: InboundHook) -> None:
+        self.inbound.append(hook)
+
+    def after_turn(self, hook: TurnHook) -> None:
+        self.turns.append(hook)
+
+    def handlers(self, kind: str) -> list[EventHandler]:
+        return self.events.get(kind, [])
