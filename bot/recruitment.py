@@ -30,7 +30,6 @@ from bot.addresses import BadAddress, is_simulated, normalise_phone
 from bot.app import SESSIONS, feature
 from bot.render import render
 from bot.settings import Settings
-from flows import engine
 from flows.assembly import Assembly, AssemblyError, load_assembly
 from flows.model import Context, Event, State
 from scheduler import timers
@@ -788,7 +787,7 @@ async def plan_invitations(session: AsyncSession, settings: Settings, assembly: 
 
 def _sms_size(settings: Settings, assembly: Assembly, language: str, link: str) -> int:
     ctx = Context(now=utcnow(), participant_id="P0", channel="sms", facts=_facts(assembly, link))
-    turn = engine.start(State(language=language), "invitation", ctx)
+    turn = service.ENGINE.start(State(language=language), "invitation", ctx)
     return sum(part.segments for message in turn.outbound
                for part in render(message, "sms", language, turn.state.prompt_id,
                                   settings.sms_max_segments))
@@ -876,7 +875,7 @@ def _rendered_invitation(settings: Settings, assembly: Assembly, bot_username: s
     parts with _CODE_MARK where the person's code goes."""
     ctx = Context(now=now, participant_id="P0", channel=channel,
                   facts=_facts(assembly, invite_link(bot_username, _CODE_MARK)))
-    turn = engine.start(state, "invitation", ctx)
+    turn = service.ENGINE.start(state, "invitation", ctx)
     messages = [(message, render(message, channel, turn.state.language, turn.state.prompt_id,
                                  settings.sms_max_segments)) for message in turn.outbound]
     return turn.state.to_json(), turn.events, messages

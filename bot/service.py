@@ -18,12 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import flows.catalog  # noqa: F401  (registers every flow)
 from bot.addresses import can_receive_sms
 from bot.metrics import MESSAGES_IN
 from bot.render import render
 from bot.settings import Settings
-from flows import engine
+from flows.catalog import build_engine
+from flows.engine import Engine
 from flows.i18n import shipped_languages
 from flows.model import Context, Event, Inbound, Outbound, State, Turn
 from store import audit
@@ -31,6 +31,10 @@ from store.models import Contact, InboundMessage, OutboxMessage, Participant, ut
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# The engine turns run through when the caller passes none; the composition root will
+# pass its own.
+ENGINE = build_engine()
 
 # Facts a flow may need about the world (the assembly, its deadlines): filled by features.
 FactsProvider = Callable[[AsyncSession, Participant], Any]
@@ -184,20 +188,21 @@ async def lock_participant(session: AsyncSession, participant_id: str) -> Partic
 async def receive(sessions: async_sessionmaker[AsyncSession], settings: Settings, *,
                   channel: str, address: str, text: str = "", button: str | None = None,
                   provider_id: str, language_hint: str | None = None,
-                  now: datetime | None = None) -> Received:
+                  now: datetime | None = None, engine: Engine | None = None) -> Received:
     """Store an inbound message once and run it through the conversation engine."""
     now = now or utcnow()
     text = storable(text or "")
     button = storable(button)[:MAX_BUTTON] if button is not None else None
     return await retry_conflicts(lambda: _receive_once(
         sessions, settings, channel=channel, address=address, text=text, button=button,
-        provider_id=provider_id, language_hint=language_hint, now=now))
+        provider_id=provider_id, language_hint=language_hint, now=now,
+        engine=engine or ENGINE))
 
 
 async def _receive_once(sessions: async_sessionmaker[AsyncSession], settings: Settings, *,
                         channel: str, address: str, text: str, button: str | None,
                         provider_id: str, language_hint: str | None,
-                        now: datetime) -> Received:
+                        now: datetime, engine: Engine) -> Received:
     async with sessions.begin() as session:
         record = InboundMessage(channel=channel, provider_id=provider_id, text=text,
                                 button=button, received_at=now)
@@ -268,7 +273,7 @@ async def retry_conflicts(transaction: Callable[[], Awaitable[T]]) -> T:
 
 async def start_flow(session: AsyncSession, settings: Settings, participant: Participant,
                      flow: str, *, step: str | None = None, contact: Contact | None = None,
-                     now: datetime | None = None) -> int:
+                     now: datetime | None = None, engine: Engine | None = None) -> int:
     """Begin a flow for a participant inside the caller's transaction (invitations, draws)."""
     now = now or utcnow()
     contact = contact or await preferred_contact(session, participant)
@@ -277,7 +282,7 @@ async def start_flow(session: AsyncSession, settings: Settings, participant: Par
     state = State.from_json(participant.state, language=participant.language)
     ctx = Context(now=now, participant_id=participant.id, channel=contact.channel,
                   facts=await facts_for(session, participant, contact))
-    turn = engine.start(state, flow, ctx, step)
+    turn = (engine or ENGINE).start(state, flow, ctx, step)
     return await apply_turn(session, settings, participant, contact, turn, now)
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flows.engine import Conversation, command
+from flows.engine import Conversation
 from flows.i18n import Translator
 from flows.model import Choice, Inbound, Outbound
 from flows.text import fold
@@ -198,7 +198,6 @@ def _read(conv: Conversation) -> None:
     conv.say(conv._("Thank you for reading the briefing."))
 
 
-@command
 def calendar_replies(conv: Conversation, inbound: Inbound) -> bool:
     """Take the calendar's replies, in any conversation, from panel members only."""
     calendar = conv.ctx.facts.get("calendar")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flows.engine import Answer, Conversation, Flow, register
+from flows.engine import Answer, Conversation, Flow
 from flows.invitation import (
     assembly_name,
     is_start_command,
@@ -30,7 +30,6 @@ def _local(conv: Conversation, moment: datetime) -> datetime:
         return moment
 
 
-@register
 class Confirmation(Flow):
     name = "confirmation"
 
@@ -93,7 +92,6 @@ class Confirmation(Flow):
             conv.not_understood()
 
 
-@register
 class Outcome(Flow):
     """What anyone the draw has decided about hears when they write in afterwards."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.engine import Answer, Conversation, Flow, register
+from flows.engine import Answer, Conversation, Flow
 from flows.invitation import (
     assembly_name,
     in_language,
@@ -14,7 +14,6 @@ from flows.invitation import (
 )
 
 
-@register
 class Consent(Flow):
     name = "consent"
 

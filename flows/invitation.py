@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flows.assembly import localised
-from flows.engine import Answer, Conversation, Flow, register
+from flows.engine import Answer, Conversation, Flow
 from flows.text import fold
 
 WITHDRAW_WORDS = {"withdraw", "retirer", "retirarme", "retiro"}
@@ -79,7 +79,6 @@ def is_start_command(answer: Answer) -> bool:
     return answer.choice is None and answer.text.strip().lower().startswith("/start")
 
 
-@register
 class Invitation(Flow):
     name = "invitation"
 
@@ -136,7 +135,3 @@ class Invitation(Flow):
         else:
             conv.not_understood()
 
-
-# The flows an invitation leads to register together with it (flows/catalog.py imports
-# this module only).
-from flows import confirmation, consent, registration  # noqa: E402, F401

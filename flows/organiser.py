@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flows.briefing import _session_for as reminded_session
-from flows.engine import Conversation, command
+from flows.engine import Conversation
 from flows.model import Inbound
 from flows.text import fold, words
 
@@ -104,7 +104,6 @@ def attendance_report(text: str) -> str | None:
     return None
 
 
-@command
 def organiser_commands(conv: Conversation, inbound: Inbound) -> bool:
     if inbound.button is not None:
         return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.engine import Answer, Conversation, Flow, register
+from flows.engine import Answer, Conversation, Flow
 from flows.invitation import (
     assembly_name,
     in_language,
@@ -37,7 +37,6 @@ def _closed(conv: Conversation) -> bool:
     return deadline is not None and conv.ctx.now > deadline
 
 
-@register
 class Registration(Flow):
     name = "registration"
 

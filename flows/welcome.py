@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from flows.engine import Answer, Conversation, Flow, help_text, register
+from flows.engine import Answer, Conversation, Flow, help_text
 from flows.i18n import shipped_languages
 
 
-@register
 class Welcome(Flow):
     name = "welcome"
 

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import flows.catalog  # noqa: F401  (registers every flow, as the service does)
+from flows.catalog import build_engine
 from flows.engine import (
     MAX_TEXT,
     Answer,
     Conversation,
+    Engine,
     Flow,
     button_data,
-    handle,
     match_choice,
-    register,
-    start,
 )
 from flows.keywords import language_of
 from flows.model import Context, Inbound, State
@@ -26,7 +24,6 @@ def ctx(channel: str = "sms", **facts) -> Context:
     return Context(now=NOW, participant_id="PTEST", channel=channel, facts=facts)
 
 
-@register
 class Echo(Flow):
     """A flow for these tests: says how much of the answer it was given."""
 
@@ -44,6 +41,12 @@ class Echo(Flow):
             return
         conv.say(f"{answer.choice or '-'} {len(answer.text)}")
         conv.finish()
+
+
+# The service's flows and commands, and the test flow above.
+SERVICE = build_engine()
+ENGINE = Engine(flows=[*SERVICE.flows.values(), Echo()], commands=SERVICE.commands)
+handle, start = ENGINE.handle, ENGINE.start
 
 
 def talk(state: State, *messages: str, channel: str = "sms", **facts):
