@@ -30,6 +30,7 @@ from bot.addresses import BadAddress, is_simulated, normalise_phone
 from bot.app import SESSIONS, feature
 from bot.render import render
 from bot.settings import Settings
+from flows import events
 from flows.assembly import Assembly, AssemblyError, load_assembly
 from flows.model import Context, Event, State
 from scheduler import timers
@@ -193,7 +194,7 @@ async def _invitation_of(session: AsyncSession, participant_id: str) -> Invitati
     ).scalar_one_or_none()
 
 
-@service.on_event("invitation.accepted")
+@service.on_event(events.INVITATION_ACCEPTED)
 async def _accepted(session, participant, event: Event, now: datetime) -> None:
     invitation = await _invitation_of(session, participant.id)
     if invitation is not None:
@@ -208,17 +209,17 @@ async def _close(session, participant, now: datetime, status: str) -> None:
         invitation.status, invitation.closed_at = status, now
 
 
-@service.on_event("invitation.declined")
+@service.on_event(events.INVITATION_DECLINED)
 async def _declined(session, participant, event: Event, now: datetime) -> None:
     await _close(session, participant, now, NOT_INTERESTED)
 
 
-@service.on_event("consent.refused")
+@service.on_event(events.CONSENT_REFUSED)
 async def _consent_refused(session, participant, event: Event, now: datetime) -> None:
     await _close(session, participant, now, NOT_INTERESTED)
 
 
-@service.on_event("consent.given")
+@service.on_event(events.CONSENT_GIVEN)
 async def _consent_given(session, participant, event: Event, now: datetime) -> None:
     session.add(Consent(participant_id=participant.id,
                         text_version=str(event.data.get("version", "")),
@@ -230,7 +231,7 @@ async def _consent_given(session, participant, event: Event, now: datetime) -> N
         invitation.consented_at, invitation.status = now, CONSENTED
 
 
-@service.on_event("registration.completed")
+@service.on_event(events.REGISTRATION_COMPLETED)
 async def _registered(session, participant, event: Event, now: datetime) -> None:
     state = dict(participant.state)
     data = dict(state.get("data") or {})
@@ -248,8 +249,8 @@ async def _registered(session, participant, event: Event, now: datetime) -> None
         invitation.registered_at, invitation.status = now, REGISTERED
 
 
-@service.on_event("participant.withdrew")
-@service.on_event("participant.opted_out")
+@service.on_event(events.WITHDREW)
+@service.on_event(events.OPTED_OUT)
 async def _withdrew(session, participant, event: Event, now: datetime) -> None:
     """WITHDRAW or STOP: stop everything and mark the person's data for erasure."""
     invitation = await _invitation_of(session, participant.id)
@@ -276,12 +277,12 @@ async def _answer_selection(session, participant, now: datetime, status: str) ->
         selection.reason = "declined" if status == DECLINED else None
 
 
-@service.on_event("selection.confirmed")
+@service.on_event(events.SELECTION_CONFIRMED)
 async def _confirmed(session, participant, event: Event, now: datetime) -> None:
     await _answer_selection(session, participant, now, CONFIRMED)
 
 
-@service.on_event("selection.declined")
+@service.on_event(events.SELECTION_DECLINED)
 async def _selection_declined(session, participant, event: Event, now: datetime) -> None:
     await _answer_selection(session, participant, now, DECLINED)
 

@@ -15,6 +15,7 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flows import events
 from flows.engine import Conversation
 from flows.i18n import Translator
 from flows.model import Choice, Inbound, Outbound
@@ -149,7 +150,7 @@ def _attendance(conv: Conversation, calendar: dict[str, Any], kind: str) -> None
     if session is None:
         conv.say(conv._("There is no upcoming session to tell the organisers about."))
         return
-    conv.emit("attendance.reported", report=kind, session=session["id"])
+    conv.emit(events.ATTENDANCE_REPORTED, report=kind, session=session["id"])
     conv.say(conv._("Thank you for letting us know. The organisers have been told."))
 
 
@@ -166,7 +167,7 @@ def _more(conv: Conversation, calendar: dict[str, Any]) -> None:
         return
     page += 1
     memory["page"] = page
-    conv.emit("briefing.paged", briefing=memory["briefing"], page=page, pages=len(pages))
+    conv.emit(events.BRIEFING_PAGED, briefing=memory["briefing"], page=page, pages=len(pages))
     conv.say(pages[page - 1], kind="briefing")
 
 
@@ -181,7 +182,7 @@ def _time(conv: Conversation, calendar: dict[str, Any], rest: str) -> None:
     if chosen is None:
         conv.say(" ".join([conv._("Sorry, I could not read that time."), example]))
         return
-    conv.emit("briefing.time_changed", time=f"{chosen:%H:%M}")
+    conv.emit(events.BRIEFING_TIME_CHANGED, time=f"{chosen:%H:%M}")
     conv.say(conv._("Your daily briefing will now arrive at {time}.", time=_clock(conv, chosen)))
 
 
@@ -194,7 +195,7 @@ def _read(conv: Conversation) -> None:
     if briefing is None:
         conv.say(conv._("There is no briefing to confirm at the moment."))
         return
-    conv.emit("briefing.read", briefing=briefing, channel=conv.ctx.channel)
+    conv.emit(events.BRIEFING_READ, briefing=briefing, channel=conv.ctx.channel)
     conv.say(conv._("Thank you for reading the briefing."))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flows import events
 from flows.engine import Answer, Conversation, Flow
 from flows.invitation import (
     assembly_name,
@@ -72,17 +73,17 @@ class Confirmation(Flow):
         deadline = _deadline(conv)
         late = deadline is not None and conv.ctx.now > deadline
         if answer.choice in ("confirm", "decline") and late:
-            conv.emit("selection.late_reply", choice=answer.choice)
+            conv.emit(events.SELECTION_LATE_REPLY, choice=answer.choice)
             conv.say(conv._("Sorry, the deadline to reply has passed and your place has been "
                             "offered to someone else."))
             conv.finish()
         elif answer.choice == "confirm":
-            conv.emit("selection.confirmed")
+            conv.emit(events.SELECTION_CONFIRMED)
             conv.say(conv._("Thank you, your place in {assembly} is confirmed. We will send "
                             "you the dates and the practical details.", assembly=name))
             conv.finish()
         elif answer.choice == "decline":
-            conv.emit("selection.declined")
+            conv.emit(events.SELECTION_DECLINED)
             conv.say(conv._("Thank you for letting us know. Your place will go to someone "
                             "else."))
             conv.finish()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flows import events
 from flows.engine import Answer, Conversation, Flow
 from flows.invitation import (
     assembly_name,
@@ -32,11 +33,11 @@ class Consent(Flow):
             withdraw(conv)
         elif answer.choice == "agree":
             # The version and language say exactly which text was agreed to.
-            conv.emit("consent.given", version=facts.get("consent_version", ""),
+            conv.emit(events.CONSENT_GIVEN, version=facts.get("consent_version", ""),
                       language=conv.state.language, channel=conv.ctx.channel)
             conv.goto("registration")
         elif answer.choice == "disagree":
-            conv.emit("consent.refused", version=facts.get("consent_version", ""))
+            conv.emit(events.CONSENT_REFUSED, version=facts.get("consent_version", ""))
             conv.say(conv._("Without your agreement we cannot register you. Thank you for "
                             "your interest in {assembly}.", assembly=assembly_name(conv)))
             conv.finish()

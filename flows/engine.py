@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from flows import events
 from flows.i18n import Translator, shipped_languages, translator
 from flows.keywords import REPLY_WORDS, Keyword, keyword_of, language_of
 from flows.model import Choice, Context, Event, Inbound, Outbound, State, Turn
@@ -186,7 +187,7 @@ class Engine:
         if conv.state.opted_out:
             if keyword is Keyword.OPT_IN:
                 conv.state.opted_out = False
-                conv.emit("participant.opted_in", channel=inbound.channel)
+                conv.emit(events.OPTED_IN, channel=inbound.channel)
                 conv.say(conv._("Welcome back. You will receive messages from us again."))
                 conv.repeat()
             # Anything else from someone who opted out gets a deliberate silence.
@@ -196,7 +197,7 @@ class Engine:
             conv.state.opted_out = True
             # No question stays open: whoever comes back with START starts afresh.
             conv.finish()
-            conv.emit("participant.opted_out", channel=inbound.channel)
+            conv.emit(events.OPTED_OUT, channel=inbound.channel)
             conv.say(
                 conv._(
                     "You have been unsubscribed and will get no more messages from us. "
@@ -219,7 +220,7 @@ class Engine:
         if language is not None:
             previous = conv.state.language
             conv.state.language = language
-            conv.emit("participant.language_changed", previous=previous, language=language)
+            conv.emit(events.LANGUAGE_CHANGED, previous=previous, language=language)
             conv.say(conv._("From now on I will write to you in English."))
             conv.repeat()
             return Turn(conv.state, conv.outbound, conv.events)

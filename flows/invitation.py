@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flows import events
 from flows.assembly import localised
 from flows.engine import Answer, Conversation, Flow
 from flows.text import fold
@@ -35,7 +36,7 @@ def wants_to_withdraw(answer: Answer) -> bool:
 
 def withdraw(conv: Conversation) -> None:
     """Leave the recruitment for good: no more messages, data marked for erasure."""
-    conv.emit("participant.withdrew", channel=conv.ctx.channel)
+    conv.emit(events.WITHDREW, channel=conv.ctx.channel)
     conv.say(
         conv._("You have withdrawn from {assembly}. We will send you no more messages and "
                "will delete your details.", assembly=assembly_name(conv)),
@@ -123,10 +124,10 @@ class Invitation(Flow):
                 answer.choice or is_start_command(answer)):
             self.refuse(conv, "expired")
         elif answer.choice == "yes":
-            conv.emit("invitation.accepted", channel=conv.ctx.channel)
+            conv.emit(events.INVITATION_ACCEPTED, channel=conv.ctx.channel)
             conv.goto("consent")
         elif answer.choice == "no":
-            conv.emit("invitation.declined", channel=conv.ctx.channel)
+            conv.emit(events.INVITATION_DECLINED, channel=conv.ctx.channel)
             conv.say(conv._("Thank you for letting us know. We will not contact you about "
                             "{assembly} again.", assembly=assembly_name(conv)))
             conv.finish()

@@ -28,6 +28,7 @@ import hmac
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from flows import events
 from flows.briefing import _session_for as reminded_session
 from flows.engine import Conversation
 from flows.model import Inbound
@@ -116,7 +117,7 @@ def organiser_commands(conv: Conversation, inbound: Inbound) -> bool:
     if organiser is None:
         if name == "broadcast" or (name == "schedule" and inbound.text.lstrip().startswith("/")):
             # Not an organiser: the attempt is recorded and the conversation answers as usual.
-            conv.emit("organiser.command_refused", command=name, channel=inbound.channel)
+            conv.emit(events.COMMAND_REFUSED, command=name, channel=inbound.channel)
             return False
         return _attendance(conv, inbound)
     on_sms = inbound.channel == "sms"
@@ -144,7 +145,7 @@ def _sms_locked(conv: Conversation, organiser: dict, command: str) -> bool:
         return False
     left = datetime.fromisoformat(until) - conv.ctx.now
     minutes = max(1, -(-int(left.total_seconds()) // 60))
-    conv.emit("organiser.command_refused", command=command, channel="sms", reason="locked",
+    conv.emit(events.COMMAND_REFUSED, command=command, channel="sms", reason="locked",
               organiser=organiser["id"])
     conv.say(conv.t.ngettext(
         "Organiser commands by SMS from this number are locked for {n} more minute, "
@@ -197,7 +198,7 @@ def _broadcast(conv: Conversation, organiser_id: int, rest: str) -> None:
         answer = _("Reply SEND to send it, or DISCARD to drop it.")
     lines += ["", text, "", answer]
     conv.say("\n".join(lines))
-    conv.emit("broadcast.previewed", organiser=organiser_id, audience=audience,
+    conv.emit(events.BROADCAST_PREVIEWED, organiser=organiser_id, audience=audience,
               recipients=counts["reachable"], urgent=is_urgent(text), channel=conv.ctx.channel)
 
 
@@ -215,11 +216,11 @@ def _answer_preview(conv: Conversation, organiser: dict, answer: str, pending: d
                    "answer it there."))
         return
     if conv.ctx.now >= datetime.fromisoformat(pending["expires_at"]):
-        conv.emit("broadcast.discarded", organiser=organiser_id, reason="expired")
+        conv.emit(events.BROADCAST_DISCARDED, organiser=organiser_id, reason="expired")
         conv.say(_("That preview has expired and was not sent. Write /broadcast again."))
         return
     if answer == "discard":
-        conv.emit("broadcast.discarded", organiser=organiser_id, reason="organiser")
+        conv.emit(events.BROADCAST_DISCARDED, organiser=organiser_id, reason="organiser")
         conv.say(_("Discarded. Nothing was sent."))
         return
     if conv.ctx.channel == "sms":
@@ -231,7 +232,7 @@ def _answer_preview(conv: Conversation, organiser: dict, answer: str, pending: d
         if not code_matches(pending.get("code_hash"), given_code):
             _wrong_code(conv, organiser)
             return
-    conv.emit("broadcast.confirmed", organiser=organiser_id, audience=pending["audience"],
+    conv.emit(events.BROADCAST_CONFIRMED, organiser=organiser_id, audience=pending["audience"],
               channel=conv.ctx.channel)
     conv.say(conv.t.ngettext("Sending your broadcast to {n} person.",
                              "Sending your broadcast to {n} people.",
@@ -242,7 +243,7 @@ def _wrong_code(conv: Conversation, organiser: dict) -> None:
     """Count a wrong SMS code; the last allowed one locks SMS commands and drops the preview."""
     failures = int(organiser.get("sms_failures") or 0) + 1
     if failures < MAX_CODE_FAILURES:
-        conv.emit("organiser.code_rejected", organiser=organiser["id"], failures=failures)
+        conv.emit(events.CODE_REJECTED, organiser=organiser["id"], failures=failures)
         conv.say(conv.t.ngettext(
             "That code is wrong, so nothing was sent. {n} more try before SMS commands "
             "are locked.",
@@ -250,9 +251,9 @@ def _wrong_code(conv: Conversation, organiser: dict) -> None:
             "are locked.", MAX_CODE_FAILURES - failures))
         return
     until = conv.ctx.now + timedelta(minutes=LOCK_MINUTES)
-    conv.emit("organiser.sms_locked", organiser=organiser["id"], failures=failures,
+    conv.emit(events.SMS_LOCKED, organiser=organiser["id"], failures=failures,
               until=until.isoformat())
-    conv.emit("broadcast.discarded", organiser=organiser["id"], reason="locked")
+    conv.emit(events.BROADCAST_DISCARDED, organiser=organiser["id"], reason="locked")
     conv.say(conv._("That code is wrong, so nothing was sent and the preview is dropped. "
                     "Organiser commands by SMS from this number are locked for {minutes} "
                     "minutes, and the other organisers have been told.",
@@ -261,7 +262,7 @@ def _wrong_code(conv: Conversation, organiser: dict) -> None:
 
 def _schedule(conv: Conversation, organiser_id: int) -> None:
     _ = conv._
-    conv.emit("organiser.schedule_viewed", organiser=organiser_id)
+    conv.emit(events.SCHEDULE_VIEWED, organiser=organiser_id)
     sessions = coming(conv.ctx.facts.get("sessions") or [], conv.ctx.now)
     if not sessions:
         conv.say(_("No sessions are coming up."))
@@ -292,7 +293,7 @@ def _attendance(conv: Conversation, inbound: Inbound) -> bool:
     else:
         upcoming = coming(conv.ctx.facts.get("sessions") or [], conv.ctx.now)
         session = upcoming[0]["id"] if upcoming else None
-    conv.emit("attendance.reported", report=report, session=session)
+    conv.emit(events.ATTENDANCE_REPORTED, report=report, session=session)
     conv.say(conv._("Thank you for letting us know. The organisers have been told."))
     return True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flows import events
 from flows.engine import Answer, Conversation, Flow
 from flows.invitation import (
     assembly_name,
@@ -113,7 +114,7 @@ class Registration(Flow):
         if answer.choice == "back" or (answer.choice is None and fold(answer.text) in BACK_WORDS):
             self.back(conv)
         elif step == "summary" and answer.choice == "confirm":
-            conv.emit("registration.completed", questions=len(progress["answers"]))
+            conv.emit(events.REGISTRATION_COMPLETED, questions=len(progress["answers"]))
             conv.say(conv._("Thank you, you are registered for {assembly}. If you are drawn "
                             "we will write to you.", assembly=assembly_name(conv)))
             wait(conv, self.name, "done")

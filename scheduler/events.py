@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.service import on_event
+from flows import events
 from flows.model import Event
 from scheduler.config import current
 from scheduler.jobs import sync
@@ -15,7 +16,7 @@ from store.calendar import BriefingRead, CalendarPreference
 from store.models import Participant
 
 
-@on_event("briefing.time_changed")
+@on_event(events.BRIEFING_TIME_CHANGED)
 async def briefing_time_changed(session: AsyncSession, participant: Participant, event: Event,
                                 now: datetime) -> None:
     pref = await session.get(CalendarPreference, participant.id)
@@ -42,7 +43,7 @@ async def _read_row(session: AsyncSession, participant: Participant, briefing: s
     return read
 
 
-@on_event("briefing.paged")
+@on_event(events.BRIEFING_PAGED)
 async def briefing_paged(session: AsyncSession, participant: Participant, event: Event,
                          now: datetime) -> None:
     read = await _read_row(session, participant, event.data["briefing"], "sms", now)
@@ -50,7 +51,7 @@ async def briefing_paged(session: AsyncSession, participant: Participant, event:
     read.pages = int(event.data["pages"])
 
 
-@on_event("briefing.read")
+@on_event(events.BRIEFING_READ)
 async def briefing_read(session: AsyncSession, participant: Participant, event: Event,
                         now: datetime) -> None:
     read = await _read_row(session, participant, event.data["briefing"],
