@@ -206,3 +206,24 @@ def test_a_language_name_offered_as_an_option_is_taken_as_the_answer():
     turn = handle(state, Inbound("sms", "Français"), ctx)
     assert turn.state.language == "fr"
     assert turn.state.step == "menu"  # back to the menu, not the same question again
+
+
+def test_a_turn_reads_no_file_once_the_catalogs_are_loaded(monkeypatch):
+    import builtins
+    import io
+
+    from flows import i18n
+
+    for language in i18n.shipped_languages():
+        talk(State(language=language), "hello", "anything at all")
+
+    def no_disk(*args, **kwargs):
+        raise AssertionError("a turn opened a file")
+
+    monkeypatch.setattr(i18n, "LOCALES", None)  # any look at the catalogs' folder fails
+    monkeypatch.setattr(builtins, "open", no_disk)
+    monkeypatch.setattr(io, "open", no_disk)
+    for language in i18n.shipped_languages():
+        turn, said = talk(State(language=language), "hello", "anything at all", "FRANCAIS",
+                          "HELP")
+        assert turn.state.language == "fr" and said
