@@ -32,6 +32,7 @@ from bot.render import render
 from bot.settings import Settings
 from flows import events
 from flows.assembly import Assembly, AssemblyError, load_assembly
+from flows.facts import Facts, RecruitmentFacts, SelectionFacts
 from flows.model import Context, Event, State
 from scheduler import timers
 from store import audit
@@ -138,11 +139,12 @@ async def recruitment_facts(session: AsyncSession, participant: Participant) -> 
     question_ids = {q["id"] for q in facts["questions"]}
     facts["known"] = {k: v for k, v in (entry or {}).items() if k in question_ids}
     facts["invitation_status"] = invitation.status if invitation else None
-    result: dict[str, Any] = {"assembly_name": assembly.name, "recruitment": facts}
     if selection is not None:
-        facts["selection"] = {"status": selection.status, "confirm_by": selection.confirm_by}
+        facts["selection"] = SelectionFacts(selection.status, selection.confirm_by)
     facts["outcome"] = _outcome(invitation, selection)
     facts["timezone"] = participant.timezone or _assembly_timezone()
+    result: dict[str, Any] = {"assembly_name": assembly.name,
+                              "recruitment": RecruitmentFacts(**facts)}
     default = _default_flow(invitation, selection)
     if default:
         result["default_flow"] = default
@@ -756,11 +758,11 @@ class InvitePlan:
         return self.sms_segments * per_segment
 
 
-def _facts(assembly: Assembly, link: str | None) -> dict[str, Any]:
+def _facts(assembly: Assembly, link: str | None) -> Facts:
     facts = assembly.facts()
     facts["invite_link"] = link
     facts["invitation_status"] = INVITED
-    return {"assembly_name": assembly.name, "recruitment": facts}
+    return Facts(assembly_name=assembly.name, recruitment=RecruitmentFacts(**facts))
 
 
 async def plan_invitations(session: AsyncSession, settings: Settings, assembly: Assembly,

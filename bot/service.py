@@ -24,6 +24,7 @@ from bot.render import render
 from bot.settings import Settings
 from flows.catalog import build_engine
 from flows.engine import Engine
+from flows.facts import Facts
 from flows.i18n import shipped_languages
 from flows.model import Context, Event, Inbound, Outbound, State, Turn
 from store import audit
@@ -53,7 +54,7 @@ TURN_CONTACT = "turn_contact"
 
 
 async def facts_for(session: AsyncSession, participant: Participant,
-                    contact: Contact | None = None) -> dict[str, Any]:
+                    contact: Contact | None = None) -> Facts:
     facts: dict[str, Any] = {}
     session.info[TURN_CONTACT] = contact
     try:
@@ -61,7 +62,7 @@ async def facts_for(session: AsyncSession, participant: Participant,
             facts.update(await provider(session, participant) or {})
     finally:
         session.info.pop(TURN_CONTACT, None)
-    return facts
+    return Facts(**facts)  # a field no flow declares is an error here
 
 
 # Features that turn flow events into rows of their own (a consent, an answer): called

@@ -20,13 +20,14 @@ from flows.invitation import (
 
 
 def _deadline(conv: Conversation):
-    return (recruitment_facts(conv).get("selection") or {}).get("confirm_by")
+    selection = recruitment_facts(conv).selection
+    return selection.confirm_by if selection is not None else None
 
 
 def _local(conv: Conversation, moment: datetime) -> datetime:
     """A moment in the assembly's (or the person's) time zone, as they read clocks."""
     try:
-        return moment.astimezone(ZoneInfo(recruitment_facts(conv).get("timezone") or "UTC"))
+        return moment.astimezone(ZoneInfo(recruitment_facts(conv).timezone or "UTC"))
     except (ZoneInfoNotFoundError, ValueError):
         return moment
 
@@ -104,7 +105,7 @@ class Outcome(Flow):
     def ask(self, conv: Conversation, step: str) -> None:
         _ = conv._
         name = assembly_name(conv)
-        outcome = recruitment_facts(conv).get("outcome")
+        outcome = recruitment_facts(conv).outcome
         if outcome == "confirmed":
             text = _("You are a member of {assembly}. Briefings and reminders will come here; "
                      "reply HELP at any time.", assembly=name)

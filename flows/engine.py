@@ -175,7 +175,7 @@ class Engine:
             raise LookupError(f"no flow named {name!r}") from None
 
     def current_flow(self, state: State, ctx: Context) -> Flow:
-        return self.flow(state.flow or ctx.facts.get("default_flow", "welcome"))
+        return self.flow(state.flow or ctx.facts.default_flow or "welcome")
 
     def handle(self, state: State, inbound: Inbound, ctx: Context) -> Turn:
         """One inbound message in, a new state, messages and audit events out."""
@@ -253,8 +253,8 @@ class Engine:
 
 
 def help_text(conv: Conversation) -> str:
-    name = conv.ctx.facts.get("service_name", "Concorder Relay")
-    assembly = conv.ctx.facts.get("assembly_name")
+    name = conv.ctx.facts.service_name or "Concorder Relay"
+    assembly = conv.ctx.facts.assembly_name
     if assembly:
         intro = conv._("This is {service}, the messaging service of {assembly}.",
                        service=name, assembly=assembly)

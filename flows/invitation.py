@@ -1,33 +1,33 @@
 """The invitation: would you like to take part? Then consent, then registration.
 
-Facts come in ctx.facts["recruitment"] (see bot/recruitment.py): the assembly's name and
+Facts come in ctx.facts.recruitment (see bot/recruitment.py): the assembly's name and
 texts, this person's invitation status, and at sending time the Telegram link to include.
 WITHDRAW works in every recruitment step: it leaves and asks for the data to be erased.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from flows import events
 from flows.assembly import localised
 from flows.engine import Answer, Conversation, Flow
+from flows.facts import RecruitmentFacts
 from flows.text import fold
 
+NO_RECRUITMENT = RecruitmentFacts()  # no assembly: every recruitment fact is empty
 WITHDRAW_WORDS = {"withdraw", "retirer", "retirarme", "retiro"}
 
 
-def recruitment_facts(conv: Conversation) -> dict[str, Any]:
-    return conv.ctx.facts.get("recruitment") or {}
+def recruitment_facts(conv: Conversation) -> RecruitmentFacts:
+    return conv.ctx.facts.recruitment or NO_RECRUITMENT
 
 
 def assembly_name(conv: Conversation) -> str:
-    return recruitment_facts(conv).get("name") or conv._("the citizens' assembly")
+    return recruitment_facts(conv).name or conv._("the citizens' assembly")
 
 
 def in_language(conv: Conversation, texts: dict[str, str]) -> str:
     facts = recruitment_facts(conv)
-    return localised(texts, conv.state.language, facts.get("default_language", "en"))
+    return localised(texts, conv.state.language, facts.default_language)
 
 
 def wants_to_withdraw(answer: Answer) -> bool:
@@ -85,7 +85,7 @@ class Invitation(Flow):
 
     def enter(self, conv: Conversation) -> None:
         refused = conv.state.data.pop("invitation_refused", None)
-        if refused is None and recruitment_facts(conv).get("invitation_status") == "lapsed":
+        if refused is None and recruitment_facts(conv).invitation_status == "lapsed":
             refused = "expired"
         if refused is not None:
             self.refuse(conv, refused)
@@ -95,7 +95,7 @@ class Invitation(Flow):
     def refuse(self, conv: Conversation, reason: str) -> None:
         conv.say(refusal(conv, reason))
         conv.finish()
-        if recruitment_facts(conv).get("invitation_status") is None:
+        if recruitment_facts(conv).invitation_status is None:
             # Nobody we invited: show what anyone writing to us can do.
             conv.goto("welcome")
 
@@ -109,7 +109,7 @@ class Invitation(Flow):
             text = _("You are invited to take part in {assembly}, a citizens' assembly chosen "
                      "by lot. Taking part is voluntary. Would you like to take part?",
                      assembly=name)
-            link = recruitment_facts(conv).get("invite_link")
+            link = recruitment_facts(conv).invite_link
             if link and conv.ctx.channel == "sms":
                 text += " " + _("You can also reply on Telegram: {link}", link=link)
             if conv.ctx.channel == "sms":
@@ -120,7 +120,7 @@ class Invitation(Flow):
     def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
         if wants_to_withdraw(answer):
             withdraw(conv)
-        elif recruitment_facts(conv).get("invitation_status") == "lapsed" and (
+        elif recruitment_facts(conv).invitation_status == "lapsed" and (
                 answer.choice or is_start_command(answer)):
             self.refuse(conv, "expired")
         elif answer.choice == "yes":

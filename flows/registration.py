@@ -25,8 +25,8 @@ BACK_WORDS = {"back", "retour", "volver", "atras"}
 def _questions(conv: Conversation) -> list[dict[str, Any]]:
     """The questions still to ask: those whose answer the pool does not already know."""
     facts = recruitment_facts(conv)
-    known = facts.get("known") or {}
-    return [q for q in facts.get("questions") or [] if q["id"] not in known]
+    known = facts.known or {}
+    return [q for q in facts.questions if q["id"] not in known]
 
 
 def _progress(conv: Conversation) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def _progress(conv: Conversation) -> dict[str, Any]:
 
 
 def _closed(conv: Conversation) -> bool:
-    deadline = recruitment_facts(conv).get("registration_deadline")
+    deadline = recruitment_facts(conv).registration_deadline
     return deadline is not None and conv.ctx.now > deadline
 
 
@@ -42,7 +42,7 @@ class Registration(Flow):
     name = "registration"
 
     def enter(self, conv: Conversation) -> None:
-        if recruitment_facts(conv).get("invitation_status") == "registered":
+        if recruitment_facts(conv).invitation_status == "registered":
             self.ask(conv, "done")
             return
         if _closed(conv):

@@ -1,4 +1,4 @@
-"""The calendar as plain data for a panel member's conversations (`ctx.facts["calendar"]`)."""
+"""The calendar as plain data for a panel member's conversations (`ctx.facts.calendar`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.service import provide_facts
+from flows.facts import CalendarFacts
 from scheduler import audience
 from scheduler.config import Calendar, current, pick
 from scheduler.paging import render_briefing
@@ -64,4 +65,5 @@ async def panel_calendar(session: AsyncSession, participant: Participant) -> dic
     if calendar is None or not await audience.on_panel(session, participant.id):
         return {}
     member = await member_of(session, participant)
-    return {"calendar": calendar_facts(calendar, member, await load_moves(session))}
+    plain = calendar_facts(calendar, member, await load_moves(session))
+    return {"calendar": CalendarFacts.from_plain(plain)}

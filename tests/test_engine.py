@@ -14,6 +14,7 @@ from flows.engine import (
     button_data,
     match_choice,
 )
+from flows.facts import Facts
 from flows.keywords import language_of
 from flows.model import Context, Inbound, State
 
@@ -21,7 +22,7 @@ NOW = datetime(2026, 3, 3, 18, 30, tzinfo=UTC)
 
 
 def ctx(channel: str = "sms", **facts) -> Context:
-    return Context(now=NOW, participant_id="PTEST", channel=channel, facts=facts)
+    return Context(now=NOW, participant_id="PTEST", channel=channel, facts=Facts(**facts))
 
 
 class Echo(Flow):

@@ -23,7 +23,7 @@ FAST = settings(max_examples=100, deadline=None,
 
 
 def ctx(channel: str) -> Context:
-    return Context(now=NOW, participant_id="PTEST", channel=channel, facts={})
+    return Context(now=NOW, participant_id="PTEST", channel=channel)
 
 
 @st.composite

@@ -24,6 +24,7 @@ from bot.recruitment import _default_flow, _outcome
 from flows import engine
 from flows.assembly import load_assembly
 from flows.catalog import build_engine
+from flows.facts import Facts, RecruitmentFacts, SelectionFacts
 from flows.i18n import shipped_languages
 from flows.invitation import WITHDRAW_WORDS
 from flows.keywords import (
@@ -76,18 +77,16 @@ class World:
         facts: dict[str, Any] = ASSEMBLY.facts()
         facts["known"] = dict(self.known)
         facts["invitation_status"] = self.status
-        result: dict[str, Any] = {"assembly_name": ASSEMBLY.name, "recruitment": facts}
         selection = None
         if self.selection is not None:
-            facts["selection"] = {"status": self.selection,
-                                  "confirm_by": NOW + ASSEMBLY.recruitment.confirm_within}
+            facts["selection"] = SelectionFacts(self.selection,
+                                                NOW + ASSEMBLY.recruitment.confirm_within)
             selection = SimpleNamespace(status=self.selection,
                                         responded_at=NOW if self.selection_answered else None)
         invitation = SimpleNamespace(status=self.status, outcome_sent_at=None)
         facts["outcome"] = _outcome(invitation, selection)
-        default = _default_flow(invitation, selection)
-        if default:
-            result["default_flow"] = default
+        result = Facts(assembly_name=ASSEMBLY.name, recruitment=RecruitmentFacts(**facts),
+                       default_flow=_default_flow(invitation, selection))
         return Context(now=NOW, participant_id="P1", channel=self.channel, facts=result)
 
     def apply(self, turn: Turn) -> None:
