@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import tomllib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,8 +20,16 @@ import scheduler.events  # noqa: F401  (reply events -> calendar tables)
 import scheduler.facts  # noqa: F401  (the calendar in panel members' conversations)
 from bot.app import SESSIONS, feature
 from bot.settings import Settings
+from flows.config_file import AssemblyFile, ConfigError
 from scheduler import timers
-from scheduler.config import Calendar, CalendarError, current, load_calendar, set_current
+from scheduler.config import (
+    Calendar,
+    CalendarError,
+    calendar_of,
+    current,
+    load_calendar,
+    set_current,
+)
 from scheduler.jobs import SyncResult, run_due, sync
 from store.models import utcnow
 
@@ -106,17 +113,17 @@ class CalendarRunner:
 def has_calendar(path: str | Path) -> bool:
     """Whether an assembly file has calendar tables at all (a recruitment-only file has not)."""
     try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        return AssemblyFile.read(path).has_calendar
+    except (ConfigError, OSError):
         return True  # let the loader report the problem
-    return any(key in raw for key in ("sessions", "briefings", "schedule"))
 
 
 def load_for(settings: Settings) -> Calendar | None:
     """The calendar of the configured assembly file, or None when there is none."""
-    if not settings.assembly_file or not has_calendar(settings.assembly_file):
+    if not settings.assembly_file:
         return None
-    return load_calendar(settings.assembly_file)
+    file = AssemblyFile.read(settings.assembly_file, CalendarError)  # read once
+    return calendar_of(file) if file.has_calendar else None
 
 
 @feature
