@@ -12,7 +12,6 @@ import logging
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import flows.catalog  # noqa: F401  (replaced by an explicit engine below)
 from bot import (
     broadcast,
     dispatcher,
@@ -25,13 +24,14 @@ from bot import (
 from bot.app import ENGINE, RELAY, SESSIONS, SETTINGS, healthz, hide_failures, metrics
 from bot.relay import Relay
 from bot.settings import Settings
-from flows import engine as flow_engine
-from flows.assembly import Assembly, AssemblyError, load_assembly
+from flows.assembly import Assembly, AssemblyError, assembly_of
+from flows.catalog import build_engine
+from flows.config_file import AssemblyFile
 from scheduler import events as calendar_events
 from scheduler import facts as calendar_facts
 from scheduler import timers
-from scheduler.config import Calendar, CalendarError
-from scheduler.runner import TICK_SECONDS, CalendarRunner, load_for
+from scheduler.config import Calendar, CalendarError, calendar_of
+from scheduler.runner import TICK_SECONDS, CalendarRunner
 from store.db import make_engine, sessionmaker, upgrade_async
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def build(settings: Settings | None = None, *, assembly: Assembly | None = None,
     settings = settings or Settings()
     if assembly is None and calendar is None and settings.assembly_file:
         assembly, calendar = read_assembly_file(settings.assembly_file)
-    relay = Relay(settings=settings, engine=flow_engine, assembly=assembly,
+    relay = Relay(settings=settings, engine=build_engine(), assembly=assembly,
                   calendar=calendar, sessions=sessions)
     register_hooks(relay)
     return relay
@@ -64,9 +64,11 @@ def register_hooks(relay: Relay) -> None:
 
 
 def read_assembly_file(path: str) -> tuple[Assembly, Calendar | None]:
+    """The assembly and its calendar, from one reading of the file."""
     try:
-        assembly = load_assembly(path)
-        calendar = load_for(path)
+        file = AssemblyFile.read(path, AssemblyError)
+        assembly = assembly_of(file)
+        calendar = calendar_of(file) if file.has_calendar else None
     except (AssemblyError, CalendarError) as exc:
         for problem in exc.problems:
             log.error("assembly: %s: %s", exc.path, problem)
