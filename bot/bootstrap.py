@@ -2,13 +2,15 @@
 
 `build` makes a `Relay` (settings, the assembly file read once, the flows, the hooks in the
 order they run); `create_app` puts the web application around it (database, routes,
-background work, timers in a visible order). Commands, the service and tests all start here.
+background work, timers in a visible order); `build_cli` makes the `concorder` command.
+Commands, the service and tests all start here.
 """
 
 from __future__ import annotations
 
 import logging
 
+import typer
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -128,3 +130,28 @@ def install_calendar(app: web.Application, relay: Relay) -> None:
             relay.outbox_signal.set()
 
     timers.add(app, "calendar: plan and send briefings and reminders", TICK_SECONDS, tick)
+
+
+def build_cli() -> typer.Typer:
+    """The `concorder` command. Each feature adds its commands; help lists the commands in
+    this order, then the command groups in this order."""
+    from bot import (
+        cli,
+        cli_broadcast,
+        cli_draw,
+        cli_outbox,
+        cli_recruitment,
+        cli_schedule,
+        cli_simulate,
+    )
+
+    app = typer.Typer(help="Concorder Relay: messaging for citizens' assemblies over SMS and "
+                      "Telegram.", no_args_is_help=True, rich_markup_mode="rich")
+    cli.register(app)  # serve, db upgrade, audit verify
+    cli_broadcast.register(app)  # broadcast, organiser add|list|remove
+    cli_draw.register(app)  # select, replace
+    cli_outbox.register(app)  # outbox status|retry
+    cli_recruitment.register(app)  # pool import, invite, notify-draw, status
+    cli_schedule.register(app)  # schedule preview, session move
+    cli_simulate.register(app)  # simulate
+    return app

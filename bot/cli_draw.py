@@ -33,10 +33,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import draw
-from bot.cli import app
+from bot.cli import with_database, with_relay
 from bot.settings import Settings
 from store import audit
-from store.db import make_engine, sessionmaker, upgrade
 from store.draw_records import (
     DONE,
     PUBLISHED,
@@ -562,22 +561,15 @@ def write_publication(result: draw.Draw, draw_id: str, path: Path) -> None:
 # ------------------------------------------------------------------------------ commands
 
 
+def register(app: typer.Typer) -> None:
+    app.command("select")(select_command)
+    app.command("replace")(replace_command)
+
+
 def _assembly(path: Path | None, settings: Settings) -> Any:
     from bot import cli_recruitment  # the recruitment feature loads and checks the file
 
     return cli_recruitment._assembly(path, settings)
-
-
-def _with_db(settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Any]) -> Any:
-    async def go() -> Any:
-        upgrade(settings.database_url)
-        engine = make_engine(settings.database_url)
-        try:
-            return await work(sessionmaker(engine))
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(go())
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -588,15 +580,14 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 def _notify(settings: Settings, assembly: Any) -> None:
     from bot import recruitment
 
-    async def work(sessions):
-        return await recruitment.notify_draw_outcome(sessions, settings, assembly)
+    async def work(relay):
+        return await recruitment.notify_draw_outcome(relay, assembly)
 
-    told = _with_db(settings, work)
+    told = asyncio.run(with_relay(settings, work, assembly=assembly))
     summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(told.items()))
     console.print(f"Told the outcome: {summary or 'nobody new'}.")
 
 
-@app.command("select")
 def select_command(
     seed: str = typer.Option(None, "--seed", help="The seed, announced before the draw."),
     algorithm: str = ALGORITHM,
@@ -641,7 +632,7 @@ def _select(settings: Settings, assembly: Any, rules: DrawRules, seed: str | Non
                                        "run `concorder select --pick-seed SEED`.")
             return await draw_input(session, rules)
 
-    inp = _with_db(settings, gather)
+    inp = asyncio.run(with_database(settings, gather))
     console.print(f"{len(inp.respondents)} registered respondents; panel of "
                   f"{rules.panel_size}, reserve of {rules.reserve_size}"
                   f"{', one per household' if rules.one_per_household else ''}.")
@@ -662,7 +653,7 @@ def _select(settings: Settings, assembly: Any, rules: DrawRules, seed: str | Non
             async with sessions.begin() as session:
                 return await record_publication(session, result, payload)
 
-        run = _with_db(settings, publish_it)
+        run = asyncio.run(with_database(settings, publish_it))
         path = publish or Path(f"panels-{run.draw_id}.json")
         write_publication(result, run.draw_id, path)
         show_published(result, path)
@@ -676,7 +667,7 @@ def _select(settings: Settings, assembly: Any, rules: DrawRules, seed: str | Non
         async with sessions.begin() as session:
             return await record_selection(session, result, payload)
 
-    run = _with_db(settings, save)
+    run = asyncio.run(with_database(settings, save))
     _recorded(run)
     _notify(settings, assembly)
 
@@ -706,7 +697,7 @@ def _pick(settings: Settings, assembly: Any, pick_seed: str, dry_run: bool) -> N
                                        "`concorder select --seed SEED --panels M` first.")
             return published
 
-    published = _with_db(settings, load)
+    published = asyncio.run(with_database(settings, load))
     payload = {**published.payload, "pick_seed": pick_seed}
     console.print(f"Picking from the {payload['panels']} panels published in draw "
                   f"{published.draw_id}; the panels are computed again and checked first.")
@@ -732,7 +723,7 @@ def _pick(settings: Settings, assembly: Any, pick_seed: str, dry_run: bool) -> N
                 raise DrawCommandError("The published list changed meanwhile; try again.")
             return await record_selection(session, result, payload, published=current)
 
-    run = _with_db(settings, save)
+    run = asyncio.run(with_database(settings, save))
     _recorded(run)
     _notify(settings, assembly)
 
@@ -744,8 +735,8 @@ def _verify(settings: Settings) -> None:
 
     try:
         with solver_progress() as progress:
-            checks = _with_db(settings, lambda sessions: verify_draws(sessions, progress,
-                                                                       announce))
+            checks = asyncio.run(with_database(
+                settings, lambda sessions: verify_draws(sessions, progress, announce)))
     except (draw.DrawError, DrawCommandError) as error:
         raise _fail(getattr(error, "message", str(error))) from None
     bad = False
@@ -764,7 +755,6 @@ def _verify(settings: Settings) -> None:
         raise typer.Exit(1)
 
 
-@app.command("replace")
 def replace_command(
     participants: list[str] = PARTICIPANTS,
     seed: str = typer.Option(..., "--seed", help="The seed for this replacement draw."),
@@ -786,7 +776,7 @@ def replace_command(
                                            "select` first.")
                 return await replace_input(session, recorded_rules(done), leaving)
 
-        inp = _with_db(settings, gather)
+        inp = asyncio.run(with_database(settings, gather))
         places = inp.panel_size - len(inp.kept)
         console.print(f"{len(inp.kept)} stay on the panel; {places} place(s) to fill "
                       f"({len(inp.candidate_tiers[0])} on the reserve, "
@@ -811,7 +801,7 @@ def replace_command(
             return await record_replacement(session, result, payload)
 
     try:
-        run = _with_db(settings, save)
+        run = asyncio.run(with_database(settings, save))
     except DrawCommandError as error:
         raise _fail(str(error)) from None
     console.print(f"Replacement draw {run.draw_id} recorded (audit event {run.audit_seq}).")

@@ -392,69 +392,63 @@ async def test_published_lottery_then_pick_is_recorded_and_verified(db):
 EXAMPLE = ROOT / "examples" / "citizens-jury" / "assembly.toml"
 
 
-async def test_drawn_people_are_asked_to_confirm_and_a_decline_is_replaced(db, settings):
+async def test_drawn_people_are_asked_to_confirm_and_a_decline_is_replaced(db, relay,
+                                                                            assembly):
     from bot import recruitment
     from bot.service import receive
-    from flows.assembly import load_assembly
     from store.models import Contact, OutboxMessage
 
-    recruitment.use_assembly(load_assembly(EXAMPLE))
-    try:
-        rng = random.Random(8)
-        people = [Respondent(f"P{i:05d}", f"H{i}", {
-            "age": rng.choice(["16-29", "30-49", "50-64", "65+"]),
-            "gender": ["woman", "man"][i % 2], "travel": rng.choice(["car", "bus", "bike"]),
-            "area": "north"}) for i in range(16)]
-        await registered_pool_with_phones(db, people)
-        quotas = draw.quota_bounds({"gender": {"woman": 0.5, "man": 0.5, "other": {"min": 0,
-                                                                                  "max": 0}}},
-                                   4)
-        rules = cli_draw.DrawRules(quotas, 4, 2, True)
-        async with db.sessions() as session:
-            inp = await cli_draw.draw_input(session, rules)
-        result = solved_once(draw.run_draw, inp, "2027", "legacy")
-        async with db.sessions.begin() as session:
-            await cli_draw.record_selection(
-                session, result, cli_draw.select_payload(result, "2027", "legacy", 1, None))
-        told = await recruitment.notify_draw_outcome(db.sessions, settings,
-                                                     recruitment.active_assembly())
-        assert told == Counter({"selected": 4, "reserve": 2, "not selected": 10})
+    rng = random.Random(8)
+    people = [Respondent(f"P{i:05d}", f"H{i}", {
+        "age": rng.choice(["16-29", "30-49", "50-64", "65+"]),
+        "gender": ["woman", "man"][i % 2], "travel": rng.choice(["car", "bus", "bike"]),
+        "area": "north"}) for i in range(16)]
+    await registered_pool_with_phones(db, people)
+    quotas = draw.quota_bounds({"gender": {"woman": 0.5, "man": 0.5, "other": {"min": 0,
+                                                                              "max": 0}}},
+                               4)
+    rules = cli_draw.DrawRules(quotas, 4, 2, True)
+    async with db.sessions() as session:
+        inp = await cli_draw.draw_input(session, rules)
+    result = solved_once(draw.run_draw, inp, "2027", "legacy")
+    async with db.sessions.begin() as session:
+        await cli_draw.record_selection(
+            session, result, cli_draw.select_payload(result, "2027", "legacy", 1, None))
+    told = await recruitment.notify_draw_outcome(relay, assembly)
+    assert told == Counter({"selected": 4, "reserve": 2, "not selected": 10})
 
-        async def texts_to(pid):
-            async with db.sessions() as session:
-                return list((await session.execute(
-                    select(OutboxMessage.text).join(Contact).where(
-                        Contact.participant_id == pid).order_by(OutboxMessage.id))).scalars())
-
-        chosen, reserve = result.selected[0], result.reserve[0]
-        assert "selected" in (await texts_to(chosen))[-1]
-        assert "reserve" in (await texts_to(reserve))[-1]
-        outsider = next(p.id for p in people if p.id not in [*result.selected, *result.reserve])
-        assert "not selected" in (await texts_to(outsider))[-1]
-
-        # The first selected declines by SMS; a replacement of the same gender is drawn
-        # from the reserve and asked to confirm in turn.
-        await receive(db.sessions, settings, channel="sms", address=phone_of(chosen),
-                      text="DECLINE", provider_id=f"decline-{chosen}")
+    async def texts_to(pid):
         async with db.sessions() as session:
-            rinp = await cli_draw.replace_input(session, rules, [])
-        assert chosen not in rinp.kept and len(rinp.kept) == 3
-        replacement = solved_once(draw.run_replace, rinp, "2028", "legacy")
-        async with db.sessions.begin() as session:
-            await cli_draw.record_replacement(session, replacement, {
-                "mode": "replace", "input": replacement.canonical_input, "seed": "2028",
-                "seed_number": draw.seed_number("2028"), "algorithm": "legacy"})
-        told = await recruitment.notify_draw_outcome(db.sessions, settings,
-                                                     recruitment.active_assembly())
-        assert told == Counter({"selected": 1})
-        (added,) = replacement.added
-        by_id = {p.id: p for p in people}
-        assert by_id[added].attributes["gender"] == by_id[chosen].attributes["gender"]
-        assert "selected" in (await texts_to(added))[-1]
-        async with db.sessions() as session:
-            assert (await audit.verify(session)).ok
-    finally:
-        recruitment.use_assembly(None)
+            return list((await session.execute(
+                select(OutboxMessage.text).join(Contact).where(
+                    Contact.participant_id == pid).order_by(OutboxMessage.id))).scalars())
+
+    chosen, reserve = result.selected[0], result.reserve[0]
+    assert "selected" in (await texts_to(chosen))[-1]
+    assert "reserve" in (await texts_to(reserve))[-1]
+    outsider = next(p.id for p in people if p.id not in [*result.selected, *result.reserve])
+    assert "not selected" in (await texts_to(outsider))[-1]
+
+    # The first selected declines by SMS; a replacement of the same gender is drawn
+    # from the reserve and asked to confirm in turn.
+    await receive(relay, channel="sms", address=phone_of(chosen),
+                  text="DECLINE", provider_id=f"decline-{chosen}")
+    async with db.sessions() as session:
+        rinp = await cli_draw.replace_input(session, rules, [])
+    assert chosen not in rinp.kept and len(rinp.kept) == 3
+    replacement = solved_once(draw.run_replace, rinp, "2028", "legacy")
+    async with db.sessions.begin() as session:
+        await cli_draw.record_replacement(session, replacement, {
+            "mode": "replace", "input": replacement.canonical_input, "seed": "2028",
+            "seed_number": draw.seed_number("2028"), "algorithm": "legacy"})
+    told = await recruitment.notify_draw_outcome(relay, assembly)
+    assert told == Counter({"selected": 1})
+    (added,) = replacement.added
+    by_id = {p.id: p for p in people}
+    assert by_id[added].attributes["gender"] == by_id[chosen].attributes["gender"]
+    assert "selected" in (await texts_to(added))[-1]
+    async with db.sessions() as session:
+        assert (await audit.verify(session)).ok
 
 
 def phone_of(pid: str) -> str:
@@ -500,18 +494,15 @@ async def concorder(db, tmp_path, *args):
     """The same command line, run in this process (a thread: it runs its own event loop)."""
     from typer.testing import CliRunner
 
-    import bot.cli_commands  # noqa: F401
-    from bot import recruitment
-    from bot.cli import app
+    from bot.bootstrap import build_cli
 
     env = {"CONCORDER_DATABASE_URL": db.url, "COLUMNS": "200", "CONCORDER_ASSEMBLY": None}
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        result = await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+        result = await asyncio.to_thread(CliRunner().invoke, build_cli(), list(args), env=env)
     finally:
         os.chdir(cwd)
-        recruitment.use_assembly(None)
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr
