@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from bot.services.draw.rules import (
+    LIBRARY,
     SOLVER_BACKEND,
     Bounds,
     Draw,
@@ -89,6 +90,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "LIBRARY",
     "SOLVER_BACKEND",
     "Bounds",
     "Draw",

@@ -259,7 +259,7 @@ async def record_selection(session: AsyncSession, result: Draw, payload: dict[st
                               reason=None if pid in still else "withdrawn"))
     if published is not None:
         published.status = SUPERSEDED
-    event = await audit.append(session, "completed",
+    event = await audit.append(session, "draw.completed",
                                {"draw": run.draw_id, **result.audit, "withdrawn_since": gone},
                                at=now)
     run.audit_seq = event.seq
@@ -271,7 +271,7 @@ async def record_publication(session: AsyncSession, result: Draw, payload: dict[
                              now: datetime | None = None) -> DrawRun:
     now = now or utcnow()
     run = await _new_draw_run(session, result, payload, PUBLISHED, now)
-    event = await audit.append(session, "panels_published",
+    event = await audit.append(session, "draw.panels_published",
                                {"draw": run.draw_id, **result.audit}, at=now)
     run.audit_seq = event.seq
     return run
@@ -308,7 +308,7 @@ async def record_replacement(session: AsyncSession, result: Replacement,
         row.draw_id, row.status, row.reserve_rank = run.draw_id, SELECTED, None
         row.selected_at, row.notified_at, row.confirm_by = now, None, None
         row.responded_at, row.reason = None, None
-    event = await audit.append(session, "replaced", {
+    event = await audit.append(session, "draw.replaced", {
         "draw": run.draw_id, **result.audit, "leaving": data["leaving"],
         "added": result.added, "from_reserve": result.tier == 0}, at=now)
     run.audit_seq = event.seq
