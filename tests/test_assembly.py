@@ -161,7 +161,7 @@ elderly = 0.5
 
 
 def test_the_draw_takes_its_rules_from_the_example_assembly():
-    from bot.cli_draw import rules_from_assembly
+    from bot.services.draw import rules_from_assembly
 
     rules = rules_from_assembly(load_assembly(EXAMPLE))
     assert (rules.panel_size, rules.reserve_size, rules.one_per_household) == (12, 4, True)
