@@ -26,8 +26,8 @@ from bot.settings import Settings
 from flows import engine
 from flows.i18n import shipped_languages
 from flows.model import Context, Event, Inbound, Outbound, State, Turn
-from store import audit
-from store.models import Contact, InboundMessage, OutboxMessage, Participant, utcnow
+from store import audit, contacts, outbox
+from store.models import Contact, InboundMessage, OutboxStatus, Participant, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -302,6 +302,7 @@ async def enqueue(session: AsyncSession, settings: Settings, participant: Partic
                   broadcast_id: int | None = None, expires_at: datetime | None = None) -> int:
     """Write outbox rows for `messages`, in order, split into channel-sized parts; rows
     with `expires_at` are never sent from that moment on."""
+    rows: list[outbox.Message] = []
     count = 0
     for message in messages:
         target = contact
@@ -312,43 +313,22 @@ async def enqueue(session: AsyncSession, settings: Settings, participant: Partic
         # The reply to a sender that cannot receive SMS is a deliberate silence, on record.
         silent = target.channel == "sms" and not can_receive_sms(target.address)
         for number, part in enumerate(parts, start=1):
-            seq = target.next_seq
-            target.next_seq = seq + 1
-            session.add(OutboxMessage(
-                participant_id=participant.id, contact_id=target.id, seq=seq,
-                channel=target.channel, address=target.address, text=part.text,
-                buttons=part.buttons, markdown=message.markdown,
+            rows.append(outbox.Message(
+                target, part.text, buttons=part.buttons, markdown=message.markdown,
                 compliance=message.compliance, kind=message.kind, broadcast_id=broadcast_id,
                 part=number, parts=len(parts), segments=part.segments, encoding=part.encoding,
-                not_before=not_before or now, next_attempt_at=not_before or now,
-                expires_at=expires_at, created_at=now,
-                **({"status": "cancelled", "error": NO_SMS_REPLY} if silent else {}),
-            ))
+                not_before=not_before, expires_at=expires_at,
+                **({"status": OutboxStatus.CANCELLED, "error": NO_SMS_REPLY} if silent else {})))
             count += 0 if silent else 1
-    await session.flush()
+    await outbox.write(session, rows, now=now)
     return count
 
 
 async def contact_on(session: AsyncSession, participant: Participant,
                      channel: str) -> Contact | None:
-    return (
-        await session.execute(
-            select(Contact).where(Contact.participant_id == participant.id,
-                                  Contact.channel == channel)
-        )
-    ).scalars().first()
+    return await contacts.contact_on(session, participant.id, channel)
 
 
 async def preferred_contact(session: AsyncSession, participant: Participant) -> Contact | None:
     """Telegram when it still works, else SMS the person agreed to; None if unreachable."""
-    contacts = (
-        await session.execute(
-            select(Contact).where(Contact.participant_id == participant.id).order_by(Contact.id)
-        )
-    ).scalars().all()
-    usable = [c for c in contacts if c.unreachable_at is None and c.opted_out_at is None]
-    for channel in ("telegram", "sms"):
-        for contact in usable:
-            if contact.channel == channel and (channel != "sms" or contact.sms_consent):
-                return contact
-    return None
+    return await contacts.preferred_contact(session, participant.id)
