@@ -268,8 +268,9 @@ async def retry_conflicts(transaction: Callable[[], Awaitable[T]]) -> T:
 
 async def start_flow(session: AsyncSession, settings: Settings, participant: Participant,
                      flow: str, *, step: str | None = None, contact: Contact | None = None,
-                     now: datetime | None = None) -> int:
-    """Begin a flow for a participant inside the caller's transaction (invitations, draws)."""
+                     now: datetime | None = None, not_before: datetime | None = None) -> int:
+    """Begin a flow for a participant inside the caller's transaction (invitations, draws);
+    its messages wait until `not_before` if given (the end of quiet hours, say)."""
     now = now or utcnow()
     contact = contact or await preferred_contact(session, participant)
     if contact is None:
@@ -278,11 +279,12 @@ async def start_flow(session: AsyncSession, settings: Settings, participant: Par
     ctx = Context(now=now, participant_id=participant.id, channel=contact.channel,
                   facts=await facts_for(session, participant, contact))
     turn = engine.start(state, flow, ctx, step)
-    return await apply_turn(session, settings, participant, contact, turn, now)
+    return await apply_turn(session, settings, participant, contact, turn, now, not_before)
 
 
 async def apply_turn(session: AsyncSession, settings: Settings, participant: Participant,
-                     contact: Contact, turn: Turn, now: datetime) -> int:
+                     contact: Contact, turn: Turn, now: datetime,
+                     not_before: datetime | None = None) -> int:
     """Save the new state, queue the messages and append the events of one turn."""
     participant.state = turn.state.to_json()
     participant.language = turn.state.language
@@ -293,7 +295,7 @@ async def apply_turn(session: AsyncSession, settings: Settings, participant: Par
         for handler in _event_handlers.get(event.kind, ()):
             await handler(session, participant, event, now)
     return await enqueue(session, settings, participant, contact, turn.outbound,
-                         prompt_id=turn.state.prompt_id, now=now)
+                         prompt_id=turn.state.prompt_id, now=now, not_before=not_before)
 
 
 async def enqueue(session: AsyncSession, settings: Settings, participant: Participant,
