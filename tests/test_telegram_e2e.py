@@ -14,7 +14,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 import bot.telegram
-from bot.app import create_app
+from bot.bootstrap import create_app
 from bot.settings import Settings
 from store.models import InboundMessage, OutboxMessage
 from tests.telegram_peer import (  # noqa: F401  (fixtures)
