@@ -12,8 +12,8 @@ not a setting a caller can change), then one per respondent still uncovered, the
 column generation (an LP and up to 11 ILPs per iteration). So the time is about
 (time of one ILP) x (respondents + 1), and as much again for the optimisation. The run
 first measures one ILP, exactly as the library builds and solves it, on each solver
-backend installed: the draw's own (bot.draw.SOLVER_BACKEND, python-mip with CBC) and the
-library's default (highspy, whose wrapper solves every ILP twice). If even the lower bound
+backend installed: the draw's own (bot.services.draw.SOLVER_BACKEND, python-mip with CBC) and
+the library's default (highspy, whose wrapper solves every ILP twice). If even the lower bound
 does not fit the time budget, maximin is run instead at the largest smaller size whose
 bound fits, beside legacy at that size, and the table says why.
 
@@ -47,7 +47,8 @@ from typing import Any  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bot import draw  # noqa: E402
+from bot.services import draw  # noqa: E402
+from bot.services.draw import solver as draw_solver  # noqa: E402
 
 RESPONDENTS, SEATS = 2000, 150
 SMALLER = [(1000, 75), (500, 40), (200, 20)]  # same seat share, tried when 2,000 cannot fit
@@ -128,9 +129,9 @@ def seconds_per_ilp(inp: draw.DrawInput, backend: str) -> float:
     canonical = inp.canonical()
     payload = {"input": canonical, "algorithm": "maximin", "seed_number": 2026,
                "solver_backend": backend}
-    settings = draw._library_settings(payload)
-    features = draw._features(canonical["quotas"], inp.panel_size)
-    people = draw._people(canonical["respondents"], features, settings)
+    settings = draw_solver._library_settings(payload)
+    features = draw_solver._features(canonical["quotas"], inp.panel_size)
+    people = draw_solver._people(canonical["respondents"], features, settings)
     rng = random.Random(2026)
     with quiet_stdout():
         solver, agents = setup_committee_generation(features, people, inp.panel_size,
@@ -208,21 +209,24 @@ def run_distribution(inp: draw.DrawInput, algorithm: str, budget: float) -> dict
 
 def run_legacy(inp: draw.DrawInput, budget: float) -> dict[str, Any]:
     console.print(f"[bold]legacy[/]: one draw, then repeated draws for {budget:g} s ...")
-    started = time.monotonic()
-    first = draw.run_draw(inp, "2026", "legacy")
-    seconds = time.monotonic() - started
-    counts: Counter[str] = Counter(first.selected)
-    draws, seed = 1, 1
-    payload = {"mode": "select", "input": inp.canonical(), "algorithm": "legacy", "panels": 1,
-               "pick_seed": None}
-    deadline = time.monotonic() + budget
-    while time.monotonic() < deadline:
-        batch = [{**payload, "seed": str(s), "seed_number": s} for s in range(seed, seed + 10)]
-        seed += len(batch)
-        for answer in draw.rerun_many(batch):
-            if isinstance(answer, dict):
-                counts.update(answer["selected"])
-                draws += 1
+    # One child process for all the draws: starting one costs about a second.
+    with draw.SolverWorker() as worker:
+        started = time.monotonic()
+        first = draw.run_draw(inp, "2026", "legacy", worker=worker)
+        seconds = time.monotonic() - started
+        counts: Counter[str] = Counter(first.selected)
+        draws, seed = 1, 1
+        payload = {"mode": "select", "input": inp.canonical(), "algorithm": "legacy",
+                   "panels": 1, "pick_seed": None}
+        deadline = time.monotonic() + budget
+        while time.monotonic() < deadline:
+            batch = [{**payload, "seed": str(s), "seed_number": s}
+                     for s in range(seed, seed + 10)]
+            seed += len(batch)
+            for answer in draw.rerun_many(batch, worker=worker):
+                if isinstance(answer, dict):
+                    counts.update(answer["selected"])
+                    draws += 1
     frequencies = [counts[p.id] / draws for p in inp.respondents]
     never = sum(1 for f in frequencies if f == 0)
     return {"algorithm": "legacy", "seconds": seconds, "lowest": min(frequencies),

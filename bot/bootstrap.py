@@ -2,17 +2,18 @@
 
 `build` makes a `Relay` (settings, the assembly file read once, the flows, the hooks in the
 order they run); `create_app` puts the web application around it (database, routes,
-background work, timers in a visible order). Commands, the service and tests all start here.
+background work, timers in a visible order); `build_cli` makes the `concorder` command.
+Commands, the service and tests all start here.
 """
 
 from __future__ import annotations
 
 import logging
 
+import typer
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import flows.catalog  # noqa: F401  (replaced by an explicit engine below)
 from bot import (
     broadcast,
     dispatcher,
@@ -25,13 +26,14 @@ from bot import (
 from bot.app import ENGINE, RELAY, SESSIONS, SETTINGS, healthz, hide_failures, metrics
 from bot.relay import Relay
 from bot.settings import Settings
-from flows import engine as flow_engine
-from flows.assembly import Assembly, AssemblyError, load_assembly
+from flows.assembly import Assembly, AssemblyError, assembly_of
+from flows.catalog import build_engine
+from flows.config_file import AssemblyFile
 from scheduler import events as calendar_events
 from scheduler import facts as calendar_facts
 from scheduler import timers
-from scheduler.config import Calendar, CalendarError
-from scheduler.runner import TICK_SECONDS, CalendarRunner, load_for
+from scheduler.config import Calendar, CalendarError, calendar_of
+from scheduler.runner import TICK_SECONDS, CalendarRunner
 from store.db import make_engine, sessionmaker, upgrade_async
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ def build(settings: Settings | None = None, *, assembly: Assembly | None = None,
     settings = settings or Settings()
     if assembly is None and calendar is None and settings.assembly_file:
         assembly, calendar = read_assembly_file(settings.assembly_file)
-    relay = Relay(settings=settings, engine=flow_engine, assembly=assembly,
+    relay = Relay(settings=settings, engine=build_engine(), assembly=assembly,
                   calendar=calendar, sessions=sessions)
     register_hooks(relay)
     return relay
@@ -64,9 +66,11 @@ def register_hooks(relay: Relay) -> None:
 
 
 def read_assembly_file(path: str) -> tuple[Assembly, Calendar | None]:
+    """The assembly and its calendar, from one reading of the file."""
     try:
-        assembly = load_assembly(path)
-        calendar = load_for(path)
+        file = AssemblyFile.read(path, AssemblyError)
+        assembly = assembly_of(file)
+        calendar = calendar_of(file) if file.has_calendar else None
     except (AssemblyError, CalendarError) as exc:
         for problem in exc.problems:
             log.error("assembly: %s: %s", exc.path, problem)
@@ -126,3 +130,28 @@ def install_calendar(app: web.Application, relay: Relay) -> None:
             relay.outbox_signal.set()
 
     timers.add(app, "calendar: plan and send briefings and reminders", TICK_SECONDS, tick)
+
+
+def build_cli() -> typer.Typer:
+    """The `concorder` command. Each feature adds its commands; help lists the commands in
+    this order, then the command groups in this order."""
+    from bot import (
+        cli,
+        cli_broadcast,
+        cli_draw,
+        cli_outbox,
+        cli_recruitment,
+        cli_schedule,
+        cli_simulate,
+    )
+
+    app = typer.Typer(help="Concorder Relay: messaging for citizens' assemblies over SMS and "
+                      "Telegram.", no_args_is_help=True, rich_markup_mode="rich")
+    cli.register(app)  # serve, db upgrade, audit verify
+    cli_broadcast.register(app)  # broadcast, organiser add|list|remove
+    cli_draw.register(app)  # select, replace
+    cli_outbox.register(app)  # outbox status|retry
+    cli_recruitment.register(app)  # pool import, invite, notify-draw, status
+    cli_schedule.register(app)  # schedule preview, session move
+    cli_simulate.register(app)  # simulate
+    return app

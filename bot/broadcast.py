@@ -32,6 +32,7 @@ from bot.relay import Relay
 from bot.render import render
 from bot.settings import Settings
 from flows.briefing import session_moved_text
+from flows.facts import AudienceFacts
 from flows.i18n import shipped_languages, translator
 from flows.model import Outbound
 from scheduler import timers
@@ -188,9 +189,9 @@ class AudienceCount:
             self.held += held
             self.by_channel[member.contact.channel] += 1
 
-    def facts(self) -> dict[str, int]:
-        return {"total": self.total, "reachable": self.reachable, "held": self.held,
-                "telegram": self.by_channel["telegram"], "sms": self.by_channel["sms"]}
+    def facts(self) -> AudienceFacts:
+        return AudienceFacts(total=self.total, reachable=self.reachable, held=self.held,
+                             telegram=self.by_channel["telegram"], sms=self.by_channel["sms"])
 
 
 def audience_counts(members: list[Member], now: datetime,

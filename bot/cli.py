@@ -10,14 +10,7 @@ from rich.console import Console
 
 from bot.settings import Settings
 from store import audit
-from store.db import make_engine, sessionmaker, upgrade
-
-app = typer.Typer(help="Concorder Relay: messaging for citizens' assemblies over SMS and "
-                  "Telegram.", no_args_is_help=True, rich_markup_mode="rich")
-db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
-audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(audit_app, name="audit")
+from store.db import make_engine, sessionmaker, upgrade, upgrade_async
 
 console = Console()
 err = Console(stderr=True)
@@ -27,12 +20,23 @@ def run(coro):
     return asyncio.run(coro)
 
 
+def register(app: typer.Typer) -> None:
+    """The core commands: serve, db upgrade, audit verify."""
+    db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+    audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+    app.add_typer(db_app, name="db")
+    app.add_typer(audit_app, name="audit")
+    app.command("serve")(serve)
+    db_app.command("upgrade")(db_upgrade)
+    audit_app.command("verify")(audit_verify)
+
+
 async def with_database(settings: Settings, work):
-    """Run `work(sessions)` on the configured database, its schema brought up to date first
-    (once per process: alembic takes a while)."""
-    if settings.database_url not in _upgraded:
-        upgrade(settings.database_url)
-        _upgraded.add(settings.database_url)
+    """Run `work(sessions)` on the configured database, its schema brought up to date first.
+
+    Every call upgrades: when the schema is current alembic only reads its version
+    (10-60 ms), so a command opening the database a few times pays little for it."""
+    await upgrade_async(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
         return await work(sessionmaker(engine))
@@ -40,7 +44,17 @@ async def with_database(settings: Settings, work):
         await engine.dispose()
 
 
-_upgraded: set[str] = set()
+async def with_relay(settings: Settings, work, *, assembly=None, calendar=None):
+    """Run `work(relay)`: the application built as the service builds it (the given
+    assembly and calendar, else the assembly file's), on the configured database."""
+    from bot import bootstrap
+
+    async def built(sessions):
+        relay = bootstrap.build(settings, assembly=assembly, calendar=calendar,
+                                sessions=sessions)
+        return await work(relay)
+
+    return await with_database(settings, built)
 
 
 def load_config_or_exit(path, settings: Settings, load, what: str):
@@ -82,13 +96,13 @@ def ready_to_serve_or_exit(settings: Settings, host: str, port: int) -> list:
         raise typer.Exit(1) from None
 
 
-@app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
           port: int = typer.Option(8080, help="Port to listen on.")) -> None:
     """Run the service: webhooks, the simulator, the organiser API and the dispatcher."""
     from aiohttp import web
 
-    from bot.app import PrivateAccessLogger, create_app
+    from bot.app import PrivateAccessLogger
+    from bot.bootstrap import create_app
     from bot.logs import configure_logging
 
     configure_logging()  # no personal data or secrets in any line (bot/logs.py)
@@ -109,7 +123,6 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     web.run_app(application, sock=sockets, print=None, access_log_class=PrivateAccessLogger)
 
 
-@db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or update the database schema to the latest version."""
     settings = Settings()
@@ -117,7 +130,6 @@ def db_upgrade() -> None:
     console.print("Database schema is up to date.")
 
 
-@audit_app.command("verify")
 def audit_verify() -> None:
     """Recompute the audit hash chain and name the first event that does not match."""
     settings = Settings()
@@ -140,9 +152,8 @@ def audit_verify() -> None:
 
 
 def main() -> None:
-    import bot.cli_commands  # noqa: F401  (each feature module adds its commands)
+    from bot.bootstrap import build_cli
     from bot.logs import configure_logging
 
     configure_logging(level=logging.WARNING)  # every command; serve logs from INFO
-
-    app()
+    build_cli()()

@@ -11,21 +11,27 @@ import typer
 from rich.table import Table
 
 from bot import broadcast as broadcasts
-from bot.broadcast import BroadcastError, current_timing
-from bot.cli import app, console, err, run
+from bot.broadcast import BroadcastError, timing_of
+from bot.cli import console, err, run, with_database
 from bot.organisers import OrganiserError, add_organiser, list_organisers, remove_organiser
 from bot.settings import Settings
 from scheduler import config as scheduler_config
+from scheduler.config import Calendar
 from scheduler.facts import load_moves
 from scheduler.plan import timed_sessions
-from store.db import make_engine, sessionmaker, upgrade
 from store.models import utcnow
 
-organiser_app = typer.Typer(help="Organisers: the people who may broadcast and see the "
-                            "schedule from Telegram or SMS.", no_args_is_help=True)
-app.add_typer(organiser_app, name="organiser")
-
 _CLOCK = re.compile(r"^\s*(\d{1,2})[:hH.](\d{2})\s*$")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("broadcast", help=BROADCAST_HELP)(broadcast_command)
+    organiser_app = typer.Typer(help="Organisers: the people who may broadcast and see the "
+                                "schedule from Telegram or SMS.", no_args_is_help=True)
+    app.add_typer(organiser_app, name="organiser")
+    organiser_app.command("add")(organiser_add)
+    organiser_app.command("list")(organiser_list)
+    organiser_app.command("remove")(organiser_remove)
 
 
 class Refused(Exception):
@@ -37,32 +43,29 @@ def _fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
-async def _with_db(settings: Settings, work):
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    try:
-        async with sessionmaker(engine).begin() as session:
-            return await work(session)
-    finally:
-        await engine.dispose()
-
-
 def _do(work):
-    """Run `work(session)` in one transaction; bad input ends the command with its reason."""
+    """Run `work(session, settings)` in one transaction; bad input ends the command with its
+    reason."""
     settings = Settings()
+
+    async def in_transaction(sessions):
+        async with sessions.begin() as session:
+            return await work(session, settings)
+
     try:
-        return run(_with_db(settings, lambda session: work(session, settings)))
+        return run(with_database(settings, in_transaction))
     except (BroadcastError, OrganiserError, Refused) as exc:
         _fail(str(exc))
 
 
-def _load_calendar(settings: Settings) -> None:
+def _load_calendar(settings: Settings) -> Calendar | None:
     """The calendar of the assembly file, when there is one (sessions, zone, quiet hours)."""
-    if settings.assembly_file and scheduler_config.current() is None:
-        try:
-            scheduler_config.set_current(scheduler_config.load_calendar(settings.assembly_file))
-        except scheduler_config.CalendarError as exc:
-            _fail(f"the assembly file {exc.path} cannot be used: " + "; ".join(exc.problems))
+    if not settings.assembly_file:
+        return None
+    try:
+        return scheduler_config.load_calendar(settings.assembly_file)
+    except scheduler_config.CalendarError as exc:
+        _fail(f"the assembly file {exc.path} cannot be used: " + "; ".join(exc.problems))
 
 
 def parse_time(text: str, *, now: datetime, zone: str, on_day: date | None = None) -> datetime:
@@ -91,7 +94,6 @@ def parse_time(text: str, *, now: datetime, zone: str, on_day: date | None = Non
 
 # --- organisers --------------------------------------------------------------------------
 
-@organiser_app.command("add")
 def organiser_add(
     telegram_id: Annotated[str | None, typer.Option(
         "--telegram-id", help="Their numeric Telegram user id (not the @username).")] = None,
@@ -111,7 +113,6 @@ def organiser_add(
                   "now write /broadcast and /schedule to the bot.")
 
 
-@organiser_app.command("list")
 def organiser_list() -> None:
     """Show every organiser."""
     organisers = _do(lambda session, settings: list_organisers(session))
@@ -124,7 +125,6 @@ def organiser_list() -> None:
     console.print(table)
 
 
-@organiser_app.command("remove")
 def organiser_remove(
     organiser: Annotated[str, typer.Argument(
         help="The organiser's id (see `organiser list`), Telegram id or phone number.")],
@@ -151,7 +151,6 @@ BROADCAST_HELP = (
 )
 
 
-@app.command("broadcast", help=BROADCAST_HELP)
 def broadcast_command(
     words: Annotated[list[str] | None, typer.Argument(
         help="The text (in quotes), or 'status [ID]', or 'discard ID'.", show_default=False)]
@@ -182,10 +181,10 @@ def broadcast_command(
     if words and words[0] == "discard" and len(words) == 2 and template is None:
         _discard(words[1])
         return
-    settings = Settings()
-    _load_calendar(settings)
-    timing, now = current_timing(), utcnow()
-    content, is_template = _content(words, template, session, start, timing.timezone, now)
+    calendar = _load_calendar(Settings())
+    timing, now = timing_of(calendar), utcnow()
+    content, is_template = _content(words, template, session, start, timing.timezone, now,
+                                    calendar)
     try:
         audience = broadcasts.parse_audience(to)
     except BroadcastError as exc:
@@ -195,14 +194,16 @@ def broadcast_command(
     if when is not None and when <= now:
         _fail("that time has already passed")
     if is_template:
-        _warn_if_not_moved(content)
+        _warn_if_not_moved(content, calendar)
     if dry_run:
-        _show_dry_run(_do(lambda s, st: _dry(s, st, content, audience, urgent, now)), urgent)
+        _show_dry_run(_do(lambda s, st: _dry(s, st, content, audience, urgent, now, timing)),
+                      urgent)
         return
 
     async def send(session, settings):
         row = await broadcasts.create(session, settings, content, audience, organiser_id=None,
-                                      origin="cli", urgent=urgent, at=when, now=now)
+                                      origin="cli", urgent=urgent, at=when, now=now,
+                                      timing=timing)
         return row.id, row.status, row.recipients
 
     broadcast_id, state, people = _do(send)
@@ -223,7 +224,8 @@ def parse_time_or_fail(text: str, now: datetime, zone: str, on_day: date | None 
 
 
 def _content(words: list[str], template: str | None, session: str | None,
-             start: str | None, zone: str, now: datetime) -> tuple[broadcasts.Content, bool]:
+             start: str | None, zone: str, now: datetime,
+             cal: Calendar | None) -> tuple[broadcasts.Content, bool]:
     if template is None:
         if session or start:
             _fail("--session and --start go with --template session-moved")
@@ -241,7 +243,6 @@ def _content(words: list[str], template: str | None, session: str | None,
         _fail("a template writes the text itself; leave out the text")
     if not session or not start:
         _fail("session-moved needs --session N and --start TIME")
-    cal = scheduler_config.current()
     number, title, day = None, None, None
     if cal is not None:
         found = cal.session(session)
@@ -260,10 +261,9 @@ def _content(words: list[str], template: str | None, session: str | None,
         _fail(str(exc))
 
 
-def _warn_if_not_moved(content: broadcasts.Content) -> None:
+def _warn_if_not_moved(content: broadcasts.Content, cal: Calendar | None) -> None:
     """The template only tells people; reminders follow the calendar. Say so when the
     calendar still has the session at another time."""
-    cal = scheduler_config.current()
     if cal is None:
         return
 
@@ -282,9 +282,9 @@ def _warn_if_not_moved(content: broadcasts.Content) -> None:
                   f"{local:%Y-%m-%dT%H:%M}")
 
 
-async def _dry(session, settings, content, audience, urgent, now):
+async def _dry(session, settings, content, audience, urgent, now, timing):
     result = await broadcasts.dry_run(session, settings, content, audience, urgent=urgent,
-                                      now=now)
+                                      now=now, timing=timing)
     await broadcasts.record(session, "broadcast.dry_run", None, audience=str(audience),
                             template=content.template, recipients=result.count.reachable)
     return result

@@ -10,20 +10,24 @@ import typer
 from rich.table import Table
 from sqlalchemy import and_, func, or_, select, update
 
-from bot.cli import app, console, err, run, with_database
+from bot.cli import console, err, run, with_database
 from bot.outbox_queue import waiting
 from bot.settings import DURATION, DURATION_UNITS, Settings
 from store import audit
 from store.models import Contact, OutboxMessage, Participant, utcnow
 
-outbox_app = typer.Typer(help="The outbox: what waits to be sent, and failed messages.",
-                         no_args_is_help=True)
-app.add_typer(outbox_app, name="outbox")
-
 CHANNELS = ("telegram", "sms")
 # Columns of the status table, in the order a message goes through them.
 STATES = ("queued", "sending", "sent", "delivered", "failed", "expired", "undeliverable",
           "cancelled")
+
+
+def register(app: typer.Typer) -> None:
+    outbox_app = typer.Typer(help="The outbox: what waits to be sent, and failed messages.",
+                             no_args_is_help=True)
+    app.add_typer(outbox_app, name="outbox")
+    outbox_app.command("status")(status)
+    outbox_app.command("retry")(retry)
 
 
 def _ago(seconds: float) -> str:
@@ -34,7 +38,6 @@ def _ago(seconds: float) -> str:
     return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
 
 
-@outbox_app.command("status")
 def status() -> None:
     """The queue by channel and state: how long the oldest message has waited, how many
     are being retried and why, how many failed."""
@@ -100,7 +103,6 @@ def _since(text: str | None, now: datetime) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-@outbox_app.command("retry")
 def retry(
     channel: Annotated[str | None, typer.Option(
         help="Only this channel: telegram or sms.")] = None,

@@ -13,14 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bot import recruitment
-from bot.cli import app, console, err, load_config_or_exit, run, with_database
+from bot.cli import console, err, load_config_or_exit, run, with_database, with_relay
 from bot.settings import Settings
 from flows.assembly import Assembly, load_assembly
 from store.models import utcnow
-
-pool_app = typer.Typer(help="The recruitment pool: the people who may be invited.",
-                       no_args_is_help=True)
-app.add_typer(pool_app, name="pool")
 
 ASSEMBLY = typer.Option(None, "--assembly", help="The assembly file (TOML). "
                         "Default: CONCORDER_ASSEMBLY.")
@@ -28,9 +24,19 @@ DRY_RUN = typer.Option(False, "--dry-run", help="Show what would happen; change 
 SHOWN_BAD_ROWS = 50
 
 
+def register(app: typer.Typer) -> None:
+    pool_app = typer.Typer(help="The recruitment pool: the people who may be invited.",
+                           no_args_is_help=True)
+    app.add_typer(pool_app, name="pool")
+    pool_app.command("import")(pool_import)
+    app.command("invite")(invite)
+    app.command("notify-draw")(notify_draw)
+    app.command("status")(status)
+
+
 def _assembly(path: Path | None, settings: Settings) -> Assembly:
-    chosen, assembly = load_config_or_exit(path, settings, load_assembly, "assembly file")
-    recruitment.use_assembly(assembly, chosen)
+    """The assembly file (--assembly, else CONCORDER_ASSEMBLY), or exit naming its problems."""
+    _, assembly = load_config_or_exit(path, settings, load_assembly, "assembly file")
     return assembly
 
 
@@ -41,7 +47,6 @@ def _progress():
         yield progress
 
 
-@pool_app.command("import")
 def pool_import(
     file: Annotated[Path, typer.Argument(
         exists=True, dir_okay=False, readable=True,
@@ -107,7 +112,6 @@ def _show_bad_rows(bad: list[recruitment.BadRow]) -> None:
         err.print(f"... and {len(bad) - SHOWN_BAD_ROWS} more.")
 
 
-@app.command()
 def invite(
     assembly_path: Path | None = ASSEMBLY,
     limit: int | None = typer.Option(None, "--limit", min=1, help="Invite at most N people."),
@@ -127,7 +131,7 @@ def invite(
     settings = Settings()
     assembly = _assembly(assembly_path, settings)
     if remind:
-        _remind(settings, dry_run)
+        _remind(settings, assembly, dry_run)
         return
 
     async def work(sessions):
@@ -182,27 +186,27 @@ def _show_plan(plan: recruitment.InvitePlan, settings: Settings) -> None:
                   f"(at {settings.sms_cost_per_segment} per segment).")
 
 
-def _remind(settings: Settings, dry_run: bool, now: datetime | None = None) -> None:
+def _remind(settings: Settings, assembly: Assembly, dry_run: bool,
+            now: datetime | None = None) -> None:
     now = now or utcnow()
 
-    async def work(sessions):
+    async def work(relay):
         if dry_run:
-            async with sessions() as session:
+            async with relay.sessions() as session:
                 due = await recruitment.due_invitation_reminders(session, now)
             return len(due), None
-        sent = await recruitment.send_invitation_reminders(sessions, settings, now)
-        async with sessions.begin() as session:
+        sent = await recruitment.send_invitation_reminders(relay, now)
+        async with relay.sessions.begin() as session:
             lapsed = await recruitment.lapse_invitations(session, now)
         return sent, lapsed
 
-    sent, lapsed = run(with_database(settings, work))
+    sent, lapsed = run(with_relay(settings, work, assembly=assembly))
     if dry_run:
         console.print(f"Dry run: {sent} reminders are due.")
         return
     console.print(f"{sent} reminders sent, {lapsed} invitations lapsed.")
 
 
-@app.command("notify-draw")
 def notify_draw(assembly_path: Path | None = ASSEMBLY, dry_run: bool = DRY_RUN) -> None:
     """After a draw: ask the selected to CONFIRM, tell reserves, thank the others."""
     settings = Settings()
@@ -214,10 +218,10 @@ def notify_draw(assembly_path: Path | None = ASSEMBLY, dry_run: bool = DRY_RUN) 
                       "not told yet would be written to now.")
         return
 
-    async def work(sessions):
-        return await recruitment.notify_draw_outcome(sessions, settings, assembly)
+    async def work(relay):
+        return await recruitment.notify_draw_outcome(relay, assembly)
 
-    told = run(with_database(settings, work))
+    told = run(with_relay(settings, work, assembly=assembly))
     table = Table(title="Told the outcome of the draw")
     table.add_column("Outcome")
     table.add_column("People", justify="right")
@@ -231,7 +235,6 @@ async def _funnel(sessions):
         return await recruitment.funnel(session)
 
 
-@app.command()
 def status(assembly_path: Path | None = ASSEMBLY) -> None:
     """The recruitment funnel: pool, invitations, replies, consents, registrations, draw."""
     settings = Settings()

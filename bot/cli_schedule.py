@@ -9,22 +9,26 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bot.cli import app, console, err, load_config_or_exit, run, with_database
+from bot.cli import console, err, load_config_or_exit, run, with_database
 from bot.settings import Settings
-from scheduler.config import Calendar, load_calendar, set_current
+from scheduler.config import Calendar, load_calendar
 from scheduler.moves import MoveError, move_session
 from scheduler.plan import parse_local_time
 from scheduler.preview import briefing_costs, preview
 from store.models import utcnow
 
-schedule_app = typer.Typer(help="The assembly calendar: briefings and reminders.",
-                           no_args_is_help=True)
-session_app = typer.Typer(help="The assembly's sessions.", no_args_is_help=True)
-app.add_typer(schedule_app, name="schedule")
-app.add_typer(session_app, name="session")
-
 ASSEMBLY = typer.Option("--assembly", help="The assembly file (TOML). "
                         "Default: CONCORDER_ASSEMBLY.")
+
+
+def register(app: typer.Typer) -> None:
+    schedule_app = typer.Typer(help="The assembly calendar: briefings and reminders.",
+                               no_args_is_help=True)
+    session_app = typer.Typer(help="The assembly's sessions.", no_args_is_help=True)
+    app.add_typer(schedule_app, name="schedule")
+    app.add_typer(session_app, name="session")
+    schedule_app.command("preview")(schedule_preview)
+    session_app.command("move")(session_move)
 
 
 class _Rollback(Exception):
@@ -33,7 +37,6 @@ class _Rollback(Exception):
 
 def _calendar(path: Path | None, settings: Settings) -> Calendar:
     _, calendar = load_config_or_exit(path, settings, load_calendar, "calendar")
-    set_current(calendar)
     return calendar
 
 
@@ -47,7 +50,6 @@ def _moment(text: str | None, calendar: Calendar, default: datetime, option: str
         raise typer.Exit(2) from None
 
 
-@schedule_app.command("preview")
 def schedule_preview(
     start: Annotated[str | None, typer.Option("--from", help="From this local date and time "
                                               "(default: now).")] = None,
@@ -96,7 +98,6 @@ def schedule_preview(
     console.print(costs)
 
 
-@session_app.command("move")
 def session_move(
     number: Annotated[str, typer.Argument(help="The session: its number in the file (1 = "
                                           "first) or its id.")],

@@ -19,9 +19,11 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from bot.cli import app
-
 API = "/simulator/api/messages"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate)
 
 
 class ServiceDown(Exception):
@@ -151,7 +153,6 @@ class Chat:
         return self.buttons[number - 1] if 1 <= number <= len(self.buttons) else None
 
 
-@app.command()
 def simulate(
     channel: str = typer.Option("sms", help="sms or telegram."),
     address: str = typer.Option("+447700900123", help="Phone number (SMS) or chat id "

@@ -17,6 +17,7 @@ from bot.addresses import BadAddress, normalise
 from bot.service import TURN_CONTACT, enqueue, find_or_create_contact
 from bot.settings import Settings
 from flows.engine import MAX_TEXT
+from flows.facts import OrganiserFacts, PendingBroadcast, ScheduledSession
 from flows.i18n import translator
 from flows.model import Event, Outbound, Turn
 from flows.organiser import (
@@ -189,7 +190,8 @@ async def organiser_contacts(session: AsyncSession, default_language: str
 PREVIEW_LIFETIME = timedelta(minutes=PREVIEW_MINUTES)
 
 
-async def _sessions(session: AsyncSession, cal: Calendar | None) -> tuple[list[dict], str]:
+async def _sessions(session: AsyncSession,
+                    cal: Calendar | None) -> tuple[list[ScheduledSession], str]:
     """The sessions of the running calendar (moves applied, in time order), and its zone.
     The flow picks the coming ones by its own clock."""
     if cal is None:
@@ -197,11 +199,11 @@ async def _sessions(session: AsyncSession, cal: Calendar | None) -> tuple[list[d
     found = []
     for number, timed in enumerate(timed_sessions(cal, await load_moves(session)), start=1):
         item = timed.session
-        found.append({"number": number, "id": item.id, "title": dict(item.title),
-                      "start": timed.start, "end": timed.end or timed.start,
-                      "place": dict(item.place) if item.place else None,
-                      "call_in": item.call_in})
-    found.sort(key=lambda s: s["start"])
+        found.append(ScheduledSession(
+            number=number, id=item.id, title=dict(item.title), start=timed.start,
+            end=timed.end or timed.start, place=dict(item.place) if item.place else None,
+            call_in=item.call_in))
+    found.sort(key=lambda s: s.start)
     return found, cal.schedule.timezone
 
 
@@ -230,14 +232,14 @@ async def organiser_facts(calendar_of: CalendarSource, session: AsyncSession,
     sessions, zone = await _sessions(session, calendar)
     guard = await session.get(Organiser, info.id)
     facts = {
-        "organiser": {"id": info.id, "sms_failures": guard.sms_failures,
-                      "sms_locked_until": guard.sms_locked_until.isoformat()
-                      if guard.sms_locked_until else None},
+        "organiser": OrganiserFacts(id=info.id, sms_failures=guard.sms_failures,
+                                    sms_locked_until=guard.sms_locked_until.isoformat()
+                                    if guard.sms_locked_until else None),
         "audiences": {key: count.facts() for key, count in counts.items()},
-        "pending_broadcast": None if preview is None else {
-            "audience": preview.audience, "recipients": preview.recipients,
-            "expires_at": preview.expires_at.isoformat(), "origin": preview.origin,
-            "code_hash": preview.code_hash},
+        "pending_broadcast": None if preview is None else PendingBroadcast(
+            audience=preview.audience, recipients=preview.recipients,
+            expires_at=preview.expires_at.isoformat(), origin=preview.origin,
+            code_hash=preview.code_hash),
         "sessions": sessions,
         "timezone": zone,
     }
@@ -365,7 +367,7 @@ async def forward_attendance(session: AsyncSession, settings: Settings, now: dat
     recipients = await organiser_contacts(session, settings.default_language)
     if not recipients:
         return 0
-    numbers = {s["id"]: s["number"] for s in (await _sessions(session, calendar))[0]}
+    numbers = {s.id: s.number for s in (await _sessions(session, calendar))[0]}
     refs = dict((await session.execute(
         select(PoolEntry.participant_id, PoolEntry.external_id).where(
             PoolEntry.participant_id.in_([n.participant_id for n in notices]))

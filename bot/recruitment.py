@@ -31,8 +31,11 @@ from bot.addresses import BadAddress, is_simulated, normalise_phone
 from bot.relay import Relay
 from bot.render import render
 from bot.settings import Settings
-from flows import engine
+from flows import events
 from flows.assembly import Assembly
+from flows.catalog import build_engine
+from flows.engine import Engine
+from flows.facts import Facts, RecruitmentFacts, SelectionFacts
 from flows.model import Context, Event, State
 from scheduler import timers
 from store import audit
@@ -122,11 +125,12 @@ async def recruitment_facts(assembly: Assembly, timezone: Callable[[], str],
     question_ids = {q["id"] for q in facts["questions"]}
     facts["known"] = {k: v for k, v in (entry or {}).items() if k in question_ids}
     facts["invitation_status"] = invitation.status if invitation else None
-    result: dict[str, Any] = {"assembly_name": assembly.name, "recruitment": facts}
     if selection is not None:
-        facts["selection"] = {"status": selection.status, "confirm_by": selection.confirm_by}
+        facts["selection"] = SelectionFacts(selection.status, selection.confirm_by)
     facts["outcome"] = _outcome(invitation, selection)
     facts["timezone"] = participant.timezone or timezone()
+    result: dict[str, Any] = {"assembly_name": assembly.name,
+                              "recruitment": RecruitmentFacts(**facts)}
     default = _default_flow(invitation, selection)
     if default:
         result["default_flow"] = default
@@ -722,16 +726,19 @@ class InvitePlan:
         return self.sms_segments * per_segment
 
 
-def _facts(assembly: Assembly, link: str | None) -> dict[str, Any]:
+def _facts(assembly: Assembly, link: str | None) -> Facts:
     facts = assembly.facts()
     facts["invite_link"] = link
     facts["invitation_status"] = INVITED
-    return {"assembly_name": assembly.name, "recruitment": facts}
+    return Facts(assembly_name=assembly.name, recruitment=RecruitmentFacts(**facts))
 
 
 async def plan_invitations(session: AsyncSession, settings: Settings, assembly: Assembly,
-                           bot_username: str, limit: int | None = None) -> InvitePlan:
-    """Count without writing anything: who would be invited, how, and the SMS bill."""
+                           bot_username: str, limit: int | None = None, *,
+                           engine: Engine | None = None) -> InvitePlan:
+    """Count without writing anything: who would be invited, how, and the SMS bill.
+    `engine`: the service's conversations (the standard ones when not given)."""
+    engine = engine or build_engine()
     plan = InvitePlan()
     sample_link = invite_link(bot_username, "x" * invite_codes.CODE_LENGTH)  # all as long
     segments_by_language: dict[str, int] = {}
@@ -746,13 +753,14 @@ async def plan_invitations(session: AsyncSession, settings: Settings, assembly: 
             if channel == "sms":
                 if language not in segments_by_language:
                     segments_by_language[language] = _sms_size(
-                        settings, assembly, language, sample_link)
+                        settings, assembly, language, sample_link, engine)
                 plan.sms_segments += segments_by_language[language]
                 plan.sms_messages += 1
     return plan
 
 
-def _sms_size(settings: Settings, assembly: Assembly, language: str, link: str) -> int:
+def _sms_size(settings: Settings, assembly: Assembly, language: str, link: str,
+              engine: Engine) -> int:
     ctx = Context(now=utcnow(), participant_id="P0", channel="sms", facts=_facts(assembly, link))
     turn = engine.start(State(language=language), "invitation", ctx)
     return sum(part.segments for message in turn.outbound
@@ -775,7 +783,8 @@ async def send_invitations(sessions: async_sessionmaker[AsyncSession], settings:
                            assembly: Assembly, bot_username: str, *,
                            limit: int | None = None, letters_path: str | Path | None = None,
                            now: datetime | None = None, chunk: int = CHUNK,
-                           progress: Callable[[int], None] | None = None) -> InviteResult:
+                           progress: Callable[[int], None] | None = None,
+                           engine: Engine | None = None) -> InviteResult:
     """Invite everyone in the pool not invited yet (at most `limit`), chunk by chunk.
 
     Each chunk is one transaction: the invitations, the participants' new conversation
@@ -784,6 +793,7 @@ async def send_invitations(sessions: async_sessionmaker[AsyncSession], settings:
     `letters_path` and flushed to disk before their chunk commits.
     """
     now = now or utcnow()
+    engine = engine or build_engine()
     result = InviteResult()
     async with sessions.begin() as session:
         await check_one_assembly(session, assembly)
@@ -801,8 +811,8 @@ async def send_invitations(sessions: async_sessionmaker[AsyncSession], settings:
                 if letters is None and letters_path and any(
                         r.telegram_handle for r in rows):
                     letters = _open_letters(letters_path)
-                done = await _invite_chunk(session, settings, assembly, bot_username, rows,
-                                           now, letters, result)
+                done = await _invite_chunk(session, settings, engine, assembly,
+                                           bot_username, rows, now, letters, result)
                 if letters is not None:
                     letters.flush()
                     os.fsync(letters.fileno())
@@ -836,8 +846,8 @@ def _open_letters(path: str | Path):
 _CODE_MARK = "Q" * invite_codes.CODE_LENGTH  # where the code goes in a rendered invitation
 
 
-def _rendered_invitation(settings: Settings, assembly: Assembly, bot_username: str,
-                         state: State, channel: str, now: datetime):
+def _rendered_invitation(settings: Settings, engine: Engine, assembly: Assembly,
+                         bot_username: str, state: State, channel: str, now: datetime):
     """The invitation turn for one person, rendered: the new state, the events, and the
     parts with _CODE_MARK where the person's code goes."""
     ctx = Context(now=now, participant_id="P0", channel=channel,
@@ -848,7 +858,8 @@ def _rendered_invitation(settings: Settings, assembly: Assembly, bot_username: s
     return turn.state.to_json(), turn.events, messages
 
 
-async def _invite_chunk(session: AsyncSession, settings: Settings, assembly: Assembly,
+async def _invite_chunk(session: AsyncSession, settings: Settings, engine: Engine,
+                        assembly: Assembly,
                         bot_username: str, rows: list, now: datetime, letters,
                         result: InviteResult) -> int:
     recruitment = assembly.recruitment
@@ -876,7 +887,7 @@ async def _invite_chunk(session: AsyncSession, settings: Settings, assembly: Ass
                 new_state, turn_events, messages = fresh[key]
             else:
                 new_state, turn_events, messages = _rendered_invitation(
-                    settings, assembly, bot_username, state, channel, now)
+                    settings, engine, assembly, bot_username, state, channel, now)
                 if pristine:
                     fresh[key] = (new_state, turn_events, messages)
             seq = contact["next_seq"]
@@ -1198,15 +1209,15 @@ def register(relay: Relay) -> None:
             return relay.calendar.schedule.timezone if relay.calendar is not None else "UTC"
 
         hooks.provide_facts(partial(recruitment_facts, relay.assembly, zone))
-    hooks.on_event("invitation.accepted", _accepted)
-    hooks.on_event("invitation.declined", _declined)
-    hooks.on_event("consent.refused", _consent_refused)
-    hooks.on_event("consent.given", _consent_given)
-    hooks.on_event("registration.completed", _registered)
-    hooks.on_event("participant.withdrew", _withdrew)
-    hooks.on_event("participant.opted_out", _withdrew)
-    hooks.on_event("selection.confirmed", _confirmed)
-    hooks.on_event("selection.declined", _selection_declined)
+    hooks.on_event(events.INVITATION_ACCEPTED, _accepted)
+    hooks.on_event(events.INVITATION_DECLINED, _declined)
+    hooks.on_event(events.CONSENT_REFUSED, _consent_refused)
+    hooks.on_event(events.CONSENT_GIVEN, _consent_given)
+    hooks.on_event(events.REGISTRATION_COMPLETED, _registered)
+    hooks.on_event(events.WITHDREW, _withdrew)
+    hooks.on_event(events.OPTED_OUT, _withdrew)
+    hooks.on_event(events.SELECTION_CONFIRMED, _confirmed)
+    hooks.on_event(events.SELECTION_DECLINED, _selection_declined)
 
 
 def install(app: web.Application, relay: Relay, dispatch: bool) -> None:

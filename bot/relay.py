@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -17,6 +16,7 @@ from bot.channel_health import ChannelBook
 from bot.hooks import Hooks
 from bot.settings import Settings
 from flows.assembly import Assembly
+from flows.engine import Engine
 from scheduler.audience import Audience, confirmed_panel
 from scheduler.config import Calendar
 
@@ -24,8 +24,8 @@ from scheduler.config import Calendar
 @dataclass(eq=False)
 class Relay:
     settings: Settings
-    # The conversation engine: `handle(state, inbound, ctx)` and `start(...)`.
-    engine: Any
+    # The conversations: every flow and command (flows.catalog.build_engine).
+    engine: Engine
     hooks: Hooks = field(default_factory=Hooks)
     # The assembly file's recruitment and calendar tables (None: not configured).
     assembly: Assembly | None = None

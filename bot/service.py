@@ -23,6 +23,7 @@ from bot.metrics import MESSAGES_IN
 from bot.relay import Relay
 from bot.render import render
 from bot.settings import Settings
+from flows.facts import Facts
 from flows.i18n import shipped_languages
 from flows.model import Context, Inbound, Outbound, State, Turn
 from store import audit
@@ -37,7 +38,7 @@ TURN_CONTACT = "turn_contact"
 
 
 async def facts_for(session: AsyncSession, relay: Relay, participant: Participant,
-                    contact: Contact | None = None) -> dict[str, Any]:
+                    contact: Contact | None = None) -> Facts:
     facts: dict[str, Any] = {}
     session.info[TURN_CONTACT] = contact
     try:
@@ -45,7 +46,7 @@ async def facts_for(session: AsyncSession, relay: Relay, participant: Participan
             facts.update(await provider(session, participant) or {})
     finally:
         session.info.pop(TURN_CONTACT, None)
-    return facts
+    return Facts(**facts)  # a field no flow declares is an error here
 
 
 NO_SMS_REPLY = "the sender is a short code or name: it cannot receive SMS"

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from flows.config_file import ConfigError, parse_toml, problems_of, read_text
+from flows.config_file import AssemblyFile, ConfigError, problems_of
 from flows.i18n import shipped_languages
 from flows.text import fold
 
@@ -262,21 +262,27 @@ def _missing_languages(assembly: Assembly) -> list[str]:
     return problems
 
 
-def parse_assembly(text: str, path: str = "assembly.toml") -> Assembly:
-    raw = parse_toml(text, path, AssemblyError)
+def assembly_of(file: AssemblyFile) -> Assembly:
+    """Check the assembly's tables of a file read once, or raise AssemblyError naming every
+    problem."""
+    raw = file.tables()
     try:
         assembly = Assembly.model_validate(raw)
     except ValidationError as exc:
-        raise AssemblyError(path, problems_of(exc, raw, text)) from None
+        raise AssemblyError(file.path, problems_of(exc, raw, file.text)) from None
     problems = _missing_languages(assembly)
     if problems:
-        raise AssemblyError(path, problems)
+        raise AssemblyError(file.path, problems)
     return assembly
+
+
+def parse_assembly(text: str, path: str = "assembly.toml") -> Assembly:
+    return assembly_of(AssemblyFile.parse(text, path, AssemblyError))
 
 
 def load_assembly(path: str | Path) -> Assembly:
     """Read and check an assembly file, or raise AssemblyError naming every problem."""
-    return parse_assembly(read_text(path, AssemblyError), str(path))
+    return assembly_of(AssemblyFile.read(path, AssemblyError))
 
 
 def localised(texts: Localised, language: str, default: str = "en") -> str:

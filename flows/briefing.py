@@ -2,7 +2,7 @@
 
 TIME 7:30, MORE, READ and the buttons under briefings and reminders work in whatever
 conversation a panel member is in: they are engine commands, taken only when the context
-carries the calendar (`ctx.facts["calendar"]`, given to panel members). What they mean for
+carries the calendar (`ctx.facts.calendar`, given to panel members). What they mean for
 the store travels as events: briefing.time_changed, briefing.paged, briefing.read, and
 attendance.reported (the same event as a typed LATE or CAN'T COME, which flows.organiser
 takes; the organisers are told by bot.organisers).
@@ -15,7 +15,9 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flows.engine import Conversation, command
+from flows import events
+from flows.engine import Conversation
+from flows.facts import CalendarFacts, CalendarSession
 from flows.i18n import Translator
 from flows.model import Choice, Inbound, Outbound
 from flows.text import fold
@@ -128,52 +130,52 @@ def _memory(conv: Conversation) -> dict[str, Any]:
     return conv.state.data.setdefault("calendar", {})
 
 
-def _session_for(conv: Conversation, calendar: dict[str, Any]) -> dict[str, Any] | None:
+def _session_for(conv: Conversation, calendar: CalendarFacts) -> CalendarSession | None:
     """The session a LATE or CAN'T COME is about: the one last reminded of while it has
     not ended, else the next one."""
     now = conv.ctx.now
     live = []
-    for session in calendar["sessions"]:
-        end = session.get("end") or session["start"]
+    for session in calendar.sessions:
+        end = session.end or session.start
         if datetime.fromisoformat(end) > now:
             live.append(session)
     reminded = _memory(conv).get("session")
     for session in live:
-        if session["id"] == reminded:
+        if session.id == reminded:
             return session
-    return min(live, key=lambda s: s["start"], default=None)
+    return min(live, key=lambda s: s.start, default=None)
 
 
-def _attendance(conv: Conversation, calendar: dict[str, Any], kind: str) -> None:
+def _attendance(conv: Conversation, calendar: CalendarFacts, kind: str) -> None:
     session = _session_for(conv, calendar)
     if session is None:
         conv.say(conv._("There is no upcoming session to tell the organisers about."))
         return
-    conv.emit("attendance.reported", report=kind, session=session["id"])
+    conv.emit(events.ATTENDANCE_REPORTED, report=kind, session=session.id)
     conv.say(conv._("Thank you for letting us know. The organisers have been told."))
 
 
-def _more(conv: Conversation, calendar: dict[str, Any]) -> None:
+def _more(conv: Conversation, calendar: CalendarFacts) -> None:
     memory = _memory(conv)
-    briefing = calendar["briefings"].get(memory.get("briefing") or "")
+    briefing = calendar.briefings.get(memory.get("briefing") or "")
     if briefing is None:
         conv.say(conv._("There is no briefing to continue at the moment."))
         return
-    pages = briefing["pages"] if conv.ctx.channel == "sms" else [briefing["document"]]
+    pages = briefing.pages if conv.ctx.channel == "sms" else [briefing.document]
     page = int(memory.get("page", 1))
     if page >= len(pages):
         conv.say(conv._("That was the last part of the briefing."))
         return
     page += 1
     memory["page"] = page
-    conv.emit("briefing.paged", briefing=memory["briefing"], page=page, pages=len(pages))
+    conv.emit(events.BRIEFING_PAGED, briefing=memory["briefing"], page=page, pages=len(pages))
     conv.say(pages[page - 1], kind="briefing")
 
 
-def _time(conv: Conversation, calendar: dict[str, Any], rest: str) -> None:
+def _time(conv: Conversation, calendar: CalendarFacts, rest: str) -> None:
     example = conv._("Reply TIME followed by the time you want, for example TIME 7:30.")
     if not rest.strip():
-        current = time.fromisoformat(calendar["briefing_time"])
+        current = time.fromisoformat(calendar.briefing_time)
         conv.say(" ".join([conv._("Your daily briefing arrives at {time}.",
                                   time=_clock(conv, current)), example]))
         return
@@ -181,7 +183,7 @@ def _time(conv: Conversation, calendar: dict[str, Any], rest: str) -> None:
     if chosen is None:
         conv.say(" ".join([conv._("Sorry, I could not read that time."), example]))
         return
-    conv.emit("briefing.time_changed", time=f"{chosen:%H:%M}")
+    conv.emit(events.BRIEFING_TIME_CHANGED, time=f"{chosen:%H:%M}")
     conv.say(conv._("Your daily briefing will now arrive at {time}.", time=_clock(conv, chosen)))
 
 
@@ -194,15 +196,14 @@ def _read(conv: Conversation) -> None:
     if briefing is None:
         conv.say(conv._("There is no briefing to confirm at the moment."))
         return
-    conv.emit("briefing.read", briefing=briefing, channel=conv.ctx.channel)
+    conv.emit(events.BRIEFING_READ, briefing=briefing, channel=conv.ctx.channel)
     conv.say(conv._("Thank you for reading the briefing."))
 
 
-@command
 def calendar_replies(conv: Conversation, inbound: Inbound) -> bool:
     """Take the calendar's replies, in any conversation, from panel members only."""
-    calendar = conv.ctx.facts.get("calendar")
-    if not calendar:
+    calendar = conv.ctx.facts.calendar
+    if calendar is None:
         return False
     if inbound.button is not None:
         key = inbound.button.rpartition(":")[2]

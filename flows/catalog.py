@@ -1,6 +1,21 @@
-"""Every flow the service knows. Importing this module registers them all."""
+"""Every flow and command the service knows, in one visible list."""
 
-import flows.briefing  # noqa: F401  (commands: TIME, MORE, READ)
-import flows.invitation  # noqa: F401  (and consent, registration, confirmation)
-import flows.organiser  # noqa: F401  (commands: /broadcast, /schedule, LATE)
-from flows import welcome  # noqa: F401
+from __future__ import annotations
+
+from flows.briefing import calendar_replies
+from flows.confirmation import Confirmation, Outcome
+from flows.consent import Consent
+from flows.engine import Engine
+from flows.invitation import Invitation
+from flows.organiser import organiser_commands
+from flows.registration import Registration
+from flows.welcome import Welcome
+
+
+def build_engine() -> Engine:
+    """The service's engine. Commands are checked in this order, so a panel member's
+    calendar reply (TIME, MORE, READ, its buttons) comes before the organiser commands."""
+    return Engine(
+        flows=[Welcome(), Invitation(), Consent(), Registration(), Confirmation(), Outcome()],
+        commands=[calendar_replies, organiser_commands],
+    )

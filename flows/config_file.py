@@ -1,9 +1,16 @@
-"""Reading the assembly file's TOML and naming each mistake by its place and line."""
+"""Reading the assembly file's TOML and naming each mistake by its place and line.
+
+`AssemblyFile` is the file read and parsed once; the assembly (flows/assembly.py) and the
+calendar (scheduler/config.py) are both built from it, each checking its own tables.
+"""
 
 from __future__ import annotations
 
+import copy
 import re
 import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,38 @@ def parse_toml(text: str, path: str, error: type[ConfigError]) -> dict[str, Any]
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(path, [f"not valid TOML: {exc}"]) from None
+
+
+CALENDAR_TABLES = ("sessions", "briefings", "schedule")
+
+
+@dataclass(frozen=True)
+class AssemblyFile:
+    """One assembly file: where it came from, its text (errors name lines in it) and its
+    TOML tables. Readers take a copy of the tables (`tables()`), so none sees another's
+    defaults."""
+
+    path: str
+    text: str
+    raw: Mapping[str, Any]
+
+    @classmethod
+    def read(cls, path: str | Path, error: type[ConfigError] = ConfigError) -> AssemblyFile:
+        """Read and parse the file; `error` names what cannot be read or is not TOML."""
+        return cls.parse(read_text(path, error), str(path), error)
+
+    @classmethod
+    def parse(cls, text: str, path: str = "assembly.toml",
+              error: type[ConfigError] = ConfigError) -> AssemblyFile:
+        return cls(path=path, text=text, raw=parse_toml(text, path, error))
+
+    def tables(self) -> dict[str, Any]:
+        return copy.deepcopy(dict(self.raw))
+
+    @property
+    def has_calendar(self) -> bool:
+        """Whether it has calendar tables at all (a recruitment-only file has not)."""
+        return any(key in self.raw for key in CALENDAR_TABLES)
 
 
 def problems_of(exc: ValidationError, data: dict[str, Any], text: str) -> list[str]:

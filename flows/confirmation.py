@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flows.engine import Answer, Conversation, Flow, register
+from flows import events
+from flows.engine import Answer, Conversation, Flow
 from flows.invitation import (
     assembly_name,
     is_start_command,
@@ -19,18 +20,18 @@ from flows.invitation import (
 
 
 def _deadline(conv: Conversation):
-    return (recruitment_facts(conv).get("selection") or {}).get("confirm_by")
+    selection = recruitment_facts(conv).selection
+    return selection.confirm_by if selection is not None else None
 
 
 def _local(conv: Conversation, moment: datetime) -> datetime:
     """A moment in the assembly's (or the person's) time zone, as they read clocks."""
     try:
-        return moment.astimezone(ZoneInfo(recruitment_facts(conv).get("timezone") or "UTC"))
+        return moment.astimezone(ZoneInfo(recruitment_facts(conv).timezone or "UTC"))
     except (ZoneInfoNotFoundError, ValueError):
         return moment
 
 
-@register
 class Confirmation(Flow):
     name = "confirmation"
 
@@ -73,17 +74,17 @@ class Confirmation(Flow):
         deadline = _deadline(conv)
         late = deadline is not None and conv.ctx.now > deadline
         if answer.choice in ("confirm", "decline") and late:
-            conv.emit("selection.late_reply", choice=answer.choice)
+            conv.emit(events.SELECTION_LATE_REPLY, choice=answer.choice)
             conv.say(conv._("Sorry, the deadline to reply has passed and your place has been "
                             "offered to someone else."))
             conv.finish()
         elif answer.choice == "confirm":
-            conv.emit("selection.confirmed")
+            conv.emit(events.SELECTION_CONFIRMED)
             conv.say(conv._("Thank you, your place in {assembly} is confirmed. We will send "
                             "you the dates and the practical details.", assembly=name))
             conv.finish()
         elif answer.choice == "decline":
-            conv.emit("selection.declined")
+            conv.emit(events.SELECTION_DECLINED)
             conv.say(conv._("Thank you for letting us know. Your place will go to someone "
                             "else."))
             conv.finish()
@@ -93,7 +94,6 @@ class Confirmation(Flow):
             conv.not_understood()
 
 
-@register
 class Outcome(Flow):
     """What anyone the draw has decided about hears when they write in afterwards."""
 
@@ -105,7 +105,7 @@ class Outcome(Flow):
     def ask(self, conv: Conversation, step: str) -> None:
         _ = conv._
         name = assembly_name(conv)
-        outcome = recruitment_facts(conv).get("outcome")
+        outcome = recruitment_facts(conv).outcome
         if outcome == "confirmed":
             text = _("You are a member of {assembly}. Briefings and reminders will come here; "
                      "reply HELP at any time.", assembly=name)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flows.engine import Answer, Conversation, Flow, register
+from flows import events
+from flows.engine import Answer, Conversation, Flow
 from flows.invitation import (
     assembly_name,
     in_language,
@@ -14,7 +15,6 @@ from flows.invitation import (
 )
 
 
-@register
 class Consent(Flow):
     name = "consent"
 
@@ -23,7 +23,7 @@ class Consent(Flow):
 
     def ask(self, conv: Conversation, step: str) -> None:
         _ = conv._
-        text = in_language(conv, recruitment_facts(conv).get("consent_text") or {})
+        text = in_language(conv, recruitment_facts(conv).consent_text)
         conv.ask("agree", "\n\n".join([text, _("Do you agree?")]),
                  conv.choices(("agree", _("I agree")), ("disagree", _("I do not agree"))))
 
@@ -33,11 +33,11 @@ class Consent(Flow):
             withdraw(conv)
         elif answer.choice == "agree":
             # The version and language say exactly which text was agreed to.
-            conv.emit("consent.given", version=facts.get("consent_version", ""),
+            conv.emit(events.CONSENT_GIVEN, version=facts.consent_version,
                       language=conv.state.language, channel=conv.ctx.channel)
             conv.goto("registration")
         elif answer.choice == "disagree":
-            conv.emit("consent.refused", version=facts.get("consent_version", ""))
+            conv.emit(events.CONSENT_REFUSED, version=facts.consent_version)
             conv.say(conv._("Without your agreement we cannot register you. Thank you for "
                             "your interest in {assembly}.", assembly=assembly_name(conv)))
             conv.finish()

@@ -1,17 +1,20 @@
 """The conversation engine: keywords first, then the participant's current flow.
 
-`handle(state, inbound, ctx)` is the whole contract. Flows are small classes registered
-by name; each knows how to ask each of its steps and how to take a reply to it.
+`Engine(flows, commands).handle(state, inbound, ctx)` is the whole contract. Flows are
+small classes with a name; each knows how to ask each of its steps and how to take a reply
+to it. The engine holds the flows and commands it was made with (flows/catalog.py lists
+the service's own), so nothing here is global.
 """
 
 from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from flows import events
 from flows.i18n import Translator, shipped_languages, translator
 from flows.keywords import REPLY_WORDS, Keyword, keyword_of, language_of
 from flows.model import Choice, Context, Event, Inbound, Outbound, State, Turn
@@ -31,9 +34,10 @@ class Answer:
 class Conversation:
     """The working surface of one turn: flows read state and say things through it."""
 
-    def __init__(self, state: State, ctx: Context):
+    def __init__(self, state: State, ctx: Context, engine: Engine):
         self.state = state
         self.ctx = ctx
+        self.engine = engine
         self.outbound: list[Outbound] = []
         self.events: list[Event] = []
 
@@ -62,7 +66,8 @@ class Conversation:
         self.state.flow = flow
         self.state.step = None
         self.state.offered = []
-        get_flow(flow).enter(self) if step is None else get_flow(flow).ask(self, step)
+        entered = self.engine.flow(flow)
+        entered.enter(self) if step is None else entered.ask(self, step)
 
     def finish(self) -> None:
         """No flow is waiting for an answer any more."""
@@ -77,7 +82,7 @@ class Conversation:
 
     def repeat(self) -> None:
         """Ask the current step again (in the current language)."""
-        flow = current_flow(self.state, self.ctx)
+        flow = self.engine.current_flow(self.state, self.ctx)
         if self.state.step is None:
             self.state.flow = flow.name  # its steps must come back to it, whatever the default
             flow.enter(self)
@@ -106,36 +111,9 @@ class Flow(ABC):
         """Take an answer to `step`. Call conv.not_understood() for one that does not fit."""
 
 
-_FLOWS: dict[str, Flow] = {}
-
-
-def register(cls: type[Flow]) -> type[Flow]:
-    """Class decorator: make a flow available by its name."""
-    _FLOWS[cls.name] = cls()
-    return cls
-
-
 # Commands some people may give whatever flow they are in ('/broadcast' from an organiser):
 # each handler takes the turn by returning True, or leaves it to the current flow.
 CommandHandler = Callable[[Conversation, Inbound], bool]
-_COMMANDS: list[CommandHandler] = []
-
-
-def command(handler: CommandHandler) -> CommandHandler:
-    """Register a command handler, checked after the keywords and before the current flow."""
-    _COMMANDS.append(handler)
-    return handler
-
-
-def get_flow(name: str) -> Flow:
-    try:
-        return _FLOWS[name]
-    except KeyError:
-        raise LookupError(f"no flow named {name!r}") from None
-
-
-def current_flow(state: State, ctx: Context) -> Flow:
-    return get_flow(state.flow or ctx.facts.get("default_flow", "welcome"))
 
 
 def _next_prompt_id(state: State) -> str:
@@ -175,84 +153,108 @@ def match_choice(state: State, inbound: Inbound) -> tuple[str | None, bool]:
     return None, False
 
 
-def handle(state: State, inbound: Inbound, ctx: Context) -> Turn:
-    """One inbound message in, a new state, messages and audit events out."""
-    conv = Conversation(copy.deepcopy(state), ctx)
-    text = inbound.text[:MAX_TEXT]
-    inbound = Inbound(channel=inbound.channel, text=text, button=inbound.button)
-    keyword = keyword_of(text) if inbound.button is None else None
+class Engine:
+    """The flows and commands of one service: what every turn is run through.
 
-    if conv.state.opted_out:
-        if keyword is Keyword.OPT_IN:
-            conv.state.opted_out = False
-            conv.emit("participant.opted_in", channel=inbound.channel)
-            conv.say(conv._("Welcome back. You will receive messages from us again."))
-            conv.repeat()
-        # Anything else from someone who opted out gets a deliberate silence.
-        return Turn(conv.state, conv.outbound, conv.events)
+    Commands are checked in the order given, after the keywords and before the current
+    flow; flows are found by their name.
+    """
 
-    if keyword is Keyword.OPT_OUT:
-        conv.state.opted_out = True
-        # No question stays open: whoever comes back with START starts afresh.
-        conv.finish()
-        conv.emit("participant.opted_out", channel=inbound.channel)
-        conv.say(
-            conv._(
-                "You have been unsubscribed and will get no more messages from us. "
-                "Reply START to subscribe again."
-            ),
-            compliance=True,
-        )
-        return Turn(conv.state, conv.outbound, conv.events)
+    def __init__(self, flows: Iterable[Flow], commands: Iterable[CommandHandler] = ()):
+        self.flows: dict[str, Flow] = {}
+        for flow in flows:
+            if flow.name in self.flows:
+                raise ValueError(f"two flows are named {flow.name!r}")
+            self.flows[flow.name] = flow
+        self.commands: tuple[CommandHandler, ...] = tuple(commands)
 
-    if keyword is Keyword.HELP:
-        conv.say(help_text(conv))
-        conv.repeat()
-        return Turn(conv.state, conv.outbound, conv.events)
+    def flow(self, name: str) -> Flow:
+        try:
+            return self.flows[name]
+        except KeyError:
+            raise LookupError(f"no flow named {name!r}") from None
 
-    choice, stale = match_choice(conv.state, inbound)
-    # A reply that is one of the offered options ('Français' at the language question)
-    # goes to the flow, not to the language keyword.
-    language = (language_of(text, shipped_languages())
-                if inbound.button is None and choice is None else None)
-    if language is not None:
-        previous = conv.state.language
-        conv.state.language = language
-        conv.emit("participant.language_changed", previous=previous, language=language)
-        conv.say(conv._("From now on I will write to you in English."))
-        conv.repeat()
-        return Turn(conv.state, conv.outbound, conv.events)
+    def current_flow(self, state: State, ctx: Context) -> Flow:
+        return self.flow(state.flow or ctx.facts.default_flow or "welcome")
 
-    for take_command in _COMMANDS:
-        if take_command(conv, inbound):
+    def handle(self, state: State, inbound: Inbound, ctx: Context) -> Turn:
+        """One inbound message in, a new state, messages and audit events out."""
+        conv = Conversation(copy.deepcopy(state), ctx, self)
+        text = inbound.text[:MAX_TEXT]
+        inbound = Inbound(channel=inbound.channel, text=text, button=inbound.button)
+        keyword = keyword_of(text) if inbound.button is None else None
+
+        if conv.state.opted_out:
+            if keyword is Keyword.OPT_IN:
+                conv.state.opted_out = False
+                conv.emit(events.OPTED_IN, channel=inbound.channel)
+                conv.say(conv._("Welcome back. You will receive messages from us again."))
+                conv.repeat()
+            # Anything else from someone who opted out gets a deliberate silence.
             return Turn(conv.state, conv.outbound, conv.events)
 
-    if stale:
-        conv.say(conv._("That button belongs to an earlier question."))
-        conv.repeat()
+        if keyword is Keyword.OPT_OUT:
+            conv.state.opted_out = True
+            # No question stays open: whoever comes back with START starts afresh.
+            conv.finish()
+            conv.emit(events.OPTED_OUT, channel=inbound.channel)
+            conv.say(
+                conv._(
+                    "You have been unsubscribed and will get no more messages from us. "
+                    "Reply START to subscribe again."
+                ),
+                compliance=True,
+            )
+            return Turn(conv.state, conv.outbound, conv.events)
+
+        if keyword is Keyword.HELP:
+            conv.say(help_text(conv))
+            conv.repeat()
+            return Turn(conv.state, conv.outbound, conv.events)
+
+        choice, stale = match_choice(conv.state, inbound)
+        # A reply that is one of the offered options ('Français' at the language question)
+        # goes to the flow, not to the language keyword.
+        language = (language_of(text, shipped_languages())
+                    if inbound.button is None and choice is None else None)
+        if language is not None:
+            previous = conv.state.language
+            conv.state.language = language
+            conv.emit(events.LANGUAGE_CHANGED, previous=previous, language=language)
+            conv.say(conv._("From now on I will write to you in English."))
+            conv.repeat()
+            return Turn(conv.state, conv.outbound, conv.events)
+
+        for take_command in self.commands:
+            if take_command(conv, inbound):
+                return Turn(conv.state, conv.outbound, conv.events)
+
+        if stale:
+            conv.say(conv._("That button belongs to an earlier question."))
+            conv.repeat()
+            return Turn(conv.state, conv.outbound, conv.events)
+
+        flow = self.current_flow(conv.state, ctx)
+        if conv.state.step is None:
+            conv.state.flow = flow.name
+            flow.enter(conv)
+        else:
+            flow.reply(conv, conv.state.step, Answer(text=text, choice=choice))
         return Turn(conv.state, conv.outbound, conv.events)
 
-    flow = current_flow(conv.state, ctx)
-    if conv.state.step is None:
-        conv.state.flow = flow.name
-        flow.enter(conv)
-    else:
-        flow.reply(conv, conv.state.step, Answer(text=text, choice=choice))
-    return Turn(conv.state, conv.outbound, conv.events)
 
-
-def start(state: State, flow: str, ctx: Context, step: str | None = None) -> Turn:
-    """Begin a flow for a participant without an inbound message (an invitation, a draw)."""
-    conv = Conversation(copy.deepcopy(state), ctx)
-    if conv.state.opted_out:
-        return Turn(conv.state, [], [])
-    conv.goto(flow, step)
-    return Turn(conv.state, conv.outbound, conv.events)
+    def start(self, state: State, flow: str, ctx: Context, step: str | None = None) -> Turn:
+        """Begin a flow for a participant without an inbound message (an invitation, a draw)."""
+        conv = Conversation(copy.deepcopy(state), ctx, self)
+        if conv.state.opted_out:
+            return Turn(conv.state, [], [])
+        conv.goto(flow, step)
+        return Turn(conv.state, conv.outbound, conv.events)
 
 
 def help_text(conv: Conversation) -> str:
-    name = conv.ctx.facts.get("service_name", "Concorder Relay")
-    assembly = conv.ctx.facts.get("assembly_name")
+    name = conv.ctx.facts.service_name or "Concorder Relay"
+    assembly = conv.ctx.facts.assembly_name
     if assembly:
         intro = conv._("This is {service}, the messaging service of {assembly}.",
                        service=name, assembly=assembly)

@@ -22,8 +22,10 @@ DOMAIN = "messages"
 SOURCE_LANGUAGE = "en"
 
 
+@functools.cache
 def shipped_languages() -> tuple[str, ...]:
-    """Every language with a catalog, the source language first."""
+    """Every language with a catalog, the source language first. Read once: the engine
+    asks on every free-text message, and a turn should touch no disk."""
     found = sorted(entry.name for entry in LOCALES.iterdir() if _catalog(entry.name).is_file())
     return (SOURCE_LANGUAGE, *[code for code in found if code != SOURCE_LANGUAGE])
 

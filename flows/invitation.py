@@ -1,32 +1,33 @@
 """The invitation: would you like to take part? Then consent, then registration.
 
-Facts come in ctx.facts["recruitment"] (see bot/recruitment.py): the assembly's name and
+Facts come in ctx.facts.recruitment (see bot/recruitment.py): the assembly's name and
 texts, this person's invitation status, and at sending time the Telegram link to include.
 WITHDRAW works in every recruitment step: it leaves and asks for the data to be erased.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from flows import events
 from flows.assembly import localised
-from flows.engine import Answer, Conversation, Flow, register
+from flows.engine import Answer, Conversation, Flow
+from flows.facts import RecruitmentFacts
 from flows.text import fold
 
+NO_RECRUITMENT = RecruitmentFacts()  # no assembly: every recruitment fact is empty
 WITHDRAW_WORDS = {"withdraw", "retirer", "retirarme", "retiro"}
 
 
-def recruitment_facts(conv: Conversation) -> dict[str, Any]:
-    return conv.ctx.facts.get("recruitment") or {}
+def recruitment_facts(conv: Conversation) -> RecruitmentFacts:
+    return conv.ctx.facts.recruitment or NO_RECRUITMENT
 
 
 def assembly_name(conv: Conversation) -> str:
-    return recruitment_facts(conv).get("name") or conv._("the citizens' assembly")
+    return recruitment_facts(conv).name or conv._("the citizens' assembly")
 
 
 def in_language(conv: Conversation, texts: dict[str, str]) -> str:
     facts = recruitment_facts(conv)
-    return localised(texts, conv.state.language, facts.get("default_language", "en"))
+    return localised(texts, conv.state.language, facts.default_language)
 
 
 def wants_to_withdraw(answer: Answer) -> bool:
@@ -35,7 +36,7 @@ def wants_to_withdraw(answer: Answer) -> bool:
 
 def withdraw(conv: Conversation) -> None:
     """Leave the recruitment for good: no more messages, data marked for erasure."""
-    conv.emit("participant.withdrew", channel=conv.ctx.channel)
+    conv.emit(events.WITHDREW, channel=conv.ctx.channel)
     conv.say(
         conv._("You have withdrawn from {assembly}. We will send you no more messages and "
                "will delete your details.", assembly=assembly_name(conv)),
@@ -79,13 +80,12 @@ def is_start_command(answer: Answer) -> bool:
     return answer.choice is None and answer.text.strip().lower().startswith("/start")
 
 
-@register
 class Invitation(Flow):
     name = "invitation"
 
     def enter(self, conv: Conversation) -> None:
         refused = conv.state.data.pop("invitation_refused", None)
-        if refused is None and recruitment_facts(conv).get("invitation_status") == "lapsed":
+        if refused is None and recruitment_facts(conv).invitation_status == "lapsed":
             refused = "expired"
         if refused is not None:
             self.refuse(conv, refused)
@@ -95,7 +95,7 @@ class Invitation(Flow):
     def refuse(self, conv: Conversation, reason: str) -> None:
         conv.say(refusal(conv, reason))
         conv.finish()
-        if recruitment_facts(conv).get("invitation_status") is None:
+        if recruitment_facts(conv).invitation_status is None:
             # Nobody we invited: show what anyone writing to us can do.
             conv.goto("welcome")
 
@@ -109,7 +109,7 @@ class Invitation(Flow):
             text = _("You are invited to take part in {assembly}, a citizens' assembly chosen "
                      "by lot. Taking part is voluntary. Would you like to take part?",
                      assembly=name)
-            link = recruitment_facts(conv).get("invite_link")
+            link = recruitment_facts(conv).invite_link
             if link and conv.ctx.channel == "sms":
                 text += " " + _("You can also reply on Telegram: {link}", link=link)
             if conv.ctx.channel == "sms":
@@ -120,14 +120,14 @@ class Invitation(Flow):
     def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
         if wants_to_withdraw(answer):
             withdraw(conv)
-        elif recruitment_facts(conv).get("invitation_status") == "lapsed" and (
+        elif recruitment_facts(conv).invitation_status == "lapsed" and (
                 answer.choice or is_start_command(answer)):
             self.refuse(conv, "expired")
         elif answer.choice == "yes":
-            conv.emit("invitation.accepted", channel=conv.ctx.channel)
+            conv.emit(events.INVITATION_ACCEPTED, channel=conv.ctx.channel)
             conv.goto("consent")
         elif answer.choice == "no":
-            conv.emit("invitation.declined", channel=conv.ctx.channel)
+            conv.emit(events.INVITATION_DECLINED, channel=conv.ctx.channel)
             conv.say(conv._("Thank you for letting us know. We will not contact you about "
                             "{assembly} again.", assembly=assembly_name(conv)))
             conv.finish()
@@ -136,7 +136,3 @@ class Invitation(Flow):
         else:
             conv.not_understood()
 
-
-# The flows an invitation leads to register together with it (flows/catalog.py imports
-# this module only).
-from flows import confirmation, consent, registration  # noqa: E402, F401

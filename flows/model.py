@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flows.facts import Facts
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -104,5 +106,5 @@ class Context:
     now: datetime
     participant_id: str
     channel: str
-    # Assembly configuration and facts loaded by the service (plain data).
-    facts: dict[str, Any] = field(default_factory=dict)
+    # Assembly configuration and facts loaded by the service.
+    facts: Facts = field(default_factory=Facts)

@@ -3,9 +3,9 @@ CAN'T COME.
 
 These are engine commands, not a flow a person is put in: they work whatever conversation
 someone is in, and leave it where it was. Everything they know comes from ctx.facts
-(filled by bot.organisers): `organiser` ({"id"} for a registered organiser), `audiences`
-(counts per audience), `pending_broadcast`, `sessions` (all, in time order), `timezone`,
-`panel` (the participant holds a seat). They emit events; the service turns
+(filled by bot.organisers): `organiser` (a registered organiser), `audiences` (counts per
+audience), `pending_broadcast`, `sessions` (all, in time order), `timezone`, `panel` (the
+participant holds a seat). They emit events; the service turns
 "broadcast.previewed" into a stored preview, "broadcast.confirmed" into the broadcast
 itself and "attendance.reported" into a notice to every organiser.
 
@@ -28,8 +28,10 @@ import hmac
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from flows import events
 from flows.briefing import _session_for as reminded_session
-from flows.engine import Conversation, command
+from flows.engine import Conversation
+from flows.facts import OrganiserFacts, PendingBroadcast, ScheduledSession
 from flows.model import Inbound
 from flows.text import fold, words
 
@@ -104,12 +106,11 @@ def attendance_report(text: str) -> str | None:
     return None
 
 
-@command
 def organiser_commands(conv: Conversation, inbound: Inbound) -> bool:
     if inbound.button is not None:
         return False
     facts = conv.ctx.facts
-    organiser = facts.get("organiser")
+    organiser = facts.organiser
     parsed = split_command(inbound.text)
     if parsed is None:
         return False
@@ -117,11 +118,11 @@ def organiser_commands(conv: Conversation, inbound: Inbound) -> bool:
     if organiser is None:
         if name == "broadcast" or (name == "schedule" and inbound.text.lstrip().startswith("/")):
             # Not an organiser: the attempt is recorded and the conversation answers as usual.
-            conv.emit("organiser.command_refused", command=name, channel=inbound.channel)
+            conv.emit(events.COMMAND_REFUSED, command=name, channel=inbound.channel)
             return False
         return _attendance(conv, inbound)
     on_sms = inbound.channel == "sms"
-    pending = facts.get("pending_broadcast")
+    pending = facts.pending_broadcast
     answer = PREVIEW_ANSWERS.get(name)
     # Over SMS, SEND carries the preview's code ("SEND 482193"); on Telegram it is bare.
     answers_preview = bool(answer) and pending is not None and (on_sms or not rest)
@@ -130,23 +131,23 @@ def organiser_commands(conv: Conversation, inbound: Inbound) -> bool:
     if on_sms and _sms_locked(conv, organiser, name):
         return True
     if name == "broadcast":
-        _broadcast(conv, organiser["id"], rest)
+        _broadcast(conv, organiser.id, rest)
     elif name == "schedule":
-        _schedule(conv, organiser["id"])
+        _schedule(conv, organiser.id)
     else:
         _answer_preview(conv, organiser, answer, pending, rest)
     return True
 
 
-def _sms_locked(conv: Conversation, organiser: dict, command: str) -> bool:
+def _sms_locked(conv: Conversation, organiser: OrganiserFacts, command: str) -> bool:
     """Refuse the command while wrong codes keep this organiser's SMS commands locked."""
-    until = organiser.get("sms_locked_until")
+    until = organiser.sms_locked_until
     if not until or conv.ctx.now >= datetime.fromisoformat(until):
         return False
     left = datetime.fromisoformat(until) - conv.ctx.now
     minutes = max(1, -(-int(left.total_seconds()) // 60))
-    conv.emit("organiser.command_refused", command=command, channel="sms", reason="locked",
-              organiser=organiser["id"])
+    conv.emit(events.COMMAND_REFUSED, command=command, channel="sms", reason="locked",
+              organiser=organiser.id)
     conv.say(conv.t.ngettext(
         "Organiser commands by SMS from this number are locked for {n} more minute, "
         "after too many wrong codes. Telegram still works.",
@@ -167,26 +168,26 @@ def _broadcast(conv: Conversation, organiser_id: int, rest: str) -> None:
         conv.say(_("I do not know the audience \"{audience}\". Use all, selected, reserve, "
                    "group:NAME or lang:CODE.", audience=audience))
         return
-    counts = conv.ctx.facts.get("audiences", {}).get(audience)
-    if not counts or not counts.get("reachable"):
+    counts = (conv.ctx.facts.audiences or {}).get(audience)
+    if not counts or not counts.reachable:
         conv.say(_("Nobody in \"{audience}\" can be reached, so there is nothing to send.",
                    audience=audience))
         return
-    people = conv.t.ngettext("{n} person", "{n} people", counts["reachable"])
+    people = conv.t.ngettext("{n} person", "{n} people", counts.reachable)
     lines = [
         _("Preview of your broadcast to {audience}: {people} ({telegram} on Telegram, "
           "{sms} by SMS).", audience=audience, people=people,
-          telegram=counts.get("telegram", 0), sms=counts.get("sms", 0)),
+          telegram=counts.telegram, sms=counts.sms),
     ]
     if is_urgent(text):
         lines.append(_("It starts with URGENT, so it goes out at once, even during quiet "
                        "hours."))
-    elif counts.get("held"):
+    elif counts.held:
         lines.append(conv.t.ngettext(
             "{n} of them is in quiet hours and will get it when they end.",
-            "{n} of them are in quiet hours and will get it when they end.", counts["held"]))
+            "{n} of them are in quiet hours and will get it when they end.", counts.held))
     if conv.ctx.channel == "sms":
-        code = conv.ctx.facts.get("confirmation_code")
+        code = conv.ctx.facts.confirmation_code
         if not code:
             conv.say(_("A broadcast by SMS needs a confirmation code and none could be "
                        "made, so nothing was prepared. Use Telegram or the command line."))
@@ -198,15 +199,15 @@ def _broadcast(conv: Conversation, organiser_id: int, rest: str) -> None:
         answer = _("Reply SEND to send it, or DISCARD to drop it.")
     lines += ["", text, "", answer]
     conv.say("\n".join(lines))
-    conv.emit("broadcast.previewed", organiser=organiser_id, audience=audience,
-              recipients=counts["reachable"], urgent=is_urgent(text), channel=conv.ctx.channel)
+    conv.emit(events.BROADCAST_PREVIEWED, organiser=organiser_id, audience=audience,
+              recipients=counts.reachable, urgent=is_urgent(text), channel=conv.ctx.channel)
 
 
-def _answer_preview(conv: Conversation, organiser: dict, answer: str, pending: dict,
-                    given_code: str) -> None:
+def _answer_preview(conv: Conversation, organiser: OrganiserFacts, answer: str,
+                    pending: PendingBroadcast, given_code: str) -> None:
     _ = conv._
-    organiser_id = organiser["id"]
-    origin = pending.get("origin") or conv.ctx.channel
+    organiser_id = organiser.id
+    origin = pending.origin or conv.ctx.channel
     if origin != conv.ctx.channel:
         # Answered only where it was made: a forged SMS must not confirm a Telegram
         # preview, nor Telegram send a preview someone made with the organiser's number.
@@ -215,12 +216,12 @@ def _answer_preview(conv: Conversation, organiser: dict, answer: str, pending: d
                  _("The broadcast waiting for your answer was previewed on Telegram: "
                    "answer it there."))
         return
-    if conv.ctx.now >= datetime.fromisoformat(pending["expires_at"]):
-        conv.emit("broadcast.discarded", organiser=organiser_id, reason="expired")
+    if conv.ctx.now >= datetime.fromisoformat(pending.expires_at):
+        conv.emit(events.BROADCAST_DISCARDED, organiser=organiser_id, reason="expired")
         conv.say(_("That preview has expired and was not sent. Write /broadcast again."))
         return
     if answer == "discard":
-        conv.emit("broadcast.discarded", organiser=organiser_id, reason="organiser")
+        conv.emit(events.BROADCAST_DISCARDED, organiser=organiser_id, reason="organiser")
         conv.say(_("Discarded. Nothing was sent."))
         return
     if conv.ctx.channel == "sms":
@@ -229,21 +230,21 @@ def _answer_preview(conv: Conversation, organiser: dict, answer: str, pending: d
             conv.say(_("To send it, reply SEND followed by the code from the preview. "
                        "Nothing was sent."))
             return
-        if not code_matches(pending.get("code_hash"), given_code):
+        if not code_matches(pending.code_hash, given_code):
             _wrong_code(conv, organiser)
             return
-    conv.emit("broadcast.confirmed", organiser=organiser_id, audience=pending["audience"],
+    conv.emit(events.BROADCAST_CONFIRMED, organiser=organiser_id, audience=pending.audience,
               channel=conv.ctx.channel)
     conv.say(conv.t.ngettext("Sending your broadcast to {n} person.",
                              "Sending your broadcast to {n} people.",
-                             int(pending.get("recipients", 0))))
+                             pending.recipients))
 
 
-def _wrong_code(conv: Conversation, organiser: dict) -> None:
+def _wrong_code(conv: Conversation, organiser: OrganiserFacts) -> None:
     """Count a wrong SMS code; the last allowed one locks SMS commands and drops the preview."""
-    failures = int(organiser.get("sms_failures") or 0) + 1
+    failures = organiser.sms_failures + 1
     if failures < MAX_CODE_FAILURES:
-        conv.emit("organiser.code_rejected", organiser=organiser["id"], failures=failures)
+        conv.emit(events.CODE_REJECTED, organiser=organiser.id, failures=failures)
         conv.say(conv.t.ngettext(
             "That code is wrong, so nothing was sent. {n} more try before SMS commands "
             "are locked.",
@@ -251,9 +252,9 @@ def _wrong_code(conv: Conversation, organiser: dict) -> None:
             "are locked.", MAX_CODE_FAILURES - failures))
         return
     until = conv.ctx.now + timedelta(minutes=LOCK_MINUTES)
-    conv.emit("organiser.sms_locked", organiser=organiser["id"], failures=failures,
+    conv.emit(events.SMS_LOCKED, organiser=organiser.id, failures=failures,
               until=until.isoformat())
-    conv.emit("broadcast.discarded", organiser=organiser["id"], reason="locked")
+    conv.emit(events.BROADCAST_DISCARDED, organiser=organiser.id, reason="locked")
     conv.say(conv._("That code is wrong, so nothing was sent and the preview is dropped. "
                     "Organiser commands by SMS from this number are locked for {minutes} "
                     "minutes, and the other organisers have been told.",
@@ -262,45 +263,44 @@ def _wrong_code(conv: Conversation, organiser: dict) -> None:
 
 def _schedule(conv: Conversation, organiser_id: int) -> None:
     _ = conv._
-    conv.emit("organiser.schedule_viewed", organiser=organiser_id)
-    sessions = coming(conv.ctx.facts.get("sessions") or [], conv.ctx.now)
+    conv.emit(events.SCHEDULE_VIEWED, organiser=organiser_id)
+    sessions = coming(conv.ctx.facts.sessions or [], conv.ctx.now)
     if not sessions:
         conv.say(_("No sessions are coming up."))
         return
-    zone = ZoneInfo(conv.ctx.facts.get("timezone") or "UTC")
+    zone = ZoneInfo(conv.ctx.facts.timezone or "UTC")
     language = conv.state.language
     lines = [_("Coming up:")]
     for session in sessions:
-        start: datetime = session["start"]
-        line = _("Session {number}: {title}, {start}", number=session["number"],
-                 title=_pick(session.get("title"), language),
-                 start=conv.t.datetime(start.astimezone(zone)))
-        place = _pick(session.get("place"), language) or session.get("call_in") or ""
+        line = _("Session {number}: {title}, {start}", number=session.number,
+                 title=_pick(session.title, language),
+                 start=conv.t.datetime(session.start.astimezone(zone)))
+        place = _pick(session.place, language) or session.call_in or ""
         lines.append(f"{line} ({place})" if place else line)
     conv.say("\n".join(lines))
 
 
 def _attendance(conv: Conversation, inbound: Inbound) -> bool:
-    calendar = conv.ctx.facts.get("calendar")
-    if not (calendar or conv.ctx.facts.get("panel")):
+    calendar = conv.ctx.facts.calendar
+    if not (calendar or conv.ctx.facts.panel):
         return False
     report = attendance_report(inbound.text)
     if report is None:
         return False
     if calendar:  # the session the buttons under a reminder would name
         chosen = reminded_session(conv, calendar)
-        session = chosen["id"] if chosen else None
+        session = chosen.id if chosen else None
     else:
-        upcoming = coming(conv.ctx.facts.get("sessions") or [], conv.ctx.now)
-        session = upcoming[0]["id"] if upcoming else None
-    conv.emit("attendance.reported", report=report, session=session)
+        upcoming = coming(conv.ctx.facts.sessions or [], conv.ctx.now)
+        session = upcoming[0].id if upcoming else None
+    conv.emit(events.ATTENDANCE_REPORTED, report=report, session=session)
     conv.say(conv._("Thank you for letting us know. The organisers have been told."))
     return True
 
 
-def coming(sessions: list[dict], now: datetime) -> list[dict]:
+def coming(sessions: list[ScheduledSession], now: datetime) -> list[ScheduledSession]:
     """The sessions that have not ended by `now`."""
-    return [s for s in sessions if s["end"] >= now]
+    return [s for s in sessions if s.end >= now]
 
 
 def _pick(texts: dict[str, str] | str | None, language: str) -> str:

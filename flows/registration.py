@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.engine import Answer, Conversation, Flow, register
+from flows import events
+from flows.engine import Answer, Conversation, Flow
 from flows.invitation import (
     assembly_name,
     in_language,
@@ -24,8 +25,8 @@ BACK_WORDS = {"back", "retour", "volver", "atras"}
 def _questions(conv: Conversation) -> list[dict[str, Any]]:
     """The questions still to ask: those whose answer the pool does not already know."""
     facts = recruitment_facts(conv)
-    known = facts.get("known") or {}
-    return [q for q in facts.get("questions") or [] if q["id"] not in known]
+    known = facts.known or {}
+    return [q for q in facts.questions if q["id"] not in known]
 
 
 def _progress(conv: Conversation) -> dict[str, Any]:
@@ -33,16 +34,15 @@ def _progress(conv: Conversation) -> dict[str, Any]:
 
 
 def _closed(conv: Conversation) -> bool:
-    deadline = recruitment_facts(conv).get("registration_deadline")
+    deadline = recruitment_facts(conv).registration_deadline
     return deadline is not None and conv.ctx.now > deadline
 
 
-@register
 class Registration(Flow):
     name = "registration"
 
     def enter(self, conv: Conversation) -> None:
-        if recruitment_facts(conv).get("invitation_status") == "registered":
+        if recruitment_facts(conv).invitation_status == "registered":
             self.ask(conv, "done")
             return
         if _closed(conv):
@@ -114,7 +114,7 @@ class Registration(Flow):
         if answer.choice == "back" or (answer.choice is None and fold(answer.text) in BACK_WORDS):
             self.back(conv)
         elif step == "summary" and answer.choice == "confirm":
-            conv.emit("registration.completed", questions=len(progress["answers"]))
+            conv.emit(events.REGISTRATION_COMPLETED, questions=len(progress["answers"]))
             conv.say(conv._("Thank you, you are registered for {assembly}. If you are drawn "
                             "we will write to you.", assembly=assembly_name(conv)))
             wait(conv, self.name, "done")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from flows.engine import Answer, Conversation, Flow, help_text, register
+from flows import events
+from flows.engine import Answer, Conversation, Flow, help_text
 from flows.i18n import shipped_languages
 
 
-@register
 class Welcome(Flow):
     name = "welcome"
 
     def enter(self, conv: Conversation) -> None:
-        conv.emit("conversation.started", flow=self.name)
+        conv.emit(events.CONVERSATION_STARTED, flow=self.name)
         self.ask(conv, "menu")
 
     def ask(self, conv: Conversation, step: str) -> None:
@@ -41,7 +41,7 @@ class Welcome(Flow):
                 conv.not_understood()
                 return
             previous, conv.state.language = conv.state.language, answer.choice
-            conv.emit("participant.language_changed", previous=previous, language=answer.choice)
+            conv.emit(events.LANGUAGE_CHANGED, previous=previous, language=answer.choice)
             conv.say(conv._("From now on I will write to you in English."))
             self.ask(conv, "menu")
             return

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from flows.config_file import ConfigError, parse_toml, problems_of, read_text
+from flows.config_file import CALENDAR_TABLES, AssemblyFile, ConfigError, problems_of
 
 _DURATION_PART = re.compile(r"(\d+)\s*(d|h|m)")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -259,11 +259,12 @@ def _cross_checks(calendar: Calendar) -> list[str]:
     return problems
 
 
-def parse_calendar(text: str, path: str = "assembly.toml") -> Calendar:
-    """The calendar tables of an assembly file; CalendarError lists every mistake."""
-    raw = parse_toml(text, path, CalendarError)
+def calendar_of(file: AssemblyFile) -> Calendar:
+    """The calendar tables of an assembly file read once; CalendarError lists every
+    mistake."""
+    raw, path, text = file.tables(), file.path, file.text
     info = raw.get("assembly") if isinstance(raw.get("assembly"), dict) else {}
-    data = {key: raw[key] for key in ("sessions", "briefings", "schedule") if key in raw}
+    data = {key: raw[key] for key in CALENDAR_TABLES if key in raw}
     _default_ids(data)
     schedule = data.get("schedule")
     if isinstance(schedule, dict) and "timezone" not in schedule and info.get("timezone"):
@@ -281,9 +282,14 @@ def parse_calendar(text: str, path: str = "assembly.toml") -> Calendar:
     return calendar
 
 
+def parse_calendar(text: str, path: str = "assembly.toml") -> Calendar:
+    """The calendar tables of an assembly file's text; CalendarError lists every mistake."""
+    return calendar_of(AssemblyFile.parse(text, path, CalendarError))
+
+
 def load_calendar(path: str | Path) -> Calendar:
     """Read and check the calendar tables of an assembly file."""
-    return parse_calendar(read_text(path, CalendarError), str(path))
+    return calendar_of(AssemblyFile.read(path, CalendarError))
 
 
 # Where the running service's calendar is read (it may be reloaded while it runs).

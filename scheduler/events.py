@@ -8,6 +8,7 @@ from functools import partial
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flows import events
 from flows.model import Event
 from scheduler.config import CalendarSource
 from scheduler.jobs import sync
@@ -58,6 +59,6 @@ async def briefing_read(session: AsyncSession, participant: Participant, event: 
 
 def register(hooks, calendar_of: CalendarSource) -> None:
     """Join the conversations: calendar replies become rows (`hooks`: bot.hooks.Hooks)."""
-    hooks.on_event("briefing.time_changed", partial(briefing_time_changed, calendar_of))
-    hooks.on_event("briefing.paged", briefing_paged)
-    hooks.on_event("briefing.read", briefing_read)
+    hooks.on_event(events.BRIEFING_TIME_CHANGED, partial(briefing_time_changed, calendar_of))
+    hooks.on_event(events.BRIEFING_PAGED, briefing_paged)
+    hooks.on_event(events.BRIEFING_READ, briefing_read)

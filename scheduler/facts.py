@@ -1,4 +1,4 @@
-"""The calendar as plain data for a panel member's conversations (`ctx.facts["calendar"]`)."""
+"""The calendar as plain data for a panel member's conversations (`ctx.facts.calendar`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flows.facts import CalendarFacts
 from scheduler import audience
 from scheduler.config import Calendar, CalendarSource, pick
 from scheduler.paging import render_briefing
@@ -64,7 +65,8 @@ async def panel_calendar(calendar_of: CalendarSource, session: AsyncSession,
     if calendar is None or not await audience.on_panel(session, participant.id):
         return {}
     member = await member_of(session, participant)
-    return {"calendar": calendar_facts(calendar, member, await load_moves(session))}
+    plain = calendar_facts(calendar, member, await load_moves(session))
+    return {"calendar": CalendarFacts.from_plain(plain)}
 
 
 def register(hooks, calendar_of: CalendarSource) -> None:

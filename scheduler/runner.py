@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from flows.config_file import AssemblyFile, ConfigError
 from scheduler.config import Calendar, CalendarError, load_calendar
 from scheduler.jobs import SyncResult, run_due, sync
 from store.models import utcnow
@@ -107,10 +107,9 @@ class CalendarRunner:
 def has_calendar(path: str | Path) -> bool:
     """Whether an assembly file has calendar tables at all (a recruitment-only file has not)."""
     try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        return AssemblyFile.read(path).has_calendar
+    except (ConfigError, OSError):
         return True  # let the loader report the problem
-    return any(key in raw for key in ("sessions", "briefings", "schedule"))
 
 
 def load_for(assembly_file: str | None) -> Calendar | None:

@@ -40,7 +40,7 @@ class DrawRun(Base):
     algorithm: Mapped[str] = mapped_column(String(16))
     library_version: Mapped[str] = mapped_column(String(32))
     input_sha256: Mapped[str] = mapped_column(String(64))
-    # What the selection process was given (bot.draw payload) and what it returned.
+    # What the selection process was given (bot.services.draw payload) and what it returned.
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     lowest_probability: Mapped[float | None] = mapped_column(Float)

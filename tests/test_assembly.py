@@ -161,9 +161,26 @@ elderly = 0.5
 
 
 def test_the_draw_takes_its_rules_from_the_example_assembly():
-    from bot.cli_draw import rules_from_assembly
+    from bot.services.draw import rules_from_assembly
 
     rules = rules_from_assembly(load_assembly(EXAMPLE))
     assert (rules.panel_size, rules.reserve_size, rules.one_per_household) == (12, 4, True)
     assert sorted(rules.quotas) == ["age", "gender", "region"]
     assert (rules.quotas["gender"]["woman"].min, rules.quotas["gender"]["woman"].max) == (5, 7)
+
+
+def test_one_read_of_the_file_gives_the_assembly_and_the_calendar(tmp_path):
+    import copy
+
+    from flows.assembly import assembly_of
+    from flows.config_file import AssemblyFile, ConfigError
+    from scheduler.config import calendar_of, load_calendar
+
+    file = AssemblyFile.read(EXAMPLE)
+    before = copy.deepcopy(dict(file.raw))
+    assembly, calendar = assembly_of(file), calendar_of(file)
+    assert assembly == load_assembly(EXAMPLE) and calendar == load_calendar(EXAMPLE)
+    assert file.has_calendar and dict(file.raw) == before  # neither reader changed it
+    assert not AssemblyFile.parse(MINIMAL).has_calendar
+    with pytest.raises(ConfigError, match="file not found"):
+        AssemblyFile.read(tmp_path / "missing.toml")

@@ -10,10 +10,9 @@ import pytest
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
-import bot.cli_broadcast  # noqa: F401  (attaches the broadcast commands to the app)
 from bot import broadcast, service
+from bot.bootstrap import build_cli
 from bot.broadcast import BroadcastError, Timing, parse_audience
-from bot.cli import app as cli
 from flows.model import Outbound, State
 from store.db import make_engine, sessionmaker
 from store.models import AuditEvent, Contact, OutboxMessage, Participant
@@ -218,6 +217,12 @@ async def test_bulk_queueing_keeps_each_contacts_message_order(db, settings):
 runner = CliRunner()
 
 
+@pytest.fixture
+def cli():
+    """The `concorder` command as the console script builds it."""
+    return build_cli()
+
+
 def _seed(url: str, work) -> None:
     async def go():
         engine = make_engine(url)
@@ -241,7 +246,7 @@ def _count(url: str, model) -> int:
     return result[0]
 
 
-def test_cli_organisers_add_list_remove(db, monkeypatch):
+def test_cli_organisers_add_list_remove(db, monkeypatch, cli):
     monkeypatch.setenv("CONCORDER_DATABASE_URL", db.url)
     added = runner.invoke(cli, ["organiser", "add", "--phone", "07911 123456", "--name", "Ann"])
     assert added.exit_code == 0, added.output
@@ -259,7 +264,7 @@ def test_cli_organisers_add_list_remove(db, monkeypatch):
     assert "No organisers yet" in runner.invoke(cli, ["organiser", "list"]).output
 
 
-def test_cli_broadcast_dry_run_send_and_status(db, monkeypatch):
+def test_cli_broadcast_dry_run_send_and_status(db, monkeypatch, cli):
     monkeypatch.setenv("CONCORDER_DATABASE_URL", db.url)
 
     async def people(session):
@@ -300,9 +305,8 @@ def test_cli_broadcast_dry_run_send_and_status(db, monkeypatch):
         assert result.exit_code == 2 and said in result.output, (args, result.output)
 
 
-def test_cli_session_moved_template_uses_the_assembly_calendar(db, monkeypatch, tmp_path):
-    from scheduler import config as scheduler_config
-
+def test_cli_session_moved_template_uses_the_assembly_calendar(db, monkeypatch, tmp_path,
+                                                                 cli):
     assembly = tmp_path / "assembly.toml"
     assembly.write_text(
         '[assembly]\nname = "Jury"\nlanguages = ["en", "fr"]\n\n'
@@ -313,7 +317,6 @@ def test_cli_session_moved_template_uses_the_assembly_calendar(db, monkeypatch, 
         'start = 2026-12-12T10:00:00\nplace = "Town hall"\n', encoding="utf-8")
     monkeypatch.setenv("CONCORDER_DATABASE_URL", db.url)
     monkeypatch.setenv("CONCORDER_ASSEMBLY", str(assembly))
-    monkeypatch.setattr(scheduler_config, "_current", None)
 
     async def people(session):
         await add_member(session, language="en")
@@ -329,4 +332,3 @@ def test_cli_session_moved_template_uses_the_assembly_calendar(db, monkeypatch, 
     assert "Auditions a désormais lieu le samedi 12 décembre 2026 à 14:30." in shown
     # The calendar still says 10:00: the organiser is told how to move the session itself.
     assert "concorder session move 2 --start 2026-12-12T14:30" in shown
-    monkeypatch.setattr(scheduler_config, "_current", None)

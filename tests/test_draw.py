@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot import cli_draw, draw
-from bot.draw import DrawInput, Respondent
+from bot.services import draw
+from bot.services.draw import DrawInput, Respondent
 from store import audit
-from store.draw_records import DONE, PUBLISHED, SUPERSEDED, DrawRun
+from store.draw_records import DONE, PUBLISHED, SUPERSEDED, DrawRun, published_lottery
 from store.models import AuditEvent, Participant
 from store.recruitment import (
     DECLINED,
@@ -117,7 +117,7 @@ def test_maximin_reports_probabilities_and_gives_the_same_panel_in_another_proce
     assert here.mean_probability == pytest.approx(6 / 24, abs=1e-3)
 
     # The same draw from an interpreter with another hash seed (as `--verify` would be).
-    script = ("import json, sys; from bot import draw; "
+    script = ("import json, sys; from bot.services import draw; "
               "p = json.loads(sys.stdin.read()); print(json.dumps(draw.rerun(p)))")
     payload = {"mode": "select", "input": inp.canonical(), "seed": "42",
                "seed_number": draw.seed_number("42"), "algorithm": "maximin", "panels": 1,
@@ -173,7 +173,7 @@ def test_quotas_file_is_checked_and_each_mistake_named(tmp_path):
     good = tmp_path / "quotas.toml"
     good.write_text('panel_size = 10\nreserve_size = 3\none_per_household = true\n'
                     '[quotas.gender]\nwoman = 0.5\nman = { min = 4, max = 6 }\n')
-    rules = cli_draw.rules_from_file(good)
+    rules = draw.rules_from_file(good)
     assert (rules.panel_size, rules.reserve_size, rules.one_per_household) == (10, 3, True)
     assert rules.quotas["gender"] == {"woman": draw.Bounds(5, 5), "man": draw.Bounds(4, 6)}
     for text, complaint in (
@@ -185,8 +185,8 @@ def test_quotas_file_is_checked_and_each_mistake_named(tmp_path):
     ):
         bad = tmp_path / "bad.toml"
         bad.write_text(text)
-        with pytest.raises(cli_draw.DrawCommandError, match=re.escape(complaint)):
-            cli_draw.rules_from_file(bad)
+        with pytest.raises(draw.DrawRecordError, match=re.escape(complaint)):
+            draw.rules_from_file(bad)
 
 
 def test_seeds_are_numbers_or_phrases_never_zero():
@@ -233,7 +233,7 @@ RULES = {"panel_size": 8, "reserve_size": 4, "one_per_household": True}
 
 
 def rules_for(people, panel=8):
-    return cli_draw.DrawRules(proportional_quotas(people, panel, slack=0.4), panel, 4, True)
+    return draw.DrawRules(proportional_quotas(people, panel, slack=0.4), panel, 4, True)
 
 
 async def test_draw_writes_rows_and_audit_together_and_verifies(db):
@@ -241,14 +241,14 @@ async def test_draw_writes_rows_and_audit_together_and_verifies(db):
     await registered_pool(db, people)
     rules = rules_for(people)
     async with db.sessions() as session:
-        inp = await cli_draw.draw_input(session, rules)
+        inp = await draw.draw_input(session, rules)
     assert sorted(r.id for r in inp.respondents) == sorted(p.id for p in people)
     assert inp.sha256() == DrawInput(people, rules.quotas, 8, 4, True).sha256()
 
     result = solved_once(draw.run_draw, inp, "1789", "legacy")
-    payload = cli_draw.select_payload(result, "1789", "legacy", 1, None)
+    payload = draw.select_payload(result, "1789", "legacy", 1, None)
     async with db.sessions.begin() as session:
-        run = await cli_draw.record_selection(session, result, payload)
+        run = await draw.record_selection(session, result, payload)
 
     async with db.sessions() as session:
         rows = (await session.execute(select(Selection))).scalars().all()
@@ -263,13 +263,13 @@ async def test_draw_writes_rows_and_audit_together_and_verifies(db):
     assert event.data["seed"] == "1789" and event.data["algorithm"] == "legacy"
     assert event.data["library_version"] == draw.library_version()
 
-    checks = await cli_draw.verify_draws(db.sessions)
+    checks = await draw.verify_draws(db.sessions)
     assert [(c.kind, c.ok) for c in checks] == [("audit", True), ("select", True)]
 
     # A second draw is refused: replacements go through `replace`.
-    with pytest.raises(cli_draw.DrawCommandError, match="already drawn"):
+    with pytest.raises(draw.DrawRecordError, match="already drawn"):
         async with db.sessions.begin() as session:
-            await cli_draw.record_selection(session, result, payload)
+            await draw.record_selection(session, result, payload)
 
     # Someone edits the recorded panel, or the input: verify names the difference.
     async with db.sessions.begin() as session:
@@ -279,15 +279,15 @@ async def test_draw_writes_rows_and_audit_together_and_verifies(db):
         stored.payload = {**stored.payload, "seed": "1790"}
     async with db.sessions() as session:
         stored = (await session.execute(select(DrawRun))).scalar_one()
-        differences, _, audited = await cli_draw.check_record(session, stored)
+        differences, _, audited = await draw.check_record(session, stored)
     assert any("seed" in d for d in differences)
     rerun = {"selected": result.selected, "reserve": result.reserve}
-    assert cli_draw.compare_rerun(stored, rerun) == [
+    assert draw.compare_rerun(stored, rerun) == [
         f"panel differs: only in the record {outsider}; only in the re-run "
         f"{result.selected[0]}"]
     # The audit trail still holds the true panel's hash; another panel would not match it.
-    assert cli_draw.compare_audited(audited, rerun) == []
-    assert cli_draw.compare_audited(audited, {**rerun, "selected": stored.result["selected"]}
+    assert draw.compare_audited(audited, rerun) == []
+    assert draw.compare_audited(audited, {**rerun, "selected": stored.result["selected"]}
                                     ) == ["the re-run's panel does not match the audit trail"]
 
 
@@ -296,21 +296,21 @@ async def test_replace_promotes_from_the_reserve_and_is_audited(db):
     await registered_pool(db, people)
     rules = rules_for(people)
     async with db.sessions() as session:
-        inp = await cli_draw.draw_input(session, rules)
+        inp = await draw.draw_input(session, rules)
     result = solved_once(draw.run_draw, inp, "1848", "legacy")
     async with db.sessions.begin() as session:
-        await cli_draw.record_selection(session, result,
-                                        cli_draw.select_payload(result, "1848", "legacy", 1, None))
+        await draw.record_selection(session, result,
+                                    draw.select_payload(result, "1848", "legacy", 1, None))
 
     leaving = [result.selected[0]]
     async with db.sessions() as session:
-        rinp = await cli_draw.replace_input(session, rules, leaving)
+        rinp = await draw.replace_input(session, rules, leaving)
     assert rinp.candidate_tiers[0] == result.reserve
     replacement = solved_once(draw.run_replace, rinp, "1849", "legacy")
     payload = {"mode": "replace", "input": replacement.canonical_input, "seed": "1849",
                "seed_number": draw.seed_number("1849"), "algorithm": "legacy"}
     async with db.sessions.begin() as session:
-        await cli_draw.record_replacement(session, replacement, payload)
+        await draw.record_replacement(session, replacement, payload)
 
     async with db.sessions() as session:
         rows = {r.participant_id: r for r in (await session.execute(select(Selection))).scalars()}
@@ -325,26 +325,26 @@ async def test_replace_promotes_from_the_reserve_and_is_audited(db):
         assert set(replacement.added) <= set(result.reserve)
     assert all(rows[pid].notified_at is None for pid in replacement.added)
     assert event.data["leaving"] == leaving and event.data["added"] == replacement.added
-    checks = await cli_draw.verify_draws(db.sessions)
+    checks = await draw.verify_draws(db.sessions)
     assert [(c.kind, c.ok) for c in checks] == [("audit", True), ("select", True),
                                                 ("replace", True)]
 
-    with pytest.raises(cli_draw.DrawCommandError, match="reserve"):
+    with pytest.raises(draw.DrawRecordError, match="reserve"):
         async with db.sessions() as session:
             reserve_member = next(pid for pid, r in rows.items() if r.status == RESERVE)
-            await cli_draw.replace_input(session, rules, [reserve_member])
+            await draw.replace_input(session, rules, [reserve_member])
 
 
 async def test_published_lottery_then_pick_is_recorded_and_verified(db):
     people = synthetic_pool(14, seed=4, couples_every=100)
     await registered_pool(db, people)
-    rules = cli_draw.DrawRules(proportional_quotas(people, 4, slack=0.6), 4, 0, False)
+    rules = draw.DrawRules(proportional_quotas(people, 4, slack=0.6), 4, 0, False)
     async with db.sessions() as session:
-        inp = await cli_draw.draw_input(session, rules)
+        inp = await draw.draw_input(session, rules)
     published = solved_once(draw.run_draw, inp, "3", "maximin", panels=4)
     async with db.sessions.begin() as session:
-        lottery = await cli_draw.record_publication(
-            session, published, cli_draw.select_payload(published, "3", "maximin", 4, None))
+        lottery = await draw.record_publication(
+            session, published, draw.select_payload(published, "3", "maximin", 4, None))
     async with db.sessions() as session:
         event = (await session.execute(select(AuditEvent).where(
             AuditEvent.kind == "draw.panels_published"))).scalar_one()
@@ -359,7 +359,7 @@ async def test_published_lottery_then_pick_is_recorded_and_verified(db):
     assert hashes == [draw.panel_hash(p) for p in published.panels]
     assert published.audit["panel_list_sha256"] == draw.panel_list_hash(hashes)
 
-    payload = cli_draw.select_payload(published, "3", "maximin", 4, "announced later")
+    payload = draw.select_payload(published, "3", "maximin", 4, "announced later")
     picked = solved_once(draw.run_draw, inp, "3", "maximin", panels=4,
                          pick_seed="announced later")
     # One of the panel withdrew between the publication and the pick.
@@ -368,8 +368,8 @@ async def test_published_lottery_then_pick_is_recorded_and_verified(db):
             Invitation.participant_id == picked.selected[0]))).scalar_one()
         invitation.status = WITHDRAWN
     async with db.sessions.begin() as session:
-        current = await cli_draw.published_lottery(session)
-        run = await cli_draw.record_selection(session, picked, payload, published=current)
+        current = await published_lottery(session)
+        run = await draw.record_selection(session, picked, payload, published=current)
     assert run.result["withdrawn_since"] == [picked.selected[0]]
     async with db.sessions() as session:
         statuses = {r.draw_id: r.status for r in (await session.execute(select(DrawRun))).scalars()}
@@ -383,7 +383,7 @@ async def test_published_lottery_then_pick_is_recorded_and_verified(db):
     assert picked.pick == draw.pick_index("announced later", 4)
     assert selected == picked.selected == published.panels[picked.pick]
     assert picked.audit["pick_seed"] == "announced later"
-    checks = await cli_draw.verify_draws(db.sessions)
+    checks = await draw.verify_draws(db.sessions)
     assert [(c.kind, c.ok) for c in checks] == [("audit", True), ("select", True)]
 
 
@@ -392,69 +392,63 @@ async def test_published_lottery_then_pick_is_recorded_and_verified(db):
 EXAMPLE = ROOT / "examples" / "citizens-jury" / "assembly.toml"
 
 
-async def test_drawn_people_are_asked_to_confirm_and_a_decline_is_replaced(db, settings):
+async def test_drawn_people_are_asked_to_confirm_and_a_decline_is_replaced(db, relay,
+                                                                            assembly):
     from bot import recruitment
     from bot.service import receive
-    from flows.assembly import load_assembly
     from store.models import Contact, OutboxMessage
 
-    recruitment.use_assembly(load_assembly(EXAMPLE))
-    try:
-        rng = random.Random(8)
-        people = [Respondent(f"P{i:05d}", f"H{i}", {
-            "age": rng.choice(["16-29", "30-49", "50-64", "65+"]),
-            "gender": ["woman", "man"][i % 2], "travel": rng.choice(["car", "bus", "bike"]),
-            "area": "north"}) for i in range(16)]
-        await registered_pool_with_phones(db, people)
-        quotas = draw.quota_bounds({"gender": {"woman": 0.5, "man": 0.5, "other": {"min": 0,
-                                                                                  "max": 0}}},
-                                   4)
-        rules = cli_draw.DrawRules(quotas, 4, 2, True)
-        async with db.sessions() as session:
-            inp = await cli_draw.draw_input(session, rules)
-        result = solved_once(draw.run_draw, inp, "2027", "legacy")
-        async with db.sessions.begin() as session:
-            await cli_draw.record_selection(
-                session, result, cli_draw.select_payload(result, "2027", "legacy", 1, None))
-        told = await recruitment.notify_draw_outcome(db.sessions, settings,
-                                                     recruitment.active_assembly())
-        assert told == Counter({"selected": 4, "reserve": 2, "not selected": 10})
+    rng = random.Random(8)
+    people = [Respondent(f"P{i:05d}", f"H{i}", {
+        "age": rng.choice(["16-29", "30-49", "50-64", "65+"]),
+        "gender": ["woman", "man"][i % 2], "travel": rng.choice(["car", "bus", "bike"]),
+        "area": "north"}) for i in range(16)]
+    await registered_pool_with_phones(db, people)
+    quotas = draw.quota_bounds({"gender": {"woman": 0.5, "man": 0.5, "other": {"min": 0,
+                                                                              "max": 0}}},
+                               4)
+    rules = draw.DrawRules(quotas, 4, 2, True)
+    async with db.sessions() as session:
+        inp = await draw.draw_input(session, rules)
+    result = solved_once(draw.run_draw, inp, "2027", "legacy")
+    async with db.sessions.begin() as session:
+        await draw.record_selection(
+            session, result, draw.select_payload(result, "2027", "legacy", 1, None))
+    told = await recruitment.notify_draw_outcome(relay, assembly)
+    assert told == Counter({"selected": 4, "reserve": 2, "not selected": 10})
 
-        async def texts_to(pid):
-            async with db.sessions() as session:
-                return list((await session.execute(
-                    select(OutboxMessage.text).join(Contact).where(
-                        Contact.participant_id == pid).order_by(OutboxMessage.id))).scalars())
-
-        chosen, reserve = result.selected[0], result.reserve[0]
-        assert "selected" in (await texts_to(chosen))[-1]
-        assert "reserve" in (await texts_to(reserve))[-1]
-        outsider = next(p.id for p in people if p.id not in [*result.selected, *result.reserve])
-        assert "not selected" in (await texts_to(outsider))[-1]
-
-        # The first selected declines by SMS; a replacement of the same gender is drawn
-        # from the reserve and asked to confirm in turn.
-        await receive(db.sessions, settings, channel="sms", address=phone_of(chosen),
-                      text="DECLINE", provider_id=f"decline-{chosen}")
+    async def texts_to(pid):
         async with db.sessions() as session:
-            rinp = await cli_draw.replace_input(session, rules, [])
-        assert chosen not in rinp.kept and len(rinp.kept) == 3
-        replacement = solved_once(draw.run_replace, rinp, "2028", "legacy")
-        async with db.sessions.begin() as session:
-            await cli_draw.record_replacement(session, replacement, {
-                "mode": "replace", "input": replacement.canonical_input, "seed": "2028",
-                "seed_number": draw.seed_number("2028"), "algorithm": "legacy"})
-        told = await recruitment.notify_draw_outcome(db.sessions, settings,
-                                                     recruitment.active_assembly())
-        assert told == Counter({"selected": 1})
-        (added,) = replacement.added
-        by_id = {p.id: p for p in people}
-        assert by_id[added].attributes["gender"] == by_id[chosen].attributes["gender"]
-        assert "selected" in (await texts_to(added))[-1]
-        async with db.sessions() as session:
-            assert (await audit.verify(session)).ok
-    finally:
-        recruitment.use_assembly(None)
+            return list((await session.execute(
+                select(OutboxMessage.text).join(Contact).where(
+                    Contact.participant_id == pid).order_by(OutboxMessage.id))).scalars())
+
+    chosen, reserve = result.selected[0], result.reserve[0]
+    assert "selected" in (await texts_to(chosen))[-1]
+    assert "reserve" in (await texts_to(reserve))[-1]
+    outsider = next(p.id for p in people if p.id not in [*result.selected, *result.reserve])
+    assert "not selected" in (await texts_to(outsider))[-1]
+
+    # The first selected declines by SMS; a replacement of the same gender is drawn
+    # from the reserve and asked to confirm in turn.
+    await receive(relay, channel="sms", address=phone_of(chosen),
+                  text="DECLINE", provider_id=f"decline-{chosen}")
+    async with db.sessions() as session:
+        rinp = await draw.replace_input(session, rules, [])
+    assert chosen not in rinp.kept and len(rinp.kept) == 3
+    replacement = solved_once(draw.run_replace, rinp, "2028", "legacy")
+    async with db.sessions.begin() as session:
+        await draw.record_replacement(session, replacement, {
+            "mode": "replace", "input": replacement.canonical_input, "seed": "2028",
+            "seed_number": draw.seed_number("2028"), "algorithm": "legacy"})
+    told = await recruitment.notify_draw_outcome(relay, assembly)
+    assert told == Counter({"selected": 1})
+    (added,) = replacement.added
+    by_id = {p.id: p for p in people}
+    assert by_id[added].attributes["gender"] == by_id[chosen].attributes["gender"]
+    assert "selected" in (await texts_to(added))[-1]
+    async with db.sessions() as session:
+        assert (await audit.verify(session)).ok
 
 
 def phone_of(pid: str) -> str:
@@ -500,18 +494,15 @@ async def concorder(db, tmp_path, *args):
     """The same command line, run in this process (a thread: it runs its own event loop)."""
     from typer.testing import CliRunner
 
-    import bot.cli_commands  # noqa: F401
-    from bot import recruitment
-    from bot.cli import app
+    from bot.bootstrap import build_cli
 
     env = {"CONCORDER_DATABASE_URL": db.url, "COLUMNS": "200", "CONCORDER_ASSEMBLY": None}
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        result = await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+        result = await asyncio.to_thread(CliRunner().invoke, build_cli(), list(args), env=env)
     finally:
         os.chdir(cwd)
-        recruitment.use_assembly(None)
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import flows.catalog  # noqa: F401  (registers every flow, as the service does)
+from flows.catalog import build_engine
 from flows.engine import (
     MAX_TEXT,
     Answer,
     Conversation,
+    Engine,
     Flow,
     button_data,
-    handle,
     match_choice,
-    register,
-    start,
 )
+from flows.facts import Facts
 from flows.keywords import language_of
 from flows.model import Context, Inbound, State
 
@@ -23,10 +22,9 @@ NOW = datetime(2026, 3, 3, 18, 30, tzinfo=UTC)
 
 
 def ctx(channel: str = "sms", **facts) -> Context:
-    return Context(now=NOW, participant_id="PTEST", channel=channel, facts=facts)
+    return Context(now=NOW, participant_id="PTEST", channel=channel, facts=Facts(**facts))
 
 
-@register
 class Echo(Flow):
     """A flow for these tests: says how much of the answer it was given."""
 
@@ -44,6 +42,12 @@ class Echo(Flow):
             return
         conv.say(f"{answer.choice or '-'} {len(answer.text)}")
         conv.finish()
+
+
+# The service's flows and commands, and the test flow above.
+SERVICE = build_engine()
+ENGINE = Engine(flows=[*SERVICE.flows.values(), Echo()], commands=SERVICE.commands)
+handle, start = ENGINE.handle, ENGINE.start
 
 
 def talk(state: State, *messages: str, channel: str = "sms", **facts):
@@ -203,3 +207,24 @@ def test_a_language_name_offered_as_an_option_is_taken_as_the_answer():
     turn = handle(state, Inbound("sms", "Français"), ctx)
     assert turn.state.language == "fr"
     assert turn.state.step == "menu"  # back to the menu, not the same question again
+
+
+def test_a_turn_reads_no_file_once_the_catalogs_are_loaded(monkeypatch):
+    import builtins
+    import io
+
+    from flows import i18n
+
+    for language in i18n.shipped_languages():
+        talk(State(language=language), "hello", "anything at all")
+
+    def no_disk(*args, **kwargs):
+        raise AssertionError("a turn opened a file")
+
+    monkeypatch.setattr(i18n, "LOCALES", None)  # any look at the catalogs' folder fails
+    monkeypatch.setattr(builtins, "open", no_disk)
+    monkeypatch.setattr(io, "open", no_disk)
+    for language in i18n.shipped_languages():
+        turn, said = talk(State(language=language), "hello", "anything at all", "FRANCAIS",
+                          "HELP")
+        assert turn.state.language == "fr" and said

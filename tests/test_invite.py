@@ -14,10 +14,9 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-import bot.cli_recruitment  # noqa: F401  (adds the recruitment commands)
 import bot.telegram
 from bot import invite_codes, recruitment, segments
-from bot.cli import app
+from bot.bootstrap import build_cli
 from bot.service import receive
 from bot.settings import Settings
 from store import audit
@@ -63,7 +62,7 @@ async def test_dry_run_counts_channels_languages_and_sms_cost(db, settings, asse
 
 
 async def test_invitations_store_hashed_codes_with_outbox_and_audit(db, settings, assembly,
-                                                                    pool, tmp_path):
+                                                                    pool, tmp_path, relay):
     letters = tmp_path / "letters.csv"
     result = await recruitment.send_invitations(db.sessions, settings, assembly,
                                                 "RiversideJuryBot", letters_path=letters)
@@ -75,7 +74,8 @@ async def test_invitations_store_hashed_codes_with_outbox_and_audit(db, settings
         assert (await audit.verify(session)).ok
     assert {o.kind for o in outbox} == {"invitation"} and len(outbox) == 4
     # The outbox keeps a marker: the code is filled in as the message leaves.
-    codes = [LINK.search(invite_codes.reveal(o.text, o.kind)).group(1) for o in outbox]
+    codes = [LINK.search(invite_codes.reveal(o.text, o.kind, relay.invite_key)).group(1)
+             for o in outbox]
     assert not any(code in o.text for code in codes for o in outbox)
     with letters.open() as fp:
         codes += [LINK.search(row["link"]).group(1) for row in csv.DictReader(fp)]
@@ -103,19 +103,19 @@ async def test_limit_and_resume_never_invite_twice(db, settings, assembly, pool,
 
 
 async def test_one_reminder_after_the_delay_then_the_invitation_lapses(db, settings,
-                                                                       assembly, pool):
+                                                                       assembly, pool, relay):
     now = utcnow()
     await recruitment.send_invitations(db.sessions, settings, assembly, "RiversideJuryBot",
                                        now=now)
     # One person answers: no reminder for them.
-    await receive(db.sessions, settings, channel="sms", address="+447700900201", text="1",
+    await receive(relay, channel="sms", address="+447700900201", text="1",
                   provider_id=uuid.uuid4().hex)
     early = now + assembly.recruitment.remind_after - timedelta(minutes=1)
     async with db.sessions() as session:
         assert await recruitment.due_invitation_reminders(session, early) == []
     due_at = now + assembly.recruitment.remind_after
-    assert await recruitment.send_invitation_reminders(db.sessions, settings, due_at) == 3
-    assert await recruitment.send_invitation_reminders(db.sessions, settings, due_at) == 0
+    assert await recruitment.send_invitation_reminders(relay, due_at) == 3
+    assert await recruitment.send_invitation_reminders(relay, due_at) == 0
     async with db.sessions() as session:
         reminders = list((await session.execute(select(OutboxMessage.text).where(
             OutboxMessage.created_at == due_at))).scalars())
@@ -134,14 +134,14 @@ async def test_one_reminder_after_the_delay_then_the_invitation_lapses(db, setti
     async with db.sessions() as session:
         lapsed = await session.scalar(select(func.count()).where(Invitation.status == LAPSED))
     assert lapsed == 4
-    replies = await _reply(db, settings, "+447700900205", "1")
+    replies = await _reply(db, relay, "+447700900205", "1")
     assert "expired" in replies[0]
 
 
-async def _reply(db, settings, address, text):
+async def _reply(db, relay, address, text):
     async with db.sessions() as session:
         before = await session.scalar(select(func.coalesce(func.max(OutboxMessage.id), 0)))
-    await receive(db.sessions, settings, channel="sms", address=address, text=text,
+    await receive(relay, channel="sms", address=address, text=text,
                   provider_id=uuid.uuid4().hex)
     async with db.sessions() as session:
         rows = await session.execute(select(OutboxMessage.text).where(
@@ -173,41 +173,43 @@ def test_cli_dry_run_then_invite_then_remind(tmp_path, monkeypatch):
     monkeypatch.setenv("CONCORDER_ASSEMBLY", str(EXAMPLE / "assembly.toml"))
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    try:
-        done = runner.invoke(app, ["pool", "import", str(tmp_path / "pool.csv")])
-        assert done.exit_code == 0, done.output
-        dry = runner.invoke(app, ["invite", "--dry-run"])
-        assert dry.exit_code == 0, dry.output
-        assert "estimated cost" in dry.output and "letter" in dry.output
-        sent = runner.invoke(app, ["invite", "--limit", "3"])
-        assert sent.exit_code == 0, sent.output
-        assert "3 messages queued" in sent.output or "Invitations sent" in sent.output
-        rest = runner.invoke(app, ["invite"])
-        assert "1 letter links written to invitation-letters.csv" in rest.output
-        assert (tmp_path / "invitation-letters.csv").exists()
-        remind = runner.invoke(app, ["invite", "--remind", "--dry-run"])
-        assert "0 reminders are due" in remind.output
-        status = runner.invoke(app, ["status"])
-        assert status.exit_code == 0 and "Invited" in status.output
-        assert re.search(r"Not invited yet\s*│\s*0", status.output)
-    finally:
-        recruitment.use_assembly(None)
+    app = build_cli()
+    done = runner.invoke(app, ["pool", "import", str(tmp_path / "pool.csv")])
+    assert done.exit_code == 0, done.output
+    dry = runner.invoke(app, ["invite", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "estimated cost" in dry.output and "letter" in dry.output
+    sent = runner.invoke(app, ["invite", "--limit", "3"])
+    assert sent.exit_code == 0, sent.output
+    assert "3 messages queued" in sent.output or "Invitations sent" in sent.output
+    rest = runner.invoke(app, ["invite"])
+    assert "1 letter links written to invitation-letters.csv" in rest.output
+    assert (tmp_path / "invitation-letters.csv").exists()
+    remind = runner.invoke(app, ["invite", "--remind", "--dry-run"])
+    assert "0 reminders are due" in remind.output
+    reminded = runner.invoke(app, ["invite", "--remind"])
+    assert reminded.exit_code == 0, reminded.output
+    assert "0 reminders sent, 0 invitations lapsed" in reminded.output
+    status = runner.invoke(app, ["status"])
+    assert status.exit_code == 0 and "Invited" in status.output
+    assert re.search(r"Not invited yet\s*│\s*0", status.output)
 
 
 async def test_the_service_loads_the_assembly_and_runs_the_timed_work(db, assembly, pool):
-    from bot.app import create_app
+    from bot.app import RELAY
+    from bot.bootstrap import create_app
 
-    recruitment.use_assembly(None)
     settings = Settings(CONCORDER_DATABASE_URL=db.url, _env_file=None,
                         CONCORDER_ASSEMBLY=str(EXAMPLE / "assembly.toml"))
-    create_app(settings, migrate=False, dispatch=False)
-    assert recruitment.active_assembly().name == assembly.name
+    relay = create_app(settings, migrate=False, dispatch=False)[RELAY]
+    assert relay.assembly.name == assembly.name
+    relay.sessions = db.sessions  # what the application's start-up opens
     now = utcnow()
     await recruitment.send_invitations(db.sessions, settings, assembly, "RiversideJuryBot",
                                        now=now)
     later = now + assembly.recruitment.remind_after
-    assert await recruitment.recruitment_tick(db.sessions, settings, later) == {
+    assert await recruitment.recruitment_tick(relay, later) == {
         "reminded": 4, "lapsed": 0, "expired": 0}
     assert await recruitment.recruitment_tick(
-        db.sessions, settings, later + assembly.recruitment.lapse_after) == {
+        relay, later + assembly.recruitment.lapse_after) == {
         "reminded": 0, "lapsed": 5, "expired": 0}

@@ -8,20 +8,22 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import flows.catalog  # noqa: F401  (every flow and command, as in the service)
 from bot.render import render
-from flows.engine import button_data, handle, start
+from flows.catalog import build_engine
+from flows.engine import button_data
 from flows.i18n import shipped_languages
 from flows.keywords import HELP_WORDS, OPT_IN_WORDS, OPT_OUT_WORDS, Keyword, keyword_of
 from flows.model import Context, Inbound, State
 
 NOW = datetime(2026, 3, 3, 18, 30, tzinfo=UTC)
+ENGINE = build_engine()  # every flow and command, as in the service
+handle, start = ENGINE.handle, ENGINE.start
 FAST = settings(max_examples=100, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 
 def ctx(channel: str) -> Context:
-    return Context(now=NOW, participant_id="PTEST", channel=channel, facts={})
+    return Context(now=NOW, participant_id="PTEST", channel=channel)
 
 
 @st.composite

@@ -156,27 +156,30 @@ async def test_the_code_goes_only_to_the_organisers_phone(db, settings):
 def test_the_flow_takes_its_code_from_the_facts_and_keeps_it_out_of_its_events():
     """Flows stay pure: the same facts give the same preview, and the code is only in the
     message to the organiser, never in an event (events become the audit trail)."""
-    import flows.catalog  # noqa: F401  (registers every flow, as the service does)
-    from flows import engine
+    from dataclasses import replace
+
+    from flows.catalog import build_engine
+    from flows.facts import AudienceFacts, Facts, OrganiserFacts, PendingBroadcast
     from flows.model import Context, Inbound, State
     from flows.organiser import code_digest
 
-    facts = {"organiser": {"id": 2, "sms_failures": 0, "sms_locked_until": None},
-             "audiences": {"all": {"total": 2, "reachable": 2, "held": 0, "telegram": 2,
-                                   "sms": 0}},
-             "pending_broadcast": None, "confirmation_code": "004821"}
+    facts = Facts(organiser=OrganiserFacts(id=2, sms_failures=0, sms_locked_until=None),
+                  audiences={"all": AudienceFacts(total=2, reachable=2, held=0, telegram=2,
+                                                  sms=0)},
+                  pending_broadcast=None, confirmation_code="004821")
     context = Context(now=NOW, participant_id="PTEST", channel="sms", facts=facts)
+    engine = build_engine()
     inbound = Inbound(channel="sms", text="BROADCAST Doors open at 9")
     turns = [engine.handle(State(language="en"), inbound, context) for _ in range(2)]
     assert turns[0].outbound == turns[1].outbound
     assert "Reply SEND 004821 to send it to 2 people" in turns[0].outbound[0].text
     assert "004821" not in str([event.data for event in turns[0].events])
 
-    pending = {"audience": "all", "recipients": 2, "origin": "sms",
-               "expires_at": (NOW + timedelta(minutes=30)).isoformat(),
-               "code_hash": code_digest("salt", "004821")}
+    pending = PendingBroadcast(audience="all", recipients=2, origin="sms",
+                               expires_at=(NOW + timedelta(minutes=30)).isoformat(),
+                               code_hash=code_digest("salt", "004821"))
     answer = Context(now=NOW, participant_id="PTEST", channel="sms",
-                     facts={**facts, "pending_broadcast": pending})
+                     facts=replace(facts, pending_broadcast=pending))
     sent = engine.handle(State(language="en"), Inbound(channel="sms", text="SEND 004821"),
                          answer)
     assert [event.kind for event in sent.events] == ["broadcast.confirmed"]

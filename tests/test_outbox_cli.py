@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-import bot.cli_outbox  # noqa: F401  (adds the outbox commands)
 from bot import service
-from bot.cli import app as cli
+from bot.bootstrap import build_cli
 from bot.dispatcher import Dispatcher
 from bot.ratelimit import DeliveryLimits
 from bot.settings import Settings
@@ -22,6 +22,12 @@ from store.models import AuditEvent, Contact, OutboxMessage, Participant, utcnow
 from tests.test_dispatcher import RecordingTransport
 
 runner = CliRunner()
+
+
+@pytest.fixture
+def cli():
+    """The `concorder` command as the console script builds it."""
+    return build_cli()
 
 
 def on_db(url: str, work):
@@ -81,7 +87,7 @@ async def statuses(sessions) -> dict[str, str]:
             select(OutboxMessage.text, OutboxMessage.status))).all())
 
 
-def test_help_explains_both_commands():
+def test_help_explains_both_commands(cli):
     for command, said in ((["outbox", "--help"], "failed messages"),
                           (["outbox", "status", "--help"], "oldest"),
                           (["outbox", "retry", "--help"], "--dry-run")):
@@ -89,7 +95,8 @@ def test_help_explains_both_commands():
         assert result.exit_code == 0 and said in result.output, result.output
 
 
-def test_status_shows_the_queue_by_channel_and_state_and_why_messages_fail(db, monkeypatch):
+def test_status_shows_the_queue_by_channel_and_state_and_why_messages_fail(db, monkeypatch,
+                                                                           cli):
     monkeypatch.setenv("CONCORDER_DATABASE_URL", db.url)
     empty = runner.invoke(cli, ["outbox", "status"])
     assert empty.exit_code == 0 and "The outbox is empty" in empty.output
@@ -115,7 +122,8 @@ def test_status_shows_the_queue_by_channel_and_state_and_why_messages_fail(db, m
     assert "+4477009004" not in result.output  # no phone numbers on screen
 
 
-def test_retry_puts_failed_messages_back_but_not_opted_out_or_expired_ones(db, monkeypatch):
+def test_retry_puts_failed_messages_back_but_not_opted_out_or_expired_ones(db, monkeypatch,
+                                                                            cli):
     monkeypatch.setenv("CONCORDER_DATABASE_URL", db.url)
     seed(db.url)
 
@@ -153,7 +161,7 @@ def test_retry_puts_failed_messages_back_but_not_opted_out_or_expired_ones(db, m
     assert sent[0] == ["ada 1", "ada 2"] and sorted(sent[1]) == ["ada 1", "ada 2", "eve"]
 
 
-def test_retry_refuses_what_it_cannot_understand_and_changes_nothing(db, monkeypatch):
+def test_retry_refuses_what_it_cannot_understand_and_changes_nothing(db, monkeypatch, cli):
     monkeypatch.setenv("CONCORDER_DATABASE_URL", db.url)
     seed(db.url)
     for args, said in ((["--channel", "whatsapp"], "--channel 'whatsapp' is unknown"),

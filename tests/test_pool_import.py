@@ -10,9 +10,8 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-import bot.cli_recruitment  # noqa: F401  (adds the recruitment commands)
 from bot import recruitment
-from bot.cli import app
+from bot.bootstrap import build_cli
 from flows.assembly import parse_assembly
 from store.db import upgrade
 from store.models import Contact, Participant
@@ -111,23 +110,21 @@ def test_cli_is_all_or_nothing_unless_skip_bad(tmp_path, monkeypatch):
     monkeypatch.setenv("CONCORDER_DATABASE_URL", url)
     pool = write(tmp_path, GOOD_AND_BAD)
     runner = CliRunner()
+    app = build_cli()
     options = ["--assembly", str(EXAMPLE / "assembly.toml")]
-    try:
-        refused = runner.invoke(app, ["pool", "import", str(pool), *options])
-        assert refused.exit_code == 1
-        assert "Nothing imported" in refused.output and "7 bad rows" in refused.output
-        assert "not one of the assembly's" in refused.output
-        dry = runner.invoke(app, ["pool", "import", str(pool), "--skip-bad", "--dry-run",
-                                  *options])
-        assert dry.exit_code == 0 and "2 people would be imported" in dry.output
-        status = runner.invoke(app, ["status", *options])
-        assert "In the pool" in status.output
-        assert re.search(r"In the pool\s*│\s*0 ", status.output)
-        done = runner.invoke(app, ["pool", "import", str(pool), "--skip-bad", *options])
-        assert done.exit_code == 0, done.output
-        assert "Imported: 2 new people" in done.output
-        bad_file = runner.invoke(app, ["pool", "import", str(pool), "--assembly",
-                                       str(tmp_path / "missing.toml")])
-        assert bad_file.exit_code == 2 and "file not found" in bad_file.output
-    finally:
-        recruitment.use_assembly(None)
+    refused = runner.invoke(app, ["pool", "import", str(pool), *options])
+    assert refused.exit_code == 1
+    assert "Nothing imported" in refused.output and "7 bad rows" in refused.output
+    assert "not one of the assembly's" in refused.output
+    dry = runner.invoke(app, ["pool", "import", str(pool), "--skip-bad", "--dry-run",
+                              *options])
+    assert dry.exit_code == 0 and "2 people would be imported" in dry.output
+    status = runner.invoke(app, ["status", *options])
+    assert "In the pool" in status.output
+    assert re.search(r"In the pool\s*│\s*0 ", status.output)
+    done = runner.invoke(app, ["pool", "import", str(pool), "--skip-bad", *options])
+    assert done.exit_code == 0, done.output
+    assert "Imported: 2 new people" in done.output
+    bad_file = runner.invoke(app, ["pool", "import", str(pool), "--assembly",
+                                   str(tmp_path / "missing.toml")])
+    assert bad_file.exit_code == 2 and "file not found" in bad_file.output

@@ -1,6 +1,6 @@
 """No reply, however odd, breaks a recruitment conversation or loses an answer already given.
 
-The pure engine (flows.engine.handle) is driven through random sequences of replies, button
+The pure engine (Engine.handle) is driven through random sequences of replies, button
 presses and organiser steps (a reminder, the draw), with the facts bot/recruitment.py's
 provider would give. A small model of the database plays the part of the service's event
 handlers: the invitation's status moves on with the events, and the registration answers
@@ -20,10 +20,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import flows.catalog  # noqa: F401  (registers every flow)
 from bot.recruitment import _default_flow, _outcome
 from flows import engine
 from flows.assembly import load_assembly
+from flows.catalog import build_engine
+from flows.facts import Facts, RecruitmentFacts, SelectionFacts
 from flows.i18n import shipped_languages
 from flows.invitation import WITHDRAW_WORDS
 from flows.keywords import (
@@ -54,6 +55,7 @@ from store.recruitment import (
 ASSEMBLY = load_assembly(Path(__file__).resolve().parent.parent / "examples" / "citizens-jury"
                          / "assembly.toml")
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+ENGINE = build_engine()
 QUESTIONS = {q.id: [o.key for o in q.options] for q in ASSEMBLY.questions}
 CHANNELS = ("sms", "telegram")
 FAST = settings(max_examples=120, deadline=None,
@@ -75,18 +77,16 @@ class World:
         facts: dict[str, Any] = ASSEMBLY.facts()
         facts["known"] = dict(self.known)
         facts["invitation_status"] = self.status
-        result: dict[str, Any] = {"assembly_name": ASSEMBLY.name, "recruitment": facts}
         selection = None
         if self.selection is not None:
-            facts["selection"] = {"status": self.selection,
-                                  "confirm_by": NOW + ASSEMBLY.recruitment.confirm_within}
+            facts["selection"] = SelectionFacts(self.selection,
+                                                NOW + ASSEMBLY.recruitment.confirm_within)
             selection = SimpleNamespace(status=self.selection,
                                         responded_at=NOW if self.selection_answered else None)
         invitation = SimpleNamespace(status=self.status, outcome_sent_at=None)
         facts["outcome"] = _outcome(invitation, selection)
-        default = _default_flow(invitation, selection)
-        if default:
-            result["default_flow"] = default
+        result = Facts(assembly_name=ASSEMBLY.name, recruitment=RecruitmentFacts(**facts),
+                       default_flow=_default_flow(invitation, selection))
         return Context(now=NOW, participant_id="P1", channel=self.channel, facts=result)
 
     def apply(self, turn: Turn) -> None:
@@ -161,7 +161,7 @@ def press(state: State, how: str, n: int) -> str:
 
 def check_state(state: State) -> None:
     assert state.language in shipped_languages()
-    assert state.flow is None or state.flow in engine._FLOWS
+    assert state.flow is None or state.flow in ENGINE.flows
     assert all(len(pair) == 2 and all(isinstance(x, str) for x in pair)
                for pair in state.offered)
     # What the service stores: plain JSON that reads back as the same state.
@@ -246,16 +246,16 @@ def run_step(state: State, world: World, step) -> State:
     if kind == "remind":
         if world.status != INVITED:
             return state
-        turn = engine.start(state, "invitation", ctx, "reminder")
+        turn = ENGINE.start(state, "invitation", ctx, "reminder")
     elif kind == "draw":
         if world.status != REGISTERED or world.selection is not None:
             return state
         if value == "thanks":
             world.selection, world.selection_answered = "other", True
-            turn = engine.start(state, "confirmation", ctx, "thanks")
+            turn = ENGINE.start(state, "confirmation", ctx, "thanks")
         else:
             world.selection = value
-            turn = engine.start(state, "confirmation", world.context(),
+            turn = ENGINE.start(state, "confirmation", world.context(),
                                 "confirm" if value == SELECTED else "reserve")
         assert bool(turn.outbound) != state.opted_out
     else:
@@ -264,7 +264,7 @@ def run_step(state: State, world: World, step) -> State:
         else:
             inbound = Inbound(channel=world.channel, text=value)
         before_world = copy.deepcopy(world)
-        turn = engine.handle(state, inbound, ctx)
+        turn = ENGINE.handle(state, inbound, ctx)
         check_turn(state, inbound, turn, before_world)
         world.apply(turn)
         if "registration.completed" in [e.kind for e in turn.events]:
@@ -280,7 +280,7 @@ def run_step(state: State, world: World, step) -> State:
 
 
 def invited(language: str, world: World) -> State:
-    turn = engine.start(State(language=language), "invitation", world.context())
+    turn = ENGINE.start(State(language=language), "invitation", world.context())
     assert turn.state.flow == "invitation" and turn.outbound
     return turn.state
 

@@ -10,9 +10,8 @@ from types import SimpleNamespace
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-import bot.cli_recruitment  # noqa: F401  (adds the recruitment commands)
 from bot import recruitment
-from bot.cli import app
+from bot.bootstrap import build, build_cli
 from bot.settings import Settings
 from flows.assembly import load_assembly
 from store.db import make_engine, sessionmaker, upgrade
@@ -24,11 +23,11 @@ from tests.test_recruitment_flows import EXAMPLE, PHONE, PHONE_FR, _register, in
 invited = flows_tests.invited
 
 
-async def register_two_and_draw(db, settings) -> None:
+async def register_two_and_draw(db, relay) -> None:
     """PHONE (age 30-49 from the pool) confirms her place; PHONE_FR (16-29) is selected and
     has not answered yet. Both answer 'car' and 'woman'."""
-    await _register(db, settings, PHONE)
-    await _register(db, settings, PHONE_FR)
+    await _register(relay, PHONE)
+    await _register(relay, PHONE_FR)
     first = (await invitation_of(db, PHONE)).participant_id
     second = (await invitation_of(db, PHONE_FR)).participant_id
     async with db.sessions.begin() as session:
@@ -41,8 +40,8 @@ def rows(categories) -> dict[tuple[str, str], tuple[int, int, int]]:
             for c in categories for value in c.values}
 
 
-async def test_counts_per_quota_category(db, settings, invited, assembly):
-    await register_two_and_draw(db, settings)
+async def test_counts_per_quota_category(db, relay, invited, assembly):
+    await register_two_and_draw(db, relay)
     async with db.sessions() as session:
         categories = await recruitment.funnel_by_category(session, assembly)
     # The quota categories of the example, in its order; values in the assembly's order.
@@ -61,16 +60,16 @@ async def test_counts_per_quota_category(db, settings, invited, assembly):
     async with db.sessions.begin() as session:
         chosen = await session.scalar(select(Selection).where(Selection.status == SELECTED))
         chosen.status = DECLINED
-    await say(db, settings, PHONE, "withdraw")
+    await say(relay, PHONE, "withdraw")
     async with db.sessions() as session:
         counts = rows(await recruitment.funnel_by_category(session, assembly))
     assert counts[("age", "16-29")] == (1, 0, 0)
     assert counts[("age", "30-49")] == (0, 0, 0)
 
 
-async def test_without_quotas_every_registration_question_is_a_category(db, settings,
+async def test_without_quotas_every_registration_question_is_a_category(db, relay,
                                                                          invited, assembly):
-    await register_two_and_draw(db, settings)
+    await register_two_and_draw(db, relay)
     plain = assembly.model_copy(update={"selection": None})
     async with db.sessions() as session:
         categories = await recruitment.funnel_by_category(session, plain)
@@ -87,7 +86,6 @@ def test_the_status_command_prints_the_table_per_category(tmp_path, monkeypatch)
 
     async def prepare() -> None:
         example = load_assembly(EXAMPLE / "assembly.toml")
-        recruitment.use_assembly(example)
         pool = tmp_path / "pool.csv"
         pool.write_text(f"phone,language,household,age\n{PHONE},en,H1,30-49\n"
                         f"{PHONE_FR},fr,H2,\n")
@@ -97,17 +95,15 @@ def test_the_status_command_prints_the_table_per_category(tmp_path, monkeypatch)
             parsed = recruitment.parse_pool(pool, example)
             await recruitment.import_pool(db.sessions, example, parsed.rows)
             await recruitment.send_invitations(db.sessions, settings, example, "JuryBot")
-            await register_two_and_draw(db, settings)
+            relay = build(settings, assembly=example, sessions=db.sessions)
+            await register_two_and_draw(db, relay)
         finally:
             await engine.dispose()
 
-    try:
-        asyncio.run(prepare())
-        monkeypatch.setenv("CONCORDER_DATABASE_URL", url)
-        monkeypatch.setenv("CONCORDER_ASSEMBLY", str(EXAMPLE / "assembly.toml"))
-        result = CliRunner().invoke(app, ["status"])
-    finally:
-        recruitment.use_assembly(None)
+    asyncio.run(prepare())
+    monkeypatch.setenv("CONCORDER_DATABASE_URL", url)
+    monkeypatch.setenv("CONCORDER_ASSEMBLY", str(EXAMPLE / "assembly.toml"))
+    result = CliRunner().invoke(build_cli(), ["status"])
     assert result.exit_code == 0, result.output
     assert "By category" in result.output
     cells = r"\s*│\s*"

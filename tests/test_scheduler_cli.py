@@ -7,17 +7,12 @@ import asyncio
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-import bot.cli_schedule  # noqa: F401  (attaches the commands)
-from bot.cli import app
+from bot.bootstrap import build_cli
 from scheduler.config import load_calendar
 from scheduler.jobs import sync
 from store.calendar import CANCELLED, PENDING, CalendarJob, SessionMove
 from store.models import utcnow
-from tests.calendar_world import (  # noqa: F401  (calendar_reset: a fixture)
-    CALENDAR,
-    add_person,
-    calendar_reset,
-)
+from tests.calendar_world import CALENDAR, add_person
 
 
 def write_calendar(tmp_path, start_year: int) -> str:
@@ -29,7 +24,7 @@ def write_calendar(tmp_path, start_year: int) -> str:
 
 async def concorder(db, *args: str):
     result = await asyncio.to_thread(
-        CliRunner().invoke, app, list(args),
+        CliRunner().invoke, build_cli(), list(args),
         env={"CONCORDER_DATABASE_URL": db.url, "COLUMNS": "200"})
     return result
 

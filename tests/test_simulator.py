@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
-from bot import cli
 from bot.bootstrap import create_app
 from bot.dispatcher import Dispatcher
 from bot.ratelimit import DeliveryLimits
@@ -231,9 +230,9 @@ async def running_service(aiohttp_server, db):
 
 
 def run_cli(*args: str, input: str) -> Result:
-    import bot.cli_simulate  # noqa: F401  (adds the command)
+    from bot.bootstrap import build_cli
 
-    return CliRunner().invoke(cli.app, ["simulate", *args], input=input)
+    return CliRunner().invoke(build_cli(), ["simulate", *args], input=input)
 
 
 async def test_terminal_chat_on_sms(running_service):

@@ -91,18 +91,20 @@ async def test_a_channel_with_no_account_beside_a_real_one_never_claims_a_delive
 def test_serve_warns_when_the_simulator_runs_beside_a_real_channel(monkeypatch):
     from aiohttp import web
 
+    from bot.bootstrap import build_cli
+
     monkeypatch.setattr(web, "run_app", lambda *args, **kwargs: None)
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
     monkeypatch.setenv("CONCORDER_SIMULATOR", "1")
     monkeypatch.setattr(cli, "err", cli.Console(stderr=False, width=200))
-    result = CliRunner().invoke(cli.app, ["serve"])
+    result = CliRunner().invoke(build_cli(), ["serve"])
     assert result.exit_code == 0, result.output
     assert "WARNING: the simulator is ON beside a real channel" in result.output
     assert "/simulator" in result.output
 
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
     monkeypatch.delenv("CONCORDER_SIMULATOR")
-    quiet = CliRunner().invoke(cli.app, ["serve"])
+    quiet = CliRunner().invoke(build_cli(), ["serve"])
     assert "WARNING" not in quiet.output and "/simulator" in quiet.output
 
 

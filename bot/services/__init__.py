@@ -1,0 +1,1 @@
+"""The services: recruitment, draw, broadcast, calendar."""

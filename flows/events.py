@@ -1,0 +1,36 @@
+"""The kinds of audit event the flows emit. The strings are stored in the audit trail:
+never change one, add a new kind instead."""
+
+from __future__ import annotations
+
+# Anyone's conversation
+CONVERSATION_STARTED = "conversation.started"
+LANGUAGE_CHANGED = "participant.language_changed"
+OPTED_IN = "participant.opted_in"
+OPTED_OUT = "participant.opted_out"
+
+# Recruitment: invitation, consent, registration, the draw's answer
+INVITATION_ACCEPTED = "invitation.accepted"
+INVITATION_DECLINED = "invitation.declined"
+CONSENT_GIVEN = "consent.given"
+CONSENT_REFUSED = "consent.refused"
+REGISTRATION_COMPLETED = "registration.completed"
+WITHDREW = "participant.withdrew"
+SELECTION_CONFIRMED = "selection.confirmed"
+SELECTION_DECLINED = "selection.declined"
+SELECTION_LATE_REPLY = "selection.late_reply"
+
+# A panel member's calendar replies
+BRIEFING_TIME_CHANGED = "briefing.time_changed"
+BRIEFING_PAGED = "briefing.paged"
+BRIEFING_READ = "briefing.read"
+ATTENDANCE_REPORTED = "attendance.reported"
+
+# Organisers' chat commands
+BROADCAST_PREVIEWED = "broadcast.previewed"
+BROADCAST_CONFIRMED = "broadcast.confirmed"
+BROADCAST_DISCARDED = "broadcast.discarded"
+COMMAND_REFUSED = "organiser.command_refused"
+CODE_REJECTED = "organiser.code_rejected"
+SMS_LOCKED = "organiser.sms_locked"
+SCHEDULE_VIEWED = "organiser.schedule_viewed"
