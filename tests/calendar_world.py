@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.transport import PermanentFailure
-from scheduler.config import parse_calendar, set_current
+from scheduler.config import parse_calendar
 from store.models import Contact, OutboxMessage, Participant
 from store.recruitment import CONFIRMED, RESERVE, Selection
 
@@ -79,11 +79,11 @@ text = "Bring your notes."
 """
 
 
-@pytest.fixture(autouse=True)
-def calendar_reset():
-    """Each test module that imports this leaves no calendar behind for other tests."""
-    yield
-    set_current(None)
+@pytest.fixture(name="calendar")
+def calendar_fixture():
+    """The test calendar (import `calendar_fixture`, ask for `calendar`); the `relay` of a
+    test that asks for both runs it."""
+    return load()
 
 
 def at(text: str) -> datetime:
@@ -92,9 +92,7 @@ def at(text: str) -> datetime:
 
 
 def load():
-    calendar = parse_calendar(CALENDAR, "test.toml")
-    set_current(calendar)
-    return calendar
+    return parse_calendar(CALENDAR, "test.toml")
 
 
 async def add_person(db, *, channel: str, address: str, timezone: str | None = None,

@@ -439,9 +439,9 @@ async def test_permanent_failure_and_retries_for_too_long_fail_the_row(db, setti
     assert flaky.error == "gave up after 4 attempts over 3 h 0 min: carrier busy"
 
 
-async def test_opted_out_person_gets_only_the_confirmation(db, settings, clock):
+async def test_opted_out_person_gets_only_the_confirmation(db, settings, relay, clock):
     address = "+447700900109"
-    await service.receive(db.sessions, settings, channel="sms", address=address, text="hi",
+    await service.receive(relay, channel="sms", address=address, text="hi",
                           provider_id="in-1", now=clock.now)
     sms = RecordingTransport("sms")
     worker = dispatcher(db, settings, {"sms": sms}, clock)
@@ -453,7 +453,7 @@ async def test_opted_out_person_gets_only_the_confirmation(db, settings, clock):
         contact = (await session.execute(select(Contact))).scalar_one()
     who = {"id": contact.participant_id, "sms": contact.id}
     await queue(db, settings, who, "sms", "Queued before STOP", now=clock.now)
-    await service.receive(db.sessions, settings, channel="sms", address=address,
+    await service.receive(relay, channel="sms", address=address,
                           text="STOP", provider_id="in-2", now=clock.now)
     await queue(db, settings, who, "sms", "Queued after STOP", now=clock.now)
     await worker.drain()
@@ -584,14 +584,15 @@ async def test_queue_depth_is_counted_per_channel(db, settings, clock):
 
 
 async def test_the_app_dispatches_in_the_background_and_stops_cleanly(sqlite_db):
-    from bot.app import create_app
+    from bot.bootstrap import build, create_app
     from bot.settings import Settings
 
     settings = Settings(CONCORDER_DATABASE_URL=sqlite_db.url, _env_file=None)
-    runner = web.AppRunner(create_app(settings, migrate=False, dispatch=True))
+    relay = build(settings)
+    runner = web.AppRunner(create_app(relay=relay, migrate=False, dispatch=True))
     await runner.setup()
     try:
-        await service.receive(sqlite_db.sessions, settings, channel="sms",
+        await service.receive(relay, channel="sms",
                               address="+447700900111", text="hi", provider_id="app-1")
         async with asyncio.timeout(20):  # generous: other features start beside it
             while not [r for r in await rows(sqlite_db) if r.status == "delivered"]:

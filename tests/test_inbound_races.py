@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, event, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from bot import recruitment
-from bot.app import create_app
+from bot.bootstrap import build, create_app
 from bot.service import receive, retry_conflicts
-from flows.assembly import load_assembly
 from store import audit
 from store.db import make_engine, sessionmaker
 from store.models import (
@@ -29,15 +27,16 @@ from store.models import (
 from store.recruitment import Invitation
 from tests.twilio_peer import sign, twilio_settings
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "citizens-jury"
 ROUNDS = 12  # enough to hit the window between "no contact yet" and the insert
 
 
 @pytest.fixture
-async def second_instance(db):
-    """Another engine on the same database: a second instance of the service."""
+async def second_instance(db, relay):
+    """Another engine on the same database: a second instance of the service, built as the
+    first one is."""
     engine = make_engine(db.url)
-    yield sessionmaker(engine)
+    yield build(relay.settings, assembly=relay.assembly, calendar=relay.calendar,
+                sessions=sessionmaker(engine))
     await engine.dispose()
 
 
@@ -55,13 +54,13 @@ async def kept(db, channel: str, address: str) -> tuple[int, int, int]:
 
 
 async def test_two_first_messages_from_one_new_number_on_two_instances_are_both_kept(
-        db, settings, second_instance):
+        db, relay, second_instance):
     for round_ in range(ROUNDS):
         address = f"+4479111234{round_:02d}"
         results = await asyncio.gather(
-            receive(db.sessions, settings, channel="sms", address=address, text="hello",
+            receive(relay, channel="sms", address=address, text="hello",
                     provider_id=f"SMa{round_}"),
-            receive(second_instance, settings, channel="sms", address=address, text="hi",
+            receive(second_instance, channel="sms", address=address, text="hi",
                     provider_id=f"SMb{round_}"),
             return_exceptions=True)
         assert [type(r).__name__ for r in results] == ["Received", "Received"], results
@@ -71,17 +70,17 @@ async def test_two_first_messages_from_one_new_number_on_two_instances_are_both_
 
 
 async def test_messages_at_once_from_someone_known_are_all_answered_in_order(
-        db, settings, second_instance):
+        db, relay, second_instance):
     address = "+447911123499"
-    await receive(db.sessions, settings, channel="sms", address=address, text="hello",
+    await receive(relay, channel="sms", address=address, text="hello",
                   provider_id="SM-first")
     for round_ in range(ROUNDS):
         results = await asyncio.gather(*(
-            receive(sessions, settings, channel="sms", address=address, text=text,
+            receive(instance, channel="sms", address=address, text=text,
                     provider_id=f"SM{round_}-{n}")
-            for n, (sessions, text) in enumerate([(db.sessions, "1"),
+            for n, (instance, text) in enumerate([(relay, "1"),
                                                    (second_instance, "2"),
-                                                   (db.sessions, "help")])),
+                                                   (relay, "help")])),
             return_exceptions=True)
         assert [type(r).__name__ for r in results] == ["Received"] * 3, results
     async with db.sessions() as session:
@@ -114,10 +113,8 @@ async def test_simultaneous_signed_webhooks_from_a_new_number_all_answer_200(
 
 
 @pytest.fixture
-async def letter_links(db, settings, tmp_path):
+async def letter_links(db, settings, assembly, tmp_path):
     """Invitations by letter (Telegram links), one per handle."""
-    assembly = load_assembly(EXAMPLE / "assembly.toml")
-    recruitment.use_assembly(assembly)
     pool = tmp_path / "pool.csv"
     pool.write_text("phone,telegram,language,household\n"
                     + "".join(f",reader_{n},en,H{n}\n" for n in range(ROUNDS)))
@@ -127,18 +124,17 @@ async def letter_links(db, settings, tmp_path):
     await recruitment.send_invitations(db.sessions, settings, assembly, "RiversideJuryBot",
                                        letters_path=letters)
     with letters.open() as fp:
-        yield [row["link"].split("start=")[1] for row in csv.DictReader(fp)]
-    recruitment.use_assembly(None)
+        return [row["link"].split("start=")[1] for row in csv.DictReader(fp)]
 
 
 async def test_a_link_opened_while_the_chat_writes_again_binds_and_keeps_both(
-        db, settings, second_instance, letter_links):
+        db, relay, second_instance, letter_links):
     for round_, code in enumerate(letter_links):
         chat = str(880000 + round_)
         results = await asyncio.gather(
-            receive(db.sessions, settings, channel="telegram", address=chat,
+            receive(relay, channel="telegram", address=chat,
                     text=f"/start {code}", provider_id=f"tg:{round_}01"),
-            receive(second_instance, settings, channel="telegram", address=chat,
+            receive(second_instance, channel="telegram", address=chat,
                     text="hello?", provider_id=f"tg:{round_}02"),
             return_exceptions=True)
         assert [type(r).__name__ for r in results] == ["Received", "Received"], results
@@ -154,13 +150,13 @@ async def test_a_link_opened_while_the_chat_writes_again_binds_and_keeps_both(
 
 
 async def test_bad_links_opened_twice_at_once_from_a_new_chat_are_both_answered(
-        db, settings, second_instance):
+        db, relay, second_instance):
     for round_ in range(ROUNDS):
         chat = str(990000 + round_)
         results = await asyncio.gather(
-            receive(db.sessions, settings, channel="telegram", address=chat,
+            receive(relay, channel="telegram", address=chat,
                     text="/start not-a-code", provider_id=f"tg:{round_}1"),
-            receive(second_instance, settings, channel="telegram", address=chat,
+            receive(second_instance, channel="telegram", address=chat,
                     text="hello", provider_id=f"tg:{round_}2"),
             return_exceptions=True)
         assert [type(r).__name__ for r in results] == ["Received", "Received"], results
@@ -193,15 +189,15 @@ async def test_a_transaction_that_lost_a_race_runs_again_and_a_real_error_is_not
 
 
 async def test_the_first_messages_a_new_deployment_receives_at_once_are_all_kept(
-        db, settings, second_instance):
+        db, relay, second_instance):
     for round_ in range(ROUNDS):
         async with db.sessions.begin() as session:  # a new deployment: no audit chain yet
             await session.execute(delete(AuditEvent))
             await session.execute(delete(AuditHead))
         results = await asyncio.gather(
-            receive(db.sessions, settings, channel="sms", address=f"+4479111236{round_:02d}",
+            receive(relay, channel="sms", address=f"+4479111236{round_:02d}",
                     text="hello", provider_id=f"SMfresh{round_}a"),
-            receive(second_instance, settings, channel="telegram", address=f"77{round_}",
+            receive(second_instance, channel="telegram", address=f"77{round_}",
                     text="hello", provider_id=f"tg:fresh{round_}"),
             return_exceptions=True)
         assert [type(r).__name__ for r in results] == ["Received", "Received"], results
@@ -233,7 +229,7 @@ async def test_a_message_that_waited_out_sqlites_busy_timeout_is_kept(sqlite_db)
                 await other_instance.commit()
 
             received, _ = await asyncio.gather(
-                receive(sessionmaker(impatient), settings, channel="sms",
+                receive(build(settings, sessions=sessionmaker(impatient)), channel="sms",
                         address="+447911123499", text="Hello", provider_id="SMbusy"),
                 release_soon())
     finally:

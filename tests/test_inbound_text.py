@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import create_app
+from bot.bootstrap import create_app
 from store.models import InboundMessage, OutboxMessage
 from tests.telegram_peer import bot_api_fixture  # noqa: F401  (fixture)
 from tests.test_telegram_e2e import Service as PollingService

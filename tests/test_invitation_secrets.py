@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import insert, select
 
 from bot import invite_codes, recruitment, segments
-from bot.app import create_app
+from bot.bootstrap import create_app
 from bot.dispatcher import Dispatcher
 from bot.ratelimit import DeliveryLimits
 from bot.service import receive
@@ -79,21 +79,21 @@ async def codes_readable_in_database(db) -> set[str]:
             if hash_code(word) in hashes}
 
 
-async def deliver(db) -> None:
+async def deliver(db, relay) -> None:
     transports = {channel: SimulatorTransport(channel) for channel in ("sms", "telegram")}
     await Dispatcher(db.sessions, transports, Settings(_env_file=None),
-                     limits=DeliveryLimits.off()).drain()
+                     limits=DeliveryLimits.off(), invite_key=relay.invite_key).drain()
 
 
 async def test_no_code_in_the_database_yet_the_sms_link_binds_a_telegram_chat(
-        db, settings, invited, aiohttp_client):
+        db, relay, invited, aiohttp_client):
     assert len(await stored_hashes(db)) == 3
     assert await codes_readable_in_database(db) == set()
-    await deliver(db)
+    await deliver(db, relay)
     assert await codes_readable_in_database(db) == set()
 
     # What the person reads (the simulator shows what left the service) has a real code.
-    client = await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
+    client = await aiohttp_client(create_app(relay=relay, migrate=False, dispatch=False))
     shown = await client.get("/simulator/api/messages",
                              params={"channel": "sms", "address": PHONE})
     [message] = (await shown.json())["messages"]
@@ -109,7 +109,7 @@ async def test_no_code_in_the_database_yet_the_sms_link_binds_a_telegram_chat(
         invitation = await session.scalar(select(Invitation).where(
             Invitation.code_hash == hash_code(code)))
     assert invitation.bound_contact_id == contact.id
-    await deliver(db)
+    await deliver(db, relay)
     chat = await client.get("/simulator/api/messages",
                             params={"channel": "telegram", "address": "5550301"})
     assert "You are invited to take part" in (await chat.json())["messages"][0]["text"]
@@ -117,18 +117,18 @@ async def test_no_code_in_the_database_yet_the_sms_link_binds_a_telegram_chat(
     assert await codes_readable_in_database(db) == set()
 
 
-async def test_a_refused_link_leaves_no_usable_code_in_the_stored_message(db, settings, invited):
+async def test_a_refused_link_leaves_no_usable_code_in_the_stored_message(db, relay, invited):
     assert stat.S_IMODE(invited.stat().st_mode) == 0o600  # the letters' links: organiser only
     letter_code = LINK.search(invited.read_text()).group(1)
-    await receive(db.sessions, settings, channel="telegram", address="5550302",
+    await receive(relay, channel="telegram", address="5550302",
                   text=f"/start {letter_code}", provider_id="tg-1")
     async with db.sessions() as session:
         outbox = list((await session.execute(select(OutboxMessage).where(
             OutboxMessage.address == PHONE))).scalars())
-    sms_code = invite_codes.reveal(outbox[0].text, outbox[0].kind)
+    sms_code = invite_codes.reveal(outbox[0].text, outbox[0].kind, relay.invite_key)
     sms_code = LINK.search(sms_code).group(1)
     # This chat already speaks for Ana: the SMS person's code is refused, and stays unused.
-    replies = await receive(db.sessions, settings, channel="telegram", address="5550302",
+    replies = await receive(relay, channel="telegram", address="5550302",
                             text=f"/start {sms_code}", provider_id="tg-2")
     assert replies.queued
     async with db.sessions() as session:
@@ -167,30 +167,25 @@ async def test_the_real_sms_carries_the_code_and_counts_its_segments(
 
 
 def test_the_generated_key_is_private_and_kept(tmp_path, monkeypatch):
-    monkeypatch.setattr(invite_codes, "_keys", {})
     url = f"sqlite+aiosqlite:///{tmp_path}/data/concorder.db"
     key = invite_codes.server_key(Settings(CONCORDER_DATABASE_URL=url, _env_file=None))
     path = tmp_path / "data" / invite_codes.KEY_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert len(key) >= 32 and key.decode() in path.read_text()
-    # A restart (nothing cached) reads the same key back: links already sent still open.
-    monkeypatch.setattr(invite_codes, "_keys", {})
+    # A restart reads the same key back: links already sent still open.
     again = invite_codes.server_key(Settings(CONCORDER_DATABASE_URL=url, _env_file=None))
     assert again == key
     # PostgreSQL has no file of its own: the key is kept in the working directory.
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(invite_codes, "_keys", {})
     invite_codes.server_key(Settings(CONCORDER_DATABASE_URL="postgresql+asyncpg://h/db",
                                      _env_file=None))
     assert stat.S_IMODE((tmp_path / invite_codes.KEY_FILE).stat().st_mode) == 0o600
 
 
 def test_instances_sharing_the_secret_make_the_same_codes(tmp_path, monkeypatch):
-    monkeypatch.setattr(invite_codes, "_keys", {})
     monkeypatch.chdir(tmp_path)
     one = invite_codes.server_key(Settings(CONCORDER_SECRET_KEY=SECRET, _env_file=None,
                                            CONCORDER_DATABASE_URL="postgresql+asyncpg://a/x"))
-    monkeypatch.setattr(invite_codes, "_keys", {})
     two = invite_codes.server_key(Settings(CONCORDER_SECRET_KEY=SECRET, _env_file=None,
                                            CONCORDER_DATABASE_URL="postgresql+asyncpg://b/x"))
     nonce = invite_codes.new_nonce()

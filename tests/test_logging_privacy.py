@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from bot import service
-from bot.app import create_app
+from bot.bootstrap import create_app
 from bot.logs import QUIET, configure_logging, redact
 from bot.settings import Settings
 from bot.sms import SmsTransport

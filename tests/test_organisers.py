@@ -13,10 +13,9 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
-import bot.broadcast  # noqa: F401  (registers the organiser facts and turn hook)
 import bot.telegram
 from bot import service
-from bot.app import create_app
+from bot.bootstrap import build, create_app
 from bot.dispatcher import Dispatcher
 from bot.organisers import add_organiser, remove_organiser
 from bot.ratelimit import DeliveryLimits
@@ -61,14 +60,13 @@ call_in = "https://example.org/call"
 
 @pytest.fixture(autouse=True)
 def calendar():
-    """A calendar without quiet hours, so what is held does not depend on the test's clock."""
-    scheduler_config.set_current(scheduler_config.parse_calendar(CALENDAR.format(quiet="")))
-    yield
-    scheduler_config.set_current(None)
+    """A calendar without quiet hours, so what is held does not depend on the test's clock
+    (every test's `relay` runs it)."""
+    return scheduler_config.parse_calendar(CALENDAR.format(quiet=""))
 
 
-async def say(db, settings, address, text, *, channel="telegram", now=NOW):
-    return await service.receive(db.sessions, settings, channel=channel, address=address,
+async def say(relay, address, text, *, channel="telegram", now=NOW):
+    return await service.receive(relay, channel=channel, address=address,
                                  text=text, provider_id=f"m{next(_ids)}", now=now)
 
 
@@ -102,16 +100,16 @@ async def panel(db, *, reserve_fr_sms=True):
     return members
 
 
-async def test_telegram_broadcast_is_previewed_and_sent_only_after_send(db, settings):
+async def test_telegram_broadcast_is_previewed_and_sent_only_after_send(db, relay):
     await panel(db)
-    await say(db, settings, ORGANISER_CHAT, "/broadcast Meeting moved to room B")
+    await say(relay, ORGANISER_CHAT, "/broadcast Meeting moved to room B")
     preview = (await replies_to(db, ORGANISER_CHAT))[-1]
     assert preview.startswith("Preview of your broadcast to all: 3 people "
                               "(2 on Telegram, 1 by SMS).")
     assert "Meeting moved to room B" in preview and "Reply SEND" in preview
     assert await total(db, Broadcast) == 0 and await total(db, BroadcastPreview) == 1
 
-    await say(db, settings, ORGANISER_CHAT, "SEND", now=NOW + timedelta(minutes=2))
+    await say(relay, ORGANISER_CHAT, "SEND", now=NOW + timedelta(minutes=2))
     assert (await replies_to(db, ORGANISER_CHAT))[-1] == "Sending your broadcast to 3 people."
     async with db.sessions() as session:
         row = (await session.execute(select(Broadcast))).scalar_one()
@@ -131,24 +129,24 @@ async def test_telegram_broadcast_is_previewed_and_sent_only_after_send(db, sett
     assert not any("room B" in d for d in data)  # the text never goes into the audit trail
 
     # A second SEND has nothing to send: no second broadcast.
-    await say(db, settings, ORGANISER_CHAT, "SEND", now=NOW + timedelta(minutes=3))
+    await say(relay, ORGANISER_CHAT, "SEND", now=NOW + timedelta(minutes=3))
     assert await total(db, Broadcast) == 1
 
 
-async def test_sms_broadcast_to_one_language_can_be_discarded(db, settings):
+async def test_sms_broadcast_to_one_language_can_be_discarded(db, relay):
     await panel(db)
-    await say(db, settings, ORGANISER_PHONE, "BROADCAST to:lang:fr Salle B demain",
+    await say(relay, ORGANISER_PHONE, "BROADCAST to:lang:fr Salle B demain",
               channel="sms")
     preview = (await replies_to(db, ORGANISER_PHONE))[-1]
     assert "to lang:fr: 1 person (0 on Telegram, 1 by SMS)" in preview
-    await say(db, settings, ORGANISER_PHONE, "discard", channel="sms")
+    await say(relay, ORGANISER_PHONE, "discard", channel="sms")
     assert (await replies_to(db, ORGANISER_PHONE))[-1] == "Discarded. Nothing was sent."
     assert await total(db, Broadcast) == 0
     assert await total(db, OutboxMessage, OutboxMessage.broadcast_id.is_not(None)) == 0
     assert "broadcast.discarded" in await audit_kinds(db)
 
 
-async def test_broadcast_mistakes_get_a_clear_answer(db, settings):
+async def test_broadcast_mistakes_get_a_clear_answer(db, relay):
     await panel(db, reserve_fr_sms=False)
     cases = [
         ("/broadcast", "write /broadcast followed by the text"),
@@ -156,52 +154,50 @@ async def test_broadcast_mistakes_get_a_clear_answer(db, settings):
         ("/broadcast to:group:north Hello", 'Nobody in "group:north" can be reached'),
     ]
     for text, said in cases:
-        await say(db, settings, ORGANISER_CHAT, text)
+        await say(relay, ORGANISER_CHAT, text)
         assert said in (await replies_to(db, ORGANISER_CHAT))[-1]
     assert await total(db, BroadcastPreview) == 0
 
 
-async def test_a_preview_lapses(db, settings):
+async def test_a_preview_lapses(db, relay):
     await panel(db)
-    await say(db, settings, ORGANISER_CHAT, "/broadcast@ConcorderBot Hello")
-    await say(db, settings, ORGANISER_CHAT, "SEND", now=NOW + timedelta(minutes=31))
+    await say(relay, ORGANISER_CHAT, "/broadcast@ConcorderBot Hello")
+    await say(relay, ORGANISER_CHAT, "SEND", now=NOW + timedelta(minutes=31))
     assert "has expired" in (await replies_to(db, ORGANISER_CHAT))[-1]
     assert await total(db, Broadcast) == 0 and await total(db, BroadcastPreview) == 0
 
 
-async def test_french_organiser_gets_french_preview_and_can_answer_envoyer(db, settings):
+async def test_french_organiser_gets_french_preview_and_can_answer_envoyer(db, relay):
     await panel(db)
-    await say(db, settings, ORGANISER_CHAT, "FRANCAIS")
-    await say(db, settings, ORGANISER_CHAT, "/broadcast to:reserve Rappel")
+    await say(relay, ORGANISER_CHAT, "FRANCAIS")
+    await say(relay, ORGANISER_CHAT, "/broadcast to:reserve Rappel")
     preview = (await replies_to(db, ORGANISER_CHAT))[-1]
     assert preview.startswith("Aperçu de votre message à reserve : 1 personne")
     assert "Répondez SEND" in preview
-    await say(db, settings, ORGANISER_CHAT, "envoyer")
+    await say(relay, ORGANISER_CHAT, "envoyer")
     assert (await replies_to(db, ORGANISER_CHAT))[-1] == "Envoi de votre message à 1 personne."
     assert await total(db, Broadcast) == 1
 
 
-async def test_people_in_quiet_hours_are_counted_in_the_preview_and_wait(db, settings):
-    scheduler_config.set_current(scheduler_config.parse_calendar(
-        CALENDAR.format(quiet="00:00-23:59")))
+async def test_people_in_quiet_hours_are_counted_in_the_preview_and_wait(db, relay):
+    relay.calendar = scheduler_config.parse_calendar(CALENDAR.format(quiet="00:00-23:59"))
     await panel(db)
-    await say(db, settings, ORGANISER_CHAT, "/broadcast Hello")
+    await say(relay, ORGANISER_CHAT, "/broadcast Hello")
     assert "3 of them are in quiet hours" in (await replies_to(db, ORGANISER_CHAT))[-1]
-    await say(db, settings, ORGANISER_CHAT, "SEND")
+    await say(relay, ORGANISER_CHAT, "SEND")
     async with db.sessions() as session:
         waits = (await session.execute(select(OutboxMessage.not_before).where(
             OutboxMessage.broadcast_id.is_not(None)))).scalars().all()
     assert len(waits) == 3 and all(w > NOW for w in waits)
 
 
-async def test_urgent_broadcast_ignores_quiet_hours(db, settings):
-    scheduler_config.set_current(scheduler_config.parse_calendar(
-        CALENDAR.format(quiet="00:00-23:59")))
+async def test_urgent_broadcast_ignores_quiet_hours(db, relay):
+    relay.calendar = scheduler_config.parse_calendar(CALENDAR.format(quiet="00:00-23:59"))
     await panel(db)
-    await say(db, settings, ORGANISER_CHAT, "/broadcast URGENT: the hall is closed today")
+    await say(relay, ORGANISER_CHAT, "/broadcast URGENT: the hall is closed today")
     preview = (await replies_to(db, ORGANISER_CHAT))[-1]
     assert "goes out at once" in preview and "quiet hours and will get it" not in preview
-    await say(db, settings, ORGANISER_CHAT, "SEND")
+    await say(relay, ORGANISER_CHAT, "SEND")
     async with db.sessions() as session:
         row = (await session.execute(select(Broadcast))).scalar_one()
         waits = set((await session.execute(select(OutboxMessage.not_before).where(
@@ -209,44 +205,44 @@ async def test_urgent_broadcast_ignores_quiet_hours(db, settings):
     assert row.urgent and waits == {NOW}
 
 
-async def test_notices_wait_for_an_organiser_to_tell(db, settings):
+async def test_notices_wait_for_an_organiser_to_tell(db, settings, relay, calendar):
     from bot.organisers import forward_attendance
 
     async with db.sessions.begin() as session:
         member = await add_member(session, channel="sms", status=CONFIRMED)
     contact = (await _addresses(db, member.id))[0]
-    await say(db, settings, contact, "I'm late", channel="sms")  # nobody to tell yet
+    await say(relay, contact, "I'm late", channel="sms")  # nobody to tell yet
     async with db.sessions() as session:
         notice = (await session.execute(select(AttendanceNotice))).scalar_one()
     assert notice.forwarded_at is None
     async with db.sessions.begin() as session:
         await add_organiser(session, phone=ORGANISER_PHONE)
     async with db.sessions.begin() as session:
-        assert await forward_attendance(session, settings, NOW) == 1
+        assert await forward_attendance(session, settings, NOW, calendar=calendar) == 1
     async with db.sessions.begin() as session:
-        assert await forward_attendance(session, settings, NOW) == 0  # told once
+        assert await forward_attendance(session, settings, NOW, calendar=calendar) == 0  # told once
     assert (await replies_to(db, ORGANISER_PHONE)) == [f"{member.id} will be late for session 1."]
 
 
-async def test_non_organisers_get_the_usual_answer_and_the_attempt_is_audited(db, settings):
+async def test_non_organisers_get_the_usual_answer_and_the_attempt_is_audited(db, relay):
     await panel(db)
     stranger = "9990001"
-    await say(db, settings, stranger, "hello")
-    await say(db, settings, stranger, "/broadcast Free pizza")
+    await say(relay, stranger, "hello")
+    await say(relay, stranger, "/broadcast Free pizza")
     assert (await replies_to(db, stranger))[-2] == "Sorry, I did not understand that."
     assert "organiser.command_refused" in await audit_kinds(db)
     assert await total(db, BroadcastPreview) == 0 and await total(db, Broadcast) == 0
 
     async with db.sessions.begin() as session:
         await remove_organiser(session, ORGANISER_CHAT)
-    await say(db, settings, ORGANISER_CHAT, "/broadcast Still me?")
+    await say(relay, ORGANISER_CHAT, "/broadcast Still me?")
     assert await total(db, BroadcastPreview) == 0
     assert "Preview" not in (await replies_to(db, ORGANISER_CHAT))[-1]
 
 
-async def test_schedule_lists_the_coming_sessions_in_the_organisers_language(db, settings):
+async def test_schedule_lists_the_coming_sessions_in_the_organisers_language(db, relay):
     await panel(db)
-    await say(db, settings, ORGANISER_CHAT, "/schedule")
+    await say(relay, ORGANISER_CHAT, "/schedule")
     listing = (await replies_to(db, ORGANISER_CHAT))[-1].replace("\u202f", " ")
     assert listing.splitlines() == [
         "Coming up:",
@@ -254,8 +250,8 @@ async def test_schedule_lists_the_coming_sessions_in_the_organisers_language(db,
         "Session 2: Evidence, Saturday, December 12, 2026 at 10:00 AM "
         "(https://example.org/call)",
     ]
-    await say(db, settings, ORGANISER_PHONE, "ESPANOL", channel="sms")
-    await say(db, settings, ORGANISER_PHONE, "SCHEDULE", channel="sms",
+    await say(relay, ORGANISER_PHONE, "ESPANOL", channel="sms")
+    await say(relay, ORGANISER_PHONE, "SCHEDULE", channel="sms",
               now=datetime(2026, 12, 6, tzinfo=UTC))
     listing = (await replies_to(db, ORGANISER_PHONE))[-1]
     assert listing.splitlines()[0] == "Próximamente:"
@@ -263,19 +259,19 @@ async def test_schedule_lists_the_coming_sessions_in_the_organisers_language(db,
     assert "Apertura" not in listing  # session 1 is over
 
 
-async def test_late_and_cant_come_reach_every_organiser(db, settings):
+async def test_late_and_cant_come_reach_every_organiser(db, relay):
     await panel(db)
     async with db.sessions.begin() as session:
         member = await add_member(session, channel="sms", status=CONFIRMED)
     contact = (await _addresses(db, member.id))[0]
-    await say(db, settings, contact, "LATE, stuck in traffic", channel="sms")
+    await say(relay, contact, "LATE, stuck in traffic", channel="sms")
     assert (await replies_to(db, contact))[-1] == (
         "Thank you for letting us know. The organisers have been told.")
     for organiser in (ORGANISER_CHAT, ORGANISER_PHONE):
         told = (await replies_to(db, organiser))[-1]
         assert told == (f"{member.id} will be late for session 1.\n"
                         "Their message: LATE, stuck in traffic")
-    await say(db, settings, contact, "Can't come", channel="sms")
+    await say(relay, contact, "Can't come", channel="sms")
     assert (await replies_to(db, ORGANISER_CHAT))[-1].startswith(
         f"{member.id} cannot come to session 1.")
     async with db.sessions() as session:
@@ -285,9 +281,9 @@ async def test_late_and_cant_come_reach_every_organiser(db, settings):
     assert (await audit_kinds(db)).count("attendance.forwarded") == 2
 
 
-async def test_late_from_someone_outside_the_panel_is_not_forwarded(db, settings):
+async def test_late_from_someone_outside_the_panel_is_not_forwarded(db, relay):
     await panel(db)
-    await say(db, settings, "+447911000999", "late", channel="sms")
+    await say(relay, "+447911000999", "late", channel="sms")
     assert await total(db, AttendanceNotice) == 0
     assert "late" not in " ".join(await replies_to(db, ORGANISER_CHAT)).lower()
 
@@ -301,7 +297,7 @@ async def _addresses(db, participant_id) -> list[str]:
 # --- end to end over the Telegram emulator -------------------------------------------------
 
 async def test_organiser_broadcasts_from_telegram_through_the_running_service(
-        db, telegram_emulator, monkeypatch):
+        db, telegram_emulator, monkeypatch, calendar):
     """The app as deployed (polling, dispatcher, no SMS account): the organiser's /broadcast
     comes back as a preview, and after SEND each member's Telegram chat receives it."""
     monkeypatch.setattr(bot.telegram, "request_factory",
@@ -315,7 +311,7 @@ async def test_organiser_broadcasts_from_telegram_through_the_running_service(
     token = telegram_emulator.new_token()
     settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN=token,
                         TELEGRAM_API_BASE_URL=telegram_emulator.url, _env_file=None)
-    runner = web.AppRunner(create_app(settings, migrate=False))
+    runner = web.AppRunner(create_app(relay=build(settings, calendar=calendar), migrate=False))
     await runner.setup()
     try:
         await telegram_emulator.user_writes(token, organiser, "/broadcast Doors open at 9:30")
@@ -339,9 +335,11 @@ async def test_organiser_broadcasts_from_telegram_through_the_running_service(
 
 # --- end to end by SMS: signed Twilio webhooks in, Twilio's API (Prism) out ---------------
 
-async def test_organiser_broadcasts_by_sms_through_twilio(db, aiohttp_client, recording_prism):
+async def test_organiser_broadcasts_by_sms_through_twilio(db, aiohttp_client, recording_prism,
+                                                         calendar):
     settings = twilio_settings(db.url, TWILIO_API_BASE_URL=recording_prism.url)
-    client = await aiohttp_client(create_app(settings, dispatch=False))
+    client = await aiohttp_client(create_app(relay=build(settings, calendar=calendar),
+                                             dispatch=False))
     async with db.sessions.begin() as session:
         french = await add_member(session, channel="sms", language="fr")
         await add_member(session, language="en")
@@ -379,15 +377,14 @@ async def test_organiser_broadcasts_by_sms_through_twilio(db, aiohttp_client, re
 # --- organiser rights follow the contact a message came in on ------------------------------
 
 async def test_a_chat_moved_by_an_invitation_link_gives_no_rights_to_the_invited_phone(
-        db, settings):
+        db, relay):
     """The organiser opens an invitation link in their own chat (to try it, or by mistake):
     the chat now belongs to the invited person. The invited person's own phone must not
     become an organiser's, while the organiser's chat stays theirs."""
-    import bot.recruitment  # noqa: F401  (binds invitation links)
     from store.recruitment import Invitation, PoolEntry, hash_code
 
     await panel(db, reserve_fr_sms=False)
-    await say(db, settings, ORGANISER_CHAT, "hello")  # the organiser's chat is known
+    await say(relay, ORGANISER_CHAT, "hello")  # the organiser's chat is known
     invited_phone, code = "+447911000222", "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp"
     async with db.sessions.begin() as session:
         invited = (await service.find_or_create_contact(
@@ -395,36 +392,36 @@ async def test_a_chat_moved_by_an_invitation_link_gives_no_rights_to_the_invited
         session.add(PoolEntry(participant_id=invited, language="en", attributes={}))
         session.add(Invitation(participant_id=invited, channel="sms", language="en",
                                code_hash=hash_code(code)))
-    await say(db, settings, ORGANISER_CHAT, f"/start {code}")
+    await say(relay, ORGANISER_CHAT, f"/start {code}")
     assert "contact.moved" in await audit_kinds(db)
     async with db.sessions() as session:
         owners = set((await session.execute(select(Contact.participant_id).where(
             Contact.address.in_([ORGANISER_CHAT, invited_phone])))).scalars())
     assert owners == {invited}  # one participant now holds both contacts
 
-    await say(db, settings, invited_phone, "BROADCAST Free pizza", channel="sms")
+    await say(relay, invited_phone, "BROADCAST Free pizza", channel="sms")
     assert await total(db, BroadcastPreview) == 0
     assert not any("Preview" in text for text in await replies_to(db, invited_phone))
     assert "organiser.command_refused" in await audit_kinds(db)
 
-    await say(db, settings, ORGANISER_CHAT, "/broadcast Doors open at 9")  # still theirs
+    await say(relay, ORGANISER_CHAT, "/broadcast Doors open at 9")  # still theirs
     assert (await replies_to(db, ORGANISER_CHAT))[-1].startswith("Preview of your broadcast")
 
 
-async def test_a_phone_attached_to_an_organisers_participant_gets_no_rights(db, settings):
+async def test_a_phone_attached_to_an_organisers_participant_gets_no_rights(db, relay):
     """A pool import that matches the organiser's participant (by external id, say) and
     attaches another phone to it: that phone is someone else's, not an organiser's."""
     await panel(db, reserve_fr_sms=False)
     other_phone = "+447911000333"
-    await say(db, settings, ORGANISER_PHONE, "hello", channel="sms")
+    await say(relay, ORGANISER_PHONE, "hello", channel="sms")
     async with db.sessions.begin() as session:
         organiser_contact = (await session.execute(select(Contact).where(
             Contact.address == ORGANISER_PHONE))).scalar_one()
         session.add(Contact(participant_id=organiser_contact.participant_id, channel="sms",
                             address=other_phone, sms_consent=True))
-    await say(db, settings, other_phone, "BROADCAST Free pizza", channel="sms")
+    await say(relay, other_phone, "BROADCAST Free pizza", channel="sms")
     assert await total(db, BroadcastPreview) == 0
-    await say(db, settings, other_phone, "SCHEDULE", channel="sms")
+    await say(relay, other_phone, "SCHEDULE", channel="sms")
     assert not any("Coming up" in said for said in await replies_to(db, other_phone))
-    await say(db, settings, ORGANISER_PHONE, "BROADCAST Doors open at 9", channel="sms")
+    await say(relay, ORGANISER_PHONE, "BROADCAST Doors open at 9", channel="sms")
     assert (await replies_to(db, ORGANISER_PHONE))[-1].startswith("Preview of your broadcast")

@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from bot import channel_health, service
-from bot.app import create_app
+from bot import service
+from bot.bootstrap import build, create_app
 from bot.dispatcher import BACKOFF_CAP, Dispatcher
 from bot.metrics import REGISTRY
 from bot.ratelimit import DeliveryLimits
@@ -23,12 +23,7 @@ from bot.sms import SmsTransport
 from flows.model import Outbound
 from scheduler.runner import CalendarRunner
 from store.models import Contact, OutboxMessage, Participant
-from tests.calendar_world import (
-    add_person,
-    at,
-    calendar_reset,  # noqa: F401  (a fixture)
-    load,
-)
+from tests.calendar_world import add_person, at, load
 from tests.twilio_peer import RecordingHop, free_port, twilio_settings
 
 pytest_plugins = ["tests.twilio_peer"]
@@ -40,13 +35,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture(autouse=True)
-def fresh_health():
-    channel_health.forget()
-    yield
-    channel_health.forget()
 
 
 class Twilio:
@@ -144,7 +132,7 @@ async def test_an_outage_loses_nothing_and_everything_goes_out_in_order_once_twi
                 OutboxMessage.text.in_(["a1", "b1", "c1"])))).scalars().all()
         assert all(h.error == "cannot reach Twilio (ClientConnectorError)" for h in heads)
         assert all(h.attempts > 3 for h in heads)
-        assert channel_health.channel("sms").degraded
+        assert worker.health.channel("sms").degraded
 
         await twilio.back()
         await run_for(worker, clock, BACKOFF_CAP, step=20)
@@ -152,7 +140,7 @@ async def test_an_outage_loses_nothing_and_everything_goes_out_in_order_once_twi
         await worker.transports["sms"].close()
     assert twilio.received() == PEOPLE
     assert set(await statuses(db)) == {"sent"}
-    assert not channel_health.channel("sms").degraded
+    assert not worker.health.channel("sms").degraded
 
 
 async def test_a_reminder_whose_session_began_during_the_outage_expires_and_holds_up_nobody(
@@ -214,7 +202,8 @@ async def test_a_message_still_failing_after_retry_for_is_failed(db, twilio):
 async def test_healthz_says_degraded_while_a_channel_keeps_failing_and_metrics_show_it(
         db, twilio, aiohttp_client):
     settings = twilio_settings(db.url, TWILIO_API_BASE_URL=twilio.url)
-    client = await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
+    relay = build(settings)
+    client = await aiohttp_client(create_app(relay=relay, migrate=False, dispatch=False))
     healthy = await (await client.get("/healthz")).json()
     assert healthy["status"] == "ok"
 
@@ -222,7 +211,7 @@ async def test_healthz_says_degraded_while_a_channel_keeps_failing_and_metrics_s
     clock = Clock(started)
     await people(db, settings, clock.now)
     worker = Dispatcher(db.sessions, {"sms": SmsTransport(settings, timeout=5)}, settings,
-                        clock, limits=DeliveryLimits.off())
+                        clock, limits=DeliveryLimits.off(), health=relay.health)
     try:
         await run_for(worker, clock, 7 * 60, step=30)
         await worker.refresh_queue_depth()
@@ -252,12 +241,12 @@ async def test_healthz_says_degraded_while_a_channel_keeps_failing_and_metrics_s
 
 
 async def test_a_broadcast_preview_left_unsent_until_it_lapses_is_never_delivered(
-        db, settings, organiser_calendar):
+        db, settings, relay, calendar):
     from tests.test_dispatcher import RecordingTransport
     from tests.test_organisers import NOW, ORGANISER_CHAT, panel, say
 
     await panel(db)
-    await say(db, settings, ORGANISER_CHAT, "/broadcast Meeting moved to room B")
+    await say(relay, ORGANISER_CHAT, "/broadcast Meeting moved to room B")
     telegram = RecordingTransport()
     # Telegram was down for the preview's whole life: by the time it is back, "Reply SEND"
     # would only earn "That preview has expired".
@@ -273,10 +262,9 @@ async def test_a_broadcast_preview_left_unsent_until_it_lapses_is_never_delivere
 
 
 @pytest.fixture
-def organiser_calendar():
+def calendar():
+    """The organisers' calendar without quiet hours (the `relay` runs it)."""
     from scheduler import config as scheduler_config
     from tests.test_organisers import CALENDAR
 
-    scheduler_config.set_current(scheduler_config.parse_calendar(CALENDAR.format(quiet="")))
-    yield
-    scheduler_config.set_current(None)
+    return scheduler_config.parse_calendar(CALENDAR.format(quiet=""))

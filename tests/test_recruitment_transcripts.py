@@ -41,8 +41,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import invite_codes, recruitment, service
+from bot.bootstrap import build, read_assembly_file
 from bot.settings import Settings
-from flows.assembly import load_assembly
 from flows.i18n import shipped_languages
 from store.models import Participant, new_participant_id
 from store.recruitment import RESERVE, SELECTED, Invitation, Selection
@@ -79,7 +79,7 @@ class Invitee(Conversation):
 
     async def send(self, line: str) -> list[str]:
         text, button = self.inbound(line.replace("CODE", self.code or "CODE"))
-        await service.receive(self.sessions, self.settings, channel=self.channel,
+        await service.receive(self.relay, channel=self.channel,
                               address=self.address, text=text, button=button,
                               provider_id=f"transcript-{uuid.uuid4().hex}",
                               language_hint=self.language, now=self.now)
@@ -89,7 +89,8 @@ class Invitee(Conversation):
         lines: list[str] = []
         for row in await self.deliver():
             # What the person reads: the invitation's code filled in, as the dispatcher does.
-            lines += transcript_lines(invite_codes.reveal(row.text, row.kind), row.buttons)
+            text = invite_codes.reveal(row.text, row.kind, self.relay.invite_key)
+            lines += transcript_lines(text, row.buttons)
             if row.buttons:
                 self.keyboards.append(row.buttons)
         return [line.replace(self.code, "CODE") if self.code else line for line in lines]
@@ -100,7 +101,7 @@ class Invitee(Conversation):
             await self.invite(assembly, scratch, match[1])
         elif match := LATER.match(what):
             self.now += timedelta(**{match[2] + "s": int(match[1])})
-            await recruitment.recruitment_tick(self.sessions, self.settings, self.now)
+            await recruitment.recruitment_tick(self.relay, self.now)
         elif what in DRAW:
             await self.drawn(DRAW[what], assembly)
         else:
@@ -124,7 +125,7 @@ class Invitee(Conversation):
             raise TranscriptError(f"bad pool row: {parsed.bad[0].reason}")
         await recruitment.import_pool(self.sessions, assembly, parsed.rows, now=self.now)
         nonce = f"Transcript{self.number:016d}"
-        self.code = invite_codes.code_for(nonce, invite_codes.server_key(self.settings))
+        self.code = invite_codes.code_for(nonce, self.relay.invite_key)
         with mock.patch.object(invite_codes, "new_nonce", lambda: nonce):
             await recruitment.send_invitations(self.sessions, self.settings, assembly, BOT,
                                                letters_path=scratch / "letters.csv",
@@ -149,46 +150,42 @@ class Invitee(Conversation):
                 session.add(Selection(participant_id=self.participant_id, draw_id="transcript",
                                       status=status, selected_at=self.now,
                                       reserve_rank=1 if status == RESERVE else None))
-        await recruitment.notify_draw_outcome(self.sessions, self.settings, assembly, self.now)
+        await recruitment.notify_draw_outcome(self.relay, assembly, self.now)
 
 
 async def play(script: str, sessions: async_sessionmaker[AsyncSession],
                settings: Settings) -> str:
     """The transcript with what the service actually answers in place of the expectations."""
-    assembly = load_assembly(ASSEMBLY)
-    recruitment.use_assembly(assembly, str(ASSEMBLY))
+    assembly, calendar = read_assembly_file(str(ASSEMBLY))
+    relay = build(settings, assembly=assembly, calendar=calendar, sessions=sessions)
     out: list[str] = []
     language: str | None = None
     person: Invitee | None = None
     started = 0
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            for number, line in enumerate(script.splitlines(), start=1):
-                if line.startswith(EXPECTATION):
-                    continue
-                out.append(line)
-                if line.startswith("language:"):
-                    language = language_line(line, number)
-                elif line.startswith("=== "):
-                    started += 1
-                    channel, address = conversation_address(line, number, started, 800_000)
-                    person = Invitee(sessions, settings, channel, address, language,
-                                     number=started)
-                elif line.startswith(("> ", "* ")):
-                    if person is None:
-                        raise TranscriptError(f"line {number}: a turn before the first ===")
-                    try:
-                        if line.startswith("> "):
-                            shown = await person.send(line[2:])
-                        else:
-                            shown = await person.act(line[2:], assembly, Path(scratch))
-                    except TranscriptError as exc:
-                        raise TranscriptError(f"line {number}: {exc}") from None
-                    out += shown or ["(silence)"]
-                elif line.strip() and not line.startswith("#"):
-                    raise TranscriptError(f"line {number}: not transcript syntax: {line!r}")
-    finally:
-        recruitment.use_assembly(None)
+    with tempfile.TemporaryDirectory() as scratch:
+        for number, line in enumerate(script.splitlines(), start=1):
+            if line.startswith(EXPECTATION):
+                continue
+            out.append(line)
+            if line.startswith("language:"):
+                language = language_line(line, number)
+            elif line.startswith("=== "):
+                started += 1
+                channel, address = conversation_address(line, number, started, 800_000)
+                person = Invitee(relay, channel, address, language, number=started)
+            elif line.startswith(("> ", "* ")):
+                if person is None:
+                    raise TranscriptError(f"line {number}: a turn before the first ===")
+                try:
+                    if line.startswith("> "):
+                        shown = await person.send(line[2:])
+                    else:
+                        shown = await person.act(line[2:], assembly, Path(scratch))
+                except TranscriptError as exc:
+                    raise TranscriptError(f"line {number}: {exc}") from None
+                out += shown or ["(silence)"]
+            elif line.strip() and not line.startswith("#"):
+                raise TranscriptError(f"line {number}: not transcript syntax: {line!r}")
     return "\n".join(out) + "\n"
 
 

@@ -14,14 +14,7 @@ from store.calendar import DONE, CalendarJob
 from store.db import make_engine, sessionmaker
 from store.models import Contact, OutboxMessage, Participant
 from store.recruitment import CONFIRMED, Selection
-from tests.calendar_world import (  # noqa: F401  (calendar_reset: a fixture)
-    CALENDAR,
-    add_person,
-    at,
-    calendar_reset,
-    load,
-    outbox,
-)
+from tests.calendar_world import CALENDAR, add_person, at, load, outbox
 
 PEOPLE = 20
 

@@ -12,10 +12,7 @@ from flows.assembly import load_assembly
 from scheduler.config import CalendarError, load_calendar, parse_calendar, parse_duration
 from scheduler.paging import sms_cost
 from scheduler.plan import Member, after_quiet_hours, plan
-from tests.calendar_world import (  # noqa: F401  (calendar_reset: a fixture)
-    at,
-    calendar_reset,
-)
+from tests.calendar_world import at
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples/citizens-jury/assembly.toml"
 

@@ -17,13 +17,7 @@ from scheduler.runner import CalendarRunner
 from store.calendar import DONE, CalendarJob
 from store.models import AuditEvent
 from store.recruitment import RESERVE
-from tests.calendar_world import (  # noqa: F401  (calendar_reset: a fixture)
-    add_person,
-    at,
-    calendar_reset,
-    load,
-    outbox,
-)
+from tests.calendar_world import add_person, at, load, outbox
 
 LONDON, NEW_YORK = ZoneInfo("Europe/London"), ZoneInfo("America/New_York")
 STEP = timedelta(minutes=30)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
-from bot.app import create_app
+from bot.bootstrap import create_app
 from bot.dispatcher import Dispatcher
 from bot.ratelimit import DeliveryLimits
 from bot.settings import Settings
@@ -292,7 +292,7 @@ async def test_a_message_scheduled_for_later_is_not_on_its_way(client, db):
 
 
 async def test_a_public_service_has_no_simulator_unless_asked(db, aiohttp_client):
-    from bot.app import create_app
+    from bot.bootstrap import create_app
     from bot.settings import Settings
 
     public = Settings(CONCORDER_DATABASE_URL=db.url, CONCORDER_PUBLIC_URL="https://relay.example",

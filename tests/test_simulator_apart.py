@@ -10,10 +10,9 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-import bot.recruitment  # noqa: F401  (binds invitation links)
 import bot.telegram
 from bot import cli
-from bot.app import create_app
+from bot.bootstrap import build, create_app
 from bot.organisers import add_organiser
 from bot.settings import Settings
 from bot.transport import Outgoing, RetryLater, Sent, build_transports
@@ -183,7 +182,7 @@ async def test_a_simulated_chat_cannot_take_an_invitation_link(db):
                                code_hash=hash_code(code)))
     settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN="123:abc",
                         CONCORDER_SIMULATOR="1", _env_file=None)
-    received = await service.receive(db.sessions, settings, channel="telegram",
+    received = await service.receive(build(settings, sessions=db.sessions), channel="telegram",
                                      address=simulated_address("100001"), text=f"/start {code}",
                                      provider_id="sim-link")
     assert received.participant_id != invited.id

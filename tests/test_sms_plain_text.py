@@ -8,37 +8,33 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bot import segments
 from bot.dispatcher import Dispatcher
 from bot.service import receive
 from bot.simulator import SimulatorTransport
 from bot.telegram_format import markdown_to_html
-from scheduler.config import load_calendar, set_current
+from scheduler.config import load_calendar
 from scheduler.runner import CalendarRunner
-from tests.calendar_world import (  # noqa: F401  (calendar_reset: a fixture)
-    BlockedTelegram,
-    add_person,
-    at,
-    calendar_reset,
-    outbox,
-)
+from tests.calendar_world import BlockedTelegram, add_person, at, outbox
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "citizens-jury" / "assembly.toml"
 MARKS = ("**", "](", "__")
 
 
+@pytest.fixture(name="calendar")
 def example_calendar():
-    calendar = load_calendar(EXAMPLE)
-    set_current(calendar)
-    return calendar
+    """The example assembly's calendar (the `relay` of a test that asks for both runs it)."""
+    return load_calendar(EXAMPLE)
 
 
 async def briefings(db, person: str):
     return [m for m in await outbox(db, person) if m.kind == "briefing"]
 
 
-async def test_the_welcome_briefing_is_plain_on_sms_and_formatted_on_telegram(db, settings):
-    calendar = example_calendar()
+async def test_the_welcome_briefing_is_plain_on_sms_and_formatted_on_telegram(db, settings,
+        calendar):
     english = await add_person(db, channel="sms", address="+447700900601")
     french = await add_person(db, channel="sms", address="+33612345601", language="fr")
     telegram = await add_person(db, channel="telegram", address="8001")
@@ -67,8 +63,8 @@ async def test_the_welcome_briefing_is_plain_on_sms_and_formatted_on_telegram(db
             "over the next ten years?</b>") in markdown_to_html(formatted.text)
 
 
-async def test_sms_pages_show_lists_as_lines_and_links_with_their_address(db, settings):
-    calendar = example_calendar()
+async def test_sms_pages_show_lists_as_lines_and_links_with_their_address(db, settings, relay,
+        calendar):
     address = "+447700900602"
     person = await add_person(db, channel="sms", address=address)
     # The day before's reminder comes first: MORE still pages through the briefing after it.
@@ -77,7 +73,7 @@ async def test_sms_pages_show_lists_as_lines_and_links_with_their_address(db, se
     pages = [first.text]
     for n, word in enumerate(("MORE", "more"), start=1):
         before = len(await outbox(db, person))
-        await receive(db.sessions, settings, channel="sms", address=address, text=word,
+        await receive(relay, channel="sms", address=address, text=word,
                       provider_id=f"more-{n}", now=at("2027-02-04T08:05"))
         (page,) = [(m.kind, m.text) for m in (await outbox(db, person))[before:]]
         assert page[0] == "briefing", page
@@ -96,9 +92,7 @@ async def test_sms_pages_show_lists_as_lines_and_links_with_their_address(db, se
         assert segments.measure(page).segments <= calendar.schedule.sms_page_segments
 
 
-async def test_a_telegram_briefing_moved_to_sms_arrives_as_plain_text(db, settings):
-
-    calendar = example_calendar()
+async def test_a_telegram_briefing_moved_to_sms_arrives_as_plain_text(db, settings, calendar):
     person = await add_person(db, channel="telegram", address="8002", sms_too="+447700900603")
     await CalendarRunner(db.sessions, settings, calendar=calendar).tick(at("2027-02-02T08:00"))
     clock = at("2027-02-02T08:00")

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bot import organisers
-from bot.app import create_app
+from bot.bootstrap import create_app
 from bot.dispatcher import Dispatcher
 from bot.ratelimit import DeliveryLimits
 from bot.sms import SmsTransport

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.app import create_app
+from bot.bootstrap import create_app
 from bot.metrics import REGISTRY
 from bot.sms import SmsTransport
 from bot.transport import Outgoing

@@ -14,8 +14,9 @@ from aiohttp import web
 from sqlalchemy import select
 
 import bot.telegram
-from bot.app import create_app
+from bot.bootstrap import build, create_app
 from bot.settings import Settings
+from flows.assembly import Assembly
 from store.models import InboundMessage, OutboxMessage
 from tests.telegram_peer import (  # noqa: F401  (fixtures)
     EmulatorRequest,
@@ -43,8 +44,10 @@ class Service:
     """The app started as in production, outbox dispatcher included (no HTTP site is
     needed: polling reaches out to the Bot API)."""
 
-    def __init__(self, settings: Settings, dispatch: bool = True):
-        self.runner = web.AppRunner(create_app(settings, migrate=False, dispatch=dispatch))
+    def __init__(self, settings: Settings, dispatch: bool = True, *,
+                 assembly: Assembly | None = None):
+        relay = build(settings, assembly=assembly)
+        self.runner = web.AppRunner(create_app(relay=relay, migrate=False, dispatch=dispatch))
 
     async def __aenter__(self) -> Service:
         await self.runner.setup()

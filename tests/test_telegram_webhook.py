@@ -12,7 +12,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import create_app
+from bot.bootstrap import create_app
 from bot.settings import Settings
 from store.models import AuditEvent, Contact, InboundMessage, OutboxMessage
 from tests.telegram_peer import bot_api_fixture  # noqa: F401  (fixture)

@@ -36,8 +36,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import service
+from bot.bootstrap import build
 from bot.dispatcher import Dispatcher
 from bot.ratelimit import DeliveryLimits
+from bot.relay import Relay
 from bot.settings import Settings
 from bot.simulator import SimulatorTransport
 from bot.transport import Outgoing
@@ -59,8 +61,7 @@ class TranscriptError(Exception):
 
 @dataclass
 class Conversation:
-    sessions: async_sessionmaker[AsyncSession]
-    settings: Settings
+    relay: Relay
     channel: str
     address: str
     language: str | None
@@ -68,6 +69,14 @@ class Conversation:
     # The real outbox dispatcher, or None for the quick path (a direct simulator send).
     dispatcher: Dispatcher | None = None
     keyboards: list[list[dict[str, str]]] = field(default_factory=list)
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self.relay.sessions
+
+    @property
+    def settings(self) -> Settings:
+        return self.relay.settings
 
     def inbound(self, line: str) -> tuple[str, str | None]:
         """The text and button data a `>` line stands for."""
@@ -90,7 +99,7 @@ class Conversation:
 
     async def send(self, line: str) -> list[str]:
         text, button = self.inbound(line)
-        await service.receive(self.sessions, self.settings, channel=self.channel,
+        await service.receive(self.relay, channel=self.channel,
                               address=self.address, text=text, button=button,
                               provider_id=f"transcript-{uuid.uuid4().hex}",
                               language_hint=self.language)
@@ -159,6 +168,7 @@ async def play(script: str, sessions: async_sessionmaker[AsyncSession], settings
                dispatcher: Dispatcher | None = None, started: int = 0) -> str:
     """The transcript with what the service actually answers in place of the expectations.
     Conversations use addresses numbered from `started` + 1."""
+    relay = build(settings, sessions=sessions)
     out: list[str] = []
     language: str | None = None
     conversation: Conversation | None = None
@@ -171,8 +181,7 @@ async def play(script: str, sessions: async_sessionmaker[AsyncSession], settings
         elif line.startswith("=== "):
             started += 1
             channel, address = conversation_address(line, number, started, 700_000)
-            conversation = Conversation(sessions, settings, channel, address, language,
-                                        dispatcher=dispatcher)
+            conversation = Conversation(relay, channel, address, language, dispatcher=dispatcher)
         elif line.startswith("> "):
             if conversation is None:
                 raise TranscriptError(f"line {number}: a message before the first ===")
