@@ -288,7 +288,7 @@ async def record_selection(session: AsyncSession, result: draw.Draw, payload: di
         published.status = SUPERSEDED
     event = await audit.append(session, "draw.completed",
                                {"draw": run.draw_id, **result.audit, "withdrawn_since": gone},
-                               at=now)
+                               at=now, linked=True)
     run.audit_seq = event.seq
     run.result = {**run.result, "withdrawn_since": gone}
     return run
@@ -299,7 +299,7 @@ async def record_publication(session: AsyncSession, result: draw.Draw, payload: 
     now = now or utcnow()
     run = await _new_draw_run(session, result, payload, PUBLISHED, now)
     event = await audit.append(session, "draw.panels_published",
-                               {"draw": run.draw_id, **result.audit}, at=now)
+                               {"draw": run.draw_id, **result.audit}, at=now, linked=True)
     run.audit_seq = event.seq
     return run
 
@@ -337,7 +337,7 @@ async def record_replacement(session: AsyncSession, result: draw.Replacement,
         row.responded_at, row.reason = None, None
     event = await audit.append(session, "draw.replaced", {
         "draw": run.draw_id, **result.audit, "leaving": data["leaving"],
-        "added": result.added, "from_reserve": result.tier == 0}, at=now)
+        "added": result.added, "from_reserve": result.tier == 0}, at=now, linked=True)
     run.audit_seq = event.seq
     return run
 
