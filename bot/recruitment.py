@@ -86,10 +86,24 @@ def use_assembly(assembly: Assembly | None, path: str | None = None) -> None:
 
 def active_assembly() -> Assembly | None:
     if _active["assembly"] is None:
+        # Reading Settings costs milliseconds: every inbound message asks, so "no assembly
+        # file" is remembered until the environment or the .env file changes.
+        looked = (os.environ.get("CONCORDER_ASSEMBLY"), _dotenv_stamp())
+        if _active.get("none_for") == looked:
+            return None
         path = Settings().assembly_file
         if path:
             use_assembly(load_assembly(path), path)
+        else:
+            _active["none_for"] = looked
     return _active["assembly"]
+
+
+def _dotenv_stamp() -> tuple[str, float] | None:
+    try:
+        return os.getcwd(), os.stat(".env").st_mtime
+    except OSError:
+        return None
 
 
 async def check_one_assembly(session: AsyncSession, assembly: Assembly) -> None:

@@ -54,9 +54,9 @@ async def append(session: AsyncSession, kind: str, data: dict[str, Any] | None =
     whose seq is recorded elsewhere (a draw)."""
     data = json.loads(json.dumps(data or {}, sort_keys=True))  # what the JSON column returns
     event = AuditEvent(at=at or utcnow(), kind=kind, participant_id=participant_id, data=data)
-    session.add(event)
-    await session.flush()
+    session.add(event)  # inserted with the caller's next flush, in the order added
     if linked:
+        await session.flush()
         await _link(session, await _locked_head(session), None)
     return event
 
