@@ -7,8 +7,10 @@ commit together or not at all; the dispatcher sends the rows afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -203,9 +205,30 @@ async def receive(sessions: async_sessionmaker[AsyncSession], settings: Settings
     now = now or utcnow()
     text = storable(text or "")
     button = storable(button)[:MAX_BUTTON] if button is not None else None
-    return await retry_conflicts(lambda: _receive_once(
-        sessions, settings, channel=channel, address=address, text=text, button=button,
-        provider_id=provider_id, language_hint=language_hint, now=now))
+    async def once() -> Received:
+        async with _sqlite_writer(sessions):
+            return await _receive_once(
+                sessions, settings, channel=channel, address=address, text=text,
+                button=button, provider_id=provider_id, language_hint=language_hint, now=now)
+
+    return await retry_conflicts(once)
+
+
+# SQLite lets one transaction write at a time, and one that finds the file locked sleeps
+# in growing steps (up to 100 ms) before it looks again: concurrent webhooks then wait
+# long after the lock is free. Inbound transactions of one process queue here in turn.
+_sqlite_writers: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _sqlite_writer(
+        sessions: async_sessionmaker[AsyncSession]) -> contextlib.AbstractAsyncContextManager:
+    engine = sessions.kw.get("bind")
+    if engine is None or engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    lock = _sqlite_writers.get(engine)
+    if lock is None:
+        lock = _sqlite_writers[engine] = asyncio.Lock()
+    return lock
 
 
 async def _receive_once(sessions: async_sessionmaker[AsyncSession], settings: Settings, *,
