@@ -9,12 +9,11 @@ inserts, so a run that stops can be started again and carries on where it stoppe
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -47,7 +46,6 @@ from store import contacts as contact_choice
 from store import outbox as outbox_writer
 from store.models import (
     AuditEvent,
-    AuditHead,
     Contact,
     InboundMessage,
     Participant,
@@ -92,7 +90,7 @@ async def check_one_assembly(session: AsyncSession, assembly: Assembly) -> None:
     recorded = (
         await session.execute(
             select(AuditEvent.data).where(AuditEvent.kind == "recruitment.assembly")
-            .order_by(AuditEvent.seq).limit(1)
+            .order_by(AuditEvent.id).limit(1)
         )
     ).scalar_one_or_none()
     if recorded is None:
@@ -921,36 +919,9 @@ async def _invite_chunk(session: AsyncSession, settings: Settings, engine: Engin
         await conn.execute(
             participant_table.update().where(participant_table.c.id == bindparam("b_id"))
             .values(state=bindparam("b_state"), updated_at=bindparam("b_at")), states)
-    await append_audit_many(session, events, now)
+    await audit.append_many(session, events, now)
     result.messages += len(outbox)
     return len(rows)
-
-
-async def append_audit_many(session: AsyncSession,
-                            events: Iterable[tuple[str, dict[str, Any], str | None]],
-                            at: datetime) -> None:
-    """Append many events to the hash chain in one statement: the same links, hashes and
-    head as appending them one by one with store.audit.append."""
-    events = list(events)
-    if not events:
-        return
-    head = (await session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update())).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=audit.GENESIS)
-        session.add(head)
-    seq, prev = head.seq, head.hash
-    rows = []
-    for kind, data, pid in events:
-        data = json.loads(json.dumps(data, sort_keys=True))
-        seq += 1
-        digest = audit.link_hash(prev, audit.canonical(seq, at, kind, pid, data))
-        rows.append({"seq": seq, "at": at, "kind": kind, "participant_id": pid, "data": data,
-                     "prev_hash": prev, "hash": digest})
-        prev = digest
-    await (await session.connection()).execute(AuditEvent.__table__.insert(), rows)
-    head.seq, head.hash = seq, prev
-    await session.flush()
 
 
 # ------------------------------------------------------------- reminders, lapsing
@@ -1003,7 +974,7 @@ async def lapse_invitations(session: AsyncSession, now: datetime) -> int:
         part = ids[start:start + 5000]
         await session.execute(update(Invitation).where(
             Invitation.id.in_([i for i, _ in part])).values(status=LAPSED, closed_at=now))
-        await append_audit_many(session, [("invitation.lapsed", {}, pid) for _, pid in part],
+        await audit.append_many(session, [("invitation.lapsed", {}, pid) for _, pid in part],
                                 now)
     return len(ids)
 
@@ -1064,7 +1035,7 @@ async def expire_selections(session: AsyncSession, now: datetime) -> int:
     if late:
         await session.execute(update(Selection).where(
             Selection.id.in_([i for i, _ in late])).values(status=DECLINED, reason="no_reply"))
-        await append_audit_many(session, [("selection.expired", {}, pid) for _, pid in late],
+        await audit.append_many(session, [("selection.expired", {}, pid) for _, pid in late],
                                 now)
     return len(late)
 

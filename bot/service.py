@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -120,12 +122,24 @@ async def find_or_create_contact(session: AsyncSession, channel: str, address: s
     return contact
 
 
-async def lock_participant(session: AsyncSession, participant_id: str) -> Participant:
+async def lock_participant(session: AsyncSession, participant_id: str,
+                           contact: Contact | None = None) -> Participant:
+    """The participant, locked; with `contact`, that contact is read again in the same
+    statement, locked as an update of its next seq would (FOR NO KEY UPDATE: rows that
+    refer to the contact, as the inbound message now does, hold a key-share lock on it)."""
+    if contact is None:
+        return (
+            await session.execute(
+                select(Participant).where(Participant.id == participant_id).with_for_update()
+            )
+        ).scalar_one()
     return (
         await session.execute(
-            select(Participant).where(Participant.id == participant_id).with_for_update()
+            select(Participant, Contact).join(Contact, Contact.participant_id == Participant.id)
+            .where(Participant.id == participant_id, Contact.id == contact.id)
+            .with_for_update(key_share=True).execution_options(populate_existing=True)
         )
-    ).scalar_one()
+    ).one()[0]
 
 
 async def receive(relay: Relay, *,
@@ -136,9 +150,13 @@ async def receive(relay: Relay, *,
     now = now or utcnow()
     text = storable(text or "")
     button = storable(button)[:MAX_BUTTON] if button is not None else None
-    return await retry_conflicts(lambda: _receive_once(
-        relay, channel=channel, address=address, text=text, button=button,
-        provider_id=provider_id, language_hint=language_hint, now=now))
+    async def once() -> Received:
+        async with relay.write_turn():
+            return await _receive_once(
+                relay, channel=channel, address=address, text=text, button=button,
+                provider_id=provider_id, language_hint=language_hint, now=now)
+
+    return await retry_conflicts(once)
 
 
 async def _receive_once(relay: Relay, *,
@@ -147,13 +165,16 @@ async def _receive_once(relay: Relay, *,
                         now: datetime) -> Received:
     settings = relay.settings
     async with relay.sessions.begin() as session:
-        record = InboundMessage(channel=channel, provider_id=provider_id, text=text,
-                                button=button, received_at=now)
-        try:
-            async with session.begin_nested():
-                session.add(record)
-                await session.flush()
-        except IntegrityError:
+        # Insert-or-nothing on the idempotency key: a message seen before (or being taken
+        # by a concurrent transaction, which this one waits for) inserts no row.
+        table = InboundMessage.__table__
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        record_id = (await session.execute(
+            insert(table).values(channel=channel, provider_id=provider_id, text=text,
+                                 button=button, received_at=now)
+            .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+            .returning(table.c.id))).scalar()
+        if record_id is None:
             MESSAGES_IN.labels(channel, "duplicate").inc()
             return Received(duplicate=True)
         language = best_language(language_hint, settings.default_language)
@@ -161,11 +182,11 @@ async def _receive_once(relay: Relay, *,
             await hook(session, channel=channel, address=address, text=text,
                        language=language, now=now)
         contact = await find_or_create_contact(session, channel, address, language)
-        record.contact_id = contact.id
-        participant = await lock_participant(session, contact.participant_id)
-        # Read after the lock: a message from the same person that held it may have moved
-        # the contact on (its next outbox seq) while this one waited.
-        await session.refresh(contact)
+        await session.execute(update(table).where(table.c.id == record_id)
+                              .values(contact_id=contact.id))
+        # The contact is read again with the lock: a message from the same person that held
+        # it may have moved the contact on (its next outbox seq) while this one waited.
+        participant = await lock_participant(session, contact.participant_id, contact)
         state = State.from_json(participant.state, language=participant.language)
         ctx = Context(now=now, participant_id=participant.id, channel=channel,
                       facts=await facts_for(session, relay, participant, contact))

@@ -194,21 +194,29 @@ class ProcessedUpdate(Base):
 
 
 class AuditEvent(Base):
-    """One link of the audit hash chain. Never updated, never deleted."""
+    """One link of the audit hash chain. Inserted unlinked (seq, prev_hash and hash empty)
+    in the transaction of the change it records; the sequencer links it afterwards. Never
+    updated otherwise, never deleted."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (
+        # The sequencer's queue: events waiting to be linked, in insertion order.
+        Index("ix_audit_events_unlinked", "id", postgresql_where=text("seq IS NULL"),
+              sqlite_where=text("seq IS NULL")),
+    )
 
-    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seq: Mapped[int | None] = mapped_column(BigId, unique=True)
     at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(64), index=True)
     participant_id: Mapped[str | None] = mapped_column(String(16), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
 
 class AuditHead(Base):
-    """The single row locked while appending, so the chain never forks."""
+    """The chain's last link; the single row locked while linking, so the chain never forks."""
 
     __tablename__ = "audit_head"
 
