@@ -20,6 +20,7 @@ from bot import (
     dispatcher,
     organisers,
     recruitment,
+    service,
     simulator,
     sms,
     telegram,
@@ -124,7 +125,7 @@ def install_calendar(app: web.Application, relay: Relay) -> None:
 
     async def tick() -> None:
         if not runners:
-            runners.append(CalendarRunner(relay.sessions, relay.settings,
+            runners.append(CalendarRunner(relay.sessions, service.enqueuer(relay.settings),
                                           calendar=relay.calendar,
                                           path=relay.settings.assembly_file,
                                           on_reload=reloaded))

@@ -268,6 +268,16 @@ async def apply_turn(session: AsyncSession, relay: Relay, participant: Participa
                          prompt_id=turn.state.prompt_id, now=now, not_before=not_before)
 
 
+def enqueuer(settings: Settings) -> Callable[..., Awaitable[int]]:
+    """`enqueue` with the settings bound: what the scheduler is given to write its due
+    messages (it knows no channel or settings of its own)."""
+    async def bound(session: AsyncSession, participant: Participant, contact: Contact,
+                    messages: Iterable[Outbound], **options: Any) -> int:
+        return await enqueue(session, settings, participant, contact, messages, **options)
+
+    return bound
+
+
 async def enqueue(session: AsyncSession, settings: Settings, participant: Participant,
                   contact: Contact, messages: Iterable[Outbound], *, prompt_id: str | None,
                   now: datetime, not_before: datetime | None = None,

@@ -9,7 +9,7 @@ a crash before the commit leaves it pending for the next tick, sent once, late.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -18,8 +18,6 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.service import enqueue, preferred_contact
-from bot.settings import Settings
 from flows.briefing import PROMPT, briefing_messages, reminder_messages
 from flows.i18n import translator
 from flows.model import State
@@ -39,7 +37,13 @@ from scheduler.plan import (
 from store import audit
 from store.calendar import CANCELLED, DONE, PENDING, SKIPPED, BriefingRead, CalendarJob
 from store.calendar import CalendarPreference as Preference
+from store.contacts import preferred_contact
 from store.models import Participant
+
+# How due messages reach the outbox: the service's writer (bot.service.enqueuer), called as
+# `enqueue(session, participant, contact, messages, *, prompt_id, now, not_before,
+# expires_at)` and returning the rows queued. Passed in: the scheduler knows no channel.
+Enqueue = Callable[..., Awaitable[int]]
 
 PLANNED_KINDS = (BRIEFING, REMINDER)
 # A job run this long after its planned time counts as late: it then waits out quiet hours.
@@ -127,7 +131,7 @@ async def sync(session: AsyncSession, calendar: Calendar, now: datetime, *,
     return result
 
 
-async def run_due(sessions: async_sessionmaker[AsyncSession], settings: Settings,
+async def run_due(sessions: async_sessionmaker[AsyncSession], enqueue: Enqueue,
                   calendar: Calendar, now: datetime, *, owner: str = "local",
                   batch: int = 50) -> int:
     """Claim and run every job due at `now`, a batch per transaction. Returns jobs run."""
@@ -152,7 +156,7 @@ async def run_due(sessions: async_sessionmaker[AsyncSession], settings: Settings
             panel = await audience.panel(session)
             moves = await load_moves(session)
             for job in jobs:
-                await _run(session, settings, calendar, job, people.get(job.participant_id),
+                await _run(session, enqueue, calendar, job, people.get(job.participant_id),
                            panel, moves, now, owner)
             ran += len(jobs)
         if len(jobs) < batch:
@@ -169,7 +173,7 @@ async def _finish(session: AsyncSession, job: CalendarJob, status: str, reason: 
     return 0
 
 
-async def _run(session: AsyncSession, settings: Settings, calendar: Calendar, job: CalendarJob,
+async def _run(session: AsyncSession, enqueue: Enqueue, calendar: Calendar, job: CalendarJob,
                participant: Participant | None, panel: set[str], moves, now: datetime,
                owner: str) -> int:
     if job.expires_at is not None and now >= job.expires_at:
@@ -182,7 +186,7 @@ async def _run(session: AsyncSession, settings: Settings, calendar: Calendar, jo
         return await _finish(session, job, CANCELLED, "not on the panel", now)
     if participant.opted_out:
         return await _finish(session, job, SKIPPED, "opted out", now)
-    contact = await preferred_contact(session, participant)
+    contact = await preferred_contact(session, participant.id)
     if contact is None:
         return await _finish(session, job, SKIPPED, "unreachable", now)
     member = await member_of(session, participant)
@@ -212,7 +216,7 @@ async def _run(session: AsyncSession, settings: Settings, calendar: Calendar, jo
     # On time: at its planned moment (a chosen briefing time is honoured). Late: not
     # before quiet hours end.
     not_before = after_quiet_hours(now, zone, calendar.schedule.quiet_hours) if late else now
-    queued = await enqueue(session, settings, participant, contact, messages,
+    queued = await enqueue(session, participant, contact, messages,
                            prompt_id=PROMPT, now=now, not_before=not_before,
                            expires_at=job.expires_at)  # a reminder lapses when its session starts
     job.status, job.updated_at, job.done_at, job.done_by = DONE, now, now, owner

@@ -13,13 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from flows.config_file import AssemblyFile, ConfigError
 from scheduler.config import Calendar, CalendarError, load_calendar
-from scheduler.jobs import SyncResult, run_due, sync
+from scheduler.jobs import Enqueue, SyncResult, run_due, sync
 from store.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -35,15 +34,16 @@ class Tick:
 
 
 class CalendarRunner:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Any, *,
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], enqueue: Enqueue, *,
                  calendar: Calendar | None = None, owner: str | None = None,
                  replan_every: timedelta = REPLAN_EVERY, batch: int = 50,
                  path: str | Path | None = None,
                  on_reload: Callable[[Calendar], None] | None = None):
-        """`settings`: the service's (bot.settings.Settings); `on_reload` is told of a
-        calendar re-read from the file, so the conversations see it too."""
+        """`enqueue` writes due messages to the outbox (see scheduler.jobs.Enqueue);
+        `on_reload` is told of a calendar re-read from the file, so the conversations see
+        it too."""
         self.sessions = sessions
-        self.settings = settings
+        self.enqueue = enqueue
         self.on_reload = on_reload
         self._calendar = calendar
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
@@ -99,7 +99,7 @@ class CalendarRunner:
             async with self.sessions.begin() as session:
                 planned = await sync(session, calendar, now)
             self._planned_at = now
-        ran = await run_due(self.sessions, self.settings, calendar, now, owner=self.owner,
+        ran = await run_due(self.sessions, self.enqueue, calendar, now, owner=self.owner,
                             batch=self.batch)
         return Tick(planned, ran)
 
