@@ -58,7 +58,6 @@ def peak_mb() -> float:
 
 async def main(people: int) -> int:
     assembly = load_assembly(EXAMPLE)
-    recruitment.use_assembly(assembly)
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/bench.db"
         upgrade(url)
