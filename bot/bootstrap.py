@@ -15,6 +15,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import (
+    audit_sequencer,
     broadcast,
     dispatcher,
     organisers,
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, relay: Relay | None = None,
     app.cleanup_ctx.append(database)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    audit_sequencer.install(app, relay, dispatch)
     telegram.install(app, relay, dispatch)
     sms.install(app, relay, dispatch)
     simulator.install(app, relay, dispatch)
@@ -136,7 +138,7 @@ def build_cli() -> typer.Typer:
     """The `concorder` command. Each feature adds its commands; help lists the commands in
     this order, then the command groups in this order."""
     from bot import (
-        cli,
+    cli,
         cli_broadcast,
         cli_draw,
         cli_outbox,

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import segments
@@ -38,13 +38,13 @@ from flows.model import Outbound
 from scheduler import timers
 from scheduler.config import Calendar, QuietHours, pick
 from scheduler.plan import after_quiet_hours
-from store.models import Contact, OutboxMessage, Participant, utcnow
+from store import contacts as contact_choice
+from store import outbox as outbox_writer
+from store.models import OutboxMessage, OutboxStatus, Participant, utcnow
 from store.organisers import Broadcast
 from store.recruitment import CONFIRMED, RESERVE, SELECTED, PoolEntry, Selection
 
 log = logging.getLogger(__name__)
-OUTBOX = OutboxMessage.__table__
-CONTACTS = Contact.__table__
 
 AUDIENCE_FORMS = "all, selected, reserve, group:NAME or lang:CODE"
 MAX_TEXT = 1600  # ten SMS segments of GSM-7 text
@@ -141,32 +141,20 @@ async def load_members(session: AsyncSession, *, lock: bool = False) -> list[Mem
         .order_by(Participant.id)
     )).all()
     drawn = select(Selection.participant_id).where(Selection.status.in_(DRAWN))
-    query = (select(Contact.id, Contact.participant_id, Contact.channel, Contact.address,
-                    Contact.next_seq, Contact.unreachable_at, Contact.opted_out_at,
-                    Contact.sms_consent)
-             .where(Contact.participant_id.in_(drawn)).order_by(Contact.id))
-    if lock:
-        query = query.with_for_update(of=Contact)
-    contacts: dict[str, list[ContactRef]] = {}
-    for row in await session.execute(query):
-        contacts.setdefault(row.participant_id, []).append(ContactRef(*row))
+    chosen = await contact_choice.preferred_contacts(session, drawn, lock=lock)
     members = []
     for pid, language, tz, opted_out, status, attributes in rows:
         group = (attributes or {}).get("group")
+        contact = chosen.get(pid)
         members.append(Member(pid, language, tz, opted_out, status,
                               str(group) if group is not None else None,
-                              preferred(contacts.get(pid, []))))
+                              ContactRef(*contact) if contact is not None else None))
     return members
 
 
 def preferred(contacts: list[ContactRef]) -> ContactRef | None:
     """Telegram when it still works, else SMS the person agreed to (as service does)."""
-    usable = [c for c in contacts if c.unreachable_at is None and c.opted_out_at is None]
-    for channel in ("telegram", "sms"):
-        for contact in usable:
-            if contact.channel == channel and (channel != "sms" or contact.sms_consent):
-                return contact
-    return None
+    return contact_choice.choose(contacts)
 
 
 @dataclass
@@ -404,8 +392,7 @@ async def queue(session: AsyncSession, settings: Settings, row: Broadcast, *,
     now = now or utcnow()
     audience = parse_audience(row.audience)
     renderer = _Renderer(content_of(row), settings, row.urgent, timing or Timing(), now)
-    outbox: list[dict[str, Any]] = []
-    next_seqs: list[dict[str, int]] = []
+    outbox: list[outbox_writer.Message] = []
     people = 0
     for member in await load_members(session, lock=True):
         contact = member.contact
@@ -414,40 +401,17 @@ async def queue(session: AsyncSession, settings: Settings, row: Broadcast, *,
         people += 1
         parts = renderer.parts(member.language, member.timezone, contact.channel)
         not_before = renderer.not_before(member.timezone)
-        for number, part in enumerate(parts, start=1):
-            outbox.append({
-                "participant_id": member.participant_id, "contact_id": contact.id,
-                "seq": contact.next_seq, "channel": contact.channel,
-                "address": contact.address, "text": part.text, "buttons": part.buttons,
-                "markdown": False, "compliance": False, "kind": "broadcast",
-                "broadcast_id": row.id, "part": number, "parts": len(parts),
-                "segments": part.segments, "encoding": part.encoding, "status": "queued",
-                "attempts": 0, "not_before": not_before, "next_attempt_at": not_before,
-                "created_at": now,
-            })
-            contact.next_seq += 1
-        next_seqs.append({"cid": contact.id, "seq": contact.next_seq})
-    # Core statements, executed many: the ORM's per-row bookkeeping is most of the cost.
-    for start in range(0, len(outbox), 2000):
-        await session.execute(OUTBOX.insert(), outbox[start:start + 2000])
-    if next_seqs:
-        await session.execute(
-            update(CONTACTS).where(CONTACTS.c.id == bindparam("cid"))
-            .values(next_seq=bindparam("seq")), next_seqs)
-        _expire_next_seq(session, {n["cid"] for n in next_seqs})
+        outbox += [outbox_writer.Message(
+            contact, part.text, buttons=part.buttons, kind="broadcast", broadcast_id=row.id,
+            part=number, parts=len(parts), segments=part.segments, encoding=part.encoding,
+            not_before=not_before) for number, part in enumerate(parts, start=1)]
+    await outbox_writer.write(session, outbox, now=now)
     row.status, row.recipients, row.queued_at = "queued", people, now
     await session.flush()
     await record(session, "broadcast.queued", row.created_by, broadcast=row.id,
                  audience=row.audience, template=row.template, urgent=row.urgent,
                  origin=row.origin, recipients=people, messages=len(outbox))
     return len(outbox)
-
-
-def _expire_next_seq(session: AsyncSession, contact_ids: set[int]) -> None:
-    """Contacts this session already holds must re-read the sequence numbers we moved."""
-    for obj in list(session.identity_map.values()):
-        if isinstance(obj, Contact) and obj.id in contact_ids:
-            session.expire(obj, ["next_seq"])
 
 
 async def release_due(sessions: async_sessionmaker[AsyncSession], settings: Settings,
@@ -489,9 +453,11 @@ async def discard(session: AsyncSession, broadcast_id: int, *,
 
 # --- status ---------------------------------------------------------------------------------
 
-STATUS_GROUPS = {"queued": "queued", "sending": "queued", "sent": "sent",
-                 "delivered": "delivered", "failed": "failed", "undeliverable": "failed",
-                 "cancelled": "cancelled"}
+STATUS_GROUPS = {
+    OutboxStatus.QUEUED: OutboxStatus.QUEUED, OutboxStatus.SENDING: OutboxStatus.QUEUED,
+    OutboxStatus.SENT: OutboxStatus.SENT, OutboxStatus.DELIVERED: OutboxStatus.DELIVERED,
+    OutboxStatus.FAILED: OutboxStatus.FAILED, OutboxStatus.UNDELIVERABLE: OutboxStatus.FAILED,
+    OutboxStatus.CANCELLED: OutboxStatus.CANCELLED}
 
 
 @dataclass
@@ -511,13 +477,14 @@ async def status(session: AsyncSession, broadcast_id: int) -> Status:
         .group_by(OutboxMessage.status)
     ):
         messages[STATUS_GROUPS.get(state, state)] += n
-    order = ["failed", "cancelled", "queued", "sent", "delivered"]
+    order = [OutboxStatus.FAILED, OutboxStatus.CANCELLED, OutboxStatus.QUEUED,
+             OutboxStatus.SENT, OutboxStatus.DELIVERED]
     worst: dict[str, int] = {}
     for pid, state in await session.execute(
         select(OutboxMessage.participant_id, OutboxMessage.status)
         .where(OutboxMessage.broadcast_id == row.id)
     ):
-        rank = order.index(STATUS_GROUPS.get(state, "queued"))
+        rank = order.index(STATUS_GROUPS.get(state, OutboxStatus.QUEUED))
         worst[pid] = min(worst.get(pid, rank), rank)
     people = Counter(order[rank] for rank in worst.values())
     return Status(row, messages, people)

@@ -19,7 +19,7 @@ from scheduler import config as scheduler_config
 from scheduler.config import Calendar
 from scheduler.facts import load_moves
 from scheduler.plan import timed_sessions
-from store.models import utcnow
+from store.models import OutboxStatus, utcnow
 
 _CLOCK = re.compile(r"^\s*(\d{1,2})[:hH.](\d{2})\s*$")
 
@@ -336,8 +336,9 @@ def _status(ref: str | None) -> None:
         console.print(f"Goes out at {row.scheduled_at:%Y-%m-%d %H:%M} UTC.")
         return
     table = Table("Status", "People", "Messages", title=f"{row.recipients} people")
-    for name in ("queued", "sent", "delivered", "failed", "cancelled"):
-        if name in ("queued", "sent", "delivered", "failed") or result.messages[name]:
+    S = OutboxStatus
+    for name in (S.QUEUED, S.SENT, S.DELIVERED, S.FAILED, S.CANCELLED):
+        if name != S.CANCELLED or result.messages[name]:
             table.add_row(name, str(result.people[name]), str(result.messages[name]))
     console.print(table)
 

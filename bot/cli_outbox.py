@@ -14,12 +14,11 @@ from bot.cli import console, err, run, with_database
 from bot.outbox_queue import waiting
 from bot.settings import DURATION, DURATION_UNITS, Settings
 from store import audit
-from store.models import Contact, OutboxMessage, Participant, utcnow
+from store.models import Contact, OutboxMessage, OutboxStatus, Participant, utcnow
 
 CHANNELS = ("telegram", "sms")
 # Columns of the status table, in the order a message goes through them.
-STATES = ("queued", "sending", "sent", "delivered", "failed", "expired", "undeliverable",
-          "cancelled")
+STATES = tuple(OutboxStatus)
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +50,8 @@ def status() -> None:
             queues = await waiting(session, now)
             errors = (await session.execute(
                 select(OutboxMessage.channel, OutboxMessage.error, func.count())
-                .where(OutboxMessage.status.in_(("queued", "sending", "failed")),
+                .where(OutboxMessage.status.in_(
+                           (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.FAILED)),
                        OutboxMessage.error.is_not(None))
                 .group_by(OutboxMessage.channel, OutboxMessage.error))).all()
         return now, counts, queues, errors
@@ -82,7 +82,7 @@ def status() -> None:
         for channel, reason, count in sorted(errors, key=lambda e: (e[0], -e[2])):
             reasons.add_row(channel, reason, str(count))
         console.print(reasons)
-    if any(by_channel[channel]["failed"] for channel in by_channel):
+    if any(by_channel[channel][OutboxStatus.FAILED] for channel in by_channel):
         console.print("Put failed messages back with [bold]concorder outbox retry[/] "
                       "(try --dry-run first).")
 
@@ -123,7 +123,7 @@ def retry(
     queued_since = _since(since, now)
 
     async def put_back(sessions):
-        failed = [OutboxMessage.status == "failed"]
+        failed = [OutboxMessage.status == OutboxStatus.FAILED]
         if channel is not None:
             failed.append(OutboxMessage.channel == channel)
         if queued_since is not None:
@@ -144,8 +144,8 @@ def retry(
                     await session.execute(
                         update(OutboxMessage)
                         .where(OutboxMessage.id.in_(ids[start:start + 500]),
-                               OutboxMessage.status == "failed")
-                        .values(status="queued", error=None, not_before=now,
+                               OutboxMessage.status == OutboxStatus.FAILED)
+                        .values(status=OutboxStatus.QUEUED.value, error=None, not_before=now,
                                 next_attempt_at=now, lease_until=None, lease_owner=None))
                 await audit.append(session, "outbox.retried", {
                     "messages": len(revive), "channel": channel,

@@ -66,11 +66,13 @@ from bot.transport import (
     build_transports,
 )
 from flows.model import Choice, Outbound
-from store import audit
+from store import audit, contacts
+from store import outbox as store_outbox
 from store.models import (
     PENDING_STATUSES,
     Contact,
     OutboxMessage,
+    OutboxStatus,
     Participant,
     UTCDateTime,
     utcnow,
@@ -455,9 +457,9 @@ class Dispatcher:
         )
         scans = []
         for due, order in (
-            ((candidate.c.status == _sql("sending"), candidate.c.lease_until < now),
+            ((candidate.c.status == _sql(OutboxStatus.SENDING), candidate.c.lease_until < now),
              candidate.c.lease_until),
-            ((candidate.c.status == _sql("queued"), candidate.c.next_attempt_at <= now,
+            ((candidate.c.status == _sql(OutboxStatus.QUEUED), candidate.c.next_attempt_at <= now,
               candidate.c.not_before <= now), candidate.c.next_attempt_at),
         ):
             scan = (select(candidate.c.id)
@@ -488,7 +490,7 @@ class Dispatcher:
         return (
             update(outbox)
             .where(outbox.c.id.in_(picked))
-            .values(status="sending", attempts=outbox.c.attempts + 1,
+            .values(status=OutboxStatus.SENDING.value, attempts=outbox.c.attempts + 1,
                     lease_until=bindparam("lease_until", type_=UTCDateTime()),
                     lease_owner=bindparam("owner"))
             .returning(
@@ -512,10 +514,11 @@ class Dispatcher:
     async def process(self, row: Claimed, sender: Sender) -> None:
         """Check the recipient, wait for the rate limits, send, and queue the outcome."""
         if row.expires_at is not None and row.expires_at <= self.clock():
-            self._finish(row, "expired", error="its moment passed before it could be sent")
+            self._finish(row, OutboxStatus.EXPIRED,
+                         error="its moment passed before it could be sent")
             return
         if (row.participant_opted_out or row.contact_opted_out) and not row.compliance:
-            self._finish(row, "cancelled", error="recipient opted out")
+            self._finish(row, OutboxStatus.CANCELLED, error="recipient opted out")
             return
         if row.contact_unreachable:
             await self._reroute(row, "contact unreachable")
@@ -563,7 +566,7 @@ class Dispatcher:
 
     def _sent(self, row: Claimed, sent: Sent) -> None:
         now = self.clock()
-        self._finish(row, "delivered" if sent.delivered else "sent",
+        self._finish(row, OutboxStatus.DELIVERED if sent.delivered else OutboxStatus.SENT,
                            provider_id=sent.provider_id, sent_at=now,
                            delivered_at=now if sent.delivered else None)
 
@@ -573,7 +576,7 @@ class Dispatcher:
         now = self.clock()
         give_up_at = row.not_before + self.settings.retry_for
         if now >= give_up_at:
-            self._finish(row, "failed", error=(
+            self._finish(row, OutboxStatus.FAILED, error=(
                 f"gave up after {row.attempts} attempts over {_age(now - row.not_before)}: "
                 f"{reason}"))
             return
@@ -582,7 +585,7 @@ class Dispatcher:
         next_attempt = min(now + timedelta(seconds=delay), give_up_at)
         if row.expires_at is not None:
             next_attempt = min(next_attempt, row.expires_at)
-        self._finish(row, "queued", error=reason, next_attempt_at=next_attempt)
+        self._finish(row, OutboxStatus.QUEUED, error=reason, next_attempt_at=next_attempt)
 
     def _finish(self, row: Claimed, status: str, *, error: str | None = None,
                       next_attempt_at: datetime | None = None, provider_id: str | None = None,
@@ -598,7 +601,7 @@ class Dispatcher:
     async def _permanent(self, row: Claimed, exc: PermanentFailure) -> None:
         """Record what the channel told us about the person, then reroute or give up."""
         if not (exc.unreachable or exc.opted_out):
-            self._finish(row, "failed", error=exc.reason)
+            self._finish(row, OutboxStatus.FAILED, error=exc.reason)
             return
         now = self.clock()
         async with self.transactions.begin() as session:
@@ -614,11 +617,12 @@ class Dispatcher:
                                    {"channel": row.channel, "contact_id": row.contact_id},
                                    participant_id=row.participant_id, at=now)
         if exc.unreachable and not exc.opted_out:
-            await self._reroute(row, exc.reason, status="undeliverable")
+            await self._reroute(row, exc.reason, status=OutboxStatus.UNDELIVERABLE)
         else:
-            self._finish(row, "undeliverable", error=exc.reason)
+            self._finish(row, OutboxStatus.UNDELIVERABLE, error=exc.reason)
 
-    async def _reroute(self, row: Claimed, reason: str, status: str = "cancelled") -> None:
+    async def _reroute(self, row: Claimed, reason: str,
+                      status: OutboxStatus = OutboxStatus.CANCELLED) -> None:
         """Move a message for an unreachable contact to the person's consented SMS number.
 
         The new SMS rows and the end of this row commit together, so a crash in between
@@ -650,33 +654,18 @@ class Dispatcher:
         participant = await service.lock_participant(session, row.participant_id)
         if participant.opted_out:
             return 0
-        sms = (
-            await session.execute(
-                select(Contact)
-                .where(Contact.participant_id == participant.id, Contact.channel == "sms",
-                       Contact.sms_consent.is_(True), Contact.unreachable_at.is_(None),
-                       Contact.opted_out_at.is_(None))
-                .order_by(Contact.id)
-            )
-        ).scalars().first()
+        sms = await contacts.preferred_contact(session, participant.id, channels=("sms",))
         if sms is None:
             return 0
         message = Outbound(text=row.text, choices=tuple(_choices(row.buttons or [])),
                            markdown=row.markdown, kind=row.kind, compliance=row.compliance)
         parts = render(message, "sms", participant.language, None,
                        self.settings.sms_max_segments)
-        for number, part in enumerate(parts, start=1):
-            seq, sms.next_seq = sms.next_seq, sms.next_seq + 1
-            session.add(OutboxMessage(
-                participant_id=participant.id, contact_id=sms.id, seq=seq, channel="sms",
-                address=sms.address, text=part.text, buttons=None, markdown=False,
-                compliance=row.compliance, kind=row.kind, broadcast_id=row.broadcast_id,
-                part=number, parts=len(parts), segments=part.segments,
-                encoding=part.encoding, not_before=now, next_attempt_at=now,
-                expires_at=row.expires_at, created_at=row.created_at,
-            ))
-        await session.flush()
-        return len(parts)
+        return await store_outbox.write(session, [store_outbox.Message(
+            sms, part.text, compliance=row.compliance, kind=row.kind,
+            broadcast_id=row.broadcast_id, part=number, parts=len(parts),
+            segments=part.segments, encoding=part.encoding, expires_at=row.expires_at,
+            created_at=row.created_at) for number, part in enumerate(parts, start=1)], now=now)
 
     # --- metrics -------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from scheduler.facts import load_moves
 from scheduler.plan import timed_sessions
 from store import audit
 from store.calendar import AttendanceNotice
-from store.models import Contact, OutboxMessage, Participant, utcnow
+from store.models import Contact, OutboxMessage, OutboxStatus, Participant, utcnow
 from store.organisers import BroadcastPreview, Organiser
 from store.recruitment import CONFIRMED, SELECTED, PoolEntry, Selection
 
@@ -278,7 +278,7 @@ async def organiser_events(calendar_of: CalendarSource, session: AsyncSession,
             await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.contact_id == contact.id, OutboxMessage.created_at == now,
-                       OutboxMessage.status == "queued")
+                       OutboxMessage.status == OutboxStatus.QUEUED)
                 .values(expires_at=preview.expires_at))
             preview.code_hash = (session.info.pop(NEW_CODE_HASH, None)
                                  if contact.channel == "sms" else None)

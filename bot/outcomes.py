@@ -14,7 +14,7 @@ from sqlalchemy import Connection, bindparam, update
 
 from bot.metrics import MESSAGES_OUT
 from bot.outbox_transactions import Transactions
-from store.models import OutboxMessage, UTCDateTime
+from store.models import OutboxMessage, OutboxStatus, UTCDateTime
 
 log = logging.getLogger(__name__)
 outbox = OutboxMessage.__table__
@@ -58,7 +58,7 @@ class OutcomeWriter:
         self.since = 0.0  # when the oldest waiting outcome arrived (time.monotonic)
         self._pending: list[Outcome] = []
         ours = (outbox.c.id == bindparam("b_id"), outbox.c.lease_owner == owner,
-                outbox.c.status == "sending")
+                outbox.c.status == OutboxStatus.SENDING)
         released = {"lease_until": None, "lease_owner": None}
         # Two shapes: a send (the common case) leaves the schedule alone, so it binds
         # fewer values; anything else may move the next attempt and says why.

@@ -9,19 +9,20 @@ inserts, so a run that stops can be started again and carries on where it stoppe
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from pydantic import ValidationError
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,13 +39,15 @@ from flows.engine import Engine
 from flows.facts import Facts, RecruitmentFacts, SelectionFacts
 from flows.model import Context, Event, State
 from scheduler import timers
+from scheduler.config import Schedule
+from scheduler.plan import after_quiet_hours
 from store import audit
+from store import contacts as contact_choice
+from store import outbox as outbox_writer
 from store.models import (
     AuditEvent,
-    AuditHead,
     Contact,
     InboundMessage,
-    OutboxMessage,
     Participant,
     new_participant_id,
     utcnow,
@@ -87,7 +90,7 @@ async def check_one_assembly(session: AsyncSession, assembly: Assembly) -> None:
     recorded = (
         await session.execute(
             select(AuditEvent.data).where(AuditEvent.kind == "recruitment.assembly")
-            .order_by(AuditEvent.seq).limit(1)
+            .order_by(AuditEvent.id).limit(1)
         )
     ).scalar_one_or_none()
     if recorded is None:
@@ -664,16 +667,6 @@ async def resolve_bot_username(settings: Settings, assembly: Assembly | None,
     return PLACEHOLDER_BOT, "placeholder"
 
 
-def _usable_sms(contact: dict[str, Any]) -> bool:
-    return (contact["channel"] == "sms" and contact["sms_consent"]
-            and contact["opted_out_at"] is None and contact["unreachable_at"] is None)
-
-
-def _usable_telegram(contact: dict[str, Any]) -> bool:
-    return (contact["channel"] == "telegram" and contact["opted_out_at"] is None
-            and contact["unreachable_at"] is None)
-
-
 def _pending_query(limit: int | None, after_id: int = 0):
     """Pool entries with no invitation yet, of people who have not opted out (in pool
     order, after `after_id`: a run does not scan again what it has just invited)."""
@@ -689,24 +682,16 @@ def _pending_query(limit: int | None, after_id: int = 0):
     return query.limit(limit) if limit else query
 
 
-async def _contacts_of(session: AsyncSession, pids: list[str]) -> dict[str, list[dict]]:
-    found: dict[str, list[dict]] = {}
-    rows = await session.execute(
-        select(Contact.id, Contact.participant_id, Contact.channel, Contact.address,
-               Contact.sms_consent, Contact.opted_out_at, Contact.unreachable_at,
-               Contact.next_seq).where(Contact.participant_id.in_(pids)).order_by(Contact.id))
-    for row in rows.mappings():
-        found.setdefault(row["participant_id"], []).append(dict(row))
-    return found
+async def _contacts_of(session: AsyncSession, pids: list[str]) -> dict[str, list[Any]]:
+    return await contact_choice.contacts_of(session, pids)
 
 
-def _channel_for(contacts: list[dict], handle: str | None) -> tuple[str, dict | None]:
-    for contact in contacts:
-        if _usable_telegram(contact):
-            return "telegram", contact
-    for contact in contacts:
-        if _usable_sms(contact):
-            return "sms", contact
+def _channel_for(contacts: list[Any], handle: str | None) -> tuple[str, Any | None]:
+    """The one contact choice; failing it, a Telegram handle with no chat yet is invited
+    by a link on a letter."""
+    contact = contact_choice.choose(contacts)
+    if contact is not None:
+        return contact.channel, contact
     return ("letter", None) if handle else (FAILED, None)
 
 
@@ -858,13 +843,25 @@ def _rendered_invitation(settings: Settings, engine: Engine, assembly: Assembly,
     return turn.state.to_json(), turn.events, messages
 
 
+def quiet_hours_end(assembly: Assembly | None, now: datetime) -> datetime:
+    """When an invitation written at `now` may go: after the quiet hours of the assembly's
+    [schedule], in its time zone, as the calendar's own messages wait; `now` without one."""
+    if assembly is None or assembly.schedule is None:
+        return now
+    try:
+        schedule = Schedule.model_validate(assembly.schedule)
+    except ValidationError as exc:
+        raise RecruitmentError(f"the [schedule] table cannot be used: {exc}") from None
+    return after_quiet_hours(now, ZoneInfo(schedule.timezone), schedule.quiet_hours)
+
+
 async def _invite_chunk(session: AsyncSession, settings: Settings, engine: Engine,
                         assembly: Assembly,
                         bot_username: str, rows: list, now: datetime, letters,
                         result: InviteResult) -> int:
     recruitment = assembly.recruitment
     contacts = await _contacts_of(session, [r.participant_id for r in rows])
-    invitations, outbox, states, seqs, events = [], [], [], [], []
+    invitations, outbox, states, events = [], [], [], []
     writer = csv.writer(letters) if letters is not None else None
     # People who never wrote have the same fresh state: their invitation differs only by
     # the code, so it is rendered once per channel and language and the code filled in.
@@ -872,6 +869,7 @@ async def _invite_chunk(session: AsyncSession, settings: Settings, engine: Engin
     secret = invite_codes.server_key(settings)
     remind_at = now + recruitment.remind_after
     lapse_at = remind_at + recruitment.lapse_after
+    not_before = quiet_hours_end(assembly, now)
     for row in rows:
         pid = row.participant_id
         channel, contact = _channel_for(contacts.get(pid, []), row.telegram_handle)
@@ -890,20 +888,13 @@ async def _invite_chunk(session: AsyncSession, settings: Settings, engine: Engin
                     settings, engine, assembly, bot_username, state, channel, now)
                 if pristine:
                     fresh[key] = (new_state, turn_events, messages)
-            seq = contact["next_seq"]
             for message, parts in messages:
                 for number, part in enumerate(parts, start=1):
-                    outbox.append({
-                        "participant_id": pid, "contact_id": contact["id"], "seq": seq,
-                        "channel": channel, "address": contact["address"],
-                        "text": part.text.replace(_CODE_MARK, code_marker),
-                        "buttons": part.buttons, "markdown": message.markdown,
-                        "compliance": False, "kind": "invitation", "broadcast_id": None,
-                        "part": number, "parts": len(parts), "segments": part.segments,
-                        "encoding": part.encoding, "status": "queued", "attempts": 0,
-                        "not_before": now, "next_attempt_at": now, "created_at": now})
-                    seq += 1
-            seqs.append({"b_id": contact["id"], "b_seq": seq})
+                    outbox.append(outbox_writer.Message(
+                        contact, part.text.replace(_CODE_MARK, code_marker),
+                        buttons=part.buttons, markdown=message.markdown, kind="invitation",
+                        part=number, parts=len(parts), segments=part.segments,
+                        encoding=part.encoding, not_before=not_before))
             states.append({"b_id": pid, "b_state": new_state, "b_at": now})
             events.extend((e.kind, e.data, pid) for e in turn_events)
         elif channel == "letter" and writer is not None:
@@ -923,44 +914,14 @@ async def _invite_chunk(session: AsyncSession, settings: Settings, engine: Engin
     conn = await session.connection()
     await conn.execute(Invitation.__table__.insert(), invitations)
     if outbox:
-        await conn.execute(OutboxMessage.__table__.insert(), outbox)
-        contact_table, participant_table = Contact.__table__, Participant.__table__
-        await conn.execute(
-            contact_table.update().where(contact_table.c.id == bindparam("b_id"))
-            .values(next_seq=bindparam("b_seq")), seqs)
+        await outbox_writer.write(session, outbox, now=now)
+        participant_table = Participant.__table__
         await conn.execute(
             participant_table.update().where(participant_table.c.id == bindparam("b_id"))
             .values(state=bindparam("b_state"), updated_at=bindparam("b_at")), states)
-    await append_audit_many(session, events, now)
+    await audit.append_many(session, events, now)
     result.messages += len(outbox)
     return len(rows)
-
-
-async def append_audit_many(session: AsyncSession,
-                            events: Iterable[tuple[str, dict[str, Any], str | None]],
-                            at: datetime) -> None:
-    """Append many events to the hash chain in one statement: the same links, hashes and
-    head as appending them one by one with store.audit.append."""
-    events = list(events)
-    if not events:
-        return
-    head = (await session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update())).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=audit.GENESIS)
-        session.add(head)
-    seq, prev = head.seq, head.hash
-    rows = []
-    for kind, data, pid in events:
-        data = json.loads(json.dumps(data, sort_keys=True))
-        seq += 1
-        digest = audit.link_hash(prev, audit.canonical(seq, at, kind, pid, data))
-        rows.append({"seq": seq, "at": at, "kind": kind, "participant_id": pid, "data": data,
-                     "prev_hash": prev, "hash": digest})
-        prev = digest
-    await (await session.connection()).execute(AuditEvent.__table__.insert(), rows)
-    head.seq, head.hash = seq, prev
-    await session.flush()
 
 
 # ------------------------------------------------------------- reminders, lapsing
@@ -981,6 +942,7 @@ async def send_invitation_reminders(relay: Relay, now: datetime | None = None,
                                     chunk: int = 500) -> int:
     """Send every due reminder (one per invitation, ever), a chunk per transaction."""
     now = now or utcnow()
+    not_before = quiet_hours_end(relay.assembly, now)
     sent = 0
     while True:
         async with relay.sessions.begin() as session:
@@ -991,7 +953,7 @@ async def send_invitation_reminders(relay: Relay, now: datetime | None = None,
                 if participant.opted_out or participant.erase_requested_at:
                     continue
                 await service.start_flow(session, relay, participant, "invitation",
-                                         step="reminder", now=now)
+                                         step="reminder", now=now, not_before=not_before)
                 await audit.append(session, "invitation.reminded", {},
                                    participant_id=participant.id, at=now)
                 sent += 1
@@ -1012,7 +974,7 @@ async def lapse_invitations(session: AsyncSession, now: datetime) -> int:
         part = ids[start:start + 5000]
         await session.execute(update(Invitation).where(
             Invitation.id.in_([i for i, _ in part])).values(status=LAPSED, closed_at=now))
-        await append_audit_many(session, [("invitation.lapsed", {}, pid) for _, pid in part],
+        await audit.append_many(session, [("invitation.lapsed", {}, pid) for _, pid in part],
                                 now)
     return len(ids)
 
@@ -1073,7 +1035,7 @@ async def expire_selections(session: AsyncSession, now: datetime) -> int:
     if late:
         await session.execute(update(Selection).where(
             Selection.id.in_([i for i, _ in late])).values(status=DECLINED, reason="no_reply"))
-        await append_audit_many(session, [("selection.expired", {}, pid) for _, pid in late],
+        await audit.append_many(session, [("selection.expired", {}, pid) for _, pid in late],
                                 now)
     return len(late)
 

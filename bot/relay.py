@@ -6,6 +6,7 @@ Nothing here is global: a test, a command and the service each build their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -41,6 +42,19 @@ class Relay:
         """Set after every commit that queues messages, so the dispatcher need not poll
         hard. Made on first use: an Event belongs to the running loop."""
         return asyncio.Event()
+
+    @cached_property
+    def _sqlite_writer(self) -> asyncio.Lock:
+        return asyncio.Lock()
+
+    def write_turn(self) -> contextlib.AbstractAsyncContextManager:
+        """Held around an inbound turn's transaction. SQLite lets one transaction write at
+        a time, and one that finds the file locked sleeps in growing steps (up to 100 ms)
+        before it looks again: concurrent webhooks then wait long after the lock is free.
+        The turns of one instance therefore queue here in turn; PostgreSQL needs no queue."""
+        if self.settings.database_url.startswith("sqlite"):
+            return self._sqlite_writer
+        return contextlib.nullcontext()
 
     @cached_property
     def invite_key(self) -> bytes:

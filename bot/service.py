@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,8 +28,8 @@ from bot.settings import Settings
 from flows.facts import Facts
 from flows.i18n import shipped_languages
 from flows.model import Context, Inbound, Outbound, State, Turn
-from store import audit
-from store.models import Contact, InboundMessage, OutboxMessage, Participant, utcnow
+from store import audit, contacts, outbox
+from store.models import Contact, InboundMessage, OutboxStatus, Participant, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -120,12 +122,24 @@ async def find_or_create_contact(session: AsyncSession, channel: str, address: s
     return contact
 
 
-async def lock_participant(session: AsyncSession, participant_id: str) -> Participant:
+async def lock_participant(session: AsyncSession, participant_id: str,
+                           contact: Contact | None = None) -> Participant:
+    """The participant, locked; with `contact`, that contact is read again in the same
+    statement, locked as an update of its next seq would (FOR NO KEY UPDATE: rows that
+    refer to the contact, as the inbound message now does, hold a key-share lock on it)."""
+    if contact is None:
+        return (
+            await session.execute(
+                select(Participant).where(Participant.id == participant_id).with_for_update()
+            )
+        ).scalar_one()
     return (
         await session.execute(
-            select(Participant).where(Participant.id == participant_id).with_for_update()
+            select(Participant, Contact).join(Contact, Contact.participant_id == Participant.id)
+            .where(Participant.id == participant_id, Contact.id == contact.id)
+            .with_for_update(key_share=True).execution_options(populate_existing=True)
         )
-    ).scalar_one()
+    ).one()[0]
 
 
 async def receive(relay: Relay, *,
@@ -136,9 +150,13 @@ async def receive(relay: Relay, *,
     now = now or utcnow()
     text = storable(text or "")
     button = storable(button)[:MAX_BUTTON] if button is not None else None
-    return await retry_conflicts(lambda: _receive_once(
-        relay, channel=channel, address=address, text=text, button=button,
-        provider_id=provider_id, language_hint=language_hint, now=now))
+    async def once() -> Received:
+        async with relay.write_turn():
+            return await _receive_once(
+                relay, channel=channel, address=address, text=text, button=button,
+                provider_id=provider_id, language_hint=language_hint, now=now)
+
+    return await retry_conflicts(once)
 
 
 async def _receive_once(relay: Relay, *,
@@ -147,13 +165,16 @@ async def _receive_once(relay: Relay, *,
                         now: datetime) -> Received:
     settings = relay.settings
     async with relay.sessions.begin() as session:
-        record = InboundMessage(channel=channel, provider_id=provider_id, text=text,
-                                button=button, received_at=now)
-        try:
-            async with session.begin_nested():
-                session.add(record)
-                await session.flush()
-        except IntegrityError:
+        # Insert-or-nothing on the idempotency key: a message seen before (or being taken
+        # by a concurrent transaction, which this one waits for) inserts no row.
+        table = InboundMessage.__table__
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        record_id = (await session.execute(
+            insert(table).values(channel=channel, provider_id=provider_id, text=text,
+                                 button=button, received_at=now)
+            .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+            .returning(table.c.id))).scalar()
+        if record_id is None:
             MESSAGES_IN.labels(channel, "duplicate").inc()
             return Received(duplicate=True)
         language = best_language(language_hint, settings.default_language)
@@ -161,11 +182,11 @@ async def _receive_once(relay: Relay, *,
             await hook(session, channel=channel, address=address, text=text,
                        language=language, now=now)
         contact = await find_or_create_contact(session, channel, address, language)
-        record.contact_id = contact.id
-        participant = await lock_participant(session, contact.participant_id)
-        # Read after the lock: a message from the same person that held it may have moved
-        # the contact on (its next outbox seq) while this one waited.
-        await session.refresh(contact)
+        await session.execute(update(table).where(table.c.id == record_id)
+                              .values(contact_id=contact.id))
+        # The contact is read again with the lock: a message from the same person that held
+        # it may have moved the contact on (its next outbox seq) while this one waited.
+        participant = await lock_participant(session, contact.participant_id, contact)
         state = State.from_json(participant.state, language=participant.language)
         ctx = Context(now=now, participant_id=participant.id, channel=channel,
                       facts=await facts_for(session, relay, participant, contact))
@@ -217,8 +238,9 @@ async def retry_conflicts(transaction: Callable[[], Awaitable[T]]) -> T:
 
 async def start_flow(session: AsyncSession, relay: Relay, participant: Participant,
                      flow: str, *, step: str | None = None, contact: Contact | None = None,
-                     now: datetime | None = None) -> int:
-    """Begin a flow for a participant inside the caller's transaction (invitations, draws)."""
+                     now: datetime | None = None, not_before: datetime | None = None) -> int:
+    """Begin a flow for a participant inside the caller's transaction (invitations, draws);
+    its messages wait until `not_before` if given (the end of quiet hours, say)."""
     now = now or utcnow()
     contact = contact or await preferred_contact(session, participant)
     if contact is None:
@@ -227,11 +249,12 @@ async def start_flow(session: AsyncSession, relay: Relay, participant: Participa
     ctx = Context(now=now, participant_id=participant.id, channel=contact.channel,
                   facts=await facts_for(session, relay, participant, contact))
     turn = relay.engine.start(state, flow, ctx, step)
-    return await apply_turn(session, relay, participant, contact, turn, now)
+    return await apply_turn(session, relay, participant, contact, turn, now, not_before)
 
 
 async def apply_turn(session: AsyncSession, relay: Relay, participant: Participant,
-                     contact: Contact, turn: Turn, now: datetime) -> int:
+                     contact: Contact, turn: Turn, now: datetime,
+                     not_before: datetime | None = None) -> int:
     """Save the new state, queue the messages and append the events of one turn."""
     participant.state = turn.state.to_json()
     participant.language = turn.state.language
@@ -242,7 +265,7 @@ async def apply_turn(session: AsyncSession, relay: Relay, participant: Participa
         for handler in relay.hooks.handlers(event.kind):
             await handler(session, participant, event, now)
     return await enqueue(session, relay.settings, participant, contact, turn.outbound,
-                         prompt_id=turn.state.prompt_id, now=now)
+                         prompt_id=turn.state.prompt_id, now=now, not_before=not_before)
 
 
 async def enqueue(session: AsyncSession, settings: Settings, participant: Participant,
@@ -251,6 +274,7 @@ async def enqueue(session: AsyncSession, settings: Settings, participant: Partic
                   broadcast_id: int | None = None, expires_at: datetime | None = None) -> int:
     """Write outbox rows for `messages`, in order, split into channel-sized parts; rows
     with `expires_at` are never sent from that moment on."""
+    rows: list[outbox.Message] = []
     count = 0
     for message in messages:
         target = contact
@@ -261,43 +285,22 @@ async def enqueue(session: AsyncSession, settings: Settings, participant: Partic
         # The reply to a sender that cannot receive SMS is a deliberate silence, on record.
         silent = target.channel == "sms" and not can_receive_sms(target.address)
         for number, part in enumerate(parts, start=1):
-            seq = target.next_seq
-            target.next_seq = seq + 1
-            session.add(OutboxMessage(
-                participant_id=participant.id, contact_id=target.id, seq=seq,
-                channel=target.channel, address=target.address, text=part.text,
-                buttons=part.buttons, markdown=message.markdown,
+            rows.append(outbox.Message(
+                target, part.text, buttons=part.buttons, markdown=message.markdown,
                 compliance=message.compliance, kind=message.kind, broadcast_id=broadcast_id,
                 part=number, parts=len(parts), segments=part.segments, encoding=part.encoding,
-                not_before=not_before or now, next_attempt_at=not_before or now,
-                expires_at=expires_at, created_at=now,
-                **({"status": "cancelled", "error": NO_SMS_REPLY} if silent else {}),
-            ))
+                not_before=not_before, expires_at=expires_at,
+                **({"status": OutboxStatus.CANCELLED, "error": NO_SMS_REPLY} if silent else {})))
             count += 0 if silent else 1
-    await session.flush()
+    await outbox.write(session, rows, now=now)
     return count
 
 
 async def contact_on(session: AsyncSession, participant: Participant,
                      channel: str) -> Contact | None:
-    return (
-        await session.execute(
-            select(Contact).where(Contact.participant_id == participant.id,
-                                  Contact.channel == channel)
-        )
-    ).scalars().first()
+    return await contacts.contact_on(session, participant.id, channel)
 
 
 async def preferred_contact(session: AsyncSession, participant: Participant) -> Contact | None:
     """Telegram when it still works, else SMS the person agreed to; None if unreachable."""
-    contacts = (
-        await session.execute(
-            select(Contact).where(Contact.participant_id == participant.id).order_by(Contact.id)
-        )
-    ).scalars().all()
-    usable = [c for c in contacts if c.unreachable_at is None and c.opted_out_at is None]
-    for channel in ("telegram", "sms"):
-        for contact in usable:
-            if contact.channel == channel and (channel != "sms" or contact.sms_consent):
-                return contact
-    return None
+    return await contacts.preferred_contact(session, participant.id)

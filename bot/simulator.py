@@ -28,12 +28,12 @@ from bot.relay import Relay
 from bot.settings import Settings
 from bot.transport import Outgoing, Sent
 from flows.i18n import shipped_languages, translator
-from store.models import OutboxMessage, utcnow
+from store.models import OutboxMessage, OutboxStatus, utcnow
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_TEXT = 2000  # what the page lets you type; longer than any real SMS or quick reply
 MAX_BUTTON = 64  # callback data limit of Telegram (and of the inbound table's column)
-SHOWN_STATUSES = ("sent", "delivered")
+SHOWN_STATUSES = (OutboxStatus.SENT, OutboxStatus.DELIVERED)
 
 
 class SimulatorTransport:
@@ -211,8 +211,8 @@ async def get_messages(request: web.Request) -> web.Response:
             await session.execute(
                 select(func.count()).select_from(OutboxMessage).where(
                     *mine,
-                    or_(OutboxMessage.status == "sending",
-                        and_(OutboxMessage.status == "queued",
+                    or_(OutboxMessage.status == OutboxStatus.SENDING,
+                        and_(OutboxMessage.status == OutboxStatus.QUEUED,
                              OutboxMessage.next_attempt_at <= utcnow())),
                 )
             )

@@ -33,7 +33,7 @@ from bot.transport import Outgoing, RetryLater, Sent
 from bot.twilio_errors import OPTED_OUT, UNDELIVERABLE, classify, describe
 from flows.text import fold
 from store import audit
-from store.models import Contact, InboundMessage, OutboxMessage, utcnow
+from store.models import Contact, InboundMessage, OutboxMessage, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,9 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 CARRIER_OPT_IN_WORDS = {"start", "yes", "unstop"}
 
 # Outbox statuses in the order a message passes through them; the last rank is final.
-RANK = {"queued": 0, "sending": 1, "sent": 2,
-        "delivered": 3, "failed": 3, "undeliverable": 3, "cancelled": 3}
+RANK = {OutboxStatus.QUEUED: 0, OutboxStatus.SENDING: 1, OutboxStatus.SENT: 2,
+        OutboxStatus.DELIVERED: 3, OutboxStatus.FAILED: 3, OutboxStatus.UNDELIVERABLE: 3,
+        OutboxStatus.CANCELLED: 3}
 FINAL = 3
 # A status callback for a sid not stored yet is tried again after each of these pauses
 # (seconds, about 3 in all; Twilio waits 15 s for an answer).
@@ -62,8 +63,8 @@ class Unknown(enum.Enum):
 UNKNOWN = Unknown.SID
 # Twilio's MessageStatus -> the outbox status it means. Twilio's own in-flight statuses
 # (accepted, queued, sending) say less than the "sent" the row already has: ignored.
-FROM_TWILIO = {"sent": "sent", "delivered": "delivered",
-               "undelivered": "undeliverable", "failed": "failed"}
+FROM_TWILIO = {"sent": OutboxStatus.SENT, "delivered": OutboxStatus.DELIVERED,
+               "undelivered": OutboxStatus.UNDELIVERABLE, "failed": OutboxStatus.FAILED}
 
 
 # ---- webhooks -------------------------------------------------------------------------
@@ -202,14 +203,14 @@ async def apply_status(sessions, sid: str, twilio_status: str,
             await mark_opted_out(session, row.contact_id, now)
         target = FROM_TWILIO.get(twilio_status)
         if code == OPTED_OUT or code in UNDELIVERABLE:
-            target = "failed"
+            target = OutboxStatus.FAILED
         current = RANK.get(row.status, FINAL)
         if target is None or current >= FINAL or RANK[target] <= current:
             return None
         row.status = target
-        if target == "sent":
+        if target == OutboxStatus.SENT:
             row.sent_at = row.sent_at or now
-        elif target == "delivered":
+        elif target == OutboxStatus.DELIVERED:
             row.delivered_at = now
         else:
             row.error = describe(None, code) if code else f"twilio reported {twilio_status}"

@@ -19,7 +19,7 @@ from scheduler.jobs import load_members
 from scheduler.paging import sms_cost
 from scheduler.plan import BRIEFING, Member, plan
 from store.calendar import PENDING, CalendarJob
-from store.models import Contact
+from store.contacts import preferred_contacts
 
 
 @dataclass
@@ -35,22 +35,15 @@ class PreviewRow:
 
 
 async def members_with_channels(session: AsyncSession, calendar: Calendar) -> list[Member]:
-    """The panel with the channel each would be reached on now (as bot.service's
-    preferred_contact picks it: Telegram that still works, else SMS they agreed to)."""
+    """The panel with the channel each would be reached on now (the one contact choice:
+    Telegram that still works, else SMS they agreed to)."""
     members = await load_members(session, calendar)
-    contacts: dict[str, list[Contact]] = defaultdict(list)
-    for contact in (await session.execute(
-            select(Contact).where(Contact.participant_id.in_([m.id for m in members]))
-            .order_by(Contact.id))).scalars():
-        contacts[contact.participant_id].append(contact)
+    chosen = await preferred_contacts(session, [m.id for m in members])
     out = []
     for member in members:
-        usable = [c for c in contacts[member.id]
-                  if c.unreachable_at is None and c.opted_out_at is None]
-        channel = next((c.channel for wanted in ("telegram", "sms") for c in usable
-                        if c.channel == wanted and (wanted != "sms" or c.sms_consent)), None)
+        contact = chosen.get(member.id)
         out.append(Member(member.id, member.timezone, member.briefing_time, member.language,
-                          channel))
+                          contact.channel if contact is not None else None))
     return out
 
 

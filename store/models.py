@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -112,10 +113,24 @@ class InboundMessage(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class OutboxStatus(StrEnum):
+    """The states of an outbox row, as stored:
+    queued -> sending -> sent -> delivered | failed | expired | undeliverable | cancelled."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    UNDELIVERABLE = "undeliverable"
+    CANCELLED = "cancelled"
+
+
 # The outbox rows still to send, spelt as the partial indexes and the claim both spell it:
 # a query uses a partial index only when its condition is this same text, not parameters.
-PENDING_STATUSES = ("queued", "sending")
-PENDING_SQL = "status IN ('queued', 'sending')"
+PENDING_STATUSES = (OutboxStatus.QUEUED, OutboxStatus.SENDING)
+PENDING_SQL = f"status IN ('{OutboxStatus.QUEUED}', '{OutboxStatus.SENDING}')"
 
 
 class OutboxMessage(Base):
@@ -150,8 +165,7 @@ class OutboxMessage(Base):
     parts: Mapped[int] = mapped_column(Integer, default=1)
     segments: Mapped[int] = mapped_column(Integer, default=1)
     encoding: Mapped[str | None] = mapped_column(String(8))  # "GSM-7" | "UCS-2" for SMS
-    # queued -> sending -> sent -> delivered | failed | undeliverable | cancelled | expired
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.QUEUED.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -180,21 +194,29 @@ class ProcessedUpdate(Base):
 
 
 class AuditEvent(Base):
-    """One link of the audit hash chain. Never updated, never deleted."""
+    """One link of the audit hash chain. Inserted unlinked (seq, prev_hash and hash empty)
+    in the transaction of the change it records; the sequencer links it afterwards. Never
+    updated otherwise, never deleted."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (
+        # The sequencer's queue: events waiting to be linked, in insertion order.
+        Index("ix_audit_events_unlinked", "id", postgresql_where=text("seq IS NULL"),
+              sqlite_where=text("seq IS NULL")),
+    )
 
-    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seq: Mapped[int | None] = mapped_column(BigId, unique=True)
     at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(64), index=True)
     participant_id: Mapped[str | None] = mapped_column(String(16), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
 
 class AuditHead(Base):
-    """The single row locked while appending, so the chain never forks."""
+    """The chain's last link; the single row locked while linking, so the chain never forks."""
 
     __tablename__ = "audit_head"
 

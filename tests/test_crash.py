@@ -162,12 +162,17 @@ async def test_an_invitation_wave_survives_a_kill_9_of_the_command_and_of_the_se
     phones = [f"+447700900{n:03d}" for n in range(100, 100 + people)]
     pool.write_text("id,phone,telegram,language,household,region,age\n" + "".join(
         f"R{n:03d},{phone},,en,H{n:03d},north,65+\n" for n, phone in enumerate(phones)))
-    assembly = load_assembly(EXAMPLE / "assembly.toml")
+    # The example without quiet hours: invitations written at night would wait for 08:00.
+    text = (EXAMPLE / "assembly.toml").read_text()
+    quiet = 'quiet_hours = "21:00-08:00"'
+    assert quiet in text
+    awake = tmp_path / "assembly.toml"
+    awake.write_text(text.replace(quiet, 'quiet_hours = ""'))
+    assembly = load_assembly(awake)
     parsed = recruitment.parse_pool(pool, assembly)
     assert not parsed.bad
     await recruitment.import_pool(db.sessions, assembly, parsed.rows)
-    env = environment(db, recording_prism.url,
-                      CONCORDER_ASSEMBLY=str(EXAMPLE / "assembly.toml"))
+    env = environment(db, recording_prism.url, CONCORDER_ASSEMBLY=str(awake))
 
     # The wave is killed while it runs, then run again: it resumes. A chunk of invitations
     # (with its outbox rows and audit events) commits whole or not at all.

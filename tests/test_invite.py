@@ -4,23 +4,28 @@ and the bot's username asked of Telegram."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 import bot.telegram
-from bot import invite_codes, recruitment, segments
+from bot import cli_recruitment, invite_codes, recruitment, segments
 from bot.bootstrap import build_cli
+from bot.dispatcher import Dispatcher
+from bot.ratelimit import DeliveryLimits
 from bot.service import receive
 from bot.settings import Settings
+from bot.simulator import SimulatorTransport
 from store import audit
-from store.db import upgrade
+from store.db import make_engine, sessionmaker, upgrade
 from store.models import AuditEvent, OutboxMessage, utcnow
 from store.recruitment import LAPSED, REMINDED, Invitation, hash_code
 from tests.telegram_peer import EmulatorRequest, telegram_emulator_fixture  # noqa: F401
@@ -193,6 +198,54 @@ def test_cli_dry_run_then_invite_then_remind(tmp_path, monkeypatch):
     status = runner.invoke(app, ["status"])
     assert status.exit_code == 0 and "Invited" in status.output
     assert re.search(r"Not invited yet\s*│\s*0", status.output)
+
+
+def test_cli_invitations_and_reminders_written_at_night_wait_for_the_morning(
+        tmp_path, monkeypatch):
+    """`concorder invite` at 23:00 in the assembly's zone (London, on summer time) queues
+    invitations that are not sent before 08:00 there; the reminders of `--remind` too."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/night.db"
+    upgrade(url)
+    (tmp_path / "pool.csv").write_text(POOL)
+    monkeypatch.setenv("CONCORDER_DATABASE_URL", url)
+    monkeypatch.setenv("CONCORDER_ASSEMBLY", str(EXAMPLE / "assembly.toml"))
+    monkeypatch.chdir(tmp_path)
+    london = ZoneInfo("Europe/London")
+    night = datetime(2027, 6, 15, 23, 0, tzinfo=london).astimezone(UTC)
+    clock = {"now": night}
+    for module in (recruitment, cli_recruitment):
+        monkeypatch.setattr(module, "utcnow", lambda: clock["now"])
+    runner = CliRunner()
+    app = build_cli()
+    assert runner.invoke(app, ["pool", "import", str(tmp_path / "pool.csv")]).exit_code == 0
+    sent = runner.invoke(app, ["invite"])
+    assert sent.exit_code == 0, sent.output
+    clock["now"] = night + timedelta(days=3)
+    reminded = runner.invoke(app, ["invite", "--remind"])
+    assert "4 reminders sent" in reminded.output, reminded.output
+    morning = datetime(2027, 6, 16, 8, 0, tzinfo=london)
+
+    async def check() -> None:
+        engine = make_engine(url)
+        sessions = sessionmaker(engine)
+        try:
+            async with sessions() as session:
+                rows = (await session.execute(select(
+                    OutboxMessage.created_at, OutboxMessage.not_before))).all()
+            invitations = [due for made, due in rows if made == night]
+            reminders = [due for made, due in rows if made == night + timedelta(days=3)]
+            assert len(invitations) == 4 and len(reminders) == 4
+            assert set(invitations) == {morning}
+            assert set(reminders) == {morning + timedelta(days=3)}
+            for at, expected in ((morning - timedelta(minutes=1), 0), (morning, 4)):
+                transports = {c: SimulatorTransport(c) for c in ("sms", "telegram")}
+                dispatcher = Dispatcher(sessions, transports, Settings(_env_file=None),
+                                        clock=lambda at=at: at, limits=DeliveryLimits.off())
+                assert await dispatcher.drain() == expected
+        finally:
+            await engine.dispose()
+
+    asyncio.run(check())
 
 
 async def test_the_service_loads_the_assembly_and_runs_the_timed_work(db, assembly, pool):

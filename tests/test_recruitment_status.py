@@ -26,8 +26,8 @@ invited = flows_tests.invited
 async def register_two_and_draw(db, relay) -> None:
     """PHONE (age 30-49 from the pool) confirms her place; PHONE_FR (16-29) is selected and
     has not answered yet. Both answer 'car' and 'woman'."""
-    await _register(relay, PHONE)
-    await _register(relay, PHONE_FR)
+    await _register(db, relay, PHONE)
+    await _register(db, relay, PHONE_FR)
     first = (await invitation_of(db, PHONE)).participant_id
     second = (await invitation_of(db, PHONE_FR)).participant_id
     async with db.sessions.begin() as session:
@@ -60,7 +60,7 @@ async def test_counts_per_quota_category(db, relay, invited, assembly):
     async with db.sessions.begin() as session:
         chosen = await session.scalar(select(Selection).where(Selection.status == SELECTED))
         chosen.status = DECLINED
-    await say(relay, PHONE, "withdraw")
+    await say(db, relay, PHONE, "withdraw")
     async with db.sessions() as session:
         counts = rows(await recruitment.funnel_by_category(session, assembly))
     assert counts[("age", "16-29")] == (1, 0, 0)

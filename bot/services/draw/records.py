@@ -261,7 +261,7 @@ async def record_selection(session: AsyncSession, result: Draw, payload: dict[st
         published.status = SUPERSEDED
     event = await audit.append(session, "draw.completed",
                                {"draw": run.draw_id, **result.audit, "withdrawn_since": gone},
-                               at=now)
+                               at=now, linked=True)
     run.audit_seq = event.seq
     run.result = {**run.result, "withdrawn_since": gone}
     return run
@@ -272,7 +272,7 @@ async def record_publication(session: AsyncSession, result: Draw, payload: dict[
     now = now or utcnow()
     run = await _new_draw_run(session, result, payload, PUBLISHED, now)
     event = await audit.append(session, "draw.panels_published",
-                               {"draw": run.draw_id, **result.audit}, at=now)
+                               {"draw": run.draw_id, **result.audit}, at=now, linked=True)
     run.audit_seq = event.seq
     return run
 
@@ -310,7 +310,7 @@ async def record_replacement(session: AsyncSession, result: Replacement,
         row.responded_at, row.reason = None, None
     event = await audit.append(session, "draw.replaced", {
         "draw": run.draw_id, **result.audit, "leaving": data["leaving"],
-        "added": result.added, "from_reserve": result.tier == 0}, at=now)
+        "added": result.added, "from_reserve": result.tier == 0}, at=now, linked=True)
     run.audit_seq = event.seq
     return run
 

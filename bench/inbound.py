@@ -1,0 +1,318 @@
+"""Benchmark: inbound webhooks (Telegram updates, signed Twilio SMS) -> the service -> database.
+
+    .venv/bin/python bench/inbound.py [--updates 3000] [--people 2000] [--sms 1000]
+                                      [--concurrency 32] [--no-postgres]
+
+The service (create_app, webhook mode, no dispatcher) runs in a child process, as does the
+baseline: a bare aiohttp handler that only parses the body (JSON or form) and answers. The
+same client (this process, `--concurrency` requests at once) drives both with the same
+requests. Telegram: each person's first message (a new person), and later messages from
+people already known (replies that queue an answer). SMS: the same, signed with twilio's
+RequestValidator. Per run: updates/s, p50/p99 latency, 5xx count, the rate against the
+baseline, and after the load how long until every audit event is linked and the chain
+verifies. Targets: PostgreSQL >= 600 updates/s, p99 < 250 ms, no 5xx; SQLite >= 300/s.
+
+SQLite always; PostgreSQL too when it answers (CONCORDER_BENCH_PG, default
+postgres@127.0.0.1:5432), in a scratch database dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, Python puts bench/ first on the path, where bench/select.py would shadow
+# the standard library's select module; import from the repository root instead.
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from urllib.parse import urlencode  # noqa: E402
+
+import aiohttp  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+from bench.dispatch import Database, pg_reachable  # noqa: E402
+
+TOKEN = "123456:bench"
+SECRET = "bench-secret-0123456789"
+AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
+ACCOUNT_SID = "AC" + "0" * 32
+PUBLIC_URL = "https://relay.example.org"
+TELEGRAM_PATH = "/webhooks/telegram"
+SMS_PATH = "/webhooks/twilio/sms"
+
+
+# --- the servers (child processes) ---------------------------------------------------------
+
+
+def server_settings(url: str):
+    from bot.settings import Settings
+
+    return Settings(CONCORDER_DATABASE_URL=url, CONCORDER_PUBLIC_URL=PUBLIC_URL,
+                    TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_WEBHOOK_SECRET=SECRET,
+                    TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+                    TWILIO_FROM_NUMBER="+447700900001", _env_file=None)
+
+
+def run_server(url: str | None) -> None:
+    """The service on `url`, or with no URL the bare baseline handler; prints its port."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+
+    async def bare_telegram(request: web.Request) -> web.Response:
+        json.loads(await request.read())
+        return web.json_response({"ok": True})
+
+    async def bare_sms(request: web.Request) -> web.Response:
+        await request.post()
+        return web.Response(text="<Response/>", content_type="text/xml")
+
+    async def main() -> None:
+        if url is None:
+            app = web.Application()
+            app.router.add_post(TELEGRAM_PATH, bare_telegram)
+            app.router.add_post(SMS_PATH, bare_sms)
+        else:
+            from bot.app import create_app
+
+            app = create_app(server_settings(url), migrate=False, dispatch=False)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        print(runner.addresses[0][1], flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+
+    @classmethod
+    def start(cls, database_url: str | None) -> Server:
+        command = [sys.executable, __file__, "--serve", database_url or "bare"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        port = int(process.stdout.readline())
+        return cls(f"http://127.0.0.1:{port}", process)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+# --- the load ------------------------------------------------------------------------------
+
+
+Request = tuple[str, bytes, dict[str, str]]
+
+
+def interleave(people: int, total: int) -> list[tuple[int, str]]:
+    """(person, text): everyone's first message, and after a while messages from people
+    already known, mixed in."""
+    later = total - people
+    order: list[tuple[int, str]] = []
+    lag = max(1, people // 4)
+    for n in range(people):
+        order.append((n, "Hello"))
+        if n >= lag and n - lag < later:
+            order.append((n - lag, "HELP"))
+    for n in range(people - lag, later):
+        order.append((n % people, "HELP"))
+    return order[:total]
+
+
+def telegram_requests(people: int, total: int, base: int) -> list[Request]:
+    headers = {"Content-Type": "application/json",
+               "X-Telegram-Bot-Api-Secret-Token": SECRET}
+    requests = []
+    for number, (person, text) in enumerate(interleave(people, total), start=1):
+        chat = base + person
+        body = {"update_id": base + number, "message": {
+            "message_id": number, "date": 1764547200, "text": text,
+            "from": {"id": chat, "is_bot": False, "first_name": "B", "language_code": "en"},
+            "chat": {"id": chat, "type": "private"}}}
+        requests.append((TELEGRAM_PATH, json.dumps(body).encode(), headers))
+    return requests
+
+
+def sms_requests(people: int, total: int, base: int) -> list[Request]:
+    from twilio.request_validator import RequestValidator
+
+    validator = RequestValidator(AUTH_TOKEN)
+    requests = []
+    for number, (person, text) in enumerate(interleave(people, total), start=1):
+        params = {"MessageSid": f"SM{base + number:032x}", "AccountSid": ACCOUNT_SID,
+                  "From": f"+4477009{base // 1000 + person:05d}", "To": "+447700900001",
+                  "Body": text, "NumMedia": "0"}
+        signature = validator.compute_signature(PUBLIC_URL + SMS_PATH, params)
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "X-Twilio-Signature": signature}
+        requests.append((SMS_PATH, urlencode(params).encode(), headers))
+    return requests
+
+
+@dataclass
+class Result:
+    count: int
+    seconds: float
+    latencies: list[float]
+    errors: int  # 5xx
+    refused: int  # other non-2xx
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+
+async def drive(server: Server, requests: list[Request], concurrency: int) -> Result:
+    jobs = list(reversed(requests))
+    latencies: list[float] = []
+    errors = refused = 0
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        nonlocal errors, refused
+        while jobs:
+            path, body, headers = jobs.pop()
+            started = time.perf_counter()
+            async with http.post(server.url + path, data=body, headers=headers) as response:
+                await response.read()
+            latencies.append(time.perf_counter() - started)
+            if response.status >= 500:
+                errors += 1
+            elif response.status >= 300:
+                refused += 1
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return Result(len(requests), elapsed, latencies, errors, refused)
+
+
+async def until_linked(db, timeout: float = 60.0) -> tuple[float, int, bool, int]:
+    """Seconds until no audit event waits to be linked; then the chain verified."""
+    from sqlalchemy import select
+
+    from store import audit
+    from store.models import AuditHead
+
+    started = time.perf_counter()
+    waiting = getattr(audit, "pending", None)  # None: a version that links as it writes
+    while waiting and time.perf_counter() - started < timeout:
+        async with db.sessions() as session:
+            if await waiting(session) == 0:
+                break
+        await asyncio.sleep(0.05)
+    waited = time.perf_counter() - started
+    async with db.sessions() as session:
+        await session.execute(select(AuditHead))  # verify without linking itself
+        result = await audit.verify(session)
+    return waited, result.checked, result.ok, getattr(result, "pending", 0)
+
+
+async def outbox_count(db) -> int:
+    from sqlalchemy import func, select
+
+    from store.models import OutboxMessage
+
+    async with db.sessions() as session:
+        return await session.scalar(select(func.count()).select_from(OutboxMessage))
+
+
+def line(label: str, result: Result, baseline: Result | None = None) -> str:
+    ratio = f"  ({result.rate / baseline.rate:.1%} of the bare handler)" if baseline else ""
+    return (f"  {label:<26} {result.rate:7.0f}/s  p50 {result.percentile(50):6.1f} ms  "
+            f"p99 {result.percentile(99):6.1f} ms  5xx {result.errors}"
+            f"{f'  refused {result.refused}' if result.refused else ''}{ratio}")
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+async def measure(kind: str, pg_server: str | None, args: argparse.Namespace) -> bool:
+    telegram = telegram_requests(args.people, args.updates, 7_000_000)
+    sms = sms_requests(max(1, args.sms * 2 // 3), args.sms, 1_000_000)
+    warm_tg = telegram_requests(50, 60, 9_000_000)
+    bare = Server.start(None)
+    try:
+        await drive(bare, warm_tg, args.concurrency)
+        bare_tg = await drive(bare, telegram, args.concurrency)
+        bare_sms = await drive(bare, sms, args.concurrency)
+    finally:
+        bare.stop()
+    async with Database(kind, pg_server) as db:
+        server = Server.start(db.url)
+        try:
+            await drive(server, warm_tg, args.concurrency)
+            tg = await drive(server, telegram, args.concurrency)
+            text = await drive(server, sms, args.concurrency)
+            waited, checked, chain_ok, left = await until_linked(db)
+            queued = await outbox_count(db)
+        finally:
+            server.stop()
+    print(f"{kind}: {len(telegram)} Telegram updates from {args.people} people, "
+          f"{len(sms)} SMS, {args.concurrency} at once")
+    print(line("bare handler, Telegram", bare_tg))
+    print(line("service, Telegram", tg, bare_tg))
+    print(line("bare handler, SMS", bare_sms))
+    print(line("service, SMS", text, bare_sms))
+    print(f"  {queued} answers queued; audit chain {'verifies' if chain_ok else 'BROKEN'}: "
+          f"{checked} events, all linked {waited:.2f} s after the load"
+          f"{f' ({left} still waiting)' if left else ''}")
+    rate, p99 = (600, 250) if kind == "postgresql" else (300, None)
+    worst = min(tg.rate, text.rate)
+    ok = worst >= rate and tg.errors == text.errors == 0 and chain_ok
+    if p99 is not None:
+        ok = ok and max(tg.percentile(99), text.percentile(99)) < p99
+    target = f">= {rate}/s" + (f", p99 < {p99} ms" if p99 else "") + ", no 5xx"
+    print(f"  target {target}: {verdict(ok)}")
+    return ok
+
+
+async def main(args: argparse.Namespace) -> int:
+    pg_server = None if args.no_postgres else os.environ.get(
+        "CONCORDER_BENCH_PG", "postgres@127.0.0.1:5432")
+    if pg_server and not await pg_reachable(pg_server):
+        print(f"PostgreSQL at {pg_server} did not answer: measuring SQLite only")
+        pg_server = None
+    kinds = ([] if args.no_sqlite else ["sqlite"]) + (["postgresql"] if pg_server else [])
+    results = [await measure(kind, pg_server, args) for kind in kinds]
+    return 0 if all(results) else 1
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--updates", type=int, default=3000)
+    parser.add_argument("--people", type=int, default=2000)
+    parser.add_argument("--sms", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--no-postgres", action="store_true", help="measure SQLite only")
+    parser.add_argument("--no-sqlite", action="store_true", help="measure PostgreSQL only")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    if arguments.serve:
+        run_server(None if arguments.serve == "bare" else arguments.serve)
+    else:
+        sys.exit(asyncio.run(main(arguments)))
