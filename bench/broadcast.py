@@ -149,15 +149,15 @@ async def seed(sessions, people: int, sms_share: float) -> dict[str, int]:
     return channels
 
 
-async def organiser_sends(sessions, settings, label: str) -> tuple[float, float]:
+async def organiser_sends(relay, label: str) -> tuple[float, float]:
     """The organiser's preview, then SEND. Returns (SEND time, seconds SEND took)."""
     from bot import service
 
-    await service.receive(sessions, settings, channel="telegram", address=ORGANISER_CHAT,
+    await service.receive(relay, channel="telegram", address=ORGANISER_CHAT,
                           text=f"/broadcast {TEXT} ({label})", provider_id=f"{label}-1")
     sent_at = time.time()
     started = time.perf_counter()
-    await service.receive(sessions, settings, channel="telegram", address=ORGANISER_CHAT,
+    await service.receive(relay, channel="telegram", address=ORGANISER_CHAT,
                           text="SEND", provider_id=f"{label}-2")
     return sent_at, time.perf_counter() - started
 
@@ -181,7 +181,7 @@ def achieved(arrivals: list[list], channel: str, window: float, start: float) ->
 
 
 async def main(args: argparse.Namespace) -> int:
-    from bot import broadcast  # noqa: F401  (organiser chat: facts, previews, SEND)
+    from bot.bootstrap import build
     from bot.dispatcher import Dispatcher
     from bot.organisers import add_organiser
     from bot.ratelimit import DeliveryLimits
@@ -200,7 +200,7 @@ async def main(args: argparse.Namespace) -> int:
         url = f"postgresql+asyncpg://{args.postgres}/{scratch}"
     sink = Sink()
     # No quiet hours: the benchmark measures sending, whatever the time of day it runs at.
-    scheduler_config.set_current(scheduler_config.parse_calendar('[schedule]\nquiet_hours = ""\n'))
+    calendar = scheduler_config.parse_calendar('[schedule]\nquiet_hours = ""\n')
     settings = Settings(_env_file=None, CONCORDER_DATABASE_URL=url, TELEGRAM_BOT_TOKEN=TOKEN,
                         TELEGRAM_API_BASE_URL=sink.url, TWILIO_ACCOUNT_SID=ACCOUNT,
                         TWILIO_AUTH_TOKEN="bench", TWILIO_FROM_NUMBER=SENDER,
@@ -208,6 +208,7 @@ async def main(args: argparse.Namespace) -> int:
     await upgrade_async(url)
     engine = make_engine(url)
     sessions = sessionmaker(engine)
+    relay = build(settings, calendar=calendar, sessions=sessions)
     ok = True
     try:
         channels = await seed(sessions, args.people, args.sms_share)
@@ -219,9 +220,9 @@ async def main(args: argparse.Namespace) -> int:
         # 1. Limits off: SEND -> last message handed over.
         transports = build_transports(settings)
         dispatcher = Dispatcher(sessions, transports, settings, limits=DeliveryLimits.off(),
-                                poll_interval=0.05)
+                                poll_interval=0.05, signal=relay.outbox_signal)
         running = asyncio.create_task(dispatcher.run())
-        sent_at, queue_time = await organiser_sends(sessions, settings, "off")
+        sent_at, queue_time = await organiser_sends(relay, "off")
         expected = args.people
         deadline = time.monotonic() + args.timeout
         while (await sink.stats())["count"] < expected:
@@ -246,10 +247,11 @@ async def main(args: argparse.Namespace) -> int:
                       f"({len(times) / (max(times) - sent_at):.0f}/s)")
 
         # 2. Limits on, over a bounded window.
-        dispatcher = Dispatcher(sessions, transports, settings, poll_interval=0.05)
+        dispatcher = Dispatcher(sessions, transports, settings, poll_interval=0.05,
+                                signal=relay.outbox_signal)
         running = asyncio.create_task(dispatcher.run())
         before = (await sink.stats())["count"]
-        sent_at, _queue = await organiser_sends(sessions, settings, "on")
+        sent_at, _queue = await organiser_sends(relay, "on")
         while (await sink.stats())["count"] == before:  # the window opens with the first
             await asyncio.sleep(0.05)
         await asyncio.sleep(args.window + 0.5)

@@ -9,7 +9,6 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-import bot.broadcast  # noqa: F401  (registers the organiser facts and turn hook)
 from bot.organisers import add_organiser
 from store.models import AuditEvent, OutboxMessage
 from store.organisers import Broadcast, BroadcastPreview, Organiser
@@ -18,7 +17,7 @@ from tests.test_organisers import (  # noqa: F401  (fixture)
     NOW,
     ORGANISER_CHAT,
     ORGANISER_PHONE,
-    calendar,
+    calendar,  # the organisers' calendar, which every test's relay runs
     replies_to,
     say,
     total,
@@ -33,8 +32,8 @@ async def organisers_and_panel(db):
         await add_organiser(session, phone=ORGANISER_PHONE, name="Bob")
 
 
-async def text(db, settings, body, *, minutes=0):
-    await say(db, settings, ORGANISER_PHONE, body, channel="sms",
+async def text(db, relay, body, *, minutes=0):
+    await say(relay, ORGANISER_PHONE, body, channel="sms",
               now=NOW + timedelta(minutes=minutes))
     return (await replies_to(db, ORGANISER_PHONE))[-1]
 
@@ -47,22 +46,22 @@ def wrong(code: str, n: int) -> str:
     return f"{(int(code) + n) % 10 ** 6:06d}"
 
 
-async def test_an_sms_preview_is_sent_only_with_its_code(db, settings, caplog):
+async def test_an_sms_preview_is_sent_only_with_its_code(db, relay, caplog):
     caplog.set_level(logging.INFO)  # what `concorder serve` logs
     await organisers_and_panel(db)
-    preview = await text(db, settings, "BROADCAST Doors open at 9")
+    preview = await text(db, relay, "BROADCAST Doors open at 9")
     code = code_in(preview)
     assert preview.endswith(f"Reply SEND {code} to send it to 2 people, or DISCARD to drop "
                             "it. The code works once, for 30 minutes.")
 
-    assert await text(db, settings, "SEND") == (
+    assert await text(db, relay, "SEND") == (
         "To send it, reply SEND followed by the code from the preview. Nothing was sent.")
-    assert await text(db, settings, f"SEND {wrong(code, 1)}") == (
+    assert await text(db, relay, f"SEND {wrong(code, 1)}") == (
         "That code is wrong, so nothing was sent. 2 more tries before SMS commands are "
         "locked.")
     assert await total(db, Broadcast) == 0
 
-    assert await text(db, settings, f"send {code}", minutes=3) == (
+    assert await text(db, relay, f"send {code}", minutes=3) == (
         "Sending your broadcast to 2 people.")
     assert await total(db, Broadcast) == 1
     async with db.sessions() as session:
@@ -74,33 +73,33 @@ async def test_an_sms_preview_is_sent_only_with_its_code(db, settings, caplog):
     assert not [(r.name, r.getMessage()) for r in caplog.records if code in r.getMessage()]
 
     # Used once: the same code again sends nothing more.
-    await text(db, settings, f"SEND {code}", minutes=4)
+    await text(db, relay, f"SEND {code}", minutes=4)
     assert await total(db, Broadcast) == 1
 
 
-async def test_only_a_hash_of_the_code_is_stored(db, settings):
+async def test_only_a_hash_of_the_code_is_stored(db, relay):
     await organisers_and_panel(db)
-    code = code_in(await text(db, settings, "BROADCAST Doors open at 9"))
+    code = code_in(await text(db, relay, "BROADCAST Doors open at 9"))
     async with db.sessions() as session:
         preview = (await session.execute(select(BroadcastPreview))).scalar_one()
     assert preview.code_hash and code not in preview.code_hash
 
 
-async def test_the_code_lapses_with_the_preview(db, settings):
+async def test_the_code_lapses_with_the_preview(db, relay):
     await organisers_and_panel(db)
-    code = code_in(await text(db, settings, "BROADCAST Doors open at 9"))
-    answer = await text(db, settings, f"SEND {code}", minutes=31)
+    code = code_in(await text(db, relay, "BROADCAST Doors open at 9"))
+    answer = await text(db, relay, f"SEND {code}", minutes=31)
     assert "has expired" in answer
     assert await total(db, Broadcast) == 0
 
 
-async def test_three_wrong_codes_lock_sms_commands_and_tell_the_other_organisers(db, settings):
+async def test_three_wrong_codes_lock_sms_commands_and_tell_the_other_organisers(db, relay):
     await organisers_and_panel(db)
-    await say(db, settings, ORGANISER_CHAT, "FRANCAIS")  # Ann reads French
-    code = code_in(await text(db, settings, "BROADCAST Free pizza"))  # a forged From
+    await say(relay, ORGANISER_CHAT, "FRANCAIS")  # Ann reads French
+    code = code_in(await text(db, relay, "BROADCAST Free pizza"))  # a forged From
     for n in (1, 2):
-        await text(db, settings, f"SEND {wrong(code, n)}", minutes=n)
-    locked = await text(db, settings, f"SEND {wrong(code, 3)}", minutes=3)
+        await text(db, relay, f"SEND {wrong(code, n)}", minutes=n)
+    locked = await text(db, relay, f"SEND {wrong(code, 3)}", minutes=3)
     assert locked == ("That code is wrong, so nothing was sent and the preview is dropped. "
                       "Organiser commands by SMS from this number are locked for 30 minutes, "
                       "and the other organisers have been told.")
@@ -110,8 +109,8 @@ async def test_three_wrong_codes_lock_sms_commands_and_tell_the_other_organisers
                            "pendant 30 minutes")
 
     # Locked: even the right code, or a new broadcast, does nothing until the lock ends.
-    await text(db, settings, f"SEND {code}", minutes=4)
-    refused = await text(db, settings, "BROADCAST Free pizza", minutes=5)
+    await text(db, relay, f"SEND {code}", minutes=4)
+    refused = await text(db, relay, "BROADCAST Free pizza", minutes=5)
     assert refused.startswith("Organiser commands by SMS from this number are locked for "
                               "28 more minutes")
     assert await total(db, BroadcastPreview) == 0 and await total(db, Broadcast) == 0
@@ -120,33 +119,33 @@ async def test_three_wrong_codes_lock_sms_commands_and_tell_the_other_organisers
     assert kinds.count("organiser.code_rejected") == 2 and "organiser.sms_locked" in kinds
 
     # Telegram organisers are not locked; and after 30 minutes SMS works again.
-    await say(db, settings, ORGANISER_CHAT, "/broadcast Salle B", now=NOW + timedelta(minutes=6))
+    await say(relay, ORGANISER_CHAT, "/broadcast Salle B", now=NOW + timedelta(minutes=6))
     assert (await replies_to(db, ORGANISER_CHAT))[-1].startswith("Aperçu")
-    again = await text(db, settings, "BROADCAST Doors open at 9", minutes=34)
+    again = await text(db, relay, "BROADCAST Doors open at 9", minutes=34)
     assert again.startswith("Preview of your broadcast")
 
 
-async def test_a_forged_sms_cannot_answer_a_telegram_preview(db, settings):
+async def test_a_forged_sms_cannot_answer_a_telegram_preview(db, relay):
     """An organiser with both a chat and a phone previews on Telegram: SEND by SMS (which
     anyone can forge) does not send it, and Telegram does not send a preview made by SMS."""
     async with db.sessions.begin() as session:
         await add_member(session)
         await add_organiser(session, telegram_id=ORGANISER_CHAT, phone=ORGANISER_PHONE)
-    await say(db, settings, ORGANISER_CHAT, "/broadcast Doors open at 9")
-    assert await text(db, settings, "SEND 123456") == (
+    await say(relay, ORGANISER_CHAT, "/broadcast Doors open at 9")
+    assert await text(db, relay, "SEND 123456") == (
         "The broadcast waiting for your answer was previewed on Telegram: answer it there.")
     assert await total(db, Broadcast) == 0
 
-    await text(db, settings, "BROADCAST Free pizza")  # replaces the preview
-    await say(db, settings, ORGANISER_CHAT, "SEND")
+    await text(db, relay, "BROADCAST Free pizza")  # replaces the preview
+    await say(relay, ORGANISER_CHAT, "SEND")
     assert (await replies_to(db, ORGANISER_CHAT))[-1] == (
         "The broadcast waiting for your answer was previewed by SMS: answer it there.")
     assert await total(db, Broadcast) == 0
 
 
-async def test_the_code_goes_only_to_the_organisers_phone(db, settings):
+async def test_the_code_goes_only_to_the_organisers_phone(db, relay):
     await organisers_and_panel(db)
-    code = code_in(await text(db, settings, "BROADCAST Doors open at 9"))
+    code = code_in(await text(db, relay, "BROADCAST Doors open at 9"))
     async with db.sessions() as session:
         holders = (await session.execute(select(OutboxMessage.address).where(
             OutboxMessage.text.contains(code)))).scalars().all()
