@@ -11,6 +11,10 @@ is, so all instances together never send faster than the rate. Slots are read on
 database's clock and turned into this process's monotonic time through the offset measured
 on the same round trip (the fastest recent round trip's offset, as it is the most exact).
 
+A send that leaves late (a busy event loop) would crowd the sends of the next second: it
+pushes the shared schedule back by its lateness with the next block (or at once), so the
+slots reserved after that stay a full second of slots away from it.
+
 A dispatcher that dies loses only the slots it had reserved: at most LEAD seconds plus one
 block ahead, as it reserves no further ahead than that. HORIZON bounds how far a row can
 be ahead of the clock, so a database clock stepped back does not stop sending for long.
@@ -40,6 +44,8 @@ BLOCK_SECONDS = 0.1
 # How far ahead of the database clock a limit may be pushed, whatever the clock does.
 HORIZON = 60.0
 RETRY_AFTER_ERROR = 0.5
+# Lateness worth pushing the schedule back for.
+LATE = 0.002
 
 _NOW = {
     "postgresql": "CAST(extract(epoch from clock_timestamp()) AS double precision)",
@@ -68,12 +74,13 @@ class PermitStore:
         self._statement = _take_statement(engine.dialect.name)
         self._samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=16)
 
-    async def take(self, key: str, count: int, interval: float) -> float:
-        """Reserve `count` slots `interval` apart; the first slot, on our monotonic clock."""
+    async def take(self, key: str, count: int, interval: float, delay: float = 0.0) -> float:
+        """Reserve `count` slots `interval` apart, after pushing the schedule back by `delay`;
+        the first slot, on our monotonic clock."""
         sent = self.clock()
         async with self.engine.begin() as connection:
             tat, db_now = (await connection.execute(self._statement, {
-                "key": key, "cost": count * interval, "horizon": HORIZON})).one()
+                "key": key, "cost": count * interval + delay, "horizon": HORIZON})).one()
         answered = self.clock()
         # The database read its clock somewhere in the round trip: assume halfway.
         self._samples.append((answered - sent, db_now - (sent + answered) / 2))
@@ -99,6 +106,7 @@ class SharedGcra:
         self._filler: asyncio.Task[None] | None = None
         self._last_slot = float("-inf")
         self._failing = False
+        self._late = 0.0  # the most a send left after its slot since the last block
 
     async def acquire(self) -> None:
         """Wait for a slot of our own and for its moment."""
@@ -110,11 +118,16 @@ class SharedGcra:
         delay = slot - self.clock()
         if delay > 0:
             await self.sleep(delay)
+        late = self.clock() - slot
+        if late > LATE:
+            self._late = max(self._late, late)
+            if self._filler is None or self._filler.done():
+                self._filler = asyncio.create_task(self._fill(), name=f"permits-{self.key}")
 
     async def _fill(self) -> None:
-        while self._waiting:
+        while self._waiting or self._late:
             ahead = self._last_slot - self.clock() - LEAD
-            if ahead > 0:
+            if ahead > 0 and not self._late:
                 await self.sleep(ahead)
                 continue
             futures = []
@@ -122,10 +135,11 @@ class SharedGcra:
                 future = self._waiting.popleft()
                 if not future.done():  # its waiter was cancelled
                     futures.append(future)
-            if not futures:
+            late, self._late = self._late, 0.0
+            if not futures and not late:
                 continue
             try:
-                first = await self.store.take(self.key, len(futures), self.interval)
+                first = await self.store.take(self.key, len(futures), self.interval, late)
             except Exception as exc:
                 # The database is out of reach: sends wait (nothing could be recorded
                 # anyway), and are let through again as soon as it answers.
@@ -134,10 +148,12 @@ class SharedGcra:
                                 self.key.partition(":")[0], type(exc).__name__)
                 self._failing = True
                 self._waiting.extendleft(reversed(futures))
+                self._late = max(self._late, late)
                 await self.sleep(RETRY_AFTER_ERROR)
                 continue
             self._failing = False
             for number, future in enumerate(futures):
                 if not future.done():
                     future.set_result(first + number * self.interval)
-            self._last_slot = first + (len(futures) - 1) * self.interval
+            if futures:
+                self._last_slot = first + (len(futures) - 1) * self.interval
