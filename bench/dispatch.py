@@ -10,7 +10,9 @@
    python-telegram-bot loop are reported beside it: that library's speed is its own.
 2. With the Telegram limits on (30/s overall, 1/s per chat): the sustained rate over about
    ten seconds (target >= 29/s), the most messages the sink saw in any one-second window
-   (never more than 30) and, per chat, in any one-second window (never more than 1).
+   (never more than 30) and, per chat, in any one-second window (never more than 1). Once
+   with one dispatcher on SQLite, and with PostgreSQL also with two dispatchers, each in an
+   OS process of its own, sharing the limits through the database: together they keep them.
 
 The sink runs in a child process, so it does not share an event loop with what it measures.
 SQLite always; PostgreSQL too when it answers (CONCORDER_BENCH_PG, default
@@ -379,27 +381,48 @@ def most_in_any_window(times: list[float], window: float = 1.0) -> int:
     return best
 
 
-async def dispatch_limited(sink: Sink, seconds: float) -> Limited:
-    """30/s overall and 1/s per chat, with a backlog no limit-abiding sender could clear."""
+async def run_limited(url: str, sink_url: str, seconds: float) -> None:
+    """One dispatcher with the Telegram limits on, for `seconds` (in this process)."""
     from bot.dispatcher import Dispatcher
     from bot.telegram import TelegramTransport
+    from store.db import make_engine, sessionmaker
 
+    engine = make_engine(url)
+    settings = bench_settings(url, Sink(sink_url, None), CONCORDER_TELEGRAM_RATE=30,
+                              CONCORDER_TELEGRAM_CHAT_RATE=1)
+    transport = TelegramTransport(settings)
+    dispatcher = Dispatcher(sessionmaker(engine), {"telegram": transport}, settings,
+                            concurrency=CONCURRENCY, poll_interval=0.05)
+    task = asyncio.create_task(dispatcher.run())
+    await asyncio.sleep(seconds)
+    dispatcher.stop()
+    await task
+    await transport.close()
+    await engine.dispose()
+
+
+async def dispatch_limited(sink: Sink, seconds: float, kind: str = "sqlite",
+                           pg_server: str | None = None, instances: int = 1) -> Limited:
+    """30/s overall and 1/s per chat, with a backlog no limit-abiding sender could clear.
+
+    With several instances, each dispatcher runs in an OS process of its own, with its own
+    engine, on the one database.
+    """
     cold = [300_000 + n for n in range(400)]  # one message each
     hot = [400_000 + n for n in range(5)]  # twenty each: the per-chat limit decides
     per_chat = {**dict.fromkeys(cold, 1), **dict.fromkeys(hot, 20)}
-    async with Database("sqlite") as db:
+    async with Database(kind, pg_server) as db:
         await fill_outbox(db.sessions, hot + cold, per_chat)
-        settings = bench_settings(db.url, sink, CONCORDER_TELEGRAM_RATE=30,
-                                  CONCORDER_TELEGRAM_CHAT_RATE=1)
-        transport = TelegramTransport(settings)
-        dispatcher = Dispatcher(db.sessions, {"telegram": transport}, settings,
-                                concurrency=CONCURRENCY, poll_interval=0.05)
         await sink.reset()
-        task = asyncio.create_task(dispatcher.run())
-        await asyncio.sleep(seconds + 0.5)
-        dispatcher.stop()
-        await task
-        await transport.close()
+        if instances == 1:
+            await run_limited(db.url, sink.url, seconds + 0.5)
+        else:
+            children = [await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--instance", db.url, sink.url, str(seconds + 0.5))
+                for _ in range(instances)]
+            for child in children:
+                if await child.wait():
+                    raise RuntimeError("a dispatcher process failed")
     arrivals = await sink.arrivals()
     first = min(t for t, _ in arrivals)
     steady = [t for t, _ in arrivals if t < first + seconds]
@@ -469,20 +492,23 @@ async def main(args: argparse.Namespace) -> int:
                              f"ratio {rate / base:.2f} to aiohttp, {rate / ptb:.2f} to bare "
                              f"PTB{'' if clean else f' {counts}'}", "info"))
 
-        limited = await dispatch_limited(sink, args.seconds)
-        checks = [
-            ("limits on: sustained rate", f"{limited.sustained:.1f} msg/s",
-             f"over {limited.seconds:.0f} s (>= 29)", limited.sustained >= 29),
-            ("limits on: most in any 1 s window", str(limited.window_max), "(<= 30)",
-             limited.window_max <= 30),
-            ("limits on: most to one chat in any 1 s", str(limited.chat_window_max), "(<= 1)",
-             limited.chat_window_max <= 1),
-            ("limits on: busy chat rate", f"{limited.hot_chat_rate:.2f} msg/s",
-             "per chat, 20 queued each (<= 1)", limited.hot_chat_rate <= 1),
-        ]
-        for name, value, target, ok in checks:
-            failures += not ok
-            rows.append((name, value, target, verdict(ok)))
+        setups = [("sqlite", 1)] + ([("postgresql", 1), ("postgresql", 2)] if pg_server else [])
+        for kind, instances in setups:
+            limited = await dispatch_limited(sink, args.seconds, kind, pg_server, instances)
+            how = f"{kind}, {instances} process{'es' if instances > 1 else ''}"
+            checks = [
+                (f"limits on, {how}: sustained rate", f"{limited.sustained:.1f} msg/s",
+                 f"over {limited.seconds:.0f} s (>= 29)", limited.sustained >= 29),
+                (f"limits on, {how}: most in any 1 s window", str(limited.window_max),
+                 "(<= 30)", limited.window_max <= 30),
+                (f"limits on, {how}: most to one chat in any 1 s",
+                 str(limited.chat_window_max), "(<= 1)", limited.chat_window_max <= 1),
+                (f"limits on, {how}: busy chat rate", f"{limited.hot_chat_rate:.2f} msg/s",
+                 "per chat, 20 queued each (<= 1)", limited.hot_chat_rate <= 1),
+            ]
+            for name, value, target, ok in checks:
+                failures += not ok
+                rows.append((name, value, target, verdict(ok)))
     finally:
         await sink.stop()
 
@@ -505,8 +531,10 @@ def parse_args() -> argparse.Namespace:
                         help="how long to measure the limited rate")
     parser.add_argument("--no-postgres", action="store_true", help="measure SQLite only")
     parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--instance", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if not args.sink and (args.messages < 1 or args.chats < 1 or args.messages < args.chats):
+    bad = args.messages < 1 or args.chats < 1 or args.messages < args.chats
+    if not args.sink and not args.instance and bad:
         parser.error("--messages and --chats must be positive, with messages >= chats")
     return args
 
@@ -515,5 +543,8 @@ if __name__ == "__main__":
     arguments = parse_args()
     if arguments.sink:
         run_sink()
+    elif arguments.instance:
+        database, sink_address, duration = arguments.instance
+        asyncio.run(run_limited(database, sink_address, float(duration)))
     else:
         sys.exit(asyncio.run(main(arguments)))

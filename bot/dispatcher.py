@@ -45,7 +45,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import invite_codes, outbox_queue, service
 from bot.channel_health import ChannelBook
@@ -57,6 +57,7 @@ from bot.relay import Relay
 from bot.render import render
 from bot.send_watch import Sender, SendWatch
 from bot.settings import Settings
+from bot.shared_limits import PermitStore
 from bot.transport import (
     Outgoing,
     PermanentFailure,
@@ -126,6 +127,8 @@ class Claimed:
     participant_opted_out: bool
     contact_opted_out: bool
     contact_unreachable: bool
+    # When the contact's previous message was sent (read only under a per-chat limit).
+    previous_sent_at: datetime | None = None
 
     def outgoing(self, invite_key: bytes) -> Outgoing:
         return Outgoing(id=self.id, channel=self.channel, address=self.address,
@@ -220,7 +223,7 @@ class Dispatcher:
         self.health = health or ChannelBook()
         self._invite_key = invite_key
         self.clock = clock
-        self.limits = limits if limits is not None else DeliveryLimits.from_settings(settings)
+        self.limits = limits if limits is not None else shared_limits(settings, sessions)
         self.concurrency = concurrency
         self.lease = lease
         self.send_timeout = send_timeout
@@ -230,6 +233,9 @@ class Dispatcher:
         self.owner = owner or f"dispatcher-{uuid.uuid4().hex[:12]}"
         self.transactions = Transactions(sessions)
         self.writer = OutcomeWriter(self.transactions, self.owner)
+        self._follow = any(self.limits.for_channel(channel) is not None
+                           and self.limits.for_channel(channel).per_recipient is not None
+                           for channel in transports)
         self._claim_statement = self._build_claim_statement()
         # Rows claimed ahead per channel: about two seconds' worth at the channel's rate, so
         # no claimed row waits in memory for long (its lease would run out meanwhile); with
@@ -486,6 +492,13 @@ class Dispatcher:
             ).label(column)
 
         person, contact = Participant.__tablename__, Contact.__tablename__
+        # Under a per-chat limit, when the contact's previous message went (one probe of
+        # uq_outbox_contact_seq): the limit then holds whichever instance sent it.
+        previous = [literal_column(
+            "(SELECT previous.sent_at FROM outbox AS previous"
+            " WHERE previous.contact_id = outbox.contact_id AND previous.seq < outbox.seq"
+            " ORDER BY previous.seq DESC LIMIT 1)", type_=UTCDateTime()).label("previous")
+        ] if self._follow else []
 
         return (
             update(outbox)
@@ -499,15 +512,18 @@ class Dispatcher:
                 recipient(person, "opted_out", "participant_id", "TEXT").label("p_out"),
                 recipient(contact, "opted_out_at", "contact_id", "BIGINT"),
                 recipient(contact, "unreachable_at", "contact_id", "BIGINT"),
+                *previous,
             )
         )
 
-    @staticmethod
-    def _snapshot(row: Any) -> Claimed:
+    def _snapshot(self, row: Any) -> Claimed:
         # Positional: the RETURNING list is CLAIMED_COLUMNS, then the recipient's facts.
+        previous = None
+        if self._follow:
+            *row, previous = row
         *columns, language, participant_out, contact_out, unreachable = row
         return Claimed(*columns, language, bool(participant_out), contact_out is not None,
-                       unreachable is not None)
+                       unreachable is not None, previous)
 
     # --- sending -------------------------------------------------------------------------
 
@@ -524,6 +540,8 @@ class Dispatcher:
             await self._reroute(row, "contact unreachable")
             return
         limits = self.limits.for_channel(row.channel)
+        if limits is not None and row.previous_sent_at is not None:
+            limits.follow(row.address, row.previous_sent_at, self.clock())
         try:
             token = await limits.acquire(row.address) if limits is not None else None
             handed_over = self.clock()
@@ -686,6 +704,15 @@ class Dispatcher:
             log.exception("could not count the outbox queue")
 
 
+def shared_limits(settings: Settings,
+                  sessions: async_sessionmaker[AsyncSession]) -> DeliveryLimits:
+    """The configured limits, the overall ones shared with every instance on the database."""
+    engine = sessions.kw.get("bind")
+    if not isinstance(engine, AsyncEngine):
+        return DeliveryLimits.from_settings(settings)
+    return DeliveryLimits.from_settings(settings, permits=PermitStore(engine))
+
+
 def _choices(buttons: Iterable[dict[str, str]]) -> Iterable[Choice]:
     for number, button in enumerate(buttons, start=1):
         key = button.get("data", "").partition(":")[2] or str(number)
@@ -700,7 +727,7 @@ def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
 
     async def dispatcher_context(app: web.Application):
         transports = build_transports(settings)
-        limits = DeliveryLimits.from_settings(settings)
+        limits = shared_limits(settings, app[SESSIONS])
         for channel in settings.simulated_channels:
             # The simulator is no carrier: its replies should appear at once.
             limits.channels.pop(channel, None)

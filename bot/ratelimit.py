@@ -3,6 +3,11 @@
 Telegram allows about 30 messages a second overall and one a second per chat; an SMS sender
 number has its own messages-per-second limit. `DeliveryLimits` holds one limiter per rule;
 a rate of 0 (or `DeliveryLimits.off()`) means no limit, for benchmarks and the simulator.
+
+Given a `PermitStore`, the overall limits (Telegram's overall rate, each SMS sender's) are
+shared by every dispatcher on the database (bot/shared_limits.py); the per-chat limit stays
+in the process, as the outbox claim hands one contact's messages out one at a time and the
+dispatcher waits out the previous one's send time (see `ChannelLimits.follow`).
 """
 
 from __future__ import annotations
@@ -11,8 +16,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.shared_limits import PermitStore, SharedGcra
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -157,9 +167,15 @@ class ChannelLimits:
     per_sender: KeyedGcra | None = None
     sender: str = ""
     sleep: Sleep = asyncio.sleep
+    # The overall limit shared with the other instances on the database, if any.
+    permits: SharedGcra | None = None
     _lock: asyncio.Lock | None = field(default=None, repr=False, compare=False)
 
-    def shared(self) -> list[Gcra | WindowCap]:
+    def shared(self) -> list[Gcra | WindowCap | SharedGcra]:
+        """Every limit shared by all recipients (what bounds the channel's rate)."""
+        return ([self.permits] if self.permits is not None else []) + self._local()
+
+    def _local(self) -> list[Gcra | WindowCap]:
         limiters: list[Gcra | WindowCap | None] = [
             self.per_sender[self.sender] if self.per_sender is not None else None,
             self.overall, self.overall_cap,
@@ -178,7 +194,9 @@ class ChannelLimits:
         if chat is not None:
             while (delay := chat.wait_time()) > 0:
                 await self.sleep(delay)
-        shared = self.shared()
+        if self.permits is not None:
+            await self.permits.acquire()
+        shared = self._local()
         if shared:
             if self._lock is None:
                 self._lock = asyncio.Lock()
@@ -200,6 +218,23 @@ class ChannelLimits:
         if self.per_recipient is not None:
             self.per_recipient[recipient].hold(seconds)
 
+    def follow(self, recipient: str, previous_sent: datetime, now: datetime) -> None:
+        """Space this send from the recipient's previous one, whichever instance sent it.
+
+        The claim gives out a contact's next message only once the previous one's outcome
+        is committed, so at most one is in flight at a time on all instances together; but
+        the next may go to another instance, whose own per-chat limiter never saw the
+        previous send. Its recorded send time (when the far side answered) says how long
+        to wait. Instances' clocks are taken to agree to well within the 2% headroom.
+        """
+        if self.per_recipient is None:
+            return
+        chat = self.per_recipient[recipient]
+        since = (now - previous_sent).total_seconds()
+        wait = min(chat.interval, chat.interval - since)
+        if wait > 0:
+            chat.hold(wait)
+
 
 @dataclass
 class DeliveryLimits:
@@ -214,9 +249,12 @@ class DeliveryLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock = time.monotonic,
-                      sleep: Sleep = asyncio.sleep, headroom: float = HEADROOM
-                      ) -> DeliveryLimits:
-        """Telegram: overall and per-chat; SMS: per sender number. Rates <= 0 mean no limit."""
+                      sleep: Sleep = asyncio.sleep, headroom: float = HEADROOM,
+                      permits: PermitStore | None = None) -> DeliveryLimits:
+        """Telegram: overall and per-chat; SMS: per sender number. Rates <= 0 mean no limit.
+
+        With `permits`, the overall and per-sender limits are shared through the database.
+        """
 
         def keyed(rate: float) -> KeyedGcra | None:
             return KeyedGcra(rate * headroom, clock=clock, sleep=sleep) if rate > 0 else None
@@ -228,6 +266,8 @@ class DeliveryLimits:
         overall = settings.telegram_rate
         sender = (settings.twilio_from_number or settings.twilio_messaging_service_sid
                   or "sms")
+        if permits is not None:
+            return cls._shared(settings, permits, sender, keyed, cap, sleep, headroom)
         return cls({
             "telegram": ChannelLimits(
                 # Paced at the full rate, with slack to catch up after a late wake-up; the
@@ -238,4 +278,26 @@ class DeliveryLimits:
                 per_recipient=keyed(settings.telegram_chat_rate), sleep=sleep),
             "sms": ChannelLimits(per_sender=keyed(settings.sms_rate), sender=sender,
                                  sleep=sleep),
+        })
+
+    @classmethod
+    def _shared(cls, settings: Settings, permits: PermitStore, sender: str,
+                keyed: Callable[[float], KeyedGcra | None],
+                cap: Callable[[float], WindowCap | None], sleep: Sleep,
+                headroom: float) -> DeliveryLimits:
+        from bot.shared_limits import SharedGcra
+
+        def shared(key: str, rate: float) -> SharedGcra | None:
+            return SharedGcra(permits, key, rate * headroom, sleep=sleep) if rate > 0 else None
+
+        # Shared slots are paced strictly, with the headroom: several instances' sends
+        # interleave, so the far side's window count also absorbs their different network
+        # delays. The window cap stays for this instance's own late wake-ups.
+        overall = settings.telegram_rate
+        return cls({
+            "telegram": ChannelLimits(
+                permits=shared("telegram", overall), overall_cap=cap(overall),
+                per_recipient=keyed(settings.telegram_chat_rate), sleep=sleep),
+            "sms": ChannelLimits(permits=shared(f"sms:{sender}", settings.sms_rate),
+                                 sender=sender, sleep=sleep),
         })

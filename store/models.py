@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -223,3 +224,16 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class DeliveryLimit(Base):
+    """A send-rate limit shared by every dispatcher on this database (bot/shared_limits.py).
+
+    `tat` is the GCRA's theoretical arrival time of the next send, in seconds since the
+    epoch on the database's clock: taking n permits pushes it n intervals further.
+    """
+
+    __tablename__ = "delivery_limits"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    tat: Mapped[float] = mapped_column(Double)

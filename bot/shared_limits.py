@@ -1,0 +1,160 @@
+"""Send-rate limits shared by every dispatcher on one database.
+
+Each limit is one row of `delivery_limits` holding a GCRA's theoretical arrival time on the
+database's clock. A dispatcher takes permits in small blocks, one statement each:
+
+    tat = min(max(tat, now), now + HORIZON) + n * interval   RETURNING tat, now
+
+so n sends are bought with one round trip, and the block's slots are `tat - n * interval`,
+one interval apart. Whoever takes next gets the slots after them, whichever instance it
+is, so all instances together never send faster than the rate. Slots are read on the
+database's clock and turned into this process's monotonic time through the offset measured
+on the same round trip (the fastest recent round trip's offset, as it is the most exact).
+
+A send that leaves late (a busy event loop) would crowd the sends of the next second: it
+pushes the shared schedule back by its lateness (beyond LATE) with the next block (or at
+once), so the slots reserved after that stay a full second of slots away from it.
+
+A dispatcher that dies loses only the slots it had reserved: at most LEAD seconds plus one
+block ahead, as it reserves no further ahead than that. HORIZON bounds how far a row can
+be ahead of the clock, so a database clock stepped back does not stop sending for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import math
+import time
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.ratelimit import Clock, Sleep
+
+log = logging.getLogger(__name__)
+
+# Reserve the next block once the last slot reserved is this close: a round trip (even a
+# slow one, or one queued behind a claim on SQLite) ends well before the slots run out.
+LEAD = 0.2
+# A block covers about this long at the limit's rate (at least one send).
+BLOCK_SECONDS = 0.1
+# How far ahead of the database clock a limit may be pushed, whatever the clock does.
+HORIZON = 60.0
+RETRY_AFTER_ERROR = 0.5
+# Lateness the far side's window count absorbs: strict pacing at 98% of the rate leaves
+# about 20 ms a second; half is kept for network jitter, the rest pushes nothing back.
+LATE = 0.01
+
+_NOW = {
+    "postgresql": "CAST(extract(epoch from clock_timestamp()) AS double precision)",
+    "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
+}
+_MAX = {"postgresql": "greatest", "sqlite": "max"}
+_MIN = {"postgresql": "least", "sqlite": "min"}
+
+
+def _take_statement(dialect: str) -> Any:
+    now, biggest, smallest = _NOW[dialect], _MAX[dialect], _MIN[dialect]
+    return text(
+        f"INSERT INTO delivery_limits (key, tat) VALUES (:key, {now} + :cost) "
+        f"ON CONFLICT (key) DO UPDATE SET tat = {smallest}({biggest}(delivery_limits.tat, "
+        f"{now}), {now} + :horizon) + :cost "
+        f"RETURNING tat, {now}"
+    )
+
+
+class PermitStore:
+    """The `delivery_limits` rows of one database, taken through the dispatcher's engine."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Clock = time.monotonic):
+        self.engine = engine
+        self.clock = clock
+        self._statement = _take_statement(engine.dialect.name)
+        self._samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=16)
+
+    async def take(self, key: str, count: int, interval: float, delay: float = 0.0) -> float:
+        """Reserve `count` slots `interval` apart, after pushing the schedule back by `delay`;
+        the first slot, on our monotonic clock."""
+        sent = self.clock()
+        async with self.engine.begin() as connection:
+            tat, db_now = (await connection.execute(self._statement, {
+                "key": key, "cost": count * interval + delay, "horizon": HORIZON})).one()
+        answered = self.clock()
+        # The database read its clock somewhere in the round trip: assume halfway.
+        self._samples.append((answered - sent, db_now - (sent + answered) / 2))
+        _, offset = min(self._samples)
+        return tat - count * interval - offset
+
+
+class SharedGcra:
+    """At most `rate` sends a second across every instance sharing `store`'s `key`.
+
+    Waiters are served first come, first served: one task reserves blocks for them.
+    """
+
+    def __init__(self, store: PermitStore, key: str, rate: float, *,
+                 sleep: Sleep = asyncio.sleep):
+        if rate <= 0:
+            raise ValueError("rate must be positive (use no limiter for 'unlimited')")
+        self.store, self.key, self.rate = store, key, rate
+        self.interval = 1.0 / rate
+        self.block = max(1, math.ceil(rate * BLOCK_SECONDS))
+        self.clock, self.sleep = store.clock, sleep
+        self._waiting: collections.deque[asyncio.Future[float]] = collections.deque()
+        self._filler: asyncio.Task[None] | None = None
+        self._last_slot = float("-inf")
+        self._failing = False
+        self._late = 0.0  # the most a send left after its slot since the last block
+
+    async def acquire(self) -> None:
+        """Wait for a slot of our own and for its moment."""
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        if self._filler is None or self._filler.done():
+            self._filler = asyncio.create_task(self._fill(), name=f"permits-{self.key}")
+        slot = await future
+        delay = slot - self.clock()
+        if delay > 0:
+            await self.sleep(delay)
+        late = self.clock() - slot - LATE
+        if late > 0:
+            self._late = max(self._late, late)
+            if self._filler is None or self._filler.done():
+                self._filler = asyncio.create_task(self._fill(), name=f"permits-{self.key}")
+
+    async def _fill(self) -> None:
+        while self._waiting or self._late:
+            ahead = self._last_slot - self.clock() - LEAD
+            if ahead > 0 and not self._late:
+                await self.sleep(ahead)
+                continue
+            futures = []
+            while self._waiting and len(futures) < self.block:
+                future = self._waiting.popleft()
+                if not future.done():  # its waiter was cancelled
+                    futures.append(future)
+            late, self._late = self._late, 0.0
+            if not futures and not late:
+                continue
+            try:
+                first = await self.store.take(self.key, len(futures), self.interval, late)
+            except Exception as exc:
+                # The database is out of reach: sends wait (nothing could be recorded
+                # anyway), and are let through again as soon as it answers.
+                if not self._failing:
+                    log.warning("could not take %s send permits: %s; trying again shortly",
+                                self.key.partition(":")[0], type(exc).__name__)
+                self._failing = True
+                self._waiting.extendleft(reversed(futures))
+                self._late = max(self._late, late)
+                await self.sleep(RETRY_AFTER_ERROR)
+                continue
+            self._failing = False
+            for number, future in enumerate(futures):
+                if not future.done():
+                    future.set_result(first + number * self.interval)
+            if futures:
+                self._last_slot = first + (len(futures) - 1) * self.interval

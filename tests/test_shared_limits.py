@@ -1,0 +1,177 @@
+"""Rate limits shared by several dispatchers on one database (bot/shared_limits.py).
+
+Each dispatcher has an engine of its own (separate connection pools, as two processes
+would have); what they hand over is timed on one clock and counted together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+
+from bot import shared_limits
+from bot.dispatcher import Dispatcher
+from bot.shared_limits import LEAD, PermitStore, SharedGcra
+from bot.transport import Outgoing, Sent
+from store.db import make_engine, sessionmaker
+from tests.test_dispatcher import RecordingTransport, person, queue, rows, telegram_transport
+from tests.test_ratelimit import most_in_any_window
+
+pytest_plugins = ["tests.telegram_peer"]
+
+
+class Timed(RecordingTransport):
+    """Records who handed each message over, and when, on one shared list."""
+
+    def __init__(self, name: str, log: list[tuple[str, float, Outgoing]], **options):
+        super().__init__(**options)
+        self.name, self.log = name, log
+
+    async def send(self, message: Outgoing) -> Sent:
+        self.log.append((self.name, time.monotonic(), message))
+        return await super().send(message)
+
+
+async def run_two(db, settings, transports: dict[str, object], until, timeout: float = 60):
+    """Run one dispatcher per transport, each on an engine of its own, until `until()`."""
+    engines = [make_engine(db.url) for _ in transports]
+    workers = [Dispatcher(sessionmaker(engine), {"telegram": transport}, settings,
+                          concurrency=8, poll_interval=0.02)
+               for engine, transport in zip(engines, transports.values(), strict=True)]
+    tasks = [asyncio.create_task(worker.run()) for worker in workers]
+    try:
+        async with asyncio.timeout(timeout):
+            while not until():
+                await asyncio.sleep(0.05)
+    finally:
+        for worker in workers:
+            worker.stop()
+        await asyncio.gather(*tasks)
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_two_dispatchers_together_keep_the_overall_and_per_chat_limits(db, settings):
+    settings = settings.model_copy(update={"telegram_rate": 30.0, "telegram_chat_rate": 1.0})
+    cold = [await person(db, telegram=str(20_000 + n)) for n in range(100)]
+    hot = [await person(db, telegram=str(21_000 + n)) for n in range(3)]
+    now = datetime.now(UTC)
+    for who in cold:
+        await queue(db, settings, who, "telegram", "once", now=now)
+    for who in hot:
+        await queue(db, settings, who, "telegram", "h1", "h2", "h3", "h4", now=now)
+    log: list[tuple[str, float, Outgoing]] = []
+    transports = {name: Timed(name, log) for name in ("a", "b")}
+    await run_two(db, settings, transports, lambda: len(log) >= 112)
+
+    assert len(log) == 112 and {name for name, _, _ in log} == {"a", "b"}
+    times = sorted(t for _, t, _ in log)
+    assert most_in_any_window(times) <= 30
+    assert 90 / (times[90] - times[0]) > 27  # both kept sending at about the rate
+    for who in hot:
+        mine = [t for _, t, m in log if m.address == str(21_000 + hot.index(who))]
+        gaps = [b - a for a, b in zip(mine, mine[1:], strict=False)]
+        assert len(mine) == 4 and min(gaps) >= 1.0
+    assert {r.status for r in await rows(db)} == {"sent"}
+
+
+async def test_a_chat_s_next_message_waits_for_the_previous_send_on_another_instance(
+        db, settings):
+    settings = settings.model_copy(update={"telegram_chat_rate": 1.0})
+    ida = await person(db, telegram="22001")
+    await queue(db, settings, ida, "telegram", "first", "second", now=datetime.now(UTC))
+    log: list[tuple[str, float, Outgoing]] = []
+    engines = [make_engine(db.url), make_engine(db.url)]
+    try:
+        first, second = (Dispatcher(sessionmaker(engine), {"telegram": Timed(name, log)},
+                                    settings)
+                         for name, engine in zip("ab", engines, strict=True))
+        # The claim hands out "first" alone; "second" only once its outcome is in.
+        assert await first.run_once() == 1
+        answered = time.monotonic()
+        assert await second.run_once() == 1  # another instance, with no memory of the chat
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert [(name, m.text) for name, _, m in log] == [("a", "first"), ("b", "second")]
+    assert log[1][1] - log[0][1] >= 1.0
+    assert log[1][1] - answered > 0.9
+
+
+async def test_telegram_429_retry_after_holds_on_every_instance(db, settings, bot_api):
+    settings = settings.model_copy(update={"telegram_rate": 30.0, "telegram_chat_rate": 1.0})
+    jo = await person(db, telegram="23001")
+    await queue(db, settings, jo, "telegram", "first", "second", now=datetime.now(UTC))
+    bot_api.fail("sendMessage", 429, "Too Many Requests: retry after 2", retry_after=2)
+    log: list[tuple[str, float, Outgoing]] = []
+    transports = {}
+    for name in "ab":
+        transport = telegram_transport(bot_api)
+        send = transport.send
+
+        async def timed(message: Outgoing, name=name, send=send) -> Sent:
+            log.append((name, time.monotonic(), message))
+            return await send(message)
+
+        transport.send = timed
+        transports[name] = transport
+    try:
+        await run_two(db, settings, transports, lambda: len(log) >= 3, timeout=30)
+    finally:
+        for transport in transports.values():
+            await transport.close()
+    assert [m.text for _, _, m in log] == ["first", "first", "second"]
+    assert log[1][1] - log[0][1] >= 2.0 - 0.05  # retry_after, whichever instance retried
+    assert log[2][1] - log[1][1] >= 1.0  # and the chat's own limit after it
+
+
+async def test_a_crashed_instance_holds_up_the_others_only_briefly(db):
+    engines = [make_engine(db.url), make_engine(db.url)]
+    try:
+        crashing = SharedGcra(PermitStore(engines[0]), "telegram", 30)
+        # Sixty sends waiting would be two seconds' worth; only the next few are reserved.
+        waiting = [asyncio.create_task(crashing.acquire()) for _ in range(60)]
+        await asyncio.sleep(0.1)
+        for task in [*waiting, crashing._filler]:
+            task.cancel()  # the process dies with its reserved slots
+        await asyncio.gather(*waiting, crashing._filler, return_exceptions=True)
+        other = SharedGcra(PermitStore(engines[1]), "telegram", 30)
+        started = time.monotonic()
+        await other.acquire()
+        assert time.monotonic() - started < LEAD + 0.1 + 0.15
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_a_limit_ahead_of_a_clock_stepped_back_holds_up_sends_only_up_to_the_horizon(
+        db, monkeypatch):
+    monkeypatch.setattr(shared_limits, "HORIZON", 0.5)
+    store = PermitStore(db.engine)
+    await SharedGcra(store, "sms:sender", 1).acquire()
+    async with db.engine.begin() as connection:
+        await connection.execute(text("UPDATE delivery_limits SET tat = tat + 3600"))
+    started = time.monotonic()
+    await SharedGcra(store, "sms:sender", 1).acquire()
+    assert time.monotonic() - started < 0.5 + 0.2
+
+
+async def test_permits_wait_while_the_database_is_out_of_reach(db, monkeypatch):
+    store = PermitStore(db.engine)
+    take, calls = store.take, []
+
+    async def flaky(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise OSError("connection refused")
+        return await take(*args)
+
+    monkeypatch.setattr(store, "take", flaky)
+    monkeypatch.setattr(shared_limits, "RETRY_AFTER_ERROR", 0.05)
+    limiter = SharedGcra(store, "telegram", 30)
+    async with asyncio.timeout(5):
+        await limiter.acquire()
+    assert len(calls) == 2
