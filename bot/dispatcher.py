@@ -727,7 +727,7 @@ def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
 
     async def dispatcher_context(app: web.Application):
         transports = build_transports(settings)
-        limits = shared_limits(settings, app[SESSIONS])
+        limits = shared_limits(settings, relay.sessions)
         for channel in settings.simulated_channels:
             # The simulator is no carrier: its replies should appear at once.
             limits.channels.pop(channel, None)

@@ -19,6 +19,7 @@ from bot.bootstrap import build, create_app
 from bot.dispatcher import BACKOFF_CAP, Dispatcher
 from bot.metrics import REGISTRY
 from bot.ratelimit import DeliveryLimits
+from bot.service import enqueuer
 from bot.sms import SmsTransport
 from flows.model import Outbound
 from scheduler.runner import CalendarRunner
@@ -150,7 +151,7 @@ async def test_a_reminder_whose_session_began_during_the_outage_expires_and_hold
     ada = await add_person(db, channel="sms", address="+447700900311")
     # Tuesday 16:30 London: the 2 h reminder of the 18:30 session is queued, Twilio is down.
     clock = Clock(at("2027-03-09T16:30"))
-    await CalendarRunner(db.sessions, settings, calendar=calendar).tick(clock.now)
+    await CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar).tick(clock.now)
     async with db.sessions() as session:
         timed = (await session.execute(select(OutboxMessage))).scalars().all()
     assert {row.kind for row in timed} == {"reminder"}

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
+from bot.service import enqueuer
 from scheduler.runner import CalendarRunner
 from store.calendar import DONE, CalendarJob
 from store.db import make_engine, sessionmaker
@@ -35,7 +36,7 @@ async def test_two_instances_claim_each_job_once(db, settings):
     engines = [make_engine(db.url), make_engine(db.url)]
     try:
         # Small batches: many interleaved claims.
-        runners = [CalendarRunner(sessionmaker(engine), settings, calendar=calendar,
+        runners = [CalendarRunner(sessionmaker(engine), enqueuer(settings), calendar=calendar,
                                   owner=f"instance-{n}", batch=5)
                    for n, engine in enumerate(engines)]
         # Monday 18:30: the day's briefing and the 24 h reminder of Tuesday's session are due.
@@ -59,12 +60,10 @@ async def test_two_instances_claim_each_job_once(db, settings):
 
 async def test_a_crash_mid_batch_commits_nothing_and_the_next_run_sends_once(
         db, settings, monkeypatch):
-    import scheduler.jobs as jobs
-
     calendar = load()
     people = [await add_person(db, channel="sms", address=f"+4477009008{n:02d}")
               for n in range(6)]
-    real_enqueue, calls = jobs.enqueue, []
+    real_enqueue, calls = enqueuer(settings), []
 
     async def failing_enqueue(*args, **kwargs):
         calls.append(1)
@@ -72,13 +71,12 @@ async def test_a_crash_mid_batch_commits_nothing_and_the_next_run_sends_once(
             raise ConnectionError("the process dies here")
         return await real_enqueue(*args, **kwargs)
 
-    monkeypatch.setattr(jobs, "enqueue", failing_enqueue)
     with pytest.raises(ConnectionError):
-        await CalendarRunner(db.sessions, settings, calendar=calendar).tick(
+        await CalendarRunner(db.sessions, failing_enqueue, calendar=calendar).tick(
             at("2027-03-08T08:00"))
     assert [m for m in await outbox(db) if m.kind == "briefing"] == []
-    monkeypatch.setattr(jobs, "enqueue", real_enqueue)
-    await CalendarRunner(db.sessions, settings, calendar=calendar).tick(at("2027-03-08T08:01"))
+    runner = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar)
+    await runner.tick(at("2027-03-08T08:01"))
     sent = Counter(m.participant_id for m in await outbox(db) if m.kind == "briefing")
     assert sent == dict.fromkeys(people, 1)
 
@@ -87,7 +85,7 @@ async def test_a_session_moved_in_the_file_is_planned_again(db, settings, tmp_pa
     path = tmp_path / "assembly.toml"
     path.write_text(CALENDAR, encoding="utf-8")
     await add_person(db, channel="telegram", address="9901")
-    runner = CalendarRunner(db.sessions, settings, path=path)
+    runner = CalendarRunner(db.sessions, enqueuer(settings), path=path)
     await runner.tick(at("2027-03-07T12:00"))
     path.write_text(CALENDAR.replace("2027-03-09T18:30:00", "2027-03-09T19:30:00")
                     .replace("2027-03-09T21:00:00", "2027-03-09T22:00:00"), encoding="utf-8")

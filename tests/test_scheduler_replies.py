@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from bot.service import receive
+from bot.service import enqueuer, receive
 from bot.sms_format import markdown_to_plain
 from scheduler.paging import render_briefing
 from scheduler.runner import CalendarRunner
@@ -38,7 +38,7 @@ async def test_time_changes_the_briefing_time_and_moves_the_pending_briefing(db,
         calendar):
     address = "+447700900301"
     person = await add_person(db, channel="sms", address=address)
-    runner = CalendarRunner(db.sessions, settings, calendar=calendar)
+    runner = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar)
     await runner.tick(at("2027-03-07T12:00"))  # plans the week
 
     answer = await say(db, relay, address, "time", now=at("2027-03-07T12:05"))
@@ -81,7 +81,7 @@ async def test_french_time_and_other_forms(db, settings, relay, calendar):
 async def test_more_pages_through_an_sms_briefing(db, settings, relay, calendar):
     address = "+447700900302"
     person = await add_person(db, channel="sms", address=address)
-    runner = CalendarRunner(db.sessions, settings, calendar=calendar)
+    runner = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar)
     await runner.tick(at("2027-03-08T08:00"))
     first = [m for m in await outbox(db, person) if m.kind == "briefing"]
     assert len(first) == 1
@@ -118,7 +118,7 @@ async def test_someone_not_on_the_panel_is_not_answered_by_the_calendar(db, sett
 async def test_telegram_read_button_and_reminder_buttons(db, settings, relay, calendar):
     chat = "5001"
     person = await add_person(db, channel="telegram", address=chat)
-    runner = CalendarRunner(db.sessions, settings, calendar=calendar)
+    runner = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar)
     await runner.tick(at("2027-03-08T08:00"))
     briefing = next(m for m in await outbox(db, person) if m.kind == "briefing")
     assert briefing.markdown and briefing.text.startswith("**Bus lanes**")
@@ -150,7 +150,7 @@ async def test_unreachable_telegram_falls_back_to_consented_sms(db, settings, re
         for contact in (await session.execute(select(Contact).where(
                 Contact.channel == "telegram"))).scalars():
             contact.unreachable_at = at("2027-03-01T00:00")
-    runner = CalendarRunner(db.sessions, settings, calendar=calendar)
+    runner = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar)
     await runner.tick(at("2027-03-08T08:00"))
     sent = [m for m in await outbox(db) if m.kind == "briefing"]
     assert {(m.participant_id, m.channel) for m in sent} == {(both, "sms")}
@@ -169,7 +169,7 @@ async def test_a_telegram_failure_after_queueing_reaches_the_person_by_sms(db, s
     from bot.simulator import SimulatorTransport
 
     person = await add_person(db, channel="telegram", address="7001", sms_too="+447700900501")
-    runner = CalendarRunner(db.sessions, settings, calendar=calendar)
+    runner = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar)
     await runner.tick(at("2027-03-08T08:00"))
     clock = at("2027-03-08T08:00")
     transports = {"telegram": BlockedTelegram(), "sms": SimulatorTransport("sms")}

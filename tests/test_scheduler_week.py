@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from bot.service import enqueuer
 from bot.settings import Settings
 from scheduler.moves import move_session
 from scheduler.plan import in_quiet_hours
@@ -41,7 +42,7 @@ async def test_a_week_reaches_everyone_once_at_their_local_time(db, settings: Se
     gone = await add_person(db, channel="sms", address="+447700900106", opted_out=True)
     zones = {ana: LONDON, ben: LONDON, cleo: NEW_YORK, dan: NEW_YORK}
 
-    first = CalendarRunner(db.sessions, settings, calendar=calendar, owner="first",
+    first = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar, owner="first",
                            replan_every=timedelta(hours=1))
     await run_clock(first, at("2027-03-07T12:00"), at("2027-03-10T09:00"))
 
@@ -51,7 +52,7 @@ async def test_a_week_reaches_everyone_once_at_their_local_time(db, settings: Se
         moved = await move_session(session, calendar, 2, at("2027-03-12T18:30"),
                                    at("2027-03-10T09:00"))
     assert moved.number == 2 and moved.planned.cancelled > 0
-    second = CalendarRunner(db.sessions, settings, calendar=calendar, owner="second",
+    second = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar, owner="second",
                             replan_every=timedelta(hours=1))
     await run_clock(second, at("2027-03-10T09:00"), at("2027-03-14T12:00"))
 
@@ -115,11 +116,11 @@ async def test_a_week_reaches_everyone_once_at_their_local_time(db, settings: Se
 async def test_missed_work_goes_out_once_late_unless_its_session_has_started(db, settings):
     calendar = load()
     ana = await add_person(db, channel="sms", address="+447700900201")
-    runner = CalendarRunner(db.sessions, settings, calendar=calendar, owner="a")
+    runner = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar, owner="a")
     await runner.tick(at("2027-03-08T07:00"))
     assert await outbox(db, ana) == []
     # The service is down from 07:00 to 11:00: the 08:00 briefing goes out at 11:00, once.
-    restarted = CalendarRunner(db.sessions, settings, calendar=calendar, owner="b")
+    restarted = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar, owner="b")
     await restarted.tick(at("2027-03-08T11:00"))
     await restarted.tick(at("2027-03-08T11:30"))
     messages = await outbox(db, ana)
@@ -128,7 +129,7 @@ async def test_missed_work_goes_out_once_late_unless_its_session_has_started(db,
     # Down again from Monday 12:00 until Tuesday 23:00, past the opening session (Tue
     # 18:30): its reminders are skipped, not sent late; and the late work waits for quiet
     # hours to end.
-    again = CalendarRunner(db.sessions, settings, calendar=calendar, owner="c")
+    again = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar, owner="c")
     await again.tick(at("2027-03-09T23:00"))
     assert [m.kind for m in await outbox(db, ana) if m.part == 1] == ["briefing"]
     async with db.sessions() as session:
@@ -139,7 +140,7 @@ async def test_missed_work_goes_out_once_late_unless_its_session_has_started(db,
 
 async def test_a_late_joiner_gets_one_reminder_not_a_burst(db, settings):
     calendar = load()
-    runner = CalendarRunner(db.sessions, settings, calendar=calendar)
+    runner = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar)
     ana = await add_person(db, channel="telegram", address="2001")
     # Joins an hour before the opening session: both reminders are overdue, one is sent.
     await runner.tick(at("2027-03-09T17:30"))

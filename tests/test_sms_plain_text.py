@@ -12,7 +12,7 @@ import pytest
 
 from bot import segments
 from bot.dispatcher import Dispatcher
-from bot.service import receive
+from bot.service import enqueuer, receive
 from bot.simulator import SimulatorTransport
 from bot.telegram_format import markdown_to_html
 from scheduler.config import load_calendar
@@ -38,7 +38,8 @@ async def test_the_welcome_briefing_is_plain_on_sms_and_formatted_on_telegram(db
     english = await add_person(db, channel="sms", address="+447700900601")
     french = await add_person(db, channel="sms", address="+33612345601", language="fr")
     telegram = await add_person(db, channel="telegram", address="8001")
-    await CalendarRunner(db.sessions, settings, calendar=calendar).tick(at("2027-02-02T08:00"))
+    runner = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar)
+    await runner.tick(at("2027-02-02T08:00"))
 
     (sms,) = await briefings(db, english)
     assert sms.channel == "sms"
@@ -68,7 +69,8 @@ async def test_sms_pages_show_lists_as_lines_and_links_with_their_address(db, se
     address = "+447700900602"
     person = await add_person(db, channel="sms", address=address)
     # The day before's reminder comes first: MORE still pages through the briefing after it.
-    await CalendarRunner(db.sessions, settings, calendar=calendar).tick(at("2027-02-04T08:00"))
+    runner = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar)
+    await runner.tick(at("2027-02-04T08:00"))
     (first,) = await briefings(db, person)
     pages = [first.text]
     for n, word in enumerate(("MORE", "more"), start=1):
@@ -94,7 +96,8 @@ async def test_sms_pages_show_lists_as_lines_and_links_with_their_address(db, se
 
 async def test_a_telegram_briefing_moved_to_sms_arrives_as_plain_text(db, settings, calendar):
     person = await add_person(db, channel="telegram", address="8002", sms_too="+447700900603")
-    await CalendarRunner(db.sessions, settings, calendar=calendar).tick(at("2027-02-02T08:00"))
+    runner = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar)
+    await runner.tick(at("2027-02-02T08:00"))
     clock = at("2027-02-02T08:00")
     transports = {"telegram": BlockedTelegram(), "sms": SimulatorTransport("sms")}
     dispatcher = Dispatcher(db.sessions, transports,
