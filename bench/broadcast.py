@@ -151,7 +151,7 @@ async def seed(sessions, people: int, sms_share: float) -> dict[str, int]:
 
 async def organiser_sends(relay, label: str) -> tuple[float, float]:
     """The organiser's preview, then SEND. Returns (SEND time, seconds SEND took)."""
-    from bot import service
+    from bot.services import turns as service
 
     await service.receive(relay, channel="telegram", address=ORGANISER_CHAT,
                           text=f"/broadcast {TEXT} ({label})", provider_id=f"{label}-1")
@@ -182,11 +182,11 @@ def achieved(arrivals: list[list], channel: str, window: float, start: float) ->
 
 async def main(args: argparse.Namespace) -> int:
     from bot.bootstrap import build
-    from bot.dispatcher import Dispatcher
-    from bot.organisers import add_organiser
-    from bot.ratelimit import DeliveryLimits
+    from bot.channels.transport import build_transports
+    from bot.delivery.dispatcher import Dispatcher
+    from bot.delivery.ratelimit import DeliveryLimits
+    from bot.services.organisers import add_organiser
     from bot.settings import Settings
-    from bot.transport import build_transports
     from scheduler import config as scheduler_config
     from store.db import make_engine, sessionmaker, upgrade_async
 

@@ -145,7 +145,7 @@ class AiohttpBotApiTransport:
     channel = "telegram"
 
     def __init__(self, base_url: str):
-        from bot.transport import PermanentFailure, RetryLater, Sent
+        from bot.channels.transport import PermanentFailure, RetryLater, Sent
 
         self.url = f"{base_url}/bot{TOKEN}/sendMessage"
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY))
@@ -287,8 +287,8 @@ async def baseline(sink: Sink, chats: list[int], per_chat: dict[int, int]) -> fl
 async def baseline_ptb(sink: Sink, chats: list[int], per_chat: dict[int, int],
                        budget: float) -> float:
     """python-telegram-bot alone (TelegramTransport.send in a loop), same concurrency."""
-    from bot.telegram import TelegramTransport
-    from bot.transport import Outgoing
+    from bot.channels.telegram import TelegramTransport
+    from bot.channels.transport import Outgoing
 
     jobs = [(chat, seq) for chat in chats for seq in range(1, per_chat[chat] + 1)]
     jobs.reverse()
@@ -321,9 +321,9 @@ async def dispatch_unlimited(kind: str, pg_server: str | None, sink: Sink, chats
                              per_chat: dict[int, int], transport_kind: str,
                              budget: float) -> tuple[float, dict[str, int]]:
     """Messages per second from outbox to sink, limits off, over at most `budget` seconds."""
-    from bot.dispatcher import Dispatcher
-    from bot.ratelimit import DeliveryLimits
-    from bot.telegram import TelegramTransport
+    from bot.channels.telegram import TelegramTransport
+    from bot.delivery.dispatcher import Dispatcher
+    from bot.delivery.ratelimit import DeliveryLimits
 
     async with Database(kind, pg_server) as db:
         total = await fill_outbox(db.sessions, chats, per_chat)
@@ -383,8 +383,8 @@ def most_in_any_window(times: list[float], window: float = 1.0) -> int:
 
 async def run_limited(url: str, sink_url: str, seconds: float) -> None:
     """One dispatcher with the Telegram limits on, for `seconds` (in this process)."""
-    from bot.dispatcher import Dispatcher
-    from bot.telegram import TelegramTransport
+    from bot.channels.telegram import TelegramTransport
+    from bot.delivery.dispatcher import Dispatcher
     from store.db import make_engine, sessionmaker
 
     engine = make_engine(url)

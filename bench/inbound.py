@@ -82,7 +82,7 @@ def run_server(url: str | None) -> None:
             app.router.add_post(TELEGRAM_PATH, bare_telegram)
             app.router.add_post(SMS_PATH, bare_sms)
         else:
-            from bot.app import create_app
+            from bot.web.app import create_app
 
             app = create_app(server_settings(url), migrate=False, dispatch=False)
         runner = web.AppRunner(app, access_log=None)

@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 
 from sqlalchemy import func, select  # noqa: E402
 
-from bot import recruitment  # noqa: E402
+from bot.services import recruitment  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from flows.assembly import load_assembly  # noqa: E402
 from store import audit  # noqa: E402

@@ -14,20 +14,13 @@ import typer
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import (
-    audit_sequencer,
-    broadcast,
-    dispatcher,
-    organisers,
-    recruitment,
-    service,
-    simulator,
-    sms,
-    telegram,
-)
-from bot.app import ENGINE, RELAY, SESSIONS, SETTINGS, healthz, hide_failures, metrics
+from bot.channels import simulator, sms, telegram
+from bot.delivery import dispatcher
 from bot.relay import Relay
+from bot.services import audit_sequencer, broadcast, organisers, recruitment
+from bot.services import turns as service
 from bot.settings import Settings
+from bot.web.app import ENGINE, RELAY, SESSIONS, SETTINGS, healthz, hide_failures, metrics
 from flows.assembly import Assembly, AssemblyError, assembly_of
 from flows.catalog import build_engine
 from flows.config_file import AssemblyFile
@@ -138,15 +131,13 @@ def install_calendar(app: web.Application, relay: Relay) -> None:
 def build_cli() -> typer.Typer:
     """The `concorder` command. Each feature adds its commands; help lists the commands in
     this order, then the command groups in this order."""
-    from bot import (
-    cli,
-        cli_broadcast,
-        cli_draw,
-        cli_outbox,
-        cli_recruitment,
-        cli_schedule,
-        cli_simulate,
-    )
+    from bot.cli import broadcast as cli_broadcast
+    from bot.cli import common as cli
+    from bot.cli import draw as cli_draw
+    from bot.cli import outbox as cli_outbox
+    from bot.cli import recruitment as cli_recruitment
+    from bot.cli import schedule as cli_schedule
+    from bot.cli import simulate as cli_simulate
 
     app = typer.Typer(help="Concorder Relay: messaging for citizens' assemblies over SMS and "
                       "Telegram.", no_args_is_help=True, rich_markup_mode="rich")

@@ -1,4 +1,4 @@
-"""The points where features join the one-transaction turn in `bot.service`.
+"""The points where features join the one-transaction turn in `bot.services.turns`.
 
 Each feature's `register(...)` adds its functions here; the composition root
 (`bot.bootstrap`) calls those in a visible order, which is the order they run in.

@@ -12,9 +12,9 @@ from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import invite_codes
-from bot.channel_health import ChannelBook
+from bot.delivery.health import ChannelBook
 from bot.hooks import Hooks
+from bot.services import invite_codes
 from bot.settings import Settings
 from flows.assembly import Assembly
 from flows.engine import Engine

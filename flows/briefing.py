@@ -5,7 +5,7 @@ conversation a panel member is in: they are engine commands, taken only when the
 carries the calendar (`ctx.facts.calendar`, given to panel members). What they mean for
 the store travels as events: briefing.time_changed, briefing.paged, briefing.read, and
 attendance.reported (the same event as a typed LATE or CAN'T COME, which flows.organiser
-takes; the organisers are told by bot.organisers).
+takes; the organisers are told by bot.services.organisers).
 """
 
 from __future__ import annotations

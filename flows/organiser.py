@@ -3,7 +3,7 @@ CAN'T COME.
 
 These are engine commands, not a flow a person is put in: they work whatever conversation
 someone is in, and leave it where it was. Everything they know comes from ctx.facts
-(filled by bot.organisers): `organiser` (a registered organiser), `audiences` (counts per
+(filled by bot.services.organisers): `organiser` (a registered organiser), `audiences` (counts per
 audience), `pending_broadcast`, `sessions` (all, in time order), `timezone`, `panel` (the
 participant holds a seat). They emit events; the service turns
 "broadcast.previewed" into a stored preview, "broadcast.confirmed" into the broadcast

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot import segments
-from bot.sms_format import markdown_to_plain
+from flows import segments
 from flows.briefing import briefing_document, more_suffix
 from flows.i18n import translator
+from flows.sms_format import markdown_to_plain
 from scheduler.config import Briefing, Calendar, pick
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from bot.transport import PermanentFailure
+from bot.channels.transport import PermanentFailure
 from scheduler.config import parse_calendar
 from store.models import Contact, OutboxMessage, Participant
 from store.recruitment import CONFIRMED, RESERVE, Selection

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot import audit_sequencer
+from bot.services import audit_sequencer
 from store import audit
 from store.db import make_engine, sessionmaker
 from store.models import AuditEvent, AuditHead

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
-from bot import broadcast, service
 from bot.bootstrap import build_cli
-from bot.broadcast import BroadcastError, Timing, parse_audience
+from bot.services import broadcast
+from bot.services import turns as service
+from bot.services.broadcast import BroadcastError, Timing, parse_audience
 from flows.model import Outbound, State
 from store.db import make_engine, sessionmaker
 from store.models import AuditEvent, Contact, OutboxMessage, Participant

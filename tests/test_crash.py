@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot import recruitment
+from bot.services import recruitment
 from flows.assembly import load_assembly
 from store.models import OutboxMessage
 from store.recruitment import Invitation

@@ -17,13 +17,13 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from bot import service
-from bot.dispatcher import Dispatcher, backoff
+from bot.channels.simulator import SimulatorTransport
+from bot.channels.telegram import TelegramTransport
+from bot.channels.transport import Outgoing, PermanentFailure, RetryLater, Sent
+from bot.delivery.dispatcher import Dispatcher, backoff
+from bot.delivery.ratelimit import DeliveryLimits
 from bot.metrics import MESSAGES_OUT, QUEUE_DEPTH, REGISTRY
-from bot.ratelimit import DeliveryLimits
-from bot.simulator import SimulatorTransport
-from bot.telegram import TelegramTransport
-from bot.transport import Outgoing, PermanentFailure, RetryLater, Sent
+from bot.services import turns as service
 from flows.model import Choice, Outbound
 from store.db import make_engine, sessionmaker
 from store.models import AuditEvent, Contact, OutboxMessage, Participant

@@ -394,8 +394,8 @@ EXAMPLE = ROOT / "examples" / "citizens-jury" / "assembly.toml"
 
 async def test_drawn_people_are_asked_to_confirm_and_a_decline_is_replaced(db, relay,
                                                                             assembly):
-    from bot import recruitment
-    from bot.service import receive
+    from bot.services import recruitment
+    from bot.services.turns import receive
     from store.models import Contact, OutboxMessage
 
     rng = random.Random(8)

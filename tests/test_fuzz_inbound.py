@@ -29,8 +29,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot.app import SESSIONS
 from bot.bootstrap import create_app
+from bot.web.app import SESSIONS
 from store.db import upgrade
 from store.models import InboundMessage
 from tests.conftest import PG_SERVER, _pg_admin

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import delete, event, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from bot import recruitment
 from bot.bootstrap import build, create_app
-from bot.service import receive, retry_conflicts
+from bot.services import recruitment
+from bot.services.turns import receive, retry_conflicts
 from store import audit
 from store.db import make_engine, sessionmaker
 from store.models import (

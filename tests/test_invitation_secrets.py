@@ -17,14 +17,15 @@ from alembic.runtime.migration import MigrationContext
 from pydantic import ValidationError
 from sqlalchemy import insert, select
 
-from bot import invite_codes, recruitment, segments
 from bot.bootstrap import create_app
-from bot.dispatcher import Dispatcher
-from bot.ratelimit import DeliveryLimits
-from bot.service import receive
+from bot.channels.simulator import SimulatorTransport
+from bot.channels.sms import SmsTransport
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.ratelimit import DeliveryLimits
+from bot.services import invite_codes, recruitment
+from bot.services.turns import receive
 from bot.settings import Settings
-from bot.simulator import SimulatorTransport
-from bot.sms import SmsTransport
+from flows import segments
 from store.models import AuditEvent, Contact, InboundMessage, OutboxMessage, Participant, utcnow
 from store.recruitment import Invitation, hash_code
 from tests.twilio_peer import twilio_settings

@@ -16,14 +16,16 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-import bot.telegram
-from bot import cli_recruitment, invite_codes, recruitment, segments
+import bot.channels.telegram
 from bot.bootstrap import build_cli
-from bot.dispatcher import Dispatcher
-from bot.ratelimit import DeliveryLimits
-from bot.service import receive
+from bot.channels.simulator import SimulatorTransport
+from bot.cli import recruitment as cli_recruitment
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.ratelimit import DeliveryLimits
+from bot.services import invite_codes, recruitment
+from bot.services.turns import receive
 from bot.settings import Settings
-from bot.simulator import SimulatorTransport
+from flows import segments
 from store import audit
 from store.db import make_engine, sessionmaker, upgrade
 from store.models import AuditEvent, OutboxMessage, utcnow
@@ -155,7 +157,7 @@ async def _reply(db, relay, address, text):
 
 
 async def test_bot_username_is_asked_of_telegram(telegram_emulator, monkeypatch, assembly):
-    monkeypatch.setattr(bot.telegram, "request_factory",
+    monkeypatch.setattr(bot.channels.telegram, "request_factory",
                         lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout))
     settings = Settings(TELEGRAM_BOT_TOKEN=telegram_emulator.new_token(),
                         TELEGRAM_API_BASE_URL=telegram_emulator.url, _env_file=None)
@@ -249,8 +251,8 @@ def test_cli_invitations_and_reminders_written_at_night_wait_for_the_morning(
 
 
 async def test_the_service_loads_the_assembly_and_runs_the_timed_work(db, assembly, pool):
-    from bot.app import RELAY
     from bot.bootstrap import create_app
+    from bot.web.app import RELAY
 
     settings = Settings(CONCORDER_DATABASE_URL=db.url, _env_file=None,
                         CONCORDER_ASSEMBLY=str(EXAMPLE / "assembly.toml"))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.render import render
+from bot.channels.render import render
 from flows.catalog import build_engine
 from flows.engine import button_data
 from flows.i18n import shipped_languages

@@ -12,13 +12,13 @@ import traceback
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from bot import service
 from bot.bootstrap import create_app
+from bot.channels.sms import SmsTransport
+from bot.channels.telegram import close_bot, make_bot
+from bot.channels.transport import Outgoing
 from bot.logs import QUIET, configure_logging, redact
+from bot.services import turns as service
 from bot.settings import Settings
-from bot.sms import SmsTransport
-from bot.telegram import close_bot, make_bot
-from bot.transport import Outgoing
 from store.models import Contact, Participant
 from tests.telegram_peer import bot_api_fixture  # noqa: F401  (fixture)
 from tests.twilio_peer import ACCOUNT_SID, AUTH_TOKEN, sign, twilio_settings
@@ -119,14 +119,14 @@ async def test_exceptions_logged_by_the_service_keep_frames_and_type_only(db, se
     except IntegrityError as exc:
         full = "".join(traceback.format_exception(exc))  # what logging would print
         assert db.dialect != "postgresql" or PHONE in full
-        logging.getLogger("bot.dispatcher").exception("sending outbox row %d failed", 7)
+        logging.getLogger("bot.delivery.dispatcher").exception("sending outbox row %d failed", 7)
         logging.getLogger("scheduler.timers").error("%s failed: %s", "briefings", exc)
         logging.getLogger("asyncio").error(
             "Task exception was never retrieved\nfuture: <Task exception=%r>", exc,
             exc_info=(type(exc), exc, exc.__traceback__))
-        logging.getLogger("bot.telegram").warning("telegram update %s skipped: %s", 1, TEXT)
+        logging.getLogger("bot.channels.telegram").warning("telegram update %s skipped: %s", 1, TEXT)
     written = log.getvalue()
-    assert "ERROR bot.dispatcher sending outbox row 7 failed" in written
+    assert "ERROR bot.delivery.dispatcher sending outbox row 7 failed" in written
     assert "briefings failed: IntegrityError" in written
     assert "test_exceptions_logged_by_the_service_keep_frames_and_type_only" in written
     assert "sqlalchemy.exc.IntegrityError (message not logged" in written

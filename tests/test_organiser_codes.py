@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.organisers import add_organiser
+from bot.services.organisers import add_organiser
 from store.models import AuditEvent, OutboxMessage
 from store.organisers import Broadcast, BroadcastPreview, Organiser
 from tests.test_broadcast import add_member

@@ -13,14 +13,14 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
-import bot.telegram
-from bot import service
+import bot.channels.telegram
 from bot.bootstrap import build, create_app
-from bot.dispatcher import Dispatcher
-from bot.organisers import add_organiser, remove_organiser
-from bot.ratelimit import DeliveryLimits
+from bot.channels.sms import SmsTransport
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.ratelimit import DeliveryLimits
+from bot.services import turns as service
+from bot.services.organisers import add_organiser, remove_organiser
 from bot.settings import Settings
-from bot.sms import SmsTransport
 from scheduler import config as scheduler_config
 from store.calendar import AttendanceNotice
 from store.models import AuditEvent, Contact, OutboxMessage
@@ -206,7 +206,7 @@ async def test_urgent_broadcast_ignores_quiet_hours(db, relay):
 
 
 async def test_notices_wait_for_an_organiser_to_tell(db, settings, relay, calendar):
-    from bot.organisers import forward_attendance
+    from bot.services.organisers import forward_attendance
 
     async with db.sessions.begin() as session:
         member = await add_member(session, channel="sms", status=CONFIRMED)
@@ -300,7 +300,7 @@ async def test_organiser_broadcasts_from_telegram_through_the_running_service(
         db, telegram_emulator, monkeypatch, calendar):
     """The app as deployed (polling, dispatcher, no SMS account): the organiser's /broadcast
     comes back as a preview, and after SEND each member's Telegram chat receives it."""
-    monkeypatch.setattr(bot.telegram, "request_factory",
+    monkeypatch.setattr(bot.channels.telegram, "request_factory",
                         lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout))
     members, organiser = (6660001, 6660002), 6660100
     async with db.sessions.begin() as session:

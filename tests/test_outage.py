@@ -14,13 +14,13 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from bot import service
 from bot.bootstrap import build, create_app
-from bot.dispatcher import BACKOFF_CAP, Dispatcher
+from bot.channels.sms import SmsTransport
+from bot.delivery.dispatcher import BACKOFF_CAP, Dispatcher
+from bot.delivery.ratelimit import DeliveryLimits
 from bot.metrics import REGISTRY
-from bot.ratelimit import DeliveryLimits
-from bot.service import enqueuer
-from bot.sms import SmsTransport
+from bot.services import turns as service
+from bot.services.turns import enqueuer
 from flows.model import Outbound
 from scheduler.runner import CalendarRunner
 from store.models import Contact, OutboxMessage, Participant

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from bot import service
 from bot.bootstrap import build_cli
-from bot.dispatcher import Dispatcher
-from bot.ratelimit import DeliveryLimits
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.ratelimit import DeliveryLimits
+from bot.services import turns as service
 from bot.settings import Settings
 from flows.model import Outbound
 from store.db import make_engine, sessionmaker

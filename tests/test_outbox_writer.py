@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 from sqlalchemy import select
 
-from bot import recruitment, service
+from bot.services import recruitment
+from bot.services import turns as service
 from flows.model import Outbound
 from store import contacts, outbox
 from store.models import Contact, OutboxMessage, OutboxStatus, Participant

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from bot import recruitment
 from bot.bootstrap import build_cli
+from bot.services import recruitment
 from flows.assembly import parse_assembly
 from store.db import upgrade
 from store.models import Contact, Participant

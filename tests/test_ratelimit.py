@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.ratelimit import DeliveryLimits, Gcra, KeyedGcra, WindowCap
+from bot.delivery.ratelimit import DeliveryLimits, Gcra, KeyedGcra, WindowCap
 from bot.settings import Settings
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot import invite_codes, recruitment
-from bot.service import receive
+from bot.services import invite_codes, recruitment
+from bot.services.turns import receive
 from store import audit
 from store.models import AuditEvent, Contact, OutboxMessage, Participant, utcnow
 from store.recruitment import (
@@ -293,10 +293,10 @@ async def test_waiting_for_the_draw_answers_and_still_hears_withdraw(db, relay, 
 
 async def test_a_letter_link_opened_in_telegram_through_the_bot_api(
         db, invited, assembly, telegram_emulator, monkeypatch):
-    import bot.telegram
+    import bot.channels.telegram
     from tests.test_telegram_e2e import Service, polling_settings
 
-    monkeypatch.setattr(bot.telegram, "request_factory",
+    monkeypatch.setattr(bot.channels.telegram, "request_factory",
                         lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout))
 
     token = telegram_emulator.new_token()

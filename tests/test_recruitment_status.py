@@ -10,8 +10,8 @@ from types import SimpleNamespace
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from bot import recruitment
 from bot.bootstrap import build, build_cli
+from bot.services import recruitment
 from bot.settings import Settings
 from flows.assembly import load_assembly
 from store.db import make_engine, sessionmaker, upgrade

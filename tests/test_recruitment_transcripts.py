@@ -40,8 +40,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import invite_codes, recruitment, service
 from bot.bootstrap import build, read_assembly_file
+from bot.services import invite_codes, recruitment
+from bot.services import turns as service
 from bot.settings import Settings
 from flows.i18n import shipped_languages
 from store.models import Participant, new_participant_id

@@ -4,10 +4,10 @@ from datetime import datetime
 
 import pytest
 
-from bot.render import render
-from bot.sms_format import markdown_to_plain
+from bot.channels.render import render
 from flows.i18n import translator
 from flows.model import Choice, Outbound
+from flows.sms_format import markdown_to_plain
 
 
 def test_sms_dates_and_typographic_quotes_stay_in_the_cheap_encoding():

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from bot.service import enqueuer, receive
-from bot.sms_format import markdown_to_plain
+from bot.services.turns import enqueuer, receive
+from flows.sms_format import markdown_to_plain
 from scheduler.paging import render_briefing
 from scheduler.runner import CalendarRunner
 from store.calendar import PENDING, AttendanceNotice, BriefingRead, CalendarJob, CalendarPreference
@@ -165,8 +165,8 @@ async def test_unreachable_telegram_falls_back_to_consented_sms(db, settings, re
 async def test_a_telegram_failure_after_queueing_reaches_the_person_by_sms(db, settings, relay,
         calendar):
     """Blocked bot found when sending: the dispatcher moves the briefing to SMS."""
-    from bot.dispatcher import Dispatcher
-    from bot.simulator import SimulatorTransport
+    from bot.channels.simulator import SimulatorTransport
+    from bot.delivery.dispatcher import Dispatcher
 
     person = await add_person(db, channel="telegram", address="7001", sms_too="+447700900501")
     runner = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar)

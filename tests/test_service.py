@@ -2,7 +2,7 @@
 
 from sqlalchemy import func, select
 
-from bot.service import receive
+from bot.services.turns import receive
 from store import audit
 from store.models import AuditEvent, Contact, InboundMessage, OutboxMessage, Participant
 

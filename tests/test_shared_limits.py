@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from bot import shared_limits
-from bot.dispatcher import Dispatcher
-from bot.shared_limits import LEAD, PermitStore, SharedGcra
-from bot.transport import Outgoing, Sent
+from bot.channels.transport import Outgoing, Sent
+from bot.delivery import shared_limits
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.shared_limits import LEAD, PermitStore, SharedGcra
 from store.db import make_engine, sessionmaker
 from tests.test_dispatcher import RecordingTransport, person, queue, rows, telegram_transport
 from tests.test_ratelimit import most_in_any_window

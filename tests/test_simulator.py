@@ -11,11 +11,11 @@ from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from bot.bootstrap import create_app
-from bot.dispatcher import Dispatcher
-from bot.ratelimit import DeliveryLimits
+from bot.channels.simulator import SimulatorTransport
+from bot.channels.transport import Outgoing, Sent, Transport, build_transports
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.ratelimit import DeliveryLimits
 from bot.settings import Settings
-from bot.simulator import SimulatorTransport
-from bot.transport import Outgoing, Sent, Transport, build_transports
 from store.models import Contact, OutboxMessage, utcnow
 
 PHONE = "+447700900123"

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-import bot.telegram
-from bot import cli
+import bot.channels.telegram
 from bot.bootstrap import build, create_app
-from bot.organisers import add_organiser
+from bot.channels.transport import Outgoing, RetryLater, Sent, build_transports
+from bot.cli import common as cli
+from bot.services.organisers import add_organiser
 from bot.settings import Settings
-from bot.transport import Outgoing, RetryLater, Sent, build_transports
 from store.models import AuditEvent, Contact, OutboxMessage
 from store.organisers import BroadcastPreview
 from tests.telegram_peer import (  # noqa: F401  (fixture)
@@ -129,7 +129,7 @@ async def test_simulated_people_never_speak_as_or_reach_real_ones(
     """Telegram is real (the emulator) and the simulator was asked for: playing the
     organiser's phone or chat gives no organiser rights, playing a member's chat id neither
     touches their participant nor sends anything to their real chat."""
-    monkeypatch.setattr(bot.telegram, "request_factory",
+    monkeypatch.setattr(bot.channels.telegram, "request_factory",
                         lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout))
     async with db.sessions.begin() as session:
         member = await add_member(session, address=str(MEMBER_CHAT))
@@ -171,8 +171,8 @@ async def test_simulated_people_never_speak_as_or_reach_real_ones(
 async def test_a_simulated_chat_cannot_take_an_invitation_link(db):
     """Even with a real invitation code, a simulated chat is not bound to the invited
     person: it stays a simulated person of its own."""
-    from bot import service
     from bot.addresses import simulated_address
+    from bot.services import turns as service
     from store.recruitment import Invitation, hash_code
 
     code = "AbCdEf0123456789AbCdEf0123456789"

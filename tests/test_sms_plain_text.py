@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import segments
-from bot.dispatcher import Dispatcher
-from bot.service import enqueuer, receive
-from bot.simulator import SimulatorTransport
-from bot.telegram_format import markdown_to_html
+from bot.channels.simulator import SimulatorTransport
+from bot.channels.telegram_format import markdown_to_html
+from bot.delivery.dispatcher import Dispatcher
+from bot.services.turns import enqueuer, receive
+from flows import segments
 from scheduler.config import load_calendar
 from scheduler.runner import CalendarRunner
 from tests.calendar_world import BlockedTelegram, add_person, at, outbox

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bot import organisers
 from bot.bootstrap import create_app
-from bot.dispatcher import Dispatcher
-from bot.ratelimit import DeliveryLimits
-from bot.sms import SmsTransport
+from bot.channels.sms import SmsTransport
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.ratelimit import DeliveryLimits
+from bot.services import organisers
 from store.models import Contact, InboundMessage, OutboxMessage, Participant
 from tests.twilio_peer import sign, twilio_settings
 

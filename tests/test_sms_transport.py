@@ -9,9 +9,9 @@ import logging
 
 import pytest
 
+from bot.channels.sms import SmsTransport
+from bot.channels.transport import Outgoing, PermanentFailure, RetryLater
 from bot.logs import configure_logging
-from bot.sms import SmsTransport
-from bot.transport import Outgoing, PermanentFailure, RetryLater
 from tests.twilio_peer import (
     ACCOUNT_SID,
     AUTH_TOKEN,

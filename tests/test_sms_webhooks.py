@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bot.bootstrap import create_app
+from bot.channels.sms import SmsTransport
+from bot.channels.transport import Outgoing
 from bot.metrics import REGISTRY
-from bot.sms import SmsTransport
-from bot.transport import Outgoing
 from store.models import AuditEvent, Contact, InboundMessage, OutboxMessage, utcnow
 from tests.twilio_peer import sign, twilio_settings
 
@@ -214,7 +214,7 @@ async def test_a_status_that_comes_before_the_send_is_recorded_waits_for_it(clie
 
 async def test_a_status_for_a_message_that_is_not_ours_is_acknowledged_and_changes_nothing(
         client, db, monkeypatch):
-    monkeypatch.setattr("bot.sms.EARLY_STATUS_PAUSES", (0.01, 0.01))
+    monkeypatch.setattr("bot.channels.sms.EARLY_STATUS_PAUSES", (0.01, 0.01))
     row_id = await handed_to_twilio(client, db, "SM" + "5" * 32, "SM" + "6" * 32)
     answer = await post(client, STATUS, status("SM" + "4" * 32, "failed", "30003"))
     assert answer.status == 200

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from bot.channels.telegram import TelegramTransport
+from bot.channels.telegram_format import markdown_to_html
+from bot.channels.transport import Outgoing, PermanentFailure, RetryLater, Sent
 from bot.settings import Settings
-from bot.telegram import TelegramTransport
-from bot.telegram_format import markdown_to_html
-from bot.transport import Outgoing, PermanentFailure, RetryLater, Sent
 from tests.telegram_peer import (  # noqa: F401  (fixtures)
     EmulatorRequest,
     bot_api_fixture,

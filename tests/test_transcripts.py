@@ -1,6 +1,6 @@
 """Whole conversations as a person sees them, in every shipped language, on SMS and Telegram.
 
-Each file in tests/transcripts/ is played through the service (bot.service.receive and the
+Each file in tests/transcripts/ is played through the service (bot.services.turns.receive and the
 outbox, delivered on the simulated channels) on a real database, and what comes back must
 read exactly as written. The format:
 
@@ -35,14 +35,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import service
 from bot.bootstrap import build
-from bot.dispatcher import Dispatcher
-from bot.ratelimit import DeliveryLimits
+from bot.channels.simulator import SimulatorTransport
+from bot.channels.transport import Outgoing
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.ratelimit import DeliveryLimits
 from bot.relay import Relay
+from bot.services import turns as service
 from bot.settings import Settings
-from bot.simulator import SimulatorTransport
-from bot.transport import Outgoing
 from flows.i18n import shipped_languages
 from store.models import OutboxMessage, utcnow
 

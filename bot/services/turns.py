@@ -21,9 +21,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.addresses import can_receive_sms
+from bot.channels.render import render
 from bot.metrics import MESSAGES_IN
 from bot.relay import Relay
-from bot.render import render
 from bot.settings import Settings
 from flows.facts import Facts
 from flows.i18n import shipped_languages

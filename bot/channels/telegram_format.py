@@ -12,6 +12,8 @@ from html import escape
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from flows.sms_format import list_marker
+
 _PARSER = MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
 
 # Inline markup that maps one to one onto a Telegram tag.
@@ -57,18 +59,6 @@ def markdown_to_html(source: str) -> str:
             out.append("——————\n\n")
     _strip_trailing_newlines(out)
     return "".join(out)
-
-
-def list_marker(lists: list[list[int | None]], bullet: str = "•") -> str:
-    """The mark opening a list item, indented by depth: the bullet, or the item's number
-    (each list on the stack holds its next number, None for a bulleted list)."""
-    indent = "  " * (len(lists) - 1)
-    current = lists[-1] if lists else [None]
-    if current[0] is None:
-        return f"{indent}{bullet} "
-    number = current[0]
-    current[0] = number + 1
-    return f"{indent}{number}. "
 
 
 def _code_block(token: Token) -> str:

@@ -23,14 +23,14 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from bot import service
 from bot.addresses import BadAddress, inbound_sender
-from bot.app import RELAY, SESSIONS, SETTINGS
+from bot.channels.transport import Outgoing, RetryLater, Sent
+from bot.channels.twilio_errors import OPTED_OUT, UNDELIVERABLE, classify, describe
 from bot.metrics import MESSAGES_IN, MESSAGES_OUT, WEBHOOKS_REJECTED
 from bot.relay import Relay
+from bot.services import turns as service
 from bot.settings import Settings
-from bot.transport import Outgoing, RetryLater, Sent
-from bot.twilio_errors import OPTED_OUT, UNDELIVERABLE, classify, describe
+from bot.web.app import RELAY, SESSIONS, SETTINGS
 from flows.text import fold
 from store import audit
 from store.models import Contact, InboundMessage, OutboxMessage, OutboxStatus, utcnow

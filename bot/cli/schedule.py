@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bot.cli import console, err, load_config_or_exit, run, with_database
+from bot.cli.common import console, err, load_config_or_exit, run, with_database
+from bot.services.calendar_preview import briefing_costs, preview
 from bot.settings import Settings
 from scheduler.config import Calendar, load_calendar
 from scheduler.moves import MoveError, move_session
 from scheduler.plan import parse_local_time
-from scheduler.preview import briefing_costs, preview
 from store.models import utcnow
 
 ASSEMBLY = typer.Option("--assembly", help="The assembly file (TOML). "

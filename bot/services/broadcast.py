@@ -26,11 +26,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import segments
-from bot.organisers import forward_attendance, record
+from bot.channels.render import render
 from bot.relay import Relay
-from bot.render import render
+from bot.services.organisers import forward_attendance, record
 from bot.settings import Settings
+from flows import segments
 from flows.briefing import session_moved_text
 from flows.facts import AudienceFacts
 from flows.i18n import shipped_languages, translator

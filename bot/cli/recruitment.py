@@ -12,8 +12,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bot import recruitment
-from bot.cli import console, err, load_config_or_exit, run, with_database, with_relay
+from bot.cli.common import console, err, load_config_or_exit, run, with_database, with_relay
+from bot.services import recruitment
 from bot.settings import Settings
 from flows.assembly import Assembly, load_assembly
 from store.models import utcnow
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
     app.command("status")(status)
 
 
-def _assembly(path: Path | None, settings: Settings) -> Assembly:
+def assembly_or_exit(path: Path | None, settings: Settings) -> Assembly:
     """The assembly file (--assembly, else CONCORDER_ASSEMBLY), or exit naming its problems."""
     _, assembly = load_config_or_exit(path, settings, load_assembly, "assembly file")
     return assembly
@@ -59,7 +59,7 @@ def pool_import(
 ) -> None:
     """Import the recruitment pool. Duplicates (same phone, handle or id) are merged."""
     settings = Settings()
-    assembly = _assembly(assembly_path, settings)
+    assembly = assembly_or_exit(assembly_path, settings)
     with _progress() as progress:
         task = progress.add_task("Reading", total=None)
         try:
@@ -129,7 +129,7 @@ def invite(
     """Invite the pool: by SMS (with a Telegram link), or by letter for handle-only people.
     Resumable: nobody is ever invited twice."""
     settings = Settings()
-    assembly = _assembly(assembly_path, settings)
+    assembly = assembly_or_exit(assembly_path, settings)
     if remind:
         _remind(settings, assembly, dry_run)
         return
@@ -210,7 +210,7 @@ def _remind(settings: Settings, assembly: Assembly, dry_run: bool,
 def notify_draw(assembly_path: Path | None = ASSEMBLY, dry_run: bool = DRY_RUN) -> None:
     """After a draw: ask the selected to CONFIRM, tell reserves, thank the others."""
     settings = Settings()
-    assembly = _assembly(assembly_path, settings)
+    assembly = assembly_or_exit(assembly_path, settings)
     if dry_run:
         status = run(with_database(settings, _funnel))
         console.print(f"Dry run: {status.selections.get('selected', 0)} selected and "
@@ -238,7 +238,7 @@ async def _funnel(sessions):
 def status(assembly_path: Path | None = ASSEMBLY) -> None:
     """The recruitment funnel: pool, invitations, replies, consents, registrations, draw."""
     settings = Settings()
-    assembly = _assembly(assembly_path, settings)
+    assembly = assembly_or_exit(assembly_path, settings)
 
     async def work(sessions):
         async with sessions() as session:

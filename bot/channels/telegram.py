@@ -39,13 +39,13 @@ from telegram.error import (
 from telegram.request import BaseRequest, HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from bot import service
-from bot.app import RELAY, SETTINGS
+from bot.channels.telegram_format import markdown_to_html
+from bot.channels.transport import Outgoing, PermanentFailure, RetryLater, Sent
 from bot.metrics import WEBHOOKS_REJECTED
 from bot.relay import Relay
+from bot.services import turns as service
 from bot.settings import Settings
-from bot.telegram_format import markdown_to_html
-from bot.transport import Outgoing, PermanentFailure, RetryLater, Sent
+from bot.web.app import RELAY, SETTINGS
 from store import audit
 from store.models import Contact, ProcessedUpdate, utcnow
 

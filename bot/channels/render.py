@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from babel.lists import format_list
 
-from bot import segments
-from bot.sms_format import markdown_to_plain
+from flows import segments
 from flows.engine import button_data
 from flows.i18n import translator
 from flows.model import Outbound
+from flows.sms_format import markdown_to_plain
 
 TELEGRAM_LIMIT = 4000  # under Telegram's 4,096, leaving room for entities
 

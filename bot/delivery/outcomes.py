@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, update
 
+from bot.delivery.transactions import Transactions
 from bot.metrics import MESSAGES_OUT
-from bot.outbox_transactions import Transactions
 from store.models import OutboxMessage, OutboxStatus, UTCDateTime
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bot.cli import with_database, with_relay
+from bot.cli.common import with_database, with_relay
 from bot.services import draw
 from bot.services.draw import (
     DrawRecordError,
@@ -159,9 +159,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _assembly(path: Path | None, settings: Settings) -> Any:
-    from bot import cli_recruitment  # the recruitment feature loads and checks the file
+    from bot.cli.recruitment import assembly_or_exit  # loads and checks the file
 
-    return cli_recruitment._assembly(path, settings)
+    return assembly_or_exit(path, settings)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -170,7 +170,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _notify(settings: Settings, assembly: Any) -> None:
-    from bot import recruitment
+    from bot.services import recruitment
 
     async def work(relay):
         return await recruitment.notify_draw_outcome(relay, assembly)

@@ -1,5 +1,5 @@
 """Markdown to the plain text an SMS shows: what Telegram shows formatted
-(bot.telegram_format), without the marks.
+(bot.channels.telegram_format), without the marks.
 
 Emphasis is dropped, a link becomes its words and its address ('the report
 (https://...)'), list items and headings become lines, and lines the author wrapped inside a
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
-
-from bot.telegram_format import list_marker
 
 _PARSER = MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
 
@@ -87,3 +85,15 @@ def _tidy(text: str) -> str:
         if line or (kept and kept[-1]):
             kept.append(line)
     return "\n".join(kept).strip("\n")
+
+
+def list_marker(lists: list[list[int | None]], bullet: str = "•") -> str:
+    """The mark opening a list item, indented by depth: the bullet, or the item's number
+    (each list on the stack holds its next number, None for a bulleted list)."""
+    indent = "  " * (len(lists) - 1)
+    current = lists[-1] if lists else [None]
+    if current[0] is None:
+        return f"{indent}{bullet} "
+    number = current[0]
+    current[0] = number + 1
+    return f"{indent}{number}. "

@@ -27,10 +27,11 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import invite_codes, service
 from bot.addresses import BadAddress, is_simulated, normalise_phone
+from bot.channels.render import render
 from bot.relay import Relay
-from bot.render import render
+from bot.services import invite_codes
+from bot.services import turns as service
 from bot.settings import Settings
 from flows import events
 from flows.assembly import Assembly
@@ -654,7 +655,7 @@ async def resolve_bot_username(settings: Settings, assembly: Assembly | None,
     if given:
         return given.lstrip("@"), "option"
     if settings.telegram_enabled:
-        from bot.telegram import close_bot, make_bot
+        from bot.channels.telegram import close_bot, make_bot
 
         bot = make_bot(settings)
         try:

@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.ratelimit import Clock, Sleep
+from bot.delivery.ratelimit import Clock, Sleep
 
 log = logging.getLogger(__name__)
 

@@ -95,15 +95,15 @@ class NotConfigured:
 def build_transports(settings: Settings) -> dict[str, Transport]:
     """A transport per channel: the real one when configured, else the simulator (only
     while no channel is real: then nobody real can be waiting for a message)."""
-    from bot.simulator import SimulatorTransport
+    from bot.channels.simulator import SimulatorTransport
 
     transports: dict[str, Transport] = {}
     if settings.telegram_enabled:
-        from bot.telegram import TelegramTransport
+        from bot.channels.telegram import TelegramTransport
 
         transports["telegram"] = TelegramTransport(settings)
     if settings.sms_enabled:
-        from bot.sms import SmsTransport
+        from bot.channels.sms import SmsTransport
 
         transports["sms"] = SmsTransport(settings)
     for channel, real in transports.items():

@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 from sqlalchemy import and_, func, or_, select, update
 
-from bot.cli import console, err, run, with_database
-from bot.outbox_queue import waiting
+from bot.cli.common import console, err, run, with_database
+from bot.delivery.queue import waiting
 from bot.settings import DURATION, DURATION_UNITS, Settings
 from store import audit
 from store.models import Contact, OutboxMessage, OutboxStatus, Participant, utcnow

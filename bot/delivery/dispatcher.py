@@ -47,18 +47,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot import invite_codes, outbox_queue, service
-from bot.channel_health import ChannelBook
-from bot.metrics import DISPATCH_LATENCY, MESSAGES_OUT, OLDEST_WAITING, QUEUE_DEPTH
-from bot.outbox_transactions import Transactions
-from bot.outcomes import Outcome, OutcomeWriter
-from bot.ratelimit import DeliveryLimits
-from bot.relay import Relay
-from bot.render import render
-from bot.send_watch import Sender, SendWatch
-from bot.settings import Settings
-from bot.shared_limits import PermitStore
-from bot.transport import (
+from bot.channels.render import render
+from bot.channels.transport import (
     Outgoing,
     PermanentFailure,
     RetryLater,
@@ -66,6 +56,18 @@ from bot.transport import (
     Transport,
     build_transports,
 )
+from bot.delivery import queue as outbox_queue
+from bot.delivery.health import ChannelBook
+from bot.delivery.outcomes import Outcome, OutcomeWriter
+from bot.delivery.ratelimit import DeliveryLimits
+from bot.delivery.send_watch import Sender, SendWatch
+from bot.delivery.shared_limits import PermitStore
+from bot.delivery.transactions import Transactions
+from bot.metrics import DISPATCH_LATENCY, MESSAGES_OUT, OLDEST_WAITING, QUEUE_DEPTH
+from bot.relay import Relay
+from bot.services import invite_codes
+from bot.services import turns as service
+from bot.settings import Settings
 from flows.model import Choice, Outbound
 from store import audit, contacts
 from store import outbox as store_outbox

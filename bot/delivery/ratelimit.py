@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from bot.settings import Settings
 
 if TYPE_CHECKING:
-    from bot.shared_limits import PermitStore, SharedGcra
+    from bot.delivery.shared_limits import PermitStore, SharedGcra
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -285,7 +285,7 @@ class DeliveryLimits:
                 keyed: Callable[[float], KeyedGcra | None],
                 cap: Callable[[float], WindowCap | None], sleep: Sleep,
                 headroom: float) -> DeliveryLimits:
-        from bot.shared_limits import SharedGcra
+        from bot.delivery.shared_limits import SharedGcra
 
         def shared(key: str, rate: float) -> SharedGcra | None:
             return SharedGcra(permits, key, rate * headroom, sleep=sleep) if rate > 0 else None

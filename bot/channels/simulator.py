@@ -7,7 +7,7 @@ A channel with no real account configured (settings.simulated_channels) is serve
 Beside a real channel (settings.simulator_kept_apart) the people played here live under
 addresses of their own ("sim:+447700900123"): they can never speak as, read the messages of,
 or merge with a real contact or an organiser, and the real channel's transport hands what is
-queued for them back to the simulator (bot.transport.KeepSimulatedApart).
+queued for them back to the simulator (bot.channels.transport.KeepSimulatedApart).
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ import phonenumbers
 from aiohttp import web
 from sqlalchemy import and_, func, or_, select
 
-from bot import invite_codes, service
 from bot.addresses import CHANNELS, BadAddress, normalise, simulated_address
-from bot.app import RELAY, SESSIONS, SETTINGS
+from bot.channels.transport import Outgoing, Sent
 from bot.relay import Relay
+from bot.services import invite_codes
+from bot.services import turns as service
 from bot.settings import Settings
-from bot.transport import Outgoing, Sent
+from bot.web.app import RELAY, SESSIONS, SETTINGS
 from flows.i18n import shipped_languages, translator
 from store.models import OutboxMessage, OutboxStatus, utcnow
 

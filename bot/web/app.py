@@ -13,8 +13,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bot import outbox_queue
-from bot.channel_health import ChannelHealth
+from bot.delivery import queue as outbox_queue
+from bot.delivery.health import ChannelHealth
 from bot.metrics import REGISTRY
 from bot.relay import Relay
 from bot.settings import Settings
@@ -55,7 +55,7 @@ async def hide_failures(request: web.Request, handler) -> web.StreamResponse:
 
 def _our_innermost_frame(exc: BaseException) -> str:
     """' at bot/service.py:123': the last line of this project the failure passed through."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     ours = [frame for frame in traceback.extract_tb(exc.__traceback__)
             if frame.filename.startswith(str(root)) and "site-packages" not in frame.filename]
     if not ours:

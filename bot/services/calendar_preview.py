@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.render import render
+from bot.channels.render import render
 from bot.settings import Settings
 from flows.briefing import PROMPT, reminder_messages
 from flows.i18n import translator

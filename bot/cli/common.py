@@ -79,7 +79,7 @@ def load_config_or_exit(path, settings: Settings, load, what: str):
 def ready_to_serve_or_exit(settings: Settings, host: str, port: int) -> list:
     """Before anything starts: the assembly file's problems by name, or one sentence about
     the database or the address, and exit; else the sockets to serve on."""
-    from bot.serve_checks import NotReady, check_database, listen
+    from bot.web.serve_checks import NotReady, check_database, listen
     from flows.assembly import load_assembly
     from scheduler.config import load_calendar
     from scheduler.runner import has_calendar
@@ -101,9 +101,9 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     """Run the service: webhooks, the simulator, the organiser API and the dispatcher."""
     from aiohttp import web
 
-    from bot.app import PrivateAccessLogger
     from bot.bootstrap import create_app
     from bot.logs import configure_logging
+    from bot.web.app import PrivateAccessLogger
 
     configure_logging()  # no personal data or secrets in any line (bot/logs.py)
     # Every tick of every timer at INFO drowns what matters.

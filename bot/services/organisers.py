@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.addresses import BadAddress, normalise
-from bot.service import TURN_CONTACT, enqueue, find_or_create_contact
+from bot.services.turns import TURN_CONTACT, enqueue, find_or_create_contact
 from bot.settings import Settings
 from flows.engine import MAX_TEXT
 from flows.facts import OrganiserFacts, PendingBroadcast, ScheduledSession
@@ -213,7 +213,7 @@ NEW_CODE_HASH = "organiser_new_code_hash"
 
 async def organiser_facts(calendar_of: CalendarSource, session: AsyncSession,
                           participant: Participant) -> dict[str, Any]:
-    from bot import broadcast
+    from bot.services import broadcast
 
     now = utcnow()
     calendar = calendar_of()
@@ -257,7 +257,7 @@ async def organiser_events(calendar_of: CalendarSource, session: AsyncSession,
                            participant: Participant, contact: Contact, text: str,
                            turn: Turn, now: datetime) -> int:
     """Store previews, send confirmed broadcasts, drop discarded ones, forward notices."""
-    from bot import broadcast
+    from bot.services import broadcast
 
     calendar = calendar_of()
     queued = 0

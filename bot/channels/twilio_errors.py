@@ -6,7 +6,7 @@ repeat the phone number, which must not reach logs or the outbox `error` column.
 
 from __future__ import annotations
 
-from bot.transport import PermanentFailure, RetryLater
+from bot.channels.transport import PermanentFailure, RetryLater
 
 OPTED_OUT = 21610  # the person texted STOP to our number: Twilio refuses to send
 UNREACHABLE = {

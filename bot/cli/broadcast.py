@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bot import broadcast as broadcasts
-from bot.broadcast import BroadcastError, timing_of
-from bot.cli import console, err, run, with_database
-from bot.organisers import OrganiserError, add_organiser, list_organisers, remove_organiser
+from bot.cli.common import console, err, run, with_database
+from bot.services import broadcast as broadcasts
+from bot.services.broadcast import BroadcastError, timing_of
+from bot.services.organisers import OrganiserError, add_organiser, list_organisers, remove_organiser
 from bot.settings import Settings
 from scheduler import config as scheduler_config
 from scheduler.config import Calendar

@@ -1,0 +1,2 @@
+"""Delivery: the dispatcher, rate limits shared across instances, outcomes, channel
+health and queue depth."""
