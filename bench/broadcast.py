@@ -49,6 +49,7 @@ TEXT = "The venue has changed: all sessions now take place at the Town Hall, Roo
 
 # --- the sink (child process) ------------------------------------------------------------
 
+
 def run_sink() -> None:
     """Answer like the Bot API and like Twilio; remember when each participant's message
     arrived (the organiser's own chat is left out: previews and confirmations)."""
@@ -56,31 +57,55 @@ def run_sink() -> None:
     ids = itertools.count(1)
 
     async def bot_method(request: web.Request) -> web.Response:
-        params = (await request.json() if request.content_type == "application/json"
-                  else dict(await request.post()))
+        params = (
+            await request.json()
+            if request.content_type == "application/json"
+            else dict(await request.post())
+        )
         if str(params["chat_id"]) != ORGANISER_CHAT:
             arrivals.append((time.time(), "telegram"))
-        return web.json_response({"ok": True, "result": {
-            "message_id": next(ids), "date": int(time.time()),
-            "chat": {"id": int(params["chat_id"]), "type": "private"},
-            "text": params.get("text", "")}})
+        return web.json_response(
+            {
+                "ok": True,
+                "result": {
+                    "message_id": next(ids),
+                    "date": int(time.time()),
+                    "chat": {"id": int(params["chat_id"]), "type": "private"},
+                    "text": params.get("text", ""),
+                },
+            }
+        )
 
     async def twilio_messages(request: web.Request) -> web.Response:
         form = await request.post()
         arrivals.append((time.time(), "sms"))
         sid = f"SM{next(ids):032x}"
-        return web.json_response({
-            "sid": sid, "account_sid": request.match_info["account"], "to": form.get("To"),
-            "from": form.get("From"), "body": form.get("Body"), "status": "queued",
-            "num_segments": "1", "direction": "outbound-api", "api_version": "2010-04-01",
-            "uri": f"/2010-04-01/Accounts/{request.match_info['account']}/Messages/{sid}.json",
-        }, status=201)
+        return web.json_response(
+            {
+                "sid": sid,
+                "account_sid": request.match_info["account"],
+                "to": form.get("To"),
+                "from": form.get("From"),
+                "body": form.get("Body"),
+                "status": "queued",
+                "num_segments": "1",
+                "direction": "outbound-api",
+                "api_version": "2010-04-01",
+                "uri": f"/2010-04-01/Accounts/{request.match_info['account']}/Messages/{sid}.json",
+            },
+            status=201,
+        )
 
     async def stats(request: web.Request) -> web.Response:
         since = float(request.query.get("since", 0))
-        return web.json_response({"count": len(arrivals),
-                                  "arrivals": [a for a in arrivals if a[0] >= since]
-                                  if "since" in request.query else []})
+        return web.json_response(
+            {
+                "count": len(arrivals),
+                "arrivals": [a for a in arrivals if a[0] >= since]
+                if "since" in request.query
+                else [],
+            }
+        )
 
     async def main() -> None:
         app = web.Application()
@@ -99,8 +124,9 @@ def run_sink() -> None:
 
 class Sink:
     def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, __file__, "--sink"],
-                                        stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--sink"], stdout=subprocess.PIPE, text=True
+        )
         self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
         self.http: aiohttp.ClientSession | None = None
 
@@ -119,6 +145,7 @@ class Sink:
 
 # --- the assembly --------------------------------------------------------------------------
 
+
 async def seed(sessions, people: int, sms_share: float) -> dict[str, int]:
     """Drawn participants with one contact each (Telegram or SMS), written in bulk."""
     from sqlalchemy import insert
@@ -135,17 +162,33 @@ async def seed(sessions, people: int, sms_share: float) -> dict[str, int]:
         sms = rng.random() < sms_share
         channel = "sms" if sms else "telegram"
         channels[channel] += 1
-        rows.append({"id": pid, "language": language, "opted_out": False,
-                     "state": {"language": language}, "created_at": now, "updated_at": now})
-        contacts.append({"participant_id": pid, "channel": channel,
-                         "address": f"+4479{n:08d}" if sms else str(10_000_000 + n),
-                         "sms_consent": sms, "created_at": now, "next_seq": 1})
-        seats.append({"participant_id": pid, "draw_id": "bench", "status": "confirmed",
-                      "selected_at": now})
+        rows.append(
+            {
+                "id": pid,
+                "language": language,
+                "opted_out": False,
+                "state": {"language": language},
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        contacts.append(
+            {
+                "participant_id": pid,
+                "channel": channel,
+                "address": f"+4479{n:08d}" if sms else str(10_000_000 + n),
+                "sms_consent": sms,
+                "created_at": now,
+                "next_seq": 1,
+            }
+        )
+        seats.append(
+            {"participant_id": pid, "draw_id": "bench", "status": "confirmed", "selected_at": now}
+        )
     async with sessions.begin() as session:
         for table, data in ((Participant, rows), (Contact, contacts), (Selection, seats)):
             for start in range(0, len(data), 2000):
-                await session.execute(insert(table), data[start:start + 2000])
+                await session.execute(insert(table), data[start : start + 2000])
     return channels
 
 
@@ -153,12 +196,18 @@ async def organiser_sends(relay, label: str) -> tuple[float, float]:
     """The organiser's preview, then SEND. Returns (SEND time, seconds SEND took)."""
     from bot.services import turns as service
 
-    await service.receive(relay, channel="telegram", address=ORGANISER_CHAT,
-                          text=f"/broadcast {TEXT} ({label})", provider_id=f"{label}-1")
+    await service.receive(
+        relay,
+        channel="telegram",
+        address=ORGANISER_CHAT,
+        text=f"/broadcast {TEXT} ({label})",
+        provider_id=f"{label}-1",
+    )
     sent_at = time.time()
     started = time.perf_counter()
-    await service.receive(relay, channel="telegram", address=ORGANISER_CHAT,
-                          text="SEND", provider_id=f"{label}-2")
+    await service.receive(
+        relay, channel="telegram", address=ORGANISER_CHAT, text="SEND", provider_id=f"{label}-2"
+    )
     return sent_at, time.perf_counter() - started
 
 
@@ -180,7 +229,7 @@ def achieved(arrivals: list[list], channel: str, window: float, start: float) ->
     return (len(times) - 1) / (times[-1] - times[0])
 
 
-async def main(args: argparse.Namespace) -> int:
+async def main(args: argparse.Namespace) -> int:  # noqa: C901
     from bot.bootstrap import build
     from bot.channels.transport import build_transports
     from bot.delivery.dispatcher import Dispatcher
@@ -201,10 +250,16 @@ async def main(args: argparse.Namespace) -> int:
     sink = Sink()
     # No quiet hours: the benchmark measures sending, whatever the time of day it runs at.
     calendar = scheduler_config.parse_calendar('[schedule]\nquiet_hours = ""\n')
-    settings = Settings(_env_file=None, CONCORDER_DATABASE_URL=url, TELEGRAM_BOT_TOKEN=TOKEN,
-                        TELEGRAM_API_BASE_URL=sink.url, TWILIO_ACCOUNT_SID=ACCOUNT,
-                        TWILIO_AUTH_TOKEN="bench", TWILIO_FROM_NUMBER=SENDER,
-                        TWILIO_API_BASE_URL=sink.url)
+    settings = Settings(
+        _env_file=None,
+        CONCORDER_DATABASE_URL=url,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=sink.url,
+        TWILIO_ACCOUNT_SID=ACCOUNT,
+        TWILIO_AUTH_TOKEN="bench",
+        TWILIO_FROM_NUMBER=SENDER,
+        TWILIO_API_BASE_URL=sink.url,
+    )
     await upgrade_async(url)
     engine = make_engine(url)
     sessions = sessionmaker(engine)
@@ -214,13 +269,21 @@ async def main(args: argparse.Namespace) -> int:
         channels = await seed(sessions, args.people, args.sms_share)
         async with sessions.begin() as session:
             await add_organiser(session, telegram_id=ORGANISER_CHAT)
-        print(f"{args.people} participants: {channels['telegram']} on Telegram, "
-              f"{channels['sms']} by SMS ({engine.dialect.name}).")
+        print(
+            f"{args.people} participants: {channels['telegram']} on Telegram, "
+            f"{channels['sms']} by SMS ({engine.dialect.name})."
+        )
 
         # 1. Limits off: SEND -> last message handed over.
         transports = build_transports(settings)
-        dispatcher = Dispatcher(sessions, transports, settings, limits=DeliveryLimits.off(),
-                                poll_interval=0.05, signal=relay.outbox_signal)
+        dispatcher = Dispatcher(
+            sessions,
+            transports,
+            settings,
+            limits=DeliveryLimits.off(),
+            poll_interval=0.05,
+            signal=relay.outbox_signal,
+        )
         running = asyncio.create_task(dispatcher.run())
         sent_at, queue_time = await organiser_sends(relay, "off")
         expected = args.people
@@ -236,19 +299,24 @@ async def main(args: argparse.Namespace) -> int:
         dispatcher.stop()
         await running
         total = last - sent_at
-        print(f"\n1. Limits off: SEND -> last message handed to a channel: {total:.2f} s "
-              f"({args.people / total:.0f} messages/s); queueing in the SEND transaction "
-              f"took {queue_time:.2f} s.")
+        print(
+            f"\n1. Limits off: SEND -> last message handed to a channel: {total:.2f} s "
+            f"({args.people / total:.0f} messages/s); queueing in the SEND transaction "
+            f"took {queue_time:.2f} s."
+        )
         for channel in ("telegram", "sms"):
             times = [t for t, c in arrivals if c == channel]
             if times:
-                print(f"   {channel:8} {len(times):6d} messages, the last "
-                      f"{max(times) - sent_at:6.2f} s after SEND "
-                      f"({len(times) / (max(times) - sent_at):.0f}/s)")
+                print(
+                    f"   {channel:8} {len(times):6d} messages, the last "
+                    f"{max(times) - sent_at:6.2f} s after SEND "
+                    f"({len(times) / (max(times) - sent_at):.0f}/s)"
+                )
 
         # 2. Limits on, over a bounded window.
-        dispatcher = Dispatcher(sessions, transports, settings, poll_interval=0.05,
-                                signal=relay.outbox_signal)
+        dispatcher = Dispatcher(
+            sessions, transports, settings, poll_interval=0.05, signal=relay.outbox_signal
+        )
         running = asyncio.create_task(dispatcher.run())
         before = (await sink.stats())["count"]
         sent_at, _queue = await organiser_sends(relay, "on")
@@ -264,17 +332,20 @@ async def main(args: argparse.Namespace) -> int:
             for t, c in arrivals:
                 if c == "telegram":
                     per_second[int(t - start)] = per_second.get(int(t - start), 0) + 1
-            print("   Telegram messages per second:", [per_second.get(n, 0) for n in
-                                                      range(int(args.window) + 1)])
+            print(
+                "   Telegram messages per second:",
+                [per_second.get(n, 0) for n in range(int(args.window) + 1)],
+            )
         print(f"\n2. Limits on, {args.window:.0f} s window:")
-        for channel, limit in (("telegram", settings.telegram_rate),
-                               ("sms", settings.sms_rate)):
+        for channel, limit in (("telegram", settings.telegram_rate), ("sms", settings.sms_rate)):
             rate = achieved(arrivals, channel, args.window, start)
             share = rate / limit if limit else 0.0
             verdict = "ok" if share >= TARGET else f"below the {TARGET:.0%} target"
             ok = ok and share >= TARGET
-            print(f"   {channel:8} {rate:6.2f}/s against a limit of {limit:g}/s: "
-                  f"{share:.1%} ({verdict})")
+            print(
+                f"   {channel:8} {rate:6.2f}/s against a limit of {limit:g}/s: "
+                f"{share:.1%} ({verdict})"
+            )
         for transport in transports.values():
             await transport.close()
     finally:
@@ -292,15 +363,25 @@ if __name__ == "__main__":
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=10_000)
-    parser.add_argument("--sms-share", type=float, default=0.3,
-                        help="the share of participants reached by SMS")
-    parser.add_argument("--window", type=float, default=10.0,
-                        help="seconds over which the rates with limits on are measured")
+    parser.add_argument(
+        "--sms-share", type=float, default=0.3, help="the share of participants reached by SMS"
+    )
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=10.0,
+        help="seconds over which the rates with limits on are measured",
+    )
     parser.add_argument("--timeout", type=float, default=120.0)
-    parser.add_argument("--verbose", action="store_true",
-                        help="also show Telegram arrivals second by second")
+    parser.add_argument(
+        "--verbose", action="store_true", help="also show Telegram arrivals second by second"
+    )
     parser.add_argument("--database-url", help="an empty database (default: temporary SQLite)")
-    parser.add_argument("--postgres", nargs="?", metavar="USER@HOST:PORT",
-                        const=os.environ.get("CONCORDER_BENCH_PG", "postgres@127.0.0.1:5432"),
-                        help="run on a scratch PostgreSQL database, dropped afterwards")
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        metavar="USER@HOST:PORT",
+        const=os.environ.get("CONCORDER_BENCH_PG", "postgres@127.0.0.1:5432"),
+        help="run on a scratch PostgreSQL database, dropped afterwards",
+    )
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -64,15 +64,32 @@ def run_sink() -> None:
         else:
             params = dict(await request.post())
         if method == "getMe":
-            return web.json_response({"ok": True, "result": {
-                "id": 1, "is_bot": True, "first_name": "Sink", "username": "sink_bot"}})
+            return web.json_response(
+                {
+                    "ok": True,
+                    "result": {
+                        "id": 1,
+                        "is_bot": True,
+                        "first_name": "Sink",
+                        "username": "sink_bot",
+                    },
+                }
+            )
         if method != "sendMessage":
             return web.json_response({"ok": True, "result": True})
         chat = int(params["chat_id"])
         arrivals.append((time.time(), chat))
-        return web.json_response({"ok": True, "result": {
-            "message_id": next(message_ids), "date": int(time.time()),
-            "chat": {"id": chat, "type": "private"}, "text": params.get("text", "")}})
+        return web.json_response(
+            {
+                "ok": True,
+                "result": {
+                    "message_id": next(message_ids),
+                    "date": int(time.time()),
+                    "chat": {"id": chat, "type": "private"},
+                    "text": params.get("text", ""),
+                },
+            }
+        )
 
     async def count(request: web.Request) -> web.Response:
         return web.json_response({"count": len(arrivals)})
@@ -108,8 +125,9 @@ class Sink:
 
     @classmethod
     def start(cls) -> Sink:
-        process = subprocess.Popen([sys.executable, __file__, "--sink"], stdout=subprocess.PIPE,
-                                   text=True)
+        process = subprocess.Popen(
+            [sys.executable, __file__, "--sink"], stdout=subprocess.PIPE, text=True
+        )
         port = int(process.stdout.readline())
         return cls(f"http://127.0.0.1:{port}", process)
 
@@ -177,24 +195,57 @@ async def fill_outbox(sessions, chats: list[int], per_chat: dict[int, int]) -> i
     from store.models import Contact, OutboxMessage, Participant, utcnow
 
     now = utcnow()
-    people = [{"id": f"P{n:011d}", "language": "en", "opted_out": False, "state": {},
-               "created_at": now, "updated_at": now} for n in range(len(chats))]
-    contacts = [{"id": n + 1, "participant_id": people[n]["id"], "channel": "telegram",
-                 "address": str(chat), "sms_consent": False, "created_at": now,
-                 "next_seq": per_chat[chat] + 1} for n, chat in enumerate(chats)]
+    people = [
+        {
+            "id": f"P{n:011d}",
+            "language": "en",
+            "opted_out": False,
+            "state": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        for n in range(len(chats))
+    ]
+    contacts = [
+        {
+            "id": n + 1,
+            "participant_id": people[n]["id"],
+            "channel": "telegram",
+            "address": str(chat),
+            "sms_consent": False,
+            "created_at": now,
+            "next_seq": per_chat[chat] + 1,
+        }
+        for n, chat in enumerate(chats)
+    ]
     rows = [
-        {"participant_id": people[n]["id"], "contact_id": n + 1, "seq": seq,
-         "channel": "telegram", "address": str(chat), "text": f"Message {seq} of a broadcast",
-         "markdown": False, "compliance": False, "kind": "broadcast", "part": 1, "parts": 1,
-         "segments": 1, "status": "queued", "attempts": 0, "not_before": now,
-         "next_attempt_at": now, "created_at": now}
-        for n, chat in enumerate(chats) for seq in range(1, per_chat[chat] + 1)
+        {
+            "participant_id": people[n]["id"],
+            "contact_id": n + 1,
+            "seq": seq,
+            "channel": "telegram",
+            "address": str(chat),
+            "text": f"Message {seq} of a broadcast",
+            "markdown": False,
+            "compliance": False,
+            "kind": "broadcast",
+            "part": 1,
+            "parts": 1,
+            "segments": 1,
+            "status": "queued",
+            "attempts": 0,
+            "not_before": now,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for n, chat in enumerate(chats)
+        for seq in range(1, per_chat[chat] + 1)
     ]
     async with sessions.begin() as session:
         await session.execute(insert(Participant), people)
         await session.execute(insert(Contact), contacts)
         for start in range(0, len(rows), 2000):
-            await session.execute(insert(OutboxMessage), rows[start:start + 2000])
+            await session.execute(insert(OutboxMessage), rows[start : start + 2000])
     return len(rows)
 
 
@@ -205,7 +256,8 @@ async def status_counts(sessions) -> dict[str, int]:
 
     async with sessions() as session:
         result = await session.execute(
-            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        )
         return dict(result.all())
 
 
@@ -284,8 +336,9 @@ async def baseline(sink: Sink, chats: list[int], per_chat: dict[int, int]) -> fl
     return total / elapsed
 
 
-async def baseline_ptb(sink: Sink, chats: list[int], per_chat: dict[int, int],
-                       budget: float) -> float:
+async def baseline_ptb(
+    sink: Sink, chats: list[int], per_chat: dict[int, int], budget: float
+) -> float:
     """python-telegram-bot alone (TelegramTransport.send in a loop), same concurrency."""
     from bot.channels.telegram import TelegramTransport
     from bot.channels.transport import Outgoing
@@ -300,8 +353,14 @@ async def baseline_ptb(sink: Sink, chats: list[int], per_chat: dict[int, int],
         nonlocal done
         while jobs and time.perf_counter() - started < budget:
             chat, seq = jobs.pop()
-            await transport.send(Outgoing(id=seq, channel="telegram", address=str(chat),
-                                          text=f"Message {seq} of a broadcast"))
+            await transport.send(
+                Outgoing(
+                    id=seq,
+                    channel="telegram",
+                    address=str(chat),
+                    text=f"Message {seq} of a broadcast",
+                )
+            )
             done += 1
 
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
@@ -313,13 +372,24 @@ async def baseline_ptb(sink: Sink, chats: list[int], per_chat: dict[int, int],
 def bench_settings(url: str, sink: Sink, **rates: float):
     from bot.settings import Settings
 
-    return Settings(CONCORDER_DATABASE_URL=url, TELEGRAM_BOT_TOKEN=TOKEN,
-                    TELEGRAM_API_BASE_URL=sink.url, _env_file=None, **rates)
+    return Settings(
+        CONCORDER_DATABASE_URL=url,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=sink.url,
+        _env_file=None,
+        **rates,
+    )
 
 
-async def dispatch_unlimited(kind: str, pg_server: str | None, sink: Sink, chats: list[int],
-                             per_chat: dict[int, int], transport_kind: str,
-                             budget: float) -> tuple[float, dict[str, int]]:
+async def dispatch_unlimited(
+    kind: str,
+    pg_server: str | None,
+    sink: Sink,
+    chats: list[int],
+    per_chat: dict[int, int],
+    transport_kind: str,
+    budget: float,
+) -> tuple[float, dict[str, int]]:
     """Messages per second from outbox to sink, limits off, over at most `budget` seconds."""
     from bot.channels.telegram import TelegramTransport
     from bot.delivery.dispatcher import Dispatcher
@@ -328,11 +398,20 @@ async def dispatch_unlimited(kind: str, pg_server: str | None, sink: Sink, chats
     async with Database(kind, pg_server) as db:
         total = await fill_outbox(db.sessions, chats, per_chat)
         settings = bench_settings(db.url, sink)
-        transport = (TelegramTransport(settings) if transport_kind == "ptb"
-                     else AiohttpBotApiTransport(sink.url))
-        dispatcher = Dispatcher(db.sessions, {"telegram": transport}, settings,
-                                limits=DeliveryLimits.off(), concurrency=CONCURRENCY,
-                                poll_interval=0.05, depth_interval=3600)
+        transport = (
+            TelegramTransport(settings)
+            if transport_kind == "ptb"
+            else AiohttpBotApiTransport(sink.url)
+        )
+        dispatcher = Dispatcher(
+            db.sessions,
+            {"telegram": transport},
+            settings,
+            limits=DeliveryLimits.off(),
+            concurrency=CONCURRENCY,
+            poll_interval=0.05,
+            depth_interval=3600,
+        )
         await sink.reset()
         before = committed_sends()
         started = time.perf_counter()
@@ -388,11 +467,17 @@ async def run_limited(url: str, sink_url: str, seconds: float) -> None:
     from store.db import make_engine, sessionmaker
 
     engine = make_engine(url)
-    settings = bench_settings(url, Sink(sink_url, None), CONCORDER_TELEGRAM_RATE=30,
-                              CONCORDER_TELEGRAM_CHAT_RATE=1)
+    settings = bench_settings(
+        url, Sink(sink_url, None), CONCORDER_TELEGRAM_RATE=30, CONCORDER_TELEGRAM_CHAT_RATE=1
+    )
     transport = TelegramTransport(settings)
-    dispatcher = Dispatcher(sessionmaker(engine), {"telegram": transport}, settings,
-                            concurrency=CONCURRENCY, poll_interval=0.05)
+    dispatcher = Dispatcher(
+        sessionmaker(engine),
+        {"telegram": transport},
+        settings,
+        concurrency=CONCURRENCY,
+        poll_interval=0.05,
+    )
     task = asyncio.create_task(dispatcher.run())
     await asyncio.sleep(seconds)
     dispatcher.stop()
@@ -401,8 +486,13 @@ async def run_limited(url: str, sink_url: str, seconds: float) -> None:
     await engine.dispose()
 
 
-async def dispatch_limited(sink: Sink, seconds: float, kind: str = "sqlite",
-                           pg_server: str | None = None, instances: int = 1) -> Limited:
+async def dispatch_limited(
+    sink: Sink,
+    seconds: float,
+    kind: str = "sqlite",
+    pg_server: str | None = None,
+    instances: int = 1,
+) -> Limited:
     """30/s overall and 1/s per chat, with a backlog no limit-abiding sender could clear.
 
     With several instances, each dispatcher runs in an OS process of its own, with its own
@@ -417,9 +507,12 @@ async def dispatch_limited(sink: Sink, seconds: float, kind: str = "sqlite",
         if instances == 1:
             await run_limited(db.url, sink.url, seconds + 0.5)
         else:
-            children = [await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "--instance", db.url, sink.url, str(seconds + 0.5))
-                for _ in range(instances)]
+            children = [
+                await asyncio.create_subprocess_exec(
+                    sys.executable, __file__, "--instance", db.url, sink.url, str(seconds + 0.5)
+                )
+                for _ in range(instances)
+            ]
             for child in children:
                 if await child.wait():
                     raise RuntimeError("a dispatcher process failed")
@@ -434,7 +527,8 @@ async def dispatch_limited(sink: Sink, seconds: float, kind: str = "sqlite",
         sustained=len(steady) / seconds,
         window_max=most_in_any_window([t for t, _ in arrivals]),
         chat_window_max=max(most_in_any_window(times) for times in by_chat.values()),
-        sent=len(arrivals), seconds=seconds,
+        sent=len(arrivals),
+        seconds=seconds,
         hot_chat_rate=len(hot_times) / len(hot) / seconds,
     )
 
@@ -449,10 +543,15 @@ def verdict(ok: bool) -> str:
 async def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
     chats = [100_000 + n for n in range(args.chats)]
-    per_chat = {chat: args.messages // args.chats + (1 if n < args.messages % args.chats else 0)
-                for n, chat in enumerate(chats)}
-    pg_server = None if args.no_postgres else os.environ.get(
-        "CONCORDER_BENCH_PG", "postgres@127.0.0.1:5432")
+    per_chat = {
+        chat: args.messages // args.chats + (1 if n < args.messages % args.chats else 0)
+        for n, chat in enumerate(chats)
+    }
+    pg_server = (
+        None
+        if args.no_postgres
+        else os.environ.get("CONCORDER_BENCH_PG", "postgres@127.0.0.1:5432")
+    )
     if pg_server and not await pg_reachable(pg_server):
         print(f"PostgreSQL at {pg_server} did not answer: measuring SQLite only")
         pg_server = None
@@ -465,8 +564,14 @@ async def main(args: argparse.Namespace) -> int:
         base = await baseline(sink, chats, per_chat)
         rows.append(("baseline: bare aiohttp client", f"{base:,.0f} msg/s", "", ""))
         ptb = await baseline_ptb(sink, chats, per_chat, budget=5)
-        rows.append(("baseline: bare python-telegram-bot", f"{ptb:,.0f} msg/s",
-                     f"{ptb / base:.2f} of aiohttp (httpx inside)", ""))
+        rows.append(
+            (
+                "baseline: bare python-telegram-bot",
+                f"{ptb:,.0f} msg/s",
+                f"{ptb / base:.2f} of aiohttp (httpx inside)",
+                "",
+            )
+        )
         runs = [("sqlite", "aiohttp")] + ([("postgresql", "aiohttp")] if pg_server else [])
         runs.append(("sqlite", "ptb"))
         for kind, transport_kind in runs:
@@ -474,37 +579,69 @@ async def main(args: argparse.Namespace) -> int:
                 # The baseline again, just before: on a shared machine the load drifts, and
                 # each ratio compares two measurements taken under the same conditions.
                 base_now = await baseline(sink, chats, per_chat)
-            rate, counts = await dispatch_unlimited(kind, pg_server, sink, chats, per_chat,
-                                                    transport_kind,
-                                                    budget=15 if transport_kind == "aiohttp" else 8)
+            rate, counts = await dispatch_unlimited(
+                kind,
+                pg_server,
+                sink,
+                chats,
+                per_chat,
+                transport_kind,
+                budget=15 if transport_kind == "aiohttp" else 8,
+            )
             clean = set(counts) <= {"sent", "queued"} and "failed" not in counts
             if transport_kind == "aiohttp":
                 ok = rate >= 0.5 * base_now and counts == {"sent": args.messages}
                 failures += not ok
-                rows.append((f"dispatcher, limits off, {kind}, aiohttp transport",
-                             f"{rate:,.0f} msg/s",
-                             f"ratio {rate / base_now:.2f} to {base_now:,.0f} msg/s measured "
-                             f"just before (>= 0.50)", verdict(ok)))
+                rows.append(
+                    (
+                        f"dispatcher, limits off, {kind}, aiohttp transport",
+                        f"{rate:,.0f} msg/s",
+                        f"ratio {rate / base_now:.2f} to {base_now:,.0f} msg/s measured "
+                        f"just before (>= 0.50)",
+                        verdict(ok),
+                    )
+                )
             else:
                 # Reported, not judged: python-telegram-bot's own speed bounds this row.
-                rows.append((f"dispatcher, limits off, {kind}, TelegramTransport",
-                             f"{rate:,.0f} msg/s",
-                             f"ratio {rate / base:.2f} to aiohttp, {rate / ptb:.2f} to bare "
-                             f"PTB{'' if clean else f' {counts}'}", "info"))
+                rows.append(
+                    (
+                        f"dispatcher, limits off, {kind}, TelegramTransport",
+                        f"{rate:,.0f} msg/s",
+                        f"ratio {rate / base:.2f} to aiohttp, {rate / ptb:.2f} to bare "
+                        f"PTB{'' if clean else f' {counts}'}",
+                        "info",
+                    )
+                )
 
         setups = [("sqlite", 1)] + ([("postgresql", 1), ("postgresql", 2)] if pg_server else [])
         for kind, instances in setups:
             limited = await dispatch_limited(sink, args.seconds, kind, pg_server, instances)
             how = f"{kind}, {instances} process{'es' if instances > 1 else ''}"
             checks = [
-                (f"limits on, {how}: sustained rate", f"{limited.sustained:.1f} msg/s",
-                 f"over {limited.seconds:.0f} s (>= 29)", limited.sustained >= 29),
-                (f"limits on, {how}: most in any 1 s window", str(limited.window_max),
-                 "(<= 30)", limited.window_max <= 30),
-                (f"limits on, {how}: most to one chat in any 1 s",
-                 str(limited.chat_window_max), "(<= 1)", limited.chat_window_max <= 1),
-                (f"limits on, {how}: busy chat rate", f"{limited.hot_chat_rate:.2f} msg/s",
-                 "per chat, 20 queued each (<= 1)", limited.hot_chat_rate <= 1),
+                (
+                    f"limits on, {how}: sustained rate",
+                    f"{limited.sustained:.1f} msg/s",
+                    f"over {limited.seconds:.0f} s (>= 29)",
+                    limited.sustained >= 29,
+                ),
+                (
+                    f"limits on, {how}: most in any 1 s window",
+                    str(limited.window_max),
+                    "(<= 30)",
+                    limited.window_max <= 30,
+                ),
+                (
+                    f"limits on, {how}: most to one chat in any 1 s",
+                    str(limited.chat_window_max),
+                    "(<= 1)",
+                    limited.chat_window_max <= 1,
+                ),
+                (
+                    f"limits on, {how}: busy chat rate",
+                    f"{limited.hot_chat_rate:.2f} msg/s",
+                    "per chat, 20 queued each (<= 1)",
+                    limited.hot_chat_rate <= 1,
+                ),
             ]
             for name, value, target, ok in checks:
                 failures += not ok
@@ -513,9 +650,11 @@ async def main(args: argparse.Namespace) -> int:
         await sink.stop()
 
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"\n{args.messages:,} messages across {args.chats:,} chats, concurrency "
-          f"{CONCURRENCY}, loopback Bot API sink in its own process; "
-          f"{os.cpu_count()} CPUs, load average {load} at the end\n")
+    print(
+        f"\n{args.messages:,} messages across {args.chats:,} chats, concurrency "
+        f"{CONCURRENCY}, loopback Bot API sink in its own process; "
+        f"{os.cpu_count()} CPUs, load average {load} at the end\n"
+    )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
@@ -527,8 +666,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--chats", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=10.0,
-                        help="how long to measure the limited rate")
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="how long to measure the limited rate"
+    )
     parser.add_argument("--no-postgres", action="store_true", help="measure SQLite only")
     parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--instance", nargs=3, help=argparse.SUPPRESS)

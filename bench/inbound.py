@@ -56,10 +56,16 @@ SMS_PATH = "/webhooks/twilio/sms"
 def server_settings(url: str):
     from bot.settings import Settings
 
-    return Settings(CONCORDER_DATABASE_URL=url, CONCORDER_PUBLIC_URL=PUBLIC_URL,
-                    TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_WEBHOOK_SECRET=SECRET,
-                    TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-                    TWILIO_FROM_NUMBER="+447700900001", _env_file=None)
+    return Settings(
+        CONCORDER_DATABASE_URL=url,
+        CONCORDER_PUBLIC_URL=PUBLIC_URL,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_WEBHOOK_SECRET=SECRET,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_FROM_NUMBER="+447700900001",
+        _env_file=None,
+    )
 
 
 def run_server(url: str | None) -> None:
@@ -134,15 +140,20 @@ def interleave(people: int, total: int) -> list[tuple[int, str]]:
 
 
 def telegram_requests(people: int, total: int, base: int) -> list[Request]:
-    headers = {"Content-Type": "application/json",
-               "X-Telegram-Bot-Api-Secret-Token": SECRET}
+    headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET}
     requests = []
     for number, (person, text) in enumerate(interleave(people, total), start=1):
         chat = base + person
-        body = {"update_id": base + number, "message": {
-            "message_id": number, "date": 1764547200, "text": text,
-            "from": {"id": chat, "is_bot": False, "first_name": "B", "language_code": "en"},
-            "chat": {"id": chat, "type": "private"}}}
+        body = {
+            "update_id": base + number,
+            "message": {
+                "message_id": number,
+                "date": 1764547200,
+                "text": text,
+                "from": {"id": chat, "is_bot": False, "first_name": "B", "language_code": "en"},
+                "chat": {"id": chat, "type": "private"},
+            },
+        }
         requests.append((TELEGRAM_PATH, json.dumps(body).encode(), headers))
     return requests
 
@@ -153,12 +164,19 @@ def sms_requests(people: int, total: int, base: int) -> list[Request]:
     validator = RequestValidator(AUTH_TOKEN)
     requests = []
     for number, (person, text) in enumerate(interleave(people, total), start=1):
-        params = {"MessageSid": f"SM{base + number:032x}", "AccountSid": ACCOUNT_SID,
-                  "From": f"+4477009{base // 1000 + person:05d}", "To": "+447700900001",
-                  "Body": text, "NumMedia": "0"}
+        params = {
+            "MessageSid": f"SM{base + number:032x}",
+            "AccountSid": ACCOUNT_SID,
+            "From": f"+4477009{base // 1000 + person:05d}",
+            "To": "+447700900001",
+            "Body": text,
+            "NumMedia": "0",
+        }
         signature = validator.compute_signature(PUBLIC_URL + SMS_PATH, params)
-        headers = {"Content-Type": "application/x-www-form-urlencoded",
-                   "X-Twilio-Signature": signature}
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": signature,
+        }
         requests.append((SMS_PATH, urlencode(params).encode(), headers))
     return requests
 
@@ -238,9 +256,11 @@ async def outbox_count(db) -> int:
 
 def line(label: str, result: Result, baseline: Result | None = None) -> str:
     ratio = f"  ({result.rate / baseline.rate:.1%} of the bare handler)" if baseline else ""
-    return (f"  {label:<26} {result.rate:7.0f}/s  p50 {result.percentile(50):6.1f} ms  "
-            f"p99 {result.percentile(99):6.1f} ms  5xx {result.errors}"
-            f"{f'  refused {result.refused}' if result.refused else ''}{ratio}")
+    return (
+        f"  {label:<26} {result.rate:7.0f}/s  p50 {result.percentile(50):6.1f} ms  "
+        f"p99 {result.percentile(99):6.1f} ms  5xx {result.errors}"
+        f"{f'  refused {result.refused}' if result.refused else ''}{ratio}"
+    )
 
 
 def verdict(ok: bool) -> str:
@@ -268,15 +288,19 @@ async def measure(kind: str, pg_server: str | None, args: argparse.Namespace) ->
             queued = await outbox_count(db)
         finally:
             server.stop()
-    print(f"{kind}: {len(telegram)} Telegram updates from {args.people} people, "
-          f"{len(sms)} SMS, {args.concurrency} at once")
+    print(
+        f"{kind}: {len(telegram)} Telegram updates from {args.people} people, "
+        f"{len(sms)} SMS, {args.concurrency} at once"
+    )
     print(line("bare handler, Telegram", bare_tg))
     print(line("service, Telegram", tg, bare_tg))
     print(line("bare handler, SMS", bare_sms))
     print(line("service, SMS", text, bare_sms))
-    print(f"  {queued} answers queued; audit chain {'verifies' if chain_ok else 'BROKEN'}: "
-          f"{checked} events, all linked {waited:.2f} s after the load"
-          f"{f' ({left} still waiting)' if left else ''}")
+    print(
+        f"  {queued} answers queued; audit chain {'verifies' if chain_ok else 'BROKEN'}: "
+        f"{checked} events, all linked {waited:.2f} s after the load"
+        f"{f' ({left} still waiting)' if left else ''}"
+    )
     rate, p99 = (600, 250) if kind == "postgresql" else (300, None)
     worst = min(tg.rate, text.rate)
     ok = worst >= rate and tg.errors == text.errors == 0 and chain_ok
@@ -288,8 +312,11 @@ async def measure(kind: str, pg_server: str | None, args: argparse.Namespace) ->
 
 
 async def main(args: argparse.Namespace) -> int:
-    pg_server = None if args.no_postgres else os.environ.get(
-        "CONCORDER_BENCH_PG", "postgres@127.0.0.1:5432")
+    pg_server = (
+        None
+        if args.no_postgres
+        else os.environ.get("CONCORDER_BENCH_PG", "postgres@127.0.0.1:5432")
+    )
     if pg_server and not await pg_reachable(pg_server):
         print(f"PostgreSQL at {pg_server} did not answer: measuring SQLite only")
         pg_server = None

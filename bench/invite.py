@@ -46,9 +46,16 @@ def pool_rows(start: int, stop: int) -> list[recruitment.PoolRow]:
         kind = n % 10
         phone = None if kind == 9 else f"+4420{n:08d}"
         handle = f"person_{n:07d}" if kind >= 8 else None
-        rows.append(recruitment.PoolRow(
-            lines=[n + 2], phone=phone, telegram=handle, language=LANGUAGES[n % 5],
-            household=f"H{n // 2}", attributes={"age": ("16-29", "30-49", "50-64", "65+")[n % 4]}))
+        rows.append(
+            recruitment.PoolRow(
+                lines=[n + 2],
+                phone=phone,
+                telegram=handle,
+                language=LANGUAGES[n % 5],
+                household=f"H{n // 2}",
+                attributes={"age": ("16-29", "30-49", "50-64", "65+")[n % 4]},
+            )
+        )
     return rows
 
 
@@ -66,15 +73,19 @@ async def main(people: int) -> int:
         sessions = sessionmaker(engine)
         started = time.perf_counter()
         for start in range(0, people, 25_000):
-            await recruitment.import_pool(sessions, assembly,
-                                          pool_rows(start, min(people, start + 25_000)))
+            await recruitment.import_pool(
+                sessions, assembly, pool_rows(start, min(people, start + 25_000))
+            )
         imported = time.perf_counter() - started
-        print(f"pool import: {people} people in {imported:.1f} s "
-              f"({imported / people * 1e6:.0f} µs per person)")
+        print(
+            f"pool import: {people} people in {imported:.1f} s "
+            f"({imported / people * 1e6:.0f} µs per person)"
+        )
 
         started, cpu = time.perf_counter(), time.process_time()
         result = await recruitment.send_invitations(
-            sessions, settings, assembly, "BenchBot", letters_path=Path(tmp) / "letters.csv")
+            sessions, settings, assembly, "BenchBot", letters_path=Path(tmp) / "letters.csv"
+        )
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu
         await audit.sequence_all(sessions)  # what the service's sequencer does meanwhile
@@ -84,10 +95,14 @@ async def main(people: int) -> int:
             chain = await audit.verify(session)
         await engine.dispose()
     per = elapsed / max(invitations, 1) * 1000
-    print(f"invitations: {invitations} ({dict(result.invited)}), outbox rows: {outbox}, "
-          f"letter links: {result.letters}")
-    print(f"time: {elapsed:.1f} s, {per:.3f} ms per invitation (target < 1 ms); "
-          f"CPU {cpu / max(invitations, 1) * 1000:.3f} ms per invitation")
+    print(
+        f"invitations: {invitations} ({dict(result.invited)}), outbox rows: {outbox}, "
+        f"letter links: {result.letters}"
+    )
+    print(
+        f"time: {elapsed:.1f} s, {per:.3f} ms per invitation (target < 1 ms); "
+        f"CPU {cpu / max(invitations, 1) * 1000:.3f} ms per invitation"
+    )
     print(f"peak memory: {peak_mb():.0f} MB (target < 300 MB)")
     print(f"audit chain: {'intact' if chain.ok else 'BROKEN'}, {chain.checked} events")
     ok = invitations == people and per < 1 and peak_mb() < 300 and chain.ok

@@ -81,16 +81,23 @@ def synthetic_pool(size: int = RESPONDENTS, seed: int = 2026) -> list[draw.Respo
 
 def population_quotas(seats: int = SEATS, tolerance: float = 0.15) -> draw.Quotas:
     """Quotas from the population shares (not the pool's), within +/- tolerance."""
-    spec = {category: {value: {"min": int(share * seats * (1 - tolerance)),
-                               "max": int(share * seats * (1 + tolerance)) + 1}
-                       for value, share in shares.items()}
-            for category, shares in CATEGORIES.items()}
+    spec = {
+        category: {
+            value: {
+                "min": int(share * seats * (1 - tolerance)),
+                "max": int(share * seats * (1 + tolerance)) + 1,
+            }
+            for value, share in shares.items()
+        }
+        for category, shares in CATEGORIES.items()
+    }
     return draw.quota_bounds(spec, seats)
 
 
 def draw_input(size: int, seats: int) -> draw.DrawInput:
-    return draw.DrawInput(synthetic_pool(size), population_quotas(seats), seats, 0,
-                          one_per_household=True)
+    return draw.DrawInput(
+        synthetic_pool(size), population_quotas(seats), seats, 0, one_per_household=True
+    )
 
 
 # --- one ILP, as the library solves it ----------------------------------------------------
@@ -127,21 +134,26 @@ def seconds_per_ilp(inp: draw.DrawInput, backend: str) -> float:
     from sortition_algorithms.committee_generation.solver import SolverSense, solver_sum
 
     canonical = inp.canonical()
-    payload = {"input": canonical, "algorithm": "maximin", "seed_number": 2026,
-               "solver_backend": backend}
+    payload = {
+        "input": canonical,
+        "algorithm": "maximin",
+        "seed_number": 2026,
+        "solver_backend": backend,
+    }
     settings = draw_solver._library_settings(payload)
     features = draw_solver._features(canonical["quotas"], inp.panel_size)
     people = draw_solver._people(canonical["respondents"], features, settings)
     rng = random.Random(2026)
     with quiet_stdout():
-        solver, agents = setup_committee_generation(features, people, inp.panel_size,
-                                                    settings.normalised_address_columns,
-                                                    backend)
+        solver, agents = setup_committee_generation(
+            features, people, inp.panel_size, settings.normalised_address_columns, backend
+        )
         weights = {pid: rng.uniform(0.99, 1.0) for pid in agents}
         started = time.perf_counter()
         for _ in range(PROBE_ROUNDS):
-            solver.set_objective(solver_sum(weights[p] * agents[p] for p in agents),
-                                 SolverSense.MAXIMIZE)
+            solver.set_objective(
+                solver_sum(weights[p] * agents[p] for p in agents), SolverSense.MAXIMIZE
+            )
             solver.optimize()
             for pid in ilp_results_to_committee(solver, agents):
                 weights[pid] *= 0.8
@@ -166,8 +178,12 @@ class Tracker:
 
     def __call__(self, event: dict[str, Any]) -> None:
         if event["event"] == "start":
-            self.current = {"name": event["name"], "total": event.get("total"), "done": 0,
-                            "started": time.monotonic()}
+            self.current = {
+                "name": event["name"],
+                "total": event.get("total"),
+                "done": 0,
+                "started": time.monotonic(),
+            }
             self.phases.append(self.current)
         elif event["event"] == "update" and self.current:
             self.current["done"] = event["current"]
@@ -201,10 +217,14 @@ def run_distribution(inp: draw.DrawInput, algorithm: str, budget: float) -> dict
         else:
             note = error.message
         return {"algorithm": algorithm, "seconds": seconds, "note": note}
-    return {"algorithm": algorithm, "seconds": time.monotonic() - started,
-            "lowest": result.lowest_probability, "mean": result.mean_probability,
-            "quotas_met": all(row.met for row in result.quota_table),
-            "note": f"exact ({draw.SOLVER_BACKEND}); {tracker.summary()}"}
+    return {
+        "algorithm": algorithm,
+        "seconds": time.monotonic() - started,
+        "lowest": result.lowest_probability,
+        "mean": result.mean_probability,
+        "quotas_met": all(row.met for row in result.quota_table),
+        "note": f"exact ({draw.SOLVER_BACKEND}); {tracker.summary()}",
+    }
 
 
 def run_legacy(inp: draw.DrawInput, budget: float) -> dict[str, Any]:
@@ -216,12 +236,16 @@ def run_legacy(inp: draw.DrawInput, budget: float) -> dict[str, Any]:
         seconds = time.monotonic() - started
         counts: Counter[str] = Counter(first.selected)
         draws, seed = 1, 1
-        payload = {"mode": "select", "input": inp.canonical(), "algorithm": "legacy",
-                   "panels": 1, "pick_seed": None}
+        payload = {
+            "mode": "select",
+            "input": inp.canonical(),
+            "algorithm": "legacy",
+            "panels": 1,
+            "pick_seed": None,
+        }
         deadline = time.monotonic() + budget
         while time.monotonic() < deadline:
-            batch = [{**payload, "seed": str(s), "seed_number": s}
-                     for s in range(seed, seed + 10)]
+            batch = [{**payload, "seed": str(s), "seed_number": s} for s in range(seed, seed + 10)]
             seed += len(batch)
             for answer in draw.rerun_many(batch, worker=worker):
                 if isinstance(answer, dict):
@@ -229,15 +253,25 @@ def run_legacy(inp: draw.DrawInput, budget: float) -> dict[str, Any]:
                     draws += 1
     frequencies = [counts[p.id] / draws for p in inp.respondents]
     never = sum(1 for f in frequencies if f == 0)
-    return {"algorithm": "legacy", "seconds": seconds, "lowest": min(frequencies),
-            "mean": sum(frequencies) / len(frequencies),
-            "quotas_met": all(row.met for row in first.quota_table),
-            "note": f"estimated from {draws} draws (resolution 1/{draws}); never drawn: "
-                    f"{never}"}
+    return {
+        "algorithm": "legacy",
+        "seconds": seconds,
+        "lowest": min(frequencies),
+        "mean": sum(frequencies) / len(frequencies),
+        "quotas_met": all(row.met for row in first.quota_table),
+        "note": f"estimated from {draws} draws (resolution 1/{draws}); never drawn: {never}",
+    }
 
 
-def compare(inp: draw.DrawInput, args: argparse.Namespace, *, legacy: bool, maximin: bool,
-            budget: float, legacy_budget: float) -> list[dict[str, Any]]:
+def compare(
+    inp: draw.DrawInput,
+    args: argparse.Namespace,
+    *,
+    legacy: bool,
+    maximin: bool,
+    budget: float,
+    legacy_budget: float,
+) -> list[dict[str, Any]]:
     size, seats = len(inp.respondents), inp.panel_size
     console.rule(f"{size} respondents, {seats} seats")
     rows = []
@@ -260,80 +294,114 @@ def probe(size: int, seats: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=600,
-                        help="time limit for one maximin (or nash) draw, seconds")
-    parser.add_argument("--legacy-budget", type=float, default=25,
-                        help="time spent on repeated legacy draws of 2,000, seconds")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=600,
+        help="time limit for one maximin (or nash) draw, seconds",
+    )
+    parser.add_argument(
+        "--legacy-budget",
+        type=float,
+        default=25,
+        help="time spent on repeated legacy draws of 2,000, seconds",
+    )
     parser.add_argument("--nash", action="store_true", help="also run nash (as slow as maximin)")
-    parser.add_argument("--no-small", action="store_true",
-                        help="skip the 200-respondent comparison")
+    parser.add_argument(
+        "--no-small", action="store_true", help="skip the 200-respondent comparison"
+    )
     args = parser.parse_args()
 
     load = os.getloadavg()
-    console.print(f"{len(CATEGORIES)} categories, one per household; {draw.LIBRARY} "
-                  f"{draw.library_version()}, solver backend {draw.SOLVER_BACKEND}; "
-                  f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} "
-                  f"{load[2]:.2f} at the start.")
+    console.print(
+        f"{len(CATEGORIES)} categories, one per household; {draw.LIBRARY} "
+        f"{draw.library_version()}, solver backend {draw.SOLVER_BACKEND}; "
+        f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} "
+        f"{load[2]:.2f} at the start."
+    )
     started = time.monotonic()
 
     console.rule("One integer program (ILP) of the library, per solver backend")
     probes = {RESPONDENTS: probe(RESPONDENTS, SEATS)}
     ilps = RESPONDENTS + 1  # one feasibility solve, then one per multiplicative-weights round
-    explain = Table(title=f"maximin at {RESPONDENTS} / {SEATS}: at least {ilps} ILPs before "
-                          "it optimises")
+    explain = Table(
+        title=f"maximin at {RESPONDENTS} / {SEATS}: at least {ilps} ILPs before it optimises"
+    )
     for column in ("Solver backend", "One ILP (measured now)", "x ILPs = lower bound"):
         explain.add_column(column)
     for backend, seconds in probes[RESPONDENTS].items():
-        explain.add_row(backend + (" (the draw's)" if backend == draw.SOLVER_BACKEND else
-                                   " (library default)"),
-                        f"{seconds:.3f} s", minutes(seconds * ilps))
+        explain.add_row(
+            backend + (" (the draw's)" if backend == draw.SOLVER_BACKEND else " (library default)"),
+            f"{seconds:.3f} s",
+            minutes(seconds * ilps),
+        )
     console.print(explain)
 
     inp = draw_input(RESPONDENTS, SEATS)
     bound = probes[RESPONDENTS][draw.SOLVER_BACKEND] * ilps
     fits = bound <= args.budget
-    rows = compare(inp, args, legacy=True, maximin=fits, budget=args.budget,
-                   legacy_budget=args.legacy_budget)
+    rows = compare(
+        inp, args, legacy=True, maximin=fits, budget=args.budget, legacy_budget=args.legacy_budget
+    )
     finished = fits and rows[1].get("lowest") is not None
     why = ""
     if not fits:
-        why = (f"maximin at {RESPONDENTS} / {SEATS} not run: one ILP took "
-               f"{probes[RESPONDENTS][draw.SOLVER_BACKEND]:.3f} s here x {ilps} ILPs the "
-               f"library needs before optimising = {minutes(bound)} > budget "
-               f"{minutes(args.budget)}.")
-        rows.append({"scale": f"{RESPONDENTS} / {SEATS}", "algorithm": "maximin",
-                     "note": why})
+        why = (
+            f"maximin at {RESPONDENTS} / {SEATS} not run: one ILP took "
+            f"{probes[RESPONDENTS][draw.SOLVER_BACKEND]:.3f} s here x {ilps} ILPs the "
+            f"library needs before optimising = {minutes(bound)} > budget "
+            f"{minutes(args.budget)}."
+        )
+        rows.append({"scale": f"{RESPONDENTS} / {SEATS}", "algorithm": "maximin", "note": why})
     if not finished:
         # The largest smaller size whose lower bound fits the budget, beside legacy there.
         for size, seats in SMALLER:
             per_ilp = seconds_per_ilp(draw_input(size, seats), draw.SOLVER_BACKEND)
             if per_ilp * (size + 1) <= args.budget / 2:  # the optimisation costs as much again
-                rows += compare(draw_input(size, seats), args, legacy=True, maximin=True,
-                                budget=args.budget, legacy_budget=args.legacy_budget / 2)
+                rows += compare(
+                    draw_input(size, seats),
+                    args,
+                    legacy=True,
+                    maximin=True,
+                    budget=args.budget,
+                    legacy_budget=args.legacy_budget / 2,
+                )
                 break
     elif not args.no_small:
-        rows += compare(draw_input(200, 20), args, legacy=True, maximin=True, budget=120,
-                        legacy_budget=12)
+        rows += compare(
+            draw_input(200, 20), args, legacy=True, maximin=True, budget=120, legacy_budget=12
+        )
 
     table = Table(title="Stratified draw: maximin against legacy")
-    for column in ("Respondents / seats", "Algorithm", "One draw", "Lowest probability",
-                   "Mean", "Quotas met", "Note"):
+    for column in (
+        "Respondents / seats",
+        "Algorithm",
+        "One draw",
+        "Lowest probability",
+        "Mean",
+        "Quotas met",
+        "Note",
+    ):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
-            row["scale"], row["algorithm"],
+            row["scale"],
+            row["algorithm"],
             minutes(row["seconds"]) if "seconds" in row else "-",
             f"{row['lowest']:.3%}" if row.get("lowest") is not None else "-",
             f"{row['mean']:.3%}" if row.get("mean") is not None else "-",
             {True: "yes", False: "NO"}.get(row.get("quotas_met"), "-"),
-            row.get("note", ""))
+            row.get("note", ""),
+        )
     console.print(table)
     load = os.getloadavg()
-    console.print("The fairest possible lowest probability is seats / respondents "
-                  f"({SEATS / RESPONDENTS:.1%} at {RESPONDENTS} / {SEATS}). Total "
-                  f"{minutes(time.monotonic() - started)}; load average at the end "
-                  f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores "
-                  "(other work on the machine slows every figure above).")
+    console.print(
+        "The fairest possible lowest probability is seats / respondents "
+        f"({SEATS / RESPONDENTS:.1%} at {RESPONDENTS} / {SEATS}). Total "
+        f"{minutes(time.monotonic() - started)}; load average at the end "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores "
+        "(other work on the machine slows every figure above)."
+    )
     if why:
         console.print(why)
 

@@ -41,7 +41,6 @@ def normalise_phone(number: str, default_region: str = "GB") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-
 # What Twilio can put in an inbound `From` besides a number phonenumbers knows: an E.164
 # number outside its metadata (new ranges, the fictional 07700 900xxx), a short code, or
 # an alphanumeric sender name. Twilio has vouched for the sender, so all of them are kept.

@@ -34,16 +34,25 @@ from store.db import make_engine, sessionmaker, upgrade_async
 log = logging.getLogger(__name__)
 
 
-def build(settings: Settings | None = None, *, assembly: Assembly | None = None,
-          calendar: Calendar | None = None,
-          sessions: async_sessionmaker[AsyncSession] | None = None) -> Relay:
+def build(
+    settings: Settings | None = None,
+    *,
+    assembly: Assembly | None = None,
+    calendar: Calendar | None = None,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
+) -> Relay:
     """The application's parts. The assembly and calendar come from the arguments, else
     from the assembly file in the settings (its problems are logged, then raised)."""
     settings = settings or Settings()
     if assembly is None and calendar is None and settings.assembly_file:
         assembly, calendar = read_assembly_file(settings.assembly_file)
-    relay = Relay(settings=settings, engine=build_engine(), assembly=assembly,
-                  calendar=calendar, sessions=sessions)
+    relay = Relay(
+        settings=settings,
+        engine=build_engine(),
+        assembly=assembly,
+        calendar=calendar,
+        sessions=sessions,
+    )
     register_hooks(relay)
     return relay
 
@@ -73,8 +82,13 @@ def read_assembly_file(path: str) -> tuple[Assembly, Calendar | None]:
     return assembly, calendar
 
 
-def create_app(settings: Settings | None = None, *, relay: Relay | None = None,
-               migrate: bool = True, dispatch: bool = True) -> web.Application:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    relay: Relay | None = None,
+    migrate: bool = True,
+    dispatch: bool = True,
+) -> web.Application:
     """The web application. `dispatch=False` leaves the outbox and timers alone (tests
     drive them themselves)."""
     relay = relay or build(settings)
@@ -118,10 +132,15 @@ def install_calendar(app: web.Application, relay: Relay) -> None:
 
     async def tick() -> None:
         if not runners:
-            runners.append(CalendarRunner(relay.sessions, service.enqueuer(relay.settings),
-                                          calendar=relay.calendar,
-                                          path=relay.settings.assembly_file,
-                                          on_reload=reloaded))
+            runners.append(
+                CalendarRunner(
+                    relay.sessions,
+                    service.enqueuer(relay.settings),
+                    calendar=relay.calendar,
+                    path=relay.settings.assembly_file,
+                    on_reload=reloaded,
+                )
+            )
         if (await runners[0].tick()).ran:
             relay.outbox_signal.set()
 
@@ -139,8 +158,11 @@ def build_cli() -> typer.Typer:
     from bot.cli import schedule as cli_schedule
     from bot.cli import simulate as cli_simulate
 
-    app = typer.Typer(help="Concorder Relay: messaging for citizens' assemblies over SMS and "
-                      "Telegram.", no_args_is_help=True, rich_markup_mode="rich")
+    app = typer.Typer(
+        help="Concorder Relay: messaging for citizens' assemblies over SMS and Telegram.",
+        no_args_is_help=True,
+        rich_markup_mode="rich",
+    )
     cli.register(app)  # serve, db upgrade, audit verify
     cli_broadcast.register(app)  # broadcast, organiser add|list|remove
     cli_draw.register(app)  # select, replace

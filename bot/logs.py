@@ -25,9 +25,18 @@ OUR_PACKAGES = ("bot", "flows", "scheduler", "store")
 
 # Libraries that log each request (URLs with the bot token or account SID, headers,
 # parameters with chat ids and text) at INFO or DEBUG, or every timer tick.
-QUIET = ("twilio.http_client", "twilio.async_http_client", "httpx", "httpcore",
-         "telegram.Bot", "telegram.ext.ExtBot", "telegram.request", "apscheduler",
-         "aiosqlite", "asyncio")
+QUIET = (
+    "twilio.http_client",
+    "twilio.async_http_client",
+    "httpx",
+    "httpcore",
+    "telegram.Bot",
+    "telegram.ext.ExtBot",
+    "telegram.request",
+    "apscheduler",
+    "aiosqlite",
+    "asyncio",
+)
 
 _REDACTIONS = (
     # A bot token: the bot's id, a colon, 35 characters (checked before the digit runs).
@@ -41,8 +50,10 @@ _REDACTIONS = (
     # Phone numbers in any spelling (+44 7700 900123, 07700-900123, (415) 555-0100) and
     # chat ids: seven digits or more, grouped by spaces, dashes or brackets. Not dots: a
     # status and a duration ("200 0.004s") are not a number; nor is an ISO date.
-    (re.compile(r"(?<![\w+.-])(?!\d{4}-\d{2}-\d{2}(?!\d))\+?\(?\d(?:[ ()-]{0,2}\d){6,}"),
-     "[number]"),
+    (
+        re.compile(r"(?<![\w+.-])(?!\d{4}-\d{2}-\d{2}(?!\d))\+?\(?\d(?:[ ()-]{0,2}\d){6,}"),
+        "[number]",
+    ),
 )
 
 
@@ -74,17 +85,14 @@ def _frames(exc: traceback.TracebackException, seen: set[int]) -> list[str]:
     cause, context = exc.__cause__, exc.__context__
     if cause is not None and id(cause) not in seen:
         lines += _frames(cause, seen)
-        lines.append("\nThe above exception was the direct cause of the following "
-                     "exception:\n\n")
+        lines.append("\nThe above exception was the direct cause of the following exception:\n\n")
     elif context is not None and not exc.__suppress_context__ and id(context) not in seen:
         lines += _frames(context, seen)
-        lines.append("\nDuring handling of the above exception, another exception "
-                     "occurred:\n\n")
+        lines.append("\nDuring handling of the above exception, another exception occurred:\n\n")
     if exc.stack:
         lines.append("Traceback (most recent call last):\n")
         lines.extend(exc.stack.format())
-    lines.append(f"{_type_name(exc.exc_type)} (message not logged: it may hold personal "
-                 "data)\n")
+    lines.append(f"{_type_name(exc.exc_type)} (message not logged: it may hold personal data)\n")
     return lines
 
 
@@ -131,16 +139,21 @@ class PrivateFormatter(logging.Formatter):
 
 def configured_secrets(settings: Any) -> list[str]:
     """The secret values of the configuration, redacted wherever they turn up."""
-    secrets = [settings.telegram_bot_token, settings.telegram_webhook_secret,
-               settings.twilio_auth_token, settings.twilio_account_sid]
+    secrets = [
+        settings.telegram_bot_token,
+        settings.telegram_webhook_secret,
+        settings.twilio_auth_token,
+        settings.twilio_account_sid,
+    ]
     key = getattr(settings, "secret_key", None)
     if key is not None:
         secrets.append(key.get_secret_value())
     return [s for s in secrets if s]
 
 
-def configure_logging(settings: Any = None, *, stream: IO[str] | None = None,
-                      level: int = logging.INFO) -> logging.Handler:
+def configure_logging(
+    settings: Any = None, *, stream: IO[str] | None = None, level: int = logging.INFO
+) -> logging.Handler:
     """Send every log line through PrivateFormatter (to stderr unless `stream`) and quiet
     the libraries that log each request. Safe to call again: the handler is replaced."""
     secrets: list[str] = []
@@ -172,5 +185,6 @@ def _log_uncaught(exc_type, exc, tb) -> None:
     if issubclass(exc_type, KeyboardInterrupt):
         sys.__excepthook__(exc_type, exc, tb)
         return
-    logging.getLogger("bot").critical("stopped by an unexpected error",
-                                      exc_info=(exc_type, exc, tb))
+    logging.getLogger("bot").critical(
+        "stopped by an unexpected error", exc_info=(exc_type, exc, tb)
+    )

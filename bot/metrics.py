@@ -21,8 +21,9 @@ class ChannelHistogram:
     copy (each list read is atomic).
     """
 
-    def __init__(self, name: str, documentation: str, buckets: Sequence[float],
-                 registry: CollectorRegistry):
+    def __init__(
+        self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry
+    ):
         self.name, self.documentation = name, documentation
         self.bounds = sorted(float(bound) for bound in buckets)
         self._counts: dict[str, list[int]] = {}
@@ -47,8 +48,7 @@ class ChannelHistogram:
         family = HistogramMetricFamily(self.name, self.documentation, labels=["channel"])
         for channel, counts in list(self._counts.items()):
             running, buckets = 0, []
-            for bound, count in zip([*map(str, self.bounds), "+Inf"], list(counts),
-                                    strict=True):
+            for bound, count in zip([*map(str, self.bounds), "+Inf"], list(counts), strict=True):
                 running += count
                 buckets.append((bound, running))
             family.add_metric([channel], buckets, self._sums[channel])
@@ -59,36 +59,51 @@ class ChannelHistogram:
 
 
 MESSAGES_IN = Counter(
-    "concorder_messages_in_total", "Inbound messages by channel and outcome",
-    ["channel", "outcome"], registry=REGISTRY,
+    "concorder_messages_in_total",
+    "Inbound messages by channel and outcome",
+    ["channel", "outcome"],
+    registry=REGISTRY,
 )
 MESSAGES_OUT = Counter(
-    "concorder_messages_out_total", "Outbound messages by channel and status",
-    ["channel", "status"], registry=REGISTRY,
+    "concorder_messages_out_total",
+    "Outbound messages by channel and status",
+    ["channel", "status"],
+    registry=REGISTRY,
 )
 DISPATCH_LATENCY = ChannelHistogram(
-    "concorder_dispatch_latency_seconds", "Time from queueing to hand-over to the channel",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900), registry=REGISTRY,
+    "concorder_dispatch_latency_seconds",
+    "Time from queueing to hand-over to the channel",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+    registry=REGISTRY,
 )
 QUEUE_DEPTH = Gauge(
-    "concorder_outbox_queue_depth", "Messages waiting in the outbox", ["channel"],
+    "concorder_outbox_queue_depth",
+    "Messages waiting in the outbox",
+    ["channel"],
     registry=REGISTRY,
 )
 WEBHOOKS_REJECTED = Counter(
-    "concorder_webhooks_rejected_total", "Webhook calls refused (bad signature or secret)",
-    ["source"], registry=REGISTRY,
+    "concorder_webhooks_rejected_total",
+    "Webhook calls refused (bad signature or secret)",
+    ["source"],
+    registry=REGISTRY,
 )
 CHANNEL_FAILURES = Gauge(
     "concorder_channel_consecutive_failures",
     "Sends in a row that failed for a passing reason (provider down, timeout); 0 when the "
-    "last send went through", ["channel"], registry=REGISTRY,
+    "last send went through",
+    ["channel"],
+    registry=REGISTRY,
 )
 CHANNEL_DEGRADED = Gauge(
-    "concorder_channel_degraded", "1 while a channel keeps failing, else 0", ["channel"],
+    "concorder_channel_degraded",
+    "1 while a channel keeps failing, else 0",
+    ["channel"],
     registry=REGISTRY,
 )
 OLDEST_WAITING = Gauge(
     "concorder_outbox_oldest_waiting_seconds",
-    "Age of the oldest message due and not yet sent (0 when none waits)", ["channel"],
+    "Age of the oldest message due and not yet sent (0 when none waits)",
+    ["channel"],
     registry=REGISTRY,
 )

@@ -82,8 +82,10 @@ class Settings(BaseSettings):
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().strip()) < 32:
-            raise ValueError("CONCORDER_SECRET_KEY must be at least 32 characters; make one "
-                             "with: python3 -c 'import secrets; print(secrets.token_hex(32))'")
+            raise ValueError(
+                "CONCORDER_SECRET_KEY must be at least 32 characters; make one "
+                "with: python3 -c 'import secrets; print(secrets.token_hex(32))'"
+            )
         return value
 
     @property

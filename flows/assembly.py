@@ -74,8 +74,10 @@ class AssemblyInfo(_Strict):
         shipped = shipped_languages()
         for code in self.languages:
             if code not in shipped:
-                raise ValueError(f"language {code!r} has no translation catalog "
-                                 f"(available: {', '.join(shipped)})")
+                raise ValueError(
+                    f"language {code!r} has no translation catalog "
+                    f"(available: {', '.join(shipped)})"
+                )
         if self.default_language not in self.languages:
             raise ValueError(f"default_language {self.default_language!r} is not in languages")
         return self
@@ -113,8 +115,10 @@ class Question(_Strict):
         seen: set[str] = set()
         for option in self.options:
             if option.key in RESERVED_KEYS:
-                raise ValueError(f"option key {option.key!r} is a reply word the service "
-                                 "keeps for itself; choose another")
+                raise ValueError(
+                    f"option key {option.key!r} is a reply word the service "
+                    "keeps for itself; choose another"
+                )
             if option.key in seen:
                 raise ValueError(f"option key {option.key!r} appears twice")
             seen.add(option.key)
@@ -140,9 +144,13 @@ def _quota(value: Any) -> QuotaRange | float:
         try:
             return QuotaRange.model_validate(value)
         except ValidationError as exc:
-            raise ValueError("; ".join(
-                f"{'.'.join(map(str, e['loc'])) + ': ' if e['loc'] else ''}"
-                f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())) from None
+            raise ValueError(
+                "; ".join(
+                    f"{'.'.join(map(str, e['loc'])) + ': ' if e['loc'] else ''}"
+                    f"{e['msg'].removeprefix('Value error, ')}"
+                    for e in exc.errors()
+                )
+            ) from None
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1:
         return float(value)
     raise ValueError("give seats as { min = 2, max = 4 } or a share of the panel such as 0.25")
@@ -173,11 +181,13 @@ class Selection(_Strict):
                 if not low <= self.panel_size <= high:
                     raise ValueError(
                         f"quotas > {category}: the minimums add up to {low} and the maximums "
-                        f"to {high}, so a panel of {self.panel_size} cannot meet them")
+                        f"to {high}, so a panel of {self.panel_size} cannot meet them"
+                    )
             shares = [q for q in values.values() if not isinstance(q, QuotaRange)]
             if len(shares) == len(values) and abs(sum(shares) - 1) > 0.02:
-                raise ValueError(f"quotas > {category}: the shares add up to "
-                                 f"{sum(shares):.2f}, not 1")
+                raise ValueError(
+                    f"quotas > {category}: the shares add up to {sum(shares):.2f}, not 1"
+                )
         return self
 
 
@@ -213,15 +223,18 @@ class Assembly(_Strict):
             "consent_version": self.consent.version,
             "consent_text": dict(self.consent.text),
             "questions": [
-                {"id": q.id, "text": dict(q.text),
-                 "options": [{"key": o.key, "label": dict(o.label)} for o in q.options]}
+                {
+                    "id": q.id,
+                    "text": dict(q.text),
+                    "options": [{"key": o.key, "label": dict(o.label)} for o in q.options],
+                }
                 for q in self.questions
             ],
             "registration_deadline": recruitment.registration_deadline,
         }
 
 
-def _missing_languages(assembly: Assembly) -> list[str]:
+def _missing_languages(assembly: Assembly) -> list[str]:  # noqa: C901
     """Every text must exist in every language the assembly offers."""
     problems = []
     languages = assembly.assembly.languages
@@ -240,8 +253,10 @@ def _missing_languages(assembly: Assembly) -> list[str]:
             keys = {option.key for option in question.options}
             for value in values:
                 if value not in keys:
-                    problems.append(f"selection > quotas > {category} > {value}: not an option "
-                                    f"of question {category!r} ({', '.join(sorted(keys))})")
+                    problems.append(
+                        f"selection > quotas > {category} > {value}: not an option "
+                        f"of question {category!r} ({', '.join(sorted(keys))})"
+                    )
     seen: set[str] = set()
     for n, question in enumerate(assembly.questions, start=1):
         place = f"questions #{n} (id {question.id!r})"
@@ -256,8 +271,10 @@ def _missing_languages(assembly: Assembly) -> list[str]:
                 # A reply is matched by number, key or label: two equal labels are ambiguous.
                 folded = fold(label)
                 if folded in labels_seen.setdefault(code, set()):
-                    problems.append(f"{place} > options #{m} > label: {label!r} repeats "
-                                    f"another option in {code!r}")
+                    problems.append(
+                        f"{place} > options #{m} > label: {label!r} repeats "
+                        f"another option in {code!r}"
+                    )
                 labels_seen[code].add(folded)
     return problems
 

@@ -29,8 +29,9 @@ PROMPT = "cal"
 _TIME_COMMAND = re.compile(r"^(time|heure|hora)(?![^\W\d_])\s*:?\s*(.*)$", re.IGNORECASE)
 MORE_WORDS = {"more", "suite", "plus", "mas", "siguiente"}
 READ_WORDS = {"read", "lu", "leido"}
-_CLOCK = re.compile(r"^\s*(\d{1,2})(?:\s*[:.hH]\s*|\s+)?(\d{2})?\s*([ap])?\.?\s*m?\.?\s*$",
-                    re.IGNORECASE)
+_CLOCK = re.compile(
+    r"^\s*(\d{1,2})(?:\s*[:.hH]\s*|\s+)?(\d{2})?\s*([ap])?\.?\s*m?\.?\s*$", re.IGNORECASE
+)
 
 
 def parse_time_of_day(text: str) -> time | None:
@@ -53,9 +54,16 @@ def parse_time_of_day(text: str) -> time | None:
 
 # --- what is sent ---------------------------------------------------------------------
 
-def briefing_document(t: Translator, *, title: str, text: str,
-                      perspectives: list[dict[str, str]], sources: list[dict[str, Any]],
-                      audio: str | None) -> str:
+
+def briefing_document(
+    t: Translator,
+    *,
+    title: str,
+    text: str,
+    perspectives: list[dict[str, str]],
+    sources: list[dict[str, Any]],
+    audio: str | None,
+) -> str:
     """The whole briefing in Markdown: title, text, the perspectives presented, sources."""
     _ = t.gettext
     parts = [f"**{title}**", text.strip()]
@@ -67,8 +75,9 @@ def briefing_document(t: Translator, *, title: str, text: str,
     if sources:
         heading = _("Sources")
         lines = [f"**{heading}**"]
-        lines += [f"- [{s['title']}]({s['url']})" if s.get("url") else f"- {s['title']}"
-                  for s in sources]
+        lines += [
+            f"- [{s['title']}]({s['url']})" if s.get("url") else f"- {s['title']}" for s in sources
+        ]
         parts.append("\n".join(lines))
     if audio:
         parts.append(_("Listen to this briefing: {link}", link=audio))
@@ -84,8 +93,15 @@ def briefing_messages(t: Translator, channel: str, briefing: dict[str, Any]) -> 
     """Telegram: the whole briefing, formatted, with a button to say it was read.
     SMS: its first page; MORE sends the next."""
     if channel == "telegram":
-        return [Outbound(text=briefing["document"], markdown=True, urgent=False,
-                         kind="briefing", choices=(Choice(READ, t.gettext("I have read it")),))]
+        return [
+            Outbound(
+                text=briefing["document"],
+                markdown=True,
+                urgent=False,
+                kind="briefing",
+                choices=(Choice(READ, t.gettext("I have read it")),),
+            )
+        ]
     return [Outbound(text=briefing["pages"][0], urgent=False, kind="briefing")]
 
 
@@ -102,11 +118,17 @@ def session_when(t: Translator, session: dict[str, Any], calendar: dict[str, Any
     return when
 
 
-def reminder_messages(t: Translator, channel: str, session: dict[str, Any],
-                      calendar: dict[str, Any]) -> list[Outbound]:
+def reminder_messages(
+    t: Translator, channel: str, session: dict[str, Any], calendar: dict[str, Any]
+) -> list[Outbound]:
     _ = t.gettext
-    lines = [_("Reminder: {title}, {when}.", title=session["title"],
-               when=session_when(t, session, calendar))]
+    lines = [
+        _(
+            "Reminder: {title}, {when}.",
+            title=session["title"],
+            when=session_when(t, session, calendar),
+        )
+    ]
     if session.get("place"):
         lines.append(_("Place: {place}", place=session["place"]))
     if session.get("call_in"):
@@ -120,11 +142,15 @@ def reminder_messages(t: Translator, channel: str, session: dict[str, Any],
 
 def session_moved_text(t: Translator, session: dict[str, Any], calendar: dict[str, Any]) -> str:
     """The notice for a moved session, for the broadcast feature's session-moved template."""
-    return t.gettext("Change of time: {title} is now on {when}.", title=session["title"],
-                     when=session_when(t, session, calendar))
+    return t.gettext(
+        "Change of time: {title} is now on {when}.",
+        title=session["title"],
+        when=session_when(t, session, calendar),
+    )
 
 
 # --- replies ----------------------------------------------------------------------------
+
 
 def _memory(conv: Conversation) -> dict[str, Any]:
     return conv.state.data.setdefault("calendar", {})
@@ -176,8 +202,14 @@ def _time(conv: Conversation, calendar: CalendarFacts, rest: str) -> None:
     example = conv._("Reply TIME followed by the time you want, for example TIME 7:30.")
     if not rest.strip():
         current = time.fromisoformat(calendar.briefing_time)
-        conv.say(" ".join([conv._("Your daily briefing arrives at {time}.",
-                                  time=_clock(conv, current)), example]))
+        conv.say(
+            " ".join(
+                [
+                    conv._("Your daily briefing arrives at {time}.", time=_clock(conv, current)),
+                    example,
+                ]
+            )
+        )
         return
     chosen = parse_time_of_day(rest)
     if chosen is None:
@@ -207,8 +239,11 @@ def calendar_replies(conv: Conversation, inbound: Inbound) -> bool:
         return False
     if inbound.button is not None:
         key = inbound.button.rpartition(":")[2]
-        actions = {READ: lambda: _read(conv), LATE: lambda: _attendance(conv, calendar, "late"),
-                   ABSENT: lambda: _attendance(conv, calendar, "absent")}
+        actions = {
+            READ: lambda: _read(conv),
+            LATE: lambda: _attendance(conv, calendar, "late"),
+            ABSENT: lambda: _attendance(conv, calendar, "absent"),
+        }
         if key not in actions:
             return False
         actions[key]()

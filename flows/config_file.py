@@ -61,8 +61,9 @@ class AssemblyFile:
         return cls.parse(read_text(path, error), str(path), error)
 
     @classmethod
-    def parse(cls, text: str, path: str = "assembly.toml",
-              error: type[ConfigError] = ConfigError) -> AssemblyFile:
+    def parse(
+        cls, text: str, path: str = "assembly.toml", error: type[ConfigError] = ConfigError
+    ) -> AssemblyFile:
         return cls(path=path, text=text, raw=parse_toml(text, path, error))
 
     def tables(self) -> dict[str, Any]:

@@ -24,8 +24,11 @@ class Consent(Flow):
     def ask(self, conv: Conversation, step: str) -> None:
         _ = conv._
         text = in_language(conv, recruitment_facts(conv).consent_text)
-        conv.ask("agree", "\n\n".join([text, _("Do you agree?")]),
-                 conv.choices(("agree", _("I agree")), ("disagree", _("I do not agree"))))
+        conv.ask(
+            "agree",
+            "\n\n".join([text, _("Do you agree?")]),
+            conv.choices(("agree", _("I agree")), ("disagree", _("I do not agree"))),
+        )
 
     def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
         facts = recruitment_facts(conv)
@@ -33,13 +36,22 @@ class Consent(Flow):
             withdraw(conv)
         elif answer.choice == "agree":
             # The version and language say exactly which text was agreed to.
-            conv.emit(events.CONSENT_GIVEN, version=facts.consent_version,
-                      language=conv.state.language, channel=conv.ctx.channel)
+            conv.emit(
+                events.CONSENT_GIVEN,
+                version=facts.consent_version,
+                language=conv.state.language,
+                channel=conv.ctx.channel,
+            )
             conv.goto("registration")
         elif answer.choice == "disagree":
             conv.emit(events.CONSENT_REFUSED, version=facts.consent_version)
-            conv.say(conv._("Without your agreement we cannot register you. Thank you for "
-                            "your interest in {assembly}.", assembly=assembly_name(conv)))
+            conv.say(
+                conv._(
+                    "Without your agreement we cannot register you. Thank you for "
+                    "your interest in {assembly}.",
+                    assembly=assembly_name(conv),
+                )
+            )
             conv.finish()
         elif is_start_command(answer):
             reopened(conv)

@@ -215,8 +215,11 @@ class Engine:
         choice, stale = match_choice(conv.state, inbound)
         # A reply that is one of the offered options ('Français' at the language question)
         # goes to the flow, not to the language keyword.
-        language = (language_of(text, shipped_languages())
-                    if inbound.button is None and choice is None else None)
+        language = (
+            language_of(text, shipped_languages())
+            if inbound.button is None and choice is None
+            else None
+        )
         if language is not None:
             previous = conv.state.language
             conv.state.language = language
@@ -242,7 +245,6 @@ class Engine:
             flow.reply(conv, conv.state.step, Answer(text=text, choice=choice))
         return Turn(conv.state, conv.outbound, conv.events)
 
-
     def start(self, state: State, flow: str, ctx: Context, step: str | None = None) -> Turn:
         """Begin a flow for a participant without an inbound message (an invitation, a draw)."""
         conv = Conversation(copy.deepcopy(state), ctx, self)
@@ -256,13 +258,19 @@ def help_text(conv: Conversation) -> str:
     name = conv.ctx.facts.service_name or "Concorder Relay"
     assembly = conv.ctx.facts.assembly_name
     if assembly:
-        intro = conv._("This is {service}, the messaging service of {assembly}.",
-                       service=name, assembly=assembly)
+        intro = conv._(
+            "This is {service}, the messaging service of {assembly}.",
+            service=name,
+            assembly=assembly,
+        )
     else:
-        intro = conv._("This is {service}, the messaging service of a citizens' assembly.",
-                       service=name)
-    return " ".join([
-        intro,
-        conv._("Reply STOP at any time to get no more messages."),
-        conv._("Reply ENGLISH, FRANCAIS or ESPANOL to change language."),
-    ])
+        intro = conv._(
+            "This is {service}, the messaging service of a citizens' assembly.", service=name
+        )
+    return " ".join(
+        [
+            intro,
+            conv._("Reply STOP at any time to get no more messages."),
+            conv._("Reply ENGLISH, FRANCAIS or ESPANOL to change language."),
+        ]
+    )

@@ -125,8 +125,10 @@ class CalendarFacts:
     def from_plain(cls, plain: dict[str, Any]) -> CalendarFacts:
         """From scheduler.facts.calendar_facts, whose plain form the jobs use too."""
         return cls(
-            timezone=plain["timezone"], default_timezone=plain["default_timezone"],
-            briefing_time=plain["briefing_time"], quiet_hours=plain["quiet_hours"],
+            timezone=plain["timezone"],
+            default_timezone=plain["default_timezone"],
+            briefing_time=plain["briefing_time"],
+            quiet_hours=plain["quiet_hours"],
             sessions=[CalendarSession(**s) for s in plain["sessions"]],
             briefings={key: CalendarBriefing(**b) for key, b in plain["briefings"].items()},
         )

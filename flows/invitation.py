@@ -38,8 +38,11 @@ def withdraw(conv: Conversation) -> None:
     """Leave the recruitment for good: no more messages, data marked for erasure."""
     conv.emit(events.WITHDREW, channel=conv.ctx.channel)
     conv.say(
-        conv._("You have withdrawn from {assembly}. We will send you no more messages and "
-               "will delete your details.", assembly=assembly_name(conv)),
+        conv._(
+            "You have withdrawn from {assembly}. We will send you no more messages and "
+            "will delete your details.",
+            assembly=assembly_name(conv),
+        ),
         compliance=True,
     )
     conv.state.opted_out = True
@@ -50,11 +53,15 @@ def withdraw(conv: Conversation) -> None:
 def refusal(conv: Conversation, reason: str) -> str:
     """Why a Telegram link did not bind (the service decided; the flow explains)."""
     if reason == "other":
-        return conv._("This Telegram account is already linked to another invitation. "
-                      "Please open your link from your own account.")
+        return conv._(
+            "This Telegram account is already linked to another invitation. "
+            "Please open your link from your own account."
+        )
     if reason == "used":
-        return conv._("This invitation link has already been used from another account. "
-                      "Please use the account you first opened it with.")
+        return conv._(
+            "This invitation link has already been used from another account. "
+            "Please use the account you first opened it with."
+        )
     if reason == "expired" and conv.ctx.channel == "sms":
         return conv._("This invitation has expired. Thank you for your interest.")
     return conv._("This invitation link is not valid or has expired.")
@@ -103,36 +110,49 @@ class Invitation(Flow):
         _ = conv._
         name = assembly_name(conv)
         if step == "reminder":
-            text = _("A reminder: you are invited to take part in {assembly}. Would you like "
-                     "to take part?", assembly=name)
+            text = _(
+                "A reminder: you are invited to take part in {assembly}. Would you like "
+                "to take part?",
+                assembly=name,
+            )
         else:
-            text = _("You are invited to take part in {assembly}, a citizens' assembly chosen "
-                     "by lot. Taking part is voluntary. Would you like to take part?",
-                     assembly=name)
+            text = _(
+                "You are invited to take part in {assembly}, a citizens' assembly chosen "
+                "by lot. Taking part is voluntary. Would you like to take part?",
+                assembly=name,
+            )
             link = recruitment_facts(conv).invite_link
             if link and conv.ctx.channel == "sms":
                 text += " " + _("You can also reply on Telegram: {link}", link=link)
             if conv.ctx.channel == "sms":
                 text += " " + _("Reply STOP at any time to get no more messages.")
-        conv.ask("respond", text, conv.choices(("yes", _("Yes, tell me more")),
-                                               ("no", _("No, thank you"))))
+        conv.ask(
+            "respond",
+            text,
+            conv.choices(("yes", _("Yes, tell me more")), ("no", _("No, thank you"))),
+        )
 
     def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
         if wants_to_withdraw(answer):
             withdraw(conv)
         elif recruitment_facts(conv).invitation_status == "lapsed" and (
-                answer.choice or is_start_command(answer)):
+            answer.choice or is_start_command(answer)
+        ):
             self.refuse(conv, "expired")
         elif answer.choice == "yes":
             conv.emit(events.INVITATION_ACCEPTED, channel=conv.ctx.channel)
             conv.goto("consent")
         elif answer.choice == "no":
             conv.emit(events.INVITATION_DECLINED, channel=conv.ctx.channel)
-            conv.say(conv._("Thank you for letting us know. We will not contact you about "
-                            "{assembly} again.", assembly=assembly_name(conv)))
+            conv.say(
+                conv._(
+                    "Thank you for letting us know. We will not contact you about "
+                    "{assembly} again.",
+                    assembly=assembly_name(conv),
+                )
+            )
             conv.finish()
         elif is_start_command(answer):
             reopened(conv)
         else:
             conv.not_understood()
-

@@ -19,20 +19,45 @@ class Keyword(Enum):
 
 # Twilio's standard opt-out words first, then their equivalents in each shipped language.
 OPT_OUT_WORDS = {
-    "stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout",
+    "stop",
+    "stopall",
+    "unsubscribe",
+    "cancel",
+    "end",
+    "quit",
+    "revoke",
+    "optout",
     # fr
-    "arret", "arreter", "desabonner", "desinscrire", "desinscription",
+    "arret",
+    "arreter",
+    "desabonner",
+    "desinscrire",
+    "desinscription",
     # es
-    "alto", "parar", "baja", "darmedebaja", "cancelar", "detener",
+    "alto",
+    "parar",
+    "baja",
+    "darmedebaja",
+    "cancelar",
+    "detener",
 }
 OPT_IN_WORDS = {"start", "yes", "unstop", "oui", "si", "reprendre", "reanudar", "alta"}
 HELP_WORDS = {"help", "info", "aide", "ayuda"}
 
 # Words that switch the conversation language, mapped to the locale they choose.
 LANGUAGE_WORDS = {
-    "english": "en", "anglais": "en", "ingles": "en", "en": "en",
-    "francais": "fr", "french": "fr", "frances": "fr", "fr": "fr",
-    "espanol": "es", "spanish": "es", "espagnol": "es", "es": "es",
+    "english": "en",
+    "anglais": "en",
+    "ingles": "en",
+    "en": "en",
+    "francais": "fr",
+    "french": "fr",
+    "frances": "fr",
+    "fr": "fr",
+    "espanol": "es",
+    "spanish": "es",
+    "espagnol": "es",
+    "es": "es",
 }
 
 
@@ -41,12 +66,20 @@ LANGUAGE_WORDS = {
 REPLY_WORDS = {
     "yes": {"yes", "y", "oui", "si", "ok", "yep"},
     "no": {"no", "n", "non", "nope"},
-    "agree": {"agree", "iagree", "accept", "accepte", "jaccepte", "daccord", "acepto",
-              "deacuerdo"},
+    "agree": {"agree", "iagree", "accept", "accepte", "jaccepte", "daccord", "acepto", "deacuerdo"},
     "disagree": {"disagree", "refuse", "jerefuse", "norefuse", "rechazo", "noacepto"},
     "confirm": {"confirm", "confirme", "confirmer", "jeconfirme", "confirmo", "confirmar"},
-    "decline": {"decline", "refuse", "refuser", "jerefuse", "decliner", "jedecline",
-                "rechazar", "rechazo", "declino"},
+    "decline": {
+        "decline",
+        "refuse",
+        "refuser",
+        "jerefuse",
+        "decliner",
+        "jedecline",
+        "rechazar",
+        "rechazo",
+        "declino",
+    },
 }
 
 
@@ -67,7 +100,7 @@ def language_of(text: str, shipped: tuple[str, ...]) -> str | None:
     word = fold(text)
     for prefix in ("language", "lang", "langue", "idioma"):
         if word.startswith(prefix) and word != prefix:
-            word = word[len(prefix):]
+            word = word[len(prefix) :]
             break
     code = LANGUAGE_WORDS.get(word)
     return code if code in shipped else None

@@ -44,15 +44,41 @@ AUDIENCE_KINDS = ("all", "selected", "reserve")
 URGENT_WORDS = {"urgent", "urgente"}
 
 # Answers to a preview: the English words the messages name, and their translations.
-PREVIEW_ANSWERS = {"send": "send", "envoyer": "send", "enviar": "send",
-                   "discard": "discard", "abandonner": "discard", "descartar": "discard"}
+PREVIEW_ANSWERS = {
+    "send": "send",
+    "envoyer": "send",
+    "enviar": "send",
+    "discard": "discard",
+    "abandonner": "discard",
+    "descartar": "discard",
+}
 
 # Whole-message starts that report lateness or absence, in every shipped language.
-LATE_PHRASES = {"late", "runninglate", "illbelate", "imlate", "retard", "enretard",
-                "jesuisenretard", "jeseraienretard", "tarde", "llegotarde", "llegaretarde",
-                "voyallegartarde"}
-ABSENT_PHRASES = {"cantcome", "cannotcome", "cantmakeit", "absent", "jenepeuxpasvenir",
-                  "jenepourraipasvenir", "nopuedoir", "nopuedovenir", "ausente"}
+LATE_PHRASES = {
+    "late",
+    "runninglate",
+    "illbelate",
+    "imlate",
+    "retard",
+    "enretard",
+    "jesuisenretard",
+    "jeseraienretard",
+    "tarde",
+    "llegotarde",
+    "llegaretarde",
+    "voyallegartarde",
+}
+ABSENT_PHRASES = {
+    "cantcome",
+    "cannotcome",
+    "cantmakeit",
+    "absent",
+    "jenepeuxpasvenir",
+    "jenepourraipasvenir",
+    "nopuedoir",
+    "nopuedovenir",
+    "ausente",
+}
 
 
 def split_command(text: str) -> tuple[str, str] | None:
@@ -146,13 +172,22 @@ def _sms_locked(conv: Conversation, organiser: OrganiserFacts, command: str) -> 
         return False
     left = datetime.fromisoformat(until) - conv.ctx.now
     minutes = max(1, -(-int(left.total_seconds()) // 60))
-    conv.emit(events.COMMAND_REFUSED, command=command, channel="sms", reason="locked",
-              organiser=organiser.id)
-    conv.say(conv.t.ngettext(
-        "Organiser commands by SMS from this number are locked for {n} more minute, "
-        "after too many wrong codes. Telegram still works.",
-        "Organiser commands by SMS from this number are locked for {n} more minutes, "
-        "after too many wrong codes. Telegram still works.", minutes))
+    conv.emit(
+        events.COMMAND_REFUSED,
+        command=command,
+        channel="sms",
+        reason="locked",
+        organiser=organiser.id,
+    )
+    conv.say(
+        conv.t.ngettext(
+            "Organiser commands by SMS from this number are locked for {n} more minute, "
+            "after too many wrong codes. Telegram still works.",
+            "Organiser commands by SMS from this number are locked for {n} more minutes, "
+            "after too many wrong codes. Telegram still works.",
+            minutes,
+        )
+    )
     return True
 
 
@@ -160,61 +195,104 @@ def _broadcast(conv: Conversation, organiser_id: int, rest: str) -> None:
     _ = conv._
     audience, text = parse_broadcast(rest)
     if not text:
-        conv.say(_("To send a message to the assembly, write /broadcast followed by the "
-                   "text. Start with to:selected, to:reserve, to:group:NAME or to:lang:CODE "
-                   "to reach fewer people."))
+        conv.say(
+            _(
+                "To send a message to the assembly, write /broadcast followed by the "
+                "text. Start with to:selected, to:reserve, to:group:NAME or to:lang:CODE "
+                "to reach fewer people."
+            )
+        )
         return
     if not valid_audience(audience):
-        conv.say(_("I do not know the audience \"{audience}\". Use all, selected, reserve, "
-                   "group:NAME or lang:CODE.", audience=audience))
+        conv.say(
+            _(
+                'I do not know the audience "{audience}". Use all, selected, reserve, '
+                "group:NAME or lang:CODE.",
+                audience=audience,
+            )
+        )
         return
     counts = (conv.ctx.facts.audiences or {}).get(audience)
     if not counts or not counts.reachable:
-        conv.say(_("Nobody in \"{audience}\" can be reached, so there is nothing to send.",
-                   audience=audience))
+        conv.say(
+            _(
+                'Nobody in "{audience}" can be reached, so there is nothing to send.',
+                audience=audience,
+            )
+        )
         return
     people = conv.t.ngettext("{n} person", "{n} people", counts.reachable)
     lines = [
-        _("Preview of your broadcast to {audience}: {people} ({telegram} on Telegram, "
-          "{sms} by SMS).", audience=audience, people=people,
-          telegram=counts.telegram, sms=counts.sms),
+        _(
+            "Preview of your broadcast to {audience}: {people} ({telegram} on Telegram, "
+            "{sms} by SMS).",
+            audience=audience,
+            people=people,
+            telegram=counts.telegram,
+            sms=counts.sms,
+        ),
     ]
     if is_urgent(text):
-        lines.append(_("It starts with URGENT, so it goes out at once, even during quiet "
-                       "hours."))
+        lines.append(_("It starts with URGENT, so it goes out at once, even during quiet hours."))
     elif counts.held:
-        lines.append(conv.t.ngettext(
-            "{n} of them is in quiet hours and will get it when they end.",
-            "{n} of them are in quiet hours and will get it when they end.", counts.held))
+        lines.append(
+            conv.t.ngettext(
+                "{n} of them is in quiet hours and will get it when they end.",
+                "{n} of them are in quiet hours and will get it when they end.",
+                counts.held,
+            )
+        )
     if conv.ctx.channel == "sms":
         code = conv.ctx.facts.confirmation_code
         if not code:
-            conv.say(_("A broadcast by SMS needs a confirmation code and none could be "
-                       "made, so nothing was prepared. Use Telegram or the command line."))
+            conv.say(
+                _(
+                    "A broadcast by SMS needs a confirmation code and none could be "
+                    "made, so nothing was prepared. Use Telegram or the command line."
+                )
+            )
             return
-        answer = _("Reply SEND {code} to send it to {people}, or DISCARD to drop it. The "
-                   "code works once, for {minutes} minutes.", code=code, people=people,
-                   minutes=PREVIEW_MINUTES)
+        answer = _(
+            "Reply SEND {code} to send it to {people}, or DISCARD to drop it. The "
+            "code works once, for {minutes} minutes.",
+            code=code,
+            people=people,
+            minutes=PREVIEW_MINUTES,
+        )
     else:
         answer = _("Reply SEND to send it, or DISCARD to drop it.")
     lines += ["", text, "", answer]
     conv.say("\n".join(lines))
-    conv.emit(events.BROADCAST_PREVIEWED, organiser=organiser_id, audience=audience,
-              recipients=counts.reachable, urgent=is_urgent(text), channel=conv.ctx.channel)
+    conv.emit(
+        events.BROADCAST_PREVIEWED,
+        organiser=organiser_id,
+        audience=audience,
+        recipients=counts.reachable,
+        urgent=is_urgent(text),
+        channel=conv.ctx.channel,
+    )
 
 
-def _answer_preview(conv: Conversation, organiser: OrganiserFacts, answer: str,
-                    pending: PendingBroadcast, given_code: str) -> None:
+def _answer_preview(
+    conv: Conversation,
+    organiser: OrganiserFacts,
+    answer: str,
+    pending: PendingBroadcast,
+    given_code: str,
+) -> None:
     _ = conv._
     organiser_id = organiser.id
     origin = pending.origin or conv.ctx.channel
     if origin != conv.ctx.channel:
         # Answered only where it was made: a forged SMS must not confirm a Telegram
         # preview, nor Telegram send a preview someone made with the organiser's number.
-        conv.say(_("The broadcast waiting for your answer was previewed by SMS: answer "
-                   "it there.") if origin == "sms" else
-                 _("The broadcast waiting for your answer was previewed on Telegram: "
-                   "answer it there."))
+        conv.say(
+            _("The broadcast waiting for your answer was previewed by SMS: answer it there.")
+            if origin == "sms"
+            else _(
+                "The broadcast waiting for your answer was previewed on Telegram: answer it there."
+            )
+        )
         return
     if conv.ctx.now >= datetime.fromisoformat(pending.expires_at):
         conv.emit(events.BROADCAST_DISCARDED, organiser=organiser_id, reason="expired")
@@ -227,17 +305,26 @@ def _answer_preview(conv: Conversation, organiser: OrganiserFacts, answer: str,
     if conv.ctx.channel == "sms":
         given_code = "".join(given_code.split())  # "SEND 482 193" is a code too
         if not given_code.isdigit():
-            conv.say(_("To send it, reply SEND followed by the code from the preview. "
-                       "Nothing was sent."))
+            conv.say(
+                _("To send it, reply SEND followed by the code from the preview. Nothing was sent.")
+            )
             return
         if not code_matches(pending.code_hash, given_code):
             _wrong_code(conv, organiser)
             return
-    conv.emit(events.BROADCAST_CONFIRMED, organiser=organiser_id, audience=pending.audience,
-              channel=conv.ctx.channel)
-    conv.say(conv.t.ngettext("Sending your broadcast to {n} person.",
-                             "Sending your broadcast to {n} people.",
-                             pending.recipients))
+    conv.emit(
+        events.BROADCAST_CONFIRMED,
+        organiser=organiser_id,
+        audience=pending.audience,
+        channel=conv.ctx.channel,
+    )
+    conv.say(
+        conv.t.ngettext(
+            "Sending your broadcast to {n} person.",
+            "Sending your broadcast to {n} people.",
+            pending.recipients,
+        )
+    )
 
 
 def _wrong_code(conv: Conversation, organiser: OrganiserFacts) -> None:
@@ -245,20 +332,27 @@ def _wrong_code(conv: Conversation, organiser: OrganiserFacts) -> None:
     failures = organiser.sms_failures + 1
     if failures < MAX_CODE_FAILURES:
         conv.emit(events.CODE_REJECTED, organiser=organiser.id, failures=failures)
-        conv.say(conv.t.ngettext(
-            "That code is wrong, so nothing was sent. {n} more try before SMS commands "
-            "are locked.",
-            "That code is wrong, so nothing was sent. {n} more tries before SMS commands "
-            "are locked.", MAX_CODE_FAILURES - failures))
+        conv.say(
+            conv.t.ngettext(
+                "That code is wrong, so nothing was sent. {n} more try before SMS commands "
+                "are locked.",
+                "That code is wrong, so nothing was sent. {n} more tries before SMS commands "
+                "are locked.",
+                MAX_CODE_FAILURES - failures,
+            )
+        )
         return
     until = conv.ctx.now + timedelta(minutes=LOCK_MINUTES)
-    conv.emit(events.SMS_LOCKED, organiser=organiser.id, failures=failures,
-              until=until.isoformat())
+    conv.emit(events.SMS_LOCKED, organiser=organiser.id, failures=failures, until=until.isoformat())
     conv.emit(events.BROADCAST_DISCARDED, organiser=organiser.id, reason="locked")
-    conv.say(conv._("That code is wrong, so nothing was sent and the preview is dropped. "
-                    "Organiser commands by SMS from this number are locked for {minutes} "
-                    "minutes, and the other organisers have been told.",
-                    minutes=LOCK_MINUTES))
+    conv.say(
+        conv._(
+            "That code is wrong, so nothing was sent and the preview is dropped. "
+            "Organiser commands by SMS from this number are locked for {minutes} "
+            "minutes, and the other organisers have been told.",
+            minutes=LOCK_MINUTES,
+        )
+    )
 
 
 def _schedule(conv: Conversation, organiser_id: int) -> None:
@@ -272,9 +366,12 @@ def _schedule(conv: Conversation, organiser_id: int) -> None:
     language = conv.state.language
     lines = [_("Coming up:")]
     for session in sessions:
-        line = _("Session {number}: {title}, {start}", number=session.number,
-                 title=_pick(session.title, language),
-                 start=conv.t.datetime(session.start.astimezone(zone)))
+        line = _(
+            "Session {number}: {title}, {start}",
+            number=session.number,
+            title=_pick(session.title, language),
+            start=conv.t.datetime(session.start.astimezone(zone)),
+        )
         place = _pick(session.place, language) or session.call_in or ""
         lines.append(f"{line} ({place})" if place else line)
     conv.say("\n".join(lines))
@@ -308,5 +405,6 @@ def _pick(texts: dict[str, str] | str | None, language: str) -> str:
         return ""
     if isinstance(texts, str):
         return texts
-    return (texts.get(language) or texts.get("*") or texts.get("en")
-            or next(iter(texts.values()), ""))
+    return (
+        texts.get(language) or texts.get("*") or texts.get("en") or next(iter(texts.values()), "")
+    )

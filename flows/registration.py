@@ -50,14 +50,22 @@ class Registration(Flow):
             return
         _progress(conv)
         if _questions(conv):
-            conv.say(conv._("Thank you. A few short questions help us draw a group that "
-                            "looks like everyone. Reply BACK at any time to change your "
-                            "last answer."))
+            conv.say(
+                conv._(
+                    "Thank you. A few short questions help us draw a group that "
+                    "looks like everyone. Reply BACK at any time to change your "
+                    "last answer."
+                )
+            )
         self.next_step(conv)
 
     def closed(self, conv: Conversation) -> None:
-        conv.say(conv._("Registration for {assembly} has closed. Thank you for your interest.",
-                        assembly=assembly_name(conv)))
+        conv.say(
+            conv._(
+                "Registration for {assembly} has closed. Thank you for your interest.",
+                assembly=assembly_name(conv),
+            )
+        )
         conv.state.data.pop("registration", None)
         conv.finish()
 
@@ -72,8 +80,12 @@ class Registration(Flow):
     def ask(self, conv: Conversation, step: str) -> None:
         _ = conv._
         if step == "done":
-            conv.say(_("You are registered for {assembly}. We will write to you after the "
-                       "draw.", assembly=assembly_name(conv)))
+            conv.say(
+                _(
+                    "You are registered for {assembly}. We will write to you after the draw.",
+                    assembly=assembly_name(conv),
+                )
+            )
             wait(conv, self.name, "done")
             return
         questions = _questions(conv)
@@ -84,9 +96,14 @@ class Registration(Flow):
                 return
             question = questions[index]
             heading = _("Question {n} of {total}", n=index + 1, total=len(questions))
-            conv.ask(step, f"{heading}\n{in_language(conv, question['text'])}",
-                     tuple(conv.choices((o["key"], in_language(conv, o["label"])))[0]
-                           for o in question["options"]))
+            conv.ask(
+                step,
+                f"{heading}\n{in_language(conv, question['text'])}",
+                tuple(
+                    conv.choices((o["key"], in_language(conv, o["label"])))[0]
+                    for o in question["options"]
+                ),
+            )
             return
         answers = _progress(conv)["answers"]
         lines = [_("Your answers:")]
@@ -95,10 +112,15 @@ class Registration(Flow):
             chosen = labels.get(answers.get(question["id"], ""), "-")
             lines.append(f"- {in_language(conv, question['text'])} {chosen}")
         lines.append(_("Is this right?"))
-        conv.ask("summary", "\n".join(lines),
-                 conv.choices(("confirm", _("Yes, register me")),
-                              ("back", _("Change the last answer")),
-                              ("restart", _("Start again"))))
+        conv.ask(
+            "summary",
+            "\n".join(lines),
+            conv.choices(
+                ("confirm", _("Yes, register me")),
+                ("back", _("Change the last answer")),
+                ("restart", _("Start again")),
+            ),
+        )
 
     def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
         progress = _progress(conv)
@@ -115,8 +137,13 @@ class Registration(Flow):
             self.back(conv)
         elif step == "summary" and answer.choice == "confirm":
             conv.emit(events.REGISTRATION_COMPLETED, questions=len(progress["answers"]))
-            conv.say(conv._("Thank you, you are registered for {assembly}. If you are drawn "
-                            "we will write to you.", assembly=assembly_name(conv)))
+            conv.say(
+                conv._(
+                    "Thank you, you are registered for {assembly}. If you are drawn "
+                    "we will write to you.",
+                    assembly=assembly_name(conv),
+                )
+            )
             wait(conv, self.name, "done")
         elif step == "summary" and answer.choice == "restart":
             progress["answers"], progress["order"] = {}, []

@@ -29,12 +29,29 @@ class SmsSize:
 # What carriers' "smart encoding" does: typographic characters that look the same as a
 # GSM-7 one are sent as that one, so one of them does not make a whole SMS UCS-2 (70
 # characters a segment instead of 160). Babel's times carry narrow no-break spaces.
-_LOOKALIKES = str.maketrans({
-    "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u2007": " ", "\u200b": "",
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u02bc": "'",
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"',
-    "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u2026": "...", "\u2022": "-",
-})
+_LOOKALIKES = str.maketrans(
+    {
+        "\u00a0": " ",
+        "\u202f": " ",
+        "\u2009": " ",
+        "\u2007": " ",
+        "\u200b": "",
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u02bc": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u2026": "...",
+        "\u2022": "-",
+    }
+)
 
 
 def gsm_friendly(text: str) -> str:

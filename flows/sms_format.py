@@ -33,8 +33,13 @@ def markdown_to_plain(source: str) -> str:
         elif kind in ("paragraph_close", "heading_close"):
             out.append("\n" if token.hidden else "\n\n")  # hidden: a tight list's item
         elif kind in ("bullet_list_open", "ordered_list_open"):
-            if not lists and out and out[-1] == "\n\n" and token.map \
-                    and token.map[0] == paragraph_end:
+            if (
+                not lists
+                and out
+                and out[-1] == "\n\n"
+                and token.map
+                and token.map[0] == paragraph_end
+            ):
                 out[-1] = "\n"  # a list written right under its lead-in line keeps to it
             start = token.attrGet("start") if kind == "ordered_list_open" else None
             lists.append([int(start or 1)] if kind == "ordered_list_open" else [None])

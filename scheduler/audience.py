@@ -18,7 +18,8 @@ Audience = Callable[[AsyncSession], Awaitable[set[str]]]
 async def confirmed_panel(session: AsyncSession) -> set[str]:
     """Participants who were drawn and confirmed they will take part."""
     rows = await session.execute(
-        select(Selection.participant_id).where(Selection.status == CONFIRMED))
+        select(Selection.participant_id).where(Selection.status == CONFIRMED)
+    )
     return set(rows.scalars())
 
 
@@ -29,6 +30,8 @@ async def panel(session: AsyncSession) -> set[str]:
 async def on_panel(session: AsyncSession, participant_id: str) -> bool:
     """One row, not the whole panel, on every message."""
     found = await session.execute(
-        select(Selection.id).where(Selection.participant_id == participant_id,
-                                   Selection.status == CONFIRMED))
+        select(Selection.id).where(
+            Selection.participant_id == participant_id, Selection.status == CONFIRMED
+        )
+    )
     return found.first() is not None

@@ -89,8 +89,12 @@ def pick(texts: dict[str, str] | None, language: str, default: str = "en") -> st
     """The text in `language`, else the default language, else any."""
     if not texts:
         return ""
-    return (texts.get(language) or texts.get("*") or texts.get(default)
-            or next(iter(texts.values()), ""))
+    return (
+        texts.get(language)
+        or texts.get("*")
+        or texts.get(default)
+        or next(iter(texts.values()), "")
+    )
 
 
 class QuietHours(BaseModel):
@@ -131,9 +135,11 @@ class _Strict(BaseModel):
 class Schedule(_Strict):
     timezone: Zone = "UTC"
     reminders: list[Duration] = Field(
-        default_factory=lambda: [timedelta(hours=24), timedelta(hours=2)])
+        default_factory=lambda: [timedelta(hours=24), timedelta(hours=2)]
+    )
     quiet_hours: Annotated[QuietHours, BeforeValidator(_quiet)] = QuietHours(
-        start=time(21), end=time(8))
+        start=time(21), end=time(8)
+    )
     briefing_time: Clock = time(8)
     # An SMS briefing is sent in pages of this many segments; MORE sends the next page.
     sms_page_segments: int = Field(3, ge=1, le=10)

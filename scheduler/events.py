@@ -16,13 +16,20 @@ from store.calendar import BriefingRead, CalendarPreference
 from store.models import Participant
 
 
-async def briefing_time_changed(calendar_of: CalendarSource, session: AsyncSession,
-                                participant: Participant, event: Event,
-                                now: datetime) -> None:
+async def briefing_time_changed(
+    calendar_of: CalendarSource,
+    session: AsyncSession,
+    participant: Participant,
+    event: Event,
+    now: datetime,
+) -> None:
     pref = await session.get(CalendarPreference, participant.id)
     if pref is None:
-        session.add(CalendarPreference(participant_id=participant.id,
-                                       briefing_time=event.data["time"], updated_at=now))
+        session.add(
+            CalendarPreference(
+                participant_id=participant.id, briefing_time=event.data["time"], updated_at=now
+            )
+        )
     else:
         pref.briefing_time, pref.updated_at = event.data["time"], now
     await session.flush()
@@ -31,29 +38,43 @@ async def briefing_time_changed(calendar_of: CalendarSource, session: AsyncSessi
         await sync(session, calendar, now, only=[participant.id])
 
 
-async def _read_row(session: AsyncSession, participant: Participant, briefing: str,
-                    channel: str, now: datetime) -> BriefingRead:
-    read = (await session.execute(select(BriefingRead).where(
-        BriefingRead.participant_id == participant.id, BriefingRead.briefing == briefing)
-    )).scalar_one_or_none()
+async def _read_row(
+    session: AsyncSession, participant: Participant, briefing: str, channel: str, now: datetime
+) -> BriefingRead:
+    read = (
+        await session.execute(
+            select(BriefingRead).where(
+                BriefingRead.participant_id == participant.id, BriefingRead.briefing == briefing
+            )
+        )
+    ).scalar_one_or_none()
     if read is None:
-        read = BriefingRead(participant_id=participant.id, briefing=briefing, channel=channel,
-                            pages_sent=1, pages=1, sent_at=now)
+        read = BriefingRead(
+            participant_id=participant.id,
+            briefing=briefing,
+            channel=channel,
+            pages_sent=1,
+            pages=1,
+            sent_at=now,
+        )
         session.add(read)
     return read
 
 
-async def briefing_paged(session: AsyncSession, participant: Participant, event: Event,
-                         now: datetime) -> None:
+async def briefing_paged(
+    session: AsyncSession, participant: Participant, event: Event, now: datetime
+) -> None:
     read = await _read_row(session, participant, event.data["briefing"], "sms", now)
     read.pages_sent = max(read.pages_sent or 0, int(event.data["page"]))
     read.pages = int(event.data["pages"])
 
 
-async def briefing_read(session: AsyncSession, participant: Participant, event: Event,
-                        now: datetime) -> None:
-    read = await _read_row(session, participant, event.data["briefing"],
-                           event.data.get("channel", "telegram"), now)
+async def briefing_read(
+    session: AsyncSession, participant: Participant, event: Event, now: datetime
+) -> None:
+    read = await _read_row(
+        session, participant, event.data["briefing"], event.data.get("channel", "telegram"), now
+    )
     read.read_at = read.read_at or now
 
 

@@ -30,24 +30,32 @@ async def member_of(session: AsyncSession, participant: Participant) -> Member:
     return Member(participant.id, participant.timezone, chosen, participant.language)
 
 
-def calendar_facts(calendar: Calendar, member: Member,
-                   moves: Mapping[str, Move] | None = None) -> dict[str, Any]:
+def calendar_facts(
+    calendar: Calendar, member: Member, moves: Mapping[str, Move] | None = None
+) -> dict[str, Any]:
     """Sessions and briefings in the member's language, times as ISO UTC strings."""
     language, default = member.language, calendar.default_language
     sessions = []
     for timed in timed_sessions(calendar, moves):
         s = timed.session
-        sessions.append({
-            "id": s.id, "title": pick(s.title, language, default),
-            "start": timed.start.isoformat(),
-            "end": timed.end.isoformat() if timed.end else None,
-            "place": pick(s.place, language, default) or None, "call_in": s.call_in,
-        })
+        sessions.append(
+            {
+                "id": s.id,
+                "title": pick(s.title, language, default),
+                "start": timed.start.isoformat(),
+                "end": timed.end.isoformat() if timed.end else None,
+                "place": pick(s.place, language, default) or None,
+                "call_in": s.call_in,
+            }
+        )
     briefings = {}
     for b in calendar.briefings:
         rendered = render_briefing(calendar, b.id, language)
-        briefings[b.id] = {"title": rendered.title, "document": rendered.document,
-                           "pages": list(rendered.pages)}
+        briefings[b.id] = {
+            "title": rendered.title,
+            "document": rendered.document,
+            "pages": list(rendered.pages),
+        }
     clock = member.briefing_time or calendar.schedule.briefing_time
     return {
         "timezone": member.timezone or calendar.schedule.timezone,
@@ -59,8 +67,9 @@ def calendar_facts(calendar: Calendar, member: Member,
     }
 
 
-async def panel_calendar(calendar_of: CalendarSource, session: AsyncSession,
-                         participant: Participant) -> dict[str, Any]:
+async def panel_calendar(
+    calendar_of: CalendarSource, session: AsyncSession, participant: Participant
+) -> dict[str, Any]:
     calendar = calendar_of()
     if calendar is None or not await audience.on_panel(session, participant.id):
         return {}

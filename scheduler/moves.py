@@ -29,8 +29,9 @@ class Moved:
     planned: SyncResult
 
 
-async def move_session(session: AsyncSession, calendar: Calendar, key: str | int,
-                       start: datetime, now: datetime) -> Moved:
+async def move_session(
+    session: AsyncSession, calendar: Calendar, key: str | int, start: datetime, now: datetime
+) -> Moved:
     """Move session `key` (id or number) to `start`, keeping its length, inside the
     caller's transaction: roll it back for a dry run."""
     chosen = calendar.session(key)
@@ -49,8 +50,11 @@ async def move_session(session: AsyncSession, calendar: Calendar, key: str | int
     row.original_start = utc(calendar.localise(chosen.start))
     row.start, row.end, row.moved_at = utc(start), utc(end) if end else None, now
     await session.flush()
-    await audit.append(session, "session.moved", {
-        "session": chosen.id, "from": timed.start.isoformat(), "to": utc(start).isoformat()},
-        at=now)
+    await audit.append(
+        session,
+        "session.moved",
+        {"session": chosen.id, "from": timed.start.isoformat(), "to": utc(start).isoformat()},
+        at=now,
+    )
     planned = await sync(session, calendar, now)
     return Moved(number, chosen.id, timed.start, utc(start), end, planned)

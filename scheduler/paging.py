@@ -29,12 +29,16 @@ def sms_pages(text: str, language: str, page_segments: int) -> list[str]:
 
     pieces = _split(text, fits)
     # The last piece needs no suffix: merge it back if it then fits on the page before.
-    if len(pieces) > 1 and segments.measure(
-            pieces[-2] + "\n\n" + pieces[-1]).segments <= page_segments:
+    if (
+        len(pieces) > 1
+        and segments.measure(pieces[-2] + "\n\n" + pieces[-1]).segments <= page_segments
+    ):
         pieces[-2:] = [pieces[-2] + "\n\n" + pieces[-1]]
     total = len(pieces)
-    return [piece if n == total else f"{piece}\n{more_suffix(t, n, total)}"
-            for n, piece in enumerate(pieces, start=1)]
+    return [
+        piece if n == total else f"{piece}\n{more_suffix(t, n, total)}"
+        for n, piece in enumerate(pieces, start=1)
+    ]
 
 
 def _split(text: str, fits) -> list[str]:
@@ -78,8 +82,13 @@ class SmsCost:
 
 
 def _localised_list(items, language: str, default: str) -> list[dict[str, str]]:
-    return [{k: pick(v, language, default) if isinstance(v, dict) else v
-             for k, v in item.model_dump().items()} for item in items]
+    return [
+        {
+            k: pick(v, language, default) if isinstance(v, dict) else v
+            for k, v in item.model_dump().items()
+        }
+        for item in items
+    ]
 
 
 def render_briefing(calendar: Calendar, briefing_id: str, language: str) -> Rendered:
@@ -98,13 +107,14 @@ def _render(calendar: Calendar, briefing_id: str, language: str) -> Rendered:
     t = translator(language)
     title = pick(briefing.title, language, default)
     document = briefing_document(
-        t, title=title, text=pick(briefing.text, language, default),
+        t,
+        title=title,
+        text=pick(briefing.text, language, default),
         perspectives=_localised_list(briefing.perspectives, language, default),
         sources=_localised_list(briefing.sources, language, default),
         audio=pick(briefing.audio, language, default) or None,
     )
-    pages = sms_pages(markdown_to_plain(document), language,
-                      calendar.schedule.sms_page_segments)
+    pages = sms_pages(markdown_to_plain(document), language, calendar.schedule.sms_page_segments)
     return Rendered(title, document, tuple(pages))
 
 

@@ -72,8 +72,9 @@ def zone_of(calendar: Calendar, member: Member) -> ZoneInfo:
     return ZoneInfo(member.timezone) if member.timezone else calendar.zone
 
 
-def timed_sessions(calendar: Calendar, moves: Mapping[str, Move] | None = None
-                   ) -> list[TimedSession]:
+def timed_sessions(
+    calendar: Calendar, moves: Mapping[str, Move] | None = None
+) -> list[TimedSession]:
     """Sessions with their effective times: the file's, or a move made since."""
     out = []
     for session in calendar.sessions:
@@ -105,8 +106,9 @@ def _at_local(day, clock: time, zone: ZoneInfo) -> datetime:
     return utc(datetime.combine(day, clock, tzinfo=zone))
 
 
-def briefing_item(calendar: Calendar, briefing: Briefing, member: Member,
-                  sessions: Mapping[str, TimedSession]) -> Due | None:
+def briefing_item(
+    calendar: Calendar, briefing: Briefing, member: Member, sessions: Mapping[str, TimedSession]
+) -> Due | None:
     """When `member` gets `briefing`: their briefing time on its day, in their time zone.
 
     A briefing for a session comes on the session's day, or the day before when the
@@ -150,13 +152,23 @@ def reminder_items(calendar: Calendar, timed: TimedSession, member: Member) -> l
         send = after_quiet_hours(due, zone, calendar.schedule.quiet_hours)
         if send >= timed.start:
             continue  # quiet hours last until the session: the other reminders do the job
-        items.append(Due(REMINDER, member.id, timed.id, reminder_occurrence(offset, timed.start),
-                         due, send, timed.start))
+        items.append(
+            Due(
+                REMINDER,
+                member.id,
+                timed.id,
+                reminder_occurrence(offset, timed.start),
+                due,
+                send,
+                timed.start,
+            )
+        )
     return items
 
 
-def plan(calendar: Calendar, members: Iterable[Member],
-         moves: Mapping[str, Move] | None = None) -> list[Due]:
+def plan(
+    calendar: Calendar, members: Iterable[Member], moves: Mapping[str, Move] | None = None
+) -> list[Due]:
     """Every briefing and reminder for every member, in the order they go out."""
     timed = timed_sessions(calendar, moves)
     by_id = {t.id: t for t in timed}
@@ -195,7 +207,8 @@ def parse_local_time(text: str, calendar: Calendar, *, base: datetime | None = N
         try:
             clock = parse_clock(text)
         except ValueError:
-            raise ValueError(f"{text!r} is not a date and time such as 2027-03-04T19:00 "
-                             "or a time such as 19:00") from None
+            raise ValueError(
+                f"{text!r} is not a date and time such as 2027-03-04T19:00 or a time such as 19:00"
+            ) from None
         moment = datetime.combine(base.astimezone(calendar.zone).date(), clock)
     return utc(calendar.localise(moment))

@@ -34,11 +34,18 @@ class Tick:
 
 
 class CalendarRunner:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], enqueue: Enqueue, *,
-                 calendar: Calendar | None = None, owner: str | None = None,
-                 replan_every: timedelta = REPLAN_EVERY, batch: int = 50,
-                 path: str | Path | None = None,
-                 on_reload: Callable[[Calendar], None] | None = None):
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        enqueue: Enqueue,
+        *,
+        calendar: Calendar | None = None,
+        owner: str | None = None,
+        replan_every: timedelta = REPLAN_EVERY,
+        batch: int = 50,
+        path: str | Path | None = None,
+        on_reload: Callable[[Calendar], None] | None = None,
+    ):
         """`enqueue` writes due messages to the outbox (see scheduler.jobs.Enqueue);
         `on_reload` is told of a calendar re-read from the file, so the conversations see
         it too."""
@@ -94,13 +101,17 @@ class CalendarRunner:
         if calendar is None:
             return Tick(None, 0)
         planned = None
-        if self._planned_at is None or now - self._planned_at >= self.replan_every \
-                or now < self._planned_at:
+        if (
+            self._planned_at is None
+            or now - self._planned_at >= self.replan_every
+            or now < self._planned_at
+        ):
             async with self.sessions.begin() as session:
                 planned = await sync(session, calendar, now)
             self._planned_at = now
-        ran = await run_due(self.sessions, self.enqueue, calendar, now, owner=self.owner,
-                            batch=self.batch)
+        ran = await run_due(
+            self.sessions, self.enqueue, calendar, now, owner=self.owner, batch=self.batch
+        )
         return Tick(planned, ran)
 
 

@@ -30,8 +30,9 @@ class Timer:
 TIMERS = web.AppKey("timers", list)
 
 
-def add(app: web.Application, name: str, seconds: float,
-        job: Callable[[], Awaitable[object]]) -> None:
+def add(
+    app: web.Application, name: str, seconds: float, job: Callable[[], Awaitable[object]]
+) -> None:
     """Run `job` every `seconds` (first right at start-up) while the service runs."""
     if TIMERS not in app:
         app[TIMERS] = []
@@ -54,9 +55,15 @@ def install(app: web.Application) -> None:
     async def timers(app: web.Application):
         scheduler = AsyncIOScheduler(timezone="UTC")
         for timer in app.get(TIMERS, []):
-            scheduler.add_job(_guarded(timer), "interval", seconds=timer.seconds,
-                              max_instances=1, coalesce=True, next_run_time=utcnow(),
-                              name=timer.name)
+            scheduler.add_job(
+                _guarded(timer),
+                "interval",
+                seconds=timer.seconds,
+                max_instances=1,
+                coalesce=True,
+                next_run_time=utcnow(),
+                name=timer.name,
+            )
         scheduler.start()
         yield
         scheduler.shutdown(wait=False)

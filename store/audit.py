@@ -28,8 +28,9 @@ from store.models import AuditEvent, AuditHead, utcnow
 GENESIS = "0" * 64
 
 
-def canonical(seq: int, at: datetime, kind: str, participant_id: str | None,
-              data: dict[str, Any]) -> bytes:
+def canonical(
+    seq: int, at: datetime, kind: str, participant_id: str | None, data: dict[str, Any]
+) -> bytes:
     body = {
         "seq": seq,
         "at": at.isoformat(timespec="microseconds"),
@@ -44,9 +45,15 @@ def link_hash(prev_hash: str, body: bytes) -> str:
     return hashlib.sha256(prev_hash.encode() + body).hexdigest()
 
 
-async def append(session: AsyncSession, kind: str, data: dict[str, Any] | None = None, *,
-                 participant_id: str | None = None, at: datetime | None = None,
-                 linked: bool = False) -> AuditEvent:
+async def append(
+    session: AsyncSession,
+    kind: str,
+    data: dict[str, Any] | None = None,
+    *,
+    participant_id: str | None = None,
+    at: datetime | None = None,
+    linked: bool = False,
+) -> AuditEvent:
     """Insert one event inside the caller's transaction (it commits with the change),
     unlinked: no shared row is touched, so concurrent transactions do not queue on the
     chain's head. `linked=True` links it (and every committed event before it) at once, so
@@ -61,14 +68,20 @@ async def append(session: AsyncSession, kind: str, data: dict[str, Any] | None =
     return event
 
 
-async def append_many(session: AsyncSession,
-                      events: Iterable[tuple[str, dict[str, Any], str | None]],
-                      at: datetime) -> None:
+async def append_many(
+    session: AsyncSession, events: Iterable[tuple[str, dict[str, Any], str | None]], at: datetime
+) -> None:
     """Insert many unlinked events (kind, data, participant id) in one statement, in order:
     they are linked exactly as if appended one by one."""
-    rows = [{"at": at, "kind": kind, "participant_id": pid,
-             "data": json.loads(json.dumps(data, sort_keys=True))}
-            for kind, data, pid in events]
+    rows = [
+        {
+            "at": at,
+            "kind": kind,
+            "participant_id": pid,
+            "data": json.loads(json.dumps(data, sort_keys=True)),
+        }
+        for kind, data, pid in events
+    ]
     if rows:
         await (await session.connection()).execute(AuditEvent.__table__.insert(), rows)
 
@@ -92,8 +105,17 @@ async def sequence(session: AsyncSession, *, limit: int = 5000, wait: bool = Tru
 
 
 async def _link(session: AsyncSession, head: AuditHead, limit: int | None) -> int:
-    query = (select(AuditEvent.id, AuditEvent.at, AuditEvent.kind, AuditEvent.participant_id,
-                    AuditEvent.data).where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id))
+    query = (
+        select(
+            AuditEvent.id,
+            AuditEvent.at,
+            AuditEvent.kind,
+            AuditEvent.participant_id,
+            AuditEvent.data,
+        )
+        .where(AuditEvent.seq.is_(None))
+        .order_by(AuditEvent.id)
+    )
     rows = (await session.execute(query if limit is None else query.limit(limit))).all()
     if not rows:
         return 0
@@ -105,9 +127,11 @@ async def _link(session: AsyncSession, head: AuditHead, limit: int | None) -> in
         prev = digest
     table = AuditEvent.__table__
     await (await session.connection()).execute(
-        table.update().where(table.c.id == bindparam("b_id"))
-        .values(seq=bindparam("b_seq"), prev_hash=bindparam("b_prev"),
-                hash=bindparam("b_hash")), links)
+        table.update()
+        .where(table.c.id == bindparam("b_id"))
+        .values(seq=bindparam("b_seq"), prev_hash=bindparam("b_prev"), hash=bindparam("b_hash")),
+        links,
+    )
     head.seq, head.hash = seq, prev
     await session.flush()
     # Events this session holds (an append with linked=True) show their new links.
@@ -136,8 +160,12 @@ async def sequence_all(sessions: async_sessionmaker[AsyncSession] | AsyncEngine)
 
 async def pending(session: AsyncSession) -> int:
     """Events committed but not linked yet."""
-    return await session.scalar(
-        select(func.count()).select_from(AuditEvent).where(AuditEvent.seq.is_(None))) or 0
+    return (
+        await session.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.seq.is_(None))
+        )
+        or 0
+    )
 
 
 async def _locked_head(session: AsyncSession, wait: bool = True) -> AuditHead | None:
@@ -145,14 +173,19 @@ async def _locked_head(session: AsyncSession, wait: bool = True) -> AuditHead | 
     plain insert would fail one of two transactions that both found no head). With
     `wait=False` on PostgreSQL, None when another transaction holds it."""
     postgres = session.get_bind().dialect.name == "postgresql"
-    locked = select(AuditHead).where(AuditHead.id == 1).with_for_update(
-        skip_locked=postgres and not wait)
+    locked = (
+        select(AuditHead)
+        .where(AuditHead.id == 1)
+        .with_for_update(skip_locked=postgres and not wait)
+    )
     head = (await session.execute(locked)).scalar_one_or_none()
     if head is None:
         insert = pg_insert if postgres else sqlite_insert
         created = await session.execute(
-            insert(AuditHead).values(id=1, seq=0, hash=GENESIS)
-            .on_conflict_do_nothing(index_elements=["id"]))
+            insert(AuditHead)
+            .values(id=1, seq=0, hash=GENESIS)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
         if created.rowcount == 0 and not wait:
             return None
         head = (await session.execute(locked)).scalar_one_or_none()
@@ -185,11 +218,17 @@ async def _verify(session: AsyncSession, batch: int) -> Verification:
     prev, expected_seq, checked, last_seq = GENESIS, 1, 0, 0
     while True:
         rows = (
-            await session.execute(
-                select(AuditEvent).where(AuditEvent.seq > last_seq)
-                .order_by(AuditEvent.seq).limit(batch)
+            (
+                await session.execute(
+                    select(AuditEvent)
+                    .where(AuditEvent.seq > last_seq)
+                    .order_by(AuditEvent.seq)
+                    .limit(batch)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if not rows:
             break
         for event in rows:

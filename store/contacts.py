@@ -19,8 +19,16 @@ TELEGRAM, SMS = "telegram", "sms"
 PREFERENCE = (TELEGRAM, SMS)  # the first usable channel in this order is the one used
 
 # What bulk loads read of each contact: the rule's columns and what a writer needs.
-COLUMNS = (Contact.id, Contact.participant_id, Contact.channel, Contact.address,
-           Contact.next_seq, Contact.unreachable_at, Contact.opted_out_at, Contact.sms_consent)
+COLUMNS = (
+    Contact.id,
+    Contact.participant_id,
+    Contact.channel,
+    Contact.address,
+    Contact.next_seq,
+    Contact.unreachable_at,
+    Contact.opted_out_at,
+    Contact.sms_consent,
+)
 
 
 class ContactLike(Protocol):
@@ -55,32 +63,45 @@ def choose(contacts: Iterable[C], channels: Sequence[str] = PREFERENCE) -> C | N
     return None
 
 
-async def preferred_contact(session: AsyncSession, participant_id: str,
-                            channels: Sequence[str] = PREFERENCE) -> Contact | None:
+async def preferred_contact(
+    session: AsyncSession, participant_id: str, channels: Sequence[str] = PREFERENCE
+) -> Contact | None:
     """The contact `choose` picks for one person, as an ORM object."""
-    contacts = (await session.execute(
-        select(Contact).where(Contact.participant_id == participant_id).order_by(Contact.id)
-    )).scalars().all()
+    contacts = (
+        (
+            await session.execute(
+                select(Contact).where(Contact.participant_id == participant_id).order_by(Contact.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     return choose(contacts, channels)
 
 
-async def contact_on(session: AsyncSession, participant_id: str,
-                     channel: str) -> Contact | None:
+async def contact_on(session: AsyncSession, participant_id: str, channel: str) -> Contact | None:
     """A person's contact on `channel`, whatever its state (a reply goes where it asks)."""
-    return (await session.execute(
-        select(Contact).where(Contact.participant_id == participant_id,
-                              Contact.channel == channel)
-    )).scalars().first()
+    return (
+        (
+            await session.execute(
+                select(Contact).where(
+                    Contact.participant_id == participant_id, Contact.channel == channel
+                )
+            )
+        )
+        .scalars()
+        .first()
+    )
 
 
-async def contacts_of(session: AsyncSession, participant_ids: Iterable[str] | Select, *,
-                      lock: bool = False) -> dict[str, list[Any]]:
+async def contacts_of(
+    session: AsyncSession, participant_ids: Iterable[str] | Select, *, lock: bool = False
+) -> dict[str, list[Any]]:
     """Plain rows (COLUMNS) of many people's contacts, oldest first, by participant. With
     `lock` they are locked (PostgreSQL), so the sequence numbers read stay ours to give."""
     if not isinstance(participant_ids, Select):
         participant_ids = list(participant_ids)
-    query = (select(*COLUMNS).where(Contact.participant_id.in_(participant_ids))
-             .order_by(Contact.id))
+    query = select(*COLUMNS).where(Contact.participant_id.in_(participant_ids)).order_by(Contact.id)
     if lock:
         query = query.with_for_update(of=Contact)
     found: dict[str, list[Any]] = {}
@@ -89,8 +110,9 @@ async def contacts_of(session: AsyncSession, participant_ids: Iterable[str] | Se
     return found
 
 
-async def preferred_contacts(session: AsyncSession, participant_ids: Iterable[str] | Select,
-                             *, lock: bool = False) -> dict[str, Any]:
+async def preferred_contacts(
+    session: AsyncSession, participant_ids: Iterable[str] | Select, *, lock: bool = False
+) -> dict[str, Any]:
     """The chosen contact (a plain row) of each of many people; the unreachable are left out."""
     chosen = {}
     for pid, contacts in (await contacts_of(session, participant_ids, lock=lock)).items():

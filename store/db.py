@@ -41,8 +41,11 @@ def sqlite_file_engine(engine: AsyncEngine) -> Engine | None:
     url = engine.url
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
-    sync = create_engine(url.set(drivername="sqlite"), hide_parameters=True,
-                         connect_args={"timeout": 30, "check_same_thread": False})
+    sync = create_engine(
+        url.set(drivername="sqlite"),
+        hide_parameters=True,
+        connect_args={"timeout": 30, "check_same_thread": False},
+    )
     _sqlite_setup(sync)
     return sync
 

@@ -56,12 +56,22 @@ async def runs(session: AsyncSession, kind: str | None = None) -> list[DrawRun]:
 
 
 async def completed_selection(session: AsyncSession) -> DrawRun | None:
-    return (await session.execute(
-        select(DrawRun).where(DrawRun.kind == SELECT, DrawRun.status == DONE)
-        .order_by(DrawRun.id).limit(1))).scalar_one_or_none()
+    return (
+        await session.execute(
+            select(DrawRun)
+            .where(DrawRun.kind == SELECT, DrawRun.status == DONE)
+            .order_by(DrawRun.id)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
 
 
 async def published_lottery(session: AsyncSession) -> DrawRun | None:
-    return (await session.execute(
-        select(DrawRun).where(DrawRun.kind == SELECT, DrawRun.status == PUBLISHED)
-        .order_by(DrawRun.id.desc()).limit(1))).scalar_one_or_none()
+    return (
+        await session.execute(
+            select(DrawRun)
+            .where(DrawRun.kind == SELECT, DrawRun.status == PUBLISHED)
+            .order_by(DrawRun.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()

@@ -142,10 +142,20 @@ class OutboxMessage(Base):
         # Both indexes cover only the rows still to send, so they stay small however much
         # was sent before, and a sent row leaves them. The dispatcher's claim walks the
         # first by due time and probes the second for an earlier pending row of a contact.
-        Index("ix_outbox_due", "status", "next_attempt_at",
-              postgresql_where=text(PENDING_SQL), sqlite_where=text(PENDING_SQL)),
-        Index("ix_outbox_pending_contact", "contact_id", "seq",
-              postgresql_where=text(PENDING_SQL), sqlite_where=text(PENDING_SQL)),
+        Index(
+            "ix_outbox_due",
+            "status",
+            "next_attempt_at",
+            postgresql_where=text(PENDING_SQL),
+            sqlite_where=text(PENDING_SQL),
+        ),
+        Index(
+            "ix_outbox_pending_contact",
+            "contact_id",
+            "seq",
+            postgresql_where=text(PENDING_SQL),
+            sqlite_where=text(PENDING_SQL),
+        ),
         UniqueConstraint("contact_id", "seq", name="uq_outbox_contact_seq"),
     )
 
@@ -202,8 +212,12 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
     __table_args__ = (
         # The sequencer's queue: events waiting to be linked, in insertion order.
-        Index("ix_audit_events_unlinked", "id", postgresql_where=text("seq IS NULL"),
-              sqlite_where=text("seq IS NULL")),
+        Index(
+            "ix_audit_events_unlinked",
+            "id",
+            postgresql_where=text("seq IS NULL"),
+            sqlite_where=text("seq IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

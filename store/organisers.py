@@ -45,7 +45,8 @@ class Broadcast(Base):
     # scheduled -> queued (rows in the outbox) | discarded
     status: Mapped[str] = mapped_column(String(16), default="scheduled")
     created_by: Mapped[int | None] = mapped_column(
-        ForeignKey("organisers.id", ondelete="SET NULL"))  # None: the command line
+        ForeignKey("organisers.id", ondelete="SET NULL")
+    )  # None: the command line
     origin: Mapped[str] = mapped_column(String(16), default="cli")  # cli | telegram | sms
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -58,7 +59,8 @@ class BroadcastPreview(Base):
     __tablename__ = "broadcast_previews"
 
     organiser_id: Mapped[int] = mapped_column(
-        ForeignKey("organisers.id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("organisers.id", ondelete="CASCADE"), primary_key=True
+    )
     text: Mapped[str] = mapped_column(Text)
     audience: Mapped[str] = mapped_column(String(80))
     recipients: Mapped[int] = mapped_column(Integer, default=0)  # as shown in the preview

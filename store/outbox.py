@@ -23,8 +23,9 @@ __all__ = ["PENDING_SQL", "PENDING_STATUSES", "Message", "OutboxStatus", "write"
 
 OUTBOX = OutboxMessage.__table__
 CONTACTS = Contact.__table__
-_NEXT_SEQ = (CONTACTS.update().where(CONTACTS.c.id == bindparam("b_id"))
-             .values(next_seq=bindparam("b_seq")))
+_NEXT_SEQ = (
+    CONTACTS.update().where(CONTACTS.c.id == bindparam("b_id")).values(next_seq=bindparam("b_seq"))
+)
 
 
 @dataclass(slots=True)
@@ -65,20 +66,37 @@ async def write(session: AsyncSession, messages: Iterable[Message], *, now: date
         seq = seqs[contact.id] if contact.id in seqs else contact.next_seq
         seqs[contact.id] = seq + 1
         due = m.not_before or now
-        rows.append({
-            "participant_id": contact.participant_id, "contact_id": contact.id, "seq": seq,
-            "channel": contact.channel, "address": contact.address, "text": m.text,
-            "buttons": m.buttons, "markdown": m.markdown, "compliance": m.compliance,
-            "kind": m.kind, "broadcast_id": m.broadcast_id, "part": m.part, "parts": m.parts,
-            "segments": m.segments, "encoding": m.encoding, "status": str(m.status),
-            "error": m.error, "attempts": 0, "not_before": due, "next_attempt_at": due,
-            "expires_at": m.expires_at, "created_at": m.created_at or now})
+        rows.append(
+            {
+                "participant_id": contact.participant_id,
+                "contact_id": contact.id,
+                "seq": seq,
+                "channel": contact.channel,
+                "address": contact.address,
+                "text": m.text,
+                "buttons": m.buttons,
+                "markdown": m.markdown,
+                "compliance": m.compliance,
+                "kind": m.kind,
+                "broadcast_id": m.broadcast_id,
+                "part": m.part,
+                "parts": m.parts,
+                "segments": m.segments,
+                "encoding": m.encoding,
+                "status": str(m.status),
+                "error": m.error,
+                "attempts": 0,
+                "not_before": due,
+                "next_attempt_at": due,
+                "expires_at": m.expires_at,
+                "created_at": m.created_at or now,
+            }
+        )
     if not rows:
         return 0
     connection = await session.connection()
     await connection.execute(OUTBOX.insert(), rows)
-    await connection.execute(_NEXT_SEQ, [{"b_id": cid, "b_seq": seq}
-                                         for cid, seq in seqs.items()])
+    await connection.execute(_NEXT_SEQ, [{"b_id": cid, "b_seq": seq} for cid, seq in seqs.items()])
     _keep_loaded(session, seqs)
     return len(rows)
 

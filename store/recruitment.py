@@ -28,8 +28,17 @@ NOT_INTERESTED = "not_interested"
 LAPSED = "lapsed"
 WITHDRAWN = "withdrawn"
 FAILED = "failed"
-INVITATION_STATUSES = (INVITED, REMINDED, RESPONDED, CONSENTED, REGISTERED, NOT_INTERESTED,
-                       LAPSED, WITHDRAWN, FAILED)
+INVITATION_STATUSES = (
+    INVITED,
+    REMINDED,
+    RESPONDED,
+    CONSENTED,
+    REGISTERED,
+    NOT_INTERESTED,
+    LAPSED,
+    WITHDRAWN,
+    FAILED,
+)
 AWAITING_REPLY = (INVITED, REMINDED)
 
 # Selection.status. The draw writes "selected" and "reserve"; replies make the rest.
@@ -157,13 +166,19 @@ async def draw_candidates(session: AsyncSession) -> list[dict[str, Any]]:
     answers: dict[str, dict[str, str]] = {}
     for pid, question, answer in (
         await session.execute(
-            select(RegistrationAnswer.participant_id, RegistrationAnswer.question_id,
-                   RegistrationAnswer.answer)
+            select(
+                RegistrationAnswer.participant_id,
+                RegistrationAnswer.question_id,
+                RegistrationAnswer.answer,
+            )
         )
     ).all():
         answers.setdefault(pid, {})[question] = answer
     return [
-        {"participant_id": pid, "household_id": household,
-         "features": {**(attributes or {}), **answers.get(pid, {})}}
+        {
+            "participant_id": pid,
+            "household_id": household,
+            "features": {**(attributes or {}), **answers.get(pid, {})},
+        }
         for pid, household, attributes in rows
     ]

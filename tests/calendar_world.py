@@ -13,7 +13,8 @@ from store.models import Contact, OutboxMessage, Participant
 from store.recruitment import CONFIRMED, RESERVE, Selection
 
 # The week of 8 March 2027: New York moves to summer time on Sunday the 14th, London does not.
-CALENDAR = """
+CALENDAR = (
+    """
 [assembly]
 name = "Riverside Citizens' Jury"
 languages = ["en", "fr", "es"]
@@ -52,8 +53,9 @@ place = "Library, first floor"
 id = "bus-lanes"
 day = 2027-03-08
 title = { en = "Bus lanes", fr = "Couloirs de bus", es = "Carriles bus" }
-text.en = "Riverside has **twelve** bus lanes. """ + (
-    "The council counts riders every spring. " * 12) + """"
+text.en = "Riverside has **twelve** bus lanes. """
+    + ("The council counts riders every spring. " * 12)
+    + """"
 text.fr = "Riverside compte douze couloirs de bus."
 text.es = "Riverside tiene doce carriles bus."
 sources = [{ title = "Council bus survey 2026", url = "https://example.org/survey" }]
@@ -77,6 +79,7 @@ session = "s3"
 title = "Deliberation day"
 text = "Bring your notes."
 """
+)
 
 
 @pytest.fixture(name="calendar")
@@ -95,22 +98,47 @@ def load():
     return parse_calendar(CALENDAR, "test.toml")
 
 
-async def add_person(db, *, channel: str, address: str, timezone: str | None = None,
-                     language: str = "en", status: str | None = CONFIRMED,
-                     sms_too: str | None = None, opted_out: bool = False) -> str:
+async def add_person(
+    db,
+    *,
+    channel: str,
+    address: str,
+    timezone: str | None = None,
+    language: str = "en",
+    status: str | None = CONFIRMED,
+    sms_too: str | None = None,
+    opted_out: bool = False,
+) -> str:
     async with db.sessions.begin() as session:
-        person = Participant(language=language, timezone=timezone, opted_out=opted_out,
-                             state={"language": language, "opted_out": opted_out})
+        person = Participant(
+            language=language,
+            timezone=timezone,
+            opted_out=opted_out,
+            state={"language": language, "opted_out": opted_out},
+        )
         session.add(person)
         await session.flush()
-        session.add(Contact(participant_id=person.id, channel=channel, address=address,
-                            sms_consent=channel == "sms"))
+        session.add(
+            Contact(
+                participant_id=person.id,
+                channel=channel,
+                address=address,
+                sms_consent=channel == "sms",
+            )
+        )
         if sms_too:
-            session.add(Contact(participant_id=person.id, channel="sms", address=sms_too,
-                                sms_consent=True))
+            session.add(
+                Contact(participant_id=person.id, channel="sms", address=sms_too, sms_consent=True)
+            )
         if status:
-            session.add(Selection(participant_id=person.id, draw_id="d1", status=status,
-                                  reserve_rank=1 if status == RESERVE else None))
+            session.add(
+                Selection(
+                    participant_id=person.id,
+                    draw_id="d1",
+                    status=status,
+                    reserve_rank=1 if status == RESERVE else None,
+                )
+            )
         return person.id
 
 

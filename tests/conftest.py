@@ -133,8 +133,6 @@ def relay(request, settings, db):
     asks for `calendar`."""
     from bot.bootstrap import build
 
-    assembly = (request.getfixturevalue("assembly")
-                if "assembly" in request.fixturenames else None)
-    calendar = (request.getfixturevalue("calendar")
-                if "calendar" in request.fixturenames else None)
+    assembly = request.getfixturevalue("assembly") if "assembly" in request.fixturenames else None
+    calendar = request.getfixturevalue("calendar") if "calendar" in request.fixturenames else None
     return build(settings, assembly=assembly, calendar=calendar, sessions=db.sessions)

@@ -43,8 +43,13 @@ class EmulatorRequest(HTTPXRequest):
     - getUpdates: callback queries lack `chat_instance` -> a fixed value.
     """
 
-    TRUE_RESULT = {"editMessageText", "editMessageReplyMarkup", "answerCallbackQuery",
-                   "setWebhook", "deleteMessage"}
+    TRUE_RESULT = {
+        "editMessageText",
+        "editMessageReplyMarkup",
+        "answerCallbackQuery",
+        "setWebhook",
+        "deleteMessage",
+    }
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -102,11 +107,14 @@ class TelegramEmulator:
     def person(user_id: int, language: str = "en") -> dict[str, Any]:
         return {"id": user_id, "is_bot": False, "first_name": "Test", "language_code": language}
 
-    async def user_writes(self, token: str, chat_id: int, text: str, *,
-                          language: str = "en") -> None:
+    async def user_writes(
+        self, token: str, chat_id: int, text: str, *, language: str = "en"
+    ) -> None:
         """The person types `text` in their private chat with the bot."""
         message = {
-            "botToken": token, "date": int(time.time()), "text": text,
+            "botToken": token,
+            "date": int(time.time()),
+            "text": text,
             "from": self.person(chat_id, language),
             "chat": {"id": chat_id, "type": "private", "first_name": "Test"},
         }
@@ -117,21 +125,36 @@ class TelegramEmulator:
         else:
             await self._post("/sendMessage", message)
 
-    async def user_presses(self, token: str, chat_id: int, bot_message: dict[str, Any],
-                           data: str, *, language: str = "en") -> None:
+    async def user_presses(
+        self,
+        token: str,
+        chat_id: int,
+        bot_message: dict[str, Any],
+        data: str,
+        *,
+        language: str = "en",
+    ) -> None:
         """The person presses the inline button carrying `data` under `bot_message`."""
         message = {
-            "message_id": bot_message["message_id"], "date": int(time.time()),
+            "message_id": bot_message["message_id"],
+            "date": int(time.time()),
             "text": bot_message.get("text", ""),
             "chat": {"id": chat_id, "type": "private", "first_name": "Test"},
         }
-        await self._post("/sendCallback", {
-            "botToken": token, "date": int(time.time()), "data": data,
-            "from": self.person(chat_id, language), "message": message,
-        })
+        await self._post(
+            "/sendCallback",
+            {
+                "botToken": token,
+                "date": int(time.time()),
+                "data": data,
+                "from": self.person(chat_id, language),
+                "message": message,
+            },
+        )
 
-    async def user_reads(self, token: str, chat_id: int, *, count: int = 1,
-                         timeout: float = 10.0) -> list[dict[str, Any]]:
+    async def user_reads(
+        self, token: str, chat_id: int, *, count: int = 1, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
         """Wait for at least `count` new messages from the bot in this chat; return them all."""
         seen: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
@@ -155,7 +178,10 @@ def telegram_emulator_fixture() -> TelegramEmulator:
     port = free_port()
     process = subprocess.Popen(
         ["node", str(PEERS / "telegram_emulator.js"), str(port)],
-        cwd=PEERS, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=PEERS,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.monotonic() + 20
     line = ""
@@ -223,9 +249,12 @@ class BotApiServer:
         if method == "getMe":
             return {"id": 1, "is_bot": True, "first_name": "Relay", "username": "relay_bot"}
         if method == "sendMessage":
-            return {"message_id": next(self._message_ids), "date": int(time.time()),
-                    "chat": {"id": int(params["chat_id"]), "type": "private"},
-                    "text": params.get("text", "")}
+            return {
+                "message_id": next(self._message_ids),
+                "date": int(time.time()),
+                "chat": {"id": int(params["chat_id"]), "type": "private"},
+                "text": params.get("text", ""),
+            }
         if method == "getUpdates":
             if not self.updates:
                 await asyncio.sleep(0.05)

@@ -45,11 +45,15 @@ def test_the_example_loads():
     facts = assembly.facts()
     assert facts["consent_version"] == "2026-11-v1"
     assert facts["questions"][0]["options"][3] == {
-        "key": "65+", "label": {"en": "65 or over", "fr": "65 ans ou plus", "es": "65 o más"}}
+        "key": "65+",
+        "label": {"en": "65 or over", "fr": "65 ans ou plus", "es": "65 o más"},
+    }
 
 
 def test_defaults_and_the_calendar_tables_are_kept_untouched():
-    text = MINIMAL + """
+    text = (
+        MINIMAL
+        + """
 [[sessions]]
 id = "s1"
 starts = 2027-02-01T10:00:00Z
@@ -61,6 +65,7 @@ folder = "briefings/"
 [schedule]
 reminders = ["1d", "2h"]
 """
+    )
     assembly = parse_assembly(text)
     assert assembly.languages == ["en"]
     assert assembly.recruitment.lapse_after == timedelta(days=4)
@@ -78,22 +83,33 @@ def test_missing_translations_are_named_by_place():
 
 
 def test_type_and_shape_errors_are_named_by_place():
-    text = MINIMAL.replace('key = "older"', 'key = "Older Ones!"') + """
+    text = (
+        MINIMAL.replace('key = "older"', 'key = "Older Ones!"')
+        + """
 [recruitment]
 remind_after = "three days"
 registration_deadline = 2027-01-15T18:00:00
 colour = "blue"
 """
+    )
     found = problems(text)
     # Each mistake names its place and the line of the file it is on.
-    assert any(p.startswith("questions #1 (id 'age') > options #2 > key (line 12): String "
-                            "should match pattern") for p in found)
-    assert any(p.startswith("recruitment > remind_after (line 18): write a duration")
-               for p in found)
-    assert any(p.startswith("recruitment > registration_deadline (line 19): give the time "
-                            "zone") for p in found)
-    assert ("recruitment > colour (line 20): unknown setting (check its spelling and its "
-            "table)") in found
+    assert any(
+        p.startswith(
+            "questions #1 (id 'age') > options #2 > key (line 12): String should match pattern"
+        )
+        for p in found
+    )
+    assert any(
+        p.startswith("recruitment > remind_after (line 18): write a duration") for p in found
+    )
+    assert any(
+        p.startswith("recruitment > registration_deadline (line 19): give the time zone")
+        for p in found
+    )
+    assert (
+        "recruitment > colour (line 20): unknown setting (check its spelling and its table)"
+    ) in found
 
 
 def test_language_and_option_rules():
@@ -105,7 +121,8 @@ def test_language_and_option_rules():
     assert any("repeats another option" in p for p in problems(text))
     assert problems(MINIMAL.replace("[consent]", "[consent_]")) == [
         "consent: Field required",
-        "consent_ (line 5): unknown setting (check its spelling and its table)"]
+        "consent_ (line 5): unknown setting (check its spelling and its table)",
+    ]
 
 
 def test_syntax_errors_and_missing_files():
@@ -115,7 +132,9 @@ def test_syntax_errors_and_missing_files():
 
 
 def test_the_draw_rules_live_in_the_assembly_file():
-    assembly = parse_assembly(MINIMAL + """
+    assembly = parse_assembly(
+        MINIMAL
+        + """
 [selection]
 panel_size = 10
 reserve_size = 3
@@ -125,39 +144,52 @@ older = 0.5
 [selection.quotas.region]
 north = 0.5
 south = 0.5
-""")
+"""
+    )
     assert (assembly.selection.panel_size, assembly.selection.reserve_size) == (10, 3)
     assert assembly.selection.one_per_household is True
     assert assembly.selection.quotas["age"]["older"] == 0.5
 
 
 def test_impossible_or_misspelt_quotas_are_named_by_place():
-    found = problems(MINIMAL + """
+    found = problems(
+        MINIMAL
+        + """
 [selection]
 panel_size = 10
 [selection.quotas.age]
 young = { min = 1, max = 2 }
 older = { min = 1, max = 2 }
-""")
-    assert found == ["selection (line 17): quotas > age: the minimums add up to 2 and the "
-                     "maximums to 4, so a panel of 10 cannot meet them"]
-    found = problems(MINIMAL + """
+"""
+    )
+    assert found == [
+        "selection (line 17): quotas > age: the minimums add up to 2 and the "
+        "maximums to 4, so a panel of 10 cannot meet them"
+    ]
+    found = problems(
+        MINIMAL
+        + """
 [selection]
 panel_size = 10
 [selection.quotas.age]
 young = { min = 6, max = 4 }
 elderly = 0.5
-""")
+"""
+    )
     assert found == ["selection > quotas > age > young (line 17): min (6) is more than max (4)"]
-    found = problems(MINIMAL + """
+    found = problems(
+        MINIMAL
+        + """
 [selection]
 panel_size = 4
 [selection.quotas.age]
 young = 0.5
 elderly = 0.5
-""")
-    assert found == ["selection > quotas > age > elderly: not an option of question 'age' "
-                     "(older, young)"]
+"""
+    )
+    assert found == [
+        "selection > quotas > age > elderly: not an option of question 'age' (older, young)"
+    ]
 
 
 def test_the_draw_takes_its_rules_from_the_example_assembly():

@@ -9,8 +9,9 @@ from store.models import AuditEvent
 async def test_chain_verifies_and_names_the_first_altered_event(db):
     async with db.sessions.begin() as session:
         for n in range(5):
-            await audit.append(session, "ballot.cast", {"n": n, "word": "élu"},
-                               participant_id=f"P{n}")
+            await audit.append(
+                session, "ballot.cast", {"n": n, "word": "élu"}, participant_id=f"P{n}"
+            )
     async with db.sessions() as session:
         result = await audit.verify(session)
     assert result.ok and result.checked == 5

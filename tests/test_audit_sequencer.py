@@ -15,8 +15,7 @@ from store.models import AuditEvent, AuditHead
 
 async def linked_events(db) -> list[AuditEvent]:
     async with db.sessions() as session:
-        return list((await session.execute(
-            select(AuditEvent).order_by(AuditEvent.seq))).scalars())
+        return list((await session.execute(select(AuditEvent).order_by(AuditEvent.seq))).scalars())
 
 
 async def test_the_chain_is_the_same_computation_as_before(db):
@@ -45,8 +44,10 @@ async def test_the_chain_is_the_same_computation_as_before(db):
 async def test_concurrent_appends_are_all_linked_once(db):
     other = make_engine(db.url)  # a second instance on the same database
     stop = asyncio.Event()
-    sequencers = [asyncio.create_task(audit_sequencer.run(sessions, stop, interval=0.01))
-                  for sessions in (db.sessions, sessionmaker(other))]
+    sequencers = [
+        asyncio.create_task(audit_sequencer.run(sessions, stop, interval=0.01))
+        for sessions in (db.sessions, sessionmaker(other))
+    ]
 
     async def write(n: int) -> None:
         async with db.sessions.begin() as session:
@@ -133,8 +134,13 @@ async def test_a_linked_append_knows_its_seq_before_commit(db):
     async with db.sessions.begin() as session:
         await audit.append(session, "waiting", {})
     async with db.sessions.begin() as session:
-        event = await audit.append(session, "draw.completed", {"draw": "D1"},
-                                   at=datetime.now(UTC) - timedelta(seconds=1), linked=True)
+        event = await audit.append(
+            session,
+            "draw.completed",
+            {"draw": "D1"},
+            at=datetime.now(UTC) - timedelta(seconds=1),
+            linked=True,
+        )
         assert event.seq == 2 and event.hash is not None
     async with db.sessions() as session:
         result = await audit.verify(session)

@@ -25,23 +25,38 @@ LONG_TEXT = "The venue has changed. " * 9  # 207 GSM-7 characters: two SMS segme
 _numbers = iter(range(100, 10_000))
 
 
-async def add_member(session, *, channel="telegram", language="en", status=SELECTED,
-                     timezone=None, group=None, sms_consent=True, opted_out=False,
-                     address=None) -> Participant:
+async def add_member(
+    session,
+    *,
+    channel="telegram",
+    language="en",
+    status=SELECTED,
+    timezone=None,
+    group=None,
+    sms_consent=True,
+    opted_out=False,
+    address=None,
+) -> Participant:
     """A drawn participant with one contact (and a pool entry when a group is given)."""
-    person = Participant(language=language, timezone=timezone, opted_out=opted_out,
-                         state=State(language=language).to_json())
+    person = Participant(
+        language=language,
+        timezone=timezone,
+        opted_out=opted_out,
+        state=State(language=language).to_json(),
+    )
     session.add(person)
     await session.flush()
     n = next(_numbers)
     if address is None:
         address = f"+4479111{n:05d}" if channel == "sms" else str(700000 + n)
-    session.add(Contact(participant_id=person.id, channel=channel, address=address,
-                        sms_consent=sms_consent))
+    session.add(
+        Contact(participant_id=person.id, channel=channel, address=address, sms_consent=sms_consent)
+    )
     session.add(Selection(participant_id=person.id, draw_id="d1", status=status))
     if group:
-        session.add(PoolEntry(participant_id=person.id, language=language,
-                              attributes={"group": group}))
+        session.add(
+            PoolEntry(participant_id=person.id, language=language, attributes={"group": group})
+        )
     await session.flush()
     return person
 
@@ -58,8 +73,12 @@ def test_audiences_are_checked():
     assert str(parse_audience("ALL")) == "all"
     assert str(parse_audience("group:North")) == "group:North"
     assert str(parse_audience("lang:FR")) == "lang:fr"
-    for bad, said in (("everyone", "unknown audience"), ("lang:xx", "no language"),
-                      ("group:", "unknown audience"), ("selected:1", "unknown audience")):
+    for bad, said in (
+        ("everyone", "unknown audience"),
+        ("lang:xx", "no language"),
+        ("group:", "unknown audience"),
+        ("selected:1", "unknown audience"),
+    ):
         with pytest.raises(BroadcastError, match=said):
             parse_audience(bad)
 
@@ -94,10 +113,20 @@ async def test_dry_run_counts_channels_languages_segments_and_cost(db, settings)
         await add_member(session, channel="sms", language="en", status=RESERVE)
         await add_member(session, channel="sms", language="en", sms_consent=False)
     async with db.sessions() as session:
-        result = await broadcast.dry_run(session, settings, broadcast.text_content(LONG_TEXT),
-                                         parse_audience("all"), now=NOW, timing=Timing())
-    assert dict(result.by_language) == {("telegram", "en"): 2, ("telegram", "fr"): 1,
-                                        ("sms", "es"): 1, ("sms", "en"): 1}
+        result = await broadcast.dry_run(
+            session,
+            settings,
+            broadcast.text_content(LONG_TEXT),
+            parse_audience("all"),
+            now=NOW,
+            timing=Timing(),
+        )
+    assert dict(result.by_language) == {
+        ("telegram", "en"): 2,
+        ("telegram", "fr"): 1,
+        ("sms", "es"): 1,
+        ("sms", "en"): 1,
+    }
     assert result.count.reachable == 5
     assert (result.count.opted_out, result.count.unreachable) == (1, 1)
     assert (result.sms_messages, result.sms_segments) == (2, 4)
@@ -108,24 +137,35 @@ async def test_dry_run_counts_channels_languages_segments_and_cost(db, settings)
 
 async def test_session_moved_reads_in_each_language_and_time_zone(db, settings):
     async with db.sessions.begin() as session:
-        london = await add_member(session, language="en", timezone="Europe/London",
-                                  channel="sms")
+        london = await add_member(session, language="en", timezone="Europe/London", channel="sms")
         paris = await add_member(session, language="fr", timezone="Europe/Paris")
         bogota = await add_member(session, language="es", timezone="America/Bogota")
         content = broadcast.session_moved(2, datetime(2026, 12, 1, 18, 30, tzinfo=UTC))
-        row = await broadcast.create(session, settings, content, parse_audience("all"),
-                                     organiser_id=None, origin="cli", urgent=True, now=NOW)
+        row = await broadcast.create(
+            session,
+            settings,
+            content,
+            parse_audience("all"),
+            organiser_id=None,
+            origin="cli",
+            urgent=True,
+            now=NOW,
+        )
     texts = {r.participant_id: r.text for r in await outbox_rows(db, row.id)}
     assert texts[london.id].replace("\u202f", " ") == (
-        "Change of schedule: session 2 now starts on Tuesday, December 1, 2026 at 6:30 PM.")
+        "Change of schedule: session 2 now starts on Tuesday, December 1, 2026 at 6:30 PM."
+    )
     assert "mardi 1 décembre 2026 à 19:30" in texts[paris.id]
-    assert "sesión 2" in texts[bogota.id] and "martes, 1 de diciembre de 2026 a las 13:30" in \
-        texts[bogota.id]
+    assert (
+        "sesión 2" in texts[bogota.id]
+        and "martes, 1 de diciembre de 2026 a las 13:30" in texts[bogota.id]
+    )
     sms = next(r for r in await outbox_rows(db, row.id) if r.participant_id == london.id)
     assert sms.channel == "sms" and sms.encoding == "GSM-7"  # no-break spaces are gone
     async with db.sessions() as session:
-        queued = (await session.execute(select(AuditEvent).where(
-            AuditEvent.kind == "broadcast.queued"))).scalar_one()
+        queued = (
+            await session.execute(select(AuditEvent).where(AuditEvent.kind == "broadcast.queued"))
+        ).scalar_one()
         stored = await session.get(Broadcast, row.id)
     assert queued.data["broadcast"] == row.id and queued.data["recipients"] == 3
     assert (stored.status, stored.recipients, stored.template) == ("queued", 3, "session-moved")
@@ -137,12 +177,25 @@ async def test_quiet_hours_hold_non_urgent_copies_until_each_persons_morning(db,
         london = await add_member(session, timezone="Europe/London")  # 22:30: quiet
         tokyo = await add_member(session, timezone="Asia/Tokyo")  # 07:30 tomorrow: quiet
         new_york = await add_member(session, timezone="America/New_York")  # 17:30: awake
-        calm = await broadcast.create(session, settings, broadcast.text_content("Tomorrow: B12"),
-                                      parse_audience("all"), organiser_id=None, origin="cli",
-                                      now=late_evening)
-        urgent = await broadcast.create(session, settings, broadcast.text_content("Now: B12"),
-                                        parse_audience("all"), organiser_id=None, origin="cli",
-                                        urgent=True, now=late_evening)
+        calm = await broadcast.create(
+            session,
+            settings,
+            broadcast.text_content("Tomorrow: B12"),
+            parse_audience("all"),
+            organiser_id=None,
+            origin="cli",
+            now=late_evening,
+        )
+        urgent = await broadcast.create(
+            session,
+            settings,
+            broadcast.text_content("Now: B12"),
+            parse_audience("all"),
+            organiser_id=None,
+            origin="cli",
+            urgent=True,
+            now=late_evening,
+        )
     held = {r.participant_id: r.not_before for r in await outbox_rows(db, calm.id)}
     assert held[london.id] == datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
     assert held[tokyo.id] == datetime(2026, 12, 1, 23, 0, tzinfo=UTC)
@@ -153,9 +206,17 @@ async def test_quiet_hours_hold_non_urgent_copies_until_each_persons_morning(db,
 async def test_scheduled_broadcast_goes_out_once_when_due_to_whoever_is_in_then(db, settings):
     async with db.sessions.begin() as session:
         await add_member(session)
-        row = await broadcast.create(session, settings, broadcast.text_content("See you soon"),
-                                     parse_audience("all"), organiser_id=None, origin="cli",
-                                     urgent=True, at=NOW + timedelta(hours=1), now=NOW)
+        row = await broadcast.create(
+            session,
+            settings,
+            broadcast.text_content("See you soon"),
+            parse_audience("all"),
+            organiser_id=None,
+            origin="cli",
+            urgent=True,
+            at=NOW + timedelta(hours=1),
+            now=NOW,
+        )
     assert row.status == "scheduled" and await outbox_rows(db) == []
     assert await broadcast.release_due(db.sessions, settings, NOW) == []
     async with db.sessions.begin() as session:
@@ -169,9 +230,16 @@ async def test_scheduled_broadcast_goes_out_once_when_due_to_whoever_is_in_then(
 async def test_discarding_a_scheduled_broadcast_sends_nothing(db, settings):
     async with db.sessions.begin() as session:
         await add_member(session)
-        row = await broadcast.create(session, settings, broadcast.text_content("Soon"),
-                                     parse_audience("all"), organiser_id=None, origin="cli",
-                                     at=NOW + timedelta(hours=1), now=NOW)
+        row = await broadcast.create(
+            session,
+            settings,
+            broadcast.text_content("Soon"),
+            parse_audience("all"),
+            organiser_id=None,
+            origin="cli",
+            at=NOW + timedelta(hours=1),
+            now=NOW,
+        )
         await broadcast.discard(session, row.id)
     assert await broadcast.release_due(db.sessions, settings, NOW + timedelta(days=1)) == []
     assert await outbox_rows(db) == []
@@ -183,14 +251,24 @@ async def test_discarding_a_scheduled_broadcast_sends_nothing(db, settings):
 async def test_status_counts_queued_sent_delivered_failed(db, settings):
     async with db.sessions.begin() as session:
         people = [await add_member(session) for _ in range(4)]
-        row = await broadcast.create(session, settings, broadcast.text_content("Hi"),
-                                     parse_audience("all"), organiser_id=None, origin="cli",
-                                     urgent=True, now=NOW)
+        row = await broadcast.create(
+            session,
+            settings,
+            broadcast.text_content("Hi"),
+            parse_audience("all"),
+            organiser_id=None,
+            origin="cli",
+            urgent=True,
+            now=NOW,
+        )
     outcomes = {people[0].id: "sent", people[1].id: "delivered", people[2].id: "undeliverable"}
     async with db.sessions.begin() as session:
         for pid, state in outcomes.items():
-            await session.execute(update(OutboxMessage).where(
-                OutboxMessage.participant_id == pid).values(status=state))
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.participant_id == pid)
+                .values(status=state)
+            )
     async with db.sessions() as session:
         result = await broadcast.status(session, row.id)
     expected = {"queued": 1, "sent": 1, "delivered": 1, "failed": 1}
@@ -202,14 +280,28 @@ async def test_bulk_queueing_keeps_each_contacts_message_order(db, settings):
         person = await add_member(session)
         contact = (await session.execute(select(Contact))).scalar_one()
         contact.next_seq = 5  # four messages already went to this person
-        await broadcast.create(session, settings, broadcast.text_content("Hello"),
-                               parse_audience("all"), organiser_id=None, origin="cli",
-                               urgent=True, now=NOW)
+        await broadcast.create(
+            session,
+            settings,
+            broadcast.text_content("Hello"),
+            parse_audience("all"),
+            organiser_id=None,
+            origin="cli",
+            urgent=True,
+            now=NOW,
+        )
     async with db.sessions.begin() as session:
         contact = (await session.execute(select(Contact))).scalar_one()
         participant = await session.get(Participant, person.id)
-        await service.enqueue(session, settings, participant, contact,
-                              [Outbound(text="A reply")], prompt_id=None, now=NOW)
+        await service.enqueue(
+            session,
+            settings,
+            participant,
+            contact,
+            [Outbound(text="A reply")],
+            prompt_id=None,
+            now=NOW,
+        )
     assert [r.seq for r in await outbox_rows(db)] == [5, 6]
 
 
@@ -240,8 +332,7 @@ def _count(url: str, model) -> int:
     result = []
 
     async def work(session):
-        result.append((await session.execute(select(func.count()).select_from(model)))
-                      .scalar_one())
+        result.append((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
     _seed(url, work)
     return result[0]
@@ -274,8 +365,7 @@ def test_cli_broadcast_dry_run_send_and_status(db, monkeypatch, cli):
         await add_member(session, language="es", status=RESERVE)
 
     _seed(db.url, people)
-    dry = runner.invoke(cli, ["broadcast", LONG_TEXT, "--to", "selected", "--dry-run",
-                              "--urgent"])
+    dry = runner.invoke(cli, ["broadcast", LONG_TEXT, "--to", "selected", "--dry-run", "--urgent"])
     assert dry.exit_code == 0, dry.output
     assert "Dry run: selected" in dry.output and "Nothing was sent" in dry.output
     assert "SMS: 1 messages, 2 segments, estimated cost 0.02" in dry.output
@@ -306,8 +396,7 @@ def test_cli_broadcast_dry_run_send_and_status(db, monkeypatch, cli):
         assert result.exit_code == 2 and said in result.output, (args, result.output)
 
 
-def test_cli_session_moved_template_uses_the_assembly_calendar(db, monkeypatch, tmp_path,
-                                                                 cli):
+def test_cli_session_moved_template_uses_the_assembly_calendar(db, monkeypatch, tmp_path, cli):
     assembly = tmp_path / "assembly.toml"
     assembly.write_text(
         '[assembly]\nname = "Jury"\nlanguages = ["en", "fr"]\n\n'
@@ -315,7 +404,9 @@ def test_cli_session_moved_template_uses_the_assembly_calendar(db, monkeypatch, 
         '[[sessions]]\ntitle = { en = "Opening", fr = "Ouverture" }\n'
         'start = 2026-12-05T10:00:00\nplace = "Town hall"\n\n'
         '[[sessions]]\ntitle = { en = "Evidence", fr = "Auditions" }\n'
-        'start = 2026-12-12T10:00:00\nplace = "Town hall"\n', encoding="utf-8")
+        'start = 2026-12-12T10:00:00\nplace = "Town hall"\n',
+        encoding="utf-8",
+    )
     monkeypatch.setenv("CONCORDER_DATABASE_URL", db.url)
     monkeypatch.setenv("CONCORDER_ASSEMBLY", str(assembly))
 
@@ -324,8 +415,19 @@ def test_cli_session_moved_template_uses_the_assembly_calendar(db, monkeypatch, 
         await add_member(session, language="fr")
 
     _seed(db.url, people)
-    dry = runner.invoke(cli, ["broadcast", "--template", "session-moved", "--session", "2",
-                              "--start", "14:30", "--dry-run"])
+    dry = runner.invoke(
+        cli,
+        [
+            "broadcast",
+            "--template",
+            "session-moved",
+            "--session",
+            "2",
+            "--start",
+            "14:30",
+            "--dry-run",
+        ],
+    )
     assert dry.exit_code == 0, dry.output
     shown = " ".join(dry.output.replace("\u202f", " ").split())  # undo the terminal wrapping
     # Times are the assembly's (Europe/Paris) for people without a zone of their own.

@@ -39,12 +39,22 @@ LEASE = "6s"
 
 
 def environment(db, twilio_url: str, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("CONCORDER_", "TWILIO_", "TELEGRAM_"))}
-    env.update(CONCORDER_DATABASE_URL=db.url, TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-               TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_FROM_NUMBER=FROM_NUMBER,
-               TWILIO_API_BASE_URL=twilio_url, CONCORDER_SMS_RATE=str(SMS_RATE),
-               CONCORDER_SEND_LEASE=LEASE, COLUMNS="200", **extra)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CONCORDER_", "TWILIO_", "TELEGRAM_"))
+    }
+    env.update(
+        CONCORDER_DATABASE_URL=db.url,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_FROM_NUMBER=FROM_NUMBER,
+        TWILIO_API_BASE_URL=twilio_url,
+        CONCORDER_SMS_RATE=str(SMS_RATE),
+        CONCORDER_SEND_LEASE=LEASE,
+        COLUMNS="200",
+        **extra,
+    )
     return env
 
 
@@ -60,8 +70,12 @@ class Service:
         self.starts += 1
         log = open(self.cwd / f"serve-{self.starts}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [CONCORDER, "serve", "--port", str(free_port())], env=self.env, cwd=self.cwd,
-            stdout=log, stderr=subprocess.STDOUT)
+            [CONCORDER, "serve", "--port", str(free_port())],
+            env=self.env,
+            cwd=self.cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
 
     def kill(self) -> None:
@@ -84,8 +98,13 @@ class Service:
 
 async def command(env: dict[str, str], cwd: Path, *args: str) -> str:
     process = await asyncio.create_subprocess_exec(
-        CONCORDER, *args, env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
+        CONCORDER,
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output, _ = await process.communicate()
     assert process.returncode == 0, output.decode()
     return output.decode()
@@ -102,8 +121,15 @@ async def until(condition, seconds: float, service: Service | None = None) -> No
 
 async def outbox_statuses(db) -> Counter[str]:
     async with db.sessions() as session:
-        return Counter(dict((await session.execute(
-            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))).all()))
+        return Counter(
+            dict(
+                (
+                    await session.execute(
+                        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+                    )
+                ).all()
+            )
+        )
 
 
 async def crash_and_recover(db, service: Service, hop, total: int) -> Counter[str]:
@@ -142,26 +168,35 @@ def within_the_promise(received: Counter[str], everyone: set[str]) -> None:
 async def test_a_broadcast_survives_a_kill_9_of_the_service(db, recording_prism, tmp_path):
     people = 60
     async with db.sessions.begin() as session:
-        numbers = {(await add_member(session, channel="sms", address=f"+4479112{n:05d}"))
-                   .id: f"+4479112{n:05d}" for n in range(people)}
+        numbers = {
+            (
+                await add_member(session, channel="sms", address=f"+4479112{n:05d}")
+            ).id: f"+4479112{n:05d}"
+            for n in range(people)
+        }
     env = environment(db, recording_prism.url)
-    said = await command(env, tmp_path, "broadcast", "The venue has changed: room B.",
-                         "--to", "all", "--urgent")
+    said = await command(
+        env, tmp_path, "broadcast", "The venue has changed: room B.", "--to", "all", "--urgent"
+    )
     assert f"queued for {people} people" in said
 
     received = await crash_and_recover(db, Service(env, tmp_path), recording_prism, people)
     within_the_promise(received, set(numbers.values()))
     assert {r.form["Body"][0] for r in recording_prism.requests} == {
-        "The venue has changed: room B."}
+        "The venue has changed: room B."
+    }
 
 
 async def test_an_invitation_wave_survives_a_kill_9_of_the_command_and_of_the_service(
-        db, recording_prism, tmp_path):
+    db, recording_prism, tmp_path
+):
     people = 60
     pool = tmp_path / "pool.csv"
     phones = [f"+447700900{n:03d}" for n in range(100, 100 + people)]
-    pool.write_text("id,phone,telegram,language,household,region,age\n" + "".join(
-        f"R{n:03d},{phone},,en,H{n:03d},north,65+\n" for n, phone in enumerate(phones)))
+    pool.write_text(
+        "id,phone,telegram,language,household,region,age\n"
+        + "".join(f"R{n:03d},{phone},,en,H{n:03d},north,65+\n" for n, phone in enumerate(phones))
+    )
     # The example without quiet hours: invitations written at night would wait for 08:00.
     text = (EXAMPLE / "assembly.toml").read_text()
     quiet = 'quiet_hours = "21:00-08:00"'
@@ -176,21 +211,25 @@ async def test_an_invitation_wave_survives_a_kill_9_of_the_command_and_of_the_se
 
     # The wave is killed while it runs, then run again: it resumes. A chunk of invitations
     # (with its outbox rows and audit events) commits whole or not at all.
-    invite = subprocess.Popen([CONCORDER, "invite", "--bot-username", "RiversideJuryBot"],
-                              env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    invite = subprocess.Popen(
+        [CONCORDER, "invite", "--bot-username", "RiversideJuryBot"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     await asyncio.sleep(1.0)
     assert invite.poll() is None, "the wave ended before the kill: nothing was tested"
     os.kill(invite.pid, signal.SIGKILL)
     invite.wait(10)
     async with db.sessions() as session:
-        invited = (await session.execute(select(func.count()).select_from(Invitation)))
+        invited = await session.execute(select(func.count()).select_from(Invitation))
         assert invited.scalar_one() in (0, people)
     assert sum((await outbox_statuses(db)).values()) in (0, people)
     said = await command(env, tmp_path, "invite", "--bot-username", "RiversideJuryBot")
     assert "Invitations sent" in said
     async with db.sessions() as session:
-        invited = (await session.execute(select(func.count()).select_from(Invitation)))
+        invited = await session.execute(select(func.count()).select_from(Invitation))
         assert invited.scalar_one() == people
     assert sum((await outbox_statuses(db)).values()) == people  # one invitation each
 

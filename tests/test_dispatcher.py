@@ -46,9 +46,12 @@ class FakeClock:
 class RecordingTransport:
     """Our Transport port, recording hand-overs; `script` may raise to play a failure."""
 
-    def __init__(self, channel: str = "telegram",
-                 script: Callable[[Outgoing, int], None] | None = None,
-                 delay: Callable[[Outgoing], float] | None = None):
+    def __init__(
+        self,
+        channel: str = "telegram",
+        script: Callable[[Outgoing, int], None] | None = None,
+        delay: Callable[[Outgoing], float] | None = None,
+    ):
         self.channel = channel
         self.script = script
         self.delay = delay
@@ -73,8 +76,14 @@ class RecordingTransport:
         return [m.text for m in self.sent if address is None or m.address == address]
 
 
-async def person(db, *, telegram: str | None = None, sms: str | None = None,
-                 sms_consent: bool = True, language: str = "en") -> dict[str, int | str]:
+async def person(
+    db,
+    *,
+    telegram: str | None = None,
+    sms: str | None = None,
+    sms_consent: bool = True,
+    language: str = "en",
+) -> dict[str, int | str]:
     """A participant with the given contacts; returns their ids by channel (and 'id')."""
     async with db.sessions.begin() as session:
         participant = Participant(language=language, state={"language": language})
@@ -83,26 +92,32 @@ async def person(db, *, telegram: str | None = None, sms: str | None = None,
         ids: dict[str, int | str] = {"id": participant.id}
         for channel, address in (("telegram", telegram), ("sms", sms)):
             if address is not None:
-                contact = Contact(participant_id=participant.id, channel=channel,
-                                  address=address, sms_consent=sms_consent)
+                contact = Contact(
+                    participant_id=participant.id,
+                    channel=channel,
+                    address=address,
+                    sms_consent=sms_consent,
+                )
                 session.add(contact)
                 await session.flush()
                 ids[channel] = contact.id
         return ids
 
 
-async def queue(db, settings, who, channel: str, *messages: str | Outbound,
-                now: datetime) -> list[int]:
+async def queue(
+    db, settings, who, channel: str, *messages: str | Outbound, now: datetime
+) -> list[int]:
     async with db.sessions.begin() as session:
         participant = await session.get(Participant, who["id"])
         contact = await session.get(Contact, who[channel])
         before = contact.next_seq
         outbound = [m if isinstance(m, Outbound) else Outbound(text=m) for m in messages]
-        await service.enqueue(session, settings, participant, contact, outbound,
-                              prompt_id="p1", now=now)
+        await service.enqueue(
+            session, settings, participant, contact, outbound, prompt_id="p1", now=now
+        )
         rows = await session.execute(
-            select(OutboxMessage.id).where(OutboxMessage.contact_id == contact.id,
-                                           OutboxMessage.seq >= before)
+            select(OutboxMessage.id)
+            .where(OutboxMessage.contact_id == contact.id, OutboxMessage.seq >= before)
             .order_by(OutboxMessage.seq)
         )
         return list(rows.scalars())
@@ -124,8 +139,10 @@ def dispatcher(db, settings, transports, clock=None, **options) -> Dispatcher:
 
 def latency_sum(channel: str) -> float:
     """The dispatch latency histogram's sum, as a scrape of /metrics reads it."""
-    return REGISTRY.get_sample_value("concorder_dispatch_latency_seconds_sum",
-                                     {"channel": channel}) or 0.0
+    return (
+        REGISTRY.get_sample_value("concorder_dispatch_latency_seconds_sum", {"channel": channel})
+        or 0.0
+    )
 
 
 @pytest.fixture
@@ -136,8 +153,9 @@ def clock() -> FakeClock:
 def telegram_transport(server: BotApiServer) -> TelegramTransport:
     from bot.settings import Settings
 
-    return TelegramTransport(Settings(TELEGRAM_BOT_TOKEN="123:secret",
-                                      TELEGRAM_API_BASE_URL=server.url, _env_file=None))
+    return TelegramTransport(
+        Settings(TELEGRAM_BOT_TOKEN="123:secret", TELEGRAM_API_BASE_URL=server.url, _env_file=None)
+    )
 
 
 # --- sending and recording ---------------------------------------------------------------
@@ -155,7 +173,9 @@ async def test_each_queued_message_is_delivered_once_with_its_outcome(db, settin
     assert sent == 2
     outbox = await rows(db)
     assert [(r.id, r.status, r.provider_id) for r in outbox] == [
-        (ids[0], "delivered", f"sim-{ids[0]}"), (ids[1], "delivered", f"sim-{ids[1]}")]
+        (ids[0], "delivered", f"sim-{ids[0]}"),
+        (ids[1], "delivered", f"sim-{ids[1]}"),
+    ]
     assert all(r.sent_at == clock.now and r.delivered_at == clock.now for r in outbox)
     assert all(r.lease_owner is None and r.attempts == 1 for r in outbox)
     assert MESSAGES_OUT.labels("sms", "delivered")._value.get() == delivered + 2
@@ -164,9 +184,14 @@ async def test_each_queued_message_is_delivered_once_with_its_outcome(db, settin
 
 async def test_sent_through_telegram_records_the_message_id(db, settings, clock, bot_api):
     bea = await person(db, telegram="5001")
-    await queue(db, settings, bea, "telegram",
-                Outbound("Ready?", choices=(Choice("yes", "Yes"), Choice("no", "No"))),
-                now=clock.now)
+    await queue(
+        db,
+        settings,
+        bea,
+        "telegram",
+        Outbound("Ready?", choices=(Choice("yes", "Yes"), Choice("no", "No"))),
+        now=clock.now,
+    )
     transport = telegram_transport(bot_api)
     try:
         await dispatcher(db, settings, {"telegram": transport}, clock).drain()
@@ -185,9 +210,16 @@ async def test_messages_not_yet_due_wait(db, settings, clock):
     async with db.sessions.begin() as session:
         participant = await session.get(Participant, cy["id"])
         contact = await session.get(Contact, cy["sms"])
-        await service.enqueue(session, settings, participant, contact, [Outbound("Later")],
-                              prompt_id=None, now=clock.now,
-                              not_before=clock.now + timedelta(minutes=5))
+        await service.enqueue(
+            session,
+            settings,
+            participant,
+            contact,
+            [Outbound("Later")],
+            prompt_id=None,
+            now=clock.now,
+            not_before=clock.now + timedelta(minutes=5),
+        )
     transport = RecordingTransport("sms")
     worker = dispatcher(db, settings, {"sms": transport}, clock)
     assert await worker.drain() == 0
@@ -224,7 +256,12 @@ async def test_order_per_contact_is_kept_across_retries(db, settings, clock):
         await worker.drain()
     assert transport.texts("6001") == ["d1", "d2", "d3"]
     assert [m.text for m in transport.attempts if m.address == "6001"] == [
-        "d1", "d2", "d2", "d2", "d3"]
+        "d1",
+        "d2",
+        "d2",
+        "d2",
+        "d3",
+    ]
 
 
 async def test_long_sms_parts_go_out_in_order(db, settings, clock):
@@ -261,7 +298,8 @@ class SelectiveBotApi(BotApiServer):
             await self.release.wait()
         if chat in self.broken:
             return web.json_response(
-                {"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502)
+                {"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502
+            )
         self.calls.append(BotApiCall(method, params))
         return web.json_response({"ok": True, "result": await self._result(method, params)})
 
@@ -280,8 +318,9 @@ async def test_a_stuck_or_failing_recipient_does_not_hold_up_others(db, settings
         await queue(db, settings, who, "telegram", "hello", "again", now=clock.now)
     # Generous times: the 40 sends must finish before the stuck one times out, even on a
     # loaded machine.
-    worker = dispatcher(db, settings, {"telegram": transport}, clock, send_timeout=5.0,
-                        poll_interval=0.05)
+    worker = dispatcher(
+        db, settings, {"telegram": transport}, clock, send_timeout=5.0, poll_interval=0.05
+    )
     task = asyncio.create_task(worker.run())
     try:
         async with asyncio.timeout(4.5):  # before the stuck send times out
@@ -305,15 +344,17 @@ async def test_a_stuck_or_failing_recipient_does_not_hold_up_others(db, settings
 
 
 async def test_a_send_that_hangs_is_given_up_after_the_send_timeout_and_retried_later(
-        db, settings, clock):
+    db, settings, clock
+):
     hung = await person(db, telegram="7201")
     fine = await person(db, telegram="7202")
     await queue(db, settings, hung, "telegram", "h1", now=clock.now)
     await queue(db, settings, fine, "telegram", "f1", "f2", "f3", now=clock.now)
     transport = RecordingTransport(delay=lambda m: 3600 if m.address == "7201" else 0)
     # One worker: the hung send holds it until the timeout, then it takes the rest.
-    worker = dispatcher(db, settings, {"telegram": transport}, clock, send_timeout=0.4,
-                        concurrency=1)
+    worker = dispatcher(
+        db, settings, {"telegram": transport}, clock, send_timeout=0.4, concurrency=1
+    )
     started = asyncio.get_running_loop().time()
     async with asyncio.timeout(10):
         await worker.drain()
@@ -351,7 +392,8 @@ async def test_telegram_429_retry_after_is_waited_exactly(db, settings, clock, b
 
 
 async def test_blocked_bot_marks_contact_unreachable_and_moves_to_consented_sms(
-        db, settings, clock, bot_api):
+    db, settings, clock, bot_api
+):
     hal = await person(db, telegram="9001", sms="+447700900104", sms_consent=True)
     question = Outbound("Will you attend?", choices=(Choice("yes", "Yes"), Choice("no", "No")))
     await queue(db, settings, hal, "telegram", question, "See you soon", now=clock.now)
@@ -376,12 +418,14 @@ async def test_blocked_bot_marks_contact_unreachable_and_moves_to_consented_sms(
         events = (await session.execute(select(AuditEvent))).scalars().all()
     assert contact.unreachable_at == clock.now
     assert [(e.kind, e.data["channel"], e.participant_id) for e in events] == [
-        ("contact.unreachable", "telegram", hal["id"])]
+        ("contact.unreachable", "telegram", hal["id"])
+    ]
     assert "9001" not in str(events[0].data)
 
 
 async def test_blocked_bot_without_sms_consent_is_given_up_with_a_reason(
-        db, settings, clock, bot_api):
+    db, settings, clock, bot_api
+):
     ida = await person(db, telegram="9002", sms="+447700900105", sms_consent=False)
     await queue(db, settings, ida, "telegram", "Hello", now=clock.now)
     bot_api.fail("sendMessage", 403, "Forbidden: bot was blocked by the user")
@@ -409,7 +453,8 @@ async def test_carrier_opt_out_stops_further_sms(db, settings, clock):
     assert [m.text for m in sms.attempts] == ["one"]
     assert [(r.status, r.error) for r in await rows(db)] == [
         ("undeliverable", "twilio 21610: unsubscribed recipient"),
-        ("cancelled", "recipient opted out")]
+        ("cancelled", "recipient opted out"),
+    ]
     async with db.sessions() as session:
         assert (await session.get(Contact, jo["sms"])).opted_out_at == clock.now
         kinds = (await session.execute(select(AuditEvent.kind))).scalars().all()
@@ -441,8 +486,9 @@ async def test_permanent_failure_and_retries_for_too_long_fail_the_row(db, setti
 
 async def test_opted_out_person_gets_only_the_confirmation(db, settings, relay, clock):
     address = "+447700900109"
-    await service.receive(relay, channel="sms", address=address, text="hi",
-                          provider_id="in-1", now=clock.now)
+    await service.receive(
+        relay, channel="sms", address=address, text="hi", provider_id="in-1", now=clock.now
+    )
     sms = RecordingTransport("sms")
     worker = dispatcher(db, settings, {"sms": sms}, clock)
     await worker.drain()
@@ -453,8 +499,9 @@ async def test_opted_out_person_gets_only_the_confirmation(db, settings, relay, 
         contact = (await session.execute(select(Contact))).scalar_one()
     who = {"id": contact.participant_id, "sms": contact.id}
     await queue(db, settings, who, "sms", "Queued before STOP", now=clock.now)
-    await service.receive(relay, channel="sms", address=address,
-                          text="STOP", provider_id="in-2", now=clock.now)
+    await service.receive(
+        relay, channel="sms", address=address, text="STOP", provider_id="in-2", now=clock.now
+    )
     await queue(db, settings, who, "sms", "Queued after STOP", now=clock.now)
     await worker.drain()
 
@@ -488,8 +535,14 @@ async def test_two_dispatchers_racing_send_each_message_once_in_order(db, settin
 
     workers = [
         # Few sends in flight each, so that neither can take all the work alone.
-        Dispatcher(sessionmaker(engine), {"telegram": transport(name)}, settings,
-                   limits=DeliveryLimits.off(), concurrency=4, poll_interval=0.02)
+        Dispatcher(
+            sessionmaker(engine),
+            {"telegram": transport(name)},
+            settings,
+            limits=DeliveryLimits.off(),
+            concurrency=4,
+            poll_interval=0.02,
+        )
         for name, engine in zip(("a", "b"), engines, strict=True)
     ]
     tasks = [asyncio.create_task(w.run()) for w in workers]
@@ -520,13 +573,15 @@ async def test_two_dispatchers_racing_send_each_message_once_in_order(db, settin
 
 
 async def test_a_send_lost_in_a_crash_is_sent_again_once_when_its_lease_expires(
-        db, settings, clock):
+    db, settings, clock
+):
     max_ = await person(db, telegram="11001")
     await queue(db, settings, max_, "telegram", "hello", "world", now=clock.now)
 
     crashing = RecordingTransport(delay=lambda m: 3600)
-    first = dispatcher(db, settings, {"telegram": crashing}, clock,
-                       lease=timedelta(seconds=120), send_timeout=60)
+    first = dispatcher(
+        db, settings, {"telegram": crashing}, clock, lease=timedelta(seconds=120), send_timeout=60
+    )
     crashed = asyncio.create_task(first.run_once())
     while not crashing.attempts:
         await asyncio.sleep(0.01)
@@ -573,8 +628,9 @@ async def test_queue_depth_is_counted_per_channel(db, settings, clock):
     pat = await person(db, telegram="13001", sms="+447700900110")
     await queue(db, settings, pat, "telegram", "a", "b", now=clock.now)
     await queue(db, settings, pat, "sms", "c", now=clock.now)
-    worker = dispatcher(db, settings, {"telegram": RecordingTransport(),
-                                       "sms": RecordingTransport("sms")}, clock)
+    worker = dispatcher(
+        db, settings, {"telegram": RecordingTransport(), "sms": RecordingTransport("sms")}, clock
+    )
     assert await worker.refresh_queue_depth() == {"telegram": 2, "sms": 1}
     assert QUEUE_DEPTH.labels("telegram")._value.get() == 2
     await worker.drain()
@@ -592,8 +648,9 @@ async def test_the_app_dispatches_in_the_background_and_stops_cleanly(sqlite_db)
     runner = web.AppRunner(create_app(relay=relay, migrate=False, dispatch=True))
     await runner.setup()
     try:
-        await service.receive(relay, channel="sms",
-                              address="+447700900111", text="hi", provider_id="app-1")
+        await service.receive(
+            relay, channel="sms", address="+447700900111", text="hi", provider_id="app-1"
+        )
         async with asyncio.timeout(20):  # generous: other features start beside it
             while not [r for r in await rows(sqlite_db) if r.status == "delivered"]:
                 await asyncio.sleep(0.05)
@@ -636,8 +693,14 @@ async def test_rows_claimed_ahead_never_exceed_the_concurrent_sends(db, settings
                 sending -= 1
 
     transport = Counting()
-    worker = Dispatcher(db.sessions, {"telegram": transport}, settings,
-                        limits=DeliveryLimits.off(), concurrency=3, poll_interval=0.02)
+    worker = Dispatcher(
+        db.sessions,
+        {"telegram": transport},
+        settings,
+        limits=DeliveryLimits.off(),
+        concurrency=3,
+        poll_interval=0.02,
+    )
     await run_until(worker, lambda: len(transport.sent) == 24)
     assert peak == 3
     for who in people:
@@ -651,8 +714,14 @@ async def test_a_failed_claim_still_records_what_was_sent(db, settings, monkeypa
     for who in people:
         await queue(db, settings, who, "telegram", "one", "two", now=now)
     transport = RecordingTransport()
-    worker = Dispatcher(db.sessions, {"telegram": transport}, settings,
-                        limits=DeliveryLimits.off(), concurrency=4, poll_interval=0.02)
+    worker = Dispatcher(
+        db.sessions,
+        {"telegram": transport},
+        settings,
+        limits=DeliveryLimits.off(),
+        concurrency=4,
+        poll_interval=0.02,
+    )
     claim = worker._claim_in
     calls = 0
 
@@ -677,21 +746,24 @@ def test_dispatch_latency_is_scraped_as_a_cumulative_histogram_per_channel():
     from bot.metrics import ChannelHistogram
 
     registry = CollectorRegistry()
-    latency = ChannelHistogram("demo_latency_seconds", "demo", buckets=(0.05, 1, 10),
-                               registry=registry)
+    latency = ChannelHistogram(
+        "demo_latency_seconds", "demo", buckets=(0.05, 1, 10), registry=registry
+    )
     for seconds in (0.05, 0.07, 0.9, 1000):  # 0.05 is "le 0.05": it counts in that bucket
         latency.observe("sms", seconds)
     latency.observe("telegram", 2)
 
     text = generate_latest(registry).decode()
-    for line in ('demo_latency_seconds_bucket{channel="sms",le="0.05"} 1.0',
-                 'demo_latency_seconds_bucket{channel="sms",le="1.0"} 3.0',
-                 'demo_latency_seconds_bucket{channel="sms",le="10.0"} 3.0',
-                 'demo_latency_seconds_bucket{channel="sms",le="+Inf"} 4.0',
-                 'demo_latency_seconds_count{channel="sms"} 4.0',
-                 'demo_latency_seconds_sum{channel="sms"} 1001.02',
-                 'demo_latency_seconds_bucket{channel="telegram",le="1.0"} 0.0',
-                 'demo_latency_seconds_bucket{channel="telegram",le="10.0"} 1.0'):
+    for line in (
+        'demo_latency_seconds_bucket{channel="sms",le="0.05"} 1.0',
+        'demo_latency_seconds_bucket{channel="sms",le="1.0"} 3.0',
+        'demo_latency_seconds_bucket{channel="sms",le="10.0"} 3.0',
+        'demo_latency_seconds_bucket{channel="sms",le="+Inf"} 4.0',
+        'demo_latency_seconds_count{channel="sms"} 4.0',
+        'demo_latency_seconds_sum{channel="sms"} 1001.02',
+        'demo_latency_seconds_bucket{channel="telegram",le="1.0"} 0.0',
+        'demo_latency_seconds_bucket{channel="telegram",le="10.0"} 1.0',
+    ):
         assert line in text.splitlines()
 
 
@@ -711,8 +783,14 @@ async def test_a_long_queue_on_one_channel_does_not_hold_up_another_channel(db, 
             return await super().send(message)
 
     telegram, sms = Slow(), Slow("sms")
-    worker = Dispatcher(db.sessions, {"telegram": telegram, "sms": sms}, settings,
-                        limits=DeliveryLimits.off(), concurrency=2, poll_interval=0.02)
+    worker = Dispatcher(
+        db.sessions,
+        {"telegram": telegram, "sms": sms},
+        settings,
+        limits=DeliveryLimits.off(),
+        concurrency=2,
+        poll_interval=0.02,
+    )
     await run_until(worker, lambda: len(handed_over) == 121)
     assert handed_over.index("sms") < 10  # not after the 120 Telegram messages
     assert {r.status for r in await rows(db)} == {"sent"}

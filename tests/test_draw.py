@@ -51,8 +51,9 @@ def synthetic_pool(size: int, seed: int = 7, couples_every: int = 5) -> list[Res
     people = []
     for i in range(size):
         household = f"house-{i // 2}" if i % couples_every in (0, 1) else f"house-solo-{i}"
-        people.append(Respondent(f"P{i:05d}", household,
-                                 {c: rng.choice(v) for c, v in CATEGORIES.items()}))
+        people.append(
+            Respondent(f"P{i:05d}", household, {c: rng.choice(v) for c, v in CATEGORIES.items()})
+        )
     return people
 
 
@@ -62,8 +63,10 @@ def proportional_quotas(people: list[Respondent], panel: int, slack: float = 0.2
         spec[category] = {}
         for value in values:
             share = sum(1 for p in people if p.attributes[category] == value) / len(people)
-            spec[category][value] = {"min": int(share * panel * (1 - slack)),
-                                     "max": int(share * panel * (1 + slack)) + 1}
+            spec[category][value] = {
+                "min": int(share * panel * (1 - slack)),
+                "max": int(share * panel * (1 + slack)) + 1,
+            }
     return draw.quota_bounds(spec, panel)
 
 
@@ -117,14 +120,29 @@ def test_maximin_reports_probabilities_and_gives_the_same_panel_in_another_proce
     assert here.mean_probability == pytest.approx(6 / 24, abs=1e-3)
 
     # The same draw from an interpreter with another hash seed (as `--verify` would be).
-    script = ("import json, sys; from bot.services import draw; "
-              "p = json.loads(sys.stdin.read()); print(json.dumps(draw.rerun(p)))")
-    payload = {"mode": "select", "input": inp.canonical(), "seed": "42",
-               "seed_number": draw.seed_number("42"), "algorithm": "maximin", "panels": 1,
-               "pick_seed": None}
+    script = (
+        "import json, sys; from bot.services import draw; "
+        "p = json.loads(sys.stdin.read()); print(json.dumps(draw.rerun(p)))"
+    )
+    payload = {
+        "mode": "select",
+        "input": inp.canonical(),
+        "seed": "42",
+        "seed_number": draw.seed_number("42"),
+        "algorithm": "maximin",
+        "panels": 1,
+        "pick_seed": None,
+    }
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    out = subprocess.run([sys.executable, "-c", script], input=json.dumps(payload), cwd=ROOT,
-                         env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(payload),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert json.loads(out)["selected"] == here.selected
 
 
@@ -137,13 +155,21 @@ def test_leximin_without_gurobi_says_so_plainly():
 
 def test_infeasible_quotas_name_the_categories_in_conflict():
     # Every older respondent is a man, yet the quotas want 3 older people and 1 man at most.
-    people = [Respondent(f"P{i:03d}", None,
-                         {"age": "65+" if i < 6 else "16-29", "gender": "man" if i < 6 else
-                          "woman"}) for i in range(16)]
-    quotas = draw.quota_bounds({"age": {"65+": {"min": 3, "max": 4}, "16-29": {"min": 0,
-                                                                                 "max": 6}},
-                                "gender": {"man": {"min": 0, "max": 1},
-                                           "woman": {"min": 0, "max": 6}}}, 6)
+    people = [
+        Respondent(
+            f"P{i:03d}",
+            None,
+            {"age": "65+" if i < 6 else "16-29", "gender": "man" if i < 6 else "woman"},
+        )
+        for i in range(16)
+    ]
+    quotas = draw.quota_bounds(
+        {
+            "age": {"65+": {"min": 3, "max": 4}, "16-29": {"min": 0, "max": 6}},
+            "gender": {"man": {"min": 0, "max": 1}, "woman": {"min": 0, "max": 6}},
+        },
+        6,
+    )
     with pytest.raises(draw.DrawError) as caught:
         draw.run_draw(DrawInput(people, quotas, 6), "5")
     assert set(caught.value.categories) == {"age", "gender"}
@@ -160,8 +186,9 @@ def test_quota_sums_that_cannot_make_the_panel_name_the_category():
 
 
 def test_target_shares_become_min_and_max():
-    quotas = draw.quota_bounds({"gender": {"woman": 0.5, "man": {"share": 0.45},
-                                           "other": {"min": 0, "max": 2}}}, 15)
+    quotas = draw.quota_bounds(
+        {"gender": {"woman": 0.5, "man": {"share": 0.45}, "other": {"min": 0, "max": 2}}}, 15
+    )
     assert quotas["gender"]["woman"] == draw.Bounds(7, 8)
     assert quotas["gender"]["man"] == draw.Bounds(6, 7)
     assert quotas["gender"]["other"] == draw.Bounds(0, 2)
@@ -171,8 +198,10 @@ def test_target_shares_become_min_and_max():
 
 def test_quotas_file_is_checked_and_each_mistake_named(tmp_path):
     good = tmp_path / "quotas.toml"
-    good.write_text('panel_size = 10\nreserve_size = 3\none_per_household = true\n'
-                    '[quotas.gender]\nwoman = 0.5\nman = { min = 4, max = 6 }\n')
+    good.write_text(
+        "panel_size = 10\nreserve_size = 3\none_per_household = true\n"
+        "[quotas.gender]\nwoman = 0.5\nman = { min = 4, max = 6 }\n"
+    )
     rules = draw.rules_from_file(good)
     assert (rules.panel_size, rules.reserve_size, rules.one_per_household) == (10, 3, True)
     assert rules.quotas["gender"] == {"woman": draw.Bounds(5, 5), "man": draw.Bounds(4, 6)}
@@ -212,21 +241,38 @@ def solved_once(function, inp, *args, **kwargs):
     return _solved[key]
 
 
-
-async def registered_pool(db, people: list[Respondent],
-                          questions=("age", "gender", "education")) -> None:
+async def registered_pool(
+    db, people: list[Respondent], questions=("age", "gender", "education")
+) -> None:
     async with db.sessions.begin() as session:
         for n, person in enumerate(people):
             session.add(Participant(id=person.id, language="en"))
             await session.flush()
-            session.add(PoolEntry(participant_id=person.id, household_id=person.household,
-                                  attributes={"area": person.attributes["area"]}))
-            session.add(Invitation(participant_id=person.id, code_hash=f"{n:064d}",
-                                   channel="sms", language="en", status=REGISTERED))
+            session.add(
+                PoolEntry(
+                    participant_id=person.id,
+                    household_id=person.household,
+                    attributes={"area": person.attributes["area"]},
+                )
+            )
+            session.add(
+                Invitation(
+                    participant_id=person.id,
+                    code_hash=f"{n:064d}",
+                    channel="sms",
+                    language="en",
+                    status=REGISTERED,
+                )
+            )
             for question in questions:
-                session.add(RegistrationAnswer(participant_id=person.id, question_id=question,
-                                               answer=person.attributes[question],
-                                               answered_at=audit.utcnow()))
+                session.add(
+                    RegistrationAnswer(
+                        participant_id=person.id,
+                        question_id=question,
+                        answer=person.attributes[question],
+                        answered_at=audit.utcnow(),
+                    )
+                )
 
 
 RULES = {"panel_size": 8, "reserve_size": 4, "one_per_household": True}
@@ -252,8 +298,9 @@ async def test_draw_writes_rows_and_audit_together_and_verifies(db):
 
     async with db.sessions() as session:
         rows = (await session.execute(select(Selection))).scalars().all()
-        event = (await session.execute(select(AuditEvent).where(
-            AuditEvent.kind == "draw.completed"))).scalar_one()
+        event = (
+            await session.execute(select(AuditEvent).where(AuditEvent.kind == "draw.completed"))
+        ).scalar_one()
         assert (await audit.verify(session)).ok
     assert sorted(r.participant_id for r in rows if r.status == SELECTED) == result.selected
     reserve = sorted((r for r in rows if r.status == RESERVE), key=lambda r: r.reserve_rank)
@@ -283,12 +330,13 @@ async def test_draw_writes_rows_and_audit_together_and_verifies(db):
     assert any("seed" in d for d in differences)
     rerun = {"selected": result.selected, "reserve": result.reserve}
     assert draw.compare_rerun(stored, rerun) == [
-        f"panel differs: only in the record {outsider}; only in the re-run "
-        f"{result.selected[0]}"]
+        f"panel differs: only in the record {outsider}; only in the re-run {result.selected[0]}"
+    ]
     # The audit trail still holds the true panel's hash; another panel would not match it.
     assert draw.compare_audited(audited, rerun) == []
-    assert draw.compare_audited(audited, {**rerun, "selected": stored.result["selected"]}
-                                    ) == ["the re-run's panel does not match the audit trail"]
+    assert draw.compare_audited(audited, {**rerun, "selected": stored.result["selected"]}) == [
+        "the re-run's panel does not match the audit trail"
+    ]
 
 
 async def test_replace_promotes_from_the_reserve_and_is_audited(db):
@@ -299,23 +347,30 @@ async def test_replace_promotes_from_the_reserve_and_is_audited(db):
         inp = await draw.draw_input(session, rules)
     result = solved_once(draw.run_draw, inp, "1848", "legacy")
     async with db.sessions.begin() as session:
-        await draw.record_selection(session, result,
-                                    draw.select_payload(result, "1848", "legacy", 1, None))
+        await draw.record_selection(
+            session, result, draw.select_payload(result, "1848", "legacy", 1, None)
+        )
 
     leaving = [result.selected[0]]
     async with db.sessions() as session:
         rinp = await draw.replace_input(session, rules, leaving)
     assert rinp.candidate_tiers[0] == result.reserve
     replacement = solved_once(draw.run_replace, rinp, "1849", "legacy")
-    payload = {"mode": "replace", "input": replacement.canonical_input, "seed": "1849",
-               "seed_number": draw.seed_number("1849"), "algorithm": "legacy"}
+    payload = {
+        "mode": "replace",
+        "input": replacement.canonical_input,
+        "seed": "1849",
+        "seed_number": draw.seed_number("1849"),
+        "algorithm": "legacy",
+    }
     async with db.sessions.begin() as session:
         await draw.record_replacement(session, replacement, payload)
 
     async with db.sessions() as session:
         rows = {r.participant_id: r for r in (await session.execute(select(Selection))).scalars()}
-        event = (await session.execute(select(AuditEvent).where(
-            AuditEvent.kind == "draw.replaced"))).scalar_one()
+        event = (
+            await session.execute(select(AuditEvent).where(AuditEvent.kind == "draw.replaced"))
+        ).scalar_one()
     assert rows[leaving[0]].status == DECLINED and rows[leaving[0]].reason == "dropped_out"
     panel = [pid for pid, r in rows.items() if r.status == SELECTED]
     assert len(panel) == 8 and not set(replacement.added) & set(result.selected)
@@ -326,8 +381,11 @@ async def test_replace_promotes_from_the_reserve_and_is_audited(db):
     assert all(rows[pid].notified_at is None for pid in replacement.added)
     assert event.data["leaving"] == leaving and event.data["added"] == replacement.added
     checks = await draw.verify_draws(db.sessions)
-    assert [(c.kind, c.ok) for c in checks] == [("audit", True), ("select", True),
-                                                ("replace", True)]
+    assert [(c.kind, c.ok) for c in checks] == [
+        ("audit", True),
+        ("select", True),
+        ("replace", True),
+    ]
 
     with pytest.raises(draw.DrawRecordError, match="reserve"):
         async with db.sessions() as session:
@@ -344,10 +402,14 @@ async def test_published_lottery_then_pick_is_recorded_and_verified(db):
     published = solved_once(draw.run_draw, inp, "3", "maximin", panels=4)
     async with db.sessions.begin() as session:
         lottery = await draw.record_publication(
-            session, published, draw.select_payload(published, "3", "maximin", 4, None))
+            session, published, draw.select_payload(published, "3", "maximin", 4, None)
+        )
     async with db.sessions() as session:
-        event = (await session.execute(select(AuditEvent).where(
-            AuditEvent.kind == "draw.panels_published"))).scalar_one()
+        event = (
+            await session.execute(
+                select(AuditEvent).where(AuditEvent.kind == "draw.panels_published")
+            )
+        ).scalar_one()
         assert (await session.execute(select(Selection))).first() is None
     assert event.data["panel_list_sha256"] == published.audit["panel_list_sha256"]
     assert lottery.status == PUBLISHED and not published.complete
@@ -360,12 +422,14 @@ async def test_published_lottery_then_pick_is_recorded_and_verified(db):
     assert published.audit["panel_list_sha256"] == draw.panel_list_hash(hashes)
 
     payload = draw.select_payload(published, "3", "maximin", 4, "announced later")
-    picked = solved_once(draw.run_draw, inp, "3", "maximin", panels=4,
-                         pick_seed="announced later")
+    picked = solved_once(draw.run_draw, inp, "3", "maximin", panels=4, pick_seed="announced later")
     # One of the panel withdrew between the publication and the pick.
     async with db.sessions.begin() as session:
-        invitation = (await session.execute(select(Invitation).where(
-            Invitation.participant_id == picked.selected[0]))).scalar_one()
+        invitation = (
+            await session.execute(
+                select(Invitation).where(Invitation.participant_id == picked.selected[0])
+            )
+        ).scalar_one()
         invitation.status = WITHDRAWN
     async with db.sessions.begin() as session:
         current = await published_lottery(session)
@@ -376,7 +440,9 @@ async def test_published_lottery_then_pick_is_recorded_and_verified(db):
         rows = {r.participant_id: r for r in (await session.execute(select(Selection))).scalars()}
         selected = sorted(rows)
     assert (rows[picked.selected[0]].status, rows[picked.selected[0]].reason) == (
-        DECLINED, "withdrawn")
+        DECLINED,
+        "withdrawn",
+    )
     assert all(rows[pid].status == SELECTED for pid in picked.selected[1:])
     assert statuses[lottery.draw_id] == SUPERSEDED and DONE in statuses.values()
     assert picked.panels == published.panels
@@ -392,36 +458,52 @@ async def test_published_lottery_then_pick_is_recorded_and_verified(db):
 EXAMPLE = ROOT / "examples" / "citizens-jury" / "assembly.toml"
 
 
-async def test_drawn_people_are_asked_to_confirm_and_a_decline_is_replaced(db, relay,
-                                                                            assembly):
+async def test_drawn_people_are_asked_to_confirm_and_a_decline_is_replaced(db, relay, assembly):
     from bot.services import recruitment
     from bot.services.turns import receive
     from store.models import Contact, OutboxMessage
 
     rng = random.Random(8)
-    people = [Respondent(f"P{i:05d}", f"H{i}", {
-        "age": rng.choice(["16-29", "30-49", "50-64", "65+"]),
-        "gender": ["woman", "man"][i % 2], "travel": rng.choice(["car", "bus", "bike"]),
-        "area": "north"}) for i in range(16)]
+    people = [
+        Respondent(
+            f"P{i:05d}",
+            f"H{i}",
+            {
+                "age": rng.choice(["16-29", "30-49", "50-64", "65+"]),
+                "gender": ["woman", "man"][i % 2],
+                "travel": rng.choice(["car", "bus", "bike"]),
+                "area": "north",
+            },
+        )
+        for i in range(16)
+    ]
     await registered_pool_with_phones(db, people)
-    quotas = draw.quota_bounds({"gender": {"woman": 0.5, "man": 0.5, "other": {"min": 0,
-                                                                              "max": 0}}},
-                               4)
+    quotas = draw.quota_bounds(
+        {"gender": {"woman": 0.5, "man": 0.5, "other": {"min": 0, "max": 0}}}, 4
+    )
     rules = draw.DrawRules(quotas, 4, 2, True)
     async with db.sessions() as session:
         inp = await draw.draw_input(session, rules)
     result = solved_once(draw.run_draw, inp, "2027", "legacy")
     async with db.sessions.begin() as session:
         await draw.record_selection(
-            session, result, draw.select_payload(result, "2027", "legacy", 1, None))
+            session, result, draw.select_payload(result, "2027", "legacy", 1, None)
+        )
     told = await recruitment.notify_draw_outcome(relay, assembly)
     assert told == Counter({"selected": 4, "reserve": 2, "not selected": 10})
 
     async def texts_to(pid):
         async with db.sessions() as session:
-            return list((await session.execute(
-                select(OutboxMessage.text).join(Contact).where(
-                    Contact.participant_id == pid).order_by(OutboxMessage.id))).scalars())
+            return list(
+                (
+                    await session.execute(
+                        select(OutboxMessage.text)
+                        .join(Contact)
+                        .where(Contact.participant_id == pid)
+                        .order_by(OutboxMessage.id)
+                    )
+                ).scalars()
+            )
 
     chosen, reserve = result.selected[0], result.reserve[0]
     assert "selected" in (await texts_to(chosen))[-1]
@@ -431,16 +513,29 @@ async def test_drawn_people_are_asked_to_confirm_and_a_decline_is_replaced(db, r
 
     # The first selected declines by SMS; a replacement of the same gender is drawn
     # from the reserve and asked to confirm in turn.
-    await receive(relay, channel="sms", address=phone_of(chosen),
-                  text="DECLINE", provider_id=f"decline-{chosen}")
+    await receive(
+        relay,
+        channel="sms",
+        address=phone_of(chosen),
+        text="DECLINE",
+        provider_id=f"decline-{chosen}",
+    )
     async with db.sessions() as session:
         rinp = await draw.replace_input(session, rules, [])
     assert chosen not in rinp.kept and len(rinp.kept) == 3
     replacement = solved_once(draw.run_replace, rinp, "2028", "legacy")
     async with db.sessions.begin() as session:
-        await draw.record_replacement(session, replacement, {
-            "mode": "replace", "input": replacement.canonical_input, "seed": "2028",
-            "seed_number": draw.seed_number("2028"), "algorithm": "legacy"})
+        await draw.record_replacement(
+            session,
+            replacement,
+            {
+                "mode": "replace",
+                "input": replacement.canonical_input,
+                "seed": "2028",
+                "seed_number": draw.seed_number("2028"),
+                "algorithm": "legacy",
+            },
+        )
     told = await recruitment.notify_draw_outcome(relay, assembly)
     assert told == Counter({"selected": 1})
     (added,) = replacement.added
@@ -461,8 +556,14 @@ async def registered_pool_with_phones(db, people: list[Respondent]) -> None:
     await registered_pool(db, people, questions=("age", "gender", "travel"))
     async with db.sessions.begin() as session:
         for person in people:
-            session.add(Contact(participant_id=person.id, channel="sms",
-                                address=phone_of(person.id), sms_consent=True))
+            session.add(
+                Contact(
+                    participant_id=person.id,
+                    channel="sms",
+                    address=phone_of(person.id),
+                    sms_consent=True,
+                )
+            )
 
 
 # ------------------------------------------------------------ the organiser's commands
@@ -484,8 +585,13 @@ async def concorder_process(db, tmp_path, *args):
     env = {**os.environ, "CONCORDER_DATABASE_URL": db.url, "COLUMNS": "200"}
     env.pop("CONCORDER_ASSEMBLY", None)
     process = await asyncio.create_subprocess_exec(
-        str(ROOT / ".venv" / "bin" / "concorder"), *args, cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        str(ROOT / ".venv" / "bin" / "concorder"),
+        *args,
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await process.communicate()
     return process.returncode, out.decode(), err.decode()
 
@@ -511,26 +617,39 @@ async def concorder(db, tmp_path, *args):
 async def test_select_replace_and_verify_from_the_command_line(sqlite_db, tmp_path):
     db = sqlite_db
     rng = random.Random(9)
-    people = [Respondent(f"P{i:05d}", f"H{i}", {
-        "age": rng.choice(["16-29", "30-49", "50-64", "65+"]), "gender": ["woman", "man"][i % 2],
-        "travel": rng.choice(["car", "bus", "bike"]), "area": "north"}) for i in range(12)]
+    people = [
+        Respondent(
+            f"P{i:05d}",
+            f"H{i}",
+            {
+                "age": rng.choice(["16-29", "30-49", "50-64", "65+"]),
+                "gender": ["woman", "man"][i % 2],
+                "travel": rng.choice(["car", "bus", "bike"]),
+                "area": "north",
+            },
+        )
+        for i in range(12)
+    ]
     await registered_pool_with_phones(db, people)
     (tmp_path / "quotas.toml").write_text(QUOTAS_TOML)
     common = ["--quotas", "quotas.toml", "--assembly", str(EXAMPLE)]
 
-    code, out, err = await concorder_process(db, tmp_path, "select", "--seed", "1",
-                                             "--algorithm", "leximin", *common)
+    code, out, err = await concorder_process(
+        db, tmp_path, "select", "--seed", "1", "--algorithm", "leximin", *common
+    )
     assert code != 0 and "Gurobi" in err and "Traceback" not in err + out
 
-    code, out, err = await concorder(db, tmp_path, "select", "--seed", "2027", "--algorithm",
-                                     "legacy", "--dry-run", *common)
+    code, out, err = await concorder(
+        db, tmp_path, "select", "--seed", "2027", "--algorithm", "legacy", "--dry-run", *common
+    )
     assert code == 0, err
     assert "Dry run" in out and "woman" in out and "Reserve, in order (2)" in out
     async with db.sessions() as session:
         assert (await session.execute(select(Selection))).first() is None
 
-    code, out, err = await concorder(db, tmp_path, "select", "--seed", "2027", "--algorithm",
-                                     "legacy", *common)
+    code, out, err = await concorder(
+        db, tmp_path, "select", "--seed", "2027", "--algorithm", "legacy", *common
+    )
     assert code == 0, err
     assert "4 selected" in out and "2 reserve" in out and "6 not selected" in out
     async with db.sessions() as session:
@@ -538,8 +657,18 @@ async def test_select_replace_and_verify_from_the_command_line(sqlite_db, tmp_pa
     panel = sorted(pid for pid, r in rows.items() if r.status == SELECTED)
     assert len(panel) == 4 and all(rows[pid].confirm_by is not None for pid in panel)
 
-    code, out, err = await concorder(db, tmp_path, "replace", panel[0], "--seed", "5",
-                                     "--algorithm", "legacy", "--assembly", str(EXAMPLE))
+    code, out, err = await concorder(
+        db,
+        tmp_path,
+        "replace",
+        panel[0],
+        "--seed",
+        "5",
+        "--algorithm",
+        "legacy",
+        "--assembly",
+        str(EXAMPLE),
+    )
     assert code == 0, err
     assert "1 selected" in out
     async with db.sessions() as session:
@@ -561,24 +690,34 @@ async def test_select_replace_and_verify_from_the_command_line(sqlite_db, tmp_pa
 
 async def test_transparent_lottery_from_the_command_line(sqlite_db, tmp_path):
     db = sqlite_db
-    people = [Respondent(f"P{i:05d}", f"H{i}", {"age": "30-49", "gender": ["woman", "man"][i % 2],
-                                                "travel": "bus", "area": "north"})
-              for i in range(10)]
+    people = [
+        Respondent(
+            f"P{i:05d}",
+            f"H{i}",
+            {"age": "30-49", "gender": ["woman", "man"][i % 2], "travel": "bus", "area": "north"},
+        )
+        for i in range(10)
+    ]
     await registered_pool_with_phones(db, people)
-    (tmp_path / "quotas.toml").write_text(QUOTAS_TOML.replace("reserve_size = 2",
-                                                              "reserve_size = 0"))
+    (tmp_path / "quotas.toml").write_text(
+        QUOTAS_TOML.replace("reserve_size = 2", "reserve_size = 0")
+    )
     common = ["--quotas", "quotas.toml", "--assembly", str(EXAMPLE)]
 
-    code, out, err = await concorder(db, tmp_path, "select", "--seed", "31", "--panels", "3",
-                                     "--publish", "panels.json", *common)
+    code, out, err = await concorder(
+        db, tmp_path, "select", "--seed", "31", "--panels", "3", "--publish", "panels.json", *common
+    )
     assert code == 0, err
     published = json.loads((tmp_path / "panels.json").read_text())
     hashes = [p["sha256"] for p in published["panels"]]
     assert len(hashes) == 3 and published["list_sha256"] == draw.panel_list_hash(hashes)
     assert all(draw.panel_hash(p["members"]) == p["sha256"] for p in published["panels"])
     async with db.sessions() as session:
-        event = (await session.execute(select(AuditEvent).where(
-            AuditEvent.kind == "draw.panels_published"))).scalar_one()
+        event = (
+            await session.execute(
+                select(AuditEvent).where(AuditEvent.kind == "draw.panels_published")
+            )
+        ).scalar_one()
         assert (await session.execute(select(Selection))).first() is None
     assert event.data["panel_list_sha256"] == published["list_sha256"]
 
@@ -586,12 +725,14 @@ async def test_transparent_lottery_from_the_command_line(sqlite_db, tmp_path):
     code, out, err = await concorder(db, tmp_path, "select", "--seed", "32", *common)
     assert code == 1 and "awaits its pick" in err
 
-    code, out, err = await concorder(db, tmp_path, "select", "--pick-seed", "EuroMillions 5 17",
-                                     "--assembly", str(EXAMPLE))
+    code, out, err = await concorder(
+        db, tmp_path, "select", "--pick-seed", "EuroMillions 5 17", "--assembly", str(EXAMPLE)
+    )
     assert code == 0, err
     chosen = published["panels"][draw.pick_index("EuroMillions 5 17", 3)]
     async with db.sessions() as session:
-        selected = sorted(r.participant_id for r in (await session.execute(
-            select(Selection))).scalars())
+        selected = sorted(
+            r.participant_id for r in (await session.execute(select(Selection))).scalars()
+        )
     assert selected == chosen["members"]
     assert f"panel {chosen['index']} of 3" in out

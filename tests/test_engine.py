@@ -106,7 +106,9 @@ def test_a_stale_button_says_so_and_asks_again_with_fresh_buttons():
     old = state.prompt_id
     turn = handle(state, Inbound("telegram", "", button_data("0", "red")), ctx("telegram"))
     assert [o.text for o in turn.outbound] == [
-        "That button belongs to an earlier question.", "Say something."]
+        "That button belongs to an earlier question.",
+        "Say something.",
+    ]
     assert turn.state.prompt_id != old and turn.state.step == "ask"
 
 
@@ -133,8 +135,9 @@ def test_long_text_is_cut_before_the_flow_sees_it():
 
 def test_a_button_is_never_read_as_a_keyword():
     state = echo_state()
-    turn = handle(state, Inbound("telegram", "STOP", button_data(state.prompt_id, "red")),
-                  ctx("telegram"))
+    turn = handle(
+        state, Inbound("telegram", "STOP", button_data(state.prompt_id, "red")), ctx("telegram")
+    )
     assert not turn.state.opted_out
     assert [o.text for o in turn.outbound] == ["red 4"]
 
@@ -147,8 +150,9 @@ def test_opt_out_then_silence_then_opt_in():
     for text in ("hello", "1", "HELP", "FRANCAIS", "STOP", "lang es"):
         quiet = handle(state, Inbound("sms", text), ctx())
         assert quiet.outbound == [] and quiet.events == [] and quiet.state.opted_out, text
-    pressed = handle(state, Inbound("telegram", "", button_data(state.prompt_id, "red")),
-                     ctx("telegram"))
+    pressed = handle(
+        state, Inbound("telegram", "", button_data(state.prompt_id, "red")), ctx("telegram")
+    )
     assert pressed.outbound == [] and pressed.state.opted_out
     back = handle(state, Inbound("sms", "start"), ctx())
     assert not back.state.opted_out
@@ -173,7 +177,8 @@ def test_start_enters_a_flow_without_an_inbound_message():
 def test_help_names_the_assembly_when_known_and_asks_again():
     _, said = talk(echo_state(), "help", assembly_name="the Climate Assembly")
     assert said[0].startswith(
-        "This is Concorder Relay, the messaging service of the Climate Assembly.")
+        "This is Concorder Relay, the messaging service of the Climate Assembly."
+    )
     assert "Reply STOP" in said[0] and said[1] == "Say something."
 
 
@@ -225,6 +230,5 @@ def test_a_turn_reads_no_file_once_the_catalogs_are_loaded(monkeypatch):
     monkeypatch.setattr(builtins, "open", no_disk)
     monkeypatch.setattr(io, "open", no_disk)
     for language in i18n.shipped_languages():
-        turn, said = talk(State(language=language), "hello", "anything at all", "FRANCAIS",
-                          "HELP")
+        turn, said = talk(State(language=language), "hello", "anything at all", "FRANCAIS", "HELP")
         assert turn.state.language == "fr" and said

@@ -29,14 +29,16 @@ HUGE_NUMBER = b'{"update_id": ' + b"9" * 5000 + b"}"
 
 async def stored(db, provider_id: str) -> InboundMessage | None:
     async with db.sessions() as session:
-        return await session.scalar(select(InboundMessage).where(
-            InboundMessage.provider_id == provider_id))
+        return await session.scalar(
+            select(InboundMessage).where(InboundMessage.provider_id == provider_id)
+        )
 
 
 async def replies_to(db, address: str) -> int:
     async with db.sessions() as session:
-        return await session.scalar(select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.address == address))
+        return await session.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.address == address)
+        )
 
 
 async def count_inbound(db) -> int:
@@ -65,13 +67,20 @@ async def text_in(client, form: dict[str, str]):
 
 
 async def raw_update(client, body: bytes):
-    return await client.post(TELEGRAM, data=body, headers={
-        "X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"})
+    return await client.post(
+        TELEGRAM,
+        data=body,
+        headers={"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"},
+    )
 
 
 async def test_an_sms_with_a_nul_is_stored_and_answered(db, sms_client):
-    form = {"MessageSid": "SM" + "a" * 32, "From": "+447911123456", "To": "+15005550006",
-            "Body": "Hello\x00 I am in\x00 \U0001f600"}
+    form = {
+        "MessageSid": "SM" + "a" * 32,
+        "From": "+447911123456",
+        "To": "+15005550006",
+        "Body": "Hello\x00 I am in\x00 \U0001f600",
+    }
     response = await text_in(sms_client, form)
     assert response.status == 200
     row = await stored(db, "SM" + "a" * 32)
@@ -80,11 +89,15 @@ async def test_an_sms_with_a_nul_is_stored_and_answered(db, sms_client):
 
 
 async def test_an_sms_form_that_is_not_utf8_is_refused_without_a_500(db, sms_client):
-    for content_type in ("application/x-www-form-urlencoded",
-                         "application/x-www-form-urlencoded; charset=no-such-charset"):
-        response = await sms_client.post(SMS, data=b"Body=\xff\xfe&From=%2B447911123456",
-                                         headers={"Content-Type": content_type,
-                                                  "X-Twilio-Signature": "x"})
+    for content_type in (
+        "application/x-www-form-urlencoded",
+        "application/x-www-form-urlencoded; charset=no-such-charset",
+    ):
+        response = await sms_client.post(
+            SMS,
+            data=b"Body=\xff\xfe&From=%2B447911123456",
+            headers={"Content-Type": content_type, "X-Twilio-Signature": "x"},
+        )
         assert response.status in (400, 403), content_type
     assert await count_inbound(db) == 0
 
@@ -103,23 +116,22 @@ async def test_an_upload_to_a_twilio_webhook_is_refused_without_a_500(db, sms_cl
 async def test_a_status_callback_with_a_sid_twilio_never_sends_is_a_bad_request(sms_client):
     form = {"MessageSid": "SM\x00" + "1" * 32, "MessageStatus": "delivered"}
     url = str(sms_client.make_url("/webhooks/twilio/status"))
-    response = await sms_client.post("/webhooks/twilio/status", data=form,
-                                     headers=sign(url, form))
+    response = await sms_client.post("/webhooks/twilio/status", data=form, headers=sign(url, form))
     assert response.status == 400
 
 
 async def test_a_status_callback_with_a_non_ascii_error_code_is_a_bad_request(sms_client):
     form = {"MessageSid": "SM" + "1" * 32, "MessageStatus": "failed", "ErrorCode": "\u00b2"}
     url = str(sms_client.make_url("/webhooks/twilio/status"))
-    response = await sms_client.post("/webhooks/twilio/status", data=form,
-                                     headers=sign(url, form))
+    response = await sms_client.post("/webhooks/twilio/status", data=form, headers=sign(url, form))
     assert response.status == 400
 
 
 async def test_a_simulated_chat_id_of_unicode_digits_is_a_bad_request(db, simulator_client):
     for address in ("\u00b2", "-\u00b2", "\u0663"):
-        response = await simulator_client.post(SIMULATOR, json={
-            "channel": "telegram", "address": address, "text": "hello"})
+        response = await simulator_client.post(
+            SIMULATOR, json={"channel": "telegram", "address": address, "text": "hello"}
+        )
         assert response.status == 400, address
         assert "chat id" in (await response.json())["error"]
     assert await count_inbound(db) == 0
@@ -135,9 +147,11 @@ async def test_an_sms_sid_twilio_never_sends_is_a_bad_request(db, sms_client):
 
 
 async def test_telegram_text_with_nul_and_lone_surrogates_is_stored_and_answered(
-        db, telegram_client):
-    body = json.dumps(message_update(31, "x")).replace('"text": "x"',
-                                                        r'"text": "a\u0000b\ud800c\udfffd"')
+    db, telegram_client
+):
+    body = json.dumps(message_update(31, "x")).replace(
+        '"text": "x"', r'"text": "a\u0000b\ud800c\udfffd"'
+    )
     response = await raw_update(telegram_client, body.encode())
     assert response.status == 200
     assert (await stored(db, "tg:31")).text == "a\ufffdb\ufffdc\ufffdd"
@@ -156,12 +170,18 @@ async def test_telegram_bodies_that_are_not_updates_are_a_clear_400(db, telegram
         message_update(40, "x") | {"update_id": True},
         message_update(41, "x") | {"update_id": 10**30},
         {"update_id": 42, "message": message_update(42, None)["message"] | {"text": 42}},
-        {"update_id": 43, "message": message_update(43, "x")["message"]
-         | {"chat": {"id": "not a number", "type": "private"}}},
-        {"update_id": 44, "message": message_update(44, "x")["message"]
-         | {"chat": {"id": 10**40, "type": "private"}}},
-        callback_update(45, "x") | {"callback_query": callback_update(45, "x")["callback_query"]
-                                    | {"data": {"nested": 1}}},
+        {
+            "update_id": 43,
+            "message": message_update(43, "x")["message"]
+            | {"chat": {"id": "not a number", "type": "private"}},
+        },
+        {
+            "update_id": 44,
+            "message": message_update(44, "x")["message"]
+            | {"chat": {"id": 10**40, "type": "private"}},
+        },
+        callback_update(45, "x")
+        | {"callback_query": callback_update(45, "x")["callback_query"] | {"data": {"nested": 1}}},
     ]
     bodies = [DEEP, HUGE_NUMBER] + [json.dumps(b).encode() for b in wrong_types]
     for body in bodies:
@@ -172,10 +192,12 @@ async def test_telegram_bodies_that_are_not_updates_are_a_clear_400(db, telegram
 
 
 async def test_simulator_text_with_nul_and_lone_surrogates_is_stored_and_answered(
-        db, simulator_client):
+    db, simulator_client
+):
     body = r'{"channel": "sms", "address": "+447911123456", "text": "hi\u0000 \ud83d there"}'
-    response = await simulator_client.post(SIMULATOR, data=body,
-                                           headers={"Content-Type": "application/json"})
+    response = await simulator_client.post(
+        SIMULATOR, data=body, headers={"Content-Type": "application/json"}
+    )
     assert response.status == 202, await response.text()
     async with db.sessions() as session:
         texts = (await session.execute(select(InboundMessage.text))).scalars().all()
@@ -187,8 +209,9 @@ async def test_simulator_bodies_too_deep_or_too_big_are_a_clear_400(db, simulato
     deep = b'{"channel": "sms", "text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     huge = b'{"channel": "sms", "address": "+447911123456", "text": ' + b"7" * 5000 + b"}"
     for body in (deep, huge):
-        response = await simulator_client.post(SIMULATOR, data=body,
-                                               headers={"Content-Type": "application/json"})
+        response = await simulator_client.post(
+            SIMULATOR, data=body, headers={"Content-Type": "application/json"}
+        )
         assert response.status == 400, body[:60]
         assert "JSON" in (await response.json())["error"]
     assert await count_inbound(db) == 0

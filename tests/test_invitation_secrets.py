@@ -53,13 +53,16 @@ def daytime():
 async def invited(db, settings, assembly, tmp_path):
     """Two people invited by SMS (en, fr), one by letter; the letter links by handle."""
     pool = tmp_path / "pool.csv"
-    pool.write_text("phone,telegram,language,household\n"
-                    f"{PHONE},,en,H1\n{PHONE_FR},,fr,H2\n,ana_riverside,en,H3\n")
+    pool.write_text(
+        "phone,telegram,language,household\n"
+        f"{PHONE},,en,H1\n{PHONE_FR},,fr,H2\n,ana_riverside,en,H3\n"
+    )
     parsed = recruitment.parse_pool(pool, assembly)
     await recruitment.import_pool(db.sessions, assembly, parsed.rows)
     letters = tmp_path / "letters.csv"
-    await recruitment.send_invitations(db.sessions, settings, assembly, BOT,
-                                       letters_path=letters, now=daytime())
+    await recruitment.send_invitations(
+        db.sessions, settings, assembly, BOT, letters_path=letters, now=daytime()
+    )
     return letters
 
 
@@ -76,18 +79,23 @@ async def codes_readable_in_database(db) -> set[str]:
         texts += list((await session.execute(select(InboundMessage.text))).scalars())
         texts += [str(d) for d in (await session.execute(select(AuditEvent.data))).scalars()]
         texts += [str(s) for s in (await session.execute(select(Participant.state))).scalars()]
-    return {word for text in texts for word in TOKENS.findall(text)
-            if hash_code(word) in hashes}
+    return {word for text in texts for word in TOKENS.findall(text) if hash_code(word) in hashes}
 
 
 async def deliver(db, relay) -> None:
     transports = {channel: SimulatorTransport(channel) for channel in ("sms", "telegram")}
-    await Dispatcher(db.sessions, transports, Settings(_env_file=None),
-                     limits=DeliveryLimits.off(), invite_key=relay.invite_key).drain()
+    await Dispatcher(
+        db.sessions,
+        transports,
+        Settings(_env_file=None),
+        limits=DeliveryLimits.off(),
+        invite_key=relay.invite_key,
+    ).drain()
 
 
 async def test_no_code_in_the_database_yet_the_sms_link_binds_a_telegram_chat(
-        db, relay, invited, aiohttp_client):
+    db, relay, invited, aiohttp_client
+):
     assert len(await stored_hashes(db)) == 3
     assert await codes_readable_in_database(db) == set()
     await deliver(db, relay)
@@ -95,24 +103,27 @@ async def test_no_code_in_the_database_yet_the_sms_link_binds_a_telegram_chat(
 
     # What the person reads (the simulator shows what left the service) has a real code.
     client = await aiohttp_client(create_app(relay=relay, migrate=False, dispatch=False))
-    shown = await client.get("/simulator/api/messages",
-                             params={"channel": "sms", "address": PHONE})
+    shown = await client.get("/simulator/api/messages", params={"channel": "sms", "address": PHONE})
     [message] = (await shown.json())["messages"]
     code = LINK.search(message["text"]).group(1)
     assert len(code) == 32 and hash_code(code) in await stored_hashes(db)
 
     # Opening the link: Telegram sends '/start <code>' from the person's chat.
-    answer = await client.post("/simulator/api/messages", json={
-        "channel": "telegram", "address": "5550301", "text": f"/start {code}"})
+    answer = await client.post(
+        "/simulator/api/messages",
+        json={"channel": "telegram", "address": "5550301", "text": f"/start {code}"},
+    )
     assert answer.status == 202
     async with db.sessions() as session:
         contact = await session.scalar(select(Contact).where(Contact.address == "5550301"))
-        invitation = await session.scalar(select(Invitation).where(
-            Invitation.code_hash == hash_code(code)))
+        invitation = await session.scalar(
+            select(Invitation).where(Invitation.code_hash == hash_code(code))
+        )
     assert invitation.bound_contact_id == contact.id
     await deliver(db, relay)
-    chat = await client.get("/simulator/api/messages",
-                            params={"channel": "telegram", "address": "5550301"})
+    chat = await client.get(
+        "/simulator/api/messages", params={"channel": "telegram", "address": "5550301"}
+    )
     assert "You are invited to take part" in (await chat.json())["messages"][0]["text"]
     # Neither the outbox nor the stored '/start' message gives the code away.
     assert await codes_readable_in_database(db) == set()
@@ -121,32 +132,45 @@ async def test_no_code_in_the_database_yet_the_sms_link_binds_a_telegram_chat(
 async def test_a_refused_link_leaves_no_usable_code_in_the_stored_message(db, relay, invited):
     assert stat.S_IMODE(invited.stat().st_mode) == 0o600  # the letters' links: organiser only
     letter_code = LINK.search(invited.read_text()).group(1)
-    await receive(relay, channel="telegram", address="5550302",
-                  text=f"/start {letter_code}", provider_id="tg-1")
+    await receive(
+        relay,
+        channel="telegram",
+        address="5550302",
+        text=f"/start {letter_code}",
+        provider_id="tg-1",
+    )
     async with db.sessions() as session:
-        outbox = list((await session.execute(select(OutboxMessage).where(
-            OutboxMessage.address == PHONE))).scalars())
+        outbox = list(
+            (
+                await session.execute(select(OutboxMessage).where(OutboxMessage.address == PHONE))
+            ).scalars()
+        )
     sms_code = invite_codes.reveal(outbox[0].text, outbox[0].kind, relay.invite_key)
     sms_code = LINK.search(sms_code).group(1)
     # This chat already speaks for Ana: the SMS person's code is refused, and stays unused.
-    replies = await receive(relay, channel="telegram", address="5550302",
-                            text=f"/start {sms_code}", provider_id="tg-2")
+    replies = await receive(
+        relay, channel="telegram", address="5550302", text=f"/start {sms_code}", provider_id="tg-2"
+    )
     assert replies.queued
     async with db.sessions() as session:
-        invitation = await session.scalar(select(Invitation).where(
-            Invitation.code_hash == hash_code(sms_code)))
+        invitation = await session.scalar(
+            select(Invitation).where(Invitation.code_hash == hash_code(sms_code))
+        )
     assert invitation.bound_contact_id is None
     assert await codes_readable_in_database(db) == set()
 
 
 async def test_the_real_sms_carries_the_code_and_counts_its_segments(
-        db, assembly, recording_prism, tmp_path):
-    settings = twilio_settings(db.url, TWILIO_API_BASE_URL=recording_prism.url,
-                               CONCORDER_SECRET_KEY=SECRET)
+    db, assembly, recording_prism, tmp_path
+):
+    settings = twilio_settings(
+        db.url, TWILIO_API_BASE_URL=recording_prism.url, CONCORDER_SECRET_KEY=SECRET
+    )
     pool = tmp_path / "pool.csv"
     pool.write_text(f"phone,telegram,language,household\n{PHONE_FR},,fr,H1\n")
-    await recruitment.import_pool(db.sessions, assembly,
-                                  recruitment.parse_pool(pool, assembly).rows)
+    await recruitment.import_pool(
+        db.sessions, assembly, recruitment.parse_pool(pool, assembly).rows
+    )
     async with db.sessions() as session:
         plan = await recruitment.plan_invitations(session, settings, assembly, BOT)
     await recruitment.send_invitations(db.sessions, settings, assembly, BOT, now=daytime())
@@ -155,8 +179,7 @@ async def test_the_real_sms_carries_the_code_and_counts_its_segments(
     assert await codes_readable_in_database(db) == set()
 
     transport = SmsTransport(settings)
-    await Dispatcher(db.sessions, {"sms": transport}, settings,
-                     limits=DeliveryLimits.off()).drain()
+    await Dispatcher(db.sessions, {"sms": transport}, settings, limits=DeliveryLimits.off()).drain()
     await transport.close()
     bodies = [r.form["Body"][0] for r in recording_prism.requests]
     assert len(bodies) == len(rows)
@@ -178,17 +201,28 @@ def test_the_generated_key_is_private_and_kept(tmp_path, monkeypatch):
     assert again == key
     # PostgreSQL has no file of its own: the key is kept in the working directory.
     monkeypatch.chdir(tmp_path)
-    invite_codes.server_key(Settings(CONCORDER_DATABASE_URL="postgresql+asyncpg://h/db",
-                                     _env_file=None))
+    invite_codes.server_key(
+        Settings(CONCORDER_DATABASE_URL="postgresql+asyncpg://h/db", _env_file=None)
+    )
     assert stat.S_IMODE((tmp_path / invite_codes.KEY_FILE).stat().st_mode) == 0o600
 
 
 def test_instances_sharing_the_secret_make_the_same_codes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    one = invite_codes.server_key(Settings(CONCORDER_SECRET_KEY=SECRET, _env_file=None,
-                                           CONCORDER_DATABASE_URL="postgresql+asyncpg://a/x"))
-    two = invite_codes.server_key(Settings(CONCORDER_SECRET_KEY=SECRET, _env_file=None,
-                                           CONCORDER_DATABASE_URL="postgresql+asyncpg://b/x"))
+    one = invite_codes.server_key(
+        Settings(
+            CONCORDER_SECRET_KEY=SECRET,
+            _env_file=None,
+            CONCORDER_DATABASE_URL="postgresql+asyncpg://a/x",
+        )
+    )
+    two = invite_codes.server_key(
+        Settings(
+            CONCORDER_SECRET_KEY=SECRET,
+            _env_file=None,
+            CONCORDER_DATABASE_URL="postgresql+asyncpg://b/x",
+        )
+    )
     nonce = invite_codes.new_nonce()
     assert invite_codes.code_for(nonce, one) == invite_codes.code_for(nonce, two)
     assert invite_codes.code_for(nonce, one) != invite_codes.code_for(nonce, b"x" * 64)
@@ -207,8 +241,13 @@ def test_only_invitations_have_their_markers_filled_in():
 
 
 def _migration():
-    path = (Path(__file__).resolve().parent.parent / "store" / "migrations" / "versions"
-            / "0009_invitation_secrets.py")
+    path = (
+        Path(__file__).resolve().parent.parent
+        / "store"
+        / "migrations"
+        / "versions"
+        / "0009_invitation_secrets.py"
+    )
     spec = importlib.util.spec_from_file_location("migration_0009", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -224,14 +263,25 @@ async def test_the_upgrade_scrubs_codes_already_sent_and_keeps_those_still_to_se
         contact = Contact(participant_id=person.id, channel="sms", address=PHONE)
         session.add(contact)
         await session.flush()
-        for seq, (code, status) in enumerate([(old_code, "delivered"),
-                                              (waiting_code, "queued")], start=1):
-            await session.execute(insert(OutboxMessage).values(
-                participant_id=person.id, contact_id=contact.id, seq=seq, channel="sms",
-                address=PHONE, text=f"Join: https://t.me/{BOT}?start={code} Reply STOP",
-                kind="invitation", status=status, segments=1))
-        session.add(InboundMessage(channel="telegram", provider_id="tg-9",
-                                   text=f"/start {old_code}"))
+        for seq, (code, status) in enumerate(
+            [(old_code, "delivered"), (waiting_code, "queued")], start=1
+        ):
+            await session.execute(
+                insert(OutboxMessage).values(
+                    participant_id=person.id,
+                    contact_id=contact.id,
+                    seq=seq,
+                    channel="sms",
+                    address=PHONE,
+                    text=f"Join: https://t.me/{BOT}?start={code} Reply STOP",
+                    kind="invitation",
+                    status=status,
+                    segments=1,
+                )
+            )
+        session.add(
+            InboundMessage(channel="telegram", provider_id="tg-9", text=f"/start {old_code}")
+        )
     migration = _migration()
 
     def upgrade(connection):
@@ -241,8 +291,9 @@ async def test_the_upgrade_scrubs_codes_already_sent_and_keeps_those_still_to_se
     async with db.engine.begin() as conn:
         await conn.run_sync(upgrade)
     async with db.sessions() as session:
-        texts = dict((await session.execute(
-            select(OutboxMessage.status, OutboxMessage.text))).all())
+        texts = dict(
+            (await session.execute(select(OutboxMessage.status, OutboxMessage.text))).all()
+        )
         inbound = await session.scalar(select(InboundMessage.text))
     assert old_code not in texts["delivered"] and "?start=" + "x" * 32 in texts["delivered"]
     assert waiting_code in texts["queued"]  # still to be sent: its link must open

@@ -18,8 +18,7 @@ from flows.model import Context, Inbound, State
 NOW = datetime(2026, 3, 3, 18, 30, tzinfo=UTC)
 ENGINE = build_engine()  # every flow and command, as in the service
 handle, start = ENGINE.handle, ENGINE.start
-FAST = settings(max_examples=100, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def ctx(channel: str) -> Context:
@@ -42,22 +41,35 @@ def states(draw) -> State:
 # What people type: any text at all, text made of the characters that matter here
 # (digits, letters, accents, full-width forms, emoji, punctuation, controls), and keywords.
 WEIRD = st.text(
-    alphabet=st.sampled_from(list("12 3aAsStToOpPéÉñç!?.,-_\n\t\r\x00\u200b\ufeff")
-                             + list("ＳＴＯＰ１２🙂👍🏽\u0301\ud7ff")),
+    alphabet=st.sampled_from(
+        list("12 3aAsStToOpPéÉñç!?.,-_\n\t\r\x00\u200b\ufeff")
+        + list("ＳＴＯＰ１２🙂👍🏽\u0301\ud7ff")
+    ),
     max_size=40,
 )
-WORDS = st.sampled_from(sorted(OPT_OUT_WORDS | OPT_IN_WORDS | HELP_WORDS
-                               | {"english", "francais", "espanol", "about", "langue"}))
+WORDS = st.sampled_from(
+    sorted(
+        OPT_OUT_WORDS
+        | OPT_IN_WORDS
+        | HELP_WORDS
+        | {"english", "francais", "espanol", "about", "langue"}
+    )
+)
 TEXTS = st.one_of(st.text(max_size=300), WEIRD, WORDS, st.text(min_size=1500, max_size=2500))
 
 
 @FAST
-@given(state=states(), text=TEXTS, channel=st.sampled_from(["sms", "telegram"]),
-       button=st.one_of(st.none(), st.text(max_size=70), st.sampled_from(["1:about", "0:x"])))
+@given(
+    state=states(),
+    text=TEXTS,
+    channel=st.sampled_from(["sms", "telegram"]),
+    button=st.one_of(st.none(), st.text(max_size=70), st.sampled_from(["1:about", "0:x"])),
+)
 def test_no_input_crashes_the_engine(state, text, channel, button):
     before = state.to_json()
-    turn = handle(state, Inbound(channel, text, button if channel == "telegram" else None),
-                  ctx(channel))
+    turn = handle(
+        state, Inbound(channel, text, button if channel == "telegram" else None), ctx(channel)
+    )
     assert state.to_json() == before  # the caller's state is never changed in place
     assert State.from_json(turn.state.to_json()).to_json() == turn.state.to_json()
     if state.opted_out and turn.state.opted_out:
@@ -98,8 +110,9 @@ def variants(draw, words: frozenset[str] | set[str]) -> tuple[str, str]:
 
 
 @FAST
-@given(variant=variants(OPT_OUT_WORDS), state=states(),
-       channel=st.sampled_from(["sms", "telegram"]))
+@given(
+    variant=variants(OPT_OUT_WORDS), state=states(), channel=st.sampled_from(["sms", "telegram"])
+)
 def test_every_way_of_writing_an_opt_out_word_opts_out(variant, state, channel):
     word, text = variant
     assert keyword_of(text) is Keyword.OPT_OUT, (word, text)
@@ -135,6 +148,7 @@ def test_every_way_of_writing_help_gets_help(variant, state):
 @given(word=st.sampled_from(sorted(OPT_OUT_WORDS)), state=states())
 def test_a_button_press_never_opts_out(word, state):
     """Callback data comes from our own buttons; only what a person types is a keyword."""
-    turn = handle(state, Inbound("telegram", "", button_data(state.prompt_id, word)),
-                  ctx("telegram"))
+    turn = handle(
+        state, Inbound("telegram", "", button_data(state.prompt_id, word)), ctx("telegram")
+    )
     assert turn.state.opted_out == state.opted_out

@@ -48,7 +48,11 @@ def extract_messages() -> dict[MsgId, list[str]]:
         method_map, options_map = parse_mapping_cfg(fp)
     found: dict[MsgId, list[str]] = {}
     for filename, lineno, message, _comments, _context in extract_from_dir(
-        ROOT, method_map, options_map, keywords=KEYWORDS, directory_filter=_walk_into,
+        ROOT,
+        method_map,
+        options_map,
+        keywords=KEYWORDS,
+        directory_filter=_walk_into,
     ):
         found.setdefault(message, []).append(f"{filename}:{lineno}")
     return found
@@ -56,8 +60,9 @@ def extract_messages() -> dict[MsgId, list[str]]:
 
 def regenerate_pot() -> int:
     """Write locales/messages.pot from the code; returns the number of messages."""
-    catalog = Catalog(project="Concorder Relay", version="0.1",
-                      copyright_holder="Concorder Relay contributors")
+    catalog = Catalog(
+        project="Concorder Relay", version="0.1", copyright_holder="Concorder Relay contributors"
+    )
     for msgid in extract_messages():
         catalog.add(msgid)
     buffer = io.BytesIO()
@@ -129,8 +134,10 @@ def placeholder_mismatches(catalog: Catalog) -> list[str]:
                 got = placeholders(form)
                 # A singular form may say "one" instead of {n}; nothing else may differ.
                 if got - expected or (expected - {"n"}) - got:
-                    problems.append(f"{_short(message.id)}: the translation has "
-                                    f"{sorted(got)}, the message {sorted(expected)}")
+                    problems.append(
+                        f"{_short(message.id)}: the translation has "
+                        f"{sorted(got)}, the message {sorted(expected)}"
+                    )
         except ValueError as exc:
             problems.append(f"{_short(message.id)}: malformed braces ({exc})")
     return problems
@@ -175,8 +182,12 @@ def test_a_missing_or_broken_translation_is_caught():
     catalog.add("Bye.", "")
     catalog.add("Reply {numbers}.", "Répondez {numbers.")
     catalog.add(("{n} vote", "{n} votes"), ("un vote", "{n} votes"))
-    extracted = {"Hello {name}.": ["a.py:1"], "Bye.": ["a.py:2"], "Missing.": ["a.py:3"],
-                 ("{n} vote", "{n} votes"): ["a.py:4"]}
+    extracted = {
+        "Hello {name}.": ["a.py:1"],
+        "Bye.": ["a.py:2"],
+        "Missing.": ["a.py:3"],
+        ("{n} vote", "{n} votes"): ["a.py:4"],
+    }
     assert untranslated(catalog, extracted) == [
         "empty translation: 'Bye.' (a.py:2)",
         "missing: 'Missing.' (a.py:3)",
@@ -192,7 +203,8 @@ def test_every_catalog_compiles_and_is_used(language):
     t = i18n.Translator(language)
     said = t.gettext("Sorry, I did not understand that.")
     assert said and (language == i18n.SOURCE_LANGUAGE) == (
-        said == "Sorry, I did not understand that.")
+        said == "Sorry, I did not understand that."
+    )
     if language != i18n.SOURCE_LANGUAGE:
         path = LOCALES / language / "LC_MESSAGES" / "messages.po"
         with path.open("rb") as fp:

@@ -42,8 +42,12 @@ def serve_logging():
     """configure_logging as `concorder serve` runs it, writing to a buffer; everything it
     changes is put back afterwards."""
     root = logging.getLogger()
-    saved = (list(root.handlers), root.level, sys.excepthook,
-             {name: logging.getLogger(name).level for name in (*QUIET, "httpx")})
+    saved = (
+        list(root.handlers),
+        root.level,
+        sys.excepthook,
+        {name: logging.getLogger(name).level for name in (*QUIET, "httpx")},
+    )
 
     def configure(settings: Settings) -> io.StringIO:
         buffer = io.StringIO()
@@ -70,6 +74,7 @@ async def add_contact(db, address: str = PHONE) -> None:
 def racing_contact_creation(raised: list[str]):
     """find_or_create_contact as it runs when a second message from a new number races the
     first: the lookup saw nothing, the insert meets the unique index."""
+
     async def create(session, channel, address, language):
         person = Participant(language=language, state={})
         session.add(person)
@@ -80,27 +85,37 @@ def racing_contact_creation(raised: list[str]):
         except IntegrityError as exc:
             raised.append("".join(traceback.format_exception(exc)))
             raise
+
     return create
 
 
 @pytest.mark.parametrize("route", ["/webhooks/twilio/sms", "/simulator/api/messages"])
 async def test_a_unique_violation_quoting_the_number_gives_a_plain_500_and_a_clean_log(
-        db, aiohttp_client, monkeypatch, serve_logging, route):
-    settings = (twilio_settings(db.url) if "twilio" in route
-                else Settings(CONCORDER_DATABASE_URL=db.url, _env_file=None))
+    db, aiohttp_client, monkeypatch, serve_logging, route
+):
+    settings = (
+        twilio_settings(db.url)
+        if "twilio" in route
+        else Settings(CONCORDER_DATABASE_URL=db.url, _env_file=None)
+    )
     log = serve_logging(settings)
     await add_contact(db)
     raised: list[str] = []
     monkeypatch.setattr(service, "find_or_create_contact", racing_contact_creation(raised))
     client = await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
     if "twilio" in route:
-        form = {"MessageSid": "SM" + "7" * 32, "From": PHONE, "To": "+15005550006",
-                "Body": TEXT, "AccountSid": ACCOUNT_SID}
-        answer = await client.post(route, data=form,
-                                   headers=sign(str(client.make_url(route)), form))
+        form = {
+            "MessageSid": "SM" + "7" * 32,
+            "From": PHONE,
+            "To": "+15005550006",
+            "Body": TEXT,
+            "AccountSid": ACCOUNT_SID,
+        }
+        answer = await client.post(
+            route, data=form, headers=sign(str(client.make_url(route)), form)
+        )
     else:
-        answer = await client.post(route, json={"channel": "sms", "address": PHONE,
-                                                "text": TEXT})
+        answer = await client.post(route, json={"channel": "sms", "address": PHONE, "text": TEXT})
 
     assert answer.status == 500
     assert await answer.text() == "Internal Server Error\n"
@@ -122,9 +137,13 @@ async def test_exceptions_logged_by_the_service_keep_frames_and_type_only(db, se
         logging.getLogger("bot.delivery.dispatcher").exception("sending outbox row %d failed", 7)
         logging.getLogger("scheduler.timers").error("%s failed: %s", "briefings", exc)
         logging.getLogger("asyncio").error(
-            "Task exception was never retrieved\nfuture: <Task exception=%r>", exc,
-            exc_info=(type(exc), exc, exc.__traceback__))
-        logging.getLogger("bot.channels.telegram").warning("telegram update %s skipped: %s", 1, TEXT)
+            "Task exception was never retrieved\nfuture: <Task exception=%r>",
+            exc,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        logging.getLogger("bot.channels.telegram").warning(
+            "telegram update %s skipped: %s", 1, TEXT
+        )
     written = log.getvalue()
     assert "ERROR bot.delivery.dispatcher sending outbox row 7 failed" in written
     assert "briefings failed: IntegrityError" in written
@@ -136,8 +155,9 @@ async def test_exceptions_logged_by_the_service_keep_frames_and_type_only(db, se
 
 
 async def test_the_twilio_client_logs_no_sid_number_or_token(recording_prism, serve_logging):
-    settings = twilio_settings("sqlite+aiosqlite:///unused.db",
-                               TWILIO_API_BASE_URL=recording_prism.url)
+    settings = twilio_settings(
+        "sqlite+aiosqlite:///unused.db", TWILIO_API_BASE_URL=recording_prism.url
+    )
     log = serve_logging(settings)
     transport = SmsTransport(settings)
     try:
@@ -156,8 +176,9 @@ async def test_the_twilio_client_logs_no_sid_number_or_token(recording_prism, se
 
 
 async def test_the_telegram_token_stays_out_of_httpx_lines(bot_api, serve_logging):  # noqa: F811
-    settings = Settings(TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_API_BASE_URL=bot_api.url,
-                        _env_file=None)
+    settings = Settings(
+        TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_API_BASE_URL=bot_api.url, _env_file=None
+    )
     log = serve_logging(settings)
     bot = make_bot(settings)
     try:
@@ -186,13 +207,19 @@ def test_an_error_nothing_caught_is_logged_without_its_message(serve_logging):
     assert_private(written)
 
 
-@pytest.mark.parametrize("text", [
-    "Key (channel, address)=(sms, +447700900123) already exists",
-    "from 07700 900123", "from +1 (415) 555-0100", "chat 5550101 blocked the bot",
-    "GET https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getMe",
-    "account AC0123456789abcdef0123456789abcdef", "token 9f8e7d6c5b4a39281706f5e4d3c2b1a0",
-    "link https://t.me/RiversideJuryBot?start=Ab12Cd34Ef56Gh78Ij90Kl12Mn34Op56",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Key (channel, address)=(sms, +447700900123) already exists",
+        "from 07700 900123",
+        "from +1 (415) 555-0100",
+        "chat 5550101 blocked the bot",
+        "GET https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getMe",
+        "account AC0123456789abcdef0123456789abcdef",
+        "token 9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+        "link https://t.me/RiversideJuryBot?start=Ab12Cd34Ef56Gh78Ij90Kl12Mn34Op56",
+    ],
+)
 def test_what_looks_like_a_number_or_secret_is_replaced(text):
     cleaned = redact(text)
     assert cleaned != text
@@ -202,6 +229,8 @@ def test_what_looks_like_a_number_or_secret_is_replaced(text):
 
 
 def test_dates_and_small_numbers_are_kept():
-    line = ("released 3 scheduled broadcast(s) for 2026-12-03 18:30 after 12.5 s; "
-            "GET /simulator/api/messages 200 0.004s")
+    line = (
+        "released 3 scheduled broadcast(s) for 2026-12-03 18:30 after 12.5 s; "
+        "GET /simulator/api/messages 200 0.004s"
+    )
     assert redact(line) == line

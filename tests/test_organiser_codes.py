@@ -33,8 +33,7 @@ async def organisers_and_panel(db):
 
 
 async def text(db, relay, body, *, minutes=0):
-    await say(relay, ORGANISER_PHONE, body, channel="sms",
-              now=NOW + timedelta(minutes=minutes))
+    await say(relay, ORGANISER_PHONE, body, channel="sms", now=NOW + timedelta(minutes=minutes))
     return (await replies_to(db, ORGANISER_PHONE))[-1]
 
 
@@ -43,7 +42,7 @@ def code_in(preview: str) -> str:
 
 
 def wrong(code: str, n: int) -> str:
-    return f"{(int(code) + n) % 10 ** 6:06d}"
+    return f"{(int(code) + n) % 10**6:06d}"
 
 
 async def test_an_sms_preview_is_sent_only_with_its_code(db, relay, caplog):
@@ -51,22 +50,27 @@ async def test_an_sms_preview_is_sent_only_with_its_code(db, relay, caplog):
     await organisers_and_panel(db)
     preview = await text(db, relay, "BROADCAST Doors open at 9")
     code = code_in(preview)
-    assert preview.endswith(f"Reply SEND {code} to send it to 2 people, or DISCARD to drop "
-                            "it. The code works once, for 30 minutes.")
+    assert preview.endswith(
+        f"Reply SEND {code} to send it to 2 people, or DISCARD to drop "
+        "it. The code works once, for 30 minutes."
+    )
 
     assert await text(db, relay, "SEND") == (
-        "To send it, reply SEND followed by the code from the preview. Nothing was sent.")
+        "To send it, reply SEND followed by the code from the preview. Nothing was sent."
+    )
     assert await text(db, relay, f"SEND {wrong(code, 1)}") == (
-        "That code is wrong, so nothing was sent. 2 more tries before SMS commands are "
-        "locked.")
+        "That code is wrong, so nothing was sent. 2 more tries before SMS commands are locked."
+    )
     assert await total(db, Broadcast) == 0
 
     assert await text(db, relay, f"send {code}", minutes=3) == (
-        "Sending your broadcast to 2 people.")
+        "Sending your broadcast to 2 people."
+    )
     assert await total(db, Broadcast) == 1
     async with db.sessions() as session:
-        organiser = (await session.execute(
-            select(Organiser).where(Organiser.phone == ORGANISER_PHONE))).scalar_one()
+        organiser = (
+            await session.execute(select(Organiser).where(Organiser.phone == ORGANISER_PHONE))
+        ).scalar_one()
         audit = [str(e.data) for e in (await session.execute(select(AuditEvent))).scalars()]
     assert organiser.sms_failures == 0  # a right code clears the count
     assert not [line for line in audit if code in line]
@@ -100,19 +104,23 @@ async def test_three_wrong_codes_lock_sms_commands_and_tell_the_other_organisers
     for n in (1, 2):
         await text(db, relay, f"SEND {wrong(code, n)}", minutes=n)
     locked = await text(db, relay, f"SEND {wrong(code, 3)}", minutes=3)
-    assert locked == ("That code is wrong, so nothing was sent and the preview is dropped. "
-                      "Organiser commands by SMS from this number are locked for 30 minutes, "
-                      "and the other organisers have been told.")
+    assert locked == (
+        "That code is wrong, so nothing was sent and the preview is dropped. "
+        "Organiser commands by SMS from this number are locked for 30 minutes, "
+        "and the other organisers have been told."
+    )
     assert await total(db, BroadcastPreview) == 0 and await total(db, Broadcast) == 0
     told = (await replies_to(db, ORGANISER_CHAT))[-1]
-    assert told.startswith("Les commandes d'organisation par SMS de Bob sont bloquées "
-                           "pendant 30 minutes")
+    assert told.startswith(
+        "Les commandes d'organisation par SMS de Bob sont bloquées pendant 30 minutes"
+    )
 
     # Locked: even the right code, or a new broadcast, does nothing until the lock ends.
     await text(db, relay, f"SEND {code}", minutes=4)
     refused = await text(db, relay, "BROADCAST Free pizza", minutes=5)
-    assert refused.startswith("Organiser commands by SMS from this number are locked for "
-                              "28 more minutes")
+    assert refused.startswith(
+        "Organiser commands by SMS from this number are locked for 28 more minutes"
+    )
     assert await total(db, BroadcastPreview) == 0 and await total(db, Broadcast) == 0
     async with db.sessions() as session:
         kinds = list((await session.execute(select(AuditEvent.kind))).scalars())
@@ -133,13 +141,15 @@ async def test_a_forged_sms_cannot_answer_a_telegram_preview(db, relay):
         await add_organiser(session, telegram_id=ORGANISER_CHAT, phone=ORGANISER_PHONE)
     await say(relay, ORGANISER_CHAT, "/broadcast Doors open at 9")
     assert await text(db, relay, "SEND 123456") == (
-        "The broadcast waiting for your answer was previewed on Telegram: answer it there.")
+        "The broadcast waiting for your answer was previewed on Telegram: answer it there."
+    )
     assert await total(db, Broadcast) == 0
 
     await text(db, relay, "BROADCAST Free pizza")  # replaces the preview
     await say(relay, ORGANISER_CHAT, "SEND")
     assert (await replies_to(db, ORGANISER_CHAT))[-1] == (
-        "The broadcast waiting for your answer was previewed by SMS: answer it there.")
+        "The broadcast waiting for your answer was previewed by SMS: answer it there."
+    )
     assert await total(db, Broadcast) == 0
 
 
@@ -147,8 +157,15 @@ async def test_the_code_goes_only_to_the_organisers_phone(db, relay):
     await organisers_and_panel(db)
     code = code_in(await text(db, relay, "BROADCAST Doors open at 9"))
     async with db.sessions() as session:
-        holders = (await session.execute(select(OutboxMessage.address).where(
-            OutboxMessage.text.contains(code)))).scalars().all()
+        holders = (
+            (
+                await session.execute(
+                    select(OutboxMessage.address).where(OutboxMessage.text.contains(code))
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert holders == [ORGANISER_PHONE]
 
 
@@ -162,10 +179,12 @@ def test_the_flow_takes_its_code_from_the_facts_and_keeps_it_out_of_its_events()
     from flows.model import Context, Inbound, State
     from flows.organiser import code_digest
 
-    facts = Facts(organiser=OrganiserFacts(id=2, sms_failures=0, sms_locked_until=None),
-                  audiences={"all": AudienceFacts(total=2, reachable=2, held=0, telegram=2,
-                                                  sms=0)},
-                  pending_broadcast=None, confirmation_code="004821")
+    facts = Facts(
+        organiser=OrganiserFacts(id=2, sms_failures=0, sms_locked_until=None),
+        audiences={"all": AudienceFacts(total=2, reachable=2, held=0, telegram=2, sms=0)},
+        pending_broadcast=None,
+        confirmation_code="004821",
+    )
     context = Context(now=NOW, participant_id="PTEST", channel="sms", facts=facts)
     engine = build_engine()
     inbound = Inbound(channel="sms", text="BROADCAST Doors open at 9")
@@ -174,11 +193,18 @@ def test_the_flow_takes_its_code_from_the_facts_and_keeps_it_out_of_its_events()
     assert "Reply SEND 004821 to send it to 2 people" in turns[0].outbound[0].text
     assert "004821" not in str([event.data for event in turns[0].events])
 
-    pending = PendingBroadcast(audience="all", recipients=2, origin="sms",
-                               expires_at=(NOW + timedelta(minutes=30)).isoformat(),
-                               code_hash=code_digest("salt", "004821"))
-    answer = Context(now=NOW, participant_id="PTEST", channel="sms",
-                     facts=replace(facts, pending_broadcast=pending))
-    sent = engine.handle(State(language="en"), Inbound(channel="sms", text="SEND 004821"),
-                         answer)
+    pending = PendingBroadcast(
+        audience="all",
+        recipients=2,
+        origin="sms",
+        expires_at=(NOW + timedelta(minutes=30)).isoformat(),
+        code_hash=code_digest("salt", "004821"),
+    )
+    answer = Context(
+        now=NOW,
+        participant_id="PTEST",
+        channel="sms",
+        facts=replace(facts, pending_broadcast=pending),
+    )
+    sent = engine.handle(State(language="en"), Inbound(channel="sms", text="SEND 004821"), answer)
     assert [event.kind for event in sent.events] == ["broadcast.confirmed"]

@@ -66,35 +66,40 @@ def calendar():
 
 
 async def say(relay, address, text, *, channel="telegram", now=NOW):
-    return await service.receive(relay, channel=channel, address=address,
-                                 text=text, provider_id=f"m{next(_ids)}", now=now)
+    return await service.receive(
+        relay, channel=channel, address=address, text=text, provider_id=f"m{next(_ids)}", now=now
+    )
 
 
 async def replies_to(db, address) -> list[str]:
     async with db.sessions() as session:
-        rows = await session.execute(select(OutboxMessage.text).where(
-            OutboxMessage.address == address).order_by(OutboxMessage.id))
+        rows = await session.execute(
+            select(OutboxMessage.text)
+            .where(OutboxMessage.address == address)
+            .order_by(OutboxMessage.id)
+        )
         return list(rows.scalars())
 
 
 async def audit_kinds(db) -> list[str]:
     async with db.sessions() as session:
-        return list((await session.execute(
-            select(AuditEvent.kind).order_by(AuditEvent.seq))).scalars())
+        return list(
+            (await session.execute(select(AuditEvent.kind).order_by(AuditEvent.seq))).scalars()
+        )
 
 
 async def total(db, model, *where) -> int:
     async with db.sessions() as session:
-        return (await session.execute(
-            select(func.count()).select_from(model).where(*where))).scalar_one()
+        return (
+            await session.execute(select(func.count()).select_from(model).where(*where))
+        ).scalar_one()
 
 
 async def panel(db, *, reserve_fr_sms=True):
     async with db.sessions.begin() as session:
         members = [await add_member(session), await add_member(session)]
         if reserve_fr_sms:
-            members.append(await add_member(session, channel="sms", language="fr",
-                                            status=RESERVE))
+            members.append(await add_member(session, channel="sms", language="fr", status=RESERVE))
         await add_organiser(session, telegram_id=ORGANISER_CHAT, name="Ann")
         await add_organiser(session, phone=ORGANISER_PHONE)
     return members
@@ -104,8 +109,9 @@ async def test_telegram_broadcast_is_previewed_and_sent_only_after_send(db, rela
     await panel(db)
     await say(relay, ORGANISER_CHAT, "/broadcast Meeting moved to room B")
     preview = (await replies_to(db, ORGANISER_CHAT))[-1]
-    assert preview.startswith("Preview of your broadcast to all: 3 people "
-                              "(2 on Telegram, 1 by SMS).")
+    assert preview.startswith(
+        "Preview of your broadcast to all: 3 people (2 on Telegram, 1 by SMS)."
+    )
     assert "Meeting moved to room B" in preview and "Reply SEND" in preview
     assert await total(db, Broadcast) == 0 and await total(db, BroadcastPreview) == 1
 
@@ -113,10 +119,21 @@ async def test_telegram_broadcast_is_previewed_and_sent_only_after_send(db, rela
     assert (await replies_to(db, ORGANISER_CHAT))[-1] == "Sending your broadcast to 3 people."
     async with db.sessions() as session:
         row = (await session.execute(select(Broadcast))).scalar_one()
-        sent = (await session.execute(select(OutboxMessage).where(
-            OutboxMessage.broadcast_id == row.id))).scalars().all()
+        sent = (
+            (
+                await session.execute(
+                    select(OutboxMessage).where(OutboxMessage.broadcast_id == row.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert (row.status, row.origin, row.recipients, row.text) == (
-        "queued", "telegram", 3, "Meeting moved to room B")
+        "queued",
+        "telegram",
+        3,
+        "Meeting moved to room B",
+    )
     assert row.created_by is not None
     assert len(sent) == 3 and {m.text for m in sent} == {"Meeting moved to room B"}
     assert await total(db, BroadcastPreview) == 0
@@ -135,8 +152,7 @@ async def test_telegram_broadcast_is_previewed_and_sent_only_after_send(db, rela
 
 async def test_sms_broadcast_to_one_language_can_be_discarded(db, relay):
     await panel(db)
-    await say(relay, ORGANISER_PHONE, "BROADCAST to:lang:fr Salle B demain",
-              channel="sms")
+    await say(relay, ORGANISER_PHONE, "BROADCAST to:lang:fr Salle B demain", channel="sms")
     preview = (await replies_to(db, ORGANISER_PHONE))[-1]
     assert "to lang:fr: 1 person (0 on Telegram, 1 by SMS)" in preview
     await say(relay, ORGANISER_PHONE, "discard", channel="sms")
@@ -186,8 +202,15 @@ async def test_people_in_quiet_hours_are_counted_in_the_preview_and_wait(db, rel
     assert "3 of them are in quiet hours" in (await replies_to(db, ORGANISER_CHAT))[-1]
     await say(relay, ORGANISER_CHAT, "SEND")
     async with db.sessions() as session:
-        waits = (await session.execute(select(OutboxMessage.not_before).where(
-            OutboxMessage.broadcast_id.is_not(None)))).scalars().all()
+        waits = (
+            (
+                await session.execute(
+                    select(OutboxMessage.not_before).where(OutboxMessage.broadcast_id.is_not(None))
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert len(waits) == 3 and all(w > NOW for w in waits)
 
 
@@ -200,8 +223,13 @@ async def test_urgent_broadcast_ignores_quiet_hours(db, relay):
     await say(relay, ORGANISER_CHAT, "SEND")
     async with db.sessions() as session:
         row = (await session.execute(select(Broadcast))).scalar_one()
-        waits = set((await session.execute(select(OutboxMessage.not_before).where(
-            OutboxMessage.broadcast_id == row.id))).scalars())
+        waits = set(
+            (
+                await session.execute(
+                    select(OutboxMessage.not_before).where(OutboxMessage.broadcast_id == row.id)
+                )
+            ).scalars()
+        )
     assert row.urgent and waits == {NOW}
 
 
@@ -247,12 +275,12 @@ async def test_schedule_lists_the_coming_sessions_in_the_organisers_language(db,
     assert listing.splitlines() == [
         "Coming up:",
         "Session 1: Opening, Saturday, December 5, 2026 at 10:00 AM (Town hall)",
-        "Session 2: Evidence, Saturday, December 12, 2026 at 10:00 AM "
-        "(https://example.org/call)",
+        "Session 2: Evidence, Saturday, December 12, 2026 at 10:00 AM (https://example.org/call)",
     ]
     await say(relay, ORGANISER_PHONE, "ESPANOL", channel="sms")
-    await say(relay, ORGANISER_PHONE, "SCHEDULE", channel="sms",
-              now=datetime(2026, 12, 6, tzinfo=UTC))
+    await say(
+        relay, ORGANISER_PHONE, "SCHEDULE", channel="sms", now=datetime(2026, 12, 6, tzinfo=UTC)
+    )
     listing = (await replies_to(db, ORGANISER_PHONE))[-1]
     assert listing.splitlines()[0] == "Próximamente:"
     assert "Sesión 2: Audiencias, sábado, 12 de diciembre de 2026" in listing
@@ -266,14 +294,17 @@ async def test_late_and_cant_come_reach_every_organiser(db, relay):
     contact = (await _addresses(db, member.id))[0]
     await say(relay, contact, "LATE, stuck in traffic", channel="sms")
     assert (await replies_to(db, contact))[-1] == (
-        "Thank you for letting us know. The organisers have been told.")
+        "Thank you for letting us know. The organisers have been told."
+    )
     for organiser in (ORGANISER_CHAT, ORGANISER_PHONE):
         told = (await replies_to(db, organiser))[-1]
-        assert told == (f"{member.id} will be late for session 1.\n"
-                        "Their message: LATE, stuck in traffic")
+        assert told == (
+            f"{member.id} will be late for session 1.\nTheir message: LATE, stuck in traffic"
+        )
     await say(relay, contact, "Can't come", channel="sms")
     assert (await replies_to(db, ORGANISER_CHAT))[-1].startswith(
-        f"{member.id} cannot come to session 1.")
+        f"{member.id} cannot come to session 1."
+    )
     async with db.sessions() as session:
         notices = (await session.execute(select(AttendanceNotice))).scalars().all()
     assert [(n.kind, n.session_id) for n in notices] == [("late", "s1"), ("absent", "s1")]
@@ -290,18 +321,28 @@ async def test_late_from_someone_outside_the_panel_is_not_forwarded(db, relay):
 
 async def _addresses(db, participant_id) -> list[str]:
     async with db.sessions() as session:
-        return list((await session.execute(select(Contact.address).where(
-            Contact.participant_id == participant_id))).scalars())
+        return list(
+            (
+                await session.execute(
+                    select(Contact.address).where(Contact.participant_id == participant_id)
+                )
+            ).scalars()
+        )
 
 
 # --- end to end over the Telegram emulator -------------------------------------------------
 
+
 async def test_organiser_broadcasts_from_telegram_through_the_running_service(
-        db, telegram_emulator, monkeypatch, calendar):
+    db, telegram_emulator, monkeypatch, calendar
+):
     """The app as deployed (polling, dispatcher, no SMS account): the organiser's /broadcast
     comes back as a preview, and after SEND each member's Telegram chat receives it."""
-    monkeypatch.setattr(bot.channels.telegram, "request_factory",
-                        lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout))
+    monkeypatch.setattr(
+        bot.channels.telegram,
+        "request_factory",
+        lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout),
+    )
     members, organiser = (6660001, 6660002), 6660100
     async with db.sessions.begin() as session:
         for chat in members:
@@ -309,15 +350,20 @@ async def test_organiser_broadcasts_from_telegram_through_the_running_service(
         await add_member(session, channel="sms")
         await add_organiser(session, telegram_id=str(organiser))
     token = telegram_emulator.new_token()
-    settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN=token,
-                        TELEGRAM_API_BASE_URL=telegram_emulator.url, _env_file=None)
+    settings = Settings(
+        CONCORDER_DATABASE_URL=db.url,
+        TELEGRAM_BOT_TOKEN=token,
+        TELEGRAM_API_BASE_URL=telegram_emulator.url,
+        _env_file=None,
+    )
     runner = web.AppRunner(create_app(relay=build(settings, calendar=calendar), migrate=False))
     await runner.setup()
     try:
         await telegram_emulator.user_writes(token, organiser, "/broadcast Doors open at 9:30")
         (preview,) = await telegram_emulator.user_reads(token, organiser)
-        assert preview["text"].startswith("Preview of your broadcast to all: 3 people "
-                                          "(2 on Telegram, 1 by SMS).")
+        assert preview["text"].startswith(
+            "Preview of your broadcast to all: 3 people (2 on Telegram, 1 by SMS)."
+        )
         await telegram_emulator.user_writes(token, organiser, "SEND")
         (confirmation,) = await telegram_emulator.user_reads(token, organiser)
         assert confirmation["text"] == "Sending your broadcast to 3 people."
@@ -327,19 +373,29 @@ async def test_organiser_broadcasts_from_telegram_through_the_running_service(
     finally:
         await asyncio.wait_for(runner.cleanup(), timeout=10)
     async with db.sessions() as session:
-        statuses = (await session.execute(select(OutboxMessage.status).where(
-            OutboxMessage.broadcast_id.is_not(None)))).scalars().all()
+        statuses = (
+            (
+                await session.execute(
+                    select(OutboxMessage.status).where(OutboxMessage.broadcast_id.is_not(None))
+                )
+            )
+            .scalars()
+            .all()
+        )
     # With no SMS account, the SMS member's copy waits for one: nobody claims it delivered.
     assert sorted(statuses) == ["queued", "sent", "sent"]
 
 
 # --- end to end by SMS: signed Twilio webhooks in, Twilio's API (Prism) out ---------------
 
-async def test_organiser_broadcasts_by_sms_through_twilio(db, aiohttp_client, recording_prism,
-                                                         calendar):
+
+async def test_organiser_broadcasts_by_sms_through_twilio(
+    db, aiohttp_client, recording_prism, calendar
+):
     settings = twilio_settings(db.url, TWILIO_API_BASE_URL=recording_prism.url)
-    client = await aiohttp_client(create_app(relay=build(settings, calendar=calendar),
-                                             dispatch=False))
+    client = await aiohttp_client(
+        create_app(relay=build(settings, calendar=calendar), dispatch=False)
+    )
     async with db.sessions.begin() as session:
         french = await add_member(session, channel="sms", language="fr")
         await add_member(session, language="en")
@@ -347,14 +403,22 @@ async def test_organiser_broadcasts_by_sms_through_twilio(db, aiohttp_client, re
     member_phone = (await _addresses(db, french.id))[0]
 
     async def organiser_texts(sid: str, body: str) -> None:
-        form = {"MessageSid": sid, "SmsSid": sid, "AccountSid": ACCOUNT_SID,
-                "From": ORGANISER_PHONE, "To": FROM_NUMBER, "Body": body, "NumMedia": "0"}
+        form = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "AccountSid": ACCOUNT_SID,
+            "From": ORGANISER_PHONE,
+            "To": FROM_NUMBER,
+            "Body": body,
+            "NumMedia": "0",
+        }
         url = str(client.make_url("/webhooks/twilio/sms"))
         answer = await client.post("/webhooks/twilio/sms", data=form, headers=sign(url, form))
         assert answer.status == 200
 
-    dispatcher = Dispatcher(db.sessions, {"sms": SmsTransport(settings)}, settings,
-                            limits=DeliveryLimits.off())
+    dispatcher = Dispatcher(
+        db.sessions, {"sms": SmsTransport(settings)}, settings, limits=DeliveryLimits.off()
+    )
 
     def sent() -> set[tuple[str, str]]:
         return {(r.form["To"][0], r.form["Body"][0]) for r in recording_prism.requests}
@@ -376,8 +440,8 @@ async def test_organiser_broadcasts_by_sms_through_twilio(db, aiohttp_client, re
 
 # --- organiser rights follow the contact a message came in on ------------------------------
 
-async def test_a_chat_moved_by_an_invitation_link_gives_no_rights_to_the_invited_phone(
-        db, relay):
+
+async def test_a_chat_moved_by_an_invitation_link_gives_no_rights_to_the_invited_phone(db, relay):
     """The organiser opens an invitation link in their own chat (to try it, or by mistake):
     the chat now belongs to the invited person. The invited person's own phone must not
     become an organiser's, while the organiser's chat stays theirs."""
@@ -387,16 +451,27 @@ async def test_a_chat_moved_by_an_invitation_link_gives_no_rights_to_the_invited
     await say(relay, ORGANISER_CHAT, "hello")  # the organiser's chat is known
     invited_phone, code = "+447911000222", "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp"
     async with db.sessions.begin() as session:
-        invited = (await service.find_or_create_contact(
-            session, "sms", invited_phone, "en")).participant_id
+        invited = (
+            await service.find_or_create_contact(session, "sms", invited_phone, "en")
+        ).participant_id
         session.add(PoolEntry(participant_id=invited, language="en", attributes={}))
-        session.add(Invitation(participant_id=invited, channel="sms", language="en",
-                               code_hash=hash_code(code)))
+        session.add(
+            Invitation(
+                participant_id=invited, channel="sms", language="en", code_hash=hash_code(code)
+            )
+        )
     await say(relay, ORGANISER_CHAT, f"/start {code}")
     assert "contact.moved" in await audit_kinds(db)
     async with db.sessions() as session:
-        owners = set((await session.execute(select(Contact.participant_id).where(
-            Contact.address.in_([ORGANISER_CHAT, invited_phone])))).scalars())
+        owners = set(
+            (
+                await session.execute(
+                    select(Contact.participant_id).where(
+                        Contact.address.in_([ORGANISER_CHAT, invited_phone])
+                    )
+                )
+            ).scalars()
+        )
     assert owners == {invited}  # one participant now holds both contacts
 
     await say(relay, invited_phone, "BROADCAST Free pizza", channel="sms")
@@ -415,10 +490,17 @@ async def test_a_phone_attached_to_an_organisers_participant_gets_no_rights(db, 
     other_phone = "+447911000333"
     await say(relay, ORGANISER_PHONE, "hello", channel="sms")
     async with db.sessions.begin() as session:
-        organiser_contact = (await session.execute(select(Contact).where(
-            Contact.address == ORGANISER_PHONE))).scalar_one()
-        session.add(Contact(participant_id=organiser_contact.participant_id, channel="sms",
-                            address=other_phone, sms_consent=True))
+        organiser_contact = (
+            await session.execute(select(Contact).where(Contact.address == ORGANISER_PHONE))
+        ).scalar_one()
+        session.add(
+            Contact(
+                participant_id=organiser_contact.participant_id,
+                channel="sms",
+                address=other_phone,
+                sms_consent=True,
+            )
+        )
     await say(relay, other_phone, "BROADCAST Free pizza", channel="sms")
     assert await total(db, BroadcastPreview) == 0
     await say(relay, other_phone, "SCHEDULE", channel="sms")

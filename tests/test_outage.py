@@ -80,10 +80,18 @@ async def twilio(prism):
 async def queue(db, settings, participant_id: str, *texts: str, now: datetime) -> None:
     async with db.sessions.begin() as session:
         participant = await session.get(Participant, participant_id)
-        contact = (await session.execute(select(Contact).where(
-            Contact.participant_id == participant_id))).scalar_one()
-        await service.enqueue(session, settings, participant, contact,
-                              [Outbound(text=t) for t in texts], prompt_id=None, now=now)
+        contact = (
+            await session.execute(select(Contact).where(Contact.participant_id == participant_id))
+        ).scalar_one()
+        await service.enqueue(
+            session,
+            settings,
+            participant,
+            contact,
+            [Outbound(text=t) for t in texts],
+            prompt_id=None,
+            now=now,
+        )
 
 
 async def statuses(db) -> dict[str, list[str]]:
@@ -103,8 +111,11 @@ async def run_for(worker: Dispatcher, clock: Clock, seconds: float, step: float)
         await worker.drain()
 
 
-PEOPLE = {"+447700900301": ["a1", "a2", "a3"], "+447700900302": ["b1", "b2"],
-          "+447700900303": ["c1"]}
+PEOPLE = {
+    "+447700900301": ["a1", "a2", "a3"],
+    "+447700900302": ["b1", "b2"],
+    "+447700900303": ["c1"],
+}
 
 
 async def people(db, settings, now: datetime) -> dict[str, str]:
@@ -117,20 +128,33 @@ async def people(db, settings, now: datetime) -> dict[str, str]:
 
 @pytest.mark.parametrize("outage", [timedelta(minutes=3), timedelta(hours=10)])
 async def test_an_outage_loses_nothing_and_everything_goes_out_in_order_once_twilio_is_back(
-        db, twilio, outage):
+    db, twilio, outage
+):
     settings = twilio_settings(db.url, TWILIO_API_BASE_URL=twilio.url)
     clock = Clock(at("2027-03-09T16:00"))
     await people(db, settings, clock.now)
-    worker = Dispatcher(db.sessions, {"sms": SmsTransport(settings, timeout=5)}, settings,
-                        clock, limits=DeliveryLimits.off())
+    worker = Dispatcher(
+        db.sessions,
+        {"sms": SmsTransport(settings, timeout=5)},
+        settings,
+        clock,
+        limits=DeliveryLimits.off(),
+    )
     try:
         await worker.drain()
         await run_for(worker, clock, outage.total_seconds(), step=20)
         found = await statuses(db)
         assert set(found) == {"queued"}  # nothing given up, nothing sent out of turn
         async with db.sessions() as session:
-            heads = (await session.execute(select(OutboxMessage).where(
-                OutboxMessage.text.in_(["a1", "b1", "c1"])))).scalars().all()
+            heads = (
+                (
+                    await session.execute(
+                        select(OutboxMessage).where(OutboxMessage.text.in_(["a1", "b1", "c1"]))
+                    )
+                )
+                .scalars()
+                .all()
+            )
         assert all(h.error == "cannot reach Twilio (ClientConnectorError)" for h in heads)
         assert all(h.attempts > 3 for h in heads)
         assert worker.health.channel("sms").degraded
@@ -145,7 +169,8 @@ async def test_an_outage_loses_nothing_and_everything_goes_out_in_order_once_twi
 
 
 async def test_a_reminder_whose_session_began_during_the_outage_expires_and_holds_up_nobody(
-        db, twilio):
+    db, twilio
+):
     settings = twilio_settings(db.url, TWILIO_API_BASE_URL=twilio.url)
     calendar = load()
     ada = await add_person(db, channel="sms", address="+447700900311")
@@ -156,8 +181,13 @@ async def test_a_reminder_whose_session_began_during_the_outage_expires_and_hold
         timed = (await session.execute(select(OutboxMessage))).scalars().all()
     assert {row.kind for row in timed} == {"reminder"}
     assert {row.expires_at for row in timed} == {at("2027-03-09T18:30")}
-    worker = Dispatcher(db.sessions, {"sms": SmsTransport(settings, timeout=5)}, settings,
-                        clock, limits=DeliveryLimits.off())
+    worker = Dispatcher(
+        db.sessions,
+        {"sms": SmsTransport(settings, timeout=5)},
+        settings,
+        clock,
+        limits=DeliveryLimits.off(),
+    )
     try:
         await worker.drain()
         clock.now += timedelta(minutes=30)
@@ -166,7 +196,8 @@ async def test_a_reminder_whose_session_began_during_the_outage_expires_and_hold
         async with db.sessions() as session:
             timed = [await session.get(OutboxMessage, row.id) for row in timed]
         assert {(row.status, row.error) for row in timed} == {
-            ("expired", "its moment passed before it could be sent")}
+            ("expired", "its moment passed before it could be sent")
+        }
         assert timed[0].attempts > 1
         await twilio.back()
         await run_for(worker, clock, BACKOFF_CAP, step=20)
@@ -181,8 +212,13 @@ async def test_a_message_still_failing_after_retry_for_is_failed(db, twilio):
     settings = twilio_settings(db.url, TWILIO_API_BASE_URL=twilio.url, CONCORDER_RETRY_FOR="2h")
     clock = Clock(at("2027-03-09T16:00"))
     await people(db, settings, clock.now)
-    worker = Dispatcher(db.sessions, {"sms": SmsTransport(settings, timeout=5)}, settings,
-                        clock, limits=DeliveryLimits.off())
+    worker = Dispatcher(
+        db.sessions,
+        {"sms": SmsTransport(settings, timeout=5)},
+        settings,
+        clock,
+        limits=DeliveryLimits.off(),
+    )
     try:
         await run_for(worker, clock, 2 * 3600 - 60, step=60)
         assert set(await statuses(db)) == {"queued"}
@@ -190,8 +226,12 @@ async def test_a_message_still_failing_after_retry_for_is_failed(db, twilio):
     finally:
         await worker.transports["sms"].close()
     async with db.sessions() as session:
-        failed = {row.text: row for row in (await session.execute(select(OutboxMessage).where(
-            OutboxMessage.status == "failed"))).scalars()}
+        failed = {
+            row.text: row
+            for row in (
+                await session.execute(select(OutboxMessage).where(OutboxMessage.status == "failed"))
+            ).scalars()
+        }
     # Every message due for more than 2 hours is given up once it has been tried: those
     # first in line after many attempts, those behind them after one.
     assert sorted(failed) == ["a1", "a2", "a3", "b1", "b2", "c1"]
@@ -201,7 +241,8 @@ async def test_a_message_still_failing_after_retry_for_is_failed(db, twilio):
 
 
 async def test_healthz_says_degraded_while_a_channel_keeps_failing_and_metrics_show_it(
-        db, twilio, aiohttp_client):
+    db, twilio, aiohttp_client
+):
     settings = twilio_settings(db.url, TWILIO_API_BASE_URL=twilio.url)
     relay = build(settings)
     client = await aiohttp_client(create_app(relay=relay, migrate=False, dispatch=False))
@@ -211,8 +252,14 @@ async def test_healthz_says_degraded_while_a_channel_keeps_failing_and_metrics_s
     started = datetime.now(UTC) - timedelta(minutes=7)
     clock = Clock(started)
     await people(db, settings, clock.now)
-    worker = Dispatcher(db.sessions, {"sms": SmsTransport(settings, timeout=5)}, settings,
-                        clock, limits=DeliveryLimits.off(), health=relay.health)
+    worker = Dispatcher(
+        db.sessions,
+        {"sms": SmsTransport(settings, timeout=5)},
+        settings,
+        clock,
+        limits=DeliveryLimits.off(),
+        health=relay.health,
+    )
     try:
         await run_for(worker, clock, 7 * 60, step=30)
         await worker.refresh_queue_depth()
@@ -228,8 +275,10 @@ async def test_healthz_says_degraded_while_a_channel_keeps_failing_and_metrics_s
         assert 7 * 60 <= sms["oldest_waiting_seconds"] < 9 * 60
         metrics = await (await client.get("/metrics")).text()
         assert 'concorder_channel_degraded{channel="sms"} 1.0' in metrics
-        assert REGISTRY.get_sample_value("concorder_outbox_oldest_waiting_seconds",
-                                         {"channel": "sms"}) >= 7 * 60
+        assert (
+            REGISTRY.get_sample_value("concorder_outbox_oldest_waiting_seconds", {"channel": "sms"})
+            >= 7 * 60
+        )
 
         await twilio.back()
         await run_for(worker, clock, BACKOFF_CAP, step=20)
@@ -242,7 +291,8 @@ async def test_healthz_says_degraded_while_a_channel_keeps_failing_and_metrics_s
 
 
 async def test_a_broadcast_preview_left_unsent_until_it_lapses_is_never_delivered(
-        db, settings, relay, calendar):
+    db, settings, relay, calendar
+):
     from tests.test_dispatcher import RecordingTransport
     from tests.test_organisers import NOW, ORGANISER_CHAT, panel, say
 
@@ -252,12 +302,20 @@ async def test_a_broadcast_preview_left_unsent_until_it_lapses_is_never_delivere
     # Telegram was down for the preview's whole life: by the time it is back, "Reply SEND"
     # would only earn "That preview has expired".
     clock = Clock(NOW + timedelta(minutes=31))
-    await Dispatcher(db.sessions, {"telegram": telegram}, settings, clock,
-                     limits=DeliveryLimits.off()).drain()
+    await Dispatcher(
+        db.sessions, {"telegram": telegram}, settings, clock, limits=DeliveryLimits.off()
+    ).drain()
     assert telegram.texts(ORGANISER_CHAT) == []
     async with db.sessions() as session:
-        (preview,) = (await session.execute(select(OutboxMessage).where(
-            OutboxMessage.address == ORGANISER_CHAT))).scalars().all()
+        (preview,) = (
+            (
+                await session.execute(
+                    select(OutboxMessage).where(OutboxMessage.address == ORGANISER_CHAT)
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert preview.status == "expired"
     assert preview.expires_at == NOW + timedelta(minutes=30)
 

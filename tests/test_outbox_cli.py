@@ -41,41 +41,97 @@ def on_db(url: str, work):
     return asyncio.run(go())
 
 
-async def person_with(sessions, channel: str, address: str, texts: list[str], *,
-                      status: str, error: str | None = None, opted_out: bool = False,
-                      expires_in: timedelta | None = None, age: timedelta = timedelta(0)):
+async def person_with(
+    sessions,
+    channel: str,
+    address: str,
+    texts: list[str],
+    *,
+    status: str,
+    error: str | None = None,
+    opted_out: bool = False,
+    expires_in: timedelta | None = None,
+    age: timedelta = timedelta(0),
+):
     settings = Settings(_env_file=None)
     now = utcnow() - age
     async with sessions.begin() as session:
         participant = Participant(language="en", state={}, opted_out=opted_out)
         session.add(participant)
         await session.flush()
-        contact = Contact(participant_id=participant.id, channel=channel, address=address,
-                          sms_consent=True)
+        contact = Contact(
+            participant_id=participant.id, channel=channel, address=address, sms_consent=True
+        )
         session.add(contact)
         await session.flush()
-        await service.enqueue(session, settings, participant, contact,
-                              [Outbound(text=t) for t in texts], prompt_id=None, now=now,
-                              expires_at=now + expires_in if expires_in else None)
-        await session.execute(update(OutboxMessage).where(
-            OutboxMessage.contact_id == contact.id).values(status=status, error=error,
-                                                           attempts=40))
+        await service.enqueue(
+            session,
+            settings,
+            participant,
+            contact,
+            [Outbound(text=t) for t in texts],
+            prompt_id=None,
+            now=now,
+            expires_at=now + expires_in if expires_in else None,
+        )
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.contact_id == contact.id)
+            .values(status=status, error=error, attempts=40)
+        )
 
 
 def seed(url: str) -> None:
     down = "cannot reach Twilio (ClientConnectorError)"
 
     async def work(sessions):
-        await person_with(sessions, "sms", "+447700900401", ["ada 1", "ada 2"],
-                          status="failed", error=down, age=timedelta(hours=30))
-        await person_with(sessions, "sms", "+447700900402", ["bob"], status="failed",
-                          error=down, opted_out=True, age=timedelta(hours=30))
-        await person_with(sessions, "sms", "+447700900403", ["cy, reminder"], status="failed",
-                          error=down, expires_in=timedelta(hours=1), age=timedelta(hours=30))
-        await person_with(sessions, "telegram", "4004", ["dee"], status="failed",
-                          error="telegram network: NetworkError", age=timedelta(hours=2))
-        await person_with(sessions, "sms", "+447700900405", ["eve"], status="queued",
-                          error=down, age=timedelta(minutes=50))
+        await person_with(
+            sessions,
+            "sms",
+            "+447700900401",
+            ["ada 1", "ada 2"],
+            status="failed",
+            error=down,
+            age=timedelta(hours=30),
+        )
+        await person_with(
+            sessions,
+            "sms",
+            "+447700900402",
+            ["bob"],
+            status="failed",
+            error=down,
+            opted_out=True,
+            age=timedelta(hours=30),
+        )
+        await person_with(
+            sessions,
+            "sms",
+            "+447700900403",
+            ["cy, reminder"],
+            status="failed",
+            error=down,
+            expires_in=timedelta(hours=1),
+            age=timedelta(hours=30),
+        )
+        await person_with(
+            sessions,
+            "telegram",
+            "4004",
+            ["dee"],
+            status="failed",
+            error="telegram network: NetworkError",
+            age=timedelta(hours=2),
+        )
+        await person_with(
+            sessions,
+            "sms",
+            "+447700900405",
+            ["eve"],
+            status="queued",
+            error=down,
+            age=timedelta(minutes=50),
+        )
         await person_with(sessions, "telegram", "4006", ["fay"], status="sent")
 
     on_db(url, work)
@@ -83,20 +139,20 @@ def seed(url: str) -> None:
 
 async def statuses(sessions) -> dict[str, str]:
     async with sessions() as session:
-        return dict((await session.execute(
-            select(OutboxMessage.text, OutboxMessage.status))).all())
+        return dict((await session.execute(select(OutboxMessage.text, OutboxMessage.status))).all())
 
 
 def test_help_explains_both_commands(cli):
-    for command, said in ((["outbox", "--help"], "failed messages"),
-                          (["outbox", "status", "--help"], "oldest"),
-                          (["outbox", "retry", "--help"], "--dry-run")):
+    for command, said in (
+        (["outbox", "--help"], "failed messages"),
+        (["outbox", "status", "--help"], "oldest"),
+        (["outbox", "retry", "--help"], "--dry-run"),
+    ):
         result = runner.invoke(cli, command)
         assert result.exit_code == 0 and said in result.output, result.output
 
 
-def test_status_shows_the_queue_by_channel_and_state_and_why_messages_fail(db, monkeypatch,
-                                                                           cli):
+def test_status_shows_the_queue_by_channel_and_state_and_why_messages_fail(db, monkeypatch, cli):
     monkeypatch.setenv("CONCORDER_DATABASE_URL", db.url)
     empty = runner.invoke(cli, ["outbox", "status"])
     assert empty.exit_code == 0 and "The outbox is empty" in empty.output
@@ -107,23 +163,52 @@ def test_status_shows_the_queue_by_channel_and_state_and_why_messages_fail(db, m
     lines = result.output.replace("┃", "│").splitlines()
     header = next(line for line in lines if "queued" in line and "failed" in line)
     assert [w for w in header.replace("│", " ").split()][:9] == [
-        "channel", "queued", "sending", "sent", "delivered", "failed", "expired",
-        "undeliverable", "cancelled"]
+        "channel",
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+        "failed",
+        "expired",
+        "undeliverable",
+        "cancelled",
+    ]
     sms = next(line for line in lines if line.replace("│", " ").split()[:1] == ["sms"])
-    telegram = next(line for line in lines
-                    if line.replace("│", " ").split()[:1] == ["telegram"])
+    telegram = next(line for line in lines if line.replace("│", " ").split()[:1] == ["telegram"])
     # sms: eve queued (retrying for 50 min); ada's two, bob and cy failed.
     assert sms.replace("│", " ").split() == [
-        "sms", "1", "0", "0", "0", "4", "0", "0", "0", "50", "min", "1"]
+        "sms",
+        "1",
+        "0",
+        "0",
+        "0",
+        "4",
+        "0",
+        "0",
+        "0",
+        "50",
+        "min",
+        "1",
+    ]
     assert telegram.replace("│", " ").split() == [
-        "telegram", "0", "0", "1", "0", "1", "0", "0", "0", "-", "0"]
+        "telegram",
+        "0",
+        "0",
+        "1",
+        "0",
+        "1",
+        "0",
+        "0",
+        "0",
+        "-",
+        "0",
+    ]
     assert "cannot reach Twilio (ClientConnectorError)" in result.output
     assert "concorder outbox retry" in result.output
     assert "+4477009004" not in result.output  # no phone numbers on screen
 
 
-def test_retry_puts_failed_messages_back_but_not_opted_out_or_expired_ones(db, monkeypatch,
-                                                                            cli):
+def test_retry_puts_failed_messages_back_but_not_opted_out_or_expired_ones(db, monkeypatch, cli):
     monkeypatch.setenv("CONCORDER_DATABASE_URL", db.url)
     seed(db.url)
 
@@ -142,17 +227,24 @@ def test_retry_puts_failed_messages_back_but_not_opted_out_or_expired_ones(db, m
     assert sms.exit_code == 0, sms.output
     assert "Put back 2 failed messages (sms 2)." in sms.output
     after = on_db(db.url, statuses)
-    assert (after["ada 1"], after["ada 2"], after["bob"], after["cy, reminder"], after["dee"]) \
-        == ("queued", "queued", "failed", "failed", "failed")
+    assert (after["ada 1"], after["ada 2"], after["bob"], after["cy, reminder"], after["dee"]) == (
+        "queued",
+        "queued",
+        "failed",
+        "failed",
+        "failed",
+    )
 
     async def audit_and_send(sessions):
         async with sessions() as session:
-            event = (await session.execute(select(AuditEvent).where(
-                AuditEvent.kind == "outbox.retried"))).scalar_one()
+            event = (
+                await session.execute(select(AuditEvent).where(AuditEvent.kind == "outbox.retried"))
+            ).scalar_one()
         transport = RecordingTransport("sms")
         settings = Settings(CONCORDER_DATABASE_URL=db.url, _env_file=None)
-        await Dispatcher(sessions, {"sms": transport}, settings,
-                         limits=DeliveryLimits.off()).drain()
+        await Dispatcher(
+            sessions, {"sms": transport}, settings, limits=DeliveryLimits.off()
+        ).drain()
         return event.data, (transport.texts("+447700900401"), transport.texts())
 
     data, sent = on_db(db.url, audit_and_send)
@@ -164,8 +256,10 @@ def test_retry_puts_failed_messages_back_but_not_opted_out_or_expired_ones(db, m
 def test_retry_refuses_what_it_cannot_understand_and_changes_nothing(db, monkeypatch, cli):
     monkeypatch.setenv("CONCORDER_DATABASE_URL", db.url)
     seed(db.url)
-    for args, said in ((["--channel", "whatsapp"], "--channel 'whatsapp' is unknown"),
-                       (["--since", "last tuesday"], "is not a time")):
+    for args, said in (
+        (["--channel", "whatsapp"], "--channel 'whatsapp' is unknown"),
+        (["--since", "last tuesday"], "is not a time"),
+    ):
         result = runner.invoke(cli, ["outbox", "retry", *args])
         assert result.exit_code == 2 and said in result.output, result.output
     assert on_db(db.url, statuses)["ada 1"] == "failed"

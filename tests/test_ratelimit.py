@@ -111,10 +111,10 @@ async def test_telegram_limits_overall_and_per_chat_with_headroom():
 
 async def test_sms_is_limited_per_sender_number():
     clock = VirtualTime()
-    settings = Settings(TWILIO_FROM_NUMBER="+447700900000", CONCORDER_SMS_RATE=2,
-                        _env_file=None)
-    sms = DeliveryLimits.from_settings(settings, clock=clock.__call__, sleep=clock.sleep,
-                                       headroom=1.0).for_channel("sms")
+    settings = Settings(TWILIO_FROM_NUMBER="+447700900000", CONCORDER_SMS_RATE=2, _env_file=None)
+    sms = DeliveryLimits.from_settings(
+        settings, clock=clock.__call__, sleep=clock.sleep, headroom=1.0
+    ).for_channel("sms")
     assert sms.sender == "+447700900000"
     start = clock.now
     for n in range(5):
@@ -123,8 +123,12 @@ async def test_sms_is_limited_per_sender_number():
 
 
 def test_zero_rates_and_off_mean_no_limits():
-    settings = Settings(CONCORDER_TELEGRAM_RATE=0, CONCORDER_TELEGRAM_CHAT_RATE=0,
-                        CONCORDER_SMS_RATE=0, _env_file=None)
+    settings = Settings(
+        CONCORDER_TELEGRAM_RATE=0,
+        CONCORDER_TELEGRAM_CHAT_RATE=0,
+        CONCORDER_SMS_RATE=0,
+        _env_file=None,
+    )
     limits = DeliveryLimits.from_settings(settings)
     assert limits.for_channel("telegram").shared() == []
     assert limits.for_channel("telegram").per_recipient is None

@@ -40,16 +40,19 @@ async def invited(db, settings, assembly, tmp_path):
     """Three people invited: two by SMS (en, fr; the first already knows her age), one by
     letter. Returns the letter links by handle."""
     pool = tmp_path / "pool.csv"
-    pool.write_text("phone,telegram,language,household,age\n"
-                    f"{PHONE},,en,H1,30-49\n"
-                    f"{PHONE_FR},,fr,H2,\n"
-                    ",ana_riverside,en,H3,\n")
+    pool.write_text(
+        "phone,telegram,language,household,age\n"
+        f"{PHONE},,en,H1,30-49\n"
+        f"{PHONE_FR},,fr,H2,\n"
+        ",ana_riverside,en,H3,\n"
+    )
     parsed = recruitment.parse_pool(pool, assembly)
     assert not parsed.bad
     await recruitment.import_pool(db.sessions, assembly, parsed.rows)
     letters = tmp_path / "letters.csv"
-    await recruitment.send_invitations(db.sessions, settings, assembly, "RiversideJuryBot",
-                                       letters_path=letters)
+    await recruitment.send_invitations(
+        db.sessions, settings, assembly, "RiversideJuryBot", letters_path=letters
+    )
     with letters.open() as fp:
         return {row["telegram_handle"]: row["link"] for row in csv.DictReader(fp)}
 
@@ -58,20 +61,27 @@ async def say(db, relay, address, text, *, channel="sms", now=None, button=None)
     """Send one message; return the texts the service queued in answer."""
     async with db.sessions() as session:
         before = await session.scalar(select(func.coalesce(func.max(OutboxMessage.id), 0)))
-    await receive(relay, channel=channel, address=address, text=text,
-                  button=button, provider_id=uuid.uuid4().hex, now=now)
+    await receive(
+        relay,
+        channel=channel,
+        address=address,
+        text=text,
+        button=button,
+        provider_id=uuid.uuid4().hex,
+        now=now,
+    )
     async with db.sessions() as session:
         rows = await session.execute(
-            select(OutboxMessage.text).where(OutboxMessage.id > before,
-                                             OutboxMessage.address == address)
-            .order_by(OutboxMessage.id))
+            select(OutboxMessage.text)
+            .where(OutboxMessage.id > before, OutboxMessage.address == address)
+            .order_by(OutboxMessage.id)
+        )
         return list(rows.scalars())
 
 
 async def invitation_of(db, address):
     async with db.sessions() as session:
-        pid = await session.scalar(select(Contact.participant_id).where(
-            Contact.address == address))
+        pid = await session.scalar(select(Contact.participant_id).where(Contact.address == address))
         return await session.scalar(select(Invitation).where(Invitation.participant_id == pid))
 
 
@@ -96,20 +106,29 @@ async def test_sms_invitee_consents_registers_with_back_and_confirms(db, relay, 
     invitation = await invitation_of(db, PHONE)
     assert invitation.status == REGISTERED
     async with db.sessions() as session:
-        answers = dict((await session.execute(select(
-            RegistrationAnswer.question_id, RegistrationAnswer.answer).where(
-            RegistrationAnswer.participant_id == invitation.participant_id))).all())
+        answers = dict(
+            (
+                await session.execute(
+                    select(RegistrationAnswer.question_id, RegistrationAnswer.answer).where(
+                        RegistrationAnswer.participant_id == invitation.participant_id
+                    )
+                )
+            ).all()
+        )
         consent = await session.scalar(select(Consent))
         participant = await session.get(Participant, invitation.participant_id)
         candidates = await recruitment_candidates(session)
     assert answers == {"travel": "bike", "gender": "woman"}
-    assert (consent.text_version, consent.language, consent.channel) == ("2026-11-v1", "en",
-                                                                         "sms")
+    assert (consent.text_version, consent.language, consent.channel) == ("2026-11-v1", "en", "sms")
     # The answers live in their table, not in the conversation state.
     assert "registration" not in participant.state["data"]
-    assert candidates == [{"participant_id": invitation.participant_id, "household_id": "H1",
-                           "features": {"age": "30-49", "travel": "bike",
-                                        "gender": "woman"}}]
+    assert candidates == [
+        {
+            "participant_id": invitation.participant_id,
+            "household_id": "H1",
+            "features": {"age": "30-49", "travel": "bike", "gender": "woman"},
+        }
+    ]
 
 
 async def recruitment_candidates(session):
@@ -120,8 +139,15 @@ async def recruitment_candidates(session):
 
 async def outbox_of(db, address):
     async with db.sessions() as session:
-        return list((await session.execute(select(OutboxMessage.text).where(
-            OutboxMessage.address == address).order_by(OutboxMessage.id))).scalars())
+        return list(
+            (
+                await session.execute(
+                    select(OutboxMessage.text)
+                    .where(OutboxMessage.address == address)
+                    .order_by(OutboxMessage.id)
+                )
+            ).scalars()
+        )
 
 
 async def test_french_invitee_is_written_to_in_french(db, relay, invited):
@@ -130,23 +156,26 @@ async def test_french_invitee_is_written_to_in_french(db, relay, invited):
     assert "Nous conservons vos réponses" in replies[0]
 
 
-async def test_letter_link_binds_telegram_once_and_refuses_another_account(db, relay,
-                                                                         invited):
+async def test_letter_link_binds_telegram_once_and_refuses_another_account(db, relay, invited):
     code = invited["ana_riverside"].split("start=")[1]
     replies = await say(db, relay, "5001", f"/start {code}", channel="telegram")
     assert "You are invited to take part" in replies[0]
     async with db.sessions() as session:
-        entry = await session.scalar(select(PoolEntry).where(
-            PoolEntry.telegram_handle == "ana_riverside"))
+        entry = await session.scalar(
+            select(PoolEntry).where(PoolEntry.telegram_handle == "ana_riverside")
+        )
         contact = await session.scalar(select(Contact).where(Contact.address == "5001"))
-        invitation = await session.scalar(select(Invitation).where(
-            Invitation.participant_id == entry.participant_id))
+        invitation = await session.scalar(
+            select(Invitation).where(Invitation.participant_id == entry.participant_id)
+        )
     assert contact.participant_id == entry.participant_id
     assert invitation.bound_contact_id == contact.id and invitation.responded_at
 
     # The same person opening the link again just sees the question again.
-    assert "You are invited" in (await say(db, relay, "5001", f"/start {code}",
-                                           channel="telegram"))[-1]
+    assert (
+        "You are invited"
+        in (await say(db, relay, "5001", f"/start {code}", channel="telegram"))[-1]
+    )
     replies = await say(db, relay, "6002", f"/start {code}", channel="telegram")
     assert "already been used from another account" in replies[0]
     replies = await say(db, relay, "7003", "/start not-a-real-code", channel="telegram")
@@ -159,8 +188,9 @@ async def test_letter_link_binds_telegram_once_and_refuses_another_account(db, r
     assert "invitation.code_refused" in kinds and "invitation.code_invalid" in kinds
 
     # Ana's account cannot also take the invitation sent to another person's phone.
-    sent = invite_codes.reveal((await outbox_of(db, PHONE))[0], "invitation",
-                               relay.invite_key)  # as it left the service
+    sent = invite_codes.reveal(
+        (await outbox_of(db, PHONE))[0], "invitation", relay.invite_key
+    )  # as it left the service
     sms_code = sent.split("start=")[1].split()[0]
     replies = await say(db, relay, "5001", f"/start {sms_code}", channel="telegram")
     assert "already linked to another invitation" in replies[0]
@@ -218,8 +248,7 @@ async def test_draw_outcome_confirm_decline_and_deadline(db, relay, invited, ass
     second = (await invitation_of(db, PHONE_FR)).participant_id
     async with db.sessions.begin() as session:
         session.add(Selection(participant_id=first, draw_id="d1", status=SELECTED))
-        session.add(Selection(participant_id=second, draw_id="d1", status=RESERVE,
-                              reserve_rank=1))
+        session.add(Selection(participant_id=second, draw_id="d1", status=RESERVE, reserve_rank=1))
     told = await recruitment.notify_draw_outcome(relay, assembly)
     assert told == {"selected": 1, "reserve": 1}
     texts = await outbox_of(db, PHONE)
@@ -231,14 +260,12 @@ async def test_draw_outcome_confirm_decline_and_deadline(db, relay, invited, ass
     replies = await say(db, relay, PHONE, "CONFIRM")
     assert "your place in" in replies[0]
     async with db.sessions() as session:
-        selection = await session.scalar(select(Selection).where(
-            Selection.participant_id == first))
+        selection = await session.scalar(select(Selection).where(Selection.participant_id == first))
     assert selection.status == CONFIRMED
 
     # A reserve promoted by the draw is asked in turn; a reply after the deadline is late.
     async with db.sessions.begin() as session:
-        reserve = await session.scalar(select(Selection).where(
-            Selection.participant_id == second))
+        reserve = await session.scalar(select(Selection).where(Selection.participant_id == second))
         reserve.status, reserve.reserve_rank = SELECTED, None
     await recruitment.notify_draw_outcome(relay, assembly)
     late = utcnow() + assembly.recruitment.confirm_within + timedelta(hours=1)
@@ -271,15 +298,13 @@ async def test_registered_but_not_drawn_are_thanked_once(db, relay, invited, ass
     assert await recruitment.notify_draw_outcome(relay, assembly) == {}
 
 
-async def test_waiting_for_the_draw_answers_and_still_hears_withdraw(db, relay, invited,
-                                                                      assembly):
+async def test_waiting_for_the_draw_answers_and_still_hears_withdraw(db, relay, invited, assembly):
     await _register(db, relay, PHONE)
     replies = await say(db, relay, PHONE, "hello?")
     assert "We will write to you after the draw" in replies[0]
     pid = (await invitation_of(db, PHONE)).participant_id
     async with db.sessions.begin() as session:
-        session.add(Selection(participant_id=pid, draw_id="d1", status=RESERVE,
-                              reserve_rank=1))
+        session.add(Selection(participant_id=pid, draw_id="d1", status=RESERVE, reserve_rank=1))
     await recruitment.notify_draw_outcome(relay, assembly)
     replies = await say(db, relay, PHONE, "Withdraw")
     assert "You have withdrawn" in replies[0]
@@ -292,12 +317,16 @@ async def test_waiting_for_the_draw_answers_and_still_hears_withdraw(db, relay, 
 
 
 async def test_a_letter_link_opened_in_telegram_through_the_bot_api(
-        db, invited, assembly, telegram_emulator, monkeypatch):
+    db, invited, assembly, telegram_emulator, monkeypatch
+):
     import bot.channels.telegram
     from tests.test_telegram_e2e import Service, polling_settings
 
-    monkeypatch.setattr(bot.channels.telegram, "request_factory",
-                        lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout))
+    monkeypatch.setattr(
+        bot.channels.telegram,
+        "request_factory",
+        lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout),
+    )
 
     token = telegram_emulator.new_token()
     settings = polling_settings(db, telegram_emulator.url, token)
@@ -307,16 +336,19 @@ async def test_a_letter_link_opened_in_telegram_through_the_bot_api(
         (invitation,) = await telegram_emulator.user_reads(token, 4242)
         rows = invitation["reply_markup"]["inline_keyboard"]
         assert invitation["text"].startswith("You are invited to take part in Riverside")
-        assert [[b["text"] for b in row] for row in rows] == [["Yes, tell me more"],
-                                                             ["No, thank you"]]
-        await telegram_emulator.user_presses(token, 4242, invitation,
-                                             rows[0][0]["callback_data"])
+        assert [[b["text"] for b in row] for row in rows] == [
+            ["Yes, tell me more"],
+            ["No, thank you"],
+        ]
+        await telegram_emulator.user_presses(token, 4242, invitation, rows[0][0]["callback_data"])
         (consent,) = await telegram_emulator.user_reads(token, 4242)
     assert "Do you agree?" in consent["text"]
     async with db.sessions() as session:
-        invitation_row = await session.scalar(select(Invitation).join(
-            PoolEntry, PoolEntry.participant_id == Invitation.participant_id).where(
-            PoolEntry.telegram_handle == "ana_riverside"))
+        invitation_row = await session.scalar(
+            select(Invitation)
+            .join(PoolEntry, PoolEntry.participant_id == Invitation.participant_id)
+            .where(PoolEntry.telegram_handle == "ana_riverside")
+        )
     assert invitation_row.status == "responded" and invitation_row.bound_contact_id
 
 

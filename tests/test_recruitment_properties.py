@@ -52,14 +52,18 @@ from store.recruitment import (
     WITHDRAWN,
 )
 
-ASSEMBLY = load_assembly(Path(__file__).resolve().parent.parent / "examples" / "citizens-jury"
-                         / "assembly.toml")
+ASSEMBLY = load_assembly(
+    Path(__file__).resolve().parent.parent / "examples" / "citizens-jury" / "assembly.toml"
+)
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 ENGINE = build_engine()
 QUESTIONS = {q.id: [o.key for o in q.options] for q in ASSEMBLY.questions}
 CHANNELS = ("sms", "telegram")
-FAST = settings(max_examples=120, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @dataclass
@@ -79,14 +83,19 @@ class World:
         facts["invitation_status"] = self.status
         selection = None
         if self.selection is not None:
-            facts["selection"] = SelectionFacts(self.selection,
-                                                NOW + ASSEMBLY.recruitment.confirm_within)
-            selection = SimpleNamespace(status=self.selection,
-                                        responded_at=NOW if self.selection_answered else None)
+            facts["selection"] = SelectionFacts(
+                self.selection, NOW + ASSEMBLY.recruitment.confirm_within
+            )
+            selection = SimpleNamespace(
+                status=self.selection, responded_at=NOW if self.selection_answered else None
+            )
         invitation = SimpleNamespace(status=self.status, outcome_sent_at=None)
         facts["outcome"] = _outcome(invitation, selection)
-        result = Facts(assembly_name=ASSEMBLY.name, recruitment=RecruitmentFacts(**facts),
-                       default_flow=_default_flow(invitation, selection))
+        result = Facts(
+            assembly_name=ASSEMBLY.name,
+            recruitment=RecruitmentFacts(**facts),
+            default_flow=_default_flow(invitation, selection),
+        )
         return Context(now=NOW, participant_id="P1", channel=self.channel, facts=result)
 
     def apply(self, turn: Turn) -> None:
@@ -115,11 +124,44 @@ class World:
 
 # ------------------------------------------------------------------------ replies
 
-KEYWORDS = ["YES", "Oui", "sí", "NO", "non", "AGREE", "J'ACCEPTE", "acepto", "disagree",
-            "BACK", "retour", "volver", "WITHDRAW", "retirer", "STOP", "arrêt", "START",
-            "HELP", "aide", "CONFIRM", "DECLINE", "FRANCAIS", "español", "English",
-            "Start again", "Yes, register me", "/start", "/start abcDEF123", "Woman", "65+",
-            "bus or train", "Voiture", "1", "2", "3", "4"]
+KEYWORDS = [
+    "YES",
+    "Oui",
+    "sí",
+    "NO",
+    "non",
+    "AGREE",
+    "J'ACCEPTE",
+    "acepto",
+    "disagree",
+    "BACK",
+    "retour",
+    "volver",
+    "WITHDRAW",
+    "retirer",
+    "STOP",
+    "arrêt",
+    "START",
+    "HELP",
+    "aide",
+    "CONFIRM",
+    "DECLINE",
+    "FRANCAIS",
+    "español",
+    "English",
+    "Start again",
+    "Yes, register me",
+    "/start",
+    "/start abcDEF123",
+    "Woman",
+    "65+",
+    "bus or train",
+    "Voiture",
+    "1",
+    "2",
+    "3",
+    "4",
+]
 EMOJI = ["🤔", "👍🏽", "❤️", "🇫🇷", "👨‍👩‍👧", "\u200b", "\ufeff", "\x00"]
 
 
@@ -134,8 +176,12 @@ texts = st.one_of(
     st.sampled_from(EMOJI),
     st.sampled_from(["", " ", "\n\t", "0", "-1", "5", "99", "1.5", "١", "１"]),
     st.integers(-3, 200).map(str),
-    st.builds(lambda a, k, b: f"{a} {k} {b}", st.text(max_size=8), st.sampled_from(KEYWORDS),
-              st.text(max_size=8)),
+    st.builds(
+        lambda a, k, b: f"{a} {k} {b}",
+        st.text(max_size=8),
+        st.sampled_from(KEYWORDS),
+        st.text(max_size=8),
+    ),
     st.builds(_long, st.text(min_size=1, max_size=5), st.sampled_from([1600, 1601, 2000])),
 )
 # A button press: the n-th offered key of the current prompt, of an older prompt, or junk.
@@ -143,8 +189,7 @@ buttons = st.tuples(st.sampled_from(["current", "stale", "junk"]), st.integers(0
 steps = st.one_of(
     texts.map(lambda t: ("text", t)),
     buttons.map(lambda b: ("button", b)),
-    st.sampled_from([("remind", None), ("draw", SELECTED), ("draw", RESERVE),
-                     ("draw", "thanks")]),
+    st.sampled_from([("remind", None), ("draw", SELECTED), ("draw", RESERVE), ("draw", "thanks")]),
 )
 
 
@@ -159,11 +204,11 @@ def press(state: State, how: str, n: int) -> str:
 
 # ------------------------------------------------------------------------ checks
 
+
 def check_state(state: State) -> None:
     assert state.language in shipped_languages()
     assert state.flow is None or state.flow in ENGINE.flows
-    assert all(len(pair) == 2 and all(isinstance(x, str) for x in pair)
-               for pair in state.offered)
+    assert all(len(pair) == 2 and all(isinstance(x, str) for x in pair) for pair in state.offered)
     # What the service stores: plain JSON that reads back as the same state.
     stored = json.loads(json.dumps(state.to_json()))
     assert State.from_json(stored).to_json() == state.to_json()
@@ -180,20 +225,23 @@ def _answers(state: State) -> dict[str, str]:
 
 def chosen(state: State, inbound: Inbound) -> str | None:
     """The offered option a reply picks, as the engine matches it."""
-    inbound = Inbound(inbound.channel, inbound.text[:engine.MAX_TEXT], inbound.button)
+    inbound = Inbound(inbound.channel, inbound.text[: engine.MAX_TEXT], inbound.button)
     return engine.match_choice(state, inbound)[0]
 
 
 def is_back(state: State, inbound: Inbound) -> bool:
     choice = chosen(state, inbound)
-    return choice == "back" or (choice is None and inbound.button is None
-                                and fold(inbound.text[:engine.MAX_TEXT]) in BACK_WORDS)
+    return choice == "back" or (
+        choice is None
+        and inbound.button is None
+        and fold(inbound.text[: engine.MAX_TEXT]) in BACK_WORDS
+    )
 
 
 def check_turn(before: State, inbound: Inbound, turn: Turn, world_before: World) -> None:
     after = turn.state
     check_state(after)
-    keyword = keyword_of(inbound.text[:engine.MAX_TEXT]) if inbound.button is None else None
+    keyword = keyword_of(inbound.text[: engine.MAX_TEXT]) if inbound.button is None else None
     kinds = [event.kind for event in turn.events]
 
     # Every turn answers; silence only for someone who opted out (or has just withdrawn).
@@ -255,8 +303,12 @@ def run_step(state: State, world: World, step) -> State:
             turn = ENGINE.start(state, "confirmation", ctx, "thanks")
         else:
             world.selection = value
-            turn = ENGINE.start(state, "confirmation", world.context(),
-                                "confirm" if value == SELECTED else "reserve")
+            turn = ENGINE.start(
+                state,
+                "confirmation",
+                world.context(),
+                "confirm" if value == SELECTED else "reserve",
+            )
         assert bool(turn.outbound) != state.opted_out
     else:
         if kind == "button":
@@ -286,8 +338,12 @@ def invited(language: str, world: World) -> State:
 
 
 @FAST
-@given(language=st.sampled_from(shipped_languages()), channel=st.sampled_from(CHANNELS),
-       knows_age=st.booleans(), script=st.lists(steps, max_size=30))
+@given(
+    language=st.sampled_from(shipped_languages()),
+    channel=st.sampled_from(CHANNELS),
+    knows_age=st.booleans(),
+    script=st.lists(steps, max_size=30),
+)
 def test_no_reply_breaks_the_recruitment_conversation(language, channel, knows_age, script):
     world = World(channel, known={"age": "30-49"} if knows_age else {})
     state = invited(language, world)
@@ -296,8 +352,11 @@ def test_no_reply_breaks_the_recruitment_conversation(language, channel, knows_a
 
 
 @FAST
-@given(language=st.sampled_from(shipped_languages()), channel=st.sampled_from(CHANNELS),
-       script=st.lists(steps, max_size=30))
+@given(
+    language=st.sampled_from(shipped_languages()),
+    channel=st.sampled_from(CHANNELS),
+    script=st.lists(steps, max_size=30),
+)
 def test_odd_replies_in_the_middle_of_registration(language, channel, script):
     """The same, starting at the first question (random replies rarely get that far)."""
     world = World(channel)
@@ -311,17 +370,24 @@ def test_odd_replies_in_the_middle_of_registration(language, channel, script):
 
 # Replies that cannot be an answer to anything: whatever they are, the registration that
 # goes on around them ends with exactly the answers given.
-ANSWERING = (OPT_OUT_WORDS | OPT_IN_WORDS | HELP_WORDS | set(LANGUAGE_WORDS) | WITHDRAW_WORDS
-             | BACK_WORDS | {w for words in REPLY_WORDS.values() for w in words})
+ANSWERING = (
+    OPT_OUT_WORDS
+    | OPT_IN_WORDS
+    | HELP_WORDS
+    | set(LANGUAGE_WORDS)
+    | WITHDRAW_WORDS
+    | BACK_WORDS
+    | {w for words in REPLY_WORDS.values() for w in words}
+)
 
 
 def _noise_ok(text: str) -> bool:
-    word = fold(text[:engine.MAX_TEXT])
+    word = fold(text[: engine.MAX_TEXT])
     if word.isdigit() or word in ANSWERING or text.strip().lower().startswith("/start"):
         return False
-    labels = {fold(label) for q in ASSEMBLY.questions for o in q.options
-              for label in o.label.values()} | {fold(o.key) for q in ASSEMBLY.questions
-                                                for o in q.options}
+    labels = {
+        fold(label) for q in ASSEMBLY.questions for o in q.options for label in o.label.values()
+    } | {fold(o.key) for q in ASSEMBLY.questions for o in q.options}
     return word not in labels and word not in {"startagain", "recommencer", "empezardenuevo"}
 
 
@@ -329,11 +395,14 @@ noise = st.lists(texts.filter(_noise_ok), max_size=3)
 
 
 @FAST
-@given(language=st.sampled_from(shipped_languages()), channel=st.sampled_from(CHANNELS),
-       choices=st.fixed_dictionaries({q: st.sampled_from(keys) for q, keys in QUESTIONS.items()}),
-       noises=st.lists(noise, min_size=6, max_size=6), by_button=st.booleans())
-def test_noise_between_answers_loses_none_of_them(language, channel, choices, noises,
-                                                  by_button):
+@given(
+    language=st.sampled_from(shipped_languages()),
+    channel=st.sampled_from(CHANNELS),
+    choices=st.fixed_dictionaries({q: st.sampled_from(keys) for q, keys in QUESTIONS.items()}),
+    noises=st.lists(noise, min_size=6, max_size=6),
+    by_button=st.booleans(),
+)
+def test_noise_between_answers_loses_none_of_them(language, channel, choices, noises, by_button):
     world = World(channel)
     state = invited(language, world)
     replies = iter(noises)
@@ -367,8 +436,16 @@ def test_the_steps_reach_every_recruitment_flow():
     world = World("sms")
     state = invited("en", world)
     seen = {state.flow}
-    for step in [("text", "yes"), ("text", "agree"), ("text", "1"), ("text", "1"),
-                 ("text", "1"), ("text", "1"), ("draw", SELECTED), ("text", "CONFIRM")]:
+    for step in [
+        ("text", "yes"),
+        ("text", "agree"),
+        ("text", "1"),
+        ("text", "1"),
+        ("text", "1"),
+        ("text", "1"),
+        ("draw", SELECTED),
+        ("text", "CONFIRM"),
+    ]:
         state = run_step(state, world, step)
         seen.add(state.flow)
     assert {"invitation", "consent", "registration", "confirmation"} <= seen

@@ -36,8 +36,11 @@ async def register_two_and_draw(db, relay) -> None:
 
 
 def rows(categories) -> dict[tuple[str, str], tuple[int, int, int]]:
-    return {(c.category, value): (c.registered[value], c.selected[value], c.confirmed[value])
-            for c in categories for value in c.values}
+    return {
+        (c.category, value): (c.registered[value], c.selected[value], c.confirmed[value])
+        for c in categories
+        for value in c.values
+    }
 
 
 async def test_counts_per_quota_category(db, relay, invited, assembly):
@@ -67,8 +70,9 @@ async def test_counts_per_quota_category(db, relay, invited, assembly):
     assert counts[("age", "30-49")] == (0, 0, 0)
 
 
-async def test_without_quotas_every_registration_question_is_a_category(db, relay,
-                                                                         invited, assembly):
+async def test_without_quotas_every_registration_question_is_a_category(
+    db, relay, invited, assembly
+):
     await register_two_and_draw(db, relay)
     plain = assembly.model_copy(update={"selection": None})
     async with db.sessions() as session:
@@ -87,8 +91,7 @@ def test_the_status_command_prints_the_table_per_category(tmp_path, monkeypatch)
     async def prepare() -> None:
         example = load_assembly(EXAMPLE / "assembly.toml")
         pool = tmp_path / "pool.csv"
-        pool.write_text(f"phone,language,household,age\n{PHONE},en,H1,30-49\n"
-                        f"{PHONE_FR},fr,H2,\n")
+        pool.write_text(f"phone,language,household,age\n{PHONE},en,H1,30-49\n{PHONE_FR},fr,H2,\n")
         engine = make_engine(url)
         try:
             db = SimpleNamespace(sessions=sessionmaker(engine))

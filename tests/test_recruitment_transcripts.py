@@ -65,8 +65,11 @@ START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 BOT = "RiversideJuryBot"
 INVITED = re.compile(r"^invited(?:, knowing (.+))?$")
 LATER = re.compile(r"^(\d+) (day|hour|minute)s? later$")
-DRAW = {"the draw: selected": SELECTED, "the draw: reserve": RESERVE,
-        "the draw: not selected": None}
+DRAW = {
+    "the draw: selected": SELECTED,
+    "the draw: reserve": RESERVE,
+    "the draw: not selected": None,
+}
 
 
 @dataclass
@@ -80,10 +83,16 @@ class Invitee(Conversation):
 
     async def send(self, line: str) -> list[str]:
         text, button = self.inbound(line.replace("CODE", self.code or "CODE"))
-        await service.receive(self.relay, channel=self.channel,
-                              address=self.address, text=text, button=button,
-                              provider_id=f"transcript-{uuid.uuid4().hex}",
-                              language_hint=self.language, now=self.now)
+        await service.receive(
+            self.relay,
+            channel=self.channel,
+            address=self.address,
+            text=text,
+            button=button,
+            provider_id=f"transcript-{uuid.uuid4().hex}",
+            language_hint=self.language,
+            now=self.now,
+        )
         return await self.shown()
 
     async def shown(self) -> list[str]:
@@ -118,9 +127,15 @@ class Invitee(Conversation):
         with pool.open("w", newline="") as fp:
             writer = csv.writer(fp)
             writer.writerow(["phone", "telegram", "language", "household", *attributes])
-            writer.writerow([self.address if self.channel == "sms" else "",
-                             handle if self.channel == "telegram" else "",
-                             self.language or "", f"H{self.number}", *attributes.values()])
+            writer.writerow(
+                [
+                    self.address if self.channel == "sms" else "",
+                    handle if self.channel == "telegram" else "",
+                    self.language or "",
+                    f"H{self.number}",
+                    *attributes.values(),
+                ]
+            )
         parsed = recruitment.parse_pool(pool, assembly)
         if parsed.bad:
             raise TranscriptError(f"bad pool row: {parsed.bad[0].reason}")
@@ -128,13 +143,20 @@ class Invitee(Conversation):
         nonce = f"Transcript{self.number:016d}"
         self.code = invite_codes.code_for(nonce, self.relay.invite_key)
         with mock.patch.object(invite_codes, "new_nonce", lambda: nonce):
-            await recruitment.send_invitations(self.sessions, self.settings, assembly, BOT,
-                                               letters_path=scratch / "letters.csv",
-                                               now=self.now)
+            await recruitment.send_invitations(
+                self.sessions,
+                self.settings,
+                assembly,
+                BOT,
+                letters_path=scratch / "letters.csv",
+                now=self.now,
+            )
         async with self.sessions() as session:
             self.participant_id = await session.scalar(
                 select(Invitation.participant_id).where(
-                    Invitation.code_hash == recruitment.hash_code(self.code)))
+                    Invitation.code_hash == recruitment.hash_code(self.code)
+                )
+            )
 
     async def drawn(self, status: str | None, assembly) -> None:
         if self.participant_id is None:
@@ -145,17 +167,28 @@ class Invitee(Conversation):
                 other = Participant(id=new_participant_id(), language="en", state={})
                 session.add(other)
                 await session.flush()
-                session.add(Selection(participant_id=other.id, draw_id="transcript",
-                                      status=SELECTED, notified_at=self.now))
+                session.add(
+                    Selection(
+                        participant_id=other.id,
+                        draw_id="transcript",
+                        status=SELECTED,
+                        notified_at=self.now,
+                    )
+                )
             else:
-                session.add(Selection(participant_id=self.participant_id, draw_id="transcript",
-                                      status=status, selected_at=self.now,
-                                      reserve_rank=1 if status == RESERVE else None))
+                session.add(
+                    Selection(
+                        participant_id=self.participant_id,
+                        draw_id="transcript",
+                        status=status,
+                        selected_at=self.now,
+                        reserve_rank=1 if status == RESERVE else None,
+                    )
+                )
         await recruitment.notify_draw_outcome(self.relay, assembly, self.now)
 
 
-async def play(script: str, sessions: async_sessionmaker[AsyncSession],
-               settings: Settings) -> str:
+async def play(script: str, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> str:
     """The transcript with what the service actually answers in place of the expectations."""
     assembly, calendar = read_assembly_file(str(ASSEMBLY))
     relay = build(settings, assembly=assembly, calendar=calendar, sessions=sessions)
@@ -193,8 +226,9 @@ async def play(script: str, sessions: async_sessionmaker[AsyncSession],
 def test_every_recruitment_transcript_exists_in_every_language_on_both_channels():
     names = {path.name for path in FILES}
     groups = {name.split(".")[0] for name in names}
-    assert groups >= {f"{PREFIX}{flow}" for flow in
-                      ("invitation", "consent", "registration", "withdraw", "draw")}
+    assert groups >= {
+        f"{PREFIX}{flow}" for flow in ("invitation", "consent", "registration", "withdraw", "draw")
+    }
     for group in groups:
         for language in shipped_languages():
             assert f"{group}.{language}.txt" in names, f"{group} lacks {language}"

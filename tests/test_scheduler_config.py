@@ -75,15 +75,17 @@ title = "Online"
 start = 2027-03-10T18:30:00
 colour = "blue"
 """)
-    assert "schedule > timezone (line 3): 'Europe/Pariss' is not a time zone name such as " \
-           "'Europe/Paris'" in found
-    assert any(p.startswith("schedule > reminders #2 (line 4): write a duration")
-               for p in found)
-    assert any(p.startswith("schedule > quiet_hours (line 5): write quiet hours as")
-               for p in found)
+    assert (
+        "schedule > timezone (line 3): 'Europe/Pariss' is not a time zone name such as "
+        "'Europe/Paris'" in found
+    )
+    assert any(p.startswith("schedule > reminders #2 (line 4): write a duration") for p in found)
+    assert any(p.startswith("schedule > quiet_hours (line 5): write quiet hours as") for p in found)
     assert "sessions #1 (id 's1') (line 7): end must be after start" in found
-    assert "sessions #2 (id 's2') > colour (line 18): unknown setting (check its spelling " \
-           "and its table)" in found
+    assert (
+        "sessions #2 (id 's2') > colour (line 18): unknown setting (check its spelling "
+        "and its table)" in found
+    )
 
 
 def test_briefing_mistakes_are_named():
@@ -109,18 +111,24 @@ session = "s1"
 title = "Two"
 text = { en = "Hi", fr = "Salut" }
 """)
-    assert "briefings #2 (id 'b1') (line 16): give either day (a date) or session (a session " \
-           "id), not both" in found
-    found = problems("""
+    assert (
+        "briefings #2 (id 'b1') (line 16): give either day (a date) or session (a session "
+        "id), not both" in found
+    )
+    found = problems(
+        """
 [assembly]
 languages = ["en", "fr"]
-""" + GOOD + """
+"""
+        + GOOD
+        + """
 [[briefings]]
 id = "b1"
 session = "s9"
 title = "One"
 text = { en = "Hello" }
-""")
+"""
+    )
     assert "briefings #1 (id 'b1') > session: no session has the id 's9'" in found
     assert "briefings #1 (id 'b1') > text: no text in 'fr'" in found
 

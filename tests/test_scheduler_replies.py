@@ -25,31 +25,54 @@ from tests.calendar_world import (  # noqa: F401  (calendar_fixture: a fixture)
 _ids = itertools.count(1)
 
 
-async def say(db, relay, address: str, text: str = "", *, channel: str = "sms",
-              button: str | None = None, now: datetime) -> list[str]:
+async def say(
+    db,
+    relay,
+    address: str,
+    text: str = "",
+    *,
+    channel: str = "sms",
+    button: str | None = None,
+    now: datetime,
+) -> list[str]:
     """Send as the person; return the texts the service answered with."""
     before = len(await outbox(db))
-    await receive(relay, channel=channel, address=address, text=text,
-                  button=button, provider_id=f"in-{next(_ids)}", now=now)
+    await receive(
+        relay,
+        channel=channel,
+        address=address,
+        text=text,
+        button=button,
+        provider_id=f"in-{next(_ids)}",
+        now=now,
+    )
     return [m.text for m in (await outbox(db))[before:]]
 
 
-async def test_time_changes_the_briefing_time_and_moves_the_pending_briefing(db, settings, relay,
-        calendar):
+async def test_time_changes_the_briefing_time_and_moves_the_pending_briefing(
+    db, settings, relay, calendar
+):
     address = "+447700900301"
     person = await add_person(db, channel="sms", address=address)
     runner = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar)
     await runner.tick(at("2027-03-07T12:00"))  # plans the week
 
     answer = await say(db, relay, address, "time", now=at("2027-03-07T12:05"))
-    assert answer == ["Your daily briefing arrives at 8:00 AM. Reply TIME followed by the "
-                      "time you want, for example TIME 7:30."]
+    assert answer == [
+        "Your daily briefing arrives at 8:00 AM. Reply TIME followed by the "
+        "time you want, for example TIME 7:30."
+    ]
     answer = await say(db, relay, address, "TIME 7:30", now=at("2027-03-07T12:10"))
     assert answer == ["Your daily briefing will now arrive at 7:30 AM."]
     async with db.sessions() as session:
         pref = await session.get(CalendarPreference, person)
-        job = (await session.execute(select(CalendarJob).where(
-            CalendarJob.participant_id == person, CalendarJob.subject == "bus-lanes"))).scalar_one()
+        job = (
+            await session.execute(
+                select(CalendarJob).where(
+                    CalendarJob.participant_id == person, CalendarJob.subject == "bus-lanes"
+                )
+            )
+        ).scalar_one()
     assert pref.briefing_time == "07:30"
     # Moved at once, in the reply's transaction; the person's own choice is honoured even
     # though 07:30 is inside the default quiet hours.
@@ -57,8 +80,10 @@ async def test_time_changes_the_briefing_time_and_moves_the_pending_briefing(db,
 
     for garbage in ("TIME soon", "time 25:00", "TIME 7:75"):
         answer = await say(db, relay, address, garbage, now=at("2027-03-07T12:20"))
-        assert answer == ["Sorry, I could not read that time. Reply TIME followed by the time "
-                          "you want, for example TIME 7:30."]
+        assert answer == [
+            "Sorry, I could not read that time. Reply TIME followed by the time "
+            "you want, for example TIME 7:30."
+        ]
     async with db.sessions() as session:
         assert (await session.get(CalendarPreference, person)).briefing_time == "07:30"
 
@@ -71,9 +96,11 @@ async def test_french_time_and_other_forms(db, settings, relay, calendar):
     address = "+33612345678"
     person = await add_person(db, channel="sms", address=address, language="fr")
     assert await say(db, relay, address, "heure 19h15", now=at("2027-03-07T12:00")) == [
-        "Votre dossier du jour arrivera désormais à 19:15."]
+        "Votre dossier du jour arrivera désormais à 19:15."
+    ]
     assert await say(db, relay, address, "TIME 6:45pm", now=at("2027-03-07T12:01")) == [
-        "Votre dossier du jour arrivera désormais à 18:45."]
+        "Votre dossier du jour arrivera désormais à 18:45."
+    ]
     async with db.sessions() as session:
         assert (await session.get(CalendarPreference, person)).briefing_time == "18:45"
 
@@ -95,10 +122,12 @@ async def test_more_pages_through_an_sms_briefing(db, settings, relay, calendar)
     assert "Council bus survey 2026 (https://example.org/survey)" in third[0]
     assert "Reply MORE" not in third[0]
     assert await say(db, relay, address, "More!", now=at("2027-03-08T08:07")) == [
-        "That was the last part of the briefing."]
+        "That was the last part of the briefing."
+    ]
     async with db.sessions() as session:
-        read = (await session.execute(select(BriefingRead).where(
-            BriefingRead.participant_id == person))).scalar_one()
+        read = (
+            await session.execute(select(BriefingRead).where(BriefingRead.participant_id == person))
+        ).scalar_one()
     assert (read.pages_sent, read.pages, read.channel) == (3, 3, "sms")
     # The whole briefing, page by page, is the text the organiser wrote.
     pages = [first[0].text, second[0], third[0]]
@@ -107,8 +136,9 @@ async def test_more_pages_through_an_sms_briefing(db, settings, relay, calendar)
     assert words == markdown_to_plain(document).split()
 
 
-async def test_someone_not_on_the_panel_is_not_answered_by_the_calendar(db, settings, relay,
-        calendar):
+async def test_someone_not_on_the_panel_is_not_answered_by_the_calendar(
+    db, settings, relay, calendar
+):
     address = "+447700900303"
     await add_person(db, channel="sms", address=address, status=None)
     answer = await say(db, relay, address, "TIME 7:30", now=at("2027-03-07T12:00"))
@@ -123,8 +153,14 @@ async def test_telegram_read_button_and_reminder_buttons(db, settings, relay, ca
     briefing = next(m for m in await outbox(db, person) if m.kind == "briefing")
     assert briefing.markdown and briefing.text.startswith("**Bus lanes**")
     assert [b["label"] for b in briefing.buttons] == ["I have read it"]
-    answer = await say(db, relay, chat, channel="telegram", button=briefing.buttons[0]["data"],
-                       now=at("2027-03-08T09:00"))
+    answer = await say(
+        db,
+        relay,
+        chat,
+        channel="telegram",
+        button=briefing.buttons[0]["data"],
+        now=at("2027-03-08T09:00"),
+    )
     assert answer == ["Thank you for reading the briefing."]
     async with db.sessions() as session:
         read = (await session.execute(select(BriefingRead))).scalar_one()
@@ -135,8 +171,9 @@ async def test_telegram_read_button_and_reminder_buttons(db, settings, relay, ca
     assert reminder.text.startswith("Reminder: Opening session, Tuesday, March 9, 2027 at 6:30")
     assert "Place: Town hall, room 2" in reminder.text
     late = next(b for b in reminder.buttons if b["label"] == "I will be late")
-    answer = await say(db, relay, chat, channel="telegram", button=late["data"],
-                       now=at("2027-03-09T17:00"))
+    answer = await say(
+        db, relay, chat, channel="telegram", button=late["data"], now=at("2027-03-09T17:00")
+    )
     assert answer == ["Thank you for letting us know. The organisers have been told."]
     async with db.sessions() as session:
         notice = (await session.execute(select(AttendanceNotice))).scalar_one()
@@ -147,8 +184,9 @@ async def test_unreachable_telegram_falls_back_to_consented_sms(db, settings, re
     both = await add_person(db, channel="telegram", address="6001", sms_too="+447700900401")
     only_telegram = await add_person(db, channel="telegram", address="6002")
     async with db.sessions.begin() as session:
-        for contact in (await session.execute(select(Contact).where(
-                Contact.channel == "telegram"))).scalars():
+        for contact in (
+            await session.execute(select(Contact).where(Contact.channel == "telegram"))
+        ).scalars():
             contact.unreachable_at = at("2027-03-01T00:00")
     runner = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar)
     await runner.tick(at("2027-03-08T08:00"))
@@ -156,14 +194,19 @@ async def test_unreachable_telegram_falls_back_to_consented_sms(db, settings, re
     assert {(m.participant_id, m.channel) for m in sent} == {(both, "sms")}
     assert sent[0].text.endswith("Reply MORE for the next part.")
     async with db.sessions() as session:
-        job = (await session.execute(select(CalendarJob).where(
-            CalendarJob.participant_id == only_telegram,
-            CalendarJob.subject == "bus-lanes"))).scalar_one()
+        job = (
+            await session.execute(
+                select(CalendarJob).where(
+                    CalendarJob.participant_id == only_telegram, CalendarJob.subject == "bus-lanes"
+                )
+            )
+        ).scalar_one()
     assert (job.status, job.result) == ("skipped", "unreachable")
 
 
-async def test_a_telegram_failure_after_queueing_reaches_the_person_by_sms(db, settings, relay,
-        calendar):
+async def test_a_telegram_failure_after_queueing_reaches_the_person_by_sms(
+    db, settings, relay, calendar
+):
     """Blocked bot found when sending: the dispatcher moves the briefing to SMS."""
     from bot.channels.simulator import SimulatorTransport
     from bot.delivery.dispatcher import Dispatcher
@@ -173,9 +216,12 @@ async def test_a_telegram_failure_after_queueing_reaches_the_person_by_sms(db, s
     await runner.tick(at("2027-03-08T08:00"))
     clock = at("2027-03-08T08:00")
     transports = {"telegram": BlockedTelegram(), "sms": SimulatorTransport("sms")}
-    dispatcher = Dispatcher(db.sessions, transports,
-                            settings, clock=lambda: clock + timedelta(seconds=1))
+    dispatcher = Dispatcher(
+        db.sessions, transports, settings, clock=lambda: clock + timedelta(seconds=1)
+    )
     await dispatcher.drain()
     rows = [m for m in await outbox(db, person) if m.kind == "briefing"]
-    assert sorted((m.channel, m.status) for m in rows) == [("sms", "delivered"),
-                                                            ("telegram", "undeliverable")]
+    assert sorted((m.channel, m.status) for m in rows) == [
+        ("sms", "delivered"),
+        ("telegram", "undeliverable"),
+    ]

@@ -36,39 +36,60 @@ async def test_a_week_reaches_everyone_once_at_their_local_time(db, settings: Se
     ana = await add_person(db, channel="telegram", address="1001")  # London, Telegram
     ben = await add_person(db, channel="sms", address="+447700900101", language="fr")
     cleo = await add_person(db, channel="telegram", address="1003", timezone="America/New_York")
-    dan = await add_person(db, channel="sms", address="+12025550104",
-                           timezone="America/New_York", language="es")
+    dan = await add_person(
+        db, channel="sms", address="+12025550104", timezone="America/New_York", language="es"
+    )
     reserve = await add_person(db, channel="sms", address="+447700900105", status=RESERVE)
     gone = await add_person(db, channel="sms", address="+447700900106", opted_out=True)
     zones = {ana: LONDON, ben: LONDON, cleo: NEW_YORK, dan: NEW_YORK}
 
-    first = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar, owner="first",
-                           replan_every=timedelta(hours=1))
+    first = CalendarRunner(
+        db.sessions,
+        enqueuer(settings),
+        calendar=calendar,
+        owner="first",
+        replan_every=timedelta(hours=1),
+    )
     await run_clock(first, at("2027-03-07T12:00"), at("2027-03-10T09:00"))
 
     # Wednesday 09:00: the experts' session moves from Thursday to Friday 18:30, and the
     # service restarts (a new runner on the same database).
     async with db.sessions.begin() as session:
-        moved = await move_session(session, calendar, 2, at("2027-03-12T18:30"),
-                                   at("2027-03-10T09:00"))
+        moved = await move_session(
+            session, calendar, 2, at("2027-03-12T18:30"), at("2027-03-10T09:00")
+        )
     assert moved.number == 2 and moved.planned.cancelled > 0
-    second = CalendarRunner(db.sessions, enqueuer(settings), calendar=calendar, owner="second",
-                            replan_every=timedelta(hours=1))
+    second = CalendarRunner(
+        db.sessions,
+        enqueuer(settings),
+        calendar=calendar,
+        owner="second",
+        replan_every=timedelta(hours=1),
+    )
     await run_clock(second, at("2027-03-10T09:00"), at("2027-03-14T12:00"))
 
     sent = [m for m in await outbox(db) if m.kind in ("briefing", "reminder")]
     assert {m.participant_id for m in sent} == set(zones)  # not the reserve, not the opted out
     assert reserve not in {m.participant_id for m in sent} and gone not in {
-        m.participant_id for m in sent}
+        m.participant_id for m in sent
+    }
 
     async with db.sessions() as session:
-        done = (await session.execute(
-            select(CalendarJob).where(CalendarJob.status == DONE))).scalars().all()
-        sent_events = (await session.execute(
-            select(AuditEvent).where(AuditEvent.kind == "calendar.sent"))).scalars().all()
+        done = (
+            (await session.execute(select(CalendarJob).where(CalendarJob.status == DONE)))
+            .scalars()
+            .all()
+        )
+        sent_events = (
+            (await session.execute(select(AuditEvent).where(AuditEvent.kind == "calendar.sent")))
+            .scalars()
+            .all()
+        )
     # Exactly once: one audit event and one job per (kind, person, subject, occurrence).
-    keys = Counter((e.data["kind"], e.participant_id, e.data["subject"], e.data["occurrence"])
-                   for e in sent_events)
+    keys = Counter(
+        (e.data["kind"], e.participant_id, e.data["subject"], e.data["occurrence"])
+        for e in sent_events
+    )
     assert keys and max(keys.values()) == 1
     assert len(done) == len(keys)
     by_person = Counter((j.participant_id, j.kind, j.subject) for j in done)
@@ -93,18 +114,20 @@ async def test_a_week_reaches_everyone_once_at_their_local_time(db, settings: Se
             assert (local.hour, local.minute) == (8, 0)
     # New York's briefings come at 08:00 New York time; the deliberation starts at 05:00
     # there, so its briefing comes the day before.
-    cleo_days = sorted(m.not_before for m in first_parts
-                       if m.participant_id == cleo and m.kind == "briefing")
+    cleo_days = sorted(
+        m.not_before for m in first_parts if m.participant_id == cleo and m.kind == "briefing"
+    )
     assert [d.astimezone(NEW_YORK).strftime("%a %H:%M") for d in cleo_days] == [
-        "Mon 08:00", "Fri 08:00", "Fri 08:00"]  # experts moved with s2 to Friday
+        "Mon 08:00",
+        "Fri 08:00",
+        "Fri 08:00",
+    ]  # experts moved with s2 to Friday
     # Reminders state the date and time in the person's language and zone.
     texts = {(m.participant_id, m.kind): m.text for m in first_parts}
     reminders = [m.text for m in first_parts if m.kind == "reminder"]
-    assert any("Reminder: Opening session, Tuesday, March 9, 2027 at 6:30" in t
-               for t in reminders)
+    assert any("Reminder: Opening session, Tuesday, March 9, 2027 at 6:30" in t for t in reminders)
     assert any("Rappel" in t and "mardi 9 mars 2027" in t for t in reminders)
-    assert any("1:30" in t and "America/New_York" in t for t in reminders
-               if "Opening" in t)
+    assert any("1:30" in t and "America/New_York" in t for t in reminders if "Opening" in t)
     # Telegram briefings are whole and formatted with a read button; SMS ones are paged.
     ana_briefing = next(m for m in first_parts if m.participant_id == ana and m.kind == "briefing")
     assert ana_briefing.markdown and ana_briefing.buttons[0]["data"].endswith(":cal_read")
@@ -133,8 +156,11 @@ async def test_missed_work_goes_out_once_late_unless_its_session_has_started(db,
     await again.tick(at("2027-03-09T23:00"))
     assert [m.kind for m in await outbox(db, ana) if m.part == 1] == ["briefing"]
     async with db.sessions() as session:
-        skipped = (await session.execute(select(CalendarJob).where(
-            CalendarJob.subject == "s1"))).scalars().all()
+        skipped = (
+            (await session.execute(select(CalendarJob).where(CalendarJob.subject == "s1")))
+            .scalars()
+            .all()
+        )
     assert {(j.status, j.result) for j in skipped} == {("skipped", "expired")}
 
 

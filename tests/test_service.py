@@ -10,15 +10,17 @@ from store.models import AuditEvent, Contact, InboundMessage, OutboxMessage, Par
 async def outbox_texts(db, address):
     async with db.sessions() as session:
         rows = await session.execute(
-            select(OutboxMessage).where(OutboxMessage.address == address)
+            select(OutboxMessage)
+            .where(OutboxMessage.address == address)
             .order_by(OutboxMessage.seq)
         )
         return [row.text for row in rows.scalars()]
 
 
 async def test_first_message_creates_a_participant_and_queues_the_welcome(db, relay):
-    result = await receive(relay, channel="sms", address="+447700900001",
-                           text="hello", provider_id="SM1")
+    result = await receive(
+        relay, channel="sms", address="+447700900001", text="hello", provider_id="SM1"
+    )
     assert not result.duplicate and result.queued == 1
     texts = await outbox_texts(db, "+447700900001")
     assert "Hello, this is Concorder Relay" in texts[0]
@@ -35,8 +37,9 @@ async def test_first_message_creates_a_participant_and_queues_the_welcome(db, re
 
 async def test_a_webhook_retried_with_the_same_id_is_processed_once(db, relay):
     for _ in range(3):
-        await receive(relay, channel="sms", address="+447700900002",
-                      text="hi", provider_id="SM-same")
+        await receive(
+            relay, channel="sms", address="+447700900002", text="hi", provider_id="SM-same"
+        )
     assert len(await outbox_texts(db, "+447700900002")) == 1
     async with db.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(InboundMessage)) == 1
@@ -44,19 +47,14 @@ async def test_a_webhook_retried_with_the_same_id_is_processed_once(db, relay):
 
 async def test_stop_confirms_once_then_silence_until_start(db, relay):
     address = "+447700900003"
-    await receive(relay, channel="sms", address=address, text="hi",
-                  provider_id="a")
-    await receive(relay, channel="sms", address=address, text=" Stop. ",
-                  provider_id="b")
-    await receive(relay, channel="sms", address=address, text="1",
-                  provider_id="c")
-    await receive(relay, channel="sms", address=address, text="STOP",
-                  provider_id="d")
+    await receive(relay, channel="sms", address=address, text="hi", provider_id="a")
+    await receive(relay, channel="sms", address=address, text=" Stop. ", provider_id="b")
+    await receive(relay, channel="sms", address=address, text="1", provider_id="c")
+    await receive(relay, channel="sms", address=address, text="STOP", provider_id="d")
     texts = await outbox_texts(db, address)
     assert len(texts) == 2
     assert texts[1].startswith("You have been unsubscribed")
-    await receive(relay, channel="sms", address=address, text="start",
-                  provider_id="e")
+    await receive(relay, channel="sms", address=address, text="start", provider_id="e")
     texts = await outbox_texts(db, address)
     assert texts[2].startswith("Welcome back")
     async with db.sessions() as session:
@@ -69,31 +67,45 @@ async def test_stop_confirms_once_then_silence_until_start(db, relay):
 async def test_messages_to_one_person_are_numbered_in_order(db, relay):
     address = "+447700900004"
     for n, text in enumerate(["hi", "xyz", "2", "fr"]):
-        await receive(relay, channel="sms", address=address, text=text,
-                      provider_id=f"o{n}")
+        await receive(relay, channel="sms", address=address, text=text, provider_id=f"o{n}")
     async with db.sessions() as session:
-        seqs = (await session.execute(
-            select(OutboxMessage.seq).where(OutboxMessage.address == address)
-            .order_by(OutboxMessage.id)
-        )).scalars().all()
+        seqs = (
+            (
+                await session.execute(
+                    select(OutboxMessage.seq)
+                    .where(OutboxMessage.address == address)
+                    .order_by(OutboxMessage.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert seqs == list(range(1, len(seqs) + 1))
     texts = await outbox_texts(db, address)
     assert texts[-2] == "Désormais, je vous écrirai en français."
 
 
 async def test_telegram_buttons_carry_the_prompt_and_a_stale_press_is_refused(db, relay):
-    await receive(relay, channel="telegram", address="5001", text="/start",
-                  provider_id="tg:1", language_hint="es-ES")
+    await receive(
+        relay,
+        channel="telegram",
+        address="5001",
+        text="/start",
+        provider_id="tg:1",
+        language_hint="es-ES",
+    )
     async with db.sessions() as session:
         first = (await session.execute(select(OutboxMessage))).scalar_one()
     assert first.text.startswith("Hola")
     labels = [b["label"] for b in first.buttons]
     assert labels == ["Acerca de", "Idioma"]
     language_button = first.buttons[1]["data"]
-    await receive(relay, channel="telegram", address="5001",
-                  button=language_button, provider_id="tg:2")
+    await receive(
+        relay, channel="telegram", address="5001", button=language_button, provider_id="tg:2"
+    )
     # The same (now old) button again: the person is told, nothing else changes.
-    await receive(relay, channel="telegram", address="5001",
-                  button=language_button, provider_id="tg:3")
+    await receive(
+        relay, channel="telegram", address="5001", button=language_button, provider_id="tg:3"
+    )
     texts = await outbox_texts(db, "5001")
     assert texts[-2] == "Ese botón corresponde a una pregunta anterior."

@@ -38,9 +38,16 @@ class Timed(RecordingTransport):
 async def run_two(db, settings, transports: dict[str, object], until, timeout: float = 60):
     """Run one dispatcher per transport, each on an engine of its own, until `until()`."""
     engines = [make_engine(db.url) for _ in transports]
-    workers = [Dispatcher(sessionmaker(engine), {"telegram": transport}, settings,
-                          concurrency=8, poll_interval=0.02)
-               for engine, transport in zip(engines, transports.values(), strict=True)]
+    workers = [
+        Dispatcher(
+            sessionmaker(engine),
+            {"telegram": transport},
+            settings,
+            concurrency=8,
+            poll_interval=0.02,
+        )
+        for engine, transport in zip(engines, transports.values(), strict=True)
+    ]
     tasks = [asyncio.create_task(worker.run()) for worker in workers]
     try:
         async with asyncio.timeout(timeout):
@@ -78,17 +85,17 @@ async def test_two_dispatchers_together_keep_the_overall_and_per_chat_limits(db,
     assert {r.status for r in await rows(db)} == {"sent"}
 
 
-async def test_a_chat_s_next_message_waits_for_the_previous_send_on_another_instance(
-        db, settings):
+async def test_a_chat_s_next_message_waits_for_the_previous_send_on_another_instance(db, settings):
     settings = settings.model_copy(update={"telegram_chat_rate": 1.0})
     ida = await person(db, telegram="22001")
     await queue(db, settings, ida, "telegram", "first", "second", now=datetime.now(UTC))
     log: list[tuple[str, float, Outgoing]] = []
     engines = [make_engine(db.url), make_engine(db.url)]
     try:
-        first, second = (Dispatcher(sessionmaker(engine), {"telegram": Timed(name, log)},
-                                    settings)
-                         for name, engine in zip("ab", engines, strict=True))
+        first, second = (
+            Dispatcher(sessionmaker(engine), {"telegram": Timed(name, log)}, settings)
+            for name, engine in zip("ab", engines, strict=True)
+        )
         # The claim hands out "first" alone; "second" only once its outcome is in.
         assert await first.run_once() == 1
         answered = time.monotonic()
@@ -148,7 +155,8 @@ async def test_a_crashed_instance_holds_up_the_others_only_briefly(db):
 
 
 async def test_a_limit_ahead_of_a_clock_stepped_back_holds_up_sends_only_up_to_the_horizon(
-        db, monkeypatch):
+    db, monkeypatch
+):
     monkeypatch.setattr(shared_limits, "HORIZON", 0.5)
     store = PermitStore(db.engine)
     await SharedGcra(store, "sms:sender", 1).acquire()

@@ -25,8 +25,9 @@ async def deliver_queued(sessions) -> int:
     """Run the outbox dispatcher over the simulated channels until nothing is due, as
     `concorder serve` does in the background. Returns how many rows it handled."""
     transports = {channel: SimulatorTransport(channel) for channel in ("sms", "telegram")}
-    dispatcher = Dispatcher(sessions, transports, Settings(_env_file=None),
-                            limits=DeliveryLimits.off())
+    dispatcher = Dispatcher(
+        sessions, transports, Settings(_env_file=None), limits=DeliveryLimits.off()
+    )
     return await dispatcher.drain()
 
 
@@ -42,9 +43,10 @@ async def say(client, **body):
 
 
 async def replies(client, channel, address, after=0):
-    response = await client.get("/simulator/api/messages",
-                                params={"channel": channel, "address": address,
-                                        "after": str(after)})
+    response = await client.get(
+        "/simulator/api/messages",
+        params={"channel": channel, "address": address, "after": str(after)},
+    )
     assert response.status == 200, await response.text()
     return await response.json()
 
@@ -112,8 +114,11 @@ async def test_each_simulated_address_sees_only_its_own_messages(client, db):
     await say(client, channel="sms", address="+447700900456", text="hi")
     await say(client, channel="telegram", address="447700900123", text="hi")
     await deliver_queued(db.sessions)
-    for channel, address in [("sms", PHONE), ("sms", "+447700900456"),
-                             ("telegram", "447700900123")]:
+    for channel, address in [
+        ("sms", PHONE),
+        ("sms", "+447700900456"),
+        ("telegram", "447700900123"),
+    ]:
         assert len((await replies(client, channel, address))["messages"]) == 1
     assert (await replies(client, "sms", "+447700900789"))["messages"] == []
 
@@ -142,16 +147,18 @@ BAD_REQUESTS = (
     ({"channel": "sms", "text": "hi"}, 400, "'address' is required"),
     ({"channel": "sms", "address": "12", "text": "hi"}, 400, "bad address"),
     ({"channel": "sms", "address": "+44 7700 900123 999", "text": "x"}, 400, "bad address"),
-    ({"channel": "telegram", "address": "@someone", "text": "hi"}, 400,
-     "a Telegram chat id is a number"),
+    (
+        {"channel": "telegram", "address": "@someone", "text": "hi"},
+        400,
+        "a Telegram chat id is a number",
+    ),
     ({"channel": "sms", "address": PHONE}, 400, "'text' is required"),
     ({"channel": "sms", "address": PHONE, "text": "   "}, 400, "'text' is required"),
     ({"channel": "sms", "address": PHONE, "text": 12}, 400, "'text' must be a string"),
     ({"channel": "sms", "address": PHONE, "text": "x" * 2001}, 413, "at most 2,000"),
     ({"channel": "sms", "address": PHONE, "button": "1:about"}, 400, "telegram only"),
     ({"channel": "telegram", "address": "1", "button": "x" * 65}, 400, "callback data"),
-    ({"channel": "sms", "address": PHONE, "text": "hi", "language": 3}, 400,
-     "'language' must be"),
+    ({"channel": "sms", "address": PHONE, "text": "hi", "language": 3}, 400, "'language' must be"),
 )
 
 
@@ -170,8 +177,9 @@ async def test_exactly_2000_characters_are_accepted(client, db):
 
 async def test_a_body_that_is_not_a_json_object_is_refused(client):
     for raw in [b"", b"not json", b"[1, 2]", b'"text"', b"\xff\xfe"]:
-        response = await client.post("/simulator/api/messages", data=raw,
-                                     headers={"Content-Type": "application/json"})
+        response = await client.post(
+            "/simulator/api/messages", data=raw, headers={"Content-Type": "application/json"}
+        )
         assert response.status == 400, raw
         assert "JSON" in (await response.json())["error"], raw
 
@@ -181,16 +189,22 @@ async def test_listing_checks_its_query(client):
     assert response.status == 400
     assert "'address' is required" in (await response.json())["error"]
     for after in ("-1", "x", "9" * 5000, "１"):
-        response = await client.get("/simulator/api/messages",
-                                    params={"channel": "sms", "address": PHONE, "after": after})
+        response = await client.get(
+            "/simulator/api/messages", params={"channel": "sms", "address": PHONE, "after": after}
+        )
         assert response.status == 400
         assert "'after' must be" in (await response.json())["error"]
 
 
 async def test_beside_a_real_channel_simulated_people_get_addresses_of_their_own(
-        aiohttp_client, db):
-    settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN="123:abc",
-                        CONCORDER_SIMULATOR="1", _env_file=None)
+    aiohttp_client, db
+):
+    settings = Settings(
+        CONCORDER_DATABASE_URL=db.url,
+        TELEGRAM_BOT_TOKEN="123:abc",
+        CONCORDER_SIMULATOR="1",
+        _env_file=None,
+    )
     client = await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
     config = await (await client.get("/simulator/api/config")).json()
     assert config["channels"] == ["sms", "telegram"] and config["kept_apart"] is True
@@ -222,9 +236,13 @@ async def test_page_and_its_assets_are_served(client):
 async def running_service(aiohttp_server, db):
     """The whole service on a free loopback port, its dispatcher delivering on the simulated
     channels (without the real channels' rate limits, to keep the tests quick)."""
-    settings = Settings(CONCORDER_DATABASE_URL=db.url, CONCORDER_SMS_RATE=0,
-                        CONCORDER_TELEGRAM_RATE=0, CONCORDER_TELEGRAM_CHAT_RATE=0,
-                        _env_file=None)
+    settings = Settings(
+        CONCORDER_DATABASE_URL=db.url,
+        CONCORDER_SMS_RATE=0,
+        CONCORDER_TELEGRAM_RATE=0,
+        CONCORDER_TELEGRAM_CHAT_RATE=0,
+        _env_file=None,
+    )
     server = await aiohttp_server(create_app(settings, migrate=False, dispatch=True))
     return f"http://127.0.0.1:{server.port}"
 
@@ -237,7 +255,8 @@ def run_cli(*args: str, input: str) -> Result:
 
 async def test_terminal_chat_on_sms(running_service):
     result = await asyncio.to_thread(
-        run_cli, "--url", running_service, "--address", "07700 900123", input="hello\n2\n3\n")
+        run_cli, "--url", running_service, "--address", "07700 900123", input="hello\n2\n3\n"
+    )
     assert result.exit_code == 0, result.output
     out = result.output
     assert "relay> Hello, this is Concorder Relay." in out
@@ -249,8 +268,17 @@ async def test_terminal_chat_on_sms(running_service):
 
 async def test_terminal_chat_presses_telegram_buttons_by_number(running_service):
     result = await asyncio.to_thread(
-        run_cli, "--url", running_service, "--channel", "telegram", "--address", "100001",
-        "--language", "es", input="hola\n2\n2\nSTOP\nhola\n")
+        run_cli,
+        "--url",
+        running_service,
+        "--channel",
+        "telegram",
+        "--address",
+        "100001",
+        "--language",
+        "es",
+        input="hola\n2\n2\nSTOP\nhola\n",
+    )
     assert result.exit_code == 0, result.output
     out = result.output
     assert "[1] Acerca de  [2] Idioma" in out
@@ -266,8 +294,7 @@ async def test_terminal_chat_history_and_refusals(running_service):
     assert again.exit_code == 0
     assert "relay> Hello, this is Concorder Relay." in again.output  # recent history first
     assert "Not sent: the text is 2,001 characters long" in again.output
-    bad = await asyncio.to_thread(run_cli, "--url", running_service, "--address", "12",
-                                  input="")
+    bad = await asyncio.to_thread(run_cli, "--url", running_service, "--address", "12", input="")
     assert bad.exit_code == 1 and "bad address" in bad.output
 
 
@@ -295,14 +322,23 @@ async def test_a_public_service_has_no_simulator_unless_asked(db, aiohttp_client
     from bot.bootstrap import create_app
     from bot.settings import Settings
 
-    public = Settings(CONCORDER_DATABASE_URL=db.url, CONCORDER_PUBLIC_URL="https://relay.example",
-                      _env_file=None)
+    public = Settings(
+        CONCORDER_DATABASE_URL=db.url, CONCORDER_PUBLIC_URL="https://relay.example", _env_file=None
+    )
     client = await aiohttp_client(create_app(public, dispatch=False))
     assert (await client.get("/simulator")).status == 404
-    assert (await client.post("/simulator/api/messages", json={
-        "channel": "sms", "address": "+447700900123", "text": "YES"})).status == 404
+    assert (
+        await client.post(
+            "/simulator/api/messages",
+            json={"channel": "sms", "address": "+447700900123", "text": "YES"},
+        )
+    ).status == 404
 
-    asked = Settings(CONCORDER_DATABASE_URL=db.url, CONCORDER_PUBLIC_URL="https://relay.example",
-                     CONCORDER_SIMULATOR="1", _env_file=None)
+    asked = Settings(
+        CONCORDER_DATABASE_URL=db.url,
+        CONCORDER_PUBLIC_URL="https://relay.example",
+        CONCORDER_SIMULATOR="1",
+        _env_file=None,
+    )
     client = await aiohttp_client(create_app(asked, dispatch=False))
     assert (await client.get("/simulator")).status == 200

@@ -45,25 +45,30 @@ def test_the_simulator_is_on_by_default_only_with_no_real_channel():
 
 
 async def test_a_polling_bot_has_no_simulator_to_post_through(aiohttp_client, db):
-    settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN="123:abc",
-                        _env_file=None)
+    settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN="123:abc", _env_file=None)
     client = await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
     assert (await client.get("/simulator")).status == 404
-    response = await client.post("/simulator/api/messages", json={
-        "channel": "sms", "address": ORGANISER_PHONE, "text": "BROADCAST hi"})
+    response = await client.post(
+        "/simulator/api/messages",
+        json={"channel": "sms", "address": ORGANISER_PHONE, "text": "BROADCAST hi"},
+    )
     assert response.status == 404
 
 
 async def test_real_transports_hand_simulated_addresses_to_the_simulator(db):
     # Nothing listens on these ports: a send that reached the real client would fail.
-    settings = twilio_settings(db.url, TWILIO_API_BASE_URL=f"http://127.0.0.1:{free_port()}",
-                               TELEGRAM_BOT_TOKEN="123:abc",
-                               TELEGRAM_API_BASE_URL=f"http://127.0.0.1:{free_port()}")
+    settings = twilio_settings(
+        db.url,
+        TWILIO_API_BASE_URL=f"http://127.0.0.1:{free_port()}",
+        TELEGRAM_BOT_TOKEN="123:abc",
+        TELEGRAM_API_BASE_URL=f"http://127.0.0.1:{free_port()}",
+    )
     transports = build_transports(settings)
     try:
         for channel, address in (("sms", "sim:+447700900123"), ("telegram", "sim:100001")):
             sent = await transports[channel].send(
-                Outgoing(id=7, channel=channel, address=address, text="hi"))
+                Outgoing(id=7, channel=channel, address=address, text="hi")
+            )
             assert sent == Sent(provider_id="sim-7", delivered=True)
     finally:
         for transport in transports.values():
@@ -73,15 +78,16 @@ async def test_real_transports_hand_simulated_addresses_to_the_simulator(db):
 async def test_a_channel_with_no_account_beside_a_real_one_never_claims_a_delivery(db):
     """Telegram is real, SMS has no account: a real person's SMS waits to be retried (and
     can be sent once the account is set), it is not marked delivered by the simulator."""
-    settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN="123:abc",
-                        _env_file=None)
+    settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN="123:abc", _env_file=None)
     transports = build_transports(settings)
     try:
         with pytest.raises(RetryLater, match="sms is not configured"):
             await transports["sms"].send(
-                Outgoing(id=8, channel="sms", address="+447700900123", text="hi"))
+                Outgoing(id=8, channel="sms", address="+447700900123", text="hi")
+            )
         sent = await transports["sms"].send(
-            Outgoing(id=9, channel="sms", address="sim:+447700900123", text="hi"))
+            Outgoing(id=9, channel="sms", address="sim:+447700900123", text="hi")
+        )
         assert sent.delivered
     finally:
         for transport in transports.values():
@@ -110,14 +116,18 @@ def test_serve_warns_when_the_simulator_runs_beside_a_real_channel(monkeypatch):
 
 async def _simulated(client, channel: str, address: str, text: str) -> list[str]:
     """Post as a simulated person and wait for the replies the dispatcher delivers."""
-    response = await client.post("/simulator/api/messages", json={
-        "channel": channel, "address": address, "text": text})
+    response = await client.post(
+        "/simulator/api/messages", json={"channel": channel, "address": address, "text": text}
+    )
     assert response.status == 202, await response.text()
     queued = (await response.json())["queued"]
     deadline = time.monotonic() + 10
     while True:
-        listing = await (await client.get("/simulator/api/messages", params={
-            "channel": channel, "address": address})).json()
+        listing = await (
+            await client.get(
+                "/simulator/api/messages", params={"channel": channel, "address": address}
+            )
+        ).json()
         if len(listing["messages"]) >= queued and not listing["pending"]:
             return [m["text"] for m in listing["messages"]]
         assert time.monotonic() < deadline, listing
@@ -125,21 +135,31 @@ async def _simulated(client, channel: str, address: str, text: str) -> list[str]
 
 
 async def test_simulated_people_never_speak_as_or_reach_real_ones(
-        db, aiohttp_client, telegram_emulator, monkeypatch):
+    db, aiohttp_client, telegram_emulator, monkeypatch
+):
     """Telegram is real (the emulator) and the simulator was asked for: playing the
     organiser's phone or chat gives no organiser rights, playing a member's chat id neither
     touches their participant nor sends anything to their real chat."""
-    monkeypatch.setattr(bot.channels.telegram, "request_factory",
-                        lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout))
+    monkeypatch.setattr(
+        bot.channels.telegram,
+        "request_factory",
+        lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout),
+    )
     async with db.sessions.begin() as session:
         member = await add_member(session, address=str(MEMBER_CHAT))
         await add_member(session, channel="sms")
         await add_organiser(session, telegram_id=str(ORGANISER_CHAT), phone=ORGANISER_PHONE)
     token = telegram_emulator.new_token()
-    settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN=token,
-                        TELEGRAM_API_BASE_URL=telegram_emulator.url, CONCORDER_SIMULATOR="1",
-                        CONCORDER_TELEGRAM_RATE=0, CONCORDER_TELEGRAM_CHAT_RATE=0,
-                        CONCORDER_SMS_RATE=0, _env_file=None)
+    settings = Settings(
+        CONCORDER_DATABASE_URL=db.url,
+        TELEGRAM_BOT_TOKEN=token,
+        TELEGRAM_API_BASE_URL=telegram_emulator.url,
+        CONCORDER_SIMULATOR="1",
+        CONCORDER_TELEGRAM_RATE=0,
+        CONCORDER_TELEGRAM_CHAT_RATE=0,
+        CONCORDER_SMS_RATE=0,
+        _env_file=None,
+    )
     client = await aiohttp_client(create_app(settings, migrate=False))
     config = await (await client.get("/simulator/api/config")).json()
     assert config["channels"] == ["sms", "telegram"] and config["kept_apart"] is True
@@ -153,19 +173,32 @@ async def test_simulated_people_never_speak_as_or_reach_real_ones(
 
     async with db.sessions() as session:
         previews = await session.scalar(select(func.count()).select_from(BroadcastPreview))
-        refused = await session.scalar(select(func.count()).select_from(AuditEvent).where(
-            AuditEvent.kind == "organiser.command_refused"))
-        member_contacts = (await session.execute(select(Contact.address).where(
-            Contact.participant_id == member.id))).scalars().all()
-        real_rows = await session.scalar(select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.address.in_([str(MEMBER_CHAT), str(ORGANISER_CHAT),
-                                       ORGANISER_PHONE])))
+        refused = await session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.kind == "organiser.command_refused")
+        )
+        member_contacts = (
+            (
+                await session.execute(
+                    select(Contact.address).where(Contact.participant_id == member.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        real_rows = await session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(
+                OutboxMessage.address.in_([str(MEMBER_CHAT), str(ORGANISER_CHAT), ORGANISER_PHONE])
+            )
+        )
     assert previews == 0 and refused == 2
     assert member_contacts == [str(MEMBER_CHAT)]  # nobody was merged into the member
     assert real_rows == 0
     for chat in (MEMBER_CHAT, ORGANISER_CHAT):  # the real chats received nothing
-        assert not await telegram_emulator._post("/getUpdates",
-                                                 {"token": token, "chatId": chat})
+        assert not await telegram_emulator._post("/getUpdates", {"token": token, "chatId": chat})
 
 
 async def test_a_simulated_chat_cannot_take_an_invitation_link(db):
@@ -178,16 +211,34 @@ async def test_a_simulated_chat_cannot_take_an_invitation_link(db):
     code = "AbCdEf0123456789AbCdEf0123456789"
     async with db.sessions.begin() as session:
         invited = await add_member(session, channel="sms")
-        session.add(Invitation(participant_id=invited.id, channel="sms", language="en",
-                               code_hash=hash_code(code)))
-    settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN="123:abc",
-                        CONCORDER_SIMULATOR="1", _env_file=None)
-    received = await service.receive(build(settings, sessions=db.sessions), channel="telegram",
-                                     address=simulated_address("100001"), text=f"/start {code}",
-                                     provider_id="sim-link")
+        session.add(
+            Invitation(
+                participant_id=invited.id, channel="sms", language="en", code_hash=hash_code(code)
+            )
+        )
+    settings = Settings(
+        CONCORDER_DATABASE_URL=db.url,
+        TELEGRAM_BOT_TOKEN="123:abc",
+        CONCORDER_SIMULATOR="1",
+        _env_file=None,
+    )
+    received = await service.receive(
+        build(settings, sessions=db.sessions),
+        channel="telegram",
+        address=simulated_address("100001"),
+        text=f"/start {code}",
+        provider_id="sim-link",
+    )
     assert received.participant_id != invited.id
     async with db.sessions() as session:
         invitation = (await session.execute(select(Invitation))).scalar_one()
-        contacts = (await session.execute(select(Contact.channel).where(
-            Contact.participant_id == invited.id))).scalars().all()
+        contacts = (
+            (
+                await session.execute(
+                    select(Contact.channel).where(Contact.participant_id == invited.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert invitation.bound_contact_id is None and contacts == ["sms"]

@@ -33,8 +33,12 @@ async def relay(db, aiohttp_client, recording_prism):
     serial = iter(range(10**6))
 
     async def text(sender: str, body: str) -> int:
-        form = {"MessageSid": f"SM{next(serial):032d}", "From": sender,
-                "To": "+15005550006", "Body": body}
+        form = {
+            "MessageSid": f"SM{next(serial):032d}",
+            "From": sender,
+            "To": "+15005550006",
+            "Body": body,
+        }
         url = str(client.make_url(SMS))
         return (await client.post(SMS, data=form, headers=sign(url, form))).status
 
@@ -46,28 +50,42 @@ async def deliver(db, settings) -> None:
     """What `concorder serve` does in the background: send the outbox through Twilio."""
     transport = SmsTransport(settings)
     try:
-        await Dispatcher(db.sessions, {"sms": transport}, settings,
-                         limits=DeliveryLimits.off()).drain()
+        await Dispatcher(
+            db.sessions, {"sms": transport}, settings, limits=DeliveryLimits.off()
+        ).drain()
     finally:
         await transport.close()
 
 
 async def rows_to(db, address: str) -> list[OutboxMessage]:
     async with db.sessions() as session:
-        return list((await session.execute(select(OutboxMessage).where(
-            OutboxMessage.address == address).order_by(OutboxMessage.id))).scalars())
+        return list(
+            (
+                await session.execute(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.address == address)
+                    .order_by(OutboxMessage.id)
+                )
+            ).scalars()
+        )
 
 
 async def test_every_sender_twilio_vouches_for_is_kept_and_answered_where_sms_can_reach(
-        db, relay, recording_prism):
-    for sender in (FICTIONAL, "+44 7700 900124", NEW_RANGE, NEW_CODE, SHORT_CODE,
-                   SENDER_NAME):
+    db, relay, recording_prism
+):
+    for sender in (FICTIONAL, "+44 7700 900124", NEW_RANGE, NEW_CODE, SHORT_CODE, SENDER_NAME):
         assert await relay(sender, "Hello") == 200, sender
     async with db.sessions() as session:
         contacts = {c.address: c for c in (await session.execute(select(Contact))).scalars()}
         stored = (await session.execute(select(InboundMessage))).scalars().all()
-    assert set(contacts) == {FICTIONAL, "+447700900124", NEW_RANGE, NEW_CODE, SHORT_CODE,
-                             SENDER_NAME}
+    assert set(contacts) == {
+        FICTIONAL,
+        "+447700900124",
+        NEW_RANGE,
+        NEW_CODE,
+        SHORT_CODE,
+        SENDER_NAME,
+    }
     assert len(stored) == 6 and all(m.contact_id for m in stored)
 
     await deliver(db, relay.settings)
@@ -91,8 +109,9 @@ async def test_stop_from_an_unusual_sender_stops_every_message_to_it(db, relay, 
 
     assert len(await rows_to(db, sender)) == before  # nothing more after the confirmation
     async with db.sessions() as session:
-        person = await session.scalar(select(Participant).join(Contact).where(
-            Contact.address == sender))
+        person = await session.scalar(
+            select(Participant).join(Contact).where(Contact.address == sender)
+        )
     assert person.opted_out
 
 

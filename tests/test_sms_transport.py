@@ -39,27 +39,37 @@ async def send_with(settings, message: Outgoing):
 
 
 async def test_sends_through_the_twilio_api_as_the_spec_describes(recording_prism):
-    settings = twilio_settings(DB, TWILIO_API_BASE_URL=recording_prism.url,
-                               CONCORDER_PUBLIC_URL="https://relay.example.org/")
+    settings = twilio_settings(
+        DB,
+        TWILIO_API_BASE_URL=recording_prism.url,
+        CONCORDER_PUBLIC_URL="https://relay.example.org/",
+    )
     sent = await send_with(settings, outgoing("Café à 18h 👍"))
 
     assert sent.provider_id.startswith("SM") and len(sent.provider_id) == 34
     [request] = recording_prism.requests
     assert (request.method, request.path) == (
-        "POST", f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json")
+        "POST",
+        f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+    )
     assert request.content_type == "application/x-www-form-urlencoded"
     credentials = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
     assert request.authorization == f"Basic {credentials}"
     assert request.form == {
-        "To": [TO], "From": [FROM_NUMBER], "Body": ["Café à 18h 👍"],
+        "To": [TO],
+        "From": [FROM_NUMBER],
+        "Body": ["Café à 18h 👍"],
         "StatusCallback": ["https://relay.example.org/webhooks/twilio/status"],
     }
 
 
 async def test_a_messaging_service_replaces_the_sender_number(recording_prism):
-    settings = twilio_settings(DB, TWILIO_API_BASE_URL=recording_prism.url,
-                               TWILIO_FROM_NUMBER=None,
-                               TWILIO_MESSAGING_SERVICE_SID="MG" + "ab" * 16)
+    settings = twilio_settings(
+        DB,
+        TWILIO_API_BASE_URL=recording_prism.url,
+        TWILIO_FROM_NUMBER=None,
+        TWILIO_MESSAGING_SERVICE_SID="MG" + "ab" * 16,
+    )
     sent = await send_with(settings, outgoing())
 
     assert sent.provider_id.startswith("SM")
@@ -70,23 +80,31 @@ async def test_a_messaging_service_replaces_the_sender_number(recording_prism):
 
 async def test_a_request_the_api_rejects_is_a_permanent_failure(recording_prism):
     # Prism answers 422 for what the spec forbids: here a malformed messaging service sid.
-    settings = twilio_settings(DB, TWILIO_API_BASE_URL=recording_prism.url,
-                               TWILIO_FROM_NUMBER=None, TWILIO_MESSAGING_SERVICE_SID="MG1")
+    settings = twilio_settings(
+        DB,
+        TWILIO_API_BASE_URL=recording_prism.url,
+        TWILIO_FROM_NUMBER=None,
+        TWILIO_MESSAGING_SERVICE_SID="MG1",
+    )
     with pytest.raises(PermanentFailure) as failure:
         await send_with(settings, outgoing())
     assert "HTTP 422" in failure.value.reason
     assert not failure.value.opted_out and not failure.value.unreachable
 
 
-@pytest.mark.parametrize(("status", "code", "opted_out", "unreachable"), [
-    (400, 21610, True, False),
-    (400, 21211, False, True),
-    (400, 21614, False, True),
-    (400, 21612, False, True),
-    (400, 21408, False, False),
-])
-async def test_twilio_error_codes_become_permanent_failures(twilio_like, status, code,
-                                                           opted_out, unreachable):
+@pytest.mark.parametrize(
+    ("status", "code", "opted_out", "unreachable"),
+    [
+        (400, 21610, True, False),
+        (400, 21211, False, True),
+        (400, 21614, False, True),
+        (400, 21612, False, True),
+        (400, 21408, False, False),
+    ],
+)
+async def test_twilio_error_codes_become_permanent_failures(
+    twilio_like, status, code, opted_out, unreachable
+):
     twilio_like.error(status, code, f"The 'To' number {TO} is not allowed")
     settings = twilio_settings(DB, TWILIO_API_BASE_URL=twilio_like.url)
     with pytest.raises(PermanentFailure) as failure:
@@ -99,8 +117,7 @@ async def test_twilio_error_codes_become_permanent_failures(twilio_like, status,
 
 
 # 401: bad credentials fail every message alike; they wait for the configuration fix.
-@pytest.mark.parametrize(("status", "code"), [(429, 20429), (500, 20500), (503, 503),
-                                              (401, 20003)])
+@pytest.mark.parametrize(("status", "code"), [(429, 20429), (500, 20500), (503, 503), (401, 20003)])
 async def test_rate_limits_and_server_errors_are_retried(twilio_like, status, code):
     twilio_like.error(status, code)
     settings = twilio_settings(DB, TWILIO_API_BASE_URL=twilio_like.url)

@@ -26,6 +26,7 @@ ALICE = "+447911123456"
 async def sms_app(db, aiohttp_client):
     async def make(**extra):
         return await aiohttp_client(create_app(twilio_settings(db.url, **extra), dispatch=False))
+
     return make
 
 
@@ -35,12 +36,26 @@ async def client(sms_app):
 
 
 def inbound(sid: str, body: str, sender: str = ALICE, **extra: str) -> dict[str, str]:
-    return {"MessageSid": sid, "SmsSid": sid, "AccountSid": "AC" + "0" * 32, "From": sender,
-            "To": "+15005550006", "Body": body, "NumMedia": "0", **extra}
+    return {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": "AC" + "0" * 32,
+        "From": sender,
+        "To": "+15005550006",
+        "Body": body,
+        "NumMedia": "0",
+        **extra,
+    }
 
 
-async def post(client, path: str, form: dict[str, str], *, signed_url: str | None = None,
-               token: str | None = None):
+async def post(
+    client,
+    path: str,
+    form: dict[str, str],
+    *,
+    signed_url: str | None = None,
+    token: str | None = None,
+):
     url = signed_url or str(client.make_url(path))
     headers = sign(url, form, token) if token else sign(url, form)
     return await client.post(path, data=form, headers=headers)
@@ -48,15 +63,22 @@ async def post(client, path: str, form: dict[str, str], *, signed_url: str | Non
 
 async def count(db, model, *where) -> int:
     async with db.sessions() as session:
-        return (await session.execute(select(func.count()).select_from(model).where(*where))
-                ).scalar_one()
+        return (
+            await session.execute(select(func.count()).select_from(model).where(*where))
+        ).scalar_one()
 
 
 async def outbox_for(db, address: str) -> list[OutboxMessage]:
     async with db.sessions() as session:
-        return list((await session.execute(
-            select(OutboxMessage).where(OutboxMessage.address == address)
-            .order_by(OutboxMessage.id))).scalars())
+        return list(
+            (
+                await session.execute(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.address == address)
+                    .order_by(OutboxMessage.id)
+                )
+            ).scalars()
+        )
 
 
 async def test_a_signed_message_is_acknowledged_and_answered_through_the_outbox(client, db):
@@ -76,8 +98,9 @@ async def test_forged_or_missing_signatures_are_refused_and_nothing_is_stored(cl
     form = inbound("SM" + "2" * 32, "Hello")
     forged = await post(client, SMS, form, token="not-the-auth-token")
     unsigned = await client.post(SMS, data=form)
-    tampered = await client.post(SMS, data={**form, "Body": "STOP"},
-                                 headers=sign(str(client.make_url(SMS)), form))
+    tampered = await client.post(
+        SMS, data={**form, "Body": "STOP"}, headers=sign(str(client.make_url(SMS)), form)
+    )
 
     assert (forged.status, unsigned.status, tampered.status) == (403, 403, 403)
     assert await count(db, InboundMessage) == 0
@@ -88,8 +111,9 @@ async def test_forged_or_missing_signatures_are_refused_and_nothing_is_stored(cl
 async def test_without_an_auth_token_every_webhook_is_refused(sms_app, db):
     client = await sms_app(TWILIO_AUTH_TOKEN=None)
     answer = await post(client, SMS, inbound("SM" + "3" * 32, "Hello"))
-    status = await post(client, STATUS, {"MessageSid": "SM" + "3" * 32,
-                                         "MessageStatus": "delivered"})
+    status = await post(
+        client, STATUS, {"MessageSid": "SM" + "3" * 32, "MessageStatus": "delivered"}
+    )
     assert (answer.status, status.status) == (403, 403)
     assert await count(db, InboundMessage) == 0
 
@@ -110,8 +134,9 @@ async def test_behind_a_proxy_the_public_url_is_what_twilio_signed(sms_app, db):
     path = SMS + "?assembly=north"
     form = inbound("SM" + "5" * 32, "Hello")
     local = await post(client, path, form, signed_url=str(client.make_url(path)))
-    public = await post(client, path, form,
-                        signed_url="https://public.example/webhooks/twilio/sms?assembly=north")
+    public = await post(
+        client, path, form, signed_url="https://public.example/webhooks/twilio/sms?assembly=north"
+    )
 
     assert str(client.make_url(path)).startswith("http://127.0.0.1")
     assert (local.status, public.status) == (403, 200)
@@ -155,19 +180,30 @@ async def test_stop_is_confirmed_once_and_then_nothing_more_is_sent(client, db):
 
 # ---- delivery status callbacks --------------------------------------------------------
 
+
 async def handed_to_twilio(client, db, sid: str, inbound_sid: str) -> int:
     """A reply the dispatcher has handed to Twilio (it stores Twilio's sid, status sent)."""
     await post(client, SMS, inbound(inbound_sid, "Hello"))
     row = (await outbox_for(db, ALICE))[0]
     async with db.sessions.begin() as session:
-        await session.execute(update(OutboxMessage).where(OutboxMessage.id == row.id)
-                              .values(status="sent", provider_id=sid))
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row.id)
+            .values(status="sent", provider_id=sid)
+        )
     return row.id
 
 
 def status(sid: str, state: str, code: str | None = None) -> dict[str, str]:
-    form = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": state, "SmsStatus": state,
-            "To": ALICE, "From": "+15005550006", "AccountSid": "AC" + "0" * 32}
+    form = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "MessageStatus": state,
+        "SmsStatus": state,
+        "To": ALICE,
+        "From": "+15005550006",
+        "AccountSid": "AC" + "0" * 32,
+    }
     if code:
         form["ErrorCode"] = code
     return form
@@ -206,14 +242,18 @@ async def test_a_status_that_comes_before_the_send_is_recorded_waits_for_it(clie
     await asyncio.sleep(0.3)
     assert not early.done()  # Twilio was quicker than our commit of the send
     async with db.sessions.begin() as session:  # what the dispatcher records for the send
-        await session.execute(update(OutboxMessage).where(OutboxMessage.id == reply.id)
-                              .values(status="sent", provider_id=sid))
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == reply.id)
+            .values(status="sent", provider_id=sid)
+        )
     assert (await early).status == 200
     assert (await row(db, reply.id)).status == "delivered"
 
 
 async def test_a_status_for_a_message_that_is_not_ours_is_acknowledged_and_changes_nothing(
-        client, db, monkeypatch):
+    client, db, monkeypatch
+):
     monkeypatch.setattr("bot.channels.sms.EARLY_STATUS_PAUSES", (0.01, 0.01))
     row_id = await handed_to_twilio(client, db, "SM" + "5" * 32, "SM" + "6" * 32)
     answer = await post(client, STATUS, status("SM" + "4" * 32, "failed", "30003"))
@@ -275,26 +315,31 @@ async def test_an_unreachable_number_fails_the_message_with_the_code(client, db,
     assert ALICE not in message.error
 
 
-async def test_a_reply_goes_out_through_twilio_and_its_delivery_comes_back(db, aiohttp_client,
-                                                                         recording_prism):
+async def test_a_reply_goes_out_through_twilio_and_its_delivery_comes_back(
+    db, aiohttp_client, recording_prism
+):
     public = "https://relay.example.org"
-    settings = twilio_settings(db.url, CONCORDER_PUBLIC_URL=public,
-                               TWILIO_API_BASE_URL=recording_prism.url)
+    settings = twilio_settings(
+        db.url, CONCORDER_PUBLIC_URL=public, TWILIO_API_BASE_URL=recording_prism.url
+    )
     client = await aiohttp_client(create_app(settings, dispatch=False))
-    await post(client, SMS, inbound("SM" + "78" * 16, "Bonjour"),
-               signed_url=public + SMS)
+    await post(client, SMS, inbound("SM" + "78" * 16, "Bonjour"), signed_url=public + SMS)
     reply = (await outbox_for(db, ALICE))[0]
 
     # What the dispatcher does with the row: send it, keep Twilio's sid.
     transport = SmsTransport(settings)
     try:
-        sent = await transport.send(Outgoing(id=reply.id, channel="sms", address=reply.address,
-                                             text=reply.text))
+        sent = await transport.send(
+            Outgoing(id=reply.id, channel="sms", address=reply.address, text=reply.text)
+        )
     finally:
         await transport.close()
     async with db.sessions.begin() as session:
-        await session.execute(update(OutboxMessage).where(OutboxMessage.id == reply.id)
-                              .values(status="sent", provider_id=sent.provider_id))
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == reply.id)
+            .values(status="sent", provider_id=sent.provider_id)
+        )
     [request] = recording_prism.requests
     assert request.form["To"] == [ALICE] and request.form["Body"] == [reply.text]
 

@@ -44,8 +44,9 @@ class Service:
     """The app started as in production, outbox dispatcher included (no HTTP site is
     needed: polling reaches out to the Bot API)."""
 
-    def __init__(self, settings: Settings, dispatch: bool = True, *,
-                 assembly: Assembly | None = None):
+    def __init__(
+        self, settings: Settings, dispatch: bool = True, *, assembly: Assembly | None = None
+    ):
         relay = build(settings, assembly=assembly)
         self.runner = web.AppRunner(create_app(relay=relay, migrate=False, dispatch=dispatch))
 
@@ -58,12 +59,17 @@ class Service:
 
 
 def polling_settings(db, base_url: str, token: str) -> Settings:
-    return Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN=token,
-                    TELEGRAM_API_BASE_URL=base_url, _env_file=None)
+    return Settings(
+        CONCORDER_DATABASE_URL=db.url,
+        TELEGRAM_BOT_TOKEN=token,
+        TELEGRAM_API_BASE_URL=base_url,
+        _env_file=None,
+    )
 
 
 async def test_a_person_starts_the_bot_presses_a_button_and_gets_the_answer(
-        db, telegram_emulator, emulator_requests):
+    db, telegram_emulator, emulator_requests
+):
     token = telegram_emulator.new_token()
     settings = polling_settings(db, telegram_emulator.url, token)
 
@@ -73,8 +79,7 @@ async def test_a_person_starts_the_bot_presses_a_button_and_gets_the_answer(
 
         assert welcome["text"].startswith("Hello, this is Concorder Relay.")
         rows = welcome["reply_markup"]["inline_keyboard"]
-        assert [[button["text"] for button in row] for row in rows] == [["About"],
-                                                                       ["Language"]]
+        assert [[button["text"] for button in row] for row in rows] == [["About"], ["Language"]]
 
         about = rows[0][0]["callback_data"]
         await telegram_emulator.user_presses(token, CHAT, welcome, about)
@@ -84,9 +89,11 @@ async def test_a_person_starts_the_bot_presses_a_button_and_gets_the_answer(
     assert menu["text"] == welcome["text"]
     assert "answerCallbackQuery" in {call for r in emulator_requests for call in r.calls}
     async with db.sessions() as session:
-        sent = (await session.execute(
-            select(OutboxMessage.status, OutboxMessage.provider_id).order_by(OutboxMessage.id)
-        )).all()
+        sent = (
+            await session.execute(
+                select(OutboxMessage.status, OutboxMessage.provider_id).order_by(OutboxMessage.id)
+            )
+        ).all()
     assert sent == [("sent", str(m["message_id"])) for m in (welcome, help_text, menu)]
 
 
@@ -98,10 +105,18 @@ async def test_polling_stops_on_shutdown_and_not_at_all_without_dispatch(db, bot
     assert bot_api.called("getUpdates") == []
 
     async with Service(settings):
-        bot_api.updates.append({"update_id": 900, "message": {
-            "message_id": 1, "date": int(time.time()), "text": "hello",
-            "chat": {"id": CHAT, "type": "private"},
-            "from": {"id": CHAT, "is_bot": False, "first_name": "Ada"}}})
+        bot_api.updates.append(
+            {
+                "update_id": 900,
+                "message": {
+                    "message_id": 1,
+                    "date": int(time.time()),
+                    "text": "hello",
+                    "chat": {"id": CHAT, "type": "private"},
+                    "from": {"id": CHAT, "is_bot": False, "first_name": "Ada"},
+                },
+            }
+        )
         bot_api.updates.append({"update_id": 901, "message": {"broken": True}})
         deadline = time.monotonic() + 10
         while not any(c.get("offset") == "902" for c in bot_api.called("getUpdates")):
@@ -120,9 +135,14 @@ async def test_polling_stops_on_shutdown_and_not_at_all_without_dispatch(db, bot
 
 
 async def test_with_a_public_url_the_webhook_is_registered_with_its_secret(db, bot_api):
-    settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN="123:abc",
-                        TELEGRAM_API_BASE_URL=bot_api.url, TELEGRAM_WEBHOOK_SECRET="s3cret",
-                        CONCORDER_PUBLIC_URL="https://relay.example.org/", _env_file=None)
+    settings = Settings(
+        CONCORDER_DATABASE_URL=db.url,
+        TELEGRAM_BOT_TOKEN="123:abc",
+        TELEGRAM_API_BASE_URL=bot_api.url,
+        TELEGRAM_WEBHOOK_SECRET="s3cret",
+        CONCORDER_PUBLIC_URL="https://relay.example.org/",
+        _env_file=None,
+    )
     bot_api.fail("setWebhook", 502, "Bad Gateway")  # Telegram briefly down at start-up
 
     async with Service(settings):
@@ -137,11 +157,15 @@ async def test_with_a_public_url_the_webhook_is_registered_with_its_secret(db, b
     assert bot_api.called("getUpdates") == []
 
 
-
 async def test_a_secret_telegram_would_refuse_is_reported_not_registered(db, bot_api, caplog):
-    settings = Settings(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN="123:abc",
-                        TELEGRAM_API_BASE_URL=bot_api.url, TELEGRAM_WEBHOOK_SECRET="no spaces!",
-                        CONCORDER_PUBLIC_URL="https://relay.example.org", _env_file=None)
+    settings = Settings(
+        CONCORDER_DATABASE_URL=db.url,
+        TELEGRAM_BOT_TOKEN="123:abc",
+        TELEGRAM_API_BASE_URL=bot_api.url,
+        TELEGRAM_WEBHOOK_SECRET="no spaces!",
+        CONCORDER_PUBLIC_URL="https://relay.example.org",
+        _env_file=None,
+    )
 
     async with Service(settings):
         await asyncio.sleep(0.2)

@@ -44,8 +44,10 @@ async def test_plain_text_goes_without_parse_mode_and_buttons_one_per_row(bot_ap
     assert call["text"] == "Hello <there> & *you*"
     assert "parse_mode" not in call
     rows = json.loads(call["reply_markup"])["inline_keyboard"]
-    assert rows == [[{"text": "About", "callback_data": "1:about"}],
-                    [{"text": "Language", "callback_data": "1:language"}]]
+    assert rows == [
+        [{"text": "About", "callback_data": "1:about"}],
+        [{"text": "Language", "callback_data": "1:language"}],
+    ]
 
 
 async def test_markdown_is_sent_as_telegram_html(bot_api, transport):
@@ -122,8 +124,9 @@ async def test_callback_data_is_cut_to_64_bytes_on_a_character_boundary(bot_api,
 
 async def test_the_emulator_delivers_text_and_buttons(telegram_emulator):
     token = telegram_emulator.new_token()
-    transport = TelegramTransport(telegram_settings(telegram_emulator.url, token),
-                                  request=EmulatorRequest())
+    transport = TelegramTransport(
+        telegram_settings(telegram_emulator.url, token), request=EmulatorRequest()
+    )
     try:
         sent = await transport.send(outgoing("Choose one", buttons=BUTTONS))
     finally:
@@ -133,22 +136,29 @@ async def test_the_emulator_delivers_text_and_buttons(telegram_emulator):
     assert sent.provider_id == str(message["message_id"])
     assert message["text"] == "Choose one"
     assert [row[0]["callback_data"] for row in message["reply_markup"]["inline_keyboard"]] == [
-        "1:about", "1:language"]
+        "1:about",
+        "1:language",
+    ]
 
 
-@pytest.mark.parametrize(("source", "html"), [
-    ("plain words", "plain words"),
-    ("a < b & c > d", "a &lt; b &amp; c &gt; d"),
-    ("<b>raw html</b>", "&lt;b&gt;raw html&lt;/b&gt;"),
-    ("**bold** _it_ ~~gone~~ `x<y`", "<b>bold</b> <i>it</i> <s>gone</s> <code>x&lt;y</code>"),
-    ("# Ballot\n\nVote now", "<b>Ballot</b>\n\nVote now"),
-    ("- one\n- two", "• one\n• two"),
-    ("3. three\n4. four", "3. three\n4. four"),
-    ("[site](https://example.org/?a=1&b=\"2\")",
-     '<a href="https://example.org/?a=1&amp;b=%222%22">site</a>'),
-    ("> quoted", "<blockquote>quoted</blockquote>"),
-    ("```\nif a<b:\n```", "<pre>if a&lt;b:</pre>"),
-    ("line one\nline two", "line one\nline two"),
-])
+@pytest.mark.parametrize(
+    ("source", "html"),
+    [
+        ("plain words", "plain words"),
+        ("a < b & c > d", "a &lt; b &amp; c &gt; d"),
+        ("<b>raw html</b>", "&lt;b&gt;raw html&lt;/b&gt;"),
+        ("**bold** _it_ ~~gone~~ `x<y`", "<b>bold</b> <i>it</i> <s>gone</s> <code>x&lt;y</code>"),
+        ("# Ballot\n\nVote now", "<b>Ballot</b>\n\nVote now"),
+        ("- one\n- two", "• one\n• two"),
+        ("3. three\n4. four", "3. three\n4. four"),
+        (
+            '[site](https://example.org/?a=1&b="2")',
+            '<a href="https://example.org/?a=1&amp;b=%222%22">site</a>',
+        ),
+        ("> quoted", "<blockquote>quoted</blockquote>"),
+        ("```\nif a<b:\n```", "<pre>if a&lt;b:</pre>"),
+        ("line one\nline two", "line one\nline two"),
+    ],
+)
 def test_markdown_becomes_the_html_subset_telegram_accepts(source, html):
     assert markdown_to_html(source) == html

@@ -23,8 +23,12 @@ URL = "/webhooks/telegram"
 
 
 def webhook_settings(db, bot_api, secret: str | None = SECRET) -> Settings:
-    values = dict(CONCORDER_DATABASE_URL=db.url, TELEGRAM_BOT_TOKEN="123:abc",
-                  TELEGRAM_API_BASE_URL=bot_api.url, _env_file=None)
+    values = dict(
+        CONCORDER_DATABASE_URL=db.url,
+        TELEGRAM_BOT_TOKEN="123:abc",
+        TELEGRAM_API_BASE_URL=bot_api.url,
+        _env_file=None,
+    )
     if secret is not None:
         values["TELEGRAM_WEBHOOK_SECRET"] = secret
     return Settings(**values)
@@ -32,39 +36,64 @@ def webhook_settings(db, bot_api, secret: str | None = SECRET) -> Settings:
 
 @pytest.fixture
 async def client(db, bot_api, aiohttp_client):
-    return await aiohttp_client(create_app(webhook_settings(db, bot_api), migrate=False,
-                                           dispatch=False))
+    return await aiohttp_client(
+        create_app(webhook_settings(db, bot_api), migrate=False, dispatch=False)
+    )
 
 
 def person(chat: int = CHAT, language: str = "fr") -> dict:
     return {"id": chat, "is_bot": False, "first_name": "Ada", "language_code": language}
 
 
-def message_update(update_id: int, text: str | None = "hello", chat: int = CHAT,
-                   chat_type: str = "private", **extra) -> dict:
-    message = {"message_id": update_id, "date": int(time.time()), "from": person(chat),
-               "chat": {"id": chat, "type": chat_type, "first_name": "Ada"}, **extra}
+def message_update(
+    update_id: int,
+    text: str | None = "hello",
+    chat: int = CHAT,
+    chat_type: str = "private",
+    **extra,
+) -> dict:
+    message = {
+        "message_id": update_id,
+        "date": int(time.time()),
+        "from": person(chat),
+        "chat": {"id": chat, "type": chat_type, "first_name": "Ada"},
+        **extra,
+    }
     if text is not None:
         message["text"] = text
     return {"update_id": update_id, "message": message}
 
 
 def callback_update(update_id: int, data: str, chat: int = CHAT) -> dict:
-    return {"update_id": update_id, "callback_query": {
-        "id": f"cb-{update_id}", "chat_instance": "42", "data": data, "from": person(chat),
-        "message": {"message_id": 1, "date": int(time.time()), "text": "menu",
-                    "chat": {"id": chat, "type": "private", "first_name": "Ada"}},
-    }}
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": f"cb-{update_id}",
+            "chat_instance": "42",
+            "data": data,
+            "from": person(chat),
+            "message": {
+                "message_id": 1,
+                "date": int(time.time()),
+                "text": "menu",
+                "chat": {"id": chat, "type": "private", "first_name": "Ada"},
+            },
+        },
+    }
 
 
 def membership_update(update_id: int, status: str, chat: int = CHAT) -> dict:
     bot_user = {"id": 1, "is_bot": True, "first_name": "Relay"}
-    return {"update_id": update_id, "my_chat_member": {
-        "chat": {"id": chat, "type": "private", "first_name": "Ada"},
-        "from": person(chat), "date": int(time.time()),
-        "old_chat_member": {"status": "member", "user": bot_user},
-        "new_chat_member": {"status": status, "user": bot_user, "until_date": 0},
-    }}
+    return {
+        "update_id": update_id,
+        "my_chat_member": {
+            "chat": {"id": chat, "type": "private", "first_name": "Ada"},
+            "from": person(chat),
+            "date": int(time.time()),
+            "old_chat_member": {"status": "member", "user": bot_user},
+            "new_chat_member": {"status": status, "user": bot_user, "until_date": 0},
+        },
+    }
 
 
 async def post(client, update, secret: str | None = SECRET):
@@ -91,8 +120,9 @@ async def test_calls_without_the_right_secret_are_refused(db, client):
 
 
 async def test_with_no_secret_configured_every_call_is_refused(db, bot_api, aiohttp_client):
-    client = await aiohttp_client(create_app(webhook_settings(db, bot_api, secret=None),
-                                             migrate=False, dispatch=False))
+    client = await aiohttp_client(
+        create_app(webhook_settings(db, bot_api, secret=None), migrate=False, dispatch=False)
+    )
 
     response = await post(client, message_update(1), secret="anything")
 
@@ -102,10 +132,20 @@ async def test_with_no_secret_configured_every_call_is_refused(db, bot_api, aioh
 
 async def test_a_body_that_is_not_an_update_is_a_bad_request(db, client):
     broken_message = b'{"update_id": 8, "message": {"text": "no chat, no date"}}'
-    for body in (b"{not json", b"[1, 2]", b'{"message": {}}', b'{"update_id": "7"}',
-                 b"\xff\xfe", broken_message, b""):
-        response = await client.post(URL, data=body, headers={
-            "X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"})
+    for body in (
+        b"{not json",
+        b"[1, 2]",
+        b'{"message": {}}',
+        b'{"update_id": "7"}',
+        b"\xff\xfe",
+        broken_message,
+        b"",
+    ):
+        response = await client.post(
+            URL,
+            data=body,
+            headers={"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"},
+        )
         assert response.status == 400, body
     assert await count(db, InboundMessage) == 0
 
@@ -159,8 +199,15 @@ async def test_a_pressed_button_is_answered_and_acted_on_once(db, bot_api, clien
 
 async def test_a_sticker_gets_the_not_understood_answer(db, client):
     await post(client, message_update(30, "hello"))
-    sticker = {"file_id": "f", "file_unique_id": "u", "type": "regular", "width": 512,
-               "height": 512, "is_animated": False, "is_video": False}
+    sticker = {
+        "file_id": "f",
+        "file_unique_id": "u",
+        "type": "regular",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+    }
 
     response = await post(client, message_update(31, None, sticker=sticker))
 
@@ -171,8 +218,15 @@ async def test_a_sticker_gets_the_not_understood_answer(db, client):
 async def test_updates_we_do_not_handle_are_acknowledged_and_ignored(db, client):
     for update in (
         {"update_id": 40, "edited_message": message_update(40)["message"]},
-        {"update_id": 41, "channel_post": {"message_id": 1, "date": 1, "text": "news",
-                                           "chat": {"id": -100, "type": "channel"}}},
+        {
+            "update_id": 41,
+            "channel_post": {
+                "message_id": 1,
+                "date": 1,
+                "text": "news",
+                "chat": {"id": -100, "type": "channel"},
+            },
+        },
         message_update(42, "hello everyone", chat=-555, chat_type="group"),
         membership_update(43, "member"),  # from someone who never wrote to us
     ):
@@ -190,8 +244,15 @@ async def test_blocking_the_bot_marks_the_contact_unreachable_once(db, client):
 
     async with db.sessions() as session:
         contact = (await session.execute(select(Contact))).scalar_one()
-        events = (await session.execute(
-            select(AuditEvent).where(AuditEvent.kind == "contact.unreachable"))).scalars().all()
+        events = (
+            (
+                await session.execute(
+                    select(AuditEvent).where(AuditEvent.kind == "contact.unreachable")
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert contact.unreachable_at is not None
     assert len(events) == 1
     assert events[0].participant_id == contact.participant_id
@@ -218,7 +279,8 @@ async def test_logs_hold_neither_the_text_nor_the_chat_id(db, client, caplog):
     await post(client, membership_update(72, "kicked"))
 
     # The database driver's own DEBUG output echoes SQL parameters; it is not ours to shape.
-    logged = "\n".join(r.getMessage() for r in caplog.records
-                       if not r.name.startswith(("aiosqlite", "sqlalchemy")))
+    logged = "\n".join(
+        r.getMessage() for r in caplog.records if not r.name.startswith(("aiosqlite", "sqlalchemy"))
+    )
     assert secret_words not in logged
     assert str(CHAT) not in logged

@@ -99,10 +99,15 @@ class Conversation:
 
     async def send(self, line: str) -> list[str]:
         text, button = self.inbound(line)
-        await service.receive(self.relay, channel=self.channel,
-                              address=self.address, text=text, button=button,
-                              provider_id=f"transcript-{uuid.uuid4().hex}",
-                              language_hint=self.language)
+        await service.receive(
+            self.relay,
+            channel=self.channel,
+            address=self.address,
+            text=text,
+            button=button,
+            provider_id=f"transcript-{uuid.uuid4().hex}",
+            language_hint=self.language,
+        )
         shown = []
         for row in await self.deliver():
             shown += message_lines(row.text, row.buttons)
@@ -116,20 +121,32 @@ class Conversation:
             await self.dispatcher.drain()
         async with self.sessions.begin() as session:
             rows = (
-                await session.execute(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.channel == self.channel,
-                           OutboxMessage.address == self.address,
-                           OutboxMessage.seq > self.seen)
-                    .order_by(OutboxMessage.seq)
+                (
+                    await session.execute(
+                        select(OutboxMessage)
+                        .where(
+                            OutboxMessage.channel == self.channel,
+                            OutboxMessage.address == self.address,
+                            OutboxMessage.seq > self.seen,
+                        )
+                        .order_by(OutboxMessage.seq)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             for row in rows:
                 self.seen = row.seq
                 if row.status == "queued":  # quick path: the dispatcher's simulator send
                     sent = await SimulatorTransport(row.channel).send(
-                        Outgoing(id=row.id, channel=row.channel, address=row.address,
-                                 text=row.text, buttons=row.buttons))
+                        Outgoing(
+                            id=row.id,
+                            channel=row.channel,
+                            address=row.address,
+                            text=row.text,
+                            buttons=row.buttons,
+                        )
+                    )
                     row.status, row.provider_id = "delivered", sent.provider_id
                     row.sent_at = row.delivered_at = utcnow()
         # Anything else (cancelled because the person opted out first) was never seen.
@@ -153,8 +170,9 @@ def language_line(line: str, number: int) -> str:
     return language
 
 
-def conversation_address(line: str, number: int, started: int,
-                         telegram_base: int) -> tuple[str, str]:
+def conversation_address(
+    line: str, number: int, started: int, telegram_base: int
+) -> tuple[str, str]:
     """The channel of a '=== channel: title' line and a fresh address on it."""
     channel = line[4:].partition(":")[0].strip()
     if channel == "sms":
@@ -164,8 +182,13 @@ def conversation_address(line: str, number: int, started: int,
     raise TranscriptError(f"line {number}: channel must be sms or telegram")
 
 
-async def play(script: str, sessions: async_sessionmaker[AsyncSession], settings: Settings,
-               dispatcher: Dispatcher | None = None, started: int = 0) -> str:
+async def play(
+    script: str,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    dispatcher: Dispatcher | None = None,
+    started: int = 0,
+) -> str:
     """The transcript with what the service actually answers in place of the expectations.
     Conversations use addresses numbered from `started` + 1."""
     relay = build(settings, sessions=sessions)

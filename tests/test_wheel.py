@@ -25,18 +25,34 @@ from tests.telegram_peer import stop
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "citizens-jury" / "assembly.toml"
 # What a build needs is the source tree without the tests, caches and local state.
-NOT_SOURCE = shutil.ignore_patterns(".*", "tests", "bench", "build", "dist", "*.egg-info",
-                                    "__pycache__", "node_modules", "*.db", "*.db-*")
+NOT_SOURCE = shutil.ignore_patterns(
+    ".*",
+    "tests",
+    "bench",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    "node_modules",
+    "*.db",
+    "*.db-*",
+)
 PHONE = "+447700900123"
 
 
 def _pip(python: Path | str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", "-q", *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [str(python), "-m", "pip", "--disable-pip-version-check", "-q", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
-def _pip_from_cache(python: Path | str, args: list[str], cache: Path, missing: list[str],
-                    cwd: Path) -> None:
+def _pip_from_cache(
+    python: Path | str, args: list[str], cache: Path, missing: list[str], cwd: Path
+) -> None:
     """`pip args` with only the cached wheels; on a miss, `pip download missing` into the
     cache and run it again."""
     offline = ["--no-index", "--find-links", str(cache)]
@@ -53,9 +69,12 @@ def _pip_from_cache(python: Path | str, args: list[str], cache: Path, missing: l
 def _clean_env(**values: str) -> dict[str, str]:
     """This environment without anything that points at the checkout or configures the
     service, plus `values`."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
-           and not k.startswith(("CONCORDER_", "TELEGRAM_", "TWILIO_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+        and not k.startswith(("CONCORDER_", "TELEGRAM_", "TWILIO_"))
+    }
     return {**env, **values}
 
 
@@ -78,8 +97,9 @@ def _say(base: str, text: str) -> list[str]:
     query = urllib.parse.urlencode({"channel": "sms", "address": PHONE})
     before = len(json.loads(_get(f"{base}/simulator/api/messages?{query}")[1])["messages"])
     body = json.dumps({"channel": "sms", "address": PHONE, "text": text}).encode()
-    request = urllib.request.Request(f"{base}/simulator/api/messages", data=body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base}/simulator/api/messages", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         queued = json.loads(response.read())["queued"]
     deadline = time.monotonic() + 30
@@ -99,9 +119,13 @@ def test_an_installed_wheel_speaks_french_with_the_example_assembly(tmp_path, re
     run.mkdir()
 
     build_requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]
-    _pip_from_cache(sys.executable, ["wheel", "--no-deps", "--wheel-dir", str(dist),
-                                     str(source)],
-                    cache, build_requires["requires"], cwd=run)
+    _pip_from_cache(
+        sys.executable,
+        ["wheel", "--no-deps", "--wheel-dir", str(dist), str(source)],
+        cache,
+        build_requires["requires"],
+        cwd=run,
+    )
     (wheel,) = dist.glob("concorder_relay-*.whl")
 
     venv = tmp_path / "venv"
@@ -109,16 +133,29 @@ def test_an_installed_wheel_speaks_french_with_the_example_assembly(tmp_path, re
     python, concorder = venv / "bin" / "python", venv / "bin" / "concorder"
     _pip_from_cache(python, ["install", str(wheel)], cache, [str(wheel)], cwd=run)
 
-    env = _clean_env(CONCORDER_ASSEMBLY=str(EXAMPLE),
-                     CONCORDER_DATABASE_URL=f"sqlite+aiosqlite:///{run / 'relay.db'}")
-    where = subprocess.run([str(python), "-c", "import flows; print(flows.__file__)"],
-                           cwd=run, env=env, capture_output=True, text=True, check=True)
+    env = _clean_env(
+        CONCORDER_ASSEMBLY=str(EXAMPLE),
+        CONCORDER_DATABASE_URL=f"sqlite+aiosqlite:///{run / 'relay.db'}",
+    )
+    where = subprocess.run(
+        [str(python), "-c", "import flows; print(flows.__file__)"],
+        cwd=run,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert Path(where.stdout.strip()).is_relative_to(venv), "the checkout was imported"
 
     port = _free_port()
     log = (run / "serve.log").open("w")
-    server = subprocess.Popen([str(concorder), "serve", "--port", str(port)], cwd=run, env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [str(concorder), "serve", "--port", str(port)],
+        cwd=run,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -41,8 +41,12 @@ FROM_NUMBER = "+15005550006"
 
 
 def twilio_settings(database_url: str, **extra: Any) -> Settings:
-    values = dict(CONCORDER_DATABASE_URL=database_url, TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-                  TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_FROM_NUMBER=FROM_NUMBER)
+    values = dict(
+        CONCORDER_DATABASE_URL=database_url,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_FROM_NUMBER=FROM_NUMBER,
+    )
     values.update(extra)
     return Settings(**values, _env_file=None)
 
@@ -62,9 +66,11 @@ def twilio_spec() -> Path:
     for path in SPEC_CANDIDATES:
         if path.is_file():
             return path
-    pytest.fail("Twilio's OpenAPI spec is missing: run `npm install` in tests/peers "
-                "(package @twilio-alpha/mcp) or provide ../shared/peers/twilio-oai/",
-                pytrace=False)
+    pytest.fail(
+        "Twilio's OpenAPI spec is missing: run `npm install` in tests/peers "
+        "(package @twilio-alpha/mcp) or provide ../shared/peers/twilio-oai/",
+        pytrace=False,
+    )
 
 
 def _answers(url: str) -> bool:
@@ -85,15 +91,15 @@ def prism():
     port = free_port()
     process = subprocess.Popen(
         [str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(port), str(twilio_spec())],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     try:
         while not _answers(f"{base}/2010-04-01/Accounts.json"):
             if process.poll() is not None:
-                pytest.fail(f"Prism exited: {process.stderr.read().decode()[-500:]}",
-                            pytrace=False)
+                pytest.fail(f"Prism exited: {process.stderr.read().decode()[-500:]}", pytrace=False)
             if time.monotonic() > deadline:
                 pytest.fail("Prism did not start within 60 s", pytrace=False)
             time.sleep(0.2)
@@ -127,8 +133,13 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
 
 async def _record(request: web.Request) -> Recorded:
     form = await request.post()
-    return Recorded(request.method, request.path, request.headers.get("Authorization"),
-                    request.content_type, {k: form.getall(k) for k in form})
+    return Recorded(
+        request.method,
+        request.path,
+        request.headers.get("Authorization"),
+        request.content_type,
+        {k: form.getall(k) for k in form},
+    )
 
 
 @dataclass
@@ -142,13 +153,20 @@ class RecordingHop:
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.requests.append(await _record(request))
-        headers = {k: v for k, v in request.headers.items()
-                   if k.lower() in ("authorization", "content-type", "accept", "user-agent")}
-        async with aiohttp.ClientSession() as session, session.request(
-            request.method, self.target + request.path_qs, data=body, headers=headers
-        ) as answer:
-            return web.Response(status=answer.status, body=await answer.read(),
-                                content_type=answer.content_type)
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() in ("authorization", "content-type", "accept", "user-agent")
+        }
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                request.method, self.target + request.path_qs, data=body, headers=headers
+            ) as answer,
+        ):
+            return web.Response(
+                status=answer.status, body=await answer.read(), content_type=answer.content_type
+            )
 
 
 @pytest.fixture
@@ -177,17 +195,25 @@ class TwilioLike:
     delay: float = 0.0  # seconds to wait before answering
 
     def error(self, status: int, code: int, message: str = "error") -> None:
-        self.answers.append(FakeAnswer(status, {
-            "code": code, "message": message, "status": status,
-            "more_info": f"https://www.twilio.com/docs/errors/{code}",
-        }))
+        self.answers.append(
+            FakeAnswer(
+                status,
+                {
+                    "code": code,
+                    "message": message,
+                    "status": status,
+                    "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                },
+            )
+        )
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append(await _record(request))
         await asyncio.sleep(self.delay)
         answer = self.answers.pop(0)
-        return web.Response(status=answer.status, text=json.dumps(answer.body),
-                            content_type="application/json")
+        return web.Response(
+            status=answer.status, text=json.dumps(answer.body), content_type="application/json"
+        )
 
 
 @pytest.fixture

@@ -39,8 +39,13 @@ def sms_text(message: Outbound, language: str) -> str:
     return "\n".join(lines)
 
 
-def render(message: Outbound, channel: str, language: str, prompt_id: str | None,
-           sms_max_segments: int = 10) -> list[Part]:
+def render(
+    message: Outbound,
+    channel: str,
+    language: str,
+    prompt_id: str | None,
+    sms_max_segments: int = 10,
+) -> list[Part]:
     if channel == "sms":
         # Segments are counted on the very text that is sent.
         text = segments.gsm_friendly(sms_text(message, language))

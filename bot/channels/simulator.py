@@ -108,9 +108,10 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     except RecursionError:
         raise InputError("the body is JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError):  # not JSON, or a number of 5,000 digits
-        raise InputError("the body must be JSON, e.g. "
-                         '{"channel": "sms", "address": "+447700900123", "text": "hello"}'
-                         ) from None
+        raise InputError(
+            "the body must be JSON, e.g. "
+            '{"channel": "sms", "address": "+447700900123", "text": "hello"}'
+        ) from None
     if not isinstance(body, dict):
         raise InputError("the body must be a JSON object")
     return body
@@ -134,18 +135,25 @@ def parse_message(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
     button = body.get("button")
     if button is not None:
         if channel != "telegram":
-            raise InputError("'button' is for telegram only: SMS has no buttons, send the "
-                             "number as text")
+            raise InputError(
+                "'button' is for telegram only: SMS has no buttons, send the number as text"
+            )
         if not isinstance(button, str) or not button or len(button) > MAX_BUTTON:
-            raise InputError(f"'button' must be the button's callback data "
-                             f"(1 to {MAX_BUTTON} characters)")
+            raise InputError(
+                f"'button' must be the button's callback data (1 to {MAX_BUTTON} characters)"
+            )
     elif not text.strip():
         raise InputError("'text' is required (or 'button' for a Telegram button press)")
     language = body.get("language")
     if language is not None and (not isinstance(language, str) or len(language) > 35):
         raise InputError("'language' must be a language code such as 'en' or 'fr'")
-    return {"channel": channel, "address": address, "text": text, "button": button,
-            "language": language or None}
+    return {
+        "channel": channel,
+        "address": address,
+        "text": text,
+        "button": button,
+        "language": language or None,
+    }
 
 
 async def post_message(request: web.Request) -> web.Response:
@@ -156,14 +164,19 @@ async def post_message(request: web.Request) -> web.Response:
         return _error(exc)
     received = await service.receive(
         request.app[RELAY],
-        channel=message["channel"], address=stored_address(message["address"], settings),
+        channel=message["channel"],
+        address=stored_address(message["address"], settings),
         text=message["text"],
-        button=message["button"], provider_id=f"sim-{uuid.uuid4().hex}",
+        button=message["button"],
+        provider_id=f"sim-{uuid.uuid4().hex}",
         language_hint=message["language"],
     )
     return web.json_response(
-        {"participant_id": received.participant_id, "address": message["address"],
-         "queued": received.queued},
+        {
+            "participant_id": received.participant_id,
+            "address": message["address"],
+            "queued": received.queued,
+        },
         status=202,
     )
 
@@ -195,33 +208,52 @@ async def get_messages(request: web.Request) -> web.Response:
             raise InputError("'after' must be a message seq number (0 for all)")
     except InputError as exc:
         return _error(exc)
-    mine = (OutboxMessage.channel == channel,
-            OutboxMessage.address == stored_address(address, settings))
+    mine = (
+        OutboxMessage.channel == channel,
+        OutboxMessage.address == stored_address(address, settings),
+    )
     async with request.app[SESSIONS]() as session:
         shown = (
-            await session.execute(
-                select(OutboxMessage)
-                .where(*mine, OutboxMessage.status.in_(SHOWN_STATUSES),
-                       OutboxMessage.seq > int(after))
-                .order_by(OutboxMessage.seq)
+            (
+                await session.execute(
+                    select(OutboxMessage)
+                    .where(
+                        *mine,
+                        OutboxMessage.status.in_(SHOWN_STATUSES),
+                        OutboxMessage.seq > int(after),
+                    )
+                    .order_by(OutboxMessage.seq)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         # Replies on their way: due now, but the dispatcher has not handed them over yet
         # (a message scheduled for later, after quiet hours say, is not on its way).
         pending = (
             await session.execute(
-                select(func.count()).select_from(OutboxMessage).where(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(
                     *mine,
-                    or_(OutboxMessage.status == OutboxStatus.SENDING,
-                        and_(OutboxMessage.status == OutboxStatus.QUEUED,
-                             OutboxMessage.next_attempt_at <= utcnow())),
+                    or_(
+                        OutboxMessage.status == OutboxStatus.SENDING,
+                        and_(
+                            OutboxMessage.status == OutboxStatus.QUEUED,
+                            OutboxMessage.next_attempt_at <= utcnow(),
+                        ),
+                    ),
                 )
             )
         ).scalar_one()
     key = request.app[RELAY].invite_key
     return web.json_response(
-        {"channel": channel, "address": address,
-         "messages": [message_json(r, key) for r in shown], "pending": pending}
+        {
+            "channel": channel,
+            "address": address,
+            "messages": [message_json(r, key) for r in shown],
+            "pending": pending,
+        }
     )
 
 
@@ -229,15 +261,18 @@ async def get_config(request: web.Request) -> web.Response:
     """What the page offers: every channel, the shipped languages, and whether the people
     played are kept apart from real ones (a real channel is configured)."""
     settings: Settings = request.app[SETTINGS]
-    languages = [{"code": code, "name": translator(code).language_name(code)}
-                 for code in shipped_languages()]
-    return web.json_response({
-        "channels": sorted(CHANNELS),
-        "kept_apart": settings.simulator_kept_apart,
-        "languages": languages,
-        "default_language": settings.default_language,
-        "max_text": MAX_TEXT,
-    })
+    languages = [
+        {"code": code, "name": translator(code).language_name(code)} for code in shipped_languages()
+    ]
+    return web.json_response(
+        {
+            "channels": sorted(CHANNELS),
+            "kept_apart": settings.simulator_kept_apart,
+            "languages": languages,
+            "default_language": settings.default_language,
+            "max_text": MAX_TEXT,
+        }
+    )
 
 
 async def page(request: web.Request) -> web.FileResponse:

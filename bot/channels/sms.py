@@ -47,9 +47,15 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 CARRIER_OPT_IN_WORDS = {"start", "yes", "unstop"}
 
 # Outbox statuses in the order a message passes through them; the last rank is final.
-RANK = {OutboxStatus.QUEUED: 0, OutboxStatus.SENDING: 1, OutboxStatus.SENT: 2,
-        OutboxStatus.DELIVERED: 3, OutboxStatus.FAILED: 3, OutboxStatus.UNDELIVERABLE: 3,
-        OutboxStatus.CANCELLED: 3}
+RANK = {
+    OutboxStatus.QUEUED: 0,
+    OutboxStatus.SENDING: 1,
+    OutboxStatus.SENT: 2,
+    OutboxStatus.DELIVERED: 3,
+    OutboxStatus.FAILED: 3,
+    OutboxStatus.UNDELIVERABLE: 3,
+    OutboxStatus.CANCELLED: 3,
+}
 FINAL = 3
 # A status callback for a sid not stored yet is tried again after each of these pauses
 # (seconds, about 3 in all; Twilio waits 15 s for an answer).
@@ -63,11 +69,16 @@ class Unknown(enum.Enum):
 UNKNOWN = Unknown.SID
 # Twilio's MessageStatus -> the outbox status it means. Twilio's own in-flight statuses
 # (accepted, queued, sending) say less than the "sent" the row already has: ignored.
-FROM_TWILIO = {"sent": OutboxStatus.SENT, "delivered": OutboxStatus.DELIVERED,
-               "undelivered": OutboxStatus.UNDELIVERABLE, "failed": OutboxStatus.FAILED}
+FROM_TWILIO = {
+    "sent": OutboxStatus.SENT,
+    "delivered": OutboxStatus.DELIVERED,
+    "undelivered": OutboxStatus.UNDELIVERABLE,
+    "failed": OutboxStatus.FAILED,
+}
 
 
 # ---- webhooks -------------------------------------------------------------------------
+
 
 def signed_url(request: web.Request, settings: Settings) -> str:
     """The URL Twilio signed. Behind a proxy the request's scheme and host are not it."""
@@ -131,8 +142,9 @@ async def inbound_sms(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
     if fold(body) in CARRIER_OPT_IN_WORDS:
         await lift_carrier_opt_out(sessions, address, sid)
-    result = await service.receive(request.app[RELAY], channel="sms", address=address,
-                                   text=body, provider_id=sid)
+    result = await service.receive(
+        request.app[RELAY], channel="sms", address=address, text=body, provider_id=sid
+    )
     if result.duplicate:
         log.info("sms %s received again: acknowledged, not processed", sid)
     return twiml()
@@ -142,19 +154,32 @@ async def lift_carrier_opt_out(sessions, address: str, sid: str) -> None:
     """The number texted START: Twilio will deliver to it again, so may we."""
     now = utcnow()
     async with sessions.begin() as session:
-        seen = (await session.execute(select(InboundMessage.id).where(
-            InboundMessage.channel == "sms", InboundMessage.provider_id == sid))).first()
+        seen = (
+            await session.execute(
+                select(InboundMessage.id).where(
+                    InboundMessage.channel == "sms", InboundMessage.provider_id == sid
+                )
+            )
+        ).first()
         if seen is not None:
             return  # a retried old START must not undo a STOP that came after it
-        contact = (await session.execute(select(Contact).where(
-            Contact.channel == "sms", Contact.address == address).with_for_update())
+        contact = (
+            await session.execute(
+                select(Contact)
+                .where(Contact.channel == "sms", Contact.address == address)
+                .with_for_update()
+            )
         ).scalar_one_or_none()
         if contact is None or contact.opted_out_at is None:
             return
         contact.opted_out_at = None
-        await audit.append(session, "contact.opted_in",
-                           {"channel": "sms", "contact_id": contact.id},
-                           participant_id=contact.participant_id, at=now)
+        await audit.append(
+            session,
+            "contact.opted_in",
+            {"channel": "sms", "contact_id": contact.id},
+            participant_id=contact.participant_id,
+            at=now,
+        )
 
 
 async def status_callback(request: web.Request) -> web.Response:
@@ -186,17 +211,24 @@ async def status_callback(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-async def apply_status(sessions, sid: str, twilio_status: str,
-                       code: int | None) -> str | None | Unknown:
+async def apply_status(
+    sessions, sid: str, twilio_status: str, code: int | None
+) -> str | None | Unknown:
     """Move the outbox row forward (never back); returns the new status if it changed,
     UNKNOWN when no message of ours has this sid (yet)."""
     now = utcnow()
     async with sessions.begin() as session:
-        row = (await session.execute(
-            select(OutboxMessage)
-            .where(OutboxMessage.channel == "sms", OutboxMessage.provider_id == sid)
-            .with_for_update()
-        )).scalars().first()
+        row = (
+            (
+                await session.execute(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.channel == "sms", OutboxMessage.provider_id == sid)
+                    .with_for_update()
+                )
+            )
+            .scalars()
+            .first()
+        )
         if row is None:
             return UNKNOWN
         if code == OPTED_OUT:
@@ -218,15 +250,19 @@ async def apply_status(sessions, sid: str, twilio_status: str,
 
 
 async def mark_opted_out(session: AsyncSession, contact_id: int, now: datetime) -> None:
-    contact = (await session.execute(
-        select(Contact).where(Contact.id == contact_id).with_for_update()
-    )).scalar_one()
+    contact = (
+        await session.execute(select(Contact).where(Contact.id == contact_id).with_for_update())
+    ).scalar_one()
     if contact.opted_out_at is not None:
         return
     contact.opted_out_at = now
-    await audit.append(session, "contact.opted_out",
-                       {"channel": "sms", "contact_id": contact.id, "code": OPTED_OUT},
-                       participant_id=contact.participant_id, at=now)
+    await audit.append(
+        session,
+        "contact.opted_out",
+        {"channel": "sms", "contact_id": contact.id, "code": OPTED_OUT},
+        participant_id=contact.participant_id,
+        at=now,
+    )
 
 
 def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
@@ -235,6 +271,7 @@ def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
 
 
 # ---- transport ------------------------------------------------------------------------
+
 
 class SmsTransport:
     """Sends one outbox row as one SMS through Twilio's REST API."""
@@ -251,8 +288,11 @@ class SmsTransport:
         # Built on first use: aiohttp sessions belong to the running event loop.
         if self._client is None:
             self._http = AsyncTwilioHttpClient()
-            self._client = Client(self.settings.twilio_account_sid,
-                                  self.settings.twilio_auth_token, http_client=self._http)
+            self._client = Client(
+                self.settings.twilio_account_sid,
+                self.settings.twilio_auth_token,
+                http_client=self._http,
+            )
             if self.settings.twilio_api_base_url:
                 self._client.api.base_url = self.settings.twilio_api_base_url.rstrip("/")
         return self._client

@@ -82,8 +82,13 @@ def make_bot(settings: Settings, request: BaseRequest | None = None) -> Bot:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     base = settings.telegram_api_base_url.rstrip("/")
     request = request or request_factory()
-    return Bot(settings.telegram_bot_token, base_url=f"{base}/bot",
-               base_file_url=f"{base}/file/bot", request=request, get_updates_request=request)
+    return Bot(
+        settings.telegram_bot_token,
+        base_url=f"{base}/bot",
+        base_file_url=f"{base}/file/bot",
+        request=request,
+        get_updates_request=request,
+    )
 
 
 async def close_bot(bot: Bot) -> None:
@@ -120,8 +125,10 @@ def _check_chat(chat: Any) -> None:
 def _check_user(user: Any) -> None:
     if user is not None:
         _check(_is_id(user.id), "from.id must be an integer")
-        _check(user.language_code is None or isinstance(user.language_code, str),
-               "from.language_code must be a string")
+        _check(
+            user.language_code is None or isinstance(user.language_code, str),
+            "from.language_code must be a string",
+        )
 
 
 def check_fields(update: Update) -> None:
@@ -130,20 +137,25 @@ def check_fields(update: Update) -> None:
     if (message := update.message) is not None:
         _check_chat(message.chat)
         _check_user(message.from_user)
-        _check(message.text is None or isinstance(message.text, str),
-               "message.text must be a string")
+        _check(
+            message.text is None or isinstance(message.text, str), "message.text must be a string"
+        )
     if (query := update.callback_query) is not None:
         _check(isinstance(query.id, str), "callback_query.id must be a string")
         _check(query.from_user is not None, "callback_query.from is required")
         _check_user(query.from_user)
-        _check(query.data is None or isinstance(query.data, str),
-               "callback_query.data must be a string")
+        _check(
+            query.data is None or isinstance(query.data, str),
+            "callback_query.data must be a string",
+        )
         if query.message is not None:
             _check_chat(query.message.chat)
     if (member := update.my_chat_member) is not None:
         _check_chat(member.chat)
-        _check(isinstance(member.new_chat_member.status, str),
-               "my_chat_member.new_chat_member.status must be a string")
+        _check(
+            isinstance(member.new_chat_member.status, str),
+            "my_chat_member.new_chat_member.status must be a string",
+        )
 
 
 def parse_update(data: Any, bot: Bot | None = None) -> Update:
@@ -176,8 +188,11 @@ async def process_update(data: Any, *, bot: Bot, relay: Relay) -> str:
             return "ignored"  # groups would mix people; the relay talks one to one
         user = message.from_user
         received = await service.receive(
-            relay, channel=CHANNEL, address=str(message.chat.id),
-            text=message.text or "", provider_id=provider_id,
+            relay,
+            channel=CHANNEL,
+            address=str(message.chat.id),
+            text=message.text or "",
+            provider_id=provider_id,
             language_hint=user.language_code if user else None,
         )
         return "duplicate" if received.duplicate else "message"
@@ -194,15 +209,20 @@ async def _callback(update: Update, bot: Bot, relay: Relay, provider_id: str) ->
     try:
         await bot.answer_callback_query(query.id)
     except TelegramError as exc:
-        log.warning("telegram update %s: callback not answered (%s)", update.update_id,
-                    type(exc).__name__)
+        log.warning(
+            "telegram update %s: callback not answered (%s)", update.update_id, type(exc).__name__
+        )
     chat = query.message.chat if query.message is not None else None
     if chat is not None and chat.type != "private":
         return "ignored"
     address = str(chat.id if chat is not None else query.from_user.id)
     received = await service.receive(
-        relay, channel=CHANNEL, address=address, text="",
-        button=query.data or "", provider_id=provider_id,
+        relay,
+        channel=CHANNEL,
+        address=address,
+        text="",
+        button=query.data or "",
+        provider_id=provider_id,
         language_hint=query.from_user.language_code,
     )
     return "duplicate" if received.duplicate else "callback"
@@ -226,24 +246,32 @@ async def _membership(update: Update, sessions: async_sessionmaker[AsyncSession]
             return "duplicate"
         contact = (
             await session.execute(
-                select(Contact).where(Contact.channel == CHANNEL,
-                                      Contact.address == str(member.chat.id))
+                select(Contact).where(
+                    Contact.channel == CHANNEL, Contact.address == str(member.chat.id)
+                )
             )
         ).scalar_one_or_none()
         if contact is None:
             return "ignored"  # never wrote to us: nothing to mark
         if status == "kicked" and contact.unreachable_at is None:
             contact.unreachable_at = now
-            await audit.append(session, "contact.unreachable",
-                               {"channel": CHANNEL, "contact_id": contact.id,
-                                "reason": "blocked"},
-                               participant_id=contact.participant_id, at=now)
+            await audit.append(
+                session,
+                "contact.unreachable",
+                {"channel": CHANNEL, "contact_id": contact.id, "reason": "blocked"},
+                participant_id=contact.participant_id,
+                at=now,
+            )
             return "blocked"
         if status == "member" and contact.unreachable_at is not None:
             contact.unreachable_at = None
-            await audit.append(session, "contact.reachable",
-                               {"channel": CHANNEL, "contact_id": contact.id},
-                               participant_id=contact.participant_id, at=now)
+            await audit.append(
+                session,
+                "contact.reachable",
+                {"channel": CHANNEL, "contact_id": contact.id},
+                participant_id=contact.participant_id,
+                at=now,
+            )
             return "unblocked"
     return "ignored"
 
@@ -253,8 +281,12 @@ async def webhook(request: web.Request) -> web.Response:
     secret = settings.telegram_webhook_secret
     given = request.headers.get(SECRET_HEADER)
     bot = request.app.get(TELEGRAM_BOT)
-    if (not secret or bot is None or given is None
-            or not hmac.compare_digest(given.encode(), secret.encode())):
+    if (
+        not secret
+        or bot is None
+        or given is None
+        or not hmac.compare_digest(given.encode(), secret.encode())
+    ):
         WEBHOOKS_REJECTED.labels(CHANNEL).inc()
         return web.json_response({"error": "forbidden"}, status=403)
     try:
@@ -304,8 +336,9 @@ async def poll(bot: Bot, relay: Relay, pause: float = POLL_PAUSE) -> None:
         except TimedOut:
             continue
         except (NetworkError, Conflict, InvalidToken, TelegramError) as exc:
-            log.warning("telegram: getUpdates failed (%s); retrying in %.0f s",
-                        type(exc).__name__, backoff)
+            log.warning(
+                "telegram: getUpdates failed (%s); retrying in %.0f s", type(exc).__name__, backoff
+            )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 60.0)
             continue
@@ -322,12 +355,17 @@ async def poll(bot: Bot, relay: Relay, pause: float = POLL_PAUSE) -> None:
             except Exception as exc:  # only the type: database errors quote their parameters
                 failures += 1
                 if failures < MAX_UPDATE_FAILURES:
-                    log.error("telegram update %s failed (%s); will retry", update_id,
-                              type(exc).__name__)
+                    log.error(
+                        "telegram update %s failed (%s); will retry", update_id, type(exc).__name__
+                    )
                     await asyncio.sleep(min(failures, 5))
                     break  # fetch again from the same offset: Telegram re-sends it
-                log.error("telegram update %s failed %d times (%s); skipped", update_id,
-                          failures, type(exc).__name__)
+                log.error(
+                    "telegram update %s failed %d times (%s); skipped",
+                    update_id,
+                    failures,
+                    type(exc).__name__,
+                )
             failures = 0
             if isinstance(update_id, int):
                 offset = update_id + 1
@@ -336,8 +374,10 @@ async def poll(bot: Bot, relay: Relay, pause: float = POLL_PAUSE) -> None:
 async def register_webhook(bot: Bot, settings: Settings) -> None:
     secret = settings.telegram_webhook_secret or ""
     if not SECRET_FORMAT.fullmatch(secret):
-        log.error("telegram: TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, "
-                  "0-9, _ and -; the webhook was not registered")
+        log.error(
+            "telegram: TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, "
+            "0-9, _ and -; the webhook was not registered"
+        )
         return
     url = f"{settings.public_url.rstrip('/')}{WEBHOOK_PATH}"
     if await _until_done(
@@ -361,8 +401,9 @@ async def _until_done(call: Callable[[], Any], name: str) -> bool:
             log.error("telegram: %s refused: %s", name, exc.message)
             return False
         except TelegramError as exc:
-            log.warning("telegram: %s failed (%s); retrying in %.0f s", name,
-                        type(exc).__name__, backoff)
+            log.warning(
+                "telegram: %s failed (%s); retrying in %.0f s", name, type(exc).__name__, backoff
+            )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 300.0)
 
@@ -420,8 +461,10 @@ def keyboard(buttons: list[dict[str, str]] | None) -> InlineKeyboardMarkup | Non
     if not buttons:
         return None
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(b["label"], callback_data=callback_data(b["data"]))]
-         for b in buttons]
+        [
+            [InlineKeyboardButton(b["label"], callback_data=callback_data(b["data"]))]
+            for b in buttons
+        ]
     )
 
 
@@ -438,8 +481,9 @@ class TelegramTransport:
         try:
             try:
                 if message.markdown:
-                    sent = await self._send(message, markdown_to_html(message.text),
-                                            ParseMode.HTML, markup)
+                    sent = await self._send(
+                        message, markdown_to_html(message.text), ParseMode.HTML, markup
+                    )
                 else:
                     sent = await self._send(message, message.text, None, markup)
             except BadRequest as exc:
@@ -460,10 +504,18 @@ class TelegramTransport:
             raise RetryLater(f"telegram: {type(exc).__name__}: {exc.message}") from exc
         return Sent(provider_id=str(sent.message_id))
 
-    async def _send(self, message: Outgoing, text: str, parse_mode: str | None,
-                    markup: InlineKeyboardMarkup | None):
+    async def _send(
+        self,
+        message: Outgoing,
+        text: str,
+        parse_mode: str | None,
+        markup: InlineKeyboardMarkup | None,
+    ):
         return await self.bot.send_message(
-            chat_id=message.address, text=text, parse_mode=parse_mode, reply_markup=markup,
+            chat_id=message.address,
+            text=text,
+            parse_mode=parse_mode,
+            reply_markup=markup,
         )
 
     async def close(self) -> None:

@@ -22,7 +22,7 @@ _INLINE_TAGS = {"strong": "b", "em": "i", "s": "s"}
 _SAFE_SCHEMES = ("http://", "https://", "tg://", "mailto:")
 
 
-def markdown_to_html(source: str) -> str:
+def markdown_to_html(source: str) -> str:  # noqa: C901
     """Telegram-safe HTML for a Markdown message."""
     out: list[str] = []
     lists: list[list[int | None]] = []  # per open list: [next number] or [None] for bullets

@@ -112,6 +112,7 @@ def build_transports(settings: Settings) -> dict[str, Transport]:
         transports[channel] = KeepSimulatedApart(real, SimulatorTransport(channel))
     for channel in settings.simulated_channels:
         simulator = SimulatorTransport(channel)
-        transports[channel] = (NotConfigured(simulator) if settings.real_channel_configured
-                               else simulator)
+        transports[channel] = (
+            NotConfigured(simulator) if settings.real_channel_configured else simulator
+        )
     return transports

@@ -26,8 +26,10 @@ _CLOCK = re.compile(r"^\s*(\d{1,2})[:hH.](\d{2})\s*$")
 
 def register(app: typer.Typer) -> None:
     app.command("broadcast", help=BROADCAST_HELP)(broadcast_command)
-    organiser_app = typer.Typer(help="Organisers: the people who may broadcast and see the "
-                                "schedule from Telegram or SMS.", no_args_is_help=True)
+    organiser_app = typer.Typer(
+        help="Organisers: the people who may broadcast and see the schedule from Telegram or SMS.",
+        no_args_is_help=True,
+    )
     app.add_typer(organiser_app, name="organiser")
     organiser_app.command("add")(organiser_add)
     organiser_app.command("list")(organiser_list)
@@ -87,30 +89,45 @@ def parse_time(text: str, *, now: datetime, zone: str, on_day: date | None = Non
     try:
         moment = datetime.fromisoformat(text.strip().replace(" ", "T", 1))
     except ValueError:
-        raise Refused(f"{text!r} is not a time; write 'YYYY-MM-DD HH:MM' or 'HH:MM' "
-                      f"(times are in {zone} unless you add an offset such as +01:00)") from None
+        raise Refused(
+            f"{text!r} is not a time; write 'YYYY-MM-DD HH:MM' or 'HH:MM' "
+            f"(times are in {zone} unless you add an offset such as +01:00)"
+        ) from None
     return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
 
 
 # --- organisers --------------------------------------------------------------------------
 
+
 def organiser_add(
-    telegram_id: Annotated[str | None, typer.Option(
-        "--telegram-id", help="Their numeric Telegram user id (not the @username).")] = None,
-    phone: Annotated[str | None, typer.Option(
-        "--phone", help="Their mobile number; national numbers use CONCORDER_DEFAULT_REGION."
-    )] = None,
-    name: Annotated[str | None, typer.Option("--name", help="A name to recognise them by.")]
-    = None,
+    telegram_id: Annotated[
+        str | None,
+        typer.Option("--telegram-id", help="Their numeric Telegram user id (not the @username)."),
+    ] = None,
+    phone: Annotated[
+        str | None,
+        typer.Option(
+            "--phone", help="Their mobile number; national numbers use CONCORDER_DEFAULT_REGION."
+        ),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A name to recognise them by.")] = None,
 ) -> None:
     """Register an organiser by Telegram id and/or phone number."""
+
     async def work(session, settings):
-        return await add_organiser(session, telegram_id=telegram_id, phone=phone, name=name,
-                                   default_region=settings.default_region)
+        return await add_organiser(
+            session,
+            telegram_id=telegram_id,
+            phone=phone,
+            name=name,
+            default_region=settings.default_region,
+        )
 
     info = _do(work)
-    console.print(f"Organiser [bold]{info.id}[/] added ({', '.join(info.channels)}). They can "
-                  "now write /broadcast and /schedule to the bot.")
+    console.print(
+        f"Organiser [bold]{info.id}[/] added ({', '.join(info.channels)}). They can "
+        "now write /broadcast and /schedule to the bot."
+    )
 
 
 def organiser_list() -> None:
@@ -126,10 +143,15 @@ def organiser_list() -> None:
 
 
 def organiser_remove(
-    organiser: Annotated[str, typer.Argument(
-        help="The organiser's id (see `organiser list`), Telegram id or phone number.")],
+    organiser: Annotated[
+        str,
+        typer.Argument(
+            help="The organiser's id (see `organiser list`), Telegram id or phone number."
+        ),
+    ],
 ) -> None:
     """Remove an organiser: their organiser commands stop working at once."""
+
     async def work(session, settings):
         return await remove_organiser(session, organiser, settings.default_region)
 
@@ -141,7 +163,7 @@ def organiser_remove(
 
 BROADCAST_HELP = (
     "Send a message to the assembly, preview it, or follow one.\n\n"
-    "[bold]concorder broadcast \"TEXT\" --to AUDIENCE [--at TIME] [--dry-run][/]\n\n"
+    '[bold]concorder broadcast "TEXT" --to AUDIENCE [--at TIME] [--dry-run][/]\n\n'
     "[bold]concorder broadcast --template session-moved --session N --start TIME[/]\n\n"
     "[bold]concorder broadcast status [ID][/]   (no ID: the latest broadcasts)\n\n"
     "[bold]concorder broadcast discard ID[/]    (a scheduled broadcast not yet sent)\n\n"
@@ -152,27 +174,46 @@ BROADCAST_HELP = (
 
 
 def broadcast_command(
-    words: Annotated[list[str] | None, typer.Argument(
-        help="The text (in quotes), or 'status [ID]', or 'discard ID'.", show_default=False)]
-    = None,
-    to: Annotated[str, typer.Option("--to", help="all, selected, reserve, group:NAME or "
-                                    "lang:CODE.")] = "all",
-    at: Annotated[str | None, typer.Option(
-        "--at", help="Send later: 'YYYY-MM-DD HH:MM' or 'HH:MM', in the assembly's zone.")]
-    = None,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Show who would get what and what SMS would cost; send nothing.")]
-    = False,
-    template: Annotated[str | None, typer.Option(
-        "--template", help="A prepared message: session-moved.")] = None,
-    session: Annotated[str | None, typer.Option(
-        "--session", help="session-moved: the session's number (or id in the file).")] = None,
-    start: Annotated[str | None, typer.Option(
-        "--start", help="session-moved: the new start, 'YYYY-MM-DD HH:MM' or 'HH:MM'.")]
-    = None,
-    urgent: Annotated[bool | None, typer.Option(
-        "--urgent/--not-urgent", help="Urgent messages ignore quiet hours.",
-        show_default=False)] = None,
+    words: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The text (in quotes), or 'status [ID]', or 'discard ID'.", show_default=False
+        ),
+    ] = None,
+    to: Annotated[
+        str, typer.Option("--to", help="all, selected, reserve, group:NAME or lang:CODE.")
+    ] = "all",
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", help="Send later: 'YYYY-MM-DD HH:MM' or 'HH:MM', in the assembly's zone."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Show who would get what and what SMS would cost; send nothing."
+        ),
+    ] = False,
+    template: Annotated[
+        str | None, typer.Option("--template", help="A prepared message: session-moved.")
+    ] = None,
+    session: Annotated[
+        str | None,
+        typer.Option("--session", help="session-moved: the session's number (or id in the file)."),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start", help="session-moved: the new start, 'YYYY-MM-DD HH:MM' or 'HH:MM'."
+        ),
+    ] = None,
+    urgent: Annotated[
+        bool | None,
+        typer.Option(
+            "--urgent/--not-urgent", help="Urgent messages ignore quiet hours.", show_default=False
+        ),
+    ] = None,
 ) -> None:
     words = words or []
     if words and words[0] == "status" and len(words) <= 2 and template is None:
@@ -183,8 +224,7 @@ def broadcast_command(
         return
     calendar = _load_calendar(Settings())
     timing, now = timing_of(calendar), utcnow()
-    content, is_template = _content(words, template, session, start, timing.timezone, now,
-                                    calendar)
+    content, is_template = _content(words, template, session, start, timing.timezone, now, calendar)
     try:
         audience = broadcasts.parse_audience(to)
     except BroadcastError as exc:
@@ -196,24 +236,38 @@ def broadcast_command(
     if is_template:
         _warn_if_not_moved(content, calendar)
     if dry_run:
-        _show_dry_run(_do(lambda s, st: _dry(s, st, content, audience, urgent, now, timing)),
-                      urgent)
+        _show_dry_run(
+            _do(lambda s, st: _dry(s, st, content, audience, urgent, now, timing)), urgent
+        )
         return
 
     async def send(session, settings):
-        row = await broadcasts.create(session, settings, content, audience, organiser_id=None,
-                                      origin="cli", urgent=urgent, at=when, now=now,
-                                      timing=timing)
+        row = await broadcasts.create(
+            session,
+            settings,
+            content,
+            audience,
+            organiser_id=None,
+            origin="cli",
+            urgent=urgent,
+            at=when,
+            now=now,
+            timing=timing,
+        )
         return row.id, row.status, row.recipients
 
     broadcast_id, state, people = _do(send)
     if state == "scheduled":
-        console.print(f"Broadcast [bold]{broadcast_id}[/] scheduled for "
-                      f"{when.astimezone(timing.zone(None)):%Y-%m-%d %H:%M %Z}.")
+        console.print(
+            f"Broadcast [bold]{broadcast_id}[/] scheduled for "
+            f"{when.astimezone(timing.zone(None)):%Y-%m-%d %H:%M %Z}."
+        )
     else:
-        console.print(f"Broadcast [bold]{broadcast_id}[/] queued for {people} "
-                      f"{'person' if people == 1 else 'people'}. Follow it with "
-                      f"[bold]concorder broadcast status {broadcast_id}[/].")
+        console.print(
+            f"Broadcast [bold]{broadcast_id}[/] queued for {people} "
+            f"{'person' if people == 1 else 'people'}. Follow it with "
+            f"[bold]concorder broadcast status {broadcast_id}[/]."
+        )
 
 
 def parse_time_or_fail(text: str, now: datetime, zone: str, on_day: date | None = None):
@@ -223,16 +277,22 @@ def parse_time_or_fail(text: str, now: datetime, zone: str, on_day: date | None 
         _fail(str(exc))
 
 
-def _content(words: list[str], template: str | None, session: str | None,
-             start: str | None, zone: str, now: datetime,
-             cal: Calendar | None) -> tuple[broadcasts.Content, bool]:
+def _content(  # noqa: C901
+    words: list[str],
+    template: str | None,
+    session: str | None,
+    start: str | None,
+    zone: str,
+    now: datetime,
+    cal: Calendar | None,
+) -> tuple[broadcasts.Content, bool]:
     if template is None:
         if session or start:
             _fail("--session and --start go with --template session-moved")
         if not words:
             _fail("give the text to send (in quotes), or --template session-moved")
         if len(words) > 1:
-            _fail("put the whole text in quotes: concorder broadcast \"Hello everyone\"")
+            _fail('put the whole text in quotes: concorder broadcast "Hello everyone"')
         try:
             return broadcasts.text_content(words[0]), False
         except BroadcastError as exc:
@@ -276,17 +336,26 @@ def _warn_if_not_moved(content: broadcasts.Content, cal: Calendar | None) -> Non
     if start != announced:
         number = content.params["session"]
         local = announced.astimezone(cal.zone)
-        err.print(f"[yellow]Note:[/] the calendar still has session {number} at "
-                  f"{start.astimezone(cal.zone):%Y-%m-%d %H:%M}; its reminders will say so. "
-                  f"Move it with: concorder session move {number} --start "
-                  f"{local:%Y-%m-%dT%H:%M}")
+        err.print(
+            f"[yellow]Note:[/] the calendar still has session {number} at "
+            f"{start.astimezone(cal.zone):%Y-%m-%d %H:%M}; its reminders will say so. "
+            f"Move it with: concorder session move {number} --start "
+            f"{local:%Y-%m-%dT%H:%M}"
+        )
 
 
 async def _dry(session, settings, content, audience, urgent, now, timing):
-    result = await broadcasts.dry_run(session, settings, content, audience, urgent=urgent,
-                                      now=now, timing=timing)
-    await broadcasts.record(session, "broadcast.dry_run", None, audience=str(audience),
-                            template=content.template, recipients=result.count.reachable)
+    result = await broadcasts.dry_run(
+        session, settings, content, audience, urgent=urgent, now=now, timing=timing
+    )
+    await broadcasts.record(
+        session,
+        "broadcast.dry_run",
+        None,
+        audience=str(audience),
+        template=content.template,
+        recipients=result.count.reachable,
+    )
     return result
 
 
@@ -297,14 +366,19 @@ def _show_dry_run(result: broadcasts.DryRun, urgent: bool) -> None:
         table.add_row(channel, language, str(people))
     table.add_row("[bold]total[/]", "", f"[bold]{count.reachable}[/]")
     console.print(table)
-    console.print(f"SMS: {result.sms_messages} messages, {result.sms_segments} segments, "
-                  f"estimated cost {result.cost:.2f}.")
+    console.print(
+        f"SMS: {result.sms_messages} messages, {result.sms_segments} segments, "
+        f"estimated cost {result.cost:.2f}."
+    )
     if count.opted_out or count.unreachable:
-        console.print(f"Not sent to: {count.opted_out} opted out, {count.unreachable} with no "
-                      "usable contact.")
+        console.print(
+            f"Not sent to: {count.opted_out} opted out, {count.unreachable} with no usable contact."
+        )
     if result.held:
-        console.print(f"{result.held} are in their quiet hours now and would get it when those "
-                      "end (use --urgent to send at once).")
+        console.print(
+            f"{result.held} are in their quiet hours now and would get it when those "
+            "end (use --urgent to send at once)."
+        )
     elif not urgent:
         console.print("Nobody is in quiet hours now.")
     for language, text in sorted(result.samples.items()):
@@ -318,20 +392,29 @@ def _status(ref: str | None) -> None:
         if not rows:
             console.print("No broadcasts yet.")
             return
-        table = Table("Id", "Created", "Audience", "Content", "Status", "People",
-                      title="Latest broadcasts")
+        table = Table(
+            "Id", "Created", "Audience", "Content", "Status", "People", title="Latest broadcasts"
+        )
         for row in rows:
-            table.add_row(str(row.id), f"{row.created_at:%Y-%m-%d %H:%M}", row.audience,
-                          row.template or "text", row.status, str(row.recipients))
+            table.add_row(
+                str(row.id),
+                f"{row.created_at:%Y-%m-%d %H:%M}",
+                row.audience,
+                row.template or "text",
+                row.status,
+                str(row.recipients),
+            )
         console.print(table)
         return
     if not ref.isdigit():
         _fail(f"{ref!r} is not a broadcast id (a number)")
     result = _do(lambda session, settings: broadcasts.status(session, int(ref)))
     row = result.broadcast
-    console.print(f"Broadcast [bold]{row.id}[/] to {row.audience} "
-                  f"({row.template or 'text'}, {'urgent' if row.urgent else 'not urgent'}): "
-                  f"{row.status}.")
+    console.print(
+        f"Broadcast [bold]{row.id}[/] to {row.audience} "
+        f"({row.template or 'text'}, {'urgent' if row.urgent else 'not urgent'}): "
+        f"{row.status}."
+    )
     if row.status == "scheduled":
         console.print(f"Goes out at {row.scheduled_at:%Y-%m-%d %H:%M} UTC.")
         return

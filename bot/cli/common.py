@@ -50,8 +50,7 @@ async def with_relay(settings: Settings, work, *, assembly=None, calendar=None):
     from bot import bootstrap
 
     async def built(sessions):
-        relay = bootstrap.build(settings, assembly=assembly, calendar=calendar,
-                                sessions=sessions)
+        relay = bootstrap.build(settings, assembly=assembly, calendar=calendar, sessions=sessions)
         return await work(relay)
 
     return await with_database(settings, built)
@@ -96,8 +95,10 @@ def ready_to_serve_or_exit(settings: Settings, host: str, port: int) -> list:
         raise typer.Exit(1) from None
 
 
-def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-          port: int = typer.Option(8080, help="Port to listen on.")) -> None:
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+) -> None:
     """Run the service: webhooks, the simulator, the organiser API and the dispatcher."""
     from aiohttp import web
 
@@ -114,10 +115,12 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
     console.print(f"Concorder Relay on [bold]http://{shown}:{port}/[/]")
     if settings.simulator_kept_apart:
-        err.print("[bold red]WARNING: the simulator is ON beside a real channel[/] "
-                  "(CONCORDER_SIMULATOR=1): anyone who reaches this port can chat as simulated "
-                  "people. They are kept apart from real contacts and organisers; set "
-                  "CONCORDER_SIMULATOR=0 to turn it off.")
+        err.print(
+            "[bold red]WARNING: the simulator is ON beside a real channel[/] "
+            "(CONCORDER_SIMULATOR=1): anyone who reaches this port can chat as simulated "
+            "people. They are kept apart from real contacts and organisers; set "
+            "CONCORDER_SIMULATOR=0 to turn it off."
+        )
     if settings.simulator_enabled:
         console.print(f"Simulator: [bold]http://{shown}:{port}/simulator[/]")
     web.run_app(application, sock=sockets, print=None, access_log_class=PrivateAccessLogger)
@@ -146,8 +149,10 @@ def audit_verify() -> None:
     if result.ok:
         console.print(f"Audit trail intact: {result.checked} events, head {result.head_hash}.")
         return
-    err.print(f"[red]Audit trail broken at event {result.first_bad_seq}[/]: {result.reason} "
-              f"({result.checked} events before it check out).")
+    err.print(
+        f"[red]Audit trail broken at event {result.first_bad_seq}[/]: {result.reason} "
+        f"({result.checked} events before it check out)."
+    )
     raise typer.Exit(1)
 
 

@@ -22,8 +22,9 @@ STATES = tuple(OutboxStatus)
 
 
 def register(app: typer.Typer) -> None:
-    outbox_app = typer.Typer(help="The outbox: what waits to be sent, and failed messages.",
-                             no_args_is_help=True)
+    outbox_app = typer.Typer(
+        help="The outbox: what waits to be sent, and failed messages.", no_args_is_help=True
+    )
     app.add_typer(outbox_app, name="outbox")
     outbox_app.command("status")(status)
     outbox_app.command("retry")(retry)
@@ -44,16 +45,26 @@ def status() -> None:
     async def read(sessions):
         now = utcnow()
         async with sessions() as session:
-            counts = (await session.execute(
-                select(OutboxMessage.channel, OutboxMessage.status, func.count())
-                .group_by(OutboxMessage.channel, OutboxMessage.status))).all()
+            counts = (
+                await session.execute(
+                    select(OutboxMessage.channel, OutboxMessage.status, func.count()).group_by(
+                        OutboxMessage.channel, OutboxMessage.status
+                    )
+                )
+            ).all()
             queues = await waiting(session, now)
-            errors = (await session.execute(
-                select(OutboxMessage.channel, OutboxMessage.error, func.count())
-                .where(OutboxMessage.status.in_(
-                           (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.FAILED)),
-                       OutboxMessage.error.is_not(None))
-                .group_by(OutboxMessage.channel, OutboxMessage.error))).all()
+            errors = (
+                await session.execute(
+                    select(OutboxMessage.channel, OutboxMessage.error, func.count())
+                    .where(
+                        OutboxMessage.status.in_(
+                            (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.FAILED)
+                        ),
+                        OutboxMessage.error.is_not(None),
+                    )
+                    .group_by(OutboxMessage.channel, OutboxMessage.error)
+                )
+            ).all()
         return now, counts, queues, errors
 
     now, counts, queues, errors = run(with_database(Settings(), read))
@@ -72,8 +83,12 @@ def status() -> None:
     for channel in sorted(by_channel):
         queue = queues.get(channel)
         oldest = _ago(queue.waited(now)) if queue and queue.oldest_due else "-"
-        table.add_row(channel, *(str(by_channel[channel][state]) for state in STATES),
-                      oldest, str(queue.retrying if queue else 0))
+        table.add_row(
+            channel,
+            *(str(by_channel[channel][state]) for state in STATES),
+            oldest,
+            str(queue.retrying if queue else 0),
+        )
     console.print(table)
     if errors:
         reasons = Table(title="Why messages are being retried or failed")
@@ -83,8 +98,9 @@ def status() -> None:
             reasons.add_row(channel, reason, str(count))
         console.print(reasons)
     if any(by_channel[channel][OutboxStatus.FAILED] for channel in by_channel):
-        console.print("Put failed messages back with [bold]concorder outbox retry[/] "
-                      "(try --dry-run first).")
+        console.print(
+            "Put failed messages back with [bold]concorder outbox retry[/] (try --dry-run first)."
+        )
 
 
 def _since(text: str | None, now: datetime) -> datetime | None:
@@ -97,20 +113,26 @@ def _since(text: str | None, now: datetime) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        err.print(f"[red]--since {text!r} is not a time.[/] Give a duration such as 6h or 2d, "
-                  "or a UTC date and time such as \"2026-11-30 08:00\".")
+        err.print(
+            f"[red]--since {text!r} is not a time.[/] Give a duration such as 6h or 2d, "
+            'or a UTC date and time such as "2026-11-30 08:00".'
+        )
         raise typer.Exit(2) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def retry(
-    channel: Annotated[str | None, typer.Option(
-        help="Only this channel: telegram or sms.")] = None,
-    since: Annotated[str | None, typer.Option(
-        help="Only messages queued since then: a duration back from now (6h, 2d) or a UTC "
-             "date and time (\"2026-11-30 08:00\").")] = None,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Count what would be put back; change nothing.")] = False,
+    channel: Annotated[str | None, typer.Option(help="Only this channel: telegram or sms.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Only messages queued since then: a duration back from now (6h, 2d) or a UTC "
+            'date and time ("2026-11-30 08:00").'
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be put back; change nothing.")
+    ] = False,
 ) -> None:
     """Put failed messages back in the queue, to be sent in order and retried again.
 
@@ -131,37 +153,68 @@ def retry(
         opted_out = or_(Participant.opted_out.is_(True), Contact.opted_out_at.is_not(None))
         expired = and_(OutboxMessage.expires_at.is_not(None), OutboxMessage.expires_at <= now)
         async with sessions.begin() as session:
-            rows = (await session.execute(
-                select(OutboxMessage.id, OutboxMessage.channel,
-                       and_(opted_out, OutboxMessage.compliance.is_(False)), expired)
-                .join(Participant, Participant.id == OutboxMessage.participant_id)
-                .join(Contact, Contact.id == OutboxMessage.contact_id)
-                .where(*failed).with_for_update(of=OutboxMessage))).all()
+            rows = (
+                await session.execute(
+                    select(
+                        OutboxMessage.id,
+                        OutboxMessage.channel,
+                        and_(opted_out, OutboxMessage.compliance.is_(False)),
+                        expired,
+                    )
+                    .join(Participant, Participant.id == OutboxMessage.participant_id)
+                    .join(Contact, Contact.id == OutboxMessage.contact_id)
+                    .where(*failed)
+                    .with_for_update(of=OutboxMessage)
+                )
+            ).all()
             revive = [row for row in rows if not row[2] and not row[3]]
             if revive and not dry_run:
                 ids = [row.id for row in revive]
                 for start in range(0, len(ids), 500):
                     await session.execute(
                         update(OutboxMessage)
-                        .where(OutboxMessage.id.in_(ids[start:start + 500]),
-                               OutboxMessage.status == OutboxStatus.FAILED)
-                        .values(status=OutboxStatus.QUEUED.value, error=None, not_before=now,
-                                next_attempt_at=now, lease_until=None, lease_owner=None))
-                await audit.append(session, "outbox.retried", {
-                    "messages": len(revive), "channel": channel,
-                    "since": queued_since.isoformat() if queued_since else None}, at=now)
-        return (Counter(row.channel for row in revive),
-                sum(1 for row in rows if row[2]), sum(1 for row in rows if row[3] and not row[2]))
+                        .where(
+                            OutboxMessage.id.in_(ids[start : start + 500]),
+                            OutboxMessage.status == OutboxStatus.FAILED,
+                        )
+                        .values(
+                            status=OutboxStatus.QUEUED.value,
+                            error=None,
+                            not_before=now,
+                            next_attempt_at=now,
+                            lease_until=None,
+                            lease_owner=None,
+                        )
+                    )
+                await audit.append(
+                    session,
+                    "outbox.retried",
+                    {
+                        "messages": len(revive),
+                        "channel": channel,
+                        "since": queued_since.isoformat() if queued_since else None,
+                    },
+                    at=now,
+                )
+        return (
+            Counter(row.channel for row in revive),
+            sum(1 for row in rows if row[2]),
+            sum(1 for row in rows if row[3] and not row[2]),
+        )
 
     revived, opted_out, expired = run(with_database(Settings(), put_back))
     total = sum(revived.values())
     per_channel = ", ".join(f"{name} {count}" for name, count in sorted(revived.items()))
     verb = "Would put back" if dry_run else "Put back"
-    console.print(f"{verb} {total} failed message{'s' if total != 1 else ''}"
-                  + (f" ({per_channel})" if per_channel else "") + ".")
+    console.print(
+        f"{verb} {total} failed message{'s' if total != 1 else ''}"
+        + (f" ({per_channel})" if per_channel else "")
+        + "."
+    )
     if opted_out or expired:
-        console.print(f"Left alone: {opted_out} to people who opted out, "
-                      f"{expired} whose moment has passed.")
+        console.print(
+            f"Left alone: {opted_out} to people who opted out, {expired} whose moment has passed."
+        )
     if dry_run:
         console.print("Dry run: nothing was changed.")
     elif total:

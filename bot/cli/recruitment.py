@@ -18,15 +18,17 @@ from bot.settings import Settings
 from flows.assembly import Assembly, load_assembly
 from store.models import utcnow
 
-ASSEMBLY = typer.Option(None, "--assembly", help="The assembly file (TOML). "
-                        "Default: CONCORDER_ASSEMBLY.")
+ASSEMBLY = typer.Option(
+    None, "--assembly", help="The assembly file (TOML). Default: CONCORDER_ASSEMBLY."
+)
 DRY_RUN = typer.Option(False, "--dry-run", help="Show what would happen; change nothing.")
 SHOWN_BAD_ROWS = 50
 
 
 def register(app: typer.Typer) -> None:
-    pool_app = typer.Typer(help="The recruitment pool: the people who may be invited.",
-                           no_args_is_help=True)
+    pool_app = typer.Typer(
+        help="The recruitment pool: the people who may be invited.", no_args_is_help=True
+    )
     app.add_typer(pool_app, name="pool")
     pool_app.command("import")(pool_import)
     app.command("invite")(invite)
@@ -42,19 +44,34 @@ def assembly_or_exit(path: Path | None, settings: Settings) -> Assembly:
 
 @contextmanager
 def _progress():
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         yield progress
 
 
 def pool_import(
-    file: Annotated[Path, typer.Argument(
-        exists=True, dir_okay=False, readable=True,
-        help="CSV with a header: phone and/or telegram, language, household, id, and any "
-        "known attributes.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV with a header: phone and/or telegram, language, household, id, and any "
+            "known attributes.",
+        ),
+    ],
     assembly_path: Path | None = ASSEMBLY,
-    skip_bad: bool = typer.Option(False, "--skip-bad", help="Import the good rows even if "
-                                  "some are bad (default: nothing is imported)."),
+    skip_bad: bool = typer.Option(
+        False,
+        "--skip-bad",
+        help="Import the good rows even if some are bad (default: nothing is imported).",
+    ),
     dry_run: bool = DRY_RUN,
 ) -> None:
     """Import the recruitment pool. Duplicates (same phone, handle or id) are merged."""
@@ -64,8 +81,11 @@ def pool_import(
         task = progress.add_task("Reading", total=None)
         try:
             parsed = recruitment.parse_pool(
-                file, assembly, settings.default_region,
-                progress=lambda n: progress.update(task, completed=n))
+                file,
+                assembly,
+                settings.default_region,
+                progress=lambda n: progress.update(task, completed=n),
+            )
         except (recruitment.RecruitmentError, UnicodeDecodeError) as exc:
             err.print(f"[red]Cannot read the pool:[/] {exc}")
             raise typer.Exit(2) from None
@@ -77,8 +97,10 @@ def pool_import(
     summary.add_row("Bad rows", str(len(parsed.bad)))
     console.print(summary)
     if parsed.bad and not skip_bad:
-        err.print(f"[red]Nothing imported:[/] {len(parsed.bad)} bad rows. Fix them, or use "
-                  "--skip-bad to import the others.")
+        err.print(
+            f"[red]Nothing imported:[/] {len(parsed.bad)} bad rows. Fix them, or use "
+            "--skip-bad to import the others."
+        )
         raise typer.Exit(1)
     if dry_run:
         console.print(f"Dry run: {len(parsed.rows)} people would be imported or updated.")
@@ -88,8 +110,8 @@ def pool_import(
         with _progress() as progress:
             task = progress.add_task("Importing", total=len(parsed.rows))
             return await recruitment.import_pool(
-                sessions, assembly, parsed.rows,
-                progress=lambda n: progress.advance(task, n))
+                sessions, assembly, parsed.rows, progress=lambda n: progress.advance(task, n)
+            )
 
     try:
         result = run(with_database(settings, work))
@@ -115,15 +137,27 @@ def _show_bad_rows(bad: list[recruitment.BadRow]) -> None:
 def invite(
     assembly_path: Path | None = ASSEMBLY,
     limit: int | None = typer.Option(None, "--limit", min=1, help="Invite at most N people."),
-    letters: Annotated[Path, typer.Option(
-        "--letters", help="Where the Telegram links of handle-only people go (CSV, "
-        "appended), for letters or QR codes.")] = Path("invitation-letters.csv"),
-    bot_username: str | None = typer.Option(None, "--bot-username",
-                                            help="The Telegram bot's username for links "
-                                            "(default: asked of Telegram, else the "
-                                            "assembly file)."),
-    remind: bool = typer.Option(False, "--remind", help="Instead of inviting: send the "
-                                "reminders that are due and close unanswered invitations."),
+    letters: Annotated[
+        Path,
+        typer.Option(
+            "--letters",
+            help="Where the Telegram links of handle-only people go (CSV, "
+            "appended), for letters or QR codes.",
+        ),
+    ] = Path("invitation-letters.csv"),
+    bot_username: str | None = typer.Option(
+        None,
+        "--bot-username",
+        help="The Telegram bot's username for links "
+        "(default: asked of Telegram, else the "
+        "assembly file).",
+    ),
+    remind: bool = typer.Option(
+        False,
+        "--remind",
+        help="Instead of inviting: send the "
+        "reminders that are due and close unanswered invitations.",
+    ),
     dry_run: bool = DRY_RUN,
 ) -> None:
     """Invite the pool: by SMS (with a Telegram link), or by letter for handle-only people.
@@ -135,23 +169,30 @@ def invite(
         return
 
     async def work(sessions):
-        username, source = await recruitment.resolve_bot_username(settings, assembly,
-                                                                  bot_username)
+        username, source = await recruitment.resolve_bot_username(settings, assembly, bot_username)
         if source == "placeholder":
-            console.print(f"[yellow]No Telegram bot configured: links use the placeholder "
-                          f"@{username} and only work in the simulator.[/]")
+            console.print(
+                f"[yellow]No Telegram bot configured: links use the placeholder "
+                f"@{username} and only work in the simulator.[/]"
+            )
         if dry_run:
             async with sessions() as session:
-                return await recruitment.plan_invitations(session, settings, assembly,
-                                                          username, limit)
+                return await recruitment.plan_invitations(
+                    session, settings, assembly, username, limit
+                )
         async with sessions() as session:
-            plan = await recruitment.plan_invitations(session, settings, assembly, username,
-                                                      limit)
+            plan = await recruitment.plan_invitations(session, settings, assembly, username, limit)
         with _progress() as progress:
             task = progress.add_task("Inviting", total=plan.total)
             return await recruitment.send_invitations(
-                sessions, settings, assembly, username, limit=limit, letters_path=letters,
-                progress=lambda n: progress.advance(task, n))
+                sessions,
+                settings,
+                assembly,
+                username,
+                limit=limit,
+                letters_path=letters,
+                progress=lambda n: progress.advance(task, n),
+            )
 
     try:
         outcome = run(with_database(settings, work))
@@ -181,13 +222,16 @@ def _show_plan(plan: recruitment.InvitePlan, settings: Settings) -> None:
         table.add_row(channel, language, str(count))
     table.add_row("[bold]total[/]", "", f"[bold]{plan.total}[/]")
     console.print(table)
-    console.print(f"SMS: {plan.sms_messages} messages, {plan.sms_segments} segments, "
-                  f"estimated cost {plan.cost(settings.sms_cost_per_segment):.2f} "
-                  f"(at {settings.sms_cost_per_segment} per segment).")
+    console.print(
+        f"SMS: {plan.sms_messages} messages, {plan.sms_segments} segments, "
+        f"estimated cost {plan.cost(settings.sms_cost_per_segment):.2f} "
+        f"(at {settings.sms_cost_per_segment} per segment)."
+    )
 
 
-def _remind(settings: Settings, assembly: Assembly, dry_run: bool,
-            now: datetime | None = None) -> None:
+def _remind(
+    settings: Settings, assembly: Assembly, dry_run: bool, now: datetime | None = None
+) -> None:
     now = now or utcnow()
 
     async def work(relay):
@@ -213,9 +257,11 @@ def notify_draw(assembly_path: Path | None = ASSEMBLY, dry_run: bool = DRY_RUN) 
     assembly = assembly_or_exit(assembly_path, settings)
     if dry_run:
         status = run(with_database(settings, _funnel))
-        console.print(f"Dry run: {status.selections.get('selected', 0)} selected and "
-                      f"{status.selections.get('reserve', 0)} reserves in the draw; those "
-                      "not told yet would be written to now.")
+        console.print(
+            f"Dry run: {status.selections.get('selected', 0)} selected and "
+            f"{status.selections.get('reserve', 0)} reserves in the draw; those "
+            "not told yet would be written to now."
+        )
         return
 
     async def work(relay):
@@ -242,8 +288,10 @@ def status(assembly_path: Path | None = ASSEMBLY) -> None:
 
     async def work(sessions):
         async with sessions() as session:
-            return (await recruitment.funnel(session),
-                    await recruitment.funnel_by_category(session, assembly))
+            return (
+                await recruitment.funnel(session),
+                await recruitment.funnel_by_category(session, assembly),
+            )
 
     data, categories = run(with_database(settings, work))
     table = Table(title=f"Recruitment: {assembly.name}")
@@ -274,7 +322,12 @@ def _show_categories(categories: list[recruitment.CategoryFunnel]) -> None:
         table.add_column(column, justify="right")
     for counts in categories:
         for n, value in enumerate(counts.values):
-            table.add_row(counts.category if n == 0 else "", value,
-                          str(counts.registered[value]), str(counts.selected[value]),
-                          str(counts.confirmed[value]), end_section=n == len(counts.values) - 1)
+            table.add_row(
+                counts.category if n == 0 else "",
+                value,
+                str(counts.registered[value]),
+                str(counts.selected[value]),
+                str(counts.confirmed[value]),
+                end_section=n == len(counts.values) - 1,
+            )
     console.print(table)

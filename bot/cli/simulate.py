@@ -50,7 +50,9 @@ class SimulatorClient:
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
-            self.url.rstrip("/") + path, data=data, method=method,
+            self.url.rstrip("/") + path,
+            data=data,
+            method=method,
             headers={"Content-Type": "application/json"} if data else {},
         )
         try:
@@ -75,7 +77,8 @@ class SimulatorClient:
 
     def replies(self, after: int = 0) -> dict:
         query = urllib.parse.urlencode(
-            {"channel": self.channel, "address": self.address, "after": after})
+            {"channel": self.channel, "address": self.address, "after": after}
+        )
         return self._call("GET", f"{API}?{query}")
 
 
@@ -93,8 +96,9 @@ class Chat:
         line.append(message["text"])
         if message.get("segments"):
             n = message["segments"]
-            line.append(f"  ({n} segment{'s' if n != 1 else ''}, {message['encoding']})",
-                        style="dim")
+            line.append(
+                f"  ({n} segment{'s' if n != 1 else ''}, {message['encoding']})", style="dim"
+            )
         self.console.print(line)
         if message.get("choices"):
             self.buttons = message["choices"]
@@ -130,10 +134,13 @@ class Chat:
                 return
             if time.monotonic() >= deadline:
                 if result["pending"]:
-                    self.console.print(Text(
-                        f"({result['pending']} repl{'y' if result['pending'] == 1 else 'ies'} "
-                        "queued but not sent yet: is the service's dispatcher running?)",
-                        style="yellow"))
+                    self.console.print(
+                        Text(
+                            f"({result['pending']} repl{'y' if result['pending'] == 1 else 'ies'} "
+                            "queued but not sent yet: is the service's dispatcher running?)",
+                            style="yellow",
+                        )
+                    )
                 return
             time.sleep(0.2)
 
@@ -155,11 +162,14 @@ class Chat:
 
 def simulate(
     channel: str = typer.Option("sms", help="sms or telegram."),
-    address: str = typer.Option("+447700900123", help="Phone number (SMS) or chat id "
-                                "(Telegram) of the simulated person."),
+    address: str = typer.Option(
+        "+447700900123", help="Phone number (SMS) or chat id (Telegram) of the simulated person."
+    ),
     url: str = typer.Option("http://127.0.0.1:8080", help="Where `concorder serve` runs."),
-    language: str | None = typer.Option(None, help="Language of the person's phone (en, fr, "
-                                        "es), used when this address writes first."),
+    language: str | None = typer.Option(
+        None,
+        help="Language of the person's phone (en, fr, es), used when this address writes first.",
+    ),
     wait: float = typer.Option(5.0, help="Seconds to wait for the replies to each message."),
 ) -> None:
     """Chat with the running service as a participant on a simulated channel (Ctrl-D ends)."""
@@ -168,10 +178,14 @@ def simulate(
     chat = Chat(SimulatorClient(url, channel, address, language), console)
     try:
         chat.catch_up(history=5)
-        console.print(Text(
-            f"Simulated {channel} as {address} on {url}. Type a message and press Enter"
-            + ("; a button's number presses it" if channel == "telegram" else "")
-            + ". Ctrl-D ends.", style="dim"))
+        console.print(
+            Text(
+                f"Simulated {channel} as {address} on {url}. Type a message and press Enter"
+                + ("; a button's number presses it" if channel == "telegram" else "")
+                + ". Ctrl-D ends.",
+                style="dim",
+            )
+        )
         while True:
             try:
                 line = input("you> ")
@@ -184,16 +198,24 @@ def simulate(
                 sent = chat.turn(line)
             except ApiError as exc:
                 if exc.status >= 500:
-                    err.print(Text(f"The service failed to take it ({exc.message}); its log "
-                                   "says why.", style="red"))
+                    err.print(
+                        Text(
+                            f"The service failed to take it ({exc.message}); its log says why.",
+                            style="red",
+                        )
+                    )
                 else:
                     err.print(Text(f"Not sent: {exc.message}", style="red"))
                 continue
             chat.wait_for_replies(sent.get("queued", 0), wait)
     except ServiceDown as exc:
-        err.print(Text(
-            f"No Concorder Relay service answers at {url} ({exc}). Start it with "
-            "`concorder serve`, or point --url at it.", style="red"))
+        err.print(
+            Text(
+                f"No Concorder Relay service answers at {url} ({exc}). Start it with "
+                "`concorder serve`, or point --url at it.",
+                style="red",
+            )
+        )
         raise typer.Exit(1) from None
     except ApiError as exc:
         err.print(Text(f"The simulator refused: {exc.message}", style="red"))

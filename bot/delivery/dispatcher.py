@@ -85,10 +85,28 @@ log = logging.getLogger(__name__)
 
 outbox = OutboxMessage.__table__
 # What a claim reads back: the message and its schedule (fewer columns, less to convert).
-CLAIMED_COLUMNS = ("id", "participant_id", "contact_id", "seq", "channel", "address", "text",
-                   "buttons", "markdown", "compliance", "kind", "broadcast_id", "part",
-                   "parts", "segments", "attempts", "next_attempt_at", "created_at",
-                   "not_before", "expires_at")
+CLAIMED_COLUMNS = (
+    "id",
+    "participant_id",
+    "contact_id",
+    "seq",
+    "channel",
+    "address",
+    "text",
+    "buttons",
+    "markdown",
+    "compliance",
+    "kind",
+    "broadcast_id",
+    "part",
+    "parts",
+    "segments",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "not_before",
+    "expires_at",
+)
 ERROR_MAX = 255
 # Rows held claimed per send slot with no rate limit, counting the one being sent: a worker
 # that frees up takes the next claimed row at once, even while a claim transaction is
@@ -133,14 +151,26 @@ class Claimed:
     previous_sent_at: datetime | None = None
 
     def outgoing(self, invite_key: bytes) -> Outgoing:
-        return Outgoing(id=self.id, channel=self.channel, address=self.address,
-                        text=invite_codes.reveal(self.text, self.kind, invite_key),
-                        buttons=self.buttons, markdown=self.markdown, part=self.part,
-                        parts=self.parts, kind=self.kind)
+        return Outgoing(
+            id=self.id,
+            channel=self.channel,
+            address=self.address,
+            text=invite_codes.reveal(self.text, self.kind, invite_key),
+            buttons=self.buttons,
+            markdown=self.markdown,
+            part=self.part,
+            parts=self.parts,
+            kind=self.kind,
+        )
 
 
-def backoff(attempt: int, *, base: float = 2.0, cap: float = BACKOFF_CAP,
-            rng: Callable[[], float] = random.random) -> float:
+def backoff(
+    attempt: int,
+    *,
+    base: float = 2.0,
+    cap: float = BACKOFF_CAP,
+    rng: Callable[[], float] = random.random,
+) -> float:
     """Exponential backoff with jitter: half fixed, half random, so retries spread out."""
     ceiling = min(cap, base * 2 ** min(30, max(0, attempt - 1)))
     return ceiling / 2 + ceiling / 2 * rng()
@@ -175,7 +205,8 @@ class ReadyRows:
 
     def __init__(self, channels: Iterable[str]):
         self._rows: dict[str, collections.deque[Claimed]] = {
-            channel: collections.deque() for channel in channels}
+            channel: collections.deque() for channel in channels
+        }
         self._order = list(self._rows)
         self._turn = 0
         self._tickets: asyncio.Queue[bool] = asyncio.Queue()
@@ -204,15 +235,25 @@ class ReadyRows:
 class Dispatcher:
     """Claims due outbox rows and sends them; `run()` until `stop()`."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession],
-                 transports: dict[str, Transport], settings: Settings,
-                 clock: Callable[[], datetime] = utcnow, *,
-                 limits: DeliveryLimits | None = None, concurrency: int = 64,
-                 lease: timedelta = timedelta(seconds=120), send_timeout: float = 30.0,
-                 poll_interval: float = 0.5, depth_interval: float = 15.0,
-                 rng: Callable[[], float] = random.random, owner: str | None = None,
-                 signal: asyncio.Event | None = None, health: ChannelBook | None = None,
-                 invite_key: bytes | None = None):
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        transports: dict[str, Transport],
+        settings: Settings,
+        clock: Callable[[], datetime] = utcnow,
+        *,
+        limits: DeliveryLimits | None = None,
+        concurrency: int = 64,
+        lease: timedelta = timedelta(seconds=120),
+        send_timeout: float = 30.0,
+        poll_interval: float = 0.5,
+        depth_interval: float = 15.0,
+        rng: Callable[[], float] = random.random,
+        owner: str | None = None,
+        signal: asyncio.Event | None = None,
+        health: ChannelBook | None = None,
+        invite_key: bytes | None = None,
+    ):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if send_timeout >= lease.total_seconds():
@@ -235,9 +276,11 @@ class Dispatcher:
         self.owner = owner or f"dispatcher-{uuid.uuid4().hex[:12]}"
         self.transactions = Transactions(sessions)
         self.writer = OutcomeWriter(self.transactions, self.owner)
-        self._follow = any(self.limits.for_channel(channel) is not None
-                           and self.limits.for_channel(channel).per_recipient is not None
-                           for channel in transports)
+        self._follow = any(
+            self.limits.for_channel(channel) is not None
+            and self.limits.for_channel(channel).per_recipient is not None
+            for channel in transports
+        )
         self._claim_statement = self._build_claim_statement()
         # Rows claimed ahead per channel: about two seconds' worth at the channel's rate, so
         # no claimed row waits in memory for long (its lease would run out meanwhile); with
@@ -284,8 +327,10 @@ class Dispatcher:
         self.writer.wake = self._wake.set
         self.writer.wake_at = self._record_batch
         async with self._watch.watching():
-            workers = [asyncio.create_task(self._work(self._ready), name=f"outbox-sender-{n}")
-                       for n in range(self.concurrency)]
+            workers = [
+                asyncio.create_task(self._work(self._ready), name=f"outbox-sender-{n}")
+                for n in range(self.concurrency)
+            ]
             try:
                 await self._loop()
             finally:
@@ -328,7 +373,8 @@ class Dispatcher:
             # Wake the loop when a claim is due, not for every row.
             held = self._held[channel]
             if self._wake is not None and (
-                    not held or self._budget[channel] - held == self._batch[channel]):
+                not held or self._budget[channel] - held == self._batch[channel]
+            ):
                 self._wake.set()
 
     async def _pump(self) -> bool:
@@ -348,9 +394,14 @@ class Dispatcher:
             if free > 0 and (not held or free >= self._batch[channel]):
                 wanted[channel] = free
         waiting = self.writer.count
-        if not wanted and (not waiting or (
-                waiting < self._record_batch and any(self._held.values())
-                and time.monotonic() - self.writer.since < RECORD_DELAY)):
+        if not wanted and (
+            not waiting
+            or (
+                waiting < self._record_batch
+                and any(self._held.values())
+                and time.monotonic() - self.writer.since < RECORD_DELAY
+            )
+        ):
             return False
         outcomes = self.writer.take()
         try:
@@ -388,11 +439,13 @@ class Dispatcher:
             self._wake.clear()
             return
 
-    def _record_and_claim(self, connection: Connection, outcomes: list[Outcome],
-                          wanted: dict[str, int]) -> dict[str, list[Claimed]]:
+    def _record_and_claim(
+        self, connection: Connection, outcomes: list[Outcome], wanted: dict[str, int]
+    ) -> dict[str, list[Claimed]]:
         self.writer.record(connection, outcomes)
-        return {channel: self._claim_in(connection, free, [channel])
-                for channel, free in wanted.items()}
+        return {
+            channel: self._claim_in(connection, free, [channel]) for channel, free in wanted.items()
+        }
 
     async def run_once(self) -> int:
         """Claim one batch of due rows, send all of them and record the outcomes."""
@@ -430,14 +483,19 @@ class Dispatcher:
         async with self.transactions.connect() as connection:
             return await connection.run_sync(self._claim_in, limit, channels)
 
-    def _claim_in(self, connection: Connection, limit: int,
-                  channels: list[str]) -> list[Claimed]:
+    def _claim_in(self, connection: Connection, limit: int, channels: list[str]) -> list[Claimed]:
         """One UPDATE ... RETURNING: picks, leases and reads the rows in a single round trip."""
         now = self.clock()
-        result = connection.execute(self._claim_statement, {
-            "now": now, "limit": limit, "channels": channels,
-            "lease_until": now + self.lease, "owner": self.owner,
-        })
+        result = connection.execute(
+            self._claim_statement,
+            {
+                "now": now,
+                "limit": limit,
+                "channels": channels,
+                "lease_until": now + self.lease,
+                "owner": self.owner,
+            },
+        )
         rows = [self._snapshot(row) for row in result.all()]
         return sorted(rows, key=lambda row: (row.contact_id, row.seq))
 
@@ -459,21 +517,34 @@ class Dispatcher:
         earlier = outbox.alias("earlier")
         blocked = (
             select(earlier.c.id)
-            .where(pending(earlier), earlier.c.contact_id == candidate.c.contact_id,
-                   earlier.c.seq < candidate.c.seq)
+            .where(
+                pending(earlier),
+                earlier.c.contact_id == candidate.c.contact_id,
+                earlier.c.seq < candidate.c.seq,
+            )
             .exists()
         )
         scans = []
         for due, order in (
-            ((candidate.c.status == _sql(OutboxStatus.SENDING), candidate.c.lease_until < now),
-             candidate.c.lease_until),
-            ((candidate.c.status == _sql(OutboxStatus.QUEUED), candidate.c.next_attempt_at <= now,
-              candidate.c.not_before <= now), candidate.c.next_attempt_at),
+            (
+                (candidate.c.status == _sql(OutboxStatus.SENDING), candidate.c.lease_until < now),
+                candidate.c.lease_until,
+            ),
+            (
+                (
+                    candidate.c.status == _sql(OutboxStatus.QUEUED),
+                    candidate.c.next_attempt_at <= now,
+                    candidate.c.not_before <= now,
+                ),
+                candidate.c.next_attempt_at,
+            ),
         ):
-            scan = (select(candidate.c.id)
-                    .where(pending(candidate), *due, candidate.c.channel.in_(channels),
-                           ~blocked)
-                    .order_by(order).limit(limit))
+            scan = (
+                select(candidate.c.id)
+                .where(pending(candidate), *due, candidate.c.channel.in_(channels), ~blocked)
+                .order_by(order)
+                .limit(limit)
+            )
             if self.transactions.postgres:
                 scan = scan.with_for_update(skip_locked=True)
             scans.append(select(scan.subquery().c.id))
@@ -496,18 +567,28 @@ class Dispatcher:
         person, contact = Participant.__tablename__, Contact.__tablename__
         # Under a per-chat limit, when the contact's previous message went (one probe of
         # uq_outbox_contact_seq): the limit then holds whichever instance sent it.
-        previous = [literal_column(
-            "(SELECT previous.sent_at FROM outbox AS previous"
-            " WHERE previous.contact_id = outbox.contact_id AND previous.seq < outbox.seq"
-            " ORDER BY previous.seq DESC LIMIT 1)", type_=UTCDateTime()).label("previous")
-        ] if self._follow else []
+        previous = (
+            [
+                literal_column(
+                    "(SELECT previous.sent_at FROM outbox AS previous"
+                    " WHERE previous.contact_id = outbox.contact_id AND previous.seq < outbox.seq"
+                    " ORDER BY previous.seq DESC LIMIT 1)",
+                    type_=UTCDateTime(),
+                ).label("previous")
+            ]
+            if self._follow
+            else []
+        )
 
         return (
             update(outbox)
             .where(outbox.c.id.in_(picked))
-            .values(status=OutboxStatus.SENDING.value, attempts=outbox.c.attempts + 1,
-                    lease_until=bindparam("lease_until", type_=UTCDateTime()),
-                    lease_owner=bindparam("owner"))
+            .values(
+                status=OutboxStatus.SENDING.value,
+                attempts=outbox.c.attempts + 1,
+                lease_until=bindparam("lease_until", type_=UTCDateTime()),
+                lease_owner=bindparam("owner"),
+            )
             .returning(
                 *(outbox.c[name] for name in CLAIMED_COLUMNS),
                 recipient(person, "language", "participant_id", "TEXT"),
@@ -524,16 +605,23 @@ class Dispatcher:
         if self._follow:
             *row, previous = row
         *columns, language, participant_out, contact_out, unreachable = row
-        return Claimed(*columns, language, bool(participant_out), contact_out is not None,
-                       unreachable is not None, previous)
+        return Claimed(
+            *columns,
+            language,
+            bool(participant_out),
+            contact_out is not None,
+            unreachable is not None,
+            previous,
+        )
 
     # --- sending -------------------------------------------------------------------------
 
-    async def process(self, row: Claimed, sender: Sender) -> None:
+    async def process(self, row: Claimed, sender: Sender) -> None:  # noqa: C901
         """Check the recipient, wait for the rate limits, send, and queue the outcome."""
         if row.expires_at is not None and row.expires_at <= self.clock():
-            self._finish(row, OutboxStatus.EXPIRED,
-                         error="its moment passed before it could be sent")
+            self._finish(
+                row, OutboxStatus.EXPIRED, error="its moment passed before it could be sent"
+            )
             return
         if (row.participant_opted_out or row.contact_opted_out) and not row.compliance:
             self._finish(row, OutboxStatus.CANCELLED, error="recipient opted out")
@@ -548,7 +636,8 @@ class Dispatcher:
             token = await limits.acquire(row.address) if limits is not None else None
             handed_over = self.clock()
             DISPATCH_LATENCY.observe(
-                row.channel, max(0.0, (handed_over - row.created_at).total_seconds()))
+                row.channel, max(0.0, (handed_over - row.created_at).total_seconds())
+            )
             sender.deadline = time.monotonic() + self.send_timeout
             try:
                 sent = await self.transports[row.channel].send(row.outgoing(self.invite_key))
@@ -573,8 +662,9 @@ class Dispatcher:
             self._health[row.channel].failed(self.clock(), "send timed out")
             self._retry(row, "send timed out", None)
         except Exception as exc:  # a transport bug or network error: retry, never crash
-            log.warning("transport %s raised %s for outbox row %d", row.channel,
-                        type(exc).__name__, row.id)
+            log.warning(
+                "transport %s raised %s for outbox row %d", row.channel, type(exc).__name__, row.id
+            )
             reason = f"transport error: {type(exc).__name__}"
             self._health[row.channel].failed(self.clock(), reason)
             self._retry(row, reason, None)
@@ -586,9 +676,13 @@ class Dispatcher:
 
     def _sent(self, row: Claimed, sent: Sent) -> None:
         now = self.clock()
-        self._finish(row, OutboxStatus.DELIVERED if sent.delivered else OutboxStatus.SENT,
-                           provider_id=sent.provider_id, sent_at=now,
-                           delivered_at=now if sent.delivered else None)
+        self._finish(
+            row,
+            OutboxStatus.DELIVERED if sent.delivered else OutboxStatus.SENT,
+            provider_id=sent.provider_id,
+            sent_at=now,
+            delivered_at=now if sent.delivered else None,
+        )
 
     def _retry(self, row: Claimed, reason: str, after: float | None) -> None:
         """Try again later, until the message has been due for `retry_for`; a message that
@@ -596,9 +690,14 @@ class Dispatcher:
         now = self.clock()
         give_up_at = row.not_before + self.settings.retry_for
         if now >= give_up_at:
-            self._finish(row, OutboxStatus.FAILED, error=(
-                f"gave up after {row.attempts} attempts over {_age(now - row.not_before)}: "
-                f"{reason}"))
+            self._finish(
+                row,
+                OutboxStatus.FAILED,
+                error=(
+                    f"gave up after {row.attempts} attempts over {_age(now - row.not_before)}: "
+                    f"{reason}"
+                ),
+            )
             return
         # The channel's own retry_after is honoured exactly; our guesses get jitter.
         delay = after if after is not None else backoff(row.attempts, rng=self.rng)
@@ -607,16 +706,29 @@ class Dispatcher:
             next_attempt = min(next_attempt, row.expires_at)
         self._finish(row, OutboxStatus.QUEUED, error=reason, next_attempt_at=next_attempt)
 
-    def _finish(self, row: Claimed, status: str, *, error: str | None = None,
-                      next_attempt_at: datetime | None = None, provider_id: str | None = None,
-                      sent_at: datetime | None = None,
-                      delivered_at: datetime | None = None) -> None:
-        self.writer.add(Outcome(
-            id=row.id, channel=row.channel, status=status,
-            next_attempt_at=next_attempt_at or row.next_attempt_at, provider_id=provider_id,
-            sent_at=sent_at, delivered_at=delivered_at,
-            error=_short(error) if error else None,
-        ))
+    def _finish(
+        self,
+        row: Claimed,
+        status: str,
+        *,
+        error: str | None = None,
+        next_attempt_at: datetime | None = None,
+        provider_id: str | None = None,
+        sent_at: datetime | None = None,
+        delivered_at: datetime | None = None,
+    ) -> None:
+        self.writer.add(
+            Outcome(
+                id=row.id,
+                channel=row.channel,
+                status=status,
+                next_attempt_at=next_attempt_at or row.next_attempt_at,
+                provider_id=provider_id,
+                sent_at=sent_at,
+                delivered_at=delivered_at,
+                error=_short(error) if error else None,
+            )
+        )
 
     async def _permanent(self, row: Claimed, exc: PermanentFailure) -> None:
         """Record what the channel told us about the person, then reroute or give up."""
@@ -628,21 +740,30 @@ class Dispatcher:
             contact = await session.get(Contact, row.contact_id, with_for_update=True)
             if exc.opted_out and contact.opted_out_at is None:
                 contact.opted_out_at = now
-                await audit.append(session, "contact.opted_out",
-                                   {"channel": row.channel, "contact_id": row.contact_id},
-                                   participant_id=row.participant_id, at=now)
+                await audit.append(
+                    session,
+                    "contact.opted_out",
+                    {"channel": row.channel, "contact_id": row.contact_id},
+                    participant_id=row.participant_id,
+                    at=now,
+                )
             if exc.unreachable and contact.unreachable_at is None:
                 contact.unreachable_at = now
-                await audit.append(session, "contact.unreachable",
-                                   {"channel": row.channel, "contact_id": row.contact_id},
-                                   participant_id=row.participant_id, at=now)
+                await audit.append(
+                    session,
+                    "contact.unreachable",
+                    {"channel": row.channel, "contact_id": row.contact_id},
+                    participant_id=row.participant_id,
+                    at=now,
+                )
         if exc.unreachable and not exc.opted_out:
             await self._reroute(row, exc.reason, status=OutboxStatus.UNDELIVERABLE)
         else:
             self._finish(row, OutboxStatus.UNDELIVERABLE, error=exc.reason)
 
-    async def _reroute(self, row: Claimed, reason: str,
-                      status: OutboxStatus = OutboxStatus.CANCELLED) -> None:
+    async def _reroute(
+        self, row: Claimed, reason: str, status: OutboxStatus = OutboxStatus.CANCELLED
+    ) -> None:
         """Move a message for an unreachable contact to the person's consented SMS number.
 
         The new SMS rows and the end of this row commit together, so a crash in between
@@ -658,8 +779,12 @@ class Dispatcher:
                 await session.execute(
                     update(outbox)
                     .where(outbox.c.id == row.id, outbox.c.lease_owner == self.owner)
-                    .values(status=status, error=_short(f"{reason}; moved to sms"),
-                            lease_until=None, lease_owner=None)
+                    .values(
+                        status=status,
+                        error=_short(f"{reason}; moved to sms"),
+                        lease_until=None,
+                        lease_owner=None,
+                    )
                 )
         if not moved:
             self._finish(row, status, error=f"{reason}; no other channel")
@@ -677,15 +802,34 @@ class Dispatcher:
         sms = await contacts.preferred_contact(session, participant.id, channels=("sms",))
         if sms is None:
             return 0
-        message = Outbound(text=row.text, choices=tuple(_choices(row.buttons or [])),
-                           markdown=row.markdown, kind=row.kind, compliance=row.compliance)
-        parts = render(message, "sms", participant.language, None,
-                       self.settings.sms_max_segments)
-        return await store_outbox.write(session, [store_outbox.Message(
-            sms, part.text, compliance=row.compliance, kind=row.kind,
-            broadcast_id=row.broadcast_id, part=number, parts=len(parts),
-            segments=part.segments, encoding=part.encoding, expires_at=row.expires_at,
-            created_at=row.created_at) for number, part in enumerate(parts, start=1)], now=now)
+        message = Outbound(
+            text=row.text,
+            choices=tuple(_choices(row.buttons or [])),
+            markdown=row.markdown,
+            kind=row.kind,
+            compliance=row.compliance,
+        )
+        parts = render(message, "sms", participant.language, None, self.settings.sms_max_segments)
+        return await store_outbox.write(
+            session,
+            [
+                store_outbox.Message(
+                    sms,
+                    part.text,
+                    compliance=row.compliance,
+                    kind=row.kind,
+                    broadcast_id=row.broadcast_id,
+                    part=number,
+                    parts=len(parts),
+                    segments=part.segments,
+                    encoding=part.encoding,
+                    expires_at=row.expires_at,
+                    created_at=row.created_at,
+                )
+                for number, part in enumerate(parts, start=1)
+            ],
+            now=now,
+        )
 
     # --- metrics -------------------------------------------------------------------------
 
@@ -706,8 +850,7 @@ class Dispatcher:
             log.exception("could not count the outbox queue")
 
 
-def shared_limits(settings: Settings,
-                  sessions: async_sessionmaker[AsyncSession]) -> DeliveryLimits:
+def shared_limits(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> DeliveryLimits:
     """The configured limits, the overall ones shared with every instance on the database."""
     engine = sessions.kw.get("bind")
     if not isinstance(engine, AsyncEngine):
@@ -733,9 +876,16 @@ def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
         for channel in settings.simulated_channels:
             # The simulator is no carrier: its replies should appear at once.
             limits.channels.pop(channel, None)
-        dispatcher = Dispatcher(relay.sessions, transports, settings, limits=limits,
-                                lease=settings.send_lease, send_timeout=settings.send_timeout,
-                                signal=relay.outbox_signal, health=relay.health)
+        dispatcher = Dispatcher(
+            relay.sessions,
+            transports,
+            settings,
+            limits=limits,
+            lease=settings.send_lease,
+            send_timeout=settings.send_timeout,
+            signal=relay.outbox_signal,
+            health=relay.health,
+        )
         task = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
         yield
         dispatcher.stop()

@@ -42,9 +42,11 @@ class ChannelHealth:
         CHANNEL_DEGRADED.labels(self.channel).set(0)
 
     def as_json(self) -> dict[str, object]:
-        return {"consecutive_failures": self.failures,
-                "failing_since": self.failing_since.isoformat() if self.failing_since else None,
-                "last_error": self.last_error}
+        return {
+            "consecutive_failures": self.failures,
+            "failing_since": self.failing_since.isoformat() if self.failing_since else None,
+            "last_error": self.last_error,
+        }
 
 
 class ChannelBook:

@@ -57,20 +57,36 @@ class OutcomeWriter:
         self.wake_at = 1  # how many waiting outcomes call `wake`
         self.since = 0.0  # when the oldest waiting outcome arrived (time.monotonic)
         self._pending: list[Outcome] = []
-        ours = (outbox.c.id == bindparam("b_id"), outbox.c.lease_owner == owner,
-                outbox.c.status == OutboxStatus.SENDING)
+        ours = (
+            outbox.c.id == bindparam("b_id"),
+            outbox.c.lease_owner == owner,
+            outbox.c.status == OutboxStatus.SENDING,
+        )
         released = {"lease_until": None, "lease_owner": None}
         # Two shapes: a send (the common case) leaves the schedule alone, so it binds
         # fewer values; anything else may move the next attempt and says why.
-        self._sent = update(outbox).where(*ours).values(
-            status=bindparam("b_status"), provider_id=bindparam("b_provider"),
-            sent_at=bindparam("b_sent", type_=UTCDateTime()),
-            delivered_at=bindparam("b_delivered", type_=UTCDateTime()),
-            error=None, **released)
-        self._other = update(outbox).where(*ours).values(
-            status=bindparam("b_status"),
-            next_attempt_at=bindparam("b_next", type_=UTCDateTime()),
-            error=bindparam("b_error"), **released)
+        self._sent = (
+            update(outbox)
+            .where(*ours)
+            .values(
+                status=bindparam("b_status"),
+                provider_id=bindparam("b_provider"),
+                sent_at=bindparam("b_sent", type_=UTCDateTime()),
+                delivered_at=bindparam("b_delivered", type_=UTCDateTime()),
+                error=None,
+                **released,
+            )
+        )
+        self._other = (
+            update(outbox)
+            .where(*ours)
+            .values(
+                status=bindparam("b_status"),
+                next_attempt_at=bindparam("b_next", type_=UTCDateTime()),
+                error=bindparam("b_error"),
+                **released,
+            )
+        )
 
     def add(self, outcome: Outcome) -> None:
         pending = self._pending
@@ -90,12 +106,22 @@ class OutcomeWriter:
 
     def record(self, connection: Connection, batch: list[Outcome]) -> None:
         """Write `batch` on a synchronous connection (or one that `run_sync` lends)."""
-        sent = [{"b_id": o.id, "b_status": o.status, "b_provider": o.provider_id,
-                 "b_sent": o.sent_at, "b_delivered": o.delivered_at}
-                for o in batch if o.sent_at is not None]
-        other = [{"b_id": o.id, "b_status": o.status, "b_next": o.next_attempt_at,
-                  "b_error": o.error}
-                 for o in batch if o.sent_at is None]
+        sent = [
+            {
+                "b_id": o.id,
+                "b_status": o.status,
+                "b_provider": o.provider_id,
+                "b_sent": o.sent_at,
+                "b_delivered": o.delivered_at,
+            }
+            for o in batch
+            if o.sent_at is not None
+        ]
+        other = [
+            {"b_id": o.id, "b_status": o.status, "b_next": o.next_attempt_at, "b_error": o.error}
+            for o in batch
+            if o.sent_at is None
+        ]
         if sent:
             connection.execute(self._sent, sent)
         if other:

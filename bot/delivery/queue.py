@@ -26,21 +26,31 @@ class Waiting:
         return max(0.0, (now - self.oldest_due).total_seconds()) if self.oldest_due else 0.0
 
     def as_json(self, now: datetime) -> dict[str, object]:
-        return {"pending": self.pending, "retrying": self.retrying,
-                "oldest_waiting_seconds": round(self.waited(now), 1),
-                "oldest_waiting_since": self.oldest_due.isoformat() if self.oldest_due else None}
+        return {
+            "pending": self.pending,
+            "retrying": self.retrying,
+            "oldest_waiting_seconds": round(self.waited(now), 1),
+            "oldest_waiting_since": self.oldest_due.isoformat() if self.oldest_due else None,
+        }
 
 
 async def waiting(session: AsyncSession, now: datetime) -> dict[str, Waiting]:
     """One pass over the pending rows (the partial indexes' own condition, so they serve)."""
     due = case((outbox.c.not_before <= literal(now, UTCDateTime()), outbox.c.not_before))
     failed_before = case((outbox.c.error.is_not(None), 1), else_=0)
-    rows = (await session.execute(
-        select(outbox.c.channel, func.count(), func.sum(failed_before),
-               func.min(due, type_=UTCDateTime()))
-        .where(literal_column(PENDING_SQL))
-        .group_by(outbox.c.channel)
-    )).all()
-    return {channel: Waiting(channel, count, int(retrying or 0), oldest)
-            for channel, count, retrying, oldest in rows}
-
+    rows = (
+        await session.execute(
+            select(
+                outbox.c.channel,
+                func.count(),
+                func.sum(failed_before),
+                func.min(due, type_=UTCDateTime()),
+            )
+            .where(literal_column(PENDING_SQL))
+            .group_by(outbox.c.channel)
+        )
+    ).all()
+    return {
+        channel: Waiting(channel, count, int(retrying or 0), oldest)
+        for channel, count, retrying, oldest in rows
+    }

@@ -41,8 +41,14 @@ class Gcra:
     emission interval further. A send at `now` conforms when now >= tat - tolerance.
     """
 
-    def __init__(self, rate: float, burst: int = 1, *, clock: Clock = time.monotonic,
-                 sleep: Sleep = asyncio.sleep):
+    def __init__(
+        self,
+        rate: float,
+        burst: int = 1,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ):
         if rate <= 0:
             raise ValueError("rate must be positive (use no limiter for 'unlimited')")
         if burst < 1:
@@ -132,8 +138,15 @@ class WindowCap:
 class KeyedGcra:
     """One `Gcra` per key (a chat, a sender number), forgetting keys that have gone idle."""
 
-    def __init__(self, rate: float, burst: int = 1, *, clock: Clock = time.monotonic,
-                 sleep: Sleep = asyncio.sleep, prune_every: int = 1000):
+    def __init__(
+        self,
+        rate: float,
+        burst: int = 1,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        prune_every: int = 1000,
+    ):
         self.rate, self.burst, self.clock, self.sleep = rate, burst, clock, sleep
         self._limiters: dict[str, Gcra] = {}
         self._prune_every = prune_every
@@ -178,7 +191,8 @@ class ChannelLimits:
     def _local(self) -> list[Gcra | WindowCap]:
         limiters: list[Gcra | WindowCap | None] = [
             self.per_sender[self.sender] if self.per_sender is not None else None,
-            self.overall, self.overall_cap,
+            self.overall,
+            self.overall_cap,
         ]
         return [limiter for limiter in limiters if limiter is not None]
 
@@ -248,9 +262,15 @@ class DeliveryLimits:
         return cls()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, clock: Clock = time.monotonic,
-                      sleep: Sleep = asyncio.sleep, headroom: float = HEADROOM,
-                      permits: PermitStore | None = None) -> DeliveryLimits:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        headroom: float = HEADROOM,
+        permits: PermitStore | None = None,
+    ) -> DeliveryLimits:
         """Telegram: overall and per-chat; SMS: per sender number. Rates <= 0 mean no limit.
 
         With `permits`, the overall and per-sender limits are shared through the database.
@@ -264,27 +284,38 @@ class DeliveryLimits:
             return WindowCap(int(rate), 1.0, clock=clock) if rate >= 1 else None
 
         overall = settings.telegram_rate
-        sender = (settings.twilio_from_number or settings.twilio_messaging_service_sid
-                  or "sms")
+        sender = settings.twilio_from_number or settings.twilio_messaging_service_sid or "sms"
         if permits is not None:
             return cls._shared(settings, permits, sender, keyed, cap, sleep, headroom)
-        return cls({
-            "telegram": ChannelLimits(
-                # Paced at the full rate, with slack to catch up after a late wake-up; the
-                # window cap keeps every second at or under the limit.
-                overall=Gcra(overall, burst=3, clock=clock, sleep=sleep) if overall > 0
-                else None,
-                overall_cap=cap(overall) if overall > 0 else None,
-                per_recipient=keyed(settings.telegram_chat_rate), sleep=sleep),
-            "sms": ChannelLimits(per_sender=keyed(settings.sms_rate), sender=sender,
-                                 sleep=sleep),
-        })
+        return cls(
+            {
+                "telegram": ChannelLimits(
+                    # Paced at the full rate, with slack to catch up after a late wake-up; the
+                    # window cap keeps every second at or under the limit.
+                    overall=Gcra(overall, burst=3, clock=clock, sleep=sleep)
+                    if overall > 0
+                    else None,
+                    overall_cap=cap(overall) if overall > 0 else None,
+                    per_recipient=keyed(settings.telegram_chat_rate),
+                    sleep=sleep,
+                ),
+                "sms": ChannelLimits(
+                    per_sender=keyed(settings.sms_rate), sender=sender, sleep=sleep
+                ),
+            }
+        )
 
     @classmethod
-    def _shared(cls, settings: Settings, permits: PermitStore, sender: str,
-                keyed: Callable[[float], KeyedGcra | None],
-                cap: Callable[[float], WindowCap | None], sleep: Sleep,
-                headroom: float) -> DeliveryLimits:
+    def _shared(
+        cls,
+        settings: Settings,
+        permits: PermitStore,
+        sender: str,
+        keyed: Callable[[float], KeyedGcra | None],
+        cap: Callable[[float], WindowCap | None],
+        sleep: Sleep,
+        headroom: float,
+    ) -> DeliveryLimits:
         from bot.delivery.shared_limits import SharedGcra
 
         def shared(key: str, rate: float) -> SharedGcra | None:
@@ -294,10 +325,16 @@ class DeliveryLimits:
         # interleave, so the far side's window count also absorbs their different network
         # delays. The window cap stays for this instance's own late wake-ups.
         overall = settings.telegram_rate
-        return cls({
-            "telegram": ChannelLimits(
-                permits=shared("telegram", overall), overall_cap=cap(overall),
-                per_recipient=keyed(settings.telegram_chat_rate), sleep=sleep),
-            "sms": ChannelLimits(permits=shared(f"sms:{sender}", settings.sms_rate),
-                                 sender=sender, sleep=sleep),
-        })
+        return cls(
+            {
+                "telegram": ChannelLimits(
+                    permits=shared("telegram", overall),
+                    overall_cap=cap(overall),
+                    per_recipient=keyed(settings.telegram_chat_rate),
+                    sleep=sleep,
+                ),
+                "sms": ChannelLimits(
+                    permits=shared(f"sms:{sender}", settings.sms_rate), sender=sender, sleep=sleep
+                ),
+            }
+        )

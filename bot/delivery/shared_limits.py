@@ -80,8 +80,12 @@ class PermitStore:
         the first slot, on our monotonic clock."""
         sent = self.clock()
         async with self.engine.begin() as connection:
-            tat, db_now = (await connection.execute(self._statement, {
-                "key": key, "cost": count * interval + delay, "horizon": HORIZON})).one()
+            tat, db_now = (
+                await connection.execute(
+                    self._statement,
+                    {"key": key, "cost": count * interval + delay, "horizon": HORIZON},
+                )
+            ).one()
         answered = self.clock()
         # The database read its clock somewhere in the round trip: assume halfway.
         self._samples.append((answered - sent, db_now - (sent + answered) / 2))
@@ -95,8 +99,7 @@ class SharedGcra:
     Waiters are served first come, first served: one task reserves blocks for them.
     """
 
-    def __init__(self, store: PermitStore, key: str, rate: float, *,
-                 sleep: Sleep = asyncio.sleep):
+    def __init__(self, store: PermitStore, key: str, rate: float, *, sleep: Sleep = asyncio.sleep):
         if rate <= 0:
             raise ValueError("rate must be positive (use no limiter for 'unlimited')")
         self.store, self.key, self.rate = store, key, rate
@@ -145,8 +148,11 @@ class SharedGcra:
                 # The database is out of reach: sends wait (nothing could be recorded
                 # anyway), and are let through again as soon as it answers.
                 if not self._failing:
-                    log.warning("could not take %s send permits: %s; trying again shortly",
-                                self.key.partition(":")[0], type(exc).__name__)
+                    log.warning(
+                        "could not take %s send permits: %s; trying again shortly",
+                        self.key.partition(":")[0],
+                        type(exc).__name__,
+                    )
                 self._failing = True
                 self._waiting.extendleft(reversed(futures))
                 self._late = max(self._late, late)

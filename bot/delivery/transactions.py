@@ -32,7 +32,8 @@ class Transactions:
         self._held: AsyncConnection | None = None
         # SQLite on a file: the loop's transactions run whole in a thread of their own.
         self._file: Engine | None = (
-            sqlite_file_engine(bind) if isinstance(bind, AsyncEngine) else None)
+            sqlite_file_engine(bind) if isinstance(bind, AsyncEngine) else None
+        )
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._file_held: Connection | None = None
 
@@ -49,7 +50,8 @@ class Transactions:
                 return await connection.run_sync(work, *args)
         if self._thread is None:
             self._thread = concurrent.futures.ThreadPoolExecutor(
-                1, thread_name_prefix="outbox-transactions")
+                1, thread_name_prefix="outbox-transactions"
+            )
         loop = asyncio.get_running_loop()
         async with self._serialised():
             return await loop.run_in_executor(self._thread, self._in_thread, work, args)

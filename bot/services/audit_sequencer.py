@@ -23,8 +23,9 @@ INTERVAL = 0.2  # seconds between passes when nothing is waiting
 BATCH = 2000
 
 
-async def run(sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event,
-              interval: float = INTERVAL) -> None:
+async def run(
+    sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event, interval: float = INTERVAL
+) -> None:
     """Link events until `stop` is set; a failed pass is logged and tried again."""
     while not stop.is_set():
         linked = 0

@@ -58,6 +58,7 @@ class BroadcastError(ValueError):
 
 # --- audiences -----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Audience:
     kind: str  # all | selected | reserve | group | lang
@@ -88,8 +89,9 @@ def parse_audience(text: str) -> Audience:
     if kind == "lang" and value:
         code = value.casefold()
         if code not in shipped_languages():
-            raise BroadcastError(f"no language {value!r}; use one of "
-                                 f"{', '.join(shipped_languages())}")
+            raise BroadcastError(
+                f"no language {value!r}; use one of {', '.join(shipped_languages())}"
+            )
         return Audience("lang", code)
     if kind == "group" and value:
         return Audience("group", value)
@@ -132,23 +134,39 @@ async def load_members(session: AsyncSession, *, lock: bool = False) -> list[Mem
 
     With `lock`, their contacts are locked (PostgreSQL) so the outbox sequence numbers we
     hand out cannot collide with a reply being queued at the same moment."""
-    rows = (await session.execute(
-        select(Participant.id, Participant.language, Participant.timezone,
-               Participant.opted_out, Selection.status, PoolEntry.attributes)
-        .join(Selection, Selection.participant_id == Participant.id)
-        .outerjoin(PoolEntry, PoolEntry.participant_id == Participant.id)
-        .where(Selection.status.in_(DRAWN))
-        .order_by(Participant.id)
-    )).all()
+    rows = (
+        await session.execute(
+            select(
+                Participant.id,
+                Participant.language,
+                Participant.timezone,
+                Participant.opted_out,
+                Selection.status,
+                PoolEntry.attributes,
+            )
+            .join(Selection, Selection.participant_id == Participant.id)
+            .outerjoin(PoolEntry, PoolEntry.participant_id == Participant.id)
+            .where(Selection.status.in_(DRAWN))
+            .order_by(Participant.id)
+        )
+    ).all()
     drawn = select(Selection.participant_id).where(Selection.status.in_(DRAWN))
     chosen = await contact_choice.preferred_contacts(session, drawn, lock=lock)
     members = []
     for pid, language, tz, opted_out, status, attributes in rows:
         group = (attributes or {}).get("group")
         contact = chosen.get(pid)
-        members.append(Member(pid, language, tz, opted_out, status,
-                              str(group) if group is not None else None,
-                              ContactRef(*contact) if contact is not None else None))
+        members.append(
+            Member(
+                pid,
+                language,
+                tz,
+                opted_out,
+                status,
+                str(group) if group is not None else None,
+                ContactRef(*contact) if contact is not None else None,
+            )
+        )
     return members
 
 
@@ -178,12 +196,18 @@ class AudienceCount:
             self.by_channel[member.contact.channel] += 1
 
     def facts(self) -> AudienceFacts:
-        return AudienceFacts(total=self.total, reachable=self.reachable, held=self.held,
-                             telegram=self.by_channel["telegram"], sms=self.by_channel["sms"])
+        return AudienceFacts(
+            total=self.total,
+            reachable=self.reachable,
+            held=self.held,
+            telegram=self.by_channel["telegram"],
+            sms=self.by_channel["sms"],
+        )
 
 
-def audience_counts(members: list[Member], now: datetime,
-                    timing: Timing | None = None) -> dict[str, AudienceCount]:
+def audience_counts(
+    members: list[Member], now: datetime, timing: Timing | None = None
+) -> dict[str, AudienceCount]:
     """Counts for every audience that has someone in it (what a chat preview shows)."""
     timing = timing or Timing()
     counts: dict[str, AudienceCount] = {}
@@ -191,8 +215,11 @@ def audience_counts(members: list[Member], now: datetime,
     for member in members:
         if member.timezone not in quiet:
             quiet[member.timezone] = timing.release(now, timing.zone(member.timezone)) > now
-        keys = ["all", "selected" if member.selection in (SELECTED, CONFIRMED) else "reserve",
-                f"lang:{member.language}"]
+        keys = [
+            "all",
+            "selected" if member.selection in (SELECTED, CONFIRMED) else "reserve",
+            f"lang:{member.language}",
+        ]
         if member.group:
             keys.append(f"group:{member.group.casefold()}")
         for key in keys:
@@ -201,6 +228,7 @@ def audience_counts(members: list[Member], now: datetime,
 
 
 # --- content ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Content:
@@ -220,8 +248,11 @@ class Content:
             zones = {"timezone": tz.key, "default_timezone": self.params.get("zone", tz.key)}
             return session_moved_text(t, session, zones)
         start = datetime.fromisoformat(self.params["start"]).astimezone(tz)
-        return t.gettext("Change of schedule: session {number} now starts on {start}.",
-                         number=self.params["session"], start=t.datetime(start))
+        return t.gettext(
+            "Change of schedule: session {number} now starts on {start}.",
+            number=self.params["session"],
+            start=t.datetime(start),
+        )
 
 
 def text_content(text: str) -> Content:
@@ -233,8 +264,12 @@ def text_content(text: str) -> Content:
     return Content(text=text)
 
 
-def session_moved(session_number: int, start: datetime, title: dict[str, str] | None = None,
-                  zone: str | None = None) -> Content:
+def session_moved(
+    session_number: int,
+    start: datetime,
+    title: dict[str, str] | None = None,
+    zone: str | None = None,
+) -> Content:
     """The session-moved template. With the session's `title` (from the calendar) it reads
     as the calendar's reminders do; `zone` is the assembly's."""
     if session_number < 1:
@@ -292,6 +327,7 @@ def timing_of(cal: Calendar | None) -> Timing:
 
 # --- dry run -------------------------------------------------------------------------------
 
+
 @dataclass
 class DryRun:
     audience: str
@@ -307,10 +343,16 @@ class DryRun:
 class _Renderer:
     """Each (language, zone, channel) copy rendered once, however many people share it."""
 
-    def __init__(self, content: Content, settings: Settings, urgent: bool,
-                 timing: Timing, now: datetime):
+    def __init__(
+        self, content: Content, settings: Settings, urgent: bool, timing: Timing, now: datetime
+    ):
         self.content, self.settings, self.urgent, self.timing, self.now = (
-            content, settings, urgent, timing, now)
+            content,
+            settings,
+            urgent,
+            timing,
+            now,
+        )
         self._parts: dict[tuple[str, str | None, str], list] = {}
         self._release: dict[str | None, datetime] = {}
 
@@ -324,8 +366,9 @@ class _Renderer:
             if channel == "sms":
                 text = gsm_spaces(text)
             message = Outbound(text=text, urgent=self.urgent, kind="broadcast")
-            self._parts[key] = render(message, channel, language, None,
-                                      self.settings.sms_max_segments)
+            self._parts[key] = render(
+                message, channel, language, None, self.settings.sms_max_segments
+            )
         return self._parts[key]
 
     def not_before(self, tz: str | None) -> datetime:
@@ -336,9 +379,16 @@ class _Renderer:
         return self._release[tz]
 
 
-async def dry_run(session: AsyncSession, settings: Settings, content: Content,
-                  audience: Audience, *, urgent: bool = False, now: datetime | None = None,
-                  timing: Timing | None = None) -> DryRun:
+async def dry_run(
+    session: AsyncSession,
+    settings: Settings,
+    content: Content,
+    audience: Audience,
+    *,
+    urgent: bool = False,
+    now: datetime | None = None,
+    timing: Timing | None = None,
+) -> DryRun:
     now = now or utcnow()
     renderer = _Renderer(content, settings, urgent, timing or Timing(), now)
     result = DryRun(str(audience), AudienceCount(), Counter())
@@ -350,8 +400,7 @@ async def dry_run(session: AsyncSession, settings: Settings, content: Content,
             continue
         channel = member.contact.channel
         result.by_language[(channel, member.language)] += 1
-        result.samples.setdefault(member.language, renderer.text(member.language,
-                                                                 member.timezone))
+        result.samples.setdefault(member.language, renderer.text(member.language, member.timezone))
         if renderer.not_before(member.timezone) > now:
             result.held += 1
         if channel == "sms":
@@ -364,30 +413,63 @@ async def dry_run(session: AsyncSession, settings: Settings, content: Content,
 
 # --- sending ---------------------------------------------------------------------------------
 
-async def create(session: AsyncSession, settings: Settings, content: Content,
-                 audience: Audience, *, organiser_id: int | None, origin: str,
-                 urgent: bool = False, at: datetime | None = None,
-                 now: datetime | None = None, timing: Timing | None = None) -> Broadcast:
+
+async def create(
+    session: AsyncSession,
+    settings: Settings,
+    content: Content,
+    audience: Audience,
+    *,
+    organiser_id: int | None,
+    origin: str,
+    urgent: bool = False,
+    at: datetime | None = None,
+    now: datetime | None = None,
+    timing: Timing | None = None,
+) -> Broadcast:
     """Store a broadcast; queue it at once unless `at` is in the future (then it waits)."""
     now = now or utcnow()
     if at is not None and at.tzinfo is None:
         raise BroadcastError("the time needs a time zone")
-    row = Broadcast(text=content.text, template=content.template, params=content.params,
-                    audience=str(audience), urgent=urgent, scheduled_at=at, status="scheduled",
-                    created_by=organiser_id, origin=origin, created_at=now)
+    row = Broadcast(
+        text=content.text,
+        template=content.template,
+        params=content.params,
+        audience=str(audience),
+        urgent=urgent,
+        scheduled_at=at,
+        status="scheduled",
+        created_by=organiser_id,
+        origin=origin,
+        created_at=now,
+    )
     session.add(row)
     await session.flush()
     if at is not None and at > now:
-        await record(session, "broadcast.scheduled", organiser_id, broadcast=row.id,
-                     audience=str(audience), template=content.template, urgent=urgent,
-                     origin=origin, at=at.astimezone(UTC).isoformat())
+        await record(
+            session,
+            "broadcast.scheduled",
+            organiser_id,
+            broadcast=row.id,
+            audience=str(audience),
+            template=content.template,
+            urgent=urgent,
+            origin=origin,
+            at=at.astimezone(UTC).isoformat(),
+        )
         return row
     await queue(session, settings, row, now=now, timing=timing)
     return row
 
 
-async def queue(session: AsyncSession, settings: Settings, row: Broadcast, *,
-                now: datetime | None = None, timing: Timing | None = None) -> int:
+async def queue(
+    session: AsyncSession,
+    settings: Settings,
+    row: Broadcast,
+    *,
+    now: datetime | None = None,
+    timing: Timing | None = None,
+) -> int:
     """Write one outbox row per message part for every reachable member of the audience."""
     now = now or utcnow()
     audience = parse_audience(row.audience)
@@ -401,22 +483,45 @@ async def queue(session: AsyncSession, settings: Settings, row: Broadcast, *,
         people += 1
         parts = renderer.parts(member.language, member.timezone, contact.channel)
         not_before = renderer.not_before(member.timezone)
-        outbox += [outbox_writer.Message(
-            contact, part.text, buttons=part.buttons, kind="broadcast", broadcast_id=row.id,
-            part=number, parts=len(parts), segments=part.segments, encoding=part.encoding,
-            not_before=not_before) for number, part in enumerate(parts, start=1)]
+        outbox += [
+            outbox_writer.Message(
+                contact,
+                part.text,
+                buttons=part.buttons,
+                kind="broadcast",
+                broadcast_id=row.id,
+                part=number,
+                parts=len(parts),
+                segments=part.segments,
+                encoding=part.encoding,
+                not_before=not_before,
+            )
+            for number, part in enumerate(parts, start=1)
+        ]
     await outbox_writer.write(session, outbox, now=now)
     row.status, row.recipients, row.queued_at = "queued", people, now
     await session.flush()
-    await record(session, "broadcast.queued", row.created_by, broadcast=row.id,
-                 audience=row.audience, template=row.template, urgent=row.urgent,
-                 origin=row.origin, recipients=people, messages=len(outbox))
+    await record(
+        session,
+        "broadcast.queued",
+        row.created_by,
+        broadcast=row.id,
+        audience=row.audience,
+        template=row.template,
+        urgent=row.urgent,
+        origin=row.origin,
+        recipients=people,
+        messages=len(outbox),
+    )
     return len(outbox)
 
 
-async def release_due(sessions: async_sessionmaker[AsyncSession], settings: Settings,
-                      now: datetime | None = None,
-                      timing: Timing | None = None) -> list[int]:
+async def release_due(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    now: datetime | None = None,
+    timing: Timing | None = None,
+) -> list[int]:
     """Queue every scheduled broadcast whose time has come, each in its own transaction.
 
     The row is locked (skipped if another instance holds it) and its status checked again,
@@ -425,27 +530,36 @@ async def release_due(sessions: async_sessionmaker[AsyncSession], settings: Sett
     while True:
         current = now or utcnow()
         async with sessions.begin() as session:
-            row = (await session.execute(
-                select(Broadcast).where(Broadcast.status == "scheduled",
-                                        Broadcast.scheduled_at <= current)
-                .order_by(Broadcast.scheduled_at, Broadcast.id).limit(1)
-                .with_for_update(skip_locked=True)
-            )).scalar_one_or_none()
+            row = (
+                await session.execute(
+                    select(Broadcast)
+                    .where(Broadcast.status == "scheduled", Broadcast.scheduled_at <= current)
+                    .order_by(Broadcast.scheduled_at, Broadcast.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalar_one_or_none()
             if row is None:
                 return released
             await queue(session, settings, row, now=current, timing=timing)
             released.append(row.id)
 
 
-async def discard(session: AsyncSession, broadcast_id: int, *,
-                  organiser_id: int | None = None, origin: str = "cli") -> Broadcast:
+async def discard(
+    session: AsyncSession,
+    broadcast_id: int,
+    *,
+    organiser_id: int | None = None,
+    origin: str = "cli",
+) -> Broadcast:
     """Drop a broadcast that is still waiting for its time."""
     row = await session.get(Broadcast, broadcast_id, with_for_update=True)
     if row is None:
         raise BroadcastError(f"no broadcast {broadcast_id}")
     if row.status != "scheduled":
-        raise BroadcastError(f"broadcast {broadcast_id} is {row.status}; only a scheduled "
-                             "broadcast can be discarded")
+        raise BroadcastError(
+            f"broadcast {broadcast_id} is {row.status}; only a scheduled broadcast can be discarded"
+        )
     row.status = "discarded"
     await record(session, "broadcast.discarded", organiser_id, broadcast=row.id, origin=origin)
     return row
@@ -454,10 +568,14 @@ async def discard(session: AsyncSession, broadcast_id: int, *,
 # --- status ---------------------------------------------------------------------------------
 
 STATUS_GROUPS = {
-    OutboxStatus.QUEUED: OutboxStatus.QUEUED, OutboxStatus.SENDING: OutboxStatus.QUEUED,
-    OutboxStatus.SENT: OutboxStatus.SENT, OutboxStatus.DELIVERED: OutboxStatus.DELIVERED,
-    OutboxStatus.FAILED: OutboxStatus.FAILED, OutboxStatus.UNDELIVERABLE: OutboxStatus.FAILED,
-    OutboxStatus.CANCELLED: OutboxStatus.CANCELLED}
+    OutboxStatus.QUEUED: OutboxStatus.QUEUED,
+    OutboxStatus.SENDING: OutboxStatus.QUEUED,
+    OutboxStatus.SENT: OutboxStatus.SENT,
+    OutboxStatus.DELIVERED: OutboxStatus.DELIVERED,
+    OutboxStatus.FAILED: OutboxStatus.FAILED,
+    OutboxStatus.UNDELIVERABLE: OutboxStatus.FAILED,
+    OutboxStatus.CANCELLED: OutboxStatus.CANCELLED,
+}
 
 
 @dataclass
@@ -473,16 +591,23 @@ async def status(session: AsyncSession, broadcast_id: int) -> Status:
         raise BroadcastError(f"no broadcast {broadcast_id}")
     messages: Counter = Counter()
     for state, n in await session.execute(
-        select(OutboxMessage.status, func.count()).where(OutboxMessage.broadcast_id == row.id)
+        select(OutboxMessage.status, func.count())
+        .where(OutboxMessage.broadcast_id == row.id)
         .group_by(OutboxMessage.status)
     ):
         messages[STATUS_GROUPS.get(state, state)] += n
-    order = [OutboxStatus.FAILED, OutboxStatus.CANCELLED, OutboxStatus.QUEUED,
-             OutboxStatus.SENT, OutboxStatus.DELIVERED]
+    order = [
+        OutboxStatus.FAILED,
+        OutboxStatus.CANCELLED,
+        OutboxStatus.QUEUED,
+        OutboxStatus.SENT,
+        OutboxStatus.DELIVERED,
+    ]
     worst: dict[str, int] = {}
     for pid, state in await session.execute(
-        select(OutboxMessage.participant_id, OutboxMessage.status)
-        .where(OutboxMessage.broadcast_id == row.id)
+        select(OutboxMessage.participant_id, OutboxMessage.status).where(
+            OutboxMessage.broadcast_id == row.id
+        )
     ):
         rank = order.index(STATUS_GROUPS.get(state, OutboxStatus.QUEUED))
         worst[pid] = min(worst.get(pid, rank), rank)
@@ -491,8 +616,11 @@ async def status(session: AsyncSession, broadcast_id: int) -> Status:
 
 
 async def recent(session: AsyncSession, limit: int = 20) -> list[Broadcast]:
-    return list((await session.execute(
-        select(Broadcast).order_by(Broadcast.id.desc()).limit(limit))).scalars())
+    return list(
+        (
+            await session.execute(select(Broadcast).order_by(Broadcast.id.desc()).limit(limit))
+        ).scalars()
+    )
 
 
 # --- the background task: scheduled broadcasts go out when due ---------------------------
@@ -500,8 +628,9 @@ async def recent(session: AsyncSession, limit: int = 20) -> list[Broadcast]:
 RELEASE_EVERY = 15.0  # seconds
 
 
-async def release_once(sessions: async_sessionmaker[AsyncSession], settings: Settings,
-                       calendar: Calendar | None = None) -> int:
+async def release_once(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, calendar: Calendar | None = None
+) -> int:
     """Scheduled broadcasts that are due, and attendance notices no organiser was told of
     yet (there was none when they came in). Returns how many of both went out."""
     released = await release_due(sessions, settings, timing=timing_of(calendar))

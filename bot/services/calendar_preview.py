@@ -42,31 +42,45 @@ async def members_with_channels(session: AsyncSession, calendar: Calendar) -> li
     out = []
     for member in members:
         contact = chosen.get(member.id)
-        out.append(Member(member.id, member.timezone, member.briefing_time, member.language,
-                          contact.channel if contact is not None else None))
+        out.append(
+            Member(
+                member.id,
+                member.timezone,
+                member.briefing_time,
+                member.language,
+                contact.channel if contact is not None else None,
+            )
+        )
     return out
 
 
-def reminder_segments(calendar: Calendar, member: Member, session_id: str, moves,
-                      settings: Settings) -> int:
+def reminder_segments(
+    calendar: Calendar, member: Member, session_id: str, moves, settings: Settings
+) -> int:
     facts = calendar_facts(calendar, member, moves)
     session = next(s for s in facts["sessions"] if s["id"] == session_id)
     messages = reminder_messages(translator(member.language), "sms", session, facts)
-    return sum(part.segments for message in messages
-               for part in render(message, "sms", member.language, PROMPT,
-                                  settings.sms_max_segments))
+    return sum(
+        part.segments
+        for message in messages
+        for part in render(message, "sms", member.language, PROMPT, settings.sms_max_segments)
+    )
 
 
-async def preview(session: AsyncSession, calendar: Calendar, settings: Settings,
-                  start: datetime, until: datetime) -> list[PreviewRow]:
+async def preview(
+    session: AsyncSession, calendar: Calendar, settings: Settings, start: datetime, until: datetime
+) -> list[PreviewRow]:
     """Planned items going out in [start, until), less those already done, one row per
     moment and subject."""
     members = await members_with_channels(session, calendar)
     by_id = {m.id: m for m in members}
     moves = await load_moves(session)
-    settled = {(j.kind, j.participant_id, j.subject, j.occurrence) for j in (
-        await session.execute(select(CalendarJob).where(CalendarJob.status != PENDING))
-    ).scalars()}
+    settled = {
+        (j.kind, j.participant_id, j.subject, j.occurrence)
+        for j in (
+            await session.execute(select(CalendarJob).where(CalendarJob.status != PENDING))
+        ).scalars()
+    }
     rows: dict[tuple, PreviewRow] = {}
     reminder_cost: dict[tuple[str, str, str], int] = {}
     for item in plan(calendar, members, moves):
@@ -94,8 +108,9 @@ async def preview(session: AsyncSession, calendar: Calendar, settings: Settings,
         else:
             cache = (item.subject, member.language, member.timezone or "")
             if cache not in reminder_cost:
-                reminder_cost[cache] = reminder_segments(calendar, member, item.subject, moves,
-                                                         settings)
+                reminder_cost[cache] = reminder_segments(
+                    calendar, member, item.subject, moves, settings
+                )
             row.sms_segments += reminder_cost[cache]
             row.sms_segments_all_pages += reminder_cost[cache]
     return sorted(rows.values(), key=lambda r: (r.send_at, r.kind, r.subject))
@@ -107,7 +122,14 @@ def briefing_costs(calendar: Calendar) -> list[tuple[str, str, int, int, int, st
     for briefing in calendar.briefings:
         for language in calendar.languages:
             cost = sms_cost(calendar, briefing.id, language)
-            out.append((briefing.id, language, cost.pages, cost.first_page_segments,
-                        cost.all_pages_segments, cost.encoding))
+            out.append(
+                (
+                    briefing.id,
+                    language,
+                    cost.pages,
+                    cost.first_page_segments,
+                    cost.all_pages_segments,
+                    cost.encoding,
+                )
+            )
     return out
-

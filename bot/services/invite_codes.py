@@ -39,7 +39,6 @@ INVITATION_KIND = "invitation"
 log = logging.getLogger(__name__)
 
 
-
 def new_nonce() -> str:
     return "".join(secrets.choice(ALPHABET) for _ in range(NONCE_LENGTH))
 
@@ -52,7 +51,8 @@ def code_for(nonce: str, key: bytes) -> str:
     """The code a nonce stands for: 32 letters and digits (about 190 bits), no '-' or '_'
     (phones that make a link of the SMS often leave a trailing '-' out of it)."""
     number = int.from_bytes(
-        hmac.new(key, b"invitation-code:" + nonce.encode(), hashlib.sha256).digest(), "big")
+        hmac.new(key, b"invitation-code:" + nonce.encode(), hashlib.sha256).digest(), "big"
+    )
     chars = []
     for _ in range(CODE_LENGTH):
         number, digit = divmod(number, len(ALPHABET))
@@ -72,8 +72,11 @@ def key_file(database_url: str) -> Path:
     """Where the generated key is kept: beside an SQLite database file, else here."""
     url = make_url(database_url)
     database = url.database or ""
-    if url.get_backend_name() == "sqlite" and database not in ("", ":memory:") \
-            and not database.startswith("file:"):
+    if (
+        url.get_backend_name() == "sqlite"
+        and database not in ("", ":memory:")
+        and not database.startswith("file:")
+    ):
         return Path(database).resolve().parent / KEY_FILE
     return Path.cwd() / KEY_FILE
 
@@ -88,9 +91,12 @@ def server_key(settings: Settings) -> bytes:
     if not where.exists():
         # Another working directory, another instance: another key, and links made by one
         # would not open with the other.
-        log.warning("no CONCORDER_SECRET_KEY: a new secret key is kept in %s; set the "
-                    "variable wherever more than one process or directory serves this "
-                    "database", where)
+        log.warning(
+            "no CONCORDER_SECRET_KEY: a new secret key is kept in %s; set the "
+            "variable wherever more than one process or directory serves this "
+            "database",
+            where,
+        )
     return _file_key(where)
 
 
@@ -116,6 +122,8 @@ def _file_key(path: Path) -> bytes:
         os.chmod(path, 0o600)  # nobody else may read it
     key = path.read_text().strip()
     if len(key) < 32:
-        raise RuntimeError(f"the secret key file {path} is damaged; set CONCORDER_SECRET_KEY "
-                           "or restore the file (invitations already sent need the same key)")
+        raise RuntimeError(
+            f"the secret key file {path} is damaged; set CONCORDER_SECRET_KEY "
+            "or restore the file (invitations already sent need the same key)"
+        )
     return key.encode()

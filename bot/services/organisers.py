@@ -62,8 +62,7 @@ class OrganiserInfo:
         return [c for c, a in (("telegram", self.telegram_id), ("sms", self.phone)) if a]
 
 
-async def record(session: AsyncSession, action: str, organiser_id: int | None,
-                 **data: Any) -> None:
+async def record(session: AsyncSession, action: str, organiser_id: int | None, **data: Any) -> None:
     """Audit one organiser action ('organiser.added', 'broadcast.queued', ...).
 
     `organiser_id` None means the command line. Data holds ids and counts, never text,
@@ -71,8 +70,9 @@ async def record(session: AsyncSession, action: str, organiser_id: int | None,
     await audit.append(session, action, {"organiser": organiser_id, **data})
 
 
-def normalised_addresses(telegram_id: str | None, phone: str | None,
-                         default_region: str) -> tuple[str | None, str | None]:
+def normalised_addresses(
+    telegram_id: str | None, phone: str | None, default_region: str
+) -> tuple[str | None, str | None]:
     if not telegram_id and not phone:
         raise OrganiserError("give --telegram-id or --phone (or both)")
     try:
@@ -85,18 +85,35 @@ def normalised_addresses(telegram_id: str | None, phone: str | None,
     return tg, number
 
 
-async def add_organiser(session: AsyncSession, *, telegram_id: str | None = None,
-                        phone: str | None = None, name: str | None = None,
-                        default_region: str = "GB", now: datetime | None = None
-                        ) -> OrganiserInfo:
+async def add_organiser(
+    session: AsyncSession,
+    *,
+    telegram_id: str | None = None,
+    phone: str | None = None,
+    name: str | None = None,
+    default_region: str = "GB",
+    now: datetime | None = None,
+) -> OrganiserInfo:
     tg, number = normalised_addresses(telegram_id, phone, default_region)
-    clash = (await session.execute(select(Organiser).where(or_(
-        Organiser.telegram_id == tg if tg else False,
-        Organiser.phone == number if number else False,
-    )))).scalars().first()
+    clash = (
+        (
+            await session.execute(
+                select(Organiser).where(
+                    or_(
+                        Organiser.telegram_id == tg if tg else False,
+                        Organiser.phone == number if number else False,
+                    )
+                )
+            )
+        )
+        .scalars()
+        .first()
+    )
     if clash is not None:
-        raise OrganiserError(f"organiser {clash.id} already has this "
-                             f"{'Telegram id' if tg and clash.telegram_id == tg else 'phone'}")
+        raise OrganiserError(
+            f"organiser {clash.id} already has this "
+            f"{'Telegram id' if tg and clash.telegram_id == tg else 'phone'}"
+        )
     name = (name or "").strip()[:120] or None
     row = Organiser(name=name, telegram_id=tg, phone=number, created_at=now or utcnow())
     try:
@@ -110,8 +127,9 @@ async def add_organiser(session: AsyncSession, *, telegram_id: str | None = None
     return info
 
 
-async def find_organiser(session: AsyncSession, ref: str,
-                         default_region: str = "GB") -> Organiser | None:
+async def find_organiser(
+    session: AsyncSession, ref: str, default_region: str = "GB"
+) -> Organiser | None:
     """An organiser by id ('3'), Telegram id or phone number."""
     ref = (ref or "").strip()
     if ref.isdigit():
@@ -130,8 +148,9 @@ async def find_organiser(session: AsyncSession, ref: str,
     return (await session.execute(select(Organiser).where(or_(*clauses)))).scalars().first()
 
 
-async def remove_organiser(session: AsyncSession, ref: str,
-                           default_region: str = "GB") -> OrganiserInfo:
+async def remove_organiser(
+    session: AsyncSession, ref: str, default_region: str = "GB"
+) -> OrganiserInfo:
     row = await find_organiser(session, ref, default_region)
     if row is None:
         raise OrganiserError("no organiser with that id, Telegram id or phone number")
@@ -165,16 +184,18 @@ async def organiser_of(session: AsyncSession, contact: Contact | None) -> Organi
     return OrganiserInfo.of(row) if row else None
 
 
-async def organiser_contacts(session: AsyncSession, default_language: str
-                             ) -> list[tuple[OrganiserInfo, Participant, Contact]]:
+async def organiser_contacts(
+    session: AsyncSession, default_language: str
+) -> list[tuple[OrganiserInfo, Participant, Contact]]:
     """How to write to each organiser: Telegram when they have it, else SMS.
 
     An organiser who never wrote to the bot gets a contact (and a pseudonymous participant)
     now, so messages to them go through the outbox like any other."""
     found = []
     for info in await list_organisers(session):
-        channel, address = ("telegram", info.telegram_id) if info.telegram_id else (
-            "sms", info.phone)
+        channel, address = (
+            ("telegram", info.telegram_id) if info.telegram_id else ("sms", info.phone)
+        )
         contact = await find_or_create_contact(session, channel, address, default_language)
         participant = await session.get(Participant, contact.participant_id)
         if participant is None or participant.opted_out or contact.opted_out_at:
@@ -190,8 +211,9 @@ async def organiser_contacts(session: AsyncSession, default_language: str
 PREVIEW_LIFETIME = timedelta(minutes=PREVIEW_MINUTES)
 
 
-async def _sessions(session: AsyncSession,
-                    cal: Calendar | None) -> tuple[list[ScheduledSession], str]:
+async def _sessions(
+    session: AsyncSession, cal: Calendar | None
+) -> tuple[list[ScheduledSession], str]:
     """The sessions of the running calendar (moves applied, in time order), and its zone.
     The flow picks the coming ones by its own clock."""
     if cal is None:
@@ -199,10 +221,17 @@ async def _sessions(session: AsyncSession,
     found = []
     for number, timed in enumerate(timed_sessions(cal, await load_moves(session)), start=1):
         item = timed.session
-        found.append(ScheduledSession(
-            number=number, id=item.id, title=dict(item.title), start=timed.start,
-            end=timed.end or timed.start, place=dict(item.place) if item.place else None,
-            call_in=item.call_in))
+        found.append(
+            ScheduledSession(
+                number=number,
+                id=item.id,
+                title=dict(item.title),
+                start=timed.start,
+                end=timed.end or timed.start,
+                place=dict(item.place) if item.place else None,
+                call_in=item.call_in,
+            )
+        )
     found.sort(key=lambda s: s.start)
     return found, cal.schedule.timezone
 
@@ -211,8 +240,9 @@ async def _sessions(session: AsyncSession,
 NEW_CODE_HASH = "organiser_new_code_hash"
 
 
-async def organiser_facts(calendar_of: CalendarSource, session: AsyncSession,
-                          participant: Participant) -> dict[str, Any]:
+async def organiser_facts(
+    calendar_of: CalendarSource, session: AsyncSession, participant: Participant
+) -> dict[str, Any]:
     from bot.services import broadcast
 
     now = utcnow()
@@ -220,8 +250,11 @@ async def organiser_facts(calendar_of: CalendarSource, session: AsyncSession,
     contact = session.info.get(TURN_CONTACT)
     info = await organiser_of(session, contact)
     if info is None:
-        seat = (await session.execute(select(Selection.status).where(
-            Selection.participant_id == participant.id))).scalar_one_or_none()
+        seat = (
+            await session.execute(
+                select(Selection.status).where(Selection.participant_id == participant.id)
+            )
+        ).scalar_one_or_none()
         facts: dict[str, Any] = {"organiser": None, "panel": seat in (SELECTED, CONFIRMED)}
         if facts["panel"]:
             facts["sessions"], facts["timezone"] = await _sessions(session, calendar)
@@ -232,30 +265,44 @@ async def organiser_facts(calendar_of: CalendarSource, session: AsyncSession,
     sessions, zone = await _sessions(session, calendar)
     guard = await session.get(Organiser, info.id)
     facts = {
-        "organiser": OrganiserFacts(id=info.id, sms_failures=guard.sms_failures,
-                                    sms_locked_until=guard.sms_locked_until.isoformat()
-                                    if guard.sms_locked_until else None),
+        "organiser": OrganiserFacts(
+            id=info.id,
+            sms_failures=guard.sms_failures,
+            sms_locked_until=guard.sms_locked_until.isoformat() if guard.sms_locked_until else None,
+        ),
         "audiences": {key: count.facts() for key, count in counts.items()},
-        "pending_broadcast": None if preview is None else PendingBroadcast(
-            audience=preview.audience, recipients=preview.recipients,
-            expires_at=preview.expires_at.isoformat(), origin=preview.origin,
-            code_hash=preview.code_hash),
+        "pending_broadcast": None
+        if preview is None
+        else PendingBroadcast(
+            audience=preview.audience,
+            recipients=preview.recipients,
+            expires_at=preview.expires_at.isoformat(),
+            origin=preview.origin,
+            code_hash=preview.code_hash,
+        ),
         "sessions": sessions,
         "timezone": zone,
     }
     if contact.channel == "sms":
         # The code a preview made in this turn carries; only its hash is kept, for the
         # turn hook to store with the preview (flows get no randomness of their own).
-        code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+        code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
         facts["confirmation_code"] = code
         session.info[NEW_CODE_HASH] = code_digest(secrets.token_hex(8), code)
     return facts
 
 
-async def organiser_events(calendar_of: CalendarSource, session: AsyncSession,
-                           settings: Settings, *,
-                           participant: Participant, contact: Contact, text: str,
-                           turn: Turn, now: datetime) -> int:
+async def organiser_events(
+    calendar_of: CalendarSource,
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    participant: Participant,
+    contact: Contact,
+    text: str,
+    turn: Turn,
+    now: datetime,
+) -> int:
     """Store previews, send confirmed broadcasts, drop discarded ones, forward notices."""
     from bot.services import broadcast
 
@@ -277,11 +324,16 @@ async def organiser_events(calendar_of: CalendarSource, session: AsyncSession,
             # The preview message asks for SEND within its lifetime: it lapses with it.
             await session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.contact_id == contact.id, OutboxMessage.created_at == now,
-                       OutboxMessage.status == OutboxStatus.QUEUED)
-                .values(expires_at=preview.expires_at))
-            preview.code_hash = (session.info.pop(NEW_CODE_HASH, None)
-                                 if contact.channel == "sms" else None)
+                .where(
+                    OutboxMessage.contact_id == contact.id,
+                    OutboxMessage.created_at == now,
+                    OutboxMessage.status == OutboxStatus.QUEUED,
+                )
+                .values(expires_at=preview.expires_at)
+            )
+            preview.code_hash = (
+                session.info.pop(NEW_CODE_HASH, None) if contact.channel == "sms" else None
+            )
         elif event.kind in ("organiser.code_rejected", "organiser.sms_locked"):
             queued += await _count_wrong_code(session, settings, event, now)
         elif event.kind in ("broadcast.confirmed", "broadcast.discarded"):
@@ -292,27 +344,40 @@ async def organiser_events(calendar_of: CalendarSource, session: AsyncSession,
                 if contact.channel == "sms":
                     (await session.get(Organiser, organiser_id)).sms_failures = 0
                 row = await broadcast.create(
-                    session, settings, broadcast.text_content(preview.text),
-                    broadcast.parse_audience(preview.audience), organiser_id=organiser_id,
-                    origin=preview.origin, urgent=is_urgent(preview.text), now=now,
-                    timing=broadcast.timing_of(calendar))
+                    session,
+                    settings,
+                    broadcast.text_content(preview.text),
+                    broadcast.parse_audience(preview.audience),
+                    organiser_id=organiser_id,
+                    origin=preview.origin,
+                    urgent=is_urgent(preview.text),
+                    now=now,
+                    timing=broadcast.timing_of(calendar),
+                )
                 queued += await _count_rows(session, row.id)
             await session.delete(preview)
             await session.flush()
     if any(event.kind == "attendance.reported" for event in turn.events):
         for event in turn.events:
             if event.kind == "attendance.reported":
-                session.add(AttendanceNotice(participant_id=participant.id,
-                                             session_id=event.data.get("session"),
-                                             kind=_report_kind(event.data), at=now))
+                session.add(
+                    AttendanceNotice(
+                        participant_id=participant.id,
+                        session_id=event.data.get("session"),
+                        kind=_report_kind(event.data),
+                        at=now,
+                    )
+                )
         await session.flush()
-        queued += await forward_attendance(session, settings, now, calendar=calendar,
-                                           words={participant.id: text})
+        queued += await forward_attendance(
+            session, settings, now, calendar=calendar, words={participant.id: text}
+        )
     return queued
 
 
-async def _count_wrong_code(session: AsyncSession, settings: Settings, event: Event,
-                            now: datetime) -> int:
+async def _count_wrong_code(
+    session: AsyncSession, settings: Settings, event: Event, now: datetime
+) -> int:
     """Keep the count of wrong SMS codes; at a lock, tell the other organisers."""
     guard = await session.get(Organiser, event.data.get("organiser"), with_for_update=True)
     if guard is None:
@@ -325,7 +390,8 @@ async def _count_wrong_code(session: AsyncSession, settings: Settings, event: Ev
     await session.flush()
     queued = 0
     for info, organiser, organiser_contact in await organiser_contacts(
-            session, settings.default_language):
+        session, settings.default_language
+    ):
         if info.id == guard.id:
             continue
         t = translator(organiser.language)
@@ -333,10 +399,20 @@ async def _count_wrong_code(session: AsyncSession, settings: Settings, event: Ev
         text = t.gettext(
             "Organiser commands by SMS from {who} are locked for {minutes} minutes: {n} wrong "
             "confirmation codes were sent from their number. If it was not them, someone "
-            "may be forging it.", who=who, minutes=LOCK_MINUTES, n=MAX_CODE_FAILURES)
-        queued += await enqueue(session, settings, organiser, organiser_contact,
-                                [Outbound(text=text, kind="security")], prompt_id=None,
-                                now=now)
+            "may be forging it.",
+            who=who,
+            minutes=LOCK_MINUTES,
+            n=MAX_CODE_FAILURES,
+        )
+        queued += await enqueue(
+            session,
+            settings,
+            organiser,
+            organiser_contact,
+            [Outbound(text=text, kind="security")],
+            prompt_id=None,
+            now=now,
+        )
     return queued
 
 
@@ -347,61 +423,100 @@ def _report_kind(data: dict[str, Any]) -> str:
 
 
 async def _count_rows(session: AsyncSession, broadcast_id: int) -> int:
-    return (await session.execute(select(func.count()).where(
-        OutboxMessage.broadcast_id == broadcast_id))).scalar_one()
+    return (
+        await session.execute(
+            select(func.count()).where(OutboxMessage.broadcast_id == broadcast_id)
+        )
+    ).scalar_one()
 
 
-async def forward_attendance(session: AsyncSession, settings: Settings, now: datetime, *,
-                             calendar: Calendar | None = None,
-                             words: dict[str, str] | None = None) -> int:
+async def forward_attendance(
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime,
+    *,
+    calendar: Calendar | None = None,
+    words: dict[str, str] | None = None,
+) -> int:
     """Tell every organiser about LATE / CAN'T COME notices not yet forwarded.
 
     Notices are locked (skipped if another instance holds them), so each goes out once; they
     stay unforwarded while there is no organiser to tell."""
-    notices = (await session.execute(
-        select(AttendanceNotice).where(AttendanceNotice.forwarded_at.is_(None))
-        .order_by(AttendanceNotice.id).with_for_update(skip_locked=True)
-    )).scalars().all()
+    notices = (
+        (
+            await session.execute(
+                select(AttendanceNotice)
+                .where(AttendanceNotice.forwarded_at.is_(None))
+                .order_by(AttendanceNotice.id)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        .scalars()
+        .all()
+    )
     if not notices:
         return 0
     recipients = await organiser_contacts(session, settings.default_language)
     if not recipients:
         return 0
     numbers = {s.id: s.number for s in (await _sessions(session, calendar))[0]}
-    refs = dict((await session.execute(
-        select(PoolEntry.participant_id, PoolEntry.external_id).where(
-            PoolEntry.participant_id.in_([n.participant_id for n in notices]))
-    )).all())
+    refs = dict(
+        (
+            await session.execute(
+                select(PoolEntry.participant_id, PoolEntry.external_id).where(
+                    PoolEntry.participant_id.in_([n.participant_id for n in notices])
+                )
+            )
+        ).all()
+    )
     queued = 0
     for notice in notices:
-        who = notice.participant_id + (f" ({refs[notice.participant_id]})"
-                                       if refs.get(notice.participant_id) else "")
+        who = notice.participant_id + (
+            f" ({refs[notice.participant_id]})" if refs.get(notice.participant_id) else ""
+        )
         said = (words or {}).get(notice.participant_id)
         for _info, organiser, organiser_contact in recipients:
             t = translator(organiser.language)
             number = numbers.get(notice.session_id or "")
             if notice.kind == "late":
-                line = (t.gettext("{who} will be late for session {number}.", who=who,
-                                  number=number) if number else
-                        t.gettext("{who} will be late.", who=who))
+                line = (
+                    t.gettext("{who} will be late for session {number}.", who=who, number=number)
+                    if number
+                    else t.gettext("{who} will be late.", who=who)
+                )
             else:
-                line = (t.gettext("{who} cannot come to session {number}.", who=who,
-                                  number=number) if number else
-                        t.gettext("{who} cannot come.", who=who))
+                line = (
+                    t.gettext("{who} cannot come to session {number}.", who=who, number=number)
+                    if number
+                    else t.gettext("{who} cannot come.", who=who)
+                )
             if said:
                 line += "\n" + t.gettext("Their message: {text}", text=said)
-            queued += await enqueue(session, settings, organiser, organiser_contact,
-                                    [Outbound(text=line, kind="attendance")],
-                                    prompt_id=None, now=now)
+            queued += await enqueue(
+                session,
+                settings,
+                organiser,
+                organiser_contact,
+                [Outbound(text=line, kind="attendance")],
+                prompt_id=None,
+                now=now,
+            )
         notice.forwarded_at = now
-        await record(session, "attendance.forwarded", None, notice=notice.id,
-                     kind=notice.kind, organisers=len(recipients))
+        await record(
+            session,
+            "attendance.forwarded",
+            None,
+            notice=notice.id,
+            kind=notice.kind,
+            organisers=len(recipients),
+        )
     return queued
 
 
 def register(relay) -> None:
     """Join the conversations: organisers' facts, then what their turns mean
     (`relay`: bot.relay.Relay)."""
+
     def calendar_of() -> Calendar | None:
         return relay.calendar
 

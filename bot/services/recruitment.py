@@ -86,12 +86,15 @@ CHUNK = 10000
 
 # ---------------------------------------------------------------------------- assembly
 
+
 async def check_one_assembly(session: AsyncSession, assembly: Assembly) -> None:
     """One assembly per database: refuse work for another one than the first recorded."""
     recorded = (
         await session.execute(
-            select(AuditEvent.data).where(AuditEvent.kind == "recruitment.assembly")
-            .order_by(AuditEvent.id).limit(1)
+            select(AuditEvent.data)
+            .where(AuditEvent.kind == "recruitment.assembly")
+            .order_by(AuditEvent.id)
+            .limit(1)
         )
     ).scalar_one_or_none()
     if recorded is None:
@@ -109,22 +112,23 @@ class RecruitmentError(RuntimeError):
 
 # ------------------------------------------------------------------- facts for flows
 
-async def recruitment_facts(assembly: Assembly, timezone: Callable[[], str],
-                            session: AsyncSession, participant: Participant) -> dict[str, Any]:
+
+async def recruitment_facts(
+    assembly: Assembly, timezone: Callable[[], str], session: AsyncSession, participant: Participant
+) -> dict[str, Any]:
     """What the recruitment flows know: the assembly's questions, this person's
     invitation, answers and place in the draw; deadlines in the assembly's `timezone()`."""
     facts = assembly.facts()
     invitation = (
-        await session.execute(select(Invitation).where(
-            Invitation.participant_id == participant.id))
+        await session.execute(select(Invitation).where(Invitation.participant_id == participant.id))
     ).scalar_one_or_none()
     entry = (
-        await session.execute(select(PoolEntry.attributes).where(
-            PoolEntry.participant_id == participant.id))
+        await session.execute(
+            select(PoolEntry.attributes).where(PoolEntry.participant_id == participant.id)
+        )
     ).scalar_one_or_none()
     selection = (
-        await session.execute(select(Selection).where(
-            Selection.participant_id == participant.id))
+        await session.execute(select(Selection).where(Selection.participant_id == participant.id))
     ).scalar_one_or_none()
     question_ids = {q["id"] for q in facts["questions"]}
     facts["known"] = {k: v for k, v in (entry or {}).items() if k in question_ids}
@@ -133,8 +137,10 @@ async def recruitment_facts(assembly: Assembly, timezone: Callable[[], str],
         facts["selection"] = SelectionFacts(selection.status, selection.confirm_by)
     facts["outcome"] = _outcome(invitation, selection)
     facts["timezone"] = participant.timezone or timezone()
-    result: dict[str, Any] = {"assembly_name": assembly.name,
-                              "recruitment": RecruitmentFacts(**facts)}
+    result: dict[str, Any] = {
+        "assembly_name": assembly.name,
+        "recruitment": RecruitmentFacts(**facts),
+    }
     default = _default_flow(invitation, selection)
     if default:
         result["default_flow"] = default
@@ -171,10 +177,12 @@ def _default_flow(invitation: Invitation | None, selection: Selection | None) ->
 
 # ------------------------------------------------------- flow events become rows
 
+
 async def _invitation_of(session: AsyncSession, participant_id: str) -> Invitation | None:
     return (
-        await session.execute(select(Invitation).where(
-            Invitation.participant_id == participant_id).with_for_update())
+        await session.execute(
+            select(Invitation).where(Invitation.participant_id == participant_id).with_for_update()
+        )
     ).scalar_one_or_none()
 
 
@@ -201,10 +209,15 @@ async def _consent_refused(session, participant, event: Event, now: datetime) ->
 
 
 async def _consent_given(session, participant, event: Event, now: datetime) -> None:
-    session.add(Consent(participant_id=participant.id,
-                        text_version=str(event.data.get("version", "")),
-                        language=str(event.data.get("language", participant.language)),
-                        channel=str(event.data.get("channel", "")), given_at=now))
+    session.add(
+        Consent(
+            participant_id=participant.id,
+            text_version=str(event.data.get("version", "")),
+            language=str(event.data.get("language", participant.language)),
+            channel=str(event.data.get("channel", "")),
+            given_at=now,
+        )
+    )
     invitation = await _invitation_of(session, participant.id)
     if invitation is not None:
         invitation.responded_at = invitation.responded_at or now
@@ -218,11 +231,20 @@ async def _registered(session, participant, event: Event, now: datetime) -> None
     # The answers move from the conversation state to their table, and only there.
     state["data"] = data
     participant.state = state
-    await session.execute(RegistrationAnswer.__table__.delete().where(
-        RegistrationAnswer.participant_id == participant.id))
+    await session.execute(
+        RegistrationAnswer.__table__.delete().where(
+            RegistrationAnswer.participant_id == participant.id
+        )
+    )
     for question_id, answer in (progress.get("answers") or {}).items():
-        session.add(RegistrationAnswer(participant_id=participant.id, question_id=question_id,
-                                       answer=answer, answered_at=now))
+        session.add(
+            RegistrationAnswer(
+                participant_id=participant.id,
+                question_id=question_id,
+                answer=answer,
+                answered_at=now,
+            )
+        )
     invitation = await _invitation_of(session, participant.id)
     if invitation is not None:
         invitation.registered_at, invitation.status = now, REGISTERED
@@ -231,24 +253,34 @@ async def _registered(session, participant, event: Event, now: datetime) -> None
 async def _withdrew(session, participant, event: Event, now: datetime) -> None:
     """WITHDRAW or STOP: stop everything and mark the person's data for erasure."""
     invitation = await _invitation_of(session, participant.id)
-    entry = (await session.execute(select(PoolEntry.id).where(
-        PoolEntry.participant_id == participant.id))).scalar_one_or_none()
+    entry = (
+        await session.execute(
+            select(PoolEntry.id).where(PoolEntry.participant_id == participant.id)
+        )
+    ).scalar_one_or_none()
     if invitation is None and entry is None:
         return
     participant.erase_requested_at = participant.erase_requested_at or now
     if invitation is not None and invitation.status != WITHDRAWN:
         invitation.status, invitation.closed_at = WITHDRAWN, now
-    await session.execute(update(Consent).where(
-        Consent.participant_id == participant.id, Consent.withdrawn_at.is_(None)
-    ).values(withdrawn_at=now))
-    await session.execute(update(Selection).where(
-        Selection.participant_id == participant.id, Selection.status != DECLINED
-    ).values(status=DECLINED, reason="withdrawn", responded_at=now))
+    await session.execute(
+        update(Consent)
+        .where(Consent.participant_id == participant.id, Consent.withdrawn_at.is_(None))
+        .values(withdrawn_at=now)
+    )
+    await session.execute(
+        update(Selection)
+        .where(Selection.participant_id == participant.id, Selection.status != DECLINED)
+        .values(status=DECLINED, reason="withdrawn", responded_at=now)
+    )
 
 
 async def _answer_selection(session, participant, now: datetime, status: str) -> None:
-    selection = (await session.execute(select(Selection).where(
-        Selection.participant_id == participant.id).with_for_update())).scalar_one_or_none()
+    selection = (
+        await session.execute(
+            select(Selection).where(Selection.participant_id == participant.id).with_for_update()
+        )
+    ).scalar_one_or_none()
     if selection is not None:
         selection.status, selection.responded_at = status, now
         selection.reason = "declined" if status == DECLINED else None
@@ -268,8 +300,9 @@ STORED_START = "/start [code not kept]"
 _START = re.compile(r"^/start(?:@\w+)?\s+([A-Za-z0-9_-]{1,64})\s*$")
 
 
-async def bind_invitation_link(session: AsyncSession, *, channel: str, address: str,
-                               text: str, language: str, now: datetime) -> None:
+async def bind_invitation_link(
+    session: AsyncSession, *, channel: str, address: str, text: str, language: str, now: datetime
+) -> None:
     """'/start <code>' from a Telegram chat binds that chat to the invited person, once."""
     # A simulated chat never takes over an invited person, whatever code it types.
     real_chat = channel == "telegram" and not is_simulated(address)
@@ -280,37 +313,51 @@ async def bind_invitation_link(session: AsyncSession, *, channel: str, address: 
     # chat speaks for someone else) stays unbound, and usable by whoever reads it.
     await session.execute(
         update(InboundMessage)
-        .where(InboundMessage.channel == "telegram", InboundMessage.contact_id.is_(None),
-               InboundMessage.text == text)
-        .values(text=STORED_START))
+        .where(
+            InboundMessage.channel == "telegram",
+            InboundMessage.contact_id.is_(None),
+            InboundMessage.text == text,
+        )
+        .values(text=STORED_START)
+    )
     invitation = (
-        await session.execute(select(Invitation).where(
-            Invitation.code_hash == hash_code(match.group(1))).with_for_update())
+        await session.execute(
+            select(Invitation)
+            .where(Invitation.code_hash == hash_code(match.group(1)))
+            .with_for_update()
+        )
     ).scalar_one_or_none()
     contact = (
-        await session.execute(select(Contact).where(
-            Contact.channel == "telegram", Contact.address == address))
+        await session.execute(
+            select(Contact).where(Contact.channel == "telegram", Contact.address == address)
+        )
     ).scalar_one_or_none()
     # The chat's contact is written before the audit chain's head is locked, as every
     # inbound message does: two writers taking them in opposite orders would deadlock.
     if invitation is None or invitation.status in (LAPSED, WITHDRAWN, FAILED):
         await _mark_refused(session, contact, address, language, "invalid")
-        await audit.append(session, "invitation.code_invalid",
-                           {"known": invitation is not None}, at=now)
+        await audit.append(
+            session, "invitation.code_invalid", {"known": invitation is not None}, at=now
+        )
         return
     if invitation.bound_contact_id is not None:
         if contact is not None and contact.id == invitation.bound_contact_id:
             return  # the same account opening its link again
         await _mark_refused(session, contact, address, language, "used")
-        await audit.append(session, "invitation.code_refused",
-                           {"reason": "used by another account"},
-                           participant_id=invitation.participant_id, at=now)
+        await audit.append(
+            session,
+            "invitation.code_refused",
+            {"reason": "used by another account"},
+            participant_id=invitation.participant_id,
+            at=now,
+        )
         return
     if contact is None:
         try:
             async with session.begin_nested():
-                contact = Contact(participant_id=invitation.participant_id,
-                                  channel="telegram", address=address)
+                contact = Contact(
+                    participant_id=invitation.participant_id, channel="telegram", address=address
+                )
                 session.add(contact)
                 await session.flush()
         except IntegrityError:
@@ -321,31 +368,47 @@ async def bind_invitation_link(session: AsyncSession, *, channel: str, address: 
     if contact.participant_id != invitation.participant_id:
         if await _is_recruited(session, contact.participant_id):
             # One account, one person: it already speaks for someone of the pool.
-            await audit.append(session, "invitation.code_refused",
-                               {"reason": "account linked to another person"},
-                               participant_id=invitation.participant_id, at=now)
+            await audit.append(
+                session,
+                "invitation.code_refused",
+                {"reason": "account linked to another person"},
+                participant_id=invitation.participant_id,
+                at=now,
+            )
             await _mark_refused(session, contact, address, language, "other")
             return
         # This chat wrote before opening its link: it belongs to the invited person now.
-        await audit.append(session, "contact.moved", {"from": contact.participant_id},
-                           participant_id=invitation.participant_id, at=now)
+        await audit.append(
+            session,
+            "contact.moved",
+            {"from": contact.participant_id},
+            participant_id=invitation.participant_id,
+            at=now,
+        )
         contact.participant_id = invitation.participant_id
     invitation.bound_contact_id, invitation.bound_at = contact.id, now
     # Opening the link is an answer (no reminder, no lapse); the invitation question
     # itself is asked next, in the chat.
     invitation.responded_at = invitation.responded_at or now
-    await audit.append(session, "invitation.link_opened", {"channel": invitation.channel},
-                       participant_id=invitation.participant_id, at=now)
+    await audit.append(
+        session,
+        "invitation.link_opened",
+        {"channel": invitation.channel},
+        participant_id=invitation.participant_id,
+        at=now,
+    )
 
 
 async def _is_recruited(session: AsyncSession, participant_id: str) -> bool:
-    found = await session.scalar(select(PoolEntry.id).where(
-        PoolEntry.participant_id == participant_id))
+    found = await session.scalar(
+        select(PoolEntry.id).where(PoolEntry.participant_id == participant_id)
+    )
     return found is not None
 
 
-async def _mark_refused(session: AsyncSession, contact: Contact | None, address: str,
-                        language: str, reason: str) -> None:
+async def _mark_refused(
+    session: AsyncSession, contact: Contact | None, address: str, language: str, reason: str
+) -> None:
     """Let the invitation flow tell this chat why its link did not work."""
     if contact is None:
         contact = await service.find_or_create_contact(session, "telegram", address, language)
@@ -362,11 +425,19 @@ async def _mark_refused(session: AsyncSession, contact: Contact | None, address:
 # -------------------------------------------------------------------- pool import
 
 HEADER_ALIASES = {
-    "phone": "phone", "mobile": "phone", "phone_number": "phone",
-    "telegram": "telegram", "telegram_handle": "telegram", "handle": "telegram",
-    "language": "language", "lang": "language",
-    "household": "household", "household_id": "household",
-    "id": "external_id", "external_id": "external_id", "ref": "external_id",
+    "phone": "phone",
+    "mobile": "phone",
+    "phone_number": "phone",
+    "telegram": "telegram",
+    "telegram_handle": "telegram",
+    "handle": "telegram",
+    "language": "language",
+    "lang": "language",
+    "household": "household",
+    "household_id": "household",
+    "id": "external_id",
+    "external_id": "external_id",
+    "ref": "external_id",
 }
 _HANDLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{4,31}$")
 
@@ -382,8 +453,15 @@ class PoolRow:
     attributes: dict[str, str] = field(default_factory=dict)
 
     def keys(self) -> list[tuple[str, str]]:
-        return [(kind, value) for kind, value in (("phone", self.phone),
-                ("telegram", self.telegram), ("external_id", self.external_id)) if value]
+        return [
+            (kind, value)
+            for kind, value in (
+                ("phone", self.phone),
+                ("telegram", self.telegram),
+                ("external_id", self.external_id),
+            )
+            if value
+        ]
 
 
 @dataclass
@@ -400,8 +478,12 @@ class PoolParse:
     merged: int
 
 
-def parse_pool(path: str | Path, assembly: Assembly, default_region: str = "GB",
-               progress: Callable[[int], None] | None = None) -> PoolParse:
+def parse_pool(
+    path: str | Path,
+    assembly: Assembly,
+    default_region: str = "GB",
+    progress: Callable[[int], None] | None = None,
+) -> PoolParse:
     """Read and check a pool CSV. Bad rows are reported with their line and reason;
     rows naming the same phone, handle or id are merged into one person."""
     with open(path, newline="", encoding="utf-8-sig") as fp:
@@ -428,12 +510,20 @@ def parse_pool(path: str | Path, assembly: Assembly, default_region: str = "GB",
             if not any(v.strip() for v in values):
                 continue
             if len(values) != len(columns):
-                bad.append(BadRow(line, f"{len(values)} fields where the header has "
-                                        f"{len(columns)}"))
+                bad.append(
+                    BadRow(line, f"{len(values)} fields where the header has {len(columns)}")
+                )
                 continue
             try:
-                rows.append(_check_row(dict(zip(columns, values, strict=True)), line,
-                                       assembly, options, default_region))
+                rows.append(
+                    _check_row(
+                        dict(zip(columns, values, strict=True)),
+                        line,
+                        assembly,
+                        options,
+                        default_region,
+                    )
+                )
             except ValueError as exc:
                 bad.append(BadRow(line, str(exc)))
     if progress:
@@ -460,8 +550,9 @@ def pool_phone(number: str, region: str) -> str:
         raise
 
 
-def _check_row(raw: dict[str, str], line: int, assembly: Assembly,
-               options: dict[str, set[str]], region: str) -> PoolRow:
+def _check_row(
+    raw: dict[str, str], line: int, assembly: Assembly, options: dict[str, set[str]], region: str
+) -> PoolRow:
     row = PoolRow(lines=[line])
     phone = raw.pop("phone", "").strip()
     if phone:
@@ -472,15 +563,17 @@ def _check_row(raw: dict[str, str], line: int, assembly: Assembly,
     handle = raw.pop("telegram", "").strip().removeprefix("@")
     if handle:
         if not _HANDLE.match(handle):
-            raise ValueError("telegram: a handle is 5 to 32 letters, digits or _, "
-                             "starting with a letter")
+            raise ValueError(
+                "telegram: a handle is 5 to 32 letters, digits or _, starting with a letter"
+            )
         row.telegram = handle.lower()
     if not row.phone and not row.telegram:
         raise ValueError("no phone number and no Telegram handle: nobody to invite")
     language = raw.pop("language", "").strip().lower()
     if language and language not in assembly.languages:
-        raise ValueError(f"language: {language!r} is not one of the assembly's "
-                         f"({', '.join(assembly.languages)})")
+        raise ValueError(
+            f"language: {language!r} is not one of the assembly's ({', '.join(assembly.languages)})"
+        )
     row.language = language or None
     row.household = raw.pop("household", "").strip()[:64] or None
     row.external_id = raw.pop("external_id", "").strip()[:64] or None
@@ -489,8 +582,7 @@ def _check_row(raw: dict[str, str], line: int, assembly: Assembly,
         if not value:
             continue
         if name in options and value not in options[name]:
-            raise ValueError(f"{name}: {value!r} is not one of "
-                             f"{', '.join(sorted(options[name]))}")
+            raise ValueError(f"{name}: {value!r} is not one of {', '.join(sorted(options[name]))}")
         row.attributes[name] = value
     return row
 
@@ -509,8 +601,13 @@ def _merge(rows: list[PoolRow]) -> tuple[list[PoolRow], list[BadRow]]:
         else:
             index = found[0]
             problem = _conflict(people[index], row) or next(
-                (f"joins two different people (lines {people[index].lines[0]} and "
-                 f"{people[other].lines[0]})" for other in found[1:]), None)
+                (
+                    f"joins two different people (lines {people[index].lines[0]} and "
+                    f"{people[other].lines[0]})"
+                    for other in found[1:]
+                ),
+                None,
+            )
             if problem:
                 conflicts.append(BadRow(row.lines[0], problem))
                 continue
@@ -546,10 +643,15 @@ class ImportResult:
     updated: int = 0
 
 
-async def import_pool(sessions: async_sessionmaker[AsyncSession], assembly: Assembly,
-                      rows: list[PoolRow], *, now: datetime | None = None,
-                      progress: Callable[[int], None] | None = None,
-                      chunk: int = 5000) -> ImportResult:
+async def import_pool(
+    sessions: async_sessionmaker[AsyncSession],
+    assembly: Assembly,
+    rows: list[PoolRow],
+    *,
+    now: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+    chunk: int = 5000,
+) -> ImportResult:
     """Write checked rows in one transaction (all or nothing). A person already in the
     pool (same phone, handle or id) is updated, so importing a file twice changes nothing."""
     now = now or utcnow()
@@ -557,32 +659,40 @@ async def import_pool(sessions: async_sessionmaker[AsyncSession], assembly: Asse
     async with sessions.begin() as session:
         await check_one_assembly(session, assembly)
         for start in range(0, len(rows), chunk):
-            part = rows[start:start + chunk]
+            part = rows[start : start + chunk]
             created, updated = await _import_chunk(session, assembly, part, now)
             result.created += created
             result.updated += updated
             if progress:
                 progress(len(part))
-        await audit.append(session, "pool.imported",
-                           {"people": len(rows), "created": result.created,
-                            "updated": result.updated}, at=now)
+        await audit.append(
+            session,
+            "pool.imported",
+            {"people": len(rows), "created": result.created, "updated": result.updated},
+            at=now,
+        )
     return result
 
 
-async def _import_chunk(session: AsyncSession, assembly: Assembly, rows: list[PoolRow],
-                        now: datetime) -> tuple[int, int]:
+async def _import_chunk(
+    session: AsyncSession, assembly: Assembly, rows: list[PoolRow], now: datetime
+) -> tuple[int, int]:
     phones = [r.phone for r in rows if r.phone]
     handles = [r.telegram for r in rows if r.telegram]
     ids = [r.external_id for r in rows if r.external_id]
     by_key: dict[tuple[str, str], str] = {}
     if phones:
-        for address, pid in (await session.execute(select(Contact.address, Contact.participant_id)
-                             .where(Contact.channel == "sms", Contact.address.in_(phones)))):
+        for address, pid in await session.execute(
+            select(Contact.address, Contact.participant_id).where(
+                Contact.channel == "sms", Contact.address.in_(phones)
+            )
+        ):
             by_key[("phone", address)] = pid
     if handles or ids:
         query = select(PoolEntry.telegram_handle, PoolEntry.external_id, PoolEntry.participant_id)
-        for handle, ext, pid in await session.execute(query.where(
-                PoolEntry.telegram_handle.in_(handles) | PoolEntry.external_id.in_(ids))):
+        for handle, ext, pid in await session.execute(
+            query.where(PoolEntry.telegram_handle.in_(handles) | PoolEntry.external_id.in_(ids))
+        ):
             if handle:
                 by_key[("telegram", handle)] = pid
             if ext:
@@ -594,20 +704,40 @@ async def _import_chunk(session: AsyncSession, assembly: Assembly, rows: list[Po
         language = row.language or assembly.assembly.default_language
         if pid is None:
             pid = new_participant_id()
-            new_participants.append({
-                "id": pid, "language": language, "opted_out": False,
-                "state": State(language=language).to_json(), "created_at": now,
-                "updated_at": now})
-            new_entries.append({
-                "participant_id": pid, "external_id": row.external_id,
-                "telegram_handle": row.telegram, "language": language,
-                "household_id": row.household, "attributes": row.attributes,
-                "source_line": row.lines[0], "imported_at": now})
+            new_participants.append(
+                {
+                    "id": pid,
+                    "language": language,
+                    "opted_out": False,
+                    "state": State(language=language).to_json(),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            new_entries.append(
+                {
+                    "participant_id": pid,
+                    "external_id": row.external_id,
+                    "telegram_handle": row.telegram,
+                    "language": language,
+                    "household_id": row.household,
+                    "attributes": row.attributes,
+                    "source_line": row.lines[0],
+                    "imported_at": now,
+                }
+            )
             if row.phone:
                 # Being on the organiser's list is what allows the invitation by SMS.
-                new_contacts.append({
-                    "participant_id": pid, "channel": "sms", "address": row.phone,
-                    "sms_consent": True, "created_at": now, "next_seq": 1})
+                new_contacts.append(
+                    {
+                        "participant_id": pid,
+                        "channel": "sms",
+                        "address": row.phone,
+                        "sms_consent": True,
+                        "created_at": now,
+                        "next_seq": 1,
+                    }
+                )
             continue
         updated += await _update_entry(session, pid, row, now, new_contacts)
     conn = await session.connection()
@@ -619,13 +749,20 @@ async def _import_chunk(session: AsyncSession, assembly: Assembly, rows: list[Po
     return len(new_participants), updated
 
 
-async def _update_entry(session: AsyncSession, pid: str, row: PoolRow, now: datetime,
-                        new_contacts: list[dict[str, Any]]) -> int:
-    entry = (await session.execute(select(PoolEntry).where(
-        PoolEntry.participant_id == pid))).scalar_one_or_none()
+async def _update_entry(
+    session: AsyncSession, pid: str, row: PoolRow, now: datetime, new_contacts: list[dict[str, Any]]
+) -> int:
+    entry = (
+        await session.execute(select(PoolEntry).where(PoolEntry.participant_id == pid))
+    ).scalar_one_or_none()
     if entry is None:  # someone who wrote in by SMS before being on the list
-        entry = PoolEntry(participant_id=pid, language=row.language or "en",
-                          attributes={}, imported_at=now, source_line=row.lines[0])
+        entry = PoolEntry(
+            participant_id=pid,
+            language=row.language or "en",
+            attributes={},
+            imported_at=now,
+            source_line=row.lines[0],
+        )
         session.add(entry)
     entry.telegram_handle = entry.telegram_handle or row.telegram
     entry.external_id = entry.external_id or row.external_id
@@ -633,23 +770,36 @@ async def _update_entry(session: AsyncSession, pid: str, row: PoolRow, now: date
     entry.language = row.language or entry.language
     entry.attributes = {**(entry.attributes or {}), **row.attributes}
     if row.phone:
-        exists = (await session.execute(select(Contact.id).where(
-            Contact.channel == "sms", Contact.address == row.phone))).first()
+        exists = (
+            await session.execute(
+                select(Contact.id).where(Contact.channel == "sms", Contact.address == row.phone)
+            )
+        ).first()
         if exists is None:
-            new_contacts.append({"participant_id": pid, "channel": "sms", "address": row.phone,
-                                 "sms_consent": True, "created_at": now, "next_seq": 1})
+            new_contacts.append(
+                {
+                    "participant_id": pid,
+                    "channel": "sms",
+                    "address": row.phone,
+                    "sms_consent": True,
+                    "created_at": now,
+                    "next_seq": 1,
+                }
+            )
     await session.flush()
     return 1
 
 
 # -------------------------------------------------------------------- invitations
 
+
 def invite_link(bot_username: str, code: str) -> str:
     return f"https://t.me/{bot_username}?start={code}"
 
 
-async def resolve_bot_username(settings: Settings, assembly: Assembly | None,
-                               given: str | None = None) -> tuple[str, str]:
+async def resolve_bot_username(
+    settings: Settings, assembly: Assembly | None, given: str | None = None
+) -> tuple[str, str]:
     """The bot's username for links, and where it came from: the option, Telegram's
     getMe, the assembly file, or a placeholder (simulator only: such links go nowhere)."""
     if given:
@@ -672,12 +822,21 @@ def _pending_query(limit: int | None, after_id: int = 0):
     """Pool entries with no invitation yet, of people who have not opted out (in pool
     order, after `after_id`: a run does not scan again what it has just invited)."""
     query = (
-        select(PoolEntry.id, PoolEntry.participant_id, PoolEntry.language,
-               PoolEntry.telegram_handle, Participant.state)
+        select(
+            PoolEntry.id,
+            PoolEntry.participant_id,
+            PoolEntry.language,
+            PoolEntry.telegram_handle,
+            Participant.state,
+        )
         .join(Participant, Participant.id == PoolEntry.participant_id)
         .outerjoin(Invitation, Invitation.participant_id == PoolEntry.participant_id)
-        .where(Invitation.id.is_(None), Participant.opted_out.is_(False),
-               Participant.erase_requested_at.is_(None), PoolEntry.id > after_id)
+        .where(
+            Invitation.id.is_(None),
+            Participant.opted_out.is_(False),
+            Participant.erase_requested_at.is_(None),
+            PoolEntry.id > after_id,
+        )
         .order_by(PoolEntry.id)
     )
     return query.limit(limit) if limit else query
@@ -719,9 +878,15 @@ def _facts(assembly: Assembly, link: str | None) -> Facts:
     return Facts(assembly_name=assembly.name, recruitment=RecruitmentFacts(**facts))
 
 
-async def plan_invitations(session: AsyncSession, settings: Settings, assembly: Assembly,
-                           bot_username: str, limit: int | None = None, *,
-                           engine: Engine | None = None) -> InvitePlan:
+async def plan_invitations(
+    session: AsyncSession,
+    settings: Settings,
+    assembly: Assembly,
+    bot_username: str,
+    limit: int | None = None,
+    *,
+    engine: Engine | None = None,
+) -> InvitePlan:
     """Count without writing anything: who would be invited, how, and the SMS bill.
     `engine`: the service's conversations (the standard ones when not given)."""
     engine = engine or build_engine()
@@ -732,26 +897,33 @@ async def plan_invitations(session: AsyncSession, settings: Settings, assembly: 
     async for batch in result.partitions(CHUNK):
         contacts = await _contacts_of(session, [r.participant_id for r in batch])
         for row in batch:
-            channel, _contact = _channel_for(contacts.get(row.participant_id, []),
-                                             row.telegram_handle)
+            channel, _contact = _channel_for(
+                contacts.get(row.participant_id, []), row.telegram_handle
+            )
             language = State.from_json(row.state, language=row.language).language
             plan.by_channel_language[(channel, language)] += 1
             if channel == "sms":
                 if language not in segments_by_language:
                     segments_by_language[language] = _sms_size(
-                        settings, assembly, language, sample_link, engine)
+                        settings, assembly, language, sample_link, engine
+                    )
                 plan.sms_segments += segments_by_language[language]
                 plan.sms_messages += 1
     return plan
 
 
-def _sms_size(settings: Settings, assembly: Assembly, language: str, link: str,
-              engine: Engine) -> int:
+def _sms_size(
+    settings: Settings, assembly: Assembly, language: str, link: str, engine: Engine
+) -> int:
     ctx = Context(now=utcnow(), participant_id="P0", channel="sms", facts=_facts(assembly, link))
     turn = engine.start(State(language=language), "invitation", ctx)
-    return sum(part.segments for message in turn.outbound
-               for part in render(message, "sms", language, turn.state.prompt_id,
-                                  settings.sms_max_segments))
+    return sum(
+        part.segments
+        for message in turn.outbound
+        for part in render(
+            message, "sms", language, turn.state.prompt_id, settings.sms_max_segments
+        )
+    )
 
 
 @dataclass
@@ -765,12 +937,19 @@ class InviteResult:
         return sum(self.invited.values())
 
 
-async def send_invitations(sessions: async_sessionmaker[AsyncSession], settings: Settings,
-                           assembly: Assembly, bot_username: str, *,
-                           limit: int | None = None, letters_path: str | Path | None = None,
-                           now: datetime | None = None, chunk: int = CHUNK,
-                           progress: Callable[[int], None] | None = None,
-                           engine: Engine | None = None) -> InviteResult:
+async def send_invitations(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    assembly: Assembly,
+    bot_username: str,
+    *,
+    limit: int | None = None,
+    letters_path: str | Path | None = None,
+    now: datetime | None = None,
+    chunk: int = CHUNK,
+    progress: Callable[[int], None] | None = None,
+    engine: Engine | None = None,
+) -> InviteResult:
     """Invite everyone in the pool not invited yet (at most `limit`), chunk by chunk.
 
     Each chunk is one transaction: the invitations, the participants' new conversation
@@ -794,11 +973,11 @@ async def send_invitations(sessions: async_sessionmaker[AsyncSession], settings:
                 if not rows:
                     break
                 last_id = rows[-1].id
-                if letters is None and letters_path and any(
-                        r.telegram_handle for r in rows):
+                if letters is None and letters_path and any(r.telegram_handle for r in rows):
                     letters = _open_letters(letters_path)
-                done = await _invite_chunk(session, settings, engine, assembly,
-                                           bot_username, rows, now, letters, result)
+                done = await _invite_chunk(
+                    session, settings, engine, assembly, bot_username, rows, now, letters, result
+                )
                 if letters is not None:
                     letters.flush()
                     os.fsync(letters.fileno())
@@ -832,15 +1011,37 @@ def _open_letters(path: str | Path):
 _CODE_MARK = "Q" * invite_codes.CODE_LENGTH  # where the code goes in a rendered invitation
 
 
-def _rendered_invitation(settings: Settings, engine: Engine, assembly: Assembly,
-                         bot_username: str, state: State, channel: str, now: datetime):
+def _rendered_invitation(
+    settings: Settings,
+    engine: Engine,
+    assembly: Assembly,
+    bot_username: str,
+    state: State,
+    channel: str,
+    now: datetime,
+):
     """The invitation turn for one person, rendered: the new state, the events, and the
     parts with _CODE_MARK where the person's code goes."""
-    ctx = Context(now=now, participant_id="P0", channel=channel,
-                  facts=_facts(assembly, invite_link(bot_username, _CODE_MARK)))
+    ctx = Context(
+        now=now,
+        participant_id="P0",
+        channel=channel,
+        facts=_facts(assembly, invite_link(bot_username, _CODE_MARK)),
+    )
     turn = engine.start(state, "invitation", ctx)
-    messages = [(message, render(message, channel, turn.state.language, turn.state.prompt_id,
-                                 settings.sms_max_segments)) for message in turn.outbound]
+    messages = [
+        (
+            message,
+            render(
+                message,
+                channel,
+                turn.state.language,
+                turn.state.prompt_id,
+                settings.sms_max_segments,
+            ),
+        )
+        for message in turn.outbound
+    ]
     return turn.state.to_json(), turn.events, messages
 
 
@@ -856,10 +1057,17 @@ def quiet_hours_end(assembly: Assembly | None, now: datetime) -> datetime:
     return after_quiet_hours(now, ZoneInfo(schedule.timezone), schedule.quiet_hours)
 
 
-async def _invite_chunk(session: AsyncSession, settings: Settings, engine: Engine,
-                        assembly: Assembly,
-                        bot_username: str, rows: list, now: datetime, letters,
-                        result: InviteResult) -> int:
+async def _invite_chunk(
+    session: AsyncSession,
+    settings: Settings,
+    engine: Engine,
+    assembly: Assembly,
+    bot_username: str,
+    rows: list,
+    now: datetime,
+    letters,
+    result: InviteResult,
+) -> int:
     recruitment = assembly.recruitment
     contacts = await _contacts_of(session, [r.participant_id for r in rows])
     invitations, outbox, states, events = [], [], [], []
@@ -886,30 +1094,54 @@ async def _invite_chunk(session: AsyncSession, settings: Settings, engine: Engin
                 new_state, turn_events, messages = fresh[key]
             else:
                 new_state, turn_events, messages = _rendered_invitation(
-                    settings, engine, assembly, bot_username, state, channel, now)
+                    settings, engine, assembly, bot_username, state, channel, now
+                )
                 if pristine:
                     fresh[key] = (new_state, turn_events, messages)
             for message, parts in messages:
                 for number, part in enumerate(parts, start=1):
-                    outbox.append(outbox_writer.Message(
-                        contact, part.text.replace(_CODE_MARK, code_marker),
-                        buttons=part.buttons, markdown=message.markdown, kind="invitation",
-                        part=number, parts=len(parts), segments=part.segments,
-                        encoding=part.encoding, not_before=not_before))
+                    outbox.append(
+                        outbox_writer.Message(
+                            contact,
+                            part.text.replace(_CODE_MARK, code_marker),
+                            buttons=part.buttons,
+                            markdown=message.markdown,
+                            kind="invitation",
+                            part=number,
+                            parts=len(parts),
+                            segments=part.segments,
+                            encoding=part.encoding,
+                            not_before=not_before,
+                        )
+                    )
             states.append({"b_id": pid, "b_state": new_state, "b_at": now})
             events.extend((e.kind, e.data, pid) for e in turn_events)
         elif channel == "letter" and writer is not None:
-            writer.writerow([pid, row.telegram_handle, state.language,
-                             invite_link(bot_username, code)])
+            writer.writerow(
+                [pid, row.telegram_handle, state.language, invite_link(bot_username, code)]
+            )
             result.letters += 1
         failed = channel == FAILED
-        invitations.append({
-            "participant_id": pid, "code_hash": hash_code(code), "channel": channel,
-            "language": state.language, "status": FAILED if failed else INVITED,
-            "sent_at": now, "remind_at": remind_at if contact is not None else None,
-            "lapse_at": None if failed else lapse_at, "closed_at": now if failed else None})
-        events.append(("invitation.unreachable" if failed else "invitation.sent",
-                       {"channel": channel, "language": state.language}, pid))
+        invitations.append(
+            {
+                "participant_id": pid,
+                "code_hash": hash_code(code),
+                "channel": channel,
+                "language": state.language,
+                "status": FAILED if failed else INVITED,
+                "sent_at": now,
+                "remind_at": remind_at if contact is not None else None,
+                "lapse_at": None if failed else lapse_at,
+                "closed_at": now if failed else None,
+            }
+        )
+        events.append(
+            (
+                "invitation.unreachable" if failed else "invitation.sent",
+                {"channel": channel, "language": state.language},
+                pid,
+            )
+        )
         result.invited[channel] += 1
     # Core statements: one executemany each, no ORM objects for a quarter million rows.
     conn = await session.connection()
@@ -918,8 +1150,11 @@ async def _invite_chunk(session: AsyncSession, settings: Settings, engine: Engin
         await outbox_writer.write(session, outbox, now=now)
         participant_table = Participant.__table__
         await conn.execute(
-            participant_table.update().where(participant_table.c.id == bindparam("b_id"))
-            .values(state=bindparam("b_state"), updated_at=bindparam("b_at")), states)
+            participant_table.update()
+            .where(participant_table.c.id == bindparam("b_id"))
+            .values(state=bindparam("b_state"), updated_at=bindparam("b_at")),
+            states,
+        )
     await audit.append_many(session, events, now)
     result.messages += len(outbox)
     return len(rows)
@@ -927,20 +1162,27 @@ async def _invite_chunk(session: AsyncSession, settings: Settings, engine: Engin
 
 # ------------------------------------------------------------- reminders, lapsing
 
-async def due_invitation_reminders(session: AsyncSession, now: datetime,
-                                   limit: int | None = None) -> list[Invitation]:
+
+async def due_invitation_reminders(
+    session: AsyncSession, now: datetime, limit: int | None = None
+) -> list[Invitation]:
     """Invitations sent by message with no reply, whose one reminder is due."""
     query = (
         select(Invitation)
-        .where(Invitation.status == INVITED, Invitation.responded_at.is_(None),
-               Invitation.reminded_at.is_(None), Invitation.remind_at <= now)
+        .where(
+            Invitation.status == INVITED,
+            Invitation.responded_at.is_(None),
+            Invitation.reminded_at.is_(None),
+            Invitation.remind_at <= now,
+        )
         .order_by(Invitation.remind_at, Invitation.id)
     )
     return list((await session.execute(query.limit(limit) if limit else query)).scalars())
 
 
-async def send_invitation_reminders(relay: Relay, now: datetime | None = None,
-                                    chunk: int = 500) -> int:
+async def send_invitation_reminders(
+    relay: Relay, now: datetime | None = None, chunk: int = 500
+) -> int:
     """Send every due reminder (one per invitation, ever), a chunk per transaction."""
     now = now or utcnow()
     not_before = quiet_hours_end(relay.assembly, now)
@@ -953,10 +1195,18 @@ async def send_invitation_reminders(relay: Relay, now: datetime | None = None,
                 invitation.reminded_at, invitation.status = now, REMINDED
                 if participant.opted_out or participant.erase_requested_at:
                     continue
-                await service.start_flow(session, relay, participant, "invitation",
-                                         step="reminder", now=now, not_before=not_before)
-                await audit.append(session, "invitation.reminded", {},
-                                   participant_id=participant.id, at=now)
+                await service.start_flow(
+                    session,
+                    relay,
+                    participant,
+                    "invitation",
+                    step="reminder",
+                    now=now,
+                    not_before=not_before,
+                )
+                await audit.append(
+                    session, "invitation.reminded", {}, participant_id=participant.id, at=now
+                )
                 sent += 1
         if len(due) < chunk:
             return sent
@@ -964,26 +1214,36 @@ async def send_invitation_reminders(relay: Relay, now: datetime | None = None,
 
 async def lapse_invitations(session: AsyncSession, now: datetime) -> int:
     """Close the invitations nobody answered, even after the reminder. Returns how many."""
-    ids = list((await session.execute(
-        select(Invitation.id, Invitation.participant_id)
-        .where(Invitation.status.in_(AWAITING_REPLY), Invitation.responded_at.is_(None),
-               Invitation.lapse_at <= now)
-    )).all())
+    ids = list(
+        (
+            await session.execute(
+                select(Invitation.id, Invitation.participant_id).where(
+                    Invitation.status.in_(AWAITING_REPLY),
+                    Invitation.responded_at.is_(None),
+                    Invitation.lapse_at <= now,
+                )
+            )
+        ).all()
+    )
     if not ids:
         return 0
     for start in range(0, len(ids), 5000):
-        part = ids[start:start + 5000]
-        await session.execute(update(Invitation).where(
-            Invitation.id.in_([i for i, _ in part])).values(status=LAPSED, closed_at=now))
-        await audit.append_many(session, [("invitation.lapsed", {}, pid) for _, pid in part],
-                                now)
+        part = ids[start : start + 5000]
+        await session.execute(
+            update(Invitation)
+            .where(Invitation.id.in_([i for i, _ in part]))
+            .values(status=LAPSED, closed_at=now)
+        )
+        await audit.append_many(session, [("invitation.lapsed", {}, pid) for _, pid in part], now)
     return len(ids)
 
 
 # ------------------------------------------------------------ the draw's outcome
 
-async def notify_draw_outcome(relay: Relay, assembly: Assembly,
-                              now: datetime | None = None) -> Counter:
+
+async def notify_draw_outcome(
+    relay: Relay, assembly: Assembly, now: datetime | None = None
+) -> Counter:
     """Tell people what the draw wrote: the selected are asked to CONFIRM by a deadline,
     reserves hear they are reserves, everyone else registered is thanked. Each person is
     told once; rows the draw adds later (a reserve promoted to selected) are told then."""
@@ -991,57 +1251,96 @@ async def notify_draw_outcome(relay: Relay, assembly: Assembly,
     told: Counter = Counter()
     async with relay.sessions.begin() as session:
         await expire_selections(session, now)
-        selections = (await session.execute(
-            # Not told yet, or a reserve promoted to selected (no deadline yet).
-            select(Selection).where(
-                (Selection.notified_at.is_(None) & Selection.status.in_((SELECTED, RESERVE)))
-                | ((Selection.status == SELECTED) & Selection.confirm_by.is_(None)))
-            .order_by(Selection.id).with_for_update())).scalars().all()
+        selections = (
+            (
+                await session.execute(
+                    # Not told yet, or a reserve promoted to selected (no deadline yet).
+                    select(Selection)
+                    .where(
+                        (
+                            Selection.notified_at.is_(None)
+                            & Selection.status.in_((SELECTED, RESERVE))
+                        )
+                        | ((Selection.status == SELECTED) & Selection.confirm_by.is_(None))
+                    )
+                    .order_by(Selection.id)
+                    .with_for_update()
+                )
+            )
+            .scalars()
+            .all()
+        )
         for selection in selections:
             if selection.status == SELECTED and selection.confirm_by is None:
                 selection.confirm_by = now + assembly.recruitment.confirm_within
             selection.notified_at = now
             participant = await service.lock_participant(session, selection.participant_id)
             step = "confirm" if selection.status == SELECTED else "reserve"
-            await service.start_flow(session, relay, participant, "confirmation",
-                                     step=step, now=now)
-            await audit.append(session, "selection.notified", {"status": selection.status},
-                               participant_id=participant.id, at=now)
+            await service.start_flow(
+                session, relay, participant, "confirmation", step=step, now=now
+            )
+            await audit.append(
+                session,
+                "selection.notified",
+                {"status": selection.status},
+                participant_id=participant.id,
+                at=now,
+            )
             told[selection.status] += 1
         drawn = (await session.execute(select(func.count(Selection.id)))).scalar_one()
         if drawn:
-            others = (await session.execute(
-                select(Invitation).outerjoin(
-                    Selection, Selection.participant_id == Invitation.participant_id)
-                .where(Invitation.status == REGISTERED, Invitation.outcome_sent_at.is_(None),
-                       Selection.id.is_(None)).with_for_update(of=Invitation))).scalars().all()
+            others = (
+                (
+                    await session.execute(
+                        select(Invitation)
+                        .outerjoin(Selection, Selection.participant_id == Invitation.participant_id)
+                        .where(
+                            Invitation.status == REGISTERED,
+                            Invitation.outcome_sent_at.is_(None),
+                            Selection.id.is_(None),
+                        )
+                        .with_for_update(of=Invitation)
+                    )
+                )
+                .scalars()
+                .all()
+            )
             for invitation in others:
                 invitation.outcome_sent_at = now
                 participant = await service.lock_participant(session, invitation.participant_id)
-                await service.start_flow(session, relay, participant, "confirmation",
-                                         step="thanks", now=now)
+                await service.start_flow(
+                    session, relay, participant, "confirmation", step="thanks", now=now
+                )
                 told["not selected"] += 1
             if others:
-                await audit.append(session, "selection.thanked", {"people": len(others)},
-                                   at=now)
+                await audit.append(session, "selection.thanked", {"people": len(others)}, at=now)
     return told
 
 
 async def expire_selections(session: AsyncSession, now: datetime) -> int:
     """The selected who did not answer by their deadline lose their place (the draw
     engineer's reserve promotion then fills it)."""
-    late = (await session.execute(select(Selection.id, Selection.participant_id).where(
-        Selection.status == SELECTED, Selection.confirm_by < now,
-        Selection.responded_at.is_(None)))).all()
+    late = (
+        await session.execute(
+            select(Selection.id, Selection.participant_id).where(
+                Selection.status == SELECTED,
+                Selection.confirm_by < now,
+                Selection.responded_at.is_(None),
+            )
+        )
+    ).all()
     if late:
-        await session.execute(update(Selection).where(
-            Selection.id.in_([i for i, _ in late])).values(status=DECLINED, reason="no_reply"))
-        await audit.append_many(session, [("selection.expired", {}, pid) for _, pid in late],
-                                now)
+        await session.execute(
+            update(Selection)
+            .where(Selection.id.in_([i for i, _ in late]))
+            .values(status=DECLINED, reason="no_reply")
+        )
+        await audit.append_many(session, [("selection.expired", {}, pid) for _, pid in late], now)
     return len(late)
 
 
 # -------------------------------------------------------------------------- status
+
 
 @dataclass
 class Funnel:
@@ -1060,25 +1359,61 @@ class Funnel:
 
 async def funnel(session: AsyncSession) -> Funnel:
     pool = (await session.execute(select(func.count(PoolEntry.id)))).scalar_one()
-    with_phone = (await session.execute(
-        select(func.count(func.distinct(Contact.participant_id)))
-        .join(PoolEntry, PoolEntry.participant_id == Contact.participant_id)
-        .where(Contact.channel == "sms"))).scalar_one()
-    with_handle = (await session.execute(select(func.count(PoolEntry.id)).where(
-        PoolEntry.telegram_handle.is_not(None)))).scalar_one()
-    statuses = Counter({s: n for s, n in await session.execute(
-        select(Invitation.status, func.count()).group_by(Invitation.status))})
-    channels = Counter({c: n for c, n in await session.execute(
-        select(Invitation.channel, func.count()).group_by(Invitation.channel))})
-    consents = (await session.execute(select(func.count(Consent.id)).where(
-        Consent.withdrawn_at.is_(None)))).scalar_one()
-    selections = Counter({s: n for s, n in await session.execute(
-        select(Selection.status, func.count()).group_by(Selection.status))})
-    not_invited = (await session.execute(select(func.count(PoolEntry.id)).outerjoin(
-        Invitation, Invitation.participant_id == PoolEntry.participant_id).where(
-        Invitation.id.is_(None)))).scalar_one()
-    return Funnel(pool, Counter({"phone": with_phone, "telegram handle": with_handle}),
-                  statuses, channels, consents, selections, not_invited)
+    with_phone = (
+        await session.execute(
+            select(func.count(func.distinct(Contact.participant_id)))
+            .join(PoolEntry, PoolEntry.participant_id == Contact.participant_id)
+            .where(Contact.channel == "sms")
+        )
+    ).scalar_one()
+    with_handle = (
+        await session.execute(
+            select(func.count(PoolEntry.id)).where(PoolEntry.telegram_handle.is_not(None))
+        )
+    ).scalar_one()
+    statuses = Counter(
+        {
+            s: n
+            for s, n in await session.execute(
+                select(Invitation.status, func.count()).group_by(Invitation.status)
+            )
+        }
+    )
+    channels = Counter(
+        {
+            c: n
+            for c, n in await session.execute(
+                select(Invitation.channel, func.count()).group_by(Invitation.channel)
+            )
+        }
+    )
+    consents = (
+        await session.execute(select(func.count(Consent.id)).where(Consent.withdrawn_at.is_(None)))
+    ).scalar_one()
+    selections = Counter(
+        {
+            s: n
+            for s, n in await session.execute(
+                select(Selection.status, func.count()).group_by(Selection.status)
+            )
+        }
+    )
+    not_invited = (
+        await session.execute(
+            select(func.count(PoolEntry.id))
+            .outerjoin(Invitation, Invitation.participant_id == PoolEntry.participant_id)
+            .where(Invitation.id.is_(None))
+        )
+    ).scalar_one()
+    return Funnel(
+        pool,
+        Counter({"phone": with_phone, "telegram handle": with_handle}),
+        statuses,
+        channels,
+        consents,
+        selections,
+        not_invited,
+    )
 
 
 NO_VALUE = "(no answer)"
@@ -1100,8 +1435,7 @@ def funnel_categories(assembly: Assembly) -> dict[str, list[str]]:
     """The categories the status shows, with their values in the assembly's order: the
     quota categories of [selection], else every registration question."""
     if assembly.selection is not None and assembly.selection.quotas:
-        return {category: list(values) for category, values
-                in assembly.selection.quotas.items()}
+        return {category: list(values) for category, values in assembly.selection.quotas.items()}
     return {q.id: [o.key for o in q.options] for q in assembly.questions}
 
 
@@ -1109,19 +1443,33 @@ async def funnel_by_category(session: AsyncSession, assembly: Assembly) -> list[
     """The funnel per category value. A person's value is their registration answer, else
     what the pool file said; people withdrawn or erased count nowhere."""
     categories = funnel_categories(assembly)
-    people = {pid: dict(attributes or {}) for pid, attributes in await session.execute(
-        select(PoolEntry.participant_id, PoolEntry.attributes)
-        .join(Invitation, Invitation.participant_id == PoolEntry.participant_id)
-        .where(Invitation.status == REGISTERED))}
+    people = {
+        pid: dict(attributes or {})
+        for pid, attributes in await session.execute(
+            select(PoolEntry.participant_id, PoolEntry.attributes)
+            .join(Invitation, Invitation.participant_id == PoolEntry.participant_id)
+            .where(Invitation.status == REGISTERED)
+        )
+    }
     for pid, question, answer in await session.execute(
-            select(RegistrationAnswer.participant_id, RegistrationAnswer.question_id,
-                   RegistrationAnswer.answer)
-            .join(Invitation, Invitation.participant_id == RegistrationAnswer.participant_id)
-            .where(Invitation.status == REGISTERED)):
+        select(
+            RegistrationAnswer.participant_id,
+            RegistrationAnswer.question_id,
+            RegistrationAnswer.answer,
+        )
+        .join(Invitation, Invitation.participant_id == RegistrationAnswer.participant_id)
+        .where(Invitation.status == REGISTERED)
+    ):
         people.setdefault(pid, {})[question] = answer
-    drawn = dict((await session.execute(
-        select(Selection.participant_id, Selection.status)
-        .where(Selection.status.in_((SELECTED, CONFIRMED))))).all())
+    drawn = dict(
+        (
+            await session.execute(
+                select(Selection.participant_id, Selection.status).where(
+                    Selection.status.in_((SELECTED, CONFIRMED))
+                )
+            )
+        ).all()
+    )
     result = []
     for category, values in categories.items():
         counts = CategoryFunnel(category, list(values), Counter(), Counter(), Counter())
@@ -1139,11 +1487,23 @@ async def funnel_by_category(session: AsyncSession, assembly: Assembly) -> list[
 
 
 __all__ = [
-    "INVITATION_STATUSES", "SELECTION_STATUSES", "CategoryFunnel", "Funnel", "InvitePlan",
-    "InviteResult", "RecruitmentError", "due_invitation_reminders", "funnel",
+    "INVITATION_STATUSES",
+    "SELECTION_STATUSES",
+    "CategoryFunnel",
+    "Funnel",
+    "InvitePlan",
+    "InviteResult",
+    "RecruitmentError",
+    "due_invitation_reminders",
+    "funnel",
     "funnel_by_category",
-    "import_pool", "lapse_invitations", "notify_draw_outcome", "parse_pool",
-    "plan_invitations", "send_invitation_reminders", "send_invitations",
+    "import_pool",
+    "lapse_invitations",
+    "notify_draw_outcome",
+    "parse_pool",
+    "plan_invitations",
+    "send_invitation_reminders",
+    "send_invitations",
 ]
 
 
@@ -1168,6 +1528,7 @@ def register(relay: Relay) -> None:
     hooks = relay.hooks
     hooks.before_inbound(bind_invitation_link)
     if relay.assembly is not None:
+
         def zone() -> str:  # the calendar's, which may be reloaded while the service runs
             return relay.calendar.schedule.timezone if relay.calendar is not None else "UTC"
 

@@ -39,8 +39,9 @@ T = TypeVar("T")
 TURN_CONTACT = "turn_contact"
 
 
-async def facts_for(session: AsyncSession, relay: Relay, participant: Participant,
-                    contact: Contact | None = None) -> Facts:
+async def facts_for(
+    session: AsyncSession, relay: Relay, participant: Participant, contact: Contact | None = None
+) -> Facts:
     facts: dict[str, Any] = {}
     session.info[TURN_CONTACT] = contact
     try:
@@ -91,8 +92,9 @@ async def contact_at(session: AsyncSession, channel: str, address: str) -> Conta
     ).scalar_one_or_none()
 
 
-async def find_or_create_contact(session: AsyncSession, channel: str, address: str,
-                                 language: str) -> Contact:
+async def find_or_create_contact(
+    session: AsyncSession, channel: str, address: str, language: str
+) -> Contact:
     """The contact at this address, or a new one with a new participant: insert-or-get, so
     two first messages from one address at once (two instances, say) both go through."""
     contact = await contact_at(session, channel, address)
@@ -100,15 +102,18 @@ async def find_or_create_contact(session: AsyncSession, channel: str, address: s
         return contact
     try:
         async with session.begin_nested():
-            participant = Participant(language=language,
-                                      state=State(language=language).to_json())
+            participant = Participant(language=language, state=State(language=language).to_json())
             session.add(participant)
             await session.flush()
             # A short code or sender name texted us: it can never be answered by SMS.
             silent = channel == "sms" and not can_receive_sms(address)
-            contact = Contact(participant_id=participant.id, channel=channel,
-                              address=address, sms_consent=channel == "sms" and not silent,
-                              unreachable_at=utcnow() if silent else None)
+            contact = Contact(
+                participant_id=participant.id,
+                channel=channel,
+                address=address,
+                sms_consent=channel == "sms" and not silent,
+                unreachable_at=utcnow() if silent else None,
+            )
             session.add(contact)
             await session.flush()
     except IntegrityError:
@@ -117,13 +122,15 @@ async def find_or_create_contact(session: AsyncSession, channel: str, address: s
         if contact is None:
             raise
         return contact
-    await audit.append(session, "participant.created", {"channel": channel},
-                       participant_id=participant.id)
+    await audit.append(
+        session, "participant.created", {"channel": channel}, participant_id=participant.id
+    )
     return contact
 
 
-async def lock_participant(session: AsyncSession, participant_id: str,
-                           contact: Contact | None = None) -> Participant:
+async def lock_participant(
+    session: AsyncSession, participant_id: str, contact: Contact | None = None
+) -> Participant:
     """The participant, locked; with `contact`, that contact is read again in the same
     statement, locked as an update of its next seq would (FOR NO KEY UPDATE: rows that
     refer to the contact, as the inbound message now does, hold a key-share lock on it)."""
@@ -135,67 +142,112 @@ async def lock_participant(session: AsyncSession, participant_id: str,
         ).scalar_one()
     return (
         await session.execute(
-            select(Participant, Contact).join(Contact, Contact.participant_id == Participant.id)
+            select(Participant, Contact)
+            .join(Contact, Contact.participant_id == Participant.id)
             .where(Participant.id == participant_id, Contact.id == contact.id)
-            .with_for_update(key_share=True).execution_options(populate_existing=True)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
         )
     ).one()[0]
 
 
-async def receive(relay: Relay, *,
-                  channel: str, address: str, text: str = "", button: str | None = None,
-                  provider_id: str, language_hint: str | None = None,
-                  now: datetime | None = None) -> Received:
+async def receive(
+    relay: Relay,
+    *,
+    channel: str,
+    address: str,
+    text: str = "",
+    button: str | None = None,
+    provider_id: str,
+    language_hint: str | None = None,
+    now: datetime | None = None,
+) -> Received:
     """Store an inbound message once and run it through the conversation engine."""
     now = now or utcnow()
     text = storable(text or "")
     button = storable(button)[:MAX_BUTTON] if button is not None else None
+
     async def once() -> Received:
         async with relay.write_turn():
             return await _receive_once(
-                relay, channel=channel, address=address, text=text, button=button,
-                provider_id=provider_id, language_hint=language_hint, now=now)
+                relay,
+                channel=channel,
+                address=address,
+                text=text,
+                button=button,
+                provider_id=provider_id,
+                language_hint=language_hint,
+                now=now,
+            )
 
     return await retry_conflicts(once)
 
 
-async def _receive_once(relay: Relay, *,
-                        channel: str, address: str, text: str, button: str | None,
-                        provider_id: str, language_hint: str | None,
-                        now: datetime) -> Received:
+async def _receive_once(
+    relay: Relay,
+    *,
+    channel: str,
+    address: str,
+    text: str,
+    button: str | None,
+    provider_id: str,
+    language_hint: str | None,
+    now: datetime,
+) -> Received:
     settings = relay.settings
     async with relay.sessions.begin() as session:
         # Insert-or-nothing on the idempotency key: a message seen before (or being taken
         # by a concurrent transaction, which this one waits for) inserts no row.
         table = InboundMessage.__table__
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        record_id = (await session.execute(
-            insert(table).values(channel=channel, provider_id=provider_id, text=text,
-                                 button=button, received_at=now)
-            .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-            .returning(table.c.id))).scalar()
+        record_id = (
+            await session.execute(
+                insert(table)
+                .values(
+                    channel=channel,
+                    provider_id=provider_id,
+                    text=text,
+                    button=button,
+                    received_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+                .returning(table.c.id)
+            )
+        ).scalar()
         if record_id is None:
             MESSAGES_IN.labels(channel, "duplicate").inc()
             return Received(duplicate=True)
         language = best_language(language_hint, settings.default_language)
         for hook in relay.hooks.inbound:
-            await hook(session, channel=channel, address=address, text=text,
-                       language=language, now=now)
+            await hook(
+                session, channel=channel, address=address, text=text, language=language, now=now
+            )
         contact = await find_or_create_contact(session, channel, address, language)
-        await session.execute(update(table).where(table.c.id == record_id)
-                              .values(contact_id=contact.id))
+        await session.execute(
+            update(table).where(table.c.id == record_id).values(contact_id=contact.id)
+        )
         # The contact is read again with the lock: a message from the same person that held
         # it may have moved the contact on (its next outbox seq) while this one waited.
         participant = await lock_participant(session, contact.participant_id, contact)
         state = State.from_json(participant.state, language=participant.language)
-        ctx = Context(now=now, participant_id=participant.id, channel=channel,
-                      facts=await facts_for(session, relay, participant, contact))
-        turn = relay.engine.handle(state, Inbound(channel=channel, text=text, button=button),
-                                   ctx)
+        ctx = Context(
+            now=now,
+            participant_id=participant.id,
+            channel=channel,
+            facts=await facts_for(session, relay, participant, contact),
+        )
+        turn = relay.engine.handle(state, Inbound(channel=channel, text=text, button=button), ctx)
         queued = await apply_turn(session, relay, participant, contact, turn, now)
         for hook in relay.hooks.turns:
-            queued += await hook(session, settings, participant=participant, contact=contact,
-                                 text=text, turn=turn, now=now)
+            queued += await hook(
+                session,
+                settings,
+                participant=participant,
+                contact=contact,
+                text=text,
+                turn=turn,
+                now=now,
+            )
     MESSAGES_IN.labels(channel, "handled").inc()
     if queued:
         relay.outbox_signal.set()
@@ -236,9 +288,17 @@ async def retry_conflicts(transaction: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
-async def start_flow(session: AsyncSession, relay: Relay, participant: Participant,
-                     flow: str, *, step: str | None = None, contact: Contact | None = None,
-                     now: datetime | None = None, not_before: datetime | None = None) -> int:
+async def start_flow(
+    session: AsyncSession,
+    relay: Relay,
+    participant: Participant,
+    flow: str,
+    *,
+    step: str | None = None,
+    contact: Contact | None = None,
+    now: datetime | None = None,
+    not_before: datetime | None = None,
+) -> int:
     """Begin a flow for a participant inside the caller's transaction (invitations, draws);
     its messages wait until `not_before` if given (the end of quiet hours, say)."""
     now = now or utcnow()
@@ -246,15 +306,25 @@ async def start_flow(session: AsyncSession, relay: Relay, participant: Participa
     if contact is None:
         return 0
     state = State.from_json(participant.state, language=participant.language)
-    ctx = Context(now=now, participant_id=participant.id, channel=contact.channel,
-                  facts=await facts_for(session, relay, participant, contact))
+    ctx = Context(
+        now=now,
+        participant_id=participant.id,
+        channel=contact.channel,
+        facts=await facts_for(session, relay, participant, contact),
+    )
     turn = relay.engine.start(state, flow, ctx, step)
     return await apply_turn(session, relay, participant, contact, turn, now, not_before)
 
 
-async def apply_turn(session: AsyncSession, relay: Relay, participant: Participant,
-                     contact: Contact, turn: Turn, now: datetime,
-                     not_before: datetime | None = None) -> int:
+async def apply_turn(
+    session: AsyncSession,
+    relay: Relay,
+    participant: Participant,
+    contact: Contact,
+    turn: Turn,
+    now: datetime,
+    not_before: datetime | None = None,
+) -> int:
     """Save the new state, queue the messages and append the events of one turn."""
     participant.state = turn.state.to_json()
     participant.language = turn.state.language
@@ -264,24 +334,47 @@ async def apply_turn(session: AsyncSession, relay: Relay, participant: Participa
         await audit.append(session, event.kind, event.data, participant_id=participant.id, at=now)
         for handler in relay.hooks.handlers(event.kind):
             await handler(session, participant, event, now)
-    return await enqueue(session, relay.settings, participant, contact, turn.outbound,
-                         prompt_id=turn.state.prompt_id, now=now, not_before=not_before)
+    return await enqueue(
+        session,
+        relay.settings,
+        participant,
+        contact,
+        turn.outbound,
+        prompt_id=turn.state.prompt_id,
+        now=now,
+        not_before=not_before,
+    )
 
 
 def enqueuer(settings: Settings) -> Callable[..., Awaitable[int]]:
     """`enqueue` with the settings bound: what the scheduler is given to write its due
     messages (it knows no channel or settings of its own)."""
-    async def bound(session: AsyncSession, participant: Participant, contact: Contact,
-                    messages: Iterable[Outbound], **options: Any) -> int:
+
+    async def bound(
+        session: AsyncSession,
+        participant: Participant,
+        contact: Contact,
+        messages: Iterable[Outbound],
+        **options: Any,
+    ) -> int:
         return await enqueue(session, settings, participant, contact, messages, **options)
 
     return bound
 
 
-async def enqueue(session: AsyncSession, settings: Settings, participant: Participant,
-                  contact: Contact, messages: Iterable[Outbound], *, prompt_id: str | None,
-                  now: datetime, not_before: datetime | None = None,
-                  broadcast_id: int | None = None, expires_at: datetime | None = None) -> int:
+async def enqueue(
+    session: AsyncSession,
+    settings: Settings,
+    participant: Participant,
+    contact: Contact,
+    messages: Iterable[Outbound],
+    *,
+    prompt_id: str | None,
+    now: datetime,
+    not_before: datetime | None = None,
+    broadcast_id: int | None = None,
+    expires_at: datetime | None = None,
+) -> int:
     """Write outbox rows for `messages`, in order, split into channel-sized parts; rows
     with `expires_at` are never sent from that moment on."""
     rows: list[outbox.Message] = []
@@ -290,24 +383,38 @@ async def enqueue(session: AsyncSession, settings: Settings, participant: Partic
         target = contact
         if message.to_channel and message.to_channel != contact.channel:
             target = await contact_on(session, participant, message.to_channel) or contact
-        parts = render(message, target.channel, participant.language, prompt_id,
-                       settings.sms_max_segments)
+        parts = render(
+            message, target.channel, participant.language, prompt_id, settings.sms_max_segments
+        )
         # The reply to a sender that cannot receive SMS is a deliberate silence, on record.
         silent = target.channel == "sms" and not can_receive_sms(target.address)
         for number, part in enumerate(parts, start=1):
-            rows.append(outbox.Message(
-                target, part.text, buttons=part.buttons, markdown=message.markdown,
-                compliance=message.compliance, kind=message.kind, broadcast_id=broadcast_id,
-                part=number, parts=len(parts), segments=part.segments, encoding=part.encoding,
-                not_before=not_before, expires_at=expires_at,
-                **({"status": OutboxStatus.CANCELLED, "error": NO_SMS_REPLY} if silent else {})))
+            rows.append(
+                outbox.Message(
+                    target,
+                    part.text,
+                    buttons=part.buttons,
+                    markdown=message.markdown,
+                    compliance=message.compliance,
+                    kind=message.kind,
+                    broadcast_id=broadcast_id,
+                    part=number,
+                    parts=len(parts),
+                    segments=part.segments,
+                    encoding=part.encoding,
+                    not_before=not_before,
+                    expires_at=expires_at,
+                    **({"status": OutboxStatus.CANCELLED, "error": NO_SMS_REPLY} if silent else {}),
+                )
+            )
             count += 0 if silent else 1
     await outbox.write(session, rows, now=now)
     return count
 
 
-async def contact_on(session: AsyncSession, participant: Participant,
-                     channel: str) -> Contact | None:
+async def contact_on(
+    session: AsyncSession, participant: Participant, channel: str
+) -> Contact | None:
     return await contacts.contact_on(session, participant.id, channel)
 
 

@@ -56,15 +56,18 @@ async def hide_failures(request: web.Request, handler) -> web.StreamResponse:
 def _our_innermost_frame(exc: BaseException) -> str:
     """' at bot/service.py:123': the last line of this project the failure passed through."""
     root = Path(__file__).resolve().parents[2]
-    ours = [frame for frame in traceback.extract_tb(exc.__traceback__)
-            if frame.filename.startswith(str(root)) and "site-packages" not in frame.filename]
+    ours = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if frame.filename.startswith(str(root)) and "site-packages" not in frame.filename
+    ]
     if not ours:
         return ""
     return f" at {Path(ours[-1].filename).relative_to(root)}:{ours[-1].lineno}"
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """"ok", or "degraded" while a channel keeps failing, with each channel's queue.
+    """ "ok", or "degraded" while a channel keeps failing, with each channel's queue.
 
     Always HTTP 200 while the process answers: a provider outage is no reason for a load
     balancer to take this instance out, which would refuse the webhooks that bring people's
@@ -83,8 +86,11 @@ async def healthz(request: web.Request) -> web.Response:
     for name in sorted(set(health) | set(queues)):
         seen = health.get(name) or ChannelHealth(name)
         queue = queues.get(name) or outbox_queue.Waiting(name, 0, 0, None)
-        channels[name] = {"status": "degraded" if seen.degraded else "ok",
-                          **seen.as_json(), **queue.as_json(now)}
+        channels[name] = {
+            "status": "degraded" if seen.degraded else "ok",
+            **seen.as_json(),
+            **queue.as_json(now),
+        }
     if "database" in body or any(c["status"] == "degraded" for c in channels.values()):
         body["status"] = "degraded"
     body["channels"] = channels

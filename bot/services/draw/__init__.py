@@ -49,12 +49,22 @@ from bot.services.draw.worker import (
 # The solver's child interpreter imports this package too: the records, the verification
 # and their database layer (over a second to import) load only when first asked for.
 _LATER = {
-    "records": ("DrawRecordError", "DrawRules", "draw_input", "record_publication",
-                "record_replacement", "record_selection", "recorded_rules",
-                "refuse_second_draw", "replace_input", "rules_for", "rules_from_assembly",
-                "rules_from_file", "select_payload"),
-    "verify": ("RunCheck", "check_record", "compare_audited", "compare_rerun",
-               "verify_draws"),
+    "records": (
+        "DrawRecordError",
+        "DrawRules",
+        "draw_input",
+        "record_publication",
+        "record_replacement",
+        "record_selection",
+        "recorded_rules",
+        "refuse_second_draw",
+        "replace_input",
+        "rules_for",
+        "rules_from_assembly",
+        "rules_from_file",
+        "select_payload",
+    ),
+    "verify": ("RunCheck", "check_record", "compare_audited", "compare_rerun", "verify_draws"),
 }
 
 if TYPE_CHECKING:

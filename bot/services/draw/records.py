@@ -96,8 +96,10 @@ def rules_from_file(path: Path) -> DrawRules:
         raise DrawRecordError(f"{path}: not valid TOML: {error}") from None
     unknown = sorted(set(data) - {"panel_size", "reserve_size", "one_per_household", "quotas"})
     if unknown:
-        raise DrawRecordError(f"{path}: unknown setting(s) {', '.join(unknown)} (known: "
-                               "panel_size, reserve_size, one_per_household, [quotas.*])")
+        raise DrawRecordError(
+            f"{path}: unknown setting(s) {', '.join(unknown)} (known: "
+            "panel_size, reserve_size, one_per_household, [quotas.*])"
+        )
     if not isinstance(data.get("reserve_size", 0), int) or data.get("reserve_size", 0) < 0:
         raise DrawRecordError(f"{path}: reserve_size must be a whole number, 0 or more")
     if not isinstance(data.get("one_per_household", False), bool):
@@ -111,10 +113,10 @@ def rules_from_file(path: Path) -> DrawRules:
 def recorded_rules(run: DrawRun) -> DrawRules:
     """The rules the panel was drawn under: replacements keep to them."""
     data = run.payload["input"]
-    quotas = {c: {v: Bounds(*b) for v, b in values.items()}
-              for c, values in data["quotas"].items()}
-    return DrawRules(quotas, data["panel_size"], data.get("reserve_size", 0),
-                     data["one_per_household"])
+    quotas = {c: {v: Bounds(*b) for v, b in values.items()} for c, values in data["quotas"].items()}
+    return DrawRules(
+        quotas, data["panel_size"], data.get("reserve_size", 0), data["one_per_household"]
+    )
 
 
 def rules_for(assembly: Any, quotas_file: Path | None) -> DrawRules:
@@ -126,51 +128,61 @@ def rules_from_assembly(assembly: Any) -> DrawRules:
     section = _get(assembly, "selection") or _get(assembly, "draw") or assembly
     panel_size = _get(section, "panel_size")
     if not panel_size:
-        raise DrawRecordError("No panel size for the draw: add a [selection] table with "
-                               "panel_size and quotas to the assembly file (see "
-                               "examples/citizens-jury/assembly.toml), or give --quotas FILE.")
+        raise DrawRecordError(
+            "No panel size for the draw: add a [selection] table with "
+            "panel_size and quotas to the assembly file (see "
+            "examples/citizens-jury/assembly.toml), or give --quotas FILE."
+        )
     if not isinstance(panel_size, int) or panel_size < 1:
         raise DrawRecordError(f"panel_size must be a positive whole number, not {panel_size!r}.")
     quotas_spec = _plain(_get(section, "quotas") or _get(assembly, "quotas") or {})
     if isinstance(quotas_spec, list):  # [{category, value, min, max}] rows
         table: dict[str, dict[str, Any]] = {}
         for row in map(_plain, quotas_spec):
-            category = next((row[k] for k in ("category", "question", "feature") if k in row),
-                            None)
+            category = next((row[k] for k in ("category", "question", "feature") if k in row), None)
             value = next((row[k] for k in ("value", "option", "key") if k in row), None)
             if category is None or value is None:
                 raise DrawRecordError(f"A quota row names no category and value: {row}")
             table.setdefault(str(category), {})[str(value)] = row
         quotas_spec = table
     if not quotas_spec:
-        raise DrawRecordError("No quotas for the draw: add [selection.quotas.<category>] "
-                               "tables to the assembly file, or give --quotas FILE.")
+        raise DrawRecordError(
+            "No quotas for the draw: add [selection.quotas.<category>] "
+            "tables to the assembly file, or give --quotas FILE."
+        )
     try:
         quotas = quota_bounds(quotas_spec, int(panel_size))
     except DrawError as error:
         raise DrawRecordError(error.message) from None
-    return DrawRules(quotas=quotas, panel_size=int(panel_size),
-                     reserve_size=int(_get(section, "reserve_size", 0) or 0),
-                     one_per_household=bool(_get(section, "one_per_household", False)))
+    return DrawRules(
+        quotas=quotas,
+        panel_size=int(panel_size),
+        reserve_size=int(_get(section, "reserve_size", 0) or 0),
+        one_per_household=bool(_get(section, "one_per_household", False)),
+    )
 
 
 # ------------------------------------------------------------------------ gathering input
 
 
 def _respondent(row: dict[str, Any]) -> Respondent:
-    return Respondent(id=row["participant_id"], household=row["household_id"],
-                           attributes={k: str(v) for k, v in (row["features"] or {}).items()
-                                       if v is not None})
+    return Respondent(
+        id=row["participant_id"],
+        household=row["household_id"],
+        attributes={k: str(v) for k, v in (row["features"] or {}).items() if v is not None},
+    )
 
 
 async def draw_input(session: AsyncSession, rules: DrawRules) -> DrawInput:
     respondents = [_respondent(row) for row in await draw_candidates(session)]
-    return DrawInput(respondents, rules.quotas, rules.panel_size, rules.reserve_size,
-                          rules.one_per_household)
+    return DrawInput(
+        respondents, rules.quotas, rules.panel_size, rules.reserve_size, rules.one_per_household
+    )
 
 
-async def replace_input(session: AsyncSession, rules: DrawRules,
-                        leaving: list[str]) -> ReplaceInput:
+async def replace_input(
+    session: AsyncSession, rules: DrawRules, leaving: list[str]
+) -> ReplaceInput:
     rows = {s.participant_id: s for s in (await session.execute(select(Selection))).scalars()}
     unknown = [pid for pid in leaving if pid not in rows]
     if unknown:
@@ -178,13 +190,15 @@ async def replace_input(session: AsyncSession, rules: DrawRules,
     not_on_panel = [pid for pid in leaving if rows[pid].status == RESERVE]
     if not_on_panel:
         raise DrawRecordError(f"On the reserve, not the panel: {', '.join(not_on_panel)}.")
-    candidates = {row["participant_id"]: _respondent(row)
-                  for row in await draw_candidates(session)}
-    kept = sorted(pid for pid, s in rows.items()
-                  if s.status in (SELECTED, CONFIRMED) and pid not in leaving)
-    reserve = [s.participant_id for s in sorted(rows.values(),
-                                                key=lambda s: (s.reserve_rank or 0, s.id))
-               if s.status == RESERVE and s.participant_id in candidates]
+    candidates = {row["participant_id"]: _respondent(row) for row in await draw_candidates(session)}
+    kept = sorted(
+        pid for pid, s in rows.items() if s.status in (SELECTED, CONFIRMED) and pid not in leaving
+    )
+    reserve = [
+        s.participant_id
+        for s in sorted(rows.values(), key=lambda s: (s.reserve_rank or 0, s.id))
+        if s.status == RESERVE and s.participant_id in candidates
+    ]
     others = sorted(pid for pid in candidates if pid not in rows)
     # Those staying are described as at the draw if they are no longer registered.
     recorded = await _recorded_respondents(session)
@@ -194,16 +208,25 @@ async def replace_input(session: AsyncSession, rules: DrawRules,
         if person is None:
             raise DrawRecordError(f"No answers on record for panel member {pid}.")
         people.append(person)
-    return ReplaceInput(people, rules.quotas, rules.panel_size, kept, sorted(leaving),
-                             [reserve, others], rules.one_per_household)
+    return ReplaceInput(
+        people,
+        rules.quotas,
+        rules.panel_size,
+        kept,
+        sorted(leaving),
+        [reserve, others],
+        rules.one_per_household,
+    )
 
 
 async def _recorded_respondents(session: AsyncSession) -> dict[str, Respondent]:
     done = await completed_selection(session)
     if done is None:
         return {}
-    return {row["id"]: Respondent(row["id"], row["household"], row["attributes"])
-            for row in done.payload["input"]["respondents"]}
+    return {
+        row["id"]: Respondent(row["id"], row["household"], row["attributes"])
+        for row in done.payload["input"]["respondents"]
+    }
 
 
 # ------------------------------------------------------------------------------ recording
@@ -215,26 +238,40 @@ async def refuse_second_draw(session: AsyncSession) -> None:
         raise DrawRecordError(
             f"The panel was already drawn ({done.draw_id}, {done.created_at:%Y-%m-%d %H:%M} "
             "UTC). Use `concorder replace` for people who drop out, or `concorder select "
-            "--verify` to check that draw.")
+            "--verify` to check that draw."
+        )
 
 
-async def _new_draw_run(session: AsyncSession, result: Draw, payload: dict[str, Any],
-                        status: str, now: datetime) -> DrawRun:
+async def _new_draw_run(
+    session: AsyncSession, result: Draw, payload: dict[str, Any], status: str, now: datetime
+) -> DrawRun:
     """The record of a first draw (refused if one exists), flushed to get its id."""
     await refuse_second_draw(session)
-    run = DrawRun(draw_id=new_draw_id(), kind=SELECT, status=status, seed=payload["seed"],
-                  algorithm=payload["algorithm"], library_version=result.audit["library_version"],
-                  input_sha256=result.audit["input_sha256"], payload=payload,
-                  result=_result_record(result), lowest_probability=result.lowest_probability,
-                  created_at=now)
+    run = DrawRun(
+        draw_id=new_draw_id(),
+        kind=SELECT,
+        status=status,
+        seed=payload["seed"],
+        algorithm=payload["algorithm"],
+        library_version=result.audit["library_version"],
+        input_sha256=result.audit["input_sha256"],
+        payload=payload,
+        result=_result_record(result),
+        lowest_probability=result.lowest_probability,
+        created_at=now,
+    )
     session.add(run)
     await session.flush()
     return run
 
 
-async def record_selection(session: AsyncSession, result: Draw, payload: dict[str, Any],
-                           published: DrawRun | None = None,
-                           now: datetime | None = None) -> DrawRun:
+async def record_selection(
+    session: AsyncSession,
+    result: Draw,
+    payload: dict[str, Any],
+    published: DrawRun | None = None,
+    now: datetime | None = None,
+) -> DrawRun:
     """The draw run, one selection row per person drawn and the audit event, together."""
     now = now or utcnow()
     run = await _new_draw_run(session, result, payload, DONE, now)
@@ -245,57 +282,101 @@ async def record_selection(session: AsyncSession, result: Draw, payload: dict[st
     # Someone may have withdrawn since the input was read (a lottery's pick can come days
     # after its publication): their place is recorded as declined, never offered.
     drawn = [*result.selected, *result.reserve]
-    still = set((await session.execute(select(Invitation.participant_id).where(
-        Invitation.participant_id.in_(drawn), Invitation.status == REGISTERED))).scalars())
+    still = set(
+        (
+            await session.execute(
+                select(Invitation.participant_id).where(
+                    Invitation.participant_id.in_(drawn), Invitation.status == REGISTERED
+                )
+            )
+        ).scalars()
+    )
     gone = sorted(set(drawn) - still)
     for pid in result.selected:
         status = SELECTED if pid in still else DECLINED
-        session.add(Selection(participant_id=pid, draw_id=run.draw_id, status=status,
-                              selected_at=now, reason=None if pid in still else "withdrawn"))
+        session.add(
+            Selection(
+                participant_id=pid,
+                draw_id=run.draw_id,
+                status=status,
+                selected_at=now,
+                reason=None if pid in still else "withdrawn",
+            )
+        )
     for rank, pid in enumerate(result.reserve, start=1):
         status = RESERVE if pid in still else DECLINED
-        session.add(Selection(participant_id=pid, draw_id=run.draw_id, status=status,
-                              reserve_rank=rank, selected_at=now,
-                              reason=None if pid in still else "withdrawn"))
+        session.add(
+            Selection(
+                participant_id=pid,
+                draw_id=run.draw_id,
+                status=status,
+                reserve_rank=rank,
+                selected_at=now,
+                reason=None if pid in still else "withdrawn",
+            )
+        )
     if published is not None:
         published.status = SUPERSEDED
-    event = await audit.append(session, "draw.completed",
-                               {"draw": run.draw_id, **result.audit, "withdrawn_since": gone},
-                               at=now, linked=True)
+    event = await audit.append(
+        session,
+        "draw.completed",
+        {"draw": run.draw_id, **result.audit, "withdrawn_since": gone},
+        at=now,
+        linked=True,
+    )
     run.audit_seq = event.seq
     run.result = {**run.result, "withdrawn_since": gone}
     return run
 
 
-async def record_publication(session: AsyncSession, result: Draw, payload: dict[str, Any],
-                             now: datetime | None = None) -> DrawRun:
+async def record_publication(
+    session: AsyncSession, result: Draw, payload: dict[str, Any], now: datetime | None = None
+) -> DrawRun:
     now = now or utcnow()
     run = await _new_draw_run(session, result, payload, PUBLISHED, now)
-    event = await audit.append(session, "draw.panels_published",
-                               {"draw": run.draw_id, **result.audit}, at=now, linked=True)
+    event = await audit.append(
+        session, "draw.panels_published", {"draw": run.draw_id, **result.audit}, at=now, linked=True
+    )
     run.audit_seq = event.seq
     return run
 
 
-async def record_replacement(session: AsyncSession, result: Replacement,
-                             payload: dict[str, Any], now: datetime | None = None) -> DrawRun:
+async def record_replacement(
+    session: AsyncSession, result: Replacement, payload: dict[str, Any], now: datetime | None = None
+) -> DrawRun:
     now = now or utcnow()
     data = payload["input"]
-    run = DrawRun(draw_id=new_draw_id(), kind=REPLACE, status=DONE, seed=payload["seed"],
-                  algorithm=payload["algorithm"], library_version=result.audit["library_version"],
-                  input_sha256=result.audit["input_sha256"], payload=payload,
-                  result={"added": result.added, "tier": result.tier,
-                          "quota_table": [vars(row) for row in result.quota_table]},
-                  created_at=now)
+    run = DrawRun(
+        draw_id=new_draw_id(),
+        kind=REPLACE,
+        status=DONE,
+        seed=payload["seed"],
+        algorithm=payload["algorithm"],
+        library_version=result.audit["library_version"],
+        input_sha256=result.audit["input_sha256"],
+        payload=payload,
+        result={
+            "added": result.added,
+            "tier": result.tier,
+            "quota_table": [vars(row) for row in result.quota_table],
+        },
+        created_at=now,
+    )
     session.add(run)
     await session.flush()
-    rows = {s.participant_id: s for s in (await session.execute(
-        select(Selection).with_for_update())).scalars()}
-    kept_now = sorted(pid for pid, s in rows.items()
-                      if s.status in (SELECTED, CONFIRMED) and pid not in data["leaving"])
+    rows = {
+        s.participant_id: s
+        for s in (await session.execute(select(Selection).with_for_update())).scalars()
+    }
+    kept_now = sorted(
+        pid
+        for pid, s in rows.items()
+        if s.status in (SELECTED, CONFIRMED) and pid not in data["leaving"]
+    )
     if kept_now != data["kept"]:
-        raise DrawRecordError("The panel changed while the replacements were drawn; run "
-                               "the command again.")
+        raise DrawRecordError(
+            "The panel changed while the replacements were drawn; run the command again."
+        )
     for pid in data["leaving"]:
         row = rows[pid]
         if row.status != DECLINED:
@@ -308,23 +389,45 @@ async def record_replacement(session: AsyncSession, result: Replacement,
         row.draw_id, row.status, row.reserve_rank = run.draw_id, SELECTED, None
         row.selected_at, row.notified_at, row.confirm_by = now, None, None
         row.responded_at, row.reason = None, None
-    event = await audit.append(session, "draw.replaced", {
-        "draw": run.draw_id, **result.audit, "leaving": data["leaving"],
-        "added": result.added, "from_reserve": result.tier == 0}, at=now, linked=True)
+    event = await audit.append(
+        session,
+        "draw.replaced",
+        {
+            "draw": run.draw_id,
+            **result.audit,
+            "leaving": data["leaving"],
+            "added": result.added,
+            "from_reserve": result.tier == 0,
+        },
+        at=now,
+        linked=True,
+    )
     run.audit_seq = event.seq
     return run
 
 
 def _result_record(result: Draw) -> dict[str, Any]:
-    return {"selected": result.selected, "reserve": result.reserve,
-            "panels": [p["sha256"] for p in result.published_panels], "pick": result.pick,
-            "lowest_probability": result.lowest_probability,
-            "mean_probability": result.mean_probability,
-            "quota_table": [vars(row) for row in result.quota_table], "notes": result.notes}
+    return {
+        "selected": result.selected,
+        "reserve": result.reserve,
+        "panels": [p["sha256"] for p in result.published_panels],
+        "pick": result.pick,
+        "lowest_probability": result.lowest_probability,
+        "mean_probability": result.mean_probability,
+        "quota_table": [vars(row) for row in result.quota_table],
+        "notes": result.notes,
+    }
 
 
-def select_payload(result: Draw, seed: str, algorithm: str, panels: int,
-                   pick_seed: str | None) -> dict[str, Any]:
-    return {"mode": "select", "input": result.canonical_input, "seed": seed,
-            "seed_number": seed_number(seed), "algorithm": algorithm, "panels": panels,
-            "pick_seed": pick_seed}
+def select_payload(
+    result: Draw, seed: str, algorithm: str, panels: int, pick_seed: str | None
+) -> dict[str, Any]:
+    return {
+        "mode": "select",
+        "input": result.canonical_input,
+        "seed": seed,
+        "seed_number": seed_number(seed),
+        "algorithm": algorithm,
+        "panels": panels,
+        "pick_seed": pick_seed,
+    }

@@ -55,7 +55,8 @@ def check_algorithm(algorithm: str) -> None:
         raise SolverUnavailable(
             "The leximin algorithm needs the commercial Gurobi solver (Python package "
             "'gurobipy' with a licence), and it is not installed. Use --algorithm maximin, "
-            "which runs on the free CBC solver, or install Gurobi.")
+            "which runs on the free CBC solver, or install Gurobi."
+        )
 
 
 # --- seeds, hashes ---------------------------------------------------------------------
@@ -162,8 +163,10 @@ def quota_bounds(spec: Mapping[str, Mapping[str, Any]], panel_size: int) -> Quot
                 problems.append(f"{place}: min {bounds.min} and max {bounds.max} do not fit")
             quotas[category][value] = bounds
     if problems:
-        raise DrawError("Quotas are not usable: " + "; ".join(problems),
-                        sorted({p.split("/")[0] for p in problems}))
+        raise DrawError(
+            "Quotas are not usable: " + "; ".join(problems),
+            sorted({p.split("/")[0] for p in problems}),
+        )
     return quotas
 
 
@@ -191,8 +194,13 @@ class DrawInput:
     def canonical(self) -> dict[str, Any]:
         """The pseudonymised input: ids, household numbers (not the organiser's household
         or address ids) and the quota categories only, in a fixed order."""
-        return _canonical(self.respondents, self.quotas, self.one_per_household,
-                          panel_size=self.panel_size, reserve_size=self.reserve_size)
+        return _canonical(
+            self.respondents,
+            self.quotas,
+            self.one_per_household,
+            panel_size=self.panel_size,
+            reserve_size=self.reserve_size,
+        )
 
     def sha256(self) -> str:
         return sha256_of(self.canonical())
@@ -212,8 +220,9 @@ class ReplaceInput:
     one_per_household: bool = False
 
     def canonical(self) -> dict[str, Any]:
-        data = _canonical(self.respondents, self.quotas, self.one_per_household,
-                          panel_size=self.panel_size)
+        data = _canonical(
+            self.respondents, self.quotas, self.one_per_household, panel_size=self.panel_size
+        )
         data["kept"] = sorted(self.kept)
         data["leaving"] = sorted(self.leaving)
         data["candidate_tiers"] = [sorted(tier) for tier in self.candidate_tiers]
@@ -223,8 +232,9 @@ class ReplaceInput:
         return sha256_of(self.canonical())
 
 
-def _canonical(respondents: Sequence[Respondent], quotas: Quotas, one_per_household: bool,
-               **sizes: int) -> dict[str, Any]:
+def _canonical(
+    respondents: Sequence[Respondent], quotas: Quotas, one_per_household: bool, **sizes: int
+) -> dict[str, Any]:
     categories = list(quotas)
     households: dict[str, str] = {}
     rows = []
@@ -236,12 +246,18 @@ def _canonical(respondents: Sequence[Respondent], quotas: Quotas, one_per_househ
         household = None
         if person.household:
             household = households.setdefault(person.household, f"h{len(households) + 1}")
-        rows.append({"id": person.id, "household": household,
-                     "attributes": {c: person.attributes.get(c) for c in categories}})
+        rows.append(
+            {
+                "id": person.id,
+                "household": household,
+                "attributes": {c: person.attributes.get(c) for c in categories},
+            }
+        )
     return {
         "format": FORMAT,
-        "quotas": {c: {v: [b.min, b.max] for v, b in values.items()}
-                   for c, values in quotas.items()},
+        "quotas": {
+            c: {v: [b.min, b.max] for v, b in values.items()} for c, values in quotas.items()
+        },
         "one_per_household": one_per_household,
         "respondents": rows,
         **sizes,
@@ -282,8 +298,10 @@ class Draw:
 
     @property
     def published_panels(self) -> list[dict[str, Any]]:
-        return [{"index": i, "sha256": panel_hash(p), "members": sorted(p)}
-                for i, p in enumerate(self.panels)]
+        return [
+            {"index": i, "sha256": panel_hash(p), "members": sorted(p)}
+            for i, p in enumerate(self.panels)
+        ]
 
     @property
     def complete(self) -> bool:
@@ -308,9 +326,12 @@ def draw_from_answer(answer: dict[str, Any], payload: dict[str, Any]) -> Draw:
         if answer.get("pick") is not None:
             extra.update(pick_seed=payload["pick_seed"], pick_index=answer["pick"])
     if answer.get("selected") is not None:
-        extra.update(selected_sha256=panel_hash(answer["selected"]),
-                     reserve_sha256=reserve_hash(answer["reserve"]),
-                     selected=len(answer["selected"]), reserve=len(answer["reserve"]))
+        extra.update(
+            selected_sha256=panel_hash(answer["selected"]),
+            reserve_sha256=reserve_hash(answer["reserve"]),
+            selected=len(answer["selected"]),
+            reserve=len(answer["reserve"]),
+        )
     return Draw(
         selected=answer.get("selected") or [],
         reserve=answer.get("reserve") or [],
@@ -344,8 +365,16 @@ def _audit(payload: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
 
 
 def replacement_from_answer(answer: dict[str, Any], payload: dict[str, Any]) -> Replacement:
-    audit = _audit(payload, added_sha256=panel_hash(answer["added"]), added=len(answer["added"]),
-                   tier=answer["tier"])
-    return Replacement(added=answer["added"], tier=answer["tier"],
-                       quota_table=[QuotaRow(**row) for row in answer["quota_table"]],
-                       audit=audit, canonical_input=payload["input"])
+    audit = _audit(
+        payload,
+        added_sha256=panel_hash(answer["added"]),
+        added=len(answer["added"]),
+        tier=answer["tier"],
+    )
+    return Replacement(
+        added=answer["added"],
+        tier=answer["tier"],
+        quota_table=[QuotaRow(**row) for row in answer["quota_table"]],
+        audit=audit,
+        canonical_input=payload["input"],
+    )

@@ -36,8 +36,15 @@ def solve(payload: Mapping[str, Any], reporter: Any = None) -> dict[str, Any]:
             try:
                 answers.append({"result": solve(one, reporter)})
             except DrawError as error:
-                answers.append({"error": {"message": error.message, "kind": error.kind,
-                                          "categories": error.categories}})
+                answers.append(
+                    {
+                        "error": {
+                            "message": error.message,
+                            "kind": error.kind,
+                            "categories": error.categories,
+                        }
+                    }
+                )
         return {"answers": answers}
     if payload["mode"] == "select":
         return _solve_select(payload, reporter)
@@ -50,11 +57,15 @@ def _library_settings(payload: Mapping[str, Any]) -> Any:
     from sortition_algorithms import Settings
 
     household = bool(payload["input"]["one_per_household"])
-    return Settings(id_column="id", columns_to_keep=[], check_same_address=household,
-                    check_same_address_columns=["household"] if household else [],
-                    selection_algorithm=payload["algorithm"],
-                    solver_backend=_solver_backend(payload),
-                    random_number_seed=int(payload["seed_number"]))
+    return Settings(
+        id_column="id",
+        columns_to_keep=[],
+        check_same_address=household,
+        check_same_address_columns=["household"] if household else [],
+        selection_algorithm=payload["algorithm"],
+        solver_backend=_solver_backend(payload),
+        random_number_seed=int(payload["seed_number"]),
+    )
 
 
 def _solver_backend(payload: Mapping[str, Any]) -> str:
@@ -64,7 +75,8 @@ def _solver_backend(payload: Mapping[str, Any]) -> str:
     if backend.startswith("mip") and importlib.util.find_spec("mip") is None:
         raise SolverUnavailable(
             f"The draw runs on the {backend!r} solver backend, which needs the Python package "
-            "'mip' (python-mip, with the free CBC solver): pip install 'mip>=1.17,<2'.")
+            "'mip' (python-mip, with the free CBC solver): pip install 'mip>=1.17,<2'."
+        )
     return backend
 
 
@@ -72,8 +84,11 @@ def _features(quotas: Mapping[str, Mapping[str, Sequence[int]]], size: int) -> A
     from sortition_algorithms import read_in_features
     from sortition_algorithms.errors import SelectionError
 
-    body = [{"feature": c, "value": v, "min": str(b[0]), "max": str(b[1])}
-            for c, values in quotas.items() for v, b in values.items()]
+    body = [
+        {"feature": c, "value": v, "min": str(b[0]), "max": str(b[1])}
+        for c, values in quotas.items()
+        for v, b in values.items()
+    ]
     try:
         features, _, _ = read_in_features(["feature", "value", "min", "max"], body, size)
     except SelectionError as error:
@@ -94,18 +109,29 @@ def _people(rows: Iterable[Mapping[str, Any]], features: Any, settings: Any) -> 
             if attributes.get(category) in (None, ""):
                 missing.setdefault(category, []).append(row["id"])
         # Without a household, a person is a household of their own.
-        body.append({"id": row["id"], "household": row["household"] or f"solo:{row['id']}",
-                     **{c: attributes.get(c) or "" for c in categories}})
+        body.append(
+            {
+                "id": row["id"],
+                "household": row["household"] or f"solo:{row['id']}",
+                **{c: attributes.get(c) or "" for c in categories},
+            }
+        )
     if missing:
-        detail = "; ".join(f"{c}: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}"
-                           for c, ids in missing.items())
-        raise DrawError(f"Some respondents have no answer for a quota category ({detail}).",
-                        list(missing))
+        detail = "; ".join(
+            f"{c}: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}"
+            for c, ids in missing.items()
+        )
+        raise DrawError(
+            f"Some respondents have no answer for a quota category ({detail}).", list(missing)
+        )
     try:
         people, _ = read_in_people(["id", "household", *categories], body, features, settings)
     except SelectionError as error:
-        raise DrawError("Some answers are not values the quotas know: "
-                        + "; ".join(str(error).splitlines()[:10]), categories) from None
+        raise DrawError(
+            "Some answers are not values the quotas know: "
+            + "; ".join(str(error).splitlines()[:10]),
+            categories,
+        ) from None
     return people
 
 
@@ -125,7 +151,10 @@ def _explain(error: Exception, quotas: Mapping[str, Any]) -> DrawError:
         return DrawError(
             "The quotas cannot all be met with these respondents. Categories in conflict: "
             f"{', '.join(categories) or 'unknown'}. Smallest change that would work: "
-            + " ".join(advice), categories, kind="infeasible")
+            + " ".join(advice),
+            categories,
+            kind="infeasible",
+        )
     text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
     text = text.replace("features", "categories").replace("feature", "category")
     named = sorted(c for c in quotas if f"'{c}'" in text or f" {c} " in f" {text} ")
@@ -134,14 +163,28 @@ def _explain(error: Exception, quotas: Mapping[str, Any]) -> DrawError:
     return DrawError(text, named, kind="infeasible")
 
 
-def _run(features: Any, people: Any, size: int, settings: Any, quotas: Mapping[str, Any], *,
-         reporter: Any, number_selections: int = 1, already_selected: Any = None
-         ) -> tuple[list[frozenset[str]], dict[str, float]]:
+def _run(
+    features: Any,
+    people: Any,
+    size: int,
+    settings: Any,
+    quotas: Mapping[str, Any],
+    *,
+    reporter: Any,
+    number_selections: int = 1,
+    already_selected: Any = None,
+) -> tuple[list[frozenset[str]], dict[str, float]]:
     from sortition_algorithms import run_stratification
 
     ok, panels, report = run_stratification(
-        features, people, size, settings, number_selections=number_selections,
-        already_selected=already_selected, progress_reporter=reporter)
+        features,
+        people,
+        size,
+        settings,
+        number_selections=number_selections,
+        already_selected=already_selected,
+        progress_reporter=reporter,
+    )
     if not ok:
         error = report.last_error() or DrawError(report.as_text())
         if isinstance(error, DrawError):
@@ -166,15 +209,21 @@ def _feasible(quotas: Mapping[str, Any], people: Any, size: int, settings: Any) 
     from sortition_algorithms.errors import SelectionError, SortitionBaseError
 
     try:
-        find_any_committee(_features(quotas, size), people, size,
-                           settings.normalised_address_columns, settings.solver_backend)
+        find_any_committee(
+            _features(quotas, size),
+            people,
+            size,
+            settings.normalised_address_columns,
+            settings.solver_backend,
+        )
     except (SelectionError, SortitionBaseError, DrawError):
         return False
     return True
 
 
-def _name_conflict(error: DrawError, quotas: Mapping[str, Any], people: Any, size: int,
-                   settings: Any) -> DrawError:
+def _name_conflict(
+    error: DrawError, quotas: Mapping[str, Any], people: Any, size: int, settings: Any
+) -> DrawError:
     """Which categories clash: drop categories one at a time while the rest stay
     infeasible; those left form a smallest set that cannot be met together."""
     conflict = list(quotas)
@@ -186,13 +235,19 @@ def _name_conflict(error: DrawError, quotas: Mapping[str, Any], people: Any, siz
     if len(conflict) == 1 and _feasible({}, people, size, settings) is False:
         conflict = []
     if not conflict:
-        return DrawError("The panel cannot be filled with one person per household: too few "
-                         "households among the respondents.", [], kind="infeasible")
+        return DrawError(
+            "The panel cannot be filled with one person per household: too few "
+            "households among the respondents.",
+            [],
+            kind="infeasible",
+        )
     advice = error.message.split("Smallest change that would work:", 1)[-1].strip()
     return DrawError(
         f"The quotas cannot all be met with these respondents. Categories in conflict: "
-        f"{', '.join(conflict)}. Smallest change that would work: {advice}", conflict,
-        kind="infeasible")
+        f"{', '.join(conflict)}. Smallest change that would work: {advice}",
+        conflict,
+        kind="infeasible",
+    )
 
 
 def _probabilities(report: Any) -> dict[str, float]:
@@ -201,21 +256,32 @@ def _probabilities(report: Any) -> dict[str, float]:
         headers = element.get("headers") or []
         if "Probability of selection" in headers:
             column = headers.index("Probability of selection")
-            return {str(row[0]): float(str(row[column]).rstrip("%")) / 100
-                    for row in element["data"]}
+            return {
+                str(row[0]): float(str(row[column]).rstrip("%")) / 100 for row in element["data"]
+            }
     return {}
 
 
-def _quota_table(quotas: Mapping[str, Mapping[str, Sequence[int]]],
-                 rows: Sequence[Mapping[str, Any]], chosen: Iterable[str]) -> list[dict[str, Any]]:
+def _quota_table(
+    quotas: Mapping[str, Mapping[str, Sequence[int]]],
+    rows: Sequence[Mapping[str, Any]],
+    chosen: Iterable[str],
+) -> list[dict[str, Any]]:
     chosen = set(chosen)
     table = []
     for category, values in quotas.items():
         for value, (low, high) in values.items():
             pool = [r for r in rows if r["attributes"].get(category) == value]
-            table.append({"category": category, "value": value, "min": low, "max": high,
-                          "pool": len(pool),
-                          "selected": sum(1 for r in pool if r["id"] in chosen)})
+            table.append(
+                {
+                    "category": category,
+                    "value": value,
+                    "min": low,
+                    "max": high,
+                    "pool": len(pool),
+                    "selected": sum(1 for r in pool if r["id"] in chosen),
+                }
+            )
     return table
 
 
@@ -229,8 +295,9 @@ def _solve_select(payload: Mapping[str, Any], reporter: Any) -> dict[str, Any]:
     if len(rows) < size:
         raise DrawError(f"Only {len(rows)} respondents for a panel of {size}.", kind="infeasible")
     count = int(payload.get("panels") or 1)
-    panels, probabilities = _run(features, people, size, settings, quotas, reporter=reporter,
-                                 number_selections=count)
+    panels, probabilities = _run(
+        features, people, size, settings, quotas, reporter=reporter, number_selections=count
+    )
     result: dict[str, Any] = {"notes": []}
     if probabilities:
         values = [probabilities.get(r["id"], 0.0) for r in rows]
@@ -246,8 +313,7 @@ def _solve_select(payload: Mapping[str, Any], reporter: Any) -> dict[str, Any]:
         chosen = panels[0]
     result["selected"] = sorted(chosen)
     result["quota_table"] = _quota_table(quotas, rows, chosen)
-    result["reserve"] = _reserve(payload, rows, chosen, people, settings, reporter,
-                                 result["notes"])
+    result["reserve"] = _reserve(payload, rows, chosen, people, settings, reporter, result["notes"])
     return result
 
 
@@ -260,9 +326,15 @@ def _subset(people: Any, ids: Iterable[str]) -> Any:
     return subset
 
 
-def _reserve(payload: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
-             chosen: frozenset[str], people: Any, settings: Any, reporter: Any,
-             notes: list[str]) -> list[str]:
+def _reserve(
+    payload: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    chosen: frozenset[str],
+    people: Any,
+    settings: Any,
+    reporter: Any,
+    notes: list[str],
+) -> list[str]:
     """A second draw, by the same algorithm, among those not selected (and, with one per
     household, not living with someone selected), with the quotas scaled to its size."""
     data = payload["input"]
@@ -274,8 +346,9 @@ def _reserve(payload: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
     selected = _subset(people, chosen)
     if data["one_per_household"]:
         taken = {selected.get_address(pid, ["household"]) for pid in selected}
-        remaining.remove_many([pid for pid in list(remaining)
-                               if remaining.get_address(pid, ["household"]) in taken])
+        remaining.remove_many(
+            [pid for pid in list(remaining) if remaining.get_address(pid, ["household"]) in taken]
+        )
     if remaining.count < wanted:
         notes.append(f"Only {remaining.count} people remain for a reserve of {wanted}.")
         wanted = remaining.count
@@ -283,16 +356,22 @@ def _reserve(payload: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
         return []
     if wanted == remaining.count:
         return reserve_order(payload["seed"], list(remaining))
-    scaled = {c: {v: [math.floor(b[0] * wanted / size), math.ceil(b[1] * wanted / size)]
-                  for v, b in values.items()} for c, values in data["quotas"].items()}
+    scaled = {
+        c: {
+            v: [math.floor(b[0] * wanted / size), math.ceil(b[1] * wanted / size)]
+            for v, b in values.items()
+        }
+        for c, values in data["quotas"].items()
+    }
     loose = {c: {v: [0, wanted] for v in values} for c, values in data["quotas"].items()}
     for quotas in (scaled, loose):
         try:
             features = _features(quotas, wanted)
             picked, _ = _run(features, remaining, wanted, settings, quotas, reporter=reporter)
         except DrawError:
-            notes.append("The reserve could not follow the scaled quotas; it was drawn "
-                         "without them.")
+            notes.append(
+                "The reserve could not follow the scaled quotas; it was drawn without them."
+            )
             continue
         return reserve_order(payload["seed"], picked[0])
     return []
@@ -317,8 +396,11 @@ def _solve_replace(payload: Mapping[str, Any], reporter: Any) -> dict[str, Any]:
                 over.append(category)
             remaining_quotas[category][value] = [max(0, low - have), max(0, high - have)]
     if over:
-        raise DrawError("Those staying already exceed a quota maximum in: "
-                        + ", ".join(sorted(set(over))), sorted(set(over)), kind="infeasible")
+        raise DrawError(
+            "Those staying already exceed a quota maximum in: " + ", ".join(sorted(set(over))),
+            sorted(set(over)),
+            kind="infeasible",
+        )
     features = _features(remaining_quotas, needed)
     everyone = _people(rows, _features(data["quotas"], int(data["panel_size"])), settings)
     already = _subset(everyone, kept)
@@ -330,8 +412,15 @@ def _solve_replace(payload: Mapping[str, Any], reporter: Any) -> dict[str, Any]:
             continue
         try:
             people = _people([by_id[pid] for pid in pool], features, settings)
-            picked, _ = _run(features, people, needed, settings, remaining_quotas,
-                             reporter=reporter, already_selected=already)
+            picked, _ = _run(
+                features,
+                people,
+                needed,
+                settings,
+                remaining_quotas,
+                reporter=reporter,
+                already_selected=already,
+            )
         except DrawError as error:
             last_error = error
             continue
@@ -340,5 +429,6 @@ def _solve_replace(payload: Mapping[str, Any], reporter: Any) -> dict[str, Any]:
         return {"added": added, "tier": tier, "quota_table": table}
     if last_error is not None:
         raise last_error
-    raise DrawError(f"Not enough candidates ({len(pool)}) to fill {needed} places.",
-                    kind="infeasible")
+    raise DrawError(
+        f"Not enough candidates ({len(pool)}) to fill {needed} places.", kind="infeasible"
+    )

@@ -48,31 +48,48 @@ def _compare(label: str, recorded: list[str], again: list[str], ordered: bool = 
     only_recorded = sorted(set(recorded) - set(again))
     only_again = sorted(set(again) - set(recorded))
     if not only_recorded and not only_again:
-        return [f"{label}: same people in another order "
-                f"(recorded {', '.join(recorded)}; re-run {', '.join(again)})"]
-    return [f"{label} differs: only in the record {', '.join(only_recorded) or '-'}; "
-            f"only in the re-run {', '.join(only_again) or '-'}"]
+        return [
+            f"{label}: same people in another order "
+            f"(recorded {', '.join(recorded)}; re-run {', '.join(again)})"
+        ]
+    return [
+        f"{label} differs: only in the record {', '.join(only_recorded) or '-'}; "
+        f"only in the re-run {', '.join(only_again) or '-'}"
+    ]
 
 
-async def check_record(session: AsyncSession, run: DrawRun
-                       ) -> tuple[list[str], list[str], dict[str, Any] | None]:
+async def check_record(
+    session: AsyncSession, run: DrawRun
+) -> tuple[list[str], list[str], dict[str, Any] | None]:
     """The recorded payload against the audit trail, and the rows against the result."""
     differences: list[str] = []
     warnings: list[str] = []
-    event = (await session.execute(select(AuditEvent).where(
-        AuditEvent.seq == run.audit_seq))).scalar_one_or_none() if run.audit_seq else None
+    event = (
+        (
+            await session.execute(select(AuditEvent).where(AuditEvent.seq == run.audit_seq))
+        ).scalar_one_or_none()
+        if run.audit_seq
+        else None
+    )
     input_hash = sha256_of(run.payload["input"])
     if event is None:
         differences.append("no audit event records this draw")
     else:
-        for key, value in (("input_sha256", input_hash), ("seed", run.payload["seed"]),
-                           ("algorithm", run.payload["algorithm"])):
+        for key, value in (
+            ("input_sha256", input_hash),
+            ("seed", run.payload["seed"]),
+            ("algorithm", run.payload["algorithm"]),
+        ):
             if event.data.get(key) != value:
-                differences.append(f"the recorded {key} does not match the audit trail "
-                                   f"({value} vs {event.data.get(key)})")
+                differences.append(
+                    f"the recorded {key} does not match the audit trail "
+                    f"({value} vs {event.data.get(key)})"
+                )
         if event.data.get("library_version") != library_version():
-            warnings.append(f"recorded with {LIBRARY} {event.data.get('library_version')},"
-                            f" re-run with {library_version()}")
+            warnings.append(
+                f"recorded with {LIBRARY} {event.data.get('library_version')},"
+                f" re-run with {library_version()}"
+            )
     if run.kind == SELECT and run.status != PUBLISHED:
         rows = {s.participant_id for s in (await session.execute(select(Selection))).scalars()}
         missing = sorted(set(run.result["selected"]) - rows)
@@ -89,16 +106,23 @@ def compare_audited(audited: dict[str, Any] | None, again: dict[str, Any]) -> li
     if "added" in again:
         found["added_sha256"] = panel_hash(again["added"])
     if again.get("panels"):
-        found["panel_list_sha256"] = panel_list_hash(
-            [panel_hash(p) for p in again["panels"]])
+        found["panel_list_sha256"] = panel_list_hash([panel_hash(p) for p in again["panels"]])
         found["pick_index"] = again.get("pick")
     if again.get("selected") is not None:
         found["selected_sha256"] = panel_hash(again["selected"])
         found["reserve_sha256"] = reserve_hash(again["reserve"])
-    names = {"added_sha256": "replacements", "panel_list_sha256": "list of panels",
-             "pick_index": "pick", "selected_sha256": "panel", "reserve_sha256": "reserve"}
-    return [f"the re-run's {names[key]} does not match the audit trail"
-            for key, value in found.items() if key in audited and audited[key] != value]
+    names = {
+        "added_sha256": "replacements",
+        "panel_list_sha256": "list of panels",
+        "pick_index": "pick",
+        "selected_sha256": "panel",
+        "reserve_sha256": "reserve",
+    }
+    return [
+        f"the re-run's {names[key]} does not match the audit trail"
+        for key, value in found.items()
+        if key in audited and audited[key] != value
+    ]
 
 
 def compare_rerun(run: DrawRun, again: dict[str, Any]) -> list[str]:
@@ -109,22 +133,29 @@ def compare_rerun(run: DrawRun, again: dict[str, Any]) -> list[str]:
     if recorded.get("panels"):
         again_hashes = [panel_hash(p) for p in again.get("panels") or []]
         if again_hashes != recorded["panels"]:
-            differences.append("the list of panels differs (list hash "
-                               f"{panel_list_hash(recorded['panels'])} recorded, "
-                               f"{panel_list_hash(again_hashes)} re-run)")
+            differences.append(
+                "the list of panels differs (list hash "
+                f"{panel_list_hash(recorded['panels'])} recorded, "
+                f"{panel_list_hash(again_hashes)} re-run)"
+            )
         if recorded.get("pick") != again.get("pick"):
-            differences.append(f"the pick differs: panel {recorded.get('pick')} recorded, "
-                               f"{again.get('pick')} re-run")
+            differences.append(
+                f"the pick differs: panel {recorded.get('pick')} recorded, "
+                f"{again.get('pick')} re-run"
+            )
     if run.status != PUBLISHED:
         differences += _compare("panel", recorded["selected"], again.get("selected") or [])
-        differences += _compare("reserve", recorded["reserve"], again.get("reserve") or [],
-                                ordered=True)
+        differences += _compare(
+            "reserve", recorded["reserve"], again.get("reserve") or [], ordered=True
+        )
     return differences
 
 
-async def verify_draws(sessions: async_sessionmaker[AsyncSession],
-                       progress: Progress | None = None,
-                       on_run: Callable[[DrawRun], None] | None = None) -> list[RunCheck]:
+async def verify_draws(
+    sessions: async_sessionmaker[AsyncSession],
+    progress: Progress | None = None,
+    on_run: Callable[[DrawRun], None] | None = None,
+) -> list[RunCheck]:
     async with sessions() as session:
         recorded = [r for r in await runs(session) if r.status != SUPERSEDED]
         if not recorded:
@@ -134,8 +165,12 @@ async def verify_draws(sessions: async_sessionmaker[AsyncSession],
             differences, warnings, audited = await check_record(session, run)
             checks.append(RunCheck(run.draw_id, run.kind, differences, warnings, audited))
         chain = await audit.verify(session)
-        trail = RunCheck("audit trail", "audit", [] if chain.ok else [
-            f"broken at event {chain.first_bad_seq}: {chain.reason}"], [])
+        trail = RunCheck(
+            "audit trail",
+            "audit",
+            [] if chain.ok else [f"broken at event {chain.first_bad_seq}: {chain.reason}"],
+            [],
+        )
     if on_run:
         for run in recorded:
             on_run(run)

@@ -44,66 +44,108 @@ from bot.services.draw.rules import (
 Progress = Callable[[dict[str, Any]], None]
 
 
-def run_draw(inp: DrawInput, seed: str, algorithm: str = "maximin", *, panels: int = 1,
-             pick_seed: str | None = None, progress: Progress | None = None,
-             time_limit: float | None = None, worker: SolverWorker | None = None) -> Draw:
+def run_draw(
+    inp: DrawInput,
+    seed: str,
+    algorithm: str = "maximin",
+    *,
+    panels: int = 1,
+    pick_seed: str | None = None,
+    progress: Progress | None = None,
+    time_limit: float | None = None,
+    worker: SolverWorker | None = None,
+) -> Draw:
     """Select a panel (and its reserve). With panels > 1: compute that many quota-compliant
     panels; without `pick_seed` stop there (to publish them), with it pick one."""
     check_algorithm(algorithm)
     if panels < 1:
         raise DrawError("--panels must be at least 1.")
     if panels > 1 and algorithm == "legacy":
-        raise DrawError("The legacy algorithm cannot make a transparent lottery of several "
-                        "panels; use maximin or nash with --panels.")
+        raise DrawError(
+            "The legacy algorithm cannot make a transparent lottery of several "
+            "panels; use maximin or nash with --panels."
+        )
     if pick_seed is not None and panels == 1:
         raise DrawError("A pick seed only applies to a transparent lottery (--panels M).")
     if inp.panel_size < 1:
         raise DrawError("The panel size must be at least 1.")
     canonical = inp.canonical()
-    payload = {"mode": "select", "input": canonical, "seed": seed,
-               "seed_number": seed_number(seed), "algorithm": algorithm, "panels": panels,
-               "pick_seed": pick_seed}
+    payload = {
+        "mode": "select",
+        "input": canonical,
+        "seed": seed,
+        "seed_number": seed_number(seed),
+        "algorithm": algorithm,
+        "panels": panels,
+        "pick_seed": pick_seed,
+    }
     answer = _solve(worker, payload, progress, time_limit)
     return draw_from_answer(answer, payload)
 
 
-def run_replace(inp: ReplaceInput, seed: str, algorithm: str = "maximin", *,
-                progress: Progress | None = None,
-                worker: SolverWorker | None = None) -> Replacement:
+def run_replace(
+    inp: ReplaceInput,
+    seed: str,
+    algorithm: str = "maximin",
+    *,
+    progress: Progress | None = None,
+    worker: SolverWorker | None = None,
+) -> Replacement:
     check_algorithm(algorithm)
     missing = inp.panel_size - len(inp.kept)
     if missing < 1:
         raise DrawError("The panel is full: nobody needs replacing.")
-    payload = {"mode": "replace", "input": inp.canonical(), "seed": seed,
-               "seed_number": seed_number(seed), "algorithm": algorithm}
+    payload = {
+        "mode": "replace",
+        "input": inp.canonical(),
+        "seed": seed,
+        "seed_number": seed_number(seed),
+        "algorithm": algorithm,
+    }
     answer = _solve(worker, payload, progress)
     return replacement_from_answer(answer, payload)
 
 
-def rerun(payload: Mapping[str, Any], progress: Progress | None = None, *,
-          worker: SolverWorker | None = None) -> dict[str, Any]:
+def rerun(
+    payload: Mapping[str, Any],
+    progress: Progress | None = None,
+    *,
+    worker: SolverWorker | None = None,
+) -> dict[str, Any]:
     """Run a recorded payload again (for --verify): the child's raw answer."""
     check_algorithm(payload["algorithm"])
     return _solve(worker, dict(payload), progress)
 
 
-def rerun_many(payloads: Sequence[Mapping[str, Any]], progress: Progress | None = None,
-               time_limit: float | None = None, *,
-               worker: SolverWorker | None = None) -> list[dict[str, Any] | DrawError]:
+def rerun_many(
+    payloads: Sequence[Mapping[str, Any]],
+    progress: Progress | None = None,
+    time_limit: float | None = None,
+    *,
+    worker: SolverWorker | None = None,
+) -> list[dict[str, Any] | DrawError]:
     """Several recorded payloads in one child process: an answer or a DrawError each."""
     if not payloads:
         return []
     for payload in payloads:
         check_algorithm(payload["algorithm"])
-    answers = _solve(worker, {"mode": "batch", "payloads": list(payloads)}, progress,
-                     time_limit)
-    return [DrawError(a["error"]["message"], a["error"].get("categories", ()),
-                      a["error"].get("kind", "draw")) if "error" in a else a["result"]
-            for a in answers["answers"]]
+    answers = _solve(worker, {"mode": "batch", "payloads": list(payloads)}, progress, time_limit)
+    return [
+        DrawError(
+            a["error"]["message"], a["error"].get("categories", ()), a["error"].get("kind", "draw")
+        )
+        if "error" in a
+        else a["result"]
+        for a in answers["answers"]
+    ]
 
 
-def _solve(worker: SolverWorker | None, payload: dict[str, Any], progress: Progress | None,
-           time_limit: float | None = None) -> dict[str, Any]:
+def _solve(
+    worker: SolverWorker | None,
+    payload: dict[str, Any],
+    progress: Progress | None,
+    time_limit: float | None = None,
+) -> dict[str, Any]:
     if worker is not None:
         return worker.solve(payload, progress, time_limit)
     with SolverWorker() as own:
@@ -120,8 +162,12 @@ class SolverWorker:
         self._child: _Child | None = None
         self._lock = threading.Lock()
 
-    def solve(self, payload: dict[str, Any], progress: Progress | None = None,
-              time_limit: float | None = None) -> dict[str, Any]:
+    def solve(
+        self,
+        payload: dict[str, Any],
+        progress: Progress | None = None,
+        time_limit: float | None = None,
+    ) -> dict[str, Any]:
         """Run `payload` in the child; with `time_limit` (seconds), stop it then."""
         with self._lock:
             if self._child is None or not self._child.alive:
@@ -135,8 +181,9 @@ class SolverWorker:
             error = answer["error"]
             if error.get("kind") == "solver":
                 raise SolverUnavailable(error["message"])
-            raise DrawError(error["message"], error.get("categories", ()),
-                            error.get("kind", "draw"))
+            raise DrawError(
+                error["message"], error.get("categories", ()), error.get("kind", "draw")
+            )
         return answer["result"]
 
     def close(self) -> None:
@@ -162,20 +209,29 @@ class _Child:
 
     def __init__(self) -> None:
         env = {**os.environ, "PYTHONHASHSEED": HASH_SEED}
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__)))))
+        root = os.path.dirname(
+            os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        )
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         self.errors = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.services.draw"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=self.errors, text=True, bufsize=1, env=env, cwd=root)
+            [sys.executable, "-m", "bot.services.draw"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+            text=True,
+            bufsize=1,
+            env=env,
+            cwd=root,
+        )
 
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def ask(self, payload: dict[str, Any], progress: Progress | None,
-            time_limit: float | None) -> dict[str, Any]:
+    def ask(
+        self, payload: dict[str, Any], progress: Progress | None, time_limit: float | None
+    ) -> dict[str, Any]:
         process = self.process
         assert process.stdin and process.stdout
         timer = threading.Timer(time_limit, process.kill) if time_limit else None
@@ -197,12 +253,12 @@ class _Child:
                 timer.cancel()
         code = process.wait()
         if timer and timer.finished.is_set():
-            raise DrawError(f"Stopped after the time limit of {time_limit:g} s.",
-                            kind="timeout")
+            raise DrawError(f"Stopped after the time limit of {time_limit:g} s.", kind="timeout")
         self.errors.seek(0)
         tail = self.errors.read()[-2000:]
-        raise DrawError(f"The selection process stopped unexpectedly (exit {code}). "
-                        f"Its last output:\n{tail}")
+        raise DrawError(
+            f"The selection process stopped unexpectedly (exit {code}). Its last output:\n{tail}"
+        )
 
     def close(self) -> None:
         if self.alive:
@@ -227,8 +283,9 @@ class _Reporter:
         self.out.write(json.dumps({"progress": event}) + "\n")
         self.out.flush()
 
-    def start_phase(self, name: str, total: int | None = None, *,
-                    message: str | None = None) -> None:
+    def start_phase(
+        self, name: str, total: int | None = None, *, message: str | None = None
+    ) -> None:
         self._send({"event": "start", "name": name, "total": total, "message": message})
 
     def update(self, current: int, *, message: str | None = None) -> None:
@@ -253,11 +310,20 @@ def _child_main() -> None:
         try:
             answer = {"result": solve(payload, _Reporter(out))}
         except DrawError as error:
-            answer = {"error": {"message": error.message, "kind": error.kind,
-                                "categories": error.categories}}
+            answer = {
+                "error": {
+                    "message": error.message,
+                    "kind": error.kind,
+                    "categories": error.categories,
+                }
+            }
         except Exception as error:  # a library failure: say which, keep serving
             traceback.print_exc()
-            answer = {"error": {"message": f"The selection library failed: "
-                                           f"{type(error).__name__}: {error}", "kind": "crash"}}
+            answer = {
+                "error": {
+                    "message": f"The selection library failed: {type(error).__name__}: {error}",
+                    "kind": "crash",
+                }
+            }
         out.write(canonical_json(answer) + "\n")
         out.flush()

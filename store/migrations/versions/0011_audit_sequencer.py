@@ -6,10 +6,11 @@ the sequencer links them. Existing events keep their links, with id = seq.
 Revision ID: 0011_audit_sequencer
 Revises: 0010_merge
 """
+
 from alembic import op
 
-revision = '0011_audit_sequencer'
-down_revision = '0010_merge'
+revision = "0011_audit_sequencer"
+down_revision = "0010_merge"
 branch_labels = None
 depends_on = None
 
@@ -18,13 +19,14 @@ COLUMNS = "id, seq, at, kind, participant_id, data, prev_hash, hash"
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
-        _rebuild_sqlite("""
+        _rebuild_sqlite(
+            """
             id INTEGER NOT NULL, seq INTEGER, at DATETIME NOT NULL, kind VARCHAR(64) NOT NULL,
             participant_id VARCHAR(16), data JSON NOT NULL, prev_hash VARCHAR(64),
             hash VARCHAR(64), PRIMARY KEY (id), UNIQUE (seq), UNIQUE (hash)""",
-            "seq, seq, at, kind, participant_id, data, prev_hash, hash")
-        op.execute("CREATE INDEX ix_audit_events_unlinked ON audit_events (id) "
-                   "WHERE seq IS NULL")
+            "seq, seq, at, kind, participant_id, data, prev_hash, hash",
+        )
+        op.execute("CREATE INDEX ix_audit_events_unlinked ON audit_events (id) WHERE seq IS NULL")
         return
     for sql in (
         "ALTER TABLE audit_events ADD COLUMN id BIGINT",
@@ -47,12 +49,14 @@ def downgrade() -> None:
     # Only a fully linked chain can go back: run the sequencer (concorder audit verify) first.
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP INDEX ix_audit_events_unlinked")
-        _rebuild_sqlite("""
+        _rebuild_sqlite(
+            """
             seq INTEGER NOT NULL, at DATETIME NOT NULL, kind VARCHAR(64) NOT NULL,
             participant_id VARCHAR(16), data JSON NOT NULL, prev_hash VARCHAR(64) NOT NULL,
             hash VARCHAR(64) NOT NULL, PRIMARY KEY (seq), UNIQUE (hash)""",
             "seq, at, kind, participant_id, data, prev_hash, hash",
-            "seq, at, kind, participant_id, data, prev_hash, hash")
+            "seq, at, kind, participant_id, data, prev_hash, hash",
+        )
         return
     for sql in (
         "DROP INDEX ix_audit_events_unlinked",
