@@ -88,7 +88,7 @@ def run_server(url: str | None) -> None:
             app.router.add_post(TELEGRAM_PATH, bare_telegram)
             app.router.add_post(SMS_PATH, bare_sms)
         else:
-            from bot.web.app import create_app
+            from bot.bootstrap import create_app
 
             app = create_app(server_settings(url), migrate=False, dispatch=False)
         runner = web.AppRunner(app, access_log=None)
