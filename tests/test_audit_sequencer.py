@@ -71,9 +71,9 @@ async def test_concurrent_appends_are_all_linked_once(db):
     assert (result.ok, result.checked, result.pending) == (True, 120, 0)
 
 
+# PostgreSQL only: SQLite runs one writing transaction at a time, so ids commit in order.
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 async def test_an_event_committed_after_a_higher_one_is_linked_next(db):
-    if db.dialect != "postgresql":
-        pytest.skip("SQLite runs one writing transaction at a time")
     early = db.sessions()
     await early.begin()
     await audit.append(early, "slow", {})  # the lower id, committed last
