@@ -250,7 +250,9 @@ def test_cli_invitations_and_reminders_written_at_night_wait_for_the_morning(tmp
     london = ZoneInfo("Europe/London")
     night = datetime(2027, 6, 15, 23, 0, tzinfo=london).astimezone(UTC)
     clock = {"now": night}
-    for module in (recruitment, cli_recruitment):
+    from bot.services.recruitment import invitations, pool, reminders
+
+    for module in (invitations, pool, reminders, cli_recruitment):
         monkeypatch.setattr(module, "utcnow", lambda: clock["now"])
     runner = CliRunner()
     app = build_cli()

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 from sqlalchemy import select
 
-from bot.services import recruitment
 from bot.services import turns as service
+from bot.services.recruitment import invitations as recruitment_invitations
 from flows.model import Outbound
 from store import contacts, outbox
 from store.models import Contact, OutboxMessage, OutboxStatus, Participant
@@ -43,9 +43,9 @@ def test_telegram_first_then_sms_the_person_agreed_to():
 
 def test_an_invitation_by_letter_sits_on_top_of_the_one_choice():
     telegram, sms = row(1, "telegram", unreachable=True), row(2, "sms", consent=True)
-    assert recruitment._channel_for([telegram, sms], "handle") == ("sms", sms)
-    assert recruitment._channel_for([telegram], "handle") == ("letter", None)
-    assert recruitment._channel_for([telegram], None) == ("failed", None)
+    assert recruitment_invitations.channel_for([telegram, sms], "handle") == ("sms", sms)
+    assert recruitment_invitations.channel_for([telegram], "handle") == ("letter", None)
+    assert recruitment_invitations.channel_for([telegram], None) == ("failed", None)
 
 
 async def people(db, *specs):

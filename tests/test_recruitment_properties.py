@@ -20,7 +20,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.services.recruitment import _default_flow, _outcome
+from bot.services.recruitment.facts import _default_flow, _outcome
 from flows import engine
 from flows.assembly import load_assembly
 from flows.catalog import build_engine

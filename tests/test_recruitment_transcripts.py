@@ -46,7 +46,7 @@ from bot.services import turns as service
 from bot.settings import Settings
 from flows.i18n import shipped_languages
 from store.models import Participant, new_participant_id
-from store.recruitment import RESERVE, SELECTED, Invitation, Selection
+from store.recruitment import RESERVE, SELECTED, Invitation, Selection, hash_code
 from tests.test_transcripts import (
     EXPECTATION,
     TRANSCRIPTS,
@@ -154,7 +154,7 @@ class Invitee(Conversation):
         async with self.sessions() as session:
             self.participant_id = await session.scalar(
                 select(Invitation.participant_id).where(
-                    Invitation.code_hash == recruitment.hash_code(self.code)
+                    Invitation.code_hash == hash_code(self.code)
                 )
             )
 
