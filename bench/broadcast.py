@@ -20,24 +20,19 @@ A temporary SQLite database by default; --postgres for a scratch PostgreSQL data
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import itertools
+import logging
 import os
+import random
+import subprocess
 import sys
+import tempfile
+import time
 
-# Run as a script, this directory comes first on sys.path, where bench/select.py would
-# shadow the standard library's select module: put the repository there instead.
-sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import itertools  # noqa: E402
-import logging  # noqa: E402
-import random  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
+import aiohttp
+from aiohttp import web
 
 TOKEN = "123456:bench"
 ACCOUNT = "AC" + "0" * 32

@@ -21,29 +21,21 @@ postgres@127.0.0.1:5432), in a scratch database dropped afterwards.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import itertools
+import logging
+import os
+import subprocess
 import sys
-from pathlib import Path
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
 
-# Run as a script, Python puts bench/ first on the path, where bench/select.py would shadow
-# the standard library's select module; import from the repository root instead.
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.insert(0, str(ROOT))
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import itertools  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from collections import defaultdict  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
+import aiohttp
+from aiohttp import web
 
 TOKEN = "123456:bench"
 CONCURRENCY = 32  # the Telegram transport's connection pool size; the baseline uses it too

@@ -18,28 +18,20 @@ postgres@127.0.0.1:5432), in a scratch database dropped afterwards.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import os
+import subprocess
 import sys
-from pathlib import Path
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
 
-# Run as a script, Python puts bench/ first on the path, where bench/select.py would shadow
-# the standard library's select module; import from the repository root instead.
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.insert(0, str(ROOT))
+import aiohttp
+from aiohttp import web
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from urllib.parse import urlencode  # noqa: E402
-
-import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
-
-from bench.dispatch import Database, pg_reachable  # noqa: E402
+from bench.dispatch import Database, pg_reachable
 
 TOKEN = "123456:bench"
 SECRET = "bench-secret-0123456789"

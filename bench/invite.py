@@ -9,31 +9,23 @@ under 1 ms per invitation and under 300 MB.
 
 from __future__ import annotations
 
-import os
+import argparse
+import asyncio
+import resource
 import sys
+import tempfile
+import time
+from pathlib import Path
 
-# Run as a script, this folder comes first on sys.path, where bench/select.py would shadow
-# the standard library's `select` (which asyncio needs): put the repository root instead.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-sys.path.insert(0, os.path.dirname(_HERE))
+from sqlalchemy import func, select
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import resource  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from sqlalchemy import func, select  # noqa: E402
-
-from bot.services import recruitment  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-from flows.assembly import load_assembly  # noqa: E402
-from store import audit  # noqa: E402
-from store.db import make_engine, sessionmaker, upgrade  # noqa: E402
-from store.models import OutboxMessage  # noqa: E402
-from store.recruitment import Invitation  # noqa: E402
+from bot.services import recruitment
+from bot.settings import Settings
+from flows.assembly import load_assembly
+from store import audit
+from store.db import make_engine, sessionmaker, upgrade
+from store.models import OutboxMessage
+from store.recruitment import Invitation
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "citizens-jury" / "assembly.toml"
 LANGUAGES = ("en", "en", "en", "fr", "es")

@@ -8,7 +8,7 @@ default backend ("highspy") each costs 0.4 to 1 s for 2,000 respondents on two c
 its HiGHS wrapper solves every program twice (setting the objective already solves); the
 library's "mip-cbc" backend (python-mip with the free CBC solver) solves it once, five to
 eight times faster, so a draw of 2,000 takes minutes instead of half an hour or more
-(bench/select.py measures both). The lowest probability is the same (it is an optimum),
+(bench/draw.py measures both). The lowest probability is the same (it is an optimum),
 but the panel a seed yields depends on the backend: the audit records it, and a payload
 that names one ("solver_backend") re-runs with that one.
 """

@@ -20,35 +20,27 @@ bound fits, beside legacy at that size, and the table says why.
 The figures depend on the machine and on what else runs on it: the run prints the load
 average at its start and end.
 
-Usage: .venv/bin/python bench/select.py [--budget 600] [--legacy-budget 25] [--nash]
+Usage: .venv/bin/python -m bench.draw [--budget 600] [--legacy-budget 25] [--nash]
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import importlib.util
+import os
+import random
 import sys
-from pathlib import Path
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
 
-# This file is named like the standard library's `select` module: take its folder off the
-# path before anything imports that module, and put the project root on instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+from rich.console import Console
+from rich.table import Table
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import importlib.util  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from typing import Any  # noqa: E402
-
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from bot.services import draw  # noqa: E402
-from bot.services.draw import solver as draw_solver  # noqa: E402
+from bot.services import draw
+from bot.services.draw import solver as draw_solver
 
 RESPONDENTS, SEATS = 2000, 150
 SMALLER = [(1000, 75), (500, 40), (200, 20)]  # same seat share, tried when 2,000 cannot fit
