@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels import simulator, sms, telegram
 from bot.delivery import dispatcher
 from bot.relay import Relay
-from bot.services import audit_sequencer, broadcast, organisers, recruitment
+from bot.services import audit_checkpoints, audit_sequencer, broadcast, organisers, recruitment
 from bot.services import turns as service
 from bot.settings import Settings
 from bot.web.app import ENGINE, RELAY, SESSIONS, SETTINGS, healthz, hide_failures, metrics
@@ -117,6 +117,7 @@ def create_app(
         recruitment.install(app, relay, dispatch)
         broadcast.install(app, relay, dispatch)
         install_calendar(app, relay)
+        audit_checkpoints.install(app, relay)
         timers.install(app)
     return app
 
@@ -150,6 +151,7 @@ def install_calendar(app: web.Application, relay: Relay) -> None:
 def build_cli() -> typer.Typer:
     """The `concorder` command. Each feature adds its commands; help lists the commands in
     this order, then the command groups in this order."""
+    from bot.cli import audit as cli_audit
     from bot.cli import broadcast as cli_broadcast
     from bot.cli import common as cli
     from bot.cli import draw as cli_draw
@@ -163,7 +165,8 @@ def build_cli() -> typer.Typer:
         no_args_is_help=True,
         rich_markup_mode="rich",
     )
-    cli.register(app)  # serve, db upgrade, audit verify
+    cli.register(app)  # serve, db upgrade
+    cli_audit.register(app)  # audit verify|checkpoint|key
     cli_broadcast.register(app)  # broadcast, organiser add|list|remove
     cli_draw.register(app)  # select, replace
     cli_outbox.register(app)  # outbox status|retry

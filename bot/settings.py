@@ -54,8 +54,13 @@ class Settings(BaseSettings):
     # and how long a dispatcher holds a message it is sending before another may take it.
     retry_for: timedelta = Field(timedelta(hours=24), alias="CONCORDER_RETRY_FOR")
     send_lease: timedelta = Field(timedelta(minutes=2), alias="CONCORDER_SEND_LEASE")
+    # Audit checkpoints (bot/services/audit_checkpoints.py): how often `serve` signs the
+    # chain's head, where it writes them, and the name they carry (default: the assembly's).
+    checkpoint_every: timedelta = Field(timedelta(hours=24), alias="CONCORDER_CHECKPOINT_EVERY")
+    checkpoint_dir: str | None = Field(None, alias="CONCORDER_CHECKPOINT_DIR")
+    audit_origin: str | None = Field(None, alias="CONCORDER_AUDIT_ORIGIN")
 
-    @field_validator("retry_for", "send_lease", mode="before")
+    @field_validator("retry_for", "send_lease", "checkpoint_every", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         """Also "36h", "90m", "2d", "45s" (besides seconds and ISO 8601 like PT36H)."""
@@ -66,7 +71,7 @@ class Settings(BaseSettings):
                 return timedelta(seconds=number * DURATION_UNITS[unit])
         return value
 
-    @field_validator("retry_for", "send_lease")
+    @field_validator("retry_for", "send_lease", "checkpoint_every")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

@@ -4,6 +4,7 @@ import store.organisers  # noqa: F401
 import store.recruitment  # noqa: F401
 from store import (
     calendar,  # noqa: F401
+    checkpoints,  # noqa: F401
     draw_records,  # noqa: F401
     models,  # noqa: F401
 )

@@ -1,4 +1,4 @@
-"""The `concorder` command: run the service, manage the database, check the audit trail."""
+"""The `concorder` command: run the service, manage the database; helpers for every command."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 
 from bot.settings import Settings
-from store import audit
 from store.db import make_engine, sessionmaker, upgrade, upgrade_async
 
 console = Console()
@@ -21,14 +20,11 @@ def run(coro):
 
 
 def register(app: typer.Typer) -> None:
-    """The core commands: serve, db upgrade, audit verify."""
+    """The core commands: serve, db upgrade."""
     db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
-    audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
     app.add_typer(db_app, name="db")
-    app.add_typer(audit_app, name="audit")
     app.command("serve")(serve)
     db_app.command("upgrade")(db_upgrade)
-    audit_app.command("verify")(audit_verify)
 
 
 async def with_database(settings: Settings, work):
@@ -131,29 +127,6 @@ def db_upgrade() -> None:
     settings = Settings()
     upgrade(settings.database_url)
     console.print("Database schema is up to date.")
-
-
-def audit_verify() -> None:
-    """Recompute the audit hash chain and name the first event that does not match."""
-    settings = Settings()
-
-    async def check():
-        engine = make_engine(settings.database_url)
-        try:
-            async with sessionmaker(engine)() as session:
-                return await audit.verify(session)
-        finally:
-            await engine.dispose()
-
-    result = run(check())
-    if result.ok:
-        console.print(f"Audit trail intact: {result.checked} events, head {result.head_hash}.")
-        return
-    err.print(
-        f"[red]Audit trail broken at event {result.first_bad_seq}[/]: {result.reason} "
-        f"({result.checked} events before it check out)."
-    )
-    raise typer.Exit(1)
 
 
 def main() -> None:
