@@ -35,7 +35,7 @@ def _signer(settings: Settings) -> service.Signer:
     try:
         return service.signer(settings, assembly)
     except (checkpoints.CheckpointError, RuntimeError) as exc:
-        err.print(f"[red]No signing key:[/] {exc}", highlight=False)
+        err.print(f"[red]No signing key:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -50,8 +50,8 @@ def key(
     if pem:
         sys.stdout.write(pem_text)
         return
-    console.print(f"Origin:       {signer.origin}", highlight=False)
-    console.print(f"Key id:       {signer.key_id}", highlight=False)
+    console.print(f"Origin:       {signer.origin}", highlight=False, soft_wrap=True)
+    console.print(f"Key id:       {signer.key_id}", highlight=False, soft_wrap=True)
     console.print(f"Verifier key: {signer.verifier_key}", highlight=False, soft_wrap=True)
     sys.stdout.flush()
     sys.stdout.write(pem_text)
@@ -81,6 +81,7 @@ def checkpoint(
         err.print(
             f"[red]Not signed:[/] {exc}. Run concorder audit verify to see what is wrong.",
             highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(1) from None
     point = made.checkpoint
@@ -89,6 +90,7 @@ def checkpoint(
             f"Would sign {point.size} events, head {point.head}, as {point.origin} "
             f"(key {signer.key_id}); nothing kept (dry run).",
             highlight=False,
+            soft_wrap=True,
         )
         return
     if out is None:
@@ -98,6 +100,7 @@ def checkpoint(
     console.print(
         f"Checkpoint of {point.size} events written to {out} (key {signer.key_id}).",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -113,8 +116,10 @@ def verify(
         ),
     ] = None,
 ) -> None:
-    """Recompute the audit hash chain and compare it with the stored head, the stored
-    checkpoints and any published ones given; name what does not match."""
+    """Recompute the audit chain; compare it with published checkpoints and the stored ones.
+
+    Fails, naming what is wrong, on a chain that breaks, a stored head it does not reach,
+    or any checkpoint it disagrees with (events removed from the end, or rewritten)."""
     settings = Settings()
     signer = _signer(settings)
     given = [(str(path), path.read_text("utf-8", errors="replace")) for path in files or []]
@@ -132,15 +137,18 @@ def verify(
     _show(found)
     problems = _problems(chain, head, found)
     for problem in problems:
-        err.print(f"[red]Audit trail NOT verified:[/] {problem}", highlight=False)
+        err.print(f"[red]Audit trail NOT verified:[/] {problem}", highlight=False, soft_wrap=True)
     if problems:
         raise typer.Exit(1)
-    console.print(f"Audit trail intact: {chain.checked} events, head {chain.head_hash}.")
+    console.print(
+        f"Audit trail intact: {chain.checked} events, head {chain.head_hash}.", soft_wrap=True
+    )
     if given:
         covered = max(f.checkpoint.size for f in found[: len(given)] if f.checkpoint)
         console.print(
             f"It agrees with the {len(given)} checkpoint(s) given: events 1 to {covered} "
-            "are exactly those that were signed."
+            "are exactly those that were signed.",
+            soft_wrap=True,
         )
         return
     console.print(
@@ -148,6 +156,7 @@ def verify(
         "checkpoint published outside this database proves that nothing was removed or "
         "rewritten: give it with --checkpoint FILE.",
         highlight=False,
+        soft_wrap=True,
     )
 
 
