@@ -103,6 +103,17 @@ def public_pem(public: Ed25519PublicKey) -> str:
     ).decode()
 
 
+def load_public(pem: bytes) -> Ed25519PublicKey:
+    """A published public key (as `concorder audit key --pem` prints it)."""
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError:
+        key = None
+    if not isinstance(key, Ed25519PublicKey):
+        raise CheckpointError("not an Ed25519 public key in PEM form")
+    return key
+
+
 def check_origin(origin: str) -> str:
     if not _ORIGIN.fullmatch(origin):
         raise CheckpointError(f"origin {origin!r} must be one word without '+' or spaces")

@@ -343,3 +343,19 @@ def test_help_names_the_commands_and_their_options():
     ):
         result = runner.invoke(cli, command)
         assert result.exit_code == 0 and said in result.output, result.output
+
+
+def test_anyone_with_the_published_key_checks_without_the_secret(run, tmp_path):
+    url, published = run
+    pem = tmp_path / "audit-key.pem"
+    pem.write_text(concorder(url, "audit", "key", "--pem").output)
+    stranger = "9" * 40  # an auditor's own setting: not the assembly's secret
+    args = ("audit", "verify", "--checkpoint", str(published), "--key", str(pem))
+    assert concorder(url, *args, secret=stranger).exit_code == 0
+
+    other = tmp_path / "other.pem"
+    other.write_text(concorder(url, "audit", "key", "--pem", secret=stranger).output)
+    refused = concorder(url, "audit", "verify", "--checkpoint", str(published), "--key", str(other))
+    assert refused.exit_code == 1 and "signed by another key" in refused.output
+    junk = concorder(url, "audit", "verify", "--key", str(published))
+    assert junk.exit_code == 2 and "not an Ed25519 public key" in junk.output

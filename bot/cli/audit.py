@@ -39,6 +39,14 @@ def _signer(settings: Settings) -> service.Signer:
         raise typer.Exit(2) from None
 
 
+def _public_key(path: Path):
+    try:
+        return checkpoints.load_public(path.read_bytes())
+    except checkpoints.CheckpointError as exc:
+        err.print(f"[red]--key {path}:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 def key(
     pem: Annotated[
         bool, typer.Option("--pem", help="Print only the PEM public key (for openssl).")
@@ -115,13 +123,23 @@ def verify(
             help="A published checkpoint to compare with (repeat for several).",
         ),
     ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="The assembly's published public key (PEM), to check without its secret.",
+        ),
+    ] = None,
 ) -> None:
     """Recompute the audit chain; compare it with published checkpoints and the stored ones.
 
     Fails, naming what is wrong, on a chain that breaks, a stored head it does not reach,
     or any checkpoint it disagrees with (events removed from the end, or rewritten)."""
     settings = Settings()
-    signer = _signer(settings)
+    public = _public_key(public_key) if public_key else _signer(settings).key.public_key()
     given = [(str(path), path.read_text("utf-8", errors="replace")) for path in files or []]
 
     async def check(sessions):
@@ -130,7 +148,7 @@ def verify(
         async with sessions() as session:
             head = await service.head_disagreement(session, chain) if chain.ok else None
             kept = [(f"stored #{row.id}", row.text) for row in await checkpoints.stored(session)]
-            found = await service.compare(session, signer, given + kept)
+            found = await service.compare(session, public, given + kept)
         return chain, head, found
 
     chain, head, found = run(with_database(settings, check))
