@@ -359,3 +359,14 @@ def test_anyone_with_the_published_key_checks_without_the_secret(run, tmp_path):
     assert refused.exit_code == 1 and "signed by another key" in refused.output
     junk = concorder(url, "audit", "verify", "--key", str(published))
     assert junk.exit_code == 2 and "not an Ed25519 public key" in junk.output
+
+
+def test_verify_alone_makes_no_key(sqlite_db):
+    """Checking the chain needs no secret: none is made where there was none."""
+    drive(sqlite_db.url, range(1))
+    folder = Path(sqlite_db.url.split("///", 1)[1]).parent
+    result = runner.invoke(
+        build_cli(), ["audit", "verify"], env={"CONCORDER_DATABASE_URL": sqlite_db.url}
+    )
+    assert result.exit_code == 0 and "Audit trail intact" in result.output, result.output
+    assert not (folder / "concorder-secret.key").exists()
