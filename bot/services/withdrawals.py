@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.addresses import BadAddress, normalise
+from bot.addresses import BadAddress, inbound_sender, normalise
 from bot.relay import Relay
 from bot.services.notices import tell_organisers, who
 from bot.services.recruitment.answers import Withdrawal
@@ -98,9 +98,11 @@ async def find_person(session: AsyncSession, ref: str, default_region: str) -> P
         if found is not None:
             return found
     clauses = []
-    for channel in ("telegram", "sms"):
+    # A number is looked for as an inbound SMS files it (numbers outside the numbering
+    # plans included), and as a Telegram chat id.
+    for channel, filed in (("telegram", normalise), ("sms", inbound_sender)):
         try:
-            address = normalise(channel, ref, default_region)
+            address = filed(channel, ref) if channel == "telegram" else filed(ref, default_region)
         except BadAddress:
             continue
         clauses.append((Contact.channel == channel) & (Contact.address == address))
