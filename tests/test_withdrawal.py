@@ -407,6 +407,32 @@ async def test_withdrawing_someone_who_cannot_be_reached_still_frees_the_place(
     assert f"{pid} has been withdrawn" in (await told_organisers(db))[0]
 
 
+async def test_someone_in_the_pool_never_invited_is_withdrawn_without_a_message(
+    db, settings, relay, assembly, organisers, tmp_path
+):
+    pool = tmp_path / "pool.csv"
+    pool.write_text(f"phone,language,household\n{PHONE},en,H1\n")
+    await recruitment.import_pool(
+        db.sessions, assembly, recruitment.parse_pool(pool, assembly).rows
+    )
+    code, out, err = await concorder(db, tmp_path, "withdraw", PHONE, "--dry-run")
+    assert code == 0 and "in the pool, not invited" in out and "no (cannot be reached)" in out
+    code, out, err = await concorder(db, tmp_path, "withdraw", PHONE)
+    assert code == 0, err
+    assert await outbox_of(db, PHONE) == []
+    person = await participant_of(db, PHONE)
+    assert person.erase_requested_at is not None and person.opted_out
+    english, french = await told_organisers(db)
+    assert (
+        f"{person.id} has been withdrawn" in english and "They had not been invited yet." in english
+    )
+    # Nobody is invited after that, and the command says there is nothing more to do.
+    await recruitment.send_invitations(db.sessions, settings, assembly, "RiversideJuryBot")
+    assert await outbox_of(db, PHONE) == []
+    code, out, err = await concorder(db, tmp_path, "withdraw", PHONE)
+    assert code == 0 and "already withdrawn" in out
+
+
 async def test_withdraw_refuses_someone_outside_the_recruitment(db, relay, organisers, tmp_path):
     await say(db, relay, "+447700900555", "hello")
     code, out, err = await concorder(db, tmp_path, "withdraw", "+447700900555")

@@ -161,13 +161,18 @@ async def plan_withdrawal(session: AsyncSession, participant: Participant) -> Pl
             )
         )
     ).scalar_one_or_none()
-    contact = None if participant.opted_out else await preferred_contact(session, participant)
+    # Someone never invited has never heard from us: a withdrawal is not their first news.
+    told = stage is not None and not participant.opted_out
+    contact = await preferred_contact(session, participant) if told else None
     organisers = len((await session.execute(select(Organiser.id))).all())
     return Plan(
         participant.id,
         stage,
         seat,
-        done_already=stage == WITHDRAWN and seat is None,
+        # As the event handler judges it: withdrawn from the invitation, or, never invited,
+        # marked already; and no place left to give up.
+        done_already=seat is None
+        and (stage == WITHDRAWN or (stage is None and participant.erase_requested_at is not None)),
         told_on=contact.channel if contact is not None else None,
         organisers=organisers,
     )
@@ -187,7 +192,7 @@ async def withdraw_person(
     plan = await plan_withdrawal(session, participant)
     if plan.done_already:
         return plan
-    contact = None if participant.opted_out else await preferred_contact(session, participant)
+    contact = await preferred_contact(session, participant) if plan.told_on else None
     state = State.from_json(participant.state, language=participant.language)
     state.opted_out = False  # the engine says nothing to someone opted out; it must run
     ctx = Context(

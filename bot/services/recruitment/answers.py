@@ -113,7 +113,6 @@ class Withdrawal:
     stage: str | None  # the invitation's status before, None without an invitation
     seat: str | None
     by: str  # "participant" (WITHDRAW), "stop" (STOP) or "organiser"
-    channel: str | None
 
 
 # Told of every withdrawal that changed something, in the same transaction.
@@ -134,6 +133,8 @@ async def record_withdrawal(
     ).scalar_one_or_none()
     if invitation is None and entry is None:
         return None
+    # Left before: withdrawn from the invitation, or (never invited) already marked.
+    left = invitation.status == WITHDRAWN if invitation else participant.erase_requested_at
     participant.erase_requested_at = participant.erase_requested_at or now
     seat = (
         await session.execute(
@@ -156,11 +157,10 @@ async def record_withdrawal(
         .where(Selection.participant_id == participant.id, Selection.status != DECLINED)
         .values(status=DECLINED, reason="withdrawn", responded_at=now)
     )
-    if stage == WITHDRAWN and seat is None:
+    if left and seat is None:
         return None
     by = "stop" if event.kind == events.OPTED_OUT else str(event.data.get("by") or "participant")
-    channel = event.data.get("channel")
-    return Withdrawal(participant.id, stage, seat, by, str(channel) if channel else None)
+    return Withdrawal(participant.id, stage, seat, by)
 
 
 async def _answer_selection(session, participant, now: datetime, status: str) -> None:
