@@ -17,7 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels import simulator, sms, telegram
 from bot.delivery import dispatcher
 from bot.relay import Relay
-from bot.services import audit_checkpoints, audit_sequencer, broadcast, organisers, recruitment
+from bot.services import (
+    audit_checkpoints,
+    audit_sequencer,
+    broadcast,
+    data_requests,
+    organisers,
+    recruitment,
+)
 from bot.services import turns as service
 from bot.settings import Settings
 from bot.web.app import ENGINE, RELAY, SESSIONS, SETTINGS, healthz, hide_failures, metrics
@@ -61,6 +68,7 @@ def register_hooks(relay: Relay) -> None:
     """Every feature's part in a turn, in the order it runs."""
     recruitment.register(relay)  # invitation links bind before a message finds its contact
     organisers.register(relay)
+    data_requests.register(relay)  # MYDATA: the organisers are told
 
     def calendar_of() -> Calendar | None:
         return relay.calendar
@@ -159,6 +167,7 @@ def build_cli() -> typer.Typer:
     from bot.cli import recruitment as cli_recruitment
     from bot.cli import schedule as cli_schedule
     from bot.cli import simulate as cli_simulate
+    from bot.cli import withdraw as cli_withdraw
 
     app = typer.Typer(
         help="Concorder Relay: messaging for citizens' assemblies over SMS and Telegram.",
@@ -169,6 +178,7 @@ def build_cli() -> typer.Typer:
     cli_audit.register(app)  # audit verify|checkpoint|key
     cli_broadcast.register(app)  # broadcast, organiser add|list|remove
     cli_draw.register(app)  # select, replace
+    cli_withdraw.register(app)  # withdraw
     cli_outbox.register(app)  # outbox status|retry
     cli_recruitment.register(app)  # pool import, invite, notify-draw, status
     cli_schedule.register(app)  # schedule preview, session move

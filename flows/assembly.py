@@ -31,7 +31,23 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(d|h|m)\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_+-]{0,39}$"  # short: Telegram callback data is 64 bytes
 # Words the recruitment flows answer themselves: an option may not be one of them.
-RESERVED_KEYS = {"back", "withdraw", "stop", "start", "help", "cancel", "end", "quit", "yes"}
+RESERVED_KEYS = {
+    "back",
+    "withdraw",
+    "retirer",
+    "retirarme",
+    "retiro",
+    "mydata",
+    "mesdonnees",
+    "misdatos",
+    "stop",
+    "start",
+    "help",
+    "cancel",
+    "end",
+    "quit",
+    "yes",
+}
 
 
 class AssemblyError(ConfigError):

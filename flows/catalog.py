@@ -9,13 +9,23 @@ from flows.engine import Engine
 from flows.invitation import Invitation
 from flows.organiser import organiser_commands
 from flows.registration import Registration
+from flows.rights import Withdrawal, person_requests
 from flows.welcome import Welcome
 
 
 def build_engine() -> Engine:
     """The service's engine. Commands are checked in this order, so a panel member's
-    calendar reply (TIME, MORE, READ, its buttons) comes before the organiser commands."""
+    calendar reply (TIME, MORE, READ, its buttons) comes before the organiser commands;
+    WITHDRAW and MYDATA are heard at every stage, before any flow."""
     return Engine(
-        flows=[Welcome(), Invitation(), Consent(), Registration(), Confirmation(), Outcome()],
-        commands=[calendar_replies, organiser_commands],
+        flows=[
+            Welcome(),
+            Invitation(),
+            Consent(),
+            Registration(),
+            Confirmation(),
+            Outcome(),
+            Withdrawal(),
+        ],
+        commands=[calendar_replies, person_requests, organiser_commands],
     )

@@ -8,6 +8,7 @@ CONVERSATION_STARTED = "conversation.started"
 LANGUAGE_CHANGED = "participant.language_changed"
 OPTED_IN = "participant.opted_in"
 OPTED_OUT = "participant.opted_out"
+DATA_REQUESTED = "participant.data_requested"  # MYDATA: a copy of one's data (GDPR Art. 15)
 
 # Recruitment: invitation, consent, registration, the draw's answer
 INVITATION_ACCEPTED = "invitation.accepted"

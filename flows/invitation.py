@@ -2,7 +2,8 @@
 
 Facts come in ctx.facts.recruitment (see bot/recruitment.py): the assembly's name and
 texts, this person's invitation status, and at sending time the Telegram link to include.
-WITHDRAW works in every recruitment step: it leaves and asks for the data to be erased.
+WITHDRAW works at every stage (an engine command, flows/rights.py): it leaves, gives up any
+place on the panel and asks for the data to be erased.
 """
 
 from __future__ import annotations
@@ -34,17 +35,28 @@ def wants_to_withdraw(answer: Answer) -> bool:
     return answer.choice is None and fold(answer.text) in WITHDRAW_WORDS
 
 
-def withdraw(conv: Conversation) -> None:
-    """Leave the recruitment for good: no more messages, data marked for erasure."""
-    conv.emit(events.WITHDREW, channel=conv.ctx.channel)
-    conv.say(
-        conv._(
+def withdraw(conv: Conversation, by: str = "participant") -> None:
+    """Leave the recruitment for good: no more messages, data marked for erasure, and a
+    place on the panel given up. `by` is "participant" or "organiser" (`concorder
+    withdraw`); the service frees the place and tells the organisers from the event."""
+    conv.emit(events.WITHDREW, channel=conv.ctx.channel, by=by)
+    name = assembly_name(conv)
+    if by == "organiser":
+        text = conv._(
+            "The organisers have withdrawn you from {assembly}. We will send you no more "
+            "messages and will delete your details.",
+            assembly=name,
+        )
+    else:
+        text = conv._(
             "You have withdrawn from {assembly}. We will send you no more messages and "
             "will delete your details.",
-            assembly=assembly_name(conv),
-        ),
-        compliance=True,
-    )
+            assembly=name,
+        )
+    selection = recruitment_facts(conv).selection
+    if selection is not None and selection.status in ("selected", "confirmed"):
+        text += " " + conv._("Your place on the panel will be offered to someone else.")
+    conv.say(text, compliance=True)
     conv.state.opted_out = True
     conv.state.data.pop("registration", None)
     conv.finish()

@@ -38,6 +38,7 @@ from flows.keywords import (
 )
 from flows.model import Context, Inbound, State, Turn
 from flows.registration import BACK_WORDS
+from flows.rights import MYDATA_WORDS
 from flows.text import fold
 from store.recruitment import (
     CONFIRMED,
@@ -139,6 +140,8 @@ KEYWORDS = [
     "volver",
     "WITHDRAW",
     "retirer",
+    "MYDATA",
+    "mes données",
     "STOP",
     "arrêt",
     "START",
@@ -376,6 +379,7 @@ ANSWERING = (
     | HELP_WORDS
     | set(LANGUAGE_WORDS)
     | WITHDRAW_WORDS
+    | MYDATA_WORDS
     | BACK_WORDS
     | {w for words in REPLY_WORDS.values() for w in words}
 )

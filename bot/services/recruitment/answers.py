@@ -4,6 +4,8 @@ replies to the draw."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -102,8 +104,27 @@ async def _registered(session, participant, event: Event, now: datetime) -> None
         invitation.registered_at, invitation.status = now, REGISTERED
 
 
-async def _withdrew(session, participant, event: Event, now: datetime) -> None:
-    """WITHDRAW or STOP: stop everything and mark the person's data for erasure."""
+@dataclass(frozen=True)
+class Withdrawal:
+    """What a withdrawal changed: the stage the person had reached and the place they gave
+    up ("selected", "confirmed" or "reserve"; None if they held none)."""
+
+    participant_id: str
+    stage: str | None  # the invitation's status before, None without an invitation
+    seat: str | None
+    by: str  # "participant" (WITHDRAW), "stop" (STOP) or "organiser"
+
+
+# Told of every withdrawal that changed something, in the same transaction.
+WithdrawalListener = Callable[[AsyncSession, Withdrawal, datetime], Awaitable[None]]
+
+
+async def record_withdrawal(
+    session: AsyncSession, participant, event: Event, now: datetime
+) -> Withdrawal | None:
+    """WITHDRAW, STOP or an organiser's command: stop everything, give up any place and
+    mark the person's data for erasure. None when nothing changed (not in the recruitment,
+    or withdrawn already)."""
     invitation = await _invitation_of(session, participant.id)
     entry = (
         await session.execute(
@@ -111,8 +132,18 @@ async def _withdrew(session, participant, event: Event, now: datetime) -> None:
         )
     ).scalar_one_or_none()
     if invitation is None and entry is None:
-        return
+        return None
+    # Left before: withdrawn from the invitation, or (never invited) already marked.
+    left = invitation.status == WITHDRAWN if invitation else participant.erase_requested_at
     participant.erase_requested_at = participant.erase_requested_at or now
+    seat = (
+        await session.execute(
+            select(Selection.status)
+            .where(Selection.participant_id == participant.id, Selection.status != DECLINED)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    stage = invitation.status if invitation is not None else None
     if invitation is not None and invitation.status != WITHDRAWN:
         invitation.status, invitation.closed_at = WITHDRAWN, now
     await session.execute(
@@ -120,11 +151,16 @@ async def _withdrew(session, participant, event: Event, now: datetime) -> None:
         .where(Consent.participant_id == participant.id, Consent.withdrawn_at.is_(None))
         .values(withdrawn_at=now)
     )
+    # The place is free from now: `concorder replace` fills what the panel lacks.
     await session.execute(
         update(Selection)
         .where(Selection.participant_id == participant.id, Selection.status != DECLINED)
         .values(status=DECLINED, reason="withdrawn", responded_at=now)
     )
+    if left and seat is None:
+        return None
+    by = "stop" if event.kind == events.OPTED_OUT else str(event.data.get("by") or "participant")
+    return Withdrawal(participant.id, stage, seat, by)
 
 
 async def _answer_selection(session, participant, now: datetime, status: str) -> None:
@@ -146,8 +182,15 @@ async def _selection_declined(session, participant, event: Event, now: datetime)
     await _answer_selection(session, participant, now, DECLINED)
 
 
-def register(hooks: Hooks) -> None:
-    """What each recruitment event means for the store."""
+def register(hooks: Hooks, on_withdrawal: WithdrawalListener | None = None) -> None:
+    """What each recruitment event means for the store; `on_withdrawal` hears of each
+    withdrawal that changed something (the organisers are told)."""
+
+    async def _withdrew(session, participant, event: Event, now: datetime) -> None:
+        change = await record_withdrawal(session, participant, event, now)
+        if change is not None and on_withdrawal is not None:
+            await on_withdrawal(session, change, now)
+
     hooks.on_event(events.INVITATION_ACCEPTED, _accepted)
     hooks.on_event(events.INVITATION_DECLINED, _declined)
     hooks.on_event(events.CONSENT_REFUSED, _consent_refused)

@@ -9,6 +9,7 @@ from functools import partial
 from aiohttp import web
 
 from bot.relay import Relay
+from bot.services import withdrawals
 from bot.services.recruitment import answers
 from bot.services.recruitment.facts import recruitment_facts
 from bot.services.recruitment.links import bind_invitation_link
@@ -40,7 +41,8 @@ async def recruitment_tick(relay: Relay, now: datetime | None = None) -> dict[st
 
 
 def register(relay: Relay) -> None:
-    """Join the conversations: invitation links first, then facts, then what events mean."""
+    """Join the conversations: invitation links first, then facts, then what events mean
+    (a withdrawal also tells the organisers)."""
     hooks = relay.hooks
     hooks.before_inbound(bind_invitation_link)
     if relay.assembly is not None:
@@ -49,7 +51,7 @@ def register(relay: Relay) -> None:
             return relay.calendar.schedule.timezone if relay.calendar is not None else "UTC"
 
         hooks.provide_facts(partial(recruitment_facts, relay.assembly, zone))
-    answers.register(hooks)
+    answers.register(hooks, on_withdrawal=partial(withdrawals.tell_of_withdrawal, relay.settings))
 
 
 def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
