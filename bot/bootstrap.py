@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels import simulator, sms, telegram
 from bot.delivery import dispatcher
 from bot.relay import Relay
-from bot.services import audit_sequencer, broadcast, organisers, recruitment
+from bot.services import audit_sequencer, broadcast, organisers, privacy, recruitment
 from bot.services import turns as service
 from bot.settings import Settings
 from bot.web.app import ENGINE, RELAY, SESSIONS, SETTINGS, healthz, hide_failures, metrics
@@ -60,6 +60,7 @@ def build(
 def register_hooks(relay: Relay) -> None:
     """Every feature's part in a turn, in the order it runs."""
     recruitment.register(relay)  # invitation links bind before a message finds its contact
+    privacy.register(relay)  # an erased address that had opted out stays opted out
     organisers.register(relay)
 
     def calendar_of() -> Calendar | None:
@@ -116,6 +117,7 @@ def create_app(
     if dispatch:
         recruitment.install(app, relay, dispatch)
         broadcast.install(app, relay, dispatch)
+        privacy.install(app, relay, dispatch)  # erase what [retention] says is due
         install_calendar(app, relay)
         timers.install(app)
     return app
@@ -154,6 +156,7 @@ def build_cli() -> typer.Typer:
     from bot.cli import common as cli
     from bot.cli import draw as cli_draw
     from bot.cli import outbox as cli_outbox
+    from bot.cli import privacy as cli_privacy
     from bot.cli import recruitment as cli_recruitment
     from bot.cli import schedule as cli_schedule
     from bot.cli import simulate as cli_simulate
@@ -167,6 +170,7 @@ def build_cli() -> typer.Typer:
     cli_broadcast.register(app)  # broadcast, organiser add|list|remove
     cli_draw.register(app)  # select, replace
     cli_outbox.register(app)  # outbox status|retry
+    cli_privacy.register(app)  # erase, person export
     cli_recruitment.register(app)  # pool import, invite, notify-draw, status
     cli_schedule.register(app)  # schedule preview, session move
     cli_simulate.register(app)  # simulate

@@ -6,4 +6,5 @@ from store import (
     calendar,  # noqa: F401
     draw_records,  # noqa: F401
     models,  # noqa: F401
+    personal_data,  # noqa: F401
 )
