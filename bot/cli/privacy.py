@@ -23,6 +23,12 @@ ASSEMBLY = typer.Option(
     None, "--assembly", help="The assembly file (TOML). Default: CONCORDER_ASSEMBLY."
 )
 DRY_RUN = typer.Option(False, "--dry-run", help="Show what would be erased; change nothing.")
+VACUUM_FULL = typer.Option(
+    False,
+    "--vacuum-full",
+    help="PostgreSQL: rewrite the tables touched (VACUUM FULL) so no erased byte stays in "
+    "their files; each table is locked while it runs, so choose a quiet moment.",
+)
 PERSON = typer.Argument(
     help="A phone number, a Telegram chat id, or a participant id (P...).",
     show_default=False,
@@ -50,6 +56,7 @@ def erase(
     due: bool = typer.Option(False, "--due", help="Erase what \\[retention] says is due now."),
     assembly_path: Path | None = ASSEMBLY,
     dry_run: bool = DRY_RUN,
+    vacuum_full: bool = VACUUM_FULL,
 ) -> None:
     """Erase one person's data now, or everyone's that retention says is due (--due).
 
@@ -67,12 +74,12 @@ def erase(
         if assembly.retention is None:
             err.print("[red]The assembly file has no \\[retention] table:[/] nothing is ever due.")
             raise typer.Exit(2)
-        _erase_due(settings, assembly, calendar, dry_run)
+        _erase_due(settings, assembly, calendar, dry_run, vacuum_full)
         return
-    _erase_person(settings, person, dry_run)
+    _erase_person(settings, person, dry_run, vacuum_full)
 
 
-def _erase_due(settings: Settings, assembly, calendar, dry_run: bool) -> None:
+def _erase_due(settings: Settings, assembly, calendar, dry_run: bool, full: bool) -> None:
     async def plan(relay):
         return await privacy.plan_due(relay, utcnow())
 
@@ -103,7 +110,9 @@ def _erase_due(settings: Settings, assembly, calendar, dry_run: bool) -> None:
             transient=True,
         ) as progress:
             task = progress.add_task("erase", total=len(people))
-            return await privacy.erase_due(relay, progress=lambda n: progress.advance(task, n))
+            return await privacy.erase_due(
+                relay, progress=lambda n: progress.advance(task, n), vacuum_full=full
+            )
 
     done = run(with_relay(settings, work, assembly=assembly, calendar=calendar))
     console.print(
@@ -112,7 +121,7 @@ def _erase_due(settings: Settings, assembly, calendar, dry_run: bool) -> None:
     )
 
 
-def _erase_person(settings: Settings, person: str, dry_run: bool) -> None:
+def _erase_person(settings: Settings, person: str, dry_run: bool, full: bool) -> None:
     async def work(relay):
         async with relay.sessions() as session:
             try:
@@ -122,7 +131,7 @@ def _erase_person(settings: Settings, person: str, dry_run: bool) -> None:
             held = await privacy.rows_held(session, pid)
         if dry_run:
             return pid, None, held
-        touched = await privacy.erase_request(relay, pid)
+        touched = await privacy.erase_request(relay, pid, vacuum_full=full)
         return pid, None if touched is not None else "erased before", held
 
     pid, problem, held = run(with_relay(settings, work))

@@ -3,7 +3,7 @@
 - after_end: everyone, that long after the assembly ends (its last session's end, or
   `[retention] assembly_end` for a file without a calendar);
 - after_withdrawal: from the first withdrawal marker (a consent withdrawn, an invitation
-  closed as withdrawn, a panel place given up as withdrawn);
+  closed as withdrawn, a panel place given up as withdrawn, an erasure asked for);
 - after_stop: someone who never registered and opted out (STOP, or the carrier's opt-out),
   from the opt-out;
 - organisers: organisers' numbers and ids, that long after the assembly ends.
@@ -92,6 +92,10 @@ async def _withdrawals(session: AsyncSession) -> dict[str, datetime]:
         ),
         select(Selection.participant_id, Selection.responded_at).where(
             Selection.reason == WITHDRAWN, Selection.responded_at.is_not(None)
+        ),
+        # WITHDRAW and STOP during recruitment ask for erasure.
+        select(Participant.id, Participant.erase_requested_at).where(
+            Participant.erase_requested_at.is_not(None)
         ),
     ]
     return await _earliest(session, queries)

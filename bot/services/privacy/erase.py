@@ -68,6 +68,7 @@ async def erase_person(
     await audit.append(
         session, ERASED, {"reason": reason, "rows": counts}, participant_id=participant_id, at=now
     )
+    await session.flush()
     session.expire_all()  # the ORM copies hold what was erased
     return touched
 

@@ -67,6 +67,7 @@ async def erase_due(
     now: datetime | None = None,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
+    vacuum_full: bool = False,
 ) -> ErasureRun:
     """Erase everyone and every organiser record a retention period says must go."""
     now = now or utcnow()
@@ -88,12 +89,17 @@ async def erase_due(
         async with relay.sessions.begin() as session:
             run.organisers = await erase_organisers(session, organisers, now)
     if run.erased or run.organisers:
-        await reclaim(relay.sessions.kw["bind"])
+        await reclaim(relay.sessions.kw["bind"], full=vacuum_full)
     return run
 
 
 async def erase_request(
-    relay: Relay, participant_id: str, *, now: datetime | None = None, reason: str = "request"
+    relay: Relay,
+    participant_id: str,
+    *,
+    now: datetime | None = None,
+    reason: str = "request",
+    vacuum_full: bool = False,
 ) -> Counter[str] | None:
     """Erase one person now (an erasure asked for); None if they were erased before."""
     now = now or utcnow()
@@ -102,7 +108,7 @@ async def erase_request(
             session, participant_id, reason=reason, key=relay.invite_key, now=now
         )
     if touched is not None:
-        await reclaim(relay.sessions.kw["bind"])
+        await reclaim(relay.sessions.kw["bind"], full=vacuum_full)
     return touched
 
 
@@ -115,8 +121,12 @@ async def erase_organisers(session: AsyncSession, ids: list[int], now: datetime)
     return len(ids)
 
 
-async def reclaim(engine: AsyncEngine) -> None:
-    """Make erased bytes leave the database's files, outside any transaction."""
+async def reclaim(engine: AsyncEngine, *, full: bool = False) -> None:
+    """Make erased bytes leave the database's files, outside any transaction.
+
+    PostgreSQL: VACUUM makes the dead rows' space free, and it is overwritten as it is
+    reused; `full` rewrites the tables (VACUUM FULL) so no old byte stays in their files,
+    but locks each table while it runs: for a quiet moment, from the command line."""
     async with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             raw = await connection.get_raw_connection()
@@ -126,7 +136,8 @@ async def reclaim(engine: AsyncEngine) -> None:
                 log.info("erasure: the write-ahead log is in use; it is emptied later")
             return
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.exec_driver_sql(f"VACUUM (SKIP_LOCKED) {', '.join(TOUCHED_TABLES)}")
+        options = "FULL" if full else "SKIP_LOCKED"
+        await autocommit.exec_driver_sql(f"VACUUM ({options}) {', '.join(TOUCHED_TABLES)}")
 
 
 # ---------------------------------------------------------------- STOP outlives erasure
