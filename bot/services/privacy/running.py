@@ -125,7 +125,7 @@ async def reclaim(engine: AsyncEngine, *, full: bool = False) -> None:
     """Make erased bytes leave the database's files, outside any transaction.
 
     PostgreSQL: VACUUM makes the dead rows' space free, and it is overwritten as it is
-    reused; `full` rewrites the tables (VACUUM FULL) so no old byte stays in their files,
+    reused (no statistics sample the personal columns: migration 0013); `full` rewrites the tables (VACUUM FULL) so no old byte stays in their files,
     but locks each table while it runs: for a quiet moment, from the command line."""
     async with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
