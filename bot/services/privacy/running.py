@@ -124,9 +124,11 @@ async def erase_organisers(session: AsyncSession, ids: list[int], now: datetime)
 async def reclaim(engine: AsyncEngine, *, full: bool = False) -> None:
     """Make erased bytes leave the database's files, outside any transaction.
 
-    PostgreSQL: VACUUM makes the dead rows' space free, and it is overwritten as it is
-    reused (no statistics sample the personal columns: migration 0013); `full` rewrites the tables (VACUUM FULL) so no old byte stays in their files,
-    but locks each table while it runs: for a quiet moment, from the command line."""
+    SQLite: deleted content is zeroed (`secure_delete`); the write-ahead log, which still
+    holds the old pages, is folded in and emptied. PostgreSQL: VACUUM frees the dead rows'
+    space, overwritten as it is reused (no statistics sample the personal columns:
+    migration 0013); `full` rewrites the tables (VACUUM FULL) so no old byte stays in
+    their files, but locks each table while it runs: for a quiet moment."""
     async with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             raw = await connection.get_raw_connection()
