@@ -84,7 +84,7 @@ def _erase_due(settings: Settings, assembly, calendar, dry_run: bool, full: bool
         return await privacy.plan_due(relay, utcnow())
 
     people, organisers = run(with_relay(settings, plan, assembly=assembly, calendar=calendar))
-    table = Table(title="Due for erasure" + (" (dry run: nothing changed)" if dry_run else ""))
+    table = Table(title="Due for erasure")
     for column in ("participant", "rule", "since", "due"):
         table.add_column(column)
     for item in people[:50]:
@@ -96,8 +96,11 @@ def _erase_due(settings: Settings, assembly, calendar, dry_run: bool, full: bool
         )
     if len(people) > 50:
         table.add_row(f"... and {len(people) - 50} more", "", "", "")
-    console.print(table)
+    if people:
+        console.print(table)
     console.print(f"{len(people)} people due; {len(organisers)} organisers' records due.")
+    if dry_run:
+        console.print("Dry run: nothing was changed.")
     if dry_run or not (people or organisers):
         return
 
