@@ -12,6 +12,8 @@ consents and the audit chain name people by it and must still check afterwards.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +50,11 @@ class OptOutMark(Base):
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def opt_out_digest(key: bytes, channel: str, address: str) -> str:
+    """The keyed hash an opted-out address is remembered by after erasure."""
+    return hmac.new(key, f"opt-out:{channel}:{address}".encode(), hashlib.sha256).hexdigest()
 
 
 def _erased(table: Table) -> ColumnElement[Any]:

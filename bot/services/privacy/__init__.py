@@ -6,7 +6,7 @@ after erasure; `install` erases what is due on a timer.
 """
 
 from bot.services.privacy.due import Due, assembly_end, due_organisers, due_people
-from bot.services.privacy.erase import ERASED, erase_person, opt_out_digest
+from bot.services.privacy.erase import ERASED, erase_person
 from bot.services.privacy.people import (
     PersonNotFound,
     export_person,
@@ -22,6 +22,7 @@ from bot.services.privacy.running import (
     reclaim,
     register,
 )
+from store.personal_data import opt_out_digest
 
 __all__ = [
     "ERASED",

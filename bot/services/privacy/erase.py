@@ -8,8 +8,6 @@ Messages still queued for the person are cancelled first, so nothing goes out to
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections import Counter
 from datetime import datetime
 
@@ -21,15 +19,18 @@ from store.calendar import CANCELLED as JOB_CANCELLED
 from store.calendar import PENDING as JOB_PENDING
 from store.calendar import CalendarJob
 from store.models import PENDING_STATUSES, Contact, OutboxMessage, OutboxStatus, Participant
-from store.personal_data import BLANK, BY_CONTACT, DELETE, INVENTORY, OptOutMark, Place
+from store.personal_data import (
+    BLANK,
+    BY_CONTACT,
+    DELETE,
+    INVENTORY,
+    OptOutMark,
+    Place,
+    opt_out_digest,
+)
 
 ERASED = "participant.erased"
 ERASED_ERROR = "erased"
-
-
-def opt_out_digest(key: bytes, channel: str, address: str) -> str:
-    """The keyed hash an opted-out address is remembered by after erasure."""
-    return hmac.new(key, f"opt-out:{channel}:{address}".encode(), hashlib.sha256).hexdigest()
 
 
 async def erase_person(

@@ -22,14 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from bot.relay import Relay
 from bot.services import turns
 from bot.services.privacy.due import Due, assembly_end, due_organisers, due_people
-from bot.services.privacy.erase import erase_person, opt_out_digest
+from bot.services.privacy.erase import erase_person
 from flows import events
 from flows.model import Event, State
 from scheduler import timers
 from store import audit
 from store.models import Contact, Participant, utcnow
 from store.organisers import BroadcastPreview, Organiser
-from store.personal_data import INVENTORY, KEEP, ORGANISER_BLANK, OptOutMark
+from store.personal_data import INVENTORY, KEEP, ORGANISER_BLANK, OptOutMark, opt_out_digest
 
 log = logging.getLogger(__name__)
 
