@@ -322,3 +322,39 @@ async def test_a_number_that_stopped_is_not_invited_again_after_erasure(
         )
     assert again.participant_id != pid and again.opted_out_at is not None
     assert sent == 0
+
+
+async def test_an_erased_person_is_no_longer_a_candidate_and_organisers_go_in_time(
+    db,
+    relay,
+    invited,  # noqa: F811
+    assembly,
+):
+    from store.models import utcnow as now_
+    from store.organisers import Organiser
+    from store.recruitment import draw_candidates
+
+    await _register(db, relay, PHONE)
+    await _register(db, relay, PHONE_FR)
+    gone = (await invitation_of(db, PHONE)).participant_id
+    await privacy.erase_request(relay, gone)
+    async with db.sessions() as session:
+        candidates = [c["participant_id"] for c in await draw_candidates(session)]
+    assert gone not in candidates and len(candidates) == 1
+
+    async with db.sessions.begin() as session:
+        session.add(Organiser(name="Sam", phone="+447700900555", telegram_id="4242"))
+    end = privacy.assembly_end(assembly.retention, _calendar())
+    relay.calendar = _calendar()
+    table = [(end + timedelta(days=364), 0), (end + timedelta(days=366), 1)]
+    for when, expected in table:
+        run = await privacy.erase_due(relay, now=when)
+        assert run.organisers == expected, when
+    async with db.sessions() as session:
+        sam = await session.scalar(select(Organiser))
+        assert (sam.name, sam.phone, sam.telegram_id) == (None, None, None)
+        assert (
+            await session.scalar(select(func.count()).where(AuditEvent.kind == "organisers.erased"))
+            == 1
+        )
+    assert now_() < end  # the example's jury is still to come
