@@ -23,6 +23,7 @@ from bot.services import (
     broadcast,
     data_requests,
     organisers,
+    privacy,
     recruitment,
 )
 from bot.services import turns as service
@@ -67,6 +68,7 @@ def build(
 def register_hooks(relay: Relay) -> None:
     """Every feature's part in a turn, in the order it runs."""
     recruitment.register(relay)  # invitation links bind before a message finds its contact
+    privacy.register(relay)  # an erased address that had opted out stays opted out
     organisers.register(relay)
     data_requests.register(relay)  # MYDATA: the organisers are told
 
@@ -124,6 +126,7 @@ def create_app(
     if dispatch:
         recruitment.install(app, relay, dispatch)
         broadcast.install(app, relay, dispatch)
+        privacy.install(app, relay, dispatch)  # erase what [retention] says is due
         install_calendar(app, relay)
         audit_checkpoints.install(app, relay)
         timers.install(app)
@@ -164,6 +167,7 @@ def build_cli() -> typer.Typer:
     from bot.cli import common as cli
     from bot.cli import draw as cli_draw
     from bot.cli import outbox as cli_outbox
+    from bot.cli import privacy as cli_privacy
     from bot.cli import recruitment as cli_recruitment
     from bot.cli import schedule as cli_schedule
     from bot.cli import simulate as cli_simulate
@@ -180,6 +184,7 @@ def build_cli() -> typer.Typer:
     cli_draw.register(app)  # select, replace
     cli_withdraw.register(app)  # withdraw
     cli_outbox.register(app)  # outbox status|retry
+    cli_privacy.register(app)  # erase, person export
     cli_recruitment.register(app)  # pool import, invite, notify-draw, status
     cli_schedule.register(app)  # schedule preview, session move
     cli_simulate.register(app)  # simulate

@@ -25,6 +25,7 @@ from pydantic import (
 
 from flows.config_file import AssemblyFile, ConfigError, problems_of
 from flows.i18n import shipped_languages
+from flows.retention import Retention, consent_problems, render_consent
 from flows.text import fold
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(d|h|m)\s*$")
@@ -213,6 +214,8 @@ class Assembly(_Strict):
     consent: Consent
     questions: list[Question] = Field(default_factory=list)
     selection: Selection | None = None
+    # How long personal data is kept; None: nothing is erased on a schedule.
+    retention: Retention | None = None
     # The calendar feature's tables, kept untouched.
     sessions: Any = None
     briefings: Any = None
@@ -229,6 +232,10 @@ class Assembly(_Strict):
     def question(self, question_id: str) -> Question | None:
         return next((q for q in self.questions if q.id == question_id), None)
 
+    def consent_text(self) -> dict[str, str]:
+        """The consent text per language, its periods taken from [retention]."""
+        return render_consent(dict(self.consent.text), self.retention)
+
     def facts(self) -> dict[str, Any]:
         """Plain data for flow contexts (the conversation never sees this class)."""
         recruitment = self.recruitment
@@ -237,7 +244,7 @@ class Assembly(_Strict):
             "languages": list(self.assembly.languages),
             "default_language": self.assembly.default_language,
             "consent_version": self.consent.version,
-            "consent_text": dict(self.consent.text),
+            "consent_text": self.consent_text(),
             "questions": [
                 {
                     "id": q.id,
@@ -304,6 +311,7 @@ def assembly_of(file: AssemblyFile) -> Assembly:
     except ValidationError as exc:
         raise AssemblyError(file.path, problems_of(exc, raw, file.text)) from None
     problems = _missing_languages(assembly)
+    problems += consent_problems(dict(assembly.consent.text), assembly.retention)
     if problems:
         raise AssemblyError(file.path, problems)
     return assembly

@@ -70,6 +70,9 @@ class Participant(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     erase_requested_at: Mapped[datetime | None]
+    # Set when the person's data was erased (store/personal_data.py); the row stays, as the
+    # pseudonym the draw, the consents and the audit chain name.
+    erased_at: Mapped[datetime | None]
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -16,7 +16,7 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstrain
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from store.models import Base, BigId, utcnow
+from store.models import Base, BigId, Participant, utcnow
 
 # Invitation.status, in funnel order. "failed": nobody could be reached (no usable contact).
 INVITED = "invited"
@@ -159,7 +159,9 @@ async def draw_candidates(session: AsyncSession) -> list[dict[str, Any]]:
         await session.execute(
             select(Invitation.participant_id, PoolEntry.household_id, PoolEntry.attributes)
             .join(PoolEntry, PoolEntry.participant_id == Invitation.participant_id)
-            .where(Invitation.status == REGISTERED)
+            # Someone erased is no longer a candidate: their answers are gone.
+            .join(Participant, Participant.id == Invitation.participant_id)
+            .where(Invitation.status == REGISTERED, Participant.erased_at.is_(None))
             .order_by(Invitation.participant_id)
         )
     ).all()

@@ -7,4 +7,5 @@ from store import (
     checkpoints,  # noqa: F401
     draw_records,  # noqa: F401
     models,  # noqa: F401
+    personal_data,  # noqa: F401
 )

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bot.cli.common import console, err, load_config_or_exit, run, with_database, with_relay
-from bot.services import recruitment
+from bot.services import invite_codes, recruitment
 from bot.settings import Settings
 from flows.assembly import Assembly, load_assembly
 from store.models import utcnow
@@ -110,7 +110,11 @@ def pool_import(
         with _progress() as progress:
             task = progress.add_task("Importing", total=len(parsed.rows))
             return await recruitment.import_pool(
-                sessions, assembly, parsed.rows, progress=lambda n: progress.advance(task, n)
+                sessions,
+                assembly,
+                parsed.rows,
+                progress=lambda n: progress.advance(task, n),
+                key=invite_codes.server_key(settings),  # numbers that opted out stay so
             )
 
     try:

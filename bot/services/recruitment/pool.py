@@ -26,6 +26,7 @@ from store.models import (
     new_participant_id,
     utcnow,
 )
+from store.personal_data import OptOutMark, opt_out_digest
 from store.recruitment import (
     PoolEntry,
 )
@@ -260,16 +261,19 @@ async def import_pool(
     now: datetime | None = None,
     progress: Callable[[int], None] | None = None,
     chunk: int = 5000,
+    key: bytes | None = None,
 ) -> ImportResult:
     """Write checked rows in one transaction (all or nothing). A person already in the
-    pool (same phone, handle or id) is updated, so importing a file twice changes nothing."""
+    pool (same phone, handle or id) is updated, so importing a file twice changes nothing.
+    With the server `key`, a number that opted out before its data was erased comes in
+    opted out: it is never invited."""
     now = now or utcnow()
     result = ImportResult()
     async with sessions.begin() as session:
         await check_one_assembly(session, assembly)
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
-            created, updated = await _import_chunk(session, assembly, part, now)
+            created, updated = await _import_chunk(session, assembly, part, now, key)
             result.created += created
             result.updated += updated
             if progress:
@@ -284,7 +288,7 @@ async def import_pool(
 
 
 async def _import_chunk(
-    session: AsyncSession, assembly: Assembly, rows: list[PoolRow], now: datetime
+    session: AsyncSession, assembly: Assembly, rows: list[PoolRow], now: datetime, key: bytes | None
 ) -> tuple[int, int]:
     phones = [r.phone for r in rows if r.phone]
     handles = [r.telegram for r in rows if r.telegram]
@@ -354,8 +358,25 @@ async def _import_chunk(
         await conn.execute(Participant.__table__.insert(), new_participants)
         await conn.execute(PoolEntry.__table__.insert(), new_entries)
     if new_contacts:
+        await _keep_stops(session, new_contacts, key, now)
         await conn.execute(Contact.__table__.insert(), new_contacts)
     return len(new_participants), updated
+
+
+async def _keep_stops(
+    session: AsyncSession, contacts: list[dict[str, Any]], key: bytes | None, now: datetime
+) -> None:
+    """A number that opted out and was then erased comes back opted out."""
+    for contact in contacts:
+        contact.setdefault("opted_out_at", None)  # one shape for the bulk insert
+    if key is None:
+        return
+    digests = {opt_out_digest(key, "sms", c["address"]): c for c in contacts}
+    marked = await session.execute(
+        select(OptOutMark.digest).where(OptOutMark.digest.in_(list(digests)))
+    )
+    for digest in marked.scalars():
+        digests[digest]["opted_out_at"] = now
 
 
 async def _update_entry(

@@ -1,0 +1,117 @@
+"""Finding one person from what an organiser or the person gives, and everything held
+about them (access and portability, GDPR Art. 15 and 20), read from the inventory."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.addresses import BadAddress
+from bot.services.recruitment.pool import pool_phone
+from store.draw_records import DrawRun
+from store.models import Contact, Participant
+from store.personal_data import BY_CONTACT, INVENTORY, KEEP, Place
+
+PSEUDONYM = re.compile(r"^P[0-9A-F]{12}$")
+
+
+class PersonNotFound(LookupError):
+    pass
+
+
+async def find_person(session: AsyncSession, person: str, region: str = "GB") -> str:
+    """The participant id of PERSON: a participant id (P...), a Telegram chat id, or a
+    phone number in any usual spelling; PersonNotFound otherwise."""
+    given = person.strip()
+    if PSEUDONYM.match(given.upper()):
+        found = await session.get(Participant, given.upper())
+        if found is None:
+            raise PersonNotFound(f"no participant has the id {given.upper()}")
+        return found.id
+    addresses = {given}
+    try:
+        addresses.add(pool_phone(given, region))
+    except (BadAddress, ValueError):
+        pass
+    pid = (
+        await session.execute(
+            select(Contact.participant_id).where(Contact.address.in_(addresses)).limit(1)
+        )
+    ).scalar_one_or_none()
+    if pid is None:
+        raise PersonNotFound("no contact has that number or chat id (or it was erased)")
+    return pid
+
+
+async def contact_ids(session: AsyncSession, participant_id: str) -> list[int]:
+    return list(
+        (
+            await session.execute(
+                select(Contact.id).where(Contact.participant_id == participant_id)
+            )
+        ).scalars()
+    )
+
+
+def _where(place: Place, participant_id: str, contacts: list[int]):
+    table = place.table
+    if place.by == BY_CONTACT:
+        return table.c.contact_id.in_(contacts)
+    column = table.c.id if place.name == "participants" else table.c.participant_id
+    return column == participant_id
+
+
+async def rows_held(session: AsyncSession, participant_id: str) -> dict[str, tuple[int, str]]:
+    """Per table: how many rows hold something of the person, and what erasure does."""
+    contacts = await contact_ids(session, participant_id)
+    held = {}
+    for place in INVENTORY:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(place.table)
+            .where(_where(place, participant_id, contacts))
+        )
+        held[place.name] = (count or 0, place.action)
+    return held
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+async def export_person(session: AsyncSession, participant_id: str) -> dict[str, Any]:
+    """Everything held about one person, table by table, as plain JSON data."""
+    contacts = await contact_ids(session, participant_id)
+    tables: dict[str, Any] = {}
+    for place in INVENTORY:
+        rows = await session.execute(
+            select(place.table)
+            .where(_where(place, participant_id, contacts))
+            .order_by(*place.table.primary_key.columns)
+        )
+        tables[place.name] = {
+            "what": place.what,
+            "after_erasure": place.why_kept if place.action == KEEP else place.action,
+            "rows": [{k: _plain(v) for k, v in row._mapping.items()} for row in rows],
+        }
+    tables["draw_runs"] = {
+        "what": "what each draw was given about you (by your participant id)",
+        "after_erasure": "kept: the draw's record, so anyone can re-run and check it",
+        "rows": await _draw_inputs(session, participant_id),
+    }
+    return {"participant_id": participant_id, "tables": tables}
+
+
+async def _draw_inputs(session: AsyncSession, participant_id: str) -> list[dict[str, Any]]:
+    found = []
+    for run in (await session.execute(select(DrawRun).order_by(DrawRun.id))).scalars():
+        for respondent in (run.payload or {}).get("input", {}).get("respondents", []):
+            if respondent.get("id") == participant_id:
+                found.append({"draw_id": run.draw_id, "kind": run.kind, "input": respondent})
+    return found

@@ -1,0 +1,203 @@
+"""Where personal data lives: the one inventory that erasure and export both read.
+
+Each `Place` is a table, how one person's rows are found in it, which columns say
+something about them, and what erasure does there: delete the rows, blank those columns,
+or keep the rows (with the reason, GDPR Art. 17(3)). A table that holds personal data and
+is not listed here is a table that is neither erased nor exported:
+tests/test_personal_data.py fails when a model gains a table missing from this list.
+
+Erasure keeps the participant's pseudonymous id (P...): the draw's record, the selections,
+consents and the audit chain name people by it and must still check afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, Table, cast, literal
+from sqlalchemy.orm import Mapped, mapped_column
+
+from store.calendar import AttendanceNotice, BriefingRead, CalendarJob, CalendarPreference
+from store.draw_records import DrawRun
+from store.models import (
+    AuditEvent,
+    Base,
+    Contact,
+    InboundMessage,
+    OutboxMessage,
+    Participant,
+    ProcessedUpdate,
+    utcnow,
+)
+from store.organisers import Broadcast, BroadcastPreview, Organiser
+from store.recruitment import Consent, Invitation, PoolEntry, RegistrationAnswer, Selection
+
+DELETE, BLANK, KEEP = "delete", "blank", "keep"
+# How rows of a person are found: by their participant id, or through their contacts.
+BY_PARTICIPANT, BY_CONTACT = "participant", "contact"
+
+
+class OptOutMark(Base):
+    """A STOP that outlives erasure: a keyed hash (HMAC with the server secret) of an
+    address that had opted out when it was erased, never the address itself. A message
+    from that address later starts a new person who is already opted out."""
+
+    __tablename__ = "opt_out_marks"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def opt_out_digest(key: bytes, channel: str, address: str) -> str:
+    """The keyed hash an opted-out address is remembered by after erasure."""
+    return hmac.new(key, f"opt-out:{channel}:{address}".encode(), hashlib.sha256).hexdigest()
+
+
+def _erased(table: Table) -> ColumnElement[Any]:
+    """A value unique per row that says nothing: 'erased:<row id>' (unique columns)."""
+    return literal("erased:") + cast(table.c.id, String)
+
+
+@dataclass(frozen=True)
+class Place:
+    table: Table
+    by: str  # BY_PARTICIPANT (column participant_id) or BY_CONTACT (column contact_id)
+    action: str  # DELETE | BLANK | KEEP
+    what: str  # what the rows hold, for the README and the export
+    # BLANK: the new value of each personal column (a SQL expression or a constant).
+    blank: dict[str, Any] = field(default_factory=dict)
+    why_kept: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    def values(self) -> dict[str, Any]:
+        return {
+            column: value(self.table) if callable(value) else value
+            for column, value in self.blank.items()
+        }
+
+
+INVENTORY: tuple[Place, ...] = (
+    Place(
+        Contact.__table__,
+        BY_PARTICIPANT,
+        BLANK,
+        "phone numbers and Telegram chat ids",
+        {"address": _erased},
+    ),
+    Place(
+        InboundMessage.__table__,
+        BY_CONTACT,
+        BLANK,
+        "every message received: its text, button and the provider's id",
+        {"text": "", "button": None, "provider_id": _erased},
+    ),
+    Place(
+        OutboxMessage.__table__,
+        BY_PARTICIPANT,
+        BLANK,
+        "every message sent or queued: text, buttons, address, provider's id and error",
+        {"text": "", "buttons": None, "address": "", "provider_id": None, "error": None},
+    ),
+    Place(
+        RegistrationAnswer.__table__,
+        BY_PARTICIPANT,
+        DELETE,
+        "registration answers",
+    ),
+    Place(
+        PoolEntry.__table__,
+        BY_PARTICIPANT,
+        BLANK,
+        "the pool file's row: reference, Telegram handle, household, attributes",
+        {
+            "external_id": None,
+            "telegram_handle": None,
+            "household_id": None,
+            "attributes": {},
+            "source_line": None,
+        },
+    ),
+    Place(
+        Invitation.__table__,
+        BY_PARTICIPANT,
+        BLANK,
+        "the invitation: its code's hash (the link) and its progress",
+        {"code_hash": _erased},
+    ),
+    Place(
+        Participant.__table__,
+        BY_PARTICIPANT,
+        BLANK,
+        "conversation state (the question being asked, the answers on the way), time zone",
+        {"state": {}, "timezone": None},
+    ),
+    Place(CalendarPreference.__table__, BY_PARTICIPANT, DELETE, "own briefing time"),
+    Place(
+        CalendarJob.__table__,
+        BY_PARTICIPANT,
+        BLANK,
+        "briefings and reminders due to them: what each would say",
+        {"payload": {}},
+    ),
+    Place(
+        Consent.__table__,
+        BY_PARTICIPANT,
+        KEEP,
+        "which consent text was agreed to, when, in which language",
+        why_kept="proof of consent (Art. 7(1), 17(3)(e)); names no one once contacts are erased",
+    ),
+    Place(
+        Selection.__table__,
+        BY_PARTICIPANT,
+        KEEP,
+        "place on the panel or reserve list",
+        why_kept="the draw's outcome: `select --verify` compares it with the recorded draw",
+    ),
+    Place(
+        BriefingRead.__table__,
+        BY_PARTICIPANT,
+        KEEP,
+        "briefings sent and read",
+        why_kept="counts for the assembly's report; pseudonymous",
+    ),
+    Place(
+        AttendanceNotice.__table__,
+        BY_PARTICIPANT,
+        KEEP,
+        "LATE and CAN'T COME notices",
+        why_kept="attendance counts; pseudonymous",
+    ),
+    Place(
+        AuditEvent.__table__,
+        BY_PARTICIPANT,
+        KEEP,
+        "the audit events about them (ids, kinds, counts; never text or numbers)",
+        why_kept="the audit chain, which anyone can verify; its events name no one",
+    ),
+)
+
+# Tables that hold no one's personal data, or only through the places above.
+NOT_PERSONAL: dict[str, str] = {
+    DrawRun.__tablename__: "the draw's pseudonymised input (participant ids, features, "
+    "households) and result: kept so anyone can re-run and check it (Art. 17(3)(d), (e))",
+    ProcessedUpdate.__tablename__: "Telegram update ids already handled; name no one",
+    Broadcast.__tablename__: "organisers' messages to an audience, not about one person",
+    BroadcastPreview.__tablename__: "organisers' unsent previews: erased with the organisers",
+    Organiser.__tablename__: "organisers' numbers and ids: erased by the organisers' period",
+    OptOutMark.__tablename__: "keyed hashes of opted-out addresses: they keep a STOP after "
+    "erasure (Art. 21(3)); no address can be read from them",
+    "audit_head": "the chain's last hash",
+    "delivery_limits": "send rates",
+    "calendar_session_moves": "session times",
+    "alembic_version": "the schema's version",
+}
+
+# The organisers' own records, erased by the [retention] organisers period.
+ORGANISER_BLANK = {"name": None, "telegram_id": None, "phone": None}
