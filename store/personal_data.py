@@ -194,6 +194,7 @@ NOT_PERSONAL: dict[str, str] = {
     OptOutMark.__tablename__: "keyed hashes of opted-out addresses: they keep a STOP after "
     "erasure (Art. 21(3)); no address can be read from them",
     "audit_head": "the chain's last hash",
+    "audit_checkpoints": "signed heads of the audit chain: sizes, hashes, times",
     "delivery_limits": "send rates",
     "calendar_session_moves": "session times",
     "alembic_version": "the schema's version",
