@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from bot.services import draw, privacy, recruitment
+from bot.services.lookup import find_participant
 from store import audit
 from store.models import AuditEvent, Contact, OutboxMessage, Participant, utcnow
 from store.recruitment import Invitation, Selection
@@ -169,8 +170,8 @@ async def test_an_erased_person_leaves_no_trace_and_what_they_caused_still_check
             await autocommit.exec_driver_sql("ANALYZE")
 
     async with db.sessions() as session:
-        ids = [await privacy.find_person(session, who) for who in ("07700 900101", CHAT)]
-        ids.append(await privacy.find_person(session, people[1].lower()))
+        ids = [(await find_participant(session, who)).id for who in ("07700 900101", CHAT)]
+        ids.append((await find_participant(session, people[1].lower())).id)
     assert ids == people[:1] + [people[2], people[1]]
     for pid in ids:
         # VACUUM FULL: a plain VACUUM frees the space of PostgreSQL's dead rows but

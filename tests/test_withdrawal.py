@@ -390,6 +390,34 @@ async def test_an_organiser_withdraws_someone_from_the_command_line(
     assert len(on_panel) == 4 and pid not in on_panel
 
 
+async def test_erasing_a_panel_member_on_request_frees_their_place_first(
+    db, relay, assembly, drawn, tmp_path
+):
+    pid = drawn.selected[2]
+    phone = phone_of(pid)
+    await say(db, relay, phone, "CONFIRM")
+    args = ["--assembly", str(EXAMPLE)]
+
+    code, out, err = await concorder(db, tmp_path, "erase", pid, "--dry-run", *args)
+    assert code == 0, err
+    assert f"{pid} will be withdrawn first and their place on the panel freed" in out
+    assert (await seats(db))[pid].status == CONFIRMED
+
+    code, out, err = await concorder(db, tmp_path, "erase", pid, *args)
+    assert code == 0, err
+    assert f"{pid} was withdrawn first and their place on the panel freed" in out
+    assert f"Erased {pid}" in out
+    row = (await seats(db))[pid]
+    assert (row.status, row.reason) == (DECLINED, "withdrawn")
+    english, _ = await told_organisers(db)
+    assert f"{pid} has been withdrawn from the assembly by an organiser." in english
+    assert "concorder replace --seed SEED" in english
+    async with db.sessions() as session:
+        assert (await audit.verify(session)).ok
+    inp, replacement = await replace_and_tell(db, relay, assembly, "7")
+    assert pid not in inp.kept and len(replacement.added) == 1
+
+
 async def test_withdrawing_someone_who_cannot_be_reached_still_frees_the_place(
     db, relay, assembly, drawn, tmp_path
 ):

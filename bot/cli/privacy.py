@@ -11,7 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from bot.cli.common import console, err, load_config_or_exit, run, with_relay
-from bot.services import privacy
+from bot.services import privacy, withdrawals
+from bot.services.lookup import PersonNotFound, find_participant
+from bot.services.withdrawals import WithdrawError
 from bot.settings import Settings
 from flows.assembly import AssemblyError, assembly_of
 from flows.config_file import AssemblyFile
@@ -76,7 +78,12 @@ def erase(
             raise typer.Exit(2)
         _erase_due(settings, assembly, calendar, dry_run, vacuum_full)
         return
-    _erase_person(settings, person, dry_run, vacuum_full)
+    assembly = None
+    if assembly_path is not None or settings.assembly_file:
+        _, (assembly, _calendar) = load_config_or_exit(
+            assembly_path, settings, _read, "assembly file"
+        )
+    _erase_person(settings, assembly, person, dry_run, vacuum_full)
 
 
 def _erase_due(settings: Settings, assembly, calendar, dry_run: bool, full: bool) -> None:
@@ -124,20 +131,26 @@ def _erase_due(settings: Settings, assembly, calendar, dry_run: bool, full: bool
     )
 
 
-def _erase_person(settings: Settings, person: str, dry_run: bool, full: bool) -> None:
+def _erase_person(settings: Settings, assembly, person: str, dry_run: bool, full: bool) -> None:
     async def work(relay):
-        async with relay.sessions() as session:
+        async with relay.sessions.begin() as session:
             try:
-                pid = await privacy.find_person(session, person, settings.default_region)
-            except privacy.PersonNotFound as exc:
-                return None, str(exc), {}
+                participant = await find_participant(session, person, settings.default_region)
+            except PersonNotFound as exc:
+                return None, str(exc), {}, None
+            pid = participant.id
             held = await privacy.rows_held(session, pid)
+            withdrawal = await _withdraw_first(session, relay, participant, dry_run)
         if dry_run:
-            return pid, None, held
+            return pid, None, held, withdrawal
         touched = await privacy.erase_request(relay, pid, vacuum_full=full)
-        return pid, None if touched is not None else "erased before", held
+        return pid, None if touched is not None else "erased before", held, withdrawal
 
-    pid, problem, held = run(with_relay(settings, work))
+    pid, problem, held, withdrawal = run(with_relay(settings, work, assembly=assembly))
+    if withdrawal is not None and not withdrawal.done_already:
+        verb = "will be" if dry_run else "was"
+        freed = " and their place on the panel freed" if withdrawal.frees_a_place else ""
+        console.print(f"{pid} {verb} withdrawn first{freed}; the organisers are told.")
     if pid is None:
         err.print(f"[red]Not found:[/] {problem}.")
         raise typer.Exit(1)
@@ -157,6 +170,20 @@ def _erase_person(settings: Settings, person: str, dry_run: bool, full: bool) ->
         console.print(f"Erased {pid}; the erasure is in the audit trail.")
 
 
+async def _withdraw_first(session, relay, participant, dry_run: bool):
+    """Someone erased on request leaves the assembly first, as if they had replied WITHDRAW:
+    any place they held is freed for `concorder replace` and the organisers hear of it.
+    None when they were never in the recruitment."""
+    try:
+        if dry_run:
+            return await withdrawals.plan_withdrawal(session, participant)
+        return await withdrawals.withdraw_person(
+            session, relay, participant, reason="their data is erased"
+        )
+    except WithdrawError:
+        return None
+
+
 def export(
     address: Annotated[
         str, typer.Argument(help="A phone number, a Telegram chat id, or a participant id.")
@@ -169,8 +196,8 @@ def export(
     async def work(relay):
         async with relay.sessions() as session:
             try:
-                pid = await privacy.find_person(session, address, settings.default_region)
-            except privacy.PersonNotFound as exc:
+                pid = (await find_participant(session, address, settings.default_region)).id
+            except PersonNotFound as exc:
                 return None, str(exc)
             return await privacy.export_person(session, pid), None
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from bot.cli.common import console, err, run, with_relay
 from bot.services import withdrawals
+from bot.services.lookup import PersonNotFound, find_participant
 from bot.services.withdrawals import Plan, WithdrawError
 from bot.settings import Settings
 
@@ -80,14 +81,14 @@ def withdraw_command(
 
     async def work(relay):
         async with relay.sessions.begin() as session:
-            participant = await withdrawals.find_person(session, person, settings.default_region)
+            participant = await find_participant(session, person, settings.default_region)
             if dry_run:
                 return await withdrawals.plan_withdrawal(session, participant)
             return await withdrawals.withdraw_person(session, relay, participant, reason=reason)
 
     try:
         plan = run(with_relay(settings, work, assembly=assembly))
-    except WithdrawError as exc:
+    except (PersonNotFound, WithdrawError) as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
     if plan.done_already:

@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.addresses import BadAddress, inbound_sender, normalise
 from bot.relay import Relay
 from bot.services.notices import tell_organisers, who
 from bot.services.recruitment.answers import Withdrawal
@@ -23,7 +22,7 @@ from bot.services.turns import apply_turn, facts_for, preferred_contact
 from bot.settings import Settings
 from flows.i18n import Translator
 from flows.model import Context, State
-from store.models import Contact, Participant, utcnow
+from store.models import Participant, utcnow
 from store.organisers import Organiser
 from store.recruitment import (
     CONFIRMED,
@@ -87,37 +86,6 @@ async def tell_of_withdrawal(
 
 
 # ------------------------------------------------------------------ `concorder withdraw`
-
-
-async def find_person(session: AsyncSession, ref: str, default_region: str) -> Participant:
-    """A person by participant id, phone number or Telegram id; WithdrawError if nobody,
-    or more than one person, answers to it."""
-    ref = (ref or "").strip()
-    for pid in dict.fromkeys((ref, ref.upper())):
-        found = await session.get(Participant, pid) if pid else None
-        if found is not None:
-            return found
-    clauses = []
-    # A number is looked for as an inbound SMS files it (numbers outside the numbering
-    # plans included), and as a Telegram chat id.
-    for channel, filed in (("telegram", normalise), ("sms", inbound_sender)):
-        try:
-            address = filed(channel, ref) if channel == "telegram" else filed(ref, default_region)
-        except BadAddress:
-            continue
-        clauses.append((Contact.channel == channel) & (Contact.address == address))
-    if clauses:
-        ids = set(
-            (await session.execute(select(Contact.participant_id).where(or_(*clauses)))).scalars()
-        )
-        if len(ids) > 1:
-            raise WithdrawError(
-                "That number is both a phone number and a Telegram id of different people: "
-                "give the participant id instead."
-            )
-        if ids:
-            return await session.get(Participant, ids.pop())
-    raise WithdrawError("Nobody with that participant id, phone number or Telegram id.")
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,7 @@ after erasure; `install` erases what is due on a timer.
 from bot.services.privacy.due import Due, assembly_end, due_organisers, due_people
 from bot.services.privacy.erase import ERASED, erase_person
 from bot.services.privacy.people import (
-    PersonNotFound,
     export_person,
-    find_person,
     rows_held,
 )
 from bot.services.privacy.running import (
@@ -28,7 +26,6 @@ __all__ = [
     "ERASED",
     "Due",
     "ErasureRun",
-    "PersonNotFound",
     "assembly_end",
     "due_organisers",
     "due_people",
@@ -36,7 +33,6 @@ __all__ = [
     "erase_person",
     "erase_request",
     "export_person",
-    "find_person",
     "install",
     "opt_out_digest",
     "plan_due",

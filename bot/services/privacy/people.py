@@ -1,50 +1,17 @@
-"""Finding one person from what an organiser or the person gives, and everything held
-about them (access and portability, GDPR Art. 15 and 20), read from the inventory."""
+"""Everything held
+about one person (access and portability, GDPR Art. 15 and 20), read from the inventory."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.addresses import BadAddress
-from bot.services.recruitment.pool import pool_phone
 from store.draw_records import DrawRun
-from store.models import Contact, Participant
+from store.models import Contact
 from store.personal_data import BY_CONTACT, INVENTORY, KEEP, Place
-
-PSEUDONYM = re.compile(r"^P[0-9A-F]{12}$")
-
-
-class PersonNotFound(LookupError):
-    pass
-
-
-async def find_person(session: AsyncSession, person: str, region: str = "GB") -> str:
-    """The participant id of PERSON: a participant id (P...), a Telegram chat id, or a
-    phone number in any usual spelling; PersonNotFound otherwise."""
-    given = person.strip()
-    if PSEUDONYM.match(given.upper()):
-        found = await session.get(Participant, given.upper())
-        if found is None:
-            raise PersonNotFound(f"no participant has the id {given.upper()}")
-        return found.id
-    addresses = {given}
-    try:
-        addresses.add(pool_phone(given, region))
-    except (BadAddress, ValueError):
-        pass
-    pid = (
-        await session.execute(
-            select(Contact.participant_id).where(Contact.address.in_(addresses)).limit(1)
-        )
-    ).scalar_one_or_none()
-    if pid is None:
-        raise PersonNotFound("no contact has that number or chat id (or it was erased)")
-    return pid
 
 
 async def contact_ids(session: AsyncSession, participant_id: str) -> list[int]:
