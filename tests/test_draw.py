@@ -458,11 +458,9 @@ async def test_published_lottery_then_pick_is_recorded_and_verified(db):
 EXAMPLE = ROOT / "examples" / "citizens-jury" / "assembly.toml"
 
 
-async def test_drawn_people_are_asked_to_confirm_and_a_decline_is_replaced(db, relay, assembly):
-    from bot.services import recruitment
-    from bot.services.turns import receive
-    from store.models import Contact, OutboxMessage
-
+async def draw_panel_of_four(db):
+    """Sixteen registered people with phones, half women; a panel of four and a reserve of
+    two drawn (legacy, seed 2027) and recorded; nobody told yet. (people, rules, result)"""
     rng = random.Random(8)
     people = [
         Respondent(
@@ -489,6 +487,15 @@ async def test_drawn_people_are_asked_to_confirm_and_a_decline_is_replaced(db, r
         await draw.record_selection(
             session, result, draw.select_payload(result, "2027", "legacy", 1, None)
         )
+    return people, rules, result
+
+
+async def test_drawn_people_are_asked_to_confirm_and_a_decline_is_replaced(db, relay, assembly):
+    from bot.services import recruitment
+    from bot.services.turns import receive
+    from store.models import Contact, OutboxMessage
+
+    people, rules, result = await draw_panel_of_four(db)
     told = await recruitment.notify_draw_outcome(relay, assembly)
     assert told == Counter({"selected": 4, "reserve": 2, "not selected": 10})
 

@@ -4,7 +4,6 @@ the panel is freed and `replace` fills it, and nothing more goes to the person."
 
 from __future__ import annotations
 
-import random
 import re
 from datetime import UTC, datetime
 
@@ -13,7 +12,6 @@ from sqlalchemy import select
 
 from bot.bootstrap import read_assembly_file
 from bot.services import draw, recruitment
-from bot.services.draw import Respondent
 from bot.services.organisers import add_organiser
 from flows.assembly import RESERVED_KEYS
 from flows.engine import Engine, Flow
@@ -38,9 +36,8 @@ from store.recruitment import (
 from tests.test_draw import (
     EXAMPLE,
     concorder,
+    draw_panel_of_four,
     phone_of,
-    registered_pool_with_phones,
-    solved_once,
 )
 from tests.test_recruitment_flows import (
     PHONE,
@@ -159,32 +156,7 @@ async def test_withdraw_before_the_draw(
 @pytest.fixture
 async def drawn(db, relay, assembly, organisers):
     """Sixteen registered people, a panel of four and a reserve of two drawn, everyone told."""
-    rng = random.Random(8)
-    people = [
-        Respondent(
-            f"P{i:05d}",
-            f"H{i}",
-            {
-                "age": rng.choice(["16-29", "30-49", "50-64", "65+"]),
-                "gender": ["woman", "man"][i % 2],
-                "travel": rng.choice(["car", "bus", "bike"]),
-                "area": "north",
-            },
-        )
-        for i in range(16)
-    ]
-    await registered_pool_with_phones(db, people)
-    quotas = draw.quota_bounds(
-        {"gender": {"woman": 0.5, "man": 0.5, "other": {"min": 0, "max": 0}}}, 4
-    )
-    rules = draw.DrawRules(quotas, 4, 2, True)
-    async with db.sessions() as session:
-        inp = await draw.draw_input(session, rules)
-    result = solved_once(draw.run_draw, inp, "2027", "legacy")
-    async with db.sessions.begin() as session:
-        await draw.record_selection(
-            session, result, draw.select_payload(result, "2027", "legacy", 1, None)
-        )
+    _, _, result = await draw_panel_of_four(db)
     await recruitment.notify_draw_outcome(relay, assembly)
     return result
 
