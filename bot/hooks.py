@@ -22,7 +22,8 @@ FactsProvider = Callable[[AsyncSession, Participant], Awaitable[dict[str, Any] |
 EventHandler = Callable[[AsyncSession, Participant, Event, datetime], Awaitable[None]]
 # Before an inbound message finds its contact: may bind the address to an existing
 # participant (a Telegram /start link carrying an invitation code). Called as
-# `hook(session, *, channel, address, text, language, now)`.
+# `hook(session, *, record_id, channel, address, text, language, now)`, where `record_id`
+# is the stored inbound message's row.
 InboundHook = Callable[..., Awaitable[None]]
 # After a turn's state, messages and events are written, in the same transaction, with
 # what event handlers do not get: the contact and the message text (an organiser's SEND

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -240,6 +240,25 @@ async def _sessions(
 NEW_CODE_HASH = "organiser_new_code_hash"
 
 
+_SEAT = (
+    select(Selection.status)
+    .where(Selection.participant_id == bindparam("participant_id"))
+    .scalar_subquery()
+)
+
+
+def _organiser_at(column: Any) -> Any:
+    return select(Organiser.id).where(column == bindparam("address")).limit(1).scalar_subquery()
+
+
+# A participant's seat in the draw, and the organiser whose address a turn came in on.
+_SEAT_AND_ORGANISER = {
+    "telegram": select(_SEAT, _organiser_at(Organiser.telegram_id)),
+    "sms": select(_SEAT, _organiser_at(Organiser.phone)),
+}
+_SEAT_ONLY = select(_SEAT, null())
+
+
 async def organiser_facts(
     calendar_of: CalendarSource, session: AsyncSession, participant: Participant
 ) -> dict[str, Any]:
@@ -248,13 +267,16 @@ async def organiser_facts(
     now = utcnow()
     calendar = calendar_of()
     contact = session.info.get(TURN_CONTACT)
-    info = await organiser_of(session, contact)
+    # Most turns are not an organiser's: one round trip answers both questions for them.
+    channel = contact.channel if contact is not None else None
+    seat, organiser_id = (
+        await session.execute(
+            _SEAT_AND_ORGANISER.get(channel, _SEAT_ONLY),
+            {"participant_id": participant.id, "address": contact and contact.address},
+        )
+    ).one()
+    info = await organiser_of(session, contact) if organiser_id is not None else None
     if info is None:
-        seat = (
-            await session.execute(
-                select(Selection.status).where(Selection.participant_id == participant.id)
-            )
-        ).scalar_one_or_none()
         facts: dict[str, Any] = {"organiser": None, "panel": seat in (SELECTED, CONFIRMED)}
         if facts["panel"]:
             facts["sessions"], facts["timezone"] = await _sessions(session, calendar)
