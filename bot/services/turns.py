@@ -167,29 +167,32 @@ async def find_or_create_contact(
     contact = await locked_contact_at(session, channel, address)
     if contact is not None:
         return contact
-    try:
-        async with session.begin_nested():
-            participant = Participant(language=language, state=State(language=language).to_json())
-            session.add(participant)
-            await session.flush()
-            # A short code or sender name texted us: it can never be answered by SMS.
-            silent = channel == "sms" and not can_receive_sms(address)
-            contact = Contact(
+    participant = Participant(language=language, state=State(language=language).to_json())
+    session.add(participant)
+    await session.flush()
+    # A short code or sender name texted us: it can never be answered by SMS.
+    silent = channel == "sms" and not can_receive_sms(address)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    contact = (
+        await session.scalars(
+            insert(Contact)
+            .values(
                 participant_id=participant.id,
                 channel=channel,
                 address=address,
                 sms_consent=channel == "sms" and not silent,
                 unreachable_at=utcnow() if silent else None,
             )
-            session.add(contact)
-            await session.flush()
-            _hold(contact, participant)
-    except IntegrityError:
-        # Another transaction created it and has committed (ours waited for it): use it.
-        contact = await locked_contact_at(session, channel, address)
-        if contact is None:
-            raise
-        return contact
+            .on_conflict_do_nothing(index_elements=["channel", "address"])
+            .returning(Contact)
+        )
+    ).first()
+    if contact is None:
+        # Another transaction created it and has committed (ours waited for it): use it,
+        # or, if it has gone again meanwhile, start over.
+        await session.delete(participant)
+        return await find_or_create_contact(session, channel, address, language)
+    _hold(contact, participant)
     await audit.append(
         session, "participant.created", {"channel": channel}, participant_id=participant.id
     )
@@ -297,16 +300,17 @@ async def _receive_once(
         # Locked, and read once the lock is held: a message from the same person that held
         # it may have moved the contact on (its next outbox seq) while this one waited.
         contact = await find_or_create_contact(session, channel, address, language)
-        if contact.id != filed_under:  # a new person's, or none was there at the insert
-            await session.execute(_FILE_UNDER, {"record_id": record_id, "contact_id": contact.id})
         participant = await session.get(Participant, contact.participant_id)
+        # What the hooks changed is written (the lookup flushed it); a new person's audit
+        # event may wait for the turn's own, to be inserted with them in one statement.
+        with session.no_autoflush:
+            if contact.id != filed_under:  # a new person's, or none was there at the insert
+                await session.execute(
+                    _FILE_UNDER, {"record_id": record_id, "contact_id": contact.id}
+                )
+            facts = await facts_for(session, relay, participant, contact)
         state = State.from_json(participant.state, language=participant.language)
-        ctx = Context(
-            now=now,
-            participant_id=participant.id,
-            channel=channel,
-            facts=await facts_for(session, relay, participant, contact),
-        )
+        ctx = Context(now=now, participant_id=participant.id, channel=channel, facts=facts)
         turn = relay.engine.handle(state, Inbound(channel=channel, text=text, button=button), ctx)
         queued = await apply_turn(session, relay, participant, contact, turn, now)
         for hook in relay.hooks.turns:
