@@ -129,26 +129,49 @@ async def contact_at(session: AsyncSession, channel: str, address: str) -> Conta
     ).scalar_one_or_none()
 
 
-# The contact at an address with its participant, both locked as an update of the contact's
-# next seq would lock it (FOR NO KEY UPDATE: rows that refer to the contact, as the inbound
-# message does, hold a key-share lock on it), and read as they are once the lock is held.
-_LOCKED_AT = (
-    select(Contact, Participant)
-    .join(Participant, Participant.id == Contact.participant_id)
-    .where(Contact.channel == bindparam("channel"), Contact.address == bindparam("address"))
-    .with_for_update(key_share=True)
-    .execution_options(populate_existing=True)
-)
+def locking_lookup(columns: dict[str, Any] | None = None) -> Any:
+    """The contact at an address with its participant, both locked as an update of the
+    contact's next seq would lock it (FOR NO KEY UPDATE: rows that refer to the contact, as
+    the inbound message does, hold a key-share lock on it), read as they are once the lock
+    is held; with `columns` (`Hooks.person_columns`) read beside them."""
+    return (
+        select(Contact, Participant, *(c.label(name) for name, c in (columns or {}).items()))
+        .join(Participant, Participant.id == Contact.participant_id)
+        .where(Contact.channel == bindparam("channel"), Contact.address == bindparam("address"))
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+
+
+_LOCKED_AT = locking_lookup()
+# Where an inbound turn puts its lookup (with the hooks' columns) for `locked_contact_at`,
+# and where that leaves what the columns read: {"participant_id", "contact_id", name: value}.
+PERSON_LOOKUP = "person_lookup"
+READ_WITH_PERSON = "read_with_person"
 
 
 async def locked_contact_at(session: AsyncSession, channel: str, address: str) -> Contact | None:
     """The contact at this address, and its participant (in the session), both locked."""
-    row = (await session.execute(_LOCKED_AT, {"channel": channel, "address": address})).first()
+    lookup = session.info.get(PERSON_LOOKUP, _LOCKED_AT)
+    row = (await session.execute(lookup, {"channel": channel, "address": address})).first()
     if row is None:
         return None
-    contact, participant = row
+    contact, participant, *_ = row
     _hold(contact, participant)
+    if lookup is not _LOCKED_AT:
+        read = row._asdict()
+        read.update(participant_id=participant.id, contact_id=contact.id)
+        session.info[READ_WITH_PERSON] = read
     return contact
+
+
+def read_with_person(session: AsyncSession, participant_id: str, contact_id: int | None) -> dict:
+    """What the hooks' person columns read for this participant and contact in this turn;
+    empty when they were not read with them (a new person, a flow started elsewhere)."""
+    read = session.info.get(READ_WITH_PERSON) or {}
+    if read.get("participant_id") != participant_id or read.get("contact_id") != contact_id:
+        return {}
+    return read
 
 
 def _hold(contact: Contact, participant: Participant) -> None:
@@ -299,6 +322,7 @@ async def _receive_once(
             )
         # Locked, and read once the lock is held: a message from the same person that held
         # it may have moved the contact on (its next outbox seq) while this one waited.
+        session.info[PERSON_LOOKUP] = relay.person_lookup
         contact = await find_or_create_contact(session, channel, address, language)
         participant = await session.get(Participant, contact.participant_id)
         # What the hooks changed is written (the lookup flushed it); a new person's audit
