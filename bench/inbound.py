@@ -1,6 +1,6 @@
 """Benchmark: inbound webhooks (Telegram updates, signed Twilio SMS) -> the service -> database.
 
-    .venv/bin/python bench/inbound.py [--updates 3000] [--people 2000] [--sms 1000]
+    .venv/bin/python -m bench.inbound [--updates 3000] [--people 2000] [--sms 1000]
                                       [--concurrency 32] [--no-postgres]
 
 The service (create_app, webhook mode, no dispatcher) runs in a child process, as does the
@@ -40,6 +40,7 @@ ACCOUNT_SID = "AC" + "0" * 32
 PUBLIC_URL = "https://relay.example.org"
 TELEGRAM_PATH = "/webhooks/telegram"
 SMS_PATH = "/webhooks/twilio/sms"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # --- the servers (child processes) ---------------------------------------------------------
@@ -100,8 +101,9 @@ class Server:
 
     @classmethod
     def start(cls, database_url: str | None) -> Server:
-        command = [sys.executable, __file__, "--serve", database_url or "bare"]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        # As a module from the repository root, as the bench itself runs: it imports bench.
+        command = [sys.executable, "-m", "bench.inbound", "--serve", database_url or "bare"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         port = int(process.stdout.readline())
         return cls(f"http://127.0.0.1:{port}", process)
 

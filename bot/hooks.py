@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.model import Event
@@ -22,8 +23,13 @@ FactsProvider = Callable[[AsyncSession, Participant], Awaitable[dict[str, Any] |
 EventHandler = Callable[[AsyncSession, Participant, Event, datetime], Awaitable[None]]
 # Before an inbound message finds its contact: may bind the address to an existing
 # participant (a Telegram /start link carrying an invitation code). Called as
-# `hook(session, *, channel, address, text, language, now)`.
+# `hook(session, *, record_id, channel, address, text, language, now)`, where `record_id`
+# is the stored inbound message's row.
 InboundHook = Callable[..., Awaitable[None]]
+# A value read in the query that finds and locks an inbound message's contact and
+# participant (a correlated scalar subquery on `Contact` and `Participant`), so the facts
+# it serves cost no round trip of their own. Providers find it with `read_with_person`.
+PersonColumn = ColumnElement[Any]
 # After a turn's state, messages and events are written, in the same transaction, with
 # what event handlers do not get: the contact and the message text (an organiser's SEND
 # turns the text they previewed into a broadcast). Called as
@@ -37,6 +43,7 @@ class Hooks:
         self.events: dict[str, list[EventHandler]] = {}
         self.inbound: list[InboundHook] = []
         self.turns: list[TurnHook] = []
+        self.person_columns: dict[str, PersonColumn] = {}
 
     def provide_facts(self, provider: FactsProvider) -> None:
         self.facts.append(provider)
@@ -49,6 +56,9 @@ class Hooks:
 
     def after_turn(self, hook: TurnHook) -> None:
         self.turns.append(hook)
+
+    def read_with_person(self, name: str, column: PersonColumn) -> None:
+        self.person_columns[name] = column
 
     def handlers(self, kind: str) -> list[EventHandler]:
         return self.events.get(kind, [])

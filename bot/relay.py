@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -55,6 +56,18 @@ class Relay:
         if self.settings.database_url.startswith("sqlite"):
             return self._sqlite_writer
         return contextlib.nullcontext()
+
+    @cached_property
+    def person_lookup(self) -> Any:
+        """The query an inbound turn finds and locks its person with (built once: the hooks
+        are registered by then). On SQLite it reads the hooks' person columns beside them:
+        a writer holds the whole database, so they stay true for the turn. PostgreSQL reads
+        them apart, after the lock: a query that waited for the lock would have read the
+        other tables as they were before the transaction it waited for committed."""
+        from bot.services.turns import locking_lookup
+
+        sqlite = self.settings.database_url.startswith("sqlite")
+        return locking_lookup(self.hooks.person_columns if sqlite else None)
 
     @cached_property
     def invite_key(self) -> bytes:

@@ -180,7 +180,11 @@ async def process_update(data: Any, *, bot: Bot, relay: Relay) -> str:
     Raises BadUpdate for a body that is not an update. An update seen before is not
     processed again: receive() dedupes on "tg:<update_id>".
     """
-    update = parse_update(data, bot)
+    return await handle_update(parse_update(data, bot), bot=bot, relay=relay)
+
+
+async def handle_update(update: Update, *, bot: Bot, relay: Relay) -> str:
+    """Handle one update already parsed (with `bot`) and checked by `parse_update`."""
     provider_id = f"tg:{update.update_id}"
     if update.message is not None:
         message = update.message
@@ -290,8 +294,8 @@ async def webhook(request: web.Request) -> web.Response:
         WEBHOOKS_REJECTED.labels(CHANNEL).inc()
         return web.json_response({"error": "forbidden"}, status=403)
     try:
-        data = json.loads(await request.read())
-        update_id = parse_update(data).update_id
+        update = parse_update(json.loads(await request.read()), bot)
+        update_id = update.update_id
     except RecursionError:
         return web.json_response({"error": "body is JSON nested too deeply"}, status=400)
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or a 5,000-digit number
@@ -299,7 +303,7 @@ async def webhook(request: web.Request) -> web.Response:
     except BadUpdate as exc:
         return web.json_response({"error": str(exc)}, status=400)
     try:
-        outcome = await process_update(data, bot=bot, relay=request.app[RELAY])
+        outcome = await handle_update(update, bot=bot, relay=request.app[RELAY])
     except Exception as exc:  # Telegram retries on 5xx; the error text may quote the message
         log.error("telegram update %s failed (%s)", update_id, type(exc).__name__)
         return web.json_response({"error": "temporarily unavailable"}, status=500)

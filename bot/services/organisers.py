@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, case, func, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.addresses import BadAddress, normalise
-from bot.services.turns import TURN_CONTACT, enqueue, find_or_create_contact
+from bot.services.turns import TURN_CONTACT, enqueue, find_or_create_contact, read_with_person
 from bot.settings import Settings
 from flows.engine import MAX_TEXT
 from flows.facts import OrganiserFacts, PendingBroadcast, ScheduledSession
@@ -240,6 +240,60 @@ async def _sessions(
 NEW_CODE_HASH = "organiser_new_code_hash"
 
 
+_SEAT = (
+    select(Selection.status)
+    .where(Selection.participant_id == bindparam("participant_id"))
+    .scalar_subquery()
+)
+
+
+def _organiser_at(column: Any) -> Any:
+    return select(Organiser.id).where(column == bindparam("address")).limit(1).scalar_subquery()
+
+
+# A participant's seat in the draw, and the organiser whose address a turn came in on.
+_SEAT_AND_ORGANISER = {
+    "telegram": select(_SEAT, _organiser_at(Organiser.telegram_id)),
+    "sms": select(_SEAT, _organiser_at(Organiser.phone)),
+}
+_SEAT_ONLY = select(_SEAT, null())
+# The same two, read with the person an inbound message comes from (`Hooks.person_columns`).
+_PERSON_SEAT = (
+    select(Selection.status).where(Selection.participant_id == Participant.id).scalar_subquery()
+)
+_PERSON_ORGANISER = case(
+    (
+        Contact.channel == "telegram",
+        select(Organiser.id)
+        .where(Organiser.telegram_id == Contact.address)
+        .limit(1)
+        .scalar_subquery(),
+    ),
+    (
+        Contact.channel == "sms",
+        select(Organiser.id).where(Organiser.phone == Contact.address).limit(1).scalar_subquery(),
+    ),
+    else_=null(),
+)
+
+
+async def _seat_and_organiser(
+    session: AsyncSession, participant: Participant, contact: Contact | None
+) -> tuple[str | None, int | None]:
+    read = read_with_person(session, participant.id, contact and contact.id)
+    if "organiser_seat" in read:
+        return read["organiser_seat"], read["organiser_id"]
+    channel = contact.channel if contact is not None else None
+    return tuple(
+        (
+            await session.execute(
+                _SEAT_AND_ORGANISER.get(channel, _SEAT_ONLY),
+                {"participant_id": participant.id, "address": contact and contact.address},
+            )
+        ).one()
+    )
+
+
 async def organiser_facts(
     calendar_of: CalendarSource, session: AsyncSession, participant: Participant
 ) -> dict[str, Any]:
@@ -248,13 +302,10 @@ async def organiser_facts(
     now = utcnow()
     calendar = calendar_of()
     contact = session.info.get(TURN_CONTACT)
-    info = await organiser_of(session, contact)
+    # Most turns are not an organiser's: one read (or none) answers both questions for them.
+    seat, organiser_id = await _seat_and_organiser(session, participant, contact)
+    info = await organiser_of(session, contact) if organiser_id is not None else None
     if info is None:
-        seat = (
-            await session.execute(
-                select(Selection.status).where(Selection.participant_id == participant.id)
-            )
-        ).scalar_one_or_none()
         facts: dict[str, Any] = {"organiser": None, "panel": seat in (SELECTED, CONFIRMED)}
         if facts["panel"]:
             facts["sessions"], facts["timezone"] = await _sessions(session, calendar)
@@ -520,5 +571,7 @@ def register(relay) -> None:
     def calendar_of() -> Calendar | None:
         return relay.calendar
 
+    relay.hooks.read_with_person("organiser_seat", _PERSON_SEAT)
+    relay.hooks.read_with_person("organiser_id", _PERSON_ORGANISER)
     relay.hooks.provide_facts(partial(organiser_facts, calendar_of))
     relay.hooks.after_turn(partial(organiser_events, calendar_of))

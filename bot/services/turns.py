@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.addresses import can_receive_sms
 from bot.channels.render import render
@@ -50,6 +51,42 @@ async def facts_for(
     finally:
         session.info.pop(TURN_CONTACT, None)
     return Facts(**facts)  # a field no flow declares is an error here
+
+
+INBOUND = InboundMessage.__table__
+CONTACTS = Contact.__table__
+
+
+def _record(insert: Callable[..., Any]) -> Any:
+    """Insert-or-nothing on (channel, provider_id), filed under the address's contact when
+    it has one; returns the new row's id and contact id, or nothing for a message seen
+    before. Built once per dialect: a turn only binds its values."""
+    filed_under = (
+        select(CONTACTS.c.id)
+        .where(
+            CONTACTS.c.channel == bindparam("channel", type_=CONTACTS.c.channel.type),
+            CONTACTS.c.address == bindparam("address", type_=CONTACTS.c.address.type),
+        )
+        .scalar_subquery()
+    )
+    values = {
+        name: bindparam(name, type_=INBOUND.c[name].type)
+        for name in ("channel", "provider_id", "text", "button", "received_at")
+    }
+    return (
+        insert(INBOUND)
+        .values(**values, contact_id=filed_under)
+        .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+        .returning(INBOUND.c.id, INBOUND.c.contact_id)
+    )
+
+
+_RECORD = {"postgresql": _record(pg_insert), "sqlite": _record(sqlite_insert)}
+_FILE_UNDER = (
+    INBOUND.update()
+    .where(INBOUND.c.id == bindparam("record_id"))
+    .values(contact_id=bindparam("contact_id"))
+)
 
 
 NO_SMS_REPLY = "the sender is a short code or name: it cannot receive SMS"
@@ -92,36 +129,93 @@ async def contact_at(session: AsyncSession, channel: str, address: str) -> Conta
     ).scalar_one_or_none()
 
 
+def locking_lookup(columns: dict[str, Any] | None = None) -> Any:
+    """The contact at an address with its participant, both locked as an update of the
+    contact's next seq would lock it (FOR NO KEY UPDATE: rows that refer to the contact, as
+    the inbound message does, hold a key-share lock on it), read as they are once the lock
+    is held; with `columns` (`Hooks.person_columns`) read beside them."""
+    return (
+        select(Contact, Participant, *(c.label(name) for name, c in (columns or {}).items()))
+        .join(Participant, Participant.id == Contact.participant_id)
+        .where(Contact.channel == bindparam("channel"), Contact.address == bindparam("address"))
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+
+
+_LOCKED_AT = locking_lookup()
+# Where an inbound turn puts its lookup (with the hooks' columns) for `locked_contact_at`,
+# and where that leaves what the columns read: {"participant_id", "contact_id", name: value}.
+PERSON_LOOKUP = "person_lookup"
+READ_WITH_PERSON = "read_with_person"
+
+
+async def locked_contact_at(session: AsyncSession, channel: str, address: str) -> Contact | None:
+    """The contact at this address, and its participant (in the session), both locked."""
+    lookup = session.info.get(PERSON_LOOKUP, _LOCKED_AT)
+    row = (await session.execute(lookup, {"channel": channel, "address": address})).first()
+    if row is None:
+        return None
+    contact, participant, *_ = row
+    _hold(contact, participant)
+    if lookup is not _LOCKED_AT:
+        read = row._asdict()
+        read.update(participant_id=participant.id, contact_id=contact.id)
+        session.info[READ_WITH_PERSON] = read
+    return contact
+
+
+def read_with_person(session: AsyncSession, participant_id: str, contact_id: int | None) -> dict:
+    """What the hooks' person columns read for this participant and contact in this turn;
+    empty when they were not read with them (a new person, a flow started elsewhere)."""
+    read = session.info.get(READ_WITH_PERSON) or {}
+    if read.get("participant_id") != participant_id or read.get("contact_id") != contact_id:
+        return {}
+    return read
+
+
+def _hold(contact: Contact, participant: Participant) -> None:
+    """The session keeps unchanged objects only while something refers to them: the
+    contact does, so `session.get(Participant, ...)` finds the participant without a query."""
+    set_committed_value(contact, "participant", participant)
+
+
 async def find_or_create_contact(
     session: AsyncSession, channel: str, address: str, language: str
 ) -> Contact:
     """The contact at this address, or a new one with a new participant: insert-or-get, so
-    two first messages from one address at once (two instances, say) both go through."""
-    contact = await contact_at(session, channel, address)
+    two first messages from one address at once (two instances, say) both go through.
+    Either way the contact and its participant are locked and held by the session (a new
+    one is this transaction's own until it commits)."""
+    contact = await locked_contact_at(session, channel, address)
     if contact is not None:
         return contact
-    try:
-        async with session.begin_nested():
-            participant = Participant(language=language, state=State(language=language).to_json())
-            session.add(participant)
-            await session.flush()
-            # A short code or sender name texted us: it can never be answered by SMS.
-            silent = channel == "sms" and not can_receive_sms(address)
-            contact = Contact(
+    participant = Participant(language=language, state=State(language=language).to_json())
+    session.add(participant)
+    await session.flush()
+    # A short code or sender name texted us: it can never be answered by SMS.
+    silent = channel == "sms" and not can_receive_sms(address)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    contact = (
+        await session.scalars(
+            insert(Contact)
+            .values(
                 participant_id=participant.id,
                 channel=channel,
                 address=address,
                 sms_consent=channel == "sms" and not silent,
                 unreachable_at=utcnow() if silent else None,
             )
-            session.add(contact)
-            await session.flush()
-    except IntegrityError:
-        # Another transaction created it and has committed (ours waited for it): use it.
-        contact = await contact_at(session, channel, address)
-        if contact is None:
-            raise
-        return contact
+            .on_conflict_do_nothing(index_elements=["channel", "address"])
+            .returning(Contact)
+        )
+    ).first()
+    if contact is None:
+        # Another transaction created it and has committed (ours waited for it): use it,
+        # or, if it has gone again meanwhile, start over.
+        await session.delete(participant)
+        return await find_or_create_contact(session, channel, address, language)
+    _hold(contact, participant)
     await audit.append(
         session, "participant.created", {"channel": channel}, participant_id=participant.id
     )
@@ -198,44 +292,49 @@ async def _receive_once(
     async with relay.sessions.begin() as session:
         # Insert-or-nothing on the idempotency key: a message seen before (or being taken
         # by a concurrent transaction, which this one waits for) inserts no row.
-        table = InboundMessage.__table__
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        record_id = (
+        record = (
             await session.execute(
-                insert(table)
-                .values(
-                    channel=channel,
-                    provider_id=provider_id,
-                    text=text,
-                    button=button,
-                    received_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-                .returning(table.c.id)
+                _RECORD[session.get_bind().dialect.name],
+                {
+                    "channel": channel,
+                    "address": address,
+                    "provider_id": provider_id,
+                    "text": text,
+                    "button": button,
+                    "received_at": now,
+                },
             )
-        ).scalar()
-        if record_id is None:
+        ).first()
+        if record is None:
             MESSAGES_IN.labels(channel, "duplicate").inc()
             return Received(duplicate=True)
+        record_id, filed_under = record
         language = best_language(language_hint, settings.default_language)
         for hook in relay.hooks.inbound:
             await hook(
-                session, channel=channel, address=address, text=text, language=language, now=now
+                session,
+                record_id=record_id,
+                channel=channel,
+                address=address,
+                text=text,
+                language=language,
+                now=now,
             )
-        contact = await find_or_create_contact(session, channel, address, language)
-        await session.execute(
-            update(table).where(table.c.id == record_id).values(contact_id=contact.id)
-        )
-        # The contact is read again with the lock: a message from the same person that held
+        # Locked, and read once the lock is held: a message from the same person that held
         # it may have moved the contact on (its next outbox seq) while this one waited.
-        participant = await lock_participant(session, contact.participant_id, contact)
+        session.info[PERSON_LOOKUP] = relay.person_lookup
+        contact = await find_or_create_contact(session, channel, address, language)
+        participant = await session.get(Participant, contact.participant_id)
+        # What the hooks changed is written (the lookup flushed it); a new person's audit
+        # event may wait for the turn's own, to be inserted with them in one statement.
+        with session.no_autoflush:
+            if contact.id != filed_under:  # a new person's, or none was there at the insert
+                await session.execute(
+                    _FILE_UNDER, {"record_id": record_id, "contact_id": contact.id}
+                )
+            facts = await facts_for(session, relay, participant, contact)
         state = State.from_json(participant.state, language=participant.language)
-        ctx = Context(
-            now=now,
-            participant_id=participant.id,
-            channel=channel,
-            facts=await facts_for(session, relay, participant, contact),
-        )
+        ctx = Context(now=now, participant_id=participant.id, channel=channel, facts=facts)
         turn = relay.engine.handle(state, Inbound(channel=channel, text=text, button=button), ctx)
         queued = await apply_turn(session, relay, participant, contact, turn, now)
         for hook in relay.hooks.turns:

@@ -36,7 +36,14 @@ _START = re.compile(r"^/start(?:@\w+)?\s+([A-Za-z0-9_-]{1,64})\s*$")
 
 
 async def bind_invitation_link(
-    session: AsyncSession, *, channel: str, address: str, text: str, language: str, now: datetime
+    session: AsyncSession,
+    *,
+    record_id: int,
+    channel: str,
+    address: str,
+    text: str,
+    language: str,
+    now: datetime,
 ) -> None:
     """'/start <code>' from a Telegram chat binds that chat to the invited person, once."""
     # A simulated chat never takes over an invited person, whatever code it types.
@@ -47,13 +54,7 @@ async def bind_invitation_link(
     # The stored inbound message keeps the command, not the code: a code refused here (this
     # chat speaks for someone else) stays unbound, and usable by whoever reads it.
     await session.execute(
-        update(InboundMessage)
-        .where(
-            InboundMessage.channel == "telegram",
-            InboundMessage.contact_id.is_(None),
-            InboundMessage.text == text,
-        )
-        .values(text=STORED_START)
+        update(InboundMessage).where(InboundMessage.id == record_id).values(text=STORED_START)
     )
     invitation = (
         await session.execute(
