@@ -4,7 +4,6 @@ hash), on a copy of a real run's database, with the real command."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sqlite3
 import subprocess
@@ -23,9 +22,9 @@ from bot.settings import Settings
 from scheduler import timers
 from store import audit
 from store.checkpoints import AuditCheckpoint
-from store.db import make_engine, sessionmaker
 from store.models import AuditEvent, AuditHead, utcnow
 from tests.conftest import EXAMPLE_ASSEMBLY
+from tests.test_outbox_cli import on_db
 
 runner = CliRunner()
 SECRET = "4f1c9a7e2b8d6035a9e4c7b1f0d2836e5a9c4b7d1e0f3a62"
@@ -42,17 +41,6 @@ def env(url: str, secret: str = SECRET) -> dict[str, str]:
 
 def concorder(url: str, *args: str, secret: str = SECRET):
     return runner.invoke(build_cli(), list(args), env=env(url, secret))
-
-
-def on_db(url: str, work):
-    async def go():
-        engine = make_engine(url)
-        try:
-            return await work(sessionmaker(engine))
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(go())
 
 
 def drive(url: str, people: range) -> None:
