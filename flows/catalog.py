@@ -9,14 +9,14 @@ from flows.engine import Engine
 from flows.invitation import Invitation
 from flows.organiser import organiser_commands
 from flows.registration import Registration
-from flows.rights import Withdrawal, person_requests
+from flows.rights import Withdrawal, data_requested_after_stop, person_requests
 from flows.welcome import Welcome
 
 
 def build_engine() -> Engine:
     """The service's engine. Commands are checked in this order, so a panel member's
     calendar reply (TIME, MORE, READ, its buttons) comes before the organiser commands;
-    WITHDRAW and MYDATA are heard at every stage, before any flow."""
+    WITHDRAW and MYDATA are heard at every stage, before any flow; MYDATA even after STOP."""
     return Engine(
         flows=[
             Welcome(),
@@ -28,4 +28,5 @@ def build_engine() -> Engine:
             Withdrawal(),
         ],
         commands=[calendar_replies, person_requests, organiser_commands],
+        heard_after_stop=[data_requested_after_stop],
     )

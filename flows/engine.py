@@ -160,13 +160,21 @@ class Engine:
     flow; flows are found by their name.
     """
 
-    def __init__(self, flows: Iterable[Flow], commands: Iterable[CommandHandler] = ()):
+    def __init__(
+        self,
+        flows: Iterable[Flow],
+        commands: Iterable[CommandHandler] = (),
+        heard_after_stop: Iterable[CommandHandler] = (),
+    ):
         self.flows: dict[str, Flow] = {}
         for flow in flows:
             if flow.name in self.flows:
                 raise ValueError(f"two flows are named {flow.name!r}")
             self.flows[flow.name] = flow
         self.commands: tuple[CommandHandler, ...] = tuple(commands)
+        # Requests the law lets a person make after STOP (a copy of their data): recorded
+        # for the organisers, never answered, since nothing is sent after STOP.
+        self.heard_after_stop: tuple[CommandHandler, ...] = tuple(heard_after_stop)
 
     def flow(self, name: str) -> Flow:
         try:
@@ -190,8 +198,12 @@ class Engine:
                 conv.emit(events.OPTED_IN, channel=inbound.channel)
                 conv.say(conv._("Welcome back. You will receive messages from us again."))
                 conv.repeat()
+                return Turn(conv.state, conv.outbound, conv.events)
+            for take_request in self.heard_after_stop:
+                if take_request(conv, inbound):
+                    break
             # Anything else from someone who opted out gets a deliberate silence.
-            return Turn(conv.state, conv.outbound, conv.events)
+            return Turn(conv.state, [], conv.events)
 
         if keyword is Keyword.OPT_OUT:
             conv.state.opted_out = True

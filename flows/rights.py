@@ -54,6 +54,15 @@ def data_requested(conv: Conversation) -> None:
     )
 
 
+def data_requested_after_stop(conv: Conversation, inbound: Inbound) -> bool:
+    """MYDATA from someone who replied STOP: the organisers hear of it (the request stands
+    in law), the person hears nothing (nothing is sent after STOP)."""
+    if inbound.button is not None or fold(inbound.text) not in MYDATA_WORDS:
+        return False
+    conv.emit(events.DATA_REQUESTED, channel=conv.ctx.channel, opted_out=True)
+    return True
+
+
 def in_recruitment(conv: Conversation) -> bool:
     """Invited by this assembly (whatever happened since): WITHDRAW means something."""
     return recruitment_facts(conv).invitation_status is not None

@@ -499,3 +499,24 @@ async def test_mydata_on_telegram_in_french_from_anyone(db, relay, organisers):
     # Spanish words work too, whatever the person's language.
     replies = await say(db, relay, "4242", "MIS DATOS", channel="telegram", now=NOW)
     assert replies[0].startswith("Nous avons bien reçu")
+
+
+@pytest.mark.usefixtures("invited")
+async def test_mydata_after_stop_reaches_the_organisers_and_the_person_hears_nothing(
+    db, relay, organisers
+):
+    await say(db, relay, PHONE, "STOP", now=NOW)
+    sent = len(await outbox_of(db, PHONE))
+    assert await say(db, relay, PHONE, "MYDATA", now=NOW) == []
+    assert len(await outbox_of(db, PHONE)) == sent
+    english, french = await told_organisers(db)
+    assert "asks for a copy of the data held about them (MYDATA), by SMS" in english
+    assert english.endswith(
+        "They have replied STOP, so the service will not answer them: reach them another "
+        "way, or they can reply START first."
+    )
+    assert "a répondu STOP" in french
+    # Anything else after STOP is still a deliberate silence, told to no one.
+    told = len(await outbox_of(db, ORGANISER_CHAT))
+    assert await say(db, relay, PHONE, "hello?", now=NOW) == []
+    assert len(await outbox_of(db, ORGANISER_CHAT)) == told

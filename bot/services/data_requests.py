@@ -57,6 +57,16 @@ async def _requested(
                     "everything held about them (see the README).",
                     date=t.date(one_month_after(local), "long"),
                 ),
+                *(
+                    [
+                        t.gettext(
+                            "They have replied STOP, so the service will not answer them: "
+                            "reach them another way, or they can reply START first."
+                        )
+                    ]
+                    if event.data.get("opted_out")
+                    else []
+                ),
             ]
         )
 
