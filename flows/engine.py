@@ -283,6 +283,7 @@ def help_text(conv: Conversation) -> str:
         [
             intro,
             conv._("Reply STOP at any time to get no more messages."),
+            conv._("Reply MYDATA for a copy of your data."),
             conv._("Reply ENGLISH, FRANCAIS or ESPANOL to change language."),
         ]
     )
