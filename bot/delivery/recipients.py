@@ -52,10 +52,8 @@ class Recipients:
         self.moved = moved
 
     async def refused(self, row: Claimed, exc: PermanentFailure) -> None:
-        """Record what the channel told us about the person, then reroute or give up."""
-        if not (exc.unreachable or exc.opted_out):
-            self.writer.finish(row, OutboxStatus.FAILED, error=exc.reason)
-            return
+        """Record what the channel told us about the person (unreachable, opted out), then
+        reroute or end the row."""
         await self._mark_contact(row, exc)
         if exc.unreachable and not exc.opted_out:
             await self.reroute(row, exc.reason, status=OutboxStatus.UNDELIVERABLE)

@@ -129,17 +129,21 @@ class Sending:
                 self._health[row.channel].failed(self.clock(), exc.reason)
             self._retry(row, exc.reason, exc.after)
         elif isinstance(exc, PermanentFailure):
-            await self.recipients.refused(row, exc)
+            if exc.unreachable or exc.opted_out:
+                await self.recipients.refused(row, exc)
+            else:
+                self._give_up(row, exc.reason)
         elif isinstance(exc, TimeoutError):
             self._health[row.channel].failed(self.clock(), "send timed out")
             self._retry(row, "send timed out", None)
-        else:  # a transport bug or network error: retry, never crash
+        else:  # a transport bug or network error: retry a few times, never crash
+            # The exception's own message may quote the message or the number: only its type.
             log.warning(
                 "transport %s raised %s for outbox row %d", row.channel, type(exc).__name__, row.id
             )
             reason = f"transport error: {type(exc).__name__}"
             self._health[row.channel].failed(self.clock(), reason)
-            self._retry(row, reason, None)
+            self._retry(row, reason, None, unexpected=True)
 
     def _sent(self, row: Claimed, sent: Sent) -> None:
         now = self.clock()
@@ -151,7 +155,9 @@ class Sending:
             delivered_at=now if sent.delivered else None,
         )
 
-    def _retry(self, row: Claimed, reason: str, after: float | None) -> None:
+    def _retry(
+        self, row: Claimed, reason: str, after: float | None, *, unexpected: bool = False
+    ) -> None:
         then = retry.after_failure(
             row,
             reason,
@@ -159,8 +165,17 @@ class Sending:
             now=self.clock(),
             retry_for=self.settings.retry_for,
             rng=self.rng,
+            unexpected=unexpected,
         )
         if then.at is None:
-            self.writer.finish(row, OutboxStatus.FAILED, error=then.error)
+            self._give_up(row, then.error)
         else:
             self.writer.finish(row, OutboxStatus.QUEUED, error=then.error, next_attempt_at=then.at)
+
+    def _give_up(self, row: Claimed, error: str) -> None:
+        # The reason stays in the row: a provider's words may quote the number.
+        log.warning(
+            "gave up on outbox row %d (%s) after %d attempts", row.id, row.channel, row.attempts
+        )
+        self._health[row.channel].given_up(error)
+        self.writer.finish(row, OutboxStatus.FAILED, error=error)
