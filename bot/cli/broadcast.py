@@ -13,7 +13,13 @@ from rich.table import Table
 from bot.cli.common import console, err, run, with_database
 from bot.services import broadcast as broadcasts
 from bot.services.broadcast import BroadcastError, timing_of
-from bot.services.organisers import OrganiserError, add_organiser, list_organisers, remove_organiser
+from bot.services.organisers import (
+    OrganiserError,
+    add_organiser,
+    list_organisers,
+    record,
+    remove_organiser,
+)
 from bot.settings import Settings
 from scheduler import config as scheduler_config
 from scheduler.config import Calendar
@@ -359,7 +365,7 @@ async def _dry(session, settings, content, audience, urgent, now, timing):
     result = await broadcasts.dry_run(
         session, settings, content, audience, urgent=urgent, now=now, timing=timing
     )
-    await broadcasts.record(
+    await record(
         session,
         "broadcast.dry_run",
         None,
