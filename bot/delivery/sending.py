@@ -74,14 +74,14 @@ class Sending:
         if limits is not None and row.previous_sent_at is not None:
             limits.follow(row.address, row.previous_sent_at, self.clock())
         try:
-            sent = await self._hand_over(row, sender, limits)
+            sent, handed_over = await self._hand_over(row, sender, limits)
         except Exception as exc:
             await self._failed(row, exc, limits)
         else:
             health = self._health[row.channel]
             if health.failures:
                 health.succeeded()
-            self._sent(row, sent)
+            self._sent(row, sent, handed_over)
 
     async def _settled_before_send(self, row: Claimed) -> bool:
         """End a row that must not be sent as it stands; True when it was."""
@@ -98,8 +98,11 @@ class Sending:
             return True
         return False
 
-    async def _hand_over(self, row: Claimed, sender: Sender, limits: ChannelLimits | None) -> Sent:
-        """Wait for the limits, then send under the watchdog's deadline."""
+    async def _hand_over(
+        self, row: Claimed, sender: Sender, limits: ChannelLimits | None
+    ) -> tuple[Sent, datetime]:
+        """Wait for the limits, then send under the watchdog's deadline; what the channel
+        answered and when the message was handed over."""
         token = await limits.acquire(row.address) if limits is not None else None
         try:
             handed_over = self.clock()
@@ -108,7 +111,7 @@ class Sending:
             )
             sender.deadline = time.monotonic() + self.send_timeout
             try:
-                return await self.transports[row.channel].send(row.outgoing(self.invite_key))
+                sent = await self.transports[row.channel].send(row.outgoing(self.invite_key))
             except asyncio.CancelledError:
                 if not sender.expired:
                     raise
@@ -119,6 +122,7 @@ class Sending:
         finally:
             if limits is not None:
                 limits.done(token)
+        return sent, handed_over
 
     async def _failed(self, row: Claimed, exc: Exception, limits: ChannelLimits | None) -> None:
         """Interpret what the send raised: a retry, a refusal, a timeout or a fault."""
@@ -145,14 +149,15 @@ class Sending:
             self._health[row.channel].failed(self.clock(), reason)
             self._retry(row, reason, None, unexpected=True)
 
-    def _sent(self, row: Claimed, sent: Sent) -> None:
-        now = self.clock()
+    def _sent(self, row: Claimed, sent: Sent, handed_over: datetime) -> None:
+        # Sent when handed over, not when answered: a per-chat limit counts from there
+        # (ChannelLimits.follow), and a slow answer must not stretch the chat's interval.
         self.writer.finish(
             row,
             OutboxStatus.DELIVERED if sent.delivered else OutboxStatus.SENT,
             provider_id=sent.provider_id,
-            sent_at=now,
-            delivered_at=now if sent.delivered else None,
+            sent_at=handed_over,
+            delivered_at=self.clock() if sent.delivered else None,
         )
 
     def _retry(
