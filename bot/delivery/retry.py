@@ -21,7 +21,7 @@ from bot.delivery.claims import Claimed
 # after an outage the queue starts moving again within five minutes.
 BACKOFF_CAP = 300.0
 # Attempts at a message whose send keeps raising something unexpected: with the backoff
-# above, about four minutes of trying.
+# above, two to four minutes of trying.
 UNEXPECTED_ATTEMPTS = 8
 
 
