@@ -5,7 +5,7 @@
 
 An organiser writes `/broadcast ...` on Telegram and then SEND, through the service as a
 webhook would. The broadcast is queued in that turn's transaction and the real dispatcher
-(bot/dispatcher.py) sends it with the real transports (python-telegram-bot, twilio) to a
+(bot/delivery/dispatcher.py) sends it with the real transports (python-telegram-bot, twilio) to a
 loopback sink that answers like the Bot API (sendMessage) and like Twilio (Messages.json).
 
 1. Limits off: the time from the organiser's SEND to the last message handed to a channel.
@@ -224,11 +224,9 @@ def achieved(arrivals: list[list], channel: str, window: float, start: float) ->
     return (len(times) - 1) / (times[-1] - times[0])
 
 
-async def main(args: argparse.Namespace) -> int:  # noqa: C901
+async def main(args: argparse.Namespace) -> int:
     from bot.bootstrap import build
     from bot.channels.transport import build_transports
-    from bot.delivery.dispatcher import Dispatcher
-    from bot.delivery.ratelimit import DeliveryLimits
     from bot.services.organisers import add_organiser
     from bot.settings import Settings
     from scheduler import config as scheduler_config
@@ -259,7 +257,6 @@ async def main(args: argparse.Namespace) -> int:  # noqa: C901
     engine = make_engine(url)
     sessions = sessionmaker(engine)
     relay = build(settings, calendar=calendar, sessions=sessions)
-    ok = True
     try:
         channels = await seed(sessions, args.people, args.sms_share)
         async with sessions.begin() as session:
@@ -268,79 +265,9 @@ async def main(args: argparse.Namespace) -> int:  # noqa: C901
             f"{args.people} participants: {channels['telegram']} on Telegram, "
             f"{channels['sms']} by SMS ({engine.dialect.name})."
         )
-
-        # 1. Limits off: SEND -> last message handed over.
         transports = build_transports(settings)
-        dispatcher = Dispatcher(
-            sessions,
-            transports,
-            settings,
-            limits=DeliveryLimits.off(),
-            poll_interval=0.05,
-            signal=relay.outbox_signal,
-        )
-        running = asyncio.create_task(dispatcher.run())
-        sent_at, queue_time = await organiser_sends(relay, "off")
-        expected = args.people
-        deadline = time.monotonic() + args.timeout
-        while (await sink.stats())["count"] < expected:
-            if time.monotonic() > deadline:
-                print("Timed out waiting for the broadcast to be handed over.")
-                ok = False
-                break
-            await asyncio.sleep(0.05)
-        arrivals = (await sink.stats(since=sent_at))["arrivals"]
-        last = max(t for t, _c in arrivals)
-        dispatcher.stop()
-        await running
-        total = last - sent_at
-        print(
-            f"\n1. Limits off: SEND -> last message handed to a channel: {total:.2f} s "
-            f"({args.people / total:.0f} messages/s); queueing in the SEND transaction "
-            f"took {queue_time:.2f} s."
-        )
-        for channel in ("telegram", "sms"):
-            times = [t for t, c in arrivals if c == channel]
-            if times:
-                print(
-                    f"   {channel:8} {len(times):6d} messages, the last "
-                    f"{max(times) - sent_at:6.2f} s after SEND "
-                    f"({len(times) / (max(times) - sent_at):.0f}/s)"
-                )
-
-        # 2. Limits on, over a bounded window.
-        dispatcher = Dispatcher(
-            sessions, transports, settings, poll_interval=0.05, signal=relay.outbox_signal
-        )
-        running = asyncio.create_task(dispatcher.run())
-        before = (await sink.stats())["count"]
-        sent_at, _queue = await organiser_sends(relay, "on")
-        while (await sink.stats())["count"] == before:  # the window opens with the first
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(args.window + 0.5)
-        dispatcher.stop()
-        await running
-        arrivals = (await sink.stats(since=sent_at))["arrivals"]
-        start = min(t for t, _c in arrivals)  # the first participant's message
-        if args.verbose:
-            per_second: dict[int, int] = {}
-            for t, c in arrivals:
-                if c == "telegram":
-                    per_second[int(t - start)] = per_second.get(int(t - start), 0) + 1
-            print(
-                "   Telegram messages per second:",
-                [per_second.get(n, 0) for n in range(int(args.window) + 1)],
-            )
-        print(f"\n2. Limits on, {args.window:.0f} s window:")
-        for channel, limit in (("telegram", settings.telegram_rate), ("sms", settings.sms_rate)):
-            rate = achieved(arrivals, channel, args.window, start)
-            share = rate / limit if limit else 0.0
-            verdict = "ok" if share >= TARGET else f"below the {TARGET:.0%} target"
-            ok = ok and share >= TARGET
-            print(
-                f"   {channel:8} {rate:6.2f}/s against a limit of {limit:g}/s: "
-                f"{share:.1%} ({verdict})"
-            )
+        ok = await limits_off(args, relay, transports, sink)
+        ok = await limits_on(args, relay, transports, sink) and ok
         for transport in transports.values():
             await transport.close()
     finally:
@@ -350,6 +277,97 @@ async def main(args: argparse.Namespace) -> int:  # noqa: C901
         if scratch:
             await pg_admin(args.postgres, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
     return 0 if ok else 1
+
+
+async def limits_off(args: argparse.Namespace, relay, transports, sink: Sink) -> bool:
+    """1. Limits off: SEND -> last message handed over. False when it timed out."""
+    from bot.delivery.dispatcher import Dispatcher
+    from bot.delivery.ratelimit import DeliveryLimits
+
+    dispatcher = Dispatcher(
+        relay.sessions,
+        transports,
+        relay.settings,
+        limits=DeliveryLimits.off(),
+        poll_interval=0.05,
+        signal=relay.outbox_signal,
+    )
+    running = asyncio.create_task(dispatcher.run())
+    sent_at, queue_time = await organiser_sends(relay, "off")
+    ok = await _all_arrived(sink, args.people, args.timeout)
+    arrivals = (await sink.stats(since=sent_at))["arrivals"]
+    last = max(t for t, _c in arrivals)
+    dispatcher.stop()
+    await running
+    total = last - sent_at
+    print(
+        f"\n1. Limits off: SEND -> last message handed to a channel: {total:.2f} s "
+        f"({args.people / total:.0f} messages/s); queueing in the SEND transaction "
+        f"took {queue_time:.2f} s."
+    )
+    for channel in ("telegram", "sms"):
+        times = [t for t, c in arrivals if c == channel]
+        if times:
+            print(
+                f"   {channel:8} {len(times):6d} messages, the last "
+                f"{max(times) - sent_at:6.2f} s after SEND "
+                f"({len(times) / (max(times) - sent_at):.0f}/s)"
+            )
+    return ok
+
+
+async def _all_arrived(sink: Sink, expected: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while (await sink.stats())["count"] < expected:
+        if time.monotonic() > deadline:
+            print("Timed out waiting for the broadcast to be handed over.")
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def limits_on(args: argparse.Namespace, relay, transports, sink: Sink) -> bool:
+    """2. Limits on, over a bounded window: True when each channel reached TARGET."""
+    from bot.delivery.dispatcher import Dispatcher
+
+    settings = relay.settings
+    dispatcher = Dispatcher(
+        relay.sessions, transports, settings, poll_interval=0.05, signal=relay.outbox_signal
+    )
+    running = asyncio.create_task(dispatcher.run())
+    before = (await sink.stats())["count"]
+    sent_at, _queue = await organiser_sends(relay, "on")
+    while (await sink.stats())["count"] == before:  # the window opens with the first
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(args.window + 0.5)
+    dispatcher.stop()
+    await running
+    arrivals = (await sink.stats(since=sent_at))["arrivals"]
+    start = min(t for t, _c in arrivals)  # the first participant's message
+    if args.verbose:
+        _print_per_second(arrivals, start, args.window)
+    print(f"\n2. Limits on, {args.window:.0f} s window:")
+    ok = True
+    for channel, limit in (("telegram", settings.telegram_rate), ("sms", settings.sms_rate)):
+        rate = achieved(arrivals, channel, args.window, start)
+        share = rate / limit if limit else 0.0
+        verdict = "ok" if share >= TARGET else f"below the {TARGET:.0%} target"
+        ok = ok and share >= TARGET
+        print(
+            f"   {channel:8} {rate:6.2f}/s against a limit of {limit:g}/s: {share:.1%} ({verdict})"
+        )
+    return ok
+
+
+def _print_per_second(arrivals: list[list], start: float, window: float) -> None:
+    per_second: dict[int, int] = {}
+    for t, c in arrivals:
+        if c == "telegram":
+            per_second[int(t - start)] = per_second.get(int(t - start), 0) + 1
+    print(
+        "   Telegram messages per second:",
+        [per_second.get(n, 0) for n in range(int(window) + 1)],
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@
    python-telegram-bot loop are reported beside it: that library's speed is its own.
 2. With the Telegram limits on (30/s overall, 1/s per chat): the sustained rate over about
    ten seconds (target >= 29/s), the most messages the sink saw in any one-second window
-   (never more than 30) and, per chat, in any one-second window (never more than 1). Once
+   (never more than 30) and, per chat, in any one-second window (never more than 1); the
+   rate the busiest chats got, from their first message to their last (0.9 to 1). Once
    with one dispatcher on SQLite, and with PostgreSQL also with two dispatchers, each in an
    OS process of its own, sharing the limits through the database: together they keep them.
 
@@ -514,15 +515,20 @@ async def dispatch_limited(
     by_chat: dict[int, list[float]] = defaultdict(list)
     for t, chat in arrivals:
         by_chat[chat].append(t)
-    hot_times = [t for chat in hot for t in by_chat[chat] if t < first + seconds]
     return Limited(
         sustained=len(steady) / seconds,
         window_max=most_in_any_window([t for t, _ in arrivals]),
         chat_window_max=max(most_in_any_window(times) for times in by_chat.values()),
         sent=len(arrivals),
         seconds=seconds,
-        hot_chat_rate=len(hot_times) / len(hot) / seconds,
+        hot_chat_rate=min(chat_rate(by_chat[chat], first + seconds) for chat in hot),
     )
+
+
+def chat_rate(times: list[float], until: float) -> float:
+    """Messages a second to one chat, from its first message to its last before `until`."""
+    times = sorted(t for t in times if t < until)
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -631,13 +637,15 @@ async def main(args: argparse.Namespace) -> int:
                 (
                     f"limits on, {how}: busy chat rate",
                     f"{limited.hot_chat_rate:.2f} msg/s",
-                    "per chat, 20 queued each (<= 1)",
-                    limited.hot_chat_rate <= 1,
+                    "the slowest of 5 chats with 20 queued each (0.9 to 1)",
+                    # With two instances a chat's next message waits for whichever claims
+                    # next, in batches of its own: reported, not judged.
+                    None if instances > 1 else 0.9 <= limited.hot_chat_rate <= 1,
                 ),
             ]
             for name, value, target, ok in checks:
-                failures += not ok
-                rows.append((name, value, target, verdict(ok)))
+                failures += ok is False
+                rows.append((name, value, target, "info" if ok is None else verdict(ok)))
     finally:
         await sink.stop()
 

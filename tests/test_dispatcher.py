@@ -20,8 +20,9 @@ from sqlalchemy import select
 from bot.channels.simulator import SimulatorTransport
 from bot.channels.telegram import TelegramTransport
 from bot.channels.transport import Outgoing, PermanentFailure, RetryLater, Sent
-from bot.delivery.dispatcher import Dispatcher, backoff
+from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.ratelimit import DeliveryLimits
+from bot.delivery.retry import backoff
 from bot.metrics import MESSAGES_OUT, QUEUE_DEPTH, REGISTRY
 from bot.services import turns as service
 from flows.model import Choice, Outbound
@@ -722,7 +723,7 @@ async def test_a_failed_claim_still_records_what_was_sent(db, settings, monkeypa
         concurrency=4,
         poll_interval=0.02,
     )
-    claim = worker._claim_in
+    claim = worker.claims.claim_in
     calls = 0
 
     def flaky(connection, limit, channels):
@@ -732,7 +733,7 @@ async def test_a_failed_claim_still_records_what_was_sent(db, settings, monkeypa
             raise ConnectionError("database went away")
         return claim(connection, limit, channels)
 
-    monkeypatch.setattr(worker, "_claim_in", flaky)
+    monkeypatch.setattr(worker.claims, "claim_in", flaky)
     await run_until(worker, lambda: len(transport.sent) == 6)
     await asyncio.sleep(0.1)
     assert calls > 2

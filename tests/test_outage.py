@@ -16,8 +16,9 @@ from sqlalchemy import select
 
 from bot.bootstrap import build, create_app
 from bot.channels.sms import SmsTransport
-from bot.delivery.dispatcher import BACKOFF_CAP, Dispatcher
+from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.ratelimit import DeliveryLimits
+from bot.delivery.retry import BACKOFF_CAP
 from bot.metrics import REGISTRY
 from bot.services import turns as service
 from bot.services.turns import enqueuer

@@ -183,3 +183,24 @@ async def test_permits_wait_while_the_database_is_out_of_reach(db, monkeypatch):
     async with asyncio.timeout(5):
         await limiter.acquire()
     assert len(calls) == 2
+
+
+async def test_a_send_waiting_for_its_chat_takes_the_first_slot_after_and_holds_up_nobody(db):
+    limiter = SharedGcra(PermitStore(db.engine), "telegram", 20)
+    done: dict[str, float] = {}
+
+    async def send(name: str, not_before: float | None = None) -> None:
+        await limiter.acquire(not_before=not_before)
+        done[name] = time.monotonic()
+
+    started = time.monotonic()
+    busy_chat_free = started + 0.4
+    tasks = [asyncio.create_task(send("busy chat", busy_chat_free))]
+    tasks += [asyncio.create_task(send(f"other {n}")) for n in range(16)]  # 0.8 s at 20/s
+    async with asyncio.timeout(10):
+        await asyncio.gather(*tasks)
+    # Never before its time, and then among the next slots: not behind all the others.
+    assert busy_chat_free <= done["busy chat"] < busy_chat_free + 0.2
+    # The others were not held up while it waited: the first went at once.
+    assert min(done[f"other {n}"] for n in range(16)) - started < 0.15
+    assert max(done.values()) - started < 16 / 20 + 0.3

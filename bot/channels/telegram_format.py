@@ -22,43 +22,60 @@ _INLINE_TAGS = {"strong": "b", "em": "i", "s": "s"}
 _SAFE_SCHEMES = ("http://", "https://", "tg://", "mailto:")
 
 
-def markdown_to_html(source: str) -> str:  # noqa: C901
+# Block tokens that become fixed text.
+_BLOCK_TEXT = {
+    "heading_open": "<b>",
+    "heading_close": "</b>\n\n",
+    "blockquote_open": "<blockquote>",
+    "hr": "——————\n\n",
+}
+_LIST_TOKENS = frozenset(
+    ("bullet_list_open", "ordered_list_open", "bullet_list_close", "ordered_list_close")
+)
+
+
+def markdown_to_html(source: str) -> str:
     """Telegram-safe HTML for a Markdown message."""
     out: list[str] = []
     lists: list[list[int | None]] = []  # per open list: [next number] or [None] for bullets
     for token in _PARSER.parse(source):
         kind = token.type
-        if kind == "inline":
-            out.append(_inline(token.children or []))
-        elif kind == "paragraph_close" and not token.hidden:
-            out.append("\n\n")
-        elif kind == "paragraph_close":
-            out.append("\n")  # tight list items
-        elif kind == "heading_open":
-            out.append("<b>")
-        elif kind == "heading_close":
-            out.append("</b>\n\n")
-        elif kind == "bullet_list_open":
-            lists.append([None])
-        elif kind == "ordered_list_open":
-            lists.append([int(token.attrGet("start") or 1)])
-        elif kind in ("bullet_list_close", "ordered_list_close"):
-            lists.pop()
-            if not lists:
-                out.append("\n")
+        text = _BLOCK_TEXT.get(kind)
+        if text is not None:
+            out.append(text)
+        elif kind in _LIST_TOKENS:
+            _list(token, lists, out)
         elif kind == "list_item_open":
             out.append(list_marker(lists))
-        elif kind == "blockquote_open":
-            out.append("<blockquote>")
-        elif kind == "blockquote_close":
-            _strip_trailing_newlines(out)
-            out.append("</blockquote>\n\n")
-        elif kind in ("fence", "code_block"):
-            out.append(_code_block(token))
-        elif kind == "hr":
-            out.append("——————\n\n")
+        else:
+            _block(token, out)
     _strip_trailing_newlines(out)
     return "".join(out)
+
+
+def _list(token: Token, lists: list[list[int | None]], out: list[str]) -> None:
+    """A list opens (numbered from its start, or bulleted) or closes."""
+    if token.type == "bullet_list_open":
+        lists.append([None])
+    elif token.type == "ordered_list_open":
+        lists.append([int(token.attrGet("start") or 1)])
+    else:
+        lists.pop()
+        if not lists:
+            out.append("\n")
+
+
+def _block(token: Token, out: list[str]) -> None:
+    kind = token.type
+    if kind == "inline":
+        out.append(_inline(token.children or []))
+    elif kind == "paragraph_close":
+        out.append("\n" if token.hidden else "\n\n")  # hidden: a tight list item
+    elif kind == "blockquote_close":
+        _strip_trailing_newlines(out)
+        out.append("</blockquote>\n\n")
+    elif kind in ("fence", "code_block"):
+        out.append(_code_block(token))
 
 
 def _code_block(token: Token) -> str:

@@ -13,7 +13,13 @@ from rich.table import Table
 from bot.cli.common import console, err, run, with_database
 from bot.services import broadcast as broadcasts
 from bot.services.broadcast import BroadcastError, timing_of
-from bot.services.organisers import OrganiserError, add_organiser, list_organisers, remove_organiser
+from bot.services.organisers import (
+    OrganiserError,
+    add_organiser,
+    list_organisers,
+    record,
+    remove_organiser,
+)
 from bot.settings import Settings
 from scheduler import config as scheduler_config
 from scheduler.config import Calendar
@@ -277,7 +283,7 @@ def parse_time_or_fail(text: str, now: datetime, zone: str, on_day: date | None 
         _fail(str(exc))
 
 
-def _content(  # noqa: C901
+def _content(
     words: list[str],
     template: str | None,
     session: str | None,
@@ -286,39 +292,50 @@ def _content(  # noqa: C901
     now: datetime,
     cal: Calendar | None,
 ) -> tuple[broadcasts.Content, bool]:
+    """What to send, and whether it is a template (urgent unless told otherwise)."""
     if template is None:
-        if session or start:
-            _fail("--session and --start go with --template session-moved")
-        if not words:
-            _fail("give the text to send (in quotes), or --template session-moved")
-        if len(words) > 1:
-            _fail('put the whole text in quotes: concorder broadcast "Hello everyone"')
-        try:
-            return broadcasts.text_content(words[0]), False
-        except BroadcastError as exc:
-            _fail(str(exc))
+        return _text_content(words, session, start), False
     if template not in broadcasts.TEMPLATES:
         _fail(f"no template {template!r}; available: {', '.join(broadcasts.TEMPLATES)}")
     if words:
         _fail("a template writes the text itself; leave out the text")
     if not session or not start:
         _fail("session-moved needs --session N and --start TIME")
-    number, title, day = None, None, None
-    if cal is not None:
-        found = cal.session(session)
-        if found is None:
-            _fail(f"no session {session!r} in the assembly file")
-        number = cal.sessions.index(found) + 1
-        title, day = dict(found.title), cal.localise(found.start).date()
-    elif session.isdigit():
-        number = int(session)
-    else:
-        _fail("without an assembly file, give the session's number")
+    number, title, day = _session_named(session, cal)
     moment = parse_time_or_fail(start, now, zone, on_day=day)
     try:
         return broadcasts.session_moved(number, moment, title, zone), True
     except BroadcastError as exc:
         _fail(str(exc))
+
+
+def _text_content(words: list[str], session: str | None, start: str | None) -> broadcasts.Content:
+    """The organiser's own text: one quoted argument."""
+    if session or start:
+        _fail("--session and --start go with --template session-moved")
+    if not words:
+        _fail("give the text to send (in quotes), or --template session-moved")
+    if len(words) > 1:
+        _fail('put the whole text in quotes: concorder broadcast "Hello everyone"')
+    try:
+        return broadcasts.text_content(words[0])
+    except BroadcastError as exc:
+        _fail(str(exc))
+
+
+def _session_named(
+    session: str, cal: Calendar | None
+) -> tuple[int, dict[str, str] | None, date | None]:
+    """The session's number, its titles and its local day (read from the calendar when
+    there is one; without it, only a number can name a session)."""
+    if cal is None:
+        if not session.isdigit():
+            _fail("without an assembly file, give the session's number")
+        return int(session), None, None
+    found = cal.session(session)
+    if found is None:
+        _fail(f"no session {session!r} in the assembly file")
+    return cal.sessions.index(found) + 1, dict(found.title), cal.localise(found.start).date()
 
 
 def _warn_if_not_moved(content: broadcasts.Content, cal: Calendar | None) -> None:
@@ -348,7 +365,7 @@ async def _dry(session, settings, content, audience, urgent, now, timing):
     result = await broadcasts.dry_run(
         session, settings, content, audience, urgent=urgent, now=now, timing=timing
     )
-    await broadcasts.record(
+    await record(
         session,
         "broadcast.dry_run",
         None,

@@ -1,7 +1,8 @@
 """Whether each channel's sends are going through, as this process's dispatcher sees them.
 
 A send that fails for a passing reason (the provider is down, a timeout) counts against its
-channel; any send that goes through clears the count. `/healthz` and `/metrics` read it.
+channel; any send that goes through clears the count. Messages given up (marked failed) are
+counted apart, with the last reason. `/healthz` and `/metrics` read it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class ChannelHealth:
     failures: int = 0  # consecutive
     failing_since: datetime | None = None  # the first of those failures
     last_error: str | None = None
+    # Messages this process stopped trying to send (marked failed), and the last reason.
+    gave_up: int = 0
+    last_gave_up: str | None = None
 
     @property
     def degraded(self) -> bool:
@@ -35,6 +39,10 @@ class ChannelHealth:
         CHANNEL_FAILURES.labels(self.channel).set(self.failures)
         CHANNEL_DEGRADED.labels(self.channel).set(1 if self.degraded else 0)
 
+    def given_up(self, reason: str) -> None:
+        self.gave_up += 1
+        self.last_gave_up = reason
+
     def succeeded(self) -> None:
         """Called only when `failures` is set: the hot path checks that itself."""
         self.failures, self.failing_since, self.last_error = 0, None, None
@@ -46,6 +54,8 @@ class ChannelHealth:
             "consecutive_failures": self.failures,
             "failing_since": self.failing_since.isoformat() if self.failing_since else None,
             "last_error": self.last_error,
+            "failed_messages": self.gave_up,
+            "last_failed_reason": self.last_gave_up,
         }
 
 

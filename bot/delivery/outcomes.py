@@ -12,12 +12,19 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, update
 
+from bot.delivery.claims import Claimed
 from bot.delivery.transactions import Transactions
 from bot.metrics import MESSAGES_OUT
 from store.models import OutboxMessage, OutboxStatus, UTCDateTime
 
 log = logging.getLogger(__name__)
 outbox = OutboxMessage.__table__
+ERROR_MAX = 255
+
+
+def short(reason: str) -> str:
+    """A reason cut to fit the outbox's error column."""
+    return reason if len(reason) <= ERROR_MAX else reason[: ERROR_MAX - 1] + "…"
 
 
 @dataclass(slots=True)
@@ -85,6 +92,31 @@ class OutcomeWriter:
                 next_attempt_at=bindparam("b_next", type_=UTCDateTime()),
                 error=bindparam("b_error"),
                 **released,
+            )
+        )
+
+    def finish(
+        self,
+        row: Claimed,
+        status: str,
+        *,
+        error: str | None = None,
+        next_attempt_at: datetime | None = None,
+        provider_id: str | None = None,
+        sent_at: datetime | None = None,
+        delivered_at: datetime | None = None,
+    ) -> None:
+        """Queue the end of one attempt at `row` (the schedule stays unless moved)."""
+        self.add(
+            Outcome(
+                id=row.id,
+                channel=row.channel,
+                status=status,
+                next_attempt_at=next_attempt_at or row.next_attempt_at,
+                provider_id=provider_id,
+                sent_at=sent_at,
+                delivered_at=delivered_at,
+                error=short(error) if error else None,
             )
         )
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from bot.delivery.priority import PriorityLock
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ class ChannelLimits:
     sleep: Sleep = asyncio.sleep
     # The overall limit shared with the other instances on the database, if any.
     permits: SharedGcra | None = None
-    _lock: asyncio.Lock | None = field(default=None, repr=False, compare=False)
+    _lock: PriorityLock | None = field(default=None, repr=False, compare=False)
 
     def shared(self) -> list[Gcra | WindowCap | SharedGcra]:
         """Every limit shared by all recipients (what bounds the channel's rate)."""
@@ -201,27 +202,46 @@ class ChannelLimits:
 
         Returns a token for `done`, to be called once the far side has answered.
         """
-        handed_over = None
         chat = self.per_recipient[recipient] if self.per_recipient is not None else None
-        # One message per recipient is in flight at a time (order is kept per contact), so
-        # waiting for the recipient first never holds the shared limiters while idle.
+        # One message per recipient is in flight at a time (order is kept per contact). A
+        # busy chat's interval counts from its previous hand-over: its next message queues
+        # for the shared limiters meanwhile, skipped until the chat is free and then first,
+        # rather than joining the back of the queue once the interval has ended.
+        handed_over = await self._acquire_shared(cost, chat)
         if chat is not None:
-            while (delay := chat.wait_time()) > 0:
+            while (delay := chat.wait_time()) > 0:  # the shared limiters were quicker
                 await self.sleep(delay)
-        if self.permits is not None:
-            await self.permits.acquire()
-        shared = self._local()
-        if shared:
-            if self._lock is None:
-                self._lock = asyncio.Lock()
-            async with self._lock:  # first come, first served across recipients
-                while (delay := max(limiter.wait_time() for limiter in shared)) > 0:
-                    await self.sleep(delay)
-                for limiter in shared:
-                    handed_over = limiter.take(cost)
-        if chat is not None:
             chat.take(cost)
         return handed_over if self.overall_cap is not None else None
+
+    async def _acquire_shared(self, cost: float, chat: Gcra | None) -> float | None:
+        """Wait for the limits every recipient shares, then count this send against them."""
+        busy = chat is not None and chat.wait_time() > 0
+        if self.permits is not None:
+            free_at = self.permits.clock() + chat.wait_time() if busy else None
+            await self.permits.acquire(not_before=free_at)
+        shared = self._local()
+        if not shared:
+            return None
+        if self._lock is None:
+            self._lock = PriorityLock()
+        # A send's turn at the limiters, roughly: a busy chat comes back to the front this
+        # much ahead, so that it is first in line as its chat frees.
+        turn = max(1.0 / limiter.rate for limiter in shared)
+        while True:
+            # First come, first served across recipients, a busy chat first once it is free.
+            async with self._lock.held(first=busy):
+                early = chat.wait_time() - _longest_wait(shared) if busy else 0.0
+                if early <= 0:
+                    while (delay := _longest_wait(shared)) > 0:
+                        await self.sleep(delay)
+                    handed_over = None
+                    for limiter in shared:
+                        handed_over = limiter.take(cost)
+                    return handed_over
+                contended = self._lock.contended()
+            # Too early: the others go meanwhile (one at a time, while they queue).
+            await self.sleep(max(0.0, early - 2 * turn) if contended else early)
 
     def done(self, handed_over: float | None) -> None:
         """Tell the window cap the send is answered (pass what `acquire` returned)."""
@@ -238,8 +258,8 @@ class ChannelLimits:
         The claim gives out a contact's next message only once the previous one's outcome
         is committed, so at most one is in flight at a time on all instances together; but
         the next may go to another instance, whose own per-chat limiter never saw the
-        previous send. Its recorded send time (when the far side answered) says how long
-        to wait. Instances' clocks are taken to agree to well within the 2% headroom.
+        previous send. Its recorded send time (when it was handed over) says how long to
+        wait. Instances' clocks are taken to agree to well within the 2% headroom.
         """
         if self.per_recipient is None:
             return
@@ -248,6 +268,10 @@ class ChannelLimits:
         wait = min(chat.interval, chat.interval - since)
         if wait > 0:
             chat.hold(wait)
+
+
+def _longest_wait(limiters: list[Gcra | WindowCap]) -> float:
+    return max(limiter.wait_time() for limiter in limiters)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import math
 import time
@@ -96,7 +97,10 @@ class PermitStore:
 class SharedGcra:
     """At most `rate` sends a second across every instance sharing `store`'s `key`.
 
-    Waiters are served first come, first served: one task reserves blocks for them.
+    Waiters are served first come, first served: one task reserves blocks for them. A
+    waiter that may not go before a given time (a busy chat's next message) waits at the
+    front, skipped until its time is near, so it takes the first slot after it and holds
+    nobody up meanwhile.
     """
 
     def __init__(self, store: PermitStore, key: str, rate: float, *, sleep: Sleep = asyncio.sleep):
@@ -106,27 +110,64 @@ class SharedGcra:
         self.interval = 1.0 / rate
         self.block = max(1, math.ceil(rate * BLOCK_SECONDS))
         self.clock, self.sleep = store.clock, sleep
-        self._waiting: collections.deque[asyncio.Future[float]] = collections.deque()
+        # Each waiter's future and the earliest time its slot may be (on `clock`).
+        self._waiting: collections.deque[tuple[asyncio.Future[float], float]] = collections.deque()
         self._filler: asyncio.Task[None] | None = None
         self._last_slot = float("-inf")
         self._failing = False
         self._late = 0.0  # the most a send left after its slot since the last block
+        self._arrived = asyncio.Event()  # a waiter came while the filler waited for a time
 
-    async def acquire(self) -> None:
-        """Wait for a slot of our own and for its moment."""
+    async def acquire(self, not_before: float | None = None) -> None:
+        """Wait for a slot of our own and for its moment, never before `not_before`."""
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self._waiting.append(future)
-        if self._filler is None or self._filler.done():
-            self._filler = asyncio.create_task(self._fill(), name=f"permits-{self.key}")
+        if not_before is None:
+            self._waiting.append((future, float("-inf")))
+        else:
+            self._waiting.appendleft((future, not_before))
+        self._arrived.set()
+        self._start_filler()
         slot = await future
-        delay = slot - self.clock()
+        start = slot if not_before is None else max(slot, not_before)
+        delay = start - self.clock()
         if delay > 0:
             await self.sleep(delay)
         late = self.clock() - slot - LATE
         if late > 0:
             self._late = max(self._late, late)
-            if self._filler is None or self._filler.done():
-                self._filler = asyncio.create_task(self._fill(), name=f"permits-{self.key}")
+            self._start_filler()
+
+    def _start_filler(self) -> None:
+        if self._filler is None or self._filler.done():
+            self._filler = asyncio.create_task(self._fill(), name=f"permits-{self.key}")
+
+    def _next_block(self) -> list[tuple[asyncio.Future[float], float]]:
+        """Up to a block of live waiters, in slot order: one with a time of its own takes
+        the first slot foreseen at or after it, the others go first come, first served.
+        Slots come no earlier than foreseen (the shared schedule only moves on), so
+        nobody is handed a slot before their time."""
+        live = [waiter for waiter in self._waiting if not waiter[0].done()]
+        timed = sorted((w for w in live if w[1] != float("-inf")), key=lambda w: w[1])
+        plain = collections.deque(w for w in live if w[1] == float("-inf"))
+        start = max(self.clock(), self._last_slot + self.interval)
+        block: list[tuple[asyncio.Future[float], float]] = []
+        while len(block) < self.block:
+            if timed and timed[0][1] <= start + len(block) * self.interval:
+                block.append(timed.pop(0))
+            elif plain:
+                block.append(plain.popleft())
+            else:
+                break
+        chosen = {future for future, _ in block}
+        self._waiting = collections.deque(w for w in live if w[0] not in chosen)
+        return block
+
+    def _next_due(self) -> float:
+        """Seconds until the first waiter's time (none can go now)."""
+        soonest = min((nb for future, nb in self._waiting if not future.done()), default=None)
+        if soonest is None:
+            return 0.0
+        return max(0.0, soonest - max(self.clock(), self._last_slot + self.interval))
 
     async def _fill(self) -> None:
         while self._waiting or self._late:
@@ -134,16 +175,16 @@ class SharedGcra:
             if ahead > 0 and not self._late:
                 await self.sleep(ahead)
                 continue
-            futures = []
-            while self._waiting and len(futures) < self.block:
-                future = self._waiting.popleft()
-                if not future.done():  # its waiter was cancelled
-                    futures.append(future)
+            waiters = self._next_block()
             late, self._late = self._late, 0.0
-            if not futures and not late:
+            if not waiters and not late:
+                if self._waiting:  # none due yet: wait for the first, or for a newcomer
+                    self._arrived.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._arrived.wait(), self._next_due())
                 continue
             try:
-                first = await self.store.take(self.key, len(futures), self.interval, late)
+                first = await self.store.take(self.key, len(waiters), self.interval, late)
             except Exception as exc:
                 # The database is out of reach: sends wait (nothing could be recorded
                 # anyway), and are let through again as soon as it answers.
@@ -154,13 +195,16 @@ class SharedGcra:
                         type(exc).__name__,
                     )
                 self._failing = True
-                self._waiting.extendleft(reversed(futures))
+                self._waiting.extendleft(reversed(waiters))
                 self._late = max(self._late, late)
                 await self.sleep(RETRY_AFTER_ERROR)
                 continue
             self._failing = False
-            for number, future in enumerate(futures):
-                if not future.done():
-                    future.set_result(first + number * self.interval)
-            if futures:
-                self._last_slot = first + (len(futures) - 1) * self.interval
+            self._hand_out(waiters, first)
+
+    def _hand_out(self, waiters: list[tuple[asyncio.Future[float], float]], first: float) -> None:
+        for number, (future, _) in enumerate(waiters):
+            if not future.done():
+                future.set_result(first + number * self.interval)
+        if waiters:
+            self._last_slot = first + (len(waiters) - 1) * self.interval

@@ -1,0 +1,264 @@
+"""The claim path: picking due rows, leasing them, and keeping each contact's order.
+
+A claim marks rows "sending" under a lease (`lease_until`, `lease_owner`) in one short
+transaction, with `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite serialises writers with
+BEGIN IMMEDIATE), so several dispatchers on one database never send a row twice. A row
+whose lease ran out (its dispatcher died mid-send) is claimed again. A row is claimable
+only while no earlier row of its contact is queued or sending: messages to one contact
+leave in `seq` order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, literal_column, select, union_all, update
+
+from bot.channels.transport import Outgoing
+from bot.services import invite_codes
+from store.models import (
+    PENDING_STATUSES,
+    Contact,
+    OutboxMessage,
+    OutboxStatus,
+    Participant,
+    UTCDateTime,
+)
+
+outbox = OutboxMessage.__table__
+# What a claim reads back: the message and its schedule (fewer columns, less to convert).
+CLAIMED_COLUMNS = (
+    "id",
+    "participant_id",
+    "contact_id",
+    "seq",
+    "channel",
+    "address",
+    "text",
+    "buttons",
+    "markdown",
+    "compliance",
+    "kind",
+    "broadcast_id",
+    "part",
+    "parts",
+    "segments",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "not_before",
+    "expires_at",
+)
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A snapshot of one claimed row and the facts about its recipient checked before send."""
+
+    id: int
+    participant_id: str
+    contact_id: int
+    seq: int
+    channel: str
+    address: str
+    text: str
+    buttons: list[dict[str, str]] | None
+    markdown: bool
+    compliance: bool
+    kind: str
+    broadcast_id: int | None
+    part: int
+    parts: int
+    segments: int
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    not_before: datetime  # when it first became due: retries are counted from here
+    expires_at: datetime | None
+    language: str
+    participant_opted_out: bool
+    contact_opted_out: bool
+    contact_unreachable: bool
+    # When the contact's previous message was sent (read only under a per-chat limit).
+    previous_sent_at: datetime | None = None
+
+    def outgoing(self, invite_key: bytes) -> Outgoing:
+        return Outgoing(
+            id=self.id,
+            channel=self.channel,
+            address=self.address,
+            text=invite_codes.reveal(self.text, self.kind, invite_key),
+            buttons=self.buttons,
+            markdown=self.markdown,
+            part=self.part,
+            parts=self.parts,
+            kind=self.kind,
+        )
+
+
+def _sql(value: str) -> Any:
+    """A string written into the SQL itself, not bound."""
+    return literal_column(f"'{value}'")
+
+
+def pending(table: Any) -> Any:
+    """`status IN ('queued', 'sending')`, as the partial indexes spell it (PENDING_SQL)."""
+    return table.c.status.in_([_sql(status) for status in PENDING_STATUSES])
+
+
+class Claims:
+    """Leases due rows to one dispatcher (`owner`), one UPDATE ... RETURNING a claim.
+
+    `follow` reads, with each row, when its contact's previous message went: a per-chat
+    limit then holds whichever instance sent it.
+    """
+
+    def __init__(
+        self,
+        *,
+        owner: str,
+        lease: timedelta,
+        clock: Callable[[], datetime],
+        postgres: bool,
+        follow: bool,
+    ):
+        self.owner = owner
+        self.lease = lease
+        self.clock = clock
+        self.postgres = postgres
+        self.follow = follow
+        self._statement = self._build_statement()
+
+    def claim_in(self, connection: Connection, limit: int, channels: list[str]) -> list[Claimed]:
+        """One UPDATE ... RETURNING: picks, leases and reads the rows in a single round trip."""
+        now = self.clock()
+        result = connection.execute(
+            self._statement,
+            {
+                "now": now,
+                "limit": limit,
+                "channels": channels,
+                "lease_until": now + self.lease,
+                "owner": self.owner,
+            },
+        )
+        rows = [self._snapshot(row) for row in result.all()]
+        return sorted(rows, key=lambda row: (row.contact_id, row.seq))
+
+    def _snapshot(self, row: Any) -> Claimed:
+        # Positional: the RETURNING list is CLAIMED_COLUMNS, then the recipient's facts.
+        previous = None
+        if self.follow:
+            *row, previous = row
+        *columns, language, participant_out, contact_out, unreachable = row
+        return Claimed(
+            *columns,
+            language,
+            bool(participant_out),
+            contact_out is not None,
+            unreachable is not None,
+            previous,
+        )
+
+    def _build_statement(self) -> Any:
+        """The claim, built once: SQLAlchemy then reuses its compiled form on every call."""
+        return (
+            update(outbox)
+            .where(outbox.c.id.in_(self._picked()))
+            .values(
+                status=OutboxStatus.SENDING.value,
+                attempts=outbox.c.attempts + 1,
+                lease_until=bindparam("lease_until", type_=UTCDateTime()),
+                lease_owner=bindparam("owner"),
+            )
+            .returning(*(outbox.c[name] for name in CLAIMED_COLUMNS), *self._recipient_facts())
+        )
+
+    def _picked(self) -> Any:
+        """The ids to lease.
+
+        Two scans, each able to walk ix_outbox_due in order and stop at the limit: leases
+        that ran out (rare), then queued rows by due time. A row is picked only while no
+        earlier row of its contact is queued or sending (per-contact order), which one probe
+        of ix_outbox_pending_contact tells. Statuses are written out, not bound, so that
+        both databases see the partial indexes' own condition and use them. On PostgreSQL
+        each scan locks what it picks and skips rows another dispatcher holds, in a CTE that
+        runs once, so two dispatchers never lease the same row.
+        """
+        now = bindparam("now", type_=UTCDateTime())
+        limit = bindparam("limit")
+        channels = bindparam("channels", expanding=True)
+        candidate = outbox.alias("candidate")
+        earlier = outbox.alias("earlier")
+        blocked = (
+            select(earlier.c.id)
+            .where(
+                pending(earlier),
+                earlier.c.contact_id == candidate.c.contact_id,
+                earlier.c.seq < candidate.c.seq,
+            )
+            .exists()
+        )
+        expired_lease = (
+            (candidate.c.status == _sql(OutboxStatus.SENDING), candidate.c.lease_until < now),
+            candidate.c.lease_until,
+        )
+        due = (
+            (
+                candidate.c.status == _sql(OutboxStatus.QUEUED),
+                candidate.c.next_attempt_at <= now,
+                candidate.c.not_before <= now,
+            ),
+            candidate.c.next_attempt_at,
+        )
+        scans = []
+        for where, order in (expired_lease, due):
+            scan = (
+                select(candidate.c.id)
+                .where(pending(candidate), *where, candidate.c.channel.in_(channels), ~blocked)
+                .order_by(order)
+                .limit(limit)
+            )
+            if self.postgres:
+                scan = scan.with_for_update(skip_locked=True)
+            scans.append(select(scan.subquery().c.id))
+        both = union_all(*scans).subquery()
+        picked = select(both.c.id).limit(limit)
+        if self.postgres:
+            return select(picked.cte("picked").prefix_with("MATERIALIZED").c.id)
+        return select(picked.subquery().c.id)
+
+    def _recipient_facts(self) -> list[Any]:
+        """The recipient's language, opt-outs and reachability (and, when following a
+        per-chat limit, when the contact's previous message went)."""
+
+        # Spelt out: SQLite's RETURNING drops table names, and a bare "id" would be ambiguous.
+        # The CAST gives the key back the type SQLite's RETURNING loses, so the primary key
+        # index is searched instead of the whole table being scanned for every row.
+        def recipient(table: str, column: str, key: str, key_type: str) -> Any:
+            return literal_column(
+                f"(SELECT {column} FROM {table} AS recipient"
+                f" WHERE recipient.id = CAST(outbox.{key} AS {key_type}))"
+            ).label(column)
+
+        person, contact = Participant.__tablename__, Contact.__tablename__
+        facts = [
+            recipient(person, "language", "participant_id", "TEXT"),
+            recipient(person, "opted_out", "participant_id", "TEXT").label("p_out"),
+            recipient(contact, "opted_out_at", "contact_id", "BIGINT"),
+            recipient(contact, "unreachable_at", "contact_id", "BIGINT"),
+        ]
+        if self.follow:
+            # One probe of uq_outbox_contact_seq.
+            facts.append(
+                literal_column(
+                    "(SELECT previous.sent_at FROM outbox AS previous"
+                    " WHERE previous.contact_id = outbox.contact_id AND previous.seq < outbox.seq"
+                    " ORDER BY previous.seq DESC LIMIT 1)",
+                    type_=UTCDateTime(),
+                ).label("previous")
+            )
+        return facts
