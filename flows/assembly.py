@@ -257,49 +257,70 @@ class Assembly(_Strict):
         }
 
 
-def _missing_languages(assembly: Assembly) -> list[str]:  # noqa: C901
-    """Every text must exist in every language the assembly offers."""
+def _untranslated(place: str, texts: Localised, languages: list[str]) -> list[str]:
+    return [
+        f"{place}: no text in {code!r}" for code in languages if not (texts.get(code) or "").strip()
+    ]
+
+
+def _quota_values_not_offered(assembly: Assembly) -> list[str]:
+    """A quota on a registration question may only name that question's options."""
+    if assembly.selection is None:
+        return []
     problems = []
+    for category, values in assembly.selection.quotas.items():
+        question = assembly.question(category)
+        if question is None:
+            continue  # an attribute from the pool file
+        keys = {option.key for option in question.options}
+        problems += [
+            f"selection > quotas > {category} > {value}: not an option "
+            f"of question {category!r} ({', '.join(sorted(keys))})"
+            for value in values
+            if value not in keys
+        ]
+    return problems
+
+
+def _repeated_labels(place: str, question) -> list[str]:
+    """A reply is matched by number, key or label: two equal labels are ambiguous."""
+    problems = []
+    labels_seen: dict[str, set[str]] = {}
+    for m, option in enumerate(question.options, start=1):
+        for code, label in option.label.items():
+            folded = fold(label)
+            if folded in labels_seen.setdefault(code, set()):
+                problems.append(
+                    f"{place} > options #{m} > label: {label!r} repeats another option in {code!r}"
+                )
+            labels_seen[code].add(folded)
+    return problems
+
+
+def _question_problems(assembly: Assembly) -> list[str]:
     languages = assembly.assembly.languages
-
-    def check(place: str, texts: Localised) -> None:
-        for code in languages:
-            if not (texts.get(code) or "").strip():
-                problems.append(f"{place}: no text in {code!r}")
-
-    check("consent > text", assembly.consent.text)
-    if assembly.selection is not None:
-        for category, values in assembly.selection.quotas.items():
-            question = assembly.question(category)
-            if question is None:
-                continue  # an attribute from the pool file
-            keys = {option.key for option in question.options}
-            for value in values:
-                if value not in keys:
-                    problems.append(
-                        f"selection > quotas > {category} > {value}: not an option "
-                        f"of question {category!r} ({', '.join(sorted(keys))})"
-                    )
+    problems: list[str] = []
     seen: set[str] = set()
     for n, question in enumerate(assembly.questions, start=1):
         place = f"questions #{n} (id {question.id!r})"
         if question.id in seen:
             problems.append(f"{place}: the id {question.id!r} is used twice")
         seen.add(question.id)
-        check(f"{place} > text", question.text)
-        labels_seen: dict[str, set[str]] = {}
+        problems += _untranslated(f"{place} > text", question.text, languages)
         for m, option in enumerate(question.options, start=1):
-            check(f"{place} > options #{m} > label", option.label)
-            for code, label in option.label.items():
-                # A reply is matched by number, key or label: two equal labels are ambiguous.
-                folded = fold(label)
-                if folded in labels_seen.setdefault(code, set()):
-                    problems.append(
-                        f"{place} > options #{m} > label: {label!r} repeats "
-                        f"another option in {code!r}"
-                    )
-                labels_seen[code].add(folded)
+            problems += _untranslated(f"{place} > options #{m} > label", option.label, languages)
+        problems += _repeated_labels(place, question)
     return problems
+
+
+def _missing_languages(assembly: Assembly) -> list[str]:
+    """Every text must exist in every language the assembly offers, and the questions and
+    quotas must agree with each other."""
+    return [
+        *_untranslated("consent > text", assembly.consent.text, assembly.assembly.languages),
+        *_quota_values_not_offered(assembly),
+        *_question_problems(assembly),
+    ]
 
 
 def assembly_of(file: AssemblyFile) -> Assembly:
