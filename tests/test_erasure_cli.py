@@ -53,7 +53,7 @@ async def test_erase_and_export_from_the_command_line(db, relay, invited, tmp_pa
 async def test_erase_names_bad_input_plainly(db, tmp_path):
     table = [
         (["erase", "+447700900999"], 1, "Not found"),
-        (["erase", "PAAAAAAAAAAAA"], 1, "no participant has the id PAAAAAAAAAAAA"),
+        (["erase", "PAAAAAAAAAAAA"], 1, "No participant has the id PAAAAAAAAAAAA."),
         (["erase"], 2, "Give one PERSON, or --due"),
         (["erase", PHONE, "--due"], 2, "Give one PERSON, or --due"),
         (["person", "export", "12345"], 1, "Not found"),

@@ -152,7 +152,7 @@ def _erase_person(settings: Settings, assembly, person: str, dry_run: bool, full
         freed = " and their place on the panel freed" if withdrawal.frees_a_place else ""
         console.print(f"{pid} {verb} withdrawn first{freed}; the organisers are told.")
     if pid is None:
-        err.print(f"[red]Not found:[/] {problem}.")
+        err.print(f"[red]Not found:[/] {problem}")
         raise typer.Exit(1)
     if problem:
         console.print(f"{pid} was erased before: nothing more to erase.")
@@ -203,7 +203,7 @@ def export(
 
     data, problem = run(with_relay(settings, work))
     if data is None:
-        err.print(f"[red]Not found:[/] {problem}.")
+        err.print(f"[red]Not found:[/] {problem}")
         raise typer.Exit(1)
     text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True)
     if output is None:

@@ -50,7 +50,7 @@ async def find_participant(session: AsyncSession, ref: str, region: str = "GB") 
         if ids:
             return await session.get(Participant, ids.pop())
     if ref.upper().startswith("P") and len(ref) == 13:
-        raise PersonNotFound(f"no participant has the id {ref.upper()}")
+        raise PersonNotFound(f"No participant has the id {ref.upper()}.")
     raise PersonNotFound(
         "Nobody with that participant id, phone number or Telegram id (or they were erased)."
     )
