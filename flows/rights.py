@@ -82,9 +82,21 @@ def person_requests(conv: Conversation, inbound: Inbound) -> bool:
         data_requested(conv)
         return True
     if not in_recruitment(conv):
-        return False
+        nothing_to_withdraw_from(conv)
+        return True
     withdraw(conv)
     return True
+
+
+def nothing_to_withdraw_from(conv: Conversation) -> None:
+    """WITHDRAW from someone never invited: say so plainly, and how to stop messages."""
+    conv.say(
+        conv._(
+            "You are not taking part in an assembly, so there is nothing to withdraw from. "
+            "Reply STOP to get no more messages."
+        )
+    )
+    conv.repeat()
 
 
 class Withdrawal(Flow):

@@ -520,3 +520,19 @@ async def test_mydata_after_stop_reaches_the_organisers_and_the_person_hears_not
     told = len(await outbox_of(db, ORGANISER_CHAT))
     assert await say(db, relay, PHONE, "hello?", now=NOW) == []
     assert len(await outbox_of(db, ORGANISER_CHAT)) == told
+
+
+async def test_withdraw_from_someone_never_invited_is_answered_plainly(db, relay, organisers):
+    replies = await say(db, relay, "+447700900555", "WITHDRAW", now=NOW)
+    assert replies[0] == (
+        "You are not taking part in an assembly, so there is nothing to withdraw from. "
+        "Reply STOP to get no more messages."
+    )
+    await say(db, relay, "4343", "ESPANOL", channel="telegram", now=NOW)
+    replies = await say(db, relay, "4343", "retirarme", channel="telegram", now=NOW)
+    assert replies[0].startswith("No participa en ninguna asamblea")
+    async with db.sessions() as session:
+        withdrawn = await session.scalar(
+            select(AuditEvent).where(AuditEvent.kind == "participant.withdrew")
+        )
+    assert withdrawn is None
