@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from flows import events
 from flows.engine import Answer, Conversation, Flow
 from flows.invitation import (
@@ -13,6 +15,11 @@ from flows.invitation import (
     wants_to_withdraw,
     withdraw,
 )
+
+
+def text_digest(text: str) -> str:
+    """The first 16 hex digits of the SHA-256 of the text as shown (UTF-8)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class Consent(Flow):
@@ -35,12 +42,14 @@ class Consent(Flow):
         if wants_to_withdraw(answer):
             withdraw(conv)
         elif answer.choice == "agree":
-            # The version and language say exactly which text was agreed to.
+            # The version and language say which text was agreed to, and its digest exactly
+            # which words: the periods in it come from [retention] and can change on their own.
             conv.emit(
                 events.CONSENT_GIVEN,
                 version=facts.consent_version,
                 language=conv.state.language,
                 channel=conv.ctx.channel,
+                text_sha256=text_digest(in_language(conv, facts.consent_text)),
             )
             conv.goto("registration")
         elif answer.choice == "disagree":

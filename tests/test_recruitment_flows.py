@@ -4,6 +4,7 @@ by SMS and through a Telegram link; WITHDRAW and STOP end everything."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -120,6 +121,12 @@ async def test_sms_invitee_consents_registers_with_back_and_confirms(db, relay, 
         candidates = await recruitment_candidates(session)
     assert answers == {"travel": "bike", "gender": "woman"}
     assert (consent.text_version, consent.language, consent.channel) == ("2026-11-v1", "en", "sms")
+    # The audit trail pins the exact words agreed to, periods from [retention] included.
+    async with db.sessions() as session:
+        given = await session.scalar(select(AuditEvent).where(AuditEvent.kind == "consent.given"))
+    shown = relay.assembly.consent_text()["en"]
+    assert "6 months" in shown
+    assert given.data["text_sha256"] == hashlib.sha256(shown.encode()).hexdigest()[:16]
     # The answers live in their table, not in the conversation state.
     assert "registration" not in participant.state["data"]
     assert candidates == [
