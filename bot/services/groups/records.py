@@ -235,7 +235,8 @@ async def move_member(
     now: datetime | None = None,
 ) -> Move:
     """Seat a member at another table for one round: they take the first free letter
-    there; the others keep theirs. Recorded on the run and audited."""
+    there; the others keep theirs, and both tables are due to be told again. Recorded on
+    the run and audited."""
     now = now or utcnow()
     run = await current_run(session)
     if run is None:
@@ -260,7 +261,11 @@ async def move_member(
     move = Move(run.run_id, participant_id, round_no, old_table, table, new_letter, sizes)
     if dry_run:
         return move
-    mine.table_no, mine.letter, mine.notified_at = table, new_letter, None
+    # Both tables change: everyone at them is told their table again by the next notify.
+    for seat in seats:
+        if seat.table_no in (old_table, table):
+            seat.notified_at = None
+    mine.table_no, mine.letter = table, new_letter
     record = {"member": participant_id, "round": round_no, "from": old_table, "to": table}
     run.moves = [*run.moves, {**record, "letter": new_letter, "at": now.isoformat()}]
     await audit.append(
