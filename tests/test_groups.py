@@ -327,8 +327,17 @@ async def test_each_member_is_told_their_seat_in_their_language_and_nothing_else
     again = sum(1 for (r, _), (t, _) in seated.items() if r == 1 and t in (table, target))
     assert code == 0 and f"{again} message(s) queued" in out
 
+    # Round 2, not told yet; meanwhile one member left the panel and one replied STOP.
+    async with db.sessions.begin() as session:
+        left = (
+            await session.execute(select(Selection).where(Selection.participant_id == "P00002"))
+        ).scalar_one()
+        left.status = "declined"
+        stopped = await session.get(Participant, "P00006")
+        stopped.opted_out = True
     code, out, err = await concorder(db, tmp_path, "groups", "notify")
-    assert code == 0 and "30 message(s) queued" in out  # round 2, not told yet
+    assert code == 0 and "28 message(s) queued" in out
+    assert "no longer on the panel): P00002/2" in out and "opted out): P00006/2" in out
 
 
 def test_the_seat_message_in_every_language():

@@ -242,6 +242,8 @@ def notify(
         console.print(f"Round {r}: {people} by {channel} in {language}.")
     for language, text in sorted(told.samples.items()):
         console.print(f"[dim]{language}:[/] {text}", highlight=False)
+    if told.left:
+        console.print(f"Not told (no longer on the panel): {', '.join(told.left)}.")
     if told.opted_out:
         console.print(f"Not told (opted out): {', '.join(told.opted_out)}.")
     if told.not_reachable:

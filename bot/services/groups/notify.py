@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from babel.lists import format_list
+from sqlalchemy import select
 
 from bot.relay import Relay
 from bot.services.groups.records import GroupsError
@@ -22,6 +23,7 @@ from flows.model import Outbound
 from store import audit
 from store.groups import GroupSeat, current_run, seats_of
 from store.models import utcnow
+from store.recruitment import CONFIRMED, Selection
 
 KIND = "groups"
 
@@ -50,6 +52,7 @@ class Told:
     told: Counter = field(default_factory=Counter)  # (round, channel, language) -> people
     not_reachable: list[str] = field(default_factory=list)  # "P…/round"
     opted_out: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)  # no longer a confirmed panel member
     samples: dict[str, str] = field(default_factory=dict)  # language -> one message
 
     @property
@@ -84,13 +87,23 @@ async def notify_seats(
             )
         seats = await seats_of(session, run.run_id, round_no, lock=not dry_run)
         tables = _mates(seats)
+        confirmed = set(
+            (
+                await session.execute(
+                    select(Selection.participant_id).where(Selection.status == CONFIRMED)
+                )
+            ).scalars()
+        )
         told = Told(run.run_id)
         per_round: Counter = Counter()
         for seat in seats:
             if seat.notified_at is not None:
                 continue
+            if seat.participant_id not in confirmed:  # withdrew, or erased, since
+                told.left.append(f"{seat.participant_id}/{seat.round}")
+                continue
             participant = await lock_participant(session, seat.participant_id)
-            if participant.opted_out:
+            if participant.opted_out or (participant.state or {}).get("opted_out"):
                 told.opted_out.append(f"{participant.id}/{seat.round}")
                 continue
             contact = await preferred_contact(session, participant)
