@@ -352,3 +352,26 @@ def test_the_seat_message_in_every_language():
     assert (
         alone == "Tour 2 : vous êtes le membre A de la table 1, sans autre membre pour l'instant."
     )
+
+
+async def test_erasing_a_seated_member_keeps_the_seats_and_the_check(db, tmp_path):
+    await confirmed_panel(db)
+    code, out, err = await concorder(
+        db, tmp_path, "groups", "assign", "--size", "6", "--rounds", "2", "--seed", "3"
+    )
+    assert code == 0, err
+    code, out, err = await concorder(db, tmp_path, "person", "export", "P00001", "-o", "me.json")
+    assert code == 0, err
+    exported = json.loads((tmp_path / "me.json").read_text())
+    assert len(exported["tables"]["group_seats"]["rows"]) == 2
+
+    code, out, err = await concorder(db, tmp_path, "erase", "P00001")
+    assert code == 0 and "Erased P00001" in out, err
+    assert {s.round for s in await rows(db, GroupSeat, GroupSeat.participant_id == "P00001")} == {
+        1,
+        2,
+    }
+    code, out, err = await concorder(db, tmp_path, "groups", "assign", "--verify")
+    assert code == 0, err
+    code, out, err = await concorder(db, tmp_path, "groups", "notify", "--dry-run")
+    assert code == 0 and "no longer on the panel): P00001/1, P00001/2" in out
