@@ -375,3 +375,21 @@ async def test_erasing_a_seated_member_keeps_the_seats_and_the_check(db, tmp_pat
     assert code == 0, err
     code, out, err = await concorder(db, tmp_path, "groups", "notify", "--dry-run")
     assert code == 0 and "no longer on the panel): P00001/1, P00001/2" in out
+
+
+async def test_the_assembly_file_can_mix_languages_and_a_typo_is_named(db, tmp_path):
+    from tests.conftest import EXAMPLE_ASSEMBLY
+
+    await confirmed_panel(db)
+    text = (EXAMPLE_ASSEMBLY / "assembly.toml").read_text()
+    (tmp_path / "mixed.toml").write_text(text + "\n[groups]\nmix_languages = true\n")
+    (tmp_path / "typo.toml").write_text(text + "\n[groups]\nmix_language = true\n")
+    assign = ["groups", "assign", "--size", "6", "--rounds", "2", "--seed", "5", "--dry-run"]
+
+    code, out, err = await concorder(db, tmp_path, *assign, "--assembly", "mixed.toml")
+    assert code == 0, err
+    assert "30 confirmed members; 5 tables of 6-6" in out and "languages mixed" in out
+    assert "en, fr" in out  # some table seats both languages
+
+    code, out, err = await concorder(db, tmp_path, *assign, "--assembly", "typo.toml")
+    assert code == 2 and "groups > mix_language" in err and "unknown setting" in err
