@@ -167,6 +167,8 @@ async def test_assign_records_verifies_moves_and_shows(db, tmp_path):
     code, out, err = await concorder(db, tmp_path, *assign)
     assert code == 1 and "already allocated" in err and "--replace" in err
     assert "Traceback" not in out + err
+    code, out, err = await concorder(db, tmp_path, *assign, "--dry-run")
+    assert code == 0 and "already allocated" in out and "Dry run" in out
 
     code, out, err = await concorder(db, tmp_path, "groups", "assign", "--verify")
     assert code == 0, err
@@ -193,6 +195,12 @@ async def test_assign_records_verifies_moves_and_shows(db, tmp_path):
     assert code == 0, err
     assert "Round 1" in out and "Round 2" not in out and "F P00005" in out
     assert "1 move(s) since" in out and "gender: " in out
+
+    # P00005 speaks English; tables 5 and 6 are the French speakers'.
+    code, out, err = await concorder(
+        db, tmp_path, "groups", "move", "P00005", "--round", "2", "--table", "6", "--dry-run"
+    )
+    assert code == 0 and "P00005 speaks en; table 6 speaks fr" in out
 
     for args, message in [
         (["groups", "move", "P00005", "--round", "3", "--table", "1"], "rounds 1-2"),

@@ -89,9 +89,12 @@ def assign(
 
         async def gather(sessions):
             async with sessions() as session:
-                return await records.panel_members(session)
+                existing = await current_run(session)
+                if existing is not None and not (replace or dry_run):
+                    raise GroupsError(records.already_allocated(existing))
+                return existing, await records.panel_members(session)
 
-        members, categories = asyncio.run(with_database(settings, gather))
+        existing, (members, categories) = asyncio.run(with_database(settings, gather))
         problem = alloc.Problem(
             tuple(members), tuple(categories), size, rounds, seed, pins, mix_languages
         )
@@ -110,6 +113,8 @@ def assign(
         show_round(plain, r, by_id, categories)
     show_comparison(records.result_record(comparison)["quality"])
     if dry_run:
+        if existing is not None and not replace:
+            console.print(f"[yellow]{records.already_allocated(existing)}[/]")
         console.print("[yellow]Dry run: nothing recorded and nobody told.[/]")
         return
 
@@ -175,6 +180,11 @@ def move(
         f"{verb} {done.member} in round {done.round} from table {done.old_table} to table "
         f"{done.new_table}, as Member {done.letter}. Table sizes then: {sizes}."
     )
+    if done.language_elsewhere:
+        console.print(
+            f"[yellow]{done.member} speaks {done.language}; table {done.new_table} speaks "
+            f"{done.language_elsewhere}.[/]"
+        )
     if dry_run:
         console.print("[yellow]Dry run: nothing changed.[/]")
     else:

@@ -117,6 +117,13 @@ def result_record(comparison: Comparison) -> dict[str, Any]:
     }
 
 
+def already_allocated(run: GroupRun) -> str:
+    return (
+        f"Tables are already allocated ({run.run_id}, {run.created_at:%Y-%m-%d %H:%M} UTC). "
+        "Give --replace to allocate again, or `concorder groups move` to change one seat."
+    )
+
+
 async def record_allocation(
     session: AsyncSession,
     problem: Problem,
@@ -130,11 +137,7 @@ async def record_allocation(
     now = now or utcnow()
     old = await current_run(session)
     if old is not None and not replace:
-        raise GroupsError(
-            f"Tables are already allocated ({old.run_id}, "
-            f"{old.created_at:%Y-%m-%d %H:%M} UTC). Give --replace to allocate again, "
-            "or `concorder groups move` to change one seat."
-        )
+        raise GroupsError(already_allocated(old))
     if old is not None:
         old.status = REPLACED
         await session.execute(delete(GroupSeat).where(GroupSeat.run_id == old.run_id))
@@ -223,6 +226,8 @@ class Move:
     new_table: int
     letter: str
     sizes_after: dict[int, int]
+    language: str = ""
+    language_elsewhere: str = ""  # the table's language(s), when not the member's
 
 
 async def move_member(
@@ -258,7 +263,21 @@ async def move_member(
     sizes = {t: sum(1 for s in seats if s.table_no == t) for t in tables}
     sizes[old_table] -= 1
     sizes[table] += 1
-    move = Move(run.run_id, participant_id, round_no, old_table, table, new_letter, sizes)
+    spoken = {m["id"]: m["language"] for m in run.payload["members"]}
+    language = spoken.get(participant_id, "")
+    there = sorted({spoken.get(s.participant_id, "") for s in seats if s.table_no == table})
+    elsewhere = ", ".join(there) if there and there != [language] else ""
+    move = Move(
+        run.run_id,
+        participant_id,
+        round_no,
+        old_table,
+        table,
+        new_letter,
+        sizes,
+        language,
+        elsewhere,
+    )
     if dry_run:
         return move
     # Both tables change: everyone at them is told their table again by the next notify.
