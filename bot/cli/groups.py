@@ -24,7 +24,7 @@ from store.groups import current_run, seats_of
 ASSEMBLY = typer.Option(
     None,
     "--assembly",
-    help="The assembly file (TOML), for [groups] mix_languages. Default: CONCORDER_ASSEMBLY.",
+    help="The assembly file (TOML), for \\[groups] mix_languages. Default: CONCORDER_ASSEMBLY.",
 )
 DRY_RUN = typer.Option(False, "--dry-run", help="Show what would happen; write nothing.")
 PINS = typer.Option(
