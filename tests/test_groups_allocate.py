@@ -15,6 +15,8 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.services.groups.allocate import (
     AllocationError,
@@ -190,3 +192,42 @@ def test_the_recorded_input_gives_the_same_tables_in_another_process(tmp_path):
         check=True,
     ).stdout
     assert sha256_of(json.loads(out)) == sha256_of(allocate(original).ours.plain())
+
+
+@st.composite
+def problems(draw):
+    people = draw(st.integers(1, 40))
+    languages = draw(st.lists(st.sampled_from(["en", "fr", "es"]), min_size=1, max_size=3))
+    members = [
+        Member(
+            f"P{i:05d}",
+            draw(st.sampled_from(languages)),
+            {"age": draw(st.sampled_from(["a", "b", "c"])), "area": draw(st.sampled_from("xy"))},
+        )
+        for i in range(people)
+    ]
+    size = draw(st.integers(2, 8))
+    rounds = draw(st.integers(1, 3))
+    mix = draw(st.booleans())
+    return problem(members, size, rounds, seed=draw(st.text(max_size=8)), mix=mix)
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems())
+def test_any_panel_every_member_once_per_round_at_most_size_sizes_even(p):
+    comparison = allocate(p)
+    ids = sorted(m.id for m in p.members)
+    language = {m.id: m.language for m in p.members}
+    for allocation in (comparison.ours, comparison.random, comparison.best_of_shuffles):
+        for tables in allocation.rounds:
+            assert sorted(pid for table in tables for pid in table) == ids
+            blocks: dict[str, list[int]] = {}
+            for table in tables:
+                assert 1 <= len(table) <= p.size
+                spoken = {language[pid] for pid in table}
+                assert p.mix_languages or len(spoken) == 1
+                blocks.setdefault("all" if p.mix_languages else spoken.pop(), []).append(len(table))
+            assert all(max(s) - min(s) <= 1 for s in blocks.values())
+    assert comparison.ours.quality.score <= comparison.best_of_shuffles.quality.score + 1e-9 or (
+        len(ids) <= p.size  # one table: nothing to choose
+    )

@@ -12,11 +12,11 @@ Objective (lower is better), summed over rounds:
 score = mix + REPEAT_WEIGHT * repeats.
 
 Ours is a seeded local search (pair swaps inside a block and round, kept when the score
-does not rise); two baselines are computed from the same seed for comparison: one random
-allocation, and the best of 100 random shuffles per round by the same score (as the
-Sortition Foundation's GroupSelect does). Randomness comes from a small generator of our
-own (splitmix64), so the same inputs and seed give the same tables on any machine and
-Python version.
+does not rise) from the best of 100 shuffles. Two baselines are computed from the same
+seed for comparison: one random allocation, and the best of 100 random shuffles per round
+by the same score (as the Sortition Foundation's GroupSelect does). Randomness comes from
+a small generator of our own (splitmix64), so the same inputs and seed give the same
+tables on any machine and Python version.
 """
 
 from __future__ import annotations
@@ -463,9 +463,7 @@ def _round_score(layout: Layout, met: list[list[int]], r: int, tables: list[list
     return score
 
 
-def best_of_shuffles(layout: Layout, seed: str, shuffles: int = SHUFFLES) -> Allocation:
-    """Round by round, the best of `shuffles` random tables given the rounds before."""
-    rng = Rng(seed, "shuffles")
+def _best_of_shuffles(layout: Layout, rng: Rng, shuffles: int) -> list[list[list[int]]]:
     n = len(layout.ids)
     met = [[0] * n for _ in range(n)]
     chosen: list[list[list[int]]] = []
@@ -481,17 +479,16 @@ def best_of_shuffles(layout: Layout, seed: str, shuffles: int = SHUFFLES) -> All
             for a, b in combinations(people, 2):
                 met[a][b] += 1
                 met[b][a] += 1
-    return _finish(layout, Seating(layout, chosen), rng)
+    return chosen
 
 
-def search(layout: Layout, seed: str, sweeps: int = 200) -> Allocation:
-    """Seeded local search: from random tables, try swaps of two members of one block at
-    different tables of one round; keep a swap when the score does not rise (moving
-    sideways lets it leave plateaus). The number of tries is fixed by the panel's size,
-    never by the clock, so the result is the same everywhere."""
-    rng = Rng(seed, "search")
-    rounds = [_random_round(layout, r, rng) for r in range(len(layout.pinned))]
-    seating = Seating(layout, rounds)
+def best_of_shuffles(layout: Layout, seed: str, shuffles: int = SHUFFLES) -> Allocation:
+    """Round by round, the best of `shuffles` random tables given the rounds before."""
+    rng = Rng(seed, "shuffles")
+    return _finish(layout, Seating(layout, _best_of_shuffles(layout, rng, shuffles)), rng)
+
+
+def _climb(layout: Layout, seating: Seating, rng: Rng, sweeps: int) -> Seating:
     movable = _movable(layout)
     choices = [
         (r, people)
@@ -499,16 +496,36 @@ def search(layout: Layout, seed: str, sweeps: int = 200) -> Allocation:
         for b, people in enumerate(per_block)
         if len(people) > 1 and len(layout.blocks[b].tables) > 1
     ]
-    if choices:
-        tries = sweeps * len(layout.ids) * len(layout.pinned)
-        for _ in range(tries):
-            r, people = choices[rng.below(len(choices))]
-            a = people[rng.below(len(people))]
-            b = people[rng.below(len(people))]
-            if seating.where[r][a] == seating.where[r][b]:
-                continue
-            if seating.swap_delta(r, a, b) <= 1e-9:
-                seating.swap(r, a, b)
+    if not choices:
+        return seating
+    for _ in range(sweeps * len(layout.ids) * len(layout.pinned)):
+        r, people = choices[rng.below(len(choices))]
+        a = people[rng.below(len(people))]
+        b = people[rng.below(len(people))]
+        if seating.where[r][a] != seating.where[r][b] and seating.swap_delta(r, a, b) <= 1e-9:
+            seating.swap(r, a, b)
+    return seating
+
+
+def search(layout: Layout, seed: str, sweeps: int = 200, starts_more: int = 1) -> Allocation:
+    """Seeded local search: from the best of 100 shuffles (the baseline's own tables, so
+    never worse than it) and from `starts_more` random tables, try swaps of two members
+    of one block at different tables of one round; keep a swap when the score does not
+    rise (moving sideways lets it leave plateaus); the best climb wins. The number of
+    tries is fixed by the panel's size, never by the clock, so the result is the same
+    everywhere."""
+    rng = Rng(seed, "search")
+    starts = [
+        _best_of_shuffles(layout, Rng(seed, "shuffles"), SHUFFLES),
+        *(
+            [_random_round(layout, r, rng) for r in range(len(layout.pinned))]
+            for _ in range(starts_more)
+        ),
+    ]
+    seating = min(
+        (_climb(layout, Seating(layout, start), rng, sweeps) for start in starts),
+        key=lambda s: s.quality().score,
+    )
     return _finish(layout, seating, rng)
 
 
