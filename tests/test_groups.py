@@ -401,3 +401,19 @@ async def test_the_assembly_file_can_mix_languages_and_a_typo_is_named(db, tmp_p
 
     code, out, err = await concorder(db, tmp_path, *assign, "--assembly", "typo.toml")
     assert code == 2 and "groups > mix_language" in err and "unknown setting" in err
+
+
+async def test_before_a_panel_or_an_allocation_each_command_says_what_to_do_first(db, tmp_path):
+    assign = ["groups", "assign", "--size", "6", "--seed", "1"]
+    code, out, err = await concorder(db, tmp_path, *assign)
+    assert code == 1 and "No panel has been drawn yet" in err
+    await confirmed_panel(db)
+    for args in (
+        ["groups", "assign", "--verify"],
+        ["groups", "show"],
+        ["groups", "notify"],
+        ["groups", "move", "P00001", "--round", "1", "--table", "1"],
+    ):
+        code, out, err = await concorder(db, tmp_path, *args)
+        assert code == 1 and "No tables are allocated yet" in err, (args, out, err)
+        assert "Traceback" not in out + err
