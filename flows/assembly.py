@@ -208,6 +208,13 @@ class Selection(_Strict):
         return self
 
 
+class Groups(_Strict):
+    """[groups]: how the small-group tables are made (`concorder groups assign`)."""
+
+    # A language is kept together at its own tables unless this is true.
+    mix_languages: bool = False
+
+
 class Assembly(_Strict):
     assembly: AssemblyInfo
     recruitment: Recruitment = Recruitment()
@@ -216,6 +223,7 @@ class Assembly(_Strict):
     selection: Selection | None = None
     # How long personal data is kept; None: nothing is erased on a schedule.
     retention: Retention | None = None
+    groups: Groups = Groups()
     # The calendar feature's tables, kept untouched.
     sessions: Any = None
     briefings: Any = None

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from store.calendar import AttendanceNotice, BriefingRead, CalendarJob, CalendarPreference
 from store.draw_records import DrawRun
+from store.groups import GroupRun, GroupSeat
 from store.models import (
     AuditEvent,
     Base,
@@ -161,6 +162,15 @@ INVENTORY: tuple[Place, ...] = (
         why_kept="the draw's outcome: `select --verify` compares it with the recorded draw",
     ),
     Place(
+        GroupSeat.__table__,
+        BY_PARTICIPANT,
+        KEEP,
+        "seat at the small-group tables: round, table number, letter",
+        why_kept="pseudonymous (the others know them only as a letter): `groups assign "
+        "--verify` checks the allocation against it, and the table's other members keep "
+        "their letters",
+    ),
+    Place(
         BriefingRead.__table__,
         BY_PARTICIPANT,
         KEEP,
@@ -187,6 +197,9 @@ INVENTORY: tuple[Place, ...] = (
 NOT_PERSONAL: dict[str, str] = {
     DrawRun.__tablename__: "the draw's pseudonymised input (participant ids, features, "
     "households) and result: kept so anyone can re-run and check it (Art. 17(3)(d), (e))",
+    GroupRun.__tablename__: "the small-group allocation's pseudonymised input (participant "
+    "ids, languages, category values) and tables: kept so anyone can re-run and check it, "
+    "as the draw's record",
     ProcessedUpdate.__tablename__: "Telegram update ids already handled; name no one",
     Broadcast.__tablename__: "organisers' messages to an audience, not about one person",
     BroadcastPreview.__tablename__: "organisers' unsent previews: erased with the organisers",
