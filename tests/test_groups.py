@@ -6,9 +6,7 @@ letters, in their language."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 
 from sqlalchemy import select
 
@@ -26,6 +24,7 @@ from store.recruitment import (
     PoolEntry,
     Selection,
 )
+from tests.test_draw import concorder
 
 AGES = ["16-29", "30-44", "45-64", "65+"]
 GENDERS = ["woman", "man"]
@@ -104,24 +103,6 @@ async def confirmed_panel(db) -> None:
                 result={},
             )
         )
-
-
-async def concorder(db, tmp_path, *args):
-    """The `concorder` command line, run in this process (a thread: it runs its own loop)."""
-    from typer.testing import CliRunner
-
-    from bot.bootstrap import build_cli
-
-    env = {"CONCORDER_DATABASE_URL": db.url, "COLUMNS": "200", "CONCORDER_ASSEMBLY": None}
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        result = await asyncio.to_thread(CliRunner().invoke, build_cli(), list(args), env=env)
-    finally:
-        os.chdir(cwd)
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 async def rows(db, model, *where):
