@@ -18,7 +18,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from bot.channels.simulator import SimulatorTransport
-from bot.channels.telegram import TelegramTransport
+from bot.channels.telegram_send import TelegramTransport
 from bot.channels.transport import Outgoing, PermanentFailure, RetryLater, Sent
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.ratelimit import DeliveryLimits

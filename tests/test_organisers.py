@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
-import bot.channels.telegram
+import bot.channels.telegram_client
 from bot.bootstrap import build, create_app
 from bot.channels.sms import SmsTransport
 from bot.delivery.dispatcher import Dispatcher
@@ -339,7 +339,7 @@ async def test_organiser_broadcasts_from_telegram_through_the_running_service(
     """The app as deployed (polling, dispatcher, no SMS account): the organiser's /broadcast
     comes back as a preview, and after SEND each member's Telegram chat receives it."""
     monkeypatch.setattr(
-        bot.channels.telegram,
+        bot.channels.telegram_client,
         "request_factory",
         lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout),
     )
