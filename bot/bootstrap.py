@@ -23,10 +23,10 @@ from bot.services import (
     broadcast,
     data_requests,
     organisers,
+    outgoing,
     privacy,
     recruitment,
 )
-from bot.services import turns as service
 from bot.settings import Settings
 from bot.web.app import ENGINE, RELAY, SESSIONS, SETTINGS, healthz, hide_failures, metrics
 from flows.assembly import Assembly, AssemblyError, assembly_of
@@ -147,7 +147,7 @@ def install_calendar(app: web.Application, relay: Relay) -> None:
             runners.append(
                 CalendarRunner(
                     relay.sessions,
-                    service.enqueuer(relay.settings),
+                    outgoing.enqueuer(relay.settings),
                     calendar=relay.calendar,
                     path=relay.settings.assembly_file,
                     on_reload=reloaded,

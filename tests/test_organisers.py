@@ -18,6 +18,7 @@ from bot.bootstrap import build, create_app
 from bot.channels.sms import SmsTransport
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.ratelimit import DeliveryLimits
+from bot.services import people
 from bot.services import turns as service
 from bot.services.organisers import add_organiser, remove_organiser
 from bot.settings import Settings
@@ -452,7 +453,7 @@ async def test_a_chat_moved_by_an_invitation_link_gives_no_rights_to_the_invited
     invited_phone, code = "+447911000222", "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp"
     async with db.sessions.begin() as session:
         invited = (
-            await service.find_or_create_contact(session, "sms", invited_phone, "en")
+            await people.find_or_create_contact(session, "sms", invited_phone, "en")
         ).participant_id
         session.add(PoolEntry(participant_id=invited, language="en", attributes={}))
         session.add(

@@ -14,7 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.addresses import BadAddress, normalise
-from bot.services.turns import TURN_CONTACT, enqueue, find_or_create_contact, read_with_person
+from bot.services.outgoing import enqueue
+from bot.services.people import find_or_create_contact, read_with_person
+from bot.services.turns import TURN_CONTACT
 from bot.settings import Settings
 from flows.engine import MAX_TEXT
 from flows.facts import OrganiserFacts, PendingBroadcast, ScheduledSession
