@@ -22,7 +22,7 @@ from bot.services import (
     audit_sequencer,
     broadcast,
     data_requests,
-    organisers,
+    organiser_chat,
     outgoing,
     privacy,
     recruitment,
@@ -69,7 +69,7 @@ def register_hooks(relay: Relay) -> None:
     """Every feature's part in a turn, in the order it runs."""
     recruitment.register(relay)  # invitation links bind before a message finds its contact
     privacy.register(relay)  # an erased address that had opted out stays opted out
-    organisers.register(relay)
+    organiser_chat.register(relay)
     data_requests.register(relay)  # MYDATA: the organisers are told
 
     def calendar_of() -> Calendar | None:

@@ -235,7 +235,7 @@ async def test_urgent_broadcast_ignores_quiet_hours(db, relay):
 
 
 async def test_notices_wait_for_an_organiser_to_tell(db, settings, relay, calendar):
-    from bot.services.organisers import forward_attendance
+    from bot.services.attendance import forward_attendance
 
     async with db.sessions.begin() as session:
         member = await add_member(session, channel="sms", status=CONFIRMED)
