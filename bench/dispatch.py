@@ -333,7 +333,7 @@ async def baseline_ptb(
     sink: Sink, chats: list[int], per_chat: dict[int, int], budget: float
 ) -> float:
     """python-telegram-bot alone (TelegramTransport.send in a loop), same concurrency."""
-    from bot.channels.telegram import TelegramTransport
+    from bot.channels.telegram_send import TelegramTransport
     from bot.channels.transport import Outgoing
 
     jobs = [(chat, seq) for chat in chats for seq in range(1, per_chat[chat] + 1)]
@@ -384,7 +384,7 @@ async def dispatch_unlimited(
     budget: float,
 ) -> tuple[float, dict[str, int]]:
     """Messages per second from outbox to sink, limits off, over at most `budget` seconds."""
-    from bot.channels.telegram import TelegramTransport
+    from bot.channels.telegram_send import TelegramTransport
     from bot.delivery.dispatcher import Dispatcher
     from bot.delivery.ratelimit import DeliveryLimits
 
@@ -455,7 +455,7 @@ def most_in_any_window(times: list[float], window: float = 1.0) -> int:
 
 async def run_limited(url: str, sink_url: str, seconds: float) -> None:
     """One dispatcher with the Telegram limits on, for `seconds` (in this process)."""
-    from bot.channels.telegram import TelegramTransport
+    from bot.channels.telegram_send import TelegramTransport
     from bot.delivery.dispatcher import Dispatcher
     from store.db import make_engine, sessionmaker
 

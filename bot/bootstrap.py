@@ -22,11 +22,11 @@ from bot.services import (
     audit_sequencer,
     broadcast,
     data_requests,
-    organisers,
+    organiser_chat,
+    outgoing,
     privacy,
     recruitment,
 )
-from bot.services import turns as service
 from bot.settings import Settings
 from bot.web.app import ENGINE, RELAY, SESSIONS, SETTINGS, healthz, hide_failures, metrics
 from flows.assembly import Assembly, AssemblyError, assembly_of
@@ -69,7 +69,7 @@ def register_hooks(relay: Relay) -> None:
     """Every feature's part in a turn, in the order it runs."""
     recruitment.register(relay)  # invitation links bind before a message finds its contact
     privacy.register(relay)  # an erased address that had opted out stays opted out
-    organisers.register(relay)
+    organiser_chat.register(relay)
     data_requests.register(relay)  # MYDATA: the organisers are told
 
     def calendar_of() -> Calendar | None:
@@ -147,7 +147,7 @@ def install_calendar(app: web.Application, relay: Relay) -> None:
             runners.append(
                 CalendarRunner(
                     relay.sessions,
-                    service.enqueuer(relay.settings),
+                    outgoing.enqueuer(relay.settings),
                     calendar=relay.calendar,
                     path=relay.settings.assembly_file,
                     on_reload=reloaded,

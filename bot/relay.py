@@ -64,7 +64,7 @@ class Relay:
         a writer holds the whole database, so they stay true for the turn. PostgreSQL reads
         them apart, after the lock: a query that waited for the lock would have read the
         other tables as they were before the transaction it waited for committed."""
-        from bot.services.turns import locking_lookup
+        from bot.services.people import locking_lookup
 
         sqlite = self.settings.database_url.startswith("sqlite")
         return locking_lookup(self.hooks.person_columns if sqlite else None)

@@ -40,8 +40,8 @@ from store.calendar import CalendarPreference as Preference
 from store.contacts import preferred_contact
 from store.models import Participant
 
-# How due messages reach the outbox: the service's writer (bot.services.turns.enqueuer), called as
-# `enqueue(session, participant, contact, messages, *, prompt_id, now, not_before,
+# How due messages reach the outbox: the service's writer (bot.services.outgoing.enqueuer),
+# called as `enqueue(session, participant, contact, messages, *, prompt_id, now, not_before,
 # expires_at)` and returning the rows queued. Passed in: the scheduler knows no channel.
 Enqueue = Callable[..., Awaitable[int]]
 

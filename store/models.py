@@ -181,6 +181,9 @@ class OutboxMessage(Base):
     encoding: Mapped[str | None] = mapped_column(String(8))  # "GSM-7" | "UCS-2" for SMS
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.QUEUED.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Attempts that ended with no outcome: processing failed outside the send, or the lease
+    # ran out first (a crash, an outcome that could not be written). Bounded: see retry.py.
+    faults: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     not_before: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     # A message whose moment passes (a session's reminder, a preview's code) is never sent

@@ -30,7 +30,7 @@ _NEXT_SEQ = (
 _ROW = (
     "participant_id", "contact_id", "seq", "channel", "address", "text", "buttons", "markdown",
     "compliance", "kind", "broadcast_id", "part", "parts", "segments", "encoding", "status",
-    "error", "attempts", "not_before", "next_attempt_at", "expires_at", "created_at",
+    "error", "attempts", "faults", "not_before", "next_attempt_at", "expires_at", "created_at",
 )  # fmt: skip
 
 
@@ -106,6 +106,7 @@ async def write(session: AsyncSession, messages: Iterable[Message], *, now: date
                 "status": str(m.status),
                 "error": m.error,
                 "attempts": 0,
+                "faults": 0,
                 "not_before": due,
                 "next_attempt_at": due,
                 "expires_at": m.expires_at,

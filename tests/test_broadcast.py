@@ -11,8 +11,7 @@ from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from bot.bootstrap import build_cli
-from bot.services import broadcast
-from bot.services import turns as service
+from bot.services import broadcast, outgoing
 from bot.services.broadcast import BroadcastError, Timing, parse_audience
 from flows.model import Outbound, State
 from store.db import make_engine, sessionmaker
@@ -293,7 +292,7 @@ async def test_bulk_queueing_keeps_each_contacts_message_order(db, settings):
     async with db.sessions.begin() as session:
         contact = (await session.execute(select(Contact))).scalar_one()
         participant = await session.get(Participant, person.id)
-        await service.enqueue(
+        await outgoing.enqueue(
             session,
             settings,
             participant,

@@ -18,12 +18,13 @@ from aiohttp import web
 from sqlalchemy import select
 
 from bot.channels.simulator import SimulatorTransport
-from bot.channels.telegram import TelegramTransport
+from bot.channels.telegram_send import TelegramTransport
 from bot.channels.transport import Outgoing, PermanentFailure, RetryLater, Sent
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.ratelimit import DeliveryLimits
 from bot.delivery.retry import backoff
 from bot.metrics import MESSAGES_OUT, QUEUE_DEPTH, REGISTRY
+from bot.services import outgoing
 from bot.services import turns as service
 from flows.model import Choice, Outbound
 from store.db import make_engine, sessionmaker
@@ -113,7 +114,7 @@ async def queue(
         contact = await session.get(Contact, who[channel])
         before = contact.next_seq
         outbound = [m if isinstance(m, Outbound) else Outbound(text=m) for m in messages]
-        await service.enqueue(
+        await outgoing.enqueue(
             session, settings, participant, contact, outbound, prompt_id="p1", now=now
         )
         rows = await session.execute(
@@ -211,7 +212,7 @@ async def test_messages_not_yet_due_wait(db, settings, clock):
     async with db.sessions.begin() as session:
         participant = await session.get(Participant, cy["id"])
         contact = await session.get(Contact, cy["sms"])
-        await service.enqueue(
+        await outgoing.enqueue(
             session,
             settings,
             participant,

@@ -13,7 +13,8 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.bootstrap import build, create_app
 from bot.services import recruitment
-from bot.services.turns import receive, retry_conflicts
+from bot.services.conflicts import retry_conflicts
+from bot.services.turns import receive
 from store import audit
 from store.db import make_engine, sessionmaker
 from store.models import (

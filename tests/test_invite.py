@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-import bot.channels.telegram
+import bot.channels.telegram_client
 from bot.bootstrap import build_cli
 from bot.channels.simulator import SimulatorTransport
 from bot.cli import recruitment as cli_recruitment
@@ -182,7 +182,7 @@ async def _reply(db, relay, address, text):
 
 async def test_bot_username_is_asked_of_telegram(telegram_emulator, monkeypatch, assembly):
     monkeypatch.setattr(
-        bot.channels.telegram,
+        bot.channels.telegram_client,
         "request_factory",
         lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout),
     )

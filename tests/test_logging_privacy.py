@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.bootstrap import create_app
 from bot.channels.sms import SmsTransport
-from bot.channels.telegram import close_bot, make_bot
+from bot.channels.telegram_client import close_bot, make_bot
 from bot.channels.transport import Outgoing
 from bot.logs import QUIET, configure_logging, redact
 from bot.services import turns as service
@@ -141,7 +141,7 @@ async def test_exceptions_logged_by_the_service_keep_frames_and_type_only(db, se
             exc,
             exc_info=(type(exc), exc, exc.__traceback__),
         )
-        logging.getLogger("bot.channels.telegram").warning(
+        logging.getLogger("bot.channels.telegram_polling").warning(
             "telegram update %s skipped: %s", 1, TEXT
         )
     written = log.getvalue()

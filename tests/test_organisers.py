@@ -13,11 +13,12 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
-import bot.channels.telegram
+import bot.channels.telegram_client
 from bot.bootstrap import build, create_app
 from bot.channels.sms import SmsTransport
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.ratelimit import DeliveryLimits
+from bot.services import people
 from bot.services import turns as service
 from bot.services.organisers import add_organiser, remove_organiser
 from bot.settings import Settings
@@ -234,7 +235,7 @@ async def test_urgent_broadcast_ignores_quiet_hours(db, relay):
 
 
 async def test_notices_wait_for_an_organiser_to_tell(db, settings, relay, calendar):
-    from bot.services.organisers import forward_attendance
+    from bot.services.attendance import forward_attendance
 
     async with db.sessions.begin() as session:
         member = await add_member(session, channel="sms", status=CONFIRMED)
@@ -339,7 +340,7 @@ async def test_organiser_broadcasts_from_telegram_through_the_running_service(
     """The app as deployed (polling, dispatcher, no SMS account): the organiser's /broadcast
     comes back as a preview, and after SEND each member's Telegram chat receives it."""
     monkeypatch.setattr(
-        bot.channels.telegram,
+        bot.channels.telegram_client,
         "request_factory",
         lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout),
     )
@@ -452,7 +453,7 @@ async def test_a_chat_moved_by_an_invitation_link_gives_no_rights_to_the_invited
     invited_phone, code = "+447911000222", "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp"
     async with db.sessions.begin() as session:
         invited = (
-            await service.find_or_create_contact(session, "sms", invited_phone, "en")
+            await people.find_or_create_contact(session, "sms", invited_phone, "en")
         ).participant_id
         session.add(PoolEntry(participant_id=invited, language="en", attributes={}))
         session.add(

@@ -20,8 +20,8 @@ from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.ratelimit import DeliveryLimits
 from bot.delivery.retry import BACKOFF_CAP
 from bot.metrics import REGISTRY
-from bot.services import turns as service
-from bot.services.turns import enqueuer
+from bot.services import outgoing
+from bot.services.outgoing import enqueuer
 from flows.model import Outbound
 from scheduler.runner import CalendarRunner
 from store.models import Contact, OutboxMessage, Participant
@@ -84,7 +84,7 @@ async def queue(db, settings, participant_id: str, *texts: str, now: datetime) -
         contact = (
             await session.execute(select(Contact).where(Contact.participant_id == participant_id))
         ).scalar_one()
-        await service.enqueue(
+        await outgoing.enqueue(
             session,
             settings,
             participant,

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from bot.bootstrap import build_cli
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.ratelimit import DeliveryLimits
-from bot.services import turns as service
+from bot.services import outgoing
 from bot.settings import Settings
 from flows.model import Outbound
 from store.db import make_engine, sessionmaker
@@ -64,7 +64,7 @@ async def person_with(
         )
         session.add(contact)
         await session.flush()
-        await service.enqueue(
+        await outgoing.enqueue(
             session,
             settings,
             participant,

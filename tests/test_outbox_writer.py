@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import select
 
-from bot.services import turns as service
+from bot.services import outgoing
 from bot.services.recruitment import invitations as recruitment_invitations
 from flows.model import Outbound
 from store import contacts, outbox
@@ -108,7 +108,7 @@ async def test_rows_for_many_contacts_take_each_contact_s_next_numbers(db, setti
         # The loaded contact knows its new number: a reply in the same transaction follows.
         assert loaded.next_seq == 3
         participant = await session.get(Participant, first)
-        await service.enqueue(
+        await outgoing.enqueue(
             session, settings, participant, loaded, [Outbound(text="a3")], prompt_id=None, now=NOW
         )
     assert written == 4

@@ -326,11 +326,11 @@ async def test_waiting_for_the_draw_answers_and_still_hears_withdraw(db, relay, 
 async def test_a_letter_link_opened_in_telegram_through_the_bot_api(
     db, invited, assembly, telegram_emulator, monkeypatch
 ):
-    import bot.channels.telegram
+    import bot.channels.telegram_client
     from tests.test_telegram_e2e import Service, polling_settings
 
     monkeypatch.setattr(
-        bot.channels.telegram,
+        bot.channels.telegram_client,
         "request_factory",
         lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout),
     )

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from bot.services.turns import enqueuer
+from bot.services.outgoing import enqueuer
 from scheduler.runner import CalendarRunner
 from store.calendar import DONE, CalendarJob
 from store.db import make_engine, sessionmaker

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from bot.services.turns import enqueuer, receive
+from bot.services.outgoing import enqueuer
+from bot.services.turns import receive
 from flows.sms_format import markdown_to_plain
 from scheduler.paging import render_briefing
 from scheduler.runner import CalendarRunner

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.services.turns import enqueuer
+from bot.services.outgoing import enqueuer
 from bot.settings import Settings
 from scheduler.moves import move_session
 from scheduler.plan import in_quiet_hours

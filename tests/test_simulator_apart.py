@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-import bot.channels.telegram
+import bot.channels.telegram_client
 from bot.bootstrap import build, create_app
 from bot.channels.transport import Outgoing, RetryLater, Sent, build_transports
 from bot.cli import common as cli
@@ -141,7 +141,7 @@ async def test_simulated_people_never_speak_as_or_reach_real_ones(
     organiser's phone or chat gives no organiser rights, playing a member's chat id neither
     touches their participant nor sends anything to their real chat."""
     monkeypatch.setattr(
-        bot.channels.telegram,
+        bot.channels.telegram_client,
         "request_factory",
         lambda read_timeout=10.0: EmulatorRequest(read_timeout=read_timeout),
     )

@@ -13,7 +13,8 @@ import pytest
 from bot.channels.simulator import SimulatorTransport
 from bot.channels.telegram_format import markdown_to_html
 from bot.delivery.dispatcher import Dispatcher
-from bot.services.turns import enqueuer, receive
+from bot.services.outgoing import enqueuer
+from bot.services.turns import receive
 from flows import segments
 from scheduler.config import load_calendar
 from scheduler.runner import CalendarRunner

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-import bot.channels.telegram
+import bot.channels.telegram_client
 from bot.bootstrap import build, create_app
 from bot.settings import Settings
 from flows.assembly import Assembly
@@ -36,7 +36,7 @@ def emulator_requests(monkeypatch) -> list[EmulatorRequest]:
         made.append(EmulatorRequest(read_timeout=read_timeout))
         return made[-1]
 
-    monkeypatch.setattr(bot.channels.telegram, "request_factory", factory)
+    monkeypatch.setattr(bot.channels.telegram_client, "request_factory", factory)
     return made
 
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bot.channels.telegram import TelegramTransport
 from bot.channels.telegram_format import markdown_to_html
+from bot.channels.telegram_send import TelegramTransport
 from bot.channels.transport import Outgoing, PermanentFailure, RetryLater, Sent
 from bot.settings import Settings
 from tests.telegram_peer import (  # noqa: F401  (fixtures)

@@ -99,7 +99,7 @@ def build_transports(settings: Settings) -> dict[str, Transport]:
 
     transports: dict[str, Transport] = {}
     if settings.telegram_enabled:
-        from bot.channels.telegram import TelegramTransport
+        from bot.channels.telegram_send import TelegramTransport
 
         transports["telegram"] = TelegramTransport(settings)
     if settings.sms_enabled:

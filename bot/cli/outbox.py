@@ -184,6 +184,7 @@ def retry(
                             next_attempt_at=now,
                             lease_until=None,
                             lease_owner=None,
+                            faults=0,
                         )
                     )
                 await audit.append(

@@ -5,19 +5,34 @@ transaction, with `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite serialises writ
 BEGIN IMMEDIATE), so several dispatchers on one database never send a row twice. A row
 whose lease ran out (its dispatcher died mid-send) is claimed again. A row is claimable
 only while no earlier row of its contact is queued or sending: messages to one contact
-leave in `seq` order.
+leave in `seq` order. A row whose lease ran out `MAX_FAULTS` times in all (with the
+attempts that failed before an outcome: bot/delivery/retry.py) is failed by the claim
+itself instead: whatever keeps stopping it, even writing its outcome, it is not sent again.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, literal_column, select, union_all, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    case,
+    literal,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
 
 from bot.channels.transport import Outgoing
+from bot.delivery.retry import MAX_FAULTS
 from bot.services import invite_codes
 from store.models import (
     PENDING_STATUSES,
@@ -28,7 +43,12 @@ from store.models import (
     UTCDateTime,
 )
 
+log = logging.getLogger(__name__)
 outbox = OutboxMessage.__table__
+ABANDONED = (
+    f"gave up after {MAX_FAULTS} attempts that failed before an outcome: "
+    "the last one's lease ran out"
+)
 # What a claim reads back: the message and its schedule (fewer columns, less to convert).
 CLAIMED_COLUMNS = (
     "id",
@@ -47,6 +67,7 @@ CLAIMED_COLUMNS = (
     "parts",
     "segments",
     "attempts",
+    "faults",
     "next_attempt_at",
     "created_at",
     "not_before",
@@ -74,6 +95,7 @@ class Claimed:
     parts: int
     segments: int
     attempts: int
+    faults: int  # earlier attempts that ended with no outcome (this one's lease included)
     next_attempt_at: datetime
     created_at: datetime
     not_before: datetime  # when it first became due: retries are counted from here
@@ -130,6 +152,8 @@ class Claims:
         self.clock = clock
         self.postgres = postgres
         self.follow = follow
+        # Channels of the rows the claims failed (ABANDONED), until the dispatcher takes them.
+        self.abandoned: list[str] = []
         self._statement = self._build_statement()
 
     def claim_in(self, connection: Connection, limit: int, channels: list[str]) -> list[Claimed]:
@@ -145,11 +169,18 @@ class Claims:
                 "owner": self.owner,
             },
         )
-        rows = [self._snapshot(row) for row in result.all()]
+        rows = []
+        for status, *row in result.all():
+            if status == OutboxStatus.SENDING:
+                rows.append(self._snapshot(row))
+            else:  # only the id: the rest may be personal
+                log.warning("gave up on outbox row %d (%s): %s", row[0], row[4], ABANDONED)
+                self.abandoned.append(row[4])
         return sorted(rows, key=lambda row: (row.contact_id, row.seq))
 
     def _snapshot(self, row: Any) -> Claimed:
-        # Positional: the RETURNING list is CLAIMED_COLUMNS, then the recipient's facts.
+        # Positional: the RETURNING list is the status, CLAIMED_COLUMNS, then the
+        # recipient's facts.
         previous = None
         if self.follow:
             *row, previous = row
@@ -164,17 +195,32 @@ class Claims:
         )
 
     def _build_statement(self) -> Any:
-        """The claim, built once: SQLAlchemy then reuses its compiled form on every call."""
+        """The claim, built once: SQLAlchemy then reuses its compiled form on every call.
+
+        SET reads the row as it was: "sending" there means its lease ran out, an attempt
+        that ended with no outcome."""
+        reclaimed = outbox.c.status == _sql(OutboxStatus.SENDING)
+        abandoned = and_(reclaimed, outbox.c.faults + 1 >= MAX_FAULTS)
         return (
             update(outbox)
             .where(outbox.c.id.in_(self._picked()))
             .values(
-                status=OutboxStatus.SENDING.value,
-                attempts=outbox.c.attempts + 1,
-                lease_until=bindparam("lease_until", type_=UTCDateTime()),
-                lease_owner=bindparam("owner"),
+                status=case(
+                    (abandoned, _sql(OutboxStatus.FAILED)), else_=_sql(OutboxStatus.SENDING)
+                ),
+                attempts=outbox.c.attempts + case((abandoned, 0), else_=1),
+                faults=outbox.c.faults + case((reclaimed, 1), else_=0),
+                lease_until=case(
+                    (abandoned, null()), else_=bindparam("lease_until", type_=UTCDateTime())
+                ),
+                lease_owner=case((abandoned, null()), else_=bindparam("owner")),
+                error=case((abandoned, literal(ABANDONED)), else_=outbox.c.error),
             )
-            .returning(*(outbox.c[name] for name in CLAIMED_COLUMNS), *self._recipient_facts())
+            .returning(
+                outbox.c.status,
+                *(outbox.c[name] for name in CLAIMED_COLUMNS),
+                *self._recipient_facts(),
+            )
         )
 
     def _picked(self) -> Any:

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channels.transport import Transport, build_transports
 from bot.delivery import queue as outbox_queue
-from bot.delivery.claims import Claimed, Claims
+from bot.delivery.claims import ABANDONED, Claimed, Claims
 from bot.delivery.health import ChannelBook
 from bot.delivery.outcomes import Outcome, OutcomeWriter
 from bot.delivery.ratelimit import DeliveryLimits
@@ -42,10 +42,10 @@ from bot.delivery.send_watch import Sender, SendWatch
 from bot.delivery.sending import Sending
 from bot.delivery.shared_limits import PermitStore
 from bot.delivery.transactions import Transactions
-from bot.metrics import OLDEST_WAITING, QUEUE_DEPTH
+from bot.metrics import MESSAGES_OUT, OLDEST_WAITING, QUEUE_DEPTH
 from bot.relay import Relay
 from bot.settings import Settings
-from store.models import utcnow
+from store.models import OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -212,9 +212,14 @@ class Dispatcher:
     async def _process_safely(self, row: Claimed, sender: Sender) -> None:
         try:
             await self.sending.process(row, sender)
-        except Exception:
-            # The row stays "sending" under our lease and is tried again when it runs out.
+        except Exception as exc:
             log.exception("sending outbox row %d failed", row.id)
+            try:
+                self.sending.fault(row, exc)
+            except Exception:
+                # The row stays "sending" under our lease and is claimed again when it runs
+                # out; the claim counts that, and fails the row after a few (claims.py).
+                log.exception("could not reschedule outbox row %d", row.id)
         finally:
             channel = row.channel
             self._held[channel] -= 1
@@ -256,9 +261,11 @@ class Dispatcher:
             claimed = await self.transactions.run(self._record_and_claim, outcomes, wanted)
         except Exception:
             log.exception("claiming outbox rows failed; retrying shortly")
+            self.claims.abandoned.clear()  # rolled back with the claim
             if outcomes:  # a failed claim must not lose what was sent
                 await self.writer.write_batch(outcomes)
             return False
+        self._count_abandoned()
         self.writer.settle(outcomes)
         for channel, rows in claimed.items():
             self._held[channel] += len(rows)
@@ -327,8 +334,21 @@ class Dispatcher:
         channels = list(self.transports) if channels is None else channels
         if limit <= 0 or not channels:
             return []
-        async with self.transactions.connect() as connection:
-            return await connection.run_sync(self.claims.claim_in, limit, channels)
+        try:
+            async with self.transactions.connect() as connection:
+                claimed = await connection.run_sync(self.claims.claim_in, limit, channels)
+        except Exception:
+            self.claims.abandoned.clear()  # rolled back with the claim
+            raise
+        self._count_abandoned()
+        return claimed
+
+    def _count_abandoned(self) -> None:
+        """Rows a claim failed (their lease kept running out): on /healthz and in metrics."""
+        for channel in self.claims.abandoned:
+            self.health.channel(channel).given_up(ABANDONED)
+            MESSAGES_OUT.labels(channel, OutboxStatus.FAILED).inc()
+        self.claims.abandoned.clear()
 
     # --- metrics -------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ class Outcome:
     sent_at: datetime | None = None
     delivered_at: datetime | None = None
     error: str | None = None
+    fault: int = 0  # 1: this attempt failed before an outcome (outbox.faults)
 
 
 @functools.cache
@@ -91,6 +92,7 @@ class OutcomeWriter:
                 status=bindparam("b_status"),
                 next_attempt_at=bindparam("b_next", type_=UTCDateTime()),
                 error=bindparam("b_error"),
+                faults=outbox.c.faults + bindparam("b_fault"),
                 **released,
             )
         )
@@ -105,6 +107,7 @@ class OutcomeWriter:
         provider_id: str | None = None,
         sent_at: datetime | None = None,
         delivered_at: datetime | None = None,
+        fault: int = 0,
     ) -> None:
         """Queue the end of one attempt at `row` (the schedule stays unless moved)."""
         self.add(
@@ -117,6 +120,7 @@ class OutcomeWriter:
                 sent_at=sent_at,
                 delivered_at=delivered_at,
                 error=short(error) if error else None,
+                fault=fault,
             )
         )
 
@@ -150,7 +154,13 @@ class OutcomeWriter:
             if o.sent_at is not None
         ]
         other = [
-            {"b_id": o.id, "b_status": o.status, "b_next": o.next_attempt_at, "b_error": o.error}
+            {
+                "b_id": o.id,
+                "b_status": o.status,
+                "b_next": o.next_attempt_at,
+                "b_error": o.error,
+                "b_fault": o.fault,
+            }
             for o in batch
             if o.sent_at is None
         ]

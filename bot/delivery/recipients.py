@@ -18,7 +18,7 @@ from bot.delivery.claims import Claimed
 from bot.delivery.outcomes import OutcomeWriter, short
 from bot.delivery.transactions import Transactions
 from bot.metrics import MESSAGES_OUT
-from bot.services import turns as service
+from bot.services import people
 from bot.settings import Settings
 from flows.model import Choice, Outbound
 from store import audit, contacts
@@ -117,7 +117,7 @@ class Recipients:
 
     async def _requeue_on_sms(self, session: AsyncSession, row: Claimed, now: datetime) -> int:
         # The same lock service.receive takes, so sequence numbers never collide.
-        participant = await service.lock_participant(session, row.participant_id)
+        participant = await people.lock_participant(session, row.participant_id)
         if participant.opted_out:
             return 0
         sms = await contacts.preferred_contact(session, participant.id, channels=("sms",))

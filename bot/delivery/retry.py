@@ -5,7 +5,10 @@ exponential backoff and jitter until it has been due for `settings.retry_for` (2
 default): it is given up by age, not after a few attempts. A send that raised something
 no transport is meant to raise (a bug, an unexpected network error) is retried the same
 way, but only `UNEXPECTED_ATTEMPTS` times: a fault that repeats is no passing reason, and
-the messages behind it to the same contact wait meanwhile.
+the messages behind it to the same contact wait meanwhile. So is an attempt that ended with
+no outcome at all (processing failed outside the send, say a database error while moving
+the message to SMS, or the lease ran out before the outcome was written): `MAX_FAULTS`
+such attempts, counted in the row, and the message is failed.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from bot.delivery.claims import Claimed
+if TYPE_CHECKING:  # claims.py reads MAX_FAULTS from here
+    from bot.delivery.claims import Claimed
 
 # The longest wait between two attempts at one message (before jitter halves it at most):
 # after an outage the queue starts moving again within five minutes.
@@ -23,6 +28,8 @@ BACKOFF_CAP = 300.0
 # Attempts at a message whose send keeps raising something unexpected: with the backoff
 # above, two to four minutes of trying.
 UNEXPECTED_ATTEMPTS = 8
+# Attempts that ended with no outcome before a message is failed (outbox.faults).
+MAX_FAULTS = 8
 
 
 def backoff(
@@ -71,6 +78,18 @@ def after_failure(
     # The channel's own retry_after is honoured exactly; our guesses get jitter.
     delay = after if after is not None else backoff(row.attempts, rng=rng)
     next_attempt = min(now + timedelta(seconds=delay), give_up_at)
+    if row.expires_at is not None:
+        next_attempt = min(next_attempt, row.expires_at)
+    return Retry(reason, next_attempt)
+
+
+def after_fault(row: Claimed, reason: str, *, now: datetime, rng: Callable[[], float]) -> Retry:
+    """An attempt that failed outside the send: tried again with backoff, given up at the
+    MAX_FAULTS-th such attempt (however young the message)."""
+    faults = row.faults + 1
+    if faults >= MAX_FAULTS:
+        return Retry(f"gave up after {faults} attempts that failed before an outcome: {reason}")
+    next_attempt = now + timedelta(seconds=backoff(faults, rng=rng))
     if row.expires_at is not None:
         next_attempt = min(next_attempt, row.expires_at)
     return Retry(reason, next_attempt)

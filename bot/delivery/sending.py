@@ -177,10 +177,23 @@ class Sending:
         else:
             self.writer.finish(row, OutboxStatus.QUEUED, error=then.error, next_attempt_at=then.at)
 
-    def _give_up(self, row: Claimed, error: str) -> None:
+    def fault(self, row: Claimed, exc: Exception) -> None:
+        """Processing failed outside the send (a database error while moving the message to
+        SMS, say): tried again with backoff, and failed after a few such attempts, so the
+        row is not claimed again each time its lease runs out (bot/delivery/retry.py)."""
+        reason = f"processing failed: {type(exc).__name__}"
+        then = retry.after_fault(row, reason, now=self.clock(), rng=self.rng)
+        if then.at is None:
+            self._give_up(row, then.error, fault=1)
+        else:
+            self.writer.finish(
+                row, OutboxStatus.QUEUED, error=then.error, next_attempt_at=then.at, fault=1
+            )
+
+    def _give_up(self, row: Claimed, error: str, *, fault: int = 0) -> None:
         # The reason stays in the row: a provider's words may quote the number.
         log.warning(
             "gave up on outbox row %d (%s) after %d attempts", row.id, row.channel, row.attempts
         )
         self._health[row.channel].given_up(error)
-        self.writer.finish(row, OutboxStatus.FAILED, error=error)
+        self.writer.finish(row, OutboxStatus.FAILED, error=error, fault=fault)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.organisers import organiser_contacts
-from bot.services.turns import enqueue
+from bot.services.outgoing import enqueue
 from bot.settings import Settings
 from flows.i18n import Translator, translator
 from flows.model import Outbound

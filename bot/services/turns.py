@@ -6,34 +6,30 @@ commit together or not at all; the dispatcher sends the rows afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
-from bot.addresses import can_receive_sms
-from bot.channels.render import render
 from bot.metrics import MESSAGES_IN
 from bot.relay import Relay
-from bot.settings import Settings
+from bot.services.conflicts import retry_conflicts
+from bot.services.outgoing import enqueue
+from bot.services.people import PERSON_LOOKUP, find_or_create_contact, preferred_contact
 from flows.facts import Facts
 from flows.i18n import shipped_languages
-from flows.model import Context, Inbound, Outbound, State, Turn
-from store import audit, contacts, outbox
-from store.models import Contact, InboundMessage, OutboxStatus, Participant, utcnow
+from flows.model import Context, Inbound, State, Turn
+from store import audit
+from store.models import Contact, InboundMessage, Participant, utcnow
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+
 
 # Where providers find the contact a turn came in on: rights that belong to an address and
 # not to a person (an organiser's) are read from it, never from the participant's others.
@@ -89,9 +85,6 @@ _FILE_UNDER = (
 )
 
 
-NO_SMS_REPLY = "the sender is a short code or name: it cannot receive SMS"
-
-
 @dataclass
 class Received:
     duplicate: bool
@@ -119,130 +112,6 @@ def best_language(hint: str | None, default: str) -> str:
         if code in shipped:
             return code
     return default if default in shipped else shipped[0]
-
-
-async def contact_at(session: AsyncSession, channel: str, address: str) -> Contact | None:
-    return (
-        await session.execute(
-            select(Contact).where(Contact.channel == channel, Contact.address == address)
-        )
-    ).scalar_one_or_none()
-
-
-def locking_lookup(columns: dict[str, Any] | None = None) -> Any:
-    """The contact at an address with its participant, both locked as an update of the
-    contact's next seq would lock it (FOR NO KEY UPDATE: rows that refer to the contact, as
-    the inbound message does, hold a key-share lock on it), read as they are once the lock
-    is held; with `columns` (`Hooks.person_columns`) read beside them."""
-    return (
-        select(Contact, Participant, *(c.label(name) for name, c in (columns or {}).items()))
-        .join(Participant, Participant.id == Contact.participant_id)
-        .where(Contact.channel == bindparam("channel"), Contact.address == bindparam("address"))
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    )
-
-
-_LOCKED_AT = locking_lookup()
-# Where an inbound turn puts its lookup (with the hooks' columns) for `locked_contact_at`,
-# and where that leaves what the columns read: {"participant_id", "contact_id", name: value}.
-PERSON_LOOKUP = "person_lookup"
-READ_WITH_PERSON = "read_with_person"
-
-
-async def locked_contact_at(session: AsyncSession, channel: str, address: str) -> Contact | None:
-    """The contact at this address, and its participant (in the session), both locked."""
-    lookup = session.info.get(PERSON_LOOKUP, _LOCKED_AT)
-    row = (await session.execute(lookup, {"channel": channel, "address": address})).first()
-    if row is None:
-        return None
-    contact, participant, *_ = row
-    _hold(contact, participant)
-    if lookup is not _LOCKED_AT:
-        read = row._asdict()
-        read.update(participant_id=participant.id, contact_id=contact.id)
-        session.info[READ_WITH_PERSON] = read
-    return contact
-
-
-def read_with_person(session: AsyncSession, participant_id: str, contact_id: int | None) -> dict:
-    """What the hooks' person columns read for this participant and contact in this turn;
-    empty when they were not read with them (a new person, a flow started elsewhere)."""
-    read = session.info.get(READ_WITH_PERSON) or {}
-    if read.get("participant_id") != participant_id or read.get("contact_id") != contact_id:
-        return {}
-    return read
-
-
-def _hold(contact: Contact, participant: Participant) -> None:
-    """The session keeps unchanged objects only while something refers to them: the
-    contact does, so `session.get(Participant, ...)` finds the participant without a query."""
-    set_committed_value(contact, "participant", participant)
-
-
-async def find_or_create_contact(
-    session: AsyncSession, channel: str, address: str, language: str
-) -> Contact:
-    """The contact at this address, or a new one with a new participant: insert-or-get, so
-    two first messages from one address at once (two instances, say) both go through.
-    Either way the contact and its participant are locked and held by the session (a new
-    one is this transaction's own until it commits)."""
-    contact = await locked_contact_at(session, channel, address)
-    if contact is not None:
-        return contact
-    participant = Participant(language=language, state=State(language=language).to_json())
-    session.add(participant)
-    await session.flush()
-    # A short code or sender name texted us: it can never be answered by SMS.
-    silent = channel == "sms" and not can_receive_sms(address)
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    contact = (
-        await session.scalars(
-            insert(Contact)
-            .values(
-                participant_id=participant.id,
-                channel=channel,
-                address=address,
-                sms_consent=channel == "sms" and not silent,
-                unreachable_at=utcnow() if silent else None,
-            )
-            .on_conflict_do_nothing(index_elements=["channel", "address"])
-            .returning(Contact)
-        )
-    ).first()
-    if contact is None:
-        # Another transaction created it and has committed (ours waited for it): use it,
-        # or, if it has gone again meanwhile, start over.
-        await session.delete(participant)
-        return await find_or_create_contact(session, channel, address, language)
-    _hold(contact, participant)
-    await audit.append(
-        session, "participant.created", {"channel": channel}, participant_id=participant.id
-    )
-    return contact
-
-
-async def lock_participant(
-    session: AsyncSession, participant_id: str, contact: Contact | None = None
-) -> Participant:
-    """The participant, locked; with `contact`, that contact is read again in the same
-    statement, locked as an update of its next seq would (FOR NO KEY UPDATE: rows that
-    refer to the contact, as the inbound message now does, hold a key-share lock on it)."""
-    if contact is None:
-        return (
-            await session.execute(
-                select(Participant).where(Participant.id == participant_id).with_for_update()
-            )
-        ).scalar_one()
-    return (
-        await session.execute(
-            select(Participant, Contact)
-            .join(Contact, Contact.participant_id == Participant.id)
-            .where(Participant.id == participant_id, Contact.id == contact.id)
-            .with_for_update(key_share=True)
-            .execution_options(populate_existing=True)
-        )
-    ).one()[0]
 
 
 async def receive(
@@ -353,40 +222,6 @@ async def _receive_once(
     return Received(duplicate=False, participant_id=participant.id, queued=queued)
 
 
-# PostgreSQL's codes for a transaction that lost a race and would pass if run again:
-# serialization failure and deadlock (a unique violation is an IntegrityError).
-RETRYABLE_SQLSTATES = {"40001", "40P01"}
-CONFLICT_RETRIES = 4
-
-
-# SQLite's "database is busy" and "locked" (extended codes keep the primary one in the low
-# byte): a writer that waited out the busy timeout, or whose snapshot went stale.
-RETRYABLE_SQLITE_CODES = {5, 6}
-
-
-def lost_a_race(exc: DBAPIError) -> bool:
-    if isinstance(exc, IntegrityError):
-        return True
-    if getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF in RETRYABLE_SQLITE_CODES:
-        return True
-    return getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
-
-
-async def retry_conflicts(transaction: Callable[[], Awaitable[T]]) -> T:
-    """Run `transaction` (which opens and commits its own), again if it lost a race with a
-    concurrent one: Twilio never resends an inbound SMS, so a 500 would lose the message.
-    A conflict that is not a race comes back every time and is raised after the last try."""
-    for attempt in range(CONFLICT_RETRIES):
-        try:
-            return await transaction()
-        except DBAPIError as exc:
-            if attempt == CONFLICT_RETRIES - 1 or not lost_a_race(exc):
-                raise
-            log.info("transaction lost a race (%s); trying again", type(exc.orig).__name__)
-            await asyncio.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
 async def start_flow(
     session: AsyncSession,
     relay: Relay,
@@ -443,80 +278,3 @@ async def apply_turn(
         now=now,
         not_before=not_before,
     )
-
-
-def enqueuer(settings: Settings) -> Callable[..., Awaitable[int]]:
-    """`enqueue` with the settings bound: what the scheduler is given to write its due
-    messages (it knows no channel or settings of its own)."""
-
-    async def bound(
-        session: AsyncSession,
-        participant: Participant,
-        contact: Contact,
-        messages: Iterable[Outbound],
-        **options: Any,
-    ) -> int:
-        return await enqueue(session, settings, participant, contact, messages, **options)
-
-    return bound
-
-
-async def enqueue(
-    session: AsyncSession,
-    settings: Settings,
-    participant: Participant,
-    contact: Contact,
-    messages: Iterable[Outbound],
-    *,
-    prompt_id: str | None,
-    now: datetime,
-    not_before: datetime | None = None,
-    broadcast_id: int | None = None,
-    expires_at: datetime | None = None,
-) -> int:
-    """Write outbox rows for `messages`, in order, split into channel-sized parts; rows
-    with `expires_at` are never sent from that moment on."""
-    rows: list[outbox.Message] = []
-    count = 0
-    for message in messages:
-        target = contact
-        if message.to_channel and message.to_channel != contact.channel:
-            target = await contact_on(session, participant, message.to_channel) or contact
-        parts = render(
-            message, target.channel, participant.language, prompt_id, settings.sms_max_segments
-        )
-        # The reply to a sender that cannot receive SMS is a deliberate silence, on record.
-        silent = target.channel == "sms" and not can_receive_sms(target.address)
-        for number, part in enumerate(parts, start=1):
-            rows.append(
-                outbox.Message(
-                    target,
-                    part.text,
-                    buttons=part.buttons,
-                    markdown=message.markdown,
-                    compliance=message.compliance,
-                    kind=message.kind,
-                    broadcast_id=broadcast_id,
-                    part=number,
-                    parts=len(parts),
-                    segments=part.segments,
-                    encoding=part.encoding,
-                    not_before=not_before,
-                    expires_at=expires_at,
-                    **({"status": OutboxStatus.CANCELLED, "error": NO_SMS_REPLY} if silent else {}),
-                )
-            )
-            count += 0 if silent else 1
-    await outbox.write(session, rows, now=now)
-    return count
-
-
-async def contact_on(
-    session: AsyncSession, participant: Participant, channel: str
-) -> Contact | None:
-    return await contacts.contact_on(session, participant.id, channel)
-
-
-async def preferred_contact(session: AsyncSession, participant: Participant) -> Contact | None:
-    """Telegram when it still works, else SMS the person agreed to; None if unreachable."""
-    return await contacts.preferred_contact(session, participant.id)

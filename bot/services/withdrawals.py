@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.relay import Relay
 from bot.services.notices import tell_organisers, who
+from bot.services.people import preferred_contact
 from bot.services.recruitment.answers import Withdrawal
-from bot.services.turns import apply_turn, facts_for, preferred_contact
+from bot.services.turns import apply_turn, facts_for
 from bot.settings import Settings
 from flows.i18n import Translator
 from flows.model import Context, State

@@ -7,9 +7,9 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.relay import Relay
+from bot.services.attendance import forward_attendance
 from bot.services.broadcast.queueing import release_due
 from bot.services.broadcast.timing import timing_of
-from bot.services.organisers import forward_attendance
 from bot.settings import Settings
 from scheduler import timers
 from scheduler.config import Calendar

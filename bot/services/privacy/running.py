@@ -20,7 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.relay import Relay
-from bot.services import turns
+from bot.services import people
 from bot.services.privacy.due import Due, assembly_end, due_organisers, due_people
 from bot.services.privacy.erase import erase_person
 from flows import events
@@ -150,12 +150,12 @@ def register(relay: Relay) -> None:
     START from it lifts the mark."""
 
     async def before_inbound(session: AsyncSession, *, channel, address, language, now, **_):
-        if await turns.contact_at(session, channel, address) is not None:
+        if await people.contact_at(session, channel, address) is not None:
             return
         digest = opt_out_digest(relay.invite_key, channel, address)
         if await session.get(OptOutMark, digest) is None:
             return
-        contact = await turns.find_or_create_contact(session, channel, address, language)
+        contact = await people.find_or_create_contact(session, channel, address, language)
         participant = await session.get(Participant, contact.participant_id)
         state = State.from_json(participant.state, language=participant.language)
         state.opted_out = True

@@ -63,7 +63,7 @@ async def resolve_bot_username(
     if given:
         return given.lstrip("@"), "option"
     if settings.telegram_enabled:
-        from bot.channels.telegram import close_bot, make_bot
+        from bot.channels.telegram_client import close_bot, make_bot
 
         bot = make_bot(settings)
         try:

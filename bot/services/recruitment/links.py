@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.addresses import is_simulated
-from bot.services import turns as service
+from bot.services import people
 from bot.services.recruitment.common import RECRUITMENT_FLOWS
 from flows.model import State
 from store import audit
@@ -98,7 +98,7 @@ async def bind_invitation_link(
                 await session.flush()
         except IntegrityError:
             # The chat's other message, sent at the same moment, created it first.
-            contact = await service.contact_at(session, "telegram", address)
+            contact = await people.contact_at(session, "telegram", address)
             if contact is None:
                 raise
     if contact.participant_id != invitation.participant_id:
@@ -147,8 +147,8 @@ async def _mark_refused(
 ) -> None:
     """Let the invitation flow tell this chat why its link did not work."""
     if contact is None:
-        contact = await service.find_or_create_contact(session, "telegram", address, language)
-    participant = await service.lock_participant(session, contact.participant_id)
+        contact = await people.find_or_create_contact(session, "telegram", address, language)
+    participant = await people.lock_participant(session, contact.participant_id)
     state = State.from_json(participant.state, language=participant.language)
     if state.flow not in RECRUITMENT_FLOWS or state.step is None:
         state.flow, state.step, state.offered = "invitation", None, []

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.relay import Relay
+from bot.services import people
 from bot.services import turns as service
 from bot.services.recruitment.invitations import quiet_hours_end
 from flows.assembly import Assembly
@@ -61,7 +62,7 @@ async def send_invitation_reminders(
         async with relay.sessions.begin() as session:
             due = await due_invitation_reminders(session, now, chunk)
             for invitation in due:
-                participant = await service.lock_participant(session, invitation.participant_id)
+                participant = await people.lock_participant(session, invitation.participant_id)
                 invitation.reminded_at, invitation.status = now, REMINDED
                 if participant.opted_out or participant.erase_requested_at:
                     continue
@@ -144,7 +145,7 @@ async def notify_draw_outcome(
             if selection.status == SELECTED and selection.confirm_by is None:
                 selection.confirm_by = now + assembly.recruitment.confirm_within
             selection.notified_at = now
-            participant = await service.lock_participant(session, selection.participant_id)
+            participant = await people.lock_participant(session, selection.participant_id)
             step = "confirm" if selection.status == SELECTED else "reserve"
             await service.start_flow(
                 session, relay, participant, "confirmation", step=step, now=now
@@ -177,7 +178,7 @@ async def notify_draw_outcome(
             )
             for invitation in others:
                 invitation.outcome_sent_at = now
-                participant = await service.lock_participant(session, invitation.participant_id)
+                participant = await people.lock_participant(session, invitation.participant_id)
                 await service.start_flow(
                     session, relay, participant, "confirmation", step="thanks", now=now
                 )
