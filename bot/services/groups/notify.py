@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from bot.relay import Relay
 from bot.services.groups.records import GroupsError
-from bot.services.turns import enqueue, lock_participant, preferred_contact
+from bot.services.outgoing import enqueue
+from bot.services.people import lock_participant, preferred_contact
 from flows.i18n import Translator, translator
 from flows.model import Outbound
 from store import audit
