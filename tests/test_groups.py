@@ -6,9 +6,11 @@ letters, in their language."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from bot.services.groups.notify import seat_message
 from flows.i18n import translator
@@ -398,3 +400,30 @@ async def test_before_a_panel_or_an_allocation_each_command_says_what_to_do_firs
         code, out, err = await concorder(db, tmp_path, *args)
         assert code == 1 and "No tables are allocated yet" in err, (args, out, err)
         assert "Traceback" not in out + err
+
+
+async def test_two_allocations_recorded_at_the_same_moment_leave_one_current(db):
+    from sqlalchemy.exc import IntegrityError
+
+    from bot.services.groups import allocate as alloc
+    from bot.services.groups import records
+
+    await confirmed_panel(db)
+    async with db.sessions() as session:
+        members, categories = await records.panel_members(session)
+
+    async def record(seed: str):
+        problem = alloc.Problem(tuple(members), tuple(categories), 6, 1, seed, (), False)
+        comparison = alloc.allocate(problem)
+        async with db.sessions.begin() as session:
+            return await records.record_allocation(session, problem, comparison)
+
+    outcomes = await asyncio.gather(record("1"), record("2"), return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(refused) == 1
+    assert isinstance(refused[0], IntegrityError | records.GroupsError | OperationalError)
+    async with db.sessions() as session:
+        runs = (await session.execute(select(GroupRun))).scalars().all()
+        seats = (await session.execute(select(GroupSeat))).scalars().all()
+    assert [r.status for r in runs] == [CURRENT]
+    assert {s.run_id for s in seats} == {runs[0].run_id} and len(seats) == 30

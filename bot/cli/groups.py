@@ -11,6 +11,7 @@ import asyncio
 from pathlib import Path
 
 import typer
+from sqlalchemy.exc import IntegrityError
 
 from bot.cli.common import console, err, with_database, with_relay
 from bot.cli.groups_display import members_of, show_comparison, show_round
@@ -118,6 +119,10 @@ def assign(
         console.print("[yellow]Dry run: nothing recorded and nobody told.[/]")
         return
 
+    _record(settings, problem, comparison, replace)
+
+
+def _record(settings: Settings, problem, comparison, replace: bool) -> None:
     async def save(sessions):
         async with sessions.begin() as session:
             return await records.record_allocation(session, problem, comparison, replace=replace)
@@ -126,6 +131,11 @@ def assign(
         done = asyncio.run(with_database(settings, save))
     except GroupsError as error:
         raise _fail(str(error)) from None
+    except IntegrityError:
+        raise _fail(
+            "Another command recorded tables at the same moment; nothing was recorded by this "
+            "one. See them with `concorder groups show`."
+        ) from None
     if done.replaced:
         console.print(f"Allocation {done.replaced} replaced.")
     console.print(

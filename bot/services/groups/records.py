@@ -140,6 +140,7 @@ async def record_allocation(
         raise GroupsError(already_allocated(old))
     if old is not None:
         old.status = REPLACED
+        await session.flush()  # before the new run, which the one-current index checks
         await session.execute(delete(GroupSeat).where(GroupSeat.run_id == old.run_id))
     payload = problem.canonical()
     result = result_record(comparison)

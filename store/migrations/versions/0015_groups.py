@@ -49,6 +49,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("run_id", "round", "participant_id", name="uq_group_seats_member"),
         sa.UniqueConstraint("run_id", "round", "table_no", "letter", name="uq_group_seats_letter"),
     )
+    op.create_index(
+        "uq_group_runs_one_current",
+        "group_runs",
+        ["status"],
+        unique=True,
+        sqlite_where=sa.text("status = 'current'"),
+        postgresql_where=sa.text("status = 'current'"),
+    )
     op.create_index("ix_group_seats_run_id", "group_seats", ["run_id"])
     op.create_index("ix_group_seats_participant_id", "group_seats", ["participant_id"])
 
