@@ -8,6 +8,8 @@ only while no earlier row of its contact is queued or sending: messages to one c
 leave in `seq` order. A row whose lease ran out `MAX_FAULTS` times in all (with the
 attempts that failed before an outcome: bot/delivery/retry.py) is failed by the claim
 itself instead: whatever keeps stopping it, even writing its outcome, it is not sent again.
+Under a per-chat limit, whoever records a send also claims that contact's next message in
+the same transaction (`claim_next`), so a busy chat never waits for anyone's next batch.
 """
 
 from __future__ import annotations
@@ -131,6 +133,24 @@ def pending(table: Any) -> Any:
     return table.c.status.in_([_sql(status) for status in PENDING_STATUSES])
 
 
+def _candidates() -> tuple[Any, Any, Any, Any, Any]:
+    """What both claims share: their parameters, the candidate rows, and whether an earlier
+    row of a candidate's contact is still pending (one probe of ix_outbox_pending_contact)."""
+    candidate = outbox.alias("candidate")
+    earlier = outbox.alias("earlier")
+    blocked = (
+        select(earlier.c.id)
+        .where(
+            pending(earlier),
+            earlier.c.contact_id == candidate.c.contact_id,
+            earlier.c.seq < candidate.c.seq,
+        )
+        .exists()
+    )
+    now = bindparam("now", type_=UTCDateTime())
+    return now, bindparam("limit"), bindparam("channels", expanding=True), candidate, blocked
+
+
 class Claims:
     """Leases due rows to one dispatcher (`owner`), one UPDATE ... RETURNING a claim.
 
@@ -154,20 +174,34 @@ class Claims:
         self.follow = follow
         # Channels of the rows the claims failed (ABANDONED), until the dispatcher takes them.
         self.abandoned: list[str] = []
-        self._statement = self._build_statement()
+        self._statement = self._build_statement(self._picked())
+        self._next_statement = self._build_statement(self._next_of())
 
     def claim_in(self, connection: Connection, limit: int, channels: list[str]) -> list[Claimed]:
         """One UPDATE ... RETURNING: picks, leases and reads the rows in a single round trip."""
+        return self._claim(connection, self._statement, limit=limit, channels=channels)
+
+    def claim_next(
+        self, connection: Connection, contacts: list[int], channels: list[str]
+    ) -> list[Claimed]:
+        """The next message of each of these contacts, if due: claimed by whoever recorded
+        the previous one's outcome, in that same transaction, rather than waiting for any
+        instance's next batch (a busy chat then gets its whole per-chat rate)."""
+        if not contacts:
+            return []
+        return self._claim(
+            connection,
+            self._next_statement,
+            limit=len(contacts),
+            channels=channels,
+            contacts=contacts,
+        )
+
+    def _claim(self, connection: Connection, statement: Any, **params: Any) -> list[Claimed]:
         now = self.clock()
         result = connection.execute(
-            self._statement,
-            {
-                "now": now,
-                "limit": limit,
-                "channels": channels,
-                "lease_until": now + self.lease,
-                "owner": self.owner,
-            },
+            statement,
+            {"now": now, "lease_until": now + self.lease, "owner": self.owner, **params},
         )
         rows = []
         for status, *row in result.all():
@@ -194,7 +228,7 @@ class Claims:
             previous,
         )
 
-    def _build_statement(self) -> Any:
+    def _build_statement(self, picked: Any) -> Any:
         """The claim, built once: SQLAlchemy then reuses its compiled form on every call.
 
         SET reads the row as it was: "sending" there means its lease ran out, an attempt
@@ -203,7 +237,7 @@ class Claims:
         abandoned = and_(reclaimed, outbox.c.faults + 1 >= MAX_FAULTS)
         return (
             update(outbox)
-            .where(outbox.c.id.in_(self._picked()))
+            .where(outbox.c.id.in_(picked))
             .values(
                 status=case(
                     (abandoned, _sql(OutboxStatus.FAILED)), else_=_sql(OutboxStatus.SENDING)
@@ -234,20 +268,7 @@ class Claims:
         each scan locks what it picks and skips rows another dispatcher holds, in a CTE that
         runs once, so two dispatchers never lease the same row.
         """
-        now = bindparam("now", type_=UTCDateTime())
-        limit = bindparam("limit")
-        channels = bindparam("channels", expanding=True)
-        candidate = outbox.alias("candidate")
-        earlier = outbox.alias("earlier")
-        blocked = (
-            select(earlier.c.id)
-            .where(
-                pending(earlier),
-                earlier.c.contact_id == candidate.c.contact_id,
-                earlier.c.seq < candidate.c.seq,
-            )
-            .exists()
-        )
+        now, limit, channels, candidate, blocked = _candidates()
         expired_lease = (
             (candidate.c.status == _sql(OutboxStatus.SENDING), candidate.c.lease_until < now),
             candidate.c.lease_until,
@@ -276,6 +297,29 @@ class Claims:
         if self.postgres:
             return select(picked.cte("picked").prefix_with("MATERIALIZED").c.id)
         return select(picked.subquery().c.id)
+
+    def _next_of(self) -> Any:
+        """The ids of the given contacts' next messages, when due: each contact's queued
+        rows are found through ix_outbox_pending_contact, and only the first can be free of
+        an earlier pending one. Locked and skipped as `_picked` does."""
+        now, limit, channels, candidate, blocked = _candidates()
+        scan = (
+            select(candidate.c.id)
+            .where(
+                pending(candidate),
+                candidate.c.contact_id.in_(bindparam("contacts", expanding=True)),
+                candidate.c.status == _sql(OutboxStatus.QUEUED),
+                candidate.c.next_attempt_at <= now,
+                candidate.c.not_before <= now,
+                candidate.c.channel.in_(channels),
+                ~blocked,
+            )
+            .limit(limit)
+        )
+        if self.postgres:
+            scan = scan.with_for_update(skip_locked=True)
+            return select(scan.cte("picked").prefix_with("MATERIALIZED").c.id)
+        return select(scan.subquery().c.id)
 
     def _recipient_facts(self) -> list[Any]:
         """The recipient's language, opt-outs and reachability (and, when following a

@@ -18,6 +18,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import random
@@ -100,11 +101,15 @@ class Dispatcher:
         self.owner = owner or f"dispatcher-{uuid.uuid4().hex[:12]}"
         self.transactions = Transactions(sessions)
         self.writer = OutcomeWriter(self.transactions, self.owner)
-        follow = any(
-            self.limits.for_channel(channel) is not None
-            and self.limits.for_channel(channel).per_recipient is not None
+        # Channels with a per-chat limit: a chat's next message is claimed with the outcome
+        # of its previous one, and its limiter follows that send, whoever made it.
+        self._chained = [
+            channel
             for channel in transports
-        )
+            if self.limits.for_channel(channel) is not None
+            and self.limits.for_channel(channel).per_recipient is not None
+        ]
+        follow = bool(self._chained)
         self.claims = Claims(
             owner=self.owner,
             lease=lease,
@@ -258,7 +263,9 @@ class Dispatcher:
             return False
         outcomes = self.writer.take()
         try:
-            claimed = await self.transactions.run(self._record_and_claim, outcomes, wanted)
+            claimed, following = await self.transactions.run(
+                self._record_and_claim, outcomes, wanted
+            )
         except Exception:
             log.exception("claiming outbox rows failed; retrying shortly")
             self.claims.abandoned.clear()  # rolled back with the claim
@@ -267,10 +274,9 @@ class Dispatcher:
             return False
         self._count_abandoned()
         self.writer.settle(outcomes)
-        for channel, rows in claimed.items():
-            self._held[channel] += len(rows)
-            for row in rows:
-                self._ready.put(row)
+        for row in itertools.chain(following, *claimed.values()):
+            self._held[row.channel] += 1
+            self._ready.put(row)
         return any(len(claimed[channel]) == free for channel, free in wanted.items())
 
     async def _idle(self) -> None:
@@ -296,12 +302,26 @@ class Dispatcher:
 
     def _record_and_claim(
         self, connection: Connection, outcomes: list[Outcome], wanted: dict[str, int]
-    ) -> dict[str, list[Claimed]]:
+    ) -> tuple[dict[str, list[Claimed]], list[Claimed]]:
+        """Record `outcomes`, claim batches as `wanted`, and claim the next message of each
+        chat whose previous one was just recorded as sent (`_chained` channels): it would
+        otherwise wait for the next batch of any instance, and lose part of its interval."""
         self.writer.record(connection, outcomes)
-        return {
+        claimed = {
             channel: self.claims.claim_in(connection, free, [channel])
             for channel, free in wanted.items()
         }
+        following: list[Claimed] = []
+        for channel in self._chained:
+            contacts = [
+                outcome.contact_id
+                for outcome in outcomes
+                if outcome.sent_at is not None
+                and outcome.channel == channel
+                and outcome.contact_id is not None
+            ]
+            following += self.claims.claim_next(connection, contacts, [channel])
+        return claimed, following
 
     async def run_once(self) -> int:
         """Claim one batch of due rows, send all of them and record the outcomes."""

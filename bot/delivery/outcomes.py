@@ -40,6 +40,7 @@ class Outcome:
     delivered_at: datetime | None = None
     error: str | None = None
     fault: int = 0  # 1: this attempt failed before an outcome (outbox.faults)
+    contact_id: int | None = None  # whose next message may follow it (Claims.claim_next)
 
 
 @functools.cache
@@ -121,6 +122,7 @@ class OutcomeWriter:
                 delivered_at=delivered_at,
                 error=short(error) if error else None,
                 fault=fault,
+                contact_id=row.contact_id,
             )
         )
 

@@ -48,6 +48,9 @@ RETRY_AFTER_ERROR = 0.5
 # Lateness the far side's window count absorbs: strict pacing at 98% of the rate leaves
 # about 20 ms a second; half is kept for network jitter, the rest pushes nothing back.
 LATE = 0.01
+# Blocks over which the other instances' lead is taken at its largest (`SharedGcra._ahead`):
+# their blocks interleave with ours, so one sample may miss one of theirs.
+AHEAD_SAMPLES = 4
 
 _NOW = {
     "postgresql": "CAST(extract(epoch from clock_timestamp()) AS double precision)",
@@ -116,6 +119,11 @@ class SharedGcra:
         self._last_slot = float("-inf")
         self._failing = False
         self._late = 0.0  # the most a send left after its slot since the last block
+        # How far the shared schedule ran ahead of our own slots at the last block: the
+        # other instances' reservations. A waiter with a time of its own joins a block that
+        # much earlier, so its slot still falls at its time rather than that much after.
+        self._ahead = 0.0
+        self._aheads: collections.deque[float] = collections.deque(maxlen=AHEAD_SAMPLES)
         self._arrived = asyncio.Event()  # a waiter came while the filler waited for a time
 
     async def acquire(self, not_before: float | None = None) -> None:
@@ -149,7 +157,7 @@ class SharedGcra:
         live = [waiter for waiter in self._waiting if not waiter[0].done()]
         timed = sorted((w for w in live if w[1] != float("-inf")), key=lambda w: w[1])
         plain = collections.deque(w for w in live if w[1] == float("-inf"))
-        start = max(self.clock(), self._last_slot + self.interval)
+        start = self._own_start() + self._ahead
         block: list[tuple[asyncio.Future[float], float]] = []
         while len(block) < self.block:
             if timed and timed[0][1] <= start + len(block) * self.interval:
@@ -167,7 +175,11 @@ class SharedGcra:
         soonest = min((nb for future, nb in self._waiting if not future.done()), default=None)
         if soonest is None:
             return 0.0
-        return max(0.0, soonest - max(self.clock(), self._last_slot + self.interval))
+        return max(0.0, soonest - self._own_start() - self._ahead)
+
+    def _own_start(self) -> float:
+        """Where the next block would start if no other instance took any slots."""
+        return max(self.clock(), self._last_slot + self.interval)
 
     async def _fill(self) -> None:
         while self._waiting or self._late:
@@ -183,6 +195,7 @@ class SharedGcra:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._arrived.wait(), self._next_due())
                 continue
+            own = self._own_start()
             try:
                 first = await self.store.take(self.key, len(waiters), self.interval, late)
             except Exception as exc:
@@ -200,6 +213,10 @@ class SharedGcra:
                 await self.sleep(RETRY_AFTER_ERROR)
                 continue
             self._failing = False
+            self._aheads.append(max(0.0, first - own - late))
+            # No other instance reserves further ahead than this: more is a stepped clock
+            # or a crashed instance's slots, not a lead to join blocks earlier by.
+            self._ahead = min(max(self._aheads), LEAD + BLOCK_SECONDS)
             self._hand_out(waiters, first)
 
     def _hand_out(self, waiters: list[tuple[asyncio.Future[float], float]], first: float) -> None:
