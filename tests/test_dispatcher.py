@@ -230,6 +230,35 @@ async def test_messages_not_yet_due_wait(db, settings, clock):
     assert transport.texts() == ["Later"]
 
 
+async def test_a_message_held_for_the_morning_does_not_hold_up_an_answer_sent_now(
+    db, settings, clock
+):
+    fay = await person(db, sms="+447700900103")
+    async with db.sessions.begin() as session:
+        participant = await session.get(Participant, fay["id"])
+        contact = await session.get(Contact, fay["sms"])
+        await outgoing.enqueue(
+            session,
+            settings,
+            participant,
+            contact,
+            [Outbound("Reminder, in the morning")],
+            prompt_id=None,
+            now=clock.now,
+            not_before=clock.now + timedelta(hours=3),
+        )
+    await queue(
+        db, settings, fay, "sms", "Answer to what you wrote", "its second part", now=clock.now
+    )
+    transport = RecordingTransport("sms")
+    worker = dispatcher(db, settings, {"sms": transport}, clock)
+    assert await worker.drain() == 2
+    assert transport.texts() == ["Answer to what you wrote", "its second part"]
+    clock.advance(3 * 3600)
+    assert await worker.drain() == 1
+    assert transport.texts()[-1] == "Reminder, in the morning"
+
+
 # --- order and isolation -----------------------------------------------------------------
 
 

@@ -144,6 +144,9 @@ def _candidates() -> tuple[Any, Any, Any, Any, Any]:
             pending(earlier),
             earlier.c.contact_id == candidate.c.contact_id,
             earlier.c.seq < candidate.c.seq,
+            # A message held for later (the end of quiet hours) does not hold up an answer
+            # meant for now; messages meant for the same moment keep their order.
+            earlier.c.not_before <= candidate.c.not_before,
         )
         .exists()
     )
