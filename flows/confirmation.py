@@ -14,8 +14,6 @@ from flows.invitation import (
     recruitment_facts,
     reopened,
     wait,
-    wants_to_withdraw,
-    withdraw,
 )
 
 
@@ -82,9 +80,6 @@ class Confirmation(Flow):
 
     def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
         name = assembly_name(conv)
-        if wants_to_withdraw(answer):
-            withdraw(conv)
-            return
         if step == "reserve":
             self.ask(conv, "reserve")
             return
@@ -159,7 +154,4 @@ class Outcome(Flow):
         wait(conv, self.name, "status")
 
     def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
-        if wants_to_withdraw(answer):
-            withdraw(conv)
-        else:
-            self.ask(conv, "status")
+        self.ask(conv, "status")

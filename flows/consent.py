@@ -12,8 +12,6 @@ from flows.invitation import (
     is_start_command,
     recruitment_facts,
     reopened,
-    wants_to_withdraw,
-    withdraw,
 )
 
 
@@ -39,9 +37,7 @@ class Consent(Flow):
 
     def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
         facts = recruitment_facts(conv)
-        if wants_to_withdraw(answer):
-            withdraw(conv)
-        elif answer.choice == "agree":
+        if answer.choice == "agree":
             # The version and language say which text was agreed to, and its digest exactly
             # which words: the periods in it come from [retention] and can change on their own.
             conv.emit(

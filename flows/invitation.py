@@ -1,6 +1,6 @@
 """The invitation: would you like to take part? Then consent, then registration.
 
-Facts come in ctx.facts.recruitment (see bot/recruitment.py): the assembly's name and
+Facts come in ctx.facts.recruitment (see bot/services/recruitment/facts.py): the assembly's name and
 texts, this person's invitation status, and at sending time the Telegram link to include.
 WITHDRAW works at every stage (an engine command, flows/rights.py): it leaves, gives up any
 place on the panel and asks for the data to be erased.
@@ -12,7 +12,6 @@ from flows import events
 from flows.assembly import localised
 from flows.engine import Answer, Conversation, Flow
 from flows.facts import RecruitmentFacts
-from flows.text import fold
 
 NO_RECRUITMENT = RecruitmentFacts()  # no assembly: every recruitment fact is empty
 WITHDRAW_WORDS = {"withdraw", "retirer", "retirarme", "retiro"}
@@ -29,10 +28,6 @@ def assembly_name(conv: Conversation) -> str:
 def in_language(conv: Conversation, texts: dict[str, str]) -> str:
     facts = recruitment_facts(conv)
     return localised(texts, conv.state.language, facts.default_language)
-
-
-def wants_to_withdraw(answer: Answer) -> bool:
-    return answer.choice is None and fold(answer.text) in WITHDRAW_WORDS
 
 
 def withdraw(conv: Conversation, by: str = "participant") -> None:
@@ -145,9 +140,7 @@ class Invitation(Flow):
         )
 
     def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
-        if wants_to_withdraw(answer):
-            withdraw(conv)
-        elif recruitment_facts(conv).invitation_status == "lapsed" and (
+        if recruitment_facts(conv).invitation_status == "lapsed" and (
             answer.choice or is_start_command(answer)
         ):
             self.refuse(conv, "expired")

@@ -14,8 +14,6 @@ from flows.invitation import (
     recruitment_facts,
     reopened,
     wait,
-    wants_to_withdraw,
-    withdraw,
 )
 from flows.text import fold
 
@@ -124,9 +122,6 @@ class Registration(Flow):
 
     def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
         progress = _progress(conv)
-        if wants_to_withdraw(answer):
-            withdraw(conv)
-            return
         if step == "done":  # registered, waiting for the draw
             self.ask(conv, "done")
             return
