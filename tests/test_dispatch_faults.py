@@ -156,3 +156,51 @@ async def test_a_send_whose_outcome_cannot_be_written_is_failed_after_a_few_leas
     assert await worker.drain() == 1
     assert telegram.texts() == ["hello"] * MAX_FAULTS + ["after"]
     assert [r.status for r in await rows(db)] == ["failed", "sent"]
+
+
+async def test_one_outcome_the_database_refuses_does_not_make_the_others_go_twice(db, settings):
+    clock = FakeClock()
+    people = [await person(db, telegram=f"1510{n}") for n in range(3)]
+    for n, who in enumerate(people):
+        await queue(db, settings, who, "telegram", f"hello {n}", now=clock.now)
+    poisoned = (await rows(db))[1].id
+    telegram = RecordingTransport()
+    worker = dispatcher(db, settings, {"telegram": telegram}, clock, lease=timedelta(seconds=120))
+    refuse_one = ("refuse_one", "UPDATE", f"OLD.id = {poisoned} AND NEW.status = 'sent'")
+    await refuse(db, refuse_one)
+    try:
+        assert await worker.drain() == 3
+        assert [(r.id == poisoned, r.status) for r in await rows(db)] == [
+            (False, "sent"),
+            (True, "sending"),
+            (False, "sent"),
+        ]
+    finally:
+        await allow(db, refuse_one)
+    clock.advance(121)  # only the refused one's lease runs out: it alone goes again
+    assert await worker.drain() == 1
+    assert sorted(telegram.texts()) == ["hello 0", "hello 1", "hello 1", "hello 2"]
+    assert {r.status for r in await rows(db)} == {"sent"}
+
+
+async def test_outcomes_wait_for_a_database_that_blinked_instead_of_being_sent_again(
+    db, settings
+):
+    clock = FakeClock()
+    ada = await person(db, telegram="15201")
+    await queue(db, settings, ada, "telegram", "one", now=clock.now)
+    await queue(db, settings, await person(db, telegram="15202"), "telegram", "two", now=clock.now)
+    telegram = RecordingTransport()
+    worker = dispatcher(db, settings, {"telegram": telegram}, clock)
+    claimed = await worker.claim(10, ["telegram"])
+    await refuse(db, REFUSE_SENT)
+    try:
+        for row in claimed:
+            worker.writer.finish(row, "sent", sent_at=clock.now)
+        assert not await worker.writer.write_batch(worker.writer.take())
+        assert worker.writer.count == 2, "kept in memory, not dropped"
+    finally:
+        await allow(db, REFUSE_SENT)
+    await worker.writer.flush()
+    assert [r.status for r in await rows(db)] == ["sent", "sent"]
+    assert await worker.drain() == 0, "nothing is left to be sent a second time"

@@ -100,7 +100,9 @@ class Dispatcher:
         self.rng = rng
         self.owner = owner or f"dispatcher-{uuid.uuid4().hex[:12]}"
         self.transactions = Transactions(sessions)
-        self.writer = OutcomeWriter(self.transactions, self.owner)
+        self.writer = OutcomeWriter(
+            self.transactions, self.owner, keep_for=lease.total_seconds() / 2
+        )
         # Channels with a per-chat limit: a chat's next message is claimed with the outcome
         # of its previous one, and its limiter follows that send, whoever made it.
         self._chained = [

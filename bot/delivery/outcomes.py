@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -20,6 +21,7 @@ from store.models import OutboxMessage, OutboxStatus, UTCDateTime
 log = logging.getLogger(__name__)
 outbox = OutboxMessage.__table__
 ERROR_MAX = 255
+RETRY_PAUSE = 1.0  # seconds before outcomes that failed to be written are tried again
 
 
 def short(reason: str) -> str:
@@ -41,6 +43,7 @@ class Outcome:
     error: str | None = None
     fault: int = 0  # 1: this attempt failed before an outcome (outbox.faults)
     contact_id: int | None = None  # whose next message may follow it (Claims.claim_next)
+    unwritten_since: float | None = None  # first failed write (time.monotonic), if any
 
 
 @functools.cache
@@ -57,11 +60,15 @@ class OutcomeWriter:
     records what was sent and leases what goes next. Otherwise `flush` writes them.
 
     Until its outcome is committed a row stays "sending" under our lease: if we crash
-    first, it is sent again once the lease runs out, never lost.
+    first, it is sent again once the lease runs out, never lost. An outcome that cannot be
+    written is kept and tried again (a database that blinked must not make us send twice),
+    alone, so that one row the database refuses does not hold the others back; it is let go
+    only when its lease is half gone, as the row is then due to be claimed and sent again.
     """
 
-    def __init__(self, transactions: Transactions, owner: str):
+    def __init__(self, transactions: Transactions, owner: str, keep_for: float = 60.0):
         self.transactions = transactions
+        self.keep_for = keep_for
         self.wake: Callable[[], None] | None = None
         self.wake_at = 1  # how many waiting outcomes call `wake`
         self.since = 0.0  # when the oldest waiting outcome arrived (time.monotonic)
@@ -182,16 +189,61 @@ class OutcomeWriter:
             _sent_counter(channel, status).inc(count)
 
     async def write_batch(self, batch: list[Outcome]) -> bool:
-        """Write `batch` in a transaction of its own; False (and logged) when it failed."""
+        """Write `batch` in a transaction of its own; False when some of it could not be
+        written: those outcomes wait to be tried again (see the class)."""
+        if await self._write(batch):
+            return True
+        log.warning("could not record %d outbox outcomes; trying them one by one", len(batch))
+        failed = batch
+        if len(batch) > 1:
+            failed = [outcome for outcome in batch if not await self._write([outcome])]
+        self._keep(failed)
+        return not failed
+
+    async def _write(self, batch: list[Outcome]) -> bool:
         try:
             async with self.transactions.connect() as connection:
                 await connection.run_sync(self.record, batch)
-        except Exception:  # the rows stay "sending"; their lease will expire
-            log.exception("could not record %d outbox outcomes", len(batch))
+        except Exception:
+            log.exception("recording outbox outcomes failed")
             return False
         self.settle(batch)
         return True
 
-    async def flush(self) -> None:
-        while self._pending:
-            await self.write_batch(self.take())
+    def _keep(self, failed: list[Outcome]) -> None:
+        """Put failed outcomes back in front, unless their rows are about to be claimed
+        again: then the send is repeated (at least once, never lost)."""
+        now = time.monotonic()
+        kept: list[Outcome] = []
+        for outcome in failed:
+            if outcome.unwritten_since is None:
+                outcome.unwritten_since = now
+            if now - outcome.unwritten_since < self.keep_for:
+                kept.append(outcome)
+            else:
+                log.error(
+                    "gave up recording the outcome of outbox row %d; it will be sent again "
+                    "once its lease runs out",
+                    outcome.id,
+                )
+        if kept:
+            # Counted as arriving a moment from now: the next try waits that long rather
+            # than hammering a database that just failed.
+            self.since = now + RETRY_PAUSE
+            self._pending[:0] = kept
+
+    async def flush(self, attempts: int = 3, pause: float = 0.5) -> None:
+        """Write what waits; at shutdown a database that stays away loses nothing but the
+        outcomes (their messages are sent again once their leases run out)."""
+        for attempt in range(attempts):
+            if not self._pending:
+                return
+            if not await self.write_batch(self.take()) and attempt + 1 < attempts:
+                await asyncio.sleep(pause)
+        if self._pending:
+            log.error(
+                "%d outbox outcomes could not be recorded; those messages will be sent again "
+                "once their leases run out",
+                len(self._pending),
+            )
+            self._pending = []

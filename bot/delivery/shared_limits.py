@@ -51,12 +51,25 @@ LATE = 0.01
 # Blocks over which the other instances' lead is taken at its largest (`SharedGcra._ahead`):
 # their blocks interleave with ours, so one sample may miss one of theirs.
 AHEAD_SAMPLES = 4
+CALIBRATION_SAMPLES = 5
+# A send that wakes this far after its slot gives the slot up and takes another (at most
+# REPLACE_LATE times): going now would put it on top of the next slot, maybe another
+# instance's, and two sends would arrive together.
+TOO_LATE = 0.5  # of an interval
+REPLACE_LATE = 2
 
 _NOW = {
     "postgresql": "CAST(extract(epoch from clock_timestamp()) AS double precision)",
     "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
 }
 _MAX = {"postgresql": "greatest", "sqlite": "max"}
+
+
+def database_clock(dialect: str) -> str:
+    """SQL for the database's clock in seconds since the epoch (a double)."""
+    return _NOW[dialect]
+
+
 _MIN = {"postgresql": "least", "sqlite": "min"}
 
 
@@ -77,24 +90,39 @@ class PermitStore:
         self.engine = engine
         self.clock = clock
         self._statement = _take_statement(engine.dialect.name)
+        self._clock_statement = text(f"SELECT {_NOW[engine.dialect.name]}")
         self._samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=16)
 
     async def take(self, key: str, count: int, interval: float, delay: float = 0.0) -> float:
         """Reserve `count` slots `interval` apart, after pushing the schedule back by `delay`;
         the first slot, on our monotonic clock."""
-        sent = self.clock()
         async with self.engine.begin() as connection:
+            if not self._samples:
+                await self._calibrate(connection)
+            sent = self.clock()
             tat, db_now = (
                 await connection.execute(
                     self._statement,
                     {"key": key, "cost": count * interval + delay, "horizon": HORIZON},
                 )
             ).one()
-        answered = self.clock()
-        # The database read its clock somewhere in the round trip: assume halfway.
-        self._samples.append((answered - sent, db_now - (sent + answered) / 2))
+            answered = self.clock()
+        self._sample(sent, answered, db_now)
         _, offset = min(self._samples)
         return tat - count * interval - offset
+
+    async def _calibrate(self, connection: Any) -> None:
+        """Read the database's clock a few times before the first slots are placed: a first
+        round trip on a new connection is slow, and an offset taken from it alone could put
+        our first slots on top of another instance's."""
+        for _ in range(CALIBRATION_SAMPLES):
+            sent = self.clock()
+            db_now = (await connection.execute(self._clock_statement)).scalar_one()
+            self._sample(sent, self.clock(), db_now)
+
+    def _sample(self, sent: float, answered: float, db_now: float) -> None:
+        # The database read its clock somewhere in the round trip: assume halfway.
+        self._samples.append((answered - sent, db_now - (sent + answered) / 2))
 
 
 class SharedGcra:
@@ -127,7 +155,8 @@ class SharedGcra:
         self._arrived = asyncio.Event()  # a waiter came while the filler waited for a time
 
     async def acquire(self, not_before: float | None = None) -> None:
-        """Wait for a slot of our own and for its moment, never before `not_before`."""
+        """Wait for a slot of our own and for its moment, never before `not_before`; a slot
+        woken up for too late is exchanged for a new one (see TOO_LATE)."""
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         if not_before is None:
             self._waiting.append((future, float("-inf")))
@@ -135,14 +164,22 @@ class SharedGcra:
             self._waiting.appendleft((future, not_before))
         self._arrived.set()
         self._start_filler()
-        slot = await future
-        start = slot if not_before is None else max(slot, not_before)
-        delay = start - self.clock()
-        if delay > 0:
-            await self.sleep(delay)
-        late = self.clock() - slot - LATE
-        if late > 0:
-            self._late = max(self._late, late)
+        for attempt in range(REPLACE_LATE + 1):
+            slot = await future
+            start = slot if not_before is None else max(slot, not_before)
+            delay = start - self.clock()
+            if delay > 0:
+                await self.sleep(delay)
+            late = self.clock() - slot
+            if late - LATE > 0:
+                self._late = max(self._late, late - LATE)
+                self._start_filler()
+            if late <= TOO_LATE * self.interval or attempt == REPLACE_LATE:
+                return
+            # Too late to go without crowding the next slot: take a new one, first in line.
+            future = asyncio.get_running_loop().create_future()
+            self._waiting.appendleft((future, float("-inf")))
+            self._arrived.set()
             self._start_filler()
 
     def _start_filler(self) -> None:
