@@ -14,6 +14,7 @@ the batch wrote (and so does every later message of that person in the batch).
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,7 +30,7 @@ from bot.services.outgoing import outbox_rows
 from bot.services.people import READ_WITH_PERSON
 from bot.services.turns import (
     FILE_UNDER,
-    RECORD,
+    INBOUND,
     Received,
     best_language,
     facts_for,
@@ -155,29 +156,50 @@ async def _store(session: AsyncSession, arrivals: list[Arrival]) -> dict[int, tu
     first: dict[tuple[str, str], int] = {}
     for n, a in enumerate(arrivals):
         first.setdefault((a.channel, a.provider_id), n)
-    params = [
-        {
-            "channel": arrivals[n].channel,
-            "address": arrivals[n].address,
-            "provider_id": provider_id,
-            "text": arrivals[n].text,
-            "button": arrivals[n].button,
-            "received_at": arrivals[n].now,
-        }
-        for (_, provider_id), n in sorted(first.items())
-    ]
-    statement = _RECORDS[session.get_bind().dialect.name]
-    stored = await session.execute(statement, params)
+    params: dict[str, Any] = {}
+    for row, ((_, provider_id), n) in enumerate(sorted(first.items())):
+        a = arrivals[n]
+        params.update(
+            {
+                f"r{row}_channel": a.channel,
+                f"r{row}_address": a.address,
+                f"r{row}_provider_id": provider_id,
+                f"r{row}_text": a.text,
+                f"r{row}_button": a.button,
+                f"r{row}_received_at": a.now,
+            }
+        )
+    statement = _storing(session.get_bind().dialect.name, len(first))
     records = {}
-    for row_id, contact_id, channel, provider_id in stored:
+    for row_id, contact_id, channel, provider_id in await session.execute(statement, params):
         records[first[(channel, provider_id)]] = (row_id, contact_id)
     return dict(sorted(records.items()))
 
 
-_RECORDS = {
-    name: statement.returning(statement.table.c.channel, statement.table.c.provider_id)
-    for name, statement in RECORD.items()
-}
+@functools.cache
+def _storing(dialect: str, count: int) -> Any:
+    """`turns.RECORD` for `count` messages at once (built once per size)."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    rows = []
+    for row in range(count):
+
+        def param(name: str, row: int = row) -> Any:
+            column = Contact.__table__.c.address if name == "address" else INBOUND.c[name]
+            return bindparam(f"r{row}_{name}", type_=column.type)
+
+        filed_under = (
+            select(Contact.id)
+            .where(Contact.channel == param("channel"), Contact.address == param("address"))
+            .scalar_subquery()
+        )
+        names = ("channel", "provider_id", "text", "button", "received_at")
+        rows.append({**{name: param(name) for name in names}, "contact_id": filed_under})
+    return (
+        insert(INBOUND)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+        .returning(INBOUND.c.id, INBOUND.c.contact_id, INBOUND.c.channel, INBOUND.c.provider_id)
+    )
 
 
 async def _lock(session: AsyncSession, batch: _Batch, keys: list[tuple[str, str]]) -> None:
