@@ -14,7 +14,6 @@ the batch wrote (and so does every later message of that person in the batch).
 from __future__ import annotations
 
 import asyncio
-import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -73,7 +72,7 @@ class Arrival:
 class _Batch:
     """What the batch has gathered so far, in arrival order."""
 
-    records: dict[int, tuple[int, int | None]]  # position -> (row id, filed under)
+    records: dict[int, tuple[int, int | None]] = field(default_factory=dict)  # -> (id, filed)
     people: dict[tuple[str, str], tuple[Contact, Participant]] = field(default_factory=dict)
     read: dict[int, dict[str, Any]] = field(default_factory=dict)  # contact id -> columns
     one_by_one: list[int] = field(default_factory=list)  # positions for handle_stored
@@ -103,9 +102,9 @@ def _locking(keys: list[tuple[str, str]]) -> Any:
 async def handle_batch(session: AsyncSession, relay: Relay, arrivals: list[Arrival]) -> list:
     """Every arrival's turn in the caller's transaction; a `Received` per arrival, in order.
     Raises whatever any turn raises: the caller then runs each message alone."""
-    batch = _Batch(records=await _store(session, arrivals))
-    fresh = [arrivals[n] for n in batch.records]
-    await _lock(session, batch, sorted({a.key for a in fresh}))
+    batch = _Batch()
+    await _lock(session, batch, sorted({a.key for a in arrivals}))
+    await _store(session, arrivals, batch)
     screened = await _screen(session, relay, arrivals, batch)
     with session.no_autoflush:
         await _make_people(session, relay, arrivals, batch, screened)
@@ -149,57 +148,46 @@ async def handle_batch(session: AsyncSession, relay: Relay, arrivals: list[Arriv
     return results
 
 
-async def _store(session: AsyncSession, arrivals: list[Arrival]) -> dict[int, tuple]:
-    """Insert-or-nothing every message on its provider's id, in one statement (sorted, so
-    two instances given the same ids take them in one order); a second copy in the batch
-    is a duplicate as one seen before is."""
+async def _store(session: AsyncSession, arrivals: list[Arrival], batch: _Batch) -> None:
+    """Insert-or-nothing every message on its provider's id (one statement, the rows sorted
+    so that two instances given the same ids take them in one order), filed under its
+    contact when it has one; a second copy in the batch is a duplicate as one seen before
+    is. The contacts are locked first: a provider's id is always one address's, so two
+    transactions storing one id have locked that contact in the same order before."""
     first: dict[tuple[str, str], int] = {}
     for n, a in enumerate(arrivals):
         first.setdefault((a.channel, a.provider_id), n)
-    params: dict[str, Any] = {}
-    for row, ((_, provider_id), n) in enumerate(sorted(first.items())):
+    rows = []
+    for (_, provider_id), n in sorted(first.items()):
         a = arrivals[n]
-        params.update(
+        known = batch.people.get(a.key)
+        rows.append(
             {
-                f"r{row}_channel": a.channel,
-                f"r{row}_address": a.address,
-                f"r{row}_provider_id": provider_id,
-                f"r{row}_text": a.text,
-                f"r{row}_button": a.button,
-                f"r{row}_received_at": a.now,
+                "channel": a.channel,
+                "provider_id": provider_id,
+                "text": a.text,
+                "button": a.button,
+                "received_at": a.now,
+                "contact_id": known[0].id if known else None,
             }
         )
-    statement = _storing(session.get_bind().dialect.name, len(first))
+    stored = await session.execute(_STORING[session.get_bind().dialect.name], rows)
     records = {}
-    for row_id, contact_id, channel, provider_id in await session.execute(statement, params):
+    for row_id, contact_id, channel, provider_id in stored:
         records[first[(channel, provider_id)]] = (row_id, contact_id)
-    return dict(sorted(records.items()))
+    batch.records = dict(sorted(records.items()))
 
 
-@functools.cache
-def _storing(dialect: str, count: int) -> Any:
-    """`turns.RECORD` for `count` messages at once (built once per size)."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    rows = []
-    for row in range(count):
-
-        def param(name: str, row: int = row) -> Any:
-            column = Contact.__table__.c.address if name == "address" else INBOUND.c[name]
-            return bindparam(f"r{row}_{name}", type_=column.type)
-
-        filed_under = (
-            select(Contact.id)
-            .where(Contact.channel == param("channel"), Contact.address == param("address"))
-            .scalar_subquery()
-        )
-        names = ("channel", "provider_id", "text", "button", "received_at")
-        rows.append({**{name: param(name) for name in names}, "contact_id": filed_under})
+def _storing(insert: Any) -> Any:
     return (
         insert(INBOUND)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
         .returning(INBOUND.c.id, INBOUND.c.contact_id, INBOUND.c.channel, INBOUND.c.provider_id)
     )
+
+
+# Executed with many rows: SQLAlchemy makes it one multi-row statement, compiled once.
+_STORING = {"postgresql": _storing(pg_insert), "sqlite": _storing(sqlite_insert)}
 
 
 async def _lock(session: AsyncSession, batch: _Batch, keys: list[tuple[str, str]]) -> None:
@@ -259,13 +247,7 @@ async def _make_people(
                 "unreachable_at": utcnow() if silent else None,
             }
         )
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    made = await session.scalars(
-        insert(Contact)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["channel", "address"])
-        .returning(Contact)
-    )
+    made = await session.scalars(_MAKING[session.get_bind().dialect.name], values)
     for contact in made:
         participant = participants.pop((contact.channel, contact.address))
         batch.people[(contact.channel, contact.address)] = (contact, participant)
@@ -277,6 +259,14 @@ async def _make_people(
         await _lock(session, batch, sorted(participants))
         if any(key not in batch.people for key in participants):
             raise LostRace("a new contact was made and removed again meanwhile")
+
+
+_MAKING = {
+    name: insert(Contact)
+    .on_conflict_do_nothing(index_elements=["channel", "address"])
+    .returning(Contact)
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 
 
 async def _read_columns(session: AsyncSession, relay: Relay, batch: _Batch) -> None:
