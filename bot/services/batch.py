@@ -22,7 +22,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from bot.metrics import MESSAGES_IN
+from bot.metrics import INBOUND_BATCHED, INBOUND_BATCHES, MESSAGES_IN
 from bot.relay import Relay
 from bot.services import turns
 from bot.services.batch_turns import Arrival, handle_batch
@@ -99,6 +99,7 @@ class Batcher:
                 arrival.future.cancel()
             raise
         except Exception as exc:  # noqa: BLE001 -- each message is then tried alone
+            INBOUND_BATCHES.labels("split").inc()
             log.info(
                 "a batch of %d inbound messages failed (%s); each runs alone",
                 len(arrivals),
@@ -106,6 +107,8 @@ class Batcher:
             )
             await self._one_by_one(arrivals)
             return
+        INBOUND_BATCHES.labels("committed").inc()
+        INBOUND_BATCHED.inc(len(arrivals))
         queued = 0
         for arrival, received in zip(arrivals, results, strict=True):
             outcome = "duplicate" if received.duplicate else "handled"
