@@ -1,7 +1,7 @@
 """Benchmark: inbound webhooks (Telegram updates, signed Twilio SMS) -> the service -> database.
 
     .venv/bin/python -m bench.inbound [--updates 3000] [--people 2000] [--sms 1000]
-                                      [--concurrency 32] [--no-postgres]
+                                      [--concurrency 32] [--no-postgres] [--assembly FILE]
 
 The service (create_app, webhook mode, no dispatcher) runs in a child process, as does the
 baseline: a bare aiohttp handler that only parses the body (JSON or form) and answers. The
@@ -61,6 +61,7 @@ def server_settings(url: str):
         TWILIO_ACCOUNT_SID=ACCOUNT_SID,
         TWILIO_AUTH_TOKEN=AUTH_TOKEN,
         TWILIO_FROM_NUMBER="+447700900001",
+        CONCORDER_ASSEMBLY=os.environ.get("CONCORDER_BENCH_ASSEMBLY"),
         _env_file=None,
     )
 
@@ -243,17 +244,19 @@ async def until_linked(db, timeout: float = 60.0) -> tuple[float, int, bool, int
     return waited, result.checked, result.ok, getattr(result, "pending", 0)
 
 
-async def batches(server: Server) -> tuple[float, float]:
-    """(committed groups, messages in them) as the service's /metrics counts them."""
+async def batches(server: Server) -> tuple[float, float, float]:
+    """(committed groups, messages in them, groups split) as the service's /metrics counts."""
     async with aiohttp.ClientSession() as http, http.get(server.url + "/metrics") as response:
         text = await response.text()
-    found = {"batches": 0.0, "messages": 0.0}
+    found = {"batches": 0.0, "messages": 0.0, "split": 0.0}
     for row in text.splitlines():
         if row.startswith('concorder_inbound_batches_total{outcome="committed"}'):
             found["batches"] = float(row.split()[-1])
+        elif row.startswith('concorder_inbound_batches_total{outcome="split"}'):
+            found["split"] = float(row.split()[-1])
         elif row.startswith("concorder_inbound_batched_messages_total "):
             found["messages"] = float(row.split()[-1])
-    return found["batches"], found["messages"]
+    return found["batches"], found["messages"], found["split"]
 
 
 def load() -> str:
@@ -300,7 +303,7 @@ async def measure(kind: str, pg_server: str | None, args: argparse.Namespace) ->
             await drive(server, warm_tg, args.concurrency)
             tg = await drive(server, telegram, args.concurrency)
             text = await drive(server, sms, args.concurrency)
-            grouped, grouped_messages = await batches(server)
+            grouped, grouped_messages, split = await batches(server)
             waited, checked, chain_ok, left = await until_linked(db)
             queued = await outbox_count(db)
         finally:
@@ -322,7 +325,7 @@ async def measure(kind: str, pg_server: str | None, args: argparse.Namespace) ->
     print(
         f"  each reply queued before its webhook's answer (time to reply queued <= HTTP "
         f"latency); {grouped_messages:.0f} messages in {grouped:.0f} transactions "
-        f"(mean {mean:.1f} a transaction)"
+        f"(mean {mean:.1f} a transaction){f'; {split:.0f} split' if split else ''}"
     )
     return targets(kind, tg, text, chain_ok)
 
@@ -361,12 +364,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--no-postgres", action="store_true", help="measure SQLite only")
     parser.add_argument("--no-sqlite", action="store_true", help="measure PostgreSQL only")
+    parser.add_argument(
+        "--assembly", help="serve with this assembly file (its facts are read on every turn)"
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     arguments = parse_args()
+    if arguments.assembly:  # the servers are child processes: they read it from here
+        os.environ["CONCORDER_BENCH_ASSEMBLY"] = os.path.abspath(arguments.assembly)
     if arguments.serve:
         run_server(None if arguments.serve == "bare" else arguments.serve)
     else:
