@@ -9,7 +9,8 @@ the commit answers nobody, and the provider sends again. If the batch's transact
 of its messages runs alone through `turns.receive`, in arrival order, so one bad message
 never fails the others and none is handled twice (the batch's rows were rolled back).
 
-One batch runs at a time per instance: a person's messages keep their arrival order.
+On PostgreSQL two groups run at once (one's turns while the other waits for the database),
+never with one person in both: a person's messages keep their arrival order.
 """
 
 from __future__ import annotations
@@ -33,18 +34,32 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 64
 LINGER_SECONDS = 0.002  # how long a small batch waits for company
+PARALLEL = 2  # groups handled at once on PostgreSQL
 
 _batchers: weakref.WeakKeyDictionary[Relay, Batcher] = weakref.WeakKeyDictionary()
 
 
 class Batcher:
-    def __init__(self, relay: Relay, *, size: int = BATCH_SIZE, linger: float = LINGER_SECONDS):
+    def __init__(
+        self,
+        relay: Relay,
+        *,
+        size: int = BATCH_SIZE,
+        linger: float = LINGER_SECONDS,
+        parallel: int | None = None,
+    ):
         self.relay = relay
         self.size = size
         self.linger = linger
+        # PostgreSQL: while one group waits for the database, the next one's turns run.
+        # SQLite has one writer: a second group would only wait for the first.
+        sqlite = relay.settings.database_url.startswith("sqlite")
+        self.parallel = parallel or (1 if sqlite else PARALLEL)
         self.waiting: list[Arrival] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
+        self._busy: set[tuple[str, str]] = set()  # addresses in a group being handled
 
     async def receive(
         self,
@@ -70,10 +85,11 @@ class Batcher:
         return await future
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in [self._task, *self._running]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for arrival in self.waiting:
             if not arrival.future.done():
                 arrival.future.cancel()
@@ -83,11 +99,41 @@ class Batcher:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self.waiting:
+            while self.waiting and len(self._running) < self.parallel:
                 if len(self.waiting) < self.size and self.linger:
                     await asyncio.sleep(self.linger)
-                taken, self.waiting = self.waiting[: self.size], self.waiting[self.size :]
-                await self._handle(taken)
+                taken = self._take()
+                if not taken:
+                    break  # all from people in a group being handled: wait for it
+                task = asyncio.create_task(self._handle_group(taken))
+                self._running.add(task)
+
+    def _take(self) -> list[Arrival]:
+        """The next group, in arrival order, from people no other group being handled has:
+        a person's messages are never in two groups at once (nor their retries, if that
+        group fails), so they keep their order. A message left waiting holds back the
+        later ones of its sender."""
+        taken: list[Arrival] = []
+        kept: list[Arrival] = []
+        held: set[tuple[str, str]] = set()
+        for arrival in self.waiting:
+            key = arrival.key
+            if len(taken) < self.size and key not in self._busy and key not in held:
+                taken.append(arrival)
+            else:
+                kept.append(arrival)
+                held.add(key)
+        self.waiting = kept
+        self._busy.update(a.key for a in taken)
+        return taken
+
+    async def _handle_group(self, arrivals: list[Arrival]) -> None:
+        try:
+            await self._handle(arrivals)
+        finally:
+            self._busy.difference_update(a.key for a in arrivals)
+            self._running.discard(asyncio.current_task())
+            self._wake.set()
 
     async def _handle(self, arrivals: list[Arrival]) -> None:
         relay = self.relay

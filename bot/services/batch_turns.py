@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.addresses import can_receive_sms
 from bot.relay import Relay
@@ -82,6 +83,7 @@ class _Batch:
     events: list[tuple[str, dict[str, Any], str | None]] = field(default_factory=list)
     moments: list[datetime] = field(default_factory=list)
     filings: list[dict[str, int]] = field(default_factory=list)
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)  # participant id -> new
 
     def apart(self, position: int, key: tuple[str, str]) -> None:
         self.one_by_one.append(position)
@@ -304,10 +306,17 @@ async def _turn(
     record_id, filed_under = batch.records[n]
     if contact.id != filed_under:
         batch.filings.append({"record_id": record_id, "contact_id": contact.id})
-    participant.state = turn.state.to_json()
-    participant.language = turn.state.language
-    participant.opted_out = turn.state.opted_out
-    participant.updated_at = a.now
+    # As `turns.apply_turn` sets them, written for the whole batch in one statement (the
+    # object holds them as if loaded: the facts of this person's next message read them).
+    changed = {
+        "state": turn.state.to_json(),
+        "language": turn.state.language,
+        "opted_out": turn.state.opted_out,
+        "updated_at": a.now,
+    }
+    for name, value in changed.items():
+        set_committed_value(participant, name, value)
+    batch.states[participant.id] = {"b_id": participant.id, **changed}
     for event in turn.events:
         batch.events.append((event.kind, event.data, participant.id))
         batch.moments.append(a.now)
@@ -326,9 +335,24 @@ async def _turn(
     return Received(duplicate=False, participant_id=participant.id, queued=count)
 
 
+PARTICIPANTS = Participant.__table__
+_SAVE_STATE = (
+    PARTICIPANTS.update()
+    .where(PARTICIPANTS.c.id == bindparam("b_id"))
+    .values(
+        state=bindparam("state"),
+        language=bindparam("language"),
+        opted_out=bindparam("opted_out"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+
+
 async def _write(session: AsyncSession, batch: _Batch, arrivals: list[Arrival]) -> None:
     """The batched turns' states, filings, replies and events: one statement each."""
-    await session.flush()  # the new states (one executemany)
+    await session.flush()  # new people who turned out not to be (another instance's)
+    if batch.states:
+        await session.execute(_SAVE_STATE, list(batch.states.values()))
     if batch.filings:
         await session.execute(FILE_UNDER, batch.filings)
     if batch.rows:
