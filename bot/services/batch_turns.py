@@ -2,12 +2,12 @@
 
 Each message gets the turn `turns.handle_stored` would give it, in arrival order (two from
 one person run one after the other on the updated state); what differs is the number of
-statements. The messages are stored with one insert-or-nothing (duplicates insert nothing),
-their people found and locked with one query in contact id order (two instances lock in the
-same order, so they cannot deadlock on them), new people made with one insert each for
+statements. The batch's people are found and locked with one query in contact id order (two
+instances lock in the same order, so they cannot deadlock on them), the messages stored with
+one insert-or-nothing (duplicates insert nothing), new people made with one insert each for
 participants and contacts, and the new states, replies and audit events written with one
 statement each. A message an inbound hook may act on, or whose turn raises an event that a
-hook handles, runs the one-message path instead, inside the same transaction, after what
+hook may handle, runs the one-message path instead, inside the same transaction, after what
 the batch wrote (and so does every later message of that person in the batch).
 """
 
