@@ -15,6 +15,7 @@ from bot.services.turns import receive
 from store import audit
 from store.db import make_engine, sessionmaker
 from store.models import Contact, InboundMessage, OutboxMessage, Participant
+from store.personal_data import OptOutMark, opt_out_digest
 from tests.telegram_peer import bot_api_fixture  # noqa: F401  (fixture)
 from tests.test_telegram_webhook import SECRET, message_update, webhook_settings
 from tests.twilio_peer import sign, twilio_settings
@@ -272,3 +273,24 @@ async def test_two_instances_take_interleaved_messages_of_the_same_people_once_e
         assert len(sent) == 1 + 2 * (handled - 1)
     async with db.sessions() as session:
         assert (await audit.verify(session)).ok
+
+
+async def test_an_erased_address_that_had_opted_out_stays_opted_out_in_a_batch(db, relay, batcher):
+    address = "+447700900601"
+    async with db.sessions.begin() as session:  # as erasing an opted-out person leaves it
+        session.add(OptOutMark(digest=opt_out_digest(relay.invite_key, "sms", address)))
+    results = await asyncio.gather(
+        sms(batcher, address, "Hello", "SMo1"),
+        sms(batcher, address, "HELP", "SMo2"),
+        sms(batcher, "+447700900602", "Hello", "SMo3"),
+    )
+    assert [r.duplicate for r in results] == [False] * 3
+    assert await replies(db, "sms", address) == []  # told nothing
+    async with db.sessions() as session:
+        participant = await session.scalar(
+            select(Participant)
+            .join(Contact, Contact.participant_id == Participant.id)
+            .where(Contact.address == address)
+        )
+    assert participant.opted_out
+    assert len(await replies(db, "sms", "+447700900602")) == 1
