@@ -20,6 +20,7 @@ from bot.relay import Relay
 from bot.services import (
     audit_checkpoints,
     audit_sequencer,
+    batch,
     broadcast,
     data_requests,
     organiser_chat,
@@ -119,6 +120,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     audit_sequencer.install(app, relay, dispatch)
+    batch.install(app, relay)  # inbound webhooks handled in groups, one transaction each
     telegram.install(app, relay, dispatch)
     sms.install(app, relay, dispatch)
     simulator.install(app, relay, dispatch)

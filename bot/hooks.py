@@ -6,7 +6,7 @@ Each feature's `register(...)` adds its functions here; the composition root
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,14 @@ EventHandler = Callable[[AsyncSession, Participant, Event, datetime], Awaitable[
 # `hook(session, *, record_id, channel, address, text, language, now)`, where `record_id`
 # is the stored inbound message's row.
 InboundHook = Callable[..., Awaitable[None]]
+# What lets inbound messages be handled in batches (`bot.services.batch`) beside an inbound
+# hook: given the batch's messages as (channel, address, text) and the (channel, address)
+# pairs that already have a contact, the positions of the messages the hook may act on;
+# those take the one-message path. A hook registered without one sends every message there.
+InboundScreen = Callable[
+    [AsyncSession, Sequence[tuple[str, str, str]], Collection[tuple[str, str]]],
+    Awaitable[Collection[int]],
+]
 # A value read in the query that finds and locks an inbound message's contact and
 # participant (a correlated scalar subquery on `Contact` and `Participant`), so the facts
 # it serves cost no round trip of their own. Providers find it with `read_with_person`.
@@ -42,6 +50,7 @@ class Hooks:
         self.facts: list[FactsProvider] = []
         self.events: dict[str, list[EventHandler]] = {}
         self.inbound: list[InboundHook] = []
+        self.inbound_screens: list[InboundScreen | None] = []
         self.turns: list[TurnHook] = []
         self.person_columns: dict[str, PersonColumn] = {}
 
@@ -51,8 +60,9 @@ class Hooks:
     def on_event(self, kind: str, handler: EventHandler) -> None:
         self.events.setdefault(kind, []).append(handler)
 
-    def before_inbound(self, hook: InboundHook) -> None:
+    def before_inbound(self, hook: InboundHook, screen: InboundScreen | None = None) -> None:
         self.inbound.append(hook)
+        self.inbound_screens.append(screen)
 
     def after_turn(self, hook: TurnHook) -> None:
         self.turns.append(hook)

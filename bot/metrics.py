@@ -64,6 +64,18 @@ MESSAGES_IN = Counter(
     ["channel", "outcome"],
     registry=REGISTRY,
 )
+INBOUND_BATCHES = Counter(
+    "concorder_inbound_batches_total",
+    "Groups of inbound messages handled in one transaction, by outcome: committed, or "
+    "split (the transaction failed and each message then ran alone)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+INBOUND_BATCHED = Counter(
+    "concorder_inbound_batched_messages_total",
+    "Inbound messages handled in a committed group (with INBOUND_BATCHES: the mean size)",
+    registry=REGISTRY,
+)
 MESSAGES_OUT = Counter(
     "concorder_messages_out_total",
     "Outbound messages by channel and status",

@@ -69,10 +69,14 @@ async def append(
 
 
 async def append_many(
-    session: AsyncSession, events: Iterable[tuple[str, dict[str, Any], str | None]], at: datetime
+    session: AsyncSession,
+    events: Iterable[tuple[str, dict[str, Any], str | None]],
+    at: datetime,
+    moments: Iterable[datetime] | None = None,
 ) -> None:
     """Insert many unlinked events (kind, data, participant id) in one statement, in order:
-    they are linked exactly as if appended one by one."""
+    they are linked exactly as if appended one by one. `moments`: each event's own time,
+    in the same order, instead of `at` for all."""
     rows = [
         {
             "at": at,
@@ -82,6 +86,8 @@ async def append_many(
         }
         for kind, data, pid in events
     ]
+    for row, moment in zip(rows, moments or (), strict=False):
+        row["at"] = moment
     if rows:
         await (await session.connection()).execute(AuditEvent.__table__.insert(), rows)
 

@@ -12,7 +12,7 @@ import traceback
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from bot.bootstrap import create_app
+from bot.bootstrap import build, create_app
 from bot.channels.sms import SmsTransport
 from bot.channels.telegram_client import close_bot, make_bot
 from bot.channels.transport import Outgoing
@@ -102,7 +102,14 @@ async def test_a_unique_violation_quoting_the_number_gives_a_plain_500_and_a_cle
     await add_contact(db)
     raised: list[str] = []
     monkeypatch.setattr(service, "find_or_create_contact", racing_contact_creation(raised))
-    client = await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
+    relay = build(settings)
+
+    async def unscreened(session, **_) -> None:
+        """An inbound hook that cannot say which messages it acts on: a webhook's message
+        then takes the one-message path, the one where this race can happen."""
+
+    relay.hooks.before_inbound(unscreened)
+    client = await aiohttp_client(create_app(relay=relay, migrate=False, dispatch=False))
     if "twilio" in route:
         form = {
             "MessageSid": "SM" + "7" * 32,

@@ -28,7 +28,7 @@ from bot.channels.transport import Outgoing, RetryLater, Sent
 from bot.channels.twilio_errors import OPTED_OUT, UNDELIVERABLE, classify, describe
 from bot.metrics import MESSAGES_IN, MESSAGES_OUT, WEBHOOKS_REJECTED
 from bot.relay import Relay
-from bot.services import turns as service
+from bot.services import batch
 from bot.settings import Settings
 from bot.web.app import RELAY, SESSIONS, SETTINGS
 from flows.text import fold
@@ -142,7 +142,7 @@ async def inbound_sms(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
     if fold(body) in CARRIER_OPT_IN_WORDS:
         await lift_carrier_opt_out(sessions, address, sid)
-    result = await service.receive(
+    result = await batch.receive(
         request.app[RELAY], channel="sms", address=address, text=body, provider_id=sid
     )
     if result.duplicate:

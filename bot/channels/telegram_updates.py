@@ -17,7 +17,7 @@ from telegram.error import (
 
 from bot.channels.telegram_client import CHANNEL
 from bot.relay import Relay
-from bot.services import turns as service
+from bot.services import batch
 from store import audit
 from store.models import Contact, ProcessedUpdate, utcnow
 
@@ -114,7 +114,7 @@ async def handle_update(update: Update, *, bot: Bot, relay: Relay) -> str:
         if message.chat.type != "private":
             return "ignored"  # groups would mix people; the relay talks one to one
         user = message.from_user
-        received = await service.receive(
+        received = await batch.receive(
             relay,
             channel=CHANNEL,
             address=str(message.chat.id),
@@ -143,7 +143,7 @@ async def _callback(update: Update, bot: Bot, relay: Relay, provider_id: str) ->
     if chat is not None and chat.type != "private":
         return "ignored"
     address = str(chat.id if chat is not None else query.from_user.id)
-    received = await service.receive(
+    received = await batch.receive(
         relay,
         channel=CHANNEL,
         address=address,

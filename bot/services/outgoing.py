@@ -50,6 +50,36 @@ async def enqueue(
 ) -> int:
     """Write outbox rows for `messages`, in order, split into channel-sized parts; rows
     with `expires_at` are never sent from that moment on."""
+    rows, count = await outbox_rows(
+        session,
+        settings,
+        participant,
+        contact,
+        messages,
+        prompt_id=prompt_id,
+        not_before=not_before,
+        broadcast_id=broadcast_id,
+        expires_at=expires_at,
+    )
+    await outbox.write(session, rows, now=now)
+    return count
+
+
+async def outbox_rows(
+    session: AsyncSession,
+    settings: Settings,
+    participant: Participant,
+    contact: Contact,
+    messages: Iterable[Outbound],
+    *,
+    prompt_id: str | None,
+    not_before: datetime | None = None,
+    broadcast_id: int | None = None,
+    expires_at: datetime | None = None,
+    created_at: datetime | None = None,
+) -> tuple[list[outbox.Message], int]:
+    """The outbox rows `enqueue` writes, not yet written (a batch of turns writes all of
+    theirs at once), and how many of them will be sent."""
     rows: list[outbox.Message] = []
     count = 0
     for message in messages:
@@ -77,9 +107,9 @@ async def enqueue(
                     encoding=part.encoding,
                     not_before=not_before,
                     expires_at=expires_at,
+                    created_at=created_at,
                     **({"status": OutboxStatus.CANCELLED, "error": NO_SMS_REPLY} if silent else {}),
                 )
             )
             count += 0 if silent else 1
-    await outbox.write(session, rows, now=now)
-    return count
+    return rows, count

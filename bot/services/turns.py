@@ -77,8 +77,8 @@ def _record(insert: Callable[..., Any]) -> Any:
     )
 
 
-_RECORD = {"postgresql": _record(pg_insert), "sqlite": _record(sqlite_insert)}
-_FILE_UNDER = (
+RECORD = {"postgresql": _record(pg_insert), "sqlite": _record(sqlite_insert)}
+FILE_UNDER = (
     INBOUND.update()
     .where(INBOUND.c.id == bindparam("record_id"))
     .values(contact_id=bindparam("contact_id"))
@@ -105,6 +105,11 @@ def storable(text: str) -> str:
     return joined.replace("\x00", "\ufffd")
 
 
+def cleaned(text: str | None, button: str | None) -> tuple[str, str | None]:
+    """A message's text and button as they are stored and handled."""
+    return storable(text or ""), storable(button)[:MAX_BUTTON] if button is not None else None
+
+
 def best_language(hint: str | None, default: str) -> str:
     shipped = shipped_languages()
     if hint:
@@ -127,8 +132,7 @@ async def receive(
 ) -> Received:
     """Store an inbound message once and run it through the conversation engine."""
     now = now or utcnow()
-    text = storable(text or "")
-    button = storable(button)[:MAX_BUTTON] if button is not None else None
+    text, button = cleaned(text, button)
 
     async def once() -> Received:
         async with relay.write_turn():
@@ -157,13 +161,12 @@ async def _receive_once(
     language_hint: str | None,
     now: datetime,
 ) -> Received:
-    settings = relay.settings
     async with relay.sessions.begin() as session:
         # Insert-or-nothing on the idempotency key: a message seen before (or being taken
         # by a concurrent transaction, which this one waits for) inserts no row.
         record = (
             await session.execute(
-                _RECORD[session.get_bind().dialect.name],
+                RECORD[session.get_bind().dialect.name],
                 {
                     "channel": channel,
                     "address": address,
@@ -177,48 +180,76 @@ async def _receive_once(
         if record is None:
             MESSAGES_IN.labels(channel, "duplicate").inc()
             return Received(duplicate=True)
-        record_id, filed_under = record
-        language = best_language(language_hint, settings.default_language)
-        for hook in relay.hooks.inbound:
-            await hook(
-                session,
-                record_id=record_id,
-                channel=channel,
-                address=address,
-                text=text,
-                language=language,
-                now=now,
-            )
-        # Locked, and read once the lock is held: a message from the same person that held
-        # it may have moved the contact on (its next outbox seq) while this one waited.
-        session.info[PERSON_LOOKUP] = relay.person_lookup
-        contact = await find_or_create_contact(session, channel, address, language)
-        participant = await session.get(Participant, contact.participant_id)
-        # What the hooks changed is written (the lookup flushed it); a new person's audit
-        # event may wait for the turn's own, to be inserted with them in one statement.
-        with session.no_autoflush:
-            if contact.id != filed_under:  # a new person's, or none was there at the insert
-                await session.execute(
-                    _FILE_UNDER, {"record_id": record_id, "contact_id": contact.id}
-                )
-            facts = await facts_for(session, relay, participant, contact)
-        state = State.from_json(participant.state, language=participant.language)
-        ctx = Context(now=now, participant_id=participant.id, channel=channel, facts=facts)
-        turn = relay.engine.handle(state, Inbound(channel=channel, text=text, button=button), ctx)
-        queued = await apply_turn(session, relay, participant, contact, turn, now)
-        for hook in relay.hooks.turns:
-            queued += await hook(
-                session,
-                settings,
-                participant=participant,
-                contact=contact,
-                text=text,
-                turn=turn,
-                now=now,
-            )
+        received = await handle_stored(
+            session,
+            relay,
+            record=tuple(record),
+            channel=channel,
+            address=address,
+            text=text,
+            button=button,
+            language_hint=language_hint,
+            now=now,
+        )
     MESSAGES_IN.labels(channel, "handled").inc()
-    if queued:
+    if received.queued:
         relay.outbox_signal.set()
+    return received
+
+
+async def handle_stored(
+    session: AsyncSession,
+    relay: Relay,
+    *,
+    record: tuple[int, int | None],
+    channel: str,
+    address: str,
+    text: str,
+    button: str | None,
+    language_hint: str | None,
+    now: datetime,
+) -> Received:
+    """One stored inbound message's turn, in the caller's transaction: the inbound hooks,
+    the person found (or made) and locked, the engine, the new state, replies and events,
+    then the turn hooks. `record` is the stored row's id and the contact it is filed under."""
+    settings = relay.settings
+    record_id, filed_under = record
+    language = best_language(language_hint, settings.default_language)
+    for hook in relay.hooks.inbound:
+        await hook(
+            session,
+            record_id=record_id,
+            channel=channel,
+            address=address,
+            text=text,
+            language=language,
+            now=now,
+        )
+    # Locked, and read once the lock is held: a message from the same person that held
+    # it may have moved the contact on (its next outbox seq) while this one waited.
+    session.info[PERSON_LOOKUP] = relay.person_lookup
+    contact = await find_or_create_contact(session, channel, address, language)
+    participant = await session.get(Participant, contact.participant_id)
+    # What the hooks changed is written (the lookup flushed it); a new person's audit
+    # event may wait for the turn's own, to be inserted with them in one statement.
+    with session.no_autoflush:
+        if contact.id != filed_under:  # a new person's, or none was there at the insert
+            await session.execute(FILE_UNDER, {"record_id": record_id, "contact_id": contact.id})
+        facts = await facts_for(session, relay, participant, contact)
+    state = State.from_json(participant.state, language=participant.language)
+    ctx = Context(now=now, participant_id=participant.id, channel=channel, facts=facts)
+    turn = relay.engine.handle(state, Inbound(channel=channel, text=text, button=button), ctx)
+    queued = await apply_turn(session, relay, participant, contact, turn, now)
+    for hook in relay.hooks.turns:
+        queued += await hook(
+            session,
+            settings,
+            participant=participant,
+            contact=contact,
+            text=text,
+            turn=turn,
+            now=now,
+        )
     return Received(duplicate=False, participant_id=participant.id, queued=queued)
 
 

@@ -174,7 +174,24 @@ def register(relay: Relay) -> None:
                 )
             )
 
-    relay.hooks.before_inbound(before_inbound)
+    async def screen(session: AsyncSession, messages, known) -> set[int]:
+        """For a batch: the messages from new addresses that carry an opt-out mark (one
+        query for the batch)."""
+        digests = {
+            n: opt_out_digest(relay.invite_key, channel, address)
+            for n, (channel, address, _) in enumerate(messages)
+            if (channel, address) not in known
+        }
+        if not digests:
+            return set()
+        marked = set(
+            await session.scalars(
+                select(OptOutMark.digest).where(OptOutMark.digest.in_(set(digests.values())))
+            )
+        )
+        return {n for n, digest in digests.items() if digest in marked}
+
+    relay.hooks.before_inbound(before_inbound, screen)
     relay.hooks.on_event(events.OPTED_IN, opted_in)
 
 

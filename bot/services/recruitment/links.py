@@ -35,6 +35,16 @@ STORED_START = "/start [code not kept]"
 _START = re.compile(r"^/start(?:@\w+)?\s+([A-Za-z0-9_-]{1,64})\s*$")
 
 
+def _binds(channel: str, address: str, text: str) -> bool:
+    # A simulated chat never takes over an invited person, whatever code it types.
+    return channel == "telegram" and not is_simulated(address) and bool(_START.match(text.strip()))
+
+
+async def invitation_links_in(session: AsyncSession, messages, known) -> set[int]:
+    """For a batch of inbound messages: those that carry an invitation link (no query)."""
+    return {n for n, message in enumerate(messages) if _binds(*message)}
+
+
 async def bind_invitation_link(
     session: AsyncSession,
     *,

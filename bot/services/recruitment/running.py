@@ -12,7 +12,7 @@ from bot.relay import Relay
 from bot.services import withdrawals
 from bot.services.recruitment import answers
 from bot.services.recruitment.facts import recruitment_facts
-from bot.services.recruitment.links import bind_invitation_link
+from bot.services.recruitment.links import bind_invitation_link, invitation_links_in
 from bot.services.recruitment.reminders import (
     expire_selections,
     lapse_invitations,
@@ -44,7 +44,7 @@ def register(relay: Relay) -> None:
     """Join the conversations: invitation links first, then facts, then what events mean
     (a withdrawal also tells the organisers)."""
     hooks = relay.hooks
-    hooks.before_inbound(bind_invitation_link)
+    hooks.before_inbound(bind_invitation_link, invitation_links_in)
     if relay.assembly is not None:
 
         def zone() -> str:  # the calendar's, which may be reloaded while the service runs
