@@ -42,6 +42,8 @@ def votes(spec: dict[str, int]) -> list:
         # 3/5 of 10 is 6; written 0.6 it is still 3/5, not 0.59999.
         ({"yes": 6, "no": 4}, 0.6, None, ("yes",), 6),
         ({"yes": 5, "no": 5}, 0.6, None, (), 6),
+        ({"yes": 15, "no": 5}, "0.75", None, ("yes",), 15),
+        ({"yes": 14, "no": 6}, "75/100", None, (), 15),
         ({"yes": 10}, 1, None, ("yes",), 10),
         ({"yes": 9, "no": 1}, 1, None, (), 10),
         # Simple: more than half of the votes cast. A tie is no majority.
