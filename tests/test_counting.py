@@ -116,6 +116,9 @@ def test_approval(ballots, winners, counts):
     assert tally.winners == winners
     assert tally.details["counts"] == counts
     assert tally.abstentions == sum(1 for b in ballots if not b)
+    # As JSON keeps them: lists.
+    as_lists = [sorted(b) for b in ballots]
+    assert count("approval", ("a", "b", "c"), as_lists, max_choices=2) == tally
 
 
 # -------------------------------------------------------------------------- Schulze
@@ -334,6 +337,7 @@ def test_majority_judgment_grade_count():
         ("approval", frozenset({"a", "z"}), {}, "unknown_option"),
         ("approval", frozenset({"a", "b", "c"}), {"max_choices": 2}, "too_many_choices"),
         ("approval", "a", {}, "wrong_shape"),
+        ("approval", ["a", "a"], {}, "duplicate_option"),
         ("ranking", ("a", "b", "a"), {}, "duplicate_option"),
         ("ranking", ("a", "q"), {}, "unknown_option"),
         ("ranking", "abc", {}, "wrong_shape"),
@@ -365,6 +369,7 @@ def test_bad_votes_are_refused_by_validate_and_count(method, vote, params, reaso
         ("yes_no", None, {}),
         ("approval", frozenset({"a", "b"}), {"max_choices": 2}),
         ("approval", frozenset(), {}),
+        ("approval", ["b", "a"], {"max_choices": 2}),
         ("ranking", ("c", "a"), {}),
         ("ranking", (), {}),
         ("scale", 5, {}),
