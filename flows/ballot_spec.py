@@ -13,7 +13,8 @@
     opens_at = 2026-12-05T10:00:00Z     # optional: else `concorder ballot open`
     closes_at = 2026-12-05T12:00:00Z    # optional: else `concorder ballot close`
 
-Method parameters: `max_choices` (approval), `levels`, `level_labels`, `threshold_level`,
+Method parameters: `majority` (yes_no, single: "simple", "absolute", "plurality" or a
+supermajority such as "2/3"), `max_choices` (approval), `levels`, `level_labels`, `threshold_level`,
 `threshold_share` (scale), `grades` (majority judgment: labels, best first). A yes/no ballot
 may leave out its options (Yes and No in every language).
 """
@@ -77,38 +78,50 @@ class BallotDef(_Strict):
     threshold_level: int | None = Field(None, ge=1)
     threshold_share: float | None = Field(None, gt=0, le=1)
     grades: list[Localised] = Field(default_factory=list, max_length=7)
+    # yes_no and single: "simple" (default), "absolute", "plurality" or a share "2/3".
+    majority: str | None = Field(None, pattern=r"^(simple|absolute|plurality|[0-9]+/[0-9]+)$")
 
     @model_validator(mode="after")
     def _consistent(self) -> BallotDef:
-        if self.method not in METHODS:
-            raise ValueError(f"method {self.method!r}: choose one of {', '.join(METHODS)}")
-        if self.method == "scale":
-            if not self.levels:
-                raise ValueError("a scale ballot needs levels (e.g. levels = 5)")
-            if self.options:
-                raise ValueError("a scale ballot has levels, not options")
-            if self.level_labels and len(self.level_labels) != self.levels:
-                raise ValueError(f"level_labels: give one label per level ({self.levels})")
-            if self.threshold_level is not None and self.threshold_level > self.levels:
-                raise ValueError(f"threshold_level {self.threshold_level} is above the levels")
-        elif self.method != "yes_no" and len(self.options) < 2:
-            raise ValueError("give at least two options")
-        if self.method == "majority_judgment" and len(self.grades) < 2:
-            raise ValueError("majority judgment needs grades (at least two, best first)")
-        if self.method == "approval" and self.max_choices and self.max_choices > len(self.options):
-            raise ValueError("max_choices is more than the number of options")
-        if isinstance(self.quorum, float) and not 0 <= self.quorum <= 1:
-            raise ValueError("quorum: a share between 0 and 1, or a whole number of voters")
-        if self.opens_at and self.closes_at and self.closes_at <= self.opens_at:
-            raise ValueError("closes_at is not after opens_at")
-        keys = [o.key for o in self.options]
-        if len(set(keys)) != len(keys):
-            raise ValueError("two options have the same key")
-        if set(keys) & RESERVED - {"yes", "no"} or (
-            self.method != "yes_no" and set(keys) & {"yes", "no"}
-        ):
-            raise ValueError(f"an option key is a reply word kept for the service: {keys}")
+        problem = _method_problem(self) or _general_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+def _method_problem(b: BallotDef) -> str | None:
+    if b.method not in METHODS:
+        return f"method {b.method!r}: choose one of {', '.join(METHODS)}"
+    if b.method == "scale":
+        if not b.levels:
+            return "a scale ballot needs levels (e.g. levels = 5)"
+        if b.options:
+            return "a scale ballot has levels, not options"
+        if b.level_labels and len(b.level_labels) != b.levels:
+            return f"level_labels: give one label per level ({b.levels})"
+        if b.threshold_level is not None and b.threshold_level > b.levels:
+            return f"threshold_level {b.threshold_level} is above the levels"
+    elif b.method != "yes_no" and len(b.options) < 2:
+        return "give at least two options"
+    if b.method == "majority_judgment" and len(b.grades) < 2:
+        return "majority judgment needs grades (at least two, best first)"
+    if b.method == "approval" and b.max_choices and b.max_choices > len(b.options):
+        return "max_choices is more than the number of options"
+    return None
+
+
+def _general_problem(b: BallotDef) -> str | None:
+    if isinstance(b.quorum, float) and not 0 <= b.quorum <= 1:
+        return "quorum: a share between 0 and 1, or a whole number of voters"
+    if b.opens_at and b.closes_at and b.closes_at <= b.opens_at:
+        return "closes_at is not after opens_at"
+    keys = [o.key for o in b.options]
+    if len(set(keys)) != len(keys):
+        return "two options have the same key"
+    kept = RESERVED if b.method != "yes_no" else RESERVED - {"yes", "no"}
+    if set(keys) & kept:
+        return f"option key {sorted(set(keys) & kept)[0]!r} is a reply word the service keeps"
+    return None
 
 
 def ballots_problems(ballots: list[BallotDef], languages: list[str]) -> list[str]:

@@ -4,7 +4,8 @@ vote ("2", "bus", "3 1 2"), and a vote said back to them. Pure.
 Votes have the counting package's shapes, as JSON stores them: yes_no and single an option
 key; approval a list of keys (declared order); ranking a list of keys (most preferred
 first, partial allowed); scale a level (1..levels); majority_judgment {option: grade
-index}, 0 being the best grade.
+index}, 0 being the worst grade (the definition lists grades best first, as voters read
+them: grade 1 of 4 is index 3).
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def _grades_of(definition: dict[str, Any], t: Translator, tokens: list[str]) -> 
                 example=" ".join(str(min(n, count)) for n in range(1, len(keys) + 1)),
             )
         )
-    return {key: int(tok) - 1 for key, tok in zip(keys, tokens, strict=True)}
+    return {key: count - int(tok) for key, tok in zip(keys, tokens, strict=True)}
 
 
 def describe(definition: dict[str, Any], t: Translator, vote: Any) -> str:
@@ -132,7 +133,7 @@ def describe(definition: dict[str, Any], t: Translator, vote: Any) -> str:
         return ", ".join(f"{n}. {labels[k]}" for n, k in enumerate(vote, start=1))
     if method == "majority_judgment":
         names = grades(definition, t)
-        return "; ".join(f"{labels[k]}: {names[g]}" for k, g in vote.items())
+        return "; ".join(f"{labels[k]}: {names[len(names) - 1 - g]}" for k, g in vote.items())
     return labels[vote]
 
 

@@ -1,0 +1,171 @@
+"""A vote inside an inbound turn: what the conversation may know (the ballots this person is
+on the roll of, a fresh receipt code), and the vote it cast recorded in the same
+transaction, away from the voter.
+
+The facts are read with the ballot rows share-locked (PostgreSQL), so a close, which takes
+them for update, waits for a turn that saw the ballot open, and a turn that waited sees it
+closed. A reply given while the ballot conversation was open is blanked in the inbound
+table in the same transaction: what someone typed to vote is never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.relay import Relay
+from bot.services.ballots.counting import validate
+from flows.ballot import CAST, NAME
+from flows.facts import BallotFacts
+from store.ballots import CLOSED, COUNTED, OPEN, REPLACED, Ballot, BallotRoll, BallotVote
+from store.models import InboundMessage, Participant
+
+# A readable alphabet: no 0/O, 1/I/L. 31 ** 8 codes, about 8.5e11.
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+TRACKER_LENGTH = 8
+RECORD = "ballots.inbound_record"  # session.info: the inbound row of this turn
+BEFORE = "ballots.in_ballot"  # session.info: the person was in the ballot conversation
+
+
+class BallotClosed(RuntimeError):
+    """A vote for a ballot that is not open (the share lock makes this a bug)."""
+
+
+def new_tracker() -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(TRACKER_LENGTH))
+
+
+def voter_link(key_hex: str, ballot_id: str, participant_id: str) -> str:
+    """The keyed link from a voter to their current vote, while the ballot is open."""
+    message = f"{ballot_id}:{participant_id}".encode()
+    return hmac.new(bytes.fromhex(key_hex), message, hashlib.sha256).hexdigest()
+
+
+def counted_shape(method: str, vote: Any) -> Any:
+    """A stored (JSON) vote in the counting package's shape."""
+    if vote is None:
+        return None
+    if method == "approval":
+        return frozenset(vote)
+    if method == "ranking":
+        return tuple(vote)
+    return vote
+
+
+def count_options(ballot_id: str, definition: dict[str, Any]) -> list[str]:
+    if definition["method"] == "scale":
+        return [ballot_id]  # one statement
+    if definition["method"] == "yes_no" and not definition.get("options"):
+        return ["yes", "no"]
+    return [o["key"] for o in definition["options"]]
+
+
+def count_params(definition: dict[str, Any]) -> dict[str, Any]:
+    method = definition["method"]
+    wanted: dict[str, tuple[str, ...]] = {
+        "yes_no": ("majority",),
+        "single": ("majority",),
+        "approval": ("max_choices",),
+        "scale": ("levels", "threshold_level", "threshold_share"),
+    }
+    params = {k: definition[k] for k in wanted.get(method, ()) if definition.get(k) is not None}
+    if method == "majority_judgment":
+        # Worst first, as the counting package indexes them; the file lists the best first.
+        params["grades"] = [g.get("en") or next(iter(g.values())) for g in definition["grades"]]
+        params["grades"].reverse()
+    return params
+
+
+async def ballot_facts(session: AsyncSession, participant: Participant) -> dict[str, Any] | None:
+    session.info[BEFORE] = (participant.state or {}).get("flow") == NAME
+    query = (
+        select(Ballot.id, Ballot.status, Ballot.definition, BallotRoll.voted)
+        .join(BallotRoll, BallotRoll.ballot_id == Ballot.id)
+        .where(BallotRoll.participant_id == participant.id, Ballot.status.in_((OPEN, CLOSED)))
+        .order_by(Ballot.opened_at, Ballot.id)
+        .with_for_update(read=True, of=Ballot)
+    )
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return None
+    ballots = [BallotFacts(id=i, status=s, definition=d, voted=v) for i, s, d, v in rows]
+    facts: dict[str, Any] = {"ballots": ballots}
+    if any(b.status == OPEN for b in ballots):
+        facts["ballot_tracker"] = new_tracker()
+    return facts
+
+
+async def record_vote(
+    session: AsyncSession, ballot_id: str, participant_id: str, vote: Any, tracker: str
+) -> None:
+    """The vote stored with no voter and no time; the voter's previous vote, found by its
+    link, marked replaced and unlinked; the roll says they voted."""
+    ballot = await session.get(Ballot, ballot_id, with_for_update={"read": True})
+    if ballot is None or ballot.status != OPEN or ballot.link_key is None:
+        raise BallotClosed(ballot_id)
+    definition = ballot.definition
+    validate(
+        definition["method"],
+        count_options(ballot_id, definition),
+        counted_shape(definition["method"], vote),
+        **count_params(definition),
+    )
+    roll = await session.get(BallotRoll, (ballot_id, participant_id))
+    if roll is None:
+        raise BallotClosed(f"{ballot_id}: not on the roll")
+    link = voter_link(ballot.link_key, ballot_id, participant_id)
+    previous = (
+        await session.execute(
+            select(BallotVote).where(
+                BallotVote.ballot_id == ballot_id, BallotVote.voter_link == link
+            )
+        )
+    ).scalar_one_or_none()
+    if previous is not None:
+        previous.status = REPLACED
+        previous.voter_link = None
+        await session.flush()  # the link is free before the new vote takes it
+    session.add(
+        BallotVote(
+            id=uuid.uuid4(),
+            ballot_id=ballot_id,
+            choice=vote,
+            tracker=tracker,
+            status=COUNTED,
+            voter_link=link,
+        )
+    )
+    roll.voted = True
+
+
+def register(relay: Relay) -> None:
+    async def remember_record(session: AsyncSession, *, record_id: int, **_: Any) -> None:
+        session.info[RECORD] = record_id
+
+    async def after_turn(session: AsyncSession, settings, *, participant, turn, **_: Any) -> int:
+        cast = turn.state.data.get(CAST)
+        if cast is not None:
+            await record_vote(
+                session, cast["ballot"], participant.id, cast["vote"], cast["tracker"]
+            )
+            state = dict(participant.state)
+            state["data"] = {k: v for k, v in state.get("data", {}).items() if k != CAST}
+            participant.state = state
+        record = session.info.pop(RECORD, None)
+        if record is not None and (session.info.pop(BEFORE, False) or cast is not None):
+            await session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == record)
+                .values(text="", button=None)
+            )
+        return 0
+
+    relay.hooks.provide_facts(ballot_facts)
+    relay.hooks.before_inbound(remember_record)
+    relay.hooks.after_turn(after_turn)
