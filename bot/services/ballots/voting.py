@@ -130,6 +130,7 @@ async def record_vote(
     if previous is not None:
         previous.status = REPLACED
         previous.voter_link = None
+        previous.choice = None  # nothing keeps what a replaced vote said
         await session.flush()  # the link is free before the new vote takes it
     session.add(
         BallotVote(
