@@ -72,7 +72,7 @@ class BallotVote(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     ballot_id: Mapped[str] = mapped_column(ForeignKey("ballots.id"))
-    choice: Mapped[Any] = mapped_column(JSON)
+    choice: Mapped[Any] = mapped_column(JSON, nullable=True)
     tracker: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default=COUNTED)
     voter_link: Mapped[str | None] = mapped_column(String(64))

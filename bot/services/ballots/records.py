@@ -119,7 +119,7 @@ async def eligible(session: AsyncSession, voters: str) -> list[str]:
 class Opened:
     id: str
     voters: int
-    asked: int = 0  # messages queued
+    asked: int = 0  # voters sent the question
     not_asked: list[str] = field(default_factory=list)  # opted out
 
 
@@ -158,9 +158,10 @@ async def open_ballot(
             if participant.opted_out:
                 opened.not_asked.append(participant_id)
                 continue
-            opened.asked += await start_flow(
+            queued = await start_flow(
                 session, relay, participant, NAME, step=f"ballot:{ballot_id}", now=now
             )
+            opened.asked += 1 if queued else 0
     if opened.asked:
         relay.outbox_signal.set()
     return opened
