@@ -87,3 +87,17 @@ def tracker_of(text: str) -> str:
     import re
 
     return re.search(r"\b([2-9A-Z]{4})-([2-9A-Z]{4})\b", text).group(0).replace("-", "")
+
+
+async def messages(sessions, v: Voter) -> list[str]:
+    """Every message queued to the voter, in order (those still queued keep their text)."""
+    async with sessions() as session:
+        return list(
+            (
+                await session.execute(
+                    select(OutboxMessage.text)
+                    .where(OutboxMessage.participant_id == v.id)
+                    .order_by(OutboxMessage.id)
+                )
+            ).scalars()
+        )

@@ -194,8 +194,6 @@ async def close_ballot(
         results = results_of(ballot, votes, voters, voted)
         ballot.status, ballot.closed_at = CLOSED, now
         ballot.link_key, ballot.results = None, results
-        await _forget_choices(session, ballot_id)
-        await scrub_messages(session)
         await audit.append(
             session,
             CLOSED_EVENT,
@@ -204,6 +202,11 @@ async def close_ballot(
         )
         await audit.append(session, TALLIED, tally_event(ballot_id, results), at=now)
         closed.results = results
+    # Apart: a turn holds its person's row and then waits on the ballot's, so the close
+    # must not wait on a person's row while it holds the ballot's.
+    async with relay.sessions.begin() as session:
+        await _forget_choices(session, ballot_id)
+        await scrub_messages(session)
     await reclaim(relay.sessions.kw["bind"])
     return closed
 
