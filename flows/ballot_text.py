@@ -41,7 +41,7 @@ def options(definition: dict[str, Any], t: Translator) -> list[tuple[str, str]]:
     if definition["method"] == "scale":
         labels = definition.get("level_labels") or []
         return [
-            (str(n), f"{n} {localised(labels[n - 1], language)}" if labels else str(n))
+            (str(n), localised(labels[n - 1], language) if labels else str(n))
             for n in range(1, definition["levels"] + 1)
         ]
     if definition["method"] == "yes_no" and not definition.get("options"):
@@ -126,7 +126,7 @@ def describe(definition: dict[str, Any], t: Translator, vote: Any) -> str:
     if vote is None or vote == [] or vote == {}:
         return t.gettext("a blank vote")
     if method == "scale":
-        return labels[str(vote)]
+        return f"{vote} {labels[str(vote)]}" if labels[str(vote)] != str(vote) else str(vote)
     if method == "approval":
         return format_list([labels[k] for k in vote], locale=t.locale)
     if method == "ranking":
