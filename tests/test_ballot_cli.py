@@ -80,7 +80,8 @@ async def test_a_bad_definition_is_named_by_place_and_line(db, tmp_path):
     assert "ballots #1 (id 'x') (line 1): method 'borda': choose one of yes_no" in err
     assert "ballots #2 (id 'y') (line 7): give at least two options" in err
     bad.write_text(
-        '[[ballots]]\nid = "x"\ntitle = { en = "T", es = "T" }\nquestion = { en = "Q" }\nmethod = "yes_no"\n'
+        '[[ballots]]\nid = "x"\ntitle = { en = "T", es = "T" }\n'
+        'question = { en = "Q" }\nmethod = "yes_no"\n'
     )
     code, out, err = await concorder(db, tmp_path, "ballot", "create", str(bad))
     assert code == 1 and "ballots #1 (id 'x') > title: no text in 'fr'" in err

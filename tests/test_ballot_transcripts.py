@@ -2,7 +2,7 @@
 single choice, ranking and scale ballots, a revote, garbage, STOP during a vote, a reply
 after the close.
 
-The files tests/transcripts/ballot.*.txt use the transcript format of
+The files tests/transcripts/ballot-voting.*.txt use the transcript format of
 tests/test_transcripts.py (read its docstring); each conversation is a new confirmed
 member of the panel, and the ballots are those of tests/ballots/ballots.toml, plus:
 
@@ -46,7 +46,7 @@ from tests.test_transcripts import (
 )
 from tests.test_transcripts import message_lines as transcript_lines
 
-PREFIX = "ballot"
+PREFIX = "ballot-voting"
 FILES = sorted(TRANSCRIPTS.glob(f"{PREFIX}.*.txt"))
 ACTION = re.compile(r"^ballot (\S+) (opens|closes)$")
 CODE = re.compile(r"\b[2-9A-Z]{4}-[2-9A-Z]{4}\b")

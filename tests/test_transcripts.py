@@ -48,7 +48,8 @@ from store.models import OutboxMessage, utcnow
 
 TRANSCRIPTS = Path(__file__).resolve().parent / "transcripts"
 # Recruitment transcripts need an assembly and an invitation first: they have their own
-# runner, tests/test_recruitment_transcripts.py; ballot transcripts, tests/test_ballot_transcripts.py.
+# runner, tests/test_recruitment_transcripts.py, as ballot transcripts have theirs,
+# tests/test_ballot_transcripts.py.
 FILES = sorted(
     p for p in TRANSCRIPTS.glob("*.txt") if not p.name.startswith(("recruitment-", "ballot-"))
 )
