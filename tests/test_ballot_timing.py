@@ -1,0 +1,49 @@
+"""Ballots of the assembly file open and close at their times, once, however many instances
+tick at the same moment; a ballot already opened is never changed by the file."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from bot.bootstrap import build
+from bot.services.ballots.timing import tick
+from store.ballots import Ballot, BallotRoll
+from store.db import make_engine, sessionmaker
+from store.models import AuditEvent
+from tests.ballot_world import last_message, panel, voter
+
+OPENS = datetime(2027, 2, 6, 15, 0, tzinfo=UTC)
+CLOSES = datetime(2027, 2, 6, 15, 45, tzinfo=UTC)
+
+
+async def test_the_example_ballot_opens_and_closes_on_time_once(relay, assembly, db, settings):
+    voters = [voter(n, language="fr" if n == 2 else "en") for n in range(1, 4)]
+    await panel(db.sessions, voters)
+    assert await tick(relay, OPENS.replace(hour=14)) == []
+    async with db.sessions() as session:
+        ballot = await session.get(Ballot, "fares")
+        assert (ballot.status, ballot.source, ballot.closes_at) == ("draft", "assembly", CLOSES)
+
+    other_engine = make_engine(db.url)
+    other = build(settings, assembly=assembly, sessions=sessionmaker(other_engine))
+    try:
+        done = await asyncio.gather(tick(relay, OPENS), tick(other, OPENS))
+    finally:
+        await other_engine.dispose()
+    assert sorted(sum(done, [])) == ["opened fares"]
+    async with db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(BallotRoll)) == 3
+    asked = (await last_message(db.sessions, voters[1])).text
+    assert asked.startswith("Recommandation 3 : tarifs\n")
+
+    assert await tick(relay, CLOSES.replace(minute=44)) == []
+    assert await tick(relay, CLOSES) == ["closed fares"]
+    async with db.sessions() as session:
+        kinds = (await session.execute(select(AuditEvent.kind))).scalars().all()
+        ballot = await session.get(Ballot, "fares")
+    assert kinds.count("ballot.opened") == kinds.count("ballot.tallied") == 1
+    assert ballot.status == "closed" and ballot.results["voters"] == 3
+    assert not ballot.results["quorum_met"]  # 0.75 of 3 is 3 voters; nobody voted
