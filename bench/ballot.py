@@ -10,7 +10,8 @@ voters at once, each voter's two messages in order; a share of the YES messages 
 delivered twice (a provider's retry: same MessageSid or update_id). The same requests go to
 a bare aiohttp handler first: the baseline of the same run. Then the ballot closes, timed
 whole (links destroyed, votes rewritten shuffled, counted, published, vacuumed) against the
-counting alone on the same votes.
+counting alone on the same votes. Before the ballot opens, the same people each send two
+ordinary messages (HELP) to the same server: what a turn costs without a vote.
 
 Checked: every voter's vote counted once (turnout and ballots = voters), no 5xx, all within
 one minute, and the receipts list verifies: each voter's receipt code (from the message
@@ -65,10 +66,9 @@ def address(n: int) -> tuple[str, str]:
 
 
 async def setup(db, voters: int) -> None:
-    """The panel and the ballot, opened (everyone asked) through the service's own code."""
+    """The panel, and the ballot stored (a draft)."""
     import tempfile
 
-    from bot.bootstrap import build
     from bot.services.ballots import records
     from flows.ballot_spec import load_ballots
     from store.models import Contact, Participant
@@ -89,8 +89,14 @@ async def setup(db, voters: int) -> None:
         ballots = load_ballots(file.name, ["en"])
     async with db.sessions.begin() as session:
         await records.create(session, ballots, source="file")
-    relay = build(server_settings(db.url), sessions=db.sessions)
-    await records.open_ballot(relay, "bench")
+
+
+async def open_ballot(db) -> None:
+    """Everyone asked, through the service's own code."""
+    from bot.bootstrap import build
+    from bot.services.ballots import records
+
+    await records.open_ballot(build(server_settings(db.url), sessions=db.sessions), "bench")
 
 
 def sms(n: int, text: str, sid: int) -> Request:
@@ -123,6 +129,17 @@ def telegram(n: int, text: str, update_id: int) -> Request:
     }
     headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET}
     return TELEGRAM_PATH, json.dumps(body).encode(), headers
+
+
+def ordinary(voters: int) -> list[list[Request]]:
+    """The same people each sending two ordinary messages (HELP), before the ballot opens:
+    the cost of a turn without a vote, on the same server in the same run."""
+    plans = []
+    for n in range(voters):
+        make = sms if address(n)[0] == "sms" else telegram
+        base = 10_000_000 + 2 * n
+        plans.append([make(n, "HELP", base + 1), make(n, "HELP", base + 2)])
+    return plans
 
 
 def ballots_of(voters: int, duplicates: float, seed: int = 7) -> tuple[list, dict[int, str]]:
@@ -217,6 +234,8 @@ async def measure(kind: str, pg_server: str | None, args: argparse.Namespace) ->
         await setup(db, args.voters)
         server = Server.start(db.url)
         try:
+            plain = await drive(server, ordinary(args.voters), args.concurrency)
+            await open_ballot(db)
             result = await drive(server, plans, args.concurrency)
         finally:
             server.stop()
@@ -231,7 +250,8 @@ async def measure(kind: str, pg_server: str | None, args: argparse.Namespace) ->
         f"requests ({result.count - 2 * args.voters} delivered twice), {args.concurrency} at once"
     )
     print(line("bare handler", bare_result))
-    print(line("service", result, bare_result))
+    print(line("service, two HELPs each", plain, bare_result))
+    print(line("service, voting", result, bare_result))
     print(f"  all votes in {result.seconds:.1f} s")
     print(
         f"  turnout {results['voted']} of {results['voters']}; ballots counted "

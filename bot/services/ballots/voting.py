@@ -2,10 +2,11 @@
 on the roll of, a fresh receipt code), and the vote it cast recorded in the same
 transaction, away from the voter.
 
-The facts are read with the ballot rows share-locked (PostgreSQL), so a close, which takes
-them for update, waits for a turn that saw the ballot open, and a turn that waited sees it
-closed. A reply given while the ballot conversation was open is blanked in the inbound
-table in the same transaction: what someone typed to vote is never stored.
+A reply to the summary (the only one that can cast a vote) reads the facts with the ballot
+rows share-locked (PostgreSQL), so a close, which takes them for update, waits for a turn
+that saw the ballot open, and a turn that waited sees it closed. A reply given while the
+ballot conversation was open is blanked in the inbound table in the same transaction:
+what someone typed to vote is never stored.
 """
 
 from __future__ import annotations
@@ -83,14 +84,17 @@ def count_params(definition: dict[str, Any]) -> dict[str, Any]:
 
 
 async def ballot_facts(session: AsyncSession, participant: Participant) -> dict[str, Any] | None:
-    session.info[BEFORE] = (participant.state or {}).get("flow") == NAME
+    state = participant.state or {}
+    session.info[BEFORE] = state.get("flow") == NAME
     query = (
         select(Ballot.id, Ballot.status, Ballot.definition, BallotRoll.voted)
         .join(BallotRoll, BallotRoll.ballot_id == Ballot.id)
         .where(BallotRoll.participant_id == participant.id, Ballot.status.in_((OPEN, CLOSED)))
         .order_by(Ballot.opened_at, Ballot.id)
-        .with_for_update(read=True, of=Ballot)
     )
+    if session.info[BEFORE] and state.get("step") == "confirm":
+        # Only a reply to the summary casts a vote: only it holds the close off.
+        query = query.with_for_update(read=True, of=Ballot)
     rows = (await session.execute(query)).all()
     if not rows:
         return None
