@@ -34,7 +34,12 @@ ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,23}$"
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_+-]{0,23}$"
 VOTERS_PATTERN = r"^(panel|round:[1-9][0-9]*|table:[1-9][0-9]*:[1-9][0-9]*)$"
 # Replies the ballot conversation keeps for itself at its confirmation step and keywords.
-RESERVED = {"yes", "no", "vote", "stop", "start", "help", "withdraw", "mydata"}
+RESERVED = {"yes", "no", "vote", "stop", "start", "help", "withdraw", "mydata", "done"}
+# Words other conversations take first, whatever is being asked (a panel member's MORE,
+# READ), and the calendar's button keys: no option may be one of them.
+TAKEN = {"more", "suite", "plus", "mas", "siguiente", "read", "lu", "leido", "voter", "votar"}
+TAKEN |= {"cal_read", "cal_late", "cal_absent", "retirer", "retirarme", "retiro", "mesdonnees"}
+TAKEN |= {"misdatos", "stop", "start", "help", "aide", "ayuda", "info", "vote", "withdraw"}
 Localised = dict[str, str]
 
 
@@ -157,6 +162,11 @@ def _alike(place: str, ballot: BallotDef, languages: list[str]) -> list[str]:
             for word in option_words(option.model_dump(), code):
                 if word.isdigit():
                     problems.append(f"{place} > options ({option.key}): {word!r} is a number")
+                elif word in TAKEN:
+                    problems.append(
+                        f"{place} > options ({option.key}): {word!r} is a reply word the "
+                        "service keeps for itself"
+                    )
                 elif seen.get(word, option.key) != option.key:
                     problems.append(
                         f"{place} > options: {word!r} names both {seen[word]!r} and "
