@@ -17,11 +17,14 @@ import re
 from sqlalchemy import func, select
 
 from bot.bootstrap import build
+from bot.channels.simulator import SimulatorTransport
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.ratelimit import DeliveryLimits
 from bot.services.ballots import records
 from bot.services.ballots.voting import voter_link
 from store.ballots import Ballot, BallotRoll, BallotVote
 from store.db import make_engine, sessionmaker
-from store.models import AuditEvent
+from store.models import AuditEvent, utcnow
 from tests.ballot_world import (
     create_ballots,
     last_message,
@@ -64,7 +67,18 @@ async def _vote(relay, db, v, option: str) -> str:
     return tracker_of(text)
 
 
-async def test_a_dump_links_votes_only_while_the_ballot_is_open(relay, db):
+def delivered(db, settings, now=None) -> Dispatcher:
+    """The real dispatcher on the built-in simulator (at `now`): the messages are sent."""
+    transports = {channel: SimulatorTransport(channel) for channel in ("sms", "telegram")}
+    clock = (lambda: now) if now else utcnow
+    return Dispatcher(db.sessions, transports, settings, clock, limits=DeliveryLimits.off())
+
+
+def shown(code: str) -> str:
+    return f"{code[:4]}-{code[4:]}"
+
+
+async def test_a_dump_links_votes_only_while_the_ballot_is_open(relay, db, settings):
     voters = [voter(n) for n in range(1, 15)]
     await panel(db.sessions, voters)
     await create_ballots(db.sessions)
@@ -84,9 +98,11 @@ async def test_a_dump_links_votes_only_while_the_ballot_is_open(relay, db):
     during = (await _dump(db)).decode("utf-8", "replace")
     # While open, the key and the links are there: whoever holds the dump can link.
     assert key in during and all(link in during for link in links.values())
-    # And the receipts the voters were sent are in the outbox.
-    assert all(code in during for code, _ in cast)
+    # And the receipts the voters were sent, and their choices read back, are in the outbox.
+    assert all(shown(code) in during for code, _ in cast)
+    assert "You chose: " in during
 
+    await delivered(db, settings).drain()
     await records.close_ballot(relay, "first")
     after = (await _dump(db)).decode("utf-8", "replace")
     data = tables_of(after)
@@ -97,6 +113,8 @@ async def test_a_dump_links_votes_only_while_the_ballot_is_open(relay, db):
     for code, _ in cast:
         holders = {table for table, lines in data.items() if any(code in x for x in lines)}
         assert holders == {"ballot_votes", "ballots"}, (code, holders)
+        assert shown(code) not in after
+    assert "You chose: " not in after
     # The rows' order is not the order of voting (17 votes: 1 chance in 3.5e14).
     in_dump = [code for line in data["ballot_votes"] for code, _ in cast if code in line]
     assert len(in_dump) == len(cast) and in_dump != [c for c, _ in cast]

@@ -12,8 +12,9 @@ from bot.bootstrap import build
 from bot.services.ballots.timing import tick
 from store.ballots import Ballot, BallotRoll
 from store.db import make_engine, sessionmaker
-from store.models import AuditEvent
+from store.models import AuditEvent, OutboxMessage
 from tests.ballot_world import last_message, panel, voter
+from tests.test_ballot_secrecy import delivered
 
 OPENS = datetime(2027, 2, 6, 15, 0, tzinfo=UTC)
 CLOSES = datetime(2027, 2, 6, 15, 45, tzinfo=UTC)
@@ -47,3 +48,18 @@ async def test_the_example_ballot_opens_and_closes_on_time_once(relay, assembly,
     assert kinds.count("ballot.opened") == kinds.count("ballot.tallied") == 1
     assert ballot.status == "closed" and ballot.results["voters"] == 3
     assert not ballot.results["quorum_met"]  # 0.75 of 3 is 3 voters; nobody voted
+
+    # The questions were still waiting to be sent at the close: once sent, the next tick
+    # (no ballot open) blanks them as the close blanked those already sent.
+    assert await _ballot_texts(db) == {"queued"}
+    await delivered(db, settings, CLOSES).drain()
+    await tick(relay, CLOSES)
+    assert await _ballot_texts(db) == {""}
+
+
+async def _ballot_texts(db) -> set[str]:
+    async with db.sessions() as session:
+        rows = await session.execute(
+            select(OutboxMessage.status, OutboxMessage.text).where(OutboxMessage.kind == "ballot")
+        )
+        return {"queued" if status == "queued" else text for status, text in rows}
