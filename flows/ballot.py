@@ -21,6 +21,9 @@ from flows.text import fold
 
 NAME = "ballot"
 CAST = "ballot_cast"  # the state key the service takes a cast vote from
+# Set in the state of everyone on a ballot's roll when it opens: only their turns read
+# the ballots (one query fewer for everyone else).
+ON_ROLL = "on_ballot_roll"
 VOTE_WORDS = {"vote", "voter", "votar", "voto"}
 DONE = "done"
 KIND = "ballot"  # the outbox kind of every message of this flow

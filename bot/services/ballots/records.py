@@ -19,7 +19,7 @@ from bot.relay import Relay
 from bot.services.ballots.tallying import results_of
 from bot.services.people import lock_participant
 from bot.services.turns import start_flow
-from flows.ballot import KIND, NAME
+from flows.ballot import KIND, NAME, ON_ROLL
 from flows.ballot_spec import BallotDef, plain
 from store import audit
 from store.ballots import CLOSED, DRAFT, OPEN, Ballot, BallotRoll, BallotVote
@@ -155,6 +155,8 @@ async def open_ballot(
         )
         for participant_id in voters:
             participant = await lock_participant(session, participant_id)
+            state = participant.state or {}
+            participant.state = {**state, "data": {**state.get("data", {}), ON_ROLL: True}}
             if participant.opted_out:
                 opened.not_asked.append(participant_id)
                 continue

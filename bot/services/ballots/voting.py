@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.relay import Relay
 from bot.services.ballots.counting import validate
-from flows.ballot import CAST, NAME
+from flows.ballot import CAST, NAME, ON_ROLL
 from flows.facts import BallotFacts
 from store.ballots import CLOSED, COUNTED, OPEN, REPLACED, Ballot, BallotRoll, BallotVote
 from store.models import InboundMessage, Participant
@@ -86,6 +86,8 @@ def count_params(definition: dict[str, Any]) -> dict[str, Any]:
 async def ballot_facts(session: AsyncSession, participant: Participant) -> dict[str, Any] | None:
     state = participant.state or {}
     session.info[BEFORE] = state.get("flow") == NAME
+    if not state.get("data", {}).get(ON_ROLL):
+        return None  # on no ballot's roll
     query = (
         select(Ballot.id, Ballot.status, Ballot.definition, BallotRoll.voted)
         .join(BallotRoll, BallotRoll.ballot_id == Ballot.id)
