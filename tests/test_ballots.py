@@ -173,3 +173,38 @@ async def test_opening_and_closing_refuse_what_cannot_be_done(relay, db):
         await records.close_ballot(relay, "first")
     results = await _results(relay, "r1")
     assert json.loads(json.dumps(results)) == results
+
+
+async def test_a_ballot_for_one_round_or_one_table_of_the_small_groups(relay, db):
+    from store.groups import GroupRun, GroupSeat
+
+    voters = [voter(n) for n in range(1, 7)]
+    await panel(db.sessions, voters)
+    async with db.sessions.begin() as session:
+        session.add(
+            GroupRun(run_id="G1", seed="1", algorithm="t", input_sha256="0", payload={}, result={})
+        )
+        await session.flush()
+        for n, v in enumerate(voters):
+            session.add(
+                GroupSeat(
+                    run_id="G1",
+                    round=1,
+                    table_no=1 + n % 2,
+                    letter="ABC"[n // 2],
+                    participant_id=v.id,
+                )
+            )
+        session.add(
+            GroupSeat(run_id="G1", round=2, table_no=1, letter="A", participant_id=voters[0].id)
+        )
+    async with db.sessions() as session:
+        assert await records.eligible(session, "panel") == sorted(v.id for v in voters)
+        assert await records.eligible(session, "round:1") == sorted(v.id for v in voters)
+        assert await records.eligible(session, "table:1:2") == [
+            voters[1].id,
+            voters[3].id,
+            voters[5].id,
+        ]
+        assert await records.eligible(session, "round:2") == [voters[0].id]
+        assert await records.eligible(session, "table:3:1") == []
