@@ -7,12 +7,13 @@ Votes, by method (None, or an empty value, is a blank ballot: an abstention):
 - yes_no, single: one option key. Params: majority="simple" | "absolute" | "plurality" |
   a fraction such as Fraction(2, 3) or "2/3"; base="cast" | "ballots"; electorate=N
   (see plurality.py for what each means).
-- approval: a frozenset of option keys. Params: max_choices=k.
-- ranking: a tuple of option keys, most preferred first, possibly partial. Schulze.
+- approval: a frozenset (or list) of option keys. Params: max_choices=k.
+- ranking: a tuple (or list) of option keys, most preferred first, possibly partial. Schulze.
 - scale: an int level 1..levels for the one statement in `options`. Params: levels=5,
   threshold_level=4, threshold_share=Fraction(4, 5) (0.8 is read as 4/5).
-- majority_judgment: a dict option -> grade index (0 the worst; an option left out gets
-  0). Params: grades=names or a count.
+- majority_judgment: a dict option -> grade index, 0 the WORST grade (an option left out
+  gets 0). Params: grades=names worst first, or a count. Grades kept best first must be
+  turned round before counting (index len(grades) - 1 - i, names reversed).
 
 Tally.ballots counts the non-blank valid ballots, Tally.abstentions the blank ones.
 Tally.details is JSON-serialisable; exact shares are strings such as "2/3" beside floats

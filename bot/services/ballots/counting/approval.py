@@ -1,5 +1,6 @@
-"""Approval: each ballot approves a set of up to `max_choices` options; the most approved
-wins (all tied options win together). An empty set is a blank ballot."""
+"""Approval: each ballot approves a set of up to `max_choices` options (a frozenset, or a
+list as JSON keeps it); the most approved wins (all tied options win together). An empty
+set is a blank ballot."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from .common import (
+    DUPLICATE_OPTION,
     TOO_MANY_CHOICES,
     UNKNOWN_OPTION,
     WRONG_SHAPE,
@@ -21,11 +23,14 @@ from .common import (
 def validate(options: tuple[str, ...], vote: object, max_choices: int | None = None) -> None:
     if vote is None:
         return
-    if not isinstance(vote, frozenset | set):
+    # A set, or a list as JSON stores one; a key twice in a list is a mistake, not 2 votes.
+    if not isinstance(vote, frozenset | set | list | tuple):
         raise InvalidVote(WRONG_SHAPE, "a set of option keys")
     for key in vote:
         if key not in options:
             raise InvalidVote(UNKNOWN_OPTION, str(key))
+    if len(set(vote)) != len(vote):
+        raise InvalidVote(DUPLICATE_OPTION, "an option approved twice")
     if max_choices is not None and len(vote) > max_choices:
         raise InvalidVote(TOO_MANY_CHOICES, f"{len(vote)} > {max_choices}")
 
@@ -46,7 +51,7 @@ def count(
             blank += 1
             continue
         ballots += 1
-        counts.update(vote)  # type: ignore[arg-type]
+        counts.update(frozenset(vote))  # type: ignore[arg-type]
     ranking = group_by(options, lambda o: counts[o])
     winners = ranking[0] if ballots else ()
     return Tally(

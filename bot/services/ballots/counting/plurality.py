@@ -48,9 +48,13 @@ def _rule(majority: object, base: str | None) -> tuple[str, Fraction, bool, str]
         return "absolute", Fraction(1, 2), True, base or "ballots"
     if majority == "plurality":
         return "plurality", Fraction(0), True, base or "cast"
-    if isinstance(majority, str) and "/" not in majority:
-        raise ValueError(f"majority must be simple, absolute, plurality or a fraction: {majority}")
-    f = fraction(majority, "majority")  # type: ignore[arg-type]
+    try:
+        f = fraction(majority, "majority")  # type: ignore[arg-type]
+    except ValueError:
+        raise ValueError(
+            f"majority must be simple, absolute, plurality or a fraction such as 2/3,"
+            f" not {majority!r}"
+        ) from None
     if not Fraction(1, 2) < f <= 1:
         raise ValueError(f"a supermajority is above 1/2 and at most 1, not {f}")
     return exact(f), f, False, base or "cast"
