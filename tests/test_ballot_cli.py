@@ -87,3 +87,23 @@ async def test_a_bad_definition_is_named_by_place_and_line(db, tmp_path):
     assert code == 1 and "ballots #1 (id 'x') > title: no text in 'fr'" in err
     code, out, err = await concorder(db, tmp_path, "ballot", "status", "nope")
     assert code == 1 and "No ballot 'nope'" in err
+
+
+async def test_results_show_each_methods_details(relay, db, tmp_path):
+    code, out, err = await concorder(db, tmp_path, "ballot", "create", str(BALLOTS_FILE))
+    voters = [voter(n, "sms") for n in range(1, 4)]
+    await panel(db.sessions, voters)
+    for ballot, replies, shown in [
+        ("order", ["3 1", "3 2 1", "1"], ["pairwise (row over column)", "Winner(s): Night buses"]),
+        ("agree", ["4", "5", "2"], ["Threshold (4/5 at level 4 or more): NOT met, 67%"]),
+    ]:
+        code, out, err = await concorder(db, tmp_path, "ballot", "open", ballot)
+        assert code == 0, err
+        for v, reply in zip(voters, replies, strict=True):
+            await say(relay, v, reply)
+            await say(relay, v, "yes")
+        code, out, err = await concorder(db, tmp_path, "ballot", "close", ballot)
+        code, out, err = await concorder(db, tmp_path, "ballot", "results", ballot)
+        assert code == 0, err
+        for expected in shown:
+            assert expected in out

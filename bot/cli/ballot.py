@@ -233,16 +233,19 @@ def _table(ballot: Ballot, language: str) -> None:
     r, t = ballot.results, translator(language)
     d = ballot.definition
     labels = dict(bt.options(d, t))
+    if d["method"] == "scale":  # levels: "4 Agree"
+        labels = {k: bt.describe(d, t, int(k)) for k in labels}
     tally = r["tally"]
-    winners = ", ".join(labels.get(w, w) for w in tally["winners"]) or "none"
     console.print(f"[bold]{bt.title(d, t)}[/] ({r['method']}): {bt.question(d, t)}")
     console.print(
         f"Voted: {r['voted']} of {r['voters']}; quorum {r['quorum']} "
         f"{'met' if r['quorum_met'] else '[red]NOT met[/]'}. Ballots counted: "
-        f"{tally['ballots']}, blank: {tally['abstentions']}. Winner(s): {winners}."
+        f"{tally['ballots']}, blank: {tally['abstentions']}. {_outcome(d, tally, labels)}"
     )
+    options = [labels.get(o, o) for o in tally["options"]]
     for key, value in tally["details"].items():
-        _detail(key, value, labels)
+        if not key.endswith("_exact"):  # the JSON keeps the exact fractions
+            _detail(key, value, labels, options)
     receipts = Table("receipt", "choice", "status", title="Receipts")
     for tracker, choice, state in r["trackers"]:
         shown = _choice(ballot, language, choice) if state != "replaced" else "-"
@@ -251,11 +254,29 @@ def _table(ballot: Ballot, language: str) -> None:
     console.print(f"[dim]results sha256 {r['results_sha256']}[/]")
 
 
-def _detail(key: str, value: Any, labels: dict[str, str]) -> None:
+def _outcome(d: dict[str, Any], tally: dict[str, Any], labels: dict[str, str]) -> str:
+    if d["method"] == "scale":
+        details = tally["details"]
+        verdict = "met" if details["passed"] else "NOT met"
+        return (
+            f"Threshold ({details['threshold_share']} at level {details['threshold_level']} "
+            f"or more): {verdict}, {details['share_at_or_above']:.0%}."
+        )
+    winners = ", ".join(labels.get(w, w) for w in tally["winners"]) or "none"
+    return f"Winner(s): {winners}."
+
+
+def _detail(key: str, value: Any, labels: dict[str, str], options: list[str]) -> None:
     """A detail of the tally: a matrix, a per-option table, or one line."""
-    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+    square = isinstance(value, list) and len(value) == len(options) > 0
+    if square and all(isinstance(row, list) and len(row) == len(options) for row in value):
+        table = Table("", *options, title=f"{key} (row over column)")
+        for name, row in zip(options, value, strict=True):
+            table.add_row(name, *[str(cell) for cell in row])
+        console.print(table)
+    elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
         columns = list(next(iter(value.values())).keys())
-        table = Table(key, *[labels.get(c, c) for c in columns], title=key)
+        table = Table(key, *columns, title=key)
         for row, cells in value.items():
             table.add_row(labels.get(row, row), *[str(cells.get(c, "")) for c in columns])
         console.print(table)
