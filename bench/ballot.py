@@ -235,7 +235,9 @@ async def measure(kind: str, pg_server: str | None, args: argparse.Namespace) ->
         server = Server.start(db.url)
         try:
             plain = await drive(server, ordinary(args.voters), args.concurrency)
+            started = time.perf_counter()
             await open_ballot(db)
+            opening = time.perf_counter() - started
             result = await drive(server, plans, args.concurrency)
         finally:
             server.stop()
@@ -252,6 +254,7 @@ async def measure(kind: str, pg_server: str | None, args: argparse.Namespace) ->
     print(line("bare handler", bare_result))
     print(line("service, two HELPs each", plain, bare_result))
     print(line("service, voting", result, bare_result))
+    print(f"  opening (roll fixed, {args.voters} voters asked) {opening:.1f} s")
     print(f"  all votes in {result.seconds:.1f} s")
     print(
         f"  turnout {results['voted']} of {results['voters']}; ballots counted "
