@@ -52,7 +52,9 @@ async def create(
     done = []
     for ballot in ballots:
         definition = plain(ballot)
-        row = await session.get(Ballot, ballot.id, with_for_update=True)
+        row = await session.get(Ballot, ballot.id)
+        if row is not None and row.status == DRAFT:  # an open one is never locked for this
+            row = await session.get(Ballot, ballot.id, with_for_update=True, populate_existing=True)
         if row is None:
             session.add(
                 Ballot(
