@@ -94,9 +94,9 @@ async def setup(db, voters: int) -> None:
 async def open_ballot(db) -> None:
     """Everyone asked, through the service's own code."""
     from bot.bootstrap import build
-    from bot.services.ballots import records
+    from bot.services.ballots import opening
 
-    await records.open_ballot(build(server_settings(db.url), sessions=db.sessions), "bench")
+    await opening.open_ballot(build(server_settings(db.url), sessions=db.sessions), "bench")
 
 
 def sms(n: int, text: str, sid: int) -> Request:

@@ -51,6 +51,7 @@ class BallotRoll(Base):
     ballot_id: Mapped[str] = mapped_column(ForeignKey("ballots.id"), primary_key=True)
     participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), primary_key=True)
     voted: Mapped[bool] = mapped_column(Boolean, default=False)
+    asked: Mapped[bool] = mapped_column(Boolean, default=False)  # sent the question
 
 
 class BallotVote(Base):

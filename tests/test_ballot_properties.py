@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from bot.bootstrap import build
 from bot.services import turns
-from bot.services.ballots import records
+from bot.services.ballots import opening, records
 from bot.services.ballots.voting import voter_link
 from bot.settings import Settings
 from store.ballots import Ballot, BallotVote
@@ -48,7 +48,7 @@ async def _run(steps, path) -> None:
     try:
         await panel(sessions, voters)
         await create_ballots(sessions)
-        await records.open_ballot(relay, "first")
+        await opening.open_ballot(relay, "first")
         last: dict[str, str] = {}
         for kind, who, option in steps:
             v = voters[who]

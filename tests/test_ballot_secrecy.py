@@ -20,7 +20,7 @@ from bot.bootstrap import build
 from bot.channels.simulator import SimulatorTransport
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.ratelimit import DeliveryLimits
-from bot.services.ballots import records
+from bot.services.ballots import opening, records
 from bot.services.ballots.voting import voter_link
 from store.ballots import Ballot, BallotRoll, BallotVote
 from store.db import make_engine, sessionmaker
@@ -82,7 +82,7 @@ async def test_a_dump_links_votes_only_while_the_ballot_is_open(relay, db, setti
     voters = [voter(n) for n in range(1, 15)]
     await panel(db.sessions, voters)
     await create_ballots(db.sessions)
-    await records.open_ballot(relay, "first")
+    await opening.open_ballot(relay, "first")
     rng = random.Random(5)
     cast: list[tuple[str, str]] = []  # (tracker, option) in the order cast
     for v in voters:
@@ -121,7 +121,12 @@ async def test_a_dump_links_votes_only_while_the_ballot_is_open(relay, db, setti
     # No time and no voter in a vote; no vote in the roll; the audit says who, never what.
     columns = set(BallotVote.__table__.columns.keys())
     assert columns == {"id", "ballot_id", "choice", "tracker", "status", "voter_link"}
-    assert set(BallotRoll.__table__.columns.keys()) == {"ballot_id", "participant_id", "voted"}
+    assert set(BallotRoll.__table__.columns.keys()) == {
+        "ballot_id",
+        "participant_id",
+        "voted",
+        "asked",
+    }
     async with db.sessions() as session:
         assert (
             await session.scalar(select(func.count()).where(BallotVote.voter_link.is_not(None)))
@@ -153,7 +158,7 @@ async def test_nobody_votes_twice_whatever_arrives_at_once(relay, db, settings):
     voters = [voter(n) for n in range(1, 9)]
     await panel(db.sessions, voters)
     await create_ballots(db.sessions)
-    await records.open_ballot(relay, "first")
+    await opening.open_ballot(relay, "first")
     other_engine = make_engine(db.url)
     other = build(settings, sessions=sessionmaker(other_engine))
     try:

@@ -63,3 +63,32 @@ async def _ballot_texts(db) -> set[str]:
             select(OutboxMessage.status, OutboxMessage.text).where(OutboxMessage.kind == "ballot")
         )
         return {"queued" if status == "queued" else text for status, text in rows}
+
+
+async def test_an_opening_a_crash_interrupted_is_finished_by_the_next_tick(relay, db, monkeypatch):
+    from bot.services.ballots import opening
+    from tests.ballot_world import create_ballots
+
+    voters = [voter(n) for n in range(1, 6)]
+    await panel(db.sessions, voters)
+    await create_ballots(db.sessions)
+
+    async def crashed(*args, **kwargs):  # the process died once the ballot was open
+        raise SystemExit
+
+    real = opening.ask_voters
+    monkeypatch.setattr(opening, "ask_voters", crashed)
+    try:
+        await opening.open_ballot(relay, "r1")
+    except SystemExit:
+        pass
+    monkeypatch.setattr(opening, "ask_voters", real)
+    async with db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    monkeypatch.setattr(opening, "CHUNK", 2)  # three chunks
+    await tick(relay)
+    for v in voters:
+        assert (await last_message(db.sessions, v)).text.startswith("Recommendation 1\n")
+    await tick(relay)  # nobody is asked twice
+    async with db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 5

@@ -29,7 +29,7 @@ from sqlalchemy import update
 
 from bot.bootstrap import build
 from bot.services import turns as service
-from bot.services.ballots import records
+from bot.services.ballots import opening, records
 from bot.settings import Settings
 from flows.ballot_spec import load_ballots
 from flows.i18n import shipped_languages
@@ -96,7 +96,7 @@ class Member(Conversation):
             raise TranscriptError(f"unknown action {what!r}")
         ballot_id = f"{match[1]}-{self.number}"
         if match[2] == "opens":
-            await records.open_ballot(self.relay, ballot_id)
+            await opening.open_ballot(self.relay, ballot_id)
         else:
             await records.close_ballot(self.relay, ballot_id)
         return await self.shown()

@@ -11,7 +11,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from bot.services.ballots import records
+from bot.services.ballots import opening, records
 from bot.services.ballots.records import BallotProblem
 from bot.services.ballots.tallying import digest
 from store.ballots import BallotRoll, BallotVote
@@ -50,7 +50,7 @@ async def test_each_method_by_sms_and_telegram_counts_the_confirmed_vote(
     sms, tg, idle = voter(1, "sms"), voter(2, "telegram"), voter(3, "sms")
     await panel(db.sessions, [sms, tg, idle])
     await create_ballots(db.sessions)
-    opened = await records.open_ballot(relay, ballot)
+    opened = await opening.open_ballot(relay, ballot)
     assert (opened.voters, opened.asked) == (3, 3)
 
     for text in typed:
@@ -84,7 +84,7 @@ async def test_revote_duplicates_close_and_late_replies(relay, db):
     a, b, late = voter(1, "sms"), voter(2, "sms", language="fr"), voter(3, "telegram")
     await panel(db.sessions, [a, b, late])
     await create_ballots(db.sessions)
-    await records.open_ballot(relay, "first")
+    await opening.open_ballot(relay, "first")
 
     await say(relay, a, "1")
     # Twilio sends the same YES twice (a retried webhook): one vote, one receipt.
@@ -130,7 +130,7 @@ async def test_stop_during_a_vote_ends_it_and_nothing_more_is_sent(relay, db):
     a = voter(1, "sms")
     await panel(db.sessions, [a])
     await create_ballots(db.sessions)
-    await records.open_ballot(relay, "r1")
+    await opening.open_ballot(relay, "r1")
     await say(relay, a, "1")
     await say(relay, a, "STOP")
     assert "unsubscribed" in (await last_message(db.sessions, a)).text
@@ -138,7 +138,7 @@ async def test_stop_during_a_vote_ends_it_and_nothing_more_is_sent(relay, db):
         before = await session.scalar(select(func.count()).select_from(OutboxMessage))
     await say(relay, a, "1")  # (YES would be Twilio's word to subscribe again)
     await say(relay, a, "VOTE")
-    await records.open_ballot(relay, "first")  # a later ballot does not ask them
+    await opening.open_ballot(relay, "first")  # a later ballot does not ask them
     async with db.sessions() as session:
         after = await session.scalar(select(func.count()).select_from(OutboxMessage))
         assert await session.scalar(select(func.count()).select_from(BallotVote)) == 0
@@ -151,7 +151,7 @@ async def test_what_a_voter_types_is_not_stored(relay, db):
     a = voter(1, "sms")
     await panel(db.sessions, [a])
     await create_ballots(db.sessions)
-    await records.open_ballot(relay, "first")
+    await opening.open_ballot(relay, "first")
     await say(relay, a, "bike")
     await say(relay, a, "yes")
     async with db.sessions() as session:
@@ -162,13 +162,13 @@ async def test_what_a_voter_types_is_not_stored(relay, db):
 async def test_opening_and_closing_refuse_what_cannot_be_done(relay, db):
     await create_ballots(db.sessions)
     with pytest.raises(BallotProblem, match="Nobody may vote in r1"):
-        await records.open_ballot(relay, "r1")
+        await opening.open_ballot(relay, "r1")
     with pytest.raises(BallotProblem, match="No ballot 'nope'. Ballots: agree, first"):
-        await records.open_ballot(relay, "nope")
+        await opening.open_ballot(relay, "nope")
     await panel(db.sessions, [voter(1)])
-    await records.open_ballot(relay, "r1")
+    await opening.open_ballot(relay, "r1")
     with pytest.raises(BallotProblem, match="already open"):
-        await records.open_ballot(relay, "r1")
+        await opening.open_ballot(relay, "r1")
     with pytest.raises(BallotProblem, match="is draft, not open. Open it first"):
         await records.close_ballot(relay, "first")
     results = await _results(relay, "r1")
@@ -199,12 +199,12 @@ async def test_a_ballot_for_one_round_or_one_table_of_the_small_groups(relay, db
             GroupSeat(run_id="G1", round=2, table_no=1, letter="A", participant_id=voters[0].id)
         )
     async with db.sessions() as session:
-        assert await records.eligible(session, "panel") == sorted(v.id for v in voters)
-        assert await records.eligible(session, "round:1") == sorted(v.id for v in voters)
-        assert await records.eligible(session, "table:1:2") == [
+        assert await opening.eligible(session, "panel") == sorted(v.id for v in voters)
+        assert await opening.eligible(session, "round:1") == sorted(v.id for v in voters)
+        assert await opening.eligible(session, "table:1:2") == [
             voters[1].id,
             voters[3].id,
             voters[5].id,
         ]
-        assert await records.eligible(session, "round:2") == [voters[0].id]
-        assert await records.eligible(session, "table:3:1") == []
+        assert await opening.eligible(session, "round:2") == [voters[0].id]
+        assert await opening.eligible(session, "table:3:1") == []

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from bot.cli.common import console, err, with_database, with_relay
-from bot.services.ballots import records
+from bot.services.ballots import opening, records
 from bot.services.ballots.records import BallotProblem, get_ballot, quorum_needed, turnout
 from bot.settings import Settings
 from flows import ballot_text as bt
@@ -113,7 +113,7 @@ def open_(
 ) -> None:
     """Open a ballot now: fix the roll of voters and send each of them the question."""
     settings = Settings()
-    opened = _run(settings, lambda relay: records.open_ballot(relay, ballot_id, dry_run=dry_run))
+    opened = _run(settings, lambda relay: opening.open_ballot(relay, ballot_id, dry_run=dry_run))
     if dry_run:
         console.print(f"Would open {ballot_id}: {opened.voters} voters would be asked.")
         console.print("[yellow]Dry run: nothing changed.[/]")

@@ -4,12 +4,8 @@
 ballots on time. The counting methods are pure, in `counting/`.
 """
 
-from bot.services.ballots.records import (
-    BallotProblem,
-    close_ballot,
-    create,
-    open_ballot,
-)
+from bot.services.ballots.opening import open_ballot
+from bot.services.ballots.records import BallotProblem, close_ballot, create
 from bot.services.ballots.timing import install
 from bot.services.ballots.voting import register
 

@@ -1,6 +1,6 @@
-"""A ballot's life: created from its definition, opened (the roll fixed, every voter asked),
-closed (the links destroyed, the votes rewritten in a shuffled order, the tally and the
-receipts published in an audit event), each in one transaction.
+"""A ballot's life: created from its definition, opened (opening.py), closed (the links
+destroyed, the votes rewritten in a shuffled order, the tally and the receipts published
+in an audit event), each in one transaction.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import secrets
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,17 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.relay import Relay
 from bot.services.ballots.tallying import results_of
-from bot.services.people import lock_participant
-from bot.services.turns import start_flow
-from flows.ballot import KIND, NAME, ON_ROLL
+from flows.ballot import KIND, NAME
 from flows.ballot_spec import BallotDef, plain
 from store import audit
 from store.ballots import CLOSED, DRAFT, OPEN, Ballot, BallotRoll, BallotVote
-from store.groups import GroupSeat, current_run
 from store.models import OutboxMessage, OutboxStatus, Participant, utcnow
-from store.recruitment import CONFIRMED, Selection
 
-OPENED, CLOSED_EVENT, TALLIED = "ballot.opened", "ballot.closed", "ballot.tallied"
+CLOSED_EVENT, TALLIED = "ballot.closed", "ballot.tallied"
 CREATED = "ballot.created"
 FINAL = [s for s in OutboxStatus if s not in (OutboxStatus.QUEUED, OutboxStatus.SENDING)]
 # Small tables rewritten whole at close; the busy ones only vacuumed (README).
@@ -95,80 +91,6 @@ async def get_ballot(session: AsyncSession, ballot_id: str, *, lock: bool = Fals
         listed = ", ".join(known) if known else "none yet: `concorder ballot create FILE`"
         raise BallotProblem(f"No ballot {ballot_id!r}. Ballots: {listed}.")
     return ballot
-
-
-async def eligible(session: AsyncSession, voters: str) -> list[str]:
-    """Who may vote: the confirmed panel, or those seated in a round (or at one table) of
-    the current small-group tables who are still on it."""
-    panel = select(Selection.participant_id).where(Selection.status == CONFIRMED)
-    if voters == "panel":
-        return sorted(set((await session.execute(panel)).scalars()))
-    run = await current_run(session)
-    if run is None:
-        raise BallotProblem(f"voters = {voters!r}, but no tables are allocated yet.")
-    parts = voters.split(":")
-    query = select(GroupSeat.participant_id).where(
-        GroupSeat.run_id == run.run_id,
-        GroupSeat.round == int(parts[1]),
-        GroupSeat.participant_id.in_(panel),
-    )
-    if len(parts) == 3:
-        query = query.where(GroupSeat.table_no == int(parts[2]))
-    return sorted(set((await session.execute(query)).scalars()))
-
-
-@dataclass
-class Opened:
-    id: str
-    voters: int
-    asked: int = 0  # voters sent the question
-    not_asked: list[str] = field(default_factory=list)  # opted out
-
-
-async def open_ballot(
-    relay: Relay, ballot_id: str, *, dry_run: bool = False, now: datetime | None = None
-) -> Opened:
-    """Fix the roll and ask every voter, in one transaction."""
-    now = now or utcnow()
-    async with relay.sessions.begin() as session:
-        ballot = await get_ballot(session, ballot_id, lock=True)
-        if ballot.status != DRAFT:
-            raise BallotProblem(f"Ballot {ballot_id} is already {ballot.status}.")
-        voters = await eligible(session, ballot.definition["voters"])
-        if not voters:
-            raise BallotProblem(
-                f"Nobody may vote in {ballot_id} (voters = {ballot.definition['voters']!r}): "
-                "no confirmed panel member is there yet."
-            )
-        opened = Opened(ballot_id, len(voters))
-        if dry_run:
-            return opened  # nothing written
-        ballot.status, ballot.opened_at = OPEN, now
-        ballot.link_key = secrets.token_hex(32)
-        await session.execute(
-            insert(BallotRoll),
-            [{"ballot_id": ballot_id, "participant_id": p, "voted": False} for p in voters],
-        )
-        await audit.append(
-            session,
-            OPENED,
-            {"ballot": ballot_id, "method": ballot.definition["method"], "voters": len(voters)},
-            at=now,
-        )
-        for participant_id in voters:
-            participant = await lock_participant(session, participant_id)
-            state = participant.state or {}
-            participant.state = {**state, "data": {**state.get("data", {}), ON_ROLL: True}}
-            if participant.opted_out:
-                opened.not_asked.append(participant_id)
-                continue
-            queued = await start_flow(
-                session, relay, participant, NAME, step=f"ballot:{ballot_id}", now=now
-            )
-            opened.asked += 1 if queued else 0
-    if opened.asked:
-        relay.outbox_signal.set()
-    return opened
 
 
 @dataclass

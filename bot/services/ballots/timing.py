@@ -13,16 +13,11 @@ from aiohttp import web
 from sqlalchemy import select
 
 from bot.relay import Relay
-from bot.services.ballots.records import (
-    BallotProblem,
-    close_ballot,
-    create,
-    open_ballot,
-    scrub_messages,
-)
+from bot.services.ballots.opening import ask_voters, open_ballot
+from bot.services.ballots.records import BallotProblem, close_ballot, create, scrub_messages
 from flows.ballot_spec import BallotDef, BallotError, check
 from scheduler import timers
-from store.ballots import DRAFT, OPEN, Ballot
+from store.ballots import DRAFT, OPEN, Ballot, BallotRoll
 from store.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -61,6 +56,17 @@ async def tick(relay: Relay, now: datetime | None = None) -> list[str]:
             ).scalars()
         )
         any_open = await session.scalar(select(Ballot.id).where(Ballot.status == OPEN).limit(1))
+        # An opening a crash interrupted: voters on the roll not asked yet.
+        unasked = list(
+            (
+                await session.execute(
+                    select(BallotRoll.ballot_id)
+                    .join(Ballot, Ballot.id == BallotRoll.ballot_id)
+                    .where(Ballot.status == OPEN, BallotRoll.asked.is_(False))
+                    .distinct()
+                )
+            ).scalars()
+        )
     done = []
     for ballot_id in due_open:
         try:
@@ -68,6 +74,9 @@ async def tick(relay: Relay, now: datetime | None = None) -> list[str]:
             done.append(f"opened {ballot_id}")
         except BallotProblem as problem:  # another instance did it, or nobody may vote
             log.warning("ballot %s not opened: %s", ballot_id, problem)
+    for ballot_id in unasked:
+        if ballot_id not in due_close:
+            await ask_voters(relay, ballot_id, now=now)
     for ballot_id in due_close:
         try:
             await close_ballot(relay, ballot_id, now=now)

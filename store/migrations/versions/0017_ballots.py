@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("ballot_id", sa.String(length=24), nullable=False),
         sa.Column("participant_id", sa.String(length=16), nullable=False),
         sa.Column("voted", sa.Boolean(), nullable=False),
+        sa.Column("asked", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(["ballot_id"], ["ballots.id"]),
         sa.ForeignKeyConstraint(["participant_id"], ["participants.id"]),
         sa.PrimaryKeyConstraint("ballot_id", "participant_id"),
