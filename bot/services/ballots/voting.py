@@ -17,11 +17,12 @@ import secrets
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.relay import Relay
 from bot.services.ballots.counting import validate
+from flows import events
 from flows.ballot import CAST, NAME, ON_ROLL
 from flows.facts import BallotFacts
 from store.ballots import CLOSED, COUNTED, OPEN, REPLACED, Ballot, BallotRoll, BallotVote
@@ -111,35 +112,39 @@ async def record_vote(
     session: AsyncSession, ballot_id: str, participant_id: str, vote: Any, tracker: str
 ) -> None:
     """The vote stored with no voter and no time; the voter's previous vote, found by its
-    link, marked replaced and unlinked; the roll says they voted."""
-    ballot = await session.get(Ballot, ballot_id, with_for_update={"read": True})
-    if ballot is None or ballot.status != OPEN or ballot.link_key is None:
+    link, marked replaced, unlinked and emptied; the roll says they voted."""
+    row = (
+        await session.execute(
+            select(Ballot.status, Ballot.link_key, Ballot.definition)
+            .where(Ballot.id == ballot_id)
+            .with_for_update(read=True)
+        )
+    ).first()
+    if row is None or row.status != OPEN or row.link_key is None:
         raise BallotClosed(ballot_id)
-    definition = ballot.definition
+    definition = row.definition
     validate(
         definition["method"],
         count_options(ballot_id, definition),
         counted_shape(definition["method"], vote),
         **count_params(definition),
     )
-    roll = await session.get(BallotRoll, (ballot_id, participant_id))
-    if roll is None:
+    voted = await session.execute(
+        update(BallotRoll)
+        .where(BallotRoll.ballot_id == ballot_id, BallotRoll.participant_id == participant_id)
+        .values(voted=True)
+    )
+    if voted.rowcount != 1:
         raise BallotClosed(f"{ballot_id}: not on the roll")
-    link = voter_link(ballot.link_key, ballot_id, participant_id)
-    previous = (
-        await session.execute(
-            select(BallotVote).where(
-                BallotVote.ballot_id == ballot_id, BallotVote.voter_link == link
-            )
-        )
-    ).scalar_one_or_none()
-    if previous is not None:
-        previous.status = REPLACED
-        previous.voter_link = None
-        previous.choice = None  # nothing keeps what a replaced vote said
-        await session.flush()  # the link is free before the new vote takes it
-    session.add(
-        BallotVote(
+    link = voter_link(row.link_key, ballot_id, participant_id)
+    # Nothing keeps what a replaced vote said; its link is free before the new vote takes it.
+    await session.execute(
+        update(BallotVote)
+        .where(BallotVote.ballot_id == ballot_id, BallotVote.voter_link == link)
+        .values(status=REPLACED, voter_link=None, choice=None)
+    )
+    await session.execute(
+        insert(BallotVote).values(
             id=uuid.uuid4(),
             ballot_id=ballot_id,
             choice=vote,
@@ -148,24 +153,26 @@ async def record_vote(
             voter_link=link,
         )
     )
-    roll.voted = True
 
 
 def register(relay: Relay) -> None:
     async def remember_record(session: AsyncSession, *, record_id: int, **_: Any) -> None:
         session.info[RECORD] = record_id
 
-    async def after_turn(session: AsyncSession, settings, *, participant, turn, **_: Any) -> int:
-        cast = turn.state.data.get(CAST)
-        if cast is not None:
-            await record_vote(
-                session, cast["ballot"], participant.id, cast["vote"], cast["tracker"]
-            )
-            state = dict(participant.state)
-            state["data"] = {k: v for k, v in state.get("data", {}).items() if k != CAST}
-            participant.state = state
+    async def cast(session: AsyncSession, participant, event, now) -> None:
+        # The vote leaves the state before anything is written: no row, not even one
+        # overwritten later in this transaction, ever holds it beside its voter.
+        state = dict(participant.state)
+        data = dict(state.get("data", {}))
+        vote = data.pop(CAST)
+        participant.state = {**state, "data": data}
+        session.info[CAST] = True
+        await record_vote(session, vote["ballot"], participant.id, vote["vote"], vote["tracker"])
+
+    async def after_turn(session: AsyncSession, settings, **_: Any) -> int:
         record = session.info.pop(RECORD, None)
-        if record is not None and (session.info.pop(BEFORE, False) or cast is not None):
+        voted = session.info.pop(CAST, False)
+        if record is not None and (session.info.pop(BEFORE, False) or voted):
             await session.execute(
                 update(InboundMessage)
                 .where(InboundMessage.id == record)
@@ -175,4 +182,5 @@ def register(relay: Relay) -> None:
 
     relay.hooks.provide_facts(ballot_facts)
     relay.hooks.before_inbound(remember_record)
+    relay.hooks.on_event(events.BALLOT_VOTE_CAST, cast)
     relay.hooks.after_turn(after_turn)
