@@ -2,9 +2,10 @@
 
 On SMS a vote is typed ("2", "bus", "3 1 2"); on Telegram it is buttons (one press, or one
 press per mark for a ranking, an approval or grades), and typing works too. Nothing counts
-before the voter confirms the summary. A cast vote leaves the state in `ballot_cast` for
-one turn (bot/services/ballots/voting.py records it, with the receipt code from the facts,
-and removes it); the audit event says only that this person voted in this ballot.
+before the voter confirms the summary. A cast vote leaves the flow in the state's
+`ballot_cast`, with the receipt code from the facts; the service's handler of the vote's
+event (bot/services/ballots/voting.py) takes it out before the state is written and
+records it apart. The audit event says only that this person voted in this ballot.
 A voter may vote again until the close (VOTE); the last vote counts.
 """
 

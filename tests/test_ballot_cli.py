@@ -51,7 +51,7 @@ async def test_create_open_vote_close_and_results(relay, db, tmp_path):
 
     code, out, err = await concorder(db, tmp_path, "ballot", "close", "first", "--dry-run")
     assert code == 0 and "3 of 4 have voted" in out, err
-    code, out, err = await concorder(db, tmp_path, "ballot", "close", "first")
+    code, out, err = await concorder(db, tmp_path, "ballot", "close", "first", "--vacuum-full")
     assert code == 0 and "3 of 4 voted" in out, err
 
     code, out, err = await concorder(db, tmp_path, "ballot", "results", "first")

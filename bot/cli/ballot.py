@@ -24,6 +24,13 @@ from store.ballots import CLOSED, Ballot
 
 DRY_RUN = typer.Option(False, "--dry-run", help="Show what would happen; change nothing.")
 FORMATS = ("table", "csv", "json")
+VACUUM_FULL = typer.Option(
+    False,
+    "--vacuum-full",
+    help="PostgreSQL: rewrite the conversations, messages and inbound tables too (VACUUM "
+    "FULL), so no old version of a choice waiting for YES stays in their files; locks each "
+    "table while it runs: for a quiet moment.",
+)
 FILE = typer.Argument(None, help="A TOML file of [[ballots]] (default: the assembly file's).")
 
 
@@ -126,10 +133,16 @@ def open_(
 def close(
     ballot_id: str = typer.Argument(..., metavar="ID", help="The ballot's id."),
     dry_run: bool = DRY_RUN,
+    vacuum_full: bool = VACUUM_FULL,
 ) -> None:
     """Close a ballot now: destroy the voters' links, count, publish results and receipts."""
     settings = Settings()
-    closed = _run(settings, lambda relay: records.close_ballot(relay, ballot_id, dry_run=dry_run))
+    closed = _run(
+        settings,
+        lambda relay: records.close_ballot(
+            relay, ballot_id, dry_run=dry_run, vacuum_full=vacuum_full
+        ),
+    )
     if dry_run:
         console.print(
             f"Would close {ballot_id}: {closed.voted} of {closed.voters} have voted. "

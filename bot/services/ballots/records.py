@@ -102,7 +102,12 @@ class Closed:
 
 
 async def close_ballot(
-    relay: Relay, ballot_id: str, *, dry_run: bool = False, now: datetime | None = None
+    relay: Relay,
+    ballot_id: str,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    vacuum_full: bool = False,
 ) -> Closed:
     """Destroy the links and the key, rewrite the votes shuffled, count, publish; then
     make the erased bytes leave the files."""
@@ -133,7 +138,7 @@ async def close_ballot(
     async with relay.sessions.begin() as session:
         await _forget_choices(session, ballot_id)
         await scrub_messages(session)
-    await reclaim(relay.sessions.kw["bind"])
+    await reclaim(relay.sessions.kw["bind"], full=vacuum_full)
     return closed
 
 
@@ -215,10 +220,11 @@ async def scrub_messages(session: AsyncSession) -> int:
     return result.rowcount or 0
 
 
-async def reclaim(engine: AsyncEngine) -> None:
+async def reclaim(engine: AsyncEngine, *, full: bool = False) -> None:
     """Make the old rows' bytes leave the files. SQLite zeroes what it deletes
     (`secure_delete`); its write-ahead log is folded in and emptied. PostgreSQL: the
-    ballot tables are rewritten (VACUUM FULL, small), the busy ones vacuumed."""
+    ballot tables are rewritten (VACUUM FULL, small), the busy ones vacuumed, or with
+    `full` rewritten too (the old versions of a conversation waiting for YES go)."""
     async with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             raw = await connection.get_raw_connection()
@@ -226,4 +232,5 @@ async def reclaim(engine: AsyncEngine) -> None:
             return
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
         await autocommit.exec_driver_sql(f"VACUUM FULL {', '.join(REWRITTEN)}")
-        await autocommit.exec_driver_sql(f"VACUUM (SKIP_LOCKED) {', '.join(VACUUMED)}")
+        options = "FULL" if full else "SKIP_LOCKED"
+        await autocommit.exec_driver_sql(f"VACUUM ({options}) {', '.join(VACUUMED)}")
