@@ -20,6 +20,7 @@ from bot.relay import Relay
 from bot.services import (
     audit_checkpoints,
     audit_sequencer,
+    ballots,
     batch,
     broadcast,
     data_requests,
@@ -72,6 +73,7 @@ def register_hooks(relay: Relay) -> None:
     privacy.register(relay)  # an erased address that had opted out stays opted out
     organiser_chat.register(relay)
     data_requests.register(relay)  # MYDATA: the organisers are told
+    ballots.register(relay)  # a vote recorded apart from its voter; what they typed blanked
 
     def calendar_of() -> Calendar | None:
         return relay.calendar
@@ -131,6 +133,7 @@ def create_app(
         privacy.install(app, relay, dispatch)  # erase what [retention] says is due
         install_calendar(app, relay)
         audit_checkpoints.install(app, relay)
+        ballots.install(app, relay)  # open and close ballots on time
         timers.install(app)
     return app
 
@@ -165,6 +168,7 @@ def build_cli() -> typer.Typer:
     """The `concorder` command. Each feature adds its commands; help lists the commands in
     this order, then the command groups in this order."""
     from bot.cli import audit as cli_audit
+    from bot.cli import ballot as cli_ballot
     from bot.cli import broadcast as cli_broadcast
     from bot.cli import common as cli
     from bot.cli import draw as cli_draw
@@ -192,4 +196,5 @@ def build_cli() -> typer.Typer:
     cli_recruitment.register(app)  # pool import, invite, notify-draw, status
     cli_schedule.register(app)  # schedule preview, session move
     cli_simulate.register(app)  # simulate
+    cli_ballot.register(app)  # ballot create|open|close|status|results
     return app

@@ -228,6 +228,8 @@ class Assembly(_Strict):
     sessions: Any = None
     briefings: Any = None
     schedule: Any = None
+    # [[ballots]], checked by flows.ballot_spec (assembly_of).
+    ballots: Any = None
 
     @property
     def name(self) -> str:
@@ -341,9 +343,20 @@ def assembly_of(file: AssemblyFile) -> Assembly:
         raise AssemblyError(file.path, problems_of(exc, raw, file.text)) from None
     problems = _missing_languages(assembly)
     problems += consent_problems(dict(assembly.consent.text), assembly.retention)
+    problems += _ballot_problems(file, assembly.assembly.languages)
     if problems:
         raise AssemblyError(file.path, problems)
     return assembly
+
+
+def _ballot_problems(file: AssemblyFile, languages: list[str]) -> list[str]:
+    from flows.ballot_spec import BallotError, ballots_of
+
+    try:
+        ballots_of(file, languages)
+    except BallotError as exc:
+        return exc.problems
+    return []
 
 
 def parse_assembly(text: str, path: str = "assembly.toml") -> Assembly:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flows.ballot import Ballot, vote_command
 from flows.briefing import calendar_replies
 from flows.confirmation import Confirmation, Outcome
 from flows.consent import Consent
@@ -26,7 +27,8 @@ def build_engine() -> Engine:
             Confirmation(),
             Outcome(),
             Withdrawal(),
+            Ballot(),
         ],
-        commands=[calendar_replies, person_requests, organiser_commands],
+        commands=[calendar_replies, person_requests, vote_command, organiser_commands],
         heard_after_stop=[data_requested_after_stop],
     )

@@ -135,6 +135,16 @@ class CalendarFacts:
 
 
 @dataclass(frozen=True)
+class BallotFacts:
+    """A ballot this person is on the roll of (bot/services/ballots/voting.py)."""
+
+    id: str
+    status: str  # open | closed
+    definition: dict[str, Any]  # flows.ballot_spec.plain
+    voted: bool = False
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything a flow may know beyond the participant's own state."""
 
@@ -150,3 +160,5 @@ class Facts:
     confirmation_code: str | None = None  # for an SMS preview made in this turn
     sessions: list[ScheduledSession] | None = None  # organisers and panel members
     timezone: str | None = None  # the calendar's, with `sessions`
+    ballots: list[BallotFacts] | None = None  # open or closed ballots this person is on
+    ballot_tracker: str | None = None  # a fresh receipt code, for a vote cast in this turn

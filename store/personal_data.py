@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, Table, cast, literal
 from sqlalchemy.orm import Mapped, mapped_column
 
+from store.ballots import Ballot, BallotRoll, BallotVote
 from store.calendar import AttendanceNotice, BriefingRead, CalendarJob, CalendarPreference
 from store.draw_records import DrawRun
 from store.groups import GroupRun, GroupSeat
@@ -185,6 +186,13 @@ INVENTORY: tuple[Place, ...] = (
         why_kept="attendance counts; pseudonymous",
     ),
     Place(
+        BallotRoll.__table__,
+        BY_PARTICIPANT,
+        KEEP,
+        "the ballots they could vote in, and whether they voted (never how)",
+        why_kept="turnout and quorum of each ballot; pseudonymous, and it holds no vote",
+    ),
+    Place(
         AuditEvent.__table__,
         BY_PARTICIPANT,
         KEEP,
@@ -200,6 +208,9 @@ NOT_PERSONAL: dict[str, str] = {
     GroupRun.__tablename__: "the small-group allocation's pseudonymised input (participant "
     "ids, languages, category values) and tables: kept so anyone can re-run and check it, "
     "as the draw's record",
+    Ballot.__tablename__: "ballot definitions, their times and published results",
+    BallotVote.__tablename__: "votes with no voter and no time; a keyed link to the voter "
+    "while the ballot is open, destroyed at its close",
     ProcessedUpdate.__tablename__: "Telegram update ids already handled; name no one",
     Broadcast.__tablename__: "organisers' messages to an audience, not about one person",
     BroadcastPreview.__tablename__: "organisers' unsent previews: erased with the organisers",

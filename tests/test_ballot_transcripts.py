@@ -1,0 +1,162 @@
+"""Voting as a panel member sees it, in every shipped language, on SMS and Telegram: yes/no,
+single choice, ranking and scale ballots, a revote, garbage, STOP during a vote, a reply
+after the close.
+
+The files tests/transcripts/ballot-voting.*.txt use the transcript format of
+tests/test_transcripts.py (read its docstring); each conversation is a new confirmed
+member of the panel, and the ballots are those of tests/ballots/ballots.toml, plus:
+
+    * ballot first opens           the organisers open the ballot (every member is asked)
+    * ballot first closes          the organisers close it
+
+A receipt code reads XXXX-XXXX (they are random). After a deliberate change of wording,
+regenerate the expectations and read the diff:
+
+    .venv/bin/python -m tests.test_ballot_transcripts [tests/transcripts/FILE ...]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from bot.bootstrap import build
+from bot.services import turns as service
+from bot.services.ballots import opening, records
+from bot.settings import Settings
+from flows.ballot_spec import load_ballots
+from flows.i18n import shipped_languages
+from store.recruitment import DECLINED, Selection
+from tests.ballot_world import BALLOTS_FILE, LANGUAGES, Voter, panel
+from tests.test_transcripts import (
+    EXPECTATION,
+    TRANSCRIPTS,
+    Conversation,
+    TranscriptError,
+    conversation_address,
+    language_line,
+    record,
+)
+from tests.test_transcripts import message_lines as transcript_lines
+
+PREFIX = "ballot-voting"
+FILES = sorted(TRANSCRIPTS.glob(f"{PREFIX}.*.txt"))
+ACTION = re.compile(r"^ballot (\S+) (opens|closes)$")
+CODE = re.compile(r"\b[2-9A-Z]{4}-[2-9A-Z]{4}\b")
+
+
+@dataclass
+class Member(Conversation):
+    """One panel member's conversation; ballot ids are made this conversation's own."""
+
+    number: int = 0
+
+    async def send(self, line: str) -> list[str]:
+        text, button = self.inbound(line)
+        await service.receive(
+            self.relay,
+            channel=self.channel,
+            address=self.address,
+            text=text,
+            button=button,
+            provider_id=f"transcript-{uuid.uuid4().hex}",
+            language_hint=self.language,
+        )
+        return await self.shown()
+
+    async def shown(self) -> list[str]:
+        lines: list[str] = []
+        for row in await self.deliver():
+            lines += transcript_lines(CODE.sub("XXXX-XXXX", row.text), row.buttons)
+            if row.buttons:
+                self.keyboards.append(row.buttons)
+        return lines
+
+    async def join(self) -> None:
+        """A confirmed member; the previous conversation's member leaves the panel."""
+        async with self.sessions.begin() as session:
+            await session.execute(update(Selection).values(status=DECLINED))
+        who = Voter(f"PT{self.number:06d}", self.channel, self.address, self.language or "en")
+        await panel(self.sessions, [who])
+        ballots = load_ballots(str(BALLOTS_FILE), LANGUAGES)
+        own = [b.model_copy(update={"id": f"{b.id}-{self.number}"}) for b in ballots]
+        async with self.sessions.begin() as session:
+            await records.create(session, own, source="file")
+
+    async def act(self, what: str) -> list[str]:
+        match = ACTION.match(what)
+        if not match:
+            raise TranscriptError(f"unknown action {what!r}")
+        ballot_id = f"{match[1]}-{self.number}"
+        if match[2] == "opens":
+            await opening.open_ballot(self.relay, ballot_id)
+        else:
+            await records.close_ballot(self.relay, ballot_id)
+        return await self.shown()
+
+
+async def play(script: str, sessions, settings: Settings) -> str:
+    relay = build(settings, sessions=sessions)
+    out: list[str] = []
+    language: str | None = None
+    member: Member | None = None
+    started = 0
+    for number, line in enumerate(script.splitlines(), start=1):
+        if line.startswith(EXPECTATION):
+            continue
+        out.append(line)
+        if line.startswith("language:"):
+            language = language_line(line, number)
+        elif line.startswith("=== "):
+            started += 1
+            channel, address = conversation_address(line, number, started, 900_000)
+            member = Member(relay, channel, address, language, number=started)
+            await member.join()
+        elif line.startswith(("> ", "* ")):
+            if member is None:
+                raise TranscriptError(f"line {number}: a turn before the first ===")
+            try:
+                if line.startswith("> "):
+                    shown = await member.send(line[2:])
+                else:
+                    shown = await member.act(line[2:])
+            except TranscriptError as exc:
+                raise TranscriptError(f"line {number}: {exc}") from None
+            out += shown or ["(silence)"]
+        elif line.strip() and not line.startswith("#"):
+            raise TranscriptError(f"line {number}: not transcript syntax: {line!r}")
+    return "\n".join(out) + "\n"
+
+
+def test_every_shipped_language_has_its_ballot_transcript():
+    names = {path.name for path in FILES}
+    for language in shipped_languages():
+        assert f"{PREFIX}.{language}.txt" in names, f"no ballot transcript in {language}"
+    for path in FILES:
+        script = path.read_text()
+        assert "=== sms:" in script and "=== telegram:" in script, f"{path.name}: both channels"
+        for method in ("yes/no", "single", "ranking", "scale"):
+            assert f": {method}" in script, f"{path.name}: no {method} conversation"
+
+
+@pytest.mark.parametrize("path", FILES, ids=[path.name for path in FILES])
+async def test_ballot_transcript(path, sqlite_db):
+    settings = Settings(CONCORDER_DATABASE_URL=sqlite_db.url, _env_file=None)
+    expected = path.read_text()
+    assert await play(expected, sqlite_db.sessions, settings) == expected
+
+
+async def test_a_ballot_transcript_reads_the_same_on_postgresql(db, settings):
+    expected = (TRANSCRIPTS / f"{PREFIX}.es.txt").read_text()
+    assert await play(expected, db.sessions, settings) == expected
+
+
+if __name__ == "__main__":
+    asyncio.run(record([Path(arg).resolve() for arg in sys.argv[1:]] or FILES, play))
