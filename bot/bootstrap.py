@@ -22,6 +22,7 @@ from bot.services import (
     audit_sequencer,
     broadcast,
     data_requests,
+    deliberation,
     organiser_chat,
     outgoing,
     privacy,
@@ -77,6 +78,7 @@ def register_hooks(relay: Relay) -> None:
 
     calendar_facts.register(relay.hooks, calendar_of)
     calendar_events.register(relay.hooks, calendar_of)
+    deliberation.register(relay)  # a seated member's messages while a prompt is open
 
 
 def read_assembly_file(path: str) -> tuple[Assembly, Calendar | None]:
@@ -129,6 +131,7 @@ def create_app(
         privacy.install(app, relay, dispatch)  # erase what [retention] says is due
         install_calendar(app, relay)
         audit_checkpoints.install(app, relay)
+        deliberation.install(app, relay, dispatch)  # relay, nudges, digests, closes
         timers.install(app)
     return app
 
