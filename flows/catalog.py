@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flows.briefing import calendar_replies
 from flows.confirmation import Confirmation, Outcome
-from flows.deliberation import member_words
 from flows.consent import Consent
+from flows.deliberation import member_words
 from flows.engine import Engine
 from flows.invitation import Invitation
 from flows.organiser import organiser_commands
