@@ -29,6 +29,7 @@ from flows.model import Turn
 from store.deliberation import CLOSED, MESSAGE, PASS, PAUSED, Contribution, TablePrompt
 from store.groups import CURRENT, GroupRun, GroupSeat
 from store.models import Contact, Participant
+from store.recruitment import CONFIRMED, Selection
 
 REPORT_LINES = 10  # the table's last lines a REPORT sends
 
@@ -45,8 +46,10 @@ async def table_facts(session: AsyncSession, participant: Participant) -> dict[s
                 & (GroupSeat.table_no == TablePrompt.table_no),
             )
             .join(GroupRun, GroupRun.run_id == TablePrompt.run_id)
+            .join(Selection, Selection.participant_id == GroupSeat.participant_id)
             .where(
                 GroupSeat.participant_id == participant.id,
+                Selection.status == CONFIRMED,  # one who left the panel talks to no table
                 GroupRun.status == CURRENT,
                 TablePrompt.status != CLOSED,
             )
