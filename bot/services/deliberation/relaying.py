@@ -243,16 +243,14 @@ async def fan_out(
     others = [s for s in table.active if s.participant.id != c.participant_id]
     member_marks = await marks(session, tp, [s.participant.id for s in others])
     queued = at_once = 0
+    lines: dict[str, str] = {}  # scrubbed once per language
     for seat in others:
         mark = member_marks[seat.participant.id]
         if seat.mode == EVERY:
-            queued += await say(
-                session,
-                relay.settings,
-                seat,
-                [line_for(c, seat.participant.language, table.known)],
-                now,
-            )
+            language = seat.participant.language
+            if language not in lines:
+                lines[language] = line_for(c, language, table.known)
+            queued += await say(session, relay.settings, seat, [lines[language]], now)
             mark.relayed_upto = c.relay_no
             at_once += 1
         elif not await _digest_waiting(session, tp, seat):
