@@ -66,7 +66,7 @@ async def _each_table(
     """Run `change` at each table's live prompt, in one transaction."""
 
     async def once() -> Changed:
-        async with relay.write_turn(), relay.sessions.begin() as session:
+        async with relay.sessions.begin() as session:
             run = await the_run(session)
             tables = pick_tables(await tables_of_round(session, run, round_no), table, round_no)
             live = await live_prompts(session, run.run_id, round_no, tables)
@@ -207,7 +207,7 @@ async def hide(
     now = now or utcnow()
 
     async def once() -> tuple[Hidden, int]:
-        async with relay.write_turn(), relay.sessions.begin() as session:
+        async with relay.sessions.begin() as session:
             found = await session.get(Contribution, contribution_id)
             if found is None:
                 raise DeliberationError(f"No message has the number {contribution_id}.")

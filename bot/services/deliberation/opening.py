@@ -83,7 +83,7 @@ async def open_prompt(
     what = asked(relay, prompt, text, minutes)
 
     async def once() -> Opened:
-        async with relay.write_turn(), relay.sessions.begin() as session:
+        async with relay.sessions.begin() as session:
             run = await the_run(session)
             return await open_at(session, relay, run, what, round_no, table, by=by, now=now)
 
