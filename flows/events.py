@@ -52,3 +52,4 @@ POSTED = "deliberation.posted"  # a facilitator's message to a table
 PAUSED = "deliberation.paused"
 RESUMED = "deliberation.resumed"
 HIDDEN = "deliberation.hidden"  # a facilitator removed a message
+AFTER_CLOSE = "deliberation.after_close"  # written to the table once its prompt had closed

@@ -131,9 +131,11 @@ async def seat_newcomers(relay: Relay, *, now: datetime) -> int:
                 if tp is None or tp.status == CLOSED:
                     return 0
                 table = await seated(session, tp.run_id, tp.round, tp.table_no, lock=True)
-                known = set(await marks_of(session, tp))
-                seats = [s for s in table.active if s.participant.id in ids - known]
-                return await ask(session, relay, tp, table, seats, now) if seats else 0
+                new = ids - set(await marks_of(session, tp))
+                seats = [s for s in table.active if s.participant.id in new]
+                queued = await ask(session, relay, tp, table, seats, now) if seats else 0
+                await marks(session, tp, sorted(new))  # asked, or unreachable: not again
+                return queued
 
         queued += await retry_conflicts(once)
     return queued
