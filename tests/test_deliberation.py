@@ -350,3 +350,38 @@ def test_without_an_open_prompt_the_words_are_not_the_tables():
     ctx = Context(now=START, participant_id="P1", channel="sms", facts=Facts())
     turn = engine.handle(State(), Inbound(channel="sms", text="PASS"), ctx)
     assert not any(e.kind.startswith("deliberation.") for e in turn.events)
+
+
+async def test_a_table_writing_at_once_gets_every_message_once_in_one_order(relay, assembly):
+    """Six members write at the same moment while relay steps run alongside (two
+    instances' worth): no message is lost or doubled, and every member reads the table in
+    the same order."""
+    seats = [(letter, "telegram", "en") for letter in "ABCDEF"]
+    w = await seat_table(relay, seats)
+    await deliberation.open_prompt(relay, round_no=1, text="Go!", now=START)
+    for m in w.members.values():
+        await w.read(m.participant_id)
+    other = build(relay.settings, assembly=relay.assembly, sessions=relay.sessions)
+
+    async def member(letter: str) -> None:
+        for n in range(4):
+            await w.send(letter, f"{letter}{n}", START + T)
+
+    async def relaying(instance) -> None:
+        for _ in range(6):
+            await deliberation.run_due(instance, now=START + T)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(member(x) for x in "ABCDEF"), relaying(relay), relaying(other))
+    await deliberation.end(relay, round_no=1, by="cli", now=START + 2 * T)
+    orders = {}
+    for m in w.members.values():
+        lines = [t for t in await w.read(m.participant_id) if t[1] == ":"]
+        assert sorted(lines) == sorted(
+            f"{x}: {x}{n}" for x in "ABCDEF" if x != m.letter for n in range(4)
+        )
+        orders[m.letter] = lines
+    for letter, lines in orders.items():
+        for other_letter, others in orders.items():
+            common = [x for x in lines if x in others]
+            assert common == [x for x in others if x in lines], (letter, other_letter)
