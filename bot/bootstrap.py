@@ -24,6 +24,7 @@ from bot.services import (
     batch,
     broadcast,
     data_requests,
+    deliberation,
     organiser_chat,
     outgoing,
     privacy,
@@ -80,6 +81,7 @@ def register_hooks(relay: Relay) -> None:
 
     calendar_facts.register(relay.hooks, calendar_of)
     calendar_events.register(relay.hooks, calendar_of)
+    deliberation.register(relay)  # a seated member's messages while a prompt is open
 
 
 def read_assembly_file(path: str) -> tuple[Assembly, Calendar | None]:
@@ -134,6 +136,7 @@ def create_app(
         install_calendar(app, relay)
         audit_checkpoints.install(app, relay)
         ballots.install(app, relay)  # open and close ballots on time
+        deliberation.install(app, relay, dispatch)  # relay, nudges, digests, closes
         timers.install(app)
     return app
 

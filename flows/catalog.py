@@ -6,6 +6,7 @@ from flows.ballot import Ballot, vote_command
 from flows.briefing import calendar_replies
 from flows.confirmation import Confirmation, Outcome
 from flows.consent import Consent
+from flows.deliberation import after_the_close, member_words
 from flows.engine import Engine
 from flows.invitation import Invitation
 from flows.organiser import organiser_commands
@@ -17,7 +18,10 @@ from flows.welcome import Welcome
 def build_engine() -> Engine:
     """The service's engine. Commands are checked in this order, so a panel member's
     calendar reply (TIME, MORE, READ, its buttons) comes before the organiser commands;
-    WITHDRAW and MYDATA are heard at every stage, before any flow; MYDATA even after STOP."""
+    WITHDRAW and MYDATA are heard at every stage, before any flow; MYDATA even after STOP.
+    While a prompt is open at a member's table, what they write is for the table
+    (member_words lets WITHDRAW and MYDATA through); just after it closed, a message no
+    other command takes is told it went nowhere."""
     return Engine(
         flows=[
             Welcome(),
@@ -29,6 +33,13 @@ def build_engine() -> Engine:
             Withdrawal(),
             Ballot(),
         ],
-        commands=[calendar_replies, person_requests, vote_command, organiser_commands],
+        commands=[
+            member_words,
+            calendar_replies,
+            person_requests,
+            vote_command,
+            organiser_commands,
+            after_the_close,
+        ],
         heard_after_stop=[data_requested_after_stop],
     )

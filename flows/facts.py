@@ -145,6 +145,19 @@ class BallotFacts:
 
 
 @dataclass(frozen=True)
+class TableFacts:
+    """A seated member's table while a prompt is open there (bot/services/deliberation)."""
+
+    table_prompt: int  # the open prompt's row id
+    round: int
+    table: int
+    letter: str
+    paused: bool = False
+    relay_mode: str = "every"  # what they get now: "every" message, or a "digest"
+    closed_at: datetime | None = None  # set: none is open, the last one closed then
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything a flow may know beyond the participant's own state."""
 
@@ -162,3 +175,4 @@ class Facts:
     timezone: str | None = None  # the calendar's, with `sessions`
     ballots: list[BallotFacts] | None = None  # open or closed ballots this person is on
     ballot_tracker: str | None = None  # a fresh receipt code, for a vote cast in this turn
+    table: TableFacts | None = None  # a prompt is open at this member's table

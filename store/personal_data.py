@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from store.ballots import Ballot, BallotRoll, BallotVote
 from store.calendar import AttendanceNotice, BriefingRead, CalendarJob, CalendarPreference
+from store.deliberation import Contribution, DeliberationJob, PromptMember, TablePrompt
 from store.draw_records import DrawRun
 from store.groups import GroupRun, GroupSeat
 from store.models import (
@@ -172,6 +173,27 @@ INVENTORY: tuple[Place, ...] = (
         "their letters",
     ),
     Place(
+        Contribution.__table__,
+        BY_PARTICIPANT,
+        BLANK,
+        "what they wrote at their small-group table (letter, table, prompt, time, text)",
+        {"text": None},
+    ),
+    Place(
+        PromptMember.__table__,
+        BY_PARTICIPANT,
+        KEEP,
+        "per prompt at their table: when they were nudged, how far their digest went",
+        why_kept="pseudonymous marks (times and message numbers); no text",
+    ),
+    Place(
+        DeliberationJob.__table__,
+        BY_PARTICIPANT,
+        BLANK,
+        "nudges and digests due to them",
+        {"payload": {}},
+    ),
+    Place(
         BriefingRead.__table__,
         BY_PARTICIPANT,
         KEEP,
@@ -211,6 +233,8 @@ NOT_PERSONAL: dict[str, str] = {
     Ballot.__tablename__: "ballot definitions, their times and published results",
     BallotVote.__tablename__: "votes with no voter and no time; a keyed link to the voter "
     "while the ballot is open, destroyed at its close",
+    TablePrompt.__tablename__: "prompts opened at each small-group table: the assembly's "
+    "own texts and times, no one's words",
     ProcessedUpdate.__tablename__: "Telegram update ids already handled; name no one",
     Broadcast.__tablename__: "organisers' messages to an audience, not about one person",
     BroadcastPreview.__tablename__: "organisers' unsent previews: erased with the organisers",

@@ -6,6 +6,7 @@ from store import (
     ballots,  # noqa: F401
     calendar,  # noqa: F401
     checkpoints,  # noqa: F401
+    deliberation,  # noqa: F401
     draw_records,  # noqa: F401
     groups,  # noqa: F401
     models,  # noqa: F401
