@@ -6,6 +6,7 @@ from store import (
     calendar,  # noqa: F401
     checkpoints,  # noqa: F401
     draw_records,  # noqa: F401
+    facilitation,  # noqa: F401
     groups,  # noqa: F401
     models,  # noqa: F401
     personal_data,  # noqa: F401
