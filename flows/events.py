@@ -35,3 +35,20 @@ COMMAND_REFUSED = "organiser.command_refused"
 CODE_REJECTED = "organiser.code_rejected"
 SMS_LOCKED = "organiser.sms_locked"
 SCHEDULE_VIEWED = "organiser.schedule_viewed"
+
+# Small-group conversation (by pseudonym and seat letter; never the text, at most a digest)
+PROMPT_OPENED = "deliberation.prompt_opened"
+PROMPT_CLOSED = "deliberation.prompt_closed"
+CONTRIBUTED = "deliberation.contributed"  # a member's message at their table
+PASSED = "deliberation.passed"  # PASS
+RELAYED = "deliberation.relayed"  # a contribution sent on to the table's other members
+HELD = "deliberation.held"  # over the fair share (or the table paused): relayed later
+NUDGED = "deliberation.nudged"
+DIGEST_SENT = "deliberation.digest_sent"
+REPEAT_ASKED = "deliberation.repeat_asked"  # REPEAT
+REPORTED = "deliberation.reported"  # REPORT: the table's last messages to the facilitator
+RELAY_MODE_CHANGED = "deliberation.mode_changed"  # EVERY / DIGEST
+POSTED = "deliberation.posted"  # a facilitator's message to a table
+PAUSED = "deliberation.paused"
+RESUMED = "deliberation.resumed"
+HIDDEN = "deliberation.hidden"  # a facilitator removed a message

@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, String, Table, cast, literal
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.calendar import AttendanceNotice, BriefingRead, CalendarJob, CalendarPreference
+from store.deliberation import Contribution, DeliberationJob, PromptMember, TablePrompt
 from store.draw_records import DrawRun
 from store.facilitation import FacilitatorRole
 from store.groups import GroupRun, GroupSeat
@@ -172,6 +173,27 @@ INVENTORY: tuple[Place, ...] = (
         "their letters",
     ),
     Place(
+        Contribution.__table__,
+        BY_PARTICIPANT,
+        BLANK,
+        "what they wrote at their small-group table (letter, table, prompt, time, text)",
+        {"text": None},
+    ),
+    Place(
+        PromptMember.__table__,
+        BY_PARTICIPANT,
+        KEEP,
+        "per prompt at their table: when they were nudged, how far their digest went",
+        why_kept="pseudonymous marks (times and message numbers); no text",
+    ),
+    Place(
+        DeliberationJob.__table__,
+        BY_PARTICIPANT,
+        BLANK,
+        "nudges and digests due to them",
+        {"payload": {}},
+    ),
+    Place(
         BriefingRead.__table__,
         BY_PARTICIPANT,
         KEEP,
@@ -201,6 +223,8 @@ NOT_PERSONAL: dict[str, str] = {
     GroupRun.__tablename__: "the small-group allocation's pseudonymised input (participant "
     "ids, languages, category values) and tables: kept so anyone can re-run and check it, "
     "as the draw's record",
+    TablePrompt.__tablename__: "prompts opened at each small-group table: the assembly's "
+    "own texts and times, no one's words",
     ProcessedUpdate.__tablename__: "Telegram update ids already handled; name no one",
     Broadcast.__tablename__: "organisers' messages to an audience, not about one person",
     BroadcastPreview.__tablename__: "organisers' unsent previews: erased with the organisers",

@@ -5,6 +5,7 @@ import store.recruitment  # noqa: F401
 from store import (
     calendar,  # noqa: F401
     checkpoints,  # noqa: F401
+    deliberation,  # noqa: F401
     draw_records,  # noqa: F401
     facilitation,  # noqa: F401
     groups,  # noqa: F401
