@@ -1,7 +1,7 @@
 """facilitators named per small-group table
 
-Revision ID: 0017_facilitators
-Revises: 0016_merge
+Revision ID: 0018_facilitators
+Revises: 0017_deliberation
 """
 
 from alembic import op
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from store.models import UTCDateTime
 
-revision = "0017_facilitators"
-down_revision = "0016_merge"
+revision = "0018_facilitators"
+down_revision = "0017_deliberation"
 branch_labels = None
 depends_on = None
 
