@@ -6,6 +6,7 @@ from flows.briefing import calendar_replies
 from flows.confirmation import Confirmation, Outcome
 from flows.consent import Consent
 from flows.engine import Engine
+from flows.facilitation import facilitator_commands
 from flows.invitation import Invitation
 from flows.organiser import organiser_commands
 from flows.registration import Registration
@@ -27,6 +28,6 @@ def build_engine() -> Engine:
             Outcome(),
             Withdrawal(),
         ],
-        commands=[calendar_replies, person_requests, organiser_commands],
+        commands=[calendar_replies, person_requests, organiser_commands, facilitator_commands],
         heard_after_stop=[data_requested_after_stop],
     )

@@ -52,3 +52,7 @@ POSTED = "deliberation.posted"  # a facilitator's message to a table
 PAUSED = "deliberation.paused"
 RESUMED = "deliberation.resumed"
 HIDDEN = "deliberation.hidden"  # a facilitator removed a message
+
+# Facilitators' chat commands (the action, the tables, who asked: a role or an organiser)
+FACILITATION_ASKED = "facilitation.asked"
+FACILITATION_REFUSED = "facilitation.refused"  # a table, or a command, that is not theirs

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flows.facilitation_facts import FacilitationFacts
+
 Localised = dict[str, str]  # language code -> text ("*": the same in every language)
 
 
@@ -150,3 +152,4 @@ class Facts:
     confirmation_code: str | None = None  # for an SMS preview made in this turn
     sessions: list[ScheduledSession] | None = None  # organisers and panel members
     timezone: str | None = None  # the calendar's, with `sessions`
+    facilitation: FacilitationFacts | None = None  # a facilitator's command
