@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from flows.config_file import AssemblyFile, ConfigError, problems_of
+from flows.deliberation_config import Prompt, prompt_problems
 from flows.i18n import shipped_languages
 from flows.retention import Retention, consent_problems, render_consent
 from flows.text import fold
@@ -224,6 +225,8 @@ class Assembly(_Strict):
     # How long personal data is kept; None: nothing is erased on a schedule.
     retention: Retention | None = None
     groups: Groups = Groups()
+    # The questions put to the small-group tables (flows/deliberation_config.py).
+    prompts: list[Prompt] = Field(default_factory=list)
     # The calendar feature's tables, kept untouched.
     sessions: Any = None
     briefings: Any = None
@@ -328,6 +331,7 @@ def _missing_languages(assembly: Assembly) -> list[str]:
         *_untranslated("consent > text", assembly.consent.text, assembly.assembly.languages),
         *_quota_values_not_offered(assembly),
         *_question_problems(assembly),
+        *prompt_problems(assembly.prompts, assembly.assembly.languages, assembly.sessions),
     ]
 
 

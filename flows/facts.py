@@ -137,6 +137,18 @@ class CalendarFacts:
 
 
 @dataclass(frozen=True)
+class TableFacts:
+    """A seated member's table while a prompt is open there (bot/services/deliberation)."""
+
+    table_prompt: int  # the open prompt's row id
+    round: int
+    table: int
+    letter: str
+    paused: bool = False
+    relay_mode: str = "every"  # what they get now: "every" message, or a "digest"
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything a flow may know beyond the participant's own state."""
 
@@ -152,4 +164,5 @@ class Facts:
     confirmation_code: str | None = None  # for an SMS preview made in this turn
     sessions: list[ScheduledSession] | None = None  # organisers and panel members
     timezone: str | None = None  # the calendar's, with `sessions`
+    table: TableFacts | None = None  # a prompt is open at this member's table
     facilitation: FacilitationFacts | None = None  # a facilitator's command

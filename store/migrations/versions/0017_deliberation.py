@@ -106,9 +106,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("key"),
     )
     op.create_index("ix_deliberation_jobs_due", "deliberation_jobs", ["status", "due_at"])
-    op.create_index(
-        "ix_deliberation_jobs_participant_id", "deliberation_jobs", ["participant_id"]
-    )
+    op.create_index("ix_deliberation_jobs_participant_id", "deliberation_jobs", ["participant_id"])
 
 
 def downgrade() -> None:
