@@ -22,6 +22,7 @@ from bot.services import (
     audit_sequencer,
     broadcast,
     data_requests,
+    facilitation,
     organiser_chat,
     outgoing,
     privacy,
@@ -77,6 +78,7 @@ def register_hooks(relay: Relay) -> None:
 
     calendar_facts.register(relay.hooks, calendar_of)
     calendar_events.register(relay.hooks, calendar_of)
+    facilitation.register(relay)  # facilitators' commands at the small-group tables
 
 
 def read_assembly_file(path: str) -> tuple[Assembly, Calendar | None]:

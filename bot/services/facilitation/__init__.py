@@ -30,16 +30,16 @@ __all__ = [
     "name_facilitator",
     "register",
     "remove_facilitator",
+    "report_to_facilitators",
     "report_recipients",
     "rights_of",
 ]
 
 
 def register(relay: Relay) -> None:
-    """Join the conversations: after the conversation's own register (REPORT's sink)."""
-    from bot.services import deliberation
-
+    """Join the conversations: which messages are facilitators' commands, what they know,
+    what they do. (A member's REPORT reaches the table's facilitators through
+    `report_to_facilitators`, the conversation's report sink.)"""
     relay.hooks.before_inbound(mark_command)
     relay.hooks.provide_facts(facilitation_facts)
     relay.hooks.after_turn(partial(act, relay))
-    deliberation.report_to(relay, report_to_facilitators)
