@@ -169,6 +169,7 @@ def build_cli() -> typer.Typer:
     from bot.cli import common as cli
     from bot.cli import draw as cli_draw
     from bot.cli import groups as cli_groups
+    from bot.cli import groups_conversation as cli_groups_conversation
     from bot.cli import outbox as cli_outbox
     from bot.cli import privacy as cli_privacy
     from bot.cli import recruitment as cli_recruitment
@@ -186,6 +187,7 @@ def build_cli() -> typer.Typer:
     cli_broadcast.register(app)  # broadcast, organiser add|list|remove
     cli_draw.register(app)  # select, replace
     cli_groups.register(app)  # groups assign|move|show|notify
+    cli_groups_conversation.register(app)  # groups post|prompt|pause|...|cost|facilitator
     cli_withdraw.register(app)  # withdraw
     cli_outbox.register(app)  # outbox status|retry
     cli_privacy.register(app)  # erase, person export

@@ -160,3 +160,28 @@ async def _command_facts(
         ).first()
         return {"member_seat": tuple(seat)} if seat else {}
     return {}
+
+
+async def overview(
+    session: AsyncSession, round_no: int | None = None, table: int | None = None
+) -> tuple[int, dict[int, TableFacts]]:
+    """The round (given, else under way) and its tables (or one) as facilitators see them;
+    FacilitationError for no allocation, a round or a table that does not exist."""
+    from bot.services.facilitation.roles import FacilitationError
+
+    run = await current_run(session)
+    if run is None:
+        raise FacilitationError("No tables are allocated yet: run `concorder groups assign`.")
+    rounds = run.payload["rounds"]
+    if round_no is None:
+        round_no = await round_under_way(session, run.run_id)
+    elif not 1 <= round_no <= rounds:
+        raise FacilitationError(f"Round {round_no}? This allocation has rounds 1-{rounds}.")
+    seats = await seats_of(session, run.run_id, round_no)
+    numbers = sorted({s.table_no for s in seats})
+    if table is not None and table not in numbers:
+        raise FacilitationError(
+            f"Table {table}? Round {round_no} has tables 1-{max(numbers, default=0)}."
+        )
+    acting = set(numbers) if table is None else {table}
+    return round_no, await table_facts(session, run.run_id, round_no, seats, acting)
