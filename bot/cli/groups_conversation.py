@@ -234,7 +234,7 @@ def stats(round_no: int = ROUND, table: int = TABLE) -> None:
 def cost(
     round_no: int = ROUND,
     each: int = typer.Option(3, "--each", help="Messages per member per prompt."),
-    chars: int = typer.Option(120, "--chars", help="Characters per message."),
+    chars: int = typer.Option(80, "--chars", help="Characters per message."),
     minutes: int = typer.Option(20, "--minutes", help="The prompt's length."),
     digest_minutes: int = typer.Option(5, "--digest-minutes", help="How often a digest goes."),
 ) -> None:

@@ -26,7 +26,7 @@ PREFIX = "Member C: "  # what the relay puts before each message
 @dataclass(frozen=True)
 class Assumptions:
     each: int = 3  # messages per member per prompt (the fair share)
-    chars: int = 120  # characters per message
+    chars: int = 80  # characters per message (a short SMS)
     minutes: int = 20  # the prompt's length
     digest_minutes: int = 5
 

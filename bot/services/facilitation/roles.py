@@ -202,7 +202,7 @@ async def report_recipients(
         .order_by(FacilitatorRole.id)
     )
     found: list[tuple[Participant, Contact]] = []
-    for channel, address in dict.fromkeys(rows.tuples()):
+    for channel, address in dict.fromkeys(tuple(r) for r in rows):
         contact = await find_or_create_contact(session, channel, address, default_language)
         participant = await session.get(Participant, contact.participant_id)
         if participant is None or participant.opted_out or contact.opted_out_at:
