@@ -30,9 +30,9 @@ from flows.text import fold
 
 REPEAT_WORDS = {"repeat", "repeter", "repetez", "repetir", "repite", "repetirlo"}
 PASS_WORDS = {"pass", "ipass", "passe", "jepasse", "paso", "yopaso", "pasar"}
-REPORT_WORDS = {"report", "signaler", "signaleer", "alerte", "reportar", "denunciar"}
-EVERY_WORDS = {"every", "each", "chaque", "tous", "cada", "todos"}
-DIGEST_WORDS = {"digest", "resume", "resumen", "groupe", "agrupado"}
+REPORT_WORDS = {"report", "signaler", "reportar"}
+EVERY_WORDS = {"every", "chaque", "cada"}
+DIGEST_WORDS = {"digest", "resume", "resumen"}
 MEMBER_WORDS = REPEAT_WORDS | PASS_WORDS | REPORT_WORDS | EVERY_WORDS | DIGEST_WORDS
 
 EVERY, DIGEST = "every", "digest"

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -69,6 +70,8 @@ class TablePrompt(Base):
     # Set once the closing share has answered: the fair-share limit no longer holds, and
     # the prompt closes `grace_minutes` later (or at closes_at, if sooner).
     limit_lifted_at: Mapped[datetime | None]
+    # Contributions relayed so far: the next one relayed takes this plus one (relay_no).
+    relayed_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Contribution(Base):
@@ -80,7 +83,16 @@ class Contribution(Base):
     """
 
     __tablename__ = "contributions"
-    __table_args__ = (Index("ix_contributions_prompt", "table_prompt_id", "id"),)
+    __table_args__ = (
+        Index("ix_contributions_prompt", "table_prompt_id", "id"),
+        # What is still to relay, found by the relay step without reading the rest.
+        Index(
+            "ix_contributions_pending",
+            "table_prompt_id",
+            postgresql_where=text("relayed_at IS NULL"),
+            sqlite_where=text("relayed_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     table_prompt_id: Mapped[int] = mapped_column(ForeignKey("table_prompts.id"))
@@ -99,6 +111,9 @@ class Contribution(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
     held: Mapped[bool] = mapped_column(Boolean, default=False)
     relayed_at: Mapped[datetime | None]
+    # Its place in the order the table received messages (held ones come later than
+    # written): digests and REPEAT follow it.
+    relay_no: Mapped[int | None] = mapped_column(Integer)
     hidden_at: Mapped[datetime | None]
     hidden_by: Mapped[str | None] = mapped_column(String(64))
 

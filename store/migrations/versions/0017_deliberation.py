@@ -43,6 +43,7 @@ def upgrade() -> None:
         _at("closed_at"),
         sa.Column("close_reason", sa.String(length=32), nullable=True),
         _at("limit_lifted_at"),
+        sa.Column("relayed_count", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("run_id", "round", "table_no", "prompt_key", name="uq_table_prompt"),
     )
@@ -66,6 +67,7 @@ def upgrade() -> None:
         _at("at", False),
         sa.Column("held", sa.Boolean(), nullable=False),
         _at("relayed_at"),
+        sa.Column("relay_no", sa.Integer(), nullable=True),
         _at("hidden_at"),
         sa.Column("hidden_by", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(["table_prompt_id"], ["table_prompts.id"]),
@@ -74,6 +76,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_contributions_prompt", "contributions", ["table_prompt_id", "id"])
     op.create_index("ix_contributions_participant_id", "contributions", ["participant_id"])
+    op.create_index(
+        "ix_contributions_pending",
+        "contributions",
+        ["table_prompt_id"],
+        postgresql_where=sa.text("relayed_at IS NULL"),
+        sqlite_where=sa.text("relayed_at IS NULL"),
+    )
     op.create_table(
         "prompt_members",
         sa.Column("id", BIG_ID, nullable=False),
