@@ -22,6 +22,7 @@ from bot.services import (
     audit_sequencer,
     broadcast,
     data_requests,
+    deliberation,
     facilitation,
     organiser_chat,
     outgoing,
@@ -78,6 +79,7 @@ def register_hooks(relay: Relay) -> None:
 
     calendar_facts.register(relay.hooks, calendar_of)
     calendar_events.register(relay.hooks, calendar_of)
+    deliberation.register(relay)  # a seated member's messages while a prompt is open
     facilitation.register(relay)  # facilitators' commands at the small-group tables
 
 
@@ -131,6 +133,7 @@ def create_app(
         privacy.install(app, relay, dispatch)  # erase what [retention] says is due
         install_calendar(app, relay)
         audit_checkpoints.install(app, relay)
+        deliberation.install(app, relay, dispatch)  # relay, nudges, digests, closes
         timers.install(app)
     return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flows.briefing import calendar_replies
 from flows.confirmation import Confirmation, Outcome
 from flows.consent import Consent
+from flows.deliberation import member_words
 from flows.engine import Engine
 from flows.facilitation import facilitator_commands
 from flows.invitation import Invitation
@@ -17,7 +18,9 @@ from flows.welcome import Welcome
 def build_engine() -> Engine:
     """The service's engine. Commands are checked in this order, so a panel member's
     calendar reply (TIME, MORE, READ, its buttons) comes before the organiser commands;
-    WITHDRAW and MYDATA are heard at every stage, before any flow; MYDATA even after STOP."""
+    WITHDRAW and MYDATA are heard at every stage, before any flow; MYDATA even after STOP.
+    While a prompt is open at a member's table, what they write is for the table
+    (member_words lets WITHDRAW and MYDATA through)."""
     return Engine(
         flows=[
             Welcome(),
@@ -28,6 +31,12 @@ def build_engine() -> Engine:
             Outcome(),
             Withdrawal(),
         ],
-        commands=[calendar_replies, person_requests, organiser_commands, facilitator_commands],
+        commands=[
+            member_words,
+            calendar_replies,
+            person_requests,
+            organiser_commands,
+            facilitator_commands,
+        ],
         heard_after_stop=[data_requested_after_stop],
     )

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.relay import Relay
 from bot.services.deliberation.tables import Seated, Table, seated
 from bot.services.outgoing import enqueue
+from bot.settings import Settings
 from flows import events
 from flows.deliberation import (
     DIGEST,
@@ -55,14 +56,14 @@ KIND = "deliberation"  # the outbox kind of everything the conversation sends
 
 
 async def say(
-    session: AsyncSession, relay: Relay, seat: Seated, texts: list[str], now: datetime
+    session: AsyncSession, settings: Settings, seat: Seated, texts: list[str], now: datetime
 ) -> int:
     """Queue `texts` to one seated member, in order; rows queued."""
     if seat.contact is None or not texts:
         return 0
     return await enqueue(
         session,
-        relay.settings,
+        settings,
         seat.participant,
         seat.contact,
         [Outbound(text=text, kind=KIND) for text in texts],
@@ -217,7 +218,7 @@ async def _hold(
         return 0
     return await say(
         session,
-        relay,
+        relay.settings,
         author,
         [fair_share_note(translator(author.participant.language), tp.fair_share)],
         now,
@@ -246,7 +247,11 @@ async def fan_out(
         mark = member_marks[seat.participant.id]
         if seat.mode == EVERY:
             queued += await say(
-                session, relay, seat, [line_for(c, seat.participant.language, table.known)], now
+                session,
+                relay.settings,
+                seat,
+                [line_for(c, seat.participant.language, table.known)],
+                now,
             )
             mark.relayed_upto = c.relay_no
             at_once += 1
@@ -318,7 +323,7 @@ async def send_digest(
         at=now,
     )
     t = translator(seat.participant.language)
-    return await say(session, relay, seat, [digest_text(t, tp.table_no, texts)], now)
+    return await say(session, relay.settings, seat, [digest_text(t, tp.table_no, texts)], now)
 
 
 async def lines_after(

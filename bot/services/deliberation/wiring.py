@@ -1,20 +1,112 @@
-"""How the conversation joins the service."""
+"""How the conversation joins the service: the facts provider and turn hook (`register`),
+the relay step and the timer (`install`), and where REPORT goes (`report_to`)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import weakref
+from datetime import datetime
+
 from aiohttp import web
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.relay import Relay
-from bot.services.deliberation.types import ReportSink
+from bot.services.deliberation.members import table_facts, turn_hook
+from bot.services.deliberation.timing import relay_waiting, run_due
+from bot.services.deliberation.types import Report, ReportSink
+from bot.services.notices import tell_organisers, who
+from bot.settings import Settings
+from flows.deliberation import passed_line, post_line, relay_line, report_text
+from flows.i18n import Translator
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 5.0  # nudges, digests, closes and scheduled openings are looked for this often
+_SINKS: weakref.WeakKeyDictionary[Relay, ReportSink] = weakref.WeakKeyDictionary()
+_SIGNALS: weakref.WeakKeyDictionary[Relay, asyncio.Event] = weakref.WeakKeyDictionary()
 
 
-def register(relay: Relay) -> None:
-    raise NotImplementedError
+def _line(t: Translator, line) -> str:
+    if line.kind == "pass":
+        return passed_line(t, line.letter)
+    if line.kind == "post":
+        return post_line(t, line.text)
+    return relay_line(line.letter, line.text)
 
 
-def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
-    raise NotImplementedError
+async def tell_organisers_sink(
+    session: AsyncSession, settings: Settings, report: Report, now: datetime
+) -> int:
+    """The default REPORT: every organiser reads the table's last lines, privately."""
+    person = await who(session, report.participant_id)
+
+    def compose(t: Translator) -> str:
+        return report_text(
+            t,
+            who=person,
+            letter=report.letter,
+            round_no=report.round,
+            table=report.table,
+            lines=[_line(t, line) for line in report.lines],
+        )
+
+    return await tell_organisers(session, settings, compose, kind="deliberation.report", now=now)
 
 
 def report_to(relay: Relay, sink: ReportSink) -> None:
-    raise NotImplementedError
+    """Send members' REPORTs to `sink` from now on (a table's facilitator, say)."""
+    _SINKS[relay] = sink
+
+
+def signal(relay: Relay) -> asyncio.Event:
+    """Set when a turn that stored a contribution commits: the relay step runs."""
+    if relay not in _SIGNALS:
+        _SIGNALS[relay] = asyncio.Event()
+    return _SIGNALS[relay]
+
+
+def register(relay: Relay) -> None:
+    """A seated member's open prompt as a fact, and their words in the turn."""
+    relay.hooks.provide_facts(table_facts)
+
+    def stored(session: AsyncSession) -> None:
+        wake = signal(relay)
+        event.listen(session.sync_session, "after_commit", lambda _s: wake.set(), once=True)
+
+    relay.hooks.after_turn(turn_hook(lambda: _SINKS.get(relay, tell_organisers_sink), stored))
+
+
+def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
+    """Relay members' messages as soon as their turn commits; every few seconds, the
+    timed work (and whatever a crash left waiting)."""
+    if not dispatch:
+        return
+
+    async def work() -> None:
+        wake = signal(relay)
+        last_tick = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=TICK_SECONDS)
+            wake.clear()
+            try:
+                if loop.time() - last_tick >= TICK_SECONDS:
+                    last_tick = loop.time()
+                    await run_due(relay)
+                else:
+                    await relay_waiting(relay)
+            except Exception:  # keep going; what did not commit is found again
+                log.exception("small-group conversation: relay step failed")
+
+    async def background(app: web.Application):
+        task = asyncio.create_task(work(), name="deliberation")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(background)
