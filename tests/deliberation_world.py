@@ -77,13 +77,13 @@ class World:
                     out.append(row.text)
         return out
 
-    async def organiser_id(self) -> str:
+    async def organiser_id(self) -> str | None:
         async with self.relay.sessions() as session:
             return (
                 await session.execute(
                     select(Contact.participant_id).where(Contact.address == ORGANISER_CHAT)
                 )
-            ).scalar_one()
+            ).scalar_one_or_none()
 
 
 def phone(n: int) -> str:
