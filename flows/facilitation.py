@@ -14,8 +14,9 @@ from __future__ import annotations
 from babel.lists import format_list
 
 from flows import events
+from flows.deliberation import FACILITATOR, passed_line, post_line, relay_line
 from flows.engine import Conversation
-from flows.facilitation_facts import FacilitationFacts
+from flows.facilitation_facts import FacilitationFacts, LineFacts
 from flows.facilitation_words import (
     ALL,
     CLOSE,
@@ -25,6 +26,7 @@ from flows.facilitation_words import (
     POST,
     PROMPT,
     RESUME,
+    SHOW,
     STATS,
     Command,
     parse,
@@ -51,7 +53,8 @@ def facilitator_help(conv: Conversation) -> str:
         "Facilitator commands: T4 followed by a message writes to table 4, ALL followed by a "
         "message to all your tables; PROMPT T4 followed by a question opens it there; PAUSE "
         "T4, RESUME T4, CLOSE T4 (ends the prompt); HIDE 123 removes message 123; MOVE 4C T5 "
-        "seats Member C of table 4 at table 5; WHO T4 shows who has spoken."
+        "seats Member C of table 4 at table 5; WHO T4 shows who has spoken, SHOW T4 the last "
+        "messages."
     )
 
 
@@ -332,6 +335,36 @@ def _stats(conv: Conversation, facts: FacilitationFacts, command: Command) -> No
     conv.say("\n".join(lines))
 
 
+def line_text(conv: Conversation, line: LineFacts) -> str:
+    """'#12 C: text' as the members read it, with the number HIDE takes."""
+    if line.kind == "pass":
+        said = passed_line(conv.t, line.letter)
+    elif line.letter == FACILITATOR:
+        said = post_line(conv.t, line.text)
+    else:
+        said = relay_line(line.letter, line.text)
+    return f"#{line.id} {said}" + (" " + conv._("(kept back)") if line.held else "")
+
+
+def _show(conv: Conversation, facts: FacilitationFacts, command: Command) -> None:
+    tables = _tables(conv, facts, command)
+    if tables is None:
+        return
+    _ask(conv, facts, SHOW, tables)
+    parts = []
+    for number in tables:
+        lines = facts.lines.get(number, [])
+        if not lines:
+            parts.append(conv._("Table {table}: nothing written yet.", table=number))
+            continue
+        head = conv._(
+            "Table {table}, the last messages (HIDE followed by the number removes one):",
+            table=number,
+        )
+        parts.append("\n".join([head, *(line_text(conv, line) for line in lines)]))
+    conv.say("\n\n".join(parts))
+
+
 HANDLERS = {
     POST: _post,
     PROMPT: _prompt,
@@ -341,4 +374,5 @@ HANDLERS = {
     HIDE: _hide,
     MOVE: _move,
     STATS: _stats,
+    SHOW: _show,
 }

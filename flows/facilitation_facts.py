@@ -20,6 +20,17 @@ class TableFacts:
 
 
 @dataclass(frozen=True)
+class LineFacts:
+    """One line of a table's prompt as SHOW lists it: its number (what HIDE takes)."""
+
+    id: int
+    letter: str  # "*" for a facilitator's post
+    kind: str  # message | pass | post
+    text: str
+    held: bool = False  # kept back (fair share, or the table paused), not relayed yet
+
+
+@dataclass(frozen=True)
 class FacilitationFacts:
     """The round under way and the tables this chat may act on in it."""
 
@@ -33,3 +44,5 @@ class FacilitationFacts:
     hidden_before: bool = False  # that message was hidden already
     # MOVE by participant id: their table and letter in the round.
     member_seat: tuple[int, str] | None = None
+    # SHOW: the last lines of each table's latest prompt this round.
+    lines: dict[int, list[LineFacts]] = field(default_factory=dict)

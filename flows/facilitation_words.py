@@ -1,5 +1,5 @@
 """The words of facilitators' chat commands, in every shipped language, and how a message
-is read as one: "T4 text", "ALL text", "PAUSE T4", "MOVE 4C T5", "HIDE 123"...
+is read as one: "T4 text", "ALL text", "PAUSE T4", "SHOW T4", "HIDE 123", "MOVE 4C T5"...
 
 The words are data, as keywords are: a facilitator may type any language's word whatever
 their own language. END is an opt-out word (Twilio's and ours), so a prompt ends with
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from flows.text import fold
 
-POST, PROMPT, PAUSE, RESUME, CLOSE, HIDE, MOVE, STATS = (
+POST, PROMPT, PAUSE, RESUME, CLOSE, HIDE, MOVE, STATS, SHOW = (
     "post",
     "prompt",
     "pause",
@@ -22,6 +22,7 @@ POST, PROMPT, PAUSE, RESUME, CLOSE, HIDE, MOVE, STATS = (
     "hide",
     "move",
     "stats",
+    "show",
 )
 
 VERBS = {
@@ -50,6 +51,9 @@ VERBS = {
     "stats": STATS,
     "qui": STATS,
     "quien": STATS,
+    "show": SHOW,
+    "voir": SHOW,
+    "ver": SHOW,
     "prompt": PROMPT,
     "question": PROMPT,
     "pregunta": PROMPT,
@@ -137,7 +141,7 @@ def parse(text: str) -> Command | None:
     if action is None:
         return None
     rest = parts[1:]
-    if action in (PAUSE, RESUME, CLOSE, STATS):
+    if action in (PAUSE, RESUME, CLOSE, STATS, SHOW):
         tables, stray = _targets(rest)
         return Command(action, tables, problem=stray)
     if action == PROMPT:

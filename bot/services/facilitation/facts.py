@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.facilitation.roles import Rights, rights_of
 from bot.services.turns import TURN_CONTACT
-from flows.facilitation_facts import FacilitationFacts, TableFacts
-from flows.facilitation_words import HIDE, MOVE, Command, parse
+from flows.facilitation_facts import FacilitationFacts, LineFacts, TableFacts
+from flows.facilitation_words import HIDE, MOVE, SHOW, Command, parse
 from store.deliberation import CLOSED, MESSAGE, PASS, PAUSED, Contribution, TablePrompt
 from store.groups import GroupSeat, current_run, seats_of
 from store.models import Participant
@@ -67,7 +67,7 @@ async def facilitation_facts(session: AsyncSession, participant: Participant) ->
     tables = await table_facts(session, run.run_id, round_no, seats, acting)
     extra: dict[str, Any] = {}
     if isinstance(command, Command):
-        extra = await _command_facts(session, run.run_id, round_no, command)
+        extra = await _command_facts(session, run.run_id, round_no, command, acting)
     facts = FacilitationFacts(
         round=round_no,
         by=_by(rights) if mine is None else f"facilitator:{participant.id}",
@@ -132,9 +132,12 @@ async def table_facts(
 
 
 async def _command_facts(
-    session: AsyncSession, run_id: str, round_no: int, command: Command
+    session: AsyncSession, run_id: str, round_no: int, command: Command, acting: set[int]
 ) -> dict[str, Any]:
-    """What HIDE (the message's table) and MOVE by id (the member's seat) need besides."""
+    """What HIDE (the message's table), MOVE by id (the member's seat) and SHOW (the
+    tables' last lines) need besides."""
+    if command.action == SHOW:
+        return {"lines": await last_lines(session, run_id, round_no, acting)}
     if command.action == HIDE and command.ref.isdigit():
         row = (
             await session.execute(
@@ -160,6 +163,37 @@ async def _command_facts(
         ).first()
         return {"member_seat": tuple(seat)} if seat else {}
     return {}
+
+
+SHOWN_LINES = 10
+
+
+async def last_lines(
+    session: AsyncSession, run_id: str, round_no: int, tables: set[int]
+) -> dict[int, list[LineFacts]]:
+    """The last lines (hidden ones left out) of each table's latest prompt this round."""
+    latest = (
+        select(TablePrompt.table_no, func.max(TablePrompt.id))
+        .where(
+            TablePrompt.run_id == run_id,
+            TablePrompt.round == round_no,
+            TablePrompt.table_no.in_(tables),
+        )
+        .group_by(TablePrompt.table_no)
+    )
+    found: dict[int, list[LineFacts]] = {}
+    for table, prompt_id in (await session.execute(latest)).all():
+        rows = await session.execute(
+            select(Contribution)
+            .where(Contribution.table_prompt_id == prompt_id, Contribution.hidden_at.is_(None))
+            .order_by(Contribution.id.desc())
+            .limit(SHOWN_LINES)
+        )
+        found[table] = [
+            LineFacts(c.id, c.letter, c.kind, c.text or "", c.held)
+            for c in reversed(list(rows.scalars()))
+        ]
+    return found
 
 
 async def overview(

@@ -12,6 +12,7 @@ from bot.services.deliberation import Report
 from bot.services.facilitation.roles import report_recipients
 from bot.services.outgoing import enqueue
 from bot.settings import Settings
+from flows.deliberation import FACILITATOR, passed_line, post_line, relay_line
 from flows.i18n import Translator, translator
 from flows.model import Outbound
 
@@ -29,14 +30,13 @@ def report_text(t: Translator, report: Report) -> str:
         )
     ]
     for line in report.lines:
-        if line.hidden:
-            said = t.gettext("(hidden)")
-        elif line.kind == "pass":
-            said = t.gettext("(passed)")
+        if line.kind == "pass":
+            said = passed_line(t, line.letter)
+        elif line.letter == FACILITATOR:
+            said = post_line(t, line.text)
         else:
-            said = line.text
-        who = t.gettext("Facilitator") if line.letter == "*" else line.letter
-        lines.append(f"#{line.id} {who}: {said}")
+            said = relay_line(line.letter, line.text)
+        lines.append(f"#{line.id} {said}")
     return "\n".join(lines)
 
 
