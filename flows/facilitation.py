@@ -129,9 +129,10 @@ def _nothing(conv: Conversation, idle: list[int]) -> None:
     if idle:
         conv.say(
             conv._(
-                "Nothing is under way at {tables}: open a prompt there with PROMPT T4 "
+                "Nothing is under way at {tables}: open a prompt there with PROMPT T{table} "
                 "followed by the question.",
                 tables=_list(conv, idle),
+                table=idle[0],
             )
         )
 

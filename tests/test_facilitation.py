@@ -156,7 +156,7 @@ async def test_a_facilitator_of_table_4_sees_and_acts_on_table_4_only(db, relay,
     answer = await say(relay, FACILITATOR, "PAUSE T9")
     assert answer == "There is no table 9 in round 1: the tables are 1 to 6."
     answer = await say(relay, FACILITATOR, "PAUSE")  # their only table
-    assert answer.startswith("Nothing is under way at table 4: open a prompt there")
+    assert answer.startswith("Nothing is under way at table 4: open a prompt there with PROMPT T4")
     answer = await say(relay, FACILITATOR, "HELP")
     assert "Facilitator commands: T4 followed by a message" in answer
 
