@@ -104,14 +104,24 @@ def prompt_text(
     mode: str | None,
 ) -> str:
     """The prompt as one member gets it: their seat, the question, how to answer."""
-    lines = [
+    seat = (
         t.gettext(
             "Round {round}, table {table}: you are Member {letter}, with {others}.",
             round=round_no,
             table=table,
             letter=letter,
-            others=format_list(sorted(others), locale=t.locale) if others else "-",
-        ),
+            others=format_list(sorted(others), locale=t.locale),
+        )
+        if others
+        else t.gettext(
+            "Round {round}, table {table}: you are Member {letter}, on your own for now.",
+            round=round_no,
+            table=table,
+            letter=letter,
+        )
+    )
+    lines = [
+        seat,
         t.gettext("Question: {text}", text=text),
         t.gettext(
             'Reply here within {minutes} minutes: the others read you as "{letter}: ...". '

@@ -4,6 +4,7 @@ nudge are put on the clock."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.relay import Relay
 from bot.services.conflicts import retry_conflicts
 from bot.services.deliberation.relaying import marks, say
-from bot.services.deliberation.tables import pick_tables, seated, tables_of_round, the_run
+from bot.services.deliberation.tables import (
+    Seated,
+    Table,
+    pick_tables,
+    seated,
+    tables_of_round,
+    the_run,
+)
 from bot.services.deliberation.types import DeliberationError, Opened
 from flows import events
 from flows.deliberation import prompt_text
@@ -137,6 +145,36 @@ async def open_at(
     return opened
 
 
+async def ask(
+    session: AsyncSession,
+    relay: Relay,
+    tp: TablePrompt,
+    table: Table,
+    seats: list[Seated],
+    now: datetime,
+) -> int:
+    """Put the prompt to `seats` (at its opening, or to a member moved to the table since),
+    each in their language with their letter; rows queued."""
+    default = relay.settings.default_language
+    minutes = max(1, math.ceil((tp.closes_at - now).total_seconds() / 60))
+    queued = 0
+    for seat in seats:
+        t = translator(seat.participant.language)
+        text = prompt_text(
+            t,
+            round_no=tp.round,
+            table=tp.table_no,
+            letter=seat.letter,
+            others=[s.letter for s in table.seats if s is not seat],
+            text=pick(tp.texts, seat.participant.language, default),
+            minutes=minutes,
+            mode=seat.mode if seat.contact.channel == "sms" else None,
+        )
+        queued += await say(session, relay.settings, seat, [text], now)
+    await marks(session, tp, [s.participant.id for s in seats])
+    return queued
+
+
 async def _open_one(
     session: AsyncSession,
     relay: Relay,
@@ -169,22 +207,7 @@ async def _open_one(
     session.add(tp)
     await session.flush()
     table = await seated(session, run.run_id, round_no, number, lock=True)
-    default = relay.settings.default_language
-    queued = 0
-    for seat in table.active:
-        t = translator(seat.participant.language)
-        text = prompt_text(
-            t,
-            round_no=round_no,
-            table=number,
-            letter=seat.letter,
-            others=[s.letter for s in table.seats if s is not seat],
-            text=pick(tp.texts, seat.participant.language, default),
-            minutes=p.minutes,
-            mode=seat.mode if seat.contact.channel == "sms" else None,
-        )
-        queued += await say(session, relay.settings, seat, [text], now)
-    await marks(session, tp, [s.participant.id for s in table.active])
+    queued = await ask(session, relay, tp, table, table.active, now)
     await add_job(
         session, JOB_CLOSE, f"close:{tp.id}", tp.closes_at, table_prompt_id=tp.id, now=now
     )

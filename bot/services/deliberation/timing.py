@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.relay import Relay
 from bot.services.conflicts import retry_conflicts
 from bot.services.deliberation.closing import close_table
-from bot.services.deliberation.opening import Asked, open_at
+from bot.services.deliberation.opening import Asked, ask, open_at
 from bot.services.deliberation.relaying import answered, marks, relay_table, say, send_digest
 from bot.services.deliberation.tables import lock_prompt, seated
 from bot.services.deliberation.types import DeliberationError
@@ -33,9 +33,10 @@ from store.deliberation import (
     OPEN,
     Contribution,
     DeliberationJob,
+    PromptMember,
     TablePrompt,
 )
-from store.groups import current_run
+from store.groups import GroupSeat, current_run
 from store.models import utcnow
 
 
@@ -49,7 +50,8 @@ async def run_due(relay: Relay, *, now: datetime | None = None) -> int:
                 await plan_openings(
                     session, relay.calendar, relay.assembly.prompts, run.run_id, now
                 )
-    queued = await relay_waiting(relay, now=now)
+    queued = await seat_newcomers(relay, now=now)
+    queued += await relay_waiting(relay, now=now)
     ran = 0
     while True:
         result = await retry_conflicts(lambda: _one_job(relay, now))
@@ -95,6 +97,56 @@ async def relay_waiting(relay: Relay, *, now: datetime | None = None) -> int:
     if queued:
         relay.outbox_signal.set()
     return queued
+
+
+async def seat_newcomers(relay: Relay, *, now: datetime) -> int:
+    """Put the open prompt to members moved to a table since it opened; rows queued."""
+    async with relay.sessions() as session:
+        pairs = (
+            await session.execute(
+                select(TablePrompt.id, GroupSeat.participant_id)
+                .join(
+                    GroupSeat,
+                    (GroupSeat.run_id == TablePrompt.run_id)
+                    & (GroupSeat.round == TablePrompt.round)
+                    & (GroupSeat.table_no == TablePrompt.table_no),
+                )
+                .outerjoin(
+                    PromptMember,
+                    (PromptMember.table_prompt_id == TablePrompt.id)
+                    & (PromptMember.participant_id == GroupSeat.participant_id),
+                )
+                .where(TablePrompt.status != CLOSED, PromptMember.id.is_(None))
+            )
+        ).all()
+    waiting: dict[int, set[str]] = {}
+    for tp_id, pid in pairs:
+        waiting.setdefault(tp_id, set()).add(pid)
+    queued = 0
+    for tp_id, ids in sorted(waiting.items()):
+
+        async def once(tp_id: int = tp_id, ids: set[str] = ids) -> int:
+            async with relay.sessions.begin() as session:
+                tp = await lock_prompt(session, tp_id)
+                if tp is None or tp.status == CLOSED:
+                    return 0
+                table = await seated(session, tp.run_id, tp.round, tp.table_no, lock=True)
+                known = set(await marks_of(session, tp))
+                seats = [s for s in table.active if s.participant.id in ids - known]
+                return await ask(session, relay, tp, table, seats, now) if seats else 0
+
+        queued += await retry_conflicts(once)
+    return queued
+
+
+async def marks_of(session: AsyncSession, tp: TablePrompt) -> list[str]:
+    return list(
+        (
+            await session.execute(
+                select(PromptMember.participant_id).where(PromptMember.table_prompt_id == tp.id)
+            )
+        ).scalars()
+    )
 
 
 async def _one_job(relay: Relay, now: datetime) -> int | None:

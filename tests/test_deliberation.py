@@ -1,0 +1,264 @@
+"""The small-group conversation on a real database (SQLite and PostgreSQL), as members
+and facilitators notice it: STOP, pause and resume, a facilitator's post, a moved seat,
+a hidden message that was never relayed, the scheduled opening run once by two
+instances, what the audit trail and an erasure keep, and plain errors for bad input."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.bootstrap import build
+from bot.services import deliberation
+from bot.services.deliberation import DeliberationError
+from bot.services.groups.records import move_member
+from bot.services.privacy.erase import erase_person
+from flows.assembly import AssemblyError, parse_assembly
+from flows.config_file import AssemblyFile
+from scheduler.config import calendar_of
+from store.deliberation import Contribution, TablePrompt
+from store.models import AuditEvent
+from tests.conftest import EXAMPLE_ASSEMBLY
+from tests.deliberation_world import START, seat_table
+
+SIX = [
+    ("A", "sms", "en"),
+    ("B", "sms", "en"),
+    ("C", "telegram", "en"),
+    ("D", "telegram", "en"),
+    ("E", "sms", "en"),
+    ("F", "telegram", "en"),
+]
+T = timedelta(seconds=20)
+
+
+async def opened(relay, assembly=None, seats=SIX, **world):
+    w = await seat_table(relay, seats, **world)
+    await deliberation.open_prompt(relay, round_no=1, prompt="bus-priorities", now=START)
+    for m in w.members.values():
+        await w.read(m.participant_id)
+    return w
+
+
+async def say(w, letter, text, now):
+    await w.send(letter, text, now)
+    await deliberation.run_due(w.relay, now=now)
+
+
+async def test_stop_means_never_messaged_again_and_the_table_is_not_held(relay, assembly):
+    w = await opened(relay)
+    f = w.member("F")
+    await say(w, "F", "STOP", START + T)
+    assert len(await w.read(f.participant_id)) == 1  # the opt-out's confirmation only
+    now = START + 2 * T
+    for letter in "ABCD":
+        await say(w, letter, f"{letter} thinks so.", now)
+    # Everyone still seated but E has answered: the prompt closes after its grace.
+    await deliberation.run_due(relay, now=now + timedelta(minutes=2))
+    c = await w.read(w.member("C").participant_id)
+    assert c[-1].startswith("This question is now closed.")
+    assert "E thinks so." not in " ".join(c)
+    assert await w.read(f.participant_id) == []
+    async with relay.sessions() as session:
+        tp = (await session.execute(select(TablePrompt))).scalar_one()
+    assert (tp.status, tp.close_reason) == ("closed", "answered")
+
+
+async def test_a_pause_keeps_messages_and_resuming_relays_them_in_order(relay, assembly):
+    w = await opened(relay)
+    c = w.member("C").participant_id
+    await deliberation.pause(relay, round_no=1, by="cli", now=START + T)
+    assert await w.read(c) == ["The facilitator has paused the table for a moment."]
+    await say(w, "D", "First, while paused.", START + 2 * T)
+    await say(w, "F", "Second, while paused.", START + 3 * T)
+    assert await w.read(w.member("D").participant_id) == [
+        "The facilitator has paused the table for a moment.",
+        "The facilitator has paused the table. Your message is kept and reaches the table "
+        "when it resumes.",
+    ]
+    assert await w.read(c) == []
+    result = await deliberation.resume(relay, round_no=1, by="cli", now=START + 4 * T)
+    assert result.tables == [1]
+    assert await w.read(c) == [
+        "The table resumes.",
+        "D: First, while paused.",
+        "F: Second, while paused.",
+    ]
+
+
+async def test_a_post_reaches_everyone_and_stays_in_the_table_stream(relay, assembly):
+    w = await opened(relay)
+    await deliberation.post(relay, "Two more minutes, please.", round_no=1, by="cli", now=START + T)
+    for letter in "CDF":  # Telegram: at once
+        assert await w.read(w.member(letter).participant_id) == [
+            "Facilitator: Two more minutes, please."
+        ]
+    await say(w, "A", "REPEAT", START + 2 * T)
+    assert await w.read(w.member("A").participant_id) == [
+        "Said at your table since your last message:\nFacilitator: Two more minutes, please."
+    ]
+
+
+async def test_a_moved_member_talks_at_their_new_table(relay, assembly):
+    w = await seat_table(relay, SIX, tables=2)
+    await deliberation.open_prompt(relay, round_no=1, prompt="bus-priorities", now=START)
+    async with relay.sessions.begin() as session:
+        move = await move_member(session, w.member("C").participant_id, 1, 2, now=START)
+    await deliberation.run_due(relay, now=START + T)
+    *_, prompt = await w.read(w.member("C").participant_id)  # the new table's question
+    assert prompt.startswith(f"Round 1, table 2: you are Member {move.letter}, with A.")
+    await w.read(w.member("D").participant_id)
+    await w.read("X00000000002")
+    await say(w, "C", "Hello from my new table.", START + 2 * T)
+    assert await w.read(w.member("D").participant_id) == []  # the old table hears nothing
+    assert await w.read("X00000000002") == [f"{move.letter}: Hello from my new table."]
+
+
+async def test_a_message_hidden_before_it_went_out_is_never_relayed(relay, assembly):
+    w = await opened(relay)
+    for n in range(4):  # the fourth is over A's fair share: kept back
+        await say(w, "A", f"idea {n}", START + (n + 1) * T)
+    async with relay.sessions() as session:
+        held = (
+            await session.execute(select(Contribution).where(Contribution.held.is_(True)))
+        ).scalar_one()
+    hidden = await deliberation.hide(relay, held.id, by="cli", now=START + 5 * T)
+    assert (hidden.letter, hidden.told) == ("A", 0)
+    await deliberation.end(relay, round_no=1, by="cli", now=START + 6 * T)
+    c = await w.read(w.member("C").participant_id)
+    assert "A: idea 3" not in c and c[-1].startswith("This question is now closed.")
+    with pytest.raises(DeliberationError, match="already hidden"):
+        await deliberation.hide(relay, held.id, now=START + 7 * T)
+
+
+async def test_speaking_counts_and_open_prompts(relay, assembly):
+    w = await opened(relay)
+    await say(w, "A", "one", START + T)
+    await say(w, "A", "two", START + 2 * T)
+    await say(w, "B", "PASS", START + 3 * T)
+    counts = await deliberation.speaking_counts(relay, 1)
+    assert counts[1]["A"].messages == 2 and counts[1]["A"].last_at == START + 2 * T
+    assert (counts[1]["B"].messages, counts[1]["B"].passed) == (0, 1)
+    assert counts[1]["F"] == deliberation.Speaking()
+    (state,) = await deliberation.open_prompts(relay, 1)
+    assert (state.answered, state.waiting) == (["A", "B"], ["C", "D", "E", "F"])
+    lines = await deliberation.table_view(relay, 1, 1)
+    assert [(line.letter, line.kind, line.text) for line in lines] == [
+        ("A", "message", "one"),
+        ("A", "message", "two"),
+        ("B", "pass", ""),
+    ]
+
+
+@pytest.fixture
+def calendar(assembly):
+    return calendar_of(AssemblyFile.read(EXAMPLE_ASSEMBLY / "assembly.toml"))
+
+
+async def test_the_scheduled_prompt_opens_once_at_its_time(relay, calendar, db):
+    w = await seat_table(relay, SIX)
+    a = w.member("A").participant_id
+    due = START  # session s3 at 10:00 (UTC) plus 15 minutes
+    assert await deliberation.run_due(relay, now=due - timedelta(seconds=1)) == 0
+    assert await w.read(a) == []
+    other = build(relay.settings, assembly=relay.assembly, calendar=calendar, sessions=db.sessions)
+    if db.dialect == "postgresql":
+        await asyncio.gather(
+            deliberation.run_due(relay, now=due), deliberation.run_due(other, now=due)
+        )
+    else:
+        await deliberation.run_due(relay, now=due)
+        await deliberation.run_due(other, now=due)
+    (prompt,) = await w.read(a)
+    assert prompt.startswith("Round 1, table 1: you are Member A")
+    async with relay.sessions() as session:
+        assert len((await session.execute(select(TablePrompt))).scalars().all()) == 1
+
+
+async def test_the_audit_trail_names_seats_never_words(relay, assembly):
+    w = await opened(relay)
+    await say(w, "A", "My secret words", START + T)
+    await deliberation.hide(relay, 1, by="cli", now=START + 2 * T)
+    await deliberation.end(relay, round_no=1, by="cli", now=START + 3 * T)
+    async with relay.sessions() as session:
+        found = (
+            (
+                await session.execute(
+                    select(AuditEvent).where(AuditEvent.kind.like("deliberation.%"))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    kinds = {e.kind for e in found}
+    assert {
+        "deliberation.prompt_opened",
+        "deliberation.contributed",
+        "deliberation.relayed",
+        "deliberation.hidden",
+        "deliberation.prompt_closed",
+    } <= kinds
+    assert all("secret" not in repr(e.data) for e in found)
+
+
+async def test_erasure_blanks_what_a_member_wrote_and_keeps_the_seat(relay, assembly):
+    w = await opened(relay)
+    a = w.member("A").participant_id
+    await say(w, "A", "Words to be erased", START + T)
+    async with relay.sessions.begin() as session:
+        await erase_person(session, a, reason="test", key=b"k" * 32, now=START + 2 * T)
+    async with relay.sessions() as session:
+        (c,) = (await session.execute(select(Contribution))).scalars().all()
+    assert (c.participant_id, c.letter, c.text) == (a, "A", None)
+    lines = await deliberation.table_view(relay, 1, 1)
+    assert [(line.letter, line.text) for line in lines] == [("A", "")]
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ("minutes = 25", "prompts #1 (id 'bus-priorities') > minutes (line 190): Input should be"),
+        ('session = "s3"\nafter', "prompts #1 (id 'bus-priorities') > session: no session has"),
+        ("round = 1", "prompts #1 (id 'bus-priorities') > colour (line 190): unknown setting"),
+    ],
+)
+def test_a_bad_prompt_is_named_with_its_place(change, problem):
+    text = (EXAMPLE_ASSEMBLY / "assembly.toml").read_text()
+    broken = {
+        "minutes = 25": "minutes = 0",
+        'session = "s3"\nafter': 'session = "s9"\nafter',
+        "round = 1": 'round = 1\ncolour = "red"',
+    }[change]
+    with pytest.raises(AssemblyError) as caught:
+        parse_assembly(text.replace(change, broken, 1))
+    assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ({"round_no": 9, "prompt": "bus-priorities"}, "Round 9? This allocation has rounds 1-1."),
+        ({"round_no": 1, "prompt": "nope"}, "No prompt has the id 'nope'"),
+        (
+            {"round_no": 1, "prompt": "bus-priorities", "table": 4},
+            "Table 4? Round 1 has tables 1-1.",
+        ),
+        ({"round_no": 1}, "Give either a prompt id from the assembly file or a text."),
+    ],
+)
+async def test_bad_facilitator_input_is_said_plainly(relay, assembly, call, message):
+    await seat_table(relay, SIX)
+    with pytest.raises(DeliberationError, match=message.replace("?", r"\?")):
+        await deliberation.open_prompt(relay, now=START, **call)
+
+
+async def test_opening_twice_never_repeats_the_prompt(relay, assembly):
+    w = await opened(relay)
+    again = await deliberation.open_prompt(relay, round_no=1, prompt="bus-priorities", now=START)
+    assert (again.tables, again.already) == ([], [1])
+    busy = await deliberation.open_prompt(relay, round_no=1, text="Anything else?", now=START)
+    assert (busy.tables, busy.busy) == ([], [1])
+    assert await w.read(w.member("A").participant_id) == []
