@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.services.facilitation.roles import Rights, rights_of
 from bot.services.turns import TURN_CONTACT
 from flows.facilitation_facts import FacilitationFacts, LineFacts, TableFacts
-from flows.facilitation_words import HIDE, MOVE, SHOW, Command, parse
+from flows.facilitation_words import HIDE, MOVE, SHOW, Command, looks_like_command, parse
 from store.deliberation import CLOSED, MESSAGE, PASS, PAUSED, Contribution, TablePrompt
 from store.groups import GroupSeat, current_run, seats_of
 from store.models import Participant
@@ -26,8 +26,6 @@ COMMAND = "facilitation_command"
 
 async def mark_command(session: AsyncSession, *, text: str, **_: Any) -> None:
     """Before the turn: is this message shaped like a facilitator's command (or HELP)?"""
-    from flows.facilitation_words import looks_like_command
-
     session.info[COMMAND] = (parse(text) or True) if looks_like_command(text) else None
 
 
