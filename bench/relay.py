@@ -328,7 +328,10 @@ def straight_writer(relay, members: list[Member]):
         async with relay.sessions.begin() as session:
             contacts = (
                 await session.execute(
-                    select(Contact).where(Contact.participant_id.in_(others)).order_by(Contact.id)
+                    select(Contact)
+                    .where(Contact.participant_id.in_(others))
+                    .order_by(Contact.id)
+                    .with_for_update()  # as the relay takes them: in id order, locked
                 )
             ).scalars()
             now = utcnow()
