@@ -67,6 +67,7 @@ def marked(text: str) -> int | None:
 
 
 WORDS = "I think the buses should run later in the evening"
+RELAYED: dict[int, float] = {}  # message number -> when its relay committed
 
 
 # --- the sink (child process) ------------------------------------------------------------
@@ -371,17 +372,37 @@ async def play(relay, planned, write) -> tuple[dict[int, float], float]:
     return sent, late
 
 
-async def relay_loop(relay, stop: asyncio.Event, relayed: dict[int, float]) -> None:
-    """The conversation's relay step as the service runs it, woken by each member's turn;
-    after each step, the messages it relayed (their five rows committed) are noted."""
-    from sqlalchemy import select
+def note_relayed(relayed: dict[int, float]) -> None:
+    """When each member's message was relayed: the commit of the transaction that set its
+    `relayed_at` (its five rows are written in that transaction)."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
 
-    from bot.services.deliberation.timing import relay_waiting
-    from bot.services.deliberation.wiring import signal
     from store.deliberation import Contribution
 
+    def flushed(session, _context) -> None:  # the session still lists what it flushed
+        session.info.setdefault("bench_relayed", []).extend(
+            marked(obj.text)
+            for obj in session.dirty
+            if isinstance(obj, Contribution) and obj.relayed_at is not None
+        )
+
+    def after(session) -> None:
+        now = time.time()
+        for number in session.info.pop("bench_relayed", []):  # committed now
+            if number is not None:
+                relayed.setdefault(number, now)
+
+    event.listen(Session, "after_flush", flushed)
+    event.listen(Session, "after_commit", after)
+
+
+async def relay_loop(relay, stop: asyncio.Event) -> None:
+    """The conversation's relay step as the service runs it, woken by each member's turn."""
+    from bot.services.deliberation.timing import relay_waiting
+    from bot.services.deliberation.wiring import signal
+
     wake = signal(relay)
-    last = 0
     while not stop.is_set():
         try:
             await asyncio.wait_for(wake.wait(), timeout=0.5)
@@ -389,20 +410,6 @@ async def relay_loop(relay, stop: asyncio.Event, relayed: dict[int, float]) -> N
             pass
         wake.clear()
         await relay_waiting(relay)
-        done = time.time()
-        async with relay.sessions() as session:
-            found = (
-                await session.execute(
-                    select(Contribution.id, Contribution.text)
-                    .where(Contribution.id > last, Contribution.relayed_at.is_not(None))
-                    .order_by(Contribution.id)
-                )
-            ).all()
-        for row_id, text in found:
-            last = max(last, row_id)
-            number = marked(text)
-            if number is not None:
-                relayed.setdefault(number, done)
 
 
 def percentiles(values: list[float]) -> str:
@@ -416,9 +423,9 @@ def percentiles(values: list[float]) -> str:
 async def measure(relay, sink: Sink, planned, write, size: int, dispatcher, timeout: float) -> dict:
     """Play `planned` with `write`; latencies to the outbox and to the channels."""
     stop = asyncio.Event()
-    relayed: dict[int, float] = getattr(write, "written", {})
+    relayed: dict[int, float] = getattr(write, "written", RELAYED)
     running = asyncio.create_task(dispatcher.run())
-    relaying = asyncio.create_task(relay_loop(relay, stop, relayed))
+    relaying = asyncio.create_task(relay_loop(relay, stop))
     sent, late = await play(relay, planned, write)
     wanted = {number for _t, _m, number in planned}
     arrived: dict[int, list[float]] = defaultdict(list)
@@ -475,7 +482,7 @@ async def limits_on(args, relay, sink: Sink, members: list[Member], transports, 
     planned = schedule(members, args.every_on, args.window, start)
     stop = asyncio.Event()
     running = asyncio.create_task(dispatcher.run())
-    relaying = asyncio.create_task(relay_loop(relay, stop, {}))
+    relaying = asyncio.create_task(relay_loop(relay, stop))
     began = time.time()
     sent, _late = await play(relay, planned, member_writes)
     await asyncio.sleep(max(0.0, began + args.window - time.time()))
@@ -602,6 +609,7 @@ async def main(args: argparse.Namespace) -> int:
         sessions=sessionmaker(engine),
     )
     ok = True
+    note_relayed(RELAYED)
     try:
         members = await seed(relay.sessions, args.members, args.size, args.sms_share)
         on_sms = sum(1 for m in members if m.channel == "sms")
