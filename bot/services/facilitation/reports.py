@@ -1,6 +1,7 @@
-"""A member's REPORT, to the facilitators of their table (else the organisers): which seat
-asked, where, and the table's last lines with the refs HIDE takes. Each is told in their
-own language, on the chat or number they were named by."""
+"""A member's REPORT, to the facilitators of their table: which seat asked, where, and the
+table's last lines with the numbers HIDE takes, each in their own language, on the chat or
+number they were named by. A table without facilitators reports to the organisers, as
+the conversation does by default."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.deliberation import Report
-from bot.services.facilitation.roles import report_recipients
+from bot.services.facilitation.roles import facilitator_contacts
 from bot.services.outgoing import enqueue
 from bot.settings import Settings
 from flows.deliberation import FACILITATOR, passed_line, post_line, relay_line
@@ -44,10 +45,15 @@ async def report_to_facilitators(
     session: AsyncSession, settings: Settings, report: Report, now: datetime
 ) -> int:
     """The ReportSink the conversation calls inside the member's turn."""
-    queued = 0
-    for participant, contact in await report_recipients(
+    from bot.services.deliberation.wiring import tell_organisers_sink
+
+    found = await facilitator_contacts(
         session, settings.default_language, report.round, report.table
-    ):
+    )
+    if not found:
+        return await tell_organisers_sink(session, settings, report, now)
+    queued = 0
+    for participant, contact in found:
         text = report_text(translator(participant.language), report)
         queued += await enqueue(
             session,

@@ -185,14 +185,13 @@ async def rights_of(session: AsyncSession, contact: Contact | None) -> Rights:
     return Rights(tables={r: frozenset(t) for r, t in tables.items()})
 
 
-async def report_recipients(
+async def facilitator_contacts(
     session: AsyncSession, default_language: str, round_no: int, table: int
 ) -> list[tuple[Participant, Contact]]:
-    """Whom to tell about table `table` in round `round_no` (a member's REPORT): its
-    facilitators, each on the chat or number they were named by; else every organiser.
-
-    A facilitator who never wrote to the service gets a contact now, so the message goes
-    through the outbox like any other; one who opted out is left out."""
+    """How to write to the facilitators of table `table` in round `round_no`, each on the
+    chat or number they were named by. One who never wrote to the service gets a contact
+    now, so the message goes through the outbox like any other; one who opted out is left
+    out."""
     rows = await session.execute(
         select(FacilitatorRole.channel, FacilitatorRole.address)
         .where(
@@ -210,6 +209,15 @@ async def report_recipients(
         if channel == "sms":
             contact.sms_consent = True  # the organisers named this number to be told
         found.append((participant, contact))
+    return found
+
+
+async def report_recipients(
+    session: AsyncSession, default_language: str, round_no: int, table: int
+) -> list[tuple[Participant, Contact]]:
+    """Whom to tell about table `table` in round `round_no` (a member's REPORT): its
+    facilitators, else every organiser."""
+    found = await facilitator_contacts(session, default_language, round_no, table)
     if found:
         return found
     return [(p, c) for _, p, c in await organiser_contacts(session, default_language)]
