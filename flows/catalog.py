@@ -5,7 +5,7 @@ from __future__ import annotations
 from flows.briefing import calendar_replies
 from flows.confirmation import Confirmation, Outcome
 from flows.consent import Consent
-from flows.deliberation import member_words
+from flows.deliberation import after_the_close, member_words
 from flows.engine import Engine
 from flows.facilitation import facilitator_commands
 from flows.invitation import Invitation
@@ -20,7 +20,8 @@ def build_engine() -> Engine:
     calendar reply (TIME, MORE, READ, its buttons) comes before the organiser commands;
     WITHDRAW and MYDATA are heard at every stage, before any flow; MYDATA even after STOP.
     While a prompt is open at a member's table, what they write is for the table
-    (member_words lets WITHDRAW and MYDATA through)."""
+    (member_words lets WITHDRAW and MYDATA through); just after it closed, a message no
+    other command takes is told it went nowhere."""
     return Engine(
         flows=[
             Welcome(),
@@ -37,6 +38,7 @@ def build_engine() -> Engine:
             person_requests,
             organiser_commands,
             facilitator_commands,
+            after_the_close,
         ],
         heard_after_stop=[data_requested_after_stop],
     )

@@ -17,6 +17,7 @@ The service (bot/services/deliberation) stores and relays, from the events emitt
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 from babel.lists import format_list
 
@@ -38,6 +39,8 @@ MEMBER_WORDS = REPEAT_WORDS | PASS_WORDS | REPORT_WORDS | EVERY_WORDS | DIGEST_W
 EVERY, DIGEST = "every", "digest"
 MODE_KEY = "relay_mode"  # in State.data: the member's own choice, kept across prompts
 FACILITATOR = "*"  # the letter a facilitator's post is stored under
+# How long after a close a message to the table is answered as such, not out of context.
+AFTER_CLOSE = timedelta(hours=1)
 
 
 def relay_mode(chosen: str | None, channel: str) -> str:
@@ -56,7 +59,7 @@ def text_digest(text: str) -> str:
 def member_words(conv: Conversation, inbound: Inbound) -> bool:
     """Take a seated member's message while their table's prompt is open."""
     table = conv.ctx.facts.table
-    if table is None or inbound.button is not None:
+    if table is None or table.closed_at is not None or inbound.button is not None:
         return False
     word = fold(inbound.text)
     if word in WITHDRAW_WORDS or word in MYDATA_WORDS:
@@ -86,6 +89,26 @@ def member_words(conv: Conversation, inbound: Inbound) -> bool:
         )
         if table.paused:
             conv.say(paused_note(conv.t))
+    return True
+
+
+def after_the_close(conv: Conversation, inbound: Inbound) -> bool:
+    """A message to the table just after its prompt closed (checked after every other
+    command): say plainly it went nowhere, rather than answer as if out of context."""
+    table = conv.ctx.facts.table
+    if table is None or table.closed_at is None or inbound.button is not None:
+        return False
+    if conv.ctx.now - table.closed_at > AFTER_CLOSE:
+        return False
+    if not inbound.text.strip() or fold(inbound.text) in WITHDRAW_WORDS | MYDATA_WORDS:
+        return False
+    conv.emit(events.AFTER_CLOSE, table_prompt=table.table_prompt, letter=table.letter)
+    conv.say(
+        conv._(
+            "This question is closed, so your message was not passed on to your table. "
+            "The next question will come here."
+        )
+    )
     return True
 
 

@@ -40,11 +40,13 @@ DIGITS = re.compile(r"\+?\(?\d(?:[\s().\-/]{0,3}\d){6,}\)?")
 DATE = re.compile(r"^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$")
 
 MIN_KNOWN = 4  # shorter known strings would remove ordinary words
+MIN_DIGITS = 5  # no phone number has fewer: the matcher is not run on such text
 
 
 def _spans(text: str, known: Iterable[str]) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
-    for region in REGIONS:
+    digits = sum(ch.isdigit() for ch in text)
+    for region in REGIONS if digits >= MIN_DIGITS else ():
         matcher = phonenumbers.PhoneNumberMatcher(
             text, region, leniency=phonenumbers.Leniency.VALID
         )

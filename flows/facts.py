@@ -146,6 +146,7 @@ class TableFacts:
     letter: str
     paused: bool = False
     relay_mode: str = "every"  # what they get now: "every" message, or a "digest"
+    closed_at: datetime | None = None  # set: none is open, the last one closed then
 
 
 @dataclass(frozen=True)

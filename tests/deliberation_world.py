@@ -91,7 +91,12 @@ def phone(n: int) -> str:
 
 
 async def seat_table(
-    relay, seats: list[tuple[str, str, str]], *, rounds: int = 1, tables: int = 1
+    relay,
+    seats: list[tuple[str, str, str]],
+    *,
+    rounds: int = 1,
+    tables: int = 1,
+    telegram_ids: bool = False,
 ) -> World:
     """Seat (letter, channel, language) members at table 1 of round 1 of a current run
     (and at further tables of their own, `tables` of them, one member each)."""
@@ -111,7 +116,8 @@ async def seat_table(
         await session.flush()
         for n, (letter, channel, language) in enumerate(seats, start=1):
             pid = f"P{n:011d}"
-            address = phone(n) if channel == "sms" else str(880000 + n)
+            chat = 5880000000 + n if telegram_ids else 880000 + n  # real ids are this long
+            address = phone(n) if channel == "sms" else str(chat)
             session.add(Participant(id=pid, language=language))
             await session.flush()
             session.add(

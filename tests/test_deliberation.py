@@ -8,16 +8,22 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.bootstrap import build
+from bot.bootstrap import build, create_app
 from bot.services import deliberation
 from bot.services.deliberation import DeliberationError
 from bot.services.groups.records import move_member
 from bot.services.privacy.erase import erase_person
+from bot.settings import Settings
+from flows import events
 from flows.assembly import AssemblyError, parse_assembly
+from flows.catalog import build_engine
 from flows.config_file import AssemblyFile
+from flows.facts import Facts, RecruitmentFacts, TableFacts
+from flows.model import Context, Inbound, State
 from scheduler.config import calendar_of
 from store.deliberation import Contribution, TablePrompt
 from store.models import AuditEvent
@@ -262,3 +268,120 @@ async def test_opening_twice_never_repeats_the_prompt(relay, assembly):
     busy = await deliberation.open_prompt(relay, round_no=1, text="Anything else?", now=START)
     assert (busy.tables, busy.busy) == ([], [1])
     assert await w.read(w.member("A").participant_id) == []
+
+
+async def test_the_running_service_relays_a_message_at_once(aiohttp_server, db):
+    """The whole service: a member writes through the simulator, and the table's Telegram
+    members read it in well under a second (no timer tick in between)."""
+    settings = Settings(
+        CONCORDER_DATABASE_URL=db.url,
+        CONCORDER_SMS_RATE=0,
+        CONCORDER_TELEGRAM_RATE=0,
+        CONCORDER_TELEGRAM_CHAT_RATE=0,
+        _env_file=None,
+    )
+    server = await aiohttp_server(create_app(settings, migrate=False, dispatch=True))
+    relay = build(settings, sessions=db.sessions)
+    w = await seat_table(relay, SIX)
+    await deliberation.open_prompt(relay, round_no=1, text="What matters most?")
+    base = f"http://127.0.0.1:{server.port}/simulator/api/messages"
+    d = w.member("D")
+    async with aiohttp.ClientSession() as http:
+
+        async def heard() -> list[str]:
+            params = {"channel": "telegram", "address": d.address}
+            async with http.get(base, params=params) as response:
+                return [m["text"] for m in (await response.json())["messages"]]
+
+        for _ in range(100):  # the prompt, delivered
+            if any("What matters most?" in text for text in await heard()):
+                break
+            await asyncio.sleep(0.05)
+        c = w.member("C")
+        body = {"channel": "telegram", "address": c.address, "text": "Safety first."}
+        started = asyncio.get_running_loop().time()
+        async with http.post(base, json=body) as response:
+            assert response.status == 202
+        while "C: Safety first." not in await heard():
+            assert asyncio.get_running_loop().time() - started < 3, await heard()
+            await asyncio.sleep(0.02)
+
+
+TABLE = TableFacts(table_prompt=7, round=1, table=4, letter="C")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "said"),
+    [
+        ("REPEAT", events.REPEAT_ASKED, None),
+        ("répéter", events.REPEAT_ASKED, None),
+        ("Repetir", events.REPEAT_ASKED, None),
+        ("pass", events.PASSED, "Noted: you pass on this question."),
+        ("PASSE", events.PASSED, "Noted: you pass on this question."),
+        ("paso", events.PASSED, "Noted: you pass on this question."),
+        ("REPORT", events.REPORTED, "Thank you. The facilitator has been sent"),
+        ("signaler", events.REPORTED, "Thank you. The facilitator has been sent"),
+        ("reportar", events.REPORTED, "Thank you. The facilitator has been sent"),
+        ("EVERY", events.RELAY_MODE_CHANGED, "From now on you get each message"),
+        ("chaque", events.RELAY_MODE_CHANGED, "From now on you get each message"),
+        ("RESUMEN", events.RELAY_MODE_CHANGED, "From now on you get your table's messages"),
+        ("digest", events.RELAY_MODE_CHANGED, "From now on you get your table's messages"),
+        ("I think pass is fine", events.CONTRIBUTED, None),
+        ("WITHDRAW", events.WITHDREW, None),  # heard as everywhere, not by the table
+        ("STOP", events.OPTED_OUT, "You have been unsubscribed"),
+    ],
+)
+def test_a_seated_members_words_in_every_language(text, kind, said):
+    engine = build_engine()
+    facts = Facts(table=TABLE, recruitment=RecruitmentFacts(invitation_status="registered"))
+    ctx = Context(now=START, participant_id="P1", channel="sms", facts=facts)
+    turn = engine.handle(State(), Inbound(channel="sms", text=text), ctx)
+    assert [e.kind for e in turn.events][:1] == [kind]
+    if said is None:
+        assert kind != events.CONTRIBUTED or turn.outbound == []
+    else:
+        assert turn.outbound[0].text.startswith(said)
+    if kind == events.CONTRIBUTED:
+        assert turn.events[0].data["letter"] == "C" and "pass" not in repr(turn.events[0].data)
+
+
+def test_without_an_open_prompt_the_words_are_not_the_tables():
+    engine = build_engine()
+    ctx = Context(now=START, participant_id="P1", channel="sms", facts=Facts())
+    turn = engine.handle(State(), Inbound(channel="sms", text="PASS"), ctx)
+    assert not any(e.kind.startswith("deliberation.") for e in turn.events)
+
+
+async def test_a_table_writing_at_once_gets_every_message_once_in_one_order(relay, assembly):
+    """Six members write at the same moment while relay steps run alongside (two
+    instances' worth): no message is lost or doubled, and every member reads the table in
+    the same order."""
+    seats = [(letter, "telegram", "en") for letter in "ABCDEF"]
+    w = await seat_table(relay, seats)
+    await deliberation.open_prompt(relay, round_no=1, text="Go!", now=START)
+    for m in w.members.values():
+        await w.read(m.participant_id)
+    other = build(relay.settings, assembly=relay.assembly, sessions=relay.sessions)
+
+    async def member(letter: str) -> None:
+        for n in range(4):
+            await w.send(letter, f"{letter}{n}", START + T)
+
+    async def relaying(instance) -> None:
+        for _ in range(6):
+            await deliberation.run_due(instance, now=START + T)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(member(x) for x in "ABCDEF"), relaying(relay), relaying(other))
+    await deliberation.end(relay, round_no=1, by="cli", now=START + 2 * T)
+    orders = {}
+    for m in w.members.values():
+        lines = [t for t in await w.read(m.participant_id) if t[1] == ":"]
+        assert sorted(lines) == sorted(
+            f"{x}: {x}{n}" for x in "ABCDEF" if x != m.letter for n in range(4)
+        )
+        orders[m.letter] = lines
+    for letter, lines in orders.items():
+        for other_letter, others in orders.items():
+            common = [x for x in lines if x in others]
+            assert common == [x for x in others if x in lines], (letter, other_letter)

@@ -2,10 +2,13 @@
 seat letter, fair share, nudges, digests, and what facilitators may do. Each function is
 one transaction with its audit events (participants by pseudonym and letter, never text).
 
-Every function takes the built `Relay` first; `now` (aware UTC) defaults to the clock;
-`by` names who acted in the audit trail ("cli", "organiser:3", "facilitator:P1A2..."). Bad
-input (no allocation, a round or table that does not exist, nothing open, an unknown
-contribution) raises `DeliberationError` with a sentence to print.
+Every function takes the built `Relay` first and runs in a transaction of
+`relay.sessions` (a relay whose sessions lend an open transaction makes it part of that
+one: the facilitators' functions never take the SQLite writer's queue, which a turn
+holds); `now` (aware UTC) defaults to the clock; `by` names who acted in the audit
+trail ("cli", "organiser:3", "facilitator:P1A2..."). Bad input (no allocation, a round
+or table that does not exist, nothing open, an unknown contribution) raises
+`DeliberationError` with a sentence to print.
 
 Facilitators' operations
 ------------------------

@@ -29,6 +29,7 @@ from flows.model import Turn
 from store.deliberation import CLOSED, MESSAGE, PASS, PAUSED, Contribution, TablePrompt
 from store.groups import CURRENT, GroupRun, GroupSeat
 from store.models import Contact, Participant
+from store.recruitment import CONFIRMED, Selection
 
 REPORT_LINES = 10  # the table's last lines a REPORT sends
 
@@ -45,18 +46,20 @@ async def table_facts(session: AsyncSession, participant: Participant) -> dict[s
                 & (GroupSeat.table_no == TablePrompt.table_no),
             )
             .join(GroupRun, GroupRun.run_id == TablePrompt.run_id)
+            .join(Selection, Selection.participant_id == GroupSeat.participant_id)
             .where(
                 GroupSeat.participant_id == participant.id,
+                Selection.status == CONFIRMED,  # one who left the panel talks to no table
                 GroupRun.status == CURRENT,
-                TablePrompt.status != CLOSED,
             )
-            .order_by(TablePrompt.id.desc())
+            .order_by((TablePrompt.status == CLOSED).asc(), TablePrompt.id.desc())
             .limit(1)
         )
     ).first()
     if row is None:
         return None
     tp, letter = row
+
     contact: Contact | None = session.info.get(TURN_CONTACT)
     chosen = (participant.state or {}).get("data", {}).get(MODE_KEY)
     return {
@@ -67,6 +70,7 @@ async def table_facts(session: AsyncSession, participant: Participant) -> dict[s
             letter=letter,
             paused=tp.status == PAUSED,
             relay_mode=relay_mode(chosen, contact.channel if contact else "sms"),
+            closed_at=tp.closed_at if tp.status == CLOSED else None,
         )
     }
 

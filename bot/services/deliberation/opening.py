@@ -208,6 +208,8 @@ async def _open_one(
     await session.flush()
     table = await seated(session, run.run_id, round_no, number, lock=True)
     queued = await ask(session, relay, tp, table, table.active, now)
+    # Every seat gets its marks now: only a member moved here later lacks them.
+    await marks(session, tp, [s.participant.id for s in table.seats])
     await add_job(
         session, JOB_CLOSE, f"close:{tp.id}", tp.closes_at, table_prompt_id=tp.id, now=now
     )

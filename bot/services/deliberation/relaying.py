@@ -19,9 +19,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.addresses import can_receive_sms
+from bot.channels.render import render
 from bot.relay import Relay
 from bot.services.deliberation.tables import Seated, Table, seated
-from bot.services.outgoing import enqueue
+from bot.services.outgoing import NO_SMS_REPLY, enqueue
 from bot.settings import Settings
 from flows import events
 from flows.deliberation import (
@@ -38,7 +40,7 @@ from flows.deliberation_scrub import scrub
 from flows.i18n import translator
 from flows.model import Outbound
 from scheduler.deliberation import add_job, move_job
-from store import audit
+from store import audit, outbox
 from store.deliberation import (
     JOB_DIGEST,
     MESSAGE,
@@ -51,6 +53,7 @@ from store.deliberation import (
     PromptMember,
     TablePrompt,
 )
+from store.models import OutboxStatus
 
 KIND = "deliberation"  # the outbox kind of everything the conversation sends
 
@@ -70,6 +73,42 @@ async def say(
         prompt_id=None,
         now=now,
     )
+
+
+async def say_each(
+    session: AsyncSession, settings: Settings, lines: list[tuple[Seated, str]], now: datetime
+) -> int:
+    """Queue one text to each of several members in one outbox write (a fan-out: one
+    insert for the table, not one per reader); rendered as `enqueue` renders."""
+    rows: list[outbox.Message] = []
+    for seat, text in lines:
+        contact = seat.contact
+        if contact is None:
+            continue
+        parts = render(
+            Outbound(text=text, kind=KIND),
+            contact.channel,
+            seat.participant.language,
+            None,
+            settings.sms_max_segments,
+        )
+        silent = contact.channel == "sms" and not can_receive_sms(contact.address)
+        for number, part in enumerate(parts, start=1):
+            rows.append(
+                outbox.Message(
+                    contact,
+                    part.text,
+                    buttons=part.buttons,
+                    kind=KIND,
+                    part=number,
+                    parts=len(parts),
+                    segments=part.segments,
+                    encoding=part.encoding,
+                    **({"status": OutboxStatus.CANCELLED, "error": NO_SMS_REPLY} if silent else {}),
+                )
+            )
+    await outbox.write(session, rows, now=now)
+    return sum(1 for row in rows if row.status != OutboxStatus.CANCELLED)
 
 
 def line_for(c: Contribution, language: str, known: list[str]) -> str:
@@ -242,19 +281,16 @@ async def fan_out(
     c.relay_no, c.relayed_at, c.held = tp.relayed_count, now, False
     others = [s for s in table.active if s.participant.id != c.participant_id]
     member_marks = await marks(session, tp, [s.participant.id for s in others])
-    queued = at_once = 0
+    at_once: list[tuple[Seated, str]] = []
+    lines: dict[str, str] = {}  # scrubbed once per language
     for seat in others:
         mark = member_marks[seat.participant.id]
         if seat.mode == EVERY:
-            queued += await say(
-                session,
-                relay.settings,
-                seat,
-                [line_for(c, seat.participant.language, table.known)],
-                now,
-            )
+            language = seat.participant.language
+            if language not in lines:
+                lines[language] = line_for(c, language, table.known)
+            at_once.append((seat, lines[language]))
             mark.relayed_upto = c.relay_no
-            at_once += 1
         elif not await _digest_waiting(session, tp, seat):
             await add_job(
                 session,
@@ -275,13 +311,13 @@ async def fan_out(
             "letter": c.letter,
             "contribution": c.id,
             "kind": c.kind,
-            "at_once": at_once,
-            "in_digest": len(others) - at_once,
+            "at_once": len(at_once),
+            "in_digest": len(others) - len(at_once),
         },
         participant_id=c.participant_id,
         at=now,
     )
-    return queued
+    return await say_each(session, relay.settings, at_once, now)
 
 
 async def _digest_waiting(session: AsyncSession, tp: TablePrompt, seat: Seated) -> bool:

@@ -44,7 +44,7 @@ async def run_due(relay: Relay, *, now: datetime | None = None) -> int:
     """See bot/services/deliberation/__init__.py. Returns the jobs run."""
     now = now or utcnow()
     if relay.assembly is not None and relay.assembly.prompts:
-        async with relay.sessions.begin() as session:
+        async with relay.write_turn(), relay.sessions.begin() as session:
             run = await current_run(session)
             if run is not None:
                 await plan_openings(
@@ -87,7 +87,7 @@ async def relay_waiting(relay: Relay, *, now: datetime | None = None) -> int:
     for tp_id in sorted(ids):
 
         async def once(tp_id: int = tp_id) -> int:
-            async with relay.sessions.begin() as session:
+            async with relay.write_turn(), relay.sessions.begin() as session:
                 tp = await lock_prompt(session, tp_id)
                 if tp is None or tp.status != OPEN:
                     return 0
@@ -126,14 +126,16 @@ async def seat_newcomers(relay: Relay, *, now: datetime) -> int:
     for tp_id, ids in sorted(waiting.items()):
 
         async def once(tp_id: int = tp_id, ids: set[str] = ids) -> int:
-            async with relay.sessions.begin() as session:
+            async with relay.write_turn(), relay.sessions.begin() as session:
                 tp = await lock_prompt(session, tp_id)
                 if tp is None or tp.status == CLOSED:
                     return 0
                 table = await seated(session, tp.run_id, tp.round, tp.table_no, lock=True)
-                known = set(await marks_of(session, tp))
-                seats = [s for s in table.active if s.participant.id in ids - known]
-                return await ask(session, relay, tp, table, seats, now) if seats else 0
+                new = ids - set(await marks_of(session, tp))
+                seats = [s for s in table.active if s.participant.id in new]
+                queued = await ask(session, relay, tp, table, seats, now) if seats else 0
+                await marks(session, tp, sorted(new))  # asked, or unreachable: not again
+                return queued
 
         queued += await retry_conflicts(once)
     return queued
@@ -151,7 +153,7 @@ async def marks_of(session: AsyncSession, tp: TablePrompt) -> list[str]:
 
 async def _one_job(relay: Relay, now: datetime) -> int | None:
     """Claim and run one due job in its own transaction; None when none is due."""
-    async with relay.sessions.begin() as session:
+    async with relay.write_turn(), relay.sessions.begin() as session:
         jobs = await claim(session, now, limit=1)
         if not jobs:
             return None
