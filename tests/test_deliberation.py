@@ -385,3 +385,17 @@ async def test_a_table_writing_at_once_gets_every_message_once_in_one_order(rela
         for other_letter, others in orders.items():
             common = [x for x in lines if x in others]
             assert common == [x for x in others if x in lines], (letter, other_letter)
+
+
+async def test_nobody_is_nudged_while_the_table_is_paused(relay, assembly):
+    w = await opened(relay)
+    f = w.member("F").participant_id
+    await deliberation.pause(relay, round_no=1, by="cli", now=START + T)
+    await deliberation.run_due(relay, now=START + timedelta(minutes=6))  # nudge time
+    assert await w.read(f) == ["The facilitator has paused the table for a moment."]
+    await deliberation.resume(relay, round_no=1, by="cli", now=START + timedelta(minutes=7))
+    await deliberation.run_due(relay, now=START + timedelta(minutes=8))
+    assert await w.read(f) == [
+        "The table resumes.",
+        "Member F, your table would like to hear from you: reply with your view, or PASS.",
+    ]

@@ -3,9 +3,9 @@
 - no phone number, Telegram id, e-mail address, @username or link of any member reaches
   another member (the scrubbing alone, on many inputs; then the whole service, end to end,
   on a real SQLite database: relays, digests, REPEAT);
-- nothing a member wrote is lost from the contributions: every message is stored once,
-  word for word, and relayed by the close (held back over the fair share or not), unless a
-  facilitator hid it.
+- nothing a member wrote is lost from the contributions: every message written while the
+  prompt is open is stored once, word for word, and relayed by the close (held back over
+  the fair share or not), unless a facilitator hid it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import asyncio
 import re
 import shutil
 import string
+import uuid
 from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
@@ -29,7 +30,7 @@ from flows.deliberation_scrub import scrub
 from flows.keywords import HELP_WORDS, LANGUAGE_WORDS, OPT_IN_WORDS, OPT_OUT_WORDS
 from flows.text import fold
 from store.db import make_engine, sessionmaker
-from store.deliberation import Contribution
+from store.deliberation import Contribution, TablePrompt
 from store.models import OutboxMessage
 from tests.conftest import EXAMPLE_ASSEMBLY
 from tests.deliberation_world import START, seat_table
@@ -167,9 +168,11 @@ async def _play(url: str, steps) -> None:
                     await deliberation.hide(relay, last[0], now=now)
                     hidden.add(last[0])
                 continue
+            async with relay.sessions() as session:
+                open_now = (await session.execute(select(TablePrompt.status))).scalar() != "closed"
             await w.send(letter, text, now)
             await deliberation.run_due(relay, now=now)
-            if text not in ("PASS", "REPEAT"):
+            if open_now and text not in ("PASS", "REPEAT"):  # a closed prompt takes nothing
                 written.append((w.member(letter).participant_id, storable(text)[:1600]))
         await deliberation.run_due(relay, now=now + timedelta(minutes=30))  # the close
         async with relay.sessions() as session:
@@ -210,6 +213,6 @@ async def _play(url: str, steps) -> None:
 )
 @given(table_talk())
 def test_no_address_crosses_and_nothing_is_lost(sqlite_template, tmp_path, steps):
-    path = tmp_path / "property.db"
+    path = tmp_path / f"property-{uuid.uuid4().hex}.db"  # never an earlier example's WAL
     shutil.copy(sqlite_template, path)
     asyncio.run(_play(f"sqlite+aiosqlite:///{path}", steps))

@@ -55,10 +55,13 @@ async def seated(
 ) -> Table:
     """The table's seats in letter order. With `lock`, the members' contacts are locked in
     id order (as writing to their outbox would), so fan-outs never deadlock."""
+    # One read for the seats, whether each is still on the panel, and their pool handle.
     rows = (
         await session.execute(
-            select(GroupSeat.letter, Participant)
+            select(GroupSeat.letter, Participant, Selection.status, PoolEntry.telegram_handle)
             .join(Participant, Participant.id == GroupSeat.participant_id)
+            .outerjoin(Selection, Selection.participant_id == GroupSeat.participant_id)
+            .outerjoin(PoolEntry, PoolEntry.participant_id == GroupSeat.participant_id)
             .where(
                 GroupSeat.run_id == run_id,
                 GroupSeat.round == round_no,
@@ -67,35 +70,20 @@ async def seated(
             .order_by(GroupSeat.letter)
         )
     ).all()
-    ids = [p.id for _, p in rows]
+    ids = [p.id for _, p, _, _ in rows]
     contacts_query = select(Contact).where(Contact.participant_id.in_(ids)).order_by(Contact.id)
     if lock:
         contacts_query = contacts_query.with_for_update(key_share=True)
     contacts: dict[str, list[Contact]] = {}
     for contact in (await session.execute(contacts_query)).scalars():
         contacts.setdefault(contact.participant_id, []).append(contact)
-    confirmed = set(
-        (
-            await session.execute(
-                select(Selection.participant_id).where(
-                    Selection.participant_id.in_(ids), Selection.status == CONFIRMED
-                )
-            )
-        ).scalars()
-    )
-    handles = (
-        await session.execute(
-            select(PoolEntry.telegram_handle).where(
-                PoolEntry.participant_id.in_(ids), PoolEntry.telegram_handle.is_not(None)
-            )
-        )
-    ).scalars()
     seats = []
-    for letter, participant in rows:
-        gone = participant.opted_out or participant.id not in confirmed
+    for letter, participant, status, _handle in rows:
+        gone = participant.opted_out or status != CONFIRMED
         contact = None if gone else choose(contacts.get(participant.id, []))
         seats.append(Seated(participant, letter, contact))
-    known = [c.address for cs in contacts.values() for c in cs] + [h for h in handles if h]
+    known = [c.address for cs in contacts.values() for c in cs]
+    known += [handle for _, _, _, handle in rows if handle]
     return Table(seats, known)
 
 

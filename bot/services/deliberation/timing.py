@@ -22,7 +22,7 @@ from bot.services.deliberation.types import DeliberationError
 from flows import events
 from flows.deliberation import nudge_text
 from flows.i18n import translator
-from scheduler.deliberation import claim, done, plan_openings
+from scheduler.deliberation import add_job, claim, done, plan_openings
 from store import audit
 from store.deliberation import (
     CLOSED,
@@ -31,6 +31,7 @@ from store.deliberation import (
     JOB_NUDGE,
     JOB_OPEN,
     OPEN,
+    PAUSED,
     Contribution,
     DeliberationJob,
     PromptMember,
@@ -208,6 +209,12 @@ async def _nudge(session: AsyncSession, relay: Relay, job: DeliberationJob, now:
     tp = await _live(session, job)
     if tp is None:
         return 0, "closed"
+    if tp.status == PAUSED:  # nobody is nudged to write to a paused table: a minute later
+        later = now + timedelta(minutes=1)
+        if later < tp.closes_at:
+            key = f"nudge:{tp.id}:{later.isoformat()}"
+            await add_job(session, JOB_NUDGE, key, later, table_prompt_id=tp.id, now=now)
+        return 0, "paused"
     table = await seated(session, tp.run_id, tp.round, tp.table_no, lock=True)
     have = await answered(session, tp)
     silent = [s for s in table.active if s.participant.id not in have]
