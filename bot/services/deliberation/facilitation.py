@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.relay import Relay
 from bot.services.conflicts import retry_conflicts
 from bot.services.deliberation.closing import close_table
-from bot.services.deliberation.members import last_lines
 from bot.services.deliberation.relaying import answered, fan_out, relay_table, say
 from bot.services.deliberation.tables import (
     live_prompts,
@@ -357,6 +356,3 @@ async def table_view(relay: Relay, round_no: int, table: int, *, last: int = 20)
             Line(c.id, c.at, c.letter, c.kind, c.text or "", c.hidden_at is not None, c.held)
             for c in reversed(list(rows))
         ]
-
-
-__all__ = ["last_lines"]

@@ -27,7 +27,6 @@ from bot.services.outgoing import NO_SMS_REPLY, enqueue
 from bot.settings import Settings
 from flows import events
 from flows.deliberation import (
-    DIGEST,
     EVERY,
     digest_text,
     fair_share_note,
@@ -383,6 +382,3 @@ async def lines_after(
         for c in rows
         if c.participant_id != seat.participant.id
     ]
-
-
-__all__ = ["DIGEST", "KIND", "fan_out", "relay_table", "say", "send_digest"]
