@@ -25,6 +25,7 @@ from bot.services import (
     broadcast,
     data_requests,
     deliberation,
+    facilitation,
     organiser_chat,
     outgoing,
     privacy,
@@ -82,6 +83,7 @@ def register_hooks(relay: Relay) -> None:
     calendar_facts.register(relay.hooks, calendar_of)
     calendar_events.register(relay.hooks, calendar_of)
     deliberation.register(relay)  # a seated member's messages while a prompt is open
+    facilitation.register(relay)  # facilitators' commands at the small-group tables
 
 
 def read_assembly_file(path: str) -> tuple[Assembly, Calendar | None]:
@@ -176,6 +178,7 @@ def build_cli() -> typer.Typer:
     from bot.cli import common as cli
     from bot.cli import draw as cli_draw
     from bot.cli import groups as cli_groups
+    from bot.cli import groups_conversation as cli_groups_conversation
     from bot.cli import outbox as cli_outbox
     from bot.cli import privacy as cli_privacy
     from bot.cli import recruitment as cli_recruitment
@@ -193,6 +196,7 @@ def build_cli() -> typer.Typer:
     cli_broadcast.register(app)  # broadcast, organiser add|list|remove
     cli_draw.register(app)  # select, replace
     cli_groups.register(app)  # groups assign|move|show|notify
+    cli_groups_conversation.register(app)  # groups post|prompt|pause|...|cost|facilitator
     cli_withdraw.register(app)  # withdraw
     cli_outbox.register(app)  # outbox status|retry
     cli_privacy.register(app)  # erase, person export

@@ -8,6 +8,7 @@ from flows.confirmation import Confirmation, Outcome
 from flows.consent import Consent
 from flows.deliberation import after_the_close, member_words
 from flows.engine import Engine
+from flows.facilitation import facilitator_commands
 from flows.invitation import Invitation
 from flows.organiser import organiser_commands
 from flows.registration import Registration
@@ -39,6 +40,7 @@ def build_engine() -> Engine:
             person_requests,
             vote_command,
             organiser_commands,
+            facilitator_commands,
             after_the_close,
         ],
         heard_after_stop=[data_requested_after_stop],

@@ -279,11 +279,14 @@ def help_text(conv: Conversation) -> str:
         intro = conv._(
             "This is {service}, the messaging service of a citizens' assembly.", service=name
         )
-    return " ".join(
-        [
-            intro,
-            conv._("Reply STOP at any time to get no more messages."),
-            conv._("Reply MYDATA for a copy of your data."),
-            conv._("Reply ENGLISH, FRANCAIS or ESPANOL to change language."),
-        ]
-    )
+    parts = [
+        intro,
+        conv._("Reply STOP at any time to get no more messages."),
+        conv._("Reply MYDATA for a copy of your data."),
+        conv._("Reply ENGLISH, FRANCAIS or ESPANOL to change language."),
+    ]
+    if conv.ctx.facts.facilitation is not None:  # a facilitator: their own commands too
+        from flows.facilitation import facilitator_help
+
+        parts.append(facilitator_help(conv))
+    return " ".join(parts)

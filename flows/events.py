@@ -56,3 +56,7 @@ PAUSED = "deliberation.paused"
 RESUMED = "deliberation.resumed"
 HIDDEN = "deliberation.hidden"  # a facilitator removed a message
 AFTER_CLOSE = "deliberation.after_close"  # written to the table once its prompt had closed
+
+# Facilitators' chat commands (the action, the tables, who asked: a role or an organiser)
+FACILITATION_ASKED = "facilitation.asked"
+FACILITATION_REFUSED = "facilitation.refused"  # a table, or a command, that is not theirs

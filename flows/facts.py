@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flows.facilitation_facts import FacilitationFacts
+
 Localised = dict[str, str]  # language code -> text ("*": the same in every language)
 
 
@@ -176,3 +178,4 @@ class Facts:
     ballots: list[BallotFacts] | None = None  # open or closed ballots this person is on
     ballot_tracker: str | None = None  # a fresh receipt code, for a vote cast in this turn
     table: TableFacts | None = None  # a prompt is open at this member's table
+    facilitation: FacilitationFacts | None = None  # a facilitator's command

@@ -25,6 +25,7 @@ from store.ballots import Ballot, BallotRoll, BallotVote
 from store.calendar import AttendanceNotice, BriefingRead, CalendarJob, CalendarPreference
 from store.deliberation import Contribution, DeliberationJob, PromptMember, TablePrompt
 from store.draw_records import DrawRun
+from store.facilitation import FacilitatorRole
 from store.groups import GroupRun, GroupSeat
 from store.models import (
     AuditEvent,
@@ -239,6 +240,8 @@ NOT_PERSONAL: dict[str, str] = {
     Broadcast.__tablename__: "organisers' messages to an audience, not about one person",
     BroadcastPreview.__tablename__: "organisers' unsent previews: erased with the organisers",
     Organiser.__tablename__: "organisers' numbers and ids: erased by the organisers' period",
+    FacilitatorRole.__tablename__: "facilitators' numbers and ids, named by the organisers "
+    "for a table: staff, not members; removed with `groups facilitator --remove`",
     OptOutMark.__tablename__: "keyed hashes of opted-out addresses: they keep a STOP after "
     "erasure (Art. 21(3)); no address can be read from them",
     "audit_head": "the chain's last hash",

@@ -8,6 +8,7 @@ from store import (
     checkpoints,  # noqa: F401
     deliberation,  # noqa: F401
     draw_records,  # noqa: F401
+    facilitation,  # noqa: F401
     groups,  # noqa: F401
     models,  # noqa: F401
     personal_data,  # noqa: F401

@@ -4,6 +4,8 @@ apart from real contacts and organisers, so it is no back door into a real deplo
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 import time
 
 import pytest
@@ -99,18 +101,27 @@ def test_serve_warns_when_the_simulator_runs_beside_a_real_channel(monkeypatch):
 
     from bot.bootstrap import build_cli
 
+    # Built first: the commands' modules bind `err` as they are imported, and must keep
+    # the real one after this test.
+    app = build_cli()
     monkeypatch.setattr(web, "run_app", lambda *args, **kwargs: None)
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
     monkeypatch.setenv("CONCORDER_SIMULATOR", "1")
     monkeypatch.setattr(cli, "err", cli.Console(stderr=False, width=200))
-    result = CliRunner().invoke(build_cli(), ["serve"])
+    # `serve` sets up logging on the runner's stderr, closed once it returns: put the
+    # root logger back afterwards, or later commands' warnings fail to write.
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    result = CliRunner().invoke(app, ["serve"])
     assert result.exit_code == 0, result.output
     assert "WARNING: the simulator is ON beside a real channel" in result.output
     assert "/simulator" in result.output
 
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
     monkeypatch.delenv("CONCORDER_SIMULATOR")
-    quiet = CliRunner().invoke(build_cli(), ["serve"])
+    quiet = CliRunner().invoke(app, ["serve"])
     assert "WARNING" not in quiet.output and "/simulator" in quiet.output
 
 
