@@ -1,0 +1,303 @@
+"""Maximin and leximin over kinds of people, on the open HiGHS solver (through SciPy).
+
+Leximin (Flanigan, Goelz, Gupta, Hennig and Procaccia, "Fair algorithms for selecting
+citizens' assemblies", Nature 596, 2021): among all distributions over quota-compliant
+panels, raise the lowest selection probability as far as it goes, fix the kinds that
+cannot go higher, raise the lowest of the rest, and so on until every kind is fixed.
+Maximin stops after the first level.
+
+Each level is a linear program over panels, solved through its dual with column
+generation: the dual has one constraint per panel, and the panel that most violates it
+(the pricing problem) is an integer program over kinds (`PanelSpace.best`). When no panel
+violates it, the level's value is the dual's optimum, and a kind with a positive dual
+value is tight in every optimal distribution (complementary slackness): those are fixed.
+A last linear program over the panels found gives the distribution itself.
+
+Working on kinds instead of people makes every program as small as the number of kinds
+(four on the published 2,000-respondent instance, a few hundred on a real pool).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bot.services.draw.kinds import Kinds
+from bot.services.draw.rules import DrawError
+
+PRICE_EPS = 1e-7  # a panel must improve the dual by more than this to be added
+FIX_EPS = 1e-7  # a dual value above this marks a kind as tight
+SLACK = 1e-6  # fixed probabilities are kept with this much slack, against rounding
+MAX_LPS = 20_000
+QUICK_GAP = 1e-2  # the quick search for improving panels
+SMOOTHING = 0.8  # weight of the last search's duals in the next search
+
+Report = Callable[[dict[str, Any]], None]
+
+
+class Infeasible(DrawError):
+    def __init__(self) -> None:
+        super().__init__("The quotas cannot all be met with these respondents.", kind="infeasible")
+
+
+def _highs() -> Any:
+    import highspy
+
+    model = highspy.Highs()
+    model.setOptionValue("output_flag", False)
+    model.setOptionValue("random_seed", 0)
+    return model
+
+
+def _optimal(model: Any) -> bool:
+    import highspy
+
+    return model.getModelStatus() == highspy.HighsModelStatus.kOptimal
+
+
+class PanelSpace:
+    """The quota-compliant panels of kinds: integer counts per kind, one integer program
+    built once; each search only changes its objective."""
+
+    def __init__(self, kinds: Kinds, quotas: dict[str, dict[str, Sequence[int]]], size: int):
+        import highspy
+
+        self.kinds, self.size = kinds, size
+        self.sizes = np.array([k.size for k in kinds.kinds], float)
+        count = len(self.sizes)
+        self.model = model = _highs()
+        model.setOptionValue("mip_improving_solution_save", True)
+        model.addVars(count, np.zeros(count), self.sizes)
+        everyone = np.arange(count, dtype=np.int32)
+        model.changeColsIntegrality(
+            count, everyone, np.array([highspy.HighsVarType.kInteger] * count)
+        )
+        model.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        for position, category in enumerate(kinds.categories):
+            for value, (least, most) in quotas[category].items():
+                members = [i for i, k in enumerate(kinds.kinds) if k.values[position] == value]
+                self._row(least, most, members)
+        self._row(size, size, list(range(count)))
+        for members in kinds.households:
+            self._row(0, 1, list(members))
+        self.solves = 0
+
+    def _row(self, low: float, high: float, members: Sequence[int]) -> None:
+        self.model.addRow(
+            low, high, len(members), np.array(members, np.int32), np.ones(len(members))
+        )
+
+    def best(self, weights: np.ndarray, gap: float = 1e-9) -> tuple[int, ...]:
+        """The panel with the largest sum of weight x count (within a relative `gap`);
+        Infeasible if there is none."""
+        import highspy
+
+        self.solves += 1
+        count = len(self.sizes)
+        self.model.setOptionValue("mip_rel_gap", gap)
+        self.model.changeColsCost(count, np.arange(count, dtype=np.int32), np.asarray(weights))
+        self.model.run()
+        status = self.model.getModelStatus()
+        if status == highspy.HighsModelStatus.kInfeasible:
+            raise Infeasible()
+        if status != highspy.HighsModelStatus.kOptimal:
+            raise DrawError(f"The solver failed on a panel: {self.model.modelStatusToString(status)}")
+        return tuple(int(round(v)) for v in self.model.getSolution().col_value)
+
+    def found(self) -> list[tuple[int, ...]]:
+        """Every improving panel the last search went through (columns for free)."""
+        return [tuple(int(round(v)) for v in s.col_value) for s in self.model.getSavedMipSolutions()]
+
+
+class DualLevels:
+    """The dual of one level over the panels found so far, kept in one HiGHS model that
+    grows a row per panel (each solve starts from the last basis). Variables: a weight y_k
+    per kind, then y0. Minimise y0 - sum(fixed_k y_k) with sum(y_k, k not fixed) = 1 and,
+    for every panel, sum(share_k y_k) <= y0."""
+
+    def __init__(self, sizes: np.ndarray):
+        self.sizes = sizes
+        count = len(sizes)
+        self.model = model = _highs()
+        inf = model.inf
+        model.addVars(count, np.zeros(count), np.full(count, inf))
+        model.addVar(-inf, inf)
+        model.changeColCost(count, 1.0)
+        model.addRow(1.0, 1.0, count, np.arange(count, dtype=np.int32), np.ones(count))
+
+    def add(self, panel: tuple[int, ...]) -> None:
+        count = len(self.sizes)
+        used = [k for k in range(count) if panel[k]]
+        shares = [panel[k] / self.sizes[k] for k in used]
+        self.model.addRow(
+            -self.model.inf,
+            0.0,
+            len(used) + 1,
+            np.array([*used, count], np.int32),
+            np.array([*shares, -1.0]),
+        )
+
+    def fix(self, kind: int, level: float) -> None:
+        self.model.changeColCost(kind, -level)
+        self.model.changeCoeff(0, kind, 0.0)
+
+    def solve(self) -> tuple[float, np.ndarray, float]:
+        """(the level's value, y, y0)"""
+        self.model.run()
+        if not _optimal(self.model):
+            status = self.model.modelStatusToString(self.model.getModelStatus())
+            raise DrawError(f"The solver failed on a level: {status}")
+        values = np.array(self.model.getSolution().col_value)
+        value = self.model.getInfo().objective_function_value
+        return float(value), values[:-1], float(values[-1])
+
+
+@dataclass
+class Distribution:
+    """Panels of kinds with their probabilities, and each kind's selection probability."""
+
+    panels: list[tuple[int, ...]]
+    weights: list[float]
+    kind_probabilities: list[float]
+    levels: int = 0
+    lps: int = 0
+    ilps: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def lowest(self) -> float:
+        return min(self.kind_probabilities)
+
+
+def solve(space: PanelSpace, algorithm: str, report: Report | None = None) -> Distribution:
+    """Maximin (one level) or leximin (every level) over kinds."""
+    started = time.monotonic()
+    count = len(space.sizes)
+    panels: list[tuple[int, ...]] = [space.best(1.0 / space.sizes)]
+    seen = set(panels)
+    dual = DualLevels(space.sizes)
+    dual.add(panels[0])
+    fixed: dict[int, float] = {}
+    lps = levels = 0
+    while len(fixed) < count:
+        levels += 1
+        centre: np.ndarray | None = None
+        while True:
+            lps += 1
+            if lps > MAX_LPS:
+                raise DrawError(f"No optimum after {MAX_LPS} linear programs; stopped.")
+            value, duals, bound = dual.solve()
+            weights = duals / space.sizes
+            # Search at duals smoothed with the last search's (fewer rounds: the duals of
+            # column generation swing), then at the duals themselves, quickly, and only
+            # when neither finds a panel that cuts the dual, to optimality (the proof).
+            added = 0
+            if centre is not None:
+                centre = SMOOTHING * centre + (1 - SMOOTHING) * weights
+                added = _add_columns(space, dual, panels, seen, centre, weights, bound)
+            centre = weights if not added else centre
+            if not added:
+                added = _add_columns(space, dual, panels, seen, weights, weights, bound)
+            if not added:
+                added = _add_columns(space, dual, panels, seen, weights, weights, bound, 1e-9)
+            if not added:
+                break
+            if report:
+                report({"level": levels, "lps": lps, "fixed": len(fixed), "kinds": count})
+        tight = [k for k in range(count) if k not in fixed and duals[k] > FIX_EPS]
+        if not tight:  # numerically flat: fix the one the dual leans on most
+            tight = [max((k for k in range(count) if k not in fixed), key=lambda k: duals[k])]
+        for k in tight:
+            fixed[k] = max(0.0, value - SLACK)
+            dual.fix(k, fixed[k])
+        if report:
+            report(
+                {
+                    "level": levels,
+                    "lps": lps,
+                    "fixed": len(fixed),
+                    "kinds": count,
+                    "lowest": min(fixed.values()),
+                }
+            )
+        if algorithm == "maximin":
+            fixed = {k: fixed.get(k, value - SLACK) for k in range(count)}
+            break
+    weights = _distribution(space, panels, fixed)
+    keep = [i for i, w in enumerate(weights) if w > 1e-12]
+    total = sum(weights[i] for i in keep)
+    panels = [panels[i] for i in keep]
+    weights = [weights[i] / total for i in keep]
+    probabilities = _kind_probabilities(space, panels, weights)
+    return Distribution(
+        panels,
+        weights,
+        probabilities,
+        levels=levels,
+        lps=lps,
+        ilps=space.solves,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _add_columns(
+    space: PanelSpace,
+    dual: DualLevels,
+    panels: list[tuple[int, ...]],
+    seen: set[tuple[int, ...]],
+    search: np.ndarray,
+    weights: np.ndarray,
+    bound: float,
+    gap: float = QUICK_GAP,
+) -> int:
+    """Panels found searching at `search` that cut the dual at `weights`: added."""
+    best = space.best(search, gap)
+    added = 0
+    for candidate in [best, *space.found()]:
+        if candidate in seen or float(np.dot(weights, candidate)) <= bound + PRICE_EPS:
+            continue
+        panels.append(candidate)
+        seen.add(candidate)
+        dual.add(candidate)
+        added += 1
+    return added
+
+
+def _shares(space: PanelSpace, panels: Sequence[tuple[int, ...]]) -> np.ndarray:
+    """Panels x kinds: the share of each kind a panel takes (count / kind size)."""
+    return np.array(panels, float) / space.sizes
+
+
+def _distribution(
+    space: PanelSpace, panels: Sequence[tuple[int, ...]], fixed: dict[int, float]
+) -> list[float]:
+    """Weights over the panels giving every kind at least its fixed probability."""
+    from scipy.optimize import linprog
+
+    shares = _shares(space, panels).T  # kinds x panels
+    floors = np.array([fixed[k] for k in range(len(space.sizes))]) - SLACK
+    # Variables: the panels' weights, then a lift t of every floor (up to the slack given
+    # away when fixing), maximised so the probabilities come back to their exact levels.
+    result = linprog(
+        np.concatenate([np.zeros(len(panels)), [-1.0]]),
+        A_ub=np.hstack([-shares, np.ones((len(floors), 1))]),
+        b_ub=-floors,
+        A_eq=np.concatenate([np.ones(len(panels)), [0.0]]).reshape(1, -1),
+        b_eq=[1.0],
+        bounds=[(0, None)] * len(panels) + [(0, 2 * SLACK)],
+        method="highs",
+    )
+    if result.status != 0:
+        raise DrawError(f"The solver failed on the distribution: {result.message}")
+    return [max(0.0, float(w)) for w in result.x[:-1]]
+
+
+def _kind_probabilities(
+    space: PanelSpace, panels: Sequence[tuple[int, ...]], weights: Sequence[float]
+) -> list[float]:
+    return [float(p) for p in np.asarray(weights) @ _shares(space, panels)]
