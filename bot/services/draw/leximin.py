@@ -105,12 +105,14 @@ class PanelSpace:
         if status == highspy.HighsModelStatus.kInfeasible:
             raise Infeasible()
         if status != highspy.HighsModelStatus.kOptimal:
-            raise DrawError(f"The solver failed on a panel: {self.model.modelStatusToString(status)}")
+            status_text = self.model.modelStatusToString(status)
+            raise DrawError(f"The solver failed on a panel: {status_text}")
         return tuple(int(round(v)) for v in self.model.getSolution().col_value)
 
     def found(self) -> list[tuple[int, ...]]:
         """Every improving panel the last search went through (columns for free)."""
-        return [tuple(int(round(v)) for v in s.col_value) for s in self.model.getSavedMipSolutions()]
+        saved = self.model.getSavedMipSolutions()
+        return [tuple(int(round(v)) for v in solution.col_value) for solution in saved]
 
 
 class DualLevels:
@@ -174,60 +176,84 @@ class Distribution:
         return min(self.kind_probabilities)
 
 
-def solve(space: PanelSpace, algorithm: str, report: Report | None = None) -> Distribution:
-    """Maximin (one level) or leximin (every level) over kinds."""
-    started = time.monotonic()
-    count = len(space.sizes)
-    panels: list[tuple[int, ...]] = [space.best(1.0 / space.sizes)]
-    seen = set(panels)
-    dual = DualLevels(space.sizes)
-    dual.add(panels[0])
-    fixed: dict[int, float] = {}
-    lps = levels = 0
-    while len(fixed) < count:
-        levels += 1
+class _Columns:
+    """The panels found so far, and the dual over them."""
+
+    def __init__(self, space: PanelSpace):
+        self.space = space
+        self.panels: list[tuple[int, ...]] = []
+        self.seen: set[tuple[int, ...]] = set()
+        self.dual = DualLevels(space.sizes)
+        self.lps = 0
+        self.add(space.best(1.0 / space.sizes))
+
+    def add(self, panel: tuple[int, ...]) -> None:
+        self.panels.append(panel)
+        self.seen.add(panel)
+        self.dual.add(panel)
+
+    def search(self, at: np.ndarray, weights: np.ndarray, bound: float, gap: float) -> int:
+        """Panels found searching at `at` that cut the dual at `weights`: added."""
+        best = self.space.best(at, gap)
+        added = 0
+        for candidate in [best, *self.space.found()]:
+            if candidate in self.seen or float(np.dot(weights, candidate)) <= bound + PRICE_EPS:
+                continue
+            self.add(candidate)
+            added += 1
+        return added
+
+    def level(self, report: Callable[[], None]) -> tuple[float, np.ndarray]:
+        """Column generation until no panel cuts the dual: (the level's value, duals)."""
         centre: np.ndarray | None = None
         while True:
-            lps += 1
-            if lps > MAX_LPS:
+            self.lps += 1
+            if self.lps > MAX_LPS:
                 raise DrawError(f"No optimum after {MAX_LPS} linear programs; stopped.")
-            value, duals, bound = dual.solve()
-            weights = duals / space.sizes
+            value, duals, bound = self.dual.solve()
+            weights = duals / self.space.sizes
             # Search at duals smoothed with the last search's (fewer rounds: the duals of
             # column generation swing), then at the duals themselves, quickly, and only
             # when neither finds a panel that cuts the dual, to optimality (the proof).
             added = 0
             if centre is not None:
                 centre = SMOOTHING * centre + (1 - SMOOTHING) * weights
-                added = _add_columns(space, dual, panels, seen, centre, weights, bound)
-            centre = weights if not added else centre
+                added = self.search(centre, weights, bound, QUICK_GAP)
+            centre = centre if added else weights
+            added = added or self.search(weights, weights, bound, QUICK_GAP)
+            added = added or self.search(weights, weights, bound, 1e-9)
             if not added:
-                added = _add_columns(space, dual, panels, seen, weights, weights, bound)
-            if not added:
-                added = _add_columns(space, dual, panels, seen, weights, weights, bound, 1e-9)
-            if not added:
-                break
-            if report:
-                report({"level": levels, "lps": lps, "fixed": len(fixed), "kinds": count})
+                return value, duals
+            report()
+
+
+def solve(space: PanelSpace, algorithm: str, report: Report | None = None) -> Distribution:
+    """Maximin (one level) or leximin (every level) over kinds."""
+    started = time.monotonic()
+    count = len(space.sizes)
+    columns = _Columns(space)
+    fixed: dict[int, float] = {}
+    levels = 0
+
+    def tell(**extra: float) -> None:
+        if report:
+            event = {"level": levels, "lps": columns.lps, "fixed": len(fixed), "kinds": count}
+            report({**event, **extra})
+
+    while len(fixed) < count:
+        levels += 1
+        value, duals = columns.level(tell)
         tight = [k for k in range(count) if k not in fixed and duals[k] > FIX_EPS]
         if not tight:  # numerically flat: fix the one the dual leans on most
             tight = [max((k for k in range(count) if k not in fixed), key=lambda k: duals[k])]
         for k in tight:
             fixed[k] = max(0.0, value - SLACK)
-            dual.fix(k, fixed[k])
-        if report:
-            report(
-                {
-                    "level": levels,
-                    "lps": lps,
-                    "fixed": len(fixed),
-                    "kinds": count,
-                    "lowest": min(fixed.values()),
-                }
-            )
+            columns.dual.fix(k, fixed[k])
+        tell(lowest=min(fixed.values()))
         if algorithm == "maximin":
             fixed = {k: fixed.get(k, value - SLACK) for k in range(count)}
             break
+    panels, lps = columns.panels, columns.lps
     weights = _distribution(space, panels, fixed)
     keep = [i for i, w in enumerate(weights) if w > 1e-12]
     total = sum(weights[i] for i in keep)
@@ -243,29 +269,6 @@ def solve(space: PanelSpace, algorithm: str, report: Report | None = None) -> Di
         ilps=space.solves,
         seconds=time.monotonic() - started,
     )
-
-
-def _add_columns(
-    space: PanelSpace,
-    dual: DualLevels,
-    panels: list[tuple[int, ...]],
-    seen: set[tuple[int, ...]],
-    search: np.ndarray,
-    weights: np.ndarray,
-    bound: float,
-    gap: float = QUICK_GAP,
-) -> int:
-    """Panels found searching at `search` that cut the dual at `weights`: added."""
-    best = space.best(search, gap)
-    added = 0
-    for candidate in [best, *space.found()]:
-        if candidate in seen or float(np.dot(weights, candidate)) <= bound + PRICE_EPS:
-            continue
-        panels.append(candidate)
-        seen.add(candidate)
-        dual.add(candidate)
-        added += 1
-    return added
 
 
 def _shares(space: PanelSpace, panels: Sequence[tuple[int, ...]]) -> np.ndarray:
