@@ -137,7 +137,7 @@ def solve_select(
             "lowest_before": rounded.lowest_before,
             "lowest_after": rounded.lowest_after,
         }
-        pick = _pick(payload, count)
+        pick = pick_of(payload, count)
         if pick is None:
             result.update(_summary(probabilities, rows))
             return result  # published, awaiting the public pick
@@ -153,7 +153,7 @@ def solve_select(
     return result
 
 
-def _pick(payload: Mapping[str, Any], count: int) -> int | None:
+def pick_of(payload: Mapping[str, Any], count: int) -> int | None:
     if payload.get("pick_number") is not None:
         number = int(payload["pick_number"])
         if not 0 <= number < count:

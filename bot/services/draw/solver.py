@@ -25,7 +25,6 @@ from bot.services.draw.rules import (
     SOLVER_BACKEND,
     DrawError,
     SolverUnavailable,
-    pick_index,
     reserve_order,
 )
 
@@ -333,9 +332,12 @@ def _solve_select(payload: Mapping[str, Any], reporter: Any) -> dict[str, Any]:
         result["mean_probability"] = sum(values) / len(values)
     if count > 1:
         result["panels"] = [sorted(p) for p in panels]
-        if payload.get("pick_seed") is None:
-            return result  # published, awaiting the announced pick seed
-        result["pick"] = pick_index(payload["pick_seed"], count)
+        from bot.services.draw.by_kinds import pick_of
+
+        pick = pick_of(payload, count)
+        if pick is None:
+            return result  # published, awaiting the announced pick
+        result["pick"] = pick
         chosen = panels[result["pick"]]
     else:
         chosen = panels[0]
