@@ -2,14 +2,19 @@
 NeurIPS 2021): the distribution over panels rounded to m equally likely panels, which the
 organisers publish before a public random draw picks one number between 0 and m - 1.
 
-Rounding (the paper's ILP rounding): each panel of kinds with probability w is first given
-floor(m w) of the m places; the places left go to panels with a fractional remainder, one
-each at most, chosen by an integer program that minimises the largest change of any kind's
-selection probability. The panels of kinds then become panels of people: in each kind, its
-members are taken in a seeded random order, cycling, so over the m panels everyone of a
-kind is on the same number of panels, give or take one (the change that adds is at most
-1/m). What the rounding costs in fairness is reported as the largest change of any
-person's probability, and the lowest probability before and after.
+Rounding: each panel of kinds with probability w is first given floor(m w) of the m
+places; the places left go to panels with a fractional remainder, one each at most, chosen
+to keep the largest change of any kind's selection probability small. The paper's ILP
+rounding minimises that change exactly; an integer program is only reproducible without a
+time limit, and on a real pool it may not finish in minutes, so here a deterministic local
+search does it (largest remainders first, then the best swap while one helps). The change
+it reaches is measured, printed and recorded, never assumed.
+
+The panels of kinds then become panels of people: in each kind, its members are taken in
+a seeded random order, cycling, so over the m panels everyone of a kind is on the same
+number of panels, give or take one (the change that adds is at most 1/m). What the
+rounding costs in fairness is reported as the largest change of any person's
+probability, and the lowest probability before and after.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bot.services.draw.kinds import Kinds, person_probabilities
-from bot.services.draw.leximin import Distribution, _highs
+from bot.services.draw.leximin import Distribution
 
 
 @dataclass
@@ -60,42 +65,29 @@ def round_distribution(dist: Distribution, kinds: Kinds, m: int, rng: random.Ran
 
 
 def _round_up(shares: np.ndarray, remainders: np.ndarray, left: int) -> np.ndarray:
-    """Which panels get one more place: exactly `left` of those with a remainder, keeping
-    the largest change of any kind's expected share of the m places smallest."""
-    import highspy
-
+    """Which panels get one more place: exactly `left` of those with a remainder. Start
+    from the largest remainders, then swap one chosen panel for one not chosen while that
+    lowers the largest change of any kind's expected share of the m places. Deterministic
+    (no time limit), so the same distribution always gives the same list."""
     candidates = [i for i, r in enumerate(remainders) if r > 1e-9]
     extra = np.zeros(len(remainders), int)
     if len(candidates) <= left:
         extra[candidates] = 1
         return extra
-    model = _highs()
-    model.setOptionValue("time_limit", 20.0)
-    model.setOptionValue("mip_rel_gap", 1e-6)
-    count = len(candidates)
-    model.addVars(count, np.zeros(count), np.ones(count))
-    model.changeColsIntegrality(
-        count, np.arange(count, dtype=np.int32), np.array([highspy.HighsVarType.kInteger] * count)
-    )
-    model.addVar(0.0, model.inf)  # t: the largest change, minimised
-    model.changeColCost(count, 1.0)
-    model.addRow(left, left, count, np.arange(count, dtype=np.int32), np.ones(count))
-    for kind in range(shares.shape[1]):
-        column = shares[candidates, kind]
-        used = [j for j in range(count) if column[j] > 0]
-        if not used:
-            continue
-        expected = float(np.dot(column, remainders[candidates]))
-        index = np.array([*used, count], np.int32)
-        model.addRow(-model.inf, expected, len(used) + 1, index, np.array([*column[used], -1.0]))
-        model.addRow(expected, model.inf, len(used) + 1, index, np.array([*column[used], 1.0]))
-    model.run()
-    solution = model.getSolution().col_value if model.getInfo().primal_solution_status else None
-    if solution is None:  # no solution in time: the largest remainders
-        chosen = sorted(candidates, key=lambda i: (-remainders[i], i))[:left]
-    else:
-        ranked = sorted(range(count), key=lambda j: (-solution[j], j))
-        chosen = [candidates[j] for j in ranked[:left]]
+    ranked = sorted(candidates, key=lambda i: (-remainders[i], i))
+    chosen, spare = ranked[:left], ranked[left:]
+    expected = remainders[candidates] @ shares[candidates]
+    change = shares[chosen].sum(axis=0) - expected
+    for _ in range(10 * len(candidates)):
+        inside, outside = shares[chosen], shares[spare]
+        # Every swap at once: chosen x spare x kinds.
+        after = change[None, None, :] - inside[:, None, :] + outside[None, :, :]
+        worst = np.abs(after).max(axis=2)
+        out, into = np.unravel_index(int(np.argmin(worst)), worst.shape)
+        if worst[out, into] >= np.abs(change).max() - 1e-12:
+            break
+        change = after[out, into]
+        chosen[out], spare[into] = spare[into], chosen[out]
     extra[chosen] = 1
     return extra
 
