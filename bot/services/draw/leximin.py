@@ -34,7 +34,8 @@ FIX_EPS = 1e-7  # a dual value above this marks a kind as tight
 SLACK = 1e-6  # fixed probabilities are kept with this much slack, against rounding
 MAX_LPS = 20_000
 QUICK_GAP = 1e-2  # the quick search for improving panels
-SMOOTHING = 0.8  # weight of the last search's duals in the next search
+SMOOTHING = 0.9  # weight of the last search's duals in the next search
+STARTS = 1  # known panels the swap search starts from, the heaviest first
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -69,6 +70,7 @@ class PanelSpace:
         self.kinds, self.size = kinds, size
         self.sizes = np.array([k.size for k in kinds.kinds], float)
         count = len(self.sizes)
+        self._rows: list[tuple[float, float, Sequence[int]]] = []
         self.model = model = _highs()
         model.setOptionValue("mip_improving_solution_save", True)
         model.addVars(count, np.zeros(count), self.sizes)
@@ -85,8 +87,15 @@ class PanelSpace:
         for members in kinds.households:
             self._row(0, 1, list(members))
         self.solves = 0
+        # The same rows as arrays, for the swap search.
+        self.matrix = np.zeros((len(self._rows), count))
+        for r, (_, _, members) in enumerate(self._rows):
+            self.matrix[r, list(members)] = 1.0
+        self.low = np.array([low for low, _, _ in self._rows], float)
+        self.high = np.array([high for _, high, _ in self._rows], float)
 
     def _row(self, low: float, high: float, members: Sequence[int]) -> None:
+        self._rows.append((low, high, members))
         self.model.addRow(
             low, high, len(members), np.array(members, np.int32), np.ones(len(members))
         )
@@ -109,6 +118,34 @@ class PanelSpace:
             raise DrawError(f"The solver failed on a panel: {status_text}")
         return tuple(int(round(v)) for v in self.model.getSolution().col_value)
 
+    def improve(self, start: tuple[int, ...], weights: np.ndarray) -> tuple[int, ...]:
+        """A cheap search before the integer program: from a known panel, swap one person
+        of one kind for one of another while it raises the weight and keeps every quota
+        (and household) bound; the best swap each time."""
+        counts = np.array(start, float)
+        totals = self.matrix @ counts
+        for _ in range(2 * self.size):
+            out = np.flatnonzero(counts > 0)
+            into = np.flatnonzero(counts < self.sizes)
+            gain = weights[into][None, :] - weights[out][:, None]
+            if gain.size == 0 or gain.max() <= 1e-12:
+                break
+            # Row totals after each swap: rows x out x into.
+            moved = self.matrix[:, into][:, None, :] - self.matrix[:, out][:, :, None]
+            after = totals[:, None, None] + moved
+            fits = (
+                (after >= self.low[:, None, None] - 1e-9)
+                & (after <= self.high[:, None, None] + 1e-9)
+            ).all(axis=0)
+            gain = np.where(fits, gain, -np.inf)
+            o, i = np.unravel_index(int(np.argmax(gain)), gain.shape)
+            if gain[o, i] <= 1e-12:
+                break
+            counts[out[o]] -= 1
+            counts[into[i]] += 1
+            totals = totals + moved[:, o, i]
+        return tuple(int(v) for v in counts)
+
     def found(self) -> list[tuple[int, ...]]:
         """Every improving panel the last search went through (columns for free)."""
         saved = self.model.getSavedMipSolutions()
@@ -125,6 +162,7 @@ class DualLevels:
         self.sizes = sizes
         count = len(sizes)
         self.model = model = _highs()
+        model.setOptionValue("presolve", "off")  # so each solve starts from the last basis
         inf = model.inf
         model.addVars(count, np.zeros(count), np.full(count, inf))
         model.addVar(-inf, inf)
@@ -184,18 +222,31 @@ class _Columns:
         self.panels: list[tuple[int, ...]] = []
         self.seen: set[tuple[int, ...]] = set()
         self.dual = DualLevels(space.sizes)
+        self.matrix = np.zeros((64, len(space.sizes)))
         self.lps = 0
         self.add(space.best(1.0 / space.sizes))
 
     def add(self, panel: tuple[int, ...]) -> None:
+        if len(self.panels) == len(self.matrix):  # grown by doubling, not per panel
+            self.matrix = np.vstack([self.matrix, np.zeros_like(self.matrix)])
+        self.matrix[len(self.panels)] = panel
         self.panels.append(panel)
         self.seen.add(panel)
         self.dual.add(panel)
 
     def search(self, at: np.ndarray, weights: np.ndarray, bound: float, gap: float) -> int:
-        """Panels found searching at `at` that cut the dual at `weights`: added."""
-        best = self.space.best(at, gap)
+        """Panels found searching at `at` that cut the dual at `weights`: added. The swap
+        search first; the integer program when it finds none."""
+        values = self.matrix[: len(self.panels)] @ at
         added = 0
+        for start in np.argsort(-values, kind="stable")[:STARTS]:
+            candidate = self.space.improve(self.panels[int(start)], at)
+            if candidate not in self.seen and np.dot(weights, candidate) > bound + PRICE_EPS:
+                self.add(candidate)
+                added += 1
+        if added:
+            return added
+        best = self.space.best(at, gap)
         for candidate in [best, *self.space.found()]:
             if candidate in self.seen or float(np.dot(weights, candidate)) <= bound + PRICE_EPS:
                 continue
