@@ -136,7 +136,8 @@ def select_command(
         1,
         "--panels",
         min=1,
-        help="Transparent lottery: compute M quota-compliant panels and publish them; pick later.",
+        help="Transparent lottery of M quota-compliant panels, published now and picked later "
+        "(maximin, leximin: the uniform lottery, as --lottery; nash: the library's M panels).",
     ),
     lottery_pick: int = typer.Option(
         None,
