@@ -254,6 +254,12 @@ class _Columns:
             added += 1
         return added
 
+    def swap_only(self, weights: np.ndarray, bound: float) -> None:
+        values = self.matrix[: len(self.panels)] @ weights
+        candidate = self.space.improve(self.panels[int(np.argmax(values))], weights)
+        if candidate not in self.seen and np.dot(weights, candidate) > bound + PRICE_EPS:
+            self.add(candidate)
+
     def level(self, report: Callable[[], None]) -> tuple[float, np.ndarray]:
         """Column generation until no panel cuts the dual: (the level's value, duals)."""
         centre: np.ndarray | None = None
@@ -270,6 +276,8 @@ class _Columns:
             if centre is not None:
                 centre = SMOOTHING * centre + (1 - SMOOTHING) * weights
                 added = self.search(centre, weights, bound, QUICK_GAP)
+                if added:  # one more column for free: the swap search at the duals
+                    self.swap_only(weights, bound)
             centre = centre if added else weights
             added = added or self.search(weights, weights, bound, QUICK_GAP)
             added = added or self.search(weights, weights, bound, 1e-9)
