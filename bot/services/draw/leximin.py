@@ -79,10 +79,17 @@ class PanelSpace:
             count, everyone, np.array([highspy.HighsVarType.kInteger] * count)
         )
         model.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        # Per category, the quota row of each kind's value (for the swap search).
+        self.value_row = np.zeros((len(kinds.categories), count), int)
         for position, category in enumerate(kinds.categories):
             for value, (least, most) in quotas[category].items():
                 members = [i for i, k in enumerate(kinds.kinds) if k.values[position] == value]
+                self.value_row[position, members] = len(self._rows)
                 self._row(least, most, members)
+        self.quota_rows = len(self._rows)
+        self.household_of = np.full(count, -1, int)
+        for h, members in enumerate(kinds.households):
+            self.household_of[list(members)] = h
         self._row(size, size, list(range(count)))
         for members in kinds.households:
             self._row(0, 1, list(members))
@@ -122,29 +129,51 @@ class PanelSpace:
         """A cheap search before the integer program: from a known panel, swap one person
         of one kind for one of another while it raises the weight and keeps every quota
         (and household) bound; the best swap each time."""
-        counts = np.array(start, float)
-        totals = self.matrix @ counts
+        counts = np.array(start, int)
+        totals = self.matrix[: self.quota_rows] @ counts
+        in_household = np.bincount(
+            self.household_of[self.household_of >= 0],
+            weights=counts[self.household_of >= 0],
+            minlength=len(self.kinds.households),
+        )
         for _ in range(2 * self.size):
             out = np.flatnonzero(counts > 0)
             into = np.flatnonzero(counts < self.sizes)
             gain = weights[into][None, :] - weights[out][:, None]
             if gain.size == 0 or gain.max() <= 1e-12:
                 break
-            # Row totals after each swap: rows x out x into.
-            moved = self.matrix[:, into][:, None, :] - self.matrix[:, out][:, :, None]
-            after = totals[:, None, None] + moved
-            fits = (
-                (after >= self.low[:, None, None] - 1e-9)
-                & (after <= self.high[:, None, None] + 1e-9)
-            ).all(axis=0)
-            gain = np.where(fits, gain, -np.inf)
+            gain = np.where(self._fits(out, into, totals, in_household), gain, -np.inf)
             o, i = np.unravel_index(int(np.argmax(gain)), gain.shape)
             if gain[o, i] <= 1e-12:
                 break
-            counts[out[o]] -= 1
-            counts[into[i]] += 1
-            totals = totals + moved[:, o, i]
+            leaving, joining = out[o], into[i]
+            counts[leaving] -= 1
+            counts[joining] += 1
+            np.subtract.at(totals, self.value_row[:, leaving], 1)
+            np.add.at(totals, self.value_row[:, joining], 1)
+            for kind, step in ((leaving, -1), (joining, 1)):
+                if self.household_of[kind] >= 0:
+                    in_household[self.household_of[kind]] += step
         return tuple(int(v) for v in counts)
+
+    def _fits(
+        self, out: np.ndarray, into: np.ndarray, totals: np.ndarray, in_household: np.ndarray
+    ) -> np.ndarray:
+        """Which swaps (out x into) keep every bound: per category, the same value, or one
+        that can lose a person and one that can take one; and no second housemate."""
+        fits = np.ones((len(out), len(into)), bool)
+        for rows in self.value_row:
+            leaving, joining = rows[out], rows[into]
+            can_leave = totals[leaving] - 1 >= self.low[leaving] - 1e-9
+            can_join = totals[joining] + 1 <= self.high[joining] + 1e-9
+            fits &= (leaving[:, None] == joining[None, :]) | (
+                can_leave[:, None] & can_join[None, :]
+            )
+        home = self.household_of[into]
+        taken = (home >= 0) & (in_household[np.maximum(home, 0)] >= 1)
+        if taken.any():
+            fits &= ~taken[None, :] | (self.household_of[out][:, None] == home[None, :])
+        return fits
 
     def found(self) -> list[tuple[int, ...]]:
         """Every improving panel the last search went through (columns for free)."""
