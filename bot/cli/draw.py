@@ -251,6 +251,8 @@ def _one_draw(
                 inp, seed, options.estimate_draws, worker=worker, progress=progress
             )
             result.estimate = {"draws": options.estimate_draws, "seeds": f"{seed}#1..."}
+            result.audit["probabilities_sha256"] = draw.rules.sha256_of(result.probabilities)
+            result.audit["probabilities_estimated_from"] = options.estimate_draws
     return result
 
 
