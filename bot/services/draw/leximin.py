@@ -169,6 +169,8 @@ class PanelSpace:
             fits &= (leaving[:, None] == joining[None, :]) | (
                 can_leave[:, None] & can_join[None, :]
             )
+        if not len(in_household):
+            return fits
         home = self.household_of[into]
         taken = (home >= 0) & (in_household[np.maximum(home, 0)] >= 1)
         if taken.any():
