@@ -10,6 +10,8 @@ outcome (confirmation requests, reserve notices, thanks) is the recruitment feat
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,14 @@ from bot.cli.draw_display import (
     console,
     err,
     show_audit,
+    show_comparison,
     show_draw,
+    show_lottery,
+    show_probabilities,
     show_published,
     show_quota_table,
     solver_progress,
+    write_chart,
     write_publication,
 )
 from bot.services import draw
@@ -41,6 +47,7 @@ from bot.services.draw import (
     select_payload,
     verify_draws,
 )
+from bot.services.draw import probabilities as chances
 from bot.settings import Settings
 from store.draw_records import DrawRun, completed_selection, published_lottery
 
@@ -52,6 +59,13 @@ ALGORITHM = typer.Option(
     "--algorithm",
     help="maximin (default, free CBC solver), nash, leximin (needs Gurobi) or legacy.",
 )
+ALGORITHMS = typer.Option(
+    ["maximin"],
+    "--algorithm",
+    help="maximin (default) or leximin (both exact, on kinds of people with the free HiGHS "
+    "solver), nash or legacy (sortition-algorithms on CBC). Repeat it with --dry-run to "
+    "compare algorithms side by side.",
+)
 DRY_RUN = typer.Option(False, "--dry-run", help="Show what would happen; write nothing.")
 QUOTAS = typer.Option(
     None,
@@ -62,8 +76,15 @@ QUOTAS = typer.Option(
     "file's own.",
 )
 PUBLISH = typer.Option(
-    None, "--publish", help="Where to write the list of panels (JSON). Default: panels-<draw>.json."
+    None,
+    "--panels-out",
+    "--publish",
+    help="Where to write the list of panels (JSON). Default: panels-<draw>.json.",
 )
+CHART = typer.Option(
+    None, "--chart", help="Also write the selection probabilities as a chart (SVG)."
+)
+LOTTERY_PANELS = 1000  # m of the uniform lottery unless --panels says otherwise
 PARTICIPANTS = typer.Argument(
     None,
     metavar="PARTICIPANT...",
@@ -103,12 +124,26 @@ def _notify(settings: Settings, assembly: Any) -> None:
 
 def select_command(
     seed: str = typer.Option(None, "--seed", help="The seed, announced before the draw."),
-    algorithm: str = ALGORITHM,
+    algorithms: list[str] = ALGORITHMS,
+    lottery: bool = typer.Option(
+        False,
+        "--lottery",
+        help=f"Uniform lottery: round the distribution to M equally likely panels (--panels, "
+        f"default {LOTTERY_PANELS}), publish them (--panels-out) and pick one later with "
+        "--lottery-pick.",
+    ),
     panels: int = typer.Option(
         1,
         "--panels",
         min=1,
-        help="Transparent lottery: compute M quota-compliant panels and publish them; pick later.",
+        help="Transparent lottery of M quota-compliant panels, published now and picked later "
+        "(maximin, leximin: the uniform lottery, as --lottery; nash: the library's M panels).",
+    ),
+    lottery_pick: int = typer.Option(
+        None,
+        "--lottery-pick",
+        min=0,
+        help="Pick panel N (0 to M - 1) of the published list: a number drawn in public.",
     ),
     pick_seed: str = typer.Option(
         None,
@@ -121,6 +156,19 @@ def select_command(
         "--verify",
         help="Re-run every recorded draw from the audit trail and confirm the same result.",
     ),
+    allow_backend_change: bool = typer.Option(
+        False,
+        "--allow-backend-change",
+        help="With --verify: re-run even on other solver versions than the draw was made with.",
+    ),
+    chart: Path = CHART,
+    estimate_draws: int = typer.Option(
+        200,
+        "--estimate-draws",
+        min=10,
+        help="The legacy algorithm computes no probabilities: estimate them from this many "
+        "draws (seeds SEED#1 ... SEED#N).",
+    ),
     dry_run: bool = DRY_RUN,
     quotas_file: Path = QUOTAS,
     assembly_path: Path = ASSEMBLY,
@@ -128,32 +176,48 @@ def select_command(
     """Draw the panel and its ordered reserve among the registered respondents."""
     settings = Settings()
     if verify:
-        _verify(settings)
+        _verify(settings, allow_backend_change, chart)
         return
     assembly = _assembly(assembly_path, settings)
+    options = _Options(
+        algorithms=list(dict.fromkeys(algorithms or ["maximin"])),
+        panels=max(panels, LOTTERY_PANELS if lottery and panels == 1 else panels),
+        publish=publish,
+        chart=chart,
+        estimate_draws=estimate_draws,
+        dry_run=dry_run,
+    )
     try:
-        if pick_seed is not None:
-            _pick(settings, assembly, pick_seed, dry_run)
+        if pick_seed is not None or lottery_pick is not None:
+            if pick_seed is not None and lottery_pick is not None:
+                raise DrawRecordError("Give --lottery-pick N or --pick-seed SEED, not both.")
+            _pick(settings, assembly, pick_seed, lottery_pick, dry_run)
+        elif len(options.algorithms) > 1:
+            if not dry_run:
+                raise DrawRecordError(
+                    "Several algorithms compare only with --dry-run; a real draw uses one."
+                )
+            _compare(settings, rules_for(assembly, quotas_file), seed, options)
         else:
             rules = rules_for(assembly, quotas_file)
-            _select(settings, assembly, rules, seed, algorithm, panels, publish, dry_run)
+            _select(settings, assembly, rules, seed, options)
     except (draw.DrawError, DrawRecordError) as error:
         raise _fail(getattr(error, "message", str(error))) from None
 
 
-def _select(
-    settings: Settings,
-    assembly: Any,
-    rules: DrawRules,
-    seed: str | None,
-    algorithm: str,
-    panels: int,
-    publish: Path | None,
-    dry_run: bool,
-) -> None:
+@dataclass
+class _Options:
+    algorithms: list[str]
+    panels: int
+    publish: Path | None
+    chart: Path | None
+    estimate_draws: int
+    dry_run: bool
+
+
+def _gather(settings: Settings, rules: DrawRules, seed: str | None) -> draw.DrawInput:
     if not seed:
         raise DrawRecordError("Give --seed SEED (announce it before the draw).")
-    draw.check_algorithm(algorithm)
 
     async def gather(sessions):
         async with sessions() as session:
@@ -161,7 +225,7 @@ def _select(
             if await published_lottery(session) is not None:
                 raise DrawRecordError(
                     "A list of panels is published and awaits its pick: "
-                    "run `concorder select --pick-seed SEED`."
+                    "run `concorder select --lottery-pick N` or `--pick-seed SEED`."
                 )
             return await draw_input(session, rules)
 
@@ -171,17 +235,82 @@ def _select(
         f"{rules.panel_size}, reserve of {rules.reserve_size}"
         f"{', one per household' if rules.one_per_household else ''}."
     )
+    return inp
+
+
+def _one_draw(
+    inp: draw.DrawInput, seed: str, algorithm: str, options: _Options, worker: Any = None
+) -> draw.Draw:
+    """One draw; the legacy algorithm's probabilities estimated by repeated draws."""
     with solver_progress() as progress:
-        result = draw.run_draw(inp, seed, algorithm, panels=panels, progress=progress)
+        result = draw.run_draw(
+            inp, seed, algorithm, panels=options.panels, progress=progress, worker=worker
+        )
+        if algorithm == "legacy":
+            result.probabilities = chances.estimate_by_draws(
+                inp, seed, options.estimate_draws, worker=worker, progress=progress
+            )
+            result.estimate = {"draws": options.estimate_draws, "seeds": f"{seed}#1..."}
+            result.audit["probabilities_sha256"] = draw.rules.sha256_of(result.probabilities)
+            result.audit["probabilities_estimated_from"] = options.estimate_draws
+    return result
+
+
+def _compare(settings: Settings, rules: DrawRules, seed: str | None, options: _Options) -> None:
+    """Each algorithm on the same data, side by side; nothing recorded."""
+    inp = _gather(settings, rules, seed)
+    rows, series = [], {}
+    with draw.SolverWorker() as worker:
+        for algorithm in options.algorithms:
+            console.rule(algorithm)
+            started = time.monotonic()
+            try:
+                draw.check_algorithm(algorithm)
+                result = _one_draw(inp, seed, algorithm, options, worker)
+            except draw.DrawError as error:
+                rows.append({"algorithm": algorithm, "error": error.message})
+                continue
+            draws = (result.estimate or {}).get("draws", 0)
+            show_probabilities(result.probabilities, draws)
+            rows.append(
+                {
+                    "algorithm": algorithm,
+                    "seconds": time.monotonic() - started,
+                    "spread": chances.spread(result.probabilities, draws),
+                    "draws": draws,
+                    "quotas_met": all(row.met for row in result.quota_table)
+                    if result.quota_table
+                    else all(len(p) == inp.panel_size for p in result.panels),
+                }
+            )
+            series[algorithm] = list(result.probabilities.values())
+    show_comparison(rows)
+    if options.chart and series:
+        write_chart(options.chart, series, "Selection probabilities by algorithm")
+    console.print("[yellow]Dry run: nothing recorded and nobody told.[/]")
+
+
+def _select(
+    settings: Settings,
+    assembly: Any,
+    rules: DrawRules,
+    seed: str | None,
+    options: _Options,
+) -> None:
+    algorithm, panels = options.algorithms[0], options.panels
+    draw.check_algorithm(algorithm)
+    inp = _gather(settings, rules, seed)
+    result = _one_draw(inp, seed, algorithm, options)
     payload = select_payload(result, seed, algorithm, panels, None)
     show_audit(result.audit)
+    if options.chart and result.probabilities:
+        write_chart(options.chart, {algorithm: list(result.probabilities.values())}, algorithm)
     if panels > 1:
-        if result.lowest_probability is not None:
-            console.print(
-                f"Selection probability: lowest {result.lowest_probability:.2%}, "
-                f"mean {result.mean_probability:.2%}."
-            )
-        if dry_run:
+        if result.probabilities:
+            show_probabilities(result.probabilities)
+        if result.lottery:
+            show_lottery(result.lottery)
+        if options.dry_run:
             show_published(result, None)
             console.print("[yellow]Dry run: nothing recorded, no file written.[/]")
             return
@@ -191,12 +320,12 @@ def _select(
                 return await record_publication(session, result, payload)
 
         run = asyncio.run(with_database(settings, publish_it))
-        path = publish or Path(f"panels-{run.draw_id}.json")
+        path = options.publish or Path(f"panels-{run.draw_id}.json")
         write_publication(result, run.draw_id, path)
         show_published(result, path)
         return
     show_draw(result)
-    if dry_run:
+    if options.dry_run:
         console.print("[yellow]Dry run: nothing recorded and nobody told.[/]")
         return
 
@@ -219,7 +348,13 @@ def _recorded(run: DrawRun) -> None:
         )
 
 
-def _pick(settings: Settings, assembly: Any, pick_seed: str, dry_run: bool) -> None:
+def _pick(
+    settings: Settings,
+    assembly: Any,
+    pick_seed: str | None,
+    pick_number: int | None,
+    dry_run: bool,
+) -> None:
     async def load(sessions):
         async with sessions() as session:
             await refuse_second_draw(session)
@@ -227,12 +362,19 @@ def _pick(settings: Settings, assembly: Any, pick_seed: str, dry_run: bool) -> N
             if published is None:
                 raise DrawRecordError(
                     "No published list of panels awaits a pick: run "
-                    "`concorder select --seed SEED --panels M` first."
+                    "`concorder select --seed SEED --lottery` first."
                 )
             return published
 
     published = asyncio.run(with_database(settings, load))
     payload = {**published.payload, "pick_seed": pick_seed}
+    if pick_number is not None:
+        if pick_number >= payload["panels"]:
+            raise DrawRecordError(
+                f"There are {payload['panels']} panels, numbered 0 to {payload['panels'] - 1}: "
+                f"no panel {pick_number}."
+            )
+        payload["pick_number"] = pick_number
     console.print(
         f"Picking from the {payload['panels']} panels published in draw "
         f"{published.draw_id}; the panels are computed again and checked first."
@@ -246,10 +388,8 @@ def _pick(settings: Settings, assembly: Any, pick_seed: str, dry_run: bool) -> N
             "nothing picked. Run `concorder select --verify`."
         )
     result = draw.draw_from_answer(answer, payload)
-    console.print(
-        f"Pick seed {pick_seed!r}: panel {result.pick} of {len(hashes)} "
-        f"(sha256 {hashes[result.pick]})."
-    )
+    how = f"Number drawn {pick_number}" if pick_number is not None else f"Pick seed {pick_seed!r}"
+    console.print(f"{how}: panel {result.pick} of {len(hashes)} (sha256 {hashes[result.pick]}).")
     show_audit(result.audit)
     show_draw(result)
     if dry_run:
@@ -268,20 +408,30 @@ def _pick(settings: Settings, assembly: Any, pick_seed: str, dry_run: bool) -> N
     _notify(settings, assembly)
 
 
-def _verify(settings: Settings) -> None:
+def _verify(settings: Settings, allow_backend_change: bool, chart: Path | None) -> None:
+    shown: dict[str, list[float]] = {}
+
     def announce(run: DrawRun) -> None:
+        backend = run.payload.get("solver_backend") or draw.SOLVER_BACKEND
         console.print(
             f"Re-running {run.kind} {run.draw_id} (seed {run.seed!r}, "
-            f"{run.algorithm}, recorded {run.created_at:%Y-%m-%d %H:%M} UTC)"
+            f"{run.algorithm} on {backend}, recorded {run.created_at:%Y-%m-%d %H:%M} UTC)"
         )
+        recorded = (run.result or {}).get("probabilities")
+        if recorded:
+            show_probabilities(recorded, ((run.result or {}).get("estimate") or {}).get("draws", 0))
+            shown[f"{run.algorithm} ({run.draw_id})"] = list(recorded.values())
+
+    def work(sessions):
+        return verify_draws(sessions, progress, announce, allow_backend_change)
 
     try:
         with solver_progress() as progress:
-            checks = asyncio.run(
-                with_database(settings, lambda sessions: verify_draws(sessions, progress, announce))
-            )
+            checks = asyncio.run(with_database(settings, work))
     except (draw.DrawError, DrawRecordError) as error:
         raise _fail(getattr(error, "message", str(error))) from None
+    if chart and shown:
+        write_chart(chart, shown, "Selection probabilities of the recorded draws")
     bad = False
     for check in checks:
         for warning in check.warnings:

@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from bot.services.draw.rules import (
+    KINDS_BACKEND,
     LIBRARY,
     SOLVER_BACKEND,
     Bounds,
@@ -27,6 +28,8 @@ from bot.services.draw.rules import (
     Replacement,
     Respondent,
     SolverUnavailable,
+    backend_for,
+    backend_versions,
     check_algorithm,
     draw_from_answer,
     gurobi_available,
@@ -64,7 +67,15 @@ _LATER = {
         "rules_from_file",
         "select_payload",
     ),
-    "verify": ("RunCheck", "check_record", "compare_audited", "compare_rerun", "verify_draws"),
+    "verify": (
+        "BackendChanged",
+        "RunCheck",
+        "backend_changes",
+        "check_record",
+        "compare_audited",
+        "compare_rerun",
+        "verify_draws",
+    ),
 }
 
 if TYPE_CHECKING:
@@ -84,7 +95,9 @@ if TYPE_CHECKING:
         select_payload,
     )
     from bot.services.draw.verify import (
+        BackendChanged,
         RunCheck,
+        backend_changes,
         check_record,
         compare_audited,
         compare_rerun,
@@ -100,8 +113,10 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "KINDS_BACKEND",
     "LIBRARY",
     "SOLVER_BACKEND",
+    "BackendChanged",
     "Bounds",
     "Draw",
     "DrawError",
@@ -117,6 +132,9 @@ __all__ = [
     "RunCheck",
     "SolverUnavailable",
     "SolverWorker",
+    "backend_changes",
+    "backend_for",
+    "backend_versions",
     "check_algorithm",
     "check_record",
     "compare_audited",

@@ -416,13 +416,26 @@ def _result_record(result: Draw) -> dict[str, Any]:
         "mean_probability": result.mean_probability,
         "quota_table": [vars(row) for row in result.quota_table],
         "notes": result.notes,
+        # Every respondent's selection probability, by pseudonym (exact, or estimated from
+        # repeated draws as `estimate` says), and how the solve and the rounding went.
+        "probabilities": result.probabilities,
+        "estimate": result.estimate,
+        "lottery": result.lottery,
+        "solve": result.solve,
     }
 
 
 def select_payload(
-    result: Draw, seed: str, algorithm: str, panels: int, pick_seed: str | None
+    result: Draw,
+    seed: str,
+    algorithm: str,
+    panels: int,
+    pick_seed: str | None,
+    pick_number: int | None = None,
 ) -> dict[str, Any]:
-    return {
+    """What re-runs this draw: the input, seed, algorithm, the solver backend and the
+    versions of the packages its result depends on."""
+    payload = {
         "mode": "select",
         "input": result.canonical_input,
         "seed": seed,
@@ -430,4 +443,9 @@ def select_payload(
         "algorithm": algorithm,
         "panels": panels,
         "pick_seed": pick_seed,
+        "solver_backend": result.audit["solver_backend"],
+        "versions": result.audit.get("versions"),
     }
+    if pick_number is not None:
+        payload["pick_number"] = pick_number
+    return payload

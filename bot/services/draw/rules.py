@@ -22,6 +22,16 @@ LIBRARY = "sortition-algorithms"
 HASH_SEED = "0"  # the interpreter hash seed every solve runs under
 FORMAT = 1  # version of the canonical input and of the pick rule below
 SOLVER_BACKEND = "mip-cbc"  # the library's python-mip + CBC backend (see solver.py)
+# Maximin and leximin on kinds of people with HiGHS (by_kinds.py, leximin.py). A recorded
+# payload names its backend, so a draw is always re-run on the one it was made with.
+KINDS_BACKEND = "highs-kinds"
+KINDS_ALGORITHMS = ("maximin", "leximin")
+# The packages whose versions can change a backend's result, recorded with every draw.
+BACKEND_PACKAGES = {
+    KINDS_BACKEND: ("highspy", "numpy"),
+    SOLVER_BACKEND: (LIBRARY, "mip"),
+    "highspy": (LIBRARY, "highspy"),
+}
 
 
 class DrawError(Exception):
@@ -47,10 +57,29 @@ def gurobi_available() -> bool:
     return importlib.util.find_spec("gurobipy") is not None
 
 
-def check_algorithm(algorithm: str) -> None:
+def backend_for(algorithm: str) -> str:
+    """The backend a new draw with this algorithm runs on."""
+    return KINDS_BACKEND if algorithm in KINDS_ALGORITHMS else SOLVER_BACKEND
+
+
+def backend_versions(backend: str) -> dict[str, str]:
+    """The installed versions of what the backend's result depends on (and Python's)."""
+    import platform
+
+    versions = {"python": platform.python_version()}
+    for package in BACKEND_PACKAGES.get(backend, (LIBRARY,)):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def check_algorithm(algorithm: str, backend: str | None = None) -> None:
     if algorithm not in ALGORITHMS:
         raise DrawError(f"Unknown algorithm {algorithm!r}: choose one of {', '.join(ALGORITHMS)}.")
-    if algorithm == "leximin" and not gurobi_available():
+    backend = backend or backend_for(algorithm)
+    if algorithm == "leximin" and backend != KINDS_BACKEND and not gurobi_available():
         # The library would quietly fall back to maximin; an organiser must know instead.
         raise SolverUnavailable(
             "The leximin algorithm needs the commercial Gurobi solver (Python package "
@@ -295,6 +324,11 @@ class Draw:
     panels: list[list[str]] = field(default_factory=list)  # transparent lottery only
     pick: int | None = None
     notes: list[str] = field(default_factory=list)
+    # Each respondent's selection probability (exact, or estimated: see `estimate`).
+    probabilities: dict[str, float] = field(default_factory=dict)
+    lottery: dict[str, Any] | None = None  # m, and what rounding to m panels changed
+    solve: dict[str, Any] | None = None  # kinds, levels, linear programs, seconds
+    estimate: dict[str, Any] | None = None  # legacy: {"draws": N} the estimate came from
 
     @property
     def published_panels(self) -> list[dict[str, Any]]:
@@ -324,7 +358,13 @@ def draw_from_answer(answer: dict[str, Any], payload: dict[str, Any]) -> Draw:
         hashes = [panel_hash(p) for p in panels]
         extra = {"panels": len(panels), "panel_list_sha256": panel_list_hash(hashes)}
         if answer.get("pick") is not None:
-            extra.update(pick_seed=payload["pick_seed"], pick_index=answer["pick"])
+            extra.update(pick_seed=payload.get("pick_seed"), pick_index=answer["pick"])
+            if payload.get("pick_number") is not None:
+                extra["pick_number"] = payload["pick_number"]
+        if answer.get("lottery"):
+            extra["lottery_max_change"] = answer["lottery"]["max_change"]
+    if answer.get("probabilities"):
+        extra["probabilities_sha256"] = sha256_of(answer["probabilities"])
     if answer.get("selected") is not None:
         extra.update(
             selected_sha256=panel_hash(answer["selected"]),
@@ -343,6 +383,9 @@ def draw_from_answer(answer: dict[str, Any], payload: dict[str, Any]) -> Draw:
         panels=panels,
         pick=answer.get("pick"),
         notes=answer.get("notes") or [],
+        probabilities=answer.get("probabilities") or {},
+        lottery=answer.get("lottery"),
+        solve=answer.get("solve"),
     )
 
 
@@ -355,6 +398,7 @@ def _audit(payload: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
         "library": LIBRARY,
         "library_version": library_version(),
         "solver_backend": payload.get("solver_backend", SOLVER_BACKEND),
+        "versions": payload.get("versions"),
         "python_hash_seed": HASH_SEED,
         "input_sha256": sha256_of(payload["input"]),
         "panel_size": payload["input"]["panel_size"],

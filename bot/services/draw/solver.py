@@ -21,10 +21,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bot.services.draw.rules import (
+    KINDS_BACKEND,
     SOLVER_BACKEND,
     DrawError,
     SolverUnavailable,
-    pick_index,
     reserve_order,
 )
 
@@ -47,6 +47,10 @@ def solve(payload: Mapping[str, Any], reporter: Any = None) -> dict[str, Any]:
                 )
         return {"answers": answers}
     if payload["mode"] == "select":
+        if payload.get("solver_backend") == KINDS_BACKEND:
+            from bot.services.draw import by_kinds
+
+            return by_kinds.solve_select(payload, reporter, _explain_infeasible, _quota_table)
         return _solve_select(payload, reporter)
     if payload["mode"] == "replace":
         return _solve_replace(payload, reporter)
@@ -285,6 +289,29 @@ def _quota_table(
     return table
 
 
+def _explain_infeasible(payload: Mapping[str, Any]) -> DrawError:
+    """Quotas the kinds solver found infeasible, explained as the library would (the
+    categories in conflict and the smallest relaxation), through the library's checks."""
+    from sortition_algorithms.committee_generation import find_any_committee
+    from sortition_algorithms.errors import SelectionError, SortitionBaseError
+
+    data = payload["input"]
+    quotas, size = data["quotas"], int(data["panel_size"])
+    settings = _library_settings({**payload, "solver_backend": SOLVER_BACKEND})
+    features = _features(quotas, size)
+    people = _people(data["respondents"], features, settings)
+    try:
+        find_any_committee(
+            features, people, size, settings.normalised_address_columns, SOLVER_BACKEND
+        )
+    except (SelectionError, SortitionBaseError) as error:
+        explained = _explain(error, quotas)
+        if explained.kind == "infeasible" and _is_infeasible_quotas(error):
+            explained = _name_conflict(explained, quotas, people, size, settings)
+        return explained
+    return DrawError("The quotas cannot all be met with these respondents.", kind="infeasible")
+
+
 def _solve_select(payload: Mapping[str, Any], reporter: Any) -> dict[str, Any]:
     data = payload["input"]
     quotas, size = data["quotas"], int(data["panel_size"])
@@ -305,9 +332,12 @@ def _solve_select(payload: Mapping[str, Any], reporter: Any) -> dict[str, Any]:
         result["mean_probability"] = sum(values) / len(values)
     if count > 1:
         result["panels"] = [sorted(p) for p in panels]
-        if payload.get("pick_seed") is None:
-            return result  # published, awaiting the announced pick seed
-        result["pick"] = pick_index(payload["pick_seed"], count)
+        from bot.services.draw.by_kinds import pick_of
+
+        pick = pick_of(payload, count)
+        if pick is None:
+            return result  # published, awaiting the announced pick
+        result["pick"] = pick
         chosen = panels[result["pick"]]
     else:
         chosen = panels[0]

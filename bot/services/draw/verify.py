@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.services.draw.records import DrawRecordError
 from bot.services.draw.rules import (
     LIBRARY,
+    SOLVER_BACKEND,
     DrawError,
+    backend_versions,
     library_version,
     panel_hash,
     panel_list_hash,
@@ -27,6 +29,28 @@ from store import audit
 from store.draw_records import PUBLISHED, REPLACE, SELECT, SUPERSEDED, DrawRun, runs
 from store.models import AuditEvent
 from store.recruitment import Selection
+
+
+class BackendChanged(DrawRecordError):
+    """A recorded draw would be re-run on other solver versions than it was made with."""
+
+
+def backend_changes(payload: dict[str, Any]) -> list[str]:
+    """How the solver backend here differs from the one a payload was recorded with
+    (Python by its minor version): empty when the same, or when the record names none."""
+    recorded = payload.get("versions")
+    if not recorded:
+        return []
+    backend = payload.get("solver_backend") or SOLVER_BACKEND
+    here = backend_versions(backend)
+    changes = []
+    for package in sorted(set(recorded) | set(here)):
+        was, now = recorded.get(package, "not recorded"), here.get(package, "not installed")
+        if package == "python":
+            was, now = ".".join(was.split(".")[:2]), ".".join(now.split(".")[:2])
+        if was != now:
+            changes.append(f"{package} {was} recorded, {now} here")
+    return changes
 
 
 @dataclass
@@ -111,7 +135,10 @@ def compare_audited(audited: dict[str, Any] | None, again: dict[str, Any]) -> li
     if again.get("selected") is not None:
         found["selected_sha256"] = panel_hash(again["selected"])
         found["reserve_sha256"] = reserve_hash(again["reserve"])
+    if again.get("probabilities"):
+        found["probabilities_sha256"] = sha256_of(again["probabilities"])
     names = {
+        "probabilities_sha256": "selection probabilities",
         "added_sha256": "replacements",
         "panel_list_sha256": "list of panels",
         "pick_index": "pick",
@@ -143,6 +170,7 @@ def compare_rerun(run: DrawRun, again: dict[str, Any]) -> list[str]:
                 f"the pick differs: panel {recorded.get('pick')} recorded, "
                 f"{again.get('pick')} re-run"
             )
+    differences += _compare_probabilities(recorded, again)
     if run.status != PUBLISHED:
         differences += _compare("panel", recorded["selected"], again.get("selected") or [])
         differences += _compare(
@@ -151,18 +179,47 @@ def compare_rerun(run: DrawRun, again: dict[str, Any]) -> list[str]:
     return differences
 
 
+def _compare_probabilities(recorded: dict[str, Any], again: dict[str, Any]) -> list[str]:
+    """Exact probabilities must come back the same; estimated ones are not re-estimated."""
+    before = recorded.get("probabilities") or {}
+    if not before or recorded.get("estimate"):
+        return []
+    after = again.get("probabilities") or {}
+    worst = max(before, key=lambda pid: abs(before[pid] - after.get(pid, -1.0)))
+    change = abs(before[worst] - after.get(worst, -1.0))
+    if change <= 1e-9:
+        return []
+    return [
+        f"the selection probabilities differ (most for {worst}: "
+        f"{before[worst]:.6%} recorded, {after.get(worst, 0.0):.6%} re-run)"
+    ]
+
+
 async def verify_draws(
     sessions: async_sessionmaker[AsyncSession],
     progress: Progress | None = None,
     on_run: Callable[[DrawRun], None] | None = None,
+    allow_backend_change: bool = False,
 ) -> list[RunCheck]:
+    """Every recorded draw checked and re-run. A draw recorded on other solver versions
+    than these is refused (BackendChanged) unless `allow_backend_change`: then a warning."""
     async with sessions() as session:
         recorded = [r for r in await runs(session) if r.status != SUPERSEDED]
         if not recorded:
             raise DrawRecordError("No draw is recorded yet: nothing to verify.")
         checks = []
+        changed = {run.draw_id: backend_changes(run.payload) for run in recorded}
+        if any(changed.values()) and not allow_backend_change:
+            raise BackendChanged(
+                "Not re-run: the solver backend differs from the one the draw was made with "
+                "("
+                + "; ".join(f"{d}: {', '.join(c)}" for d, c in changed.items() if c)
+                + "). Another backend may give another panel from the same seed. Re-run "
+                "with the recorded versions, or give --allow-backend-change to compare anyway."
+            )
         for run in recorded:
             differences, warnings, audited = await check_record(session, run)
+            warnings += [f"re-run on another backend: {c}" for c in changed[run.draw_id]]
             checks.append(RunCheck(run.draw_id, run.kind, differences, warnings, audited))
         chain = await audit.verify(session)
         trail = RunCheck(

@@ -28,12 +28,15 @@ from typing import Any, TextIO
 
 from bot.services.draw.rules import (
     HASH_SEED,
+    SOLVER_BACKEND,
     Draw,
     DrawError,
     DrawInput,
     ReplaceInput,
     Replacement,
     SolverUnavailable,
+    backend_for,
+    backend_versions,
     canonical_json,
     check_algorithm,
     draw_from_answer,
@@ -51,13 +54,17 @@ def run_draw(
     *,
     panels: int = 1,
     pick_seed: str | None = None,
+    pick_number: int | None = None,
     progress: Progress | None = None,
     time_limit: float | None = None,
     worker: SolverWorker | None = None,
+    backend: str | None = None,
 ) -> Draw:
     """Select a panel (and its reserve). With panels > 1: compute that many quota-compliant
-    panels; without `pick_seed` stop there (to publish them), with it pick one."""
-    check_algorithm(algorithm)
+    panels; without `pick_seed` or `pick_number` stop there (to publish them), with one of
+    them pick a panel. `backend` defaults to the algorithm's own (rules.backend_for)."""
+    backend = backend or backend_for(algorithm)
+    check_algorithm(algorithm, backend)
     if panels < 1:
         raise DrawError("--panels must be at least 1.")
     if panels > 1 and algorithm == "legacy":
@@ -65,8 +72,8 @@ def run_draw(
             "The legacy algorithm cannot make a transparent lottery of several "
             "panels; use maximin or nash with --panels."
         )
-    if pick_seed is not None and panels == 1:
-        raise DrawError("A pick seed only applies to a transparent lottery (--panels M).")
+    if (pick_seed is not None or pick_number is not None) and panels == 1:
+        raise DrawError("A pick only applies to a transparent lottery (--panels M).")
     if inp.panel_size < 1:
         raise DrawError("The panel size must be at least 1.")
     canonical = inp.canonical()
@@ -78,7 +85,11 @@ def run_draw(
         "algorithm": algorithm,
         "panels": panels,
         "pick_seed": pick_seed,
+        "solver_backend": backend,
+        "versions": backend_versions(backend),
     }
+    if pick_number is not None:
+        payload["pick_number"] = pick_number
     answer = _solve(worker, payload, progress, time_limit)
     return draw_from_answer(answer, payload)
 
@@ -113,7 +124,7 @@ def rerun(
     worker: SolverWorker | None = None,
 ) -> dict[str, Any]:
     """Run a recorded payload again (for --verify): the child's raw answer."""
-    check_algorithm(payload["algorithm"])
+    check_algorithm(payload["algorithm"], payload.get("solver_backend") or SOLVER_BACKEND)
     return _solve(worker, dict(payload), progress)
 
 
@@ -128,7 +139,7 @@ def rerun_many(
     if not payloads:
         return []
     for payload in payloads:
-        check_algorithm(payload["algorithm"])
+        check_algorithm(payload["algorithm"], payload.get("solver_backend") or SOLVER_BACKEND)
     answers = _solve(worker, {"mode": "batch", "payloads": list(payloads)}, progress, time_limit)
     return [
         DrawError(
