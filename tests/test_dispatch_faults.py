@@ -183,9 +183,7 @@ async def test_one_outcome_the_database_refuses_does_not_make_the_others_go_twic
     assert {r.status for r in await rows(db)} == {"sent"}
 
 
-async def test_outcomes_wait_for_a_database_that_blinked_instead_of_being_sent_again(
-    db, settings
-):
+async def test_outcomes_wait_for_a_database_that_blinked_instead_of_being_sent_again(db, settings):
     clock = FakeClock()
     ada = await person(db, telegram="15201")
     await queue(db, settings, ada, "telegram", "one", now=clock.now)
