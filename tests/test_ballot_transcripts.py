@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,23 +27,22 @@ import pytest
 from sqlalchemy import update
 
 from bot.bootstrap import build
-from bot.services import turns as service
 from bot.services.ballots import opening, records
 from bot.settings import Settings
 from flows.ballot_spec import load_ballots
 from flows.i18n import shipped_languages
+from store.models import OutboxMessage
 from store.recruitment import DECLINED, Selection
 from tests.ballot_world import BALLOTS_FILE, LANGUAGES, Voter, panel
-from tests.test_transcripts import (
-    EXPECTATION,
+from tests.transcript_harness import (
     TRANSCRIPTS,
     Conversation,
     TranscriptError,
-    conversation_address,
-    language_line,
+    one_channel_only,
+    play_conversations,
     record,
+    replays,
 )
-from tests.test_transcripts import message_lines as transcript_lines
 
 PREFIX = "ballot-voting"
 FILES = sorted(TRANSCRIPTS.glob(f"{PREFIX}.*.txt"))
@@ -58,26 +56,8 @@ class Member(Conversation):
 
     number: int = 0
 
-    async def send(self, line: str) -> list[str]:
-        text, button = self.inbound(line)
-        await service.receive(
-            self.relay,
-            channel=self.channel,
-            address=self.address,
-            text=text,
-            button=button,
-            provider_id=f"transcript-{uuid.uuid4().hex}",
-            language_hint=self.language,
-        )
-        return await self.shown()
-
-    async def shown(self) -> list[str]:
-        lines: list[str] = []
-        for row in await self.deliver():
-            lines += transcript_lines(CODE.sub("XXXX-XXXX", row.text), row.buttons)
-            if row.buttons:
-                self.keyboards.append(row.buttons)
-        return lines
+    def reading(self, row: OutboxMessage) -> str:
+        return CODE.sub("XXXX-XXXX", row.text)
 
     async def join(self) -> None:
         """A confirmed member; the previous conversation's member leaves the panel."""
@@ -104,44 +84,22 @@ class Member(Conversation):
 
 async def play(script: str, sessions, settings: Settings) -> str:
     relay = build(settings, sessions=sessions)
-    out: list[str] = []
-    language: str | None = None
-    member: Member | None = None
-    started = 0
-    for number, line in enumerate(script.splitlines(), start=1):
-        if line.startswith(EXPECTATION):
-            continue
-        out.append(line)
-        if line.startswith("language:"):
-            language = language_line(line, number)
-        elif line.startswith("=== "):
-            started += 1
-            channel, address = conversation_address(line, number, started, 900_000)
-            member = Member(relay, channel, address, language, number=started)
-            await member.join()
-        elif line.startswith(("> ", "* ")):
-            if member is None:
-                raise TranscriptError(f"line {number}: a turn before the first ===")
-            try:
-                if line.startswith("> "):
-                    shown = await member.send(line[2:])
-                else:
-                    shown = await member.act(line[2:])
-            except TranscriptError as exc:
-                raise TranscriptError(f"line {number}: {exc}") from None
-            out += shown or ["(silence)"]
-        elif line.strip() and not line.startswith("#"):
-            raise TranscriptError(f"line {number}: not transcript syntax: {line!r}")
-    return "\n".join(out) + "\n"
+
+    async def start(channel: str, address: str, language: str | None, number: int) -> Member:
+        member = Member(relay, channel, address, language, number=number)
+        await member.join()
+        return member
+
+    return await play_conversations(script, start, telegram_base=900_000)
 
 
 def test_every_shipped_language_has_its_ballot_transcript():
     names = {path.name for path in FILES}
     for language in shipped_languages():
         assert f"{PREFIX}.{language}.txt" in names, f"no ballot transcript in {language}"
+    assert one_channel_only(FILES) == []
     for path in FILES:
         script = path.read_text()
-        assert "=== sms:" in script and "=== telegram:" in script, f"{path.name}: both channels"
         for method in ("yes/no", "single", "ranking", "scale"):
             assert f": {method}" in script, f"{path.name}: no {method} conversation"
 
@@ -149,13 +107,11 @@ def test_every_shipped_language_has_its_ballot_transcript():
 @pytest.mark.parametrize("path", FILES, ids=[path.name for path in FILES])
 async def test_ballot_transcript(path, sqlite_db):
     settings = Settings(CONCORDER_DATABASE_URL=sqlite_db.url, _env_file=None)
-    expected = path.read_text()
-    assert await play(expected, sqlite_db.sessions, settings) == expected
+    await replays(path, play, sqlite_db.sessions, settings)
 
 
 async def test_a_ballot_transcript_reads_the_same_on_postgresql(db, settings):
-    expected = (TRANSCRIPTS / f"{PREFIX}.es.txt").read_text()
-    assert await play(expected, db.sessions, settings) == expected
+    await replays(TRANSCRIPTS / f"{PREFIX}.es.txt", play, db.sessions, settings)
 
 
 if __name__ == "__main__":

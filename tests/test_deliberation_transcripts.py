@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from flows.i18n import shipped_languages
 from store.deliberation import Contribution
 from tests.conftest import EXAMPLE_ASSEMBLY
 from tests.deliberation_world import START, World, seat_table
+from tests.transcript_harness import record, replays
 
 TRANSCRIPTS = Path(__file__).resolve().parent / "transcripts"
 FILES = sorted(TRANSCRIPTS.glob("deliberation.*.txt"))
@@ -115,9 +115,8 @@ def parse_header(text: str) -> tuple[str, list[tuple[str, str]], list[str]]:
     return language, seats, steps
 
 
-async def play(path: Path, settings: Settings, sessions) -> str:
+async def play(text: str, sessions, settings: Settings) -> str:
     """The transcript as the service plays it now (the header and steps as written)."""
-    text = path.read_text(encoding="utf-8")
     language, seats, steps = parse_header(text)
     relay = build(
         settings, assembly=load_assembly(EXAMPLE_ASSEMBLY / "assembly.toml"), sessions=sessions
@@ -141,22 +140,8 @@ def test_every_shipped_language_has_a_table_transcript():
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 async def test_table_transcript(path, settings, db):
-    assert await play(path, settings, db.sessions) == path.read_text(encoding="utf-8")
-
-
-async def _regenerate(paths: list[Path]) -> None:
-    from store.db import make_engine, sessionmaker, upgrade
-
-    for path in paths:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite+aiosqlite:///{tmp}/t.db"
-            upgrade(url)
-            engine = make_engine(url)
-            settings = Settings(CONCORDER_DATABASE_URL=url, _env_file=None)
-            path.write_text(await play(path, settings, sessionmaker(engine)), encoding="utf-8")
-            await engine.dispose()
-        print(f"wrote {path}")
+    await replays(path, play, db.sessions, settings)
 
 
 if __name__ == "__main__":
-    asyncio.run(_regenerate([Path(p) for p in sys.argv[1:]] or FILES))
+    asyncio.run(record([Path(p).resolve() for p in sys.argv[1:]] or FILES, play))

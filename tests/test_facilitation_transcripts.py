@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from flows.i18n import shipped_languages
 from tests.conftest import EXAMPLE_ASSEMBLY
 from tests.deliberation_world import ORGANISER_CHAT, World, seat_table
 from tests.test_deliberation_transcripts import Player
+from tests.transcript_harness import record, replays
 
 FILES = sorted((Path(__file__).resolve().parent / "transcripts" / "facilitation").glob("*.txt"))
 ADDRESSES = {"sms": "+447700900777", "telegram": "880777"}
@@ -108,8 +108,7 @@ def parse(text: str) -> tuple[str, str, list[tuple[str, str]], list[str]]:
     return language, channel, seats, steps
 
 
-async def play(path: Path, settings: Settings, sessions) -> str:
-    text = path.read_text(encoding="utf-8")
+async def play(text: str, sessions, settings: Settings) -> str:
     language, channel, seats, steps = parse(text)
     relay = build(
         settings, assembly=load_assembly(EXAMPLE_ASSEMBLY / "assembly.toml"), sessions=sessions
@@ -138,22 +137,8 @@ def test_every_shipped_language_has_a_facilitators_transcript_on_both_channels()
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 async def test_facilitators_transcript(path, settings, db):
-    assert await play(path, settings, db.sessions) == path.read_text(encoding="utf-8")
-
-
-async def _regenerate(paths: list[Path]) -> None:
-    from store.db import make_engine, sessionmaker, upgrade
-
-    for path in paths:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite+aiosqlite:///{tmp}/t.db"
-            upgrade(url)
-            engine = make_engine(url)
-            settings = Settings(CONCORDER_DATABASE_URL=url, _env_file=None)
-            path.write_text(await play(path, settings, sessionmaker(engine)), encoding="utf-8")
-            await engine.dispose()
-        print(f"wrote {path}")
+    await replays(path, play, db.sessions, settings)
 
 
 if __name__ == "__main__":
-    asyncio.run(_regenerate([Path(p) for p in sys.argv[1:]] or FILES))
+    asyncio.run(record([Path(p).resolve() for p in sys.argv[1:]] or FILES, play))

@@ -30,8 +30,7 @@ import csv
 import re
 import sys
 import tempfile
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from unittest import mock
@@ -42,21 +41,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.bootstrap import build, read_assembly_file
 from bot.services import invite_codes, recruitment
-from bot.services import turns as service
 from bot.settings import Settings
-from flows.i18n import shipped_languages
-from store.models import Participant, new_participant_id
+from store.models import OutboxMessage, Participant, new_participant_id
 from store.recruitment import RESERVE, SELECTED, Invitation, Selection, hash_code
-from tests.test_transcripts import (
-    EXPECTATION,
+from tests.transcript_harness import (
     TRANSCRIPTS,
     Conversation,
     TranscriptError,
-    conversation_address,
-    language_line,
+    missing_languages,
+    one_channel_only,
+    play_conversations,
     record,
+    replays,
 )
-from tests.test_transcripts import message_lines as transcript_lines
 
 PREFIX = "recruitment-"
 FILES = sorted(TRANSCRIPTS.glob(f"{PREFIX}*.txt"))
@@ -80,40 +77,26 @@ class Invitee(Conversation):
     now: datetime = START
     code: str | None = None
     participant_id: str | None = None
+    assembly: object = None
+    scratch: Path = field(default_factory=Path)
 
     async def send(self, line: str) -> list[str]:
-        text, button = self.inbound(line.replace("CODE", self.code or "CODE"))
-        await service.receive(
-            self.relay,
-            channel=self.channel,
-            address=self.address,
-            text=text,
-            button=button,
-            provider_id=f"transcript-{uuid.uuid4().hex}",
-            language_hint=self.language,
-            now=self.now,
-        )
-        return await self.shown()
+        return await super().send(line.replace("CODE", self.code or "CODE"))
 
-    async def shown(self) -> list[str]:
-        lines: list[str] = []
-        for row in await self.deliver():
-            # What the person reads: the invitation's code filled in, as the dispatcher does.
-            text = invite_codes.reveal(row.text, row.kind, self.relay.invite_key)
-            lines += transcript_lines(text, row.buttons)
-            if row.buttons:
-                self.keyboards.append(row.buttons)
-        return [line.replace(self.code, "CODE") if self.code else line for line in lines]
+    def reading(self, row: OutboxMessage) -> str:
+        # What the person reads: the invitation's code filled in, as the dispatcher does.
+        text = invite_codes.reveal(row.text, row.kind, self.relay.invite_key)
+        return text.replace(self.code, "CODE") if self.code else text
 
-    async def act(self, what: str, assembly, scratch: Path) -> list[str]:
+    async def act(self, what: str) -> list[str]:
         """An organiser's or the clock's doing (a `*` line)."""
         if match := INVITED.match(what):
-            await self.invite(assembly, scratch, match[1])
+            await self.invite(self.assembly, self.scratch, match[1])
         elif match := LATER.match(what):
             self.now += timedelta(**{match[2] + "s": int(match[1])})
             await recruitment.recruitment_tick(self.relay, self.now)
         elif what in DRAW:
-            await self.drawn(DRAW[what], assembly)
+            await self.drawn(DRAW[what], self.assembly)
         else:
             raise TranscriptError(f"unknown action {what!r}")
         return await self.shown()
@@ -192,63 +175,41 @@ async def play(script: str, sessions: async_sessionmaker[AsyncSession], settings
     """The transcript with what the service actually answers in place of the expectations."""
     assembly, calendar = read_assembly_file(str(ASSEMBLY))
     relay = build(settings, assembly=assembly, calendar=calendar, sessions=sessions)
-    out: list[str] = []
-    language: str | None = None
-    person: Invitee | None = None
-    started = 0
     with tempfile.TemporaryDirectory() as scratch:
-        for number, line in enumerate(script.splitlines(), start=1):
-            if line.startswith(EXPECTATION):
-                continue
-            out.append(line)
-            if line.startswith("language:"):
-                language = language_line(line, number)
-            elif line.startswith("=== "):
-                started += 1
-                channel, address = conversation_address(line, number, started, 800_000)
-                person = Invitee(relay, channel, address, language, number=started)
-            elif line.startswith(("> ", "* ")):
-                if person is None:
-                    raise TranscriptError(f"line {number}: a turn before the first ===")
-                try:
-                    if line.startswith("> "):
-                        shown = await person.send(line[2:])
-                    else:
-                        shown = await person.act(line[2:], assembly, Path(scratch))
-                except TranscriptError as exc:
-                    raise TranscriptError(f"line {number}: {exc}") from None
-                out += shown or ["(silence)"]
-            elif line.strip() and not line.startswith("#"):
-                raise TranscriptError(f"line {number}: not transcript syntax: {line!r}")
-    return "\n".join(out) + "\n"
+
+        async def start(channel: str, address: str, language: str | None, number: int):
+            return Invitee(
+                relay,
+                channel,
+                address,
+                language,
+                number=number,
+                assembly=assembly,
+                scratch=Path(scratch),
+            )
+
+        return await play_conversations(script, start, telegram_base=800_000)
 
 
 def test_every_recruitment_transcript_exists_in_every_language_on_both_channels():
-    names = {path.name for path in FILES}
-    groups = {name.split(".")[0] for name in names}
-    assert groups >= {
+    assert {path.name.split(".")[0] for path in FILES} >= {
         f"{PREFIX}{flow}" for flow in ("invitation", "consent", "registration", "withdraw", "draw")
     }
-    for group in groups:
-        for language in shipped_languages():
-            assert f"{group}.{language}.txt" in names, f"{group} lacks {language}"
+    assert missing_languages(FILES) == []
+    assert one_channel_only(FILES) == []
     for path in FILES:
-        script = path.read_text()
-        assert "=== sms:" in script and "=== telegram:" in script, f"{path.name}: both channels"
-        assert f"language: {path.name.split('.')[1]}" in script, f"{path.name}: its language"
+        assert f"language: {path.name.split('.')[1]}" in path.read_text(), f"{path.name}"
 
 
 @pytest.mark.parametrize("path", FILES, ids=[path.name for path in FILES])
 async def test_recruitment_transcript(path, sqlite_db):
     settings = Settings(CONCORDER_DATABASE_URL=sqlite_db.url, _env_file=None)
-    expected = path.read_text()
-    assert await play(expected, sqlite_db.sessions, settings) == expected
+    await replays(path, play, sqlite_db.sessions, settings)
 
 
 async def test_a_recruitment_transcript_reads_the_same_on_postgresql(db, settings):
     """SQLite above; the same conversations on PostgreSQL (and SQLite again)."""
-    expected = (TRANSCRIPTS / f"{PREFIX}draw.fr.txt").read_text()
-    assert await play(expected, db.sessions, settings) == expected
+    await replays(TRANSCRIPTS / f"{PREFIX}draw.fr.txt", play, db.sessions, settings)
 
 
 if __name__ == "__main__":
