@@ -3,7 +3,7 @@ single choice, ranking and scale ballots, a revote, garbage, STOP during a vote,
 after the close.
 
 The files tests/transcripts/ballot-voting.*.txt use the transcript format of
-tests/test_transcripts.py (read its docstring); each conversation is a new confirmed
+tests/transcript_harness.py (read its docstring); each conversation is a new confirmed
 member of the panel, and the ballots are those of tests/ballots/ballots.toml, plus:
 
     * ballot first opens           the organisers open the ballot (every member is asked)

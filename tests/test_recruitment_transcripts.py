@@ -2,7 +2,7 @@
 SMS and Telegram: invitation, consent, registration, WITHDRAW and STOP, the draw's outcome.
 
 The files tests/transcripts/recruitment-*.txt use the transcript format of
-tests/test_transcripts.py (read its docstring), played on the example assembly
+tests/transcript_harness.py (read its docstring), played on the example assembly
 (examples/citizens-jury/assembly.toml), plus lines for what the organiser and the clock do:
 
     * invited                      this person joins the pool, in the file's language, and
