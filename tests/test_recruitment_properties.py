@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.services.recruitment.facts import _default_flow, _outcome
-from flows import engine
+from flows import engine, events
 from flows.assembly import load_assembly
 from flows.catalog import build_engine
 from flows.facts import Facts, RecruitmentFacts, SelectionFacts
@@ -252,7 +252,12 @@ def check_turn(before: State, inbound: Inbound, turn: Turn, world_before: World)
         if keyword is Keyword.OPT_IN:
             assert not after.opted_out and turn.outbound
         else:
-            assert after.opted_out and not turn.outbound and not turn.events
+            # Silence; only an access request is still heard (it stands in law), without
+            # an answer.
+            assert after.opted_out and not turn.outbound
+            word = fold(inbound.text[: engine.MAX_TEXT])
+            asks_for_data = inbound.button is None and word in MYDATA_WORDS
+            assert kinds == ([events.DATA_REQUESTED] if asks_for_data else [])
         return
     assert turn.outbound, f"no answer to {inbound!r} at {before.flow}/{before.step}"
 
