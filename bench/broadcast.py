@@ -1,6 +1,6 @@
 """Benchmark: an organiser's broadcast to 10,000 participants, from SEND to the channels.
 
-    .venv/bin/python bench/broadcast.py [--people 10000] [--sms-share 0.3] [--window 10]
+    .venv/bin/python -m bench.broadcast [--people 10000] [--sms-share 0.3] [--window 10]
                                         [--postgres [USER@HOST:PORT] | --database-url URL]
 
 An organiser writes `/broadcast ...` on Telegram and then SEND, through the service as a
@@ -13,7 +13,8 @@ loopback sink that answers like the Bot API (sendMessage) and like Twilio (Messa
    runs for a bounded window (default 10 s); the achieved rate of each channel against its
    limit (target: at least 95%).
 
-The sink runs in a child process so it does not share an event loop with what it measures.
+The sink (bench/provider_sink.py) runs in a child process so it does not share an event
+loop with what it measures.
 A temporary SQLite database by default; --postgres for a scratch PostgreSQL database
 (CONCORDER_BENCH_PG, default postgres@127.0.0.1:5432), or --database-url for an empty one.
 """
@@ -22,17 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import logging
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
 
-import aiohttp
-from aiohttp import web
+from bench.provider_sink import ProviderSink
 
 TOKEN = "123456:bench"
 ACCOUNT = "AC" + "0" * 32
@@ -42,100 +40,24 @@ TARGET = 0.95
 TEXT = "The venue has changed: all sessions now take place at the Town Hall, Room B."
 
 
-# --- the sink (child process) ------------------------------------------------------------
+# --- what reached participants ----------------------------------------------------------
 
 
-def run_sink() -> None:
-    """Answer like the Bot API and like Twilio; remember when each participant's message
-    arrived (the organiser's own chat is left out: previews and confirmations)."""
-    arrivals: list[tuple[float, str]] = []
-    ids = itertools.count(1)
+class Received:
+    """Arrivals at the provider sink for participants (the organiser's own chat is left
+    out: previews and confirmations), as [time, channel], gathered as they come."""
 
-    async def bot_method(request: web.Request) -> web.Response:
-        params = (
-            await request.json()
-            if request.content_type == "application/json"
-            else dict(await request.post())
-        )
-        if str(params["chat_id"]) != ORGANISER_CHAT:
-            arrivals.append((time.time(), "telegram"))
-        return web.json_response(
-            {
-                "ok": True,
-                "result": {
-                    "message_id": next(ids),
-                    "date": int(time.time()),
-                    "chat": {"id": int(params["chat_id"]), "type": "private"},
-                    "text": params.get("text", ""),
-                },
-            }
-        )
+    def __init__(self, sink: ProviderSink) -> None:
+        self.sink = sink
+        self.seen: list[tuple[float, str]] = []
 
-    async def twilio_messages(request: web.Request) -> web.Response:
-        form = await request.post()
-        arrivals.append((time.time(), "sms"))
-        sid = f"SM{next(ids):032x}"
-        return web.json_response(
-            {
-                "sid": sid,
-                "account_sid": request.match_info["account"],
-                "to": form.get("To"),
-                "from": form.get("From"),
-                "body": form.get("Body"),
-                "status": "queued",
-                "num_segments": "1",
-                "direction": "outbound-api",
-                "api_version": "2010-04-01",
-                "uri": f"/2010-04-01/Accounts/{request.match_info['account']}/Messages/{sid}.json",
-            },
-            status=201,
-        )
+    async def update(self) -> list[tuple[float, str]]:
+        found = await self.sink.arrivals()
+        self.seen += [(t, c) for t, c, to, _text in found if to != ORGANISER_CHAT]
+        return self.seen
 
-    async def stats(request: web.Request) -> web.Response:
-        since = float(request.query.get("since", 0))
-        return web.json_response(
-            {
-                "count": len(arrivals),
-                "arrivals": [a for a in arrivals if a[0] >= since]
-                if "since" in request.query
-                else [],
-            }
-        )
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/bot{token}/{method}", bot_method)
-        app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", twilio_messages)
-        app.router.add_get("/stats", stats)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        print(runner.addresses[0][1], flush=True)
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--sink"], stdout=subprocess.PIPE, text=True
-        )
-        self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
-        self.http: aiohttp.ClientSession | None = None
-
-    async def stats(self, since: float | None = None) -> dict:
-        self.http = self.http or aiohttp.ClientSession()
-        query = "" if since is None else f"?since={since}"
-        async with self.http.get(f"{self.url}/stats{query}") as response:
-            return await response.json()
-
-    async def stop(self) -> None:
-        if self.http is not None:
-            await self.http.close()
-        self.process.terminate()
-        self.process.wait(timeout=5)
+    def since(self, moment: float) -> list[tuple[float, str]]:
+        return [a for a in self.seen if a[0] >= moment]
 
 
 # --- the assembly --------------------------------------------------------------------------
@@ -240,7 +162,8 @@ async def main(args: argparse.Namespace) -> int:
         scratch = f"concorder_bench_{os.getpid()}"
         await pg_admin(args.postgres, f'CREATE DATABASE "{scratch}"')
         url = f"postgresql+asyncpg://{args.postgres}/{scratch}"
-    sink = Sink()
+    sink = ProviderSink()
+    received = Received(sink)
     # No quiet hours: the benchmark measures sending, whatever the time of day it runs at.
     calendar = scheduler_config.parse_calendar('[schedule]\nquiet_hours = ""\n')
     settings = Settings(
@@ -266,8 +189,8 @@ async def main(args: argparse.Namespace) -> int:
             f"{channels['sms']} by SMS ({engine.dialect.name})."
         )
         transports = build_transports(settings)
-        ok = await limits_off(args, relay, transports, sink)
-        ok = await limits_on(args, relay, transports, sink) and ok
+        ok = await limits_off(args, relay, transports, received)
+        ok = await limits_on(args, relay, transports, received) and ok
         for transport in transports.values():
             await transport.close()
     finally:
@@ -279,7 +202,7 @@ async def main(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-async def limits_off(args: argparse.Namespace, relay, transports, sink: Sink) -> bool:
+async def limits_off(args: argparse.Namespace, relay, transports, received: Received) -> bool:
     """1. Limits off: SEND -> last message handed over. False when it timed out."""
     from bot.delivery.dispatcher import Dispatcher
     from bot.delivery.ratelimit import DeliveryLimits
@@ -294,8 +217,8 @@ async def limits_off(args: argparse.Namespace, relay, transports, sink: Sink) ->
     )
     running = asyncio.create_task(dispatcher.run())
     sent_at, queue_time = await organiser_sends(relay, "off")
-    ok = await _all_arrived(sink, args.people, args.timeout)
-    arrivals = (await sink.stats(since=sent_at))["arrivals"]
+    ok = await _all_arrived(received, args.people, args.timeout)
+    arrivals = received.since(sent_at)
     last = max(t for t, _c in arrivals)
     dispatcher.stop()
     await running
@@ -316,9 +239,9 @@ async def limits_off(args: argparse.Namespace, relay, transports, sink: Sink) ->
     return ok
 
 
-async def _all_arrived(sink: Sink, expected: int, timeout: float) -> bool:
+async def _all_arrived(received: Received, expected: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while (await sink.stats())["count"] < expected:
+    while len(await received.update()) < expected:
         if time.monotonic() > deadline:
             print("Timed out waiting for the broadcast to be handed over.")
             return False
@@ -326,7 +249,7 @@ async def _all_arrived(sink: Sink, expected: int, timeout: float) -> bool:
     return True
 
 
-async def limits_on(args: argparse.Namespace, relay, transports, sink: Sink) -> bool:
+async def limits_on(args: argparse.Namespace, relay, transports, received: Received) -> bool:
     """2. Limits on, over a bounded window: True when each channel reached TARGET."""
     from bot.delivery.dispatcher import Dispatcher
 
@@ -335,14 +258,15 @@ async def limits_on(args: argparse.Namespace, relay, transports, sink: Sink) -> 
         relay.sessions, transports, settings, poll_interval=0.05, signal=relay.outbox_signal
     )
     running = asyncio.create_task(dispatcher.run())
-    before = (await sink.stats())["count"]
+    before = len(await received.update())
     sent_at, _queue = await organiser_sends(relay, "on")
-    while (await sink.stats())["count"] == before:  # the window opens with the first
+    while len(await received.update()) == before:  # the window opens with the first
         await asyncio.sleep(0.05)
     await asyncio.sleep(args.window + 0.5)
     dispatcher.stop()
     await running
-    arrivals = (await sink.stats(since=sent_at))["arrivals"]
+    await received.update()
+    arrivals = received.since(sent_at)
     start = min(t for t, _c in arrivals)  # the first participant's message
     if args.verbose:
         _print_per_second(arrivals, start, args.window)
@@ -371,9 +295,6 @@ def _print_per_second(arrivals: list[list], start: float, window: float) -> None
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--sink"]:
-        run_sink()
-        sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=10_000)
     parser.add_argument(

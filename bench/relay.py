@@ -33,21 +33,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import logging
 import os
 import random
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-import aiohttp
-from aiohttp import web
+from bench.provider_sink import ProviderSink
 
 TOKEN = "123456:bench"
 ACCOUNT = "AC" + "0" * 32
@@ -70,92 +67,28 @@ WORDS = "I think the buses should run later in the evening"
 RELAYED: dict[int, float] = {}  # message number -> when its relay committed
 
 
-# --- the sink (child process) ------------------------------------------------------------
-
-
-def run_sink() -> None:
-    """Answer like the Bot API and Twilio; remember when each relayed message arrived, to
-    whom, and which member's message it was (its #m mark)."""
-    arrivals: list[tuple[float, str, str, int]] = []
-    ids = itertools.count(1)
-
-    def note(channel: str, to: str, text: str) -> None:
-        number = marked(text)
-        if number is not None:
-            arrivals.append((time.time(), channel, to, number))
-
-    async def bot_method(request: web.Request) -> web.Response:
-        params = (
-            await request.json()
-            if request.content_type == "application/json"
-            else dict(await request.post())
-        )
-        note("telegram", str(params["chat_id"]), params.get("text", ""))
-        chat = {"id": int(params["chat_id"]), "type": "private"}
-        result = {"message_id": next(ids), "date": int(time.time()), "chat": chat, "text": ""}
-        return web.json_response({"ok": True, "result": result})
-
-    async def twilio_messages(request: web.Request) -> web.Response:
-        form = await request.post()
-        note("sms", form.get("To", ""), form.get("Body", ""))
-        sid = f"SM{next(ids):032x}"
-        account = request.match_info["account"]
-        return web.json_response(
-            {
-                "sid": sid,
-                "account_sid": account,
-                "to": form.get("To"),
-                "from": form.get("From"),
-                "status": "queued",
-                "num_segments": "1",
-                "direction": "outbound-api",
-                "api_version": "2010-04-01",
-                "uri": f"/2010-04-01/Accounts/{account}/Messages/{sid}.json",
-            },
-            status=201,
-        )
-
-    async def stats(request: web.Request) -> web.Response:
-        start = int(request.query.get("from", 0))
-        return web.json_response({"count": len(arrivals), "arrivals": arrivals[start:]})
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/bot{token}/{method}", bot_method)
-        app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", twilio_messages)
-        app.router.add_get("/stats", stats)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        print(runner.addresses[0][1], flush=True)
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+# --- what reached members -----------------------------------------------------------------
 
 
 class Sink:
+    """The provider sink (bench/provider_sink.py), read for relayed messages only: each as
+    [time, channel, to, which member's message it was (its mark)]."""
+
     def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.relay", "--sink"], stdout=subprocess.PIPE, text=True
-        )
-        self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
-        self.http: aiohttp.ClientSession | None = None
-        self.seen = 0
+        self.provider = ProviderSink()
+        self.url = self.provider.url
 
     async def arrivals(self) -> list[list]:
-        """Every arrival since the last call."""
-        self.http = self.http or aiohttp.ClientSession()
-        async with self.http.get(f"{self.url}/stats?from={self.seen}") as response:
-            found = (await response.json())["arrivals"]
-        self.seen += len(found)
+        """Every relayed message's arrival since the last call."""
+        found = []
+        for t, channel, to, text in await self.provider.arrivals():
+            number = marked(text)
+            if number is not None:
+                found.append([t, channel, to, number])
         return found
 
     async def stop(self) -> None:
-        if self.http is not None:
-            await self.http.close()
-        self.process.terminate()
-        self.process.wait(timeout=5)
+        await self.provider.stop()
 
 
 # --- the tables ----------------------------------------------------------------------------
@@ -661,9 +594,6 @@ async def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--sink"]:
-        run_sink()
-        sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=150)
     parser.add_argument("--size", type=int, default=6, help="members per table")
