@@ -27,9 +27,9 @@ import logging
 import os
 import random
 import sys
-import tempfile
 import time
 
+from bench.databases import Database
 from bench.provider_sink import ProviderSink
 
 TOKEN = "123456:bench"
@@ -128,16 +128,6 @@ async def organiser_sends(relay, label: str) -> tuple[float, float]:
     return sent_at, time.perf_counter() - started
 
 
-async def pg_admin(server: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(f"postgresql://{server}/postgres", timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def achieved(arrivals: list[list], channel: str, window: float, start: float) -> float:
     """Messages a second on `channel` between its first arrival and the end of the window."""
     times = sorted(t for t, c in arrivals if c == channel and t <= start + window)
@@ -152,53 +142,40 @@ async def main(args: argparse.Namespace) -> int:
     from bot.services.organisers import add_organiser
     from bot.settings import Settings
     from scheduler import config as scheduler_config
-    from store.db import make_engine, sessionmaker, upgrade_async
 
     logging.basicConfig(level=logging.WARNING)
-    tmp = tempfile.TemporaryDirectory(prefix="concorder-bench-")
-    url = args.database_url or f"sqlite+aiosqlite:///{tmp.name}/bench.db"
-    scratch = None
-    if args.postgres:
-        scratch = f"concorder_bench_{os.getpid()}"
-        await pg_admin(args.postgres, f'CREATE DATABASE "{scratch}"')
-        url = f"postgresql+asyncpg://{args.postgres}/{scratch}"
+    kind = "postgresql" if args.postgres else "sqlite"
     sink = ProviderSink()
     received = Received(sink)
     # No quiet hours: the benchmark measures sending, whatever the time of day it runs at.
     calendar = scheduler_config.parse_calendar('[schedule]\nquiet_hours = ""\n')
-    settings = Settings(
-        _env_file=None,
-        CONCORDER_DATABASE_URL=url,
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_BASE_URL=sink.url,
-        TWILIO_ACCOUNT_SID=ACCOUNT,
-        TWILIO_AUTH_TOKEN="bench",
-        TWILIO_FROM_NUMBER=SENDER,
-        TWILIO_API_BASE_URL=sink.url,
-    )
-    await upgrade_async(url)
-    engine = make_engine(url)
-    sessions = sessionmaker(engine)
-    relay = build(settings, calendar=calendar, sessions=sessions)
     try:
-        channels = await seed(sessions, args.people, args.sms_share)
-        async with sessions.begin() as session:
-            await add_organiser(session, telegram_id=ORGANISER_CHAT)
-        print(
-            f"{args.people} participants: {channels['telegram']} on Telegram, "
-            f"{channels['sms']} by SMS ({engine.dialect.name})."
-        )
-        transports = build_transports(settings)
-        ok = await limits_off(args, relay, transports, received)
-        ok = await limits_on(args, relay, transports, received) and ok
-        for transport in transports.values():
-            await transport.close()
+        async with Database(kind, args.postgres, url=args.database_url) as db:
+            settings = Settings(
+                _env_file=None,
+                CONCORDER_DATABASE_URL=db.url,
+                TELEGRAM_BOT_TOKEN=TOKEN,
+                TELEGRAM_API_BASE_URL=sink.url,
+                TWILIO_ACCOUNT_SID=ACCOUNT,
+                TWILIO_AUTH_TOKEN="bench",
+                TWILIO_FROM_NUMBER=SENDER,
+                TWILIO_API_BASE_URL=sink.url,
+            )
+            relay = build(settings, calendar=calendar, sessions=db.sessions)
+            channels = await seed(db.sessions, args.people, args.sms_share)
+            async with db.sessions.begin() as session:
+                await add_organiser(session, telegram_id=ORGANISER_CHAT)
+            print(
+                f"{args.people} participants: {channels['telegram']} on Telegram, "
+                f"{channels['sms']} by SMS ({db.engine.dialect.name})."
+            )
+            transports = build_transports(settings)
+            ok = await limits_off(args, relay, transports, received)
+            ok = await limits_on(args, relay, transports, received) and ok
+            for transport in transports.values():
+                await transport.close()
     finally:
-        await engine.dispose()
         await sink.stop()
-        tmp.cleanup()
-        if scratch:
-            await pg_admin(args.postgres, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
     return 0 if ok else 1
 
 

@@ -39,11 +39,11 @@ import random
 import re
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 
+from bench.databases import Database
 from bench.provider_sink import ProviderSink
 
 TOKEN = "123456:bench"
@@ -495,37 +495,28 @@ def _tables_moving(args, members: list[Member], planned, sent, arrivals, end: fl
 # --- the run ---------------------------------------------------------------------------------
 
 
-async def pg_admin(server: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(f"postgresql://{server}/postgres", timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def main(args: argparse.Namespace) -> int:
+    sink = Sink()
+    try:
+        kind = "postgresql" if args.postgres else "sqlite"
+        async with Database(kind, args.postgres, url=args.database_url) as db:
+            return await run(args, db, sink)
+    finally:
+        await sink.stop()
+
+
+async def run(args: argparse.Namespace, db: Database, sink: Sink) -> int:
     from bot.bootstrap import build
     from bot.channels.transport import build_transports
     from bot.delivery.dispatcher import Dispatcher
     from bot.delivery.ratelimit import DeliveryLimits
     from bot.settings import Settings
     from scheduler import config as scheduler_config
-    from store.db import make_engine, sessionmaker, upgrade_async
 
     logging.basicConfig(level=logging.WARNING)
-    tmp = tempfile.TemporaryDirectory(prefix="concorder-bench-")
-    url = args.database_url or f"sqlite+aiosqlite:///{tmp.name}/bench.db"
-    scratch = None
-    if args.postgres:
-        scratch = f"concorder_bench_{os.getpid()}"
-        await pg_admin(args.postgres, f'CREATE DATABASE "{scratch}"')
-        url = f"postgresql+asyncpg://{args.postgres}/{scratch}"
-    sink = Sink()
     settings = Settings(
         _env_file=None,
-        CONCORDER_DATABASE_URL=url,
+        CONCORDER_DATABASE_URL=db.url,
         CONCORDER_SECRET_KEY="bench-" + "0" * 58,
         TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_API_BASE_URL=sink.url,
@@ -534,62 +525,53 @@ async def main(args: argparse.Namespace) -> int:
         TWILIO_FROM_NUMBER=SENDER,
         TWILIO_API_BASE_URL=sink.url,
     )
-    await upgrade_async(url)
-    engine = make_engine(url)
     relay = build(
         settings,
         calendar=scheduler_config.parse_calendar('[schedule]\nquiet_hours = ""\n'),
-        sessions=sessionmaker(engine),
+        sessions=db.sessions,
     )
     ok = True
     note_relayed(RELAYED)
-    try:
-        members = await seed(relay.sessions, args.members, args.size, args.sms_share)
-        on_sms = sum(1 for m in members if m.channel == "sms")
-        transports = build_transports(settings)
-        off = Dispatcher(
-            relay.sessions,
-            transports,
-            settings,
-            limits=DeliveryLimits.off(),
-            poll_interval=0.05,
-            signal=relay.outbox_signal,
-        )
-        await open_tables(relay)
-        await off.drain()
-        await sink.arrivals()
-        planned = schedule(members, args.every, args.seconds, 1)
+    members = await seed(relay.sessions, args.members, args.size, args.sms_share)
+    on_sms = sum(1 for m in members if m.channel == "sms")
+    transports = build_transports(settings)
+    off = Dispatcher(
+        relay.sessions,
+        transports,
+        settings,
+        limits=DeliveryLimits.off(),
+        poll_interval=0.05,
+        signal=relay.outbox_signal,
+    )
+    await open_tables(relay)
+    await off.drain()
+    await sink.arrivals()
+    planned = schedule(members, args.every, args.seconds, 1)
+    print(
+        f"{args.members} members at {len({m.table for m in members})} tables of {args.size} "
+        f"({len(members) - on_sms} on Telegram, {on_sms} by SMS; {db.engine.dialect.name}); "
+        f"each writes every {args.every:g} s for {args.seconds:g} s: {len(planned)} messages, "
+        f"{len(planned) * (args.size - 1)} deliveries."
+    )
+    base = await measure(
+        relay, sink, planned, straight_writer(relay, members), args.size, off, args.timeout
+    )
+    ours_plan = schedule(members, args.every, args.seconds, 1_000_000)
+    ours = await measure(relay, sink, ours_plan, member_writes, args.size, off, args.timeout)
+    print("\n1. Limits off, relay latency (message in -> the last of its five):")
+    for name, got in (("baseline", base), ("relay", ours)):
         print(
-            f"{args.members} members at {len({m.table for m in members})} tables of {args.size} "
-            f"({len(members) - on_sms} on Telegram, {on_sms} by SMS; {engine.dialect.name}); "
-            f"each writes every {args.every:g} s for {args.seconds:g} s: {len(planned)} messages, "
-            f"{len(planned) * (args.size - 1)} deliveries."
+            f"   {name:9} -> outbox rows: {percentiles(got['rows'])}; "
+            f"-> handed to a channel: {percentiles(got['sent'])}"
         )
-        base = await measure(
-            relay, sink, planned, straight_writer(relay, members), args.size, off, args.timeout
+        print(
+            f"   {'':9} {len(got['sent'])}/{got['messages']} delivered in full; the "
+            f"writer ran at most {got['late'] * 1000:.0f} ms late"
         )
-        ours_plan = schedule(members, args.every, args.seconds, 1_000_000)
-        ours = await measure(relay, sink, ours_plan, member_writes, args.size, off, args.timeout)
-        print("\n1. Limits off, relay latency (message in -> the last of its five):")
-        for name, got in (("baseline", base), ("relay", ours)):
-            print(
-                f"   {name:9} -> outbox rows: {percentiles(got['rows'])}; "
-                f"-> handed to a channel: {percentiles(got['sent'])}"
-            )
-            print(
-                f"   {'':9} {len(got['sent'])}/{got['messages']} delivered in full; the "
-                f"writer ran at most {got['late'] * 1000:.0f} ms late"
-            )
-            ok = ok and len(got["sent"]) == got["messages"]
-        ok = await limits_on(args, relay, sink, members, transports, 2_000_000) and ok
-        for transport in transports.values():
-            await transport.close()
-    finally:
-        await engine.dispose()
-        await sink.stop()
-        tmp.cleanup()
-        if scratch:
-            await pg_admin(args.postgres, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+        ok = ok and len(got["sent"]) == got["messages"]
+    ok = await limits_on(args, relay, sink, members, transports, 2_000_000) and ok
+    for transport in transports.values():
+        await transport.close()
     return 0 if ok else 1
 
 
