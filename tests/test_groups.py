@@ -427,3 +427,30 @@ async def test_two_allocations_recorded_at_the_same_moment_leave_one_current(db)
         seats = (await session.execute(select(GroupSeat))).scalars().all()
     assert [r.status for r in runs] == [CURRENT]
     assert {s.run_id for s in seats} == {runs[0].run_id} and len(seats) == 30
+
+
+async def test_a_language_too_few_speak_is_flagged_before_anyone_sits_alone(db, tmp_path):
+    from sqlalchemy import update
+
+    from tests.conftest import EXAMPLE_ASSEMBLY
+
+    await confirmed_panel(db)
+    async with db.sessions.begin() as session:  # two members read Spanish only
+        await session.execute(
+            update(Participant)
+            .where(Participant.id.in_(["P00001", "P00002"]))
+            .values(language="es")
+        )
+    text = (EXAMPLE_ASSEMBLY / "assembly.toml").read_text()
+    (tmp_path / "mixed.toml").write_text(text + "\n[groups]\nmix_languages = true\n")
+    assign = ["groups", "assign", "--size", "6", "--rounds", "1", "--seed", "5", "--dry-run"]
+
+    code, out, err = await concorder(db, tmp_path, *assign)
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "(es) has only 2 member(s): too few to deliberate" in flat
+    assert "mix_languages = true" in flat
+
+    code, out, err = await concorder(db, tmp_path, *assign, "--assembly", "mixed.toml")
+    assert code == 0, err
+    assert "too few to deliberate" not in " ".join(out.split())

@@ -108,6 +108,7 @@ def assign(
         f"categories {', '.join(categories) or 'none'}; languages "
         f"{'mixed' if mix_languages else 'kept together'}."
     )
+    _warn_small_tables(comparison.layout)
     plain = comparison.ours.plain()
     by_id = {m.id: m for m in members}
     for r in range(rounds):
@@ -120,6 +121,23 @@ def assign(
         return
 
     _record(settings, problem, comparison, replace)
+
+
+# Fewer than this cannot hold a discussion: one person alone, or a pair with no third view.
+FEWEST_TO_DELIBERATE = 3
+
+
+def _warn_small_tables(layout) -> None:
+    """A language spoken by too few members leaves them at a table on their own."""
+    for block in layout.blocks:
+        small = [t + 1 for t in block.tables if layout.sizes[t] < FEWEST_TO_DELIBERATE]
+        for table in small:
+            size = layout.sizes[table - 1]
+            console.print(
+                f"[yellow]Table {table} ({block.name}) has only {size} member(s): too few "
+                "to deliberate. Set \\[groups] mix_languages = true in the assembly file to "
+                "seat them with others (with interpretation), then allocate again.[/]"
+            )
 
 
 def _record(settings: Settings, problem, comparison, replace: bool) -> None:
