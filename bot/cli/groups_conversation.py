@@ -143,7 +143,7 @@ def post(
 
 
 def prompt(
-    prompt_id: str = typer.Argument(None, help="A [[prompts]] id of the assembly file."),
+    prompt_id: str = typer.Argument(None, help="A [\\[prompts]] id of the assembly file."),
     text: str = typer.Option(None, "--text", help="A new question instead (every language)."),
     minutes: int = typer.Option(None, "--minutes", help="How long it stays open."),
     round_no: int = ROUND,

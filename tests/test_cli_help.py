@@ -1,0 +1,54 @@
+"""Every `concorder ... --help` shows its texts whole: rich markup must not swallow a
+bracketed name such as [[ballots]] or [quotas.<category>] that an organiser has to type."""
+
+from __future__ import annotations
+
+import re
+
+import typer
+from rich.errors import StyleSyntaxError
+from rich.style import Style
+from typer.testing import CliRunner
+
+from bot.bootstrap import build_cli
+
+BRACKETED = re.compile(r"\[(?:\\?\[)*[^\]\s]*\]+")
+
+
+def is_markup(token: str) -> bool:
+    """[bold], [/], [dim cyan]: the help's own styling, meant to disappear."""
+    inner = token.strip("[]").lstrip("/")
+    if not inner:
+        return token == "[/]"
+    try:
+        Style.parse(inner)
+    except StyleSyntaxError:
+        return False
+    return True
+
+
+def commands(group, path: tuple[str, ...] = ()):
+    yield path, group
+    for name, sub in getattr(group, "commands", {}).items():
+        yield from commands(sub, (*path, name))
+
+
+def test_bracketed_names_in_help_are_shown_as_written():
+    app = build_cli()
+    root = typer.main.get_command(app)
+    runner = CliRunner()
+    lost = []
+    for path, command in commands(root):
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        wanted = {
+            m.group(0).replace("\\[", "[")  # as written once rich's escapes are read
+            for text in texts
+            for m in BRACKETED.finditer(text)
+            if not is_markup(m.group(0))
+        }
+        if not wanted:
+            continue
+        result = runner.invoke(app, [*path, "--help"], terminal_width=200)
+        shown = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
+        lost += [f"concorder {' '.join(path)}: {w}" for w in wanted if w not in shown]
+    assert lost == []
