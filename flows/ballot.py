@@ -15,7 +15,7 @@ from typing import Any
 
 from flows import ballot_text as bt
 from flows import events
-from flows.engine import Answer, Conversation, Flow
+from flows.engine import Answer, Conversation, Flow, match_choice
 from flows.facts import BallotFacts
 from flows.model import Inbound
 from flows.text import fold
@@ -237,4 +237,27 @@ def vote_command(conv: Conversation, inbound: Inbound) -> bool:
     if not _ballots(conv):
         return False  # not a voter: the word is someone else's
     conv.goto(NAME)
+    return True
+
+
+def answers_ballot(conv: Conversation, inbound: Inbound) -> bool:
+    """Whether a typed message answers the ballot question this person was last asked (or
+    is VOTE while a ballot of theirs is open): another conversation under way, such as
+    their table's prompt, lets it through to the vote instead of taking it as its own."""
+    word = fold(inbound.text)
+    if word in VOTE_WORDS:
+        return bool(_ballots(conv))
+    if conv.state.flow != NAME or conv.state.step is None:
+        return False
+    ballot = _ballot(conv)
+    if ballot is None or ballot.status != "open":
+        return False
+    if match_choice(conv.state, inbound)[0] is not None:
+        return True  # one of the options offered, or YES / NO to the summary
+    if conv.state.step != "choose":
+        return False
+    try:
+        bt.parse(ballot.definition, conv.t, inbound.text)
+    except bt.NotAVote:
+        return False
     return True

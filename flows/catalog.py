@@ -21,8 +21,9 @@ def build_engine() -> Engine:
     calendar reply (TIME, MORE, READ, its buttons) comes before the organiser commands;
     WITHDRAW and MYDATA are heard at every stage, before any flow; MYDATA even after STOP.
     While a prompt is open at a member's table, what they write is for the table
-    (member_words lets WITHDRAW and MYDATA through); just after it closed, a message no
-    other command takes is told it went nowhere."""
+    (member_words lets WITHDRAW, MYDATA and an answer to the ballot they were asked
+    through); just after it closed, a message no other command takes is told it went
+    nowhere."""
     return Engine(
         flows=[
             Welcome(),

@@ -22,6 +22,7 @@ from datetime import timedelta
 from babel.lists import format_list
 
 from flows import events
+from flows.ballot import answers_ballot
 from flows.engine import Conversation
 from flows.i18n import Translator
 from flows.invitation import WITHDRAW_WORDS
@@ -62,7 +63,7 @@ def member_words(conv: Conversation, inbound: Inbound) -> bool:
     if table is None or table.closed_at is not None or inbound.button is not None:
         return False
     word = fold(inbound.text)
-    if word in WITHDRAW_WORDS or word in MYDATA_WORDS:
+    if word in WITHDRAW_WORDS or word in MYDATA_WORDS or answers_ballot(conv, inbound):
         return False
     seat = {"table_prompt": table.table_prompt, "table": table.table, "letter": table.letter}
     if word in REPEAT_WORDS:

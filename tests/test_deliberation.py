@@ -399,3 +399,35 @@ async def test_nobody_is_nudged_while_the_table_is_paused(relay, assembly):
         "The table resumes.",
         "Member F, your table would like to hear from you: reply with your view, or PASS.",
     ]
+
+
+async def test_a_ballot_opened_during_a_prompt_takes_its_answers_and_leaves_talk_to_the_table(
+    relay, assembly
+):
+    from bot.services.ballots import opening, records
+    from flows.ballot_spec import load_ballots
+    from store.ballots import BallotRoll
+
+    w = await opened(relay)
+    ballots = load_ballots(str(EXAMPLE_ASSEMBLY / "assembly.toml"), ["en", "fr", "es"])
+    async with relay.sessions.begin() as session:
+        await records.create(session, ballots, source="file")
+    await opening.open_ballot(relay, "fares", now=START + T)
+    a, c = w.member("A").participant_id, w.member("C").participant_id
+    assert "How much do you agree" in " ".join(await w.read(a))
+    await w.read(c)
+
+    await say(w, "A", "4", START + 2 * T)  # the ballot's answer, not a word to the table
+    assert (await w.read(a))[-1].startswith("You chose: 4 Agree.")
+    await say(w, "A", "Free buses would help my kids.", START + 3 * T)  # talk, mid-vote
+    await say(w, "A", "YES", START + 4 * T)
+    assert (await w.read(a))[-1].startswith("Your vote is cast.")
+    await deliberation.run_due(relay, now=START + 5 * T)
+    table = " ".join(await w.read(c))
+    assert "A: Free buses would help my kids." in table
+    assert "A: 4" not in table and "A: YES" not in table
+    async with relay.sessions() as session:
+        voted = (
+            await session.execute(select(BallotRoll.voted).where(BallotRoll.participant_id == a))
+        ).scalar_one()
+    assert voted
