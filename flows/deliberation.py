@@ -167,6 +167,18 @@ def prompt_text(
     return "\n".join(lines)
 
 
+def table_help(conv: Conversation) -> str | None:
+    """HELP while the member's table has a prompt open: the table's own words too."""
+    table = conv.ctx.facts.table
+    if table is None or table.closed_at is not None:
+        return None
+    return conv._(
+        "At your table: reply PASS to pass, REPEAT to read what was said, REPORT to alert "
+        "the facilitator privately, EVERY or DIGEST to choose how the table's messages "
+        "reach you."
+    )
+
+
 def relay_line(letter: str, text: str) -> str:
     """'C: text' -- a member's seat letter, never their name or address."""
     return f"{letter}: {text}"

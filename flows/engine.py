@@ -289,4 +289,7 @@ def help_text(conv: Conversation) -> str:
         from flows.facilitation import facilitator_help
 
         parts.append(facilitator_help(conv))
-    return " ".join(parts)
+    from flows.deliberation import table_help  # a seated member mid-prompt: the table's
+
+    parts.append(table_help(conv) or "")
+    return " ".join(p for p in parts if p)

@@ -431,3 +431,16 @@ async def test_a_ballot_opened_during_a_prompt_takes_its_answers_and_leaves_talk
             await session.execute(select(BallotRoll.voted).where(BallotRoll.participant_id == a))
         ).scalar_one()
     assert voted
+
+
+async def test_help_during_a_prompt_names_the_tables_words(relay, assembly):
+    w = await opened(relay)
+    a = w.member("A").participant_id
+    await say(w, "A", "HELP", START + T)
+    (answer, *_) = await w.read(a)
+    assert "Reply STOP at any time" in answer
+    assert "At your table: reply PASS to pass, REPEAT to read what was said" in answer
+    await deliberation.end(relay, round_no=1, by="cli", now=START + 2 * T)
+    await w.read(a)
+    await say(w, "A", "HELP", START + 3 * T)
+    assert "At your table" not in " ".join(await w.read(a))
