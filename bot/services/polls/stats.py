@@ -1,7 +1,10 @@
 """The paired statistics of a poll report: the shift from one wave to the next of the
 same people. Pure: lists of numbers in, numbers out.
 
-- Wilcoxon signed-rank (scipy; zero differences dropped, as Wilcoxon did), two-sided;
+- Wilcoxon signed-rank (scipy; zero differences dropped, as Wilcoxon did), two-sided: the
+  exact distribution for up to 25 non-zero differences with no ties among them, else the
+  normal approximation with its tie correction (scipy's own choice for ties is a
+  permutation test that takes seconds, so the method is chosen here, by `wilcoxon_method`);
 - paired t test (scipy's ttest_rel), two-sided;
 - the matched-pairs rank-biserial correlation (Kerby 2014): the share of the ranked
   non-zero differences in favour of a rise minus the share in favour of a fall, from -1
@@ -40,6 +43,14 @@ def _number(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
+EXACT_UP_TO = 25
+
+
+def wilcoxon_method(differences: Sequence[float]) -> str:
+    d = [abs(x) for x in differences if x != 0]
+    return "exact" if len(d) <= EXACT_UP_TO and len(set(d)) == len(d) else "asymptotic"
+
+
 def rank_biserial(differences: Sequence[float]) -> float | None:
     d = np.asarray(differences, dtype=float)
     d = d[d != 0]
@@ -71,7 +82,9 @@ def paired(before: Sequence[float], after: Sequence[float]) -> Paired:
     if np.any(d != 0):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # small samples: scipy says the p is approximate
-            wilcoxon_p = _number(stats.wilcoxon(a, b, zero_method="wilcox").pvalue)
+            wilcoxon_p = _number(
+                stats.wilcoxon(a, b, zero_method="wilcox", method=wilcoxon_method(d)).pvalue
+            )
             if n >= 2 and d.std(ddof=1) > 0:  # equal differences: t is infinite, p says nothing
                 t_p = _number(stats.ttest_rel(a, b).pvalue)
     return Paired(
