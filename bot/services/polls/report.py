@@ -166,18 +166,12 @@ async def poll_report(
             "wave with the last, so it needs two."
         )
     before, after = waves[0].wave_id, waves[-1].wave_id
-    answers = list(
-        (
-            await session.execute(
-                select(
-                    PollAnswer.wave_id,
-                    PollAnswer.question_id,
-                    PollAnswer.respondent,
-                    PollAnswer.value,
-                ).where(PollAnswer.poll_id == poll_id)
-            )
-        ).tuples()
+    rows = await session.execute(
+        select(
+            PollAnswer.wave_id, PollAnswer.question_id, PollAnswer.respondent, PollAnswer.value
+        ).where(PollAnswer.poll_id == poll_id)
     )
+    answers = [tuple(row) for row in rows]
     groups = None
     if by is not None:
         people = sorted(
@@ -191,6 +185,12 @@ async def poll_report(
         )
         values = await category_of(session, people, by)
         groups = {respondent(key, poll_id, p): v for p, v in values.items()}
+        if answers and not {who for _, _, who, _ in answers} & set(groups):
+            raise PollProblem(
+                "No answer's pseudonym matches anyone on the roll: this command's secret "
+                "is not the service's. Run it with the service's CONCORDER_SECRET_KEY (or "
+                "from the directory that holds its key file)."
+            )
     report = Report(
         poll_id,
         localised(poll.definition["title"], language),
