@@ -64,4 +64,5 @@ FACILITATION_REFUSED = "facilitation.refused"  # a table, or a command, that is 
 # Deliberative polls: who finished a wave (by pseudonym), never what they answered
 POLL_COMPLETED = "poll.completed"
 POLL_WAVE_OPENED = "poll.wave_opened"
+POLL_WAVE_CLOSED = "poll.wave_closed"
 POLL_REMINDED = "poll.reminded"

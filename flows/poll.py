@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from babel.lists import format_list
+
 from flows import events
 from flows.engine import Answer, Conversation, Flow
 from flows.facts import PollFacts
@@ -141,8 +143,6 @@ class Poll(Flow):
 
     @staticmethod
     def _letters(conv: Conversation, question: dict[str, Any]) -> str:
-        from babel.lists import format_list
-
         letters = [letter(n) for n in range(len(question["options"]))]
         return format_list(letters, style="or", locale=conv.t.locale)
 

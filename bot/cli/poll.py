@@ -14,7 +14,6 @@ from rich.table import Table
 from sqlalchemy import case, func, select
 
 from bot.cli.common import console, err, with_relay
-from bot.services.polls import report as reporting
 from bot.services.polls.records import PollProblem, assembly_polls, get_poll, store_polls, waves_of
 from bot.services.polls.waves import open_wave
 from bot.settings import Settings
@@ -166,6 +165,8 @@ def report(
     if chart is not None and chart.suffix.lower() not in (".png", ".svg"):
         raise _fail(f"--chart {chart}: give a .png or .svg file.")
 
+    from bot.services.polls import report as reporting  # scipy: only for the report
+
     async def work(relay):
         async with relay.sessions() as session:
             return await reporting.poll_report(
@@ -205,7 +206,7 @@ COLUMNS = [
 ]
 
 
-def _csv(result: reporting.Report) -> None:
+def _csv(result) -> None:
     out = csv.writer(sys.stdout)
     out.writerow([*COLUMNS, "suppressed"])
     for row in result.rows:
@@ -246,7 +247,9 @@ def _csv(result: reporting.Report) -> None:
         )
 
 
-def _table(result: reporting.Report) -> None:
+def _table(result) -> None:
+    from bot.services.polls.report import OVERALL
+
     answered = ", ".join(f"{w}: {n}" for w, n in result.respondents.items())
     console.print(
         f"[bold]{result.title}[/] ({result.poll}): wave {result.before} against {result.after}, "
@@ -265,7 +268,7 @@ def _table(result: reporting.Report) -> None:
         "dz",
     )
     for row in result.rows:
-        name = row.question if row.group == reporting.OVERALL else ""
+        name = row.question if row.group == OVERALL else ""
         r = row.result
         if r is None:
             table.add_row(

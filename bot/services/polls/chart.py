@@ -37,6 +37,7 @@ def draw(report: Report, path: Path) -> None:
         ax.scatter([r.result.after for r in items], ys, label=report.after, zorder=3)
         ax.set_yticks(ys, [f"{r.question} (n={r.result.n})" for r in items])
         ax.set_xlim(*limits)
+        ax.set_ylim(-0.6, len(items) - 0.4)
         ax.set_xlabel(label)
         ax.grid(axis="x", alpha=0.3)
         ax.legend(loc="lower right", fontsize="small")

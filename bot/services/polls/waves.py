@@ -19,6 +19,7 @@ from bot.services.turns import start_flow
 from flows import events
 from flows.poll import NAME
 from scheduler.audience import confirmed_panel
+from scheduler.plan import after_quiet_hours
 from store import audit
 from store.models import utcnow
 from store.polls import CLOSED, OPEN, PENDING, PollRoll, PollWave
@@ -33,6 +34,15 @@ class Opened:
     respondents: int
     asked: int = 0
     not_asked: list[str] = field(default_factory=list)  # opted out
+
+
+def _not_before(relay: Relay, now: datetime) -> datetime | None:
+    """A wave or a reminder due in the calendar's quiet hours waits for their end."""
+    calendar = relay.calendar
+    if calendar is None:
+        return None
+    later = after_quiet_hours(now, calendar.zone, calendar.schedule.quiet_hours)
+    return later if later > now else None
 
 
 def _place(participant, poll_id: str, wave_id: str, *, fresh: bool) -> None:
@@ -141,7 +151,15 @@ async def ask_roll(
                 _place(participant, poll_id, wave_id, fresh=True)
                 step = f"start:{poll_id}:{wave_id}"
                 opened.asked += bool(
-                    await start_flow(session, relay, participant, NAME, step=step, now=now)
+                    await start_flow(
+                        session,
+                        relay,
+                        participant,
+                        NAME,
+                        step=step,
+                        now=now,
+                        not_before=_not_before(relay, now),
+                    )
                 )
         relay.outbox_signal.set()
     return opened
@@ -181,7 +199,15 @@ async def remind_due(relay: Relay, now: datetime | None = None) -> int:
                     continue
                 _place(participant, wave.poll_id, wave.wave_id, fresh=False)
                 step = f"resume:{wave.poll_id}:{wave.wave_id}"
-                if await start_flow(session, relay, participant, NAME, step=step, now=now):
+                if await start_flow(
+                    session,
+                    relay,
+                    participant,
+                    NAME,
+                    step=step,
+                    now=now,
+                    not_before=_not_before(relay, now),
+                ):
                     reminded += 1
                     await audit.append(
                         session,
@@ -210,6 +236,9 @@ async def close_due(relay: Relay, now: datetime | None = None) -> list[str]:
         for wave in due:
             wave.status = CLOSED
             await audit.append(
-                session, "poll.wave_closed", {"poll": wave.poll_id, "wave": wave.wave_id}, at=now
+                session,
+                events.POLL_WAVE_CLOSED,
+                {"poll": wave.poll_id, "wave": wave.wave_id},
+                at=now,
             )
     return [f"closed {w.poll_id}/{w.wave_id}" for w in due]
