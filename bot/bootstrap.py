@@ -28,6 +28,7 @@ from bot.services import (
     facilitation,
     organiser_chat,
     outgoing,
+    polls,
     privacy,
     recruitment,
 )
@@ -76,6 +77,7 @@ def register_hooks(relay: Relay) -> None:
     organiser_chat.register(relay)
     data_requests.register(relay)  # MYDATA: the organisers are told
     ballots.register(relay)  # a vote recorded apart from its voter; what they typed blanked
+    polls.register(relay)  # a questionnaire's answers recorded under a pseudonym
 
     def calendar_of() -> Calendar | None:
         return relay.calendar
@@ -138,6 +140,7 @@ def create_app(
         install_calendar(app, relay)
         audit_checkpoints.install(app, relay)
         ballots.install(app, relay)  # open and close ballots on time
+        polls.install(app, relay)  # send poll waves and reminders on time
         deliberation.install(app, relay, dispatch)  # relay, nudges, digests, closes
         timers.install(app)
     return app
@@ -180,6 +183,7 @@ def build_cli() -> typer.Typer:
     from bot.cli import groups as cli_groups
     from bot.cli import groups_conversation as cli_groups_conversation
     from bot.cli import outbox as cli_outbox
+    from bot.cli import poll as cli_poll
     from bot.cli import privacy as cli_privacy
     from bot.cli import recruitment as cli_recruitment
     from bot.cli import schedule as cli_schedule
@@ -204,4 +208,5 @@ def build_cli() -> typer.Typer:
     cli_schedule.register(app)  # schedule preview, session move
     cli_simulate.register(app)  # simulate
     cli_ballot.register(app)  # ballot create|open|close|status|results
+    cli_poll.register(app)  # poll status|send|report
     return app

@@ -233,6 +233,8 @@ class Assembly(_Strict):
     schedule: Any = None
     # [[ballots]], checked by flows.ballot_spec (assembly_of).
     ballots: Any = None
+    # [[polls]], checked by flows.poll_spec (assembly_of).
+    polls: Any = None
 
     @property
     def name(self) -> str:
@@ -348,6 +350,7 @@ def assembly_of(file: AssemblyFile) -> Assembly:
     problems = _missing_languages(assembly)
     problems += consent_problems(dict(assembly.consent.text), assembly.retention)
     problems += _ballot_problems(file, assembly.assembly.languages)
+    problems += _poll_problems(file, assembly.assembly.languages)
     if problems:
         raise AssemblyError(file.path, problems)
     return assembly
@@ -359,6 +362,16 @@ def _ballot_problems(file: AssemblyFile, languages: list[str]) -> list[str]:
     try:
         ballots_of(file, languages)
     except BallotError as exc:
+        return exc.problems
+    return []
+
+
+def _poll_problems(file: AssemblyFile, languages: list[str]) -> list[str]:
+    from flows.poll_spec import PollError, polls_of
+
+    try:
+        polls_of(file, languages)
+    except PollError as exc:
         return exc.problems
     return []
 

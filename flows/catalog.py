@@ -11,6 +11,7 @@ from flows.engine import Engine
 from flows.facilitation import facilitator_commands
 from flows.invitation import Invitation
 from flows.organiser import organiser_commands
+from flows.poll import Poll
 from flows.registration import Registration
 from flows.rights import Withdrawal, data_requested_after_stop, person_requests
 from flows.welcome import Welcome
@@ -34,6 +35,7 @@ def build_engine() -> Engine:
             Outcome(),
             Withdrawal(),
             Ballot(),
+            Poll(),
         ],
         commands=[
             member_words,

@@ -60,3 +60,9 @@ AFTER_CLOSE = "deliberation.after_close"  # written to the table once its prompt
 # Facilitators' chat commands (the action, the tables, who asked: a role or an organiser)
 FACILITATION_ASKED = "facilitation.asked"
 FACILITATION_REFUSED = "facilitation.refused"  # a table, or a command, that is not theirs
+
+# Deliberative polls: who finished a wave (by pseudonym), never what they answered
+POLL_COMPLETED = "poll.completed"
+POLL_WAVE_OPENED = "poll.wave_opened"
+POLL_WAVE_CLOSED = "poll.wave_closed"
+POLL_REMINDED = "poll.reminded"

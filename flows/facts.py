@@ -147,6 +147,16 @@ class BallotFacts:
 
 
 @dataclass(frozen=True)
+class PollFacts:
+    """A poll wave this person was asked (bot/services/polls/answering.py)."""
+
+    id: str
+    wave: str
+    status: str  # open | closed
+    definition: dict[str, Any]  # flows.poll_spec.plain
+
+
+@dataclass(frozen=True)
 class TableFacts:
     """A seated member's table while a prompt is open there (bot/services/deliberation)."""
 
@@ -177,5 +187,6 @@ class Facts:
     timezone: str | None = None  # the calendar's, with `sessions`
     ballots: list[BallotFacts] | None = None  # open or closed ballots this person is on
     ballot_tracker: str | None = None  # a fresh receipt code, for a vote cast in this turn
+    poll: PollFacts | None = None  # the poll wave this person is answering
     table: TableFacts | None = None  # a prompt is open at this member's table
     facilitation: FacilitationFacts | None = None  # a facilitator's command

@@ -38,6 +38,7 @@ from store.models import (
     utcnow,
 )
 from store.organisers import Broadcast, BroadcastPreview, Organiser
+from store.polls import Poll, PollAnswer, PollRoll, PollWave
 from store.recruitment import Consent, Invitation, PoolEntry, RegistrationAnswer, Selection
 
 DELETE, BLANK, KEEP = "delete", "blank", "keep"
@@ -216,6 +217,14 @@ INVENTORY: tuple[Place, ...] = (
         why_kept="turnout and quorum of each ballot; pseudonymous, and it holds no vote",
     ),
     Place(
+        PollRoll.__table__,
+        BY_PARTICIPANT,
+        KEEP,
+        "the poll waves they were asked, how many questions they answered, and reminders "
+        "(never what they answered)",
+        why_kept="response counts of each wave; pseudonymous, and it holds no answer",
+    ),
+    Place(
         AuditEvent.__table__,
         BY_PARTICIPANT,
         KEEP,
@@ -234,6 +243,11 @@ NOT_PERSONAL: dict[str, str] = {
     Ballot.__tablename__: "ballot definitions, their times and published results",
     BallotVote.__tablename__: "votes with no voter and no time; a keyed link to the voter "
     "while the ballot is open, destroyed at its close",
+    Poll.__tablename__: "poll definitions: the assembly's own questions",
+    PollWave.__tablename__: "poll waves and their times",
+    PollAnswer.__tablename__: "poll answers under a pseudonym of each poll (a keyed hash of "
+    "the participant id with the server secret): no participant id and no text; kept for "
+    "the poll's report, as the draw's record",
     TablePrompt.__tablename__: "prompts opened at each small-group table: the assembly's "
     "own texts and times, no one's words",
     ProcessedUpdate.__tablename__: "Telegram update ids already handled; name no one",

@@ -35,8 +35,8 @@ from tests.transcript_harness import (
 
 # Recruitment transcripts need an assembly and an invitation first: they have their own
 # runner, tests/test_recruitment_transcripts.py; a table's, tests/test_deliberation_transcripts.py;
-# ballots', tests/test_ballot_transcripts.py.
-OWN_RUNNERS = ("recruitment-", "deliberation.", "ballot-")
+# ballots', tests/test_ballot_transcripts.py; a poll's, tests/test_poll_transcripts.py.
+OWN_RUNNERS = ("recruitment-", "deliberation.", "ballot-", "poll.")
 FILES = sorted(p for p in TRANSCRIPTS.glob("*.txt") if not p.name.startswith(OWN_RUNNERS))
 
 
