@@ -27,6 +27,7 @@ from flows.engine import Conversation
 from flows.i18n import Translator
 from flows.invitation import WITHDRAW_WORDS
 from flows.model import Inbound
+from flows.poll import answers_poll
 from flows.rights import MYDATA_WORDS
 from flows.text import fold
 
@@ -63,8 +64,10 @@ def member_words(conv: Conversation, inbound: Inbound) -> bool:
     if table is None or table.closed_at is not None or inbound.button is not None:
         return False
     word = fold(inbound.text)
-    if word in WITHDRAW_WORDS or word in MYDATA_WORDS or answers_ballot(conv, inbound):
+    if word in WITHDRAW_WORDS or word in MYDATA_WORDS:
         return False
+    if answers_ballot(conv, inbound) or answers_poll(conv, inbound):
+        return False  # the answer to the ballot or questionnaire they were just asked
     seat = {"table_prompt": table.table_prompt, "table": table.table, "letter": table.letter}
     if word in REPEAT_WORDS:
         conv.emit(events.REPEAT_ASKED, **seat)

@@ -18,6 +18,7 @@ from flows import events
 from flows.engine import Answer, Conversation, Flow
 from flows.facts import PollFacts
 from flows.i18n import N_
+from flows.model import Inbound
 from flows.poll_spec import letter
 from flows.text import fold
 
@@ -191,3 +192,15 @@ class Poll(Flow):
         else:
             conv.say(conv._("No questionnaire is waiting for you."), kind=KIND)
         conv.finish()
+
+
+def answers_poll(conv: Conversation, inbound: Inbound) -> bool:
+    """Whether a typed message answers the poll question this person was last asked: their
+    table's prompt, if one is open, lets it through to the questionnaire."""
+    if conv.state.flow != NAME or conv.state.step != "question" or inbound.button is not None:
+        return False
+    poll = _poll(conv)
+    if poll is None or poll.status != "open":
+        return False
+    question = poll.definition["questions"][conv.state.data[NAME]["q"]]
+    return parse(question, Answer(text=inbound.text)) is not None

@@ -444,3 +444,27 @@ async def test_help_during_a_prompt_names_the_tables_words(relay, assembly):
     await w.read(a)
     await say(w, "A", "HELP", START + 3 * T)
     assert "At your table" not in " ".join(await w.read(a))
+
+
+async def test_a_poll_question_during_a_prompt_takes_its_answer_and_leaves_talk_to_the_table(
+    relay, assembly
+):
+    from bot.services.polls.records import assembly_polls, store_polls
+    from bot.services.polls.waves import open_wave
+
+    w = await opened(relay)
+    async with relay.sessions.begin() as session:
+        await store_polls(session, assembly_polls(relay), relay.calendar, START)
+    await open_wave(relay, "views", "before", now=START + T)
+    a, c = w.member("A").participant_id, w.member("C").participant_id
+    first = " ".join(await w.read(a))
+    await w.read(c)
+
+    await say(w, "A", "4", START + 2 * T)  # the questionnaire's answer
+    await say(w, "A", "Cheaper fares first.", START + 3 * T)  # talk, between questions
+    await deliberation.run_due(relay, now=START + 4 * T)
+    after = " ".join(await w.read(a))
+    assert after and after not in first  # the next question came: "4" was taken
+    table = " ".join(await w.read(c))
+    assert "A: Cheaper fares first." in table
+    assert "A: 4" not in table
