@@ -1,7 +1,8 @@
 """Participation by category: per value of each quota category, how many were invited,
 responded, registered, were selected and confirmed, small counts hidden (suppression.py).
 
-A person's value is their registration answer, else their pool attribute, else "unknown",
+A person's value is their registration answer, else their pool attribute, else
+"(no answer)",
 so the values of a category always add up to the "(all)" row, which every category
 shares: a hidden count cannot be recovered from it, nor from another category's rows.
 """
@@ -15,11 +16,15 @@ from sqlalchemy import select
 from bot.services.publish.context import Context
 from bot.services.publish.package import Field, Resource
 from bot.services.publish.suppression import SUPPRESSED, suppress
+from bot.services.recruitment.funnel import NO_VALUE, funnel_categories
 from store.draw_records import completed_selection
 from store.recruitment import (
     CONFIRMED,
+    CONSENTED,
     DECLINED,
     FAILED,
+    REGISTERED,
+    RESPONDED,
     SELECTED,
     Invitation,
     PoolEntry,
@@ -28,15 +33,16 @@ from store.recruitment import (
 )
 
 STAGES = ("invited", "responded", "registered", "selected", "confirmed")
-ALL, UNKNOWN = "(all)", "unknown"
+ALL = "(all)"
 
 
-async def categories(session, context: Context) -> list[str]:
-    """The draw's quota categories, else the assembly's registration questions."""
+async def categories(session, context: Context) -> dict[str, list[str]]:
+    """The recorded draw's quota categories and values, else those `concorder status`
+    shows (the assembly's quotas, else its registration questions)."""
     run = await completed_selection(session)
     if run is not None:
-        return list(run.payload.get("input", {}).get("quotas", {}))
-    return [q.id for q in context.assembly.questions] if context.assembly else []
+        return {c: list(v) for c, v in run.payload.get("input", {}).get("quotas", {}).items()}
+    return funnel_categories(context.assembly) if context.assembly else {}
 
 
 async def stages_by_person(session) -> dict[str, set[str]]:
@@ -54,9 +60,11 @@ async def stages_by_person(session) -> dict[str, set[str]]:
         stages = reached.setdefault(pid, set())
         if status != FAILED:
             stages.add("invited")
-        if responded is not None:
+        # The times say who got this far, though they withdrew later; the status covers
+        # rows written without them (an imported registration).
+        if responded is not None or status in (RESPONDED, CONSENTED, REGISTERED):
             stages.add("responded")
-        if registered is not None:
+        if registered is not None or status == REGISTERED:
             stages.add("registered")
     for pid, status, rank in (
         await session.execute(
@@ -91,7 +99,7 @@ async def values_by_person(session) -> dict[str, dict[str, str]]:
 
 
 def counts(
-    reached: dict[str, set[str]], values: dict[str, dict[str, str]], chosen: list[str]
+    reached: dict[str, set[str]], values: dict[str, dict[str, str]], chosen: dict[str, list[str]]
 ) -> Counter:
     """(category, value, stage) -> people; (ALL, ALL, stage) the totals."""
     table: Counter = Counter()
@@ -99,14 +107,18 @@ def counts(
         for stage in stages:
             table[(ALL, ALL, stage)] += 1
             for category in chosen:
-                value = values.get(pid, {}).get(category) or UNKNOWN
+                value = values.get(pid, {}).get(category) or NO_VALUE
                 table[(category, value, stage)] += 1
     return table
 
 
-def table_rows(table: Counter, chosen: list[str], min_cell: int) -> list[dict]:
-    """The published rows: one per category and value, then the totals, hidden as needed."""
-    value_lists = {c: sorted({k[1] for k in table if k[0] == c}) for c in chosen}
+def table_rows(table: Counter, chosen: dict[str, list[str]], min_cell: int) -> list[dict]:
+    """The published rows: one per category and value (those declared, then any other
+    met), then the totals, hidden as needed."""
+    value_lists = {
+        c: declared + sorted({k[1] for k in table if k[0] == c} - set(declared))
+        for c, declared in chosen.items()
+    }
     cells = {
         (c, v, s): table[(c, v, s)]
         for c, values in value_lists.items()
@@ -147,7 +159,7 @@ async def participation(session, context: Context) -> list[Resource]:
             "another count of the same column wherever a total would give one away.",
             [
                 Field("category", "string", "The quota category.", required=True),
-                Field("value", "string", f"Its value ('{UNKNOWN}': not given).", required=True),
+                Field("value", "string", f"Its value ('{NO_VALUE}': not given).", required=True),
                 *(Field(stage, "integer", meaning[stage]) for stage in STAGES),
             ],
             rows,
