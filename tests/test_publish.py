@@ -166,7 +166,8 @@ async def test_a_small_assembly_publishes_a_valid_package_naming_nobody(
     (draw,) = tables["draws"]
     assert (draw["seed"], draw["algorithm"], draw["respondents"]) == ("2027", "maximin", "16")
     assert len(tables["draw_probabilities"]) == 16
-    assert {r["category"] for r in tables["draw_quotas"]} == {"gender"}
+    quotas = {r["value"]: (r["respondents"], r["panel"]) for r in tables["draw_quotas"]}
+    assert quotas == {"woman": ("8", "2"), "man": ("8", "2")}  # the panel achieved, whole
     (result,) = tables["ballot_results"]
     assert (result["ballot"], result["voted"], json.loads(result["winners"])) == (
         "r1",

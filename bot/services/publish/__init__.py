@@ -8,6 +8,7 @@ participants appear by pseudonym, counts are suppressed below `min_cell`.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -61,8 +62,6 @@ async def build(
 
 
 def _slug(text: str) -> str:
-    import re
-
     slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-")
     return slug or "concorder-assembly"
 

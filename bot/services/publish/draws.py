@@ -92,9 +92,9 @@ async def draws(session, context: Context) -> list[Resource]:
         Resource(
             "draw_quotas",
             "Quotas against the panel achieved",
-            f"Per quota category and value: the bounds, the respondents and the panel drawn. "
-            f"Counts from 1 to {context.min_cell - 1}, and counts that would give one away "
-            f"by subtraction, read '{SUPPRESSED}'.",
+            "Per quota category and value: the bounds, the respondents and the panel drawn "
+            f"(shown whole). Respondents from 1 to {context.min_cell - 1}, and counts that "
+            f"would give one away by subtraction, read '{SUPPRESSED}'.",
             [
                 Field("draw_id", "string", "The draw.", required=True),
                 Field("category", "string", "The quota category.", required=True),
@@ -112,20 +112,17 @@ async def draws(session, context: Context) -> list[Resource]:
 
 
 def _quota_rows(draw_id: str, table: list[dict], data: dict, context: Context) -> list[dict]:
+    """The panel achieved is shown whole: it is what the quotas promised (a bound with
+    min = max says it anyway). The respondents per value are counted like participation:
+    small counts hidden, their total (in `draws`) public."""
     cells: dict = {}
     sums: dict = {}
     for row in table:
-        for column, count in (("respondents", row["pool"]), ("panel", row["selected"])):
-            key = (row["category"], row["value"], column)
-            cells[key] = count
-            total = ("*", column)
-            sums.setdefault((row["category"], column), ([], total))[0].append(key)
-    # The totals are published in `draws` (respondents, panel size): never hidden.
-    totals = {
-        ("*", "respondents"): len(data.get("respondents", [])),
-        ("*", "panel"): data.get("panel_size") or 0,
-    }
-    hidden = suppress({**cells, **totals}, sums.values(), context.min_cell, public=totals)
+        key = (row["category"], row["value"])
+        cells[key] = row["pool"]
+        sums.setdefault(row["category"], ([], ("*", "*")))[0].append(key)
+    total = {("*", "*"): len(data.get("respondents", []))}
+    hidden = suppress({**cells, **total}, sums.values(), context.min_cell, public=total)
     return [
         {
             "draw_id": draw_id,
@@ -133,13 +130,9 @@ def _quota_rows(draw_id: str, table: list[dict], data: dict, context: Context) -
             "value": row["value"],
             "min": row["min"],
             "max": row["max"],
-            "respondents": _shown(cells, hidden, (row["category"], row["value"], "respondents")),
-            "panel": _shown(cells, hidden, (row["category"], row["value"], "panel")),
+            "respondents": SUPPRESSED if (row["category"], row["value"]) in hidden else row["pool"],
+            "panel": row["selected"],
             "met": row["min"] <= row["selected"] <= row["max"],
         }
         for row in table
     ]
-
-
-def _shown(cells: dict, hidden: set, key) -> int | str:
-    return SUPPRESSED if key in hidden else cells[key]

@@ -3,6 +3,8 @@ recommendations tracker: each recommendation, its vote and the authority's respo
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select
 
 from bot.services.publish.context import Context
@@ -87,8 +89,6 @@ async def ballots(session, context: Context) -> list[Resource]:
 
 
 def _json(value) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
