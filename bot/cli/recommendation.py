@@ -19,7 +19,7 @@ from store.recommendations import RESPONSE_STATUSES
 DRY_RUN = typer.Option(False, "--dry-run", help="Show what would happen; change nothing.")
 RECOMMENDATIONS_FILE = typer.Argument(
     ...,
-    help="A TOML file of [[recommendations]]: id, title and text in every language, "
+    help="A TOML file of [\\[recommendations]]: id, title and text in every language, "
     "and the ballot that adopted each (optional).",
 )
 RESPONSE_FILE = typer.Option(
