@@ -185,6 +185,8 @@ def build_cli() -> typer.Typer:
     from bot.cli import outbox as cli_outbox
     from bot.cli import poll as cli_poll
     from bot.cli import privacy as cli_privacy
+    from bot.cli import publish as cli_publish
+    from bot.cli import recommendation as cli_recommendation
     from bot.cli import recruitment as cli_recruitment
     from bot.cli import schedule as cli_schedule
     from bot.cli import simulate as cli_simulate
@@ -209,4 +211,14 @@ def build_cli() -> typer.Typer:
     cli_simulate.register(app)  # simulate
     cli_ballot.register(app)  # ballot create|open|close|status|results
     cli_poll.register(app)  # poll status|send|report
+    cli_recommendation.register(app)  # recommendation add|list|respond|show
+    cli_publish.register(app)  # publish: the open data package
     return app
+
+
+def publication_writers() -> list:
+    """The open data package's resource writers, in the order the package lists them:
+    a feature that publishes (the opinion map, the themes) adds its writer here."""
+    from bot.services import publish
+
+    return [*publish.WRITERS]

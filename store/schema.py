@@ -13,4 +13,5 @@ from store import (
     models,  # noqa: F401
     personal_data,  # noqa: F401
     polls,  # noqa: F401
+    recommendations,  # noqa: F401
 )
