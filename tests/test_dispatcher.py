@@ -655,22 +655,6 @@ async def test_per_chat_rate_spaces_messages_to_one_chat(db, settings):
     assert abs(stamps["12001"][-1] - stamps["12002"][-1]) < 0.04
 
 
-async def test_a_chat_s_next_message_leaves_a_whole_interval_after_the_previous_answer(
-    db, settings
-):
-    """A slow answer: the far side may have seen the message at any moment until then, so
-    the chat's next message waits its second from the answer, not from the hand-over."""
-    settings = settings.model_copy(update={"telegram_chat_rate": 1.0})
-    uma = await person(db, telegram="12101")
-    await queue(db, settings, uma, "telegram", "first", "second", now=datetime.now(UTC))
-    transport = RecordingTransport(delay=lambda message: 0.4 if message.text == "first" else 0)
-    worker = Dispatcher(db.sessions, {"telegram": transport}, settings)
-    assert await worker.drain() == 2
-    first, second = transport.times["12101"]
-    assert transport.texts() == ["first", "second"]
-    assert second - (first + 0.4) >= 1.0
-
-
 async def test_queue_depth_is_counted_per_channel(db, settings, clock):
     pat = await person(db, telegram="13001", sms="+447700900110")
     await queue(db, settings, pat, "telegram", "a", "b", now=clock.now)

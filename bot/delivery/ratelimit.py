@@ -260,16 +260,10 @@ class ChannelLimits:
             handed_over = limiter.take(cost)
         return handed_over
 
-    def done(self, handed_over: float | None, recipient: str | None = None) -> None:
-        """The send is answered: tell the window cap (pass what `acquire` returned), and
-        space the recipient's next message a whole interval from now. The far side saw this
-        one by its answer at the latest, so whatever the network did, the next arrives a
-        full interval after it."""
+    def done(self, handed_over: float | None) -> None:
+        """Tell the window cap the send is answered (pass what `acquire` returned)."""
         if handed_over is not None and self.overall_cap is not None:
             self.overall_cap.done(handed_over)
-        if recipient is not None and self.per_recipient is not None:
-            chat = self.per_recipient[recipient]
-            chat.hold(chat.interval)
 
     def hold(self, recipient: str, seconds: float) -> None:
         if self.per_recipient is not None:

@@ -121,7 +121,7 @@ class Sending:
                 sender.deadline, sender.expired = None, False
         finally:
             if limits is not None:
-                limits.done(token, row.address)
+                limits.done(token)
         return sent, handed_over
 
     async def _failed(self, row: Claimed, exc: Exception, limits: ChannelLimits | None) -> None:
