@@ -247,13 +247,15 @@ class AuditHead(Base):
 
 
 class DeliveryLimit(Base):
-    """A send-rate limit shared by every dispatcher on this database (bot/shared_limits.py).
+    """A send-rate limit shared by every dispatcher on this database
+    (bot/delivery/shared_limits.py).
 
-    `tat` is the GCRA's theoretical arrival time of the next send, in seconds since the
-    epoch on the database's clock: taking n permits pushes it n intervals further.
+    `sends` is a JSON list of the send times reserved in the last window, ascending, in
+    seconds since the epoch on the database's clock; `tat` is the latest of them.
     """
 
     __tablename__ = "delivery_limits"
 
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
     tat: Mapped[float] = mapped_column(Double)
+    sends: Mapped[str] = mapped_column(Text, server_default="[]")

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from bot.channels.transport import Outgoing, Sent
 from bot.delivery import shared_limits
 from bot.delivery.dispatcher import Dispatcher
-from bot.delivery.shared_limits import LEAD, PermitStore, SharedGcra
+from bot.delivery.shared_limits import LEAD, PermitStore, SharedWindow
 from store.db import make_engine, sessionmaker
 from tests.test_dispatcher import RecordingTransport, person, queue, rows, telegram_transport
 from tests.test_ratelimit import most_in_any_window
@@ -77,7 +77,8 @@ async def test_two_dispatchers_together_keep_the_overall_and_per_chat_limits(db,
     assert len(log) == 112 and {name for name, _, _ in log} == {"a", "b"}
     times = sorted(t for _, t, _ in log)
     assert most_in_any_window(times) <= 30
-    assert 90 / (times[90] - times[0]) > 27  # both kept sending at about the rate
+    # Both kept sending: neither was starved of the shared sends.
+    assert min(sum(name == n for n, _, _ in log) for name in "ab") >= 20
     for who in hot:
         mine = [t for _, t, m in log if m.address == str(21_000 + hot.index(who))]
         gaps = [b - a for a, b in zip(mine, mine[1:], strict=False)]
@@ -138,14 +139,14 @@ async def test_telegram_429_retry_after_holds_on_every_instance(db, settings, bo
 async def test_a_crashed_instance_holds_up_the_others_only_briefly(db):
     engines = [make_engine(db.url), make_engine(db.url)]
     try:
-        crashing = SharedGcra(PermitStore(engines[0]), "telegram", 30)
+        crashing = SharedWindow(PermitStore(engines[0]), "telegram", 30)
         # Sixty sends waiting would be two seconds' worth; only the next few are reserved.
         waiting = [asyncio.create_task(crashing.acquire()) for _ in range(60)]
         await asyncio.sleep(0.1)
         for task in [*waiting, crashing._filler]:
             task.cancel()  # the process dies with its reserved slots
         await asyncio.gather(*waiting, crashing._filler, return_exceptions=True)
-        other = SharedGcra(PermitStore(engines[1]), "telegram", 30)
+        other = SharedWindow(PermitStore(engines[1]), "telegram", 30)
         started = time.monotonic()
         await other.acquire()
         assert time.monotonic() - started < LEAD + 0.1 + 0.15
@@ -159,11 +160,15 @@ async def test_a_limit_ahead_of_a_clock_stepped_back_holds_up_sends_only_up_to_t
 ):
     monkeypatch.setattr(shared_limits, "HORIZON", 0.5)
     store = PermitStore(db.engine)
-    await SharedGcra(store, "sms:sender", 1).acquire()
+    await SharedWindow(store, "sms:sender", 1).acquire()
     async with db.engine.begin() as connection:
-        await connection.execute(text("UPDATE delivery_limits SET tat = tat + 3600"))
+        (tat,) = (await connection.execute(text("SELECT tat FROM delivery_limits"))).one()
+        await connection.execute(
+            text("UPDATE delivery_limits SET sends = :sends"),
+            {"sends": f"[[{tat + 3600}, {tat + 3600.02}]]"},
+        )
     started = time.monotonic()
-    await SharedGcra(store, "sms:sender", 1).acquire()
+    await SharedWindow(store, "sms:sender", 1).acquire()
     assert time.monotonic() - started < 0.5 + 0.2
 
 
@@ -179,14 +184,15 @@ async def test_permits_wait_while_the_database_is_out_of_reach(db, monkeypatch):
 
     monkeypatch.setattr(store, "take", flaky)
     monkeypatch.setattr(shared_limits, "RETRY_AFTER_ERROR", 0.05)
-    limiter = SharedGcra(store, "telegram", 30)
+    limiter = SharedWindow(store, "telegram", 30)
     async with asyncio.timeout(5):
         await limiter.acquire()
-    assert len(calls) == 2
+    # The first failed; the send went on the next (or later, if it woke too late).
+    assert len(calls) >= 2
 
 
 async def test_a_send_waiting_for_its_chat_takes_the_first_slot_after_and_holds_up_nobody(db):
-    limiter = SharedGcra(PermitStore(db.engine), "telegram", 20)
+    limiter = SharedWindow(PermitStore(db.engine), "telegram", 20)
     done: dict[str, float] = {}
 
     async def send(name: str, not_before: float | None = None) -> None:
@@ -204,3 +210,32 @@ async def test_a_send_waiting_for_its_chat_takes_the_first_slot_after_and_holds_
     # The others were not held up while it waited: the first went at once.
     assert min(done[f"other {n}"] for n in range(16)) - started < 0.15
     assert max(done.values()) - started < 16 / 20 + 0.3
+
+
+async def test_a_send_that_wakes_late_gives_its_time_back_rather_than_crowd_the_window(db):
+    """Instance A's event loop is busy for a while: each of its wake-ups comes 25 ms late,
+    enough to land a send of A's among B's punctual ones at the edge of a full second.
+    A's late sends do not go; they give their times back and take others."""
+    engines = [make_engine(db.url), make_engine(db.url)]
+    started: list[tuple[str, float]] = []
+    busy = range(20, 60)  # A is late while this many sends have started
+
+    async def late_sleep(delay: float) -> None:
+        await asyncio.sleep(delay + (0.025 if len(started) in busy else 0.0))
+
+    async def send(name: str, limiter: SharedWindow) -> None:
+        await limiter.acquire()
+        started.append((name, time.monotonic()))
+
+    try:
+        a = SharedWindow(PermitStore(engines[0]), "telegram", 30, sleep=late_sleep)
+        b = SharedWindow(PermitStore(engines[1]), "telegram", 30)
+        tasks = [send("a", a) for _ in range(60)] + [send("b", b) for _ in range(60)]
+        async with asyncio.timeout(60):
+            await asyncio.gather(*tasks)
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert len(started) == 120
+    assert most_in_any_window([t for _, t in started]) <= 30
+    assert a.given_back > 0  # A was late, and did not go then

@@ -5,7 +5,8 @@ number has its own messages-per-second limit. `DeliveryLimits` holds one limiter
 a rate of 0 (or `DeliveryLimits.off()`) means no limit, for benchmarks and the simulator.
 
 Given a `PermitStore`, the overall limits (Telegram's overall rate, each SMS sender's) are
-shared by every dispatcher on the database (bot/shared_limits.py); the per-chat limit stays
+shared by every dispatcher on the database (bot/delivery/shared_limits.py: a window of
+reserved send times, checked just before each send); the per-chat limit stays
 in the process, as the outbox claim hands one contact's messages out one at a time and the
 dispatcher waits out the previous one's send time (see `ChannelLimits.follow`).
 """
@@ -23,7 +24,7 @@ from bot.delivery.priority import PriorityLock
 from bot.settings import Settings
 
 if TYPE_CHECKING:
-    from bot.delivery.shared_limits import PermitStore, SharedGcra
+    from bot.delivery.shared_limits import PermitStore, SharedWindow
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -182,10 +183,10 @@ class ChannelLimits:
     sender: str = ""
     sleep: Sleep = asyncio.sleep
     # The overall limit shared with the other instances on the database, if any.
-    permits: SharedGcra | None = None
+    permits: SharedWindow | None = None
     _lock: PriorityLock | None = field(default=None, repr=False, compare=False)
 
-    def shared(self) -> list[Gcra | WindowCap | SharedGcra]:
+    def shared(self) -> list[Gcra | WindowCap | SharedWindow]:
         """Every limit shared by all recipients (what bounds the channel's rate)."""
         return ([self.permits] if self.permits is not None else []) + self._local()
 
@@ -218,8 +219,7 @@ class ChannelLimits:
         """Wait for the limits every recipient shares, then count this send against them."""
         busy = chat is not None and chat.wait_time() > 0
         if self.permits is not None:
-            free_at = self.permits.clock() + chat.wait_time() if busy else None
-            await self.permits.acquire(not_before=free_at)
+            return await self._acquire_permit(cost, chat, busy)
         shared = self._local()
         if not shared:
             return None
@@ -242,6 +242,23 @@ class ChannelLimits:
                 contended = self._lock.contended()
             # Too early: the others go meanwhile (one at a time, while they queue).
             await self.sleep(max(0.0, early - 2 * turn) if contended else early)
+
+    async def _acquire_permit(self, cost: float, chat: Gcra | None, busy: bool) -> float | None:
+        """A shared send time: the send goes at once after it (the shared window counts on
+        it), so this process's own limits are checked there, not waited for after it."""
+        assert self.permits is not None
+        local = self._local()
+
+        def hold() -> float:
+            waits = [limiter.wait_time() for limiter in local]
+            return max([chat.wait_time() if chat is not None else 0.0, *waits])
+
+        free_at = self.permits.clock() + chat.wait_time() if busy else None
+        await self.permits.acquire(not_before=free_at, hold=hold)
+        handed_over = None
+        for limiter in local:
+            handed_over = limiter.take(cost)
+        return handed_over
 
     def done(self, handed_over: float | None) -> None:
         """Tell the window cap the send is answered (pass what `acquire` returned)."""
@@ -310,7 +327,7 @@ class DeliveryLimits:
         overall = settings.telegram_rate
         sender = settings.twilio_from_number or settings.twilio_messaging_service_sid or "sms"
         if permits is not None:
-            return cls._shared(settings, permits, sender, keyed, cap, sleep, headroom)
+            return cls._shared(settings, permits, sender, keyed, cap, sleep)
         return cls(
             {
                 "telegram": ChannelLimits(
@@ -338,16 +355,15 @@ class DeliveryLimits:
         keyed: Callable[[float], KeyedGcra | None],
         cap: Callable[[float], WindowCap | None],
         sleep: Sleep,
-        headroom: float,
     ) -> DeliveryLimits:
-        from bot.delivery.shared_limits import SharedGcra
+        from bot.delivery.shared_limits import SharedWindow
 
-        def shared(key: str, rate: float) -> SharedGcra | None:
-            return SharedGcra(permits, key, rate * headroom, sleep=sleep) if rate > 0 else None
+        def shared(key: str, rate: float) -> SharedWindow | None:
+            return SharedWindow(permits, key, rate, sleep=sleep) if rate > 0 else None
 
-        # Shared slots are paced strictly, with the headroom: several instances' sends
-        # interleave, so the far side's window count also absorbs their different network
-        # delays. The window cap stays for this instance's own late wake-ups.
+        # The shared window has its own margin for the network (shared_limits.py). This
+        # process's window cap also counts its sends until answered; it is checked at the
+        # shared send time, so a send it holds up gives that time back.
         overall = settings.telegram_rate
         return cls(
             {
