@@ -30,6 +30,7 @@ from bot.services import (
     outgoing,
     privacy,
     recruitment,
+    synthesis,
 )
 from bot.settings import Settings
 from bot.web.app import ENGINE, RELAY, SESSIONS, SETTINGS, healthz, hide_failures, metrics
@@ -76,6 +77,7 @@ def register_hooks(relay: Relay) -> None:
     organiser_chat.register(relay)
     data_requests.register(relay)  # MYDATA: the organisers are told
     ballots.register(relay)  # a vote recorded apart from its voter; what they typed blanked
+    synthesis.register(relay)  # answers to the opinion map's statements, and proposals
 
     def calendar_of() -> Calendar | None:
         return relay.calendar
@@ -184,6 +186,7 @@ def build_cli() -> typer.Typer:
     from bot.cli import recruitment as cli_recruitment
     from bot.cli import schedule as cli_schedule
     from bot.cli import simulate as cli_simulate
+    from bot.cli import synthesis as cli_synthesis
     from bot.cli import withdraw as cli_withdraw
 
     app = typer.Typer(
@@ -204,4 +207,5 @@ def build_cli() -> typer.Typer:
     cli_schedule.register(app)  # schedule preview, session move
     cli_simulate.register(app)  # simulate
     cli_ballot.register(app)  # ballot create|open|close|status|results
+    cli_synthesis.register(app)  # statements add|list|approve|reject|send, synthesize
     return app

@@ -60,3 +60,8 @@ AFTER_CLOSE = "deliberation.after_close"  # written to the table once its prompt
 # Facilitators' chat commands (the action, the tables, who asked: a role or an organiser)
 FACILITATION_ASKED = "facilitation.asked"
 FACILITATION_REFUSED = "facilitation.refused"  # a table, or a command, that is not theirs
+
+# The opinion map: an answer (agree 1, disagree -1, pass 0) is pseudonymous map data, not a
+# secret ballot; a proposal's event carries its length only, never its text.
+STATEMENT_ANSWERED = "statement.answered"
+STATEMENT_PROPOSED = "statement.proposed"

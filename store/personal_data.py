@@ -39,6 +39,7 @@ from store.models import (
 )
 from store.organisers import Broadcast, BroadcastPreview, Organiser
 from store.recruitment import Consent, Invitation, PoolEntry, RegistrationAnswer, Selection
+from store.statements import Statement, StatementVote
 
 DELETE, BLANK, KEEP = "delete", "blank", "keep"
 # How rows of a person are found: by their participant id, or through their contacts.
@@ -214,6 +215,19 @@ INVENTORY: tuple[Place, ...] = (
         KEEP,
         "the ballots they could vote in, and whether they voted (never how)",
         why_kept="turnout and quorum of each ballot; pseudonymous, and it holds no vote",
+    ),
+    Place(
+        StatementVote.__table__,
+        BY_PARTICIPANT,
+        DELETE,
+        "their answers to the opinion map's statements (agree, disagree, pass)",
+    ),
+    Place(
+        Statement.__table__,
+        BY_PARTICIPANT,
+        BLANK,
+        "the statements they proposed for the opinion map (text, whether approved)",
+        {"participant_id": None},
     ),
     Place(
         AuditEvent.__table__,
