@@ -208,6 +208,11 @@ def send(dry_run: bool = DRY_RUN) -> None:
         sent = asyncio.run(with_relay(settings, lambda relay: records.send(relay, dry_run=dry_run)))
     except StatementProblem as problem:
         raise _fail(str(problem)) from None
+    if sent.open_prompts:
+        err.print(
+            f"[yellow]{sent.open_prompts} prompt(s) are open at the tables: their members' "
+            "replies go to their table until the prompt closes.[/]"
+        )
     if dry_run:
         console.print(f"Would send {sent.statements} statement(s) to {sent.people} people.")
         console.print("[yellow]Dry run: nothing changed.[/]")

@@ -19,6 +19,7 @@ from bot.services.people import lock_participant
 from bot.services.turns import start_flow
 from flows.statements import ASKED, MAX_LENGTH, NAME
 from store import audit
+from store.deliberation import OPEN, TablePrompt
 from store.models import utcnow
 from store.recruitment import CONFIRMED, Selection
 from store.statements import APPROVED, PROPOSED, REJECTED, Statement, StatementVote
@@ -49,6 +50,9 @@ class Sent:
     people: int = 0
     asked: int = 0
     not_asked: list[str] = field(default_factory=list)  # opted out or unreachable
+    # Prompts open at the tables: what their members write goes to the table, so they
+    # answer the statements once the prompt closes.
+    open_prompts: int = 0
 
 
 def check_texts(texts: dict[str, str]) -> dict[str, str]:
@@ -148,6 +152,9 @@ async def send(relay: Relay, *, dry_run: bool = False, now: datetime | None = No
             )
         )
         result = Sent(len(new), len(people))
+        result.open_prompts = await session.scalar(
+            select(func.count()).select_from(TablePrompt).where(TablePrompt.status == OPEN)
+        )
         if not new:
             raise StatementProblem("No approved statement is waiting to be sent.")
         if dry_run:
