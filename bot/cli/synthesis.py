@@ -1,6 +1,7 @@
 """`concorder statements` (the opinion map's statements: add, list, approve, reject, send)
 and `concorder synthesize` (the opinion map and the themes). Display only: the work is
-bot.services.synthesis."""
+bot.services.synthesis. The analysis (numpy, scikit-learn, matplotlib) is imported by the
+`synthesize` commands only, so every other command, `serve` included, starts as fast."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ import typer
 from rich.table import Table
 
 from bot.cli.common import console, err, with_database, with_relay
-from bot.services.synthesis import contributions as contribution_texts
-from bot.services.synthesis import conversation, opinions, polis, records, report, themes
+from bot.services.synthesis import records
 from bot.services.synthesis.records import StatementProblem
 from bot.settings import Settings
 from store.statements import APPROVED, PROPOSED, REJECTED
@@ -22,6 +22,8 @@ DRY_RUN = typer.Option(False, "--dry-run", help="Show what would happen; change 
 TRANSLATION = typer.Option(
     None, "--translation", "-t", help="LANG=TEXT: the statement in another language (repeat)."
 )
+FORMATS = ("md", "json", "csv")
+MAX_GROUPS = 5  # bot.services.synthesis.MAX_GROUPS
 FORMAT = typer.Option("md", "--format", help="md, json or csv.")
 OUT = typer.Option(None, "--out", "-o", help="Write the report to this file (default: show it).")
 LABELLED = typer.Option(
@@ -238,11 +240,13 @@ def opinions_command(
     language: str = typer.Option("en", "--language", "-l", help="The statements' language."),
     fmt: str = FORMAT,
     chart: Path = CHART,
-    max_groups: int = typer.Option(opinions.MAX_GROUPS, "--max-groups", min=2, max=9),
+    max_groups: int = typer.Option(MAX_GROUPS, "--max-groups", min=2, max=9),
     out: Path = OUT,
 ) -> None:
     """The opinion map: groups by PCA and k-means, what sets each apart, common ground."""
-    if fmt not in report.FORMATS:
+    from bot.services.synthesis import conversation, opinions, polis, report
+
+    if fmt not in FORMATS:
         raise _fail(f"--format {fmt!r}: choose md, json or csv.")
     if chart is not None and chart.suffix.lower() not in (".png", ".svg"):
         raise _fail(f"--chart {chart}: the chart is a .png or an .svg file.")
@@ -285,10 +289,12 @@ def opinions_chart(result, path: Path, topic: str) -> Path:
     return chart.draw(result, path, title=topic or "Opinion map")
 
 
-def _labelled(path: Path) -> dict[tuple[str, str], tuple[list[themes.Text], list[str]]]:
+def _labelled(path: Path) -> dict[tuple[str, str], tuple[list, list[str]]]:
+    from bot.services.synthesis.themes import Text
+
     if not path.is_file():
         raise _fail(f"{path}: no such file.")
-    out: dict[tuple[str, str], tuple[list[themes.Text], list[str]]] = {}
+    out: dict[tuple[str, str], tuple[list, list[str]]] = {}
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         missing = {"language", "topic", "text"} - set(reader.fieldnames or ())
@@ -298,7 +304,7 @@ def _labelled(path: Path) -> dict[tuple[str, str], tuple[list[themes.Text], list
             if not (row["text"] or "").strip() or not (row["topic"] or "").strip():
                 raise _fail(f"{path}, line {line}: a row needs a text and a topic")
             texts, labels = out.setdefault((path.stem, row["language"]), ([], []))
-            texts.append(themes.Text(id=line, author=f"line {line}", text=row["text"]))
+            texts.append(Text(id=line, author=f"line {line}", text=row["text"]))
             labels.append(row["topic"])
     return out
 
@@ -314,7 +320,10 @@ def themes_command(
     out: Path = OUT,
 ) -> None:
     """The themes in what the small groups wrote, per prompt and language."""
-    if fmt not in report.FORMATS:
+    from bot.services.synthesis import contributions as contribution_texts
+    from bot.services.synthesis import report, themes
+
+    if fmt not in FORMATS:
         raise _fail(f"--format {fmt!r}: choose md, json or csv.")
     if labelled is not None:
         sets = _labelled(labelled)
