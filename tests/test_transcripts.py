@@ -49,8 +49,9 @@ from store.models import OutboxMessage, utcnow
 TRANSCRIPTS = Path(__file__).resolve().parent / "transcripts"
 # Recruitment transcripts need an assembly and an invitation first: they have their own
 # runner, tests/test_recruitment_transcripts.py; a table's, tests/test_deliberation_transcripts.py;
-# ballots', tests/test_ballot_transcripts.py.
-OWN_RUNNERS = ("recruitment-", "deliberation.", "ballot-")
+# ballots', tests/test_ballot_transcripts.py; the opinion map's statements',
+# tests/test_statements_transcripts.py.
+OWN_RUNNERS = ("recruitment-", "deliberation.", "ballot-", "statements.")
 FILES = sorted(p for p in TRANSCRIPTS.glob("*.txt") if not p.name.startswith(OWN_RUNNERS))
 EXPECTATION = ("<", "|", "  [", "(silence)")
 LONG = re.compile(r'^\[(\d+) characters of "(.+)"\]$')
