@@ -31,6 +31,7 @@ from bot.services import (
     polls,
     privacy,
     recruitment,
+    synthesis,
 )
 from bot.settings import Settings
 from bot.web.app import ENGINE, RELAY, SESSIONS, SETTINGS, healthz, hide_failures, metrics
@@ -78,6 +79,7 @@ def register_hooks(relay: Relay) -> None:
     data_requests.register(relay)  # MYDATA: the organisers are told
     ballots.register(relay)  # a vote recorded apart from its voter; what they typed blanked
     polls.register(relay)  # a questionnaire's answers recorded under a pseudonym
+    synthesis.register(relay)  # answers to the opinion map's statements, and proposals
 
     def calendar_of() -> Calendar | None:
         return relay.calendar
@@ -190,6 +192,7 @@ def build_cli() -> typer.Typer:
     from bot.cli import recruitment as cli_recruitment
     from bot.cli import schedule as cli_schedule
     from bot.cli import simulate as cli_simulate
+    from bot.cli import synthesis as cli_synthesis
     from bot.cli import withdraw as cli_withdraw
 
     app = typer.Typer(
@@ -213,6 +216,7 @@ def build_cli() -> typer.Typer:
     cli_poll.register(app)  # poll status|send|report
     cli_recommendation.register(app)  # recommendation add|list|respond|show
     cli_publish.register(app)  # publish: the open data package
+    cli_synthesis.register(app)  # statements add|list|approve|reject|send, synthesize
     return app
 
 

@@ -14,6 +14,7 @@ from flows.organiser import organiser_commands
 from flows.poll import Poll
 from flows.registration import Registration
 from flows.rights import Withdrawal, data_requested_after_stop, person_requests
+from flows.statements import Statements, statement_commands
 from flows.welcome import Welcome
 
 
@@ -36,12 +37,14 @@ def build_engine() -> Engine:
             Withdrawal(),
             Ballot(),
             Poll(),
+            Statements(),
         ],
         commands=[
             member_words,
             calendar_replies,
             person_requests,
             vote_command,
+            statement_commands,
             organiser_commands,
             facilitator_commands,
             after_the_close,

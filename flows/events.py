@@ -66,3 +66,7 @@ POLL_COMPLETED = "poll.completed"
 POLL_WAVE_OPENED = "poll.wave_opened"
 POLL_WAVE_CLOSED = "poll.wave_closed"
 POLL_REMINDED = "poll.reminded"
+# The opinion map: an answer (agree 1, disagree -1, pass 0) is pseudonymous map data, not a
+# secret ballot; a proposal's event carries its length only, never its text.
+STATEMENT_ANSWERED = "statement.answered"
+STATEMENT_PROPOSED = "statement.proposed"

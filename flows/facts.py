@@ -157,6 +157,15 @@ class PollFacts:
 
 
 @dataclass(frozen=True)
+class StatementFacts:
+    """A statement sent to the panel, and this person's current answer to it."""
+
+    id: int
+    texts: Localised
+    vote: int | None = None  # 1 agree, -1 disagree, 0 pass; None: not answered
+
+
+@dataclass(frozen=True)
 class TableFacts:
     """A seated member's table while a prompt is open there (bot/services/deliberation)."""
 
@@ -189,4 +198,5 @@ class Facts:
     ballot_tracker: str | None = None  # a fresh receipt code, for a vote cast in this turn
     poll: PollFacts | None = None  # the poll wave this person is answering
     table: TableFacts | None = None  # a prompt is open at this member's table
+    statements: list[StatementFacts] | None = None  # the opinion map's, once sent to them
     facilitation: FacilitationFacts | None = None  # a facilitator's command

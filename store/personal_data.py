@@ -40,6 +40,7 @@ from store.models import (
 from store.organisers import Broadcast, BroadcastPreview, Organiser
 from store.polls import Poll, PollAnswer, PollRoll, PollWave
 from store.recruitment import Consent, Invitation, PoolEntry, RegistrationAnswer, Selection
+from store.statements import Statement, StatementVote
 
 DELETE, BLANK, KEEP = "delete", "blank", "keep"
 # How rows of a person are found: by their participant id, or through their contacts.
@@ -223,6 +224,19 @@ INVENTORY: tuple[Place, ...] = (
         "the poll waves they were asked, how many questions they answered, and reminders "
         "(never what they answered)",
         why_kept="response counts of each wave; pseudonymous, and it holds no answer",
+    ),
+    Place(
+        StatementVote.__table__,
+        BY_PARTICIPANT,
+        DELETE,
+        "their answers to the opinion map's statements (agree, disagree, pass)",
+    ),
+    Place(
+        Statement.__table__,
+        BY_PARTICIPANT,
+        BLANK,
+        "the statements they proposed for the opinion map (text, whether approved)",
+        {"participant_id": None},
     ),
     Place(
         AuditEvent.__table__,

@@ -14,4 +14,5 @@ from store import (
     personal_data,  # noqa: F401
     polls,  # noqa: F401
     recommendations,  # noqa: F401
+    statements,  # noqa: F401
 )

@@ -35,8 +35,17 @@ from tests.transcript_harness import (
 
 # Recruitment transcripts need an assembly and an invitation first: they have their own
 # runner, tests/test_recruitment_transcripts.py; a table's, tests/test_deliberation_transcripts.py;
-# ballots', tests/test_ballot_transcripts.py; a poll's, tests/test_poll_transcripts.py.
-OWN_RUNNERS = ("recruitment-", "deliberation.", "ballot-", "poll.")
+# ballots', tests/test_ballot_transcripts.py; a poll's, tests/test_poll_transcripts.py; the
+# opinion map's statements', tests/test_statements_transcripts.py; a recommendation's,
+# tests/test_recommendation_transcripts.py.
+OWN_RUNNERS = (
+    "recruitment-",
+    "deliberation.",
+    "ballot-",
+    "poll.",
+    "statements.",
+    "recommendation-",
+)
 FILES = sorted(p for p in TRANSCRIPTS.glob("*.txt") if not p.name.startswith(OWN_RUNNERS))
 
 
