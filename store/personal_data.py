@@ -39,6 +39,7 @@ from store.models import (
 )
 from store.organisers import Broadcast, BroadcastPreview, Organiser
 from store.recruitment import Consent, Invitation, PoolEntry, RegistrationAnswer, Selection
+from store.respondents import OutsideRegistration
 
 DELETE, BLANK, KEEP = "delete", "blank", "keep"
 # How rows of a person are found: by their participant id, or through their contacts.
@@ -127,6 +128,14 @@ INVENTORY: tuple[Place, ...] = (
             "attributes": {},
             "source_line": None,
         },
+    ),
+    Place(
+        OutsideRegistration.__table__,
+        BY_PARTICIPANT,
+        BLANK,
+        "a registration outside the chat: how (paper, call, web), the consent's reference, "
+        "e-mail address, line of the respondents file",
+        {"consent_ref": None, "email": None, "source_line": None},
     ),
     Place(
         Invitation.__table__,

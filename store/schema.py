@@ -12,4 +12,5 @@ from store import (
     groups,  # noqa: F401
     models,  # noqa: F401
     personal_data,  # noqa: F401
+    respondents,  # noqa: F401
 )
