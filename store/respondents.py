@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from store.contacts import choose, contacts_of
 from store.models import Base, BigId, utcnow
 
 SOURCES = ("paper", "call", "web")  # how the person registered and gave consent
@@ -28,3 +30,10 @@ class OutsideRegistration(Base):
     source_line: Mapped[int | None] = mapped_column(Integer)
     imported_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+async def without_contact(session: AsyncSession, participant_ids: list[str]) -> list[str]:
+    """Of these people, those the service cannot message (no usable contact, by the one
+    contact choice): registered outside the chat with no phone. The organisers tell them."""
+    contacts = await contacts_of(session, participant_ids)
+    return [pid for pid in participant_ids if choose(contacts.get(pid, ())) is None]

@@ -13,7 +13,6 @@ from bot.relay import Relay
 from bot.services import people
 from bot.services import turns as service
 from bot.services.recruitment.invitations import quiet_hours_end
-from bot.services.respondents.importing import without_contact
 from flows.assembly import Assembly
 from store import audit
 from store.models import (
@@ -31,6 +30,7 @@ from store.recruitment import (
     Invitation,
     Selection,
 )
+from store.respondents import without_contact
 
 log = logging.getLogger(__name__)
 

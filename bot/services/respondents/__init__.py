@@ -8,7 +8,6 @@ from bot.services.respondents.importing import (
     OrganisersToContact,
     import_respondents,
     to_contact,
-    without_contact,
 )
 from bot.services.respondents.reading import (
     OutsideRow,
@@ -32,5 +31,4 @@ __all__ = [
     "import_respondents",
     "parse_respondents",
     "to_contact",
-    "without_contact",
 ]

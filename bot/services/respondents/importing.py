@@ -23,10 +23,10 @@ from bot.services.respondents.reading import OutsideRow, Problem
 from flows.assembly import Assembly
 from flows.model import State
 from store import audit
-from store.contacts import SMS, choose, contacts_of
+from store.contacts import SMS
 from store.models import Contact, Participant, new_participant_id, utcnow
 from store.recruitment import REGISTERED, Invitation, PoolEntry
-from store.respondents import OutsideRegistration
+from store.respondents import OutsideRegistration, without_contact
 
 OUTSIDE = "outside"  # the invitation channel of someone who registered outside the chat
 CREATED, UPDATED, UNCHANGED, JOINED = "created", "updated", "unchanged", "from the pool"
@@ -247,12 +247,6 @@ def _contact(pid: str, phone: str, now: datetime) -> Contact:
         created_at=now,
         next_seq=1,
     )
-
-
-async def without_contact(session: AsyncSession, participant_ids: list[str]) -> list[str]:
-    """Of these people, those the service cannot message: the organisers contact them."""
-    contacts = await contacts_of(session, participant_ids)
-    return [pid for pid in participant_ids if choose(contacts.get(pid, ())) is None]
 
 
 @dataclass(frozen=True)
