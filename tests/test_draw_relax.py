@@ -49,8 +49,8 @@ def test_every_problem_at_once_with_the_smallest_change_that_works():
     assert "age = 65+: at least 3 wanted, but only 2 respondents (P004, P005)" in message
     # Each minimum lowered by one: two in all (the next test shows nothing smaller works),
     # and the relaxed quotas do draw a panel.
-    assert "Smallest change that makes the draw possible (checked; 2 in all)" in message
-    assert "gender = woman: min 5 -> 4" in message and "age = 65+: min 3 -> 2" in message
+    assert "Smallest change that makes the draw possible (checked; 2 in all):" in message
+    assert "  - gender = woman: min 5 -> 4" in message and "  - age = 65+: min 3 -> 2" in message
     relaxed = {"gender": {"woman": Bounds(4, 6), "man": Bounds(2, 6)}}
     relaxed["age"] = {"65+": Bounds(2, 6), "under 65": Bounds(0, 6)}
     result = draw.run_draw(DrawInput(pool(), relaxed, 6, one_per_household=True), "1")

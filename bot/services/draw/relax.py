@@ -181,14 +181,15 @@ def explain(
         if not feasible(kinds, relaxed(quotas, changes), size):  # checked, never guessed
             raise DrawError("The relaxed quotas failed their check; nothing suggested.")
         total = sum(c.low[0] - c.low[1] + c.high[1] - c.high[0] for c in changes)
-        advice = (
-            f" Smallest change that makes the draw possible (checked; {total} in all): "
-            + "; ".join(map(str, changes))
-            + "."
+        advice = f"\nSmallest change that makes the draw possible (checked; {total} in all):" + (
+            "".join(f"\n  - {change}" for change in changes)
         )
-        categories = conflict(kinds, quotas, size)
-        named |= set(categories)
-        lines.append("categories in conflict: " + ", ".join(categories))
-    message = "The quotas cannot all be met with these respondents"
-    message += ": " + "; ".join(lines) + "." if lines else "."
+        named |= {c.category for c in changes}
+        if not lines:  # nothing visible at a glance: say which categories clash
+            categories = conflict(kinds, quotas, size)
+            named |= set(categories)
+            lines.append("categories in conflict: " + ", ".join(categories))
+    message = "The quotas cannot all be met with these respondents" + (
+        ":" + "".join(f"\n  - {line}" for line in lines) if lines else "."
+    )
     return DrawError(message + advice, sorted(named & set(quotas)), kind="infeasible")
