@@ -14,7 +14,7 @@ from bot.services.draw import Respondent
 from flows.assembly import load_assembly
 from store import audit
 from store.models import AuditEvent, Contact, OutboxMessage, Participant
-from store.recruitment import CONFIRMED, REGISTERED, Invitation, PoolEntry, Selection
+from store.recruitment import CONFIRMED, REGISTERED, Consent, Invitation, PoolEntry, Selection
 from store.respondents import OutsideRegistration
 from tests.test_draw import ROOT, concorder, registered_pool_with_phones
 
@@ -86,6 +86,13 @@ async def test_import_is_idempotent_and_joins_the_chat_registrations(db, tmp_pat
         assert await session.scalar(select(func.count()).select_from(Participant)) == 8
         outside = await session.scalar(select(func.count()).select_from(OutsideRegistration))
         assert outside == 4
+        consents = (await session.execute(select(Consent.channel, Consent.text_version))).all()
+        assert sorted(consents) == [
+            ("call", "call:C-017"),
+            ("paper", "paper:F-001"),
+            ("paper", "paper:F-002"),
+            ("web", "web:W-099"),
+        ]
         letter = await session.get(PoolEntry, (await _entry_id(session, "PLETTER")))
         assert letter.attributes == {"gender": "woman", "age": "65+"}
         assert (
@@ -201,3 +208,22 @@ async def test_drawn_without_contact_are_listed_for_the_organisers_not_messaged(
     )
     assert code == 0, err
     assert "4 │ already imported, nothing new" in out
+
+
+async def test_a_draw_short_of_respondents_points_to_the_import(sqlite_db, tmp_path):
+    (tmp_path / "quotas.toml").write_text(QUOTAS_TOML)
+    code, out, err = await concorder(
+        sqlite_db,
+        tmp_path,
+        "select",
+        "--seed",
+        "1",
+        "--dry-run",
+        "--quotas",
+        "quotas.toml",
+        "--assembly",
+        str(ASSEMBLY),
+    )
+    assert code == 1
+    assert "Only 0 respondents for a panel of 4" in err
+    assert "`concorder respondents import FILE`" in out

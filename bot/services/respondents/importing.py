@@ -25,7 +25,7 @@ from flows.model import State
 from store import audit
 from store.contacts import SMS
 from store.models import Contact, Participant, new_participant_id, utcnow
-from store.recruitment import REGISTERED, Invitation, PoolEntry
+from store.recruitment import REGISTERED, Consent, Invitation, PoolEntry
 from store.respondents import OutsideRegistration, without_contact
 
 OUTSIDE = "outside"  # the invitation channel of someone who registered outside the chat
@@ -199,7 +199,17 @@ def _registration(pid: str, row: OutsideRow, now: datetime) -> OutsideRegistrati
 def _register(
     session: AsyncSession, invitation: Invitation | None, pid: str, row: OutsideRow, now: datetime
 ) -> None:
-    """Registered as if through the chat, so the draw and the funnel count them."""
+    """Registered as if through the chat, so the draw and the funnel count them; their
+    consent recorded as the chat's is, with how it was given and its reference."""
+    session.add(
+        Consent(
+            participant_id=pid,
+            text_version=f"{row.source}:{row.consent_ref}"[:64],
+            language=row.language or "en",
+            channel=row.source,
+            given_at=now,
+        )
+    )
     if invitation is None:
         invitation = Invitation(
             participant_id=pid,
