@@ -5,7 +5,9 @@ Instances:
   `example_large_200` (2,000 respondents, panel of 200; the paper: leximin minimum 10.0%
   exact, in a median 1,161.8 s on Gurobi) and `example_small_20` (200, panel of 20);
 - a real-sized pool, generated and seeded: 300 respondents answering six categories with
-  uneven shares, one in ten living in pairs (one per household), a panel of 40.
+  uneven shares, one in ten living in pairs (one per household), a panel of 40;
+- many kinds: `bench/draw.py`'s pool, 2,000 respondents in four categories, one in ten
+  sharing a household, 518 kinds, a panel of 150 (ours only: `--only many --budget 300`).
 
 Per algorithm: the time of one draw (the solve in its child process, started fresh) and
 the lowest and mean selection probability. Ours: maximin and leximin on kinds with HiGHS.
@@ -15,7 +17,7 @@ instance does not finish in 600 s here: the cap says so instead of waiting); leg
 probabilities are estimated from --legacy-draws repeated draws (± one standard error).
 
 Usage: .venv/bin/python -m bench.select [--library-budget 300] [--legacy-draws 500] [--nash]
-                                        [--examples DIR] [--only NAME]
+                                        [--examples DIR] [--only NAME] [--budget SECONDS]
 """
 
 from __future__ import annotations
@@ -89,6 +91,14 @@ def real_pool(size: int = 300, seats: int = 40, seed: int = 2026) -> draw.DrawIn
     return draw.DrawInput(people, draw.quota_bounds(spec, seats), seats, 0, True)
 
 
+def many_kinds() -> draw.DrawInput:
+    """2,000 respondents in four categories, one in ten sharing a household: 518 kinds of
+    people (those sharing a household are each a kind), a panel of 150."""
+    from bench.draw import RESPONDENTS, SEATS, draw_input
+
+    return draw_input(RESPONDENTS, SEATS)
+
+
 class Lowest:
     """Progress events: remembers the last message (the kinds solver's lowest so far)."""
 
@@ -152,13 +162,19 @@ def legacy(inp: draw.DrawInput, draws: int) -> dict:
     }
 
 
-def bench(name: str, inp: draw.DrawInput, note: str, args: argparse.Namespace) -> list[dict]:
+def bench(
+    name: str, inp: draw.DrawInput, note: str, args: argparse.Namespace, ours_only: bool = False
+) -> list[dict]:
     console.rule(f"{name}: {len(inp.respondents)} respondents, panel of {inp.panel_size}")
     rows = [
-        one(inp, "maximin", draw.KINDS_BACKEND, None),
-        one(inp, "leximin", draw.KINDS_BACKEND, None),
-        one(inp, "maximin", draw.SOLVER_BACKEND, args.library_budget),
+        one(inp, "maximin", draw.KINDS_BACKEND, args.budget),
+        one(inp, "leximin", draw.KINDS_BACKEND, args.budget),
     ]
+    if ours_only:  # the library's maximin would solve one integer program per respondent
+        for row in rows:
+            row["instance"] = name
+        return rows
+    rows.append(one(inp, "maximin", draw.SOLVER_BACKEND, args.library_budget))
     if args.nash:
         rows.append(one(inp, "nash", draw.SOLVER_BACKEND, args.library_budget))
     rows.append(legacy(inp, args.legacy_draws))
@@ -175,7 +191,10 @@ def main() -> None:
     parser.add_argument("--legacy-draws", type=int, default=500)
     parser.add_argument("--nash", action="store_true", help="also the library's nash")
     parser.add_argument("--examples", type=Path, default=EXAMPLES)
-    parser.add_argument("--only", help="one instance: large, small or real")
+    parser.add_argument("--only", help="one instance: large, small, real or many")
+    parser.add_argument(
+        "--budget", type=float, default=None, help="stop each of our solves after this many s"
+    )
     args = parser.parse_args()
     load = os.getloadavg()
     console.print(
@@ -187,13 +206,15 @@ def main() -> None:
         "large": lambda: ("example_large_200", *published(args.examples / "example_large_200")),
         "small": lambda: ("example_small_20", *published(args.examples / "example_small_20")),
         "real": lambda: ("real pool, 6 categories", real_pool(), ""),
+        # bench/draw.py's pool: 2,000 respondents, four categories, one per household.
+        "many": lambda: ("518 kinds, panel of 150", many_kinds(), ""),
     }
     rows: list[dict] = []
     for key, make in instances.items():
         if args.only and args.only != key:
             continue
         name, inp, note = make()
-        rows += bench(name, inp, note, args)
+        rows += bench(name, inp, note, args, ours_only=key == "many")
     table = Table(title="The draw: ours (kinds, HiGHS) against sortition-algorithms, same run")
     for column in ("Instance", "Algorithm", "Time", "Lowest", "Mean", "Note"):
         table.add_column(column, overflow="fold")

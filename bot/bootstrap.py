@@ -190,6 +190,7 @@ def build_cli() -> typer.Typer:
     from bot.cli import publish as cli_publish
     from bot.cli import recommendation as cli_recommendation
     from bot.cli import recruitment as cli_recruitment
+    from bot.cli import respondents as cli_respondents
     from bot.cli import schedule as cli_schedule
     from bot.cli import simulate as cli_simulate
     from bot.cli import synthesis as cli_synthesis
@@ -210,6 +211,7 @@ def build_cli() -> typer.Typer:
     cli_outbox.register(app)  # outbox status|retry
     cli_privacy.register(app)  # erase, person export
     cli_recruitment.register(app)  # pool import, invite, notify-draw, status
+    cli_respondents.register(app)  # respondents import|to-contact|answer
     cli_schedule.register(app)  # schedule preview, session move
     cli_simulate.register(app)  # simulate
     cli_ballot.register(app)  # ballot create|open|close|status|results

@@ -40,6 +40,7 @@ from store.models import (
 from store.organisers import Broadcast, BroadcastPreview, Organiser
 from store.polls import Poll, PollAnswer, PollRoll, PollWave
 from store.recruitment import Consent, Invitation, PoolEntry, RegistrationAnswer, Selection
+from store.respondents import OutsideRegistration
 from store.statements import Statement, StatementVote
 
 DELETE, BLANK, KEEP = "delete", "blank", "keep"
@@ -129,6 +130,14 @@ INVENTORY: tuple[Place, ...] = (
             "attributes": {},
             "source_line": None,
         },
+    ),
+    Place(
+        OutsideRegistration.__table__,
+        BY_PARTICIPANT,
+        BLANK,
+        "a registration outside the chat: how (paper, call, web), the consent's reference, "
+        "e-mail address, line of the respondents file",
+        {"consent_ref": None, "email": None, "source_line": None},
     ),
     Place(
         Invitation.__table__,

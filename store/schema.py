@@ -14,5 +14,6 @@ from store import (
     personal_data,  # noqa: F401
     polls,  # noqa: F401
     recommendations,  # noqa: F401
+    respondents,  # noqa: F401
     statements,  # noqa: F401
 )

@@ -235,6 +235,11 @@ def _gather(settings: Settings, rules: DrawRules, seed: str | None) -> draw.Draw
         f"{rules.panel_size}, reserve of {rules.reserve_size}"
         f"{', one per household' if rules.one_per_household else ''}."
     )
+    if len(inp.respondents) < rules.panel_size:
+        console.print(
+            "[yellow]People who registered by letter, phone or web form come in with "
+            "`concorder respondents import FILE`.[/]"
+        )
     return inp
 
 

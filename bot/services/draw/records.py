@@ -7,7 +7,7 @@ write after it, in the caller's session.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,9 @@ class DrawRules:
     panel_size: int
     reserve_size: int
     one_per_household: bool
+    # The organisers' outer limits per value (the stratification app's min_flex/max_flex):
+    # how far a quota may be relaxed when the draw cannot meet it. Not part of the draw.
+    flex: Quotas = field(default_factory=dict, compare=False)
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -120,7 +123,34 @@ def recorded_rules(run: DrawRun) -> DrawRules:
 
 
 def rules_for(assembly: Any, quotas_file: Path | None) -> DrawRules:
+    """The assembly's rules, or a quota file's: TOML with sizes and quotas, or the
+    stratification app's categories CSV (quotas only; the sizes from the assembly)."""
+    if quotas_file and Path(quotas_file).suffix.lower() == ".csv":
+        return rules_from_csv(quotas_file, assembly)
     return rules_from_file(quotas_file) if quotas_file else rules_from_assembly(assembly)
+
+
+def rules_from_csv(path: Path, assembly: Any) -> DrawRules:
+    from bot.services.draw.quota_files import QuotaFileError, read_categories_csv
+
+    section = _get(assembly, "selection") or _get(assembly, "draw") or assembly
+    panel_size = _get(section, "panel_size")
+    if not isinstance(panel_size, int) or panel_size < 1:
+        raise DrawRecordError(
+            f"{path} gives the quotas but not the panel size: add panel_size (and "
+            "reserve_size, one_per_household) to the assembly file's [selection] table."
+        )
+    try:
+        quotas, flex = read_categories_csv(path, panel_size)
+    except QuotaFileError as error:
+        raise DrawRecordError(str(error)) from None
+    base = DrawRules(
+        quotas,
+        panel_size,
+        int(_get(section, "reserve_size", 0) or 0),
+        bool(_get(section, "one_per_household", False)),
+    )
+    return replace(base, flex=flex)
 
 
 def rules_from_assembly(assembly: Any) -> DrawRules:
@@ -176,7 +206,12 @@ def _respondent(row: dict[str, Any]) -> Respondent:
 async def draw_input(session: AsyncSession, rules: DrawRules) -> DrawInput:
     respondents = [_respondent(row) for row in await draw_candidates(session)]
     return DrawInput(
-        respondents, rules.quotas, rules.panel_size, rules.reserve_size, rules.one_per_household
+        respondents,
+        rules.quotas,
+        rules.panel_size,
+        rules.reserve_size,
+        rules.one_per_household,
+        flex=rules.flex,
     )
 
 

@@ -160,7 +160,8 @@ Quotas = dict[str, dict[str, Bounds]]
 
 def quota_bounds(spec: Mapping[str, Mapping[str, Any]], panel_size: int) -> Quotas:
     """Quotas as min/max per category value. Each value may be given as {"min", "max"},
-    as {"share": 0.25} or as a bare share; a share becomes floor/ceil of share x panel."""
+    as {"share": 0.25}, as a bare share or as a percentage ("25%", or {"share": "25%"});
+    a share becomes floor/ceil of share x panel (48% of 40 seats: 19 to 20)."""
     quotas: Quotas = {}
     problems = []
     for category, values in spec.items():
@@ -171,15 +172,8 @@ def quota_bounds(spec: Mapping[str, Mapping[str, Any]], panel_size: int) -> Quot
         for value, target in values.items():
             place = f"{category}/{value}"
             try:
-                if isinstance(target, Bounds):
-                    bounds = target
-                elif isinstance(target, int | float) and not isinstance(target, bool):
-                    bounds = _share_bounds(float(target), panel_size)
-                elif isinstance(target, Mapping) and "share" in target:
-                    bounds = _share_bounds(float(target["share"]), panel_size)
-                elif isinstance(target, Mapping) and {"min", "max"} <= set(target):
-                    bounds = Bounds(_whole(target["min"]), _whole(target["max"]))
-                else:
+                bounds = _bounds(target, panel_size)
+                if bounds is None:
                     problems.append(f"{place}: give min and max, or a share")
                     continue
             except (TypeError, ValueError) as error:
@@ -199,10 +193,33 @@ def quota_bounds(spec: Mapping[str, Mapping[str, Any]], panel_size: int) -> Quot
     return quotas
 
 
+def _bounds(target: Any, panel_size: int) -> Bounds | None:
+    if isinstance(target, Bounds):
+        return target
+    if isinstance(target, int | float) and not isinstance(target, bool):
+        return _share_bounds(float(target), panel_size)
+    if isinstance(target, str) and target.strip().endswith("%"):
+        return _share_bounds(_percent(target), panel_size)
+    if isinstance(target, Mapping) and "share" in target:
+        share = target["share"]
+        share = _percent(share) if isinstance(share, str) else float(share)
+        return _share_bounds(share, panel_size)
+    if isinstance(target, Mapping) and {"min", "max"} <= set(target):
+        return Bounds(_whole(target["min"]), _whole(target["max"]))
+    return None
+
+
 def _whole(number: Any) -> int:
     if isinstance(number, bool) or not isinstance(number, int):
         raise ValueError(f"{number!r} is not a whole number")
     return number
+
+
+def _percent(text: str) -> float:
+    text = text.strip()
+    if not text.endswith("%"):
+        raise ValueError(f"{text!r} is not a share: write 48% or 0.48")
+    return float(text[:-1].strip()) / 100
 
 
 def _share_bounds(share: float, panel_size: int) -> Bounds:
@@ -219,6 +236,9 @@ class DrawInput:
     panel_size: int
     reserve_size: int = 0
     one_per_household: bool = False
+    # How far the organisers accept each quota be relaxed (min_flex, max_flex): only for
+    # the advice when the quotas cannot be met; never part of the draw or its record.
+    flex: Quotas = field(default_factory=dict, compare=False)
 
     def canonical(self) -> dict[str, Any]:
         """The pseudonymised input: ids, household numbers (not the organiser's household

@@ -290,26 +290,18 @@ def _quota_table(
 
 
 def _explain_infeasible(payload: Mapping[str, Any]) -> DrawError:
-    """Quotas the kinds solver found infeasible, explained as the library would (the
-    categories in conflict and the smallest relaxation), through the library's checks."""
-    from sortition_algorithms.committee_generation import find_any_committee
-    from sortition_algorithms.errors import SelectionError, SortitionBaseError
+    """Quotas the kinds solver found infeasible: every problem at once, in the organiser's
+    terms, with the smallest relaxation that works, checked (relax.py)."""
+    from bot.services.draw import relax
 
     data = payload["input"]
-    quotas, size = data["quotas"], int(data["panel_size"])
-    settings = _library_settings({**payload, "solver_backend": SOLVER_BACKEND})
-    features = _features(quotas, size)
-    people = _people(data["respondents"], features, settings)
-    try:
-        find_any_committee(
-            features, people, size, settings.normalised_address_columns, SOLVER_BACKEND
-        )
-    except (SelectionError, SortitionBaseError) as error:
-        explained = _explain(error, quotas)
-        if explained.kind == "infeasible" and _is_infeasible_quotas(error):
-            explained = _name_conflict(explained, quotas, people, size, settings)
-        return explained
-    return DrawError("The quotas cannot all be met with these respondents.", kind="infeasible")
+    return relax.explain(
+        data["respondents"],
+        data["quotas"],
+        int(data["panel_size"]),
+        bool(data["one_per_household"]),
+        payload.get("flex"),
+    )
 
 
 def _solve_select(payload: Mapping[str, Any], reporter: Any) -> dict[str, Any]:

@@ -90,7 +90,12 @@ def run_draw(
     }
     if pick_number is not None:
         payload["pick_number"] = pick_number
+    if inp.flex:
+        payload["flex"] = {
+            c: {v: [b.min, b.max] for v, b in vs.items()} for c, vs in inp.flex.items()
+        }
     answer = _solve(worker, payload, progress, time_limit)
+    payload.pop("flex", None)  # advice only: not part of what re-runs the draw
     return draw_from_answer(answer, payload)
 
 

@@ -30,6 +30,7 @@ from store.recruitment import (
     Invitation,
     Selection,
 )
+from store.respondents import without_contact
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,18 @@ async def notify_draw_outcome(
                 selection.confirm_by = now + assembly.recruitment.confirm_within
             selection.notified_at = now
             participant = await people.lock_participant(session, selection.participant_id)
+            if await without_contact(session, [participant.id]):
+                # Registered outside the chat with no phone: the organisers tell them
+                # (`concorder respondents to-contact`) and record the answer.
+                await audit.append(
+                    session,
+                    "selection.for_organisers",
+                    {"status": selection.status},
+                    participant_id=participant.id,
+                    at=now,
+                )
+                told[f"{selection.status}, no contact: for the organisers"] += 1
+                continue
             step = "confirm" if selection.status == SELECTED else "reserve"
             await service.start_flow(
                 session, relay, participant, "confirmation", step=step, now=now
@@ -176,8 +189,12 @@ async def notify_draw_outcome(
                 .scalars()
                 .all()
             )
+            unreachable = set(await without_contact(session, [i.participant_id for i in others]))
             for invitation in others:
                 invitation.outcome_sent_at = now
+                if invitation.participant_id in unreachable:
+                    told["not selected, no contact"] += 1
+                    continue
                 participant = await people.lock_participant(session, invitation.participant_id)
                 await service.start_flow(
                     session, relay, participant, "confirmation", step="thanks", now=now
