@@ -29,6 +29,7 @@ from flows.invitation import WITHDRAW_WORDS
 from flows.model import Inbound
 from flows.poll import answers_poll
 from flows.rights import MYDATA_WORDS
+from flows.statements import answers_statement
 from flows.text import fold
 
 REPEAT_WORDS = {"repeat", "repeter", "repetez", "repetir", "repite", "repetirlo"}
@@ -68,6 +69,8 @@ def member_words(conv: Conversation, inbound: Inbound) -> bool:
         return False
     if answers_ballot(conv, inbound) or answers_poll(conv, inbound):
         return False  # the answer to the ballot or questionnaire they were just asked
+    if answers_statement(conv, inbound):
+        return False  # the opinion map's statement they were just asked, or OPINIONS
     seat = {"table_prompt": table.table_prompt, "table": table.table, "letter": table.letter}
     if word in REPEAT_WORDS:
         conv.emit(events.REPEAT_ASKED, **seat)

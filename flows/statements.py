@@ -149,3 +149,18 @@ def statement_commands(conv: Conversation, inbound: Inbound) -> bool:
     if conv.state.step is not None:
         conv.repeat()
     return True
+
+
+def answers_statement(conv: Conversation, inbound: Inbound) -> bool:
+    """Whether a typed message answers the statement this person was last asked, or is
+    OPINIONS / PROPOSE: their table's prompt, if one is open, lets it through."""
+    if inbound.button is not None or not conv.state.data.get(ASKED):
+        return False
+    if fold(inbound.text) in words.AGAIN_WORDS or words.proposal_of(inbound.text) is not None:
+        return True
+    step = conv.state.step or ""
+    return (
+        conv.state.flow == NAME
+        and step.startswith("s:")
+        and words.answer_of(inbound.text) is not None
+    )

@@ -468,3 +468,27 @@ async def test_a_poll_question_during_a_prompt_takes_its_answer_and_leaves_talk_
     table = " ".join(await w.read(c))
     assert "A: Cheaper fares first." in table
     assert "A: 4" not in table
+
+
+async def test_a_statement_asked_during_a_prompt_takes_its_answer_and_leaves_talk_to_the_table(
+    relay, assembly
+):
+    from bot.services.synthesis import records as statements
+    from store.statements import StatementVote
+
+    w = await opened(relay)
+    async with relay.sessions.begin() as session:
+        await statements.add(session, {"en": "Buses should be free for everyone under 18."})
+    await statements.send(relay, now=START + T)
+    a, c = w.member("A").participant_id, w.member("C").participant_id
+    assert "Buses should be free" in " ".join(await w.read(a))
+    await w.read(c)
+
+    await say(w, "A", "D", START + 2 * T)  # disagree: the statement's answer
+    await say(w, "A", "Not for older teenagers.", START + 3 * T)
+    await deliberation.run_due(relay, now=START + 4 * T)
+    table = " ".join(await w.read(c))
+    assert "A: Not for older teenagers." in table and "A: D" not in table
+    async with relay.sessions() as session:
+        votes = (await session.execute(select(StatementVote.vote))).scalars().all()
+    assert votes == [-1]
