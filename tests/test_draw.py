@@ -23,7 +23,7 @@ from bot.services import draw
 from bot.services.draw import DrawInput, Respondent
 from store import audit
 from store.draw_records import DONE, PUBLISHED, SUPERSEDED, DrawRun, published_lottery
-from store.models import AuditEvent, Participant
+from store.models import AuditEvent, OutboxMessage, Participant
 from store.recruitment import (
     DECLINED,
     REGISTERED,
@@ -674,6 +674,11 @@ async def test_select_replace_and_verify_from_the_command_line(sqlite_db, tmp_pa
         "30",
         *common,
     )
+    assert code == 0, err
+    assert "Nobody has been told yet" in out  # telling people is its own step
+    async with db.sessions() as session:
+        assert (await session.execute(select(OutboxMessage))).first() is None
+    code, out, err = await concorder(db, tmp_path, "notify-draw", "--assembly", str(EXAMPLE))
     assert code == 0, err
     assert "4 selected" in out and "2 reserve" in out and "6 not selected" in out
     async with db.sessions() as session:

@@ -164,6 +164,8 @@ async def test_drawn_without_contact_are_listed_for_the_organisers_not_messaged(
     code, out, err = await concorder(db, tmp_path, "select", "--seed", "2027", *common)
     assert code == 0, err
     assert "10 registered respondents" in out
+    code, out, err = await concorder(db, tmp_path, "notify-draw", "--assembly", str(ASSEMBLY))
+    assert code == 0, err
     assert "selected, no contact: for the organisers" in out
     async with db.sessions() as session:
         r1 = (

@@ -3,8 +3,9 @@
 The draw reads the registered respondents (pseudonymous ids, household, answers), runs the
 `sortition-algorithms` library (bot.services.draw) outside any transaction, then writes in one
 transaction the draw run, the selection rows and the audit event. Telling people the
-outcome (confirmation requests, reserve notices, thanks) is the recruitment feature's
-`notify_draw_outcome`, called right after; `concorder notify-draw` resumes it if needed.
+outcome (confirmation requests, reserve notices, thanks) is a separate, explicit step after a
+`select` (`concorder notify-draw`), so organisers can check the draw first; a `replace` asks
+its replacements to confirm right away, as its purpose is to fill places that are open.
 """
 
 from __future__ import annotations
@@ -340,7 +341,15 @@ def _select(
 
     run = asyncio.run(with_database(settings, save))
     _recorded(run)
-    _notify(settings, assembly)
+    _not_told_yet()
+
+
+def _not_told_yet() -> None:
+    """Telling people is its own step: the organisers check the draw first."""
+    console.print(
+        "Nobody has been told yet. When you are ready, `concorder notify-draw` asks the "
+        "selected to confirm, tells the reserve, and thanks the others."
+    )
 
 
 def _recorded(run: DrawRun) -> None:
@@ -410,7 +419,7 @@ def _pick(
 
     run = asyncio.run(with_database(settings, save))
     _recorded(run)
-    _notify(settings, assembly)
+    _not_told_yet()
 
 
 def _verify(settings: Settings, allow_backend_change: bool, chart: Path | None) -> None:

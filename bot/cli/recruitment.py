@@ -278,6 +278,8 @@ def notify_draw(assembly_path: Path | None = ASSEMBLY, dry_run: bool = DRY_RUN) 
     for outcome, count in sorted(told.items()):
         table.add_row(outcome, str(count))
     console.print(table)
+    summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(told.items()))
+    console.print(f"Told the outcome: {summary or 'nobody new'}.")
 
 
 async def _funnel(sessions):
