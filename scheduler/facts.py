@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import time
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.facts import CalendarFacts
@@ -17,6 +17,7 @@ from scheduler.paging import render_briefing
 from scheduler.plan import Member, Move, timed_sessions
 from store.calendar import CalendarPreference, SessionMove
 from store.models import Participant
+from store.recruitment import CONFIRMED, Selection
 
 
 async def load_moves(session: AsyncSession) -> dict[str, Move]:
@@ -26,7 +27,11 @@ async def load_moves(session: AsyncSession) -> dict[str, Move]:
 
 async def member_of(session: AsyncSession, participant: Participant) -> Member:
     pref = await session.get(CalendarPreference, participant.id)
-    chosen = time.fromisoformat(pref.briefing_time) if pref else None
+    return _member(participant, pref.briefing_time if pref else None)
+
+
+def _member(participant: Participant, briefing_time: str | None) -> Member:
+    chosen = time.fromisoformat(briefing_time) if briefing_time else None
     return Member(participant.id, participant.timezone, chosen, participant.language)
 
 
@@ -78,6 +83,40 @@ async def panel_calendar(
     return {"calendar": CalendarFacts.from_plain(plain)}
 
 
+# Who of a group is on the panel (as `audience.on_panel` says), with their own briefing time.
+_PANEL_AMONG = (
+    select(Selection.participant_id, CalendarPreference.briefing_time)
+    .outerjoin(CalendarPreference, CalendarPreference.participant_id == Selection.participant_id)
+    .where(
+        Selection.participant_id.in_(bindparam("ids", expanding=True)),
+        Selection.status == CONFIRMED,
+    )
+)
+
+
+async def panel_calendar_for_group(
+    calendar_of: CalendarSource, session: AsyncSession, participants: Sequence[Participant]
+) -> Callable[[Participant], dict[str, Any]]:
+    """`panel_calendar` for many people: who is on the panel and their briefing times in
+    one query, the session moves once (only when someone is on the panel)."""
+    calendar = calendar_of()
+    ids = sorted({p.id for p in participants})
+    panel: dict[str, str | None] = {}
+    if calendar is not None and ids:
+        panel = dict((await session.execute(_PANEL_AMONG, {"ids": ids})).tuples().all())
+    moves = await load_moves(session) if panel else {}
+
+    def facts_of(participant: Participant) -> dict[str, Any]:
+        if participant.id not in panel:
+            return {}
+        member = _member(participant, panel[participant.id])
+        return {"calendar": CalendarFacts.from_plain(calendar_facts(calendar, member, moves))}
+
+    return facts_of
+
+
 def register(hooks, calendar_of: CalendarSource) -> None:
     """Give panel members' conversations the calendar (`hooks`: bot.hooks.Hooks)."""
-    hooks.provide_facts(partial(panel_calendar, calendar_of))
+    hooks.provide_facts(
+        partial(panel_calendar, calendar_of), partial(panel_calendar_for_group, calendar_of)
+    )
