@@ -103,7 +103,7 @@ async def panel_calendar_for_group(
     ids = sorted({p.id for p in participants})
     panel: dict[str, str | None] = {}
     if calendar is not None and ids:
-        panel = dict((await session.execute(_PANEL_AMONG, {"ids": ids})).tuples().all())
+        panel = dict((await session.execute(_PANEL_AMONG, {"ids": ids})).all())
     moves = await load_moves(session) if panel else {}
 
     def facts_of(participant: Participant) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class _Batch:
     records: dict[int, tuple[int, int | None]] = field(default_factory=dict)  # -> (id, filed)
     people: dict[tuple[str, str], tuple[Contact, Participant]] = field(default_factory=dict)
     read: dict[int, dict[str, Any]] = field(default_factory=dict)  # contact id -> columns
-    facts: list[Any] = field(default_factory=list)  # per provider: facts of one, or None
+    facts: list[Any] = field(default_factory=list)  # from `facts_readers`
     one_by_one: list[int] = field(default_factory=list)  # positions for handle_stored
     set_apart: set[tuple[str, str]] = field(default_factory=set)  # their addresses
     batched: list[tuple[int, Participant, Contact, Turn]] = field(default_factory=list)
@@ -296,27 +296,38 @@ async def _read_columns(session: AsyncSession, relay: Relay, batch: _Batch) -> N
 async def _read_facts(
     session: AsyncSession, relay: Relay, arrivals: list[Arrival], batch: _Batch, screened: set
 ) -> None:
-    """What the facts providers that can read for a group need, for everyone whose turn
-    may be batched: a few queries for the group instead of a few per turn."""
+    """The facts of everyone whose turn may be batched, read for the group."""
     people = {
         batch.people[arrivals[n].key][1].id: batch.people[arrivals[n].key][1]
         for n in batch.records
         if n not in screened and arrivals[n].key not in batch.set_apart
     }
-    batch.facts = [
-        await for_group(session, list(people.values())) if people and for_group else None
+    batch.facts = await facts_readers(session, relay, list(people.values()))
+
+
+async def facts_readers(
+    session: AsyncSession, relay: Relay, participants: list[Participant]
+) -> list[Any]:
+    """For each facts provider, in order: what its group reader read for `participants` (a
+    few queries for the group instead of a few per turn), or None (it reads per turn)."""
+    return [
+        await for_group(session, participants) if participants and for_group else None
         for for_group in relay.hooks.facts_for_group
     ]
 
 
-async def _facts(
-    session: AsyncSession, relay: Relay, participant: Participant, contact: Contact, batch: _Batch
+async def facts_from(
+    session: AsyncSession,
+    relay: Relay,
+    readers: list[Any],
+    participant: Participant,
+    contact: Contact,
 ) -> Facts:
-    """As `turns.facts_for`, from what the group's readers read where a provider has one."""
+    """What `turns.facts_for` gives this person, from `facts_readers`' where it read."""
     facts: dict[str, Any] = {}
     session.info[TURN_CONTACT] = contact
     try:
-        for provider, of_group in zip(relay.hooks.facts, batch.facts, strict=True):
+        for provider, of_group in zip(relay.hooks.facts, readers, strict=True):
             if of_group is not None:
                 facts.update(of_group(participant) or {})
             else:
@@ -333,7 +344,7 @@ async def _turn(
     it raises an event a hook handles (the message then runs the one-message path)."""
     contact, participant = batch.people[a.key]
     session.info[READ_WITH_PERSON] = batch.read.get(contact.id, {})
-    facts = await _facts(session, relay, participant, contact, batch)
+    facts = await facts_from(session, relay, batch.facts, participant, contact)
     state = State.from_json(participant.state, language=participant.language)
     ctx = Context(now=a.now, participant_id=participant.id, channel=a.channel, facts=facts)
     turn = relay.engine.handle(state, Inbound(channel=a.channel, text=a.text, button=a.button), ctx)
