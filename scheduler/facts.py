@@ -79,8 +79,24 @@ async def panel_calendar(
     if calendar is None or not await audience.on_panel(session, participant.id):
         return {}
     member = await member_of(session, participant)
-    plain = calendar_facts(calendar, member, await load_moves(session))
-    return {"calendar": CalendarFacts.from_plain(plain)}
+    return {"calendar": panel_facts(calendar, member, await load_moves(session))}
+
+
+FACTS_KEPT = 256  # panel facts kept per calendar: languages x time zones x briefing times
+
+
+def panel_facts(calendar: Calendar, member: Member, moves: Mapping[str, Move]) -> CalendarFacts:
+    """`calendar_facts` as the flows take them, made once per language, time zone, briefing
+    time and session moves and kept with the calendar (a reloaded calendar starts afresh):
+    every turn of a panel member needs them, and making them costs milliseconds."""
+    kept = calendar.memo().setdefault("panel facts", {})
+    key = (member.language, member.timezone, member.briefing_time, tuple(sorted(moves.items())))
+    found = kept.get(key)
+    if found is None:
+        if len(kept) >= FACTS_KEPT:
+            kept.clear()
+        found = kept[key] = CalendarFacts.from_plain(calendar_facts(calendar, member, moves))
+    return found
 
 
 # Who of a group is on the panel (as `audience.on_panel` says), with their own briefing time.
@@ -110,7 +126,7 @@ async def panel_calendar_for_group(
         if participant.id not in panel:
             return {}
         member = _member(participant, panel[participant.id])
-        return {"calendar": CalendarFacts.from_plain(calendar_facts(calendar, member, moves))}
+        return {"calendar": panel_facts(calendar, member, moves)}
 
     return facts_of
 

@@ -177,3 +177,24 @@ async def test_a_groups_statements_do_not_grow_with_its_people(db, relay, assemb
     small = await statements(db, relay, group(0, 4, "HELP", "c"))
     large = await statements(db, relay, group(100, 40, "HELP", "d"))
     assert large == small
+
+
+@pytest.mark.usefixtures("calendar")
+async def test_a_session_moved_between_two_turns_shows_in_the_second(db, relay, assembly):
+    await mixed_group(relay)
+
+    async def first_session_start() -> datetime:
+        async with relay.sessions() as session:
+            participant = await session.get(Participant, "P00000000001")
+            contact = (
+                await session.scalars(
+                    select(Contact).where(Contact.participant_id == participant.id)
+                )
+            ).one()
+            facts = await facts_for(session, relay, participant, contact)
+        return datetime.fromisoformat(facts.calendar.sessions[0].start)
+
+    assert await first_session_start() == START + timedelta(days=60)
+    async with relay.sessions.begin() as session:
+        await move_session(session, relay.calendar, 1, START + timedelta(days=61), START)
+    assert await first_session_start() == START + timedelta(days=61)
