@@ -10,7 +10,8 @@ requests. Telegram: each person's first message (a new person), and later messag
 people already known (replies that queue an answer). SMS: the same, signed with twilio's
 RequestValidator. Per run: updates/s, p50/p99 latency, 5xx count, the rate against the
 baseline, and after the load how long until every audit event is linked and the chain
-verifies. Targets: PostgreSQL >= 600 updates/s, p99 < 250 ms, no 5xx; SQLite >= 300/s.
+verifies. Targets: PostgreSQL >= 600 updates/s, p99 < 250 ms, no 5xx; SQLite >= 300/s, with
+or without `--assembly` (a real service runs with one: its facts are then read per group).
 The service handles webhooks in groups (bot/services/batch.py) and answers each only once
 its group has committed, so a reply is queued before its webhook's answer: the HTTP latency
 is also the time from webhook to reply queued. The run prints how many transactions the
@@ -365,7 +366,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-postgres", action="store_true", help="measure SQLite only")
     parser.add_argument("--no-sqlite", action="store_true", help="measure PostgreSQL only")
     parser.add_argument(
-        "--assembly", help="serve with this assembly file (its facts are read on every turn)"
+        "--assembly",
+        help="serve with this assembly file (its facts are read for each group of messages)",
     )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     return parser.parse_args()

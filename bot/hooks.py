@@ -6,7 +6,7 @@ Each feature's `register(...)` adds its functions here; the composition root
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,10 +14,19 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.model import Event
-from store.models import Participant
+from store.models import Contact, Participant
 
 # Facts a flow may need about the world (the assembly, its deadlines).
 FactsProvider = Callable[[AsyncSession, Participant], Awaitable[dict[str, Any] | None]]
+# The same facts for a group of inbound messages handled together (`bot.services.batch`):
+# given the group's participants, reads what their turns need in a few queries and returns
+# the facts of one of them, made from those rows and the participant as it is at its turn
+# (a person's second message sees the language their first one chose). Its facts must
+# equal the provider's; a provider registered without one is called once per turn.
+FactsForGroup = Callable[
+    [AsyncSession, Sequence[Participant]],
+    Awaitable[Callable[[Participant], dict[str, Any] | None]],
+]
 # Turns a flow event into rows of its own (a consent, an answer), inside the turn's
 # transaction, after the participant's new state is set.
 EventHandler = Callable[[AsyncSession, Participant, Event, datetime], Awaitable[None]]
@@ -28,10 +37,15 @@ EventHandler = Callable[[AsyncSession, Participant, Event, datetime], Awaitable[
 InboundHook = Callable[..., Awaitable[None]]
 # What lets inbound messages be handled in batches (`bot.services.batch`) beside an inbound
 # hook: given the batch's messages as (channel, address, text) and the (channel, address)
-# pairs that already have a contact, the positions of the messages the hook may act on;
-# those take the one-message path. A hook registered without one sends every message there.
+# pairs that already have a contact, each to its contact and participant (locked), the
+# positions of the messages the hook may act on; those take the one-message path. A hook
+# registered without one sends every message there.
 InboundScreen = Callable[
-    [AsyncSession, Sequence[tuple[str, str, str]], Collection[tuple[str, str]]],
+    [
+        AsyncSession,
+        Sequence[tuple[str, str, str]],
+        Mapping[tuple[str, str], tuple[Contact, Participant]],
+    ],
     Awaitable[Collection[int]],
 ]
 # A value read in the query that finds and locks an inbound message's contact and
@@ -48,14 +62,18 @@ TurnHook = Callable[..., Awaitable[int]]
 class Hooks:
     def __init__(self) -> None:
         self.facts: list[FactsProvider] = []
+        self.facts_for_group: list[FactsForGroup | None] = []  # beside `facts`, in order
         self.events: dict[str, list[EventHandler]] = {}
         self.inbound: list[InboundHook] = []
         self.inbound_screens: list[InboundScreen | None] = []
         self.turns: list[TurnHook] = []
         self.person_columns: dict[str, PersonColumn] = {}
 
-    def provide_facts(self, provider: FactsProvider) -> None:
+    def provide_facts(
+        self, provider: FactsProvider, for_group: FactsForGroup | None = None
+    ) -> None:
         self.facts.append(provider)
+        self.facts_for_group.append(for_group)
 
     def on_event(self, kind: str, handler: EventHandler) -> None:
         self.events.setdefault(kind, []).append(handler)

@@ -31,12 +31,13 @@ from bot.services.people import READ_WITH_PERSON
 from bot.services.turns import (
     FILE_UNDER,
     INBOUND,
+    TURN_CONTACT,
     Received,
     best_language,
-    facts_for,
     handle_stored,
 )
 from flows import events
+from flows.facts import Facts
 from flows.model import Context, Inbound, State, Turn
 from store import audit, outbox
 from store.models import Contact, Participant, new_participant_id, utcnow
@@ -76,6 +77,7 @@ class _Batch:
     records: dict[int, tuple[int, int | None]] = field(default_factory=dict)  # -> (id, filed)
     people: dict[tuple[str, str], tuple[Contact, Participant]] = field(default_factory=dict)
     read: dict[int, dict[str, Any]] = field(default_factory=dict)  # contact id -> columns
+    facts: list[Any] = field(default_factory=list)  # from `facts_readers`
     one_by_one: list[int] = field(default_factory=list)  # positions for handle_stored
     set_apart: set[tuple[str, str]] = field(default_factory=set)  # their addresses
     batched: list[tuple[int, Participant, Contact, Turn]] = field(default_factory=list)
@@ -111,6 +113,7 @@ async def handle_batch(session: AsyncSession, relay: Relay, arrivals: list[Arriv
     with session.no_autoflush:
         await _make_people(session, relay, arrivals, batch, screened)
         await _read_columns(session, relay, batch)
+        await _read_facts(session, relay, arrivals, batch, screened)
         results: list[Received] = [Received(duplicate=True) for _ in arrivals]
         for n in batch.records:
             if n in screened or arrivals[n].key in batch.set_apart:
@@ -209,7 +212,7 @@ async def _screen(
     for screen in relay.hooks.inbound_screens:
         if screen is None:
             return set(positions)
-        screened |= {positions[i] for i in await screen(session, messages, batch.people.keys())}
+        screened |= {positions[i] for i in await screen(session, messages, batch.people)}
     return screened
 
 
@@ -290,6 +293,50 @@ async def _read_columns(session: AsyncSession, relay: Relay, batch: _Batch) -> N
         batch.read[row.contact_id] = row._asdict()
 
 
+async def _read_facts(
+    session: AsyncSession, relay: Relay, arrivals: list[Arrival], batch: _Batch, screened: set
+) -> None:
+    """The facts of everyone whose turn may be batched, read for the group."""
+    people = {
+        batch.people[arrivals[n].key][1].id: batch.people[arrivals[n].key][1]
+        for n in batch.records
+        if n not in screened and arrivals[n].key not in batch.set_apart
+    }
+    batch.facts = await facts_readers(session, relay, list(people.values()))
+
+
+async def facts_readers(
+    session: AsyncSession, relay: Relay, participants: list[Participant]
+) -> list[Any]:
+    """For each facts provider, in order: what its group reader read for `participants` (a
+    few queries for the group instead of a few per turn), or None (it reads per turn)."""
+    return [
+        await for_group(session, participants) if participants and for_group else None
+        for for_group in relay.hooks.facts_for_group
+    ]
+
+
+async def facts_from(
+    session: AsyncSession,
+    relay: Relay,
+    readers: list[Any],
+    participant: Participant,
+    contact: Contact,
+) -> Facts:
+    """What `turns.facts_for` gives this person, from `facts_readers`' where it read."""
+    facts: dict[str, Any] = {}
+    session.info[TURN_CONTACT] = contact
+    try:
+        for provider, of_group in zip(relay.hooks.facts, readers, strict=True):
+            if of_group is not None:
+                facts.update(of_group(participant) or {})
+            else:
+                facts.update(await provider(session, participant) or {})
+    finally:
+        session.info.pop(TURN_CONTACT, None)
+    return Facts(**facts)
+
+
 async def _turn(
     session: AsyncSession, relay: Relay, a: Arrival, batch: _Batch, n: int
 ) -> Received | None:
@@ -297,7 +344,7 @@ async def _turn(
     it raises an event a hook handles (the message then runs the one-message path)."""
     contact, participant = batch.people[a.key]
     session.info[READ_WITH_PERSON] = batch.read.get(contact.id, {})
-    facts = await facts_for(session, relay, participant, contact)
+    facts = await facts_from(session, relay, batch.facts, participant, contact)
     state = State.from_json(participant.state, language=participant.language)
     ctx = Context(now=a.now, participant_id=participant.id, channel=a.channel, facts=facts)
     turn = relay.engine.handle(state, Inbound(channel=a.channel, text=a.text, button=a.button), ctx)

@@ -155,6 +155,18 @@ async def record_vote(
     )
 
 
+async def voters_in(session: AsyncSession, messages, known) -> set[int]:
+    """For a batch of inbound messages: those from people on a ballot's roll or in the
+    ballot's conversation, whose text may be a vote to blank (no query: their states)."""
+    found = set()
+    for n, (channel, address, _) in enumerate(messages):
+        person = known.get((channel, address))
+        state = (person[1].state or {}) if person else {}
+        if state.get("flow") == NAME or state.get("data", {}).get(ON_ROLL):
+            found.add(n)
+    return found
+
+
 def register(relay: Relay) -> None:
     async def remember_record(session: AsyncSession, *, record_id: int, **_: Any) -> None:
         session.info[RECORD] = record_id
@@ -181,6 +193,6 @@ def register(relay: Relay) -> None:
         return 0
 
     relay.hooks.provide_facts(ballot_facts)
-    relay.hooks.before_inbound(remember_record)
+    relay.hooks.before_inbound(remember_record, voters_in)
     relay.hooks.on_event(events.BALLOT_VOTE_CAST, cast)
     relay.hooks.after_turn(after_turn)

@@ -9,11 +9,11 @@ turn never waits on the table's other members.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.deliberation.relaying import lines_after, say
@@ -34,32 +34,56 @@ from store.recruitment import CONFIRMED, Selection
 REPORT_LINES = 10  # the table's last lines a REPORT sends
 
 
+def _prompts_at_seats() -> Any:
+    """The prompts at the tables of the current allocation, with the seat's letter and
+    its member (one who left the panel talks to no table), the one to show first first."""
+    return (
+        select(TablePrompt, GroupSeat.letter, GroupSeat.participant_id)
+        .join(
+            GroupSeat,
+            (GroupSeat.run_id == TablePrompt.run_id)
+            & (GroupSeat.round == TablePrompt.round)
+            & (GroupSeat.table_no == TablePrompt.table_no),
+        )
+        .join(GroupRun, GroupRun.run_id == TablePrompt.run_id)
+        .join(Selection, Selection.participant_id == GroupSeat.participant_id)
+        .where(Selection.status == CONFIRMED, GroupRun.status == CURRENT)
+        .order_by((TablePrompt.status == CLOSED).asc(), TablePrompt.id.desc())
+    )
+
+
+_ONE = _prompts_at_seats().where(GroupSeat.participant_id == bindparam("participant_id")).limit(1)
+_MANY = _prompts_at_seats().where(GroupSeat.participant_id.in_(bindparam("ids", expanding=True)))
+
+
 async def table_facts(session: AsyncSession, participant: Participant) -> dict[str, Any] | None:
     """The prompt open (or paused) at this member's table in the current allocation."""
-    row = (
-        await session.execute(
-            select(TablePrompt, GroupSeat.letter)
-            .join(
-                GroupSeat,
-                (GroupSeat.run_id == TablePrompt.run_id)
-                & (GroupSeat.round == TablePrompt.round)
-                & (GroupSeat.table_no == TablePrompt.table_no),
-            )
-            .join(GroupRun, GroupRun.run_id == TablePrompt.run_id)
-            .join(Selection, Selection.participant_id == GroupSeat.participant_id)
-            .where(
-                GroupSeat.participant_id == participant.id,
-                Selection.status == CONFIRMED,  # one who left the panel talks to no table
-                GroupRun.status == CURRENT,
-            )
-            .order_by((TablePrompt.status == CLOSED).asc(), TablePrompt.id.desc())
-            .limit(1)
-        )
-    ).first()
+    row = (await session.execute(_ONE, {"participant_id": participant.id})).first()
     if row is None:
         return None
-    tp, letter = row
+    return _table(session, participant, row[0], row[1])
 
+
+async def table_facts_for_group(
+    session: AsyncSession, participants: Sequence[Participant]
+) -> Callable[[Participant], dict[str, Any] | None]:
+    """`table_facts` for many people: their prompts in one query, each one's first kept."""
+    ids = sorted({p.id for p in participants})
+    first: dict[str, tuple[TablePrompt, str]] = {}
+    if ids:
+        for tp, letter, participant_id in await session.execute(_MANY, {"ids": ids}):
+            first.setdefault(participant_id, (tp, letter))
+
+    def facts_of(participant: Participant) -> dict[str, Any] | None:
+        found = first.get(participant.id)
+        return None if found is None else _table(session, participant, *found)
+
+    return facts_of
+
+
+def _table(
+    session: AsyncSession, participant: Participant, tp: TablePrompt, letter: str
+) -> dict[str, Any]:
     contact: Contact | None = session.info.get(TURN_CONTACT)
     chosen = (participant.state or {}).get("data", {}).get(MODE_KEY)
     return {

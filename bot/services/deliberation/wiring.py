@@ -14,7 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.relay import Relay
-from bot.services.deliberation.members import table_facts, turn_hook
+from bot.services.deliberation.members import table_facts, table_facts_for_group, turn_hook
 from bot.services.deliberation.timing import relay_waiting, run_due
 from bot.services.deliberation.types import Report, ReportSink
 from bot.services.notices import tell_organisers, who
@@ -70,7 +70,7 @@ def signal(relay: Relay) -> asyncio.Event:
 
 def register(relay: Relay) -> None:
     """A seated member's open prompt as a fact, and their words in the turn."""
-    relay.hooks.provide_facts(table_facts)
+    relay.hooks.provide_facts(table_facts, table_facts_for_group)
 
     def stored(session: AsyncSession) -> None:
         wake = signal(relay)

@@ -9,7 +9,7 @@ from functools import partial
 
 from bot.relay import Relay
 from bot.services.facilitation.acting import act
-from bot.services.facilitation.facts import facilitation_facts, mark_command
+from bot.services.facilitation.facts import commands_in, facilitation_facts, mark_command
 from bot.services.facilitation.reports import report_to_facilitators
 from bot.services.facilitation.roles import (
     FacilitationError,
@@ -42,7 +42,7 @@ def register(relay: Relay) -> None:
     conversation's own register, whose default tells every organiser)."""
     from bot.services import deliberation
 
-    relay.hooks.before_inbound(mark_command)
+    relay.hooks.before_inbound(mark_command, commands_in)
     relay.hooks.provide_facts(facilitation_facts)
     relay.hooks.after_turn(partial(act, relay))
     deliberation.report_to(relay, report_to_facilitators)

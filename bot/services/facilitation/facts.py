@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.facilitation.roles import Rights, rights_of
@@ -17,8 +17,10 @@ from bot.services.turns import TURN_CONTACT
 from flows.facilitation_facts import FacilitationFacts, LineFacts, TableFacts
 from flows.facilitation_words import HIDE, MOVE, SHOW, Command, looks_like_command, parse
 from store.deliberation import CLOSED, MESSAGE, PASS, PAUSED, Contribution, TablePrompt
+from store.facilitation import FacilitatorRole
 from store.groups import GroupSeat, current_run, seats_of
 from store.models import Participant
+from store.organisers import Organiser
 
 # The command a turn's message was read as, from the inbound hook to the facts provider.
 COMMAND = "facilitation_command"
@@ -27,6 +29,25 @@ COMMAND = "facilitation_command"
 async def mark_command(session: AsyncSession, *, text: str, **_: Any) -> None:
     """Before the turn: is this message shaped like a facilitator's command (or HELP)?"""
     session.info[COMMAND] = (parse(text) or True) if looks_like_command(text) else None
+
+
+async def commands_in(session: AsyncSession, messages, known) -> set[int]:
+    """For a batch of inbound messages: those shaped like a command (or HELP) from an address
+    that may facilitate, an organiser's or a named facilitator's (one query, and none when
+    no message has the shape): anyone else's HELP gets no facilitation facts either way."""
+    shaped = {
+        n: address for n, (_, address, text) in enumerate(messages) if looks_like_command(text)
+    }
+    if not shaped:
+        return set()
+    addresses = sorted(set(shaped.values()))  # whatever the channel: a few too many is safe
+    may = union(
+        select(FacilitatorRole.address).where(FacilitatorRole.address.in_(addresses)),
+        select(Organiser.telegram_id).where(Organiser.telegram_id.in_(addresses)),
+        select(Organiser.phone).where(Organiser.phone.in_(addresses)),
+    )
+    found = set((await session.execute(may)).scalars())
+    return {n for n, address in shaped.items() if address in found}
 
 
 async def round_under_way(session: AsyncSession, run_id: str) -> int:

@@ -4,10 +4,10 @@ place."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.assembly import Assembly
@@ -36,7 +36,6 @@ async def recruitment_facts(
 ) -> dict[str, Any]:
     """What the recruitment flows know: the assembly's questions, this person's
     invitation, answers and place in the draw; deadlines in the assembly's `timezone()`."""
-    facts = assembly.facts()
     invitation = (
         await session.execute(select(Invitation).where(Invitation.participant_id == participant.id))
     ).scalar_one_or_none()
@@ -48,6 +47,43 @@ async def recruitment_facts(
     selection = (
         await session.execute(select(Selection).where(Selection.participant_id == participant.id))
     ).scalar_one_or_none()
+    return _facts(assembly, timezone, participant, invitation, entry, selection)
+
+
+async def recruitment_facts_for_group(
+    assembly: Assembly,
+    timezone: Callable[[], str],
+    session: AsyncSession,
+    participants: Sequence[Participant],
+) -> Callable[[Participant], dict[str, Any]]:
+    """`recruitment_facts` for many people: their invitations, answers and places in one
+    query (each person has at most one of each)."""
+    query = (
+        select(Participant.id, Invitation, PoolEntry.attributes, Selection)
+        .outerjoin(Invitation, Invitation.participant_id == Participant.id)
+        .outerjoin(PoolEntry, PoolEntry.participant_id == Participant.id)
+        .outerjoin(Selection, Selection.participant_id == Participant.id)
+        .where(Participant.id.in_(bindparam("ids", expanding=True)))
+    )
+    ids = sorted({p.id for p in participants})
+    rows = {row[0]: row[1:] for row in await session.execute(query, {"ids": ids})} if ids else {}
+
+    def facts_of(participant: Participant) -> dict[str, Any]:
+        invitation, entry, selection = rows.get(participant.id, (None, None, None))
+        return _facts(assembly, timezone, participant, invitation, entry, selection)
+
+    return facts_of
+
+
+def _facts(
+    assembly: Assembly,
+    timezone: Callable[[], str],
+    participant: Participant,
+    invitation: Invitation | None,
+    entry: dict[str, Any] | None,
+    selection: Selection | None,
+) -> dict[str, Any]:
+    facts = assembly.facts()
     question_ids = {q["id"] for q in facts["questions"]}
     facts["known"] = {k: v for k, v in (entry or {}).items() if k in question_ids}
     facts["invitation_status"] = invitation.status if invitation else None

@@ -11,7 +11,7 @@ from aiohttp import web
 from bot.relay import Relay
 from bot.services import withdrawals
 from bot.services.recruitment import answers
-from bot.services.recruitment.facts import recruitment_facts
+from bot.services.recruitment.facts import recruitment_facts, recruitment_facts_for_group
 from bot.services.recruitment.links import bind_invitation_link, invitation_links_in
 from bot.services.recruitment.reminders import (
     expire_selections,
@@ -50,7 +50,10 @@ def register(relay: Relay) -> None:
         def zone() -> str:  # the calendar's, which may be reloaded while the service runs
             return relay.calendar.schedule.timezone if relay.calendar is not None else "UTC"
 
-        hooks.provide_facts(partial(recruitment_facts, relay.assembly, zone))
+        hooks.provide_facts(
+            partial(recruitment_facts, relay.assembly, zone),
+            partial(recruitment_facts_for_group, relay.assembly, zone),
+        )
     answers.register(hooks, on_withdrawal=partial(withdrawals.tell_of_withdrawal, relay.settings))
 
 
