@@ -31,7 +31,7 @@ VACUUM_FULL = typer.Option(
     "FULL), so no old version of a choice waiting for YES stays in their files; locks each "
     "table while it runs: for a quiet moment.",
 )
-FILE = typer.Argument(None, help="A TOML file of [[ballots]] (default: the assembly file's).")
+FILE = typer.Argument(None, help="A TOML file of \\[\\[ballots]] (default: the assembly file's).")
 
 
 def register(app: typer.Typer) -> None:

@@ -71,7 +71,7 @@ QUOTAS = typer.Option(
     None,
     "--quotas",
     help="TOML file with panel_size, reserve_size, "
-    "one_per_household and [quotas.<category>] tables (value = {min = 2, "
+    "one_per_household and \\[quotas.<category>] tables (value = {min = 2, "
     "max = 4} or value = 0.25 as a target share). Default: the assembly "
     "file's own.",
 )
