@@ -76,9 +76,18 @@ async def last_message(sessions, v: Voter) -> OutboxMessage:
 
 
 async def press(relay, v: Voter, key: str, now=None):
-    """A press on the button `key` of the voter's latest keyboard (Telegram)."""
-    message = await last_message(relay.sessions, v)
-    data = next(b["data"] for b in message.buttons or [] if b["data"].endswith(f":{key}"))
+    """A press on the button `key` of the voter's latest keyboard (Telegram); a message
+    without buttons since (the results at a close) leaves that keyboard on screen."""
+    async with relay.sessions() as session:
+        keyboards = (
+            await session.execute(
+                select(OutboxMessage.buttons)
+                .where(OutboxMessage.participant_id == v.id)
+                .order_by(OutboxMessage.id.desc())
+            )
+        ).scalars()
+        buttons = next(k for k in keyboards if k)
+    data = next(b["data"] for b in buttons if b["data"].endswith(f":{key}"))
     return await say(relay, v, button=data, now=now)
 
 

@@ -25,7 +25,16 @@ from bot.services.ballots.counting import validate
 from flows import events
 from flows.ballot import CAST, NAME, ON_ROLL
 from flows.facts import BallotFacts
-from store.ballots import CLOSED, COUNTED, OPEN, REPLACED, Ballot, BallotRoll, BallotVote
+from store.ballots import (
+    CLOSED,
+    COUNTED,
+    OPEN,
+    REPLACED,
+    Ballot,
+    BallotRoll,
+    BallotVote,
+    leave_open_rolls,
+)
 from store.models import InboundMessage, Participant
 
 # A readable alphabet: no 0/O, 1/I/L. 31 ** 8 codes, about 8.5e11.
@@ -92,7 +101,11 @@ async def ballot_facts(session: AsyncSession, participant: Participant) -> dict[
     query = (
         select(Ballot.id, Ballot.status, Ballot.definition, BallotRoll.voted)
         .join(BallotRoll, BallotRoll.ballot_id == Ballot.id)
-        .where(BallotRoll.participant_id == participant.id, Ballot.status.in_((OPEN, CLOSED)))
+        .where(
+            BallotRoll.participant_id == participant.id,
+            BallotRoll.withdrawn.is_(False),
+            Ballot.status.in_((OPEN, CLOSED)),
+        )
         .order_by(Ballot.opened_at, Ballot.id)
     )
     if session.info[BEFORE] and state.get("step") == "confirm":
@@ -131,7 +144,11 @@ async def record_vote(
     )
     voted = await session.execute(
         update(BallotRoll)
-        .where(BallotRoll.ballot_id == ballot_id, BallotRoll.participant_id == participant_id)
+        .where(
+            BallotRoll.ballot_id == ballot_id,
+            BallotRoll.participant_id == participant_id,
+            BallotRoll.withdrawn.is_(False),
+        )
         .values(voted=True)
     )
     if voted.rowcount != 1:
@@ -180,7 +197,17 @@ def register(relay: Relay) -> None:
             )
         return 0
 
+    async def withdrew(session: AsyncSession, participant, event, now) -> None:
+        # Off the open ballots' rolls; a choice waiting for YES goes with them.
+        await leave_open_rolls(session, participant.id)
+        state = participant.state or {}
+        data = state.get("data", {})
+        if NAME in data:
+            participant.state = {**state, "data": {k: v for k, v in data.items() if k != NAME}}
+
     relay.hooks.provide_facts(ballot_facts)
+    relay.hooks.on_event(events.WITHDREW, withdrew)
+    relay.hooks.on_event(events.OPTED_OUT, withdrew)
     relay.hooks.before_inbound(remember_record)
     relay.hooks.on_event(events.BALLOT_VOTE_CAST, cast)
     relay.hooks.after_turn(after_turn)
