@@ -33,10 +33,21 @@ def results_message(
         )
     ]
     if results.get("quorum"):
+        n = results["quorum"]
         lines.append(
-            t.gettext("The quorum of {n} voters was met.", n=results["quorum"])
+            t.ngettext(
+                "The quorum of {quorum} voter was met.",
+                "The quorum of {quorum} voters was met.",
+                n,
+                quorum=n,
+            )
             if results["quorum_met"]
-            else t.gettext("The quorum of {n} voters was not met.", n=results["quorum"])
+            else t.ngettext(
+                "The quorum of {quorum} voter was not met.",
+                "The quorum of {quorum} voters was not met.",
+                n,
+                quorum=n,
+            )
         )
     lines.append(outcome(definition, results["tally"], t))
     lines.append(receipts(definition, t, voted=voted))

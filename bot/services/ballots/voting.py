@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.relay import Relay
 from bot.services.ballots.counting import validate
 from flows import events
-from flows.ballot import CAST, NAME, ON_ROLL
+from flows.ballot import CAST, NAME, ON_ROLL, UNCONFIRMED
 from flows.facts import BallotFacts
 from store.ballots import (
     CLOSED,
@@ -198,12 +198,16 @@ def register(relay: Relay) -> None:
         return 0
 
     async def withdrew(session: AsyncSession, participant, event, now) -> None:
-        # Off the open ballots' rolls; a choice waiting for YES goes with them.
+        # Off the open ballots' rolls; a choice waiting for YES goes with them, and after
+        # STOP a mark stays that it was not cast (told if they come back).
         await leave_open_rolls(session, participant.id)
         state = participant.state or {}
-        data = state.get("data", {})
-        if NAME in data:
-            participant.state = {**state, "data": {k: v for k, v in data.items() if k != NAME}}
+        data = dict(state.get("data", {}))
+        held = data.pop(NAME, None)
+        if isinstance(held, dict) and "pending" in held and event.kind == events.OPTED_OUT:
+            data[UNCONFIRMED] = True
+        if held is not None:
+            participant.state = {**state, "data": data}
 
     relay.hooks.provide_facts(ballot_facts)
     relay.hooks.on_event(events.WITHDREW, withdrew)
