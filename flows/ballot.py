@@ -25,6 +25,9 @@ CAST = "ballot_cast"  # the state key the service takes a cast vote from
 # Set in the state of everyone on a ballot's roll when it opens: only their turns read
 # the ballots (one query fewer for everyone else).
 ON_ROLL = "on_ballot_roll"
+# Set when STOP ends a ballot conversation with a choice waiting for YES (the choice itself
+# goes): whoever comes back is told that vote was not cast.
+UNCONFIRMED = "ballot_unconfirmed"
 VOTE_WORDS = {"vote", "voter", "votar", "voto"}
 DONE = "done"
 KIND = "ballot"  # the outbox kind of every message of this flow

@@ -12,6 +12,7 @@
     quorum = 0.5                 # a share of the voters, or a number of voters
     opens_at = 2026-12-05T10:00:00Z     # optional: else `concorder ballot open`
     closes_at = 2026-12-05T12:00:00Z    # optional: else `concorder ballot close`
+    results_at = "https://example.org/results"  # optional: where the receipts are published
 
 Method parameters: `majority` (yes_no, single: "simple", "absolute", "plurality" or a
 supermajority such as "2/3"), `max_choices` (approval), `levels`, `level_labels`, `threshold_level`,
@@ -85,6 +86,9 @@ class BallotDef(_Strict):
     grades: list[Localised] = Field(default_factory=list, max_length=7)
     # yes_no and single: "simple" (default), "absolute", "plurality" or a share "2/3".
     majority: str | None = Field(None, pattern=r"^(simple|absolute|plurality|[0-9]+/[0-9]+)$")
+    # Where the list of receipts is published (a web address, a notice board), told to
+    # every voter with the results: one text, or one per language.
+    results_at: str | Localised | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> BallotDef:
@@ -142,6 +146,8 @@ def ballots_problems(ballots: list[BallotDef], languages: list[str]) -> list[str
         texts += [(f"options #{m} > label", o.label) for m, o in enumerate(ballot.options, 1)]
         texts += [(f"level_labels #{m}", t) for m, t in enumerate(ballot.level_labels, 1)]
         texts += [(f"grades #{m}", t) for m, t in enumerate(ballot.grades, 1)]
+        if isinstance(ballot.results_at, dict):
+            texts.append(("results_at", ballot.results_at))
         for where, text in texts:
             problems += [
                 f"{place} > {where}: no text in {code!r}"

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from flows import events
 from flows.i18n import Translator, shipped_languages, translator
-from flows.keywords import REPLY_WORDS, Keyword, keyword_of, language_of
+from flows.keywords import REPLY_WORDS, Keyword, keyword_of, language_of, opts_in_as_an_answer
 from flows.model import Choice, Context, Event, Inbound, Outbound, State, Turn
 from flows.text import fold
 
@@ -190,13 +190,14 @@ class Engine:
         conv = Conversation(copy.deepcopy(state), ctx, self)
         text = inbound.text[:MAX_TEXT]
         inbound = Inbound(channel=inbound.channel, text=text, button=inbound.button)
-        keyword = keyword_of(text) if inbound.button is None else None
+        keyword = keyword_of(text, inbound.channel) if inbound.button is None else None
 
         if conv.state.opted_out:
             if keyword is Keyword.OPT_IN:
                 conv.state.opted_out = False
                 conv.emit(events.OPTED_IN, channel=inbound.channel)
                 conv.say(conv._("Welcome back. You will receive messages from us again."))
+                _said_after_stop(conv, text)
                 conv.repeat()
                 return Turn(conv.state, conv.outbound, conv.events)
             for take_request in self.heard_after_stop:
@@ -264,6 +265,27 @@ class Engine:
             return Turn(conv.state, [], [])
         conv.goto(flow, step)
         return Turn(conv.state, conv.outbound, conv.events)
+
+
+def _said_after_stop(conv: Conversation, text: str) -> None:
+    """Coming back: a vote STOP left unconfirmed was not cast, and a YES (Twilio's word to
+    subscribe again) answered nothing; the person is told so plainly."""
+    from flows.ballot import UNCONFIRMED
+
+    if conv.state.data.pop(UNCONFIRMED, None):
+        conv.say(
+            conv._(
+                "Your vote was not cast: STOP ended it before you confirmed it, and took "
+                "you off the list of voters."
+            )
+        )
+    elif opts_in_as_an_answer(text):
+        conv.say(
+            conv._(
+                "A YES after STOP only subscribes you again: it did not answer anything we "
+                "asked you before."
+            )
+        )
 
 
 def help_text(conv: Conversation) -> str:

@@ -41,7 +41,13 @@ OPT_OUT_WORDS = {
     "cancelar",
     "detener",
 }
-OPT_IN_WORDS = {"start", "yes", "unstop", "oui", "si", "reprendre", "reanudar", "alta"}
+# START and its equivalents: they opt in again on every channel.
+OPT_IN_WORDS = {"start", "unstop", "reprendre", "reanudar", "alta"}
+# Twilio's own opt-in words: the carrier delivers again to a number that texts one of them
+# after STOP, so on SMS they opt in with us too. YES is one: by SMS a YES after STOP is
+# never an answer (a vote it meant to confirm is not cast, and the person is told so).
+# Elsewhere, and for OUI or SI that the carrier does not know, it stays unheard.
+CARRIER_OPT_IN_WORDS = {"start", "yes", "unstop"}
 HELP_WORDS = {"help", "info", "aide", "ayuda"}
 
 # Words that switch the conversation language, mapped to the locale they choose.
@@ -83,16 +89,23 @@ REPLY_WORDS = {
 }
 
 
-def keyword_of(text: str) -> Keyword | None:
-    """The keyword a whole message is, or None. Only whole messages count."""
+def keyword_of(text: str, channel: str | None = None) -> Keyword | None:
+    """The keyword a whole message is, or None. Only whole messages count; on SMS the
+    carrier's opt-in words are keywords too."""
     word = fold(text)
     if word in OPT_OUT_WORDS:
         return Keyword.OPT_OUT
-    if word in OPT_IN_WORDS:
+    if word in OPT_IN_WORDS or (channel == "sms" and word in CARRIER_OPT_IN_WORDS):
         return Keyword.OPT_IN
     if word in HELP_WORDS:
         return Keyword.HELP
     return None
+
+
+def opts_in_as_an_answer(text: str) -> bool:
+    """An opt-in word that reads as an answer (YES): only the carrier makes it opt in."""
+    word = fold(text)
+    return word in CARRIER_OPT_IN_WORDS and word not in OPT_IN_WORDS
 
 
 def language_of(text: str, shipped: tuple[str, ...]) -> str | None:

@@ -69,11 +69,26 @@ class Registration(Flow):
 
     def next_step(self, conv: Conversation) -> None:
         answers = _progress(conv)["answers"]
-        for question in _questions(conv):
+        questions = _questions(conv)
+        for question in questions:
             if question["id"] not in answers:
                 self.ask(conv, "q:" + question["id"])
                 return
+        if not questions:  # nothing asked (none, or the pool knew every answer): no summary
+            self.complete(conv)
+            return
         self.ask(conv, "summary")
+
+    def complete(self, conv: Conversation) -> None:
+        conv.emit(events.REGISTRATION_COMPLETED, questions=len(_progress(conv)["answers"]))
+        conv.say(
+            conv._(
+                "Thank you, you are registered for {assembly}. If you are drawn "
+                "we will write to you.",
+                assembly=assembly_name(conv),
+            )
+        )
+        wait(conv, self.name, "done")
 
     def ask(self, conv: Conversation, step: str) -> None:
         _ = conv._
@@ -131,15 +146,7 @@ class Registration(Flow):
         if answer.choice == "back" or (answer.choice is None and fold(answer.text) in BACK_WORDS):
             self.back(conv)
         elif step == "summary" and answer.choice == "confirm":
-            conv.emit(events.REGISTRATION_COMPLETED, questions=len(progress["answers"]))
-            conv.say(
-                conv._(
-                    "Thank you, you are registered for {assembly}. If you are drawn "
-                    "we will write to you.",
-                    assembly=assembly_name(conv),
-                )
-            )
-            wait(conv, self.name, "done")
+            self.complete(conv)
         elif step == "summary" and answer.choice == "restart":
             progress["answers"], progress["order"] = {}, []
             self.next_step(conv)

@@ -6,7 +6,8 @@ votes themselves, kept apart so that a vote cannot be tied to its voter.
   own key (`ballots.link_key`), so a later vote can replace it; at close the key and every
   link are destroyed and the votes are written again in a shuffled order (README,
   "Ballots: what secrecy rests on").
-- `ballot_roll` holds who may vote and whether they have: no vote id, no time.
+- `ballot_roll` holds who may vote and whether they have: no vote id, no time. Someone
+  who withdraws while a ballot is open leaves its roll (`leave_open_rolls`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Uuid, text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Uuid, delete, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models import Base
@@ -52,6 +54,9 @@ class BallotRoll(Base):
     participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), primary_key=True)
     voted: Mapped[bool] = mapped_column(Boolean, default=False)
     asked: Mapped[bool] = mapped_column(Boolean, default=False)  # sent the question
+    # Withdrew after voting: their vote stays in the count (and so in the turnout), but
+    # they may not vote again and are not told the results.
+    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class BallotVote(Base):
@@ -77,3 +82,18 @@ class BallotVote(Base):
     tracker: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default=COUNTED)
     voter_link: Mapped[str | None] = mapped_column(String(64))
+
+
+async def leave_open_rolls(session: AsyncSession, participant_id: str) -> int:
+    """Someone withdrew (WITHDRAW, STOP, an organiser, erasure): off the roll of every open
+    ballot they have not voted in; where they voted, the vote stays counted and they are
+    marked as having left. Closed ballots keep their rolls (the published turnout)."""
+    open_ = select(Ballot.id).where(Ballot.status == OPEN)
+    mine = (BallotRoll.participant_id == participant_id, BallotRoll.ballot_id.in_(open_))
+    gone = await session.execute(delete(BallotRoll).where(*mine, BallotRoll.voted.is_(False)))
+    kept = await session.execute(
+        update(BallotRoll)
+        .where(*mine, BallotRoll.voted.is_(True), BallotRoll.withdrawn.is_(False))
+        .values(withdrawn=True, asked=True)
+    )
+    return (gone.rowcount or 0) + (kept.rowcount or 0)

@@ -14,7 +14,7 @@ from bot.services import turns
 from bot.services.ballots import records
 from flows.ballot_spec import load_ballots
 from store.models import Contact, OutboxMessage, Participant
-from store.recruitment import CONFIRMED, Selection
+from store.recruitment import CONFIRMED, REGISTERED, Invitation, Selection
 
 BALLOTS_FILE = Path(__file__).resolve().parent / "ballots" / "ballots.toml"
 LANGUAGES = ["en", "fr", "es"]
@@ -34,8 +34,9 @@ def voter(n: int, channel: str | None = None, language: str = "en") -> Voter:
     return Voter(f"PV{n:010d}"[:13], channel, address, language)
 
 
-async def panel(sessions, voters: list[Voter]) -> None:
-    """Confirmed panel members, as the draw and their CONFIRM leave them."""
+async def panel(sessions, voters: list[Voter], *, invited: bool = False) -> None:
+    """Confirmed panel members, as the draw and their CONFIRM leave them; `invited` gives
+    them the registered invitation they came through (WITHDRAW then has a stage to end)."""
     async with sessions.begin() as session:
         for v in voters:
             session.add(Participant(id=v.id, language=v.language, state={"language": v.language}))
@@ -44,6 +45,16 @@ async def panel(sessions, voters: list[Voter]) -> None:
                 Contact(participant_id=v.id, channel=v.channel, address=v.address, sms_consent=True)
             )
             session.add(Selection(participant_id=v.id, draw_id="D1", status=CONFIRMED))
+            if invited:
+                session.add(
+                    Invitation(
+                        participant_id=v.id,
+                        code_hash=uuid.uuid4().hex,
+                        channel=v.channel,
+                        language=v.language,
+                        status=REGISTERED,
+                    )
+                )
 
 
 async def create_ballots(sessions, now: datetime | None = None) -> None:
@@ -76,9 +87,18 @@ async def last_message(sessions, v: Voter) -> OutboxMessage:
 
 
 async def press(relay, v: Voter, key: str, now=None):
-    """A press on the button `key` of the voter's latest keyboard (Telegram)."""
-    message = await last_message(relay.sessions, v)
-    data = next(b["data"] for b in message.buttons or [] if b["data"].endswith(f":{key}"))
+    """A press on the button `key` of the voter's latest keyboard (Telegram); a message
+    without buttons since (the results at a close) leaves that keyboard on screen."""
+    async with relay.sessions() as session:
+        keyboards = (
+            await session.execute(
+                select(OutboxMessage.buttons)
+                .where(OutboxMessage.participant_id == v.id)
+                .order_by(OutboxMessage.id.desc())
+            )
+        ).scalars()
+        buttons = next(k for k in keyboards if k)
+    data = next(b["data"] for b in buttons if b["data"].endswith(f":{key}"))
     return await say(relay, v, button=data, now=now)
 
 

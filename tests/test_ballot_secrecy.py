@@ -126,6 +126,7 @@ async def test_a_dump_links_votes_only_while_the_ballot_is_open(relay, db, setti
         "participant_id",
         "voted",
         "asked",
+        "withdrawn",
     }
     async with db.sessions() as session:
         assert (
@@ -185,6 +186,11 @@ async def test_nobody_votes_twice_whatever_arrives_at_once(relay, db, settings):
     published = {code for code, _, _ in results[0].results["trackers"]}
     answers = [await messages(db.sessions, v) for v in voters]
     cast = [tracker_of(a) for said in answers for a in said if "Your vote is cast" in a]
-    closed = [v for v, said in zip(voters, answers, strict=True) if "has closed" in said[-1]]
+    closed = [v for v, said in zip(voters, answers, strict=True) if "not counted" in said[-1]]
     assert set(cast) == published and len(cast) + len(closed) == len(voters)
+    # Everyone is told the results once, each as the roll saw them at the close.
+    told = [[a for a in said if "of 8 voted" in a] for said in answers]
+    assert all(len(t) == 1 for t in told), told
+    checks = sum("Check your vote" in t[0] for t in told)
+    assert checks == len(cast) and len(told) - checks == len(closed)
     assert results[0].results["tally"]["details"]["counts"]["bike"] == len(cast)

@@ -144,7 +144,10 @@ async def test_stop_during_a_vote_ends_it_and_nothing_more_is_sent(relay, db):
         assert await session.scalar(select(func.count()).select_from(BallotVote)) == 0
     assert after == before
     results = await _results(relay, "r1")
-    assert results["voted"] == 0 and not results["quorum_met"]
+    # STOP is a withdrawal: off the roll, so neither a voter nor told the results.
+    assert results["voters"] == 0 and results["voted"] == 0
+    async with db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == after
 
 
 async def test_what_a_voter_types_is_not_stored(relay, db):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import typer
 from rich.errors import StyleSyntaxError
 from rich.style import Style
@@ -52,3 +53,25 @@ def test_bracketed_names_in_help_are_shown_as_written():
         shown = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
         lost += [f"concorder {' '.join(path)}: {w}" for w in wanted if w not in shown]
     assert lost == []
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (
+            ["select", "--help"],
+            "TOML file with panel_size, reserve_size, one_per_household and "
+            "[quotas.<category>] tables (value = {min = 2, max = 4} or value = 0.25 as a "
+            "target share). Default: the assembly file's own.",
+        ),
+        (
+            ["ballot", "create", "--help"],
+            "A TOML file of [[ballots]] (default: the assembly file's).",
+        ),
+    ],
+)
+def test_help_reads_whole_on_a_narrow_terminal_too(command, said):
+    for columns in ("80", "200"):
+        result = CliRunner().invoke(build_cli(), command, env={"COLUMNS": columns})
+        assert result.exit_code == 0, result.output
+        assert said in " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split()), result.output

@@ -11,8 +11,15 @@ from hypothesis import strategies as st
 from bot.channels.render import render
 from flows.catalog import build_engine
 from flows.engine import button_data
-from flows.i18n import shipped_languages
-from flows.keywords import HELP_WORDS, OPT_IN_WORDS, OPT_OUT_WORDS, Keyword, keyword_of
+from flows.i18n import shipped_languages, translator
+from flows.keywords import (
+    CARRIER_OPT_IN_WORDS,
+    HELP_WORDS,
+    OPT_IN_WORDS,
+    OPT_OUT_WORDS,
+    Keyword,
+    keyword_of,
+)
 from flows.model import Context, Inbound, State
 
 NOW = datetime(2026, 3, 3, 18, 30, tzinfo=UTC)
@@ -131,6 +138,33 @@ def test_every_way_of_writing_an_opt_in_word_opts_back_in(variant, channel):
     _, text = variant
     turn = handle(State(opted_out=True), Inbound(channel, text), ctx(channel))
     assert not turn.state.opted_out and turn.outbound
+
+
+@FAST
+@given(variant=variants(CARRIER_OPT_IN_WORDS - OPT_IN_WORDS), state=states())
+def test_yes_after_stop_opts_in_on_sms_only_and_says_it_answered_nothing(variant, state):
+    """Twilio delivers again to a number that texts YES after STOP: so do we, saying the
+    YES answered nothing. Elsewhere no carrier decides, and STOP holds until START."""
+    _, text = variant
+    state.opted_out = True
+    by_sms = handle(state, Inbound("sms", text), ctx("sms"))
+    assert not by_sms.state.opted_out
+    said = translator(by_sms.state.language).gettext(
+        "A YES after STOP only subscribes you again: it did not answer anything we asked "
+        "you before."
+    )
+    assert by_sms.outbound[1].text == said
+    by_telegram = handle(state, Inbound("telegram", text), ctx("telegram"))
+    assert by_telegram.state.opted_out and by_telegram.outbound == []
+
+
+@FAST
+@given(variant=variants({"oui", "si"}), channel=st.sampled_from(["sms", "telegram"]))
+def test_oui_and_si_after_stop_stay_unheard(variant, channel):
+    """The carrier does not lift its block for them: nothing could be delivered anyway."""
+    _, text = variant
+    turn = handle(State(opted_out=True), Inbound(channel, text), ctx(channel))
+    assert turn.state.opted_out and turn.outbound == []
 
 
 @FAST

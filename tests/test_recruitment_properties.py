@@ -244,7 +244,8 @@ def is_back(state: State, inbound: Inbound) -> bool:
 def check_turn(before: State, inbound: Inbound, turn: Turn, world_before: World) -> None:
     after = turn.state
     check_state(after)
-    keyword = keyword_of(inbound.text[: engine.MAX_TEXT]) if inbound.button is None else None
+    typed = inbound.text[: engine.MAX_TEXT]
+    keyword = keyword_of(typed, inbound.channel) if inbound.button is None else None
     kinds = [event.kind for event in turn.events]
 
     # Every turn answers; silence only for someone who opted out (or has just withdrawn).

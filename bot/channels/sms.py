@@ -31,6 +31,7 @@ from bot.relay import Relay
 from bot.services import batch
 from bot.settings import Settings
 from bot.web.app import RELAY, SESSIONS, SETTINGS
+from flows.keywords import CARRIER_OPT_IN_WORDS  # Twilio lifts its STOP block on these
 from flows.text import fold
 from store import audit
 from store.models import Contact, InboundMessage, OutboxMessage, OutboxStatus, utcnow
@@ -43,8 +44,6 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 SID_FORMAT = re.compile(r"[A-Za-z0-9]{2,64}")  # Twilio's are 34: two letters, 32 hex digits
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
-# Twilio lifts its own STOP block when the number texts one of these words.
-CARRIER_OPT_IN_WORDS = {"start", "yes", "unstop"}
 
 # Outbox statuses in the order a message passes through them; the last rank is final.
 RANK = {

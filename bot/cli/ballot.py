@@ -31,7 +31,7 @@ VACUUM_FULL = typer.Option(
     "FULL), so no old version of a choice waiting for YES stays in their files; locks each "
     "table while it runs: for a quiet moment.",
 )
-FILE = typer.Argument(None, help="A TOML file of [\\[ballots]] (default: the assembly file's).")
+FILE = typer.Argument(None, help="A TOML file of \\[\\[ballots]] (default: the assembly file's).")
 
 
 def register(app: typer.Typer) -> None:
@@ -146,12 +146,14 @@ def close(
     if dry_run:
         console.print(
             f"Would close {ballot_id}: {closed.voted} of {closed.voters} have voted. "
-            "The results stay hidden until it closes."
+            "The results stay hidden until it closes; then everyone on the roll is sent "
+            "them."
         )
         console.print("[yellow]Dry run: nothing changed.[/]")
         return
     console.print(
         f"Ballot {ballot_id} is closed: {closed.voted} of {closed.voters} voted. "
+        f"The results are on their way to {closed.told} people on the roll. "
         f"See `concorder ballot results {ballot_id}`."
     )
 

@@ -1,7 +1,8 @@
 """Ballots: definitions, voting inside a turn, opening and closing, results and receipts.
 
-`register` adds the vote to every inbound turn (voting.py); `install` opens and closes
-ballots on time. The counting methods are pure, in `counting/`.
+`register` adds the vote to every inbound turn (voting.py) and takes whoever withdraws
+off open ballots' rolls; `install` opens and closes ballots on time; a close tells the
+roll the results (announcing.py). The counting methods are pure, in `counting/`.
 """
 
 from bot.services.ballots.opening import open_ballot

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.relay import Relay
+from bot.services.ballots import announcing
 from bot.services.ballots.tallying import results_of
 from flows.ballot import KIND, NAME
 from flows.ballot_spec import BallotDef, plain
@@ -99,6 +100,7 @@ class Closed:
     voters: int
     voted: int
     results: dict[str, Any] | None = None
+    told: int = 0  # people sent the results
 
 
 async def close_ballot(
@@ -113,13 +115,15 @@ async def close_ballot(
     make the erased bytes leave the files."""
     now = now or utcnow()
     async with relay.sessions.begin() as session:
+        # The people before the ballot, as a turn takes them (announcing.py).
+        roll = await announcing.lock_roll(session, ballot_id) if not dry_run else None
         ballot = await get_ballot(session, ballot_id, lock=True)
         if ballot.status != OPEN:
             hint = " Open it first." if ballot.status == DRAFT else ""
             raise BallotProblem(f"Ballot {ballot_id} is {ballot.status}, not open.{hint}")
         voters, voted = await turnout(session, ballot_id)
         closed = Closed(ballot_id, voters, voted)
-        if dry_run:
+        if roll is None:
             return closed  # nothing written
         votes = await _rewrite_shuffled(session, ballot_id)
         results = results_of(ballot, votes, voters, voted)
@@ -133,6 +137,11 @@ async def close_ballot(
         )
         await audit.append(session, TALLIED, tally_event(ballot_id, results), at=now)
         closed.results = results
+        closed.told = await announcing.tell_results(
+            session, relay.settings, roll, ballot_id, ballot.definition, results, now
+        )
+    if closed.told:
+        relay.outbox_signal.set()
     # Apart: a turn holds its person's row and then waits on the ballot's, so the close
     # must not wait on a person's row while it holds the ballot's.
     async with relay.sessions.begin() as session:

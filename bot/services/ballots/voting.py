@@ -23,9 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.relay import Relay
 from bot.services.ballots.counting import validate
 from flows import events
-from flows.ballot import CAST, NAME, ON_ROLL
+from flows.ballot import CAST, NAME, ON_ROLL, UNCONFIRMED
 from flows.facts import BallotFacts
-from store.ballots import CLOSED, COUNTED, OPEN, REPLACED, Ballot, BallotRoll, BallotVote
+from store.ballots import (
+    CLOSED,
+    COUNTED,
+    OPEN,
+    REPLACED,
+    Ballot,
+    BallotRoll,
+    BallotVote,
+    leave_open_rolls,
+)
 from store.models import InboundMessage, Participant
 
 # A readable alphabet: no 0/O, 1/I/L. 31 ** 8 codes, about 8.5e11.
@@ -92,7 +101,11 @@ async def ballot_facts(session: AsyncSession, participant: Participant) -> dict[
     query = (
         select(Ballot.id, Ballot.status, Ballot.definition, BallotRoll.voted)
         .join(BallotRoll, BallotRoll.ballot_id == Ballot.id)
-        .where(BallotRoll.participant_id == participant.id, Ballot.status.in_((OPEN, CLOSED)))
+        .where(
+            BallotRoll.participant_id == participant.id,
+            BallotRoll.withdrawn.is_(False),
+            Ballot.status.in_((OPEN, CLOSED)),
+        )
         .order_by(Ballot.opened_at, Ballot.id)
     )
     if session.info[BEFORE] and state.get("step") == "confirm":
@@ -131,7 +144,11 @@ async def record_vote(
     )
     voted = await session.execute(
         update(BallotRoll)
-        .where(BallotRoll.ballot_id == ballot_id, BallotRoll.participant_id == participant_id)
+        .where(
+            BallotRoll.ballot_id == ballot_id,
+            BallotRoll.participant_id == participant_id,
+            BallotRoll.withdrawn.is_(False),
+        )
         .values(voted=True)
     )
     if voted.rowcount != 1:
@@ -192,7 +209,21 @@ def register(relay: Relay) -> None:
             )
         return 0
 
+    async def withdrew(session: AsyncSession, participant, event, now) -> None:
+        # Off the open ballots' rolls; a choice waiting for YES goes with them, and after
+        # STOP a mark stays that it was not cast (told if they come back).
+        await leave_open_rolls(session, participant.id)
+        state = participant.state or {}
+        data = dict(state.get("data", {}))
+        held = data.pop(NAME, None)
+        if isinstance(held, dict) and "pending" in held and event.kind == events.OPTED_OUT:
+            data[UNCONFIRMED] = True
+        if held is not None:
+            participant.state = {**state, "data": data}
+
     relay.hooks.provide_facts(ballot_facts)
+    relay.hooks.on_event(events.WITHDREW, withdrew)
+    relay.hooks.on_event(events.OPTED_OUT, withdrew)
     relay.hooks.before_inbound(remember_record, voters_in)
     relay.hooks.on_event(events.BALLOT_VOTE_CAST, cast)
     relay.hooks.after_turn(after_turn)

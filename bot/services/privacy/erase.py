@@ -15,6 +15,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import audit
+from store.ballots import leave_open_rolls
 from store.calendar import CANCELLED as JOB_CANCELLED
 from store.calendar import PENDING as JOB_PENDING
 from store.calendar import CalendarJob
@@ -57,6 +58,8 @@ async def erase_person(
     for place in INVENTORY:
         touched[place.name] += await _erase_place(session, place, participant_id, contact_ids)
     touched["outbox cancelled"] = await _cancel_pending(session, participant_id, now)
+    # Off the roll of any ballot still open: erased, they can neither vote nor be told.
+    touched["ballot rolls left"] = await leave_open_rolls(session, participant_id)
     # No broadcast or briefing chooses an erased contact again.
     await session.execute(
         update(Contact)
