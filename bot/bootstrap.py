@@ -203,5 +203,5 @@ def build_cli() -> typer.Typer:
     cli_recruitment.register(app)  # pool import, invite, notify-draw, status
     cli_schedule.register(app)  # schedule preview, session move
     cli_simulate.register(app)  # simulate
-    cli_ballot.register(app)  # ballot create|open|close|status|results
+    cli_ballot.register(app)  # ballot create|open|close|status|results|verify|publish
     return app

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from bot.cli import ballot_belenios
 from bot.cli.common import console, err, with_database, with_relay
 from bot.services.ballots import opening, records
 from bot.services.ballots.records import BallotProblem, get_ballot, quorum_needed, turnout
@@ -45,6 +46,7 @@ def register(app: typer.Typer) -> None:
     ballot.command("close")(close)
     ballot.command("status")(status)
     ballot.command("results")(results)
+    ballot_belenios.register(ballot)  # verify, publish: a Belenios ballot's archive
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -239,6 +241,7 @@ def _csv(ballot: Ballot, language: str) -> None:
     writer.writerow(["tracker", "choice", "status", "choice_json"])
     for tracker, choice, state in ballot.results["trackers"]:
         shown = _choice(ballot, language, choice) if state != "replaced" else ""
+        shown = "encrypted" if "belenios" in ballot.results and state != "replaced" else shown
         writer.writerow([tracker, shown, state, json.dumps(choice, ensure_ascii=False)])
 
 
@@ -262,9 +265,17 @@ def _table(ballot: Ballot, language: str) -> None:
     receipts = Table("receipt", "choice", "status", title="Receipts")
     for tracker, choice, state in r["trackers"]:
         shown = _choice(ballot, language, choice) if state != "replaced" else "-"
+        if "belenios" in r:  # Belenios ballot trackers, their choices encrypted
+            receipts.add_row(tracker, "encrypted" if state != "replaced" else "-", state)
+            continue
         receipts.add_row(f"{tracker[:4]}-{tracker[4:]}", shown, state)
     console.print(receipts)
     console.print(f"[dim]results sha256 {r['results_sha256']}[/]")
+    if "belenios" in r:
+        console.print(
+            f"Belenios election {r['belenios']['uuid']}: `concorder ballot verify {ballot.id}`, "
+            f"`concorder ballot publish {ballot.id} --out DIR`."
+        )
 
 
 def _outcome(d: dict[str, Any], tally: dict[str, Any], labels: dict[str, str]) -> str:
