@@ -53,7 +53,7 @@ async def credentials(session: AsyncSession, participant_id: str) -> dict[str, s
             BeleniosCredential.participant_id == participant_id
         )
     )
-    return dict(rows.tuples().all())
+    return {ballot: private for ballot, private in rows}
 
 
 async def prepare(
