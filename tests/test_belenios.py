@@ -287,3 +287,57 @@ async def test_a_tampered_ballot_box_or_result_fails_verification(relay, db, tmp
     assert b'"result":[[4,1]]' in bad.read_bytes()
     checked = tool("election", "verify", "--dir", str(bad.parent))
     assert checked.returncode != 0, checked.stderr
+
+
+async def test_approval_with_a_revote_counts_each_voters_last_ballot(relay, db):
+    from tests.ballot_world import press, say
+
+    a, b, c = voter(1, "sms"), voter(2, "telegram"), voter(3, "sms", "fr")
+    await panel(db.sessions, [a, b, c])
+    await create(db)
+    await opening.open_ballot(relay, "pick")
+    await say(relay, a, "1 3")
+    await say(relay, a, "yes")
+    await press(relay, b, "lanes")
+    await press(relay, b, "night")  # the second of two: the summary comes at once
+    await press(relay, b, "yes")
+    await say(relay, c, "2")
+    await say(relay, c, "oui")
+    await say(relay, c, "VOTER")  # the French VOTE
+    await say(relay, c, "1")
+    await say(relay, c, "oui")
+    results = (await records.close_ballot(relay, "pick")).results
+    assert results["tally"]["details"]["counts"] == {"tram": 2, "lanes": 1, "night": 2}
+    assert results["tally"]["winners"] == ["tram", "night"] and results["tally"]["ballots"] == 3
+    assert [s for _, _, s in results["trackers"]].count("replaced") == 1
+    assert results["belenios"]["result"] == [[2, 1, 2]]
+
+
+async def test_methods_belenios_does_not_count_are_refused_by_line(db, tmp_path):
+    path = tmp_path / "ranked.toml"
+    path.write_text(
+        "[[ballots]]\n"
+        'id = "order"\n'
+        'system = "belenios"\n'
+        'title = { en = "Order" }\n'
+        'question = { en = "Rank them" }\n'
+        'method = "ranking"\n'
+        'options = [{ key = "a", label = { en = "A" } }, { key = "b", label = { en = "B" } }]\n'
+    )
+    code, out, err = await concorder(db, tmp_path, "ballot", "create", str(path))
+    assert code == 1
+    assert "ranked.toml" in err and "(line 1)" in err
+    assert "yes_no, single, approval" in err and "ranking" in err
+
+
+async def test_without_belenios_tool_opening_says_how_to_install_it(
+    relay, db, tmp_path, monkeypatch
+):
+    await panel(db.sessions, [voter(1, "sms")])
+    await create(db)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no belenios-tool on it
+    code, out, err = await concorder(db, tmp_path, "ballot", "open", "adopt")
+    assert code == 1
+    assert "belenios-tool is not installed: `apt-get install -y belenios-tool`" in err
+    code, out, err = await concorder(db, tmp_path, "ballot", "status", "adopt")
+    assert "draft" in out  # nothing opened, nobody asked

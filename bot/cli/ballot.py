@@ -16,6 +16,7 @@ from rich.table import Table
 from bot.cli import ballot_belenios
 from bot.cli.common import console, err, with_database, with_relay
 from bot.services.ballots import opening, records
+from bot.services.ballots.belenios.tool import BeleniosError
 from bot.services.ballots.records import BallotProblem, get_ballot, quorum_needed, turnout
 from bot.settings import Settings
 from flows import ballot_text as bt
@@ -112,7 +113,7 @@ def create(
 def _run(settings: Settings, work):
     try:
         return asyncio.run(with_relay(settings, work))
-    except BallotProblem as problem:
+    except (BallotProblem, BeleniosError) as problem:  # BeleniosError: the tool's own words
         raise _fail(str(problem)) from None
 
 
