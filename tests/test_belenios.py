@@ -24,7 +24,7 @@ from bot.bootstrap import create_app
 from bot.services.ballots import opening, records
 from bot.settings import Settings
 from flows.ballot_spec import load_ballots
-from store.belenios import BeleniosBallot, BeleniosCredential
+from store.belenios import BeleniosBallot, BeleniosCredential, BeleniosElection
 from tests.ballot_world import LANGUAGES, last_message, messages, panel, voter
 from tests.telegram_peer import bot_api_fixture  # noqa: F401  (fixture)
 from tests.test_draw import concorder
@@ -216,6 +216,8 @@ async def test_a_belenios_ballot_by_sms_and_telegram_is_verified_by_belenios_too
     assert result == [[1, 2, 2]] == results["belenios"]["result"]
     for codes in given.values():  # every voter finds each of their ballots in the box
         assert set(codes) <= set(trackers)
+    code, out, err = await concorder(db, tmp_path, "ballot", "results", "site")
+    assert code == 0 and out.count("encrypted") == 5 and first_of_en in out, err
     code, out, err = await concorder(db, tmp_path, "ballot", "verify", "site")
     assert code == 0 and "all checks passed" in out and "matches the published one" in out, err
 
@@ -288,6 +290,13 @@ async def test_a_tampered_ballot_box_or_result_fails_verification(relay, db, tmp
     checked = tool("election", "verify", "--dir", str(bad.parent))
     assert checked.returncode != 0, checked.stderr
 
+    # The service's own copy altered: `ballot verify` says so and fails.
+    async with db.sessions() as session:
+        row = await session.get(BeleniosElection, "adopt")
+    shutil.copyfile(bad, Path(row.directory) / "public" / archive.name)
+    code, out, err = await concorder(db, tmp_path, "ballot", "verify", "adopt")
+    assert code == 1 and "verification FAILED" in err, out
+
 
 async def test_approval_with_a_revote_counts_each_voters_last_ballot(relay, db):
     from tests.ballot_world import press, say
@@ -340,4 +349,39 @@ async def test_without_belenios_tool_opening_says_how_to_install_it(
     assert code == 1
     assert "belenios-tool is not installed: `apt-get install -y belenios-tool`" in err
     code, out, err = await concorder(db, tmp_path, "ballot", "status", "adopt")
-    assert "draft" in out  # nothing opened, nobody asked
+    assert "draft" in out and "yes_no (belenios)" in out  # nothing opened, nobody asked
+
+
+async def test_after_the_close_no_credential_is_left_to_tie_a_voter_to_a_ballot(
+    relay, db, settings
+):
+    from tests.ballot_world import press, say
+    from tests.test_ballot_secrecy import delivered, tables_of
+    from tests.test_erasure import _dump
+
+    voters = [voter(n) for n in range(1, 5)]  # SMS and Telegram in turn
+    await panel(db.sessions, voters)
+    await create(db)
+    await opening.open_ballot(relay, "site")
+    for v, option in zip(voters, ["north", "river", "east", "river"], strict=True):
+        if v.channel == "sms":
+            await say(relay, v, option)
+            await say(relay, v, "yes")
+        else:
+            await press(relay, v, option)
+            await press(relay, v, "yes")
+    async with db.sessions() as session:
+        held = (await session.execute(select(BeleniosCredential.private))).scalars().all()
+    during = (await _dump(db)).decode("utf-8", "replace")
+    assert len(held) == 4 and all(c in during for c in held)  # the operator can link now
+
+    await delivered(db, settings).drain()
+    await records.close_ballot(relay, "site")
+    after = (await _dump(db)).decode("utf-8", "replace")
+    assert not [c for c in held if c in after]
+    outbox = tables_of(after)["outbox"]
+    assert len(outbox) >= 4 * 3  # the question, the summary and the tracker, blanked
+    assert "You chose: " not in after and not [m for m in outbox if "North yard" in m]
+    ballots = tables_of(after)["belenios_ballots"]
+    assert len(ballots) == 4 and not [v for v in voters if any(v.id in b for b in ballots)]
+    assert set(BeleniosBallot.__table__.columns.keys()) == {"id", "ballot_id", "ballot", "tracker"}

@@ -190,9 +190,8 @@ def status(
         share = f"{voted / voters:.0%}" if voters else "-"
         closes = f"{b.closes_at:%Y-%m-%d %H:%M} UTC" if b.closes_at else "by command"
         quorum = f"{needed} ({'met' if voted >= needed else 'not yet'})" if voters else "-"
-        table.add_row(
-            b.id, b.status, b.definition["method"], str(voters), str(voted), share, quorum, closes
-        )
+        method = b.definition["method"] + (" (belenios)" if b.definition.get("system") else "")
+        table.add_row(b.id, b.status, method, str(voters), str(voted), share, quorum, closes)
     console.print(table)
 
 

@@ -53,11 +53,23 @@ def _load(ballot_id: str):
         raise _fail(str(problem)) from None
 
 
+def _done_with(path: Path) -> None:
+    if path.parent.name.startswith("snapshot-"):  # made for this command only
+        shutil.rmtree(path.parent)
+
+
 def verify(ballot_id: str = ID) -> None:
     """Check a Belenios ballot's election with `belenios-tool election verify`: every
     ballot's proofs, the tally, the decryption and the result; and that the result is
     the one the service published."""
     ballot, path = _load(ballot_id)
+    try:
+        _verify(ballot, path)
+    finally:
+        _done_with(path)
+
+
+def _verify(ballot, path: Path) -> None:
     with console.status("belenios-tool election verify ..."):
         try:
             asyncio.run(files.verify(path.parent))
@@ -84,6 +96,13 @@ def publish(
     """Copy a Belenios ballot's election archive (UUID.bel) into DIR, for anyone to check
     with `belenios-tool election verify --dir DIR`. While voting is open: the box so far."""
     ballot, path = _load(ballot_id)
+    try:
+        _publish(ballot, path, out, dry_run)
+    finally:
+        _done_with(path)
+
+
+def _publish(ballot, path: Path, out: Path, dry_run: bool) -> None:
     target = out / path.name
     if dry_run:
         console.print(f"Would write {target} ({path.stat().st_size} bytes).")

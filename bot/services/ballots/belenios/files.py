@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,9 +99,12 @@ async def encrypt(directory: Path, uuid: str, credential: str, choices: Any) -> 
 async def build(directory: Path, uuid: str, ballots: list[str], *, final: bool) -> Path:
     """The archive with these ballots, in order, rebuilt from the setup in a directory of
     its own; with `final`, voting ended, the tally, its decryption and the result too."""
-    work = directory / ("closing" if final else "snapshot")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
+    if final:  # one close at a time: it holds the ballot's row
+        work = directory / "closing"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+    else:  # a snapshot of its own for each caller, who removes it (`snapshot-` + random)
+        work = Path(tempfile.mkdtemp(prefix="snapshot-", dir=directory))
     shutil.copy(directory / "setup.bel", work / f"{uuid}.bel")
     for ballot in ballots:
         await run("archive", "add-event", "--type=Ballot", "--dir", ".", cwd=work,
