@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, String, Table, cast, literal
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.ballots import Ballot, BallotRoll, BallotVote
+from store.belenios import BeleniosBallot, BeleniosCredential, BeleniosElection
 from store.calendar import AttendanceNotice, BriefingRead, CalendarJob, CalendarPreference
 from store.deliberation import Contribution, DeliberationJob, PromptMember, TablePrompt
 from store.draw_records import DrawRun
@@ -216,6 +217,12 @@ INVENTORY: tuple[Place, ...] = (
         why_kept="turnout and quorum of each ballot; pseudonymous, and it holds no vote",
     ),
     Place(
+        BeleniosCredential.__table__,
+        BY_PARTICIPANT,
+        DELETE,
+        "their private credential in a Belenios ballot, only while it is open",
+    ),
+    Place(
         AuditEvent.__table__,
         BY_PARTICIPANT,
         KEEP,
@@ -234,6 +241,10 @@ NOT_PERSONAL: dict[str, str] = {
     Ballot.__tablename__: "ballot definitions, their times and published results",
     BallotVote.__tablename__: "votes with no voter and no time; a keyed link to the voter "
     "while the ballot is open, destroyed at its close",
+    BeleniosElection.__tablename__: "where a Belenios ballot's election files are",
+    BeleniosBallot.__tablename__: "encrypted Belenios ballots with no voter and no time, as "
+    "the published ballot box holds them; the credentials that tied them to voters are "
+    "deleted at the close",
     TablePrompt.__tablename__: "prompts opened at each small-group table: the assembly's "
     "own texts and times, no one's words",
     ProcessedUpdate.__tablename__: "Telegram update ids already handled; name no one",
