@@ -214,7 +214,7 @@ def build_cli() -> typer.Typer:
     cli_respondents.register(app)  # respondents import|to-contact|answer
     cli_schedule.register(app)  # schedule preview, session move
     cli_simulate.register(app)  # simulate
-    cli_ballot.register(app)  # ballot create|open|close|status|results
+    cli_ballot.register(app)  # ballot create|open|close|status|results|verify|publish
     cli_poll.register(app)  # poll status|send|report
     cli_recommendation.register(app)  # recommendation add|list|respond|show
     cli_publish.register(app)  # publish: the open data package

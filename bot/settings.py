@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     checkpoint_every: timedelta = Field(timedelta(hours=24), alias="CONCORDER_CHECKPOINT_EVERY")
     checkpoint_dir: str | None = Field(None, alias="CONCORDER_CHECKPOINT_DIR")
     audit_origin: str | None = Field(None, alias="CONCORDER_AUDIT_ORIGIN")
+    # Where Belenios ballots keep their election files (one directory per ballot).
+    belenios_dir: str = Field("belenios", alias="CONCORDER_BELENIOS_DIR")
 
     @field_validator("retry_for", "send_lease", "checkpoint_every", mode="before")
     @classmethod

@@ -31,6 +31,7 @@ UNCONFIRMED = "ballot_unconfirmed"
 VOTE_WORDS = {"vote", "voter", "votar", "voto"}
 DONE = "done"
 KIND = "ballot"  # the outbox kind of every message of this flow
+BELENIOS = "belenios"  # a definition's `system` for a verifiable Belenios election
 
 
 def _ballots(conv: Conversation) -> list[BallotFacts]:
@@ -73,7 +74,8 @@ class Ballot(Flow):
         self.ask(conv, f"ballot:{ballot.id}")
 
     def ask(self, conv: Conversation, step: str) -> None:
-        if step.startswith("ballot:"):  # a ballot named by the service (its opening)
+        named = step.startswith("ballot:")
+        if named:  # a ballot named by the service (its opening)
             conv.state.data[NAME] = {"id": step.removeprefix("ballot:")}
             step = "choose"
         ballot = _ballot(conv)
@@ -81,6 +83,8 @@ class Ballot(Flow):
             self._closed(conv, ballot)
             return
         d, t = ballot.definition, conv.t
+        if named and ballot.credential and not ballot.voted:
+            _say(conv, _belenios_intro(conv, ballot))
         if step == "confirm":
             self._ask_confirm(conv, d)
         elif step == "pick":
@@ -174,10 +178,17 @@ class Ballot(Flow):
     def _ask_confirm(self, conv: Conversation, d: dict[str, Any]) -> None:
         vote = conv.state.data[NAME].get("pending")
         _ = conv._
+        described = bt.describe(d, conv.t, vote)
         _ask(
             conv,
             "confirm",
-            _("You chose: {vote}. Cast this vote?", vote=bt.describe(d, conv.t, vote)),
+            _(
+                "You chose: {vote}. The service encrypts this vote with your credential, "
+                "so it sees your choice. Cast this vote?",
+                vote=described,
+            )
+            if d.get("system") == BELENIOS
+            else _("You chose: {vote}. Cast this vote?", vote=described),
             conv.choices(("yes", _("Yes, cast my vote")), ("no", _("No, choose again"))),
         )
 
@@ -196,21 +207,25 @@ class Ballot(Flow):
         conv.state.data[CAST] = {"ballot": ballot.id, "vote": vote, "tracker": code}
         conv.emit(events.BALLOT_VOTE_CAST, ballot=ballot.id)
         again = ballot.voted
-        _say(
-            conv,
-            conv._(
-                "Your vote is cast. Your receipt code is {code}: when voting closes, the "
-                "results list every receipt code with the vote it carries, so you can check "
-                "yours. Until then you may vote again (reply VOTE); only your last vote counts.",
-                code=tracker_text(code),
+        if ballot.credential:
+            _say(conv, _belenios_cast(conv, code, again))
+        else:
+            _say(
+                conv,
+                conv._(
+                    "Your vote is cast. Your receipt code is {code}: when voting closes, the "
+                    "results list every receipt code with the vote it carries, so you can "
+                    "check yours. Until then you may vote again (reply VOTE); only your last "
+                    "vote counts.",
+                    code=tracker_text(code),
+                )
+                if not again
+                else conv._(
+                    "Your new vote is cast and replaces the one before. Your receipt code is "
+                    "{code}; the earlier code will be listed as replaced.",
+                    code=tracker_text(code),
+                ),
             )
-            if not again
-            else conv._(
-                "Your new vote is cast and replaces the one before. Your receipt code is "
-                "{code}; the earlier code will be listed as replaced.",
-                code=tracker_text(code),
-            ),
-        )
         conv.finish()
         later = next(
             (b for b in _ballots(conv) if b.status == "open" and not b.voted and b.id != ballot.id),
@@ -231,6 +246,33 @@ class Ballot(Flow):
             else conv._("No ballot is open at the moment."),
         )
         conv.finish()
+
+
+def _belenios_intro(conv: Conversation, ballot: BallotFacts) -> str:
+    return conv._(
+        "“{title}” is a verifiable ballot run with Belenios. Your voting credential is "
+        "{credential}: keep it to yourself. When you reply, the service encrypts your vote "
+        "with your credential, so the service sees how you vote. When voting closes, the "
+        "encrypted ballot box and the proofs of its count are published: anyone can check "
+        "the result with belenios-tool, and you can check that your ballot is in the box.",
+        title=bt.title(ballot.definition, conv.t),
+        credential=ballot.credential,
+    )
+
+
+def _belenios_cast(conv: Conversation, tracker: str, again: bool) -> str:
+    if again:
+        return conv._(
+            "Your new vote is encrypted and cast; it replaces the one before. Its ballot "
+            "tracker is {tracker}.",
+            tracker=tracker,
+        )
+    return conv._(
+        "Your vote is encrypted and cast. Its ballot tracker is {tracker}: the published "
+        "ballot box lists it, so you can check it is there. Until voting closes you may vote "
+        "again (reply VOTE); only your last ballot counts.",
+        tracker=tracker,
+    )
 
 
 def vote_command(conv: Conversation, inbound: Inbound) -> bool:

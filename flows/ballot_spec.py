@@ -17,7 +17,8 @@
 Method parameters: `majority` (yes_no, single: "simple", "absolute", "plurality" or a
 supermajority such as "2/3"), `max_choices` (approval), `levels`, `level_labels`, `threshold_level`,
 `threshold_share` (scale), `grades` (majority judgment: labels, best first). A yes/no ballot
-may leave out its options (Yes and No in every language).
+may leave out its options (Yes and No in every language). `system = "belenios"` runs a
+yes_no, single or approval ballot as a verifiable Belenios election.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from flows.config_file import AssemblyFile, ConfigError, problems_of
 from flows.text import fold
 
 METHODS = ("yes_no", "single", "approval", "ranking", "scale", "majority_judgment")
+# What a Belenios election counts homomorphically: one question, 0/1 per answer.
+BELENIOS_METHODS = ("yes_no", "single", "approval")
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,23}$"
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_+-]{0,23}$"
 VOTERS_PATTERN = r"^(panel|round:[1-9][0-9]*|table:[1-9][0-9]*:[1-9][0-9]*)$"
@@ -89,6 +92,8 @@ class BallotDef(_Strict):
     # Where the list of receipts is published (a web address, a notice board), told to
     # every voter with the results: one text, or one per language.
     results_at: str | Localised | None = None
+    # "belenios": a verifiable election run with belenios-tool (README, "Verifiable ballots").
+    system: str | None = Field(None, pattern=r"^belenios$")
 
     @model_validator(mode="after")
     def _consistent(self) -> BallotDef:
@@ -101,6 +106,12 @@ class BallotDef(_Strict):
 def _method_problem(b: BallotDef) -> str | None:
     if b.method not in METHODS:
         return f"method {b.method!r}: choose one of {', '.join(METHODS)}"
+    if b.system == "belenios" and b.method not in BELENIOS_METHODS:
+        return (
+            f'system = "belenios" runs {", ".join(BELENIOS_METHODS)} ballots; {b.method} '
+            "would need Belenios's mixnet questions, which this service does not run "
+            "(leave system out for the service's own count)"
+        )
     if b.method == "scale":
         if not b.levels:
             return "a scale ballot needs levels (e.g. levels = 5)"
@@ -225,4 +236,7 @@ def load_ballots(path: str, languages: list[str]) -> list[BallotDef]:
 
 def plain(ballot: BallotDef) -> dict[str, Any]:
     """The definition as stored and as the conversation sees it (JSON)."""
-    return ballot.model_dump(mode="json", exclude={"opens_at", "closes_at"})
+    definition = ballot.model_dump(mode="json", exclude={"opens_at", "closes_at"})
+    if definition["system"] is None:
+        del definition["system"]  # the service's own count, as before the key existed
+    return definition

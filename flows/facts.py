@@ -143,6 +143,8 @@ class BallotFacts:
     id: str
     status: str  # open | closed
     definition: dict[str, Any]  # flows.ballot_spec.plain
+    # A Belenios ballot's private credential for this voter, while it is open.
+    credential: str | None = None
     voted: bool = False
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, String, Table, cast, literal
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.ballots import Ballot, BallotRoll, BallotVote
+from store.belenios import BeleniosBallot, BeleniosCredential, BeleniosElection
 from store.calendar import AttendanceNotice, BriefingRead, CalendarJob, CalendarPreference
 from store.deliberation import Contribution, DeliberationJob, PromptMember, TablePrompt
 from store.draw_records import DrawRun
@@ -248,6 +249,12 @@ INVENTORY: tuple[Place, ...] = (
         {"participant_id": None},
     ),
     Place(
+        BeleniosCredential.__table__,
+        BY_PARTICIPANT,
+        DELETE,
+        "their private credential in a Belenios ballot, only while it is open",
+    ),
+    Place(
         AuditEvent.__table__,
         BY_PARTICIPANT,
         KEEP,
@@ -271,6 +278,10 @@ NOT_PERSONAL: dict[str, str] = {
     PollAnswer.__tablename__: "poll answers under a pseudonym of each poll (a keyed hash of "
     "the participant id with the server secret): no participant id and no text; kept for "
     "the poll's report, as the draw's record",
+    BeleniosElection.__tablename__: "where a Belenios ballot's election files are",
+    BeleniosBallot.__tablename__: "encrypted Belenios ballots with no voter and no time, as "
+    "the published ballot box holds them; the credentials that tied them to voters are "
+    "deleted at the close",
     TablePrompt.__tablename__: "prompts opened at each small-group table: the assembly's "
     "own texts and times, no one's words",
     ProcessedUpdate.__tablename__: "Telegram update ids already handled; name no one",

@@ -4,6 +4,7 @@ import store.organisers  # noqa: F401
 import store.recruitment  # noqa: F401
 from store import (
     ballots,  # noqa: F401
+    belenios,  # noqa: F401
     calendar,  # noqa: F401
     checkpoints,  # noqa: F401
     deliberation,  # noqa: F401

@@ -13,8 +13,10 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from bot.cli import ballot_belenios
 from bot.cli.common import console, err, with_database, with_relay
 from bot.services.ballots import opening, records
+from bot.services.ballots.belenios.tool import BeleniosError
 from bot.services.ballots.records import BallotProblem, get_ballot, quorum_needed, turnout
 from bot.settings import Settings
 from flows import ballot_text as bt
@@ -45,6 +47,7 @@ def register(app: typer.Typer) -> None:
     ballot.command("close")(close)
     ballot.command("status")(status)
     ballot.command("results")(results)
+    ballot_belenios.register(ballot)  # verify, publish: a Belenios ballot's archive
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -110,7 +113,7 @@ def create(
 def _run(settings: Settings, work):
     try:
         return asyncio.run(with_relay(settings, work))
-    except BallotProblem as problem:
+    except (BallotProblem, BeleniosError) as problem:  # BeleniosError: the tool's own words
         raise _fail(str(problem)) from None
 
 
@@ -189,9 +192,8 @@ def status(
         share = f"{voted / voters:.0%}" if voters else "-"
         closes = f"{b.closes_at:%Y-%m-%d %H:%M} UTC" if b.closes_at else "by command"
         quorum = f"{needed} ({'met' if voted >= needed else 'not yet'})" if voters else "-"
-        table.add_row(
-            b.id, b.status, b.definition["method"], str(voters), str(voted), share, quorum, closes
-        )
+        method = b.definition["method"] + (" (belenios)" if b.definition.get("system") else "")
+        table.add_row(b.id, b.status, method, str(voters), str(voted), share, quorum, closes)
     console.print(table)
 
 
@@ -241,6 +243,7 @@ def _csv(ballot: Ballot, language: str) -> None:
     writer.writerow(["tracker", "choice", "status", "choice_json"])
     for tracker, choice, state in ballot.results["trackers"]:
         shown = _choice(ballot, language, choice) if state != "replaced" else ""
+        shown = "encrypted" if "belenios" in ballot.results and state != "replaced" else shown
         writer.writerow([tracker, shown, state, json.dumps(choice, ensure_ascii=False)])
 
 
@@ -264,9 +267,17 @@ def _table(ballot: Ballot, language: str) -> None:
     receipts = Table("receipt", "choice", "status", title="Receipts")
     for tracker, choice, state in r["trackers"]:
         shown = _choice(ballot, language, choice) if state != "replaced" else "-"
+        if "belenios" in r:  # Belenios ballot trackers, their choices encrypted
+            receipts.add_row(tracker, "encrypted" if state != "replaced" else "-", state)
+            continue
         receipts.add_row(f"{tracker[:4]}-{tracker[4:]}", shown, state)
     console.print(receipts)
     console.print(f"[dim]results sha256 {r['results_sha256']}[/]")
+    if "belenios" in r:
+        console.print(
+            f"Belenios election {r['belenios']['uuid']}: `concorder ballot verify {ballot.id}`, "
+            f"`concorder ballot publish {ballot.id} --out DIR`."
+        )
 
 
 def _outcome(d: dict[str, Any], tally: dict[str, Any], labels: dict[str, str]) -> str:

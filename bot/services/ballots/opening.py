@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 
 from bot.relay import Relay
+from bot.services.ballots.belenios import service as belenios
 from bot.services.ballots.records import BallotProblem, get_ballot
 from bot.services.people import lock_participant
 from bot.services.turns import start_flow
@@ -79,6 +80,11 @@ async def open_ballot(
             insert(BallotRoll),
             [{"ballot_id": ballot_id, "participant_id": p, "voted": False} for p in voters],
         )
+        if belenios.used(ballot.definition):  # the election and each voter's credential
+            settings = relay.settings
+            await belenios.open_election(
+                session, settings.belenios_dir, settings.default_language, ballot, voters
+            )
         await audit.append(
             session,
             OPENED,

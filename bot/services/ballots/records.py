@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.relay import Relay
 from bot.services.ballots import announcing
+from bot.services.ballots.belenios import service as belenios
 from bot.services.ballots.tallying import results_of
 from flows.ballot import KIND, NAME
 from flows.ballot_spec import BallotDef, plain
@@ -28,7 +29,7 @@ CLOSED_EVENT, TALLIED = "ballot.closed", "ballot.tallied"
 CREATED = "ballot.created"
 FINAL = [s for s in OutboxStatus if s not in (OutboxStatus.QUEUED, OutboxStatus.SENDING)]
 # Small tables rewritten whole at close; the busy ones only vacuumed (README).
-REWRITTEN = ("ballot_votes", "ballot_roll", "ballots")
+REWRITTEN = ("ballot_votes", "ballot_roll", "ballots", "belenios_credentials")
 VACUUMED = ("participants", "outbox", "inbound_messages")
 
 
@@ -126,7 +127,10 @@ async def close_ballot(
         if roll is None:
             return closed  # nothing written
         votes = await _rewrite_shuffled(session, ballot_id)
-        results = results_of(ballot, votes, voters, voted)
+        if belenios.used(ballot.definition):  # counted and proved by belenios-tool
+            results = await belenios.close_election(session, ballot, voters, voted)
+        else:
+            results = results_of(ballot, votes, voters, voted)
         ballot.status, ballot.closed_at = CLOSED, now
         ballot.link_key, ballot.results = None, results
         await audit.append(

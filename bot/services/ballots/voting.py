@@ -21,6 +21,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.relay import Relay
+from bot.services.ballots.belenios import service as belenios
 from bot.services.ballots.counting import validate
 from flows import events
 from flows.ballot import CAST, NAME, ON_ROLL, UNCONFIRMED
@@ -114,10 +115,22 @@ async def ballot_facts(session: AsyncSession, participant: Participant) -> dict[
     rows = (await session.execute(query)).all()
     if not rows:
         return None
-    ballots = [BallotFacts(id=i, status=s, definition=d, voted=v) for i, s, d, v in rows]
+    keys = await belenios.credentials(session, participant.id)
+    ballots = [
+        BallotFacts(id=i, status=s, definition=d, voted=v, credential=keys.get(i))
+        for i, s, d, v in rows
+    ]
     facts: dict[str, Any] = {"ballots": ballots}
     if any(b.status == OPEN for b in ballots):
         facts["ballot_tracker"] = new_tracker()
+        if session.info[BEFORE] and state.get("step") == "confirm":
+            held = state.get("data", {}).get(NAME) or {}
+            chosen = next((b for b in ballots if b.id == held.get("id")), None)
+            if chosen is not None and chosen.credential and chosen.status == OPEN:
+                # Encrypted now, so the confirmation can give its tracker; YES stores it.
+                facts["ballot_tracker"] = await belenios.prepare(
+                    session, participant.id, chosen.id, held.get("pending"), chosen.definition
+                )
     return facts
 
 
@@ -196,6 +209,8 @@ def register(relay: Relay) -> None:
         vote = data.pop(CAST)
         participant.state = {**state, "data": data}
         session.info[CAST] = True
+        if await belenios.record(session, vote["ballot"], participant.id, vote["tracker"]):
+            return  # the encrypted ballot stored; the choice itself nowhere
         await record_vote(session, vote["ballot"], participant.id, vote["vote"], vote["tracker"])
 
     async def after_turn(session: AsyncSession, settings, **_: Any) -> int:
