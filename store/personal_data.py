@@ -40,6 +40,7 @@ from store.models import (
 )
 from store.organisers import Broadcast, BroadcastPreview, Organiser
 from store.polls import Poll, PollAnswer, PollRoll, PollWave
+from store.recommendations import Recommendation, RecommendationResponse
 from store.recruitment import Consent, Invitation, PoolEntry, RegistrationAnswer, Selection
 from store.respondents import OutsideRegistration
 from store.statements import Statement, StatementVote
@@ -265,6 +266,10 @@ INVENTORY: tuple[Place, ...] = (
 
 # Tables that hold no one's personal data, or only through the places above.
 NOT_PERSONAL: dict[str, str] = {
+    Recommendation.__tablename__: "the assembly's recommendations: the panel's own texts, "
+    "voted as a body, naming no one",
+    RecommendationResponse.__tablename__: "the commissioning authority's responses and how "
+    "many members were told; no member is named",
     DrawRun.__tablename__: "the draw's pseudonymised input (participant ids, features, "
     "households) and result: kept so anyone can re-run and check it (Art. 17(3)(d), (e))",
     GroupRun.__tablename__: "the small-group allocation's pseudonymised input (participant "

@@ -37,7 +37,7 @@ from store.models import utcnow
 from store.polls import PollWave
 from store.recruitment import DECLINED, Selection
 from tests.poll_world import Voter, create_poll, panel, poll_defs
-from tests.test_transcripts import (
+from tests.transcript_harness import (
     EXPECTATION,
     TRANSCRIPTS,
     Conversation,

@@ -32,7 +32,7 @@ from store.recruitment import DECLINED, Selection
 from store.statements import PROPOSED, REJECTED, Statement
 from tests.ballot_world import Voter, panel
 from tests.test_ballot_transcripts import Member as BallotMember
-from tests.test_transcripts import (
+from tests.transcript_harness import (
     EXPECTATION,
     TRANSCRIPTS,
     TranscriptError,
