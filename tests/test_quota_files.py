@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from bot.services import draw
 from bot.services.draw import Bounds, DrawRecordError, rules_for
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "sortition-examples"
+# The categories file published with example_small_20 (Flanigan et al., Nature 2021,
+# replication data), byte for byte: the stratification app's layout.
+PUBLISHED_CATEGORIES = (
+    "category,feature,min,max\n"
+    "gender,female,9,20\n"
+    "gender,male,9,20\n"
+    "leaning,liberal,9,20\n"
+    "leaning,conservative,9,20"
+)
 ASSEMBLY = {"selection": {"panel_size": 40, "reserve_size": 5, "one_per_household": True}}
 
 
-def test_the_published_categories_file_is_read_as_is():
-    rules = rules_for(
-        {"selection": {"panel_size": 20}}, EXAMPLES / "example_small_20" / "categories.csv"
-    )
+def test_the_published_categories_file_is_read_as_is(tmp_path):
+    path = tmp_path / "categories.csv"
+    path.write_text(PUBLISHED_CATEGORIES, encoding="utf-8")
+    rules = rules_for({"selection": {"panel_size": 20}}, path)
     assert rules.panel_size == 20 and rules.reserve_size == 0
     assert rules.quotas == {
         "gender": {"female": Bounds(9, 20), "male": Bounds(9, 20)},
