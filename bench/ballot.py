@@ -30,7 +30,7 @@ import sys
 import time
 from urllib.parse import urlencode
 
-from bench.dispatch import Database, pg_reachable
+from bench.databases import Database, pg_reachable
 from bench.inbound import (
     ACCOUNT_SID,
     AUTH_TOKEN,

@@ -31,14 +31,14 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+
+from bench.databases import Database, pg_reachable
 
 TOKEN = "123456:bench"
 # Children run as `-m bench.dispatch` from here: run as a file, bench/select.py would
@@ -266,53 +266,6 @@ async def status_counts(sessions) -> dict[str, int]:
             select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
         )
         return dict(result.all())
-
-
-class Database:
-    """A scratch database: a temporary SQLite file, or a PostgreSQL database of its own."""
-
-    def __init__(self, kind: str, pg_server: str | None = None):
-        self.kind, self.pg_server = kind, pg_server
-        self.tmp = tempfile.TemporaryDirectory(prefix="concorder-bench-")
-        self.name = f"concorder_bench_{uuid.uuid4().hex[:8]}"
-        self.engine = None
-
-    async def __aenter__(self):
-        from store.db import make_engine, sessionmaker, upgrade_async
-
-        if self.kind == "sqlite":
-            self.url = f"sqlite+aiosqlite:///{self.tmp.name}/bench.db"
-        else:
-            await pg_admin(self.pg_server, f'CREATE DATABASE "{self.name}"')
-            self.url = f"postgresql+asyncpg://{self.pg_server}/{self.name}"
-        await upgrade_async(self.url)
-        self.engine = make_engine(self.url)
-        self.sessions = sessionmaker(self.engine)
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.engine.dispose()
-        if self.kind == "postgresql":
-            await pg_admin(self.pg_server, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        self.tmp.cleanup()
-
-
-async def pg_admin(server: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(f"postgresql://{server}/postgres", timeout=3)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def pg_reachable(server: str) -> bool:
-    try:
-        await pg_admin(server, "SELECT 1")
-        return True
-    except Exception:
-        return False
 
 
 # --- the measurements ----------------------------------------------------------------------

@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from bench.dispatch import Database, pg_reachable
+from bench.databases import Database, pg_reachable
 
 TOKEN = "123456:bench"
 SECRET = "bench-secret-0123456789"
