@@ -188,6 +188,7 @@ class Result:
     latencies: list[float]
     errors: int  # 5xx
     refused: int  # other non-2xx
+    cpu: tuple[float, float, float]  # seconds of CPU: the server, PostgreSQL, the load
 
     @property
     def rate(self) -> float:
@@ -198,7 +199,38 @@ class Result:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time these processes have used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue  # a backend that ended
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL server process on this machine (backends come and go)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as comm:
+                    if comm.read().strip() == "postgres":
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
 async def drive(server: Server, requests: list[Request], concurrency: int) -> Result:
+    pids = [server.process.pid]
+    server_cpu, pg_cpu = cpu_seconds(pids), cpu_seconds(postgres_pids())
+    own_cpu = time.process_time()
     jobs = list(reversed(requests))
     latencies: list[float] = []
     errors = refused = 0
@@ -221,7 +253,12 @@ async def drive(server: Server, requests: list[Request], concurrency: int) -> Re
         started = time.perf_counter()
         await asyncio.gather(*(worker(http) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return Result(len(requests), elapsed, latencies, errors, refused)
+    cpu = (
+        cpu_seconds(pids) - server_cpu,
+        cpu_seconds(postgres_pids()) - pg_cpu,
+        time.process_time() - own_cpu,
+    )
+    return Result(len(requests), elapsed, latencies, errors, refused, cpu)
 
 
 async def until_linked(db, timeout: float = 60.0) -> tuple[float, int, bool, int]:
@@ -282,6 +319,17 @@ def line(label: str, result: Result, baseline: Result | None = None) -> str:
     )
 
 
+def cpu_line(result: Result) -> str:
+    """CPU a message costs each side: unlike the rate, the same on a busy machine."""
+    server, database, load = (seconds / result.count * 1000 for seconds in result.cpu)
+    cores = os.cpu_count() or 1
+    ceiling = cores / (server + database + load) * 1000
+    return (
+        f"    CPU a message: service {server:.2f} ms, PostgreSQL {database:.2f} ms, load "
+        f"{load:.2f} ms; {cores} CPUs can carry at most {ceiling:.0f}/s of it"
+    )
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -315,8 +363,10 @@ async def measure(kind: str, pg_server: str | None, args: argparse.Namespace) ->
     )
     print(line("bare handler, Telegram", bare_tg))
     print(line("service, Telegram", tg, bare_tg))
+    print(cpu_line(tg))
     print(line("bare handler, SMS", bare_sms))
     print(line("service, SMS", text, bare_sms))
+    print(cpu_line(text))
     print(
         f"  {queued} answers queued; audit chain {'verifies' if chain_ok else 'BROKEN'}: "
         f"{checked} events, all linked {waited:.2f} s after the load"
