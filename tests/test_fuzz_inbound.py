@@ -7,7 +7,8 @@ accepted is in the database afterwards.
 The service runs as it does in production: real aiohttp servers on loopback (one relay with
 Twilio and Telegram configured, one simulator, sharing the database) in a thread of their
 own, and the test talks HTTP to them. One pair per database for the whole module keeps the
-run short; CONCORDER_FUZZ_EXAMPLES raises the number of examples for a deeper search.
+run short; CONCORDER_FUZZ_EXAMPLES (200 by default, per test and database) raises the number
+of examples for a deeper search.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from store.models import InboundMessage
 from tests.conftest import PG_SERVER, _pg_admin
 from tests.twilio_peer import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, free_port, sign
 
-EXAMPLES = int(os.environ.get("CONCORDER_FUZZ_EXAMPLES", "400"))
+EXAMPLES = int(os.environ.get("CONCORDER_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
