@@ -19,10 +19,20 @@ from store.calendar import CalendarPreference, SessionMove
 from store.models import Participant
 from store.recruitment import CONFIRMED, Selection
 
+# The session moves as the current transaction read them: a group of inbound turns asks
+# for them once per panel member. Only `scheduler.moves.move_session` changes them (it
+# forgets them here first); another transaction reads them again.
+MOVES_READ = "calendar_moves"
+
 
 async def load_moves(session: AsyncSession) -> dict[str, Move]:
-    rows = (await session.execute(select(SessionMove))).scalars()
-    return {m.session_id: Move(m.original_start, m.start, m.end) for m in rows}
+    transaction = session.sync_session.get_transaction()
+    read = session.info.get(MOVES_READ)
+    if read is None or read[0] is not transaction or transaction is None:
+        rows = (await session.execute(select(SessionMove))).scalars()
+        moves = {m.session_id: Move(m.original_start, m.start, m.end) for m in rows}
+        read = session.info[MOVES_READ] = (session.sync_session.get_transaction(), moves)
+    return dict(read[1])
 
 
 async def member_of(session: AsyncSession, participant: Participant) -> Member:

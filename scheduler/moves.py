@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.config import Calendar
-from scheduler.facts import load_moves
+from scheduler.facts import MOVES_READ, load_moves
 from scheduler.jobs import SyncResult, sync
 from scheduler.plan import timed_sessions, utc
 from store import audit
@@ -43,6 +43,7 @@ async def move_session(
     number = calendar.sessions.index(chosen) + 1
     timed = {t.id: t for t in timed_sessions(calendar, await load_moves(session))}[chosen.id]
     end = start + (timed.end - timed.start) if timed.end else None
+    session.info.pop(MOVES_READ, None)
     row = await session.get(SessionMove, chosen.id)
     if row is None:
         row = SessionMove(session_id=chosen.id)

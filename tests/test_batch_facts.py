@@ -180,6 +180,32 @@ async def test_a_groups_statements_do_not_grow_with_its_people(db, relay, assemb
 
 
 @pytest.mark.usefixtures("calendar")
+async def test_panel_members_statements_do_not_grow_with_their_number(db, relay, assembly):
+    """A panel member's facts carry the calendar with its moved sessions (and the
+    organisers' provider reads them too): read once for the group, not once a member."""
+    await mixed_group(relay)
+    async with relay.sessions() as session:
+        panel = (
+            await session.execute(
+                select(Contact.channel, Contact.address)
+                .join(Selection, Selection.participant_id == Contact.participant_id)
+                .where(Selection.status.in_([SELECTED, CONFIRMED]))
+                .order_by(Contact.id)
+            )
+        ).all()
+    assert len(panel) >= 4
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def group(people, tag: str) -> list[Arrival]:
+        return [Arrival(c, a, "HELP", None, f"{tag}{n}", None, now) for n, (c, a) in people]
+
+    # Two at least: one person's replies are written with one statement fewer.
+    two = await statements(db, relay, group(enumerate(panel[:2]), "two"))
+    every = await statements(db, relay, group(enumerate(panel), "all"))
+    assert every == two
+
+
+@pytest.mark.usefixtures("calendar")
 async def test_a_session_moved_between_two_turns_shows_in_the_second(db, relay, assembly):
     await mixed_group(relay)
 
