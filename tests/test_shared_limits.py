@@ -7,6 +7,7 @@ would have); what they hand over is timed on one clock and counted together.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime
 
@@ -239,3 +240,27 @@ async def test_a_send_that_wakes_late_gives_its_time_back_rather_than_crowd_the_
     assert len(started) == 120
     assert most_in_any_window([t for _, t in started]) <= 30
     assert a.given_back > 0  # A was late, and did not go then
+
+
+async def test_sends_that_take_long_to_land_are_spaced_by_how_long_they_take(db):
+    """A busy process's sends reach the far side up to their whole hand-over after the
+    check: once its sends land 60 ms after it, the window counts each send as arriving that
+    late, so the next ones are placed that much further from them (30 a second at most,
+    however late each arrives within that time)."""
+    limiter = SharedWindow(PermitStore(db.engine), "telegram", 30)
+
+    async def ends() -> list[float]:
+        async with db.engine.connect() as connection:
+            row = await connection.scalar(
+                text("SELECT sends FROM delivery_limits WHERE key = 'telegram'")
+            )
+        return [end - at for at, end in json.loads(row)]
+
+    for _ in range(3):
+        await limiter.acquire()
+    assert max(await ends()) < 0.05  # quick sends: the usual margin
+    for _ in range(3):
+        limiter.landed(0.06)
+    for _ in range(6):
+        await limiter.acquire()
+    assert max(await ends()) >= 0.06 + shared_limits.GO_LATE

@@ -172,6 +172,15 @@ class KeyedGcra:
         return len(self._limiters)
 
 
+@dataclass(frozen=True)
+class Permit:
+    """What `ChannelLimits.acquire` let through: for the window cap, when it was counted;
+    for the shared window, when the send was allowed to go (our monotonic clock)."""
+
+    handed_over: float | None
+    permitted: float | None
+
+
 @dataclass
 class ChannelLimits:
     """The limits one send on a channel must pass: overall, per recipient, per sender."""
@@ -198,7 +207,7 @@ class ChannelLimits:
         ]
         return [limiter for limiter in limiters if limiter is not None]
 
-    async def acquire(self, recipient: str, cost: float = 1.0) -> float | None:
+    async def acquire(self, recipient: str, cost: float = 1.0) -> Permit:
         """Wait until this send conforms to every rule, then count it against each.
 
         Returns a token for `done`, to be called once the far side has answered.
@@ -213,7 +222,8 @@ class ChannelLimits:
             while (delay := chat.wait_time()) > 0:  # the shared limiters were quicker
                 await self.sleep(delay)
             chat.take(cost)
-        return handed_over if self.overall_cap is not None else None
+        permitted = self.permits.clock() if self.permits is not None else None
+        return Permit(handed_over if self.overall_cap is not None else None, permitted)
 
     async def _acquire_shared(self, cost: float, chat: Gcra | None) -> float | None:
         """Wait for the limits every recipient shares, then count this send against them."""
@@ -260,10 +270,12 @@ class ChannelLimits:
             handed_over = limiter.take(cost)
         return handed_over
 
-    def done(self, handed_over: float | None) -> None:
-        """Tell the window cap the send is answered (pass what `acquire` returned)."""
-        if handed_over is not None and self.overall_cap is not None:
-            self.overall_cap.done(handed_over)
+    def done(self, permit: Permit) -> None:
+        """Tell the limits the send is answered (pass what `acquire` returned)."""
+        if permit.handed_over is not None and self.overall_cap is not None:
+            self.overall_cap.done(permit.handed_over)
+        if permit.permitted is not None and self.permits is not None:
+            self.permits.landed(self.permits.clock() - permit.permitted)
 
     def hold(self, recipient: str, seconds: float) -> None:
         if self.per_recipient is not None:

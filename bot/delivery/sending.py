@@ -103,7 +103,7 @@ class Sending:
     ) -> tuple[Sent, datetime]:
         """Wait for the limits, then send under the watchdog's deadline; what the channel
         answered and when the message was handed over."""
-        token = await limits.acquire(row.address) if limits is not None else None
+        permit = await limits.acquire(row.address) if limits is not None else None
         try:
             handed_over = self.clock()
             DISPATCH_LATENCY.observe(
@@ -121,7 +121,7 @@ class Sending:
                 sender.deadline, sender.expired = None, False
         finally:
             if limits is not None:
-                limits.done(token)
+                limits.done(permit)
         return sent, handed_over
 
     async def _failed(self, row: Claimed, exc: Exception, limits: ChannelLimits | None) -> None:

@@ -15,10 +15,12 @@ block, so the room it held serves whoever reserves next) and it reserves another
 allowance is GO_LATE plus the lag this process's wake-ups showed lately (LAG_SAMPLES); the
 end is the time plus the allowance, plus that lag again (on a busy machine a send can be
 held up after the check as long as a wake-up is), plus MARGIN for the network and the
-estimate of the database's clock. So a busy process still sends, and its sends' ends say
-how late they may arrive before anyone places a send beside them. Times are otherwise at
-least SPACING apart, which lets sends catch up after times given back and never bunches
-more than a block of them.
+estimate of the database's clock, or more when this process's recent sends took longer
+from their check to the far side's answer (`landed`: a send reaches the far side within
+that time, and on a busy machine it can exceed MARGIN). So a busy process still sends,
+and its sends' ends say how late they may arrive before anyone places a send beside them.
+Times are otherwise at least SPACING apart, which lets sends catch up after times given
+back and never bunches more than a block of them.
 
 Reserved times are turned into this process's monotonic time through the offset to the
 database's clock measured on the same round trips (the fastest recent round trip's offset,
@@ -241,6 +243,13 @@ class SharedWindow:
         self.given_back = 0  # times given back so far (late, or held up by `hold`)
         # How late our last wake-ups were: a send may be held up as long after its check.
         self._lags: collections.deque[float] = collections.deque([0.0], maxlen=LAG_SAMPLES)
+        # How long our last sends took from their check to the far side's answer: each
+        # reached the far side within that.
+        self._transits: collections.deque[float] = collections.deque([0.0], maxlen=LAG_SAMPLES)
+
+    def landed(self, seconds: float) -> None:
+        """A send acquired here was answered `seconds` after `acquire` returned."""
+        self._transits.append(min(max(0.0, seconds), LAG_CAP))
 
     async def acquire(
         self, not_before: float | None = None, hold: Callable[[], float] | None = None
@@ -338,7 +347,7 @@ class SharedWindow:
             # that much after the check: its sends end later, so none is placed beside them.
             lag = max(self._lags)
             try:
-                slack = GO_LATE + 2 * lag + MARGIN
+                slack = GO_LATE + 2 * lag + max(MARGIN, max(self._transits))
                 times = await self.store.take(self.key, earliest, self.window, released, slack)
             except Exception as exc:
                 # The database is out of reach: sends wait (nothing could be recorded
