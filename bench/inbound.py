@@ -67,9 +67,13 @@ def server_settings(url: str):
     )
 
 
-def run_server(url: str | None) -> None:
-    """The service on `url`, or with no URL the bare baseline handler; prints its port."""
+def run_server(url: str | None, workers: int = 1) -> None:
+    """The service on `url` (in `workers` processes, as `concorder serve --workers`), or
+    with no URL the bare baseline handler; prints its port."""
     import logging
+
+    from bot.web.serve_checks import listen
+    from bot.web.workers import serve_in_workers
 
     logging.basicConfig(level=logging.WARNING)
 
@@ -81,23 +85,26 @@ def run_server(url: str | None) -> None:
         await request.post()
         return web.Response(text="<Response/>", content_type="text/xml")
 
-    async def main() -> None:
+    def application() -> web.Application:
         if url is None:
             app = web.Application()
             app.router.add_post(TELEGRAM_PATH, bare_telegram)
             app.router.add_post(SMS_PATH, bare_sms)
-        else:
-            from bot.bootstrap import create_app
+            return app
+        from bot.bootstrap import create_app
 
-            app = create_app(server_settings(url), migrate=False, dispatch=False)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        print(runner.addresses[0][1], flush=True)
-        await asyncio.Event().wait()
+        return create_app(server_settings(url), migrate=False, dispatch=False)
 
-    asyncio.run(main())
+    sockets = listen("127.0.0.1", 0)
+    print(sockets[0].getsockname()[1], flush=True)
+
+    def serve() -> None:
+        web.run_app(application(), sock=sockets, print=None, access_log=None)
+
+    if workers == 1:
+        serve()
+    else:
+        serve_in_workers(workers, serve)
 
 
 @dataclass
@@ -106,9 +113,10 @@ class Server:
     process: subprocess.Popen
 
     @classmethod
-    def start(cls, database_url: str | None) -> Server:
+    def start(cls, database_url: str | None, workers: int = 1) -> Server:
         # As a module from the repository root, as the bench itself runs: it imports bench.
         command = [sys.executable, "-m", "bench.inbound", "--serve", database_url or "bare"]
+        command += ["--workers", str(workers)]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         port = int(process.stdout.readline())
         return cls(f"http://127.0.0.1:{port}", process)
@@ -213,6 +221,20 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def children_of(parent: int) -> list[int]:
+    """The processes `parent` started (the service's workers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rpartition(")")[2].split()[1]) == parent:
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
 def postgres_pids() -> list[int]:
     """Every PostgreSQL server process on this machine (backends come and go)."""
     found = []
@@ -228,7 +250,7 @@ def postgres_pids() -> list[int]:
 
 
 async def drive(server: Server, requests: list[Request], concurrency: int) -> Result:
-    pids = [server.process.pid]
+    pids = [server.process.pid, *children_of(server.process.pid)]
     server_cpu, pg_cpu = cpu_seconds(pids), cpu_seconds(postgres_pids())
     own_cpu = time.process_time()
     jobs = list(reversed(requests))
@@ -347,7 +369,8 @@ async def measure(kind: str, pg_server: str | None, args: argparse.Namespace) ->
     finally:
         bare.stop()
     async with Database(kind, pg_server) as db:
-        server = Server.start(db.url)
+        workers = args.workers if kind == "postgresql" else 1
+        server = Server.start(db.url, workers)
         try:
             await drive(server, warm_tg, args.concurrency)
             tg = await drive(server, telegram, args.concurrency)
@@ -358,7 +381,8 @@ async def measure(kind: str, pg_server: str | None, args: argparse.Namespace) ->
         finally:
             server.stop()
     print(
-        f"{kind}: {len(telegram)} Telegram updates from {args.people} people, "
+        f"{kind}{f' ({workers} worker processes)' if workers > 1 else ''}: "
+        f"{len(telegram)} Telegram updates from {args.people} people, "
         f"{len(sms)} SMS, {args.concurrency} at once ({started_load} before, {load()} after)"
     )
     print(line("bare handler, Telegram", bare_tg))
@@ -419,6 +443,12 @@ def parse_args() -> argparse.Namespace:
         "--assembly",
         help="serve with this assembly file (its facts are read for each group of messages)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="serve PostgreSQL in this many processes (concorder serve --workers)",
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -428,6 +458,6 @@ if __name__ == "__main__":
     if arguments.assembly:  # the servers are child processes: they read it from here
         os.environ["CONCORDER_BENCH_ASSEMBLY"] = os.path.abspath(arguments.assembly)
     if arguments.serve:
-        run_server(None if arguments.serve == "bare" else arguments.serve)
+        run_server(None if arguments.serve == "bare" else arguments.serve, arguments.workers)
     else:
         sys.exit(asyncio.run(main(arguments)))

@@ -94,8 +94,24 @@ def ready_to_serve_or_exit(settings: Settings, host: str, port: int) -> list:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8080, help="Port to listen on."),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        help="Processes serving the port (PostgreSQL only): one uses one core; each is an "
+        "instance of the service on the one database.",
+    ),
 ) -> None:
     """Run the service: webhooks, the simulator, the organiser API and the dispatcher."""
+    settings = Settings()
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        err.print(
+            f"[red]Cannot start:[/] --workers {workers} needs PostgreSQL: SQLite lets one "
+            "process write at a time, so more would only wait for each other. Run one, or "
+            "set CONCORDER_DATABASE_URL to a PostgreSQL database.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
     from aiohttp import web
 
     from bot.bootstrap import create_app
@@ -105,9 +121,7 @@ def serve(
     configure_logging()  # no personal data or secrets in any line (bot/logs.py)
     # Every tick of every timer at INFO drowns what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    settings = Settings()
     sockets = ready_to_serve_or_exit(settings, host, port)
-    application = create_app(settings)
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
     console.print(f"Concorder Relay on [bold]http://{shown}:{port}/[/]")
     if settings.simulator_kept_apart:
@@ -119,7 +133,19 @@ def serve(
         )
     if settings.simulator_enabled:
         console.print(f"Simulator: [bold]http://{shown}:{port}/simulator[/]")
-    web.run_app(application, sock=sockets, print=None, access_log_class=PrivateAccessLogger)
+
+    def run(migrate: bool = True) -> None:
+        application = create_app(settings, migrate=migrate)
+        web.run_app(application, sock=sockets, print=None, access_log_class=PrivateAccessLogger)
+
+    if workers == 1:
+        run()
+        return
+    from bot.web.workers import serve_in_workers
+
+    upgrade(settings.database_url)  # once, before the workers start
+    console.print(f"{workers} worker processes")
+    raise typer.Exit(serve_in_workers(workers, lambda: run(migrate=False)))
 
 
 def db_upgrade() -> None:

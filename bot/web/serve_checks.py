@@ -97,6 +97,9 @@ def _sqlstate(exc: BaseException | None) -> str | None:
     return None
 
 
+BACKLOG = 128  # aiohttp's own
+
+
 def listen(host: str, port: int) -> list[socket.socket]:
     """Sockets bound to every address of `host` on `port`, for aiohttp to serve on."""
     try:
@@ -120,6 +123,9 @@ def listen(host: str, port: int) -> list[socket.socket]:
             for opened in sockets:
                 opened.close()
             raise NotReady(_listen_problem(exc, host, port)) from None
+        # Listening at once: a request that comes while the application (or a worker
+        # process) starts waits in the backlog instead of being refused.
+        sock.listen(BACKLOG)
     return sockets
 
 
