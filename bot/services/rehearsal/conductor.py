@@ -262,8 +262,8 @@ class Conductor:
         person.last = person.read[-1]
         for message in person.read:
             prompt = next((pid for t, pid in self.prompts.items() if t in message["text"]), None)
-            if prompt:
-                person.last = {**message, "prompt": prompt}
+            if prompt and prompt not in person.contributed:
+                person.prompt = prompt  # kept until they speak to it, whatever comes next
         person.read = []
         if person.behaviour.timing == "silent" or person.stopped or person.due:
             return
@@ -291,10 +291,9 @@ class Conductor:
 
     def _reply(self, person: Person, flow: str | None, step: str | None) -> Reply | None:
         message = person.last or {}
-        prompt = message.get("prompt")
+        prompt, person.prompt = person.prompt, None
         if prompt and not person.dropped:
-            person.last = {**message, "prompt": None}
-            if person.behaviour.speaks_at_table and prompt not in person.contributed:
+            if person.behaviour.speaks_at_table:
                 person.contributed.add(prompt)
                 language = self._language.get(person.participant_id, person.language)
                 return Reply(person.channel, saying(person, language), why="spoke at table",

@@ -75,6 +75,7 @@ class Person:
     voted: int = 0  # votes cast (a revote casts two)
     wrong_vote_sent: bool = False
     contributed: set[str] = field(default_factory=set)  # prompts spoken at
+    prompt: str | None = None  # a table's question they have not spoken to yet
     waited: set[str] = field(default_factory=set)  # steps a late person has put off
 
     @property
