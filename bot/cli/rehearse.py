@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -33,16 +34,20 @@ def register(app: typer.Typer) -> None:
 
 
 def rehearse_command(
-    people: int = typer.Option(..., "--people", min=1, max=5000, help="How many people."),
-    seed: str = typer.Option(..., "--seed", help="The same seed gives the same rehearsal."),
-    assembly_path: Path | None = typer.Option(
-        None, "--assembly", help="The assembly file (TOML). Default: CONCORDER_ASSEMBLY."
-    ),
-    form: Format = typer.Option(Format.text, "--format", help="text (tables), md or json."),
-    out: Path | None = typer.Option(None, "--out", help="Write the report to FILE."),
-    keep: Path | None = typer.Option(
-        None, "--keep", help="Keep the scratch database in DIR (default: removed after)."
-    ),
+    people: Annotated[int, typer.Option("--people", min=1, max=5000, help="How many people.")],
+    seed: Annotated[str, typer.Option("--seed", help="The same seed, the same rehearsal.")],
+    assembly_path: Annotated[
+        Path | None,
+        typer.Option("--assembly", help="The assembly file (TOML). Default: CONCORDER_ASSEMBLY."),
+    ] = None,
+    form: Annotated[
+        Format, typer.Option("--format", help="text (tables), md or json.")
+    ] = Format.text,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the report to FILE.")] = None,
+    keep: Annotated[
+        Path | None,
+        typer.Option("--keep", help="Keep the scratch database in DIR (default: removed after)."),
+    ] = None,
 ) -> None:
     """Rehearse the whole assembly with simulated participants on a scratch database:
     invitations, registration, the draw, confirmations, tables, briefings, prompts,
@@ -55,7 +60,8 @@ def rehearse_command(
         err.print(f"[red]{keep} is not empty:[/] give --keep an empty or new directory.")
         raise typer.Exit(2)
     with _progress() as step:
-        report = asyncio.run(rehearse(chosen, people, seed, base=settings, keep=keep, progress=step))
+        running = rehearse(chosen, people, seed, base=settings, keep=keep, progress=step)
+        report = asyncio.run(running)
     if out is not None:
         text = _json(report) if form == Format.json else _markdown(report)
         out.write_text(text, encoding="utf-8")
@@ -185,11 +191,15 @@ def show(report: Report, out: Console) -> None:
 
 def _sections(report: Report):
     yield "Messages out, by phase", HEAD, _rows(report)
-    yield "Funnel (each step: people who also passed every step before)", [
-        "Step",
-        "People",
-        "Dropped",
-    ], _funnel_rows(report)
+    yield (
+        "Funnel (each step: people who also passed every step before)",
+        [
+            "Step",
+            "People",
+            "Dropped",
+        ],
+        _funnel_rows(report),
+    )
     yield (
         f"Never answered: {len(report.unanswered)}",
         ["Participant", "Step", "Channel", "They sent", "At (UTC)"],

@@ -33,8 +33,8 @@ from bot.services.rehearsal.people import (
     Reply,
     decide,
     delay,
-    late_by,
     labels_of,
+    late_by,
     make_people,
     saying,
 )
@@ -128,9 +128,7 @@ class Conductor:
         self.labels = labels_of(self.world.assembly)
         self.by_pid: dict[str, Person] = {}
         self.read_upto = 0
-        self.prompts = {
-            text: p.id for p in self.world.assembly.prompts for text in p.text.values()
-        }
+        self.prompts = {text: p.id for p in self.world.assembly.prompts for text in p.text.values()}
         self.wall = time.monotonic()
 
     def tell(self, label: str) -> None:
@@ -296,8 +294,12 @@ class Conductor:
             if person.behaviour.speaks_at_table:
                 person.contributed.add(prompt)
                 language = self._language.get(person.participant_id, person.language)
-                return Reply(person.channel, saying(person, language), why="spoke at table",
-                             silence_expected=True)
+                return Reply(
+                    person.channel,
+                    saying(person, language),
+                    why="spoke at table",
+                    silence_expected=True,
+                )
             return None
         if RECEIPT.search(message.get("text", "")) and person.behaviour.vote == "revote":
             person.voted += 1

@@ -17,8 +17,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.services import recruitment
-from bot.services.draw import DrawError, draw_input, record_selection, rules_for, run_draw
-from bot.services.draw import select_payload
+from bot.services.draw import (
+    DrawError,
+    draw_input,
+    record_selection,
+    rules_for,
+    run_draw,
+    select_payload,
+)
 from bot.services.groups import allocate as alloc
 from bot.services.groups import records as group_records
 from bot.services.groups.notify import notify_seats

@@ -175,9 +175,7 @@ async def open_world(
     runner = None
     if calendar is not None:
         runner = CalendarRunner(sessions, outgoing.enqueuer(settings), calendar=calendar)
-    world = World(
-        directory, settings, relay, dispatcher, runner, assembly, calendar, start, start
-    )
+    world = World(directory, settings, relay, dispatcher, runner, assembly, calendar, start, start)
     world.engine = engine
     world._clock = world_now  # the dispatcher's clock reads it
     return world
