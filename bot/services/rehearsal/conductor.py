@@ -106,7 +106,7 @@ async def rehearse(
     directory.mkdir(parents=True, exist_ok=True)
     world = await open_world(directory, base, seed, assembly, calendar, plan.start, prepare)
     pool = steps.scratch_pool_rows(Path(assembly_path).parent / "pool.csv")
-    people = make_people(assembly, people_count, seed, pool)
+    people = make_people(assembly, people_count, seed, pool, base.default_region)
     run = Run(world, people, seed=seed)
     conductor = Conductor(run, plan, seed, progress or (lambda _label, _done: None))
     try:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.addresses import BadAddress
+from bot.services.recruitment import pool_phone
 from flows.assembly import Assembly
 
 # Steps of the conversation a person may drop out at (the flows' names), in order.
@@ -84,14 +86,14 @@ class Person:
 
 
 def make_people(
-    assembly: Assembly, count: int, seed: str, pool_rows: list[dict[str, str]]
+    assembly: Assembly, count: int, seed: str, pool_rows: list[dict[str, str]], region: str = "GB"
 ) -> list[Person]:
     """`count` people with behaviours drawn from `seed`: the pool file's rows (shuffled)
     when it has that many, else people generated in the draw's categories."""
     rng = random.Random(f"people:{seed}")
     categories = _categories(assembly)
     languages = list(assembly.assembly.languages)
-    rows = list(pool_rows)
+    rows = _one_row_each(pool_rows, region)
     rng.shuffle(rows)
     people = []
     for n in range(count):
@@ -108,7 +110,7 @@ def make_people(
             handle = f"sim_person_{n:05d}" if own.random() < 0.1 else None
             phone = None if handle and own.random() < 0.5 else f"+4477009{n:05d}"
             household = f"H{n // 2:05d}" if own.random() < 0.1 else f"H{n:05d}x"
-        answers = {c: pool.get(c) or own.choice(values) for c, values in categories.items()}
+        answers = {c: pool.get(c) or _pick(own, w) for c, w in categories.items()}
         people.append(
             Person(
                 label=f"S{n + 1:03d}",
@@ -127,25 +129,55 @@ def make_people(
     return people
 
 
-def _categories(assembly: Assembly) -> dict[str, list[str]]:
-    """Every category a person has a value in: the questions' and the quotas'."""
-    values: dict[str, list[str]] = {}
+def _one_row_each(rows: list[dict[str, str]], region: str) -> list[dict[str, str]]:
+    """A person listed twice (the same phone or handle) is one person, as the import has it."""
+    seen: set[str] = set()
+    kept = []
+    for row in rows:
+        keys = {k for k in (_phone(row.get("phone"), region), row.get("telegram")) if k}
+        if keys & seen:
+            continue
+        seen |= keys
+        kept.append(row)
+    return kept
+
+
+def _phone(number: str | None, region: str) -> str | None:
+    try:
+        return pool_phone(number, region) if number else None
+    except BadAddress:
+        return number
+
+
+def _categories(assembly: Assembly) -> dict[str, dict[str, float]]:
+    """Every category a person has a value in (the questions' and the quotas'), each value
+    weighted by the middle of its quota, so that people come roughly as the panel wants."""
+    values: dict[str, dict[str, float]] = {}
     for question in assembly.questions:
-        values[question.id] = [o.key for o in question.options]
-    selection = assembly.selection
-    for category, quota in ((selection.quotas or {}) if selection else {}).items():
-        values.setdefault(category, list(quota))
+        values[question.id] = {o.key: 1.0 for o in question.options}
+    for category, quota in _quotas(assembly).items():
+        weights = {value: (q.min + q.max) / 2 for value, q in quota.items() if hasattr(q, "min")}
+        if weights and sum(weights.values()) > 0:
+            values[category] = {**values.get(category, {}), **weights}
     return values
 
 
-def _pool_values(assembly: Assembly, categories: dict[str, list[str]], rng) -> dict[str, str]:
+def _quotas(assembly: Assembly) -> dict[str, dict[str, Any]]:
+    return (assembly.selection.quotas or {}) if assembly.selection else {}
+
+
+def _pick(rng: random.Random, weights: dict[str, float]) -> str:
+    keys = list(weights)
+    return rng.choices(keys, [weights[k] for k in keys])[0]
+
+
+def _pool_values(assembly: Assembly, categories: dict[str, dict[str, float]], rng) -> dict:
     """What a pool file knows: the quota categories no question asks, and sometimes more."""
     asked = {q.id for q in assembly.questions}
-    known = {c: rng.choice(v) for c, v in categories.items() if c not in asked}
-    for category in asked & set(categories):
-        if category in ((assembly.selection.quotas or {}) if assembly.selection else {}):
-            if rng.random() < 0.5:
-                known[category] = rng.choice(categories[category])
+    known = {c: _pick(rng, w) for c, w in categories.items() if c not in asked}
+    for category in sorted(asked & set(_quotas(assembly))):
+        if rng.random() < 0.5:
+            known[category] = _pick(rng, categories[category])
     return known
 
 
