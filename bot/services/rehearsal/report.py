@@ -171,7 +171,7 @@ async def build_report(run: Run) -> Report:
                 "sent": u.what,
                 "at": u.at.isoformat(),
             }
-            for u in run.unanswered
+            for u in run.replies.unanswered
         ],
         undelivered=[
             {
@@ -185,7 +185,7 @@ async def build_report(run: Run) -> Report:
             for (phase, status, kind, channel), n in sorted(undelivered.items())
         ],
         problems=list(run.problems),
-        people_sent=run.sent,
+        people_sent=run.replies.sent,
         wall=sum(p.wall for p in world.phases.values()),
     )
 
