@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from bot.bootstrap import read_assembly_file
 from bot.relay import Relay
 from bot.services.rehearsal import steps
@@ -32,9 +30,8 @@ from bot.services.rehearsal.world import (
     timed_work,
 )
 from bot.settings import Settings
-from store.polls import PollWave
 
-POLL_TICK = timedelta(hours=3)  # while a poll wave is open: its reminders come due
+POLL_TICK = timedelta(hours=3)  # while a poll wave is open, how often its reminders are due
 
 
 @dataclass
@@ -139,10 +136,7 @@ class Conductor:
     async def advance(self, until: datetime) -> None:
         """Move the clock on, moment by moment, up to `until`."""
         while True:
-            service_due = await next_due(self.world)
-            if await self._poll_open():  # its reminders are due some hours after it opened
-                soon = self.world.now + POLL_TICK
-                service_due = min(service_due, soon) if service_due else soon
+            service_due = await next_due(self.world, POLL_TICK)
             people_due = min((p.due for p in self.run.people if p.due), default=None)
             moments = [t for t in (service_due, people_due) if t is not None]
             at = min(moments, default=None)
@@ -154,13 +148,9 @@ class Conductor:
             set_time(self.world, max(at, self.world.now))
             if service_due is not None and at >= service_due:
                 await self.tick()
-            await self.settle()
+                await self.settle()
             if await self.replies.act():
                 await self.settle()
-
-    async def _poll_open(self) -> bool:
-        async with self.world.relay.sessions() as session:
-            return bool(await session.scalar(select(func.count()).where(PollWave.status == "open")))
 
     async def tick(self) -> None:
         """The service's timers at this moment; the phase is named after what they did."""

@@ -213,9 +213,9 @@ async def timed_work(world: World) -> dict[str, list[str] | int]:
     return done
 
 
-async def next_due(world: World) -> datetime | None:
+async def next_due(world: World, poll_every: timedelta) -> datetime | None:
     """The earliest moment after now when the service has timed work or a queued message
-    comes due."""
+    comes due; while a poll wave is open, at most `poll_every` from now (its reminders)."""
     now = world.now
     firsts = [
         select(func.min(CalendarJob.send_at)).where(
@@ -244,8 +244,13 @@ async def next_due(world: World) -> datetime | None:
             OutboxMessage.status == OutboxStatus.QUEUED, OutboxMessage.next_attempt_at > now
         ),
     ]
+    polling = select(func.count()).where(PollWave.status == "open")
     async with world.relay.sessions() as session:
-        row = (await session.execute(select(*(q.scalar_subquery() for q in firsts)))).one()
+        *row, open_waves = (
+            await session.execute(select(*(q.scalar_subquery() for q in [*firsts, polling])))
+        ).one()
     # Subqueries come back as they are stored (naive on SQLite): read them as UTC.
     candidates = [c if c is None or c.tzinfo else c.replace(tzinfo=UTC) for c in row]
+    if open_waves:
+        candidates.append(now + poll_every)
     return min((c for c in candidates if c is not None), default=None)
