@@ -179,6 +179,9 @@ def _title(report: Report) -> str:
 def show(report: Report, out: Console) -> None:
     out.print(f"[bold]{_title(report)}[/]")
     for title, head, rows in _sections(report):
+        if not rows:
+            out.print(f"[bold]{title}[/]: none.")
+            continue
         table = Table(title=title, title_justify="left")
         for n, name in enumerate(head):
             table.add_column(name, justify="left" if n == 0 else "right")
@@ -201,7 +204,7 @@ def _sections(report: Report):
         _funnel_rows(report),
     )
     yield (
-        f"Never answered: {len(report.unanswered)}",
+        "Never answered",
         ["Participant", "Step", "Channel", "They sent", "At (UTC)"],
         _unanswered_rows(report),
     )
@@ -215,10 +218,10 @@ def _sections(report: Report):
 def _markdown(report: Report) -> str:
     lines = [f"# {_title(report)}", ""]
     for title, head, rows in _sections(report):
-        lines += [f"## {title}", ""]
         if not rows:
-            lines += ["None.", ""]
+            lines += [f"## {title}: none", ""]
             continue
+        lines += [f"## {title}", ""]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("| " + " | ".join("---" for _ in head) + " |")
         lines += ["| " + " | ".join(row) + " |" for row in rows]

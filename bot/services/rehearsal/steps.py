@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from bot.services import recruitment
 from bot.services.draw import (
     DrawError,
+    DrawRecordError,
     draw_input,
     record_selection,
     rules_for,
@@ -151,11 +152,13 @@ async def invite(world: World, people: list[Person]) -> int:
 async def draw(world: World, seed: str) -> str | None:
     """`concorder select --seed SEED`: the stratified draw, recorded. Returns why it could
     not be made, or None."""
-    rules = rules_for(world.assembly, None)
-    async with world.relay.sessions() as session:
-        inp = await draw_input(session, rules)
     try:
+        rules = rules_for(world.assembly, None)
+        async with world.relay.sessions() as session:
+            inp = await draw_input(session, rules)
         result = run_draw(inp, seed, "maximin")
+    except DrawRecordError as error:
+        return str(error)
     except DrawError as error:
         return error.message
     payload = select_payload(result, seed, "maximin", 1, None)
