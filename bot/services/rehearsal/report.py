@@ -10,7 +10,7 @@ the same seed gives the same data.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -61,7 +61,6 @@ class Report:
     problems: list[str]
     people_sent: int
     wall: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def data(self) -> dict[str, Any]:
         """The report as plain data (what --format json writes), without wall times."""
