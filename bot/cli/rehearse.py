@@ -189,7 +189,7 @@ def show(report: Report, out: Console) -> None:
             table.add_row(*row)
         out.print(table)
     for problem in report.problems:
-        out.print(f"[red]Stopped:[/] {problem}")
+        out.print(f"[red]Not done:[/] {problem}")
 
 
 def _sections(report: Report):
@@ -226,7 +226,7 @@ def _markdown(report: Report) -> str:
         lines.append("| " + " | ".join("---" for _ in head) + " |")
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         lines.append("")
-    lines += [f"Stopped: {p}" for p in report.problems]
+    lines += [f"Not done: {p}" for p in report.problems]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -120,6 +120,12 @@ class Conductor:
         await steps.notify_draw(w)
         await self.settle()
         await self.advance(self.plan.confirmed_by)
+        await w.enter("replacements and confirmations")
+        added, problem = await steps.replace(w, self.seed)
+        if problem:
+            self.run.problems.append(f"replace: {problem}")
+        await self.settle()
+        await self.advance(self.plan.replaced_by)
         await self.advance(self.plan.groups)
         await w.enter("groups")
         self.tell("groups")
@@ -166,7 +172,7 @@ class Conductor:
         if done.get("calendar"):
             names.append("briefings and reminders")
         if done["recruitment"] and self.world.current == "pool and invitations":
-            names.append("invitation reminders")
+            names.append("registration window")
         if names:
             await self.world.enter(names[0])
             self.tell(names[0])

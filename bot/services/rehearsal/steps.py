@@ -21,9 +21,14 @@ from bot.services.draw import (
     DrawError,
     DrawRecordError,
     draw_input,
+    record_replacement,
     record_selection,
+    recorded_rules,
+    replace_input,
     rules_for,
     run_draw,
+    run_replace,
+    seed_number,
     select_payload,
 )
 from bot.services.groups import allocate as alloc
@@ -33,6 +38,7 @@ from bot.services.rehearsal.people import Person
 from bot.services.rehearsal.world import World
 from flows.assembly import Assembly
 from scheduler.config import Calendar
+from store.draw_records import completed_selection
 
 TABLE_SIZE = 6
 
@@ -44,7 +50,8 @@ class Timeline:
     start: datetime  # the pool imported and invited
     draw: datetime  # the registration deadline has passed
     notify: datetime
-    confirmed_by: datetime  # places not confirmed by then expire
+    confirmed_by: datetime  # places not confirmed by then expire; replacements are drawn
+    replaced_by: datetime  # the replacements' own time to confirm has passed
     groups: datetime
     end: datetime  # nothing is looked at after this
 
@@ -65,10 +72,11 @@ def timeline(assembly: Assembly, calendar: Calendar | None) -> Timeline:
     draw = deadline + timedelta(hours=1)
     notify = draw + timedelta(minutes=10)
     confirmed_by = notify + r.confirm_within + timedelta(minutes=5)
-    groups_day = (confirmed_by + timedelta(days=1)).astimezone(zone).date()
+    replaced_by = confirmed_by + r.confirm_within + timedelta(minutes=5)
+    groups_day = (replaced_by + timedelta(days=1)).astimezone(zone).date()
     groups = datetime.combine(groups_day, time(10), zone)
     last = max([*ends, groups]) + timedelta(days=4)
-    return Timeline(start, draw, notify, confirmed_by, groups, last)
+    return Timeline(start, draw, notify, confirmed_by, replaced_by, groups, last)
 
 
 def seeded_ids(seed: str):
@@ -165,6 +173,34 @@ async def draw(world: World, seed: str) -> str | None:
     async with world.relay.sessions.begin() as session:
         await record_selection(session, result, payload)
     return None
+
+
+async def replace(world: World, seed: str) -> tuple[int, str | None]:
+    """`concorder replace --seed SEED`: fill the places that declines, withdrawals and
+    expired confirmations freed, keeping the quotas; then `notify-draw` asks the new ones.
+    Returns (people added, why not)."""
+    async with world.relay.sessions() as session:
+        done = await completed_selection(session)
+        if done is None:
+            return 0, "no panel was drawn"
+        inp = await replace_input(session, recorded_rules(done), [])
+    if len(inp.kept) >= inp.panel_size:
+        return 0, None
+    try:
+        result = run_replace(inp, seed, "maximin")
+    except DrawError as error:
+        return 0, error.message
+    payload = {
+        "mode": "replace",
+        "input": result.canonical_input,
+        "seed": seed,
+        "seed_number": seed_number(seed),
+        "algorithm": "maximin",
+    }
+    async with world.relay.sessions.begin() as session:
+        await record_replacement(session, result, payload)
+    await notify_draw(world)
+    return len(result.added), None
 
 
 async def notify_draw(world: World) -> dict[str, int]:
