@@ -39,8 +39,9 @@ def full_run():
 
 async def test_the_example_assembly_rehearses_with_every_message_answered(full_run):
     data = full_run.data()
-    assert data["problems"] == []
     assert data["never_answered"] == []
+    # A replacement that cannot keep the quotas is a finding, not a stop; nothing else is.
+    assert [p for p in data["problems"] if not p.startswith("replace:")] == []
     phases = [p["phase"] for p in data["phases"]]
     for phase in ("pool and invitations", "draw", "groups", "table prompts", "ballot fares"):
         assert phase in phases

@@ -264,7 +264,7 @@ def decide(
     message = person.last
     if message is None or person.dropped or person.stopped:
         return None
-    if b.drop and (flow == b.drop_at or (b.drop_at == "ballot" and flow == "ballot")):
+    if b.drop and flow == b.drop_at:
         return _drop(person, flow)
     if b.switches and person.code and not person.switched and person.handle is None:
         person.switched, person.channel = True, "telegram"

@@ -115,9 +115,10 @@ class Replies:
         """Everyone whose reply is due sends it, in a fixed order. True if anyone was due."""
         now = self.world.now
         due = sorted((p for p in self.people if p.due and p.due <= now), key=_order)
+        where = await self._where([p.participant_id for p in due]) if due else {}
         for person in due:
             person.due = None
-            flow, step = await self._where(person)
+            flow, step = where.get(person.participant_id, (None, None))
             if person.behaviour.timing == "late" and flow in LATE_STEPS:
                 if flow not in person.waited:
                     person.waited.add(flow)
@@ -157,16 +158,21 @@ class Replies:
             return None
         return decide(person, flow, step, self.labels)
 
-    async def _where(self, person: Person) -> tuple[str | None, str | None]:
-        """Where their conversation waits (to name the step; what they answer comes from
-        the message)."""
+    async def _where(self, pids: list[str | None]) -> dict[str, tuple[str | None, str | None]]:
+        """Where each one's conversation waits (to name the step; what they answer comes
+        from the message). Only their own turns change it, so one look serves a moment."""
         async with self.world.relay.sessions() as session:
-            raw = await session.scalar(
-                select(Participant.state).where(Participant.id == person.participant_id)
+            rows = await session.execute(
+                select(Participant.id, Participant.state, Participant.language).where(
+                    Participant.id.in_([pid for pid in pids if pid])
+                )
             )
-        state = State.from_json(raw, language=person.language)
-        self.language[person.participant_id] = state.language
-        return state.flow, state.step
+        found = {}
+        for pid, raw, language in rows:
+            state = State.from_json(raw, language=language)
+            self.language[pid] = state.language
+            found[pid] = (state.flow, state.step)
+        return found
 
     async def send(self, person: Person, reply: Reply, step: str) -> None:
         """One message in, through the service's own turn; nothing back is noted."""
