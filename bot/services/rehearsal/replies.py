@@ -14,16 +14,8 @@ from sqlalchemy import func, select
 from bot.services import invite_codes
 from bot.services import turns as service
 from bot.services.deliberation import timing as deliberation_timing
-from bot.services.rehearsal.people import (
-    CODE,
-    Person,
-    Reply,
-    decide,
-    delay,
-    labels_of,
-    late_by,
-    saying,
-)
+from bot.services.rehearsal.answers import Reply, decide, delay, labels_of, late_by, saying
+from bot.services.rehearsal.people import CODE, Person
 from bot.services.rehearsal.world import World
 from flows.model import State
 from store.models import OutboxMessage, OutboxStatus, Participant
