@@ -184,7 +184,7 @@ def show(report: Report, out: Console) -> None:
             continue
         table = Table(title=title, title_justify="left")
         for n, name in enumerate(head):
-            table.add_column(name, justify="left" if n == 0 else "right")
+            table.add_column(name, justify="left" if n == 0 else "right", no_wrap=n == 0)
         for row in rows:
             table.add_row(*row)
         out.print(table)
