@@ -43,7 +43,10 @@ def rehearse_command(
     form: Annotated[
         Format, typer.Option("--format", help="text (tables), md or json.")
     ] = Format.text,
-    out: Annotated[Path | None, typer.Option("--out", help="Write the report to FILE.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the report to FILE (Markdown; JSON with --format json)."),
+    ] = None,
     keep: Annotated[
         Path | None,
         typer.Option("--keep", help="Keep the scratch database in DIR (default: removed after)."),
