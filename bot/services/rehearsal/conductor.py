@@ -31,8 +31,6 @@ from bot.services.rehearsal.world import (
 )
 from bot.settings import Settings
 
-POLL_TICK = timedelta(hours=3)  # while a poll wave is open, how often its reminders are due
-
 
 @dataclass
 class Run:
@@ -142,7 +140,7 @@ class Conductor:
     async def advance(self, until: datetime) -> None:
         """Move the clock on, moment by moment, up to `until`."""
         while True:
-            service_due = await next_due(self.world, POLL_TICK)
+            service_due = await next_due(self.world)
             people_due = min((p.due for p in self.run.people if p.due), default=None)
             moments = [t for t in (service_due, people_due) if t is not None]
             at = min(moments, default=None)

@@ -35,7 +35,7 @@ from store.calendar import CalendarJob
 from store.db import make_engine, sessionmaker, upgrade_async
 from store.deliberation import DeliberationJob
 from store.models import OutboxMessage, OutboxStatus
-from store.polls import PollWave
+from store.polls import Poll, PollRoll, PollWave
 from store.recruitment import AWAITING_REPLY, Invitation
 
 CHANNELS = ("sms", "telegram")
@@ -213,9 +213,9 @@ async def timed_work(world: World) -> dict[str, list[str] | int]:
     return done
 
 
-async def next_due(world: World, poll_every: timedelta) -> datetime | None:
+async def next_due(world: World) -> datetime | None:
     """The earliest moment after now when the service has timed work or a queued message
-    comes due; while a poll wave is open, at most `poll_every` from now (its reminders)."""
+    comes due."""
     now = world.now
     firsts = [
         select(func.min(CalendarJob.send_at)).where(
@@ -244,13 +244,39 @@ async def next_due(world: World, poll_every: timedelta) -> datetime | None:
             OutboxMessage.status == OutboxStatus.QUEUED, OutboxMessage.next_attempt_at > now
         ),
     ]
-    polling = select(func.count()).where(PollWave.status == "open")
     async with world.relay.sessions() as session:
-        *row, open_waves = (
-            await session.execute(select(*(q.scalar_subquery() for q in [*firsts, polling])))
-        ).one()
-    # Subqueries come back as they are stored (naive on SQLite): read them as UTC.
-    candidates = [c if c is None or c.tzinfo else c.replace(tzinfo=UTC) for c in row]
-    if open_waves:
-        candidates.append(now + poll_every)
+        row = (await session.execute(select(*(q.scalar_subquery() for q in firsts)))).one()
+        reminders = await _poll_reminders(session, now)
+    candidates = [*(_utc(c) for c in row), *reminders]
     return min((c for c in candidates if c is not None), default=None)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Subqueries come back as they are stored (naive on SQLite): read them as UTC."""
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _poll_reminders(session, now: datetime) -> list[datetime]:
+    """When each open poll wave's next reminder is due: `reminder_hours` after the
+    earliest ask of someone not reminded who has not finished."""
+    due = []
+    waves = await session.execute(
+        select(PollWave.poll_id, PollWave.wave_id, Poll.definition)
+        .join(Poll, Poll.id == PollWave.poll_id)
+        .where(PollWave.status == "open")
+    )
+    for poll_id, wave_id, definition in waves.all():
+        hours = definition.get("reminder_hours")
+        first = await session.scalar(
+            select(func.min(PollRoll.asked_at)).where(
+                PollRoll.poll_id == poll_id,
+                PollRoll.wave_id == wave_id,
+                PollRoll.asked.is_(True),
+                PollRoll.finished.is_(False),
+                PollRoll.reminded == 0,
+            )
+        )
+        if hours and first is not None:
+            at = _utc(first) + timedelta(hours=hours)
+            due.append(max(at, now + timedelta(minutes=1)))
+    return due
