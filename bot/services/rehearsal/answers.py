@@ -17,12 +17,13 @@ SAYINGS = {
     "fr": ["Plus de bus le soir, s'il vous plaît.", "Des passages plus sûrs près des écoles."],
     "es": ["Más autobuses por la tarde, por favor.", "Cruces más seguros cerca de las escuelas."],
 }
-NUMBERED = re.compile(r"^(\d{1,2}) (.+)$")
+# "1 Yes" or a poll's "A. About a tenth": what to send, then the label.
+NUMBERED = re.compile(r"^(\d{1,2}|[A-Z](?=\.))\.? (.+)$")
 
 
 def options_of(message: dict[str, Any]) -> list[tuple[str, str]]:
     """(what to send, label) for each option a message offers: its buttons on Telegram,
-    its numbered lines by SMS."""
+    its numbered (or lettered) lines by SMS."""
     if message.get("buttons"):
         return [("button:" + b["data"], b["label"]) for b in message["buttons"]]
     found = []
