@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.bootstrap import build
 from bot.channels.simulator import SimulatorTransport
@@ -102,7 +103,8 @@ class World:
     marks: list[tuple[int, str]] = field(default_factory=list)
     current: str = ""
     _since: tuple[datetime, float] | None = None
-    engine: object = None
+    engine: AsyncEngine | None = None
+    clock: list[datetime] = field(default_factory=list)  # what the dispatcher's clock reads
 
     async def enter(self, name: str) -> None:
         """Start (or come back to) a phase: later outbox rows count to it."""
@@ -176,8 +178,7 @@ async def open_world(
     if calendar is not None:
         runner = CalendarRunner(sessions, outgoing.enqueuer(settings), calendar=calendar)
     world = World(directory, settings, relay, dispatcher, runner, assembly, calendar, start, start)
-    world.engine = engine
-    world._clock = world_now  # the dispatcher's clock reads it
+    world.engine, world.clock = engine, world_now
     return world
 
 
@@ -190,7 +191,7 @@ def _scratch_pragmas(dbapi_conn, _record) -> None:
 
 def set_time(world: World, now: datetime) -> None:
     world.now = now
-    world._clock[0] = now
+    world.clock[0] = now
 
 
 async def close_world(world: World) -> None:
