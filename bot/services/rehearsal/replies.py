@@ -4,6 +4,7 @@ the service's own inbound turn, and noting every message that got nothing back."
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from dataclasses import dataclass
@@ -12,7 +13,6 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from bot.services import invite_codes
-from bot.services import turns as service
 from bot.services.deliberation import timing as deliberation_timing
 from bot.services.rehearsal.answers import Reply, decide, delay, labels_of, late_by, saying
 from bot.services.rehearsal.people import CODE, Person
@@ -108,6 +108,7 @@ class Replies:
         now = self.world.now
         due = sorted((p for p in self.people if p.due and p.due <= now), key=_order)
         where = await self._where([p.participant_id for p in due]) if due else {}
+        sending = []
         for person in due:
             person.due = None
             flow, step = where.get(person.participant_id, (None, None))
@@ -119,7 +120,9 @@ class Replies:
                     continue
             reply = self._reply(person, flow, step)
             if reply is not None:
-                await self.send(person, reply, flow or "-")
+                sending.append((person, reply, flow or "-"))
+        if sending:
+            await self.send(sending)
         if due:  # the service relays a table's messages as soon as their turn commits
             await deliberation_timing.relay_waiting(self.world.relay, now=now)
         return bool(due)
@@ -166,37 +169,48 @@ class Replies:
             found[pid] = (state.flow, state.step)
         return found
 
-    async def send(self, person: Person, reply: Reply, step: str) -> None:
-        """One message in, through the service's own turn; nothing back is noted."""
+    async def send(self, sending: list[tuple[Person, Reply, str]]) -> None:
+        """The messages of one moment, as webhooks arriving together: through the service's
+        inbound batcher (one transaction per group, the same turns). Whoever got nothing
+        back is noted (each person sends at most one message a moment)."""
         relay = self.world.relay
-        pid = person.participant_id
         async with relay.sessions() as session:
-            before = await session.scalar(
-                select(func.max(OutboxMessage.id)).where(OutboxMessage.participant_id == pid)
-            )
-        address = person.chat if reply.channel == "telegram" else (person.phone or "")
-        await service.receive(
-            relay,
-            channel=reply.channel,
-            address=address,
-            text=reply.text,
-            button=reply.button,
-            provider_id=f"rehearsal-{uuid.uuid4().hex}",
-            language_hint=person.language,
-            now=self.world.now,
-        )
-        self.sent += 1
-        async with relay.sessions() as session:
-            answers = await session.scalar(
-                select(func.count()).where(
-                    OutboxMessage.participant_id == pid, OutboxMessage.id > (before or 0)
+            before = await session.scalar(select(func.max(OutboxMessage.id))) or 0
+        await asyncio.gather(
+            *(
+                self.world.batcher.receive(
+                    channel=reply.channel,
+                    address=person.chat if reply.channel == "telegram" else (person.phone or ""),
+                    text=reply.text,
+                    button=reply.button,
+                    provider_id=f"rehearsal-{uuid.uuid4().hex}",
+                    language_hint=person.language,
+                    now=self.world.now,
                 )
+                for person, reply, _ in sending
             )
-        # STOP gets one confirmation; a message after it none: that silence is the promise.
-        if not answers and not reply.silence_expected:
-            self.unanswered.append(
-                Unanswered(pid or person.label, step, reply.channel, reply.why, self.world.now)
+        )
+        self.sent += len(sending)
+        async with relay.sessions() as session:
+            answered = set(
+                (
+                    await session.execute(
+                        select(OutboxMessage.participant_id).where(OutboxMessage.id > before)
+                    )
+                ).scalars()
             )
+        for person, reply, step in sending:
+            # A message at a table is read by the table; after STOP, silence is the promise.
+            if person.participant_id not in answered and not reply.silence_expected:
+                self.unanswered.append(
+                    Unanswered(
+                        person.participant_id or person.label,
+                        step,
+                        reply.channel,
+                        reply.why,
+                        self.world.now,
+                    )
+                )
 
 
 def _order(person: Person) -> tuple:

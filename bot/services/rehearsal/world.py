@@ -26,6 +26,7 @@ from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.ratelimit import DeliveryLimits
 from bot.relay import Relay
 from bot.services import ballots, deliberation, outgoing, recruitment
+from bot.services.batch import Batcher
 from bot.services.polls import timing as poll_timing
 from bot.settings import Settings
 from flows.assembly import Assembly
@@ -104,6 +105,7 @@ class World:
     current: str = ""
     _since: tuple[datetime, float] | None = None
     engine: AsyncEngine | None = None
+    batcher: Batcher | None = None  # inbound messages, as the service takes webhooks
     clock: list[datetime] = field(default_factory=list)  # what the dispatcher's clock reads
 
     async def enter(self, name: str) -> None:
@@ -178,7 +180,7 @@ async def open_world(
     if calendar is not None:
         runner = CalendarRunner(sessions, outgoing.enqueuer(settings), calendar=calendar)
     world = World(directory, settings, relay, dispatcher, runner, assembly, calendar, start, start)
-    world.engine, world.clock = engine, world_now
+    world.engine, world.clock, world.batcher = engine, world_now, Batcher(relay)
     return world
 
 
@@ -196,6 +198,7 @@ def set_time(world: World, now: datetime) -> None:
 
 async def close_world(world: World) -> None:
     world.finish()
+    await world.batcher.close()
     await world.engine.dispose()
 
 
