@@ -190,6 +190,7 @@ def build_cli() -> typer.Typer:
     from bot.cli import publish as cli_publish
     from bot.cli import recommendation as cli_recommendation
     from bot.cli import recruitment as cli_recruitment
+    from bot.cli import rehearse as cli_rehearse
     from bot.cli import respondents as cli_respondents
     from bot.cli import schedule as cli_schedule
     from bot.cli import simulate as cli_simulate
@@ -208,6 +209,7 @@ def build_cli() -> typer.Typer:
     cli_groups.register(app)  # groups assign|move|show|notify
     cli_groups_conversation.register(app)  # groups post|prompt|pause|...|cost|facilitator
     cli_withdraw.register(app)  # withdraw
+    cli_rehearse.register(app)  # rehearse: the whole assembly with simulated people
     cli_outbox.register(app)  # outbox status|retry
     cli_privacy.register(app)  # erase, person export
     cli_recruitment.register(app)  # pool import, invite, notify-draw, status

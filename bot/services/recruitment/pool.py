@@ -262,18 +262,20 @@ async def import_pool(
     progress: Callable[[int], None] | None = None,
     chunk: int = 5000,
     key: bytes | None = None,
+    new_id: Callable[[], str] = new_participant_id,
 ) -> ImportResult:
     """Write checked rows in one transaction (all or nothing). A person already in the
     pool (same phone, handle or id) is updated, so importing a file twice changes nothing.
     With the server `key`, a number that opted out before its data was erased comes in
-    opted out: it is never invited."""
+    opted out: it is never invited. `new_id` makes the new people's pseudonyms (a rehearsal
+    passes a seeded one, so that the same seed draws the same people)."""
     now = now or utcnow()
     result = ImportResult()
     async with sessions.begin() as session:
         await check_one_assembly(session, assembly)
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
-            created, updated = await _import_chunk(session, assembly, part, now, key)
+            created, updated = await _import_chunk(session, assembly, part, now, key, new_id)
             result.created += created
             result.updated += updated
             if progress:
@@ -288,7 +290,12 @@ async def import_pool(
 
 
 async def _import_chunk(
-    session: AsyncSession, assembly: Assembly, rows: list[PoolRow], now: datetime, key: bytes | None
+    session: AsyncSession,
+    assembly: Assembly,
+    rows: list[PoolRow],
+    now: datetime,
+    key: bytes | None,
+    new_id: Callable[[], str],
 ) -> tuple[int, int]:
     phones = [r.phone for r in rows if r.phone]
     handles = [r.telegram for r in rows if r.telegram]
@@ -316,7 +323,7 @@ async def _import_chunk(
         pid = next((by_key[k] for k in row.keys() if k in by_key), None)
         language = row.language or assembly.assembly.default_language
         if pid is None:
-            pid = new_participant_id()
+            pid = new_id()
             new_participants.append(
                 {
                     "id": pid,
