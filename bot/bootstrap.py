@@ -226,5 +226,7 @@ def publication_writers() -> list:
     """The open data package's resource writers, in the order the package lists them:
     a feature that publishes (the opinion map, the themes) adds its writer here."""
     from bot.services import publish
+    from bot.services.synthesis import publication
 
-    return [*publish.WRITERS]
+    # What the panel said, after what it decided: the opinion map, then the themes.
+    return [*publish.WRITERS, publication.opinion_map, publication.themes_of_tables]
