@@ -320,6 +320,9 @@ def opinion_map_and_themes(tables) -> None:
     assert json.loads(bus["tables"]) == {"1": 6}
     # Contributions per quota value: six people, three women, hidden below five.
     assert json.loads(bus["categories"]) == {"gender": {"man": "suppressed", "woman": "suppressed"}}
+    # No word of an address (a name, a mail domain) becomes a theme's word.
+    words = {w for r in tables["themes"] for w in json.loads(r["words"])}
+    assert not words & {"priya", "raman", "marta", "lindqvist", "example", "org"}, words
     quotes = [q["quote"] for q in tables["theme_quotes"] if q["prompt"] == "market"]
     assert len(quotes) == 4 and all("[retiré]" in q for q in quotes), quotes  # in French
     assert all(q["pseudonym"].startswith("P") for q in tables["theme_quotes"])

@@ -10,6 +10,7 @@ address, handle and non-quota pool value the service holds), as the tables recei
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 from sqlalchemy import select
@@ -21,7 +22,7 @@ from bot.services.publish.suppression import SUPPRESSED, suppress
 from bot.services.synthesis import contributions, conversation, opinions, themes
 from flows.deliberation import removed_placeholder
 from flows.deliberation_scrub import scrub
-from flows.i18n import translator
+from flows.i18n import N_, translator
 from store.deliberation import TablePrompt
 from store.models import Contact
 from store.recruitment import PoolEntry
@@ -133,7 +134,7 @@ def _opinion_resources(statements, shares, people, context: Context) -> list[Res
     return [
         Resource(
             "opinion_statements",
-            "The opinion map's statements",
+            N_("The opinion map's statements"),
             "Every statement the panel was asked to agree or disagree with, in each "
             "language; its group-informed consensus (the product of every group's "
             "agreement) and whether it is common ground (at least 60% agree in every group).",
@@ -153,7 +154,7 @@ def _opinion_resources(statements, shares, people, context: Context) -> list[Res
         ),
         Resource(
             "opinion_groups",
-            "Answers by opinion group",
+            N_("Answers by opinion group"),
             "Per statement, the shares of those who answered it who agreed, disagreed or "
             f"passed, in everyone ('{ALL}') and in each opinion group. {hidden}",
             [
@@ -175,7 +176,7 @@ def _opinion_resources(statements, shares, people, context: Context) -> list[Res
         ),
         Resource(
             "opinion_participants",
-            "The opinion map",
+            N_("The opinion map"),
             "Each participant with enough answers, by pseudonym: their opinion group and "
             "their place on the map (the two principal components of the answers).",
             [
@@ -199,7 +200,14 @@ async def themes_of_tables(session, context: Context) -> list[Resource]:
     ):
         prompts.setdefault(key, dict(texts or {}))
     rows, quotes = [], []
-    for (prompt, language), texts in sorted((await contributions.load(session)).items()):
+    for (prompt, language), written in sorted((await contributions.load(session)).items()):
+        # The themes are found in the texts with the addresses taken out, so that no
+        # word of one (a name, a mail domain) becomes a theme's word either.
+        texts = [replace(t, text=scrub(t.text, " ", known)[0]) for t in written]
+        shown = {
+            (t.author, t.text): scrubbed(w.text, language, known)
+            for t, w in zip(texts, written, strict=True)
+        }
         try:
             found = themes.find(texts, prompt=prompt, language=language)
         except ValueError:
@@ -225,7 +233,7 @@ async def themes_of_tables(session, context: Context) -> list[Resource]:
                         "theme": theme.id + 1,
                         "rank": rank,
                         "pseudonym": pseudonym,
-                        "quote": scrubbed(text, language, known),
+                        "quote": shown[(pseudonym, text)],
                     }
                 )
     return _theme_resources(rows, quotes, context)
@@ -250,7 +258,7 @@ def _theme_resources(rows, quotes, context: Context) -> list[Resource]:
     return [
         Resource(
             "themes",
-            "Themes of the small-group discussions",
+            N_("Themes of the small-group discussions"),
             "Per prompt and language, the themes found in what the members wrote at "
             "their tables (TF-IDF, LSA, k-means): size, words, the tables that raised it "
             f"and contributions per quota value (from 1 to {context.min_cell - 1}, and "
@@ -270,7 +278,7 @@ def _theme_resources(rows, quotes, context: Context) -> list[Resource]:
         ),
         Resource(
             "theme_quotes",
-            "Quotes of each theme",
+            N_("Quotes of each theme"),
             "The contributions nearest each theme's centre, by pseudonym, in the members' "
             "own words with every address replaced by '[removed]' (in the quote's language).",
             [
