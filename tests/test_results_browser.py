@@ -105,12 +105,15 @@ async def test_the_results_page_in_a_real_browser(browser, aiohttp_server, sqlit
 
     shots = tmp_path / "screenshots"  # kept with the test's tmp dir, to look at
     shots.mkdir()
+    headings = set()
     for language in shipped_languages():
         expected = translator(language).gettext("Results of {name}", name=relay.assembly.name)
         for viewport in (PHONE, DESKTOP):
             seen = await browser.run(look, url, language, viewport, shots, viewport is DESKTOP)
             assert seen["lang"] == language and seen["h1"] == expected
+            headings.add(seen["h1"])
             assert seen["violations"] == [], "\n".join(seen["violations"])
+    assert len(headings) == len(shipped_languages())  # each in its own words
     assert len(list(shots.glob("*.png"))) == 2 * len(shipped_languages())
 
     focused, links = await browser.run(keyboard, url)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-WIDTH = 600  # the viewBox's width: the SVG scales to the column
-BAR = 28
-GAP = 10
-LABEL = 190  # room for the labels at the left
+WIDTH = 400  # the viewBox's width: the SVG scales to the column (a phone's, at most 30rem)
+BAR = 20
+LINE = 22  # each bar's label on a line of its own above it, so a long one is never cut
+GAP = 12
+VALUE = 64  # room for the value after the longest bar
 # Dark enough on white for graphics (3:1 and more), each group also with its own shape.
 COLOURS = ["#005a8f", "#a34b00", "#00704f", "#8f3f78", "#4d4d4d"]
 SHAPES = ["circle", "square", "diamond", "triangle", "cross"]
@@ -19,28 +20,33 @@ class Bar:
     label: str
     value: float
     text: str  # the value as shown beside the bar
-    y: int
+    y: int  # the label's baseline; the bar is below it
     width: float
+
+    @property
+    def bar_y(self) -> int:
+        return self.y + 6
 
 
 @dataclass
 class Bars:
     bars: list[Bar]
     height: int
-    label_width: int = LABEL
     width: int = WIDTH
+    bar: int = BAR
 
 
 def bars(items: list[tuple[str, float | None, str]]) -> Bars:
     """(label, value, shown text) -> bars scaled to the largest value; a value left out
     (hidden, or none) draws no bar, its text says why."""
     top = max((v for _, v, _ in items if v), default=0) or 1
-    room = WIDTH - LABEL - 70
+    room = WIDTH - VALUE
+    step = LINE + BAR + GAP
     out = [
-        Bar(label, v or 0, text, GAP + n * (BAR + GAP), room * (v or 0) / top)
+        Bar(label, v or 0, text, LINE - 4 + n * step, room * (v or 0) / top)
         for n, (label, v, text) in enumerate(items)
     ]
-    return Bars(out, GAP + len(items) * (BAR + GAP))
+    return Bars(out, len(items) * step)
 
 
 @dataclass

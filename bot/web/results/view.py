@@ -60,7 +60,11 @@ class Page:
             return self.t.gettext("hidden")
         if value is None:
             return "–"
-        pattern = "#,##0%" if digits == 0 else "#,##0." + "0" * digits + "%"
+        # The locale's own pattern ("25 %" in French), with the decimals asked for.
+        pattern = self.t.locale.percent_formats[None].pattern
+        last = pattern.rindex("0") + 1
+        if digits:
+            pattern = pattern[:last] + "." + "0" * digits + pattern[last:]
         return format_percent(value, format=pattern, locale=self.t.locale)
 
     def date(self, value: Any) -> str:
