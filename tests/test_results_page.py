@@ -7,6 +7,7 @@ from __future__ import annotations
 from bot.bootstrap import create_app, publication_writers
 from bot.services import publish as pub
 from bot.services.publish import web
+from bot.settings import Settings
 from tests.calendar_world import calendar_fixture  # noqa: F401  (the `calendar` fixture)
 from tests.test_draw import concorder
 from tests.test_publish import small_assembly
@@ -57,7 +58,7 @@ async def test_the_page_is_off_until_published_and_shows_the_package(
     assert (await client.get("/results/data/datapackage.json")).status == 404
 
 
-async def test_the_commands_turn_the_page_on_and_off(sqlite_db, tmp_path):
+async def test_the_commands_turn_the_page_on_and_off(sqlite_db, tmp_path, aiohttp_client):
     db = sqlite_db
     code, out, err = await concorder(db, tmp_path, "results", "status")
     assert code == 0 and "Nothing is published" in out, err
@@ -70,6 +71,12 @@ async def test_the_commands_turn_the_page_on_and_off(sqlite_db, tmp_path):
     assert "Nothing is published" in out
     code, out, err = await concorder(db, tmp_path, "publish", "--out", folder, "--web")
     assert code == 0 and "The results page (/results) shows this package now" in out, err
+    # An assembly with nothing to show yet still has its page: the files, listed.
+    settings = Settings(CONCORDER_DATABASE_URL=db.url, _env_file=None)
+    client = await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
+    page = await (await client.get("/results")).text()
+    assert "Open data" in page and "participation.csv" in page
+    assert 'id="ballots"' not in page and 'id="opinions"' not in page
     code, out, err = await concorder(db, tmp_path, "results", "off", "--dry-run")
     assert code == 0 and "is on" in out and "would be off" in out, err
     code, out, err = await concorder(db, tmp_path, "results", "off")

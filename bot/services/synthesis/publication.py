@@ -70,7 +70,7 @@ async def opinion_map(session, context: Context) -> list[Resource]:
     try:
         result = opinions.build(conv)
     except ValueError:
-        result = None  # too few answers for a map: the statements' answers all the same
+        result = None  # too few answers for groups; the statements and shares in all remain
     statements, shares, people = [], [], []
     consensus = {c.statement: c for c in result.consensus} if result else {}
     representative = (
