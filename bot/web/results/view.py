@@ -88,7 +88,8 @@ class Page:
         runs = [r for r in self.rows("draws") if r["kind"] == "select"]
         if not runs:
             return None
-        run = runs[-1]
+        # The selection the panel came from, as `concorder select --verify` takes it.
+        run = next((r for r in runs if r["status"] == "done"), runs[-1])
         values = sorted(
             r["probability"]
             for r in self.rows("draw_probabilities")
