@@ -12,7 +12,6 @@ import functools
 from pathlib import Path
 
 from aiohttp import web
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from flows.i18n import Translator, shipped_languages
 
@@ -22,7 +21,9 @@ STATIC = HERE / "static"
 
 
 @functools.cache
-def environment() -> Environment:
+def environment():
+    from jinja2 import Environment, FileSystemLoader, select_autoescape  # at the first page
+
     return Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(["html"]),

@@ -10,10 +10,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.relay import Relay
-from bot.services.publish.reading import read
 from bot.web import pages
 from bot.web.app import SESSIONS
-from bot.web.results.view import Page
 from flows.i18n import translator
 from store.results import shown
 
@@ -25,6 +23,10 @@ def install(app: web.Application, relay: Relay) -> None:
         return relay.assembly.assembly.default_language if relay.assembly else "en"
 
     async def page(request: web.Request) -> web.Response:
+        # Read at the first visit: `concorder serve` starts without the package's code.
+        from bot.services.publish.reading import read
+        from bot.web.results.view import Page
+
         language = pages.language_of(request, default())
         async with request.app[SESSIONS]() as session:
             published = await shown(session)
