@@ -4,10 +4,15 @@ again on `concorder results off`."""
 
 from __future__ import annotations
 
+import hashlib
+
+from sqlalchemy import select
+
 from bot.bootstrap import create_app, publication_writers
 from bot.services import publish as pub
 from bot.services.publish import web
 from bot.settings import Settings
+from store.models import AuditEvent
 from tests.calendar_world import calendar_fixture  # noqa: F401  (the `calendar` fixture)
 from tests.test_draw import concorder
 from tests.test_publish import small_assembly
@@ -56,6 +61,17 @@ async def test_the_page_is_off_until_published_and_shows_the_package(
     await web.switch(relay.sessions, False)
     assert (await client.get("/results")).status == 404
     assert (await client.get("/results/data/datapackage.json")).status == 404
+    async with db.sessions() as session:
+        kinds = (
+            await session.execute(
+                select(AuditEvent.kind, AuditEvent.data)
+                .where(AuditEvent.kind.like("results.%"))
+                .order_by(AuditEvent.id)
+            )
+        ).all()
+    digest = hashlib.sha256(package.files()["datapackage.json"]).hexdigest()
+    assert [k for k, _ in kinds] == ["results.published", "results.hidden"]
+    assert all(data["package_sha256"] == digest for _, data in kinds)
 
 
 async def test_the_commands_turn_the_page_on_and_off(sqlite_db, tmp_path, aiohttp_client):
