@@ -34,6 +34,7 @@ from bot.services import (
     synthesis,
 )
 from bot.settings import Settings
+from bot.web import pages, results
 from bot.web.app import ENGINE, RELAY, SESSIONS, SETTINGS, healthz, hide_failures, metrics
 from flows.assembly import Assembly, AssemblyError, assembly_of
 from flows.catalog import build_engine
@@ -134,6 +135,8 @@ def create_app(
     telegram.install(app, relay, dispatch)
     sms.install(app, relay, dispatch)
     simulator.install(app, relay, dispatch)
+    pages.install(app)  # the public pages' stylesheet
+    results.install(app, relay)  # /results, once the organisers publish
     dispatcher.install(app, relay, dispatch)
     if dispatch:
         recruitment.install(app, relay, dispatch)
@@ -228,5 +231,7 @@ def publication_writers() -> list:
     """The open data package's resource writers, in the order the package lists them:
     a feature that publishes (the opinion map, the themes) adds its writer here."""
     from bot.services import publish
+    from bot.services.synthesis import publication
 
-    return [*publish.WRITERS]
+    # What the panel said, after what it decided: the opinion map, then the themes.
+    return [*publish.WRITERS, publication.opinion_map, publication.themes_of_tables]

@@ -43,6 +43,7 @@ from store.polls import Poll, PollAnswer, PollRoll, PollWave
 from store.recommendations import Recommendation, RecommendationResponse
 from store.recruitment import Consent, Invitation, PoolEntry, RegistrationAnswer, Selection
 from store.respondents import OutsideRegistration
+from store.results import ResultsPage
 from store.statements import Statement, StatementVote
 
 DELETE, BLANK, KEEP = "delete", "blank", "keep"
@@ -276,6 +277,9 @@ NOT_PERSONAL: dict[str, str] = {
     "ids, languages, category values) and tables: kept so anyone can re-run and check it, "
     "as the draw's record",
     Ballot.__tablename__: "ballot definitions, their times and published results",
+    ResultsPage.__tablename__: "the open data package as published on the results page: "
+    "pseudonyms, small counts hidden, quotes with every address removed (publish again "
+    "after an erasure to take a quote off the page)",
     BallotVote.__tablename__: "votes with no voter and no time; a keyed link to the voter "
     "while the ballot is open, destroyed at its close",
     Poll.__tablename__: "poll definitions: the assembly's own questions",

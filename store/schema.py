@@ -16,5 +16,6 @@ from store import (
     polls,  # noqa: F401
     recommendations,  # noqa: F401
     respondents,  # noqa: F401
+    results,  # noqa: F401
     statements,  # noqa: F401
 )

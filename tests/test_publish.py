@@ -19,8 +19,10 @@ from bot.services import audit_checkpoints, draw
 from bot.services import publish as pub
 from bot.services import recommendations as recs
 from bot.services.ballots import opening, records
-from store.models import Contact, InboundMessage
+from store.deliberation import Contribution, TablePrompt
+from store.models import Contact, InboundMessage, utcnow
 from store.recruitment import CONFIRMED, SELECTED, PoolEntry, Selection
+from store.statements import APPROVED, Statement, StatementVote
 from tests.ballot_world import Voter, say
 from tests.calendar_world import calendar_fixture  # noqa: F401  (the `calendar` fixture)
 from tests.recommendation_world import DAYTIME, accepted, recorded
@@ -39,6 +41,94 @@ FREE_TEXT = [
     "Write to me at marta.l@example.org please",
     "My neighbour thinks the 47 bus is always late",
 ]
+
+BUS = [
+    "The bus to the hospital comes once an hour, the bus should come more often.",
+    "A bus every ten minutes in the morning, please, the bus is always full.",
+    "Our bus stop has no shelter and the bus is late.",
+    "Cheaper bus tickets would get people out of their cars and onto the bus.",
+    "The night bus stops too early, we need a later bus.",
+    "The bus drivers are kind but the bus timetable changes too often.",
+]
+RENT = [
+    "Rent is half my wage; rent should be capped.",
+    "Young people leave because the rent is too high and flats are rare.",
+    "The landlord raised the rent again this year, rent control now.",
+    "Empty flats while rent keeps rising: tax the empty flats.",
+    "Social housing with a fair rent for families.",
+    "Students pay a crazy rent for tiny flats.",
+]
+STATEMENTS = [
+    "Buses should run all night.",
+    "Parking in the centre should cost more.",
+    "Bike lanes should be separated from cars.",
+    "The tram line should reach the hospital.",
+    "Fares should be free for everyone under 18.",
+    "Car traffic should be banned on market days.",
+    "Bus stops need shelters and benches.",
+]
+
+
+def with_addresses(people) -> list[str]:
+    """Contributions that carry a participant's phone, handle, name or e-mail."""
+    return [
+        f"Appelez-moi au {phone_of(people[3].id)} pour le covoiturage du marché",
+        f"Je suis @{HANDLES[0]} sur Telegram pour le marché du samedi",
+        f"{NAMES[2]} propose un marché couvert le samedi matin",
+        "Écrivez à marta.l@example.org pour le marché aux vélos",
+    ]
+
+
+async def answered_and_discussed(db, people) -> None:
+    """Twelve people answer seven statements in two camps (the first six agree with the
+    first four statements, the others with the next two; all agree with the last; one
+    passes once), and
+    discuss two prompts: buses and rent in English, a market in French with addresses."""
+    now = utcnow()
+    async with db.sessions.begin() as session:
+        statements = [
+            Statement(texts={"en": text, "fr": f"(fr) {text}"}, status=APPROVED, sent_at=now)
+            for text in STATEMENTS
+        ]
+        session.add_all(statements)
+        await session.flush()
+        for n, person in enumerate(people[:12]):
+            camp = n < 6
+            for k, statement in enumerate(statements):
+                vote = 1 if (k < 4) == camp else -1
+                vote = 1 if k == 6 else (0 if (n, k) == (0, 1) else vote)
+                session.add(
+                    StatementVote(statement_id=statement.id, participant_id=person.id, vote=vote)
+                )
+        prompts = {}
+        for key, question in (("priorities", "What should change?"), ("market", "Le marché?")):
+            prompts[key] = TablePrompt(
+                run_id="R1",
+                round=1,
+                table_no=1,
+                prompt_key=key,
+                texts={"en": question, "fr": question},
+                closes_at=now,
+            )
+            session.add(prompts[key])
+        await session.flush()
+        spoken = [("priorities", "en", 1 + n // 6, t) for n, t in enumerate(BUS + RENT)]
+        spoken += [("market", "fr", 3, t) for t in with_addresses(people)]
+        for n, (key, language, table, text) in enumerate(spoken):
+            session.add(
+                Contribution(
+                    table_prompt_id=prompts[key].id,
+                    run_id="R1",
+                    round=1,
+                    table_no=table,
+                    prompt_key=key,
+                    participant_id=people[n % len(people)].id,
+                    letter="A",
+                    language=language,
+                    channel="sms",
+                    text=text,
+                )
+            )
 
 
 async def drawn_panel_of_four(db):
@@ -97,6 +187,7 @@ async def small_assembly(db, relay) -> list[Voter]:
         )
     for v, text in zip(voters, FREE_TEXT, strict=False):
         await say(relay, v, text)
+    await answered_and_discussed(db, people)
     await recorded(db.sessions)
     await opening.open_ballot(relay, "r1")
     for v, choice in zip(voters, ["1", "1", "2", "1"], strict=True):
@@ -106,7 +197,7 @@ async def small_assembly(db, relay) -> list[Voter]:
     await recs.respond(relay, "night-buses", accepted(), now=DAYTIME)
     signer = audit_checkpoints.signer(relay.settings, relay.assembly, secret=b"k" * 32)
     await audit_checkpoints.take(db.sessions, signer)
-    return voters
+    return voters, people
 
 
 async def published(relay, out: Path, min_cell: int = 5) -> dict[str, list[dict]]:
@@ -140,7 +231,7 @@ async def what_participants_used(db) -> set[str]:
 async def test_a_small_assembly_publishes_a_valid_package_naming_nobody(
     relay, db, assembly, calendar, tmp_path
 ):
-    voters = await small_assembly(db, relay)
+    voters, people = await small_assembly(db, relay)
     out = tmp_path / "package"
     tables = await published(relay, out)
 
@@ -160,6 +251,11 @@ async def test_a_small_assembly_publishes_a_valid_package_naming_nobody(
         "recommendations",
         "recommendation_responses",
         "audit_checkpoint",
+        "opinion_statements",
+        "opinion_groups",
+        "opinion_participants",
+        "themes",
+        "theme_quotes",
     ]
     assert tables["assembly"][0]["name"] == assembly.name
     assert len(tables["calendar"]) == len(calendar.sessions)
@@ -191,12 +287,45 @@ async def test_a_small_assembly_publishes_a_valid_package_naming_nobody(
         "suppressed",
     )
 
-    used = await what_participants_used(db)
+    opinion_map_and_themes(tables)
+
+    # Quotes are published in the members' own words, with every address removed: the
+    # texts that carried one are not published whole, and no address is.
+    used = await what_participants_used(db) | set(with_addresses(people))
     assert len(used) > len(voters) * 2
     for path in sorted(out.iterdir()):
         text = path.read_text(encoding="utf-8")
         leaked = sorted(item for item in used if item in text)
         assert leaked == [], f"{path.name} holds {leaked}"
+
+
+def opinion_map_and_themes(tables) -> None:
+    statements = tables["opinion_statements"]
+    assert len(statements) == len(STATEMENTS)
+    assert json.loads(statements[0]["text"])["en"] == STATEMENTS[0]
+    common = [json.loads(s["text"])["en"] for s in statements if s["common_ground"] == "true"]
+    assert common == [STATEMENTS[6]]
+    groups = {p["group"] for p in tables["opinion_participants"]}
+    assert groups == {"A", "B"} and len(tables["opinion_participants"]) == 12
+    shares = {(r["statement"], r["group"]): r for r in tables["opinion_groups"]}
+    last = statements[6]["statement"]
+    assert shares[(last, "A")]["agree"] == "1.0" and shares[(last, "(all)")]["answered"] == "12"
+    first = {shares[(statements[0]["statement"], g)]["representative"] for g in "AB"}
+    assert first == {"agree", "disagree"}  # it sets both groups apart, each its way
+
+    themes = {(r["prompt"], r["theme"]): r for r in tables["themes"]}
+    sizes = sorted(int(r["size"]) for r in tables["themes"] if r["prompt"] == "priorities")
+    assert sizes == [6, 6]
+    bus = next(r for r in themes.values() if "bus" in json.loads(r["words"]))
+    assert json.loads(bus["tables"]) == {"1": 6}
+    # Contributions per quota value: six people, three women, hidden below five.
+    assert json.loads(bus["categories"]) == {"gender": {"man": "suppressed", "woman": "suppressed"}}
+    # No word of an address (a name, a mail domain) becomes a theme's word.
+    words = {w for r in tables["themes"] for w in json.loads(r["words"])}
+    assert not words & {"priya", "raman", "marta", "lindqvist", "example", "org"}, words
+    quotes = [q["quote"] for q in tables["theme_quotes"] if q["prompt"] == "market"]
+    assert len(quotes) == 4 and all("[retiré]" in q for q in quotes), quotes  # in French
+    assert all(q["pseudonym"].startswith("P") for q in tables["theme_quotes"])
 
 
 async def test_the_command_lists_the_resources_and_writes_them(db, tmp_path):
@@ -205,7 +334,7 @@ async def test_the_command_lists_the_resources_and_writes_them(db, tmp_path):
     assert code == 0 and "participation" in stdout and "Dry run: nothing written" in stdout, err
     assert not out.exists()
     code, stdout, err = await concorder(db, tmp_path, "publish", "--out", str(out))
-    assert code == 0 and "Wrote 12 files" in stdout, err
+    assert code == 0 and "Wrote 17 files" in stdout, err
     assert validate(out / "datapackage.json").valid
     code, stdout, err = await concorder(
         db, tmp_path, "publish", "--out", str(out), "--min-cell", "0"

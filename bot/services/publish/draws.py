@@ -7,6 +7,7 @@ from __future__ import annotations
 from bot.services.publish.context import Context
 from bot.services.publish.package import Field, Resource
 from bot.services.publish.suppression import SUPPRESSED, suppress
+from flows.i18n import N_
 from store.draw_records import runs
 
 
@@ -44,7 +45,7 @@ async def draws(session, context: Context) -> list[Resource]:
     return [
         Resource(
             "draws",
-            "The draws",
+            N_("The draws"),
             "Every stratified draw recorded (the selection, replacements, a published "
             "lottery): what re-runs it (`concorder select --verify`) besides its input, "
             "whose SHA-256 is given.",
@@ -79,7 +80,7 @@ async def draws(session, context: Context) -> list[Resource]:
         ),
         Resource(
             "draw_probabilities",
-            "Selection probabilities",
+            N_("Selection probabilities"),
             "Each respondent's probability of being selected, by pseudonym.",
             [
                 Field("draw_id", "string", "The draw.", required=True),
@@ -91,7 +92,7 @@ async def draws(session, context: Context) -> list[Resource]:
         ),
         Resource(
             "draw_quotas",
-            "Quotas against the panel achieved",
+            N_("Quotas against the panel achieved"),
             "Per quota category and value: the bounds, the respondents and the panel drawn "
             f"(shown whole). Respondents from 1 to {context.min_cell - 1}, and counts that "
             f"would give one away by subtraction, read '{SUPPRESSED}'.",

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from bot.services.publish.context import Context
 from bot.services.publish.package import Field, Resource
+from flows.i18n import N_
 from store.calendar import SessionMove
 from store.checkpoints import latest
 
@@ -29,7 +30,7 @@ async def assembly(session, context: Context) -> list[Resource]:
     return [
         Resource(
             "assembly",
-            "The assembly",
+            N_("The assembly"),
             "Its name, who commissioned it, its languages and time zone, and when this "
             "package was made.",
             [
@@ -66,7 +67,7 @@ async def _calendar(session, context: Context) -> Resource:
         )
     return Resource(
         "calendar",
-        "The calendar",
+        N_("The calendar"),
         "Every session of the assembly, with the times as they stand (a moved session "
         "shows its new time).",
         [
@@ -99,7 +100,7 @@ async def checkpoint(session, context: Context) -> list[Resource]:
     return [
         Resource(
             "audit_checkpoint",
-            "The latest audit checkpoint",
+            N_("The latest audit checkpoint"),
             "The size and head hash of the audit trail's hash chain, signed with the "
             "assembly's key (a C2SP signed note): `concorder audit verify --checkpoint` "
             "checks that nothing before it was removed or rewritten.",

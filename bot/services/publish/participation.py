@@ -17,6 +17,7 @@ from bot.services.publish.context import Context
 from bot.services.publish.package import Field, Resource
 from bot.services.publish.suppression import SUPPRESSED, suppress
 from bot.services.recruitment.funnel import NO_VALUE, funnel_categories
+from flows.i18n import N_
 from store.draw_records import completed_selection
 from store.recruitment import (
     CONFIRMED,
@@ -153,7 +154,7 @@ async def participation(session, context: Context) -> list[Resource]:
     return [
         Resource(
             "participation",
-            "Participation by category",
+            N_("Participation by category"),
             f"People at each step, per value of each quota category, and in all ('{ALL}'). "
             f"Counts from 1 to {context.min_cell - 1} read '{SUPPRESSED}', and so does "
             "another count of the same column wherever a total would give one away.",

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from bot.services.publish.context import Context
 from bot.services.publish.package import Field, Resource
 from bot.services.recommendations import tracker
+from flows.i18n import N_
 from store.ballots import CLOSED, Ballot
 
 
@@ -29,6 +30,7 @@ async def ballots(session, context: Context) -> list[Resource]:
                 "ballot": ballot.id,
                 "title": definition.get("title"),
                 "question": definition.get("question"),
+                "options": {o["key"]: o["label"] for o in definition.get("options") or []},
                 "method": published.get("method"),
                 "opened_at": ballot.opened_at,
                 "closed_at": ballot.closed_at,
@@ -49,13 +51,14 @@ async def ballots(session, context: Context) -> list[Resource]:
     return [
         Resource(
             "ballot_results",
-            "Ballot results",
+            N_("Ballot results"),
             "Every closed ballot as published at its close: turnout, quorum and the "
             "method's tally; the SHA-256 digests are in the audit trail (ballot.tallied).",
             [
                 Field("ballot", "string", "The ballot's id.", required=True),
                 Field("title", "object", "Its title in each language."),
                 Field("question", "object", "Its question in each language."),
+                Field("options", "object", "Each option's label by its key (none: Yes, No)."),
                 Field("method", "string", "How it was counted."),
                 Field("opened_at", "datetime", "When it opened (UTC)."),
                 Field("closed_at", "datetime", "When it closed (UTC)."),
@@ -73,7 +76,7 @@ async def ballots(session, context: Context) -> list[Resource]:
         ),
         Resource(
             "ballot_receipts",
-            "Ballot receipts",
+            N_("Ballot receipts"),
             "Every receipt code with the choice it carries, sorted by code: each voter "
             "finds theirs, anyone can recount. A replaced vote carries no choice.",
             [
@@ -126,7 +129,7 @@ async def recommendations(session, context: Context) -> list[Resource]:
     return [
         Resource(
             "recommendations",
-            "Recommendations tracker",
+            N_("Recommendations tracker"),
             "The assembly's final recommendations, the vote that adopted each, and the "
             "commissioning authority's latest response.",
             [
@@ -151,7 +154,7 @@ async def recommendations(session, context: Context) -> list[Resource]:
         ),
         Resource(
             "recommendation_responses",
-            "The authority's responses",
+            N_("The authority's responses"),
             "Every response the commissioning authority gave, each change a new version.",
             [
                 Field("recommendation", "string", "The recommendation.", required=True),
