@@ -25,6 +25,7 @@ from bot.services import (
     broadcast,
     data_requests,
     deliberation,
+    demo,
     facilitation,
     organiser_chat,
     outgoing,
@@ -134,6 +135,7 @@ def create_app(
     telegram.install(app, relay, dispatch)
     sms.install(app, relay, dispatch)
     simulator.install(app, relay, dispatch)
+    demo.install(app, relay, dispatch)  # no assembly anywhere: the example, guided
     dispatcher.install(app, relay, dispatch)
     if dispatch:
         recruitment.install(app, relay, dispatch)

@@ -119,7 +119,23 @@ def serve(
         )
     if settings.simulator_enabled:
         console.print(f"Simulator: [bold]http://{shown}:{port}/simulator[/]")
+    application.on_startup.append(announce_demo)
     web.run_app(application, sock=sockets, print=None, access_log_class=PrivateAccessLogger)
+
+
+async def announce_demo(app) -> None:
+    """Said once the database is open and the demo has decided whether it runs."""
+    from bot.services import demo
+
+    if demo.is_on(app):
+        console.print(
+            "[bold]Demo mode:[/] no assembly is configured, so the simulator serves the "
+            "bundled example (Riverside Citizens' Jury) with simulated people. Open the "
+            'simulator and press "Join as an invited citizen". To run a real assembly '
+            "instead, set CONCORDER_ASSEMBLY to its file (see examples/citizens-jury/) and "
+            "CONCORDER_DATABASE_URL to a new database.",
+            highlight=False,
+        )
 
 
 def db_upgrade() -> None:
