@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels import simulator, sms, telegram
 from bot.delivery import dispatcher
+from bot.hooks import Hooks
 from bot.relay import Relay
 from bot.services import (
     audit_checkpoints,
@@ -91,6 +92,15 @@ def register_hooks(relay: Relay) -> None:
     facilitation.register(relay)  # facilitators' commands at the small-group tables
 
 
+def use_assembly(relay: Relay, assembly: Assembly, calendar: Calendar | None) -> None:
+    """Serve `assembly` from now on (the demo's, chosen once the database is open): the
+    hooks are registered again, as several read the assembly when they register."""
+    relay.assembly, relay.calendar = assembly, calendar
+    relay.hooks = Hooks()
+    relay.__dict__.pop("person_lookup", None)  # made from the hooks on first use
+    register_hooks(relay)
+
+
 def read_assembly_file(path: str) -> tuple[Assembly, Calendar | None]:
     """The assembly and its calendar, from one reading of the file."""
     try:
@@ -135,7 +145,7 @@ def create_app(
     telegram.install(app, relay, dispatch)
     sms.install(app, relay, dispatch)
     simulator.install(app, relay, dispatch)
-    demo.install(app, relay, dispatch)  # no assembly anywhere: the example, guided
+    demo.install(app, relay, dispatch, use_assembly)  # no assembly anywhere: the example
     dispatcher.install(app, relay, dispatch)
     if dispatch:
         recruitment.install(app, relay, dispatch)

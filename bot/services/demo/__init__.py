@@ -13,6 +13,7 @@ so a second `serve` on it carries on where the visitor was.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 from sqlalchemy import select
@@ -21,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.relay import Relay
 from bot.services.demo import example, people, steps, tour
 from bot.services.demo.web import DEMO, DemoState, add_routes
+from flows.assembly import Assembly
+from scheduler.config import Calendar
 from store.models import AuditEvent
 
 log = logging.getLogger(__name__)
@@ -39,8 +42,14 @@ async def wanted(sessions: async_sessionmaker[AsyncSession]) -> bool:
         return assembly is None
 
 
-def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
-    """At start-up, once the database is open: the demo if it is wanted, else nothing."""
+def install(
+    app: web.Application,
+    relay: Relay,
+    dispatch: bool,
+    use_assembly: Callable[[Relay, Assembly, Calendar], None],
+) -> None:
+    """At start-up, once the database is open: the demo if it is wanted, else nothing.
+    `use_assembly` is the composition root's way to switch the relay to the example."""
     settings = relay.settings
     if (
         relay.assembly is not None
@@ -56,7 +65,7 @@ def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
     async def start(app: web.Application) -> None:
         if not await wanted(relay.sessions):
             return
-        relay.assembly, relay.calendar = example.load()
+        use_assembly(relay, *example.load())
         await people.seed(relay)
         state.on = True
         log.info("demo: the bundled example assembly, in the simulator")

@@ -179,8 +179,9 @@ SAYS = {
     "briefing": N_("Your place is confirmed. The organisers prepare the first briefing."),
     "prompt": N_("Read the briefing in the chat. On the day, the jury meets at small tables."),
     "ballot": N_(
-        "Your table's question is in the chat, with what your table-mates said. Answer it "
-        "there: they read you under your letter."
+        "Your table's question is in the chat. Answer it there: the others read you under "
+        "your letter. By SMS the table's messages come grouped every few minutes, to save "
+        "texts: reply REPEAT to read what was said now."
     ),
     "vote": N_("Vote in the chat: choose a level, then confirm it. Keep your receipt code."),
     "done": N_(
