@@ -6,6 +6,7 @@ assembly configured, or a database that holds one, there is no demo."""
 from __future__ import annotations
 
 import filecmp
+import re
 from datetime import timedelta
 
 import pytest
@@ -109,15 +110,6 @@ async def test_a_visitor_walks_the_whole_journey(aiohttp_client, settings, db):
         assert f": {said}" in table  # table-mates, under their letters
     letter = table.split("you are Member ")[1][0]
     await me.say("Buses every ten minutes, all evening.")
-    # The service's timers a few minutes on: the table-mates (by SMS) get their digest.
-    await deliberation_run_due(relay, now=utcnow() + timedelta(minutes=6))
-    async with db.sessions() as session:
-        relayed = await session.scalar(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(OutboxMessage.text.contains(f"{letter}: Buses every ten minutes, all evening."))
-        )
-    assert relayed >= 3  # the table-mates with a phone (the three who spoke at least)
 
     opened = await step(client, "ballot")
     assert opened["stage"] == "vote"
@@ -129,8 +121,19 @@ async def test_a_visitor_walks_the_whole_journey(aiohttp_client, settings, db):
     closed = await step(client, "close")
     assert closed["stage"] == "done" and closed["action"] is None
     results = " ".join(await me.read())
-    assert "has closed: 11 of 12 voted" in results  # one drawn by letter has no phone
-    assert "The quorum of 9 voters was met" in results
+    voted = int(re.search(r"has closed: (\d+) of 12 voted", results)[1])
+    assert voted >= 8  # all but the drawn with no phone (at most four)
+    assert "It must show the vote you cast" in results  # the visitor's vote is counted
+
+    # The service's timers a few minutes on: the table-mates (by SMS) get their digest.
+    await deliberation_run_due(relay, now=utcnow() + timedelta(minutes=6))
+    async with db.sessions() as session:
+        relayed = await session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.text.contains(f"{letter}: Buses every ten minutes, all evening."))
+        )
+    assert relayed >= 3  # the table-mates with a phone (the three who spoke at least)
 
     async with db.sessions() as session:
         # Everything went out through the simulator, nothing through a provider.

@@ -45,6 +45,7 @@ ALGORITHM = "maximin"
 TABLE_SIZE = 6
 BRIEFING = "evidence"  # the one with the three sides' views: balanced information
 PROMPT = "bus-priorities"
+PROMPT_MINUTES = 180
 BALLOT = "fares"
 VOTES_SEED = "riverside demo votes"
 
@@ -223,7 +224,9 @@ async def open_group_prompt(
         run = await current_run(session)
     if run is None:
         await seat_tables(relay)
-    await open_prompt(relay, round_no=1, prompt=prompt, by="demo")
+    # Open long enough for a visitor who takes their time: just after a table's question
+    # closes, an SMS reply is taken as a late word to the table, and a vote would be lost.
+    await open_prompt(relay, round_no=1, prompt=prompt, minutes=PROMPT_MINUTES, by="demo")
     async with relay.sessions() as session:
         run = await current_run(session)
         seats = list(
