@@ -196,6 +196,16 @@ SAYS = {
 }
 
 
+# The page's own words for the tour.
+LABELS = {
+    "title": N_("Guided tour: the journey of an invited citizen"),
+    "sms": N_("Join by text message (SMS)"),
+    "telegram": N_("Join on Telegram"),
+    "next": N_("What the organisers do next"),
+    "working": N_("Working…"),
+}
+
+
 def described(stage: Stage, language: str) -> dict[str, Any]:
     """The stage as the page shows it, in `language`."""
     t = translator(language)
@@ -210,6 +220,7 @@ def described(stage: Stage, language: str) -> dict[str, Any]:
         "says": t.gettext(SAYS[stage.name]).format(**values),
         "action": None,
         "visitor": None,
+        "labels": {key: t.gettext(text) for key, text in LABELS.items()},
     }
     if stage.visitor is not None:
         out["visitor"] = {"channel": stage.visitor.channel, "address": stage.visitor.address}
