@@ -61,7 +61,7 @@ async def test_a_visitor_walks_the_whole_journey(aiohttp_client, settings, db):
     relay = client.app[RELAY]
     start = await state(client)
     assert start["stage"] == "join" and start["visitor"] is None
-    assert "Join as an invited citizen" in start["says"]
+    assert start["labels"]["join"] == "Join as an invited citizen"
 
     response = await client.post(f"{API}/join", json={"channel": "sms", "language": "en"})
     joined = await response.json()

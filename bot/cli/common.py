@@ -131,7 +131,7 @@ async def announce_demo(app) -> None:
         console.print(
             "[bold]Demo mode:[/] no assembly is configured, so the simulator serves the "
             "bundled example (Riverside Citizens' Jury) with simulated people. Open the "
-            'simulator and press "Join as an invited citizen". To run a real assembly '
+            'simulator and choose how to "Join as an invited citizen". To run a real assembly '
             "instead, set CONCORDER_ASSEMBLY to its file (see examples/citizens-jury/) and "
             "CONCORDER_DATABASE_URL to a new database.",
             highlight=False,

@@ -231,6 +231,7 @@ function showTour(data) {
   $("tour").hidden = false;
   const labels = data.labels || {};
   $("tour-title").textContent = labels.title || "Guided tour";
+  $("tour-join-title").textContent = labels.join || "";
   $("join-sms").textContent = labels.sms || "SMS";
   $("join-telegram").textContent = labels.telegram || "Telegram";
   $("tour-next-title").textContent = labels.next || "";
@@ -244,6 +245,7 @@ function showTour(data) {
     $("tour-act").dataset.step = data.action.step;
   }
   const visitor = data.visitor;
+  $("setup").hidden = Boolean(visitor); // the tour is the visitor's own conversation
   if (visitor && (visitor.channel !== state.channel || visitor.address !== state.address)) {
     $("setup").elements.channel.value = visitor.channel;
     $("address").value = visitor.address;

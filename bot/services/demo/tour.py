@@ -158,22 +158,25 @@ ACTIONS = {
 # What the page says at each stage.
 SAYS = {
     "join": N_(
-        "Riverside is choosing a citizens' jury by lot. Join as an invited citizen: your "
-        "invitation arrives as a text message or on Telegram, as you choose."
+        "Riverside is choosing a citizens' jury by lot, and you are invited. Your invitation "
+        "arrives as a text message or on Telegram, as you choose; the conversation does the "
+        "rest, and this panel shows what the organisers do between your steps."
     ),
     "register": N_(
         "Your invitation has arrived: answer it in the chat. Agree to how your answers are "
         "kept, then answer three short questions. The draw uses them to balance the jury."
     ),
     "draw": N_(
-        "You are registered: {respondents} people are now. Next, the organisers draw the jury."
+        "You are registered, one of {respondents} people. Next, the organisers draw the jury."
     ),
     "call_up": N_(
-        "You were not drawn this time: your chance was {chance}. Most people are not "
-        "drawn; some are kept in reserve for when a juror cannot come."
+        "You were not drawn this time. Your chance was {chance}: 12 places for "
+        "{respondents} people, shared out so that the jury looks like Riverside. Most people "
+        "are not drawn; some are kept in reserve for when a juror cannot come."
     ),
     "confirm": N_(
-        "You have been drawn (your chance was {chance}). Reply CONFIRM in the chat to take "
+        "You have been drawn. Your chance was {chance}: 12 places for {respondents} people, "
+        "shared out so that the jury looks like Riverside. Reply CONFIRM in the chat to take "
         "your place."
     ),
     "briefing": N_("Your place is confirmed. The organisers prepare the first briefing."),
@@ -199,8 +202,9 @@ SAYS = {
 # The page's own words for the tour.
 LABELS = {
     "title": N_("Guided tour: the journey of an invited citizen"),
-    "sms": N_("Join by text message (SMS)"),
-    "telegram": N_("Join on Telegram"),
+    "join": N_("Join as an invited citizen"),
+    "sms": N_("By text message (SMS)"),
+    "telegram": N_("On Telegram"),
     "next": N_("What the organisers do next"),
     "working": N_("Working…"),
 }
