@@ -247,6 +247,7 @@ function showTour(data) {
   const visitor = data.visitor;
   $("setup").hidden = Boolean(visitor); // the tour is the visitor's own conversation
   if (visitor && (visitor.channel !== state.channel || visitor.address !== state.address)) {
+    $("language").value = visitor.language; // the tour speaks the visitor's language
     $("setup").elements.channel.value = visitor.channel;
     $("address").value = visitor.address;
     openConversation();
@@ -280,7 +281,12 @@ async function tourCall(method, url, body) {
 async function loadTour() {
   const query = new URLSearchParams({ language: $("language").value || "en" });
   try {
-    showTour(await api("GET", `${TOUR}?${query}`));
+    let data = await api("GET", `${TOUR}?${query}`);
+    if (data.visitor && data.visitor.language !== query.get("language")) {
+      query.set("language", data.visitor.language); // a visitor back on another browser
+      data = await api("GET", `${TOUR}?${query}`);
+    }
+    showTour(data);
   } catch (error) {
     return; // no demo: an assembly is configured
   }

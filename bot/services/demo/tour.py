@@ -227,7 +227,11 @@ def described(stage: Stage, language: str) -> dict[str, Any]:
         "labels": {key: t.gettext(text) for key, text in LABELS.items()},
     }
     if stage.visitor is not None:
-        out["visitor"] = {"channel": stage.visitor.channel, "address": stage.visitor.address}
+        out["visitor"] = {
+            "channel": stage.visitor.channel,
+            "address": stage.visitor.address,
+            "language": stage.visitor.language,
+        }
     if stage.name in ACTIONS:
         step, label, why = ACTIONS[stage.name]
         out["action"] = {
