@@ -120,9 +120,11 @@ def create_app(
     relay: Relay | None = None,
     migrate: bool = True,
     dispatch: bool = True,
+    offer_demo: bool = False,
 ) -> web.Application:
     """The web application. `dispatch=False` leaves the outbox and timers alone (tests
-    drive them themselves)."""
+    drive them themselves); `offer_demo` (what `concorder serve` asks) runs the demo when
+    no assembly is configured and the database holds none."""
     relay = relay or build(settings)
     app = web.Application(client_max_size=256 * 1024, middlewares=[hide_failures])
     app[RELAY] = relay
@@ -145,7 +147,8 @@ def create_app(
     telegram.install(app, relay, dispatch)
     sms.install(app, relay, dispatch)
     simulator.install(app, relay, dispatch)
-    demo.install(app, relay, dispatch, use_assembly)  # no assembly anywhere: the example
+    if offer_demo:
+        demo.install(app, relay, dispatch, use_assembly)  # no assembly anywhere: the example
     dispatcher.install(app, relay, dispatch)
     if dispatch:
         recruitment.install(app, relay, dispatch)

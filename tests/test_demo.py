@@ -57,7 +57,9 @@ class Visitor:
 
 
 async def test_a_visitor_walks_the_whole_journey(aiohttp_client, settings, db):
-    client = await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
+    client = await aiohttp_client(
+        create_app(settings, migrate=False, dispatch=False, offer_demo=True)
+    )
     relay = client.app[RELAY]
     start = await state(client)
     assert start["stage"] == "join" and start["visitor"] is None
@@ -144,7 +146,9 @@ async def test_a_visitor_walks_the_whole_journey(aiohttp_client, settings, db):
 
 async def test_the_tour_speaks_the_visitors_language(aiohttp_client, sqlite_db):
     settings = Settings(CONCORDER_DATABASE_URL=sqlite_db.url, _env_file=None)
-    client = await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
+    client = await aiohttp_client(
+        create_app(settings, migrate=False, dispatch=False, offer_demo=True)
+    )
     response = await client.post(f"{API}/join", json={"channel": "telegram", "language": "fr"})
     joined = await response.json()
     assert joined["visitor"]["channel"] == "telegram"
@@ -165,7 +169,9 @@ async def test_no_demo_with_an_assembly_configured(aiohttp_client, sqlite_db):
         CONCORDER_ASSEMBLY=str(EXAMPLE_ASSEMBLY / "assembly.toml"),
         _env_file=None,
     )
-    client = await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
+    client = await aiohttp_client(
+        create_app(settings, migrate=False, dispatch=False, offer_demo=True)
+    )
     assert (await client.get(API)).status == 404
     async with sqlite_db.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Participant)) == 0
@@ -175,7 +181,9 @@ async def test_no_demo_on_a_database_that_holds_an_assembly(aiohttp_client, sqli
     async with sqlite_db.sessions.begin() as session:
         await audit.append(session, "recruitment.assembly", {"name": "Another assembly"})
     settings = Settings(CONCORDER_DATABASE_URL=sqlite_db.url, _env_file=None)
-    client = await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
+    client = await aiohttp_client(
+        create_app(settings, migrate=False, dispatch=False, offer_demo=True)
+    )
     response = await client.get(API)
     assert response.status == 404 and (await response.json())["demo"] is False
 

@@ -107,7 +107,7 @@ def serve(
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     settings = Settings()
     sockets = ready_to_serve_or_exit(settings, host, port)
-    application = create_app(settings)
+    application = create_app(settings, offer_demo=True)
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
     console.print(f"Concorder Relay on [bold]http://{shown}:{port}/[/]")
     if settings.simulator_kept_apart:
