@@ -88,6 +88,7 @@ async def test_a_visitor_walks_the_whole_journey(aiohttp_client, settings, db):
     if drawn["stage"] == "call_up":  # not drawn: called up as a reserve would be
         assert "not selected this time" in told or "drawn as a reserve" in told
         drawn = await step(client, "call_up")
+        assert "you are called up from the reserve" in drawn["says"]
         told = " ".join(await me.read())
     assert drawn["stage"] == "confirm"
     assert "you have been selected" in told.lower() and "CONFIRM" in told

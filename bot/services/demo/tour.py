@@ -20,7 +20,18 @@ from store.calendar import CalendarJob
 from store.deliberation import TablePrompt
 from store.draw_records import DrawRun, completed_selection
 from store.models import Participant
-from store.recruitment import CONFIRMED, DECLINED, REGISTERED, SELECTED, Invitation, Selection
+from store.recruitment import (
+    CONFIRMED,
+    DECLINED,
+    FAILED,
+    LAPSED,
+    NOT_INTERESTED,
+    REGISTERED,
+    SELECTED,
+    WITHDRAWN,
+    Invitation,
+    Selection,
+)
 
 # What the visitor's table-mates say when the prompt opens (in the visitor's language).
 CONTRIBUTIONS = (
@@ -80,7 +91,7 @@ async def stage_of(relay: Relay) -> Stage:
     return Stage("done", visitor, facts)
 
 
-_GONE = ("not_interested", "withdrawn", "lapsed", "failed")
+_GONE = (NOT_INTERESTED, WITHDRAWN, LAPSED, FAILED)
 
 
 async def _draw_facts(session, done: DrawRun, pid: str) -> dict[str, Any]:
@@ -93,7 +104,6 @@ async def _draw_facts(session, done: DrawRun, pid: str) -> dict[str, Any]:
         "seed": done.seed,
         "respondents": len(chances),
         "chance": chances.get(pid),
-        "lowest": result.get("lowest_probability"),
         "called_up": called_up is not None,
     }
 
@@ -179,6 +189,10 @@ SAYS = {
         "shared out so that the jury looks like Riverside. Reply CONFIRM in the chat to take "
         "your place."
     ),
+    "called_up": N_(
+        "A juror has declined, and you are called up from the reserve: the place is yours if "
+        "you want it. Reply CONFIRM in the chat to take it."
+    ),
     "briefing": N_("Your place is confirmed. The organisers prepare the first briefing."),
     "prompt": N_("Read the briefing in the chat. On the day, the jury meets at small tables."),
     "ballot": N_(
@@ -221,7 +235,7 @@ def described(stage: Stage, language: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "demo": True,
         "stage": stage.name,
-        "says": t.gettext(SAYS[stage.name]).format(**values),
+        "says": t.gettext(SAYS[_said(stage)]).format(**values),
         "action": None,
         "visitor": None,
         "labels": {key: t.gettext(text) for key, text in LABELS.items()},
@@ -240,6 +254,13 @@ def described(stage: Stage, language: str) -> dict[str, Any]:
             "why": t.gettext(why).format(**values),
         }
     return out
+
+
+def _said(stage: Stage) -> str:
+    """What the page says: at the confirmation, whether drawn or called up."""
+    if stage.name == "confirm" and stage.facts.get("called_up"):
+        return "called_up"
+    return stage.name
 
 
 def _percent(value: float | None, language: str) -> str:
