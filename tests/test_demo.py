@@ -164,6 +164,20 @@ async def test_the_tour_speaks_the_visitors_language(aiohttp_client, sqlite_db):
     assert response.status == 409
 
 
+async def test_a_visitor_who_says_no_is_told_how_to_start_again(aiohttp_client, sqlite_db):
+    settings = Settings(CONCORDER_DATABASE_URL=sqlite_db.url, _env_file=None)
+    client = await aiohttp_client(
+        create_app(settings, migrate=False, dispatch=False, offer_demo=True)
+    )
+    response = await client.post(f"{API}/join", json={"channel": "sms", "language": "en"})
+    me = Visitor(client, sqlite_db, "sms", (await response.json())["visitor"]["address"])
+    await me.read()
+    await me.say("2")  # no, thank you
+    left = await state(client)
+    assert left["stage"] == "left" and left["action"] is None
+    assert "delete its database (concorder.db)" in left["says"]
+
+
 async def test_no_demo_with_an_assembly_configured(aiohttp_client, sqlite_db):
     settings = Settings(
         CONCORDER_DATABASE_URL=sqlite_db.url,
