@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels import simulator, sms, telegram
 from bot.delivery import dispatcher
+from bot.hooks import Hooks
 from bot.relay import Relay
 from bot.services import (
     audit_checkpoints,
@@ -25,6 +26,7 @@ from bot.services import (
     broadcast,
     data_requests,
     deliberation,
+    demo,
     facilitation,
     organiser_chat,
     outgoing,
@@ -91,6 +93,15 @@ def register_hooks(relay: Relay) -> None:
     facilitation.register(relay)  # facilitators' commands at the small-group tables
 
 
+def use_assembly(relay: Relay, assembly: Assembly, calendar: Calendar | None) -> None:
+    """Serve `assembly` from now on (the demo's, chosen once the database is open): the
+    hooks are registered again, as several read the assembly when they register."""
+    relay.assembly, relay.calendar = assembly, calendar
+    relay.hooks = Hooks()
+    relay.__dict__.pop("person_lookup", None)  # made from the hooks on first use
+    register_hooks(relay)
+
+
 def read_assembly_file(path: str) -> tuple[Assembly, Calendar | None]:
     """The assembly and its calendar, from one reading of the file."""
     try:
@@ -110,9 +121,11 @@ def create_app(
     relay: Relay | None = None,
     migrate: bool = True,
     dispatch: bool = True,
+    offer_demo: bool = False,
 ) -> web.Application:
     """The web application. `dispatch=False` leaves the outbox and timers alone (tests
-    drive them themselves)."""
+    drive them themselves); `offer_demo` (what `concorder serve` asks) runs the demo when
+    no assembly is configured and the database holds none."""
     relay = relay or build(settings)
     app = web.Application(client_max_size=256 * 1024, middlewares=[hide_failures])
     app[RELAY] = relay
@@ -137,6 +150,8 @@ def create_app(
     simulator.install(app, relay, dispatch)
     pages.install(app)  # the public pages' stylesheet
     results.install(app, relay)  # /results, once the organisers publish
+    if offer_demo:
+        demo.install(app, relay, dispatch, use_assembly)  # no assembly anywhere: the example
     dispatcher.install(app, relay, dispatch)
     if dispatch:
         recruitment.install(app, relay, dispatch)

@@ -1,6 +1,8 @@
 """A deployment is a built wheel, not the source tree: built here, installed into a fresh
 virtual environment and run from elsewhere, it holds a French conversation about the
-example assembly. Catalogs, migrations and the simulator's files must all ship inside it.
+example assembly; with no assembly configured it serves the demo on the example bundled
+inside it. Catalogs, migrations, the simulator's files and the demo's example must all ship
+inside it.
 
 pip runs offline from a wheel cache kept in pytest's cache folder; on a miss (the first
 run, or a new dependency) it downloads what is missing once and tries again."""
@@ -159,27 +161,8 @@ def test_an_installed_wheel_speaks_french_with_the_example_assembly(tmp_path, re
     )
     assert Path(where.stdout.strip()).is_relative_to(venv), "the checkout was imported"
 
-    port = _free_port()
-    log = (run / "serve.log").open("w")
-    server = subprocess.Popen(
-        [str(concorder), "serve", "--port", str(port)],
-        cwd=run,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base, log = _serve(concorder, run, env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, (run / "serve.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the service did not start within 60 s"
-            try:
-                if _get(f"{base}/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
-
         # The simulator's page and files, and every catalog.
         assert _get(f"{base}/simulator")[0] == 200
         assert _get(f"{base}/simulator/static/simulator.js")[0] == 200
@@ -195,3 +178,58 @@ def test_an_installed_wheel_speaks_french_with_the_example_assembly(tmp_path, re
     finally:
         stop(server, timeout=30)
         log.close()
+
+    # With no assembly configured, the first run is the demo on the bundled example.
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    env = _clean_env(CONCORDER_DATABASE_URL=f"sqlite+aiosqlite:///{demo / 'concorder.db'}")
+    server, base, log = _serve(concorder, demo, env)
+    try:
+        tour = json.loads(_get(f"{base}/simulator/api/demo")[1])
+        assert tour["demo"] is True and tour["stage"] == "join"
+        request = urllib.request.Request(
+            f"{base}/simulator/api/demo/join",
+            data=json.dumps({"channel": "sms", "language": "es"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            visitor = json.loads(response.read())["visitor"]
+        query = urllib.parse.urlencode({"channel": "sms", "address": visitor["address"]})
+        deadline = time.monotonic() + 30
+        while not json.loads(_get(f"{base}/simulator/api/messages?{query}")[1])["messages"]:
+            assert time.monotonic() < deadline, "no invitation within 30 s"
+            time.sleep(0.2)
+        invitation = json.loads(_get(f"{base}/simulator/api/messages?{query}")[1])["messages"]
+        assert "Riverside Citizens' Jury on Transport" in invitation[0]["text"]
+    finally:
+        stop(server, timeout=30)
+        log.close()
+    assert "Demo mode" in (demo / "serve.log").read_text()
+
+
+def _serve(concorder: Path, where: Path, env: dict[str, str]):
+    """`concorder serve` in `where`, once it answers: (process, base URL, log file)."""
+    port = _free_port()
+    log = (where / "serve.log").open("w")
+    server = subprocess.Popen(
+        [str(concorder), "serve", "--port", str(port)],
+        cwd=where,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if server.poll() is not None:
+            log.close()
+            raise AssertionError((where / "serve.log").read_text()[-3000:])
+        if time.monotonic() > deadline:
+            stop(server, timeout=30)
+            log.close()
+            raise AssertionError("the service did not start within 60 s")
+        try:
+            if _get(f"{base}/healthz")[0] == 200:
+                return server, base, log
+        except OSError:
+            time.sleep(0.2)

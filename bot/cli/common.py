@@ -135,7 +135,9 @@ def serve(
         console.print(f"Simulator: [bold]http://{shown}:{port}/simulator[/]")
 
     def run(migrate: bool = True) -> None:
-        application = create_app(settings, migrate=migrate)
+        # The demo (no assembly anywhere) is for one process: one visitor, one example.
+        application = create_app(settings, migrate=migrate, offer_demo=workers == 1)
+        application.on_startup.append(announce_demo)
         web.run_app(application, sock=sockets, print=None, access_log_class=PrivateAccessLogger)
 
     if workers == 1:
@@ -146,6 +148,21 @@ def serve(
     upgrade(settings.database_url)  # once, before the workers start
     console.print(f"{workers} worker processes")
     raise typer.Exit(serve_in_workers(workers, lambda: run(migrate=False)))
+
+
+async def announce_demo(app) -> None:
+    """Said once the database is open and the demo has decided whether it runs."""
+    from bot.services import demo
+
+    if demo.is_on(app):
+        console.print(
+            "[bold]Demo mode:[/] no assembly is configured, so the simulator serves the "
+            "bundled example (Riverside Citizens' Jury) with simulated people. Open the "
+            'simulator and choose how to "Join as an invited citizen". To run a real assembly '
+            "instead, set CONCORDER_ASSEMBLY to its file (see examples/citizens-jury/) and "
+            "CONCORDER_DATABASE_URL to a new database.",
+            highlight=False,
+        )
 
 
 def db_upgrade() -> None:

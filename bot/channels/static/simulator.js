@@ -219,7 +219,101 @@ async function loadConfig() {
   openConversation();
 }
 
+// The demo's guided tour (only when `concorder serve` runs the bundled example): the
+// visitor joins as an invited citizen, and between their steps the page offers the
+// organisers' next step, run by the service itself.
+const TOUR = "/simulator/api/demo";
+const TOUR_POLL_MS = 3000;
+const tour = { on: false, stage: "", working: false };
+
+function showTour(data) {
+  tour.on = true;
+  $("tour").hidden = false;
+  const labels = data.labels || {};
+  $("tour-title").textContent = labels.title || "Guided tour";
+  $("tour-join-title").textContent = labels.join || "";
+  $("join-sms").textContent = labels.sms || "SMS";
+  $("join-telegram").textContent = labels.telegram || "Telegram";
+  $("tour-next-title").textContent = labels.next || "";
+  $("tour-busy").textContent = labels.working || "…";
+  if ($("tour-says").textContent !== data.says) $("tour-says").textContent = data.says;
+  $("tour-join").hidden = data.stage !== "join";
+  $("tour-next").hidden = !data.action;
+  if (data.action) {
+    $("tour-why").textContent = data.action.why;
+    $("tour-act").textContent = data.action.label;
+    $("tour-act").dataset.step = data.action.step;
+  }
+  const visitor = data.visitor;
+  $("setup").hidden = Boolean(visitor); // the tour is the visitor's own conversation
+  if (visitor && (visitor.channel !== state.channel || visitor.address !== state.address)) {
+    $("language").value = visitor.language; // the tour speaks the visitor's language
+    $("setup").elements.channel.value = visitor.channel;
+    $("address").value = visitor.address;
+    openConversation();
+  }
+  tour.stage = data.stage;
+}
+
+async function tourCall(method, url, body) {
+  if (tour.working) return;
+  tour.working = true;
+  const posting = method !== "GET"; // a look every few seconds must not move the focus
+  if (posting) {
+    for (const button of $("tour").querySelectorAll("button")) button.disabled = true;
+    $("tour-busy").hidden = false;
+    $("tour-error").textContent = "";
+  }
+  try {
+    showTour(await api(method, url, body));
+    poll();
+  } catch (error) {
+    $("tour-error").textContent = error.message;
+  } finally {
+    tour.working = false;
+    if (posting) {
+      $("tour-busy").hidden = true;
+      for (const button of $("tour").querySelectorAll("button")) button.disabled = false;
+    }
+  }
+}
+
+async function loadTour() {
+  const query = new URLSearchParams({ language: $("language").value || "en" });
+  try {
+    let data = await api("GET", `${TOUR}?${query}`);
+    if (data.visitor && data.visitor.language !== query.get("language")) {
+      query.set("language", data.visitor.language); // a visitor back on another browser
+      data = await api("GET", `${TOUR}?${query}`);
+    }
+    showTour(data);
+  } catch (error) {
+    return; // no demo: an assembly is configured
+  }
+  setInterval(() => {
+    if (!tour.working) tourCall("GET", `${TOUR}?${new URLSearchParams({ language: $("language").value })}`);
+  }, TOUR_POLL_MS);
+}
+
+function join(event) {
+  const channel = event.currentTarget.dataset.channel;
+  tourCall("POST", `${TOUR}/join`, { channel, language: $("language").value });
+}
+
+function act() {
+  const step = $("tour-act").dataset.step;
+  tourCall("POST", `${TOUR}/steps`, { step, language: $("language").value }).then(() => {
+    $("tour-says").focus(); // where the news is, for a keyboard or screen reader user
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  $("join-sms").addEventListener("click", join);
+  $("join-telegram").addEventListener("click", join);
+  $("tour-act").addEventListener("click", act);
+  $("language").addEventListener("change", () => {
+    if (tour.on) tourCall("GET", `${TOUR}?${new URLSearchParams({ language: $("language").value })}`);
+  });
   $("setup").addEventListener("submit", (event) => { event.preventDefault(); openConversation(); });
   for (const radio of $("setup").elements.channel) radio.addEventListener("change", channelChanged);
   $("composer").addEventListener("submit", async (event) => {
@@ -237,6 +331,6 @@ document.addEventListener("DOMContentLoaded", () => {
       $("composer").requestSubmit();
     }
   });
-  loadConfig();
+  loadConfig().then(loadTour);
   state.timer = setInterval(poll, POLL_MS);
 });
