@@ -59,18 +59,29 @@ def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
 
 
+def heard_elsewhere(conv: Conversation, inbound: Inbound) -> bool:
+    """Whether a member's message belongs to something other than their table: WITHDRAW
+    and MYDATA, or the answer to the ballot, questionnaire or opinion statement they were
+    just asked (or VOTE, OPINIONS). Neither the open table nor a table just closed takes
+    it, so it reaches its flow: a vote typed as "4" is never lost to the table."""
+    word = fold(inbound.text)
+    if word in WITHDRAW_WORDS or word in MYDATA_WORDS:
+        return True
+    return (
+        answers_ballot(conv, inbound)
+        or answers_poll(conv, inbound)
+        or answers_statement(conv, inbound)
+    )
+
+
 def member_words(conv: Conversation, inbound: Inbound) -> bool:
     """Take a seated member's message while their table's prompt is open."""
     table = conv.ctx.facts.table
     if table is None or table.closed_at is not None or inbound.button is not None:
         return False
     word = fold(inbound.text)
-    if word in WITHDRAW_WORDS or word in MYDATA_WORDS:
+    if heard_elsewhere(conv, inbound):
         return False
-    if answers_ballot(conv, inbound) or answers_poll(conv, inbound):
-        return False  # the answer to the ballot or questionnaire they were just asked
-    if answers_statement(conv, inbound):
-        return False  # the opinion map's statement they were just asked, or OPINIONS
     seat = {"table_prompt": table.table_prompt, "table": table.table, "letter": table.letter}
     if word in REPEAT_WORDS:
         conv.emit(events.REPEAT_ASKED, **seat)
@@ -107,7 +118,7 @@ def after_the_close(conv: Conversation, inbound: Inbound) -> bool:
         return False
     if conv.ctx.now - table.closed_at > AFTER_CLOSE:
         return False
-    if not inbound.text.strip() or fold(inbound.text) in WITHDRAW_WORDS | MYDATA_WORDS:
+    if not inbound.text.strip() or heard_elsewhere(conv, inbound):
         return False
     conv.emit(events.AFTER_CLOSE, table_prompt=table.table_prompt, letter=table.letter)
     conv.say(

@@ -433,6 +433,29 @@ async def test_a_ballot_opened_during_a_prompt_takes_its_answers_and_leaves_talk
     assert voted
 
 
+async def test_a_vote_typed_just_after_the_table_closed_is_counted_not_lost(relay, assembly):
+    """Within the hour after a prompt closes, a message to the table is told it went
+    nowhere; an SMS answer to the ballot the member was just asked still votes."""
+    from bot.services.ballots import opening, records
+    from flows.ballot_spec import load_ballots
+
+    w = await opened(relay)
+    await deliberation.end(relay, round_no=1, by="cli", now=START + T)
+    ballots = load_ballots(str(EXAMPLE_ASSEMBLY / "assembly.toml"), ["en", "fr", "es"])
+    async with relay.sessions.begin() as session:
+        await records.create(session, ballots, source="file")
+    await opening.open_ballot(relay, "fares", now=START + 2 * T)
+    a = w.member("A").participant_id
+    assert "How much do you agree" in " ".join(await w.read(a))
+
+    await say(w, "A", "4", START + 3 * T)
+    assert (await w.read(a))[-1].startswith("You chose: 4 Agree.")
+    await say(w, "A", "YES", START + 4 * T)
+    assert (await w.read(a))[-1].startswith("Your vote is cast.")
+    await say(w, "A", "One more thought for the table.", START + 5 * T)
+    assert (await w.read(a))[-1].startswith("This question is closed")
+
+
 async def test_help_during_a_prompt_names_the_tables_words(relay, assembly):
     w = await opened(relay)
     a = w.member("A").participant_id
