@@ -52,11 +52,16 @@ async def post_messages(base: str, tag: str, count: int) -> list[int]:
         return await asyncio.gather(*(one(n) for n in range(count)))
 
 
-async def stored(url: str) -> int:
+async def stored(url: str, tag: str) -> int:
+    """Messages of this test's batch stored (the session's database is shared)."""
     engine = make_engine(url)
     try:
         async with engine.connect() as connection:
-            return await connection.scalar(select(func.count()).select_from(InboundMessage))
+            return await connection.scalar(
+                select(func.count())
+                .select_from(InboundMessage)
+                .where(InboundMessage.text == f"hello {tag}")
+            )
     finally:
         await engine.dispose()
 
@@ -76,7 +81,7 @@ def test_two_workers_serve_one_port_and_a_killed_one_is_replaced(pg_url, tmp_pat
         first = wait_for(lambda: len(w := workers_of(service.pid)) == 2 and w, 60, "two workers")
         statuses = asyncio.run(post_messages(base, "a", 40))
         assert statuses == [202] * 40
-        assert asyncio.run(stored(pg_url)) == 40
+        assert asyncio.run(stored(pg_url, "a")) == 40
 
         os.kill(min(first), signal.SIGKILL)  # one worker dies mid-service
         wait_for(
@@ -86,15 +91,43 @@ def test_two_workers_serve_one_port_and_a_killed_one_is_replaced(pg_url, tmp_pat
         )
         statuses = asyncio.run(post_messages(base, "b", 40))
         assert statuses == [202] * 40
-        assert asyncio.run(stored(pg_url)) == 80
+        assert asyncio.run(stored(pg_url, "b")) == 40
 
         service.send_signal(signal.SIGTERM)
         assert service.wait(timeout=20) == 0
         assert workers_of(service.pid) == set()
     finally:
         if service.poll() is None:
-            service.kill()
+            service.kill()  # its workers follow it (they stop when their parent dies)
             service.wait()
+
+
+def test_workers_stop_when_their_parent_is_killed(pg_url, tmp_path):
+    """kill -9 of the parent leaves no worker serving on its own."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CONCORDER_", "TELEGRAM_", "TWILIO_"))
+    }
+    env["CONCORDER_DATABASE_URL"] = pg_url
+    command = [str(CONCORDER), "serve", "--port", str(free_port()), "--workers", "2"]
+    service = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
+    workers = wait_for(lambda: len(w := workers_of(service.pid)) == 2 and w, 60, "two workers")
+    service.kill()
+    service.wait()
+
+    def gone() -> bool:
+        return not any(os.path.exists(f"/proc/{pid}") and _alive(pid) for pid in workers)
+
+    wait_for(gone, 20, "the workers stopped after their parent was killed")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_more_than_one_worker_on_sqlite_is_refused_plainly(tmp_path):

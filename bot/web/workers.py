@@ -10,6 +10,7 @@ again a worker that died, after a pause that grows while they keep dying.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 STARTUP_SECONDS = 10.0
 FIRST_PAUSE = 0.5
 MAX_PAUSE = 30.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class Workers:
@@ -35,10 +37,12 @@ class Workers:
         self.pause = FIRST_PAUSE
 
     def start(self) -> None:
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker: default signal handling, serve, never return from here
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _stop_with(parent)
             code = 0
             try:
                 self.serve()
@@ -88,6 +92,16 @@ def serve_in_workers(workers: int, serve: Callable[[], None]) -> int:
             break
         pool.ended(pid, status)
     return 0
+
+
+def _stop_with(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the parent dies (a parent killed with
+    kill -9 must not leave workers serving unwatched); exit if it died already."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(0)
 
 
 def _how(status: int) -> str:
