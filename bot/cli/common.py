@@ -119,8 +119,10 @@ def serve(
     from bot.web.app import PrivateAccessLogger
 
     configure_logging()  # no personal data or secrets in any line (bot/logs.py)
-    # Every tick of every timer at INFO drowns what matters.
+    # Every tick of every timer at INFO drowns what matters; so does every migration step
+    # of a new database (30 lines before the first thing a newcomer should read).
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     sockets = ready_to_serve_or_exit(settings, host, port)
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
     console.print(f"Concorder Relay on [bold]http://{shown}:{port}/[/]")
