@@ -31,6 +31,12 @@ def read_text(path: str | Path, error: type[ConfigError]) -> str:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error(str(path), ["file not found"]) from None
+    except IsADirectoryError:
+        inside = Path(path) / "assembly.toml"
+        hint = f": give the file, such as {inside}" if inside.is_file() else ": give a file"
+        raise error(str(path), [f"a folder, not a file{hint}"]) from None
+    except PermissionError:
+        raise error(str(path), ["not readable (permission denied)"]) from None
     except UnicodeDecodeError:
         raise error(str(path), ["not UTF-8 text"]) from None
 

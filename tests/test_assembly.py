@@ -131,6 +131,15 @@ def test_syntax_errors_and_missing_files():
         load_assembly("/nonexistent/jury.toml")
 
 
+def test_a_folder_given_for_the_file_names_the_file_inside(tmp_path):
+    (tmp_path / "assembly.toml").write_text("")
+    with pytest.raises(AssemblyError) as caught:
+        load_assembly(str(tmp_path))
+    assert caught.value.problems == [
+        f"a folder, not a file: give the file, such as {tmp_path / 'assembly.toml'}"
+    ]
+
+
 def test_the_draw_rules_live_in_the_assembly_file():
     assembly = parse_assembly(
         MINIMAL
