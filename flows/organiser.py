@@ -40,6 +40,9 @@ CODE_DIGITS = 6
 MAX_CODE_FAILURES = 3
 LOCK_MINUTES = 30
 AUDIENCE_KINDS = ("all", "selected", "reserve")
+# LINK on its own asks for a one-time sign-in link to the organiser page.
+LINK_WORDS = {"link", "lien", "enlace"}
+LINK_MINUTES = 15
 
 URGENT_WORDS = {"urgent", "urgente"}
 
@@ -152,11 +155,21 @@ def organiser_commands(conv: Conversation, inbound: Inbound) -> bool:
     answer = PREVIEW_ANSWERS.get(name)
     # Over SMS, SEND carries the preview's code ("SEND 482193"); on Telegram it is bare.
     answers_preview = bool(answer) and pending is not None and (on_sms or not rest)
-    if name not in ("broadcast", "schedule") and not answers_preview:
+    asks_link = name in LINK_WORDS and not rest
+    if name not in ("broadcast", "schedule") and not answers_preview and not asks_link:
         return False
     if on_sms and _sms_locked(conv, organiser, name):
         return True
-    if name == "broadcast":
+    if asks_link:
+        conv.emit(events.SIGNIN_LINK_ASKED, organiser=organiser.id, channel=inbound.channel)
+        conv.say(
+            conv._(
+                "A sign-in link for the organiser page is on its way to your chat. It works "
+                "once, within {minutes} minutes.",
+                minutes=LINK_MINUTES,
+            )
+        )
+    elif name == "broadcast":
         _broadcast(conv, organiser.id, rest)
     elif name == "schedule":
         _schedule(conv, organiser.id)

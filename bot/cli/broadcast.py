@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from bot.cli import organiser_signin as cli_signin
 from bot.cli.common import console, err, run, with_database
 from bot.services import broadcast as broadcasts
 from bot.services.broadcast import BroadcastError, timing_of
@@ -40,6 +41,7 @@ def register(app: typer.Typer) -> None:
     organiser_app.command("add")(organiser_add)
     organiser_app.command("list")(organiser_list)
     organiser_app.command("remove")(organiser_remove)
+    cli_signin.register(organiser_app)  # organiser token|link: the organiser page
 
 
 class Refused(Exception):
