@@ -34,6 +34,7 @@ from bot.services import (
     synthesis,
 )
 from bot.settings import Settings
+from bot.web import organiser as organiser_page
 from bot.web.app import ENGINE, RELAY, SESSIONS, SETTINGS, healthz, hide_failures, metrics
 from flows.assembly import Assembly, AssemblyError, assembly_of
 from flows.catalog import build_engine
@@ -134,6 +135,7 @@ def create_app(
     telegram.install(app, relay, dispatch)
     sms.install(app, relay, dispatch)
     simulator.install(app, relay, dispatch)
+    organiser_page.install(app, relay)  # /organiser: the read-only dashboard, signed in
     dispatcher.install(app, relay, dispatch)
     if dispatch:
         recruitment.install(app, relay, dispatch)
