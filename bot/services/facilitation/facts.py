@@ -215,37 +215,6 @@ async def last_lines(
     return found
 
 
-async def spoken_in_prompts(
-    session: AsyncSession, run_id: str, round_no: int
-) -> dict[int, tuple[TablePrompt, dict[str, int]]]:
-    """Per table, its latest prompt this round and the messages each letter has written in
-    it (hidden ones left out): who has spoken in the prompt under way."""
-    latest = (
-        select(func.max(TablePrompt.id))
-        .where(TablePrompt.run_id == run_id, TablePrompt.round == round_no)
-        .group_by(TablePrompt.table_no)
-    )
-    prompts = {
-        p.id: p
-        for p in (
-            await session.execute(select(TablePrompt).where(TablePrompt.id.in_(latest)))
-        ).scalars()
-    }
-    found = {p.table_no: (p, {}) for p in prompts.values()}
-    counts = await session.execute(
-        select(Contribution.table_prompt_id, Contribution.letter, func.count())
-        .where(
-            Contribution.table_prompt_id.in_(list(prompts)),
-            Contribution.kind == MESSAGE,
-            Contribution.hidden_at.is_(None),
-        )
-        .group_by(Contribution.table_prompt_id, Contribution.letter)
-    )
-    for prompt_id, letter, n in counts:
-        found[prompts[prompt_id].table_no][1][letter] = n
-    return found
-
-
 async def overview(
     session: AsyncSession, round_no: int | None = None, table: int | None = None
 ) -> tuple[int, dict[int, TableFacts]]:

@@ -20,9 +20,9 @@ async def page(request: web.Request) -> web.Response:
     now = utcnow()
     async with request.app[SESSIONS]() as session:
         who = await signed_in(session, request.cookies.get(COOKIE), now)
-        if who is None:
-            return signin_form(request, language)
-        figures = await gather(session, relay.calendar, language)
+    if who is None:
+        return signin_form(request, language)
+    figures = await gather(relay, language)
     t = translator(language)
     return render(
         request,

@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery.queue import by_channel, opted_out_by_channel
-from bot.services import broadcast, recruitment
+from bot.relay import Relay
+from bot.services import broadcast, deliberation, recruitment
 from bot.services.ballots.records import with_turnout
-from bot.services.facilitation.facts import round_under_way, spoken_in_prompts
+from bot.services.deliberation import PromptState
+from bot.services.facilitation.facts import round_under_way
 from scheduler.config import Calendar
 from scheduler.events import read_counts
 from store.ballots import OPEN, Ballot
-from store.deliberation import CLOSED, PAUSED
-from store.groups import current_run, seats_of
+from store.groups import GroupSeat, current_run, seats_of
 from store.models import OutboxStatus
 from store.organisers import Broadcast
 
@@ -47,19 +48,14 @@ class Delivery:
 class Seat:
     name: str  # "A P1A2B3C4D5E6", as `groups show` names them
     letter: str
-    messages: int  # in the table's latest prompt
+    spoken: bool | None  # wrote or passed in the open prompt; None: no prompt open
 
 
 @dataclass
 class TableRow:
     number: int
-    prompt: str | None
-    state: str  # open | paused | closed | none
+    prompt: PromptState | None  # the prompt open (or paused) at this table
     seats: list[Seat] = field(default_factory=list)
-
-    @property
-    def silent(self) -> list[str]:
-        return [s.letter for s in self.seats if not s.messages]
 
 
 @dataclass
@@ -94,29 +90,28 @@ async def delivery(session: AsyncSession) -> list[Delivery]:
     return rows
 
 
-async def tables(session: AsyncSession) -> tuple[int | None, list[TableRow]]:
-    """The round under way: per table its members and who has written in its prompt."""
+async def seating(session: AsyncSession) -> tuple[int | None, list[GroupSeat]]:
+    """The round under way and its seats (none before an allocation)."""
     run = await current_run(session)
     if run is None:
         return None, []
     round_no = await round_under_way(session, run.run_id)
-    spoken = await spoken_in_prompts(session, run.run_id, round_no)
+    return round_no, await seats_of(session, run.run_id, round_no)
+
+
+async def tables(relay: Relay, round_no: int | None, seats: list[GroupSeat]) -> list[TableRow]:
+    """Per table its members and who has spoken in its open prompt (the answered and
+    waiting letters facilitators see; read in a session of its own)."""
+    if round_no is None:
+        return []
+    prompts = {p.table: p for p in await deliberation.open_prompts(relay, round_no)}
     rows: dict[int, TableRow] = {}
-    for seat in await seats_of(session, run.run_id, round_no):
-        row = rows.get(seat.table_no)
-        if row is None:
-            prompt, _ = spoken.get(seat.table_no, (None, {}))
-            state = "none" if prompt is None else prompt.status
-            if state not in (CLOSED, PAUSED, "none"):
-                state = "open"
-            row = rows[seat.table_no] = TableRow(
-                seat.table_no, prompt.prompt_key if prompt else None, state
-            )
-        said = spoken.get(seat.table_no, (None, {}))[1]
-        row.seats.append(
-            Seat(f"{seat.letter} {seat.participant_id}", seat.letter, said.get(seat.letter, 0))
-        )
-    return round_no, [rows[n] for n in sorted(rows)]
+    for seat in seats:
+        prompt = prompts.get(seat.table_no)
+        row = rows.setdefault(seat.table_no, TableRow(seat.table_no, prompt))
+        spoken = None if prompt is None else seat.letter in prompt.answered
+        row.seats.append(Seat(f"{seat.letter} {seat.participant_id}", seat.letter, spoken))
+    return [rows[n] for n in sorted(rows)]
 
 
 async def briefings(
@@ -130,15 +125,20 @@ async def briefings(
     return [BriefingRow(b, titles.get(b, b), *counts.get(b, (0, 0))) for b in order]
 
 
-async def gather(session: AsyncSession, calendar: Calendar | None, language: str) -> Figures:
-    recent = await broadcast.recent(session, limit=10)
-    round_no, seated = await tables(session)
-    return Figures(
-        funnel=await recruitment.funnel(session),
-        delivery=await delivery(session),
-        broadcasts=[(b, await broadcast.status(session, b.id)) for b in recent],
-        round=round_no,
-        tables=seated,
-        briefings=await briefings(session, calendar, language),
-        ballots=await with_turnout(session, OPEN),
-    )
+async def gather(relay: Relay, language: str) -> Figures:
+    """Everything the page shows. SQLite allows one transaction at a time: the open
+    prompts are read once this session has ended."""
+    async with relay.sessions() as session:
+        recent = await broadcast.recent(session, limit=10)
+        round_no, seats = await seating(session)
+        figures = Figures(
+            funnel=await recruitment.funnel(session),
+            delivery=await delivery(session),
+            broadcasts=[(b, await broadcast.status(session, b.id)) for b in recent],
+            round=round_no,
+            tables=[],
+            briefings=await briefings(session, relay.calendar, language),
+            ballots=await with_turnout(session, OPEN),
+        )
+    figures.tables = await tables(relay, round_no, seats)
+    return figures
