@@ -237,7 +237,9 @@ def figure(html: str, name: str) -> str:
     return re.search(rf'data-figure="{name}">([^<]*)<', html)[1]
 
 
-async def test_the_page_shows_the_services_figures_and_never_a_vote(client, db, relay, assembly):
+async def an_assembly_under_way(relay, sessions):
+    """Three seated members (one votes, one speaks, one says STOP), a ballot open, a
+    broadcast, a briefing read by two: what the page's sections show."""
     w = await seat_table(
         relay, [("A", "telegram", "en"), ("B", "sms", "fr"), ("C", "telegram", "es")]
     )
@@ -247,7 +249,7 @@ async def test_the_page_shows_the_services_figures_and_never_a_vote(client, db, 
     await w.send("B", "oui", utcnow())
     await deliberation.open_prompt(relay, round_no=1, prompt="bus-priorities", now=START)
     await w.send("A", "Buses first, please", START + timedelta(seconds=20))
-    async with db.sessions.begin() as session:
+    async with sessions.begin() as session:
         row = await broadcast.create(
             session,
             relay.settings,
@@ -277,6 +279,11 @@ async def test_the_page_shows_the_services_figures_and_never_a_vote(client, db, 
                 )
             )
     await w.send("C", "STOP", START + timedelta(minutes=1))
+    return w, row
+
+
+async def test_the_page_shows_the_services_figures_and_never_a_vote(client, db, relay, assembly):
+    w, row = await an_assembly_under_way(relay, db.sessions)
     await signed_in_client(client, db)
     html = await (await client.get("/organiser?lang=en")).text()
 

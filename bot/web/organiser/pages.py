@@ -78,6 +78,7 @@ def render(
                 format_percent(part / whole, locale=t.locale) if whole else "–"
             ),
             when=lambda moment: format_moment(moment, t, zone),
+            zone=zone,
             **values,
         )
     )
