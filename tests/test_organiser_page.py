@@ -4,11 +4,14 @@ vote)."""
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from datetime import timedelta
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
@@ -19,6 +22,7 @@ from bot.services import organiser_signin as signin
 from bot.services.ballots import opening
 from bot.services.ballots.records import turnout
 from bot.services.organisers import OrganiserInfo, remove_organiser
+from bot.web.app import PrivateAccessLogger
 from bot.web.organiser.signin import COOKIE, MAX_FAILURES
 from store.audit import AuditEvent
 from store.calendar import BriefingRead
@@ -133,7 +137,8 @@ async def test_guessing_is_slowed_even_for_a_right_token_afterwards(client, db):
     assert late.status == 429 and "Too many tries from here" in await late.text()
 
 
-async def test_a_link_asked_for_in_chat_works_once(client, db, relay):
+async def test_a_link_asked_for_in_chat_works_once(client, db, relay, caplog):
+    caplog.set_level(logging.DEBUG, logger="bot")
     async with db.sessions.begin() as session:
         session.add(Organiser(name="Org", telegram_id=ORGANISER_CHAT))
     await turns.receive(
@@ -168,6 +173,16 @@ async def test_a_link_asked_for_in_chat_works_once(client, db, relay):
     assert "organiser.link_sent" in kinds and "organiser.signed_in" in kinds
     assert "organiser.sign_in_refused" in kinds
     assert not any(link in str(e.data) for e in events)
+    # The test server logs requests in aiohttp's own format; `serve` logs them through
+    # PrivateAccessLogger, which leaves the query string (the link) out.
+    ours = [r.getMessage() for r in caplog.records if r.name.split(".")[0] == "bot"]
+    assert not any(link in line for line in ours)
+    line = logging.getLogger("test")
+    request = make_mocked_request("GET", f"/organiser/signin?link={link}")
+    with caplog.at_level(logging.INFO, "test"):
+        PrivateAccessLogger(line, "").log(request, web.Response(), 0.01)
+    assert "/organiser/signin" in caplog.records[-1].getMessage()
+    assert link not in caplog.records[-1].getMessage()
 
 
 async def test_a_french_organiser_gets_the_link_in_french(db, relay):

@@ -22,11 +22,6 @@ from tests.test_organiser_page import an_assembly_under_way
 CHROMIUM = "/usr/bin/chromium"
 PHONE, DESKTOP = (390, 844), (1280, 800)
 
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None,
-    reason="needs Debian's Chromium: apt-get install -y chromium",
-)
-
 
 @pytest.fixture
 async def site(aiohttp_server, sqlite_db, assembly):
@@ -49,6 +44,12 @@ async def site(aiohttp_server, sqlite_db, assembly):
 async def browser():
     from playwright.async_api import async_playwright
 
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's Chromium with "
+            "`apt-get install -y chromium` (as root); playwright downloads no browser here.",
+            pytrace=False,
+        )
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
