@@ -28,7 +28,7 @@ from store.audit import AuditEvent
 from store.calendar import BriefingRead
 from store.db import make_engine, sessionmaker
 from store.models import OutboxMessage, OutboxStatus, utcnow
-from store.organiser_signin import OrganiserSignin
+from store.organiser_signin import OrganiserSession, OrganiserSignin
 from store.organisers import Organiser
 from tests.ballot_world import create_ballots
 from tests.deliberation_world import ORGANISER_CHAT, START, seat_table
@@ -126,6 +126,15 @@ async def test_removing_an_organiser_ends_their_sessions(client, db):
     assert "Recruitment" in await (await client.get("/organiser")).text()
     async with db.sessions.begin() as session:
         await remove_organiser(session, str(info.id))
+    assert 'name="token"' in await (await client.get("/organiser")).text()
+
+
+async def test_a_session_ends_when_it_expires(client, db):
+    await signed_in_client(client, db)
+    async with db.sessions.begin() as session:
+        await session.execute(
+            update(OrganiserSession).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
     assert 'name="token"' in await (await client.get("/organiser")).text()
 
 

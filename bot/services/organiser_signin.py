@@ -135,6 +135,7 @@ async def sign_in(
 ) -> SignedIn | None:
     """A session for a good token or an unused link; None, and a refusal in the audit
     trail, for anything else. `via` is "token" (the form) or "link" (a link's page)."""
+    await _forget_expired(session, now)
     secret = (secret or "").strip()
     row = None
     if 0 < len(secret) <= 200:
@@ -162,6 +163,12 @@ async def sign_in(
     )
     await record(session, "organiser.signed_in", row.organiser_id, via=via)
     return SignedIn(row.organiser_id, cookie, expires)
+
+
+async def _forget_expired(session: AsyncSession, now: datetime) -> None:
+    """Expired sessions, tokens and links are of no use: they go at the next sign-in."""
+    for table in (OrganiserSession, OrganiserSignin):
+        await session.execute(delete(table).where(table.expires_at <= now))
 
 
 async def _take(session: AsyncSession, row: OrganiserSignin, now: datetime) -> bool:

@@ -20,6 +20,7 @@ from store.models import utcnow
 COOKIE = "concorder_organiser"
 MAX_FAILURES = 5
 WINDOW = timedelta(minutes=15)
+MAX_CLIENTS = 10_000
 
 
 class Attempts:
@@ -45,6 +46,9 @@ class Attempts:
         return times[-MAX_FAILURES] + WINDOW - now
 
     def failed(self, client: str, now: datetime) -> None:
+        if len(self.failures) > MAX_CLIENTS:  # many addresses: drop those gone quiet
+            for other in list(self.failures):
+                self._recent(other, now)
         self._recent(client, now)
         self.failures.setdefault(client, deque()).append(now)
 
