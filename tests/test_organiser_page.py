@@ -69,6 +69,8 @@ async def test_without_a_session_the_page_is_a_sign_in_form(client):
     html = await page.text()
     assert page.status == 200 and 'name="token"' in html and "Recruitment" not in html
     assert page.headers["Cache-Control"] == "no-store"
+    for method in ("PUT", "DELETE", "PATCH", "POST"):  # read-only: GET, and signing in and out
+        assert (await client.request(method, "/organiser")).status == 405
 
 
 async def test_a_token_signs_in_with_a_safe_cookie_and_sign_out_ends_it(client, db):
