@@ -1,5 +1,5 @@
-"""Chat commands: organisers broadcast and look at the schedule; participants say LATE or
-CAN'T COME.
+"""Chat commands: organisers broadcast, look at the schedule and ask for a sign-in link;
+participants say LATE or CAN'T COME.
 
 These are engine commands, not a flow a person is put in: they work whatever conversation
 someone is in, and leave it where it was. Everything they know comes from ctx.facts
@@ -19,6 +19,11 @@ without it sends nothing. MAX_CODE_FAILURES wrong codes lock the organiser's SMS
 for LOCK_MINUTES ("organiser.sms_locked"; the service tells the other organisers). The
 organiser facts carry `sms_failures` and `sms_locked_until`; the pending preview its
 `origin` and `code_hash`. A Telegram organiser is known by their user id: plain SEND.
+
+LINK (LIEN, ENLACE) on its own asks for a one-time sign-in link to the organiser page
+("organiser.link_asked"); the service makes it and sends it to the organiser's own chat
+(their Telegram, else their registered phone), so someone forging their number as an SMS
+sender never receives it.
 """
 
 from __future__ import annotations
