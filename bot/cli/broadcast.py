@@ -34,7 +34,8 @@ _CLOCK = re.compile(r"^\s*(\d{1,2})[:hH.](\d{2})\s*$")
 def register(app: typer.Typer) -> None:
     app.command("broadcast", help=BROADCAST_HELP)(broadcast_command)
     organiser_app = typer.Typer(
-        help="Organisers: the people who may broadcast and see the schedule from Telegram or SMS.",
+        help="Organisers: the people who may broadcast and see the schedule from Telegram or SMS, "
+        "and sign in to the organiser page.",
         no_args_is_help=True,
     )
     app.add_typer(organiser_app, name="organiser")
