@@ -1,5 +1,5 @@
-"""What the organiser page shows, read in one session from the services' own queries: the
-same figures as `concorder status`, `outbox status`, `broadcast status`, `groups stats`
+"""What the organiser page shows, read through the services' own queries: the same
+figures as `concorder status`, `outbox status`, `broadcast status`, `groups stats`
 and `ballot status` (turnout only)."""
 
 from __future__ import annotations
