@@ -36,6 +36,7 @@ from bot.services import (
     synthesis,
 )
 from bot.settings import Settings
+from bot.web import organiser as organiser_page
 from bot.web import pages, results
 from bot.web.app import ENGINE, RELAY, SESSIONS, SETTINGS, healthz, hide_failures, metrics
 from flows.assembly import Assembly, AssemblyError, assembly_of
@@ -152,6 +153,7 @@ def create_app(
     results.install(app, relay)  # /results, once the organisers publish
     if offer_demo:
         demo.install(app, relay, dispatch, use_assembly)  # no assembly anywhere: the example
+    organiser_page.install(app, relay)  # /organiser: the read-only dashboard, signed in
     dispatcher.install(app, relay, dispatch)
     if dispatch:
         recruitment.install(app, relay, dispatch)

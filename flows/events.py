@@ -35,6 +35,7 @@ COMMAND_REFUSED = "organiser.command_refused"
 CODE_REJECTED = "organiser.code_rejected"
 SMS_LOCKED = "organiser.sms_locked"
 SCHEDULE_VIEWED = "organiser.schedule_viewed"
+SIGNIN_LINK_ASKED = "organiser.link_asked"  # LINK: a sign-in link to the organiser page
 
 # Ballots: who voted is recorded (pseudonym and ballot), never what or the receipt code
 BALLOT_VOTE_CAST = "ballot.vote_cast"

@@ -1,5 +1,5 @@
-"""Chat commands: organisers broadcast and look at the schedule; participants say LATE or
-CAN'T COME.
+"""Chat commands: organisers broadcast, look at the schedule and ask for a sign-in link;
+participants say LATE or CAN'T COME.
 
 These are engine commands, not a flow a person is put in: they work whatever conversation
 someone is in, and leave it where it was. Everything they know comes from ctx.facts
@@ -19,6 +19,11 @@ without it sends nothing. MAX_CODE_FAILURES wrong codes lock the organiser's SMS
 for LOCK_MINUTES ("organiser.sms_locked"; the service tells the other organisers). The
 organiser facts carry `sms_failures` and `sms_locked_until`; the pending preview its
 `origin` and `code_hash`. A Telegram organiser is known by their user id: plain SEND.
+
+LINK (LIEN, ENLACE) on its own asks for a one-time sign-in link to the organiser page
+("organiser.link_asked"); the service makes it and sends it to the organiser's own chat
+(their Telegram, else their registered phone), so someone forging their number as an SMS
+sender never receives it.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ CODE_DIGITS = 6
 MAX_CODE_FAILURES = 3
 LOCK_MINUTES = 30
 AUDIENCE_KINDS = ("all", "selected", "reserve")
+# LINK on its own asks for a one-time sign-in link to the organiser page.
+LINK_WORDS = {"link", "lien", "enlace"}
+LINK_MINUTES = 15
 
 URGENT_WORDS = {"urgent", "urgente"}
 
@@ -152,11 +160,21 @@ def organiser_commands(conv: Conversation, inbound: Inbound) -> bool:
     answer = PREVIEW_ANSWERS.get(name)
     # Over SMS, SEND carries the preview's code ("SEND 482193"); on Telegram it is bare.
     answers_preview = bool(answer) and pending is not None and (on_sms or not rest)
-    if name not in ("broadcast", "schedule") and not answers_preview:
+    asks_link = name in LINK_WORDS and not rest
+    if name not in ("broadcast", "schedule") and not answers_preview and not asks_link:
         return False
     if on_sms and _sms_locked(conv, organiser, name):
         return True
-    if name == "broadcast":
+    if asks_link:
+        conv.emit(events.SIGNIN_LINK_ASKED, organiser=organiser.id, channel=inbound.channel)
+        conv.say(
+            conv._(
+                "A sign-in link for the organiser page is on its way to your chat. It works "
+                "once, within {minutes} minutes.",
+                minutes=LINK_MINUTES,
+            )
+        )
+    elif name == "broadcast":
         _broadcast(conv, organiser.id, rest)
     elif name == "schedule":
         _schedule(conv, organiser.id)

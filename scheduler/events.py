@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import partial
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows import events
@@ -76,6 +76,18 @@ async def briefing_read(
         session, participant, event.data["briefing"], event.data.get("channel", "telegram"), now
     )
     read.read_at = read.read_at or now
+
+
+async def read_counts(session: AsyncSession) -> dict[str, tuple[int, int]]:
+    """Per briefing: how many members it was sent to, and how many said they read it."""
+    rows = await session.execute(
+        select(
+            BriefingRead.briefing,
+            func.count(),
+            func.count().filter(BriefingRead.read_at.is_not(None)),
+        ).group_by(BriefingRead.briefing)
+    )
+    return {briefing: (int(sent), int(read)) for briefing, sent, read in rows}
 
 
 def register(hooks, calendar_of: CalendarSource) -> None:

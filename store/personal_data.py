@@ -38,6 +38,7 @@ from store.models import (
     ProcessedUpdate,
     utcnow,
 )
+from store.organiser_signin import OrganiserSession, OrganiserSignin
 from store.organisers import Broadcast, BroadcastPreview, Organiser
 from store.polls import Poll, PollAnswer, PollRoll, PollWave
 from store.recommendations import Recommendation, RecommendationResponse
@@ -297,6 +298,10 @@ NOT_PERSONAL: dict[str, str] = {
     Broadcast.__tablename__: "organisers' messages to an audience, not about one person",
     BroadcastPreview.__tablename__: "organisers' unsent previews: erased with the organisers",
     Organiser.__tablename__: "organisers' numbers and ids: erased by the organisers' period",
+    OrganiserSignin.__tablename__: "hashes of the organisers' sign-in tokens and links: "
+    "deleted with the organiser",
+    OrganiserSession.__tablename__: "hashes of the organisers' page sessions: deleted with "
+    "the organiser",
     FacilitatorRole.__tablename__: "facilitators' numbers and ids, named by the organisers "
     "for a table: staff, not members; removed with `groups facilitator --remove`",
     OptOutMark.__tablename__: "keyed hashes of opted-out addresses: they keep a STOP after "

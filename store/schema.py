@@ -12,6 +12,7 @@ from store import (
     facilitation,  # noqa: F401
     groups,  # noqa: F401
     models,  # noqa: F401
+    organiser_signin,  # noqa: F401
     personal_data,  # noqa: F401
     polls,  # noqa: F401
     recommendations,  # noqa: F401

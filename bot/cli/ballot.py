@@ -17,7 +17,13 @@ from bot.cli import ballot_belenios
 from bot.cli.common import console, err, with_database, with_relay
 from bot.services.ballots import opening, records
 from bot.services.ballots.belenios.tool import BeleniosError
-from bot.services.ballots.records import BallotProblem, get_ballot, quorum_needed, turnout
+from bot.services.ballots.records import (
+    BallotProblem,
+    get_ballot,
+    quorum_needed,
+    turnout,
+    with_turnout,
+)
 from bot.settings import Settings
 from flows import ballot_text as bt
 from flows.ballot_spec import BallotError, load_ballots
@@ -165,19 +171,14 @@ def status(
     ballot_id: str = typer.Argument(None, metavar="[ID]", help="One ballot (default: all)."),
 ) -> None:
     """Each ballot's state and turnout (counts only: no result before the close)."""
-    from sqlalchemy import select
-
     settings = Settings()
 
     async def work(sessions):
         async with sessions() as session:
             if ballot_id:
-                ballots = [await get_ballot(session, ballot_id)]
-            else:
-                ballots = list(
-                    (await session.execute(select(Ballot).order_by(Ballot.id))).scalars()
-                )
-            return [(b, *(await turnout(session, b.id))) for b in ballots]
+                ballot = await get_ballot(session, ballot_id)
+                return [(ballot, *(await turnout(session, ballot.id)))]
+            return await with_turnout(session)
 
     try:
         rows = asyncio.run(with_database(settings, work))

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from bot.cli import organiser_signin as cli_signin
 from bot.cli.common import console, err, run, with_database
 from bot.services import broadcast as broadcasts
 from bot.services.broadcast import BroadcastError, timing_of
@@ -33,13 +34,15 @@ _CLOCK = re.compile(r"^\s*(\d{1,2})[:hH.](\d{2})\s*$")
 def register(app: typer.Typer) -> None:
     app.command("broadcast", help=BROADCAST_HELP)(broadcast_command)
     organiser_app = typer.Typer(
-        help="Organisers: the people who may broadcast and see the schedule from Telegram or SMS.",
+        help="Organisers: the people who may broadcast and see the schedule from Telegram or SMS, "
+        "and sign in to the organiser page.",
         no_args_is_help=True,
     )
     app.add_typer(organiser_app, name="organiser")
     organiser_app.command("add")(organiser_add)
     organiser_app.command("list")(organiser_list)
     organiser_app.command("remove")(organiser_remove)
+    cli_signin.register(organiser_app)  # organiser token|link: the organiser page
 
 
 class Refused(Exception):

@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlalchemy import and_, func, or_, select, update
 
 from bot.cli.common import console, err, run, with_database
-from bot.delivery.queue import waiting
+from bot.delivery.queue import by_channel, waiting
 from bot.settings import DURATION, DURATION_UNITS, Settings
 from store import audit
 from store.models import Contact, OutboxMessage, OutboxStatus, Participant, utcnow
@@ -45,13 +45,7 @@ def status() -> None:
     async def read(sessions):
         now = utcnow()
         async with sessions() as session:
-            counts = (
-                await session.execute(
-                    select(OutboxMessage.channel, OutboxMessage.status, func.count()).group_by(
-                        OutboxMessage.channel, OutboxMessage.status
-                    )
-                )
-            ).all()
+            counts = await by_channel(session)
             queues = await waiting(session, now)
             errors = (
                 await session.execute(
@@ -71,21 +65,18 @@ def status() -> None:
     if not counts:
         console.print("The outbox is empty: nothing was ever queued.")
         return
-    by_channel: dict[str, Counter[str]] = {}
-    for channel, state, count in counts:
-        by_channel.setdefault(channel, Counter())[state] = count
     table = Table(title="Outbox by channel and state")
     table.add_column("channel")
     for state in STATES:
         table.add_column(state, justify="right")
     table.add_column("oldest waiting", justify="right")
     table.add_column("retrying", justify="right")
-    for channel in sorted(by_channel):
+    for channel in sorted(counts):
         queue = queues.get(channel)
         oldest = _ago(queue.waited(now)) if queue and queue.oldest_due else "-"
         table.add_row(
             channel,
-            *(str(by_channel[channel][state]) for state in STATES),
+            *(str(counts[channel][state]) for state in STATES),
             oldest,
             str(queue.retrying if queue else 0),
         )
@@ -97,7 +88,7 @@ def status() -> None:
         for channel, reason, count in sorted(errors, key=lambda e: (e[0], -e[2])):
             reasons.add_row(channel, reason, str(count))
         console.print(reasons)
-    if any(by_channel[channel][OutboxStatus.FAILED] for channel in by_channel):
+    if any(counts[channel][OutboxStatus.FAILED] for channel in counts):
         console.print(
             "Put failed messages back with [bold]concorder outbox retry[/] (try --dry-run first)."
         )

@@ -1,14 +1,16 @@
-"""What waits in the outbox, per channel: for /healthz, /metrics and `concorder outbox`."""
+"""What waits in the outbox, per channel: for /healthz, /metrics, `concorder outbox` and the
+organiser page; and every row and opt-out counted per channel."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, literal, literal_column, select
+from sqlalchemy import case, func, literal, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import PENDING_SQL, OutboxMessage, UTCDateTime
+from store.models import PENDING_SQL, Contact, OutboxMessage, Participant, UTCDateTime
 
 outbox = OutboxMessage.__table__
 
@@ -54,3 +56,27 @@ async def waiting(session: AsyncSession, now: datetime) -> dict[str, Waiting]:
         channel: Waiting(channel, count, int(retrying or 0), oldest)
         for channel, count, retrying, oldest in rows
     }
+
+
+async def by_channel(session: AsyncSession) -> dict[str, Counter[str]]:
+    """Every outbox row ever written, per channel and state as stored."""
+    found: dict[str, Counter[str]] = {}
+    for channel, state, count in await session.execute(
+        select(OutboxMessage.channel, OutboxMessage.status, func.count()).group_by(
+            OutboxMessage.channel, OutboxMessage.status
+        )
+    ):
+        found.setdefault(channel, Counter())[state] = count
+    return found
+
+
+async def opted_out_by_channel(session: AsyncSession) -> Counter[str]:
+    """Contacts per channel that cannot be sent to: the person said STOP, or the carrier
+    reported an opt-out for this number."""
+    rows = await session.execute(
+        select(Contact.channel, func.count())
+        .join(Participant, Participant.id == Contact.participant_id)
+        .where(or_(Participant.opted_out.is_(True), Contact.opted_out_at.is_not(None)))
+        .group_by(Contact.channel)
+    )
+    return Counter(dict(rows.all()))

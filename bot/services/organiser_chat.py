@@ -13,12 +13,14 @@ from sqlalchemy import bindparam, case, func, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.attendance import report_attendance, scheduled_sessions
+from bot.services.organiser_signin import send_link
 from bot.services.organisers import organiser_contacts, organiser_of
 from bot.services.outgoing import enqueue
 from bot.services.people import read_with_person
 from bot.services.turns import TURN_CONTACT
 from bot.settings import Settings
 from flows.engine import MAX_TEXT
+from flows.events import SIGNIN_LINK_ASKED
 from flows.facts import OrganiserFacts, PendingBroadcast
 from flows.i18n import translator
 from flows.model import Event, Outbound, Turn
@@ -189,6 +191,8 @@ async def organiser_events(
             preview.code_hash = (
                 session.info.pop(NEW_CODE_HASH, None) if contact.channel == "sms" else None
             )
+        elif event.kind == SIGNIN_LINK_ASKED:
+            queued += await send_link(session, settings, organiser_id, now, asked_by=organiser_id)
         elif event.kind in ("organiser.code_rejected", "organiser.sms_locked"):
             queued += await _count_wrong_code(session, settings, event, now)
         elif event.kind in ("broadcast.confirmed", "broadcast.discarded"):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +15,7 @@ from bot.addresses import BadAddress, normalise
 from bot.services.people import find_or_create_contact
 from store import audit
 from store.models import Contact, Participant, utcnow
+from store.organiser_signin import OrganiserSession, OrganiserSignin
 from store.organisers import Organiser
 
 
@@ -133,6 +134,10 @@ async def remove_organiser(
     if row is None:
         raise OrganiserError("no organiser with that id, Telegram id or phone number")
     info = OrganiserInfo.of(row)
+    # Their organiser page sessions end and their sign-in tokens and links stop working
+    # (deleted here too: SQLite does not cascade unless asked).
+    for table in (OrganiserSession, OrganiserSignin):
+        await session.execute(delete(table).where(table.organiser_id == info.id))
     await session.delete(row)
     await session.flush()
     await record(session, "organiser.removed", None, removed=info.id)

@@ -37,10 +37,11 @@ def install(app: web.Application) -> None:
     app.router.add_static("/static/", STATIC)
 
 
-def language_of(request: web.Request, default: str = "en") -> str:
-    """`?lang=`, else the best of Accept-Language, else `default`: a shipped language."""
+def language_of(request: web.Request, default: str = "en", asked: str | None = None) -> str:
+    """`asked` (a form's language), else `?lang=`, else the best of Accept-Language, else
+    `default`: a shipped language. Every page chooses this way."""
     shipped = shipped_languages()
-    asked = request.query.get("lang", "").lower()
+    asked = (asked or request.query.get("lang") or "").strip().lower()
     if asked in shipped:
         return asked
     best: tuple[float, str] | None = None

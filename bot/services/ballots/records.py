@@ -180,6 +180,17 @@ async def turnout(session: AsyncSession, ballot_id: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+async def with_turnout(
+    session: AsyncSession, status: str | None = None
+) -> list[tuple[Ballot, int, int]]:
+    """Each ballot (or those in `status`) with its roll's size and how many have voted:
+    counts only, never who voted nor how."""
+    query = select(Ballot).order_by(Ballot.id)
+    if status is not None:
+        query = query.where(Ballot.status == status)
+    return [(b, *(await turnout(session, b.id))) for b in (await session.execute(query)).scalars()]
+
+
 def quorum_needed(definition: dict[str, Any], voters: int) -> int:
     quorum = definition.get("quorum") or 0
     if isinstance(quorum, float):
