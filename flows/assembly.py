@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -252,7 +253,13 @@ class Assembly(_Strict):
         return render_consent(dict(self.consent.text), self.retention)
 
     def facts(self) -> dict[str, Any]:
-        """Plain data for flow contexts (the conversation never sees this class)."""
+        """Plain data for flow contexts (the conversation never sees this class): a new
+        dict each time over the same texts, which nobody changes (made once: every turn of
+        every person asks, and the consent text alone took a rendering per language)."""
+        return dict(self.facts_made_once)
+
+    @cached_property
+    def facts_made_once(self) -> dict[str, Any]:
         recruitment = self.recruitment
         return {
             "name": self.assembly.name,
