@@ -505,13 +505,7 @@ def replace_command(
     if dry_run:
         console.print("[yellow]Dry run: nothing recorded and nobody told.[/]")
         return
-    payload = {
-        "mode": "replace",
-        "input": result.canonical_input,
-        "seed": seed,
-        "seed_number": draw.seed_number(seed),
-        "algorithm": algorithm,
-    }
+    payload = draw.replace_payload(result, seed, algorithm)
 
     async def save(sessions):
         async with sessions.begin() as session:

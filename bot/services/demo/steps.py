@@ -171,13 +171,7 @@ async def call_up(relay: Relay, visitor_id: str, seed: str = REPLACE_SEED) -> st
         inp = await draw.replace_input(session, draw.recorded_rules(done), [])
     inp = dataclasses.replace(inp, candidate_tiers=[[visitor_id]])
     result = await asyncio.to_thread(draw.run_replace, inp, seed, ALGORITHM)
-    payload = {
-        "mode": "replace",
-        "input": result.canonical_input,
-        "seed": seed,
-        "seed_number": draw.seed_number(seed),
-        "algorithm": ALGORITHM,
-    }
+    payload = draw.replace_payload(result, seed, ALGORITHM)
     async with relay.sessions.begin() as session:
         run = await draw.record_replacement(session, result, payload)
     await recruitment.notify_draw_outcome(relay, relay.assembly)

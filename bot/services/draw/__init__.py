@@ -65,6 +65,7 @@ _LATER = {
         "rules_for",
         "rules_from_assembly",
         "rules_from_file",
+        "replace_payload",
         "select_payload",
     ),
     "verify": (
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
         recorded_rules,
         refuse_second_draw,
         replace_input,
+        replace_payload,
         rules_for,
         rules_from_assembly,
         rules_from_file,
@@ -161,6 +163,7 @@ __all__ = [
     "run_draw",
     "run_replace",
     "seed_number",
+    "replace_payload",
     "select_payload",
     "verify_draws",
 ]

@@ -484,3 +484,14 @@ def select_payload(
     if pick_number is not None:
         payload["pick_number"] = pick_number
     return payload
+
+
+def replace_payload(result: Replacement, seed: str, algorithm: str) -> dict[str, Any]:
+    """What re-runs this replacement: the input, seed and algorithm."""
+    return {
+        "mode": "replace",
+        "input": result.canonical_input,
+        "seed": seed,
+        "seed_number": seed_number(seed),
+        "algorithm": algorithm,
+    }

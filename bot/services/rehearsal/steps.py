@@ -25,10 +25,10 @@ from bot.services.draw import (
     record_selection,
     recorded_rules,
     replace_input,
+    replace_payload,
     rules_for,
     run_draw,
     run_replace,
-    seed_number,
     select_payload,
 )
 from bot.services.groups import allocate as alloc
@@ -190,13 +190,7 @@ async def replace(world: World, seed: str) -> tuple[int, str | None]:
         result = run_replace(inp, seed, "maximin")
     except DrawError as error:
         return 0, error.message
-    payload = {
-        "mode": "replace",
-        "input": result.canonical_input,
-        "seed": seed,
-        "seed_number": seed_number(seed),
-        "algorithm": "maximin",
-    }
+    payload = replace_payload(result, seed, "maximin")
     async with world.relay.sessions.begin() as session:
         await record_replacement(session, result, payload)
     await notify_draw(world)
