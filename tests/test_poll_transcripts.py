@@ -38,13 +38,11 @@ from store.polls import PollWave
 from store.recruitment import DECLINED, Selection
 from tests.poll_world import Voter, create_poll, panel, poll_defs
 from tests.transcript_harness import (
-    EXPECTATION,
     TRANSCRIPTS,
     Conversation,
     TranscriptError,
-    conversation_address,
-    language_line,
     message_lines,
+    play_conversations,
     record,
 )
 
@@ -114,32 +112,13 @@ class Member(Conversation):
 
 async def play(script: str, sessions, settings: Settings) -> str:
     relay = build(settings, sessions=sessions)
-    out: list[str] = []
-    language: str | None = None
-    member: Member | None = None
-    started = 0
-    for number, line in enumerate(script.splitlines(), start=1):
-        if line.startswith(EXPECTATION):
-            continue
-        out.append(line)
-        if line.startswith("language:"):
-            language = language_line(line, number)
-        elif line.startswith("=== "):
-            started += 1
-            channel, address = conversation_address(line, number, started, 950_000)
-            member = Member(relay, channel, address, language, number=started)
-            await member.join()
-        elif line.startswith(("> ", "* ")):
-            if member is None:
-                raise TranscriptError(f"line {number}: a turn before the first ===")
-            try:
-                shown = await (member.send if line.startswith("> ") else member.act)(line[2:])
-            except TranscriptError as exc:
-                raise TranscriptError(f"line {number}: {exc}") from None
-            out += shown or ["(silence)"]
-        elif line.strip() and not line.startswith("#"):
-            raise TranscriptError(f"line {number}: not transcript syntax: {line!r}")
-    return "\n".join(out) + "\n"
+
+    async def start(channel: str, address: str, language: str | None, number: int) -> Member:
+        member = Member(relay, channel, address, language, number=number)
+        await member.join()
+        return member
+
+    return await play_conversations(script, start, telegram_base=950_000)
 
 
 def test_every_shipped_language_has_its_poll_transcript():

@@ -33,11 +33,9 @@ from store.statements import PROPOSED, REJECTED, Statement
 from tests.ballot_world import Voter, panel
 from tests.test_ballot_transcripts import Member as BallotMember
 from tests.transcript_harness import (
-    EXPECTATION,
     TRANSCRIPTS,
     TranscriptError,
-    conversation_address,
-    language_line,
+    play_conversations,
     record,
 )
 
@@ -93,35 +91,13 @@ class Member(BallotMember):
 
 async def play(script: str, sessions, settings: Settings) -> str:
     relay = build(settings, sessions=sessions)
-    out: list[str] = []
-    language: str | None = None
-    member: Member | None = None
-    started = 0
-    for number, line in enumerate(script.splitlines(), start=1):
-        if line.startswith(EXPECTATION):
-            continue
-        out.append(line)
-        if line.startswith("language:"):
-            language = language_line(line, number)
-        elif line.startswith("=== "):
-            started += 1
-            channel, address = conversation_address(line, number, started, 910_000)
-            member = Member(relay, channel, address, language, number=started)
-            await member.join()
-        elif line.startswith(("> ", "* ")):
-            if member is None:
-                raise TranscriptError(f"line {number}: a turn before the first ===")
-            try:
-                if line.startswith("> "):
-                    shown = await member.send(line[2:])
-                else:
-                    shown = await member.act(line[2:])
-            except TranscriptError as exc:
-                raise TranscriptError(f"line {number}: {exc}") from None
-            out += shown or ["(silence)"]
-        elif line.strip() and not line.startswith("#"):
-            raise TranscriptError(f"line {number}: not transcript syntax: {line!r}")
-    return "\n".join(out) + "\n"
+
+    async def start(channel: str, address: str, language: str | None, number: int) -> Member:
+        member = Member(relay, channel, address, language, number=number)
+        await member.join()
+        return member
+
+    return await play_conversations(script, start, telegram_base=910_000)
 
 
 def test_every_shipped_language_has_its_statements_transcript():
