@@ -244,8 +244,10 @@ class SharedWindow:
         # How late our last wake-ups were: a send may be held up as long after its check.
         self._lags: collections.deque[float] = collections.deque([0.0], maxlen=LAG_SAMPLES)
         # How long our last sends took from their check to the far side's answer: each
-        # reached the far side within that.
-        self._transits: collections.deque[float] = collections.deque([0.0], maxlen=LAG_SAMPLES)
+        # reached the far side within that. Before the first has landed it is unknown, and
+        # taken as LAG_CAP: a process's first send is its slowest (a new connection, code
+        # loaded on first use: 45-50 ms, against 2-5 ms after, seen on loopback).
+        self._transits: collections.deque[float] = collections.deque(maxlen=LAG_SAMPLES)
 
     def landed(self, seconds: float) -> None:
         """A send acquired here was answered `seconds` after `acquire` returned."""
@@ -347,7 +349,8 @@ class SharedWindow:
             # that much after the check: its sends end later, so none is placed beside them.
             lag = max(self._lags)
             try:
-                slack = GO_LATE + 2 * lag + max(MARGIN, max(self._transits))
+                transit = max(self._transits) if self._transits else LAG_CAP
+                slack = GO_LATE + 2 * lag + max(MARGIN, transit)
                 times = await self.store.take(self.key, earliest, self.window, released, slack)
             except Exception as exc:
                 # The database is out of reach: sends wait (nothing could be recorded
