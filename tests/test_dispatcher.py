@@ -576,13 +576,14 @@ async def test_two_dispatchers_racing_send_each_message_once_in_order(db, settin
         )
         for name, engine in zip(("a", "b"), engines, strict=True)
     ]
+    # All the work is waiting when both start together, so that both take part in the race
+    # from the first claim (queued while they polled, on SQLite one of them could claim each
+    # person's messages as they came and leave the other nothing).
+    now = datetime.now(UTC)
+    for who in people:
+        await queue(db, settings, who, "telegram", "m1", "m2", "m3", "m4", now=now)
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
-        # Both are up and polling before the work arrives, so that they really race.
-        await asyncio.sleep(0.3)
-        now = datetime.now(UTC)
-        for who in people:
-            await queue(db, settings, who, "telegram", "m1", "m2", "m3", "m4", now=now)
         async with asyncio.timeout(60):
             while len(sent) < 200:
                 await asyncio.sleep(0.05)
