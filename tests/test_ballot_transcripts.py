@@ -26,7 +26,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from bot.bootstrap import build
 from bot.services.ballots import opening, records
 from bot.settings import Settings
 from flows.ballot_spec import load_ballots
@@ -38,8 +37,8 @@ from tests.transcript_harness import (
     TRANSCRIPTS,
     Conversation,
     TranscriptError,
+    member_player,
     one_channel_only,
-    play_conversations,
     record,
     replays,
 )
@@ -82,15 +81,7 @@ class Member(Conversation):
         return await self.shown()
 
 
-async def play(script: str, sessions, settings: Settings) -> str:
-    relay = build(settings, sessions=sessions)
-
-    async def start(channel: str, address: str, language: str | None, number: int) -> Member:
-        member = Member(relay, channel, address, language, number=number)
-        await member.join()
-        return member
-
-    return await play_conversations(script, start, telegram_base=900_000)
+play = member_player(Member, telegram_base=900_000)
 
 
 def test_every_shipped_language_has_its_ballot_transcript():

@@ -28,7 +28,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from bot.bootstrap import build
 from bot.services import turns as service
 from bot.services.polls import waves
 from bot.settings import Settings
@@ -41,8 +40,8 @@ from tests.transcript_harness import (
     TRANSCRIPTS,
     Conversation,
     TranscriptError,
+    member_player,
     message_lines,
-    play_conversations,
     record,
 )
 
@@ -110,15 +109,7 @@ class Member(Conversation):
         return await self.shown()
 
 
-async def play(script: str, sessions, settings: Settings) -> str:
-    relay = build(settings, sessions=sessions)
-
-    async def start(channel: str, address: str, language: str | None, number: int) -> Member:
-        member = Member(relay, channel, address, language, number=number)
-        await member.join()
-        return member
-
-    return await play_conversations(script, start, telegram_base=950_000)
+play = member_player(Member, telegram_base=950_000)
 
 
 def test_every_shipped_language_has_its_poll_transcript():

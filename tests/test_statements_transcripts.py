@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from bot.bootstrap import build
 from bot.services.synthesis import records
 from bot.settings import Settings
 from flows.i18n import shipped_languages
@@ -35,7 +34,7 @@ from tests.test_ballot_transcripts import Member as BallotMember
 from tests.transcript_harness import (
     TRANSCRIPTS,
     TranscriptError,
-    play_conversations,
+    member_player,
     record,
 )
 
@@ -89,15 +88,7 @@ class Member(BallotMember):
         return await self.shown()
 
 
-async def play(script: str, sessions, settings: Settings) -> str:
-    relay = build(settings, sessions=sessions)
-
-    async def start(channel: str, address: str, language: str | None, number: int) -> Member:
-        member = Member(relay, channel, address, language, number=number)
-        await member.join()
-        return member
-
-    return await play_conversations(script, start, telegram_base=910_000)
+play = member_player(Member, telegram_base=910_000)
 
 
 def test_every_shipped_language_has_its_statements_transcript():

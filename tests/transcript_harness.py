@@ -30,6 +30,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.bootstrap import build
 from bot.channels.simulator import SimulatorTransport
 from bot.channels.transport import Outgoing
 from bot.delivery.dispatcher import Dispatcher
@@ -224,6 +225,23 @@ async def play_conversations(
         elif line.strip() and not line.startswith("#"):
             raise TranscriptError(f"line {number}: not transcript syntax: {line!r}")
     return "\n".join(out) + "\n"
+
+
+def member_player(member: Callable[..., Conversation], telegram_base: int) -> Player:
+    """A transcript player whose every conversation is a new `member(relay, channel,
+    address, language, number=N)` that first `join()`s (the panel runners' shape)."""
+
+    async def play(script: str, sessions: Sessions, settings: Settings) -> str:
+        relay = build(settings, sessions=sessions)
+
+        async def start(channel: str, address: str, language: str | None, number: int):
+            conversation = member(relay, channel, address, language, number=number)
+            await conversation.join()
+            return conversation
+
+        return await play_conversations(script, start, telegram_base)
+
+    return play
 
 
 def missing_languages(files: Iterable[Path]) -> list[str]:
