@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -50,6 +51,9 @@ NUMBER_FORMATTING = re.compile(r"[\s().-]")
 MAX_ADDRESS = 64  # the contacts table's column
 
 
+# Parsed on every inbound SMS (twice for a number outside the numbering plan): the same
+# few thousand senders write again and again.
+@lru_cache(maxsize=8192)
 def inbound_sender(sender: str, default_region: str = "GB") -> str:
     """The address to file an inbound SMS under: E.164 for any number (known to the
     numbering plan or not), else the short code or sender name as Twilio gave it.

@@ -8,7 +8,6 @@ the service's own), so nothing here is global.
 
 from __future__ import annotations
 
-import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -187,7 +186,7 @@ class Engine:
 
     def handle(self, state: State, inbound: Inbound, ctx: Context) -> Turn:
         """One inbound message in, a new state, messages and audit events out."""
-        conv = Conversation(copy.deepcopy(state), ctx, self)
+        conv = Conversation(state.copy(), ctx, self)
         text = inbound.text[:MAX_TEXT]
         inbound = Inbound(channel=inbound.channel, text=text, button=inbound.button)
         keyword = keyword_of(text, inbound.channel) if inbound.button is None else None
@@ -260,7 +259,7 @@ class Engine:
 
     def start(self, state: State, flow: str, ctx: Context, step: str | None = None) -> Turn:
         """Begin a flow for a participant without an inbound message (an invitation, a draw)."""
-        conv = Conversation(copy.deepcopy(state), ctx, self)
+        conv = Conversation(state.copy(), ctx, self)
         if conv.state.opted_out:
             return Turn(conv.state, [], [])
         conv.goto(flow, step)

@@ -14,6 +14,7 @@ GSM7_BASIC = set(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = set("^{}\\[~]|€\f")
+_GSM7_ALL = frozenset(GSM7_BASIC | GSM7_EXTENSION)
 
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
@@ -60,12 +61,13 @@ def gsm_friendly(text: str) -> str:
 
 
 def encoding_of(text: str) -> str:
-    return GSM7 if all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text) else UCS2
+    # Set operations, not a loop per character: every outgoing SMS is measured.
+    return GSM7 if _GSM7_ALL.issuperset(text) else UCS2
 
 
 def _units(text: str, encoding: str) -> int:
     if encoding == GSM7:
-        return sum(2 if c in GSM7_EXTENSION else 1 for c in text)
+        return len(text) + sum(text.count(c) for c in GSM7_EXTENSION)
     return len(text.encode("utf-16-le")) // 2
 
 
@@ -79,9 +81,10 @@ def measure(text: str) -> SmsSize:
 
 def split(text: str, max_segments: int) -> list[str]:
     """Cut `text` into messages of at most `max_segments` segments each, between words."""
-    if measure(text).segments <= max_segments:
+    size = measure(text)
+    if size.segments <= max_segments:
         return [text]
-    encoding = encoding_of(text)
+    encoding = size.encoding
     per_segment = 153 if encoding == GSM7 else 67
     budget = per_segment * max_segments
     return split_to_budget(text, budget, lambda s: _units(s, encoding))

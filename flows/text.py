@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
+# A message's text is folded by each matcher in turn (keywords, choices, commands...).
+@lru_cache(maxsize=4096)
 def fold(text: str) -> str:
     """Fold case, width and accents: 'ＳＴＯＰ', ' Stop! ' and 'stop' all give 'stop'.
 
