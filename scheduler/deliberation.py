@@ -14,21 +14,16 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.deliberation_config import Prompt
 from scheduler.config import Calendar
 from scheduler.facts import load_moves
 from scheduler.plan import timed_sessions
+from store.db import dialect_insert
 from store.deliberation import CANCELLED, DONE, JOB_OPEN, PENDING, DeliberationJob
 
 J = DeliberationJob
-
-
-def _insert(session: AsyncSession):
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    return dialect.insert(J)
 
 
 async def add_job(
@@ -44,7 +39,7 @@ async def add_job(
 ) -> bool:
     """Insert a job unless one with `key` exists (whatever its state); True if inserted."""
     inserted = await session.execute(
-        _insert(session)
+        dialect_insert(session, J)
         .values(
             kind=kind,
             key=key,

@@ -15,7 +15,6 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from flows.briefing import PROMPT, briefing_messages, reminder_messages
@@ -38,6 +37,7 @@ from store import audit
 from store.calendar import CANCELLED, DONE, PENDING, SKIPPED, BriefingRead, CalendarJob
 from store.calendar import CalendarPreference as Preference
 from store.contacts import preferred_contact
+from store.db import dialect_insert
 from store.models import Participant
 
 # How due messages reach the outbox: the service's writer (bot.services.outgoing.enqueuer),
@@ -78,11 +78,6 @@ async def load_members(
         Member(p.id, p.timezone, time.fromisoformat(chosen) if chosen else None, p.language)
         for p, chosen in rows
     ]
-
-
-def _insert(session: AsyncSession):
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    return dialect.insert(CalendarJob)
 
 
 async def sync(
@@ -138,7 +133,9 @@ async def sync(
         ]
         for start in range(0, len(rows), 500):
             await session.execute(
-                _insert(session).values(rows[start : start + 500]).on_conflict_do_nothing()
+                dialect_insert(session, CalendarJob)
+                .values(rows[start : start + 500])
+                .on_conflict_do_nothing()
             )
         result.inserted = len(new)
     for key, job in existing.items():

@@ -9,6 +9,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,6 +23,14 @@ DEFAULT_URL = "sqlite+aiosqlite:///concorder.db"
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
+
+
+def dialect_insert(session: AsyncSession, table):
+    """An INSERT on `table` (a model or Table) in the session's dialect, so that
+    `.on_conflict_do_nothing(...)` is there: what several instances racing to store one
+    row use, the second doing nothing instead of failing."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
 
 
 def make_engine(url: str = DEFAULT_URL, **kwargs) -> AsyncEngine:

@@ -92,3 +92,22 @@ async def test_an_opening_a_crash_interrupted_is_finished_by_the_next_tick(relay
     await tick(relay)  # nobody is asked twice
     async with db.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 5
+
+
+async def test_instances_starting_together_store_the_files_ballot_once(
+    relay, assembly, db, settings
+):
+    # Every instance reads the assembly's ballots on its first tick: on a fresh database
+    # two of them find no ballot and both insert it. Neither may fail for it.
+    other_engine = make_engine(db.url)
+    other = build(settings, assembly=assembly, sessions=sessionmaker(other_engine))
+    try:
+        early = OPENS.replace(hour=14)
+        done = await asyncio.gather(*(tick(each, early) for each in (relay, other) * 2))
+    finally:
+        await other_engine.dispose()
+    assert done == [[]] * 4
+    async with db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Ballot)) == 1
+        kinds = (await session.execute(select(AuditEvent.kind))).scalars().all()
+    assert kinds.count("ballot.created") == 1

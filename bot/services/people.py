@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.addresses import can_receive_sms
 from flows.model import State
 from store import audit, contacts
+from store.db import dialect_insert
 from store.models import Contact, Participant, utcnow
 
 
@@ -91,10 +90,9 @@ async def find_or_create_contact(
     await session.flush()
     # A short code or sender name texted us: it can never be answered by SMS.
     silent = channel == "sms" and not can_receive_sms(address)
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     contact = (
         await session.scalars(
-            insert(Contact)
+            dialect_insert(session, Contact)
             .values(
                 participant_id=participant.id,
                 channel=channel,

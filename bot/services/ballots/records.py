@@ -23,6 +23,7 @@ from flows.ballot import KIND, NAME
 from flows.ballot_spec import BallotDef, plain
 from store import audit
 from store.ballots import CLOSED, DRAFT, OPEN, Ballot, BallotRoll, BallotVote
+from store.db import dialect_insert
 from store.models import OutboxMessage, OutboxStatus, Participant, utcnow
 
 CLOSED_EVENT, TALLIED = "ballot.closed", "ballot.tallied"
@@ -54,8 +55,11 @@ async def create(
         if row is not None and row.status == DRAFT:  # an open one is never locked for this
             row = await session.get(Ballot, ballot.id, with_for_update=True, populate_existing=True)
         if row is None:
-            session.add(
-                Ballot(
+            # Several instances read the assembly's ballots at start: the one whose insert
+            # lands creates it; the others find it made and go on as if it had been there.
+            made = await session.execute(
+                dialect_insert(session, Ballot)
+                .values(
                     id=ballot.id,
                     status=DRAFT,
                     definition=definition,
@@ -63,12 +67,17 @@ async def create(
                     closes_at=ballot.closes_at,
                     source=source,
                 )
+                .on_conflict_do_nothing(index_elements=["id"])
+                .returning(Ballot.id)
             )
-            await audit.append(
-                session, CREATED, {"ballot": ballot.id, "method": ballot.method}, at=now
-            )
-            done.append(Created(ballot.id, "created"))
-        elif row.status != DRAFT:
+            if made.first() is not None:
+                await audit.append(
+                    session, CREATED, {"ballot": ballot.id, "method": ballot.method}, at=now
+                )
+                done.append(Created(ballot.id, "created"))
+                continue
+            row = await session.get(Ballot, ballot.id, with_for_update=True, populate_existing=True)
+        if row.status != DRAFT:
             done.append(Created(ballot.id, "kept"))
         elif (row.definition, row.opens_at, row.closes_at) == (
             definition,

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.relay import Relay
@@ -20,6 +19,7 @@ from bot.services.polls.pseudonyms import respondent
 from flows import events
 from flows.facts import PollFacts
 from flows.poll import ANSWERS, NAME
+from store.db import dialect_insert
 from store.models import Participant
 from store.polls import OPEN, Poll, PollAnswer, PollRoll, PollWave
 
@@ -41,11 +41,6 @@ async def poll_facts(session: AsyncSession, participant: Participant) -> dict[st
     return {"poll": PollFacts(place["id"], place["wave"], status, row.definition)}
 
 
-def _insert(session: AsyncSession):
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    return dialect.insert(PollAnswer)
-
-
 async def record_answers(
     session: AsyncSession, key: bytes, participant: Participant, answers: list[dict], now
 ) -> int:
@@ -54,7 +49,7 @@ async def record_answers(
     for answer in answers:
         who = respondent(key, answer["poll"], participant.id)
         inserted = await session.execute(
-            _insert(session)
+            dialect_insert(session, PollAnswer)
             .values(
                 poll_id=answer["poll"],
                 wave_id=answer["wave"],

@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.relay import Relay
@@ -16,6 +15,7 @@ from flows.poll_spec import PollDef, PollError, check, plain
 from scheduler.config import Calendar
 from scheduler.facts import load_moves
 from scheduler.polls import wave_times
+from store.db import dialect_insert
 from store.polls import PENDING, Poll, PollWave
 
 
@@ -33,11 +33,6 @@ def assembly_polls(relay: Relay) -> list[PollDef]:
         return []
 
 
-def _insert(session: AsyncSession, model):
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    return dialect.insert(model)
-
-
 async def store_polls(
     session: AsyncSession, polls: list[PollDef], calendar: Calendar | None, now: datetime
 ) -> None:
@@ -48,7 +43,7 @@ async def store_polls(
     moves = await load_moves(session)
     for poll in polls:
         await session.execute(
-            _insert(session, Poll)
+            dialect_insert(session, Poll)
             .values(id=poll.id, definition=plain(poll), created_at=now)
             .on_conflict_do_nothing(index_elements=["id"])
         )
@@ -66,7 +61,7 @@ async def store_polls(
             wave = waves.get(wave_id)
             if wave is None:
                 await session.execute(
-                    _insert(session, PollWave)
+                    dialect_insert(session, PollWave)
                     .values(
                         poll_id=poll.id,
                         wave_id=wave_id,
