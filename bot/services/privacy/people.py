@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.services.polls.own import own_answers
 from store.draw_records import DrawRun
-from store.models import Contact
+from store.models import Contact, Participant
 from store.personal_data import BY_CONTACT, INVENTORY, KEEP, Place
 
 
@@ -52,8 +53,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-async def export_person(session: AsyncSession, participant_id: str) -> dict[str, Any]:
-    """Everything held about one person, table by table, as plain JSON data."""
+async def export_person(session: AsyncSession, participant_id: str, key: bytes) -> dict[str, Any]:
+    """Everything held about one person, table by table, as plain JSON data; `key` is the
+    server secret their poll answers' pseudonyms are made with."""
     contacts = await contact_ids(session, participant_id)
     tables: dict[str, Any] = {}
     for place in INVENTORY:
@@ -71,6 +73,15 @@ async def export_person(session: AsyncSession, participant_id: str) -> dict[str,
         "what": "what each draw was given about you (by your participant id)",
         "after_erasure": "kept: the draw's record, so anyone can re-run and check it",
         "rows": await _draw_inputs(session, participant_id),
+    }
+    person = await session.get(Participant, participant_id)
+    language = person.language if person is not None else "en"
+    tables["poll_answers"] = {
+        "what": "your answers to the assembly's questionnaires, as you gave them (kept under "
+        "a code of each questionnaire, not your participant id)",
+        "after_erasure": "kept under that code for the questionnaire's report, as the "
+        "draw's record",
+        "rows": await own_answers(session, key, participant_id, language),
     }
     return {"participant_id": participant_id, "tables": tables}
 
