@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.polls.own import own_answers
 from store.draw_records import DrawRun
+from store.groups import GroupRun
 from store.models import Contact, Participant
 from store.personal_data import BY_CONTACT, INVENTORY, KEEP, Place
 
@@ -74,6 +75,12 @@ async def export_person(session: AsyncSession, participant_id: str, key: bytes) 
         "after_erasure": "kept: the draw's record, so anyone can re-run and check it",
         "rows": await _draw_inputs(session, participant_id),
     }
+    tables["group_runs"] = {
+        "what": "what each small-group allocation was given about you (language, the "
+        "categories it mixes, any table you were pinned to) and organisers' moves of you",
+        "after_erasure": "kept: the allocation's record, so anyone can re-run and check it",
+        "rows": await _group_inputs(session, participant_id),
+    }
     person = await session.get(Participant, participant_id)
     language = person.language if person is not None else "en"
     tables["poll_answers"] = {
@@ -92,4 +99,23 @@ async def _draw_inputs(session: AsyncSession, participant_id: str) -> list[dict[
         for respondent in (run.payload or {}).get("input", {}).get("respondents", []):
             if respondent.get("id") == participant_id:
                 found.append({"draw_id": run.draw_id, "kind": run.kind, "input": respondent})
+    return found
+
+
+async def _group_inputs(session: AsyncSession, participant_id: str) -> list[dict[str, Any]]:
+    found = []
+    for run in (await session.execute(select(GroupRun).order_by(GroupRun.id))).scalars():
+        payload = run.payload or {}
+        member = next((m for m in payload.get("members", []) if m["id"] == participant_id), None)
+        if member is None:
+            continue
+        found.append(
+            {
+                "run_id": run.run_id,
+                "status": run.status,
+                "input": member,
+                "pins": [p for p in payload.get("pins", []) if p[0] == participant_id],
+                "moves": [m for m in run.moves or [] if m.get("member") == participant_id],
+            }
+        )
     return found
