@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     audit_origin: str | None = Field(None, alias="CONCORDER_AUDIT_ORIGIN")
     # Where Belenios ballots keep their election files (one directory per ballot).
     belenios_dir: str = Field("belenios", alias="CONCORDER_BELENIOS_DIR")
+    # How long a vote's encryption may take (seconds) before the voter is told it was not
+    # cast: well inside a webhook's own timeout (Twilio waits 15 s).
+    belenios_vote_timeout: float = Field(10.0, alias="CONCORDER_BELENIOS_VOTE_TIMEOUT")
 
     @field_validator("retry_for", "send_lease", "checkpoint_every", mode="before")
     @classmethod

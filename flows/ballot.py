@@ -202,6 +202,12 @@ class Ballot(Flow):
             self._ask_confirm(conv, ballot.definition)
             return
         code = conv.ctx.facts.ballot_tracker or ""
+        if ballot.credential and not code:
+            # Belenios could not encrypt it (the service's tool failed): nothing is cast,
+            # the choice still waits for YES.
+            _say(conv, _belenios_not_cast(conv))
+            self._ask_confirm(conv, ballot.definition)
+            return
         vote = conv.state.data[NAME].get("pending")
         conv.state.data.pop(NAME, None)
         conv.state.data[CAST] = {"ballot": ballot.id, "vote": vote, "tracker": code}
@@ -257,6 +263,14 @@ def _belenios_intro(conv: Conversation, ballot: BallotFacts) -> str:
         "the result with belenios-tool, and you can check that your ballot is in the box.",
         title=bt.title(ballot.definition, conv.t),
         credential=ballot.credential,
+    )
+
+
+def _belenios_not_cast(conv: Conversation) -> str:
+    return conv._(
+        "Your vote could not be encrypted just now, because of a problem on our side, so it "
+        "has NOT been cast and nothing was recorded. Your choice is kept: reply YES in a few "
+        "minutes to try again, or NO to choose again."
     )
 
 

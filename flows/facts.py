@@ -197,7 +197,9 @@ class Facts:
     sessions: list[ScheduledSession] | None = None  # organisers and panel members
     timezone: str | None = None  # the calendar's, with `sessions`
     ballots: list[BallotFacts] | None = None  # open or closed ballots this person is on
-    ballot_tracker: str | None = None  # a fresh receipt code, for a vote cast in this turn
+    # A fresh receipt code, for a vote cast in this turn; in a Belenios ballot the prepared
+    # ballot's tracker, None when it could not be encrypted.
+    ballot_tracker: str | None = None
     poll: PollFacts | None = None  # the poll wave this person is answering
     table: TableFacts | None = None  # a prompt is open at this member's table
     statements: list[StatementFacts] | None = None  # the opinion map's, once sent to them

@@ -287,7 +287,8 @@ NOT_PERSONAL: dict[str, str] = {
     PollWave.__tablename__: "poll waves and their times",
     PollAnswer.__tablename__: "poll answers under a pseudonym of each poll (a keyed hash of "
     "the participant id with the server secret): no participant id and no text; kept for "
-    "the poll's report, as the draw's record",
+    "the poll's report, as the draw's record; the person's export finds theirs again with "
+    "the secret (bot/services/polls/own.py)",
     BeleniosElection.__tablename__: "where a Belenios ballot's election files are",
     BeleniosBallot.__tablename__: "encrypted Belenios ballots with no voter and no time, as "
     "the published ballot box holds them; the credentials that tied them to voters are "

@@ -76,16 +76,24 @@ class Phones:
 
     def __init__(self, client, db):
         self.client, self.db, self.n = client, db, 0
+        self.last: tuple[str, dict] | None = None
+
+    async def post(self, path: str, **request) -> None:
+        self.last = (path, request)
+        response = await self.client.post(path, **request)
+        assert response.status == 200, await response.text()
+
+    async def again(self) -> None:
+        """The last request delivered once more, as a provider retrying it would."""
+        path, request = self.last
+        await self.post(path, **request)
 
     async def sms(self, v, text: str) -> None:
         self.n += 1
         form = {"MessageSid": f"SM{self.n:032d}", "From": v.address, "To": "+15005550006"}
         form |= {"Body": text, "NumMedia": "0", "AccountSid": "AC" + "0" * 32}
         url = str(self.client.make_url("/webhooks/twilio/sms"))
-        response = await self.client.post(
-            "/webhooks/twilio/sms", data=form, headers=sign(url, form)
-        )
-        assert response.status == 200, await response.text()
+        await self.post("/webhooks/twilio/sms", data=form, headers=sign(url, form))
 
     async def press(self, v, key: str) -> None:
         """A press on the button `key` of the voter's latest keyboard."""
@@ -94,8 +102,7 @@ class Phones:
         data = next(b["data"] for b in buttons if b["data"].endswith(f":{key}"))
         update = callback_update(self.n, data, chat=int(v.address))
         headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
-        response = await self.client.post("/webhooks/telegram", json=update, headers=headers)
-        assert response.status == 200, await response.text()
+        await self.post("/webhooks/telegram", json=update, headers=headers)
 
 
 @pytest.fixture

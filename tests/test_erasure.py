@@ -160,7 +160,7 @@ async def test_an_erased_person_leaves_no_trace_and_what_they_caused_still_check
 ):
     people = await _drawn_world(db, relay, invited, assembly)
     async with db.sessions() as session:
-        export = str(await privacy.export_person(session, people[0]))
+        export = str(await privacy.export_person(session, people[0], relay.invite_key))
     assert PHONE in export and WORDS[0] in export and "travel" in export
     assert _traces(await _dump(db)), "the test's needles must be in the database at first"
     before = await _counts(db)
@@ -207,7 +207,7 @@ async def test_an_erased_person_leaves_no_trace_and_what_they_caused_still_check
     # Nothing was ever sent in this test: every queued message to them is cancelled.
     assert set(statuses) == {"cancelled"}
     async with db.sessions() as session:
-        export = str(await privacy.export_person(session, people[0]))
+        export = str(await privacy.export_person(session, people[0], relay.invite_key))
     assert _traces(export.encode()) == []
 
     # Ana writes again: she is someone new, with nothing of before.

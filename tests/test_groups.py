@@ -355,6 +355,10 @@ async def test_erasing_a_seated_member_keeps_the_seats_and_the_check(db, tmp_pat
     assert code == 0, err
     exported = json.loads((tmp_path / "me.json").read_text())
     assert len(exported["tables"]["group_seats"]["rows"]) == 2
+    # What the allocation was given about them: their language and the categories it mixes.
+    (given,) = exported["tables"]["group_runs"]["rows"]
+    assert given["input"]["id"] == "P00001" and given["input"]["language"]
+    assert given["input"]["attributes"] and given["pins"] == [] and given["moves"] == []
 
     code, out, err = await concorder(db, tmp_path, "erase", "P00001")
     assert code == 0 and "Erased P00001" in out, err

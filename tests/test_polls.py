@@ -6,6 +6,7 @@ arriving at once recorded once, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +23,7 @@ from scheduler.moves import move_session
 from store.polls import OPEN, PENDING, PollAnswer, PollRoll, PollWave
 from tests.conftest import EXAMPLE_ASSEMBLY
 from tests.poll_world import messages, panel, say, voter
+from tests.test_draw import concorder
 
 BEFORE = datetime(2027, 1, 31, 18, 30, tzinfo=UTC)  # session s1's start - 48 h
 AFTER = datetime(2027, 2, 6, 17, 0, tzinfo=UTC)  # session s3's start + 7 h
@@ -169,3 +171,39 @@ async def test_answers_arriving_at_once_are_recorded_once(relay, db, assembly, c
     thanks = await messages(db.sessions, person)
     assert thanks.count("Thank you: your answers are recorded.") == 1
     assert len([m for m in thanks if m.startswith("2/3.")]) == 1  # "4" was taken once
+
+
+async def test_a_members_own_answers_are_in_the_copy_of_their_data(
+    relay, db, assembly, calendar, tmp_path, monkeypatch
+):
+    claire, other = voter(1, "sms", "fr"), voter(2, "sms")
+    await panel(db.sessions, [claire, other])
+    await tick(relay, BEFORE)
+    await _answer_all(relay, [claire, other], [["4", "passer", "b"], ["1", "1", "a"]], BEFORE)
+    await say(relay, claire, "MYDATA", now=BEFORE)
+    assert "Nous avons bien reçu votre demande" in (await messages(db.sessions, claire))[-1]
+
+    # The organisers answer with `concorder person export`, on the service's own secret.
+    monkeypatch.setenv("CONCORDER_SECRET_KEY", relay.invite_key.decode())
+    code, out, err = await concorder(db, tmp_path, "person", "export", claire.address)
+    assert code == 0, err
+    given = json.loads(out)["tables"]["poll_answers"]["rows"]
+    assert [(a["wave_id"], a["question"], a["value"], a["answer"]) for a in given] == [
+        ("before", "Les bus devraient être gratuits pour les moins de 18 ans.", "4", "D'accord"),
+        ("before", "Le centre-ville devrait être sans voitures le samedi.", None, None),
+        (
+            "before",
+            "Quelle part du coût des bus les billets paient-ils ?",
+            "half",
+            "Environ la moitié",
+        ),
+    ]
+    assert [a["skipped"] for a in given] == [False, True, False]
+    assert claire.id not in {a["respondent"] for a in given}  # kept under a code, as stored
+    # Only their own: the other member's answers are not in it.
+    code, out, err = await concorder(db, tmp_path, "person", "export", other.address)
+    assert [a["answer"] for a in json.loads(out)["tables"]["poll_answers"]["rows"]] == [
+        "Strongly disagree",
+        "Strongly disagree",
+        "About a tenth",
+    ]

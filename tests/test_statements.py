@@ -6,6 +6,7 @@ arrives twice at once (two instances on one database, SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 from sqlalchemy import func, select
 
@@ -17,6 +18,7 @@ from store.db import make_engine, sessionmaker
 from store.models import AuditEvent, Participant, utcnow
 from store.statements import APPROVED, PROPOSED, Statement, StatementVote
 from tests.ballot_world import last_message, messages, panel, press, say, voter
+from tests.test_draw import concorder
 
 BUSES = {"en": "Buses should be free for everyone under 18.", "fr": "Bus gratuits avant 18 ans."}
 PARKS = {"en": "The town needs more parks.", "fr": "La ville a besoin de plus de parcs."}
@@ -163,3 +165,22 @@ async def test_the_map_reads_sent_statements_and_their_answers(relay, db):
         conv = await conversation.load(session, "fr")
     assert conv.statements == {first: BUSES["fr"], second: PARKS["fr"]}
     assert len(conv.votes) == 4 and conv.participants == sorted(p.id for p in people)
+
+
+async def test_a_members_answers_and_proposals_are_in_the_copy_of_their_data(relay, db, tmp_path):
+    sms, other = voter(1, "sms"), voter(2, "sms")
+    await panel(db.sessions, [sms, other])
+    first, second = await _statements(db, BUSES, PARKS)
+    await records.send(relay)
+    await say(relay, sms, "A")
+    await say(relay, sms, "P")
+    await say(relay, sms, "PROPOSE Cycle lanes should be separated from cars.")
+    await say(relay, other, "D")
+
+    code, out, err = await concorder(db, tmp_path, "person", "export", sms.address)
+    assert code == 0, err
+    tables = json.loads(out)["tables"]
+    given = {(r["statement_id"], r["vote"]) for r in tables["statement_votes"]["rows"]}
+    assert given == {(first, 1), (second, 0)}  # only theirs: agree, pass
+    proposed = [r["texts"] for r in tables["statements"]["rows"]]
+    assert proposed == [{"en": "Cycle lanes should be separated from cars."}]

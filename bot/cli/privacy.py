@@ -199,7 +199,7 @@ def export(
                 pid = (await find_participant(session, address, settings.default_region)).id
             except PersonNotFound as exc:
                 return None, str(exc)
-            return await privacy.export_person(session, pid), None
+            return await privacy.export_person(session, pid, relay.invite_key), None
 
     data, problem = run(with_relay(settings, work))
     if data is None:

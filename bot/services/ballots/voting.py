@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.relay import Relay
 from bot.services.ballots.belenios import service as belenios
+from bot.services.ballots.belenios.tool import TIMEOUT
 from bot.services.ballots.counting import validate
 from flows import events
 from flows.ballot import CAST, NAME, ON_ROLL, UNCONFIRMED
@@ -94,7 +95,9 @@ def count_params(definition: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-async def ballot_facts(session: AsyncSession, participant: Participant) -> dict[str, Any] | None:
+async def ballot_facts(
+    session: AsyncSession, participant: Participant, vote_timeout: float = TIMEOUT
+) -> dict[str, Any] | None:
     state = participant.state or {}
     session.info[BEFORE] = state.get("flow") == NAME
     if not state.get("data", {}).get(ON_ROLL):
@@ -128,8 +131,14 @@ async def ballot_facts(session: AsyncSession, participant: Participant) -> dict[
             chosen = next((b for b in ballots if b.id == held.get("id")), None)
             if chosen is not None and chosen.credential and chosen.status == OPEN:
                 # Encrypted now, so the confirmation can give its tracker; YES stores it.
+                # None if the tool failed: the flow then casts nothing and says so.
                 facts["ballot_tracker"] = await belenios.prepare(
-                    session, participant.id, chosen.id, held.get("pending"), chosen.definition
+                    session,
+                    participant.id,
+                    chosen.id,
+                    held.get("pending"),
+                    chosen.definition,
+                    timeout=vote_timeout,
                 )
     return facts
 
@@ -236,7 +245,10 @@ def register(relay: Relay) -> None:
         if held is not None:
             participant.state = {**state, "data": data}
 
-    relay.hooks.provide_facts(ballot_facts)
+    async def facts(session: AsyncSession, participant: Participant) -> dict[str, Any] | None:
+        return await ballot_facts(session, participant, relay.settings.belenios_vote_timeout)
+
+    relay.hooks.provide_facts(facts)
     relay.hooks.on_event(events.WITHDREW, withdrew)
     relay.hooks.on_event(events.OPTED_OUT, withdrew)
     relay.hooks.before_inbound(remember_record, voters_in)

@@ -9,8 +9,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.services.polls.own import own_answers
 from store.draw_records import DrawRun
-from store.models import Contact
+from store.groups import GroupRun
+from store.models import Contact, Participant
 from store.personal_data import BY_CONTACT, INVENTORY, KEEP, Place
 
 
@@ -52,8 +54,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-async def export_person(session: AsyncSession, participant_id: str) -> dict[str, Any]:
-    """Everything held about one person, table by table, as plain JSON data."""
+async def export_person(session: AsyncSession, participant_id: str, key: bytes) -> dict[str, Any]:
+    """Everything held about one person, table by table, as plain JSON data; `key` is the
+    server secret their poll answers' pseudonyms are made with."""
     contacts = await contact_ids(session, participant_id)
     tables: dict[str, Any] = {}
     for place in INVENTORY:
@@ -72,6 +75,21 @@ async def export_person(session: AsyncSession, participant_id: str) -> dict[str,
         "after_erasure": "kept: the draw's record, so anyone can re-run and check it",
         "rows": await _draw_inputs(session, participant_id),
     }
+    tables["group_runs"] = {
+        "what": "what each small-group allocation was given about you (language, the "
+        "categories it mixes, any table you were pinned to) and organisers' moves of you",
+        "after_erasure": "kept: the allocation's record, so anyone can re-run and check it",
+        "rows": await _group_inputs(session, participant_id),
+    }
+    person = await session.get(Participant, participant_id)
+    language = person.language if person is not None else "en"
+    tables["poll_answers"] = {
+        "what": "your answers to the assembly's questionnaires, as you gave them (kept under "
+        "a code of each questionnaire, not your participant id)",
+        "after_erasure": "kept under that code for the questionnaire's report, as the "
+        "draw's record",
+        "rows": await own_answers(session, key, participant_id, language),
+    }
     return {"participant_id": participant_id, "tables": tables}
 
 
@@ -81,4 +99,23 @@ async def _draw_inputs(session: AsyncSession, participant_id: str) -> list[dict[
         for respondent in (run.payload or {}).get("input", {}).get("respondents", []):
             if respondent.get("id") == participant_id:
                 found.append({"draw_id": run.draw_id, "kind": run.kind, "input": respondent})
+    return found
+
+
+async def _group_inputs(session: AsyncSession, participant_id: str) -> list[dict[str, Any]]:
+    found = []
+    for run in (await session.execute(select(GroupRun).order_by(GroupRun.id))).scalars():
+        payload = run.payload or {}
+        member = next((m for m in payload.get("members", []) if m["id"] == participant_id), None)
+        if member is None:
+            continue
+        found.append(
+            {
+                "run_id": run.run_id,
+                "status": run.status,
+                "input": member,
+                "pins": [p for p in payload.get("pins", []) if p[0] == participant_id],
+                "moves": [m for m in run.moves or [] if m.get("member") == participant_id],
+            }
+        )
     return found

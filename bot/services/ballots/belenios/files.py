@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.services.ballots.belenios import election
-from bot.services.ballots.belenios.tool import BeleniosError, run
+from bot.services.ballots.belenios.tool import TIMEOUT, BeleniosError, run
 
 
 @dataclass
@@ -84,14 +84,16 @@ async def set_up(
     return Setup(uuid, directory, private)
 
 
-async def encrypt(directory: Path, uuid: str, credential: str, choices: Any) -> str:
+async def encrypt(
+    directory: Path, uuid: str, credential: str, choices: Any, timeout: float = TIMEOUT
+) -> str:
     """The ballot belenios-tool makes of these choices, signed with the credential."""
     del uuid  # the archive in public/ says which election
     secret = f"{credential}\n".encode()
     ballot = await run(
         "election", "generate-ballot", "--dir", str(directory / "public"),
         "--privcred", "{secret}", "--ballot", "/dev/stdin",
-        stdin=json.dumps(choices).encode(), secret=secret,
+        stdin=json.dumps(choices).encode(), secret=secret, timeout=timeout,
     )  # fmt: skip
     return ballot.decode().strip()
 

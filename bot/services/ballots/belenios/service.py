@@ -8,6 +8,7 @@ credentials deleted.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.ballots.belenios import election, files
-from bot.services.ballots.belenios.tool import BeleniosError
+from bot.services.ballots.belenios.tool import TIMEOUT, BeleniosError
 from store.ballots import OPEN, Ballot, BallotRoll
 from store.belenios import BeleniosBallot, BeleniosCredential, BeleniosElection
+
+log = logging.getLogger(__name__)
 
 SYSTEM = "belenios"
 PREPARED = "belenios.prepared"  # session.info: {tracker: (ballot id, encrypted ballot)}
@@ -57,16 +60,34 @@ async def credentials(session: AsyncSession, participant_id: str) -> dict[str, s
 
 
 async def prepare(
-    session: AsyncSession, participant_id: str, ballot_id: str, vote: Any, definition: dict
+    session: AsyncSession,
+    participant_id: str,
+    ballot_id: str,
+    vote: Any,
+    definition: dict,
+    timeout: float = TIMEOUT,
 ) -> str | None:
     """The vote waiting for YES encrypted with the voter's credential: its tracker is said
-    in the confirmation, and YES stores this very ballot (session.info)."""
+    in the confirmation, and YES stores this very ballot (session.info). None when no
+    ballot could be made, and then YES casts nothing.
+
+    If belenios-tool fails (missing, an error, too slow) the turn still commits: the voter
+    is told the vote was not cast and their choice waits for YES again, in their state as
+    any unconfirmed choice does. Retrying later by ourselves would mean keeping a confirmed
+    choice beside its voter outside the turn; failing the turn would lose the message
+    (Twilio does not resend an SMS) or have Telegram resend it while the tool is down."""
     row = await session.get(BeleniosElection, ballot_id)
     private = await session.get(BeleniosCredential, (ballot_id, participant_id))
     if row is None or private is None or vote is None:
         return None
     choices = election.plaintext(ballot_id, definition, vote)
-    ballot = await files.encrypt(Path(row.directory), row.uuid, private.private, choices)
+    try:
+        ballot = await files.encrypt(
+            Path(row.directory), row.uuid, private.private, choices, timeout=timeout
+        )
+    except (BeleniosError, OSError):
+        log.warning("belenios-tool could not encrypt a vote in ballot %s", ballot_id)
+        return None
     tracker = files.tracker(ballot)
     session.info.setdefault(PREPARED, {})[tracker] = (ballot_id, ballot)
     return tracker
