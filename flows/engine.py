@@ -15,7 +15,14 @@ from typing import Any, ClassVar
 
 from flows import events
 from flows.i18n import Translator, shipped_languages, translator
-from flows.keywords import REPLY_WORDS, Keyword, keyword_of, language_of, opts_in_as_an_answer
+from flows.keywords import (
+    REPLY_WORDS,
+    Keyword,
+    keyword_of,
+    language_of,
+    opts_in_as_an_answer,
+    yes_or_no_choice,
+)
 from flows.model import Choice, Context, Event, Inbound, Outbound, State, Turn
 from flows.text import fold
 
@@ -149,7 +156,7 @@ def match_choice(state: State, inbound: Inbound) -> tuple[str | None, bool]:
     for index, (key, label) in enumerate(state.offered, start=1):
         if word in (str(index), fold(key), fold(label)) or word in REPLY_WORDS.get(key, ()):
             return key, False
-    return None, False
+    return yes_or_no_choice(word, [key for key, _ in state.offered]), False
 
 
 class Engine:

@@ -73,7 +73,16 @@ REPLY_WORDS = {
     "yes": {"yes", "y", "oui", "si", "ok", "yep"},
     "no": {"no", "n", "non", "nope"},
     "agree": {"agree", "iagree", "accept", "accepte", "jaccepte", "daccord", "acepto", "deacuerdo"},
-    "disagree": {"disagree", "refuse", "jerefuse", "norefuse", "rechazo", "noacepto"},
+    "disagree": {
+        "disagree",
+        "refuse",
+        "jerefuse",
+        "norefuse",
+        "pasdaccord",
+        "rechazo",
+        "noacepto",
+        "nodeacuerdo",
+    },
     "confirm": {"confirm", "confirme", "confirmer", "jeconfirme", "confirmo", "confirmar"},
     "decline": {
         "decline",
@@ -87,6 +96,24 @@ REPLY_WORDS = {
         "declino",
     },
 }
+
+# The yes and no of questions that ask it in other words: where a question offers one of
+# these options, the yes-words (or no-words) above pick it too, as someone on a basic phone
+# answers "Êtes-vous d'accord ?" with OUI. Only after no option matched on its own terms.
+YES_KEYS = ("agree", "confirm")
+NO_KEYS = ("disagree", "decline")
+
+
+def yes_or_no_choice(word: str, keys: list[str]) -> str | None:
+    """The one offered option a folded yes-word or no-word stands for, or None when the
+    word is neither or the question offers no such option (or several)."""
+    if word in REPLY_WORDS["yes"]:
+        picked = [key for key in keys if key in YES_KEYS]
+    elif word in REPLY_WORDS["no"]:
+        picked = [key for key in keys if key in NO_KEYS]
+    else:
+        return None
+    return picked[0] if len(picked) == 1 else None
 
 
 def keyword_of(text: str, channel: str | None = None) -> Keyword | None:

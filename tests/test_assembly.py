@@ -43,7 +43,7 @@ def test_the_example_loads():
     assert [q.id for q in assembly.questions] == ["age", "travel", "gender"]
     assert assembly.recruitment.remind_after == timedelta(days=3)
     facts = assembly.facts()
-    assert facts["consent_version"] == "2026-11-v1"
+    assert facts["consent_version"] == "2026-12-v2"
     assert facts["questions"][0]["options"][3] == {
         "key": "65+",
         "label": {"en": "65 or over", "fr": "65 ans ou plus", "es": "65 o más"},

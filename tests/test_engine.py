@@ -92,6 +92,40 @@ def test_replies_match_by_number_key_or_label_however_written():
         assert match_choice(state, Inbound("sms", text)) == (None, False), text
 
 
+def offering(*keys_and_labels: tuple[str, str]) -> State:
+    return echo_state(offered=[[key, label] for key, label in keys_and_labels])
+
+
+def test_yes_and_no_words_answer_a_question_that_is_a_yes_or_a_no():
+    consent = offering(("agree", "J'accepte"), ("disagree", "Je n'accepte pas"))
+    for text in ("oui", "Oui !", "oui.", "Sí", "si", "YES", "ok"):
+        assert match_choice(consent, Inbound("sms", text)) == ("agree", False), text
+    for text in ("non", "Non.", "NO", "no"):
+        assert match_choice(consent, Inbound("sms", text)) == ("disagree", False), text
+    place = offering(("confirm", "Confirmer"), ("decline", "Refuser"))
+    assert match_choice(place, Inbound("sms", "Sí.")) == ("confirm", False)
+    assert match_choice(place, Inbound("sms", "non")) == ("decline", False)
+    for state in (consent, place):
+        assert match_choice(state, Inbound("sms", "peut-être")) == (None, False)
+
+
+def test_yes_and_no_words_take_no_answer_that_is_not_theirs():
+    # A question with no yes or no among its options: OUI answers nothing.
+    assert match_choice(
+        offering(("about", "About"), ("language", "Language")), Inbound("sms", "oui")
+    ) == (None, False)
+    # The summary has a yes but two ways of saying no: NON is not guessed.
+    summary = offering(("confirm", "Yes, register me"), ("back", "Change"), ("restart", "Again"))
+    assert match_choice(summary, Inbound("sms", "oui")) == ("confirm", False)
+    assert match_choice(summary, Inbound("sms", "non")) == (None, False)
+    # An option that is itself called "Oui" is chosen by its name first.
+    named = offering(("agree", "J'accepte"), ("maybe", "Oui"))
+    assert match_choice(named, Inbound("sms", "OUI")) == ("maybe", False)
+    # Two options that could each be the yes: neither is picked.
+    both = offering(("agree", "Agree"), ("confirm", "Confirm"))
+    assert match_choice(both, Inbound("sms", "yes")) == (None, False)
+
+
 def test_buttons_match_only_the_current_prompt():
     state = echo_state()
     current = button_data(state.prompt_id, "green")

@@ -81,6 +81,19 @@ async def test_an_sms_preview_is_sent_only_with_its_code(db, relay, caplog):
     assert await total(db, Broadcast) == 1
 
 
+async def test_a_french_organiser_is_told_envoyer_and_envoyer_with_the_code_sends(db, relay):
+    await organisers_and_panel(db)
+    await text(db, relay, "FRANCAIS")
+    preview = await text(db, relay, "BROADCAST Les portes ouvrent à 9 h")
+    code = re.search(r"Répondez ENVOYER (\d{6}) pour l'envoyer à 2 personnes", preview).group(1)
+    assert "ou ABANDONNER pour l'abandonner" in preview
+    assert await text(db, relay, "ENVOYER") == (
+        "Pour l'envoyer, répondez ENVOYER suivi du code de l'aperçu. Rien n'a été envoyé."
+    )
+    assert (await text(db, relay, f"Envoyer {code}")).startswith("Envoi de votre message")
+    assert await total(db, Broadcast) == 1
+
+
 async def test_only_a_hash_of_the_code_is_stored(db, relay):
     await organisers_and_panel(db)
     code = code_in(await text(db, relay, "BROADCAST Doors open at 9"))

@@ -190,7 +190,7 @@ async def test_french_organiser_gets_french_preview_and_can_answer_envoyer(db, r
     await say(relay, ORGANISER_CHAT, "/broadcast to:reserve Rappel")
     preview = (await replies_to(db, ORGANISER_CHAT))[-1]
     assert preview.startswith("Aperçu de votre message à reserve : 1 personne")
-    assert "Répondez SEND" in preview
+    assert "Répondez ENVOYER" in preview
     await say(relay, ORGANISER_CHAT, "envoyer")
     assert (await replies_to(db, ORGANISER_CHAT))[-1] == "Envoi de votre message à 1 personne."
     assert await total(db, Broadcast) == 1

@@ -120,7 +120,7 @@ async def test_sms_invitee_consents_registers_with_back_and_confirms(db, relay, 
         participant = await session.get(Participant, invitation.participant_id)
         candidates = await recruitment_candidates(session)
     assert answers == {"travel": "bike", "gender": "woman"}
-    assert (consent.text_version, consent.language, consent.channel) == ("2026-11-v1", "en", "sms")
+    assert (consent.text_version, consent.language, consent.channel) == ("2026-12-v2", "en", "sms")
     # The audit trail pins the exact words agreed to, periods from [retention] included.
     async with db.sessions() as session:
         given = await session.scalar(select(AuditEvent).where(AuditEvent.kind == "consent.given"))

@@ -105,7 +105,7 @@ async def assert_left(db, relay, address, headline: tuple[str, str], where: tupl
     assert await say(db, relay, address, "1") == []
 
 
-WITHDRAWS = ("replied WITHDRAW and has left the assembly.", "a répondu WITHDRAW")
+WITHDRAWS = ("replied WITHDRAW and has left the assembly.", "a répondu RETIRER")
 STOPS = ("replied STOP and has left the assembly.", "a répondu STOP")
 
 
