@@ -37,6 +37,9 @@ class Relay:
     # Set once the database is open (the web app's start-up, a command, a test).
     sessions: async_sessionmaker[AsyncSession] | None = None
     health: ChannelBook = field(default_factory=ChannelBook)
+    # While the web app runs: its inbound batcher (bot.services.batch.Batcher), through
+    # which webhooks' messages go in groups; None elsewhere (commands, tests: one by one).
+    batcher: Any = None
 
     @cached_property
     def outbox_signal(self) -> asyncio.Event:

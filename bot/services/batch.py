@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from datetime import datetime
 
 from aiohttp import web
@@ -35,8 +34,6 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 64
 LINGER_SECONDS = 0.002  # how long a small batch waits for company
 PARALLEL = 2  # groups handled at once on PostgreSQL
-
-_batchers: weakref.WeakKeyDictionary[Relay, Batcher] = weakref.WeakKeyDictionary()
 
 
 class Batcher:
@@ -189,7 +186,7 @@ class Batcher:
 async def receive(relay: Relay, **message) -> Received:
     """An inbound message from a webhook: through the relay's batcher when the service
     runs one, else alone (`turns.receive`, as commands and tests call it)."""
-    batcher = _batchers.get(relay)
+    batcher = relay.batcher
     if batcher is None:
         return await turns.receive(relay, **message)
     return await batcher.receive(**message)
@@ -199,9 +196,9 @@ def install(app: web.Application, relay: Relay) -> None:
     """The batcher lives while the application runs (after the database is open)."""
 
     async def lifecycle(app: web.Application):
-        batcher = _batchers[relay] = Batcher(relay)
+        batcher = relay.batcher = Batcher(relay)
         yield
-        _batchers.pop(relay, None)
+        relay.batcher = None
         await batcher.close()
 
     app.cleanup_ctx.append(lifecycle)
