@@ -19,13 +19,14 @@ from bot.services import audit_checkpoints, draw
 from bot.services import publish as pub
 from bot.services import recommendations as recs
 from bot.services.ballots import opening, records
-from store.deliberation import Contribution, TablePrompt
 from store.models import Contact, InboundMessage, utcnow
 from store.recruitment import CONFIRMED, SELECTED, PoolEntry, Selection
 from store.statements import APPROVED, Statement, StatementVote
+from tests import table_talk
 from tests.ballot_world import Voter, say
 from tests.calendar_world import calendar_fixture  # noqa: F401  (the `calendar` fixture)
 from tests.recommendation_world import DAYTIME, accepted, recorded
+from tests.table_talk import BUS, RENT
 from tests.test_draw import (
     Respondent,
     concorder,
@@ -42,22 +43,6 @@ FREE_TEXT = [
     "My neighbour thinks the 47 bus is always late",
 ]
 
-BUS = [
-    "The bus to the hospital comes once an hour, the bus should come more often.",
-    "A bus every ten minutes in the morning, please, the bus is always full.",
-    "Our bus stop has no shelter and the bus is late.",
-    "Cheaper bus tickets would get people out of their cars and onto the bus.",
-    "The night bus stops too early, we need a later bus.",
-    "The bus drivers are kind but the bus timetable changes too often.",
-]
-RENT = [
-    "Rent is half my wage; rent should be capped.",
-    "Young people leave because the rent is too high and flats are rare.",
-    "The landlord raised the rent again this year, rent control now.",
-    "Empty flats while rent keeps rising: tax the empty flats.",
-    "Social housing with a fair rent for families.",
-    "Students pay a crazy rent for tiny flats.",
-]
 STATEMENTS = [
     "Buses should run all night.",
     "Parking in the centre should cost more.",
@@ -102,33 +87,14 @@ async def answered_and_discussed(db, people) -> None:
                 )
         prompts = {}
         for key, question in (("priorities", "What should change?"), ("market", "Le marché?")):
-            prompts[key] = TablePrompt(
-                run_id="R1",
-                round=1,
-                table_no=1,
-                prompt_key=key,
-                texts={"en": question, "fr": question},
-                closes_at=now,
-            )
+            prompts[key] = table_talk.prompt(key, {"en": question, "fr": question}, now)
             session.add(prompts[key])
         await session.flush()
         spoken = [("priorities", "en", 1 + n // 6, t) for n, t in enumerate(BUS + RENT)]
         spoken += [("market", "fr", 3, t) for t in with_addresses(people)]
         for n, (key, language, table, text) in enumerate(spoken):
-            session.add(
-                Contribution(
-                    table_prompt_id=prompts[key].id,
-                    run_id="R1",
-                    round=1,
-                    table_no=table,
-                    prompt_key=key,
-                    participant_id=people[n % len(people)].id,
-                    letter="A",
-                    language=language,
-                    channel="sms",
-                    text=text,
-                )
-            )
+            pid = people[n % len(people)].id
+            session.add(table_talk.said(prompts[key], table, pid, text, language=language))
 
 
 async def drawn_panel_of_four(db):
