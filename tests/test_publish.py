@@ -19,6 +19,7 @@ from bot.services import audit_checkpoints, draw
 from bot.services import publish as pub
 from bot.services import recommendations as recs
 from bot.services.ballots import opening, records
+from bot.services.publish import suppression
 from store.models import Contact, InboundMessage, utcnow
 from store.recruitment import CONFIRMED, SELECTED, PoolEntry, Selection
 from store.statements import APPROVED, Statement, StatementVote
@@ -363,3 +364,20 @@ def test_secondary_suppression_hides_a_neighbour_in_every_sum_that_would_give_on
     assert hidden == {"p", "q", "r"}
     for parts, total in sums:
         assert sum(k in hidden for k in [*parts, total]) != 1
+
+
+def test_counts_per_category_over_a_public_total_hide_the_small_and_their_giveaway():
+    # Twenty respondents, published whole: three women would be recovered from the men's
+    # count, so both read 'suppressed'; the areas' counts are all large enough to show.
+    cells = {
+        ("gender", "woman"): 3,
+        ("gender", "man"): 17,
+        ("area", "north"): 12,
+        ("area", "south"): 8,
+    }
+    assert suppression.per_category(cells, 20, 5) == {
+        ("gender", "woman"): "suppressed",
+        ("gender", "man"): "suppressed",
+        ("area", "north"): 12,
+        ("area", "south"): 8,
+    }
