@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from frictionless import validate
 from sqlalchemy import select, update
 
 from bot.bootstrap import publication_writers
-from bot.services import audit_checkpoints, draw
+from bot.services import audit_checkpoints
 from bot.services import publish as pub
 from bot.services import recommendations as recs
 from bot.services.ballots import opening, records
@@ -28,13 +27,7 @@ from tests.ballot_world import Voter, say
 from tests.calendar_world import calendar_fixture  # noqa: F401  (the `calendar` fixture)
 from tests.recommendation_world import DAYTIME, accepted, recorded
 from tests.table_talk import BUS, RENT
-from tests.test_draw import (
-    Respondent,
-    concorder,
-    phone_of,
-    registered_pool_with_phones,
-    solved_once,
-)
+from tests.test_draw import HALF_WOMEN, concorder, draw_panel_of_four, phone_of
 
 NAMES = ["Priya Raman", "Joseph Okafor", "Marta Lindqvist", "Chen Wei"]
 HANDLES = ["priya_r", "jo_okafor"]
@@ -98,39 +91,10 @@ async def answered_and_discussed(db, people) -> None:
             session.add(table_talk.said(prompts[key], table, pid, text, language=language))
 
 
-async def drawn_panel_of_four(db):
-    """Sixteen registered people with phones, half women; a panel of four and a reserve of
-    two drawn by maximin (seed 2027), every probability recorded."""
-    rng = random.Random(8)
-    people = [
-        Respondent(
-            f"P{i:05d}",
-            f"H{i}",
-            {
-                "age": rng.choice(["16-29", "30-49", "50-64", "65+"]),
-                "gender": ["woman", "man"][i % 2],
-                "travel": rng.choice(["car", "bus", "bike"]),
-                "area": "north",
-            },
-        )
-        for i in range(16)
-    ]
-    await registered_pool_with_phones(db, people)
-    quotas = draw.quota_bounds({"gender": {"woman": 0.5, "man": 0.5}}, 4)
-    async with db.sessions() as session:
-        inp = await draw.draw_input(session, draw.DrawRules(quotas, 4, 2, True))
-    result = solved_once(draw.run_draw, inp, "2027", "maximin")
-    async with db.sessions.begin() as session:
-        await draw.record_selection(
-            session, result, draw.select_payload(result, "2027", "maximin", 1, None)
-        )
-    return people, result
-
-
 async def small_assembly(db, relay) -> list[Voter]:
     """Sixteen registered, four drawn and confirmed (two of them on Telegram), a ballot of
     the four voted and closed, both recommendations recorded, one answered, a checkpoint."""
-    people, result = await drawn_panel_of_four(db)
+    people, _, result = await draw_panel_of_four(db, "maximin", HALF_WOMEN)
     voters = []
     async with db.sessions.begin() as session:
         entries = {
