@@ -452,9 +452,13 @@ async def test_published_lottery_then_pick_is_recorded_and_verified(db):
 EXAMPLE = ROOT / "examples" / "citizens-jury" / "assembly.toml"
 
 
-async def draw_panel_of_four(db):
+HALF_WOMEN = {"woman": 0.5, "man": 0.5}
+
+
+async def draw_panel_of_four(db, algorithm: str = "legacy", gender: dict | None = None):
     """Sixteen registered people with phones, half women; a panel of four and a reserve of
-    two drawn (legacy, seed 2027) and recorded; nobody told yet. (people, rules, result)"""
+    two drawn (seed 2027, by `algorithm`) and recorded; nobody told yet. The gender quota:
+    `gender`, else half women, half men and no other. (people, rules, result)"""
     rng = random.Random(8)
     people = [
         Respondent(
@@ -470,16 +474,14 @@ async def draw_panel_of_four(db):
         for i in range(16)
     ]
     await registered_pool_with_phones(db, people)
-    quotas = draw.quota_bounds(
-        {"gender": {"woman": 0.5, "man": 0.5, "other": {"min": 0, "max": 0}}}, 4
-    )
-    rules = draw.DrawRules(quotas, 4, 2, True)
+    gender = gender or {**HALF_WOMEN, "other": {"min": 0, "max": 0}}
+    rules = draw.DrawRules(draw.quota_bounds({"gender": gender}, 4), 4, 2, True)
     async with db.sessions() as session:
         inp = await draw.draw_input(session, rules)
-    result = solved_once(draw.run_draw, inp, "2027", "legacy")
+    result = solved_once(draw.run_draw, inp, "2027", algorithm)
     async with db.sessions.begin() as session:
         await draw.record_selection(
-            session, result, draw.select_payload(result, "2027", "legacy", 1, None)
+            session, result, draw.select_payload(result, "2027", algorithm, 1, None)
         )
     return people, rules, result
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -15,24 +14,20 @@ from frictionless import validate
 from sqlalchemy import select, update
 
 from bot.bootstrap import publication_writers
-from bot.services import audit_checkpoints, draw
+from bot.services import audit_checkpoints
 from bot.services import publish as pub
 from bot.services import recommendations as recs
 from bot.services.ballots import opening, records
-from store.deliberation import Contribution, TablePrompt
+from bot.services.publish import suppression
 from store.models import Contact, InboundMessage, utcnow
 from store.recruitment import CONFIRMED, SELECTED, PoolEntry, Selection
 from store.statements import APPROVED, Statement, StatementVote
+from tests import table_talk
 from tests.ballot_world import Voter, say
 from tests.calendar_world import calendar_fixture  # noqa: F401  (the `calendar` fixture)
 from tests.recommendation_world import DAYTIME, accepted, recorded
-from tests.test_draw import (
-    Respondent,
-    concorder,
-    phone_of,
-    registered_pool_with_phones,
-    solved_once,
-)
+from tests.table_talk import BUS, RENT
+from tests.test_draw import HALF_WOMEN, concorder, draw_panel_of_four, phone_of
 
 NAMES = ["Priya Raman", "Joseph Okafor", "Marta Lindqvist", "Chen Wei"]
 HANDLES = ["priya_r", "jo_okafor"]
@@ -42,22 +37,6 @@ FREE_TEXT = [
     "My neighbour thinks the 47 bus is always late",
 ]
 
-BUS = [
-    "The bus to the hospital comes once an hour, the bus should come more often.",
-    "A bus every ten minutes in the morning, please, the bus is always full.",
-    "Our bus stop has no shelter and the bus is late.",
-    "Cheaper bus tickets would get people out of their cars and onto the bus.",
-    "The night bus stops too early, we need a later bus.",
-    "The bus drivers are kind but the bus timetable changes too often.",
-]
-RENT = [
-    "Rent is half my wage; rent should be capped.",
-    "Young people leave because the rent is too high and flats are rare.",
-    "The landlord raised the rent again this year, rent control now.",
-    "Empty flats while rent keeps rising: tax the empty flats.",
-    "Social housing with a fair rent for families.",
-    "Students pay a crazy rent for tiny flats.",
-]
 STATEMENTS = [
     "Buses should run all night.",
     "Parking in the centre should cost more.",
@@ -102,68 +81,20 @@ async def answered_and_discussed(db, people) -> None:
                 )
         prompts = {}
         for key, question in (("priorities", "What should change?"), ("market", "Le marché?")):
-            prompts[key] = TablePrompt(
-                run_id="R1",
-                round=1,
-                table_no=1,
-                prompt_key=key,
-                texts={"en": question, "fr": question},
-                closes_at=now,
-            )
+            prompts[key] = table_talk.prompt(key, {"en": question, "fr": question}, now)
             session.add(prompts[key])
         await session.flush()
         spoken = [("priorities", "en", 1 + n // 6, t) for n, t in enumerate(BUS + RENT)]
         spoken += [("market", "fr", 3, t) for t in with_addresses(people)]
         for n, (key, language, table, text) in enumerate(spoken):
-            session.add(
-                Contribution(
-                    table_prompt_id=prompts[key].id,
-                    run_id="R1",
-                    round=1,
-                    table_no=table,
-                    prompt_key=key,
-                    participant_id=people[n % len(people)].id,
-                    letter="A",
-                    language=language,
-                    channel="sms",
-                    text=text,
-                )
-            )
-
-
-async def drawn_panel_of_four(db):
-    """Sixteen registered people with phones, half women; a panel of four and a reserve of
-    two drawn by maximin (seed 2027), every probability recorded."""
-    rng = random.Random(8)
-    people = [
-        Respondent(
-            f"P{i:05d}",
-            f"H{i}",
-            {
-                "age": rng.choice(["16-29", "30-49", "50-64", "65+"]),
-                "gender": ["woman", "man"][i % 2],
-                "travel": rng.choice(["car", "bus", "bike"]),
-                "area": "north",
-            },
-        )
-        for i in range(16)
-    ]
-    await registered_pool_with_phones(db, people)
-    quotas = draw.quota_bounds({"gender": {"woman": 0.5, "man": 0.5}}, 4)
-    async with db.sessions() as session:
-        inp = await draw.draw_input(session, draw.DrawRules(quotas, 4, 2, True))
-    result = solved_once(draw.run_draw, inp, "2027", "maximin")
-    async with db.sessions.begin() as session:
-        await draw.record_selection(
-            session, result, draw.select_payload(result, "2027", "maximin", 1, None)
-        )
-    return people, result
+            pid = people[n % len(people)].id
+            session.add(table_talk.said(prompts[key], table, pid, text, language=language))
 
 
 async def small_assembly(db, relay) -> list[Voter]:
     """Sixteen registered, four drawn and confirmed (two of them on Telegram), a ballot of
     the four voted and closed, both recommendations recorded, one answered, a checkpoint."""
-    people, result = await drawn_panel_of_four(db)
+    people, _, result = await draw_panel_of_four(db, "maximin", HALF_WOMEN)
     voters = []
     async with db.sessions.begin() as session:
         entries = {
@@ -397,3 +328,20 @@ def test_secondary_suppression_hides_a_neighbour_in_every_sum_that_would_give_on
     assert hidden == {"p", "q", "r"}
     for parts, total in sums:
         assert sum(k in hidden for k in [*parts, total]) != 1
+
+
+def test_counts_per_category_over_a_public_total_hide_the_small_and_their_giveaway():
+    # Twenty respondents, published whole: three women would be recovered from the men's
+    # count, so both read 'suppressed'; the areas' counts are all large enough to show.
+    cells = {
+        ("gender", "woman"): 3,
+        ("gender", "man"): 17,
+        ("area", "north"): 12,
+        ("area", "south"): 8,
+    }
+    assert suppression.per_category(cells, 20, 5) == {
+        ("gender", "woman"): "suppressed",
+        ("gender", "man"): "suppressed",
+        ("area", "north"): 12,
+        ("area", "south"): 8,
+    }

@@ -17,28 +17,13 @@ from typer.testing import CliRunner
 
 from bot.bootstrap import build_cli
 from bot.services.synthesis import contributions, report, themes
-from store.deliberation import MESSAGE, PASS, POST, Contribution, TablePrompt
+from store.deliberation import MESSAGE, PASS, POST
 from store.models import Participant, utcnow
 from store.recruitment import REGISTERED, Invitation, PoolEntry, RegistrationAnswer
+from tests import table_talk
+from tests.table_talk import BUS, RENT
 
 LABELLED = Path(__file__).resolve().parent / "data" / "themes_labelled.csv"
-
-BUS = [
-    "The bus to the hospital comes once an hour, the bus should come more often.",
-    "A bus every ten minutes in the morning, please, the bus is always full.",
-    "Our bus stop has no shelter and the bus is late.",
-    "Cheaper bus tickets would get people out of their cars and onto the bus.",
-    "The night bus stops too early, we need a later bus.",
-    "The bus drivers are kind but the bus timetable changes too often.",
-]
-RENT = [
-    "Rent is half my wage; rent should be capped.",
-    "Young people leave because the rent is too high and flats are rare.",
-    "The landlord raised the rent again this year, rent control now.",
-    "Empty flats while rent keeps rising: tax the empty flats.",
-    "Social housing with a fair rent for families.",
-    "Students pay a crazy rent for tiny flats.",
-]
 
 
 async def _world(db) -> None:
@@ -46,13 +31,8 @@ async def _world(db) -> None:
     rent (the old), one French voice, a hidden message, a PASS and a facilitator's post."""
     now = utcnow()
     async with db.sessions.begin() as session:
-        prompt = TablePrompt(
-            run_id="R1",
-            round=1,
-            table_no=1,
-            prompt_key="priorities",
-            texts={"en": "What should change?"},
-            closes_at=now + timedelta(hours=1),
+        prompt = table_talk.prompt(
+            "priorities", {"en": "What should change?"}, now + timedelta(hours=1)
         )
         session.add(prompt)
         await session.flush()
@@ -80,20 +60,10 @@ async def _world(db) -> None:
             people.append(pid)
 
         def said(pid, table, text, kind=MESSAGE, language="en", hidden=False):
+            hidden_at = now if hidden else None
             session.add(
-                Contribution(
-                    table_prompt_id=prompt.id,
-                    run_id="R1",
-                    round=1,
-                    table_no=table,
-                    prompt_key="priorities",
-                    kind=kind,
-                    participant_id=pid,
-                    letter="A",
-                    language=language,
-                    channel="sms",
-                    text=text,
-                    hidden_at=now if hidden else None,
+                table_talk.said(
+                    prompt, table, pid, text, language=language, kind=kind, hidden_at=hidden_at
                 )
             )
 

@@ -5,14 +5,12 @@ own job), a prompt opened at the tables (`groups prompt`), the ballot opened and
 (`ballot open`, `ballot close`).
 
 The simulated people answer through the conversation as anyone would (`turns.receive`):
-they CONFIRM their place, speak at the table and vote. Each function is a plain step a
-rehearsal of the whole assembly can call too.
+they CONFIRM their place, speak at the table and vote. The draw and the tables are the
+shared organiser steps (bot/services/organiser_steps.py), as in a rehearsal.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import random
 import uuid
 from dataclasses import dataclass
@@ -21,19 +19,15 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from bot.relay import Relay
-from bot.services import draw, outgoing, recruitment, turns
+from bot.services import draw, organiser_steps, outgoing, recruitment, turns
 from bot.services.ballots import close_ballot, create, open_ballot
 from bot.services.ballots.timing import assembly_ballots
 from bot.services.deliberation import open_prompt
 from bot.services.deliberation.timing import relay_waiting
-from bot.services.groups import allocate as alloc
-from bot.services.groups import notify as tell
-from bot.services.groups import records as group_records
 from scheduler.jobs import run_due, sync
 from store import audit
 from store.ballots import BallotRoll
 from store.calendar import CalendarJob
-from store.draw_records import completed_selection
 from store.groups import GroupSeat, current_run
 from store.models import Contact, utcnow
 from store.recruitment import CONFIRMED, DECLINED, SELECTED, Selection
@@ -41,8 +35,6 @@ from store.recruitment import CONFIRMED, DECLINED, SELECTED, Selection
 DRAW_SEED = "riverside demo draw"  # announced on the page before the draw
 REPLACE_SEED = "riverside demo call-up"
 TABLES_SEED = "riverside demo tables"
-ALGORITHM = "maximin"
-TABLE_SIZE = 6
 BRIEFING = "evidence"  # the one with the three sides' views: balanced information
 PROMPT = "bus-priorities"
 PROMPT_MINUTES = 180
@@ -80,14 +72,8 @@ async def run_draw(relay: Relay, visitor_id: str, seed: str = DRAW_SEED) -> Draw
     answer CONFIRM. If the visitor is not on the panel, one simulated member whose place
     the visitor can take under the quotas answers DECLINE instead (see `call_up`)."""
     rules = draw.rules_from_assembly(relay.assembly)
-    async with relay.sessions() as session:
-        await draw.refuse_second_draw(session)
-        inp = await draw.draw_input(session, rules)
-    # The solver runs in a child process; the service keeps answering meanwhile.
-    result = await asyncio.to_thread(draw.run_draw, inp, seed, ALGORITHM)
-    payload = draw.select_payload(result, seed, ALGORITHM, 1, None)
-    async with relay.sessions.begin() as session:
-        run = await draw.record_selection(session, result, payload)
+    drawn = await organiser_steps.select(relay, rules, seed)
+    inp, result = drawn.inp, drawn.result
     await recruitment.notify_draw_outcome(relay, relay.assembly)
     leaving = None
     if visitor_id not in result.selected:
@@ -102,7 +88,7 @@ async def run_draw(relay: Relay, visitor_id: str, seed: str = DRAW_SEED) -> Draw
         else "not selected"
     )
     return DrawOutcome(
-        run.draw_id,
+        drawn.draw_id,
         len(inp.respondents),
         rules.panel_size,
         status,
@@ -166,30 +152,18 @@ async def call_up(relay: Relay, visitor_id: str, seed: str = REPLACE_SEED) -> st
     """`concorder replace --seed SEED`, with the visitor as the one candidate: the place
     the declining member freed goes to the visitor, quotas kept, and they are asked to
     confirm. Returns the replacement draw's id."""
-    async with relay.sessions() as session:
-        done = await completed_selection(session)
-        inp = await draw.replace_input(session, draw.recorded_rules(done), [])
-    inp = dataclasses.replace(inp, candidate_tiers=[[visitor_id]])
-    result = await asyncio.to_thread(draw.run_replace, inp, seed, ALGORITHM)
-    payload = draw.replace_payload(result, seed, ALGORITHM)
-    async with relay.sessions.begin() as session:
-        run = await draw.record_replacement(session, result, payload)
-    await recruitment.notify_draw_outcome(relay, relay.assembly)
-    return run.draw_id
+    replaced = await organiser_steps.replace(relay, seed, candidates=[visitor_id])
+    if replaced is None:  # as `concorder replace` says when no one declined
+        raise draw.DrawError("The panel is full: nobody needs replacing.")
+    return replaced[1]
 
 
 async def seat_tables(relay: Relay, seed: str = TABLES_SEED) -> str:
     """`concorder groups assign --size 6 --seed SEED` and `concorder groups notify`.
     Languages are mixed: the visitor's table-mates then write in the visitor's language."""
-    async with relay.sessions() as session:
-        members, categories = await group_records.panel_members(session)
-    problem = alloc.Problem(tuple(members), tuple(categories), TABLE_SIZE, 1, seed, (), True)
-    comparison = alloc.allocate(problem)
-    async with relay.sessions.begin() as session:
-        done = await group_records.record_allocation(session, problem, comparison)
-    await tell.notify_seats(relay, 1)
+    run_id = await organiser_steps.seat(relay, seed)
     relay.outbox_signal.set()
-    return done.run.run_id
+    return run_id
 
 
 async def send_briefing(relay: Relay, briefing: str = BRIEFING, now: datetime | None = None) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bot.services.publish.context import Context
 from bot.services.publish.package import Field, Resource
-from bot.services.publish.suppression import SUPPRESSED, suppress
+from bot.services.publish.suppression import SUPPRESSED, per_category
 from flows.i18n import N_
 from store.draw_records import runs
 
@@ -116,14 +116,8 @@ def _quota_rows(draw_id: str, table: list[dict], data: dict, context: Context) -
     """The panel achieved is shown whole: it is what the quotas promised (a bound with
     min = max says it anyway). The respondents per value are counted like participation:
     small counts hidden, their total (in `draws`) public."""
-    cells: dict = {}
-    sums: dict = {}
-    for row in table:
-        key = (row["category"], row["value"])
-        cells[key] = row["pool"]
-        sums.setdefault(row["category"], ([], ("*", "*")))[0].append(key)
-    total = {("*", "*"): len(data.get("respondents", []))}
-    hidden = suppress({**cells, **total}, sums.values(), context.min_cell, public=total)
+    cells = {(row["category"], row["value"]): row["pool"] for row in table}
+    shown = per_category(cells, len(data.get("respondents", [])), context.min_cell)
     return [
         {
             "draw_id": draw_id,
@@ -131,7 +125,7 @@ def _quota_rows(draw_id: str, table: list[dict], data: dict, context: Context) -
             "value": row["value"],
             "min": row["min"],
             "max": row["max"],
-            "respondents": SUPPRESSED if (row["category"], row["value"]) in hidden else row["pool"],
+            "respondents": shown[(row["category"], row["value"])],
             "panel": row["selected"],
             "met": row["min"] <= row["selected"] <= row["max"],
         }

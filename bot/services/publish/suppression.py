@@ -41,3 +41,22 @@ def suppress(
             hidden.add(shown[0])
             changed = True
     return hidden
+
+
+def per_category(
+    cells: Mapping[tuple[str, str], int], total: int, min_cell: int
+) -> dict[tuple[str, str], int | str]:
+    """Counts per (category, value) whose values of each category add up to `total`,
+    which is published whole (the draw's respondents, a theme's size): the small ones, and
+    those that would give one away by subtraction, read SUPPRESSED."""
+    whole = ("*", "*")
+    sums: dict[str, list[tuple[str, str]]] = {}
+    for key in cells:
+        sums.setdefault(key[0], []).append(key)
+    hidden = suppress(
+        {**cells, whole: total},
+        [(parts, whole) for parts in sums.values()],
+        min_cell,
+        public=[whole],
+    )
+    return {key: SUPPRESSED if key in hidden else n for key, n in cells.items()}

@@ -3,7 +3,7 @@
 `people.py` (who they are and how they behave), `answers.py` (what they send, from what
 they were sent), `replies.py` (reading, answering, noting what got no answer), `world.py`
 (the sandbox: a scratch database, the simulator as the only transport, a virtual clock),
-`steps.py` (the organiser's steps as plain functions), `conductor.py` (the run on the
+`steps.py` (the organiser's steps on the virtual clock), `conductor.py` (the run on the
 clock), `report.py` (what it shows).
 """
 

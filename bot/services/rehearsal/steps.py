@@ -3,8 +3,9 @@
 Each takes the sandbox (`World`, bot/services/rehearsal/world.py) and does at
 `world.now` what the organiser's command does (`concorder pool import`, `invite`, `select`,
 `notify-draw`, `groups assign`, `groups notify`); the calendar's own work is
-`world.timed_work`. They hold no state of their own, so anything that runs organiser
-steps on a scratch database may call them in its own order.
+`world.timed_work`. The draw, the replacements and the tables are the shared organiser
+steps (bot/services/organiser_steps.py); what is here says what went wrong as the report
+shows it, and keeps to the virtual clock.
 """
 
 from __future__ import annotations
@@ -16,31 +17,14 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.services import recruitment
-from bot.services.draw import (
-    DrawError,
-    DrawRecordError,
-    draw_input,
-    record_replacement,
-    record_selection,
-    recorded_rules,
-    replace_input,
-    replace_payload,
-    rules_for,
-    run_draw,
-    run_replace,
-    select_payload,
-)
-from bot.services.groups import allocate as alloc
-from bot.services.groups import records as group_records
-from bot.services.groups.notify import notify_seats
+from bot.services import organiser_steps, recruitment
+from bot.services.draw import DrawError, DrawRecordError, rules_for
+from bot.services.groups.allocate import AllocationError
+from bot.services.groups.records import GroupsError
 from bot.services.rehearsal.people import Person
 from bot.services.rehearsal.world import World
 from flows.assembly import Assembly
 from scheduler.config import Calendar
-from store.draw_records import completed_selection
-
-TABLE_SIZE = 6
 
 
 @dataclass(frozen=True)
@@ -161,17 +145,11 @@ async def draw(world: World, seed: str) -> str | None:
     """`concorder select --seed SEED`: the stratified draw, recorded. Returns why it could
     not be made, or None."""
     try:
-        rules = rules_for(world.assembly, None)
-        async with world.relay.sessions() as session:
-            inp = await draw_input(session, rules)
-        result = run_draw(inp, seed, "maximin")
+        await organiser_steps.select(world.relay, rules_for(world.assembly, None), seed)
     except DrawRecordError as error:
         return str(error)
     except DrawError as error:
         return error.message
-    payload = select_payload(result, seed, "maximin", 1, None)
-    async with world.relay.sessions.begin() as session:
-        await record_selection(session, result, payload)
     return None
 
 
@@ -179,22 +157,13 @@ async def replace(world: World, seed: str) -> tuple[int, str | None]:
     """`concorder replace --seed SEED`: fill the places that declines, withdrawals and
     expired confirmations freed, keeping the quotas; then `notify-draw` asks the new ones.
     Returns (people added, why not)."""
-    async with world.relay.sessions() as session:
-        done = await completed_selection(session)
-        if done is None:
-            return 0, "no panel was drawn"
-        inp = await replace_input(session, recorded_rules(done), [])
-    if len(inp.kept) >= inp.panel_size:
-        return 0, None
     try:
-        result = run_replace(inp, seed, "maximin")
+        replaced = await organiser_steps.replace(world.relay, seed, now=world.now)
+    except DrawRecordError as error:
+        return 0, str(error)
     except DrawError as error:
         return 0, error.message
-    payload = replace_payload(result, seed, "maximin")
-    async with world.relay.sessions.begin() as session:
-        await record_replacement(session, result, payload)
-    await notify_draw(world)
-    return len(result.added), None
+    return (0, None) if replaced is None else (len(replaced[0].added), None)
 
 
 async def notify_draw(world: World) -> dict[str, int]:
@@ -209,28 +178,17 @@ def rounds_needed(assembly: Assembly) -> int:
 
 async def seat_groups(world: World, seed: str) -> str | None:
     """`concorder groups assign --seed SEED` then `groups notify`: the confirmed panel at
-    tables of TABLE_SIZE for every round the prompts use. Returns why not, or None."""
-    async with world.relay.sessions() as session:
-        try:
-            members, categories = await group_records.panel_members(session)
-        except group_records.GroupsError as error:
-            return str(error)
-    problem = alloc.Problem(
-        tuple(members),
-        tuple(categories),
-        TABLE_SIZE,
-        rounds_needed(world.assembly),
-        seed,
-        (),
-        world.assembly.groups.mix_languages,
-    )
+    tables for every round the prompts use. Returns why not, or None."""
     try:
-        comparison = alloc.allocate(problem)
-    except alloc.AllocationError as error:
+        await organiser_steps.seat(
+            world.relay,
+            seed,
+            rounds=rounds_needed(world.assembly),
+            mix_languages=world.assembly.groups.mix_languages,
+            now=world.now,
+        )
+    except (GroupsError, AllocationError) as error:
         return str(error)
-    async with world.relay.sessions.begin() as session:
-        await group_records.record_allocation(session, problem, comparison, now=world.now)
-    await notify_seats(world.relay, now=world.now)
     return None
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from bot.services.publish.context import Context
 from bot.services.publish.package import Field, Resource
 from bot.services.publish.participation import categories
-from bot.services.publish.suppression import SUPPRESSED, suppress
+from bot.services.publish.suppression import SUPPRESSED, per_category
 from bot.services.synthesis import contributions, conversation, opinions, themes
 from flows.deliberation import removed_placeholder
 from flows.deliberation_scrub import scrub
@@ -242,15 +242,10 @@ async def themes_of_tables(session, context: Context) -> list[Resource]:
 def _categories(theme: themes.Theme, quota: dict[str, list[str]], min_cell: int) -> dict:
     """Contributions per quota value; small counts hidden, and those that would give one
     away against the theme's size (public)."""
-    cells = {
-        (f, v): n for f, values in theme.categories.items() if f in quota for v, n in values.items()
-    }
-    sums = [([k for k in cells if k[0] == f], ("*", "*")) for f in quota]
-    total = {("*", "*"): theme.size}
-    hidden = suppress({**cells, **total}, sums, min_cell, public=total)
+    cells = {(f, v): n for f in quota for v, n in theme.categories.get(f, {}).items()}
     out: dict[str, dict] = {}
-    for (f, v), n in cells.items():
-        out.setdefault(f, {})[v] = SUPPRESSED if (f, v) in hidden else n
+    for (f, v), n in per_category(cells, theme.size, min_cell).items():
+        out.setdefault(f, {})[v] = n
     return out
 
 

@@ -2,18 +2,15 @@
 `concorder organiser token`, or a one-time link sent to an organiser's chat).
 
 `install(app, relay)` adds its routes; `signin` holds the sign-in and sign-out handlers,
-`figures` reads what the page shows, `pages` renders it in the organiser's language."""
+`figures` reads what the page shows. It is rendered as every page is (bot/web/pages.py,
+templates/organiser*.html, the one stylesheet), as a private page."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from aiohttp import web
 
 from bot.relay import Relay
 from bot.web.organiser import dashboard, signin
-
-STATIC = Path(__file__).parent / "static"
 
 
 def install(app: web.Application, relay: Relay) -> None:
@@ -22,4 +19,3 @@ def install(app: web.Application, relay: Relay) -> None:
     app.router.add_get("/organiser/signin", signin.link_page)
     app.router.add_post("/organiser/signin", signin.sign_in)
     app.router.add_post("/organiser/signout", signin.sign_out)
-    app.router.add_static("/organiser/static", STATIC, append_version=False)

@@ -7,8 +7,8 @@ from aiohttp import web
 from bot.services.organiser_signin import signed_in
 from bot.web.app import RELAY, SESSIONS, SETTINGS
 from bot.web.organiser.figures import gather
-from bot.web.organiser.pages import language_of, render
 from bot.web.organiser.signin import COOKIE, signin_form
+from bot.web.pages import language_of, render
 from flows import ballot_text
 from flows.i18n import translator
 from store.models import utcnow
@@ -26,8 +26,9 @@ async def page(request: web.Request) -> web.Response:
     t = translator(language)
     return render(
         request,
-        "dashboard.html",
+        "organiser_dashboard.html",
         language,
+        private=True,
         zone=relay.calendar.schedule.timezone if relay.calendar else "UTC",
         who=who,
         now=now,

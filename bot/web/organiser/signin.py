@@ -14,7 +14,7 @@ from aiohttp import web
 
 from bot.services import organiser_signin as service
 from bot.web.app import SESSIONS, SETTINGS
-from bot.web.organiser.pages import language_of, render
+from bot.web.pages import language_of, render
 from store.models import utcnow
 
 COOKIE = "concorder_organiser"
@@ -59,7 +59,15 @@ ATTEMPTS = web.AppKey("organiser_signin_attempts", Attempts)
 def signin_form(
     request: web.Request, language: str, *, status: int = 200, problem: str | None = None, **extra
 ) -> web.Response:
-    return render(request, "signin.html", language, status=status, problem=problem, **extra)
+    return render(
+        request,
+        "organiser_signin.html",
+        language,
+        status=status,
+        private=True,
+        problem=problem,
+        **extra,
+    )
 
 
 async def link_page(request: web.Request) -> web.Response:
@@ -69,7 +77,7 @@ async def link_page(request: web.Request) -> web.Response:
     link = request.query.get("link", "")
     if not link:
         return signin_form(request, language)
-    return render(request, "link.html", language, link=link)
+    return render(request, "organiser_link.html", language, private=True, link=link)
 
 
 async def sign_in(request: web.Request) -> web.Response:

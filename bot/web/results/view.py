@@ -8,10 +8,11 @@ import statistics
 from datetime import datetime
 from typing import Any
 
-from babel.numbers import format_decimal, format_percent
+from babel.numbers import format_percent
 
 from bot.services.publish.reading import Table
 from bot.services.publish.suppression import SUPPRESSED
+from bot.web import pages
 from bot.web.results import charts
 from flows.i18n import N_, Translator
 
@@ -51,9 +52,7 @@ class Page:
     def number(self, value: Any) -> str:
         if value == SUPPRESSED:
             return self.t.gettext("hidden")
-        if value is None:
-            return "–"
-        return format_decimal(value, locale=self.t.locale)
+        return pages.number(value, self.t)
 
     def percent(self, value: Any, digits: int = 0) -> str:
         if value == SUPPRESSED:
