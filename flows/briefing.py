@@ -156,7 +156,7 @@ def _memory(conv: Conversation) -> dict[str, Any]:
     return conv.state.data.setdefault("calendar", {})
 
 
-def _session_for(conv: Conversation, calendar: CalendarFacts) -> CalendarSession | None:
+def reminded_session(conv: Conversation, calendar: CalendarFacts) -> CalendarSession | None:
     """The session a LATE or CAN'T COME is about: the one last reminded of while it has
     not ended, else the next one."""
     now = conv.ctx.now
@@ -173,7 +173,7 @@ def _session_for(conv: Conversation, calendar: CalendarFacts) -> CalendarSession
 
 
 def _attendance(conv: Conversation, calendar: CalendarFacts, kind: str) -> None:
-    session = _session_for(conv, calendar)
+    session = reminded_session(conv, calendar)
     if session is None:
         conv.say(conv._("There is no upcoming session to tell the organisers about."))
         return

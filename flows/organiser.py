@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flows import events
-from flows.briefing import _session_for as reminded_session
+from flows.briefing import reminded_session
 from flows.engine import Conversation
 from flows.facts import OrganiserFacts, PendingBroadcast, ScheduledSession
 from flows.model import Inbound

@@ -314,7 +314,7 @@ class _Reporter:
         self._send({"event": "end"})
 
 
-def _child_main() -> None:
+def child_main() -> None:
     from bot.services.draw.solver import solve
 
     # The solver writes to file descriptor 1; keep that for stderr and talk on a copy.
