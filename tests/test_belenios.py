@@ -105,17 +105,23 @@ class Phones:
         await self.post("/webhooks/telegram", json=update, headers=headers)
 
 
-@pytest.fixture
-async def phones(db, bot_api, aiohttp_client, belenios_dir):
-    settings = twilio_settings(
+async def serve_phones(db, bot_api, aiohttp_client, belenios_dir, **settings) -> Phones:
+    """The service with SMS, Telegram and Belenios, and the phones that talk to it."""
+    served = twilio_settings(
         db.url,
         TELEGRAM_BOT_TOKEN="123:abc",
         TELEGRAM_API_BASE_URL=bot_api.url,
         TELEGRAM_WEBHOOK_SECRET=SECRET,
         CONCORDER_BELENIOS_DIR=str(belenios_dir),
+        **settings,
     )
-    client = await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
+    client = await aiohttp_client(create_app(served, migrate=False, dispatch=False))
     return Phones(client, db)
+
+
+@pytest.fixture
+async def phones(db, bot_api, aiohttp_client, belenios_dir):
+    return await serve_phones(db, bot_api, aiohttp_client, belenios_dir)
 
 
 async def create(db) -> None:

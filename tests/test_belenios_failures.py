@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.bootstrap import create_app
 from bot.services.ballots import opening, records
 from store.ballots import BallotRoll
 from store.belenios import BeleniosBallot
@@ -26,10 +25,9 @@ from tests.test_belenios import (  # noqa: F401  (fixtures)
     belenios_dir,
     belenios_tool,
     create,
+    serve_phones,
     settings,
 )
-from tests.test_telegram_webhook import SECRET
-from tests.twilio_peer import twilio_settings
 
 VOTE_TIMEOUT = 2.0
 NOT_CAST = "has NOT been cast and nothing was recorded"
@@ -44,16 +42,9 @@ BROKEN = {
 
 @pytest.fixture
 async def phones(db, bot_api, aiohttp_client, belenios_dir):  # noqa: F811
-    served = twilio_settings(
-        db.url,
-        TELEGRAM_BOT_TOKEN="123:abc",
-        TELEGRAM_API_BASE_URL=bot_api.url,
-        TELEGRAM_WEBHOOK_SECRET=SECRET,
-        CONCORDER_BELENIOS_DIR=str(belenios_dir),
-        CONCORDER_BELENIOS_VOTE_TIMEOUT=str(VOTE_TIMEOUT),
+    return await serve_phones(
+        db, bot_api, aiohttp_client, belenios_dir, CONCORDER_BELENIOS_VOTE_TIMEOUT=str(VOTE_TIMEOUT)
     )
-    client = await aiohttp_client(create_app(served, migrate=False, dispatch=False))
-    return Phones(client, db)
 
 
 def break_the_tool(monkeypatch, tmp_path: Path, how: str) -> None:
