@@ -34,6 +34,7 @@ from bot.services import (
     privacy,
     recruitment,
     synthesis,
+    unhandled,
 )
 from bot.settings import Settings
 from bot.web import organiser as organiser_page
@@ -164,6 +165,7 @@ def create_app(
         ballots.install(app, relay)  # open and close ballots on time
         polls.install(app, relay)  # send poll waves and reminders on time
         deliberation.install(app, relay, dispatch)  # relay, nudges, digests, closes
+        unhandled.install(app, relay)  # messages whose turn failed, tried again
         timers.install(app)
     return app
 
