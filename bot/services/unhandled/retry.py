@@ -114,6 +114,11 @@ async def _try_one(relay: Relay, now: datetime) -> tuple[str, int] | None:
             queued = received.queued
             outcome = "handled"
         except Exception as exc:  # noqa: BLE001 -- written down, tried again later
+            # What the failed turn left in the session must not reach what follows: rows
+            # made by INSERT ... RETURNING stay in the identity map after the savepoint's
+            # rollback (SQLite then hands their ids out again), and the hooks' notes.
+            session.expunge_all()
+            session.info.clear()
             outcome, queued = await _failed(session, relay, claimed, exc, now)
     if queued:
         relay.outbox_signal.set()
