@@ -205,3 +205,61 @@ def test_inbound_show_and_retry_put_a_given_up_message_through_once_fixed(db, mo
     assert f"Handled now: {kept}." in done.output
     assert "none is waiting" in runner.invoke(cli, ["inbound", "show"]).output
     assert "Nothing to try again." in runner.invoke(cli, ["inbound", "retry"]).output
+
+
+async def test_two_instances_retrying_at_once_handle_each_message_once_in_order(db):
+    settings = twilio_settings(db.url)
+    people = [f"+4477009006{n:02d}" for n in range(4)]
+    expected = await one_at_a_time(
+        db, build(settings, sessions=db.sessions), "sms", "+447700900699", ["Hello", "HELP"]
+    )
+    broken = failing(build(settings, sessions=db.sessions))
+    for n, sender in enumerate(people):
+        for m, text in enumerate(["Hello", "HELP"]):
+            await batch.receive(
+                broken, channel="sms", address=sender, text=text, provider_id=f"SMi{n}{m}"
+            )
+    for sender in people:
+        assert await replies(db, "sms", sender) == []
+
+    # Two instances of the service, the fault fixed, both finding the messages due.
+    later = utcnow() + timedelta(minutes=2)
+    one, two = (build(settings, sessions=db.sessions) for _ in range(2))
+    tried = await asyncio.gather(retry_due(one, now=later), retry_due(two, now=later))
+
+    handled = tried[0].handled + tried[1].handled
+    assert sorted(handled) == sorted(set(handled)) and len(handled) == 2 * len(people)
+    for sender in people:
+        assert await replies(db, "sms", sender) == expected
+    assert await unhandled(db) == []
+
+
+async def test_an_erased_persons_waiting_message_is_never_handled(db):
+    from bot.services.privacy.running import erase_request
+
+    settings = twilio_settings(db.url)
+    relay = failing(build(settings, sessions=db.sessions), on="2")
+    await batch.receive(relay, channel="sms", address=ALICE, text="Hello", provider_id="SMe1")
+    await batch.receive(relay, channel="sms", address=ALICE, text="2", provider_id="SMe2")
+    [kept] = await unhandled(db)
+    async with db.sessions() as session:
+        participant_id = await session.scalar(
+            select(OutboxMessage.participant_id).where(OutboxMessage.address == ALICE)
+        )
+
+    async def sent_to_them() -> int:
+        async with db.sessions() as session:
+            return await session.scalar(
+                select(func.count()).where(OutboxMessage.participant_id == participant_id)
+            )
+
+    answered = await sent_to_them()
+
+    await erase_request(relay, participant_id)
+
+    assert await unhandled(db) == []
+    async with db.sessions() as session:
+        text = await session.scalar(select(InboundMessage.text).where(InboundMessage.id == kept.id))
+    assert text == ""
+    assert (await retry_due(relay, now=utcnow() + timedelta(hours=2))).handled == []
+    assert await sent_to_them() == answered
