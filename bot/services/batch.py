@@ -4,13 +4,13 @@ A webhook hands its message to the instance's batcher and waits; the batcher tak
 is waiting (up to `size`, lingering a moment for more when there is little), handles all of
 it in one transaction (`batch_turns.handle_batch`), commits, and only then answers each
 webhook. So the provider's 200 still means "stored, and the reply queued" (or "stored, to
-be handled later": see below); a crash before
-the commit answers nobody, and the provider sends again. If the batch's transaction fails
-(a race with another instance, a constraint, one message that makes its turn raise), each
-of its messages runs alone through `turns.receive`, in arrival order, so one bad message
-never fails the others and none is handled twice (the batch's rows were rolled back). A
-message whose turn fails alone too is stored to be tried again (`unhandled`), and its
-sender's later messages wait behind it; its webhook is answered as the others are.
+be handled later": see below); a crash before the commit answers nobody, and the provider
+sends again. If the batch's transaction fails (a race with another instance, a constraint,
+one message that makes its turn raise), each of its messages runs alone through
+`turns.receive`, in arrival order, so one bad message never fails the others and none is
+handled twice (the batch's rows were rolled back). A message whose turn fails alone too is
+stored to be tried again (`unhandled`), and its sender's later messages wait behind it;
+its webhook is answered as the others are.
 
 On PostgreSQL two groups run at once (one's turns while the other waits for the database),
 never with one person in both: a person's messages keep their arrival order.
