@@ -20,6 +20,7 @@ from bot.metrics import REGISTRY
 from bot.relay import Relay
 from bot.services import batch
 from bot.services.organisers import add_organiser
+from bot.services.turns import receive
 from bot.services.unhandled.retry import retry_due
 from store.db import make_engine, sessionmaker
 from store.models import InboundMessage, OutboxMessage, utcnow
@@ -108,19 +109,27 @@ async def test_an_sms_whose_turn_fails_is_answered_later_and_before_the_next_one
     assert await replies(db, "sms", ALICE) == expected  # each answered once
 
 
-async def test_a_telegram_message_whose_turn_fails_is_answered_later_in_order(
+async def test_a_telegram_message_whose_turn_fails_is_answered_later_in_order_and_language(
     db, bot_api, aiohttp_client
 ):
     settings = webhook_settings(db, bot_api)
-    expected = await one_at_a_time(
-        db, build(settings, sessions=db.sessions), "telegram", "5550599", ["Hello", "HELP"]
-    )
+    plain = build(settings, sessions=db.sessions)
+    for n, text in enumerate(["Hello", "HELP"]):  # a French-speaking app, answered at once
+        await receive(
+            plain,
+            channel="telegram",
+            address="5550599",
+            text=text,
+            provider_id=f"fr{n}",
+            language_hint="fr",
+        )
+    expected = await replies(db, "telegram", "5550599")
+    assert "Concorder Relay" in expected[0] and "Bonjour" in expected[0]
     relay = failing(build(settings), times=2)
     client = await aiohttp_client(create_app(relay=relay, migrate=False, dispatch=False))
 
     async def send(update_id: int, text: str) -> int:
-        update = message_update(update_id, text=text, chat=CHAT)
-        update["message"]["from"]["language_code"] = "en"
+        update = message_update(update_id, text=text, chat=CHAT)  # from a French app
         response = await client.post(
             "/webhooks/telegram", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
         )

@@ -49,7 +49,7 @@ def row(
         "channel": channel,
         "address": address,
         "contact_id": contact_id,
-        "language_hint": (language_hint or None) and language_hint[:16],
+        "language_hint": language_hint[:16] if language_hint else None,
         "failures": 1 if failure else 0,
         "failure": failure,
         "kept_at": now,
