@@ -16,7 +16,9 @@ from flows.text import fold
 
 LEAVING = "leaving"
 STEP = "confirm"
-LEAVE, STAY = "leave", "stay"
+# Keys no assembly's own question is likely to use: a yes-word picks LEAVE (keywords.py
+# YES_KEYS), which must not make YES mean "leave" in a poll offering "stay" or "leave".
+LEAVE, STAY = "withdraw_me", "keep_place"
 # In State.data while the question is open: the flow, step and question it interrupted.
 BEFORE = "before_withdrawal"
 HOLDS_A_PLACE = ("selected", "confirmed", "reserve")

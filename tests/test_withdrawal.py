@@ -353,6 +353,29 @@ def test_an_offered_option_is_an_answer_before_it_is_a_request(text, said):
     assert WITHDRAW_WORDS | MYDATA_WORDS <= RESERVED_KEYS
 
 
+class _StayOrLeave(Flow):
+    """An assembly's own question about staying or leaving (a poll's, say)."""
+
+    name = "question"
+
+    def enter(self, conv):
+        self.ask(conv, "q")
+
+    def ask(self, conv, step):
+        conv.ask("q", "Should the market stay?", conv.choices(("stay", "Stay"), ("leave", "Go")))
+
+    def reply(self, conv, step, answer):
+        conv.say(f"answered {answer.choice}")
+
+
+def test_yes_at_a_question_of_staying_or_leaving_is_not_taken_for_withdrawing():
+    engine = Engine(flows=[_StayOrLeave()])
+    ctx = Context(now=NOW, participant_id="P1", channel="sms")
+    state = engine.start(State(), "question", ctx).state
+    turns = [engine.handle(state, Inbound(channel="sms", text=t), ctx) for t in ("YES", "no")]
+    assert [turn.outbound[0].text for turn in turns] == ["answered None", "answered None"]
+
+
 # ------------------------------------------------------------------ the organiser's command
 
 
