@@ -9,6 +9,8 @@ else keeps them too and goes where it would have gone (their table, their questi
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from flows.engine import Answer, Conversation, Flow, match_choice
 from flows.invitation import WITHDRAW_WORDS, assembly_name, recruitment_facts, withdraw
 from flows.model import Inbound
@@ -22,6 +24,9 @@ LEAVE, STAY = "withdraw_me", "keep_place"
 # In State.data while the question is open: the flow, step and question it interrupted.
 BEFORE = "before_withdrawal"
 HOLDS_A_PLACE = ("selected", "confirmed", "reserve")
+# A "1" long after the question is more likely meant for something else (a ballot, a
+# table's show of hands) than a late yes: past this, a LEAVE answer asks once more.
+ANSWER_WITHIN = timedelta(hours=1)
 
 
 def holds_a_place(conv: Conversation) -> bool:
@@ -40,8 +45,17 @@ def ask_first(conv: Conversation) -> None:
             "offered": s.offered,
             "prompt_id": s.prompt_id,
         }
+    conv.state.data[BEFORE]["asked_at"] = conv.ctx.now.isoformat()
     conv.state.flow = LEAVING
     Leaving().ask(conv, STEP)
+
+
+def _stale(conv: Conversation) -> bool:
+    """Asked longer ago than ANSWER_WITHIN (or at an unknown time)."""
+    asked_at = (conv.state.data.get(BEFORE) or {}).get("asked_at")
+    if asked_at is None:
+        return True
+    return conv.ctx.now - datetime.fromisoformat(asked_at) > ANSWER_WITHIN
 
 
 def _put_back(conv: Conversation) -> bool:
@@ -69,6 +83,10 @@ def withdrawal_answer(conv: Conversation, inbound: Inbound) -> bool:
         conv.state.data.pop(BEFORE, None)  # another flow has begun since: nothing pending
         return False
     choice = _choice(conv, inbound)
+    if choice == LEAVE and _stale(conv):
+        conv.say(conv._("That question was asked a while ago, so here it is again."))
+        ask_first(conv)
+        return True
     if choice == LEAVE:
         conv.state.data.pop(BEFORE, None)
         withdraw(conv)
@@ -125,7 +143,10 @@ class Leaving(Flow):
 
     def reply(self, conv: Conversation, step: str, answer: Answer) -> None:
         # Reached only if the command did not run first: the same rules.
-        if answer.choice == LEAVE:
+        if answer.choice == LEAVE and _stale(conv):
+            conv.say(conv._("That question was asked a while ago, so here it is again."))
+            ask_first(conv)
+        elif answer.choice == LEAVE:
             conv.state.data.pop(BEFORE, None)
             withdraw(conv)
         else:
