@@ -19,12 +19,15 @@ from bot.bootstrap import build, build_cli, create_app
 from bot.metrics import REGISTRY
 from bot.relay import Relay
 from bot.services import batch
+from bot.services.ballots import opening, records
 from bot.services.organisers import add_organiser
 from bot.services.turns import receive
+from bot.services.unhandled.keep import receive_or_keep
 from bot.services.unhandled.retry import retry_due
 from store.db import make_engine, sessionmaker
 from store.models import InboundMessage, OutboxMessage, utcnow
 from store.unhandled import UnhandledInbound
+from tests.ballot_world import create_ballots, panel, voter
 from tests.telegram_peer import bot_api_fixture  # noqa: F401  (fixture)
 from tests.test_inbound_batch import one_at_a_time, replies, text_in
 from tests.test_telegram_webhook import SECRET, message_update, webhook_settings
@@ -272,3 +275,26 @@ async def test_an_erased_persons_waiting_message_is_never_handled(db):
     assert text == ""
     assert (await retry_due(relay, now=utcnow() + timedelta(hours=2))).handled == []
     assert await sent_to_them() == answered
+
+
+async def test_a_vote_still_waiting_at_the_ballots_close_is_blanked_and_never_handled(db, settings):
+    # A voter's "2" whose turn keeps failing while the ballot is open: at the close it can
+    # no longer count, and kept it would be a choice stored beside its voter.
+    relay = failing(build(settings, sessions=db.sessions), on="2")
+    member = voter(1, "sms")
+    await panel(db.sessions, [member])
+    await create_ballots(db.sessions)
+    await opening.open_ballot(relay, "r1")
+    kept = await receive_or_keep(
+        relay, channel="sms", address=member.address, text="2", provider_id="SM" + "c3" * 16
+    )
+    assert kept.kept
+    [waiting] = await unhandled(db)
+
+    await records.close_ballot(relay, "r1")
+    async with db.sessions() as session:
+        message = await session.get(InboundMessage, waiting.id)
+        row = await session.get(UnhandledInbound, waiting.id)
+    assert (message.text, row.gave_up_at is not None) == ("", True)
+    later = utcnow() + timedelta(hours=2)
+    assert (await retry_due(relay, now=later)).handled == []

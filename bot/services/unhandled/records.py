@@ -57,3 +57,37 @@ async def put_back(session: AsyncSession, ids: list[int] | None, now: datetime) 
         .returning(UnhandledInbound.id)
     )
     return sorted(put.scalars())
+
+
+async def forget_during_ballot(
+    session: AsyncSession, contact_ids: list[int], since: datetime, now: datetime
+) -> int:
+    """At a ballot's close: what its voters sent while it was open and is still unhandled
+    may be a vote. Handled, such a message is blanked in its turn; this one never will be
+    (the ballot is over), so it is blanked now and given up on, and no row keeps a choice
+    beside its voter. How many."""
+    if not contact_ids:
+        return 0
+    ids = list(
+        (
+            await session.execute(
+                select(UnhandledInbound.id)
+                .join(InboundMessage, InboundMessage.id == UnhandledInbound.id)
+                .where(
+                    UnhandledInbound.contact_id.in_(contact_ids),
+                    InboundMessage.received_at >= since,
+                )
+            )
+        ).scalars()
+    )
+    if not ids:
+        return 0
+    await session.execute(
+        update(InboundMessage).where(InboundMessage.id.in_(ids)).values(text="", button=None)
+    )
+    await session.execute(
+        update(UnhandledInbound)
+        .where(UnhandledInbound.id.in_(ids))
+        .values(gave_up_at=now, failure="ballot closed")
+    )
+    return len(ids)
