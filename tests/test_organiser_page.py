@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from bot.bootstrap import build_cli, create_app
@@ -22,6 +22,7 @@ from bot.services import organiser_signin as signin
 from bot.services.ballots import opening
 from bot.services.ballots.records import turnout
 from bot.services.organisers import OrganiserInfo, remove_organiser
+from bot.services.unhandled.keep import receive_or_keep
 from bot.web.app import PrivateAccessLogger
 from bot.web.organiser.signin import COOKIE, MAX_FAILURES
 from store.audit import AuditEvent
@@ -30,8 +31,10 @@ from store.db import make_engine, sessionmaker
 from store.models import OutboxMessage, OutboxStatus, utcnow
 from store.organiser_signin import OrganiserSession, OrganiserSignin
 from store.organisers import Organiser
+from store.unhandled import UnhandledInbound
 from tests.ballot_world import create_ballots
 from tests.deliberation_world import ORGANISER_CHAT, START, seat_table
+from tests.test_inbound_never_lost import failing
 
 
 @pytest.fixture
@@ -394,3 +397,27 @@ def test_the_colours_meet_wcag_aa():
         assert contrast(colour[text], colour[ground]) >= 4.5, (text, ground)
     for edge in ("focus", "line"):  # outlines and borders: 3:1 against the page
         assert contrast(colour[edge], colour["background"]) >= 3, edge
+
+
+async def test_messages_whose_handling_failed_are_counted_on_the_page(client, db, relay):
+    await signed_in_client(client, db)
+    html = await (await client.get("/organiser?lang=en")).text()
+    assert 'data-figure="unhandled"' not in html  # nothing to say while all is well
+
+    failing(relay)  # every turn fails: the messages are kept, to be tried again
+    for n, sender in enumerate(["+447700900611", "+447700900612"]):
+        received = await receive_or_keep(
+            relay, channel="sms", address=sender, text="Hello", provider_id=f"SM-kept-{n}"
+        )
+        assert received.kept
+    async with db.sessions.begin() as session:
+        await session.execute(
+            update(UnhandledInbound)
+            .values(gave_up_at=utcnow())
+            .where(UnhandledInbound.id == select(func.min(UnhandledInbound.id)).scalar_subquery())
+        )
+    french = await (await client.get("/organiser?lang=fr")).text()
+    assert figure(french, "unhandled").startswith(
+        "Messages reçus mais pas encore traités, parce que leur traitement a échoué. "
+        "En cours de nouvel essai : 1. Abandonnés : 1."
+    )

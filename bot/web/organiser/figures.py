@@ -1,6 +1,6 @@
 """What the organiser page shows, read through the services' own queries: the same
-figures as `concorder status`, `outbox status`, `broadcast status`, `groups stats`
-and `ballot status` (turnout only)."""
+figures as `concorder status`, `outbox status`, `broadcast status`, `groups stats`,
+`ballot status` (turnout only) and `inbound show` (counts only)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from bot.services import broadcast, deliberation, recruitment
 from bot.services.ballots.records import with_turnout
 from bot.services.deliberation import PromptState
 from bot.services.facilitation.facts import round_under_way
+from bot.services.unhandled import records as unhandled
 from scheduler.config import Calendar
 from scheduler.events import read_counts
 from store.ballots import OPEN, Ballot
@@ -75,6 +76,8 @@ class Figures:
     tables: list[TableRow]
     briefings: list[BriefingRow]
     ballots: list[tuple[Ballot, int, int]]  # a ballot open now, its roll, how many voted
+    # Messages received whose turn failed: still being tried, and given up on.
+    unhandled: tuple[int, int] = (0, 0)
 
 
 async def delivery(session: AsyncSession) -> list[Delivery]:
@@ -88,6 +91,12 @@ async def delivery(session: AsyncSession) -> list[Delivery]:
                 setattr(row, column, getattr(row, column) + n)
         rows.append(row)
     return rows
+
+
+async def unhandled_counts(session: AsyncSession) -> tuple[int, int]:
+    waiting = await unhandled.unhandled(session)
+    given_up = sum(1 for message in waiting if message.gave_up_at is not None)
+    return len(waiting) - given_up, given_up
 
 
 async def seating(session: AsyncSession) -> tuple[int | None, list[GroupSeat]]:
@@ -139,6 +148,7 @@ async def gather(relay: Relay, language: str) -> Figures:
             tables=[],
             briefings=await briefings(session, relay.calendar, language),
             ballots=await with_turnout(session, OPEN),
+            unhandled=await unhandled_counts(session),
         )
     figures.tables = await tables(relay, round_no, seats)
     return figures
