@@ -81,7 +81,11 @@ EVERY_LANGUAGE = "*"  # the key of a text written once for every language
 
 def _one_or_per_language(value: Any) -> Any:
     # A plain string is the same text in every language.
-    return {EVERY_LANGUAGE: value} if isinstance(value, str) else value
+    if isinstance(value, str):
+        return {EVERY_LANGUAGE: value}
+    if not isinstance(value, dict):
+        raise ValueError('give one text, or one per language: { en = "...", fr = "..." }')
+    return value
 
 
 # The assembly's name and its organiser: one string, or a table of the assembly's languages.
