@@ -34,6 +34,7 @@ from bot.services import (
     privacy,
     recruitment,
     synthesis,
+    unhandled,
 )
 from bot.settings import Settings
 from bot.web import organiser as organiser_page
@@ -164,6 +165,7 @@ def create_app(
         ballots.install(app, relay)  # open and close ballots on time
         polls.install(app, relay)  # send poll waves and reminders on time
         deliberation.install(app, relay, dispatch)  # relay, nudges, digests, closes
+        unhandled.install(app, relay)  # messages whose turn failed, tried again
         timers.install(app)
     return app
 
@@ -204,6 +206,7 @@ def build_cli() -> typer.Typer:
     from bot.cli import draw as cli_draw
     from bot.cli import groups as cli_groups
     from bot.cli import groups_conversation as cli_groups_conversation
+    from bot.cli import inbound as cli_inbound
     from bot.cli import outbox as cli_outbox
     from bot.cli import poll as cli_poll
     from bot.cli import privacy as cli_privacy
@@ -231,6 +234,7 @@ def build_cli() -> typer.Typer:
     cli_withdraw.register(app)  # withdraw
     cli_rehearse.register(app)  # rehearse: the whole assembly with simulated people
     cli_outbox.register(app)  # outbox status|retry
+    cli_inbound.register(app)  # inbound show|retry: messages whose turn failed
     cli_privacy.register(app)  # erase, person export
     cli_recruitment.register(app)  # pool import, invite, notify-draw, status
     cli_respondents.register(app)  # respondents import|to-contact|answer

@@ -76,6 +76,14 @@ INBOUND_BATCHED = Counter(
     "Inbound messages handled in a committed group (with INBOUND_BATCHES: the mean size)",
     registry=REGISTRY,
 )
+INBOUND_UNHANDLED = Counter(
+    "concorder_inbound_unhandled_total",
+    "Inbound messages whose turn did not go through at once, by outcome: kept (its turn "
+    "failed; stored to be tried again), handled (a later try went through), failed (a "
+    "later try failed too), gave_up (failed too often: the organisers were told)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 MESSAGES_OUT = Counter(
     "concorder_messages_out_total",
     "Outbound messages by channel and status",

@@ -10,6 +10,7 @@ from flows.deliberation import after_the_close, member_words
 from flows.engine import Engine
 from flows.facilitation import facilitator_commands
 from flows.invitation import Invitation
+from flows.leaving import Leaving, withdrawal_answer
 from flows.organiser import organiser_commands
 from flows.poll import Poll
 from flows.registration import Registration
@@ -22,6 +23,7 @@ def build_engine() -> Engine:
     """The service's engine. Commands are checked in this order, so a panel member's
     calendar reply (TIME, MORE, READ, its buttons) comes before the organiser commands;
     WITHDRAW and MYDATA are heard at every stage, before any flow; MYDATA even after STOP.
+    The answer to "do you really want to withdraw?" comes first of all, even at a table.
     While a prompt is open at a member's table, what they write is for the table
     (member_words lets WITHDRAW, MYDATA and an answer to the ballot they were asked
     through); just after it closed, a message no other command takes is told it went
@@ -35,11 +37,13 @@ def build_engine() -> Engine:
             Confirmation(),
             Outcome(),
             Withdrawal(),
+            Leaving(),
             Ballot(),
             Poll(),
             Statements(),
         ],
         commands=[
+            withdrawal_answer,
             member_words,
             calendar_replies,
             person_requests,

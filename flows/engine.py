@@ -247,9 +247,13 @@ class Engine:
             conv.repeat()
             return Turn(conv.state, conv.outbound, conv.events)
 
-        for take_command in self.commands:
-            if take_command(conv, inbound):
-                return Turn(conv.state, conv.outbound, conv.events)
+        prompt = conv.state.prompt_id
+        if any(take_command(conv, inbound) for take_command in self.commands):
+            return Turn(conv.state, conv.outbound, conv.events)
+        if conv.state.prompt_id != prompt:
+            # A command put an earlier question back (WITHDRAW not confirmed): the message
+            # answers that one now.
+            choice, stale = match_choice(conv.state, inbound)
 
         if stale:
             conv.say(conv._("That button belongs to an earlier question."))

@@ -95,13 +95,16 @@ REPLY_WORDS = {
         "rechazo",
         "declino",
     },
+    # The question asked before WITHDRAW gives up a place (flows/leaving.py).
+    "withdraw_me": {"leave", "partir", "jepars", "irme", "mevoy"},
+    "keep_place": {"stay", "rester", "jereste", "quedarme", "mequedo"},
 }
 
 # The yes and no of questions that ask it in other words: where a question offers one of
 # these options, the yes-words (or no-words) above pick it too, as someone on a basic phone
 # answers "Êtes-vous d'accord ?" with OUI. Only after no option matched on its own terms.
-YES_KEYS = ("agree", "confirm")
-NO_KEYS = ("disagree", "decline")
+YES_KEYS = ("agree", "confirm", "withdraw_me")
+NO_KEYS = ("disagree", "decline", "keep_place")
 
 
 def yes_or_no_choice(word: str, keys: list[str]) -> str | None:

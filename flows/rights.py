@@ -4,6 +4,7 @@
 Both are engine commands (flows/catalog.py), so they are heard before any flow: a
 confirmed panel member has no question open, and a flow would only tell them where they
 stand. A reply that is one of the offered options stays an answer to its question.
+Someone the draw gave a place is asked before WITHDRAW takes it (flows/leaving.py).
 The organisers are told by the service (bot/services/withdrawals.py and
 bot/services/data_requests.py), from the events these emit.
 """
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flows import events
 from flows.engine import Answer, Conversation, Flow, match_choice
 from flows.invitation import WITHDRAW_WORDS, recruitment_facts, withdraw
+from flows.leaving import ask_first, holds_a_place
 from flows.model import Inbound
 from flows.text import fold
 
@@ -83,6 +85,9 @@ def person_requests(conv: Conversation, inbound: Inbound) -> bool:
         return True
     if not in_recruitment(conv):
         nothing_to_withdraw_from(conv)
+        return True
+    if holds_a_place(conv):
+        ask_first(conv)  # a place is at stake: one stray word must not give it up
         return True
     withdraw(conv)
     return True

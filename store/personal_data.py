@@ -46,6 +46,7 @@ from store.recruitment import Consent, Invitation, PoolEntry, RegistrationAnswer
 from store.respondents import OutsideRegistration
 from store.results import ResultsPage
 from store.statements import Statement, StatementVote
+from store.unhandled import UnhandledInbound
 
 DELETE, BLANK, KEEP = "delete", "blank", "keep"
 # How rows of a person are found: by their participant id, or through their contacts.
@@ -108,6 +109,13 @@ INVENTORY: tuple[Place, ...] = (
         BLANK,
         "every message received: its text, button and the provider's id",
         {"text": "", "button": None, "provider_id": _erased},
+    ),
+    Place(
+        UnhandledInbound.__table__,
+        BY_CONTACT,
+        DELETE,
+        "messages received and not handled yet: the address they came from, how often "
+        "their turn failed (an erased person's are never handled)",
     ),
     Place(
         OutboxMessage.__table__,

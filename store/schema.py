@@ -19,4 +19,5 @@ from store import (
     respondents,  # noqa: F401
     results,  # noqa: F401
     statements,  # noqa: F401
+    unhandled,  # noqa: F401
 )

@@ -13,7 +13,7 @@ from bot.services import turns
 from store.groups import GroupRun, GroupSeat
 from store.models import Contact, OutboxMessage, Participant
 from store.organisers import Organiser
-from store.recruitment import CONFIRMED, PoolEntry, Selection
+from store.recruitment import CONFIRMED, REGISTERED, Invitation, PoolEntry, Selection, hash_code
 
 START = datetime(2027, 2, 6, 10, 15, tzinfo=UTC)
 ORGANISER_CHAT = "990001"
@@ -97,9 +97,11 @@ async def seat_table(
     rounds: int = 1,
     tables: int = 1,
     telegram_ids: bool = False,
+    invited: bool = False,
 ) -> World:
     """Seat (letter, channel, language) members at table 1 of round 1 of a current run
-    (and at further tables of their own, `tables` of them, one member each)."""
+    (and at further tables of their own, `tables` of them, one member each); `invited`:
+    each came through an invitation, so WITHDRAW gives up their place."""
     members: dict[str, Member] = {}
     async with relay.sessions.begin() as session:
         session.add(Organiser(name="Org", telegram_id=ORGANISER_CHAT))
@@ -126,6 +128,16 @@ async def seat_table(
             handle = f"member_handle_{n}"
             session.add(PoolEntry(participant_id=pid, telegram_handle=handle, attributes={}))
             session.add(Selection(participant_id=pid, draw_id="D1", status=CONFIRMED))
+            if invited:
+                session.add(
+                    Invitation(
+                        participant_id=pid,
+                        code_hash=hash_code(f"seat-{pid}"),
+                        channel=channel,
+                        language=language,
+                        status=REGISTERED,
+                    )
+                )
             for r in range(1, rounds + 1):
                 session.add(
                     GroupSeat(

@@ -103,8 +103,10 @@ async def test_withdrawing_while_a_ballot_is_open_leaves_its_roll(relay, db, ass
         await say(relay, v, "yes")
 
     await say(relay, voted_then_left, "WITHDRAW")
+    await say(relay, voted_then_left, "1")  # a panel member is asked first
     await say(relay, left, "bus")  # a choice waiting for YES
     await say(relay, left, "WITHDRAW")
+    await say(relay, left, "1")
     await say(relay, stopped, "STOP")
     async with db.sessions.begin() as session:
         person = await session.get(Participant, by_organiser.id)

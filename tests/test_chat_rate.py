@@ -60,6 +60,9 @@ async def test_a_busy_chat_is_sent_at_its_rate(
     interval = 1 / chat_rate
     assert transport.texts(HOT) == mine
     assert min(gaps) >= interval - 0.002, gaps  # never faster than the chat's rate
-    # At the rate, give or take a wake-up: not interval + answer, nor behind the queue.
-    assert statistics.median(gaps) < interval * 1.1, gaps
+    # At the rate, give or take a wake-up on a busy machine: well under interval + answer
+    # (a slow channel stretching it), and never behind the queue (seconds late).
+    slack = max(answer / 2, interval * 0.3)
+    assert statistics.median(gaps) < interval + slack, gaps
+    assert max(gaps) < interval * 2, gaps
     assert {r.status for r in await rows(db)} == {"sent"}

@@ -22,7 +22,7 @@ from flows import events
 from flows.assembly import AssemblyError, parse_assembly
 from flows.catalog import build_engine
 from flows.config_file import AssemblyFile
-from flows.facts import Facts, RecruitmentFacts, TableFacts
+from flows.facts import Facts, RecruitmentFacts, SelectionFacts, TableFacts
 from flows.model import Context, Inbound, State
 from scheduler.config import calendar_of
 from store.deliberation import Contribution, TablePrompt
@@ -343,6 +343,26 @@ def test_a_seated_members_words_in_every_language(text, kind, said):
         assert turn.outbound[0].text.startswith(said)
     if kind == events.CONTRIBUTED:
         assert turn.events[0].data["letter"] == "C" and "pass" not in repr(turn.events[0].data)
+
+
+def test_retirer_at_a_table_asks_and_gives_up_nothing_until_confirmed():
+    engine = build_engine()
+    member = RecruitmentFacts(invitation_status="registered", selection=SelectionFacts("confirmed"))
+    ctx = Context(START, "P1", "sms", Facts(table=TABLE, recruitment=member))
+
+    def send(state: State, text: str):
+        return engine.handle(state, Inbound(channel="sms", text=text), ctx)
+
+    asked = send(State(language="fr"), "Retirer")
+    assert asked.events == [] and asked.outbound[0].text.startswith("Voulez-vous vous retirer")
+    stays = send(asked.state, "2")
+    assert stays.events == [] and stays.outbound[0].text.startswith("Très bien")
+    # The table goes on: what they write next is for it, and a later 1 withdraws nothing.
+    for text in ("On garde la 3 ?", "1"):
+        turn = send(stays.state, text)
+        assert [e.kind for e in turn.events] == [events.CONTRIBUTED]
+    leaves = send(send(stays.state, "RETIRER").state, "oui")
+    assert [e.kind for e in leaves.events] == [events.WITHDREW]
 
 
 def test_without_an_open_prompt_the_words_are_not_the_tables():

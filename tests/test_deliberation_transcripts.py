@@ -1,6 +1,7 @@
 """A table of six through a whole prompt, as each member reads it, in every shipped
-language: tests/transcripts/deliberation.*.txt, played on a real database (SQLite and
-PostgreSQL) through the service's own turns, timers and facilitators' functions.
+language: tests/transcripts/deliberation.*.txt (and deliberation-withdraw.*.txt: WITHDRAW
+at a table), played on a real database (SQLite and PostgreSQL) through the service's own
+turns, timers and facilitators' functions. Every member came through an invitation.
 
 The format (one table; every member speaks the file's language):
 
@@ -39,10 +40,10 @@ from flows.i18n import shipped_languages
 from store.deliberation import Contribution
 from tests.conftest import EXAMPLE_ASSEMBLY
 from tests.deliberation_world import START, World, seat_table
-from tests.transcript_harness import record, replays
+from tests.transcript_harness import missing_languages, record, replays
 
 TRANSCRIPTS = Path(__file__).resolve().parent / "transcripts"
-FILES = sorted(TRANSCRIPTS.glob("deliberation.*.txt"))
+FILES = sorted(TRANSCRIPTS.glob("deliberation*.txt"))
 
 
 class Player:
@@ -121,7 +122,8 @@ async def play(text: str, sessions, settings: Settings) -> str:
     relay = build(
         settings, assembly=load_assembly(EXAMPLE_ASSEMBLY / "assembly.toml"), sessions=sessions
     )
-    world = await seat_table(relay, [(letter, channel, language) for letter, channel in seats])
+    seated = [(letter, channel, language) for letter, channel in seats]
+    world = await seat_table(relay, seated, invited=True)
     player = Player(world)
     await player.heard()  # nothing before the first step
     out = [line for line in text.splitlines() if line.startswith("#")]
@@ -135,6 +137,7 @@ async def play(text: str, sessions, settings: Settings) -> str:
 
 
 def test_every_shipped_language_has_a_table_transcript():
+    assert not missing_languages(FILES)
     assert {p.name.split(".")[1] for p in FILES} == set(shipped_languages())
 
 

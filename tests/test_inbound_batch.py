@@ -16,6 +16,7 @@ from store import audit
 from store.db import make_engine, sessionmaker
 from store.models import Contact, InboundMessage, OutboxMessage, Participant
 from store.personal_data import OptOutMark, opt_out_digest
+from store.unhandled import UnhandledInbound
 from tests.telegram_peer import bot_api_fixture  # noqa: F401  (fixture)
 from tests.test_telegram_webhook import SECRET, message_update, webhook_settings
 from tests.twilio_peer import sign, twilio_settings
@@ -191,14 +192,17 @@ async def test_a_message_whose_turn_fails_does_not_stop_the_others(db, relay, ba
         sms(batcher, "+447700900399", "POISON", "SMpoison"),
         return_exceptions=True,
     )
-    assert [type(r).__name__ for r in results] == ["Received"] * 6 + ["RuntimeError"]
+    assert [type(r).__name__ for r in results] == ["Received"] * 7
+    assert [r.kept for r in results] == [False] * 6 + [True]
     for sender in senders:
         assert len(await replies(db, "sms", sender)) == 1
+    assert await replies(db, "sms", "+447700900399") == []
     async with db.sessions() as session:
         stored = await session.scalar(
-            select(func.count()).where(InboundMessage.provider_id == "SMpoison")
+            select(InboundMessage.id).where(InboundMessage.provider_id == "SMpoison")
         )
-    assert stored == 0  # not kept as handled: the provider's retry will be taken
+        kept = await session.get(UnhandledInbound, stored)
+    assert (kept.failures, kept.failure) == (1, "RuntimeError")  # kept, to be tried again
 
 
 async def test_stop_in_a_batch_is_honoured(db, relay, batcher):

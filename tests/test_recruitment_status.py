@@ -64,6 +64,7 @@ async def test_counts_per_quota_category(db, relay, invited, assembly):
         chosen = await session.scalar(select(Selection).where(Selection.status == SELECTED))
         chosen.status = DECLINED
     await say(db, relay, PHONE, "withdraw")
+    await say(db, relay, PHONE, "1")  # a confirmed member is asked first
     async with db.sessions() as session:
         counts = rows(await recruitment.funnel_by_category(session, assembly))
     assert counts[("age", "16-29")] == (1, 0, 0)

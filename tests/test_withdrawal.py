@@ -188,22 +188,45 @@ async def replace_and_tell(db, relay, assembly, seed: str):
 
 
 PLACE_FREE = ("their place is free", "sa place est libre")
-# After the draw: (stage, who, what they say first, their word, organisers' headline, where).
+# After the draw: (stage, who, what they say first, their word and how they confirm it,
+# organisers' headline, where).
 ON_THE_PANEL = [
-    ("selected", "panel", [], "WITHDRAW", WITHDRAWS, PLACE_FREE),
-    ("confirmed", "panel", ["CONFIRM"], "withdraw", WITHDRAWS, ("confirmed member", "confirmé")),
-    ("member, told so", "panel", ["CONFIRM", "hello"], "WITHDRAW", WITHDRAWS, PLACE_FREE),
-    ("in the briefings", "panel", ["CONFIRM", "TIME"], "retiro", WITHDRAWS, PLACE_FREE),
-    ("confirmed, STOP", "panel", ["CONFIRM"], "STOP", STOPS, ("confirmed member", "confirmé")),
-    ("reserve", "reserve", [], "WITHDRAW", WITHDRAWS, ("reserve list", "liste de réserve")),
+    ("selected", "panel", [], ("WITHDRAW", "1"), WITHDRAWS, PLACE_FREE),
+    (
+        "confirmed",
+        "panel",
+        ["CONFIRM"],
+        ("withdraw", "YES"),
+        WITHDRAWS,
+        ("confirmed member", "confirmé"),
+    ),
+    (
+        "member, told so",
+        "panel",
+        ["CONFIRM", "hello"],
+        ("WITHDRAW", "Withdraw"),
+        WITHDRAWS,
+        PLACE_FREE,
+    ),
+    ("in the briefings", "panel", ["CONFIRM", "TIME"], ("retiro", "sí"), WITHDRAWS, PLACE_FREE),
+    ("confirmed, STOP", "panel", ["CONFIRM"], ("STOP",), STOPS, ("confirmed member", "confirmé")),
+    ("reserve", "reserve", [], ("WITHDRAW", "1"), WITHDRAWS, ("reserve list", "liste de réserve")),
 ]
 
 
+async def withdrew_events(db) -> int:
+    async with db.sessions() as session:
+        kinds = await session.scalars(
+            select(AuditEvent.kind).where(AuditEvent.kind == "participant.withdrew")
+        )
+        return len(list(kinds))
+
+
 @pytest.mark.parametrize(
-    "stage,who,before,word,headline,where", ON_THE_PANEL, ids=[row[0] for row in ON_THE_PANEL]
+    "stage,who,before,words,headline,where", ON_THE_PANEL, ids=[row[0] for row in ON_THE_PANEL]
 )
 async def test_withdraw_after_the_draw_frees_the_place_and_replace_fills_it(
-    db, relay, assembly, drawn, stage, who, before, word, headline, where
+    db, relay, assembly, drawn, stage, who, before, words, headline, where
 ):
     pid = drawn.selected[0] if who == "panel" else drawn.reserve[0]
     phone = phone_of(pid)
@@ -214,7 +237,15 @@ async def test_withdraw_after_the_draw_frees_the_place_and_replace_fills_it(
     expected = RESERVE if who == "reserve" else CONFIRMED if "CONFIRM" in before else SELECTED
     assert (await seats(db))[pid].status == expected
 
+    word, *confirmed = words
+    told = await organiser_messages(db)
     replies = await say(db, relay, phone, word)
+    if confirmed:
+        # Asked first: until they confirm, nothing is given up and nobody is told.
+        assert replies[0].startswith("Do you want to withdraw from Riverside")
+        assert (await seats(db))[pid].status == expected
+        assert await organiser_messages(db) == told and await withdrew_events(db) == 0
+        replies = await say(db, relay, phone, confirmed[0])
     if word != "STOP":
         assert replies[0].startswith("You have withdrawn from Riverside")
     if who == "panel" and word != "STOP":
@@ -241,6 +272,23 @@ async def test_withdraw_after_the_draw_frees_the_place_and_replace_fills_it(
     assert len(await outbox_of(db, phone)) == sent  # the draw's news is not for them
     async with db.sessions() as session:
         assert (await audit.verify(session)).ok
+
+
+@pytest.mark.parametrize("answer", ["2", "no", "stay", "Sorry, I meant the other chat"])
+async def test_a_member_who_does_not_confirm_keeps_their_place(db, relay, drawn, answer):
+    pid = drawn.selected[0]
+    phone = phone_of(pid)
+    await say(db, relay, phone, "CONFIRM")
+    told = await organiser_messages(db)
+    await say(db, relay, phone, "RETIRER")
+    await say(db, relay, phone, answer)
+    assert (await seats(db))[pid].status == CONFIRMED
+    assert await organiser_messages(db) == told and await withdrew_events(db) == 0
+    person = await participant_of(db, phone)
+    assert not person.opted_out and person.erase_requested_at is None
+    # The question is gone: a later 1 is not taken as a late "yes, withdraw me".
+    await say(db, relay, phone, "1")
+    assert (await seats(db))[pid].status == CONFIRMED and await withdrew_events(db) == 0
 
 
 @pytest.mark.usefixtures("invited")
@@ -303,6 +351,29 @@ def test_an_offered_option_is_an_answer_before_it_is_a_request(text, said):
     assert turn.outbound[0].text.startswith(said)
     # Nothing a registration may offer is a word the service keeps for itself.
     assert WITHDRAW_WORDS | MYDATA_WORDS <= RESERVED_KEYS
+
+
+class _StayOrLeave(Flow):
+    """An assembly's own question about staying or leaving (a poll's, say)."""
+
+    name = "question"
+
+    def enter(self, conv):
+        self.ask(conv, "q")
+
+    def ask(self, conv, step):
+        conv.ask("q", "Should the market stay?", conv.choices(("stay", "Stay"), ("leave", "Go")))
+
+    def reply(self, conv, step, answer):
+        conv.say(f"answered {answer.choice}")
+
+
+def test_yes_at_a_question_of_staying_or_leaving_is_not_taken_for_withdrawing():
+    engine = Engine(flows=[_StayOrLeave()])
+    ctx = Context(now=NOW, participant_id="P1", channel="sms")
+    state = engine.start(State(), "question", ctx).state
+    turns = [engine.handle(state, Inbound(channel="sms", text=t), ctx) for t in ("YES", "no")]
+    assert [turn.outbound[0].text for turn in turns] == ["answered None", "answered None"]
 
 
 # ------------------------------------------------------------------ the organiser's command

@@ -3,11 +3,14 @@
 A webhook hands its message to the instance's batcher and waits; the batcher takes what
 is waiting (up to `size`, lingering a moment for more when there is little), handles all of
 it in one transaction (`batch_turns.handle_batch`), commits, and only then answers each
-webhook. So the provider's 200 still means "stored, and the reply queued"; a crash before
-the commit answers nobody, and the provider sends again. If the batch's transaction fails
-(a race with another instance, a constraint, one message that makes its turn raise), each
-of its messages runs alone through `turns.receive`, in arrival order, so one bad message
-never fails the others and none is handled twice (the batch's rows were rolled back).
+webhook. So the provider's 200 still means "stored, and the reply queued" (or "stored, to
+be handled later": see below); a crash before the commit answers nobody, and the provider
+sends again. If the batch's transaction fails (a race with another instance, a constraint,
+one message that makes its turn raise), each of its messages runs alone through
+`turns.receive`, in arrival order, so one bad message never fails the others and none is
+handled twice (the batch's rows were rolled back). A message whose turn fails alone too is
+stored to be tried again (`unhandled`), and its sender's later messages wait behind it;
+its webhook is answered as the others are.
 
 On PostgreSQL two groups run at once (one's turns while the other waits for the database),
 never with one person in both: a person's messages keep their arrival order.
@@ -27,6 +30,7 @@ from bot.relay import Relay
 from bot.services import turns
 from bot.services.batch_turns import Arrival, handle_batch
 from bot.services.turns import Received
+from bot.services.unhandled.keep import receive_or_keep
 from store.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -154,7 +158,7 @@ class Batcher:
         INBOUND_BATCHED.inc(len(arrivals))
         queued = 0
         for arrival, received in zip(arrivals, results, strict=True):
-            outcome = "duplicate" if received.duplicate else "handled"
+            outcome = "duplicate" if received.duplicate else "held" if received.kept else "handled"
             MESSAGES_IN.labels(arrival.channel, outcome).inc()
             queued += received.queued
             if not arrival.future.done():
@@ -165,7 +169,7 @@ class Batcher:
     async def _one_by_one(self, arrivals: list[Arrival]) -> None:
         for a in arrivals:
             try:
-                received = await turns.receive(
+                received = await receive_or_keep(
                     self.relay,
                     channel=a.channel,
                     address=a.address,
@@ -175,7 +179,7 @@ class Batcher:
                     language_hint=a.language_hint,
                     now=a.now,
                 )
-            except Exception as exc:  # noqa: BLE001 -- this message's webhook answers 500
+            except Exception as exc:  # noqa: BLE001 -- not even kept: its webhook answers 500
                 if not a.future.done():
                     a.future.set_exception(exc)
             else:
@@ -185,10 +189,10 @@ class Batcher:
 
 async def receive(relay: Relay, **message) -> Received:
     """An inbound message from a webhook: through the relay's batcher when the service
-    runs one, else alone (`turns.receive`, as commands and tests call it)."""
+    runs one, else alone (`turns.receive`; kept for later if its turn fails)."""
     batcher = relay.batcher
     if batcher is None:
-        return await turns.receive(relay, **message)
+        return await receive_or_keep(relay, **message)
     return await batcher.receive(**message)
 
 

@@ -36,6 +36,7 @@ from bot.services.turns import (
     best_language,
     handle_stored,
 )
+from bot.services.unhandled import queue
 from flows import events
 from flows.facts import Facts
 from flows.model import Context, Inbound, State, Turn
@@ -109,12 +110,15 @@ async def handle_batch(session: AsyncSession, relay: Relay, arrivals: list[Arriv
     batch = _Batch()
     await _lock(session, batch, sorted({a.key for a in arrivals}))
     await _store(session, arrivals, batch)
+    held = await _hold_behind(session, arrivals, batch)
     screened = await _screen(session, relay, arrivals, batch)
     with session.no_autoflush:
         await _make_people(session, relay, arrivals, batch, screened)
         await _read_columns(session, relay, batch)
         await _read_facts(session, relay, arrivals, batch, screened)
         results: list[Received] = [Received(duplicate=True) for _ in arrivals]
+        for n in held:
+            results[n] = Received(duplicate=False, kept=True)
         for n in batch.records:
             if n in screened or arrivals[n].key in batch.set_apart:
                 batch.apart(n, arrivals[n].key)
@@ -181,6 +185,29 @@ async def _store(session: AsyncSession, arrivals: list[Arrival], batch: _Batch) 
     for row_id, contact_id, channel, provider_id in stored:
         records[first[(channel, provider_id)]] = (row_id, contact_id)
     batch.records = dict(sorted(records.items()))
+
+
+async def _hold_behind(session: AsyncSession, arrivals: list[Arrival], batch: _Batch) -> list:
+    """Positions of the stored messages whose sender has an earlier one still to be handled:
+    kept behind it (no turn now), and taken out of the batch's records."""
+    waiting = await queue.waiting(session, {arrivals[n].key for n in batch.records})
+    if not waiting:
+        return []
+    held = [n for n in batch.records if arrivals[n].key in waiting]
+    rows = []
+    for n in held:
+        a = arrivals[n]
+        rows.append(
+            queue.row(
+                *batch.records.pop(n),
+                channel=a.channel,
+                address=a.address,
+                language_hint=a.language_hint,
+                now=a.now,
+            )
+        )
+    await queue.hold(session, rows)
+    return held
 
 
 def _storing(insert: Any) -> Any:

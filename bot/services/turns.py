@@ -22,6 +22,7 @@ from bot.relay import Relay
 from bot.services.conflicts import retry_conflicts
 from bot.services.outgoing import enqueue
 from bot.services.people import PERSON_LOOKUP, find_or_create_contact, preferred_contact
+from bot.services.unhandled import queue
 from flows.facts import Facts
 from flows.i18n import shipped_languages
 from flows.model import Context, Inbound, State, Turn
@@ -90,6 +91,8 @@ class Received:
     duplicate: bool
     participant_id: str | None = None
     queued: int = 0
+    # Stored, its turn to come later: it failed, or waits behind an earlier one that did.
+    kept: bool = False
 
 
 MAX_BUTTON = 64  # the inbound table's column, and Telegram's own limit on callback data
@@ -180,6 +183,14 @@ async def _receive_once(
         if record is None:
             MESSAGES_IN.labels(channel, "duplicate").inc()
             return Received(duplicate=True)
+        if await queue.waiting(session, {(channel, address)}):
+            # An earlier message of theirs is still to be handled: this one waits behind it.
+            row = queue.row(
+                *record, channel=channel, address=address, language_hint=language_hint, now=now
+            )
+            await queue.hold(session, [row])
+            MESSAGES_IN.labels(channel, "held").inc()
+            return Received(duplicate=False, kept=True)
         received = await handle_stored(
             session,
             relay,

@@ -19,6 +19,7 @@ from bot.relay import Relay
 from bot.services.ballots import announcing
 from bot.services.ballots.belenios import service as belenios
 from bot.services.ballots.tallying import results_of
+from bot.services.unhandled import records as unhandled
 from flows.ballot import KIND, NAME
 from flows.ballot_spec import BallotDef, plain
 from store import audit
@@ -160,6 +161,8 @@ async def close_ballot(
     async with relay.sessions.begin() as session:
         await _forget_choices(session, ballot_id)
         await scrub_messages(session)
+        contacts = [c.id for held in roll.contacts.values() for c in held]
+        await unhandled.forget_during_ballot(session, contacts, ballot.opened_at, now)
     await reclaim(relay.sessions.kw["bind"], full=vacuum_full)
     return closed
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.services.rehearsal.people import LANGUAGE_WORDS, WRONG, Person
 from flows.assembly import Assembly
+from flows.leaving import LEAVING
 
 SAYINGS = {
     "en": ["More buses in the evening, please.", "Safer crossings near the schools."],
@@ -71,6 +72,9 @@ def decide(
     where their conversation waits (flow, step); None to stay silent."""
     b = person.behaviour
     message = person.last
+    if message is not None and person.dropped and flow == LEAVING and options_of(message):
+        # Someone holding a place is asked before WITHDRAW takes it: they meant it.
+        return _send(person, options_of(message)[0], why="WITHDRAW confirmed")
     if message is None or person.dropped or person.stopped:
         return None
     if b.drop and flow == b.drop_at:
