@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from flows.config_file import AssemblyFile, ConfigError, problems_of
+from flows.config_file import AssemblyFile, ConfigError, line_of, problems_of
 from flows.deliberation_config import Prompt, prompt_problems
 from flows.i18n import shipped_languages
 from flows.retention import Retention, consent_problems, render_consent
@@ -76,6 +76,21 @@ def _aware(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 Moment = Annotated[datetime, BeforeValidator(_aware)]
 Localised = dict[str, str]  # language code -> text
+EVERY_LANGUAGE = "*"  # the key of a text written once for every language
+
+
+def _one_or_per_language(value: Any) -> Any:
+    # A plain string is the same text in every language.
+    if isinstance(value, str):
+        return {EVERY_LANGUAGE: value}
+    if not isinstance(value, dict):
+        raise ValueError('give one text, or one per language: { en = "...", fr = "..." }')
+    return value
+
+
+# The assembly's name and its organiser: one string, or a table of the assembly's languages.
+Title = Annotated[dict[str, str], BeforeValidator(_one_or_per_language)]
+NAME_LENGTH = 120
 
 
 class _Strict(BaseModel):
@@ -83,8 +98,8 @@ class _Strict(BaseModel):
 
 
 class AssemblyInfo(_Strict):
-    name: str = Field(min_length=1, max_length=120)
-    organiser: str | None = None
+    name: Title
+    organiser: Title | None = None
     languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
     default_language: str = "en"
 
@@ -100,6 +115,12 @@ class AssemblyInfo(_Strict):
         if self.default_language not in self.languages:
             raise ValueError(f"default_language {self.default_language!r} is not in languages")
         return self
+
+    def in_each_language(self, texts: Localised | None) -> Localised:
+        """A name or organiser as {language: text} over exactly the assembly's languages."""
+        if not texts:
+            return {}
+        return {code: localised(texts, code, self.default_language) for code in self.languages}
 
 
 class Recruitment(_Strict):
@@ -239,7 +260,26 @@ class Assembly(_Strict):
 
     @property
     def name(self) -> str:
-        return self.assembly.name
+        """The name in the default language: what the command line and records show."""
+        return self.name_in(self.assembly.default_language)
+
+    @property
+    def names(self) -> Localised:
+        """The name in each of the assembly's languages."""
+        return self.assembly.in_each_language(self.assembly.name)
+
+    @property
+    def organisers(self) -> Localised:
+        """Who runs it, in each of the assembly's languages ({} when the file says nothing)."""
+        return self.assembly.in_each_language(self.assembly.organiser)
+
+    def name_in(self, language: str) -> str:
+        return localised(self.assembly.name, language, self.assembly.default_language)
+
+    def organiser_in(self, language: str) -> str | None:
+        if not self.assembly.organiser:
+            return None
+        return localised(self.assembly.organiser, language, self.assembly.default_language)
 
     @property
     def languages(self) -> list[str]:
@@ -262,7 +302,7 @@ class Assembly(_Strict):
     def facts_made_once(self) -> dict[str, Any]:
         recruitment = self.recruitment
         return {
-            "name": self.assembly.name,
+            "name": self.names,
             "languages": list(self.assembly.languages),
             "default_language": self.assembly.default_language,
             "consent_version": self.consent.version,
@@ -335,6 +375,28 @@ def _question_problems(assembly: Assembly) -> list[str]:
     return problems
 
 
+def _title_problems(assembly: Assembly, text: str) -> list[str]:
+    """The name (and organiser) given per language must be given in each; a name is short."""
+    info, problems = assembly.assembly, []
+    for key, texts in (("name", info.name), ("organiser", info.organiser)):
+        if texts is None:
+            continue
+        line = line_of(text, ("assembly", key))
+        place = f"assembly > {key}" + (f" (line {line})" if line else "")
+        if EVERY_LANGUAGE not in texts:
+            problems += _untranslated(place, texts, info.languages)
+        elif key == "name" and not texts[EVERY_LANGUAGE].strip():
+            problems.append(f"{place}: give the assembly's name")
+        if key == "name":
+            problems += [
+                f"{place}: {'' if code == EVERY_LANGUAGE else f'{code!r}: '}longer than "
+                f"{NAME_LENGTH} characters"
+                for code, name in texts.items()
+                if len(name) > NAME_LENGTH
+            ]
+    return problems
+
+
 def _missing_languages(assembly: Assembly) -> list[str]:
     """Every text must exist in every language the assembly offers, and the questions and
     quotas must agree with each other."""
@@ -354,7 +416,7 @@ def assembly_of(file: AssemblyFile) -> Assembly:
         assembly = Assembly.model_validate(raw)
     except ValidationError as exc:
         raise AssemblyError(file.path, problems_of(exc, raw, file.text)) from None
-    problems = _missing_languages(assembly)
+    problems = _title_problems(assembly, file.text) + _missing_languages(assembly)
     problems += consent_problems(dict(assembly.consent.text), assembly.retention)
     problems += _ballot_problems(file, assembly.assembly.languages)
     problems += _poll_problems(file, assembly.assembly.languages)
@@ -392,9 +454,17 @@ def load_assembly(path: str | Path) -> Assembly:
     return assembly_of(AssemblyFile.read(path, AssemblyError))
 
 
-def localised(texts: Localised, language: str, default: str = "en") -> str:
-    """The text in `language`, else the default language, else any."""
-    return texts.get(language) or texts.get(default) or next(iter(texts.values()), "")
+def localised(texts: Localised | str, language: str, default: str = "en") -> str:
+    """The text in `language` (or written once for all), else the default language, else
+    any."""
+    if isinstance(texts, str):
+        return texts
+    return (
+        texts.get(language)
+        or texts.get(EVERY_LANGUAGE)
+        or texts.get(default)
+        or next(iter(texts.values()), "")
+    )
 
 
 def utc(value: datetime | None) -> datetime | None:

@@ -302,6 +302,11 @@ def help_text(conv: Conversation) -> str:
     name = conv.ctx.facts.service_name or "Concorder Relay"
     assembly = conv.ctx.facts.assembly_name
     if assembly:
+        from flows.assembly import localised  # the name in this person's language
+
+        recruitment = conv.ctx.facts.recruitment
+        default = recruitment.default_language if recruitment else "en"
+        assembly = localised(assembly, conv.state.language, default)
         intro = conv._(
             "This is {service}, the messaging service of {assembly}.",
             service=name,

@@ -31,7 +31,7 @@ class RecruitmentFacts:
     (bot/recruitment.py; the first seven fields are Assembly.facts()). With no assembly,
     every field is empty."""
 
-    name: str | None = None
+    name: Localised | None = None  # the assembly's, per language
     languages: list[str] = field(default_factory=list)
     default_language: str = "en"
     consent_version: str = ""
@@ -185,7 +185,7 @@ class Facts:
     """Everything a flow may know beyond the participant's own state."""
 
     service_name: str | None = None  # what HELP calls the service (default Concorder Relay)
-    assembly_name: str | None = None
+    assembly_name: Localised | None = None  # per language (HELP names it)
     default_flow: str | None = None  # where someone with no flow open starts (else welcome)
     recruitment: RecruitmentFacts | None = None
     calendar: CalendarFacts | None = None  # panel members only

@@ -22,7 +22,9 @@ def recruitment_facts(conv: Conversation) -> RecruitmentFacts:
 
 
 def assembly_name(conv: Conversation) -> str:
-    return recruitment_facts(conv).name or conv._("the citizens' assembly")
+    """The assembly's name in this person's language."""
+    names = recruitment_facts(conv).name
+    return in_language(conv, names) if names else conv._("the citizens' assembly")
 
 
 def in_language(conv: Conversation, texts: dict[str, str]) -> str:

@@ -10,7 +10,9 @@ import pytest
 
 from flows.assembly import AssemblyError, load_assembly, parse_assembly
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "citizens-jury" / "assembly.toml"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "citizens-jury" / "assembly.toml"
+DEMO = ROOT / "bot" / "services" / "demo" / "example" / "assembly.toml"
 
 MINIMAL = """
 [assembly]
@@ -225,3 +227,66 @@ def test_one_read_of_the_file_gives_the_assembly_and_the_calendar(tmp_path):
     assert not AssemblyFile.parse(MINIMAL).has_calendar
     with pytest.raises(ConfigError, match="file not found"):
         AssemblyFile.read(tmp_path / "missing.toml")
+
+
+BILINGUAL = """
+[assembly]
+name = "Test Jury"
+languages = ["en", "fr"]
+
+[consent]
+version = "v1"
+text = { en = "We keep your answers.", fr = "Nous gardons vos réponses." }
+"""
+
+
+def test_the_name_and_organiser_are_given_per_language():
+    example = load_assembly(EXAMPLE)
+    assert example.names == {
+        "en": "Riverside Citizens' Jury on Transport",
+        "fr": "Jury citoyen de Riverside sur les transports",
+        "es": "Jurado ciudadano de Riverside sobre el transporte",
+    }
+    assert example.name_in("fr") == "Jury citoyen de Riverside sur les transports"
+    assert example.organiser_in("es") == "Ayuntamiento de Riverside (ficticio)"
+    assert example.facts()["name"] == example.names  # the flows pick the reader's
+    # The bundled copy of the example says the same.
+    assert load_assembly(DEMO).names == example.names
+    assert load_assembly(DEMO).organisers == example.organisers
+
+
+def test_one_name_serves_every_language():
+    assembly = parse_assembly(BILINGUAL)
+    assert assembly.name == "Test Jury"
+    assert assembly.names == {"en": "Test Jury", "fr": "Test Jury"}
+    assert assembly.organiser_in("fr") is None and assembly.organisers == {}
+    text = BILINGUAL.replace('name = "Test Jury"', 'name = "Test Jury"\norganiser = "Ville"')
+    assert parse_assembly(text).organisers == {"en": "Ville", "fr": "Ville"}
+
+
+def test_a_name_missing_in_a_language_is_named_with_its_place_and_line():
+    text = BILINGUAL.replace(
+        'name = "Test Jury"',
+        'name = { en = "Test Jury" }\norganiser.en = "Test Council"\norganiser.fr = " "',
+    )
+    assert problems(text) == [
+        "assembly > name (line 3): no text in 'fr'",
+        "assembly > organiser (line 4): no text in 'fr'",
+    ]
+    text = BILINGUAL.replace('name = "Test Jury"', 'name = { en = "Jury", fr = "Jury" }')
+    assert parse_assembly(text).name_in("fr") == "Jury"
+
+
+def test_a_name_must_be_a_short_text():
+    long = "x" * 121
+    assert problems(BILINGUAL.replace("Test Jury", long)) == [
+        "assembly > name (line 3): longer than 120 characters"
+    ]
+    text = BILINGUAL.replace('name = "Test Jury"', f'name = {{ en = "Jury", fr = "{long}" }}')
+    assert problems(text) == ["assembly > name (line 3): 'fr': longer than 120 characters"]
+    assert problems(BILINGUAL.replace('"Test Jury"', '""')) == [
+        "assembly > name (line 3): give the assembly's name"
+    ]
+    assert problems(BILINGUAL.replace('"Test Jury"', "12")) == [
+        'assembly > name (line 3): give one text, or one per language: { en = "...", fr = "..." }'
+    ]

@@ -351,7 +351,7 @@ async def test_the_page_shows_the_services_figures_and_never_a_vote(client, db, 
     assert b not in ballots and "velo" not in html
 
 
-async def test_each_language_shows_its_own_strings(client, db):
+async def test_each_language_shows_its_own_strings(client, db, assembly):
     await signed_in_client(client, db)
     english = await (await client.get("/organiser?lang=en")).text()
     french = await (await client.get("/organiser?lang=fr")).text()
@@ -362,6 +362,10 @@ async def test_each_language_shows_its_own_strings(client, db):
     assert '<html lang="fr">' in french and "Distribution par canal" in french
     assert '<html lang="es">' in spanish and "Entrega por canal" in spanish
     assert 'hreflang="fr"' in english and 'aria-current="page">English' in english
+    # The page is headed with the assembly's own name, as its file gives it in each language.
+    assert '<p class="site-name">Riverside Citizens&#39; Jury on Transport</p>' in english
+    assert '<p class="site-name">Jury citoyen de Riverside sur les transports</p>' in french
+    assert '<p class="site-name">Jurado ciudadano de Riverside sobre el transporte</p>' in spanish
 
 
 # --- colours: WCAG AA contrast ----------------------------------------------------------

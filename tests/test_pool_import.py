@@ -108,7 +108,7 @@ async def test_a_database_serves_one_assembly(db, tmp_path, assembly):
     other = parse_assembly(
         (EXAMPLE / "assembly.toml")
         .read_text()
-        .replace('name = "Riverside Citizens\' Jury on Transport"', 'name = "Another Assembly"')
+        .replace('name.en = "Riverside Citizens\' Jury on Transport"', 'name.en = "Another"')
     )
     with pytest.raises(recruitment.RecruitmentError, match="belongs to the assembly"):
         await recruitment.import_pool(db.sessions, other, recruitment.parse_pool(path, other).rows)

@@ -188,7 +188,14 @@ async def test_a_small_assembly_publishes_a_valid_package_naming_nobody(
         "themes",
         "theme_quotes",
     ]
-    assert tables["assembly"][0]["name"] == assembly.name
+    # The name in the default language, then in each: readers of every language find theirs.
+    (outline,) = tables["assembly"]
+    assert outline["name"] == assembly.name == "Riverside Citizens' Jury on Transport"
+    assert json.loads(outline["names"])["fr"] == "Jury citoyen de Riverside sur les transports"
+    assert json.loads(outline["organisers"])["es"] == "Ayuntamiento de Riverside (ficticio)"
+    descriptor = json.loads((out / "datapackage.json").read_text())
+    assert descriptor["title"] == assembly.name
+    assert "es: Jurado ciudadano de Riverside sobre el transporte" in descriptor["description"]
     assert len(tables["calendar"]) == len(calendar.sessions)
     (draw,) = tables["draws"]
     assert (draw["seed"], draw["algorithm"], draw["respondents"]) == ("2027", "maximin", "16")

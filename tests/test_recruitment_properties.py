@@ -93,7 +93,7 @@ class World:
         invitation = SimpleNamespace(status=self.status, outcome_sent_at=None)
         facts["outcome"] = _outcome(invitation, selection)
         result = Facts(
-            assembly_name=ASSEMBLY.name,
+            assembly_name=ASSEMBLY.names,
             recruitment=RecruitmentFacts(**facts),
             default_flow=_default_flow(invitation, selection),
         )

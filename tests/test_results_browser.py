@@ -90,7 +90,8 @@ async def test_the_results_page_in_a_real_browser(browser, aiohttp_server, sqlit
     shots.mkdir()
     headings, english = set(), {}
     for language in shipped_languages():
-        expected = translator(language).gettext("Results of {name}", name=relay.assembly.name)
+        name = relay.assembly.name_in(language)  # the assembly's own name in that language
+        expected = translator(language).gettext("Results of {name}", name=name)
         for viewport in (PHONE, DESKTOP):
             seen = await browser.run(look, url, language, viewport, shots, viewport is DESKTOP)
             assert seen["lang"] == language and seen["h1"] == expected

@@ -55,6 +55,10 @@ async def test_the_page_is_off_until_published_and_shows_the_package(
 
     french = await (await client.get("/results?lang=fr")).text()
     assert '<html lang="fr">' in french and "Résultats" in french
+    # The assembly's own name and organiser in French too, as its file gives them.
+    assert "Résultats de Jury citoyen de Riverside sur les transports" in french
+    assert "Conseil municipal de Riverside (fictif)" in french
+    assert "Riverside Citizens" not in french
     spanish = await client.get("/results", headers={"Accept-Language": "de, es;q=0.8, fr;q=0.5"})
     assert '<html lang="es">' in await spanish.text()
 
@@ -99,3 +103,14 @@ async def test_the_commands_turn_the_page_on_and_off(sqlite_db, tmp_path, aiohtt
     assert code == 0 and "is off" in out, err
     code, out, err = await concorder(db, tmp_path, "results", "on")
     assert code == 0 and "is on" in out, err
+
+
+def test_a_package_published_with_one_name_shows_it_in_every_language():
+    from bot.services.publish.reading import Table
+    from bot.web.results.view import Page
+    from flows.i18n import translator
+
+    rows = [{"name": "Old Jury", "organiser": "Old Town"}]  # before names per language
+    tables = {"assembly": Table("assembly", "assembly.csv", "", "", 0, rows)}
+    shown = Page(tables, translator("fr"), 5).build()["assembly"]
+    assert (shown["name"], shown["organiser"]) == ("Old Jury", "Old Town")

@@ -173,7 +173,10 @@ def test_an_installed_wheel_speaks_french_with_the_example_assembly(tmp_path, re
         assert replies[0] == "Désormais, je vous écrirai en français."
         assert replies[1].endswith("1 À propos\n2 Langue\nRépondez 1 ou 2.")
         about = _say(base, "1")[0]
-        assert about.startswith("Ici Concorder Relay, le service de messagerie de Riverside")
+        assert about.startswith(
+            "Ici Concorder Relay, le service de messagerie de Jury citoyen de Riverside sur les "
+            "transports."
+        )
         assert "Répondez STOP à tout moment" in about
     finally:
         stop(server, timeout=30)
@@ -200,7 +203,8 @@ def test_an_installed_wheel_speaks_french_with_the_example_assembly(tmp_path, re
             assert time.monotonic() < deadline, "no invitation within 30 s"
             time.sleep(0.2)
         invitation = json.loads(_get(f"{base}/simulator/api/messages?{query}")[1])["messages"]
-        assert "Riverside Citizens' Jury on Transport" in invitation[0]["text"]
+        # The bundled example names itself in the visitor's language.
+        assert "Jurado ciudadano de Riverside sobre el transporte" in invitation[0]["text"]
     finally:
         stop(server, timeout=30)
         log.close()

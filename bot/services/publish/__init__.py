@@ -58,7 +58,14 @@ async def build(
         raise PublishProblem(f"two resources are named {', '.join(twice)}")
     name = _slug(assembly.name) if assembly else "concorder-assembly"
     title = assembly.name if assembly else "A Concorder Relay assembly"
-    return Package(name, title, context.now, resources)
+    return Package(name, title, context.now, resources, _names(assembly))
+
+
+def _names(assembly) -> str | None:
+    """The name in every language, for the descriptor's description, when they differ."""
+    if assembly is None or len(set(assembly.names.values())) < 2:
+        return None
+    return "; ".join(f"{code}: {name}" for code, name in assembly.names.items())
 
 
 def _slug(text: str) -> str:

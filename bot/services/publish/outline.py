@@ -20,7 +20,9 @@ async def assembly(session, context: Context) -> list[Resource]:
         rows.append(
             {
                 "name": a.name,
-                "organiser": a.assembly.organiser,
+                "names": a.names,
+                "organiser": a.organiser_in(a.assembly.default_language),
+                "organisers": a.organisers or None,
                 "languages": list(a.languages),
                 "default_language": a.assembly.default_language,
                 "timezone": tz,
@@ -34,8 +36,16 @@ async def assembly(session, context: Context) -> list[Resource]:
             "Its name, who commissioned it, its languages and time zone, and when this "
             "package was made.",
             [
-                Field("name", "string", "The assembly's name.", required=True),
-                Field("organiser", "string", "The body that runs or commissioned it."),
+                Field(
+                    "name", "string", "The assembly's name (its default language's).", required=True
+                ),
+                Field("names", "object", "Its name in each of its languages."),
+                Field(
+                    "organiser",
+                    "string",
+                    "The body that runs or commissioned it (in the default language).",
+                ),
+                Field("organisers", "object", "That body's name in each language."),
                 Field("languages", "array", "Languages participants could use."),
                 Field("default_language", "string", "The language used when none is known."),
                 Field("timezone", "string", "The calendar's time zone (IANA name)."),

@@ -99,6 +99,7 @@ class Package:
     title: str
     created: datetime
     resources: list[Resource]
+    description: str | None = None
 
     def files(self) -> dict[str, bytes]:
         """Every file of the package by name, the descriptor last."""
@@ -107,6 +108,7 @@ class Package:
             "profile": PROFILE,
             "name": self.name,
             "title": self.title,
+            **({"description": self.description} if self.description else {}),
             "created": cell(self.created),
             "licenses": [
                 {

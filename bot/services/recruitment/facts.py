@@ -92,7 +92,7 @@ def _facts(
     facts["outcome"] = _outcome(invitation, selection)
     facts["timezone"] = participant.timezone or timezone()
     result: dict[str, Any] = {
-        "assembly_name": assembly.name,
+        "assembly_name": facts["name"],
         "recruitment": RecruitmentFacts(**facts),
     }
     default = _default_flow(invitation, selection)

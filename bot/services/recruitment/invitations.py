@@ -133,7 +133,7 @@ def _facts(assembly: Assembly, link: str | None) -> Facts:
     facts = assembly.facts()
     facts["invite_link"] = link
     facts["invitation_status"] = INVITED
-    return Facts(assembly_name=assembly.name, recruitment=RecruitmentFacts(**facts))
+    return Facts(assembly_name=facts["name"], recruitment=RecruitmentFacts(**facts))
 
 
 async def plan_invitations(

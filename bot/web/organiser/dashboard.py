@@ -32,6 +32,7 @@ async def page(request: web.Request) -> web.Response:
         zone=relay.calendar.schedule.timezone if relay.calendar else "UTC",
         who=who,
         now=now,
+        assembly_name=relay.assembly.name_in(language) if relay.assembly else None,
         figures=figures,
         ballot_title=lambda definition: ballot_text.title(definition, t),
     )

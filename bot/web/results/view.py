@@ -74,13 +74,24 @@ class Page:
 
     def build(self) -> dict[str, Any]:
         return {
-            "assembly": (self.rows("assembly") or [{}])[0],
+            "assembly": self.assembly(),
             "draw": self.draw(),
             "turnout": self.turnout(),
             "ballots": [self.ballot(row) for row in self.rows("ballot_results")],
             "opinions": self.opinions(),
             "themes": self.themes(),
             "recommendations": self.recommendations(),
+        }
+
+    def assembly(self) -> dict[str, Any]:
+        """Its name and organiser in the reader's language (a package published before
+        they were given per language has the one name only)."""
+        row = (self.rows("assembly") or [{}])[0]
+        language = self.t.language
+        return {
+            **row,
+            "name": (row.get("names") or {}).get(language) or row.get("name"),
+            "organiser": (row.get("organisers") or {}).get(language) or row.get("organiser"),
         }
 
     def draw(self) -> dict[str, Any] | None:
