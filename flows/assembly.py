@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -26,7 +27,7 @@ from pydantic import (
 
 from flows.config_file import AssemblyFile, ConfigError, line_of, problems_of
 from flows.deliberation_config import Prompt, prompt_problems
-from flows.i18n import shipped_languages
+from flows.i18n import ProperName, shipped_languages
 from flows.retention import Retention, consent_problems, render_consent
 from flows.text import fold
 
@@ -88,6 +89,15 @@ def _one_or_per_language(value: Any) -> Any:
     return value
 
 
+_ARTICLE = re.compile(r"[^\W\d_]{1,6}['’]?")
+
+
+def _article(value: str) -> str:
+    if not _ARTICLE.fullmatch(value):
+        raise ValueError("an article is one short word, such as le, la, l' or el")
+    return value
+
+
 # The assembly's name and its organiser: one string, or a table of the assembly's languages.
 Title = Annotated[dict[str, str], BeforeValidator(_one_or_per_language)]
 NAME_LENGTH = 120
@@ -99,6 +109,9 @@ class _Strict(BaseModel):
 
 class AssemblyInfo(_Strict):
     name: Title
+    # The article the name takes in running text, per language: { fr = "le", es = "el" }
+    # gives "participer au Jury citoyen...", "retirarse del Jurado..." (flows/i18n.py).
+    article: dict[str, Annotated[str, AfterValidator(_article)]] = Field(default_factory=dict)
     organiser: Title | None = None
     languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
     default_language: str = "en"
@@ -114,6 +127,9 @@ class AssemblyInfo(_Strict):
                 )
         if self.default_language not in self.languages:
             raise ValueError(f"default_language {self.default_language!r} is not in languages")
+        for code in self.article:
+            if code not in self.languages:
+                raise ValueError(f"article: {code!r} is not one of the assembly's languages")
         return self
 
     def in_each_language(self, texts: Localised | None) -> Localised:
@@ -265,8 +281,12 @@ class Assembly(_Strict):
 
     @property
     def names(self) -> Localised:
-        """The name in each of the assembly's languages."""
-        return self.assembly.in_each_language(self.assembly.name)
+        """The name in each of the assembly's languages, with its article there if any."""
+        article = self.assembly.article
+        return {
+            code: ProperName(name, article.get(code))
+            for code, name in self.assembly.in_each_language(self.assembly.name).items()
+        }
 
     @property
     def organisers(self) -> Localised:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 from datetime import datetime
 from importlib.resources import files
 from importlib.resources.abc import Traversable
+from string import Formatter
 
 from babel import Locale
 from babel.dates import format_date, format_datetime, format_time
@@ -47,6 +49,70 @@ def _translations(language: str) -> NullTranslations:
     return Translations(buffer, domain=DOMAIN)
 
 
+class ProperName(str):
+    """A name set into sentences with the article its language gives it in running text
+    (French "le Jury citoyen...", Spanish "el Jurado..."): written before it, capitalised at
+    the start of a sentence, and merged with the preposition before it where the language
+    does ("à" + "le" is "au", "de" + "el" is "del"). Elsewhere (a heading) it is the bare
+    name. Without an article it is an ordinary string."""
+
+    article: str | None
+
+    def __new__(cls, text: str, article: str | None = None) -> ProperName:
+        name = super().__new__(cls, text)
+        name.article = article or None
+        return name
+
+
+# A preposition and an article that the language writes as one word.
+CONTRACTIONS = {
+    "fr": {("à", "le"): "au", ("à", "les"): "aux", ("de", "le"): "du", ("de", "les"): "des"},
+    "es": {("a", "el"): "al", ("de", "el"): "del"},
+}
+_LAST_WORD = re.compile(r"(\S+) $")
+_SENTENCE_START = re.compile(r"(^|[.!?¡¿]\s+|\n)$")
+
+
+def with_article(before: str, name: ProperName, language: str) -> tuple[str, str]:
+    """The text before a proper name and the name, as the language writes them together."""
+    article = name.article
+    if _SENTENCE_START.search(before):
+        return before, f"{article[:1].upper()}{article[1:]}{_space(article)}{name}"
+    word = _LAST_WORD.search(before)
+    if word:
+        merged = CONTRACTIONS.get(language, {}).get((word[1].lower(), article.lower()))
+        if merged:
+            if word[1][:1].isupper():
+                merged = merged[:1].upper() + merged[1:]
+            return before[: word.start(1)] + merged + " ", str(name)
+    return before, f"{article}{_space(article)}{name}"
+
+
+def _space(article: str) -> str:
+    return "" if article.endswith(("'", "’")) else " "
+
+
+def fill(template: str, values: dict[str, object], language: str) -> str:
+    """`template.format(**values)`, a proper name with an article set in as the language
+    writes it (`with_article`)."""
+    if not any(isinstance(v, ProperName) and v.article for v in values.values()):
+        return template.format(**values)
+    out = ""
+    for literal, field, spec, conversion in Formatter().parse(template):
+        out += literal
+        if field is None:
+            continue
+        value = values[field]
+        if isinstance(value, ProperName) and value.article and not spec and not conversion:
+            out, placed = with_article(out, value, language)
+            out += placed
+        else:
+            out += Formatter().format_field(
+                Formatter().convert_field(value, conversion), spec or ""
+            )
+    return out
+
+
 class Translator:
     """gettext, plurals and locale-aware dates for one language."""
 
@@ -57,11 +123,11 @@ class Translator:
 
     def gettext(self, message: str, **values: object) -> str:
         text = self._t.gettext(message)
-        return text.format(**values) if values else text
+        return fill(text, values, self.language) if values else text
 
     def ngettext(self, singular: str, plural: str, n: int, **values: object) -> str:
         text = self._t.ngettext(singular, plural, n)
-        return text.format(n=n, **values)
+        return fill(text, {"n": n, **values}, self.language)
 
     def datetime(self, value: datetime, fmt: str = "full") -> str:
         """A date and time as people of this locale write it ('mardi 3 mars 2026 à 18:30')."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from flows.assembly import AssemblyError, load_assembly, parse_assembly
+from flows.i18n import ProperName, fill, translator
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "citizens-jury" / "assembly.toml"
@@ -289,4 +290,69 @@ def test_a_name_must_be_a_short_text():
     ]
     assert problems(BILINGUAL.replace('"Test Jury"', "12")) == [
         'assembly > name (line 3): give one text, or one per language: { en = "...", fr = "..." }'
+    ]
+
+
+def test_a_name_takes_its_article_in_running_text():
+    example = load_assembly(EXAMPLE)
+    french = translator("fr")
+    name = example.names["fr"]
+    asked = (
+        "Do you want to withdraw from {assembly}? Your place on the panel would go to someone "
+        "else and we would delete your details. This cannot be undone."
+    )
+    assert french.gettext(asked, assembly=name).startswith(
+        "Voulez-vous vous retirer du Jury citoyen de Riverside sur les transports ?"
+    )
+    invited = (
+        "You are invited to take part in {assembly}, a citizens' assembly chosen by lot. "
+        "Taking part is voluntary. Would you like to take part?"
+    )
+    assert (
+        translator("es")
+        .gettext(invited, assembly=example.names["es"])
+        .startswith(
+            "Está invitado a participar en el Jurado ciudadano de Riverside sobre el transporte,"
+        )
+    )
+    # Without an article (English here) the name goes in as it is; in a heading it is bare.
+    assert (
+        translator("en")
+        .gettext(invited, assembly=example.names["en"])
+        .startswith("You are invited to take part in Riverside Citizens' Jury on Transport,")
+    )
+    assert example.name_in("fr") == "Jury citoyen de Riverside sur les transports"
+
+
+@pytest.mark.parametrize(
+    ("language", "article", "template", "written"),
+    [
+        ("fr", "le", "participer à {a}.", "participer au Jury."),
+        ("fr", "les", "À {a} !", "Aux Jury !"),
+        ("fr", "le", "au sujet de {a}", "au sujet du Jury"),
+        ("fr", "la", "participer à {a}", "participer à la Jury"),
+        ("fr", "l'", "membre de {a}", "membre de l'Jury"),
+        ("fr", "le", "{a} vous remercie. {a} aussi", "Le Jury vous remercie. Le Jury aussi"),
+        ("fr", "le", "pour {a}", "pour le Jury"),
+        ("es", "el", "retirarse de {a}", "retirarse del Jury"),
+        ("es", "el", "vuelva a {a}", "vuelva al Jury"),
+        ("es", "la", "en {a}", "en la Jury"),
+    ],
+)
+def test_an_article_merges_with_the_word_before_it_as_the_language_writes_it(
+    language, article, template, written
+):
+    assert fill(template, {"a": ProperName("Jury", article)}, language) == written
+
+
+def test_an_article_is_one_short_word_of_an_assembly_language():
+    def with_article(given: str) -> str:
+        return BILINGUAL.replace('name = "Test Jury"', f'name = "Test Jury"\narticle = {given}')
+
+    assert parse_assembly(with_article('{ fr = "le" }')).names["fr"].article == "le"
+    assert problems(with_article('{ es = "el" }')) == [
+        "assembly (line 2): article: 'es' is not one of the assembly's languages"
+    ]
+    assert problems(with_article('{ fr = "le jury" }')) == [
+        "assembly > article > fr (line 4): an article is one short word, such as le, la, l' or el"
     ]

@@ -56,7 +56,7 @@ async def test_the_page_is_off_until_published_and_shows_the_package(
     french = await (await client.get("/results?lang=fr")).text()
     assert '<html lang="fr">' in french and "Résultats" in french
     # The assembly's own name and organiser in French too, as its file gives them.
-    assert "Résultats de Jury citoyen de Riverside sur les transports" in french
+    assert "Résultats : Jury citoyen de Riverside sur les transports" in french
     assert "Conseil municipal de Riverside (fictif)" in french
     assert "Riverside Citizens" not in french
     spanish = await client.get("/results", headers={"Accept-Language": "de, es;q=0.8, fr;q=0.5"})

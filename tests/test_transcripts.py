@@ -40,7 +40,7 @@ from tests.transcript_harness import (
 # tests/test_recommendation_transcripts.py.
 OWN_RUNNERS = (
     "recruitment-",
-    "deliberation.",
+    "deliberation",  # deliberation*.txt: tests/test_deliberation_transcripts.py
     "ballot-",
     "poll.",
     "statements.",

@@ -174,7 +174,7 @@ def test_an_installed_wheel_speaks_french_with_the_example_assembly(tmp_path, re
         assert replies[1].endswith("1 À propos\n2 Langue\nRépondez 1 ou 2.")
         about = _say(base, "1")[0]
         assert about.startswith(
-            "Ici Concorder Relay, le service de messagerie de Jury citoyen de Riverside sur les "
+            "Ici Concorder Relay, le service de messagerie du Jury citoyen de Riverside sur les "
             "transports."
         )
         assert "Répondez STOP à tout moment" in about
