@@ -153,6 +153,30 @@ async def receive(
     return await retry_conflicts(once)
 
 
+async def store_message(
+    session: AsyncSession,
+    *,
+    channel: str,
+    address: str,
+    provider_id: str,
+    text: str,
+    button: str | None,
+    now: datetime,
+) -> Any:
+    """Insert-or-nothing on the idempotency key: the stored row's (id, contact id), or None
+    for a message seen before (or being taken by a concurrent transaction, which this one
+    waits for)."""
+    values = {
+        "channel": channel,
+        "address": address,
+        "provider_id": provider_id,
+        "text": text,
+        "button": button,
+        "received_at": now,
+    }
+    return (await session.execute(RECORD[session.get_bind().dialect.name], values)).first()
+
+
 async def _receive_once(
     relay: Relay,
     *,
@@ -165,21 +189,15 @@ async def _receive_once(
     now: datetime,
 ) -> Received:
     async with relay.sessions.begin() as session:
-        # Insert-or-nothing on the idempotency key: a message seen before (or being taken
-        # by a concurrent transaction, which this one waits for) inserts no row.
-        record = (
-            await session.execute(
-                RECORD[session.get_bind().dialect.name],
-                {
-                    "channel": channel,
-                    "address": address,
-                    "provider_id": provider_id,
-                    "text": text,
-                    "button": button,
-                    "received_at": now,
-                },
-            )
-        ).first()
+        record = await store_message(
+            session,
+            channel=channel,
+            address=address,
+            provider_id=provider_id,
+            text=text,
+            button=button,
+            now=now,
+        )
         if record is None:
             MESSAGES_IN.labels(channel, "duplicate").inc()
             return Received(duplicate=True)

@@ -21,7 +21,7 @@ from datetime import datetime
 from bot.metrics import INBOUND_UNHANDLED, MESSAGES_IN
 from bot.relay import Relay
 from bot.services import turns
-from bot.services.turns import RECORD, Received
+from bot.services.turns import Received
 from bot.services.unhandled import queue
 from bot.services.unhandled.timing import next_try
 from store.models import utcnow
@@ -55,19 +55,15 @@ async def keep(
     now = now or utcnow()
     text, button = turns.cleaned(text, button)
     async with relay.write_turn(), relay.sessions.begin() as session:
-        record = (
-            await session.execute(
-                RECORD[session.get_bind().dialect.name],
-                {
-                    "channel": channel,
-                    "address": address,
-                    "provider_id": provider_id,
-                    "text": text,
-                    "button": button,
-                    "received_at": now,
-                },
-            )
-        ).first()
+        record = await turns.store_message(
+            session,
+            channel=channel,
+            address=address,
+            provider_id=provider_id,
+            text=text,
+            button=button,
+            now=now,
+        )
         if record is None:  # stored meanwhile by another copy, which was handled
             MESSAGES_IN.labels(channel, "duplicate").inc()
             return Received(duplicate=True)
