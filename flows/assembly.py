@@ -16,16 +16,14 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PlainValidator,
     ValidationError,
     model_validator,
 )
 
-from flows.config_file import AssemblyFile, ConfigError, line_of, problems_of
+from flows.config_file import AssemblyFile, ConfigError, Moment, Strict, line_of, problems_of
 from flows.deliberation_config import Prompt, prompt_problems
 from flows.i18n import ProperName, shipped_languages
 from flows.retention import Retention, consent_problems, render_consent
@@ -68,14 +66,7 @@ def _duration(value: Any) -> timedelta:
     return timedelta(**{_UNITS[unit]: int(amount)})
 
 
-def _aware(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        raise ValueError("give the time zone, e.g. 2026-12-01T18:00:00Z or +01:00")
-    return value
-
-
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
-Moment = Annotated[datetime, BeforeValidator(_aware)]
 Localised = dict[str, str]  # language code -> text
 EVERY_LANGUAGE = "*"  # the key of a text written once for every language
 
@@ -103,11 +94,7 @@ Title = Annotated[dict[str, str], BeforeValidator(_one_or_per_language)]
 NAME_LENGTH = 120
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AssemblyInfo(_Strict):
+class AssemblyInfo(Strict):
     name: Title
     # The article the name takes in running text, per language: { fr = "le", es = "el" }
     # gives "participer au Jury citoyen...", "retirarse del Jurado..." (flows/i18n.py).
@@ -139,7 +126,7 @@ class AssemblyInfo(_Strict):
         return {code: localised(texts, code, self.default_language) for code in self.languages}
 
 
-class Recruitment(_Strict):
+class Recruitment(Strict):
     # A person who has not replied gets one reminder this long after the invitation...
     remind_after: Duration = timedelta(days=3)
     # ...and the invitation lapses this long after the reminder.
@@ -151,17 +138,17 @@ class Recruitment(_Strict):
     telegram_bot_username: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 
 
-class Consent(_Strict):
+class Consent(Strict):
     version: str = Field(min_length=1, max_length=64)
     text: Localised
 
 
-class Option(_Strict):
+class Option(Strict):
     key: str = Field(pattern=KEY_PATTERN)
     label: Localised
 
 
-class Question(_Strict):
+class Question(Strict):
     id: str = Field(pattern=KEY_PATTERN)
     text: Localised
     options: list[Option] = Field(min_length=2, max_length=12)
@@ -181,7 +168,7 @@ class Question(_Strict):
         return self
 
 
-class QuotaRange(_Strict):
+class QuotaRange(Strict):
     min: int = Field(ge=0)
     max: int = Field(ge=0)
 
@@ -215,7 +202,7 @@ def _quota(value: Any) -> QuotaRange | float:
 Quota = Annotated[QuotaRange | float, PlainValidator(_quota)]
 
 
-class Selection(_Strict):
+class Selection(Strict):
     """The stratified draw: panel and reserve sizes, households, quotas per category.
 
     A category is a registration question's id (values are its option keys) or an
@@ -247,14 +234,14 @@ class Selection(_Strict):
         return self
 
 
-class Groups(_Strict):
+class Groups(Strict):
     """[groups]: how the small-group tables are made (`concorder groups assign`)."""
 
     # A language is kept together at its own tables unless this is true.
     mix_languages: bool = False
 
 
-class Assembly(_Strict):
+class Assembly(Strict):
     assembly: AssemblyInfo
     recruitment: Recruitment = Recruitment()
     consent: Consent

@@ -23,12 +23,11 @@ yes_no, single or approval ballot as a verifiable Belenios election.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from flows.config_file import AssemblyFile, ConfigError, problems_of
+from flows.config_file import AssemblyFile, ConfigError, Moment, Strict, problems_of
 from flows.text import fold
 
 METHODS = ("yes_no", "single", "approval", "ranking", "scale", "majority_judgment")
@@ -51,27 +50,14 @@ class BallotError(ConfigError):
     """A ballot definition that cannot be used; `problems` names each place."""
 
 
-def _aware(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        raise ValueError("give the time zone, e.g. 2026-12-05T10:00:00Z or +01:00")
-    return value
-
-
-Moment = Annotated[datetime, BeforeValidator(_aware)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BallotOption(_Strict):
+class BallotOption(Strict):
     key: str = Field(pattern=KEY_PATTERN)
     label: Localised
     # Short words a voter may reply by SMS instead of the number, per language.
     words: dict[str, str | list[str]] = Field(default_factory=dict)
 
 
-class BallotDef(_Strict):
+class BallotDef(Strict):
     id: str = Field(pattern=ID_PATTERN)
     title: Localised
     question: Localised
@@ -214,7 +200,7 @@ def check(raw: list[Any], text: str, path: str, languages: list[str]) -> list[Ba
     return ballots
 
 
-class _List(_Strict):
+class _List(Strict):
     ballots: list[BallotDef]
 
 

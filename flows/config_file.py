@@ -11,10 +11,27 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+
+class Strict(BaseModel):
+    """A table of the file: unknown keys are mistakes, and nothing changes it once read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _aware(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError("give the time zone, e.g. 2026-12-01T18:00:00Z or +01:00")
+    return value
+
+
+# A moment in the file: with its time zone, or the organisers' intent is a guess.
+Moment = Annotated[datetime, BeforeValidator(_aware)]
 
 
 class ConfigError(ValueError):

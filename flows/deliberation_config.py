@@ -21,7 +21,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, Field
+
+from flows.config_file import Strict
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,40}$"
 
@@ -31,9 +33,7 @@ def _localised(value: Any) -> Any:
     return {"*": value} if isinstance(value, str) else value
 
 
-class Prompt(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Prompt(Strict):
     id: str = Field(pattern=ID_PATTERN)
     session: str | None = None  # opened by the schedule at this session; None: by hand
     after_minutes: int = Field(0, ge=0, le=24 * 60)

@@ -29,12 +29,11 @@ mistake named by its place and line.
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from flows.config_file import AssemblyFile, ConfigError, place
+from flows.config_file import AssemblyFile, ConfigError, Moment, Strict, place
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,23}$"
 KINDS = ("agree", "knowledge")
@@ -46,25 +45,12 @@ class PollError(ConfigError):
     """A poll definition that cannot be used; `problems` names each place."""
 
 
-def _aware(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        raise ValueError("give the time zone, e.g. 2026-12-01T18:00:00Z or +01:00")
-    return value
-
-
-Moment = Annotated[datetime, BeforeValidator(_aware)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PollOption(_Strict):
+class PollOption(Strict):
     key: str = Field(pattern=ID_PATTERN)
     label: Localised
 
 
-class PollQuestion(_Strict):
+class PollQuestion(Strict):
     id: str = Field(pattern=ID_PATTERN)
     kind: str
     text: Localised
@@ -88,7 +74,7 @@ class PollQuestion(_Strict):
         return self
 
 
-class PollWave(_Strict):
+class PollWave(Strict):
     id: str = Field(pattern=ID_PATTERN)
     session: str | None = None
     briefing: str | None = None
@@ -105,7 +91,7 @@ class PollWave(_Strict):
         return self
 
 
-class PollDef(_Strict):
+class PollDef(Strict):
     id: str = Field(pattern=ID_PATTERN)
     title: Localised
     reminder_hours: float = Field(24, ge=0, le=24 * 14)
@@ -123,7 +109,7 @@ class PollDef(_Strict):
         return self
 
 
-class _List(_Strict):
+class _List(Strict):
     polls: list[PollDef]
 
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
+from flows.config_file import Moment
 from flows.i18n import translator
 
 _PERIOD = re.compile(r"^\s*(\d+)\s*(d|days?|months?)\s*$")
@@ -72,12 +73,6 @@ def _period(value: Any) -> Period:
 PeriodField = Annotated[Period, BeforeValidator(_period)]
 
 
-def _aware(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        raise ValueError("give the time zone, e.g. 2027-02-06T16:00:00Z or +01:00")
-    return value
-
-
 # What each period is for, as `concorder erase --due` shows it (organisers read English).
 MEANINGS = {
     "after_end": "after the assembly ends",
@@ -97,7 +92,7 @@ class Retention(BaseModel):
     after_stop: PeriodField
     organisers: PeriodField
     # When the assembly ends, for a file without a calendar (else its last session's end).
-    assembly_end: Annotated[datetime, BeforeValidator(_aware)] | None = None
+    assembly_end: Moment | None = None
 
     def periods(self) -> dict[str, Period]:
         return {key: getattr(self, key) for key in MEANINGS}

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from flows.config_file import CALENDAR_TABLES, AssemblyFile, ConfigError, problems_of
+from flows.config_file import CALENDAR_TABLES, AssemblyFile, ConfigError, Strict, problems_of
 
 _DURATION_PART = re.compile(r"(\d+)\s*(d|h|m)")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -128,11 +128,7 @@ def _quiet(value: Any) -> Any:
     return value
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Schedule(_Strict):
+class Schedule(Strict):
     timezone: Zone = "UTC"
     reminders: list[Duration] = Field(
         default_factory=lambda: [timedelta(hours=24), timedelta(hours=2)]
@@ -154,7 +150,7 @@ class Schedule(_Strict):
         return sorted(value, reverse=True)
 
 
-class Session(_Strict):
+class Session(Strict):
     id: str = Field(pattern=ID_PATTERN)
     title: Localised
     start: datetime
@@ -171,17 +167,17 @@ class Session(_Strict):
         return self
 
 
-class Source(_Strict):
+class Source(Strict):
     title: Localised
     url: str | None = None
 
 
-class Perspective(_Strict):
+class Perspective(Strict):
     name: Localised
     summary: Localised
 
 
-class Briefing(_Strict):
+class Briefing(Strict):
     id: str = Field(pattern=ID_PATTERN)
     title: Localised
     # Delivered on this local day, or on the day of this session.
@@ -199,7 +195,7 @@ class Briefing(_Strict):
         return self
 
 
-class Calendar(_Strict):
+class Calendar(Strict):
     sessions: list[Session] = Field(default_factory=list)
     briefings: list[Briefing] = Field(default_factory=list)
     schedule: Schedule = Schedule()

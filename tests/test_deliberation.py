@@ -226,9 +226,9 @@ async def test_erasure_blanks_what_a_member_wrote_and_keeps_the_seat(relay, asse
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        ("minutes = 25", "prompts #1 (id 'bus-priorities') > minutes (line 216): Input should be"),
+        ("minutes = 25", "prompts #1 (id 'bus-priorities') > minutes (line 219): Input should be"),
         ('session = "s3"\nafter', "prompts #1 (id 'bus-priorities') > session: no session has"),
-        ("round = 1", "prompts #1 (id 'bus-priorities') > colour (line 216): unknown setting"),
+        ("round = 1", "prompts #1 (id 'bus-priorities') > colour (line 219): unknown setting"),
     ],
 )
 def test_a_bad_prompt_is_named_with_its_place(change, problem):
