@@ -312,7 +312,7 @@ def test_a_name_takes_its_article_in_running_text():
         translator("es")
         .gettext(invited, assembly=example.names["es"])
         .startswith(
-            "Está invitado a participar en el Jurado ciudadano de Riverside sobre el transporte,"
+            "Está invitado/a a participar en el Jurado ciudadano de Riverside sobre el transporte,"
         )
     )
     # Without an article (English here) the name goes in as it is; in a heading it is bare.

@@ -30,7 +30,7 @@ REFUSED = [
     ("r1", "en", "maybe", "Reply with the number of one option."),
     ("first", "en", "4", "Reply with the number of one option."),
     ("order", "en", "3 3", "Each option may appear only once."),
-    ("order", "fr", "3 9", "Répondez les numéros des options, par exemple 3 1 2."),
+    ("order", "fr", "3 9", "Répondez par les numéros des options, par exemple 3 1 2."),
     ("pick2", "en", "1 2 3", "Choose at most 2 options."),
     ("grades", "es", "1 4", "Responda una nota (de 1 a 3) para cada una de las 2 opciones"),
     ("agree", "en", "", "Reply with the number of one option."),

@@ -208,7 +208,7 @@ async def test_a_french_organiser_gets_the_link_in_french(db, relay):
         )
     async with db.sessions() as session:
         texts = (await session.execute(select(OutboxMessage.text))).scalars().all()
-    assert any("page des organisateurs" in t and "link=" in t for t in texts), texts
+    assert any("page de l'équipe organisatrice" in t and "link=" in t for t in texts), texts
 
 
 def test_the_command_line_prints_a_token_once_and_sends_links(db, monkeypatch):

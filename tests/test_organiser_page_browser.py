@@ -55,8 +55,8 @@ def signed_in(chromium, site, size, language="en"):
 
 LANGUAGES = [
     ("en", "Organiser page", "Delivery by channel"),
-    ("fr", "Page des organisateurs", "Distribution par canal"),
-    ("es", "Página de organizadores", "Entrega por canal"),
+    ("fr", "Page de l'équipe organisatrice", "Distribution par canal"),
+    ("es", "Página del equipo organizador", "Entrega por canal"),
 ]
 
 

@@ -283,7 +283,7 @@ async def test_schedule_lists_the_coming_sessions_in_the_organisers_language(db,
         relay, ORGANISER_PHONE, "SCHEDULE", channel="sms", now=datetime(2026, 12, 6, tzinfo=UTC)
     )
     listing = (await replies_to(db, ORGANISER_PHONE))[-1]
-    assert listing.splitlines()[0] == "Próximamente:"
+    assert listing.splitlines()[0] == "Próximas sesiones:"
     assert "Sesión 2: Audiencias, sábado, 12 de diciembre de 2026" in listing
     assert "Apertura" not in listing  # session 1 is over
 

@@ -212,7 +212,7 @@ async def test_a_sticker_gets_the_not_understood_answer(db, client):
     response = await post(client, message_update(31, None, sticker=sticker))
 
     assert response.status == 200
-    assert (await outbox_texts(db))[1] == "Désolé, je n'ai pas compris."
+    assert (await outbox_texts(db))[1] == "Pardon, je n'ai pas compris."
 
 
 async def test_updates_we_do_not_handle_are_acknowledged_and_ignored(db, client):
