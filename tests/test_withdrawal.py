@@ -407,7 +407,8 @@ async def test_an_organiser_withdraws_someone_from_the_command_line(
     english, french = await told_organisers(db)
     assert f"{pid} has been withdrawn from the assembly by an organiser." in english
     assert "Reason given: Moved to another town" in english
-    assert "retiré(e) de l'assemblée" in french and "Motif indiqué : Moved to another town" in french
+    assert "retiré(e) de l'assemblée" in french
+    assert "Motif indiqué : Moved to another town" in french
     async with db.sessions() as session:
         event = await session.scalar(
             select(AuditEvent).where(AuditEvent.kind == "participant.withdrew")
