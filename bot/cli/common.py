@@ -27,8 +27,10 @@ def register(app: typer.Typer) -> None:
     db_app.command("upgrade")(db_upgrade)
 
 
-async def with_database(settings: Settings, work):
-    """Run `work(sessions)` on the configured database, its schema brought up to date first.
+async def with_database(settings: Settings, work, *, check_key: bool = True):
+    """Run `work(sessions)` on the configured database, its schema brought up to date first
+    and the secret key checked against the one the database was first used with
+    (`check_key=False`: a command that must run without the secret, `audit verify`).
 
     Every call upgrades: when the schema is current alembic only reads its version
     (10-60 ms), so a command opening the database a few times pays little for it."""
@@ -36,7 +38,8 @@ async def with_database(settings: Settings, work):
     engine = make_engine(settings.database_url)
     try:
         sessions = sessionmaker(engine)
-        await key_ready_or_exit(settings, sessions)
+        if check_key:
+            await key_ready_or_exit(settings, sessions)
         return await work(sessions)
     finally:
         await engine.dispose()
