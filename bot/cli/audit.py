@@ -53,7 +53,13 @@ def key(
     ] = False,
 ) -> None:
     """Print the public key that checks this assembly's checkpoints, for organisers to publish."""
-    signer = _signer(Settings())
+    settings = Settings()
+
+    async def checked(_sessions) -> None:
+        return None  # opening the database checks the secret is the service's
+
+    run(with_database(settings, checked))  # a stray secret would publish a stray key
+    signer = _signer(settings)
     pem_text = checkpoints.public_pem(signer.key.public_key())
     if pem:
         sys.stdout.write(pem_text)
