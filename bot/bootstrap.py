@@ -28,6 +28,7 @@ from bot.services import (
     deliberation,
     demo,
     facilitation,
+    key_check,
     organiser_chat,
     outgoing,
     polls,
@@ -139,6 +140,11 @@ def create_app(
         engine = make_engine(relay.settings.database_url)
         app[ENGINE] = engine
         app[SESSIONS] = relay.sessions = sessionmaker(engine)
+        try:
+            await key_check.checked_key(relay.settings, relay.sessions)  # refuse another key
+        except key_check.WrongKey:
+            await engine.dispose()
+            raise
         yield
         await engine.dispose()
 

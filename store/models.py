@@ -246,6 +246,17 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class KeyFingerprint(Base):
+    """The one row naming the secret key this database was first used with: a keyed hash
+    of a constant, never the key (bot/services/key_check.py)."""
+
+    __tablename__ = "key_fingerprint"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime]
+
+
 class DeliveryLimit(Base):
     """A send-rate limit shared by every dispatcher on this database
     (bot/delivery/shared_limits.py).

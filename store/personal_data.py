@@ -318,6 +318,8 @@ NOT_PERSONAL: dict[str, str] = {
     "audit_head": "the chain's last hash",
     "audit_checkpoints": "signed heads of the audit chain: sizes, hashes, times",
     "delivery_limits": "send rates",
+    "key_fingerprint": "a keyed hash of a constant that tells whether a process has the "
+    "service's secret key; neither the key nor anyone's data can be read from it",
     "calendar_session_moves": "session times",
     "alembic_version": "the schema's version",
 }

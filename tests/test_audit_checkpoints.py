@@ -341,8 +341,13 @@ def test_anyone_with_the_published_key_checks_without_the_secret(run, tmp_path):
     args = ("audit", "verify", "--checkpoint", str(published), "--key", str(pem))
     assert concorder(url, *args, secret=stranger).exit_code == 0
 
+    # Another secret's key comes from its own database: this one refuses another secret.
+    refused_key = concorder(url, "audit", "key", "--pem", secret=stranger)
+    assert refused_key.exit_code == 1 and "another secret key" in refused_key.output
+    assert "BEGIN PUBLIC KEY" not in refused_key.output
+    theirs = f"sqlite+aiosqlite:///{tmp_path / 'theirs.db'}"
     other = tmp_path / "other.pem"
-    other.write_text(concorder(url, "audit", "key", "--pem", secret=stranger).output)
+    other.write_text(concorder(theirs, "audit", "key", "--pem", secret=stranger).output)
     refused = concorder(url, "audit", "verify", "--checkpoint", str(published), "--key", str(other))
     assert refused.exit_code == 1 and "signed by another key" in refused.output
     junk = concorder(url, "audit", "verify", "--key", str(published))

@@ -63,6 +63,13 @@ def belenios_dir(tmp_path) -> Path:
     return tmp_path / "elections"
 
 
+@pytest.fixture(autouse=True)
+def one_secret_key(monkeypatch):
+    """The service and the commands run from the test's directory share one key, as a
+    deployment's do (the database refuses a command with another)."""
+    monkeypatch.setenv("CONCORDER_SECRET_KEY", "belenios-test-secret-key-0123456789abcdef")
+
+
 @pytest.fixture
 def settings(db, belenios_dir) -> Settings:
     return Settings(

@@ -21,9 +21,16 @@ text = { en = "We keep your answers." }
 """
 
 
+async def opened_by_the_service(db, tmp_path) -> None:
+    """The database has met the key these commands use (the first to open it records it)."""
+    code, _, _ = await concorder(db, tmp_path, "outbox", "status")
+    assert code == 0
+
+
 async def test_erase_and_export_from_the_command_line(db, relay, invited, tmp_path):  # noqa: F811
     await say(db, relay, PHONE, "1")
     pid = (await invitation_of(db, PHONE)).participant_id
+    await opened_by_the_service(db, tmp_path)
     before = await _dump(db)
 
     code, out, _ = await concorder(db, tmp_path, "erase", "+447700900101", "--dry-run")
@@ -77,6 +84,7 @@ async def test_erase_due_shows_a_table_and_a_dry_run_changes_nothing(
 ):
     await say(db, relay, PHONE, "1")
     await say(db, relay, PHONE, "withdraw")
+    await opened_by_the_service(db, tmp_path)
     before = await _dump(db)
     assembly = str(EXAMPLE_ASSEMBLY / "assembly.toml")
     code, out, _ = await concorder(

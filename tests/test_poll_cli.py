@@ -129,6 +129,6 @@ async def test_send_status_and_report(db, tmp_path):
         "region",
         key="another-secret-key-0123456789abcdefgh",
     )
-    assert code == 1 and "this command's secret is not the service's" in err
+    assert code == 1 and "first used with another secret key" in err
     code, out, err = await concorder(db, tmp_path, "poll", "report", "views", "--chart", "x.gif")
     assert code == 1 and "give a .png or .svg file" in err

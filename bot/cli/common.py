@@ -27,17 +27,33 @@ def register(app: typer.Typer) -> None:
     db_app.command("upgrade")(db_upgrade)
 
 
-async def with_database(settings: Settings, work):
-    """Run `work(sessions)` on the configured database, its schema brought up to date first.
+async def with_database(settings: Settings, work, *, check_key: bool = True):
+    """Run `work(sessions)` on the configured database, its schema brought up to date first
+    and the secret key checked against the one the database was first used with
+    (`check_key=False`: a command that must run without the secret, `audit verify`).
 
     Every call upgrades: when the schema is current alembic only reads its version
     (10-60 ms), so a command opening the database a few times pays little for it."""
     await upgrade_async(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
-        return await work(sessionmaker(engine))
+        sessions = sessionmaker(engine)
+        if check_key:
+            await key_ready_or_exit(settings, sessions)
+        return await work(sessions)
     finally:
         await engine.dispose()
+
+
+async def key_ready_or_exit(settings: Settings, sessions) -> None:
+    """Go on only with the secret key the database was first used with."""
+    from bot.services.key_check import WrongKey, checked_key
+
+    try:
+        await checked_key(settings, sessions)
+    except WrongKey as exc:
+        err.print(f"[red]Cannot start:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 async def with_relay(settings: Settings, work, *, assembly=None, calendar=None):
@@ -85,10 +101,16 @@ def ready_to_serve_or_exit(settings: Settings, host: str, port: int) -> list:
             load_config_or_exit(None, settings, load_calendar, "calendar")
     try:
         check_database(settings.database_url)
-        return listen(host, port)
+        sockets = listen(host, port)
     except NotReady as exc:
         err.print(f"[red]Cannot start:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    run(with_database(settings, _nothing))  # the schema, and the key the database knows
+    return sockets
+
+
+async def _nothing(_sessions) -> None:
+    return None
 
 
 def serve(

@@ -81,10 +81,22 @@ def key_file(database_url: str) -> Path:
     return Path.cwd() / KEY_FILE
 
 
+def given_key(settings: Settings) -> str | None:
+    """CONCORDER_SECRET_KEY, when set."""
+    given = settings.secret_key.get_secret_value().strip() if settings.secret_key else None
+    return given or None
+
+
+def has_key(settings: Settings) -> bool:
+    """Whether `settings` name a key already (the variable, or a key file that exists)."""
+    return given_key(settings) is not None or key_file(settings.database_url).exists()
+
+
 def server_key(settings: Settings) -> bytes:
     """The secret of `settings`: CONCORDER_SECRET_KEY, else the key file (made on first
-    use). Read once per service instance (`Relay.invite_key`)."""
-    given = settings.secret_key.get_secret_value().strip() if settings.secret_key else None
+    use). Read once per service instance (`Relay.invite_key`); the database checks it is
+    the key it was first used with (bot/services/key_check.py)."""
+    given = given_key(settings)
     if given:
         return given.encode()
     where = key_file(settings.database_url)

@@ -25,7 +25,7 @@ from bot.channels.simulator import SimulatorTransport
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.ratelimit import DeliveryLimits
 from bot.relay import Relay
-from bot.services import ballots, deliberation, outgoing, recruitment
+from bot.services import ballots, deliberation, key_check, outgoing, recruitment
 from bot.services.batch import Batcher
 from bot.services.polls import timing as poll_timing
 from bot.settings import Settings
@@ -159,6 +159,7 @@ async def open_world(
     engine = make_engine(settings.database_url)
     event.listen(engine.sync_engine, "connect", _scratch_pragmas)
     sessions = sessionmaker(engine)
+    await key_check.checked_key(settings, sessions)  # the scratch database's own key
     relay = build(settings, assembly=assembly, calendar=calendar, sessions=sessions)
     if prepare is not None:
         prepare(relay)
