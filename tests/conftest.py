@@ -76,7 +76,7 @@ def pg_url():
     _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def _truncate_pg(engine: AsyncEngine) -> None:
+async def truncate_pg(engine: AsyncEngine) -> None:
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
@@ -93,7 +93,7 @@ async def db(request, tmp_path) -> Database:
         url = request.getfixturevalue("pg_url")
     engine = make_engine(url)
     if request.param == "postgresql":
-        await _truncate_pg(engine)
+        await truncate_pg(engine)
     yield Database(url, engine, sessionmaker(engine))
     await engine.dispose()
 

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from store.db import make_engine
 from store.models import InboundMessage
+from tests.conftest import truncate_pg
 from tests.test_serve_errors import CONCORDER, free_port, serve
 
 
@@ -66,14 +67,30 @@ async def stored(url: str, tag: str) -> int:
         await engine.dispose()
 
 
-def test_two_workers_serve_one_port_and_a_killed_one_is_replaced(pg_url, tmp_path):
-    port = free_port()
-    env = {
+@pytest.fixture
+def env(pg_url) -> dict[str, str]:
+    """A `serve` on the session's PostgreSQL database, emptied first: the service makes its
+    own secret key in the test's folder, which the key an earlier test left recorded there
+    would not match."""
+
+    async def empty() -> None:
+        engine = make_engine(pg_url)
+        try:
+            await truncate_pg(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(empty())
+    kept = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("CONCORDER_", "TELEGRAM_", "TWILIO_"))
     }
-    env["CONCORDER_DATABASE_URL"] = pg_url
+    return {**kept, "CONCORDER_DATABASE_URL": pg_url}
+
+
+def test_two_workers_serve_one_port_and_a_killed_one_is_replaced(pg_url, env, tmp_path):
+    port = free_port()
     command = [str(CONCORDER), "serve", "--port", str(port), "--workers", "2"]
     service = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -102,14 +119,8 @@ def test_two_workers_serve_one_port_and_a_killed_one_is_replaced(pg_url, tmp_pat
             service.wait()
 
 
-def test_workers_stop_when_their_parent_is_killed(pg_url, tmp_path):
+def test_workers_stop_when_their_parent_is_killed(env, tmp_path):
     """kill -9 of the parent leaves no worker serving on its own."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CONCORDER_", "TELEGRAM_", "TWILIO_"))
-    }
-    env["CONCORDER_DATABASE_URL"] = pg_url
     command = [str(CONCORDER), "serve", "--port", str(free_port()), "--workers", "2"]
     service = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
     workers = wait_for(lambda: len(w := workers_of(service.pid)) == 2 and w, 60, "two workers")
