@@ -84,6 +84,13 @@ INBOUND_UNHANDLED = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+INBOUND_WAITING = Gauge(
+    "concorder_inbound_unhandled_messages",
+    "Inbound messages stored and not handled yet, by state: waiting (tried again on a "
+    "timer) or given_up (only `concorder inbound retry` tries them); read every 10 s",
+    ["state"],
+    registry=REGISTRY,
+)
 MESSAGES_OUT = Counter(
     "concorder_messages_out_total",
     "Outbound messages by channel and status",

@@ -22,6 +22,7 @@ from bot.services import batch
 from bot.services.ballots import opening, records
 from bot.services.organisers import add_organiser
 from bot.services.turns import receive
+from bot.services.unhandled import tick as unhandled_tick
 from bot.services.unhandled.keep import receive_or_keep
 from bot.services.unhandled.retry import retry_due
 from store.db import make_engine, sessionmaker
@@ -73,6 +74,10 @@ async def unhandled(db) -> list[UnhandledInbound]:
         return list(
             (await session.scalars(select(UnhandledInbound).order_by(UnhandledInbound.id))).all()
         )
+
+
+def waiting_gauge(state: str) -> float | None:
+    return REGISTRY.get_sample_value("concorder_inbound_unhandled_messages", {"state": state})
 
 
 def counted(outcome: str) -> float:
@@ -167,6 +172,8 @@ async def test_after_five_failures_the_organisers_get_the_id_and_the_person_goes
     assert (kept.failures, kept.gave_up_at) == (5, now)
     assert counted("gave_up") == given_up + 1
     assert (await retry_due(relay, now=now + timedelta(days=1))).failed == []  # no more
+    await unhandled_tick(relay)  # what the timer also does: the gauge of what waits
+    assert waiting_gauge("given_up") == 1 and waiting_gauge("waiting") == 0
 
     async with db.sessions() as session:
         told = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import InboundMessage
@@ -40,6 +40,16 @@ async def unhandled(session: AsyncSession) -> list[Waiting]:
         .order_by(UnhandledInbound.id)
     )
     return [Waiting(*row) for row in rows]
+
+
+async def counts(session: AsyncSession) -> tuple[int, int]:
+    """How many messages are still tried again, and how many were given up on."""
+    given_up = UnhandledInbound.gave_up_at.is_not(None)
+    rows = await session.execute(
+        select(given_up, func.count()).select_from(UnhandledInbound).group_by(given_up)
+    )
+    by_state = dict(rows.all())
+    return by_state.get(False, 0), by_state.get(True, 0)
 
 
 async def put_back(session: AsyncSession, ids: list[int] | None, now: datetime) -> list[int]:

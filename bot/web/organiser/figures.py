@@ -93,12 +93,6 @@ async def delivery(session: AsyncSession) -> list[Delivery]:
     return rows
 
 
-async def unhandled_counts(session: AsyncSession) -> tuple[int, int]:
-    waiting = await unhandled.unhandled(session)
-    given_up = sum(1 for message in waiting if message.gave_up_at is not None)
-    return len(waiting) - given_up, given_up
-
-
 async def seating(session: AsyncSession) -> tuple[int | None, list[GroupSeat]]:
     """The round under way and its seats (none before an allocation)."""
     run = await current_run(session)
@@ -148,7 +142,7 @@ async def gather(relay: Relay, language: str) -> Figures:
             tables=[],
             briefings=await briefings(session, relay.calendar, language),
             ballots=await with_turnout(session, OPEN),
-            unhandled=await unhandled_counts(session),
+            unhandled=await unhandled.counts(session),
         )
     figures.tables = await tables(relay, round_no, seats)
     return figures
