@@ -96,6 +96,13 @@ def member_words(conv: Conversation, inbound: Inbound) -> bool:
         conv.state.data[MODE_KEY] = mode
         conv.emit(events.RELAY_MODE_CHANGED, mode=mode, **seat)
         conv.say(mode_text(conv.t, mode))
+    elif not inbound.text.strip() and inbound.media is not None:
+        conv.say(
+            conv._(
+                "I can only read written messages, so this one did not reach your table: "
+                "please write what you want to say."
+            )
+        )
     elif not inbound.text.strip():
         conv.say(conv._("Only written messages reach your table."))
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from flows import events
@@ -195,7 +195,7 @@ class Engine:
         """One inbound message in, a new state, messages and audit events out."""
         conv = Conversation(state.copy(), ctx, self)
         text = inbound.text[:MAX_TEXT]
-        inbound = Inbound(channel=inbound.channel, text=text, button=inbound.button)
+        inbound = replace(inbound, text=text)
         keyword = keyword_of(text, inbound.channel) if inbound.button is None else None
 
         if conv.state.opted_out:
@@ -255,8 +255,9 @@ class Engine:
             # answers that one now.
             choice, stale = match_choice(conv.state, inbound)
 
-        if stale:
-            conv.say(conv._("That button belongs to an earlier question."))
+        unreadable = _unreadable(conv, inbound, stale)
+        if unreadable is not None:
+            conv.say(unreadable)
             conv.repeat()
             return Turn(conv.state, conv.outbound, conv.events)
 
@@ -275,6 +276,19 @@ class Engine:
             return Turn(conv.state, [], [])
         conv.goto(flow, step)
         return Turn(conv.state, conv.outbound, conv.events)
+
+
+def _unreadable(conv: Conversation, inbound: Inbound, stale: bool) -> str | None:
+    """What to say, before the question again, of a message no flow could take: a button
+    of an earlier question, or an attachment with no words (a voice note most of all:
+    people who find writing hard send them)."""
+    if stale:
+        return conv._("That button belongs to an earlier question.")
+    if inbound.media is not None and inbound.button is None and not inbound.text.strip():
+        return conv._(
+            "I can only read written messages: please write your answer, even in a few words."
+        )
+    return None
 
 
 def _said_after_stop(conv: Conversation, text: str) -> None:

@@ -25,6 +25,9 @@ class Inbound:
     channel: str  # "sms" | "telegram"
     text: str = ""
     button: str | None = None  # callback data of a pressed inline button
+    # The kind of attachment that came with it ("photo", "voice", ...), if any: the service
+    # reads none, so an attachment without words is answered as such.
+    media: str | None = None
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,8 @@ class InboundMessage(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     text: Mapped[str] = mapped_column(Text, default="")
     button: Mapped[str | None] = mapped_column(String(64))
+    # The kind of attachment it came with ("photo", "voice", ...); the file is never kept.
+    media: Mapped[str | None] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

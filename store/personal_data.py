@@ -107,8 +107,8 @@ INVENTORY: tuple[Place, ...] = (
         InboundMessage.__table__,
         BY_CONTACT,
         BLANK,
-        "every message received: its text, button and the provider's id",
-        {"text": "", "button": None, "provider_id": _erased},
+        "every message received: its text, button, kind of attachment and the provider's id",
+        {"text": "", "button": None, "media": None, "provider_id": _erased},
     ),
     Place(
         UnhandledInbound.__table__,

@@ -142,11 +142,33 @@ async def inbound_sms(request: web.Request) -> web.Response:
     if fold(body) in CARRIER_OPT_IN_WORDS:
         await lift_carrier_opt_out(sessions, address, sid)
     result = await batch.receive(
-        request.app[RELAY], channel="sms", address=address, text=body, provider_id=sid
+        request.app[RELAY],
+        channel="sms",
+        address=address,
+        text=body,
+        provider_id=sid,
+        media=mms_kind(form),
     )
     if result.duplicate:
         log.info("sms %s received again: acknowledged, not processed", sid)
     return twiml()
+
+
+# An MMS's first attachment, by the start of its content type; anything else is a file.
+MMS_KINDS = (("audio/", "voice"), ("image/", "photo"), ("video/", "video"))
+
+
+def mms_kind(form: MultiDictProxy[str]) -> str | None:
+    """The kind of an MMS's attachment, None for a plain SMS. The picture is never fetched
+    nor read: an MMS with words is handled as its words, one without as words missing."""
+    count = (form.get("NumMedia") or "0").strip()
+    if not (count.isascii() and count.isdigit()) or int(count) == 0:
+        return None
+    content_type = (form.get("MediaContentType0") or "").strip().lower()
+    for prefix, kind in MMS_KINDS:
+        if content_type.startswith(prefix):
+            return kind
+    return "document"
 
 
 async def lift_carrier_opt_out(sessions, address: str, sid: str) -> None:

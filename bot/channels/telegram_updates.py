@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram import Bot, Update
+from telegram import Bot, Message, Update
 from telegram.error import (
     TelegramError,
 )
@@ -63,6 +63,10 @@ def check_fields(update: Update) -> None:
         _check(
             message.text is None or isinstance(message.text, str), "message.text must be a string"
         )
+        _check(
+            message.caption is None or isinstance(message.caption, str),
+            "message.caption must be a string",
+        )
     if (query := update.callback_query) is not None:
         _check(isinstance(query.id, str), "callback_query.id must be a string")
         _check(query.from_user is not None, "callback_query.from is required")
@@ -79,6 +83,35 @@ def check_fields(update: Update) -> None:
             isinstance(member.new_chat_member.status, str),
             "my_chat_member.new_chat_member.status must be a string",
         )
+
+
+# What a message may carry instead of text, by the name of its field: the first one present
+# names the kind (a voice note first: it is what people who find writing hard send).
+ATTACHMENTS = (
+    "voice",
+    "video_note",
+    "audio",
+    "photo",
+    "video",
+    "animation",
+    "document",
+    "sticker",
+    "location",
+    "venue",
+    "contact",
+    "poll",
+    "dice",
+    "story",
+    "paid_media",
+)
+
+
+def attachment_of(message: Message) -> str | None:
+    """The kind of attachment a message carries, if any (its file is never fetched)."""
+    for name in ATTACHMENTS:
+        if getattr(message, name, None):
+            return name
+    return None
 
 
 def parse_update(data: Any, bot: Bot | None = None) -> Update:
@@ -118,9 +151,11 @@ async def handle_update(update: Update, *, bot: Bot, relay: Relay) -> str:
             relay,
             channel=CHANNEL,
             address=str(message.chat.id),
-            text=message.text or "",
+            # A photo's or a document's caption is the person's words.
+            text=message.text or message.caption or "",
             provider_id=provider_id,
             language_hint=user.language_code if user else None,
+            media=attachment_of(message),
         )
         return "duplicate" if received.duplicate else "message"
     if update.callback_query is not None:

@@ -72,12 +72,22 @@ class Batcher:
         provider_id: str,
         language_hint: str | None = None,
         now: datetime | None = None,
+        media: str | None = None,
     ) -> Received:
         """What `turns.receive` does, with this message's turn in the next batch."""
         text, button = turns.cleaned(text, button)
         future = asyncio.get_running_loop().create_future()
         self.waiting.append(
-            Arrival(channel, address, text, button, provider_id, language_hint, now or utcnow())
+            Arrival(
+                channel,
+                address,
+                text,
+                button,
+                provider_id,
+                language_hint,
+                now or utcnow(),
+                turns.media_kind(media),
+            )
         )
         self.waiting[-1].future = future
         self._wake.set()
@@ -178,6 +188,7 @@ class Batcher:
                     provider_id=a.provider_id,
                     language_hint=a.language_hint,
                     now=a.now,
+                    media=a.media,
                 )
             except Exception as exc:  # noqa: BLE001 -- not even kept: its webhook answers 500
                 if not a.future.done():

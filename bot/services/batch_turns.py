@@ -64,6 +64,7 @@ class Arrival:
     provider_id: str
     language_hint: str | None
     now: datetime
+    media: str | None = None  # the kind of attachment, if any
     future: asyncio.Future | None = field(default=None, repr=False)
 
     @property
@@ -153,6 +154,7 @@ async def handle_batch(session: AsyncSession, relay: Relay, arrivals: list[Arriv
             button=a.button,
             language_hint=a.language_hint,
             now=a.now,
+            media=a.media,
         )
     return results
 
@@ -176,6 +178,7 @@ async def _store(session: AsyncSession, arrivals: list[Arrival], batch: _Batch) 
                 "provider_id": provider_id,
                 "text": a.text,
                 "button": a.button,
+                "media": a.media,
                 "received_at": a.now,
                 "contact_id": known[0].id if known else None,
             }
@@ -374,7 +377,8 @@ async def _turn(
     facts = await facts_from(session, relay, batch.facts, participant, contact)
     state = State.from_json(participant.state, language=participant.language)
     ctx = Context(now=a.now, participant_id=participant.id, channel=a.channel, facts=facts)
-    turn = relay.engine.handle(state, Inbound(channel=a.channel, text=a.text, button=a.button), ctx)
+    inbound = Inbound(channel=a.channel, text=a.text, button=a.button, media=a.media)
+    turn = relay.engine.handle(state, inbound, ctx)
     if any(e.kind not in RECORDED_ONLY or relay.hooks.handlers(e.kind) for e in turn.events):
         return None
     record_id, filed_under = batch.records[n]

@@ -68,7 +68,7 @@ def _record(insert: Callable[..., Any]) -> Any:
     )
     values = {
         name: bindparam(name, type_=INBOUND.c[name].type)
-        for name in ("channel", "provider_id", "text", "button", "received_at")
+        for name in ("channel", "provider_id", "text", "button", "media", "received_at")
     }
     return (
         insert(INBOUND)
@@ -108,6 +108,14 @@ def storable(text: str) -> str:
     return joined.replace("\x00", "\ufffd")
 
 
+MAX_MEDIA = 16  # the inbound table's column: a kind's name, never the file
+
+
+def media_kind(media: str | None) -> str | None:
+    """An attachment's kind as it is stored and handled."""
+    return media[:MAX_MEDIA] if media else None
+
+
 def cleaned(text: str | None, button: str | None) -> tuple[str, str | None]:
     """A message's text and button as they are stored and handled."""
     return storable(text or ""), storable(button)[:MAX_BUTTON] if button is not None else None
@@ -132,10 +140,12 @@ async def receive(
     provider_id: str,
     language_hint: str | None = None,
     now: datetime | None = None,
+    media: str | None = None,
 ) -> Received:
     """Store an inbound message once and run it through the conversation engine."""
     now = now or utcnow()
     text, button = cleaned(text, button)
+    media = media_kind(media)
 
     async def once() -> Received:
         async with relay.write_turn():
@@ -148,6 +158,7 @@ async def receive(
                 provider_id=provider_id,
                 language_hint=language_hint,
                 now=now,
+                media=media,
             )
 
     return await retry_conflicts(once)
@@ -162,6 +173,7 @@ async def store_message(
     text: str,
     button: str | None,
     now: datetime,
+    media: str | None = None,
 ) -> Any:
     """Insert-or-nothing on the idempotency key: the stored row's (id, contact id), or None
     for a message seen before (or being taken by a concurrent transaction, which this one
@@ -172,6 +184,7 @@ async def store_message(
         "provider_id": provider_id,
         "text": text,
         "button": button,
+        "media": media,
         "received_at": now,
     }
     return (await session.execute(RECORD[session.get_bind().dialect.name], values)).first()
@@ -187,6 +200,7 @@ async def _receive_once(
     provider_id: str,
     language_hint: str | None,
     now: datetime,
+    media: str | None,
 ) -> Received:
     async with relay.sessions.begin() as session:
         record = await store_message(
@@ -197,6 +211,7 @@ async def _receive_once(
             text=text,
             button=button,
             now=now,
+            media=media,
         )
         if record is None:
             MESSAGES_IN.labels(channel, "duplicate").inc()
@@ -219,6 +234,7 @@ async def _receive_once(
             button=button,
             language_hint=language_hint,
             now=now,
+            media=media,
         )
     MESSAGES_IN.labels(channel, "handled").inc()
     if received.queued:
@@ -237,6 +253,7 @@ async def handle_stored(
     button: str | None,
     language_hint: str | None,
     now: datetime,
+    media: str | None = None,
 ) -> Received:
     """One stored inbound message's turn, in the caller's transaction: the inbound hooks,
     the person found (or made) and locked, the engine, the new state, replies and events,
@@ -267,7 +284,8 @@ async def handle_stored(
         facts = await facts_for(session, relay, participant, contact)
     state = State.from_json(participant.state, language=participant.language)
     ctx = Context(now=now, participant_id=participant.id, channel=channel, facts=facts)
-    turn = relay.engine.handle(state, Inbound(channel=channel, text=text, button=button), ctx)
+    inbound = Inbound(channel=channel, text=text, button=button, media=media)
+    turn = relay.engine.handle(state, inbound, ctx)
     queued = await apply_turn(session, relay, participant, contact, turn, now)
     for hook in relay.hooks.turns:
         queued += await hook(

@@ -49,6 +49,7 @@ async def keep(
     provider_id: str,
     language_hint: str | None = None,
     now: datetime | None = None,
+    media: str | None = None,
 ) -> Received:
     """Store the message (if it is not stored yet) as not handled, to be tried again.
     Raises if even that fails: the webhook then answers 500, as before."""
@@ -63,6 +64,7 @@ async def keep(
             text=text,
             button=button,
             now=now,
+            media=turns.media_kind(media),
         )
         if record is None:  # stored meanwhile by another copy, which was handled
             MESSAGES_IN.labels(channel, "duplicate").inc()

@@ -44,6 +44,7 @@ CLAIM = (
         UNHANDLED.c.failures,
         INBOUND.c.text,
         INBOUND.c.button,
+        INBOUND.c.media,
         INBOUND.c.contact_id,
     )
     .join(INBOUND, INBOUND.c.id == UNHANDLED.c.id)
@@ -107,6 +108,7 @@ async def _try_one(relay: Relay, now: datetime) -> tuple[str, int] | None:
                     button=claimed.button,
                     language_hint=claimed.language_hint,
                     now=now,
+                    media=claimed.media,
                 )
                 await session.execute(delete(UNHANDLED).where(UNHANDLED.c.id == claimed.id))
                 if claimed.contact_id is None:
