@@ -14,6 +14,7 @@ from store.groups import GroupRun, GroupSeat
 from store.models import Contact, OutboxMessage, Participant
 from store.organisers import Organiser
 from store.recruitment import CONFIRMED, REGISTERED, Invitation, PoolEntry, Selection, hash_code
+from tests.transcript_harness import attachment
 
 START = datetime(2027, 2, 6, 10, 15, tzinfo=UTC)
 ORGANISER_CHAT = "990001"
@@ -44,8 +45,10 @@ class World:
         return self.members[letter]
 
     async def send(self, letter: str, text: str, now: datetime) -> None:
+        """`text` may begin with an attachment: "[voice note]", "[photo] its caption"."""
         m = self.members[letter]
         self.provider += 1
+        text, media = attachment(text)
         await turns.receive(
             self.relay,
             channel=m.channel,
@@ -53,6 +56,7 @@ class World:
             text=text,
             provider_id=f"in-{self.provider}",
             now=now,
+            media=media,
         )
 
     async def read(self, participant_id: str) -> list[str]:

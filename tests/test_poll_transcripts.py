@@ -40,6 +40,7 @@ from tests.transcript_harness import (
     TRANSCRIPTS,
     Conversation,
     TranscriptError,
+    attachment,
     member_player,
     message_lines,
     record,
@@ -61,6 +62,7 @@ class Member(Conversation):
         return f"views-{self.number}"
 
     async def send(self, line: str) -> list[str]:
+        line, media = attachment(line)
         text, button = self.inbound(line)
         await service.receive(
             self.relay,
@@ -70,6 +72,7 @@ class Member(Conversation):
             button=button,
             provider_id=f"transcript-{uuid.uuid4().hex}",
             language_hint=self.language,
+            media=media,
         )
         return await self.shown()
 

@@ -10,6 +10,8 @@ The format (tests/transcripts/*.txt):
     > [button:key]            a press on the button `key` of the latest Telegram keyboard
     > [earlier button:key]    a press on the keyboard before that one (a stale button)
     > [N characters of "x"]   a long message: "x" repeated up to N characters
+    > [voice note]            an attachment with no words (also [photo], [video], [document],
+    > [photo] words           [sticker], [location]); words after it are its caption or MMS body
     * something happens       an organiser's or the clock's doing (runners say which)
     < text                    a message that comes back (one SMS or Telegram message)
     | more text               its next lines ("|" alone is an empty line)
@@ -44,6 +46,24 @@ TRANSCRIPTS = Path(__file__).resolve().parent / "transcripts"
 EXPECTATION = ("<", "|", "  [", "(silence)")
 LONG = re.compile(r'^\[(\d+) characters of "(.+)"\]$')
 BUTTON = re.compile(r"^\[(earlier )?button:([^\]]+)\]$")
+# What a `> [kind]` line sends, as the channel adapters name the kinds of attachment.
+ATTACHMENTS = {
+    "voice note": "voice",
+    "photo": "photo",
+    "video": "video",
+    "document": "document",
+    "sticker": "sticker",
+    "location": "location",
+}
+ATTACHMENT = re.compile(r"^\[(" + "|".join(ATTACHMENTS) + r")\](?: (.*))?$")
+
+
+def attachment(line: str) -> tuple[str, str | None]:
+    """A `>` line without its attachment, and the kind of that attachment if it has one."""
+    if match := ATTACHMENT.match(line):
+        return match[2] or "", ATTACHMENTS[match[1]]
+    return line, None
+
 
 Sessions = async_sessionmaker[AsyncSession]
 # A runner's player: the transcript's text -> the same with what the service says now.
@@ -94,6 +114,7 @@ class Conversation:
         return line, None
 
     async def send(self, line: str) -> list[str]:
+        line, media = attachment(line)
         text, button = self.inbound(line)
         await service.receive(
             self.relay,
@@ -104,6 +125,7 @@ class Conversation:
             provider_id=f"transcript-{uuid.uuid4().hex}",
             language_hint=self.language,
             now=self.now,
+            media=media,
         )
         return await self.shown()
 
