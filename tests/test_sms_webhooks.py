@@ -165,6 +165,44 @@ async def test_empty_long_and_emoji_bodies_and_new_parameters_are_taken(client, 
     assert await outbox_for(db, ALICE)
 
 
+def picture(sid: str, body: str = "") -> dict[str, str]:
+    """An MMS with one photo, as Twilio posts it (the picture stays on Twilio's side)."""
+    return inbound(
+        sid,
+        body,
+        NumMedia="1",
+        MediaContentType0="image/jpeg",
+        MediaUrl0=f"https://api.twilio.com/2010-04-01/Accounts/AC/Messages/{sid}/Media/ME1",
+    )
+
+
+async def test_a_picture_message_without_words_is_answered_and_the_question_asked_again(client, db):
+    await post(client, SMS, inbound("SM" + "a" * 32, "Hello"))
+
+    answer = await post(client, SMS, picture("SM" + "b" * 32))
+
+    assert answer.status == 200
+    welcome, said, again = [r.text for r in await outbox_for(db, ALICE)]
+    assert said == (
+        "I can only read written messages: please write your answer, even in a few words."
+    )
+    assert again == welcome
+    async with db.sessions() as session:
+        stored = await session.scalar(
+            select(InboundMessage).where(InboundMessage.provider_id == "SM" + "b" * 32)
+        )
+    assert (stored.text, stored.media) == ("", "photo")
+
+
+async def test_a_picture_message_with_words_is_handled_as_its_words(client, db):
+    await post(client, SMS, inbound("SM" + "c" * 32, "Hello"))
+
+    await post(client, SMS, picture("SM" + "d" * 32, "2"))
+
+    *_, question = [r.text for r in await outbox_for(db, ALICE)]
+    assert question.startswith("Which language would you like?")
+
+
 async def test_stop_is_confirmed_once_and_then_nothing_more_is_sent(client, db):
     await post(client, SMS, inbound("SM" + "a" * 32, "Hello"))
     before = len(await outbox_for(db, ALICE))

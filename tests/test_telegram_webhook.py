@@ -197,22 +197,81 @@ async def test_a_pressed_button_is_answered_and_acted_on_once(db, bot_api, clien
     assert "STOP" in texts[1]
 
 
-async def test_a_sticker_gets_the_not_understood_answer(db, client):
-    await post(client, message_update(30, "hello"))
-    sticker = {
-        "file_id": "f",
-        "file_unique_id": "u",
-        "type": "regular",
-        "width": 512,
-        "height": 512,
-        "is_animated": False,
-        "is_video": False,
-    }
+STICKER = {
+    "file_id": "f",
+    "file_unique_id": "u",
+    "type": "regular",
+    "width": 512,
+    "height": 512,
+    "is_animated": False,
+    "is_video": False,
+}
+VOICE = {"file_id": "v", "file_unique_id": "vu", "duration": 4, "mime_type": "audio/ogg"}
+PHOTO = [{"file_id": "p", "file_unique_id": "pu", "width": 800, "height": 600}]
 
-    response = await post(client, message_update(31, None, sticker=sticker))
+
+def attachment_update(update_id: int, chat: int = CHAT, language: str = "fr", **media) -> dict:
+    """A message carrying an attachment (and a caption, if given) and no text."""
+    update = message_update(update_id, None, chat=chat, **media)
+    update["message"]["from"] = person(chat, language)
+    return update
+
+
+async def test_a_sticker_is_answered_that_only_written_messages_are_read(db, client):
+    await post(client, message_update(30, "hello"))
+
+    response = await post(client, attachment_update(31, sticker=STICKER))
 
     assert response.status == 200
-    assert (await outbox_texts(db))[1] == "Pardon, je n'ai pas compris."
+    welcome, answer, again = await outbox_texts(db)
+    assert answer == (
+        "Je ne peux lire que les messages écrits : merci d'écrire votre réponse, même en "
+        "quelques mots."
+    )
+    assert again == welcome  # the question they were asked, again
+
+
+@pytest.mark.parametrize(
+    ("language", "answer", "question"),
+    [
+        (
+            "en",
+            "I can only read written messages: please write your answer, even in a few words.",
+            "Which language would you like?",
+        ),
+        (
+            "fr",
+            "Je ne peux lire que les messages écrits : merci d'écrire votre réponse, même en "
+            "quelques mots.",
+            "Dans quelle langue souhaitez-vous échanger ?",
+        ),
+    ],
+)
+async def test_a_voice_note_is_answered_plainly_and_the_question_asked_again(
+    db, client, language, answer, question
+):
+    hello = message_update(32, "hello")
+    hello["message"]["from"] = person(CHAT, language)
+    await post(client, hello)
+    await post(client, message_update(33, "2"))  # the language question
+
+    response = await post(client, attachment_update(34, language=language, voice=VOICE))
+
+    assert response.status == 200
+    *_, said, again = await outbox_texts(db)
+    assert (said, again) == (answer, question)
+    async with db.sessions() as session:
+        stored = (await session.execute(select(InboundMessage).order_by(InboundMessage.id))).all()
+    assert [(m.text, m.media) for (m,) in stored][-1] == ("", "voice")
+
+
+async def test_a_photos_caption_is_taken_as_the_persons_words(db, client):
+    await post(client, message_update(35, "hello"))
+
+    await post(client, attachment_update(36, photo=PHOTO, caption="2"))
+
+    *_, question = await outbox_texts(db)
+    assert question == "Dans quelle langue souhaitez-vous échanger ?"
 
 
 async def test_updates_we_do_not_handle_are_acknowledged_and_ignored(db, client):
