@@ -47,11 +47,12 @@ async def told(db, chat: int, after: int) -> tuple[int, list[str]]:
 
 
 async def test_at_the_consent_question_a_caption_answers_and_a_voice_note_does_not(
-    db, service, request
+    db,
+    service,
+    invited,  # noqa: F811  (the fixture imported above: Ana is invited by a letter link)
 ):
     _, client = service
-    links = request.getfixturevalue("invited")  # three invited, Ana by a letter link
-    code = links["ana_riverside"].partition("start=")[2]
+    code = invited["ana_riverside"].partition("start=")[2]
     await post(client, message_update(1, f"/start {code}", chat=ANA))
     seen, (invitation,) = await told(db, ANA, 0)
     assert "Would you like to take part?" in invitation
