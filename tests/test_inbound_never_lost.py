@@ -152,6 +152,33 @@ async def test_a_telegram_message_whose_turn_fails_is_answered_later_in_order_an
     assert await unhandled(db) == []
 
 
+async def test_a_kept_voice_note_is_still_a_voice_note_when_tried_again(
+    db, bot_api, aiohttp_client
+):
+    relay = failing(build(webhook_settings(db, bot_api)), times=2, on="")
+    client = await aiohttp_client(create_app(relay=relay, migrate=False, dispatch=False))
+    voice = {"file_id": "v", "file_unique_id": "vu", "duration": 3}
+
+    for update in (
+        message_update(81, "Hello", chat=CHAT),
+        message_update(82, None, chat=CHAT, voice=voice),
+    ):
+        response = await client.post(
+            "/webhooks/telegram", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        )
+        assert response.status == 200
+    (welcome,) = await replies(db, "telegram", str(CHAT))
+    assert len(await unhandled(db)) == 1
+
+    await retry_due(relay, now=utcnow() + timedelta(minutes=2))
+    assert await replies(db, "telegram", str(CHAT)) == [
+        welcome,
+        "Je ne peux lire que les messages écrits : merci d'écrire votre réponse, même en "
+        "quelques mots.",
+        welcome,
+    ]
+
+
 async def test_after_five_failures_the_organisers_get_the_id_and_the_person_goes_on(
     db, aiohttp_client
 ):
