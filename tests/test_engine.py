@@ -162,6 +162,27 @@ def test_not_understood_repeats_the_question_and_its_choices():
     assert [c.label for c in turn.outbound[1].choices] == ["Rouge", "Vert"]
 
 
+def test_an_attachment_without_words_is_answered_plainly_then_the_question_again():
+    turn = handle(echo_state(), Inbound("telegram", "", media="voice"), ctx("telegram"))
+    assert [o.text for o in turn.outbound] == [
+        "I can only read written messages: please write your answer, even in a few words.",
+        "Say something.",
+    ]
+    assert [c.label for c in turn.outbound[1].choices] == ["Rouge", "Vert"]
+    assert turn.events == []
+
+
+def test_an_attachments_words_are_the_answer():
+    turn = handle(echo_state(), Inbound("sms", "Vert", media="photo"), ctx())
+    assert [o.text for o in turn.outbound] == ["green 4"]
+
+
+def test_an_attachment_from_someone_who_opted_out_gets_silence():
+    stopped = talk(echo_state(), "STOP")[0].state
+    quiet = handle(stopped, Inbound("telegram", "", media="voice"), ctx("telegram"))
+    assert quiet.outbound == [] and quiet.events == [] and quiet.state.opted_out
+
+
 def test_long_text_is_cut_before_the_flow_sees_it():
     _, said = talk(echo_state(), "free " + "x" * 5000)
     assert said == [f"- {MAX_TEXT}"]
