@@ -132,7 +132,12 @@ async def test_with_no_secret_configured_every_call_is_refused(db, bot_api, aioh
 
 async def test_a_body_that_is_not_an_update_is_a_bad_request(db, client):
     broken_message = b'{"update_id": 8, "message": {"text": "no chat, no date"}}'
+    number_caption = (
+        b'{"update_id": 9, "message": {"message_id": 9, "date": 1, "caption": 5,'
+        b' "chat": {"id": 1, "type": "private"}, "photo": []}}'
+    )
     for body in (
+        number_caption,
         b"{not json",
         b"[1, 2]",
         b'{"message": {}}',
