@@ -44,7 +44,24 @@ PREVIEW_MINUTES = 30
 CODE_DIGITS = 6
 MAX_CODE_FAILURES = 3
 LOCK_MINUTES = 30
+# The organisers' command and audience words in each shipped language, by what they mean
+# (the English word, which is what is stored and audited). Any language's word works for
+# everyone, as with the other keywords; messages name the reader's. No accents, so an SMS
+# naming them stays in the cheaper alphabet; fold() accepts them typed with accents.
+ORGANISER_WORDS = {
+    "broadcast": {"en": "broadcast", "fr": "diffuser", "es": "difundir"},
+    "schedule": {"en": "schedule", "fr": "programme", "es": "programa"},
+    "to": {"en": "to", "fr": "pour", "es": "para"},  # the audience prefix: to:reserve
+    "all": {"en": "all", "fr": "tous", "es": "todos"},
+    "selected": {"en": "selected", "fr": "selection", "es": "seleccion"},
+    "reserve": {"en": "reserve", "fr": "reserve", "es": "reserva"},
+    "group": {"en": "group", "fr": "groupe", "es": "grupo"},
+    "lang": {"en": "lang", "fr": "langue", "es": "idioma"},
+}
+MEANINGS = {fold(word): meaning for meaning, by in ORGANISER_WORDS.items() for word in by.values()}
+COMMANDS = ("broadcast", "schedule")
 AUDIENCE_KINDS = ("all", "selected", "reserve")
+NAMED_AUDIENCES = ("group", "lang")  # group:NAME, lang:CODE
 # LINK on its own asks for a one-time sign-in link to the organiser page.
 LINK_WORDS = {"link", "lien", "enlace"}
 LINK_MINUTES = 15
@@ -98,12 +115,41 @@ def split_command(text: str) -> tuple[str, str] | None:
     return fold(head), (parts[1].strip() if len(parts) > 1 else "")
 
 
+def meaning(word: str) -> str | None:
+    """What an organiser's word means in any shipped language: 'Pour' -> 'to'."""
+    return MEANINGS.get(fold(word))
+
+
+def command(name: str) -> str | None:
+    """'broadcast' or 'schedule' for a command word in any language, else None."""
+    said = meaning(name)
+    return said if said in COMMANDS else None
+
+
 def parse_broadcast(rest: str) -> tuple[str, str]:
-    """('audience', 'text') from 'to:reserve Hello all' or 'Hello all' (audience 'all')."""
-    first, _, body = rest.partition(" ")
-    if first.casefold().startswith("to:"):
-        return first[3:].casefold(), body.strip()
-    return "all", rest.strip()
+    """('audience', 'text') from 'to:reserve Hello all', 'pour:langue:fr Bonjour' or
+    'Hello all' (audience 'all'). A known audience comes back in English ('lang:fr'),
+    an unknown one as typed."""
+    first, _, body = rest.strip().partition(" ")
+    prefix, sep, audience = first.partition(":")
+    if not sep or meaning(prefix) != "to":
+        return "all", rest.strip()
+    kind, sep, value = audience.partition(":")
+    said = meaning(kind)
+    if said in AUDIENCE_KINDS and not sep:
+        return said, body.strip()
+    if said in NAMED_AUDIENCES and sep:
+        return f"{said}:{value.casefold()}", body.strip()
+    return audience.casefold(), body.strip()
+
+
+def audience_words(audience: str, language: str) -> str:
+    """An audience as a reader of `language` would write it: 'lang:fr' -> 'langue:fr'."""
+    kind, sep, value = audience.partition(":")
+    words_of = ORGANISER_WORDS.get(kind)
+    if words_of is None:
+        return audience
+    return words_of.get(language, kind) + sep + value
 
 
 def is_urgent(text: str) -> bool:
@@ -113,8 +159,9 @@ def is_urgent(text: str) -> bool:
 
 
 def valid_audience(audience: str) -> bool:
+    """True for an audience parse_broadcast understood: 'reserve', 'group:north'."""
     kind, sep, value = audience.partition(":")
-    return (kind in AUDIENCE_KINDS and not sep) or (kind in ("group", "lang") and bool(value))
+    return (kind in AUDIENCE_KINDS and not sep) or (kind in NAMED_AUDIENCES and bool(value))
 
 
 def code_digest(salt: str, code: str) -> str:
@@ -149,10 +196,12 @@ def organiser_commands(conv: Conversation, inbound: Inbound) -> bool:
     if parsed is None:
         return False
     name, rest = parsed
+    asked = command(name)
+    slashed = inbound.text.lstrip().startswith("/")
     if organiser is None:
-        if name == "broadcast" or (name == "schedule" and inbound.text.lstrip().startswith("/")):
+        if asked == "broadcast" or (asked == "schedule" and slashed):
             # Not an organiser: the attempt is recorded and the conversation answers as usual.
-            conv.emit(events.COMMAND_REFUSED, command=name, channel=inbound.channel)
+            conv.emit(events.COMMAND_REFUSED, command=asked, channel=inbound.channel)
             return False
         return _attendance(conv, inbound)
     on_sms = inbound.channel == "sms"
@@ -161,9 +210,12 @@ def organiser_commands(conv: Conversation, inbound: Inbound) -> bool:
     # Over SMS, SEND carries the preview's code ("SEND 482193"); on Telegram it is bare.
     answers_preview = bool(answer) and pending is not None and (on_sms or not rest)
     asks_link = name in LINK_WORDS and not rest
-    if name not in ("broadcast", "schedule") and not answers_preview and not asks_link:
+    # The schedule takes nothing after it: "Programme de demain ?" is not asking for it.
+    if asked == "schedule" and rest and not slashed:
+        asked = None
+    if asked is None and not answers_preview and not asks_link:
         return False
-    if on_sms and _sms_locked(conv, organiser, name):
+    if on_sms and _sms_locked(conv, organiser, asked or (answer if answers_preview else "link")):
         return True
     if asks_link:
         conv.emit(events.SIGNIN_LINK_ASKED, organiser=organiser.id, channel=inbound.channel)
@@ -174,9 +226,9 @@ def organiser_commands(conv: Conversation, inbound: Inbound) -> bool:
                 minutes=LINK_MINUTES,
             )
         )
-    elif name == "broadcast":
+    elif asked == "broadcast":
         _broadcast(conv, organiser.id, rest)
-    elif name == "schedule":
+    elif asked == "schedule":
         _schedule(conv, organiser.id)
     else:
         _answer_preview(conv, organiser, answer, pending, rest)
@@ -231,11 +283,12 @@ def _broadcast(conv: Conversation, organiser_id: int, rest: str) -> None:
         )
         return
     counts = (conv.ctx.facts.audiences or {}).get(audience)
+    shown = audience_words(audience, conv.state.language)
     if not counts or not counts.reachable:
         conv.say(
             _(
                 'Nobody in "{audience}" can be reached, so there is nothing to send.',
-                audience=audience,
+                audience=shown,
             )
         )
         return
@@ -244,7 +297,7 @@ def _broadcast(conv: Conversation, organiser_id: int, rest: str) -> None:
         _(
             "Preview of your broadcast to {audience}: {people} ({telegram} on Telegram, "
             "{sms} by SMS).",
-            audience=audience,
+            audience=shown,
             people=people,
             telegram=counts.telegram,
             sms=counts.sms,
