@@ -9,6 +9,11 @@ participant holds a seat). They emit events; the service turns
 "broadcast.previewed" into a stored preview, "broadcast.confirmed" into the broadcast
 itself and "attendance.reported" into a notice to every organiser.
 
+The command and audience words work in every shipped language, whatever the organiser's own
+(ORGANISER_WORDS): `DIFFUSER pour:reserve ...` is `/broadcast to:reserve ...`, PROGRAMA is
+SCHEDULE. The schedule word takes nothing after it unless slashed, so a sentence starting
+with "Programme" is left to the conversation.
+
 SEND and DISCARD answer a preview (CANCEL would opt the organiser out: it is a global
 keyword), on the channel the preview was made on. A preview lapses after PREVIEW_MINUTES.
 A broadcast waits for the end of each person's quiet hours, unless its text starts with URGENT.
