@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -31,7 +31,6 @@ from bot.services import turns
 from bot.services.batch_turns import Arrival, handle_batch
 from bot.services.turns import Received
 from bot.services.unhandled.keep import receive_or_keep
-from store.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -62,33 +61,11 @@ class Batcher:
         self._running: set[asyncio.Task] = set()
         self._busy: set[tuple[str, str]] = set()  # addresses in a group being handled
 
-    async def receive(
-        self,
-        *,
-        channel: str,
-        address: str,
-        text: str = "",
-        button: str | None = None,
-        provider_id: str,
-        language_hint: str | None = None,
-        now: datetime | None = None,
-        media: str | None = None,
-    ) -> Received:
+    async def receive(self, **message: Any) -> Received:
         """What `turns.receive` does, with this message's turn in the next batch."""
-        text, button = turns.cleaned(text, button)
+        m = turns.Incoming.of(**message)
         future = asyncio.get_running_loop().create_future()
-        self.waiting.append(
-            Arrival(
-                channel,
-                address,
-                text,
-                button,
-                provider_id,
-                language_hint,
-                now or utcnow(),
-                turns.media_kind(media),
-            )
-        )
+        self.waiting.append(Arrival(**vars(m)))
         self.waiting[-1].future = future
         self._wake.set()
         if self._task is None or self._task.done():
@@ -179,17 +156,7 @@ class Batcher:
     async def _one_by_one(self, arrivals: list[Arrival]) -> None:
         for a in arrivals:
             try:
-                received = await receive_or_keep(
-                    self.relay,
-                    channel=a.channel,
-                    address=a.address,
-                    text=a.text,
-                    button=a.button,
-                    provider_id=a.provider_id,
-                    language_hint=a.language_hint,
-                    now=a.now,
-                    media=a.media,
-                )
+                received = await receive_or_keep(self.relay, **a.message())
             except Exception as exc:  # noqa: BLE001 -- not even kept: its webhook answers 500
                 if not a.future.done():
                     a.future.set_exception(exc)

@@ -14,7 +14,7 @@ the batch wrote (and so does every later message of that person in the batch).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from bot.services.turns import (
     FILE_UNDER,
     INBOUND,
     TURN_CONTACT,
+    Incoming,
     Received,
     best_language,
     handle_stored,
@@ -70,6 +71,10 @@ class Arrival:
     @property
     def key(self) -> tuple[str, str]:
         return (self.channel, self.address)
+
+    def message(self) -> dict[str, Any]:
+        """The message's fields, as `turns.receive` takes them."""
+        return {f.name: getattr(self, f.name) for f in fields(Incoming)}
 
 
 @dataclass

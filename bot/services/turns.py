@@ -121,6 +121,46 @@ def cleaned(text: str | None, button: str | None) -> tuple[str, str | None]:
     return storable(text or ""), storable(button)[:MAX_BUTTON] if button is not None else None
 
 
+@dataclass(frozen=True)
+class Incoming:
+    """One inbound message as a channel gave it, cleaned once as it is stored and handled:
+    what the webhook's batch, the one-message path and the keeping of a failed turn take."""
+
+    channel: str
+    address: str
+    provider_id: str
+    text: str
+    button: str | None
+    language_hint: str | None
+    now: datetime
+    media: str | None  # the kind of attachment, if any
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        channel: str,
+        address: str,
+        provider_id: str,
+        text: str = "",
+        button: str | None = None,
+        language_hint: str | None = None,
+        now: datetime | None = None,
+        media: str | None = None,
+    ) -> Incoming:
+        text, button = cleaned(text, button)
+        return cls(
+            channel,
+            address,
+            provider_id,
+            text,
+            button,
+            language_hint,
+            now or utcnow(),
+            media_kind(media),
+        )
+
+
 def best_language(hint: str | None, default: str) -> str:
     shipped = shipped_languages()
     if hint:
@@ -130,113 +170,65 @@ def best_language(hint: str | None, default: str) -> str:
     return default if default in shipped else shipped[0]
 
 
-async def receive(
-    relay: Relay,
-    *,
-    channel: str,
-    address: str,
-    text: str = "",
-    button: str | None = None,
-    provider_id: str,
-    language_hint: str | None = None,
-    now: datetime | None = None,
-    media: str | None = None,
-) -> Received:
-    """Store an inbound message once and run it through the conversation engine."""
-    now = now or utcnow()
-    text, button = cleaned(text, button)
-    media = media_kind(media)
+async def receive(relay: Relay, **message: Any) -> Received:
+    """Store an inbound message once and run it through the conversation engine
+    (`message`: the fields `Incoming.of` takes)."""
+    incoming = Incoming.of(**message)
 
     async def once() -> Received:
         async with relay.write_turn():
-            return await _receive_once(
-                relay,
-                channel=channel,
-                address=address,
-                text=text,
-                button=button,
-                provider_id=provider_id,
-                language_hint=language_hint,
-                now=now,
-                media=media,
-            )
+            return await _receive_once(relay, incoming)
 
     return await retry_conflicts(once)
 
 
-async def store_message(
-    session: AsyncSession,
-    *,
-    channel: str,
-    address: str,
-    provider_id: str,
-    text: str,
-    button: str | None,
-    now: datetime,
-    media: str | None = None,
-) -> Any:
+async def store_message(session: AsyncSession, m: Incoming) -> Any:
     """Insert-or-nothing on the idempotency key: the stored row's (id, contact id), or None
     for a message seen before (or being taken by a concurrent transaction, which this one
     waits for)."""
     values = {
-        "channel": channel,
-        "address": address,
-        "provider_id": provider_id,
-        "text": text,
-        "button": button,
-        "media": media,
-        "received_at": now,
+        "channel": m.channel,
+        "address": m.address,
+        "provider_id": m.provider_id,
+        "text": m.text,
+        "button": m.button,
+        "media": m.media,
+        "received_at": m.now,
     }
     return (await session.execute(RECORD[session.get_bind().dialect.name], values)).first()
 
 
-async def _receive_once(
-    relay: Relay,
-    *,
-    channel: str,
-    address: str,
-    text: str,
-    button: str | None,
-    provider_id: str,
-    language_hint: str | None,
-    now: datetime,
-    media: str | None,
-) -> Received:
+async def _receive_once(relay: Relay, m: Incoming) -> Received:
     async with relay.sessions.begin() as session:
-        record = await store_message(
-            session,
-            channel=channel,
-            address=address,
-            provider_id=provider_id,
-            text=text,
-            button=button,
-            now=now,
-            media=media,
-        )
+        record = await store_message(session, m)
         if record is None:
-            MESSAGES_IN.labels(channel, "duplicate").inc()
+            MESSAGES_IN.labels(m.channel, "duplicate").inc()
             return Received(duplicate=True)
-        if await queue.waiting(session, {(channel, address)}):
+        if await queue.waiting(session, {(m.channel, m.address)}):
             # An earlier message of theirs is still to be handled: this one waits behind it.
             row = queue.row(
-                *record, channel=channel, address=address, language_hint=language_hint, now=now
+                *record,
+                channel=m.channel,
+                address=m.address,
+                language_hint=m.language_hint,
+                now=m.now,
             )
             await queue.hold(session, [row])
-            MESSAGES_IN.labels(channel, "held").inc()
+            MESSAGES_IN.labels(m.channel, "held").inc()
             return Received(duplicate=False, kept=True)
         received = await handle_stored(
             session,
             relay,
             record=tuple(record),
-            channel=channel,
-            address=address,
-            text=text,
-            button=button,
-            language_hint=language_hint,
-            now=now,
-            media=media,
+            channel=m.channel,
+            address=m.address,
+            text=m.text,
+            button=m.button,
+            language_hint=m.language_hint,
+            now=m.now,
+            media=m.media,
         )
-    MESSAGES_IN.labels(channel, "handled").inc()
+    MESSAGES_IN.labels(m.channel, "handled").inc()
     if received.queued:
         relay.outbox_signal.set()
     return received

@@ -16,7 +16,7 @@ through (a minute later, usually); if none does, the organisers are told.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from typing import Any
 
 from bot.metrics import INBOUND_UNHANDLED, MESSAGES_IN
 from bot.relay import Relay
@@ -24,7 +24,6 @@ from bot.services import turns
 from bot.services.turns import Received
 from bot.services.unhandled import queue
 from bot.services.unhandled.timing import next_try
-from store.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -38,55 +37,33 @@ async def receive_or_keep(relay: Relay, **message) -> Received:
         return await keep(relay, exc, **message)
 
 
-async def keep(
-    relay: Relay,
-    failure: Exception,
-    *,
-    channel: str,
-    address: str,
-    text: str = "",
-    button: str | None = None,
-    provider_id: str,
-    language_hint: str | None = None,
-    now: datetime | None = None,
-    media: str | None = None,
-) -> Received:
+async def keep(relay: Relay, failure: Exception, **message: Any) -> Received:
     """Store the message (if it is not stored yet) as not handled, to be tried again.
     Raises if even that fails: the webhook then answers 500, as before."""
-    now = now or utcnow()
-    text, button = turns.cleaned(text, button)
+    m = turns.Incoming.of(**message)
     async with relay.write_turn(), relay.sessions.begin() as session:
-        record = await turns.store_message(
-            session,
-            channel=channel,
-            address=address,
-            provider_id=provider_id,
-            text=text,
-            button=button,
-            now=now,
-            media=turns.media_kind(media),
-        )
+        record = await turns.store_message(session, m)
         if record is None:  # stored meanwhile by another copy, which was handled
-            MESSAGES_IN.labels(channel, "duplicate").inc()
+            MESSAGES_IN.labels(m.channel, "duplicate").inc()
             return Received(duplicate=True)
         row = queue.row(
             *record,
-            channel=channel,
-            address=address,
-            language_hint=language_hint,
-            now=now,
+            channel=m.channel,
+            address=m.address,
+            language_hint=m.language_hint,
+            now=m.now,
             failure=type(failure).__name__,
-            next_at=now + next_try(1),
+            next_at=m.now + next_try(1),
         )
         await queue.hold(session, [row])
     # The traceback's frames and type only (bot/logs.py): never the text or the address.
     log.warning(
         "inbound %s message %d kept to be tried again: its turn failed (%s)",
-        channel,
+        m.channel,
         record[0],
         type(failure).__name__,
         exc_info=failure,
     )
-    MESSAGES_IN.labels(channel, "kept").inc()
+    MESSAGES_IN.labels(m.channel, "kept").inc()
     INBOUND_UNHANDLED.labels("kept").inc()
     return Received(duplicate=False, kept=True)
