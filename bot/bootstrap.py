@@ -92,7 +92,8 @@ def register_hooks(relay: Relay) -> None:
 
     calendar_facts.register(relay.hooks, calendar_of)
     calendar_events.register(relay.hooks, calendar_of)
-    deliberation.register(relay)  # a seated member's messages while a prompt is open
+    # A seated member's messages while a prompt is open; REPORT to their facilitators.
+    deliberation.register(relay, reports=facilitation.report_to_facilitators)
     facilitation.register(relay)  # facilitators' commands at the small-group tables
 
 

@@ -48,6 +48,17 @@ class Relay:
         return asyncio.Event()
 
     @cached_property
+    def _wakes(self) -> dict[str, asyncio.Event]:
+        return {}
+
+    def wake(self, step: str) -> asyncio.Event:
+        """Set to wake a background step (`step` names it) before its next tick: the one
+        place such signals live, so no module keeps them for every Relay."""
+        if step not in self._wakes:
+            self._wakes[step] = asyncio.Event()
+        return self._wakes[step]
+
+    @cached_property
     def _sqlite_writer(self) -> asyncio.Lock:
         return asyncio.Lock()
 

@@ -64,18 +64,17 @@ move(session, participant_id, round_no, table, *, dry_run=False, now=None) -> Mo
     re-exported). The relay reads seats at each message, so from the move on the member
     writes to and hears from their new table, under their new letter.
 
-report_to(relay, sink: ReportSink) -> None
-    Where a member's REPORT goes (default: every organiser, through notices.py). A sink is
-    `async sink(session, settings, report: Report, now) -> rows queued`, run inside the
-    member's turn; a per-table facilitator sink can be set here.
 
 The members' side (wired by `register`)
 ---------------------------------------
-register(relay) -> None
-    Adds the facts provider (a seated member's open prompt: table, letter, paused) and the
-    turn hook that stores contributions and relays them; flows/deliberation.py hears the
-    members' words: REPEAT, PASS, REPORT, EVERY, DIGEST (in every language); anything
-    else a seated member writes while their table's prompt is open is a contribution.
+register(relay, reports: ReportSink = every organiser) -> None
+    Where a member's REPORT goes: `async reports(session, settings, report: Report, now)
+    -> rows queued`, run inside the member's turn (the composition root passes the
+    facilitators' sink, bot.services.facilitation). Adds the facts provider (a seated
+    member's open prompt: table, letter, paused) and the turn hook that stores
+    contributions and relays them; flows/deliberation.py hears the members' words:
+    REPEAT, PASS, REPORT, EVERY, DIGEST (in every language); anything else a seated
+    member writes while their table's prompt is open is a contribution.
 
 install(app, relay, dispatch) -> None
     The timer that runs `run_due` every few seconds (with `dispatch`).
@@ -111,7 +110,7 @@ from bot.services.deliberation.types import (
     ReportSink,
     Speaking,
 )
-from bot.services.deliberation.wiring import install, register, report_to
+from bot.services.deliberation.wiring import install, register
 from bot.services.groups.records import move_member as move
 
 __all__ = [
@@ -133,7 +132,6 @@ __all__ = [
     "pause",
     "post",
     "register",
-    "report_to",
     "resume",
     "run_due",
     "speaking_counts",

@@ -99,8 +99,8 @@ def _table(
     }
 
 
-def turn_hook(sink: Callable[[], ReportSink], stored: Callable[[AsyncSession], None]):
-    """The after-turn hook: `sink()` is where REPORT goes now; `stored(session)` is told
+def turn_hook(sink: ReportSink, stored: Callable[[AsyncSession], None]):
+    """The after-turn hook: `sink` is where REPORT goes; `stored(session)` is told
     when a contribution was stored (the relay step runs once the turn commits)."""
 
     async def hook(
@@ -123,7 +123,7 @@ def turn_hook(sink: Callable[[], ReportSink], stored: Callable[[AsyncSession], N
             elif event.kind == events.REPORTED:
                 report = await _report(session, participant, event.data)
                 if report is not None:
-                    queued += await sink()(session, settings, report, now)
+                    queued += await sink(session, settings, report, now)
         return queued
 
     return hook

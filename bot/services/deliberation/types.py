@@ -98,5 +98,5 @@ class Report:
 
 
 # Where a REPORT goes: called inside the member's turn transaction, returns rows queued.
-# The default tells every organiser (bot/services/notices.py); `report_to` replaces it.
+# The default tells every organiser (bot/services/notices.py); `register` takes another.
 ReportSink = Callable[[AsyncSession, Settings, Report, datetime], Awaitable[int]]

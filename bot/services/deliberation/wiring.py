@@ -1,12 +1,11 @@
-"""How the conversation joins the service: the facts provider and turn hook (`register`),
-the relay step and the timer (`install`), and where REPORT goes (`report_to`)."""
+"""How the conversation joins the service: the facts provider and turn hook, with where
+REPORT goes (`register`); the relay step and the timer (`install`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import weakref
 from datetime import datetime
 
 from aiohttp import web
@@ -25,8 +24,7 @@ from flows.i18n import Translator
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 5.0  # nudges, digests, closes and scheduled openings are looked for this often
-_SINKS: weakref.WeakKeyDictionary[Relay, ReportSink] = weakref.WeakKeyDictionary()
-_SIGNALS: weakref.WeakKeyDictionary[Relay, asyncio.Event] = weakref.WeakKeyDictionary()
+WAKE = "deliberation"  # the relay step's wake-up (Relay.wake)
 
 
 def _line(t: Translator, line) -> str:
@@ -56,27 +54,17 @@ async def tell_organisers_sink(
     return await tell_organisers(session, settings, compose, kind="deliberation.report", now=now)
 
 
-def report_to(relay: Relay, sink: ReportSink) -> None:
-    """Send members' REPORTs to `sink` from now on (a table's facilitator, say)."""
-    _SINKS[relay] = sink
-
-
-def signal(relay: Relay) -> asyncio.Event:
-    """Set when a turn that stored a contribution commits: the relay step runs."""
-    if relay not in _SIGNALS:
-        _SIGNALS[relay] = asyncio.Event()
-    return _SIGNALS[relay]
-
-
-def register(relay: Relay) -> None:
-    """A seated member's open prompt as a fact, and their words in the turn."""
+def register(relay: Relay, reports: ReportSink = tell_organisers_sink) -> None:
+    """A seated member's open prompt as a fact, and their words in the turn; a REPORT goes
+    to `reports` (every organiser, unless the root names a table's facilitators)."""
     relay.hooks.provide_facts(table_facts, table_facts_for_group)
 
     def stored(session: AsyncSession) -> None:
-        wake = signal(relay)
+        # The relay step runs once the turn that stored a contribution commits.
+        wake = relay.wake(WAKE)
         event.listen(session.sync_session, "after_commit", lambda _s: wake.set(), once=True)
 
-    relay.hooks.after_turn(turn_hook(lambda: _SINKS.get(relay, tell_organisers_sink), stored))
+    relay.hooks.after_turn(turn_hook(reports, stored))
 
 
 def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
@@ -86,7 +74,7 @@ def install(app: web.Application, relay: Relay, dispatch: bool) -> None:
         return
 
     async def work() -> None:
-        wake = signal(relay)
+        wake = relay.wake(WAKE)
         last_tick = 0.0
         loop = asyncio.get_running_loop()
         while True:

@@ -24,10 +24,12 @@ from bot.services.ballots import close_ballot, create, open_ballot
 from bot.services.ballots.timing import assembly_ballots
 from bot.services.deliberation import open_prompt
 from bot.services.deliberation.timing import relay_waiting
+from bot.services.demo import places
 from scheduler.jobs import run_due, sync
 from store import audit
 from store.ballots import BallotRoll
 from store.calendar import CalendarJob
+from store.draw_records import completed_selection
 from store.groups import GroupSeat, current_run
 from store.models import Contact, utcnow
 from store.recruitment import CONFIRMED, DECLINED, SELECTED, Selection
@@ -49,7 +51,7 @@ class DrawOutcome:
     panel_size: int
     visitor_status: str  # selected, reserve, or not selected
     chance: float | None  # the visitor's selection probability
-    leaving: str | None  # the simulated member who declines, to free a place
+    leaving: list[str]  # the simulated members who decline, to free a place
 
 
 async def _say(relay: Relay, channel: str, address: str, text: str) -> None:
@@ -70,14 +72,17 @@ async def _contacts(relay: Relay, pids: list[str]) -> dict[str, Contact]:
 async def run_draw(relay: Relay, visitor_id: str, seed: str = DRAW_SEED) -> DrawOutcome:
     """`concorder select --seed SEED` then `concorder notify-draw`; the simulated selected
     answer CONFIRM. If the visitor is not on the panel, one simulated member whose place
-    the visitor can take under the quotas answers DECLINE instead (see `call_up`)."""
+    the visitor can take under the quotas answers DECLINE instead, or two or three whose
+    places the visitor and others can fill (bot.services.demo.places; see `call_up`)."""
     rules = draw.rules_from_assembly(relay.assembly)
     drawn = await organiser_steps.select(relay, rules, seed)
     inp, result = drawn.inp, drawn.result
     await recruitment.notify_draw_outcome(relay, relay.assembly)
-    leaving = None
+    leaving: list[str] = []
     if visitor_id not in result.selected:
-        leaving = _place_for(inp, rules, result.selected, visitor_id)
+        answers = {r.id: r.attributes for r in inp.respondents}
+        not_drawn = [pid for pid in answers if pid not in result.selected and pid != visitor_id]
+        leaving, _ = places.make_room(answers, rules.quotas, result.selected, visitor_id, not_drawn)
     others = [pid for pid in result.selected if pid != visitor_id]
     await _answer(relay, others, declining=leaving)
     status = (
@@ -97,41 +102,17 @@ async def run_draw(relay: Relay, visitor_id: str, seed: str = DRAW_SEED) -> Draw
     )
 
 
-def _place_for(inp, rules, panel: list[str], visitor_id: str) -> str | None:
-    """A panel member the visitor can replace with every quota still met: the most alike
-    first (same answer in every category), else the first that fits."""
-    people = {r.id: r for r in inp.respondents}
-    mine = people[visitor_id].attributes
-
-    def fits(leaving: str) -> bool:
-        staying = [people[p].attributes for p in panel if p != leaving] + [mine]
-        for category, values in rules.quotas.items():
-            for value, bounds in values.items():
-                count = sum(1 for a in staying if a.get(category) == value)
-                if not bounds.min <= count <= bounds.max:
-                    return False
-        return True
-
-    def alike(pid: str) -> int:
-        return sum(people[pid].attributes.get(c) == mine.get(c) for c in rules.quotas)
-
-    for pid in sorted(panel, key=alike, reverse=True):
-        if fits(pid):
-            return pid
-    return None
-
-
-async def _answer(relay: Relay, pids: list[str], *, declining: str | None) -> None:
+async def _answer(relay: Relay, pids: list[str], *, declining: list[str]) -> None:
     """The simulated selected answer: CONFIRM (or DECLINE) by SMS; those with no phone
     answer the organisers, who record it as `respondents answer` does."""
     contacts = await _contacts(relay, pids)
     for pid in pids:
-        word = "DECLINE" if pid == declining else "CONFIRM"
+        word = "DECLINE" if pid in declining else "CONFIRM"
         contact = contacts.get(pid)
         if contact is not None:
             await _say(relay, contact.channel, contact.address, word)
         else:
-            await _record_answer(relay, pid, DECLINED if pid == declining else CONFIRMED)
+            await _record_answer(relay, pid, DECLINED if pid in declining else CONFIRMED)
 
 
 async def _record_answer(relay: Relay, pid: str, status: str) -> None:
@@ -149,12 +130,23 @@ async def _record_answer(relay: Relay, pid: str, status: str) -> None:
 
 
 async def call_up(relay: Relay, visitor_id: str, seed: str = REPLACE_SEED) -> str:
-    """`concorder replace --seed SEED`, with the visitor as the one candidate: the place
-    the declining member freed goes to the visitor, quotas kept, and they are asked to
-    confirm. Returns the replacement draw's id."""
-    replaced = await organiser_steps.replace(relay, seed, candidates=[visitor_id])
+    """`concorder replace --seed SEED`, with the visitor as the candidate (and, when more
+    than one place was freed, the registrants who fill the others with the quotas kept):
+    the visitor is asked to confirm; the others confirm. Returns the replacement's id."""
+    async with relay.sessions() as session:
+        done = await completed_selection(session)
+        inp = await draw.replace_input(session, draw.recorded_rules(done), []) if done else None
+    joining: list[str] = []
+    if inp is not None and inp.panel_size - len(inp.kept) > 1:
+        answers = {r.id: r.attributes for r in inp.respondents}
+        staying = [answers[pid] for pid in inp.kept] + [answers[visitor_id]]
+        others = [pid for tier in inp.candidate_tiers for pid in tier if pid != visitor_id]
+        places_left = inp.panel_size - len(inp.kept) - 1
+        joining = places.fill(answers, inp.quotas, staying, others, places_left) or []
+    replaced = await organiser_steps.replace(relay, seed, candidates=[visitor_id, *joining])
     if replaced is None:  # as `concorder replace` says when no one declined
         raise draw.DrawError("The panel is full: nobody needs replacing.")
+    await _answer(relay, joining, declining=[])
     return replaced[1]
 
 

@@ -38,11 +38,8 @@ __all__ = [
 
 def register(relay: Relay) -> None:
     """Join the conversations: which messages are facilitators' commands, what they know,
-    what they do; and a member's REPORT goes to their table's facilitators (after the
-    conversation's own register, whose default tells every organiser)."""
-    from bot.services import deliberation
-
+    what they do. (A member's REPORT reaches their table's facilitators through
+    `deliberation.register(relay, reports=report_to_facilitators)`, in the root.)"""
     relay.hooks.before_inbound(mark_command, commands_in)
     relay.hooks.provide_facts(facilitation_facts)
     relay.hooks.after_turn(partial(act, relay))
-    deliberation.report_to(relay, report_to_facilitators)
