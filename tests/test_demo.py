@@ -10,15 +10,18 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from bot.bootstrap import create_app
 from bot.services.deliberation.timing import run_due as deliberation_run_due
-from bot.services.demo import example, tour
+from bot.services.demo import example, steps, tour
 from bot.settings import Settings
 from bot.web.app import RELAY
 from store import audit
-from store.models import OutboxMessage, Participant, utcnow
+from store.groups import GroupSeat
+from store.models import Contact, InboundMessage, OutboxMessage, Participant, utcnow
+from store.recruitment import Invitation
+from store.unhandled import UnhandledInbound
 from tests.conftest import EXAMPLE_ASSEMBLY
 from tests.test_simulator import deliver_queued, replies, say
 
@@ -136,13 +139,79 @@ async def test_a_visitor_walks_the_whole_journey(aiohttp_client, settings, db):
             .select_from(OutboxMessage)
             .where(OutboxMessage.text.contains(f"{letter}: Buses every ten minutes, all evening."))
         )
-    assert relayed >= 3  # the table-mates with a phone (the three who spoke at least)
+    assert relayed == len(await mates_with_a_phone(db, me))  # in each one's digest
 
     async with db.sessions() as session:
         # Everything went out through the simulator, nothing through a provider.
         providers = (await session.execute(select(OutboxMessage.provider_id))).scalars()
         assert {p.split("-")[0] for p in providers if p} == {"sim"}
         assert (await audit.verify(session)).ok
+
+
+async def mates_with_a_phone(db, me: Visitor) -> list[str]:
+    """The visitor's table-mates (round 1) who have a contact: those who can write."""
+    async with db.sessions() as session:
+        seats = list((await session.execute(select(GroupSeat).where(GroupSeat.round == 1))).all())
+        mine = await session.scalar(
+            select(Contact.participant_id).where(Contact.address == me.address)
+        )
+        table = next(s.table_no for (s,) in seats if s.participant_id == mine)
+        mates = [
+            s.participant_id for (s,) in seats if s.table_no == table and s.participant_id != mine
+        ]
+        reachable = select(Contact.participant_id).where(Contact.participant_id.in_(mates))
+        return sorted(set((await session.execute(reachable)).scalars()))
+
+
+async def reach_the_tables(client, db) -> Visitor:
+    """The journey up to the briefing read, by SMS, with the fewest words."""
+    response = await client.post(f"{API}/join", json={"channel": "sms", "language": "en"})
+    me = Visitor(client, db, "sms", (await response.json())["visitor"]["address"])
+    await me.read()
+    for answer in ("1", "1", "2", "2", "1", "1"):  # interested, agree, age, travel, woman, yes
+        await me.say(answer)
+    if (await step(client, "draw"))["stage"] == "call_up":
+        await step(client, "call_up")
+    await me.say("CONFIRM")
+    await step(client, "briefing")
+    await me.read()
+    return me
+
+
+async def test_table_mates_with_no_phone_leave_the_talking_to_one_who_has(
+    aiohttp_client, sqlite_db
+):
+    """Those drawn with no phone answered the organisers and cannot write: when only one of
+    the visitor's table-mates can, they say all of it, and the visitor reads every line."""
+    settings = Settings(CONCORDER_DATABASE_URL=sqlite_db.url, _env_file=None)
+    client = await aiohttp_client(
+        create_app(settings, migrate=False, dispatch=False, offer_demo=True)
+    )
+    me = await reach_the_tables(client, sqlite_db)
+    await steps.seat_tables(client.app[RELAY])
+    keep, *silenced = await mates_with_a_phone(sqlite_db, me)
+    async with sqlite_db.sessions.begin() as session:  # as if they had given no number
+        gone = select(Contact.id).where(Contact.participant_id.in_(silenced))
+        await session.execute(delete(OutboxMessage).where(OutboxMessage.contact_id.in_(gone)))
+        for table in (InboundMessage, UnhandledInbound):
+            await session.execute(
+                update(table).where(table.contact_id.in_(gone)).values(contact_id=None)
+            )
+        await session.execute(
+            update(Invitation)
+            .where(Invitation.bound_contact_id.in_(gone))
+            .values(bound_contact_id=None)
+        )
+        await session.execute(delete(Contact).where(Contact.participant_id.in_(silenced)))
+    assert await mates_with_a_phone(sqlite_db, me) == [keep]
+
+    await step(client, "prompt")
+    await me.read()
+    table = " ".join(await me.say("REPEAT"))
+    letters = {line.split(":")[0] for line in table.splitlines()[1:]}
+    assert len(letters) == 1  # one voice
+    for said in tour.CONTRIBUTIONS:
+        assert f": {said}" in table
 
 
 async def test_the_tour_speaks_the_visitors_language(aiohttp_client, sqlite_db):

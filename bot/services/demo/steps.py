@@ -179,7 +179,8 @@ async def open_group_prompt(
     relay: Relay, visitor_id: str, contributions: list[str], prompt: str = PROMPT
 ) -> int:
     """`concorder groups prompt ID --round 1` (after seating the tables if not done);
-    then the visitor's table-mates post `contributions`, one each. Returns the table."""
+    then the visitor's table-mates post `contributions`, one each while there are enough
+    of them who can write. Returns the table."""
     async with relay.sessions() as session:
         run = await current_run(session)
     if run is None:
@@ -203,8 +204,11 @@ async def open_group_prompt(
         s.participant_id for s in seats if s.table_no == table and s.participant_id != visitor_id
     ]
     contacts = await _contacts(relay, mates)
+    # Those with no phone (they answered the organisers) cannot write: the others speak in
+    # turn, each within the prompt's fair share, until every contribution is said.
     speakers = [contacts[pid] for pid in mates if pid in contacts]
-    for contact, text in zip(speakers, contributions, strict=False):
+    for n, text in enumerate(contributions if speakers else ()):
+        contact = speakers[n % len(speakers)]
         await _say(relay, contact.channel, contact.address, text)
     await relay_waiting(relay)  # as the service's relay loop does a moment later
     relay.outbox_signal.set()
