@@ -3,14 +3,13 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import store.schema  # noqa: F401
-from store.models import Base
+from store.schema import METADATA
 
 
 async def test_migrated_schema_matches_the_models(db):
     def diff(connection):
         context = MigrationContext.configure(connection, opts={"compare_type": False})
-        return compare_metadata(context, Base.metadata)
+        return compare_metadata(context, METADATA)
 
     async with db.engine.connect() as connection:
         differences = await connection.run_sync(diff)

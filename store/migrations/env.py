@@ -5,10 +5,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import store.schema  # noqa: F401  (registers every table on Base.metadata)
-from store.models import Base
-
-target_metadata = Base.metadata
+from store.schema import METADATA as target_metadata
 
 
 def _run(connection) -> None:
