@@ -152,6 +152,25 @@ async def test_a_telegram_message_whose_turn_fails_is_answered_later_in_order_an
     assert await unhandled(db) == []
 
 
+async def test_a_simulator_message_whose_turn_fails_is_kept_and_answered_later(
+    db, settings, aiohttp_client
+):
+    """The demo's visitor types in the simulator: their message is not refused either."""
+    relay = failing(build(settings), times=1)
+    client = await aiohttp_client(create_app(relay=relay, migrate=False, dispatch=False))
+    address = "+447700900598"
+    sent = await client.post(
+        "/simulator/api/messages", json={"channel": "sms", "address": address, "text": "HELP"}
+    )
+    assert sent.status == 202 and (await sent.json())["kept"] is True
+    assert [m.failures for m in await unhandled(db)] == [1]
+    assert await replies(db, "sms", address) == []
+
+    await retry_due(relay, now=utcnow() + timedelta(minutes=2))
+    assert "Concorder Relay" in " ".join(await replies(db, "sms", address))  # the help text
+    assert await unhandled(db) == []
+
+
 async def test_a_kept_voice_note_is_still_a_voice_note_when_tried_again(
     db, bot_api, aiohttp_client
 ):

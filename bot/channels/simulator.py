@@ -25,7 +25,7 @@ from bot.addresses import CHANNELS, BadAddress, normalise, simulated_address
 from bot.channels.transport import Outgoing, Sent
 from bot.relay import Relay
 from bot.services import invite_codes
-from bot.services import turns as service
+from bot.services.unhandled.keep import receive_or_keep
 from bot.settings import Settings
 from bot.web.app import RELAY, SESSIONS, SETTINGS
 from flows.i18n import shipped_languages, translator
@@ -162,7 +162,8 @@ async def post_message(request: web.Request) -> web.Response:
         message = parse_message(await _json_body(request), settings)
     except InputError as exc:
         return _error(exc)
-    received = await service.receive(
+    # As a webhook's: a turn that fails keeps the message, answered when the fault passes.
+    received = await receive_or_keep(
         request.app[RELAY],
         channel=message["channel"],
         address=stored_address(message["address"], settings),
@@ -176,6 +177,7 @@ async def post_message(request: web.Request) -> web.Response:
             "participant_id": received.participant_id,
             "address": message["address"],
             "queued": received.queued,
+            "kept": received.kept,
         },
         status=202,
     )
