@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from bot.bootstrap import build, create_app
+from bot.channels import simulator
 from bot.channels.sms import SmsTransport
 from bot.channels.telegram_client import close_bot, make_bot
 from bot.channels.transport import Outgoing
@@ -90,7 +91,7 @@ def racing_contact_creation(raised: list[str]):
 
 
 @pytest.mark.parametrize("route", ["/webhooks/twilio/sms", "/simulator/api/messages"])
-async def test_a_unique_violation_quoting_the_number_is_kept_or_a_plain_500_and_a_clean_log(
+async def test_a_unique_violation_quoting_the_number_is_kept_with_a_clean_log(
     db, aiohttp_client, monkeypatch, serve_logging, route
 ):
     settings = (
@@ -127,15 +128,32 @@ async def test_a_unique_violation_quoting_the_number_is_kept_or_a_plain_500_and_
     if db.dialect == "postgresql":
         assert PHONE in raised[0]  # its traceback: PostgreSQL's DETAIL quotes the key
     written = log.getvalue()
-    if "twilio" in route:
-        # A webhook's message is kept to be tried again, and Twilio answered as usual.
-        assert answer.status == 200
-        assert "kept to be tried again: its turn failed (IntegrityError)" in written
-        assert "Traceback" in written  # with its frames, to find the fault by
-    else:
-        assert answer.status == 500
-        assert await answer.text() == "Internal Server Error\n"
-        assert f"POST {route} failed: IntegrityError" in written
+    # The message is kept to be tried again, and the sender answered as usual.
+    assert answer.status == (200 if "twilio" in route else 202)
+    assert "kept to be tried again: its turn failed (IntegrityError)" in written
+    assert "Traceback" in written  # with its frames, to find the fault by
+    assert_private(written)
+
+
+async def test_a_request_that_fails_outright_is_a_plain_500_and_a_clean_log(
+    db, aiohttp_client, monkeypatch, serve_logging
+):
+    """Even keeping the message failed (the database gone, say): the error's text, which
+    may quote the number, is neither answered nor logged."""
+    settings = Settings(CONCORDER_DATABASE_URL=db.url, _env_file=None)
+    log = serve_logging(settings)
+
+    async def database_gone(relay, **message):
+        raise IntegrityError("INSERT ...", {}, Exception(f"Key (address)=({PHONE}) exists"))
+
+    monkeypatch.setattr(simulator, "receive_or_keep", database_gone)
+    client = await aiohttp_client(create_app(settings, migrate=False, dispatch=False))
+    route = "/simulator/api/messages"
+    answer = await client.post(route, json={"channel": "sms", "address": PHONE, "text": TEXT})
+    assert answer.status == 500
+    assert await answer.text() == "Internal Server Error\n"
+    written = log.getvalue()
+    assert f"POST {route} failed: IntegrityError" in written
     assert_private(written)
 
 
