@@ -112,6 +112,16 @@ async def test_a_database_serves_one_assembly(db, tmp_path, assembly):
     )
     with pytest.raises(recruitment.RecruitmentError, match="belongs to the assembly"):
         await recruitment.import_pool(db.sessions, other, recruitment.parse_pool(path, other).rows)
+    # The same assembly, now run in French first: its name is one of those it had.
+    french_first = parse_assembly(
+        (EXAMPLE / "assembly.toml")
+        .read_text()
+        .replace('default_language = "en"', 'default_language = "fr"')
+    )
+    assert french_first.name == "Jury citoyen de Riverside sur les transports"
+    path = write(tmp_path, "phone\n+447700900502\n")
+    rows = recruitment.parse_pool(path, french_first).rows
+    await recruitment.import_pool(db.sessions, french_first, rows)
 
 
 def test_cli_is_all_or_nothing_unless_skip_bad(tmp_path, monkeypatch):

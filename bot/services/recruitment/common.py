@@ -30,9 +30,11 @@ async def check_one_assembly(session: AsyncSession, assembly: Assembly) -> None:
             .limit(1)
         )
     ).scalar_one_or_none()
+    # Its name in any of its languages: run in another language first, it is the same one.
+    names = {assembly.name, *assembly.assembly.name.values()}
     if recorded is None:
         await audit.append(session, "recruitment.assembly", {"name": assembly.name})
-    elif recorded.get("name") != assembly.name:
+    elif recorded.get("name") not in names:
         raise RecruitmentError(
             f"this database belongs to the assembly {recorded.get('name')!r}, not "
             f"{assembly.name!r}: use a database of its own for each assembly"
