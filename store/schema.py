@@ -1,47 +1,33 @@
-"""The whole schema: every module that defines tables, so that `METADATA` knows them all
-(migrations compare against it; the tests check the personal-data map covers it)."""
+"""The whole schema: every module that defines tables, imported here so that `METADATA`
+knows them all (migrations compare against it; the tests check the personal-data map
+covers it)."""
 
-from store import (
-    ballots,
-    belenios,
-    calendar,
-    checkpoints,
-    deliberation,
-    draw_records,
-    facilitation,
-    groups,
-    models,
-    organiser_signin,
-    organisers,
-    personal_data,
-    polls,
-    recommendations,
-    recruitment,
-    respondents,
-    results,
-    statements,
-    unhandled,
-)
+from importlib import import_module
 
-TABLE_MODULES = (
-    ballots,
-    belenios,
-    calendar,
-    checkpoints,
-    deliberation,
-    draw_records,
-    facilitation,
-    groups,
-    models,
-    organiser_signin,
-    organisers,
-    personal_data,
-    polls,
-    recommendations,
-    recruitment,
-    respondents,
-    results,
-    statements,
-    unhandled,
+from store.models import Base
+
+TABLE_MODULES = tuple(
+    import_module(f"store.{name}")
+    for name in (
+        "ballots",
+        "belenios",
+        "calendar",
+        "checkpoints",
+        "deliberation",
+        "draw_records",
+        "facilitation",
+        "groups",
+        "models",
+        "organiser_signin",
+        "organisers",
+        "personal_data",
+        "polls",
+        "recommendations",
+        "recruitment",
+        "respondents",
+        "results",
+        "statements",
+        "unhandled",
+    )
 )
-METADATA = models.Base.metadata
+METADATA = Base.metadata
