@@ -252,6 +252,7 @@ def build_cli() -> typer.Typer:
     cli_recommendation.register(app)  # recommendation add|list|respond|show
     cli_publish.register(app)  # publish: the open data package
     cli_synthesis.register(app)  # statements add|list|approve|reject|send, synthesize
+    cli.one_line_summaries(app)
     return app
 
 

@@ -75,3 +75,21 @@ def test_help_reads_whole_on_a_narrow_terminal_too(command, said):
         result = CliRunner().invoke(build_cli(), command, env={"COLUMNS": columns})
         assert result.exit_code == 0, result.output
         assert said in " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split()), result.output
+
+
+def test_each_command_is_summed_up_on_one_line_in_its_groups_list():
+    """A docstring's line breaks do not cut a command's row in `--help` into half-lines."""
+    app = build_cli()
+    root = typer.main.get_command(app)
+    runner = CliRunner()
+    cut = []
+    for path, group in commands(root):
+        subcommands = getattr(group, "commands", {})
+        if not subcommands:
+            continue
+        lines = runner.invoke(app, [*path, "--help"], terminal_width=200).output.splitlines()
+        for name, sub in subcommands.items():
+            summary = " ".join((sub.short_help or sub.help or "").split("\n\n")[0].split())
+            if summary and len(summary) < 150 and not any(summary in line for line in lines):
+                cut.append(f"concorder {' '.join((*path, name))}")
+    assert cut == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 
 import typer
@@ -25,6 +26,25 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.command("serve")(serve)
     db_app.command("upgrade")(db_upgrade)
+
+
+def one_line_summaries(app: typer.Typer) -> None:
+    """Each command's row in its group's list shows the first paragraph of its help on one
+    line: rich keeps a docstring's line breaks there, which leaves ragged half-lines."""
+
+    def summary(text: str | None) -> str | None:
+        first = (text or "").split("\n\n")[0]
+        return " ".join(first.split()) if "\n" in first else None
+
+    for command in app.registered_commands:
+        if command.short_help is None:
+            command.short_help = summary(command.help or inspect.getdoc(command.callback))
+    for group in app.registered_groups:
+        sub = group.typer_instance
+        if group.short_help is None and sub is not None:
+            group.short_help = summary(group.help or sub.info.help)
+        if sub is not None:
+            one_line_summaries(sub)
 
 
 async def with_database(settings: Settings, work, *, check_key: bool = True):
