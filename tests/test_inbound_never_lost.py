@@ -21,6 +21,7 @@ from bot.relay import Relay
 from bot.services import batch
 from bot.services.ballots import opening, records
 from bot.services.organisers import add_organiser
+from bot.services.recruitment.links import STORED_START
 from bot.services.turns import receive
 from bot.services.unhandled import tick as unhandled_tick
 from bot.services.unhandled.keep import receive_or_keep
@@ -233,6 +234,28 @@ async def test_after_five_failures_the_organisers_get_the_id_and_the_person_goes
     # Given up on, it holds nothing back: the person's next message is answered at once.
     assert await text_in(client, "SM" + "d4" * 16, ALICE, "HELP") == 200
     assert await replies(db, "sms", ALICE)
+
+
+async def test_an_invitation_links_code_is_not_kept_once_given_up(db, settings):
+    """A '/start <code>' whose turn fails waits with its code (to bind the chat when tried
+    again); given up on, only the command stays."""
+    relay = failing(build(settings, sessions=db.sessions))
+    code = "Zk3" * 10
+    kept = await receive_or_keep(
+        relay, channel="telegram", address="5550777", text=f"/start {code}", provider_id="tg:90"
+    )
+    assert kept.kept
+    [record] = await stored(db, "tg:90")
+    now = utcnow()
+    for _ in range(5):
+        now += timedelta(hours=1)
+        await retry_due(relay, now=now)
+    assert (await unhandled(db))[0].gave_up_at is not None
+    async with db.sessions() as session:
+        assert (
+            await session.scalar(select(InboundMessage.text).where(InboundMessage.id == record))
+            == STORED_START
+        )
 
 
 def test_inbound_show_and_retry_put_a_given_up_message_through_once_fixed(db, monkeypatch):

@@ -35,6 +35,22 @@ STORED_START = "/start [code not kept]"
 _START = re.compile(r"^/start(?:@\w+)?\s+([A-Za-z0-9_-]{1,64})\s*$")
 
 
+async def forget_code(session: AsyncSession, record_id: int) -> None:
+    """A Telegram '/start <code>' no longer to be handled (its turn failed for good) keeps
+    the command, not the code: an unused code must not wait in the database. The person's
+    link still works; opening it again binds the chat."""
+    await session.execute(
+        update(InboundMessage)
+        .where(
+            InboundMessage.id == record_id,
+            InboundMessage.channel == "telegram",
+            InboundMessage.text.startswith("/start"),
+            InboundMessage.text != STORED_START,
+        )
+        .values(text=STORED_START)
+    )
+
+
 def _binds(channel: str, address: str, text: str) -> bool:
     # A simulated chat never takes over an invited person, whatever code it types.
     return channel == "telegram" and not is_simulated(address) and bool(_START.match(text.strip()))

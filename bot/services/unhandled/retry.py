@@ -5,7 +5,8 @@ The row is claimed with FOR UPDATE SKIP LOCKED (PostgreSQL; SQLite has one write
 only while no earlier message of the same person is still to be handled, so several
 instances never handle one message twice nor a person's two out of order. The turn runs in
 a savepoint: when it fails, the claim is still held while the failure is written down (the
-next try later, or, after the last, the organisers told with the message's id only).
+next try later, or, after the last, the organisers told with the message's id only, and
+an invitation link's code forgotten).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bot.metrics import INBOUND_UNHANDLED, MESSAGES_IN
 from bot.relay import Relay
 from bot.services import turns
 from bot.services.notices import tell_organisers
+from bot.services.recruitment import links
 from bot.services.unhandled.timing import gives_up, next_try
 from flows.i18n import Translator
 from store.models import Contact, InboundMessage, utcnow
@@ -159,6 +161,7 @@ async def _failed(
     queued = 0
     if gives_up(failures):
         values["gave_up_at"] = now
+        await links.forget_code(session, claimed.id)
         queued = await _tell_organisers(session, relay, claimed.id, failures, now)
         outcome = "gave_up"
     else:
