@@ -150,7 +150,9 @@ async def test_a_crashed_instance_holds_up_the_others_only_briefly(db):
         other = SharedWindow(PermitStore(engines[1]), "telegram", 30)
         started = time.monotonic()
         await other.acquire()
-        assert time.monotonic() - started < LEAD + 0.1 + 0.15
+        # Its reservations reach LEAD ahead: far less than the two seconds it was waiting
+        # for (the margin is for a loaded machine, not for a held-up permit).
+        assert time.monotonic() - started < LEAD + 0.1 + 0.6
     finally:
         for engine in engines:
             await engine.dispose()
@@ -170,7 +172,7 @@ async def test_a_limit_ahead_of_a_clock_stepped_back_holds_up_sends_only_up_to_t
         )
     started = time.monotonic()
     await SharedWindow(store, "sms:sender", 1).acquire()
-    assert time.monotonic() - started < 0.5 + 0.2
+    assert time.monotonic() - started < 0.5 + 0.6  # the horizon, not the hour ahead
 
 
 async def test_permits_wait_while_the_database_is_out_of_reach(db, monkeypatch):
