@@ -34,12 +34,21 @@ def commands(group, path: tuple[str, ...] = ()):
         yield from commands(sub, (*path, name))
 
 
-def test_bracketed_names_in_help_are_shown_as_written():
+def every_command():
+    """(path, click command, its --help as printed 200 columns wide) for every command."""
     app = build_cli()
-    root = typer.main.get_command(app)
     runner = CliRunner()
+    for path, command in commands(typer.main.get_command(app)):
+        yield (
+            path,
+            command,
+            lambda path=path: runner.invoke(app, [*path, "--help"], terminal_width=200).output,
+        )
+
+
+def test_bracketed_names_in_help_are_shown_as_written():
     lost = []
-    for path, command in commands(root):
+    for path, command, help_text in every_command():
         texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
         wanted = {
             m.group(0).replace("\\[", "[")  # as written once rich's escapes are read
@@ -49,8 +58,7 @@ def test_bracketed_names_in_help_are_shown_as_written():
         }
         if not wanted:
             continue
-        result = runner.invoke(app, [*path, "--help"], terminal_width=200)
-        shown = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
+        shown = " ".join(re.sub(r"[│╭╮╰╯─]", " ", help_text()).split())
         lost += [f"concorder {' '.join(path)}: {w}" for w in wanted if w not in shown]
     assert lost == []
 
@@ -79,15 +87,12 @@ def test_help_reads_whole_on_a_narrow_terminal_too(command, said):
 
 def test_each_command_is_summed_up_on_one_line_in_its_groups_list():
     """A docstring's line breaks do not cut a command's row in `--help` into half-lines."""
-    app = build_cli()
-    root = typer.main.get_command(app)
-    runner = CliRunner()
     cut = []
-    for path, group in commands(root):
+    for path, group, help_text in every_command():
         subcommands = getattr(group, "commands", {})
         if not subcommands:
             continue
-        lines = runner.invoke(app, [*path, "--help"], terminal_width=200).output.splitlines()
+        lines = help_text().splitlines()
         for name, sub in subcommands.items():
             summary = " ".join((sub.short_help or sub.help or "").split("\n\n")[0].split())
             if summary and len(summary) < 150 and not any(summary in line for line in lines):
