@@ -166,7 +166,14 @@ async def test_a_groups_statements_do_not_grow_with_its_people(db, relay, assemb
 
     def group(first: int, size: int, text: str, tag: str) -> list[Arrival]:
         return [
-            Arrival("telegram", str(700000 + n), text, None, f"{tag}{n}", "en", now)
+            Arrival.of(
+                channel="telegram",
+                address=str(700000 + n),
+                provider_id=f"{tag}{n}",
+                text=text,
+                language_hint="en",
+                now=now,
+            )
             for n in range(first, first + size)
         ]
 
@@ -197,7 +204,10 @@ async def test_panel_members_statements_do_not_grow_with_their_number(db, relay,
     now = datetime(2026, 12, 1, tzinfo=UTC)
 
     def group(people, tag: str) -> list[Arrival]:
-        return [Arrival(c, a, "HELP", None, f"{tag}{n}", None, now) for n, (c, a) in people]
+        return [
+            Arrival.of(channel=c, address=a, provider_id=f"{tag}{n}", text="HELP", now=now)
+            for n, (c, a) in people
+        ]
 
     # Two at least: one person's replies are written with one statement fewer.
     two = await statements(db, relay, group(enumerate(panel[:2]), "two"))

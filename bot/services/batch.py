@@ -65,8 +65,7 @@ class Batcher:
         """What `turns.receive` does, with this message's turn in the next batch."""
         m = turns.Incoming.of(**message)
         future = asyncio.get_running_loop().create_future()
-        self.waiting.append(Arrival(**vars(m)))
-        self.waiting[-1].future = future
+        self.waiting.append(Arrival(**vars(m), future=future))
         self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="inbound batcher")

@@ -54,19 +54,12 @@ class LostRace(Exception):
     """A new person's contact was made by another transaction and is gone again."""
 
 
-@dataclass(slots=True)
-class Arrival:
-    """One inbound message waiting for its turn, as the webhook gave it."""
+@dataclass(frozen=True)
+class Arrival(Incoming):
+    """One inbound message waiting for its turn, as the webhook gave it; `future` takes
+    what its turn gave."""
 
-    channel: str
-    address: str
-    text: str
-    button: str | None
-    provider_id: str
-    language_hint: str | None
-    now: datetime
-    media: str | None = None  # the kind of attachment, if any
-    future: asyncio.Future | None = field(default=None, repr=False)
+    future: asyncio.Future | None = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -149,18 +142,7 @@ async def handle_batch(session: AsyncSession, relay: Relay, arrivals: list[Arriv
     for n in batch.one_by_one:
         session.info.pop(READ_WITH_PERSON, None)
         a = arrivals[n]
-        results[n] = await handle_stored(
-            session,
-            relay,
-            record=batch.records[n],
-            channel=a.channel,
-            address=a.address,
-            text=a.text,
-            button=a.button,
-            language_hint=a.language_hint,
-            now=a.now,
-            media=a.media,
-        )
+        results[n] = await handle_stored(session, relay, batch.records[n], a)
     return results
 
 

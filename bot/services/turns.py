@@ -216,18 +216,7 @@ async def _receive_once(relay: Relay, m: Incoming) -> Received:
             await queue.hold(session, [row])
             MESSAGES_IN.labels(m.channel, "held").inc()
             return Received(duplicate=False, kept=True)
-        received = await handle_stored(
-            session,
-            relay,
-            record=tuple(record),
-            channel=m.channel,
-            address=m.address,
-            text=m.text,
-            button=m.button,
-            language_hint=m.language_hint,
-            now=m.now,
-            media=m.media,
-        )
+        received = await handle_stored(session, relay, tuple(record), m)
     MESSAGES_IN.labels(m.channel, "handled").inc()
     if received.queued:
         relay.outbox_signal.set()
@@ -235,30 +224,21 @@ async def _receive_once(relay: Relay, m: Incoming) -> Received:
 
 
 async def handle_stored(
-    session: AsyncSession,
-    relay: Relay,
-    *,
-    record: tuple[int, int | None],
-    channel: str,
-    address: str,
-    text: str,
-    button: str | None,
-    language_hint: str | None,
-    now: datetime,
-    media: str | None = None,
+    session: AsyncSession, relay: Relay, record: tuple[int, int | None], m: Incoming
 ) -> Received:
     """One stored inbound message's turn, in the caller's transaction: the inbound hooks,
     the person found (or made) and locked, the engine, the new state, replies and events,
     then the turn hooks. `record` is the stored row's id and the contact it is filed under."""
     settings = relay.settings
     record_id, filed_under = record
-    language = best_language(language_hint, settings.default_language)
+    channel, text, now = m.channel, m.text, m.now
+    language = best_language(m.language_hint, settings.default_language)
     for hook in relay.hooks.inbound:
         await hook(
             session,
             record_id=record_id,
             channel=channel,
-            address=address,
+            address=m.address,
             text=text,
             language=language,
             now=now,
@@ -266,7 +246,7 @@ async def handle_stored(
     # Locked, and read once the lock is held: a message from the same person that held
     # it may have moved the contact on (its next outbox seq) while this one waited.
     session.info[PERSON_LOOKUP] = relay.person_lookup
-    contact = await find_or_create_contact(session, channel, address, language)
+    contact = await find_or_create_contact(session, channel, m.address, language)
     participant = await session.get(Participant, contact.participant_id)
     # What the hooks changed is written (the lookup flushed it); a new person's audit
     # event may wait for the turn's own, to be inserted with them in one statement.
@@ -276,7 +256,7 @@ async def handle_stored(
         facts = await facts_for(session, relay, participant, contact)
     state = State.from_json(participant.state, language=participant.language)
     ctx = Context(now=now, participant_id=participant.id, channel=channel, facts=facts)
-    inbound = Inbound(channel=channel, text=text, button=button, media=media)
+    inbound = Inbound(channel=channel, text=text, button=m.button, media=m.media)
     turn = relay.engine.handle(state, inbound, ctx)
     queued = await apply_turn(session, relay, participant, contact, turn, now)
     for hook in relay.hooks.turns:

@@ -44,6 +44,7 @@ CLAIM = (
         UNHANDLED.c.address,
         UNHANDLED.c.language_hint,
         UNHANDLED.c.failures,
+        INBOUND.c.provider_id,
         INBOUND.c.text,
         INBOUND.c.button,
         INBOUND.c.media,
@@ -100,18 +101,18 @@ async def _try_one(relay: Relay, now: datetime) -> tuple[str, int] | None:
             async with session.begin_nested():
                 # Handled now, on the person's state as it is now: a ballot closed or a
                 # question moved on since it arrived is seen as the turn would see it.
-                received = await turns.handle_stored(
-                    session,
-                    relay,
-                    record=(claimed.id, claimed.contact_id),
-                    channel=claimed.channel,
-                    address=claimed.address,
-                    text=claimed.text,
-                    button=claimed.button,
-                    language_hint=claimed.language_hint,
-                    now=now,
-                    media=claimed.media,
+                message = turns.Incoming(
+                    claimed.channel,
+                    claimed.address,
+                    claimed.provider_id,
+                    claimed.text,  # stored as cleaned
+                    claimed.button,
+                    claimed.language_hint,
+                    now,
+                    claimed.media,
                 )
+                record = (claimed.id, claimed.contact_id)
+                received = await turns.handle_stored(session, relay, record, message)
                 await session.execute(delete(UNHANDLED).where(UNHANDLED.c.id == claimed.id))
                 if claimed.contact_id is None:
                     await _file_waiting(session, claimed.channel, claimed.address)
